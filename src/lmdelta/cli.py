@@ -1,0 +1,158 @@
+"""The `lmdelta` command line. Imports stay light here so `lmdelta --help` is instant."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from lmdelta import __version__
+
+log = logging.getLogger("lmdelta")
+
+
+class Failure(click.ClickException):
+    """A clean one-paragraph error with its own exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+    def show(self, file=None) -> None:
+        click.secho(f"error: {self.message}", err=True, fg="red")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lmdelta")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Find, in plain language, how two language models behave differently."""
+    ctx.obj = {"debug": debug}
+    _configure_logging(debug)
+
+
+def _configure_logging(debug: bool) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+
+
+def _guard(ctx: click.Context, action, run_dir: Path | None = None):
+    """Run an action, turning known failures into clean messages (tracebacks with --debug)."""
+    from lmdelta.errors import LmdeltaError
+
+    kept = f" Finished work is kept in {run_dir}." if run_dir else ""
+    try:
+        return action()
+    except LmdeltaError as exc:
+        if ctx.obj["debug"]:
+            raise
+        raise Failure(f"{exc}{kept}", 2) from None
+    except KeyboardInterrupt:
+        raise Failure(f"interrupted.{kept} Run the same command again to resume.", 130) from None
+    except Exception as exc:
+        if ctx.obj["debug"]:
+            raise
+        raise Failure(f"unexpected {type(exc).__name__}: {exc}.{kept} Re-run with --debug for the traceback, "
+                      "and please report it.", 1) from None
+
+
+def _interrupt_on_sigterm() -> None:
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the run lives (default: runs/<config name>). Re-running resumes it.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a config field, e.g. --set generate.max_new_tokens=32. Repeatable.")
+@click.option("--dry-run", is_flag=True, help="Check config, models and files without loading weights, then stop.")
+@click.pass_context
+def run(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: tuple[str, ...], dry_run: bool) -> None:
+    """Run the pipeline described by CONFIG, resuming whatever is already done."""
+    from lmdelta.config import load_config
+
+    config = _guard(ctx, lambda: load_config(config_path, list(overrides)))
+    run_dir = run_dir or Path("runs") / (config.run.name or config_path.stem)
+    if dry_run:
+        _guard(ctx, lambda: _dry_run(config, run_dir))
+        return
+    _interrupt_on_sigterm()
+    start = time.perf_counter()
+    _guard(ctx, lambda: _run(config, run_dir), run_dir)
+    click.echo(f"done in {time.perf_counter() - start:.1f} s; outputs in {run_dir}")
+    _print_status(run_dir)
+
+
+def _run(config, run_dir: Path) -> None:
+    from lmdelta import pipeline
+    from lmdelta.rundir import RunDir
+
+    pipeline.run(config, RunDir(run_dir))
+
+
+def _dry_run(config, run_dir: Path) -> None:
+    from lmdelta import pipeline
+    from lmdelta.backends.embedded import cache_root
+    from lmdelta.rundir import RunDir
+
+    rd = RunDir(run_dir)
+    rd.check_usable()
+    the_plan = pipeline.plan(config, rd, cache_root(config.embed.cache_dir))
+    click.echo(f"config is valid; models and files are available; run directory {run_dir} is usable.")
+    for stage, reason in the_plan.reason.items():
+        click.echo(f"  {stage:<9} {'would run: ' + reason if reason else 'done, would be skipped'}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+def status(ctx: click.Context, run_dir: Path) -> None:
+    """Show what a run directory holds: stages, counts, timings."""
+    _guard(ctx, lambda: _print_status(run_dir))
+
+
+def _print_status(run_dir: Path) -> None:
+    from lmdelta.errors import RunDirError
+    from lmdelta.rundir import RunDir
+
+    rd = RunDir(run_dir)
+    if not rd.exists():
+        raise RunDirError(f"{run_dir} is not an lmdelta run directory (no manifest.json).",
+                          "Pass the --run-dir of an earlier `lmdelta run`.")
+    manifest = rd.load_manifest()
+    click.echo(f"run {run_dir}  (lmdelta {manifest.get('version')}, updated {manifest.get('updated', '?')})")
+    click.echo(f"  {'stage':<9} {'status':<12} {'time':>8}  counts")
+    for name, record in manifest.get("stages", {}).items():
+        seconds = record.get("seconds")
+        shown = f"{seconds:.1f}s" if isinstance(seconds, (int, float)) else "-"
+        click.echo(f"  {name:<9} {record.get('status', '?'):<12} {shown:>8}  {_format_counts(record.get('counts', {}))}")
+
+
+def _format_counts(counts: dict, prefix: str = "") -> str:
+    parts = []
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            inner = _format_counts(value)
+            parts.append(f"{prefix}{key}[{inner}]")
+        else:
+            parts.append(f"{prefix}{key}={value}")
+    return " ".join(parts)
+
+
+if __name__ == "__main__":
+    main()

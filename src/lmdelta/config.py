@@ -1,0 +1,291 @@
+"""Typed run configuration: one pydantic section per stage, loaded from YAML plus overrides.
+
+Precedence is --set > environment (LMDELTA__SECTION__KEY) > file > defaults; `None` means unset.
+Fields marked volatile (batch sizes, devices) cannot change results and stay out of fingerprints.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lmdelta.errors import ConfigError
+
+VOLATILE = {"volatile": True}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+    def result_fields(self) -> dict[str, Any]:
+        """The fields that can change a stage's output (everything not marked volatile)."""
+        data = {}
+        for name, field in type(self).model_fields.items():
+            extra = field.json_schema_extra
+            if isinstance(extra, dict) and extra.get("volatile"):
+                continue
+            value = getattr(self, name)
+            data[name] = value.result_fields() if isinstance(value, Section) else _plain(value)
+        return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+class RunSection(Section):
+    name: str | None = None
+    """A name for the run, shown in status and reports."""
+    seed: int = 0
+    """Default seed for every stochastic step whose own section leaves `seed` unset."""
+
+
+class PromptsConfig(Section):
+    source: str = "builtin:everyday"
+    """A prompt bank: `builtin:NAME`, or a .txt (one prompt per line) or .jsonl file (`id`, `text`, `group`)."""
+    limit: int | None = Field(default=None, ge=1)
+    """Use at most this many prompts, sampled stratified by group (seeded)."""
+    discovery_fraction: float = Field(default=0.3, gt=0.0, lt=1.0)
+    """Share of each group's prompts used to propose hypotheses; the rest validate them."""
+    confirmation_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Share of each group's prompts held back for a final replication of top findings."""
+    seed: int | None = None
+    """Seed for sampling and splitting prompts (default: run.seed)."""
+
+    @model_validator(mode="after")
+    def _fractions_fit(self) -> PromptsConfig:
+        if self.discovery_fraction + self.confirmation_fraction >= 1.0:
+            raise ValueError("discovery_fraction + confirmation_fraction must leave prompts for validation (sum < 1)")
+        return self
+
+
+DEFAULT_LM = "embedded:smollm2-135m-instruct"
+
+
+class ModelSpec(Section):
+    model: str = DEFAULT_LM
+    """`embedded:smollm2-135m-instruct`, a local folder, a Hugging Face id, or `fake:NAME` for tests."""
+    label: str | None = None
+    """Human name for this side in reports (default: the side, `a` or `b`)."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) for Hugging Face ids."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights dtype; `auto` picks bfloat16 where the hardware runs it fast, else float32."""
+    system_prompt: str | None = None
+    """System message for this side (chat template) or text prefix (no template)."""
+    chat_template: bool | None = None
+    """Wrap prompts in the tokenizer's chat template (default: when the tokenizer has one)."""
+    adapter: str | None = None
+    """A PEFT adapter folder applied on top of the model."""
+    trust_remote_code: bool = False
+    """Allow model code from the Hub to run. Off unless you trust the repository."""
+    backend_args: dict[str, Any] = Field(default_factory=dict)
+    """Backend-specific options passed through unchanged."""
+
+
+class GenerateConfig(Section):
+    a: ModelSpec = Field(default_factory=ModelSpec)
+    """Model a, the reference side."""
+    b: ModelSpec = Field(default_factory=ModelSpec)
+    """Model b, the side whose differences from a are reported."""
+    samples_per_prompt: int = Field(default=1, ge=1)
+    """Answers per prompt and side."""
+    max_new_tokens: int = Field(default=64, ge=1)
+    """Upper bound on the tokens of one answer."""
+    temperature: float = Field(default=1.0, ge=0.0)
+    """Sampling temperature; 0 decodes greedily."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    seed: int | None = None
+    """Seed from which each (side, prompt, sample) draws its own seed (default: run.seed)."""
+    batch_size: int = Field(default=32, ge=1, json_schema_extra=VOLATILE)
+    """Prompts decoded together; batches are bucketed by prompt length."""
+    device: str = Field(default="auto", json_schema_extra=VOLATILE)
+    """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`."""
+
+
+class EmbedConfig(Section):
+    model: str = "embedded:all-MiniLM-L6-v2"
+    """`embedded:all-MiniLM-L6-v2`, a sentence-transformers folder or Hub id, or `fake:NAME`."""
+    normalize: bool = True
+    """L2-normalise embeddings."""
+    embed_prompts: bool = True
+    """Also embed the prompts (needed for grouping by prompt embeddings)."""
+    batch_size: int = Field(default=64, ge=1, json_schema_extra=VOLATILE)
+    """Texts encoded together."""
+    device: str = Field(default="auto", json_schema_extra=VOLATILE)
+    """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`."""
+    cache_dir: str | None = Field(default=None, json_schema_extra=VOLATILE)
+    """Where the shared embedding cache lives (default: $LMDELTA_CACHE_DIR or ~/.cache/lmdelta)."""
+
+
+class GroupConfig(Section):
+    by: Literal["bank", "kmeans", "none"] = "bank"
+    """`bank`: the prompt bank's groups; `kmeans`: size-balanced k-means over prompt embeddings; `none`: one group."""
+    n_groups: int = Field(default=8, ge=1)
+    """Number of groups for `kmeans`."""
+    response_clusters: int | None = Field(default=None, ge=2)
+    """Also cluster a+b responses jointly into this many clusters (unset: skip)."""
+    seed: int | None = None
+    """Seed for clustering (default: run.seed)."""
+
+
+class RunConfig(Section):
+    run: RunSection = Field(default_factory=RunSection)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    group: GroupConfig = Field(default_factory=GroupConfig)
+
+    def resolved(self) -> RunConfig:
+        """A copy with every unset seed filled in from run.seed."""
+        copy = self.model_copy(deep=True)
+        for section in (copy.prompts, copy.generate, copy.group):
+            if section.seed is None:
+                section.seed = copy.run.seed
+        return copy
+
+    def label(self, side: str) -> str:
+        return getattr(self.generate, side).label or side
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), env: dict[str, str] | None = None) -> RunConfig:
+    """Read a config file, apply environment and --set overrides, validate, resolve seeds and paths."""
+    data: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+    for dotted, value in _env_overrides(os.environ if env is None else env):
+        _set_dotted(data, dotted, value)
+    for item in overrides:
+        dotted, value = _parse_override(item)
+        _set_dotted(data, dotted, value)
+    config = validate_config(data)
+    base = Path(path).resolve().parent if path is not None else Path.cwd()
+    return _resolve_paths(config.resolved(), base)
+
+
+def validate_config(data: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0]), _fix_for(exc.errors()[0])) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist.", "Check the path, or start from configs/demo.yaml.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"Config file {path} is not valid YAML{line}: {problem}.", "Fix the YAML syntax there.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of sections, not a {type(data).__name__}.",
+                          "Write it as `section:` blocks such as `generate:` and `prompts:`.")
+    return data
+
+
+def _env_overrides(env: dict[str, str]) -> list[tuple[str, Any]]:
+    found = []
+    for name, raw in sorted(env.items()):
+        if name.startswith("LMDELTA__"):
+            dotted = ".".join(part.lower() for part in name[len("LMDELTA__"):].split("__"))
+            found.append((dotted, yaml.safe_load(raw) if raw else raw))
+    return found
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"Override {item!r} is not of the form section.key=value.",
+                          "Write it like --set generate.max_new_tokens=32.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(f"Cannot set {dotted}: {where} is a value, not a section.", "Check the key path.")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"Config field {where} is not a known setting."
+    if error["type"] == "missing":
+        return f"Config field {where} is required but not set."
+    given = error.get("input")
+    shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    return f"Config field {where} is invalid: {error['msg']}{shown}."
+
+
+def _fix_for(error: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    where = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        known = _known_fields(loc[:-1])
+        near = difflib.get_close_matches(loc[-1], known, n=3)
+        hint = f"Did you mean {', '.join('.'.join(loc[:-1] + [n]) for n in near)}? " if near else ""
+        return f"{hint}Known fields here: {', '.join(known)}."
+    return f"Set it in the config file or with --set {where}=VALUE."
+
+
+def _known_fields(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
+    """Make relative file paths absolute: relative to the config file if the file is there, else to cwd."""
+    source = config.prompts.source
+    if not source.startswith("builtin:"):
+        config.prompts.source = str(_locate(source, base))
+    for side in ("a", "b"):
+        spec: ModelSpec = getattr(config.generate, side)
+        if spec.adapter:
+            spec.adapter = str(_locate(spec.adapter, base))
+        if _looks_like_path(spec.model):
+            spec.model = str(_locate(spec.model, base))
+    return config
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or os.sep in model and Path(model).expanduser().exists()
+
+
+def _locate(raw: str, base: Path) -> Path:
+    path = Path(raw).expanduser()
+    if path.is_absolute():
+        return path
+    beside_config = base / path
+    return beside_config.resolve() if beside_config.exists() else path.resolve()
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

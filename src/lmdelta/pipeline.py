@@ -1,0 +1,170 @@
+"""Sequence the stages, fingerprint them, skip what is done, and re-run what changed.
+
+A stage's fingerprint hashes its own config section (minus volatile fields), its code version,
+the identities of the models it uses, and its upstream fingerprints. A complete stage with the
+same fingerprint is skipped; a changed one re-runs together with everything downstream.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmdelta.backends.embedded import cache_root
+from lmdelta.config import RunConfig, dump_config
+from lmdelta.hashing import hash_data
+from lmdelta.rundir import RunDir, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    sections: tuple[str, ...]
+    upstream: tuple[str, ...]
+
+    @property
+    def module(self) -> Any:
+        return importlib.import_module(f"lmdelta.stages.{self.name}")
+
+
+STAGES = (
+    Stage("prompts", ("prompts",), ()),
+    Stage("generate", ("generate",), ("prompts",)),
+    Stage("embed", ("embed",), ("generate", "prompts")),
+    Stage("group", ("group",), ("embed", "prompts")),
+)
+
+
+@dataclass
+class StageContext:
+    run_dir: RunDir
+    stage: str
+    cache_dir: Path
+
+    @property
+    def dir(self) -> Path:
+        path = self.run_dir.stage_dir(self.stage)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def input_dir(self, stage: str) -> Path:
+        return self.run_dir.stage_dir(stage)
+
+
+@dataclass
+class StageResult:
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """What a run will do: per stage, its fingerprint material and whether it runs and why."""
+
+    material: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    reason: dict[str, str | None] = field(default_factory=dict)
+
+
+def plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> Plan:
+    """Fingerprint every stage and decide which run. Checks models and inputs, loads no weights."""
+    config = config.resolved()
+    result = Plan()
+    manifest = run_dir.load_manifest().get("stages", {})
+    for stage in STAGES:
+        ctx = StageContext(run_dir, stage.name, cache_dir)
+        material = {
+            "stage": stage.name,
+            "version": stage.module.VERSION,
+            "config": {name: getattr(config, name).result_fields() for name in stage.sections},
+            "identity": stage.module.identity(ctx, config),
+            "upstream": {name: result.fingerprint[name] for name in stage.upstream},
+        }
+        result.material[stage.name] = material
+        result.fingerprint[stage.name] = hash_data(material)
+        result.reason[stage.name] = _reason(stage, manifest.get(stage.name, {}), material, result)
+    return result
+
+
+def _reason(stage: Stage, record: dict[str, Any], material: dict[str, Any], current: Plan) -> str | None:
+    """Why a stage must run, or None when its finished output can be reused."""
+    if not record:
+        return "not run yet"
+    old = record.get("material", {})
+    if record.get("fingerprint") != current.fingerprint[stage.name]:
+        changed = [u for u in stage.upstream if current.reason.get(u)]
+        if changed:
+            return f"upstream {', '.join(changed)} will re-run"
+        diffs = _diff(old, material)
+        return "changed: " + ("; ".join(diffs[:4]) if diffs else "stage code version")
+    if record.get("status") != "complete":
+        return "resuming an interrupted run"
+    return None
+
+
+def _diff(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += _diff(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        return out
+    if old != new:
+        return [f"{path.removeprefix('config.')}: {_short(old)} → {_short(new)}"]
+    return []
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def run(config: RunConfig, run_dir: RunDir, cache_dir: Path | None = None) -> Plan:
+    """Run every stage that needs it, in order. Returns the plan that was carried out."""
+    config = config.resolved()
+    cache_dir = cache_dir or cache_root(config.embed.cache_dir)
+    run_dir.check_usable()
+    the_plan = plan(config, run_dir, cache_dir)
+    manifest = run_dir.load_manifest()
+    manifest["config_hash"] = hash_data(config.model_dump(mode="json"))
+    manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    run_dir.save_manifest(manifest)
+    atomic_write_text(run_dir.root / "config.yaml", dump_config(config))
+    for stage in STAGES:
+        reason = the_plan.reason[stage.name]
+        if reason is None:
+            log.info("%-8s done before, skipped", stage.name)
+            continue
+        log.info("%-8s running (%s)", stage.name, reason)
+        _run_stage(stage, config, run_dir, cache_dir, the_plan)
+    return the_plan
+
+
+def _run_stage(stage: Stage, config: RunConfig, run_dir: RunDir, cache_dir: Path, the_plan: Plan) -> None:
+    record = run_dir.stage_record(stage.name)
+    fingerprint = the_plan.fingerprint[stage.name]
+    resumed = record.get("fingerprint") == fingerprint
+    spent = float(record.get("seconds", 0.0)) if resumed else 0.0
+    run_dir.update_stage(stage.name, status="running", fingerprint=fingerprint,
+                         material=the_plan.material[stage.name], seconds=spent,
+                         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    start = time.perf_counter()
+    try:
+        result = stage.module.run(StageContext(run_dir, stage.name, cache_dir), config)
+    except BaseException:
+        run_dir.update_stage(stage.name, status="interrupted", seconds=spent + time.perf_counter() - start)
+        raise
+    seconds = spent + time.perf_counter() - start
+    run_dir.update_stage(stage.name, status="complete", counts=result.counts, seconds=round(seconds, 3),
+                         last_run_seconds=round(time.perf_counter() - start, 3),
+                         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    log.info("%-8s complete in %.1f s %s", stage.name, time.perf_counter() - start, _brief(result.counts))
+
+
+def _brief(counts: dict[str, Any]) -> str:
+    flat = {k: v for k, v in counts.items() if isinstance(v, (int, float, str))}
+    return "(" + ", ".join(f"{k}={v}" for k, v in list(flat.items())[:6]) + ")" if flat else ""

@@ -1,0 +1,50 @@
+"""The records that flow between stages. Frozen, singular, JSON round-trippable."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Side = Literal["a", "b"]
+SIDES: tuple[Side, Side] = ("a", "b")
+Split = Literal["discovery", "validation", "confirmation"]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    text: str
+    group: str | None = None
+    split: Split | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Prompt:
+        return cls(id=data["id"], text=data["text"], group=data.get("group"), split=data.get("split"))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One model's answer to one prompt. `key` is the content address of the request."""
+
+    prompt_id: str
+    side: Side
+    index: int
+    text: str
+    n_tokens: int
+    finish_reason: Literal["stop", "length"]
+    seed: int
+    key: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.side}:{self.prompt_id}:{self.index}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Sample:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})

@@ -1,0 +1,80 @@
+"""Embed every answer (and prompt) once; vectors come from the shared cache when they exist.
+
+Outputs: samples.npy (rows in samples.jsonl order), prompts.npy (rows in prompts.jsonl order).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from lmdelta.backends.factory import build_embedder, embedder_identity
+from lmdelta.config import RunConfig
+from lmdelta.embedcache import EmbeddingCache
+from lmdelta.hashing import hash_data, hash_text
+from lmdelta.rundir import atomic_write_text
+from lmdelta.stages import generate, prompts
+
+VERSION = 1
+CHUNK = 512
+log = logging.getLogger(__name__)
+
+
+def identity(ctx, config: RunConfig) -> dict[str, Any]:
+    return embedder_identity(config.embed, ctx.cache_dir)
+
+
+def run(ctx, config: RunConfig):
+    from lmdelta.pipeline import StageResult
+
+    model_identity = identity(ctx, config)
+    sample_texts = [s.text for s in generate.load(ctx)]
+    prompt_texts = [p.text for p in prompts.load(ctx)] if config.embed.embed_prompts else []
+    cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite", hash_data(model_identity, length=32))
+    try:
+        vectors, counts = _embed_all(sample_texts + prompt_texts, cache, lambda: build_embedder(config.embed, model_identity, ctx.cache_dir))
+    finally:
+        cache.close()
+    _save(ctx.dir / "samples.npy", vectors[: len(sample_texts)])
+    if prompt_texts:
+        _save(ctx.dir / "prompts.npy", vectors[len(sample_texts):])
+    atomic_write_text(ctx.dir / "embedder.json", hash_data(model_identity, length=32) + "\n")
+    counts.update(samples=len(sample_texts), prompts=len(prompt_texts), dim=int(vectors.shape[1]))
+    return StageResult(counts)
+
+
+def _embed_all(texts: list[str], cache: EmbeddingCache, make_embedder) -> tuple[np.ndarray, dict[str, Any]]:
+    hashes = [hash_text(t) for t in texts]
+    known = cache.get_many(hashes)
+    missing = {h: t for h, t in zip(hashes, texts) if h not in known}
+    if missing:
+        embedder = make_embedder()
+        items = list(missing.items())
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start:start + CHUNK]
+            fresh = embedder.embed([t for _, t in chunk])
+            computed = dict(zip((h for h, _ in chunk), fresh))
+            cache.put_many(computed)
+            known.update(computed)
+            log.info("embed: %d/%d new texts", min(start + CHUNK, len(items)), len(items))
+    if not texts:
+        return np.zeros((0, 1), dtype=np.float32), {"cached": 0, "computed": 0}
+    matrix = np.stack([known[h] for h in hashes]).astype(np.float32)
+    return matrix, {"cached": len(set(hashes)) - len(missing), "computed": len(missing)}
+
+
+def _save(path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+    tmp.replace(path)
+
+
+def load_samples(ctx) -> np.ndarray:
+    return np.load(ctx.input_dir("embed") / "samples.npy")
+
+
+def load_prompts(ctx) -> np.ndarray:
+    return np.load(ctx.input_dir("embed") / "prompts.npy")

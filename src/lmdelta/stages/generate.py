@@ -1,0 +1,130 @@
+"""Both sides answer the same prompts; every answer is stored as soon as its batch finishes.
+
+Answers are content-addressed: the key hashes the model identity, sampling settings, prompt,
+sample index and seed. An interrupted or extended run reuses every stored answer whose key
+still matches and generates only the rest. Batches are a fixed partition of all requests,
+bucketed by prompt length, so a resumed run decodes exactly the batches a clean run would.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from lmdelta.backends.factory import build_generator, generator_identity
+from lmdelta.backends.protocols import GenerationRequest, Generator, SamplingSettings
+from lmdelta.config import GenerateConfig, RunConfig
+from lmdelta.hashing import hash_data
+from lmdelta.records import SIDES, Prompt, Sample, Side
+from lmdelta.rundir import JsonlAppender, read_jsonl, write_jsonl
+from lmdelta.stages import prompts as prompts_stage
+
+VERSION = 1
+log = logging.getLogger(__name__)
+
+
+def identity(ctx, config: RunConfig) -> dict[str, Any]:
+    section = config.generate
+    return {side: generator_identity(getattr(section, side), section.device, ctx.cache_dir) for side in SIDES}
+
+
+def settings(section: GenerateConfig) -> SamplingSettings:
+    return SamplingSettings(section.max_new_tokens, section.temperature, section.top_p)
+
+
+def item_seed(seed: int, side: Side, prompt_id: str, index: int) -> int:
+    return int(hash_data([seed, side, prompt_id, index]), 16) & ((1 << 63) - 1)
+
+
+def requests_for(side: Side, prompts: list[Prompt], section: GenerateConfig, model_identity: dict[str, Any]) -> list[GenerationRequest]:
+    sampling = settings(section)
+    out = []
+    for prompt in prompts:
+        for index in range(section.samples_per_prompt):
+            seed = item_seed(section.seed, side, prompt.id, index)
+            key = hash_data({"model": model_identity, "sampling": sampling.__dict__, "prompt": prompt.text,
+                             "index": index, "seed": seed}, length=32)
+            out.append(GenerationRequest(key=key, prompt_id=prompt.id, prompt=prompt.text, index=index, seed=seed))
+    return out
+
+
+def run(ctx, config: RunConfig):
+    from lmdelta.pipeline import StageResult
+
+    section = config.generate
+    prompts = prompts_stage.load(ctx)
+    identities = identity(ctx, config)
+    store = {row["key"]: row for row in read_jsonl(ctx.dir / "items.jsonl")}
+    counts: dict[str, Any] = {}
+    samples: list[dict[str, Any]] = []
+    with JsonlAppender(ctx.dir / "items.jsonl") as appender:
+        for side in SIDES:
+            requests = requests_for(side, prompts, section, identities[side])
+            counts[side] = _generate_side(ctx, config, side, requests, store, appender, identities[side])
+            samples += [_sample(side, request, store[request.key]) for request in requests]
+    write_jsonl(ctx.dir / "samples.jsonl", samples)
+    counts["samples"] = len(samples)
+    return StageResult(counts)
+
+
+def _sample(side: Side, request: GenerationRequest, row: dict[str, Any]) -> dict[str, Any]:
+    return Sample(prompt_id=request.prompt_id, side=side, index=request.index, text=row["text"],
+                  n_tokens=row["n_tokens"], finish_reason=row["finish_reason"], seed=request.seed,
+                  key=request.key).to_dict()
+
+
+def _generate_side(ctx, config: RunConfig, side: Side, requests: list[GenerationRequest],
+                   store: dict[str, dict[str, Any]], appender: JsonlAppender,
+                   model_identity: dict[str, Any]) -> dict[str, Any]:
+    section = config.generate
+    todo = [r for r in requests if r.key not in store]
+    counts: dict[str, Any] = {"requests": len(requests), "reused": len(requests) - len(todo), "generated": 0}
+    if not todo:
+        return counts
+    spec = getattr(section, side)
+    log.info("generate %s: loading %s", side, spec.model)
+    generator = build_generator(spec, model_identity, section.device, ctx.cache_dir)
+    try:
+        counts.update(_decode(side, generator, requests, store, appender, section))
+    finally:
+        generator.close()
+    return counts
+
+
+def batches(generator: Generator, requests: list[GenerationRequest], size: int) -> list[list[GenerationRequest]]:
+    """A fixed partition of all requests into batches of similar prompt length."""
+    ordered = sorted(requests, key=lambda r: (generator.prompt_length(r), r.prompt_id, r.index))
+    return [ordered[start:start + size] for start in range(0, len(ordered), size)]
+
+
+def _decode(side: Side, generator: Generator, requests: list[GenerationRequest], store: dict[str, dict[str, Any]],
+            appender: JsonlAppender, section: GenerateConfig) -> dict[str, Any]:
+    sampling = settings(section)
+    todo_batches = [b for b in batches(generator, requests, section.batch_size) if any(r.key not in store for r in b)]
+    total = sum(r.key not in store for r in requests)
+    done = tokens = 0
+    start = time.perf_counter()
+    for batch in todo_batches:
+        results = generator.generate(batch, sampling)
+        rows = [{"key": r.key, "side": side, "prompt_id": r.prompt_id, "index": r.index, "seed": r.seed,
+                 "text": g.text, "n_tokens": g.n_tokens, "finish_reason": g.finish_reason}
+                for r, g in zip(batch, results) if r.key not in store]
+        appender.write(rows)
+        store.update((row["key"], row) for row in rows)
+        done += len(rows)
+        tokens += sum(row["n_tokens"] for row in rows)
+        _progress(side, done, total, tokens, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return {"generated": done, "new_tokens": tokens, "seconds": round(seconds, 2),
+            "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None}
+
+
+def _progress(side: Side, done: int, total: int, tokens: int, seconds: float) -> None:
+    rate = tokens / seconds if seconds > 0 else 0.0
+    left = seconds / done * (total - done) if done else 0.0
+    log.info("generate %s: %d/%d answers, %.0f tok/s, ~%.0f s left", side, done, total, rate, left)
+
+
+def load(ctx) -> list[Sample]:
+    return [Sample.from_dict(row) for row in read_jsonl(ctx.input_dir("generate") / "samples.jsonl")]

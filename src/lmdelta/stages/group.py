@@ -1,0 +1,90 @@
+"""Decide where to look for differences: prompt groups from the bank, size-balanced k-means
+over prompt embeddings, or one group; optionally also joint a+b response clusters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from lmdelta.clustering import balanced_kmeans
+from lmdelta.config import RunConfig
+from lmdelta.errors import ConfigError
+from lmdelta.rundir import atomic_write_text, read_jsonl, write_jsonl
+from lmdelta.stages import embed, generate, prompts
+
+VERSION = 1
+log = logging.getLogger(__name__)
+
+
+def identity(ctx, config: RunConfig) -> dict[str, Any]:
+    if config.group.by == "kmeans" and not config.embed.embed_prompts:
+        raise ConfigError("group.by=kmeans clusters prompt embeddings, but embed.embed_prompts is false.",
+                          "Set embed.embed_prompts=true, or group.by=bank.")
+    return {}
+
+
+def run(ctx, config: RunConfig):
+    import json
+
+    from lmdelta.pipeline import StageResult
+
+    bank = prompts.load(ctx)
+    labels = _prompt_groups(ctx, config, bank)
+    write_jsonl(ctx.dir / "groups.jsonl", ({"prompt_id": p.id, "group": g} for p, g in zip(bank, labels)))
+    summary = _summary(bank, labels)
+    counts: dict[str, Any] = {"groups": len(summary)}
+    if config.group.response_clusters:
+        counts["response_clusters"] = _response_clusters(ctx, config)
+    atomic_write_text(ctx.dir / "groups.json", json.dumps(summary, indent=2) + "\n")
+    return StageResult(counts)
+
+
+def _prompt_groups(ctx, config: RunConfig, bank) -> list[str]:
+    section = config.group
+    if section.by == "bank":
+        if all(p.group is None for p in bank):
+            log.warning("group: the prompt bank has no groups; using one group 'all' (try group.by=kmeans)")
+        return [p.group or "all" for p in bank]
+    if section.by == "none":
+        return ["all"] * len(bank)
+    if section.n_groups > len(bank):
+        raise ConfigError(f"group.n_groups={section.n_groups} exceeds the number of prompts ({len(bank)}).",
+                          f"Set group.n_groups to at most {len(bank)}.")
+    labels = balanced_kmeans(embed.load_prompts(ctx), section.n_groups, seed=section.seed)
+    width = len(str(section.n_groups))
+    return [f"cluster-{label + 1:0{width}d}" for label in labels]
+
+
+def _summary(bank, labels: list[str]) -> dict[str, dict[str, int]]:
+    summary: dict[str, dict[str, int]] = {}
+    for prompt, group in zip(bank, labels):
+        entry = summary.setdefault(group, {"prompts": 0, "discovery": 0, "validation": 0, "confirmation": 0})
+        entry["prompts"] += 1
+        entry[prompt.split or "validation"] += 1
+    return dict(sorted(summary.items()))
+
+
+def _response_clusters(ctx, config: RunConfig) -> dict[str, dict[str, int]]:
+    from sklearn.cluster import KMeans
+
+    samples = generate.load(ctx)
+    vectors = embed.load_samples(ctx)
+    k = min(config.group.response_clusters, len(samples))
+    model = KMeans(n_clusters=k, n_init=5, random_state=config.group.seed).fit(vectors)
+    labels = model.labels_
+    write_jsonl(ctx.dir / "response_clusters.jsonl",
+                ({"sample_id": s.id, "cluster": int(c)} for s, c in zip(samples, labels)))
+    by_side = Counter((int(c), s.side) for s, c in zip(samples, labels))
+    return {str(c): {"a": by_side[(c, "a")], "b": by_side[(c, "b")]} for c in range(k)}
+
+
+def load(ctx) -> dict[str, str]:
+    return {row["prompt_id"]: row["group"] for row in read_jsonl(ctx.input_dir("group") / "groups.jsonl")}
+
+
+def load_response_clusters(ctx) -> dict[str, int]:
+    return {row["sample_id"]: row["cluster"] for row in read_jsonl(ctx.input_dir("group") / "response_clusters.jsonl")}

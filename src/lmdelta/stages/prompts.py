@@ -1,0 +1,85 @@
+"""Load the prompt bank, sample it, and split it by prompt into discovery / validation / confirmation.
+
+The split is stratified by group and uses a seeded hash of each prompt id, so a prompt keeps
+its split when other prompts are added to the bank.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from lmdelta.config import PromptsConfig, RunConfig
+from lmdelta.hashing import hash_data
+from lmdelta.records import Prompt
+from lmdelta.rundir import read_jsonl, write_jsonl
+from lmdelta.sources import load_bank
+
+VERSION = 1
+log = logging.getLogger(__name__)
+
+
+def identity(ctx, config: RunConfig) -> dict[str, Any]:
+    """The bank's content, so an edited prompt file re-runs the stage."""
+    prompts = load_bank(config.prompts.source)
+    return {"bank": hash_data([p.to_dict() for p in prompts])}
+
+
+def run(ctx, config: RunConfig):
+    from lmdelta.pipeline import StageResult
+
+    section = config.prompts
+    prompts = select(load_bank(section.source), section)
+    write_jsonl(ctx.dir / "prompts.jsonl", (p.to_dict() for p in prompts))
+    counts: dict[str, Any] = {"prompts": len(prompts), "groups": len({p.group for p in prompts})}
+    for split in ("discovery", "validation", "confirmation"):
+        counts[split] = sum(p.split == split for p in prompts)
+    return StageResult(counts)
+
+
+def select(prompts: list[Prompt], section: PromptsConfig) -> list[Prompt]:
+    """Sample down to `limit` (stratified) and assign each prompt its split."""
+    seed = section.seed
+    by_group: dict[str | None, list[Prompt]] = defaultdict(list)
+    for prompt in prompts:
+        by_group[prompt.group].append(prompt)
+    for members in by_group.values():
+        members.sort(key=lambda p: _rank(seed, p.id))
+    if section.limit is not None and section.limit < len(prompts):
+        quotas = _quotas({g: len(m) for g, m in by_group.items()}, section.limit)
+        by_group = {g: m[: quotas[g]] for g, m in by_group.items() if quotas[g] > 0}
+    chosen: dict[str, Prompt] = {}
+    for members in by_group.values():
+        for prompt, split in zip(members, _splits(len(members), section)):
+            chosen[prompt.id] = Prompt(prompt.id, prompt.text, prompt.group, split)
+    return [chosen[p.id] for p in prompts if p.id in chosen]
+
+
+def _rank(seed: int, prompt_id: str) -> str:
+    return hash_data([seed, prompt_id])
+
+
+def _quotas(sizes: dict[Any, int], limit: int) -> dict[Any, int]:
+    """Proportional allocation with largest remainders (stable order by group name)."""
+    total = sum(sizes.values())
+    exact = {g: limit * n / total for g, n in sizes.items()}
+    quotas = {g: int(v) for g, v in exact.items()}
+    order = sorted(sizes, key=lambda g: (-(exact[g] - quotas[g]), str(g)))
+    for group in order[: limit - sum(quotas.values())]:
+        quotas[group] += 1
+    return quotas
+
+
+def _splits(n: int, section: PromptsConfig) -> list[str]:
+    n_disc = round(n * section.discovery_fraction)
+    n_conf = round(n * section.confirmation_fraction)
+    if n >= 2:
+        n_disc = min(max(n_disc, 1), n - 1)  # every group proposes and validates
+    n_conf = min(n_conf, max(n - n_disc - 1, 0))
+    return ["discovery"] * n_disc + ["confirmation"] * n_conf + ["validation"] * (n - n_disc - n_conf)
+
+
+def load(ctx) -> list[Prompt]:
+    """The prompts stage's output, for downstream stages."""
+    return [Prompt.from_dict(row) for row in read_jsonl(ctx.input_dir("prompts") / "prompts.jsonl")]

@@ -1,0 +1,109 @@
+"""Shared fixtures: an isolated cache, a tiny random-init causal LM folder, fake-model configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CORPUS = [
+    "the cat sat on the mat and the dog ran to the park",
+    "how do tides work in the ocean and why do waves break",
+    "write a short poem about the sea and the sky at night",
+    "cooking pasta needs salt water and a big pot",
+    "system user assistant: hello there, how can I help you today?",
+]
+CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}assistant:{% endif %}")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-gpu", action="store_true", help="run tests that need a CUDA GPU")
+    parser.addoption("--run-api", action="store_true", help="run tests that call live APIs")
+
+
+def pytest_collection_modifyitems(config, items):
+    for marker, option in (("gpu", "--run-gpu"), ("api", "--run-api")):
+        if config.getoption(option):
+            continue
+        skip = pytest.mark.skip(reason=f"needs {option}")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own cache for hashes and embeddings; converted embedded models are shared."""
+    cache = tmp_path_factory.mktemp("cache")
+    shared_models = Path(os.environ.get("LMDELTA_TEST_MODELS", Path.home() / ".cache" / "lmdelta" / "models"))
+    shared_models.mkdir(parents=True, exist_ok=True)
+    (cache / "models").symlink_to(shared_models, target_is_directory=True)
+    monkeypatch.setenv("LMDELTA_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def build_tiny_model(folder: Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """A random-init Llama with a small BPE tokenizer and a chat template, saved as an HF folder."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    raw.train_from_iterator(CORPUS, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>",
+                                        pad_token="<pad>", unk_token="<unk>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def write_bank(path: Path, n_groups: int = 3, per_group: int = 6) -> Path:
+    import json
+
+    lines = [json.dumps({"id": f"g{g}-{i}", "text": f"Question {i} about topic {g}: how does thing {i} work?",
+                         "group": f"g{g}"}) for g in range(n_groups) for i in range(per_group)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def fake_config(tmp_path: Path, **overrides) -> Path:
+    """A config on fake models and a small bank; overrides are dotted keys."""
+    import yaml
+
+    bank = write_bank(tmp_path / "bank.jsonl")
+    data = {
+        "run": {"seed": 3},
+        "prompts": {"source": str(bank)},
+        "generate": {"a": {"model": "fake:words"},
+                     "b": {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.5}},
+                     "samples_per_prompt": 2, "batch_size": 4},
+        "embed": {"model": "fake:hashing"},
+        "group": {"by": "bank"},
+    }
+    for dotted, value in overrides.items():
+        node = data
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
