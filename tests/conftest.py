@@ -107,3 +107,14 @@ def fake_config(tmp_path: Path, **overrides) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+@pytest.fixture(autouse=True)
+def restore_lmdelta_logger():
+    """The CLI configures the `lmdelta` logger; undo that so caplog sees records in later tests."""
+    import logging
+
+    logger = logging.getLogger("lmdelta")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]

@@ -70,3 +70,13 @@ def test_run_dir_of_another_format_is_refused_and_left_alone(tmp_path):
     result = invoke("run", str(fake_config(tmp_path)), "--run-dir", str(run_dir))
     assert result.exit_code == 2 and "run format 999" in result.output
     assert (run_dir / "manifest.json").read_text() == '{"format": 999, "version": "9"}'
+
+
+def test_config_prints_resolved_config_and_reference_matches_docs(tmp_path):
+    from pathlib import Path
+
+    result = invoke("config", str(fake_config(tmp_path)), "--set", "generate.top_p=0.5")
+    assert result.exit_code == 0 and "top_p: 0.5" in result.output and "seed: 3" in result.output
+    reference = invoke("config", "--reference").output
+    docs = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert docs.read_text() == reference, "regenerate with: lmdelta config --reference > docs/configuration.md"

@@ -20,7 +20,7 @@ def config(tmp_path, tiny_model):
         "prompts": {"source": str(write_bank(tmp_path / "bank.jsonl", n_groups=3, per_group=8))},
         "generate": {"a": {"model": str(tiny_model), "dtype": "float32"},
                      "b": {"model": str(tiny_model), "dtype": "float32", "system_prompt": "Talk about the sea."},
-                     "samples_per_prompt": SAMPLES, "max_new_tokens": 32, "batch_size": 2},
+                     "samples_per_prompt": SAMPLES, "max_new_tokens": 24, "batch_size": 2},
         "embed": {"model": "fake:hashing"},
     }
     path = tmp_path / "config.yaml"

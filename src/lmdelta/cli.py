@@ -118,6 +118,23 @@ def _dry_run(config, run_dir: Path) -> None:
         click.echo(f"  {stage:<9} {'would run: ' + reason if reason else 'done, would be skipped'}")
 
 
+@main.command("config")
+@click.argument("config_path", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a field. Repeatable.")
+@click.option("--reference", is_flag=True, help="Print the reference of every section and field (Markdown).")
+@click.pass_context
+def config_command(ctx: click.Context, config_path: Path | None, overrides: tuple[str, ...], reference: bool) -> None:
+    """Print the fully resolved config (defaults, file, environment, --set), or the field reference."""
+    if reference:
+        from lmdelta.config_doc import reference_markdown
+
+        click.echo(reference_markdown(), nl=False)
+        return
+    from lmdelta.config import dump_config, load_config
+
+    click.echo(dump_config(_guard(ctx, lambda: load_config(config_path, list(overrides)))), nl=False)
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.pass_context

@@ -1,0 +1,45 @@
+"""Render the config reference (docs/configuration.md) from the pydantic models' docstrings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from lmdelta.config import RunConfig, Section
+
+
+def reference_markdown() -> str:
+    lines = ["# Configuration reference", "",
+             "Generated from the code by `lmdelta config --reference`; do not edit by hand.", "",
+             "A config is a YAML file of sections. Any field can be overridden with",
+             "`--set section.key=value` or an environment variable `LMDELTA__SECTION__KEY=value`",
+             "(precedence: --set > environment > file > defaults). Unset (`null`) seeds take `run.seed`.",
+             "Fields marked *volatile* cannot change results: changing them never re-runs a stage.", ""]
+    for name, field in RunConfig.model_fields.items():
+        lines += _section(name, field.annotation)
+    return "\n".join(lines) + "\n"
+
+
+def _section(path: str, model: type[BaseModel]) -> list[str]:
+    lines = [f"## `{path}`", "", "| field | default | meaning |", "|---|---|---|"]
+    nested: list[tuple[str, type[BaseModel]]] = []
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
+            nested.append((f"{path}.{name}", field.annotation))
+            lines.append(f"| `{name}` | (section) | {field.description or ''} See `{path}.{name}` below. |")
+            continue
+        volatile = isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("volatile")
+        meaning = (field.description or "").replace("|", "\\|") + (" *volatile*" if volatile else "")
+        lines.append(f"| `{name}` | `{_default(field)}` | {meaning} |")
+    lines.append("")
+    for child_path, child in nested:
+        lines += _section(child_path, child)
+    return lines
+
+
+def _default(field: Any) -> str:
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return "…"
+    return "null" if value is None else str(value).replace("|", "\\|")
