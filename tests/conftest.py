@@ -84,11 +84,11 @@ def write_bank(path: Path, n_groups: int = 3, per_group: int = 6) -> Path:
     return path
 
 
-def fake_config(tmp_path: Path, **overrides) -> Path:
+def fake_config(tmp_path: Path, per_group: int = 6, **overrides) -> Path:
     """A config on fake models and a small bank; overrides are dotted keys."""
     import yaml
 
-    bank = write_bank(tmp_path / "bank.jsonl")
+    bank = write_bank(tmp_path / "bank.jsonl", per_group=per_group)
     data = {
         "run": {"seed": 3},
         "prompts": {"source": str(bank)},
@@ -97,6 +97,7 @@ def fake_config(tmp_path: Path, **overrides) -> Path:
                      "samples_per_prompt": 2, "batch_size": 4},
         "embed": {"model": "fake:hashing"},
         "group": {"by": "bank"},
+        "validate": {"n_resamples": 2000, "bootstrap": 300},
     }
     for dotted, value in overrides.items():
         node = data

@@ -94,8 +94,19 @@ def run(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: 
     _interrupt_on_sigterm()
     start = time.perf_counter()
     _guard(ctx, lambda: _run(config, run_dir), run_dir)
-    click.echo(f"done in {time.perf_counter() - start:.1f} s; outputs in {run_dir}")
     _print_status(run_dir)
+    _print_findings(run_dir)
+    click.echo(f"done in {time.perf_counter() - start:.1f} s; outputs in {run_dir}")
+
+
+def _print_findings(run_dir: Path) -> None:
+    from lmdelta.report.table import findings_table
+
+    if (run_dir / "hypotheses.jsonl").exists():
+        click.echo("")
+        click.echo(findings_table(run_dir))
+    if (run_dir / "report.html").exists():
+        click.echo(f"report: {run_dir / 'report.html'}")
 
 
 def _run(config, run_dir: Path) -> None:
@@ -138,19 +149,36 @@ def config_command(ctx: click.Context, config_path: Path | None, overrides: tupl
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.pass_context
+def report(ctx: click.Context, run_dir: Path) -> None:
+    """Re-render report.html from a run directory and print its validated findings."""
+    from lmdelta.report.render import render_report
+
+    _guard(ctx, lambda: _require_run(run_dir))
+    _guard(ctx, lambda: render_report(run_dir))
+    _print_findings(run_dir)
+
+
+def _require_run(run_dir: Path) -> None:
+    from lmdelta.errors import RunDirError
+
+    if not (run_dir / "manifest.json").exists():
+        raise RunDirError(f"{run_dir} is not an lmdelta run directory (no manifest.json).",
+                          "Pass the --run-dir of an earlier `lmdelta run`.")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
 def status(ctx: click.Context, run_dir: Path) -> None:
     """Show what a run directory holds: stages, counts, timings."""
     _guard(ctx, lambda: _print_status(run_dir))
 
 
 def _print_status(run_dir: Path) -> None:
-    from lmdelta.errors import RunDirError
     from lmdelta.rundir import RunDir
 
+    _require_run(run_dir)
     rd = RunDir(run_dir)
-    if not rd.exists():
-        raise RunDirError(f"{run_dir} is not an lmdelta run directory (no manifest.json).",
-                          "Pass the --run-dir of an earlier `lmdelta run`.")
     manifest = rd.load_manifest()
     click.echo(f"run {run_dir}  (lmdelta {manifest.get('version')}, updated {manifest.get('updated', '?')})")
     click.echo(f"  {'stage':<9} {'status':<12} {'time':>8}  counts")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,7 +52,7 @@ class RunSection(Section):
 
 class PromptsConfig(Section):
     source: str = "builtin:everyday"
-    """A prompt bank: `builtin:NAME`, or a .txt (one prompt per line) or .jsonl file (`id`, `text`, `group`)."""
+    """A prompt bank: `builtin:NAME`, a .txt (one prompt per line) or .jsonl file (`id`, `text`, `group`), or `corpus` (prompts come from the corpus files)."""
     limit: int | None = Field(default=None, ge=1)
     """Use at most this many prompts, sampled stratified by group (seeded)."""
     discovery_fraction: float = Field(default=0.3, gt=0.0, lt=1.0)
@@ -90,6 +91,19 @@ class ModelSpec(Section):
     """Allow model code from the Hub to run. Off unless you trust the repository."""
     backend_args: dict[str, Any] = Field(default_factory=dict)
     """Backend-specific options passed through unchanged."""
+
+
+class CorpusConfig(Section):
+    path: str | None = None
+    """One JSONL/CSV/Parquet file with both sides' outputs (columns text, side; optional prompt_id, prompt, group)."""
+    a: str | None = None
+    """Side a's outputs, when each side has its own file."""
+    b: str | None = None
+    """Side b's outputs, when each side has its own file."""
+
+    @property
+    def active(self) -> bool:
+        return any(value is not None for value in (self.path, self.a, self.b))
 
 
 class GenerateConfig(Section):
@@ -139,23 +153,114 @@ class GroupConfig(Section):
     """Seed for clustering (default: run.seed)."""
 
 
-class RunConfig(Section):
-    run: RunSection = Field(default_factory=RunSection)
-    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
-    generate: GenerateConfig = Field(default_factory=GenerateConfig)
-    embed: EmbedConfig = Field(default_factory=EmbedConfig)
-    group: GroupConfig = Field(default_factory=GroupConfig)
+class KeywordProposerConfig(Section):
+    enabled: bool = True
+    """Propose "one side uses these words in more answers" hypotheses."""
+    max_ngram: int = Field(default=3, ge=1, le=3)
+    """Longest n-gram considered."""
+    per_scope: int = Field(default=3, ge=1)
+    """At most this many keyword hypotheses per group and direction."""
+    min_z: float = Field(default=1.5, ge=0.0)
+    """Smallest log-odds z-score (on discovery data) worth testing."""
+    min_texts: int = Field(default=3, ge=1)
+    """The favoured side must use the n-gram in at least this many discovery answers."""
+    prior_strength: float = Field(default=10.0, gt=0.0)
+    """Pseudo-texts of the Dirichlet prior (shrinks rare n-grams)."""
 
-    def resolved(self) -> RunConfig:
-        """A copy with every unset seed filled in from run.seed."""
-        copy = self.model_copy(deep=True)
-        for section in (copy.prompts, copy.generate, copy.group):
-            if section.seed is None:
-                section.seed = copy.run.seed
-        return copy
 
-    def label(self, side: str) -> str:
-        return getattr(self.generate, side).label or side
+class ClusterProposerConfig(Section):
+    enabled: bool = True
+    """Propose "one side's answers fall more often in this cluster" hypotheses."""
+    k: int = Field(default=8, ge=2)
+    """Clusters per group (fewer when a group has few answers)."""
+    per_scope: int = Field(default=2, ge=1)
+    """At most this many cluster hypotheses per group."""
+    min_size: int = Field(default=6, ge=2)
+    """Smallest cluster considered."""
+    min_share: float = Field(default=0.7, gt=0.5, lt=1.0)
+    """The favoured side's balanced share of the cluster must reach this."""
+
+
+class ProposeConfig(Section):
+    scopes: Literal["all", "groups", "both"] = "both"
+    """Propose over all prompts pooled (`all`), per group (`groups`), or both."""
+    min_discovery_prompts: int = Field(default=2, ge=1)
+    """Groups with fewer discovery prompts are skipped (with the reason recorded)."""
+    keywords: KeywordProposerConfig = Field(default_factory=KeywordProposerConfig)
+    """Keyword-contrast proposer."""
+    clusters: ClusterProposerConfig = Field(default_factory=ClusterProposerConfig)
+    """Cluster over-representation proposer."""
+    seed: int | None = None
+    """Seed for clustering (default: run.seed)."""
+
+
+class ValidateConfig(Section):
+    test: Literal["signflip", "wilcoxon"] = "signflip"
+    """Paired prompt-level sign-flip randomization test (unequal counts: within-prompt permutation), or Wilcoxon."""
+    n_resamples: int = Field(default=10_000, ge=1000)
+    """Randomization draws (raised automatically so the smallest p-value stays below q / (10 m))."""
+    bootstrap: int = Field(default=2000, ge=200)
+    """Bootstrap resamples of prompts for confidence intervals."""
+    ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Confidence level of every interval."""
+    min_prompts: int = Field(default=5, ge=2)
+    """Groups with fewer validation prompts are skipped (with the reason recorded)."""
+    baseline: bool = True
+    """Also report a bag-of-words logistic classifier's AUC on the same texts."""
+    generalization: bool = True
+    """Also test each group's hypotheses on the validation prompts of all other groups."""
+    examples: int = Field(default=3, ge=0)
+    """Evidence texts kept per side and hypothesis."""
+    seed: int | None = None
+    """Seed for randomization and bootstrap (default: run.seed)."""
+
+
+class DecideConfig(Section):
+    q: float = Field(default=0.05, gt=0.0, lt=1.0)
+    """Target false discovery rate."""
+    primary: Literal["bh", "by", "online"] = "bh"
+    """Which procedure's rejections count as validated."""
+    online: Literal["saffron", "addis", "lord++"] = "saffron"
+    """Online procedure run over the hypotheses in proposal order."""
+
+
+class ControlsConfig(Section):
+    null: bool = True
+    """Run a against a (its samples split in two halves per prompt) through the identical pipeline."""
+
+
+# A stage, its config section and its run-dir folder share one name, so the section is called
+# `validate` although that shadows pydantic's deprecated BaseModel.validate classmethod.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "validate"', category=UserWarning)
+
+    class RunConfig(Section):
+        run: RunSection = Field(default_factory=RunSection)
+        prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+        corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+        generate: GenerateConfig = Field(default_factory=GenerateConfig)
+        embed: EmbedConfig = Field(default_factory=EmbedConfig)
+        group: GroupConfig = Field(default_factory=GroupConfig)
+        propose: ProposeConfig = Field(default_factory=ProposeConfig)
+        validate: ValidateConfig = Field(default_factory=ValidateConfig)
+        decide: DecideConfig = Field(default_factory=DecideConfig)
+        controls: ControlsConfig = Field(default_factory=ControlsConfig)
+
+        def resolved(self) -> RunConfig:
+            """A copy with every unset seed filled in from run.seed."""
+            copy = self.model_copy(deep=True)
+            for section in (copy.prompts, copy.generate, copy.group, copy.propose, copy.validate):
+                if section.seed is None:
+                    section.seed = copy.run.seed
+            return copy
+
+        @property
+        def uses_corpus(self) -> bool:
+            """Corpus mode: saved outputs replace generation (prompts.source=corpus or a corpus file set)."""
+            return self.prompts.source == "corpus" or self.corpus.active
+
+        def label(self, side: str) -> str:
+            return getattr(self.generate, side).label or side
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), env: dict[str, str] | None = None) -> RunConfig:
@@ -173,9 +278,16 @@ def load_config(path: str | Path | None, overrides: list[str] = (), env: dict[st
 
 def validate_config(data: dict[str, Any]) -> RunConfig:
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(_null_keys(data))
     except ValidationError as exc:
         raise ConfigError(_describe(exc.errors()[0]), _fix_for(exc.errors()[0])) from None
+
+
+def _null_keys(value: Any) -> Any:
+    """YAML reads the key in `null: true` as None; the field is called "null" (controls.null)."""
+    if isinstance(value, dict):
+        return {("null" if key is None else key): _null_keys(item) for key, item in value.items()}
+    return value
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -264,8 +376,12 @@ def _known_fields(loc: list[str]) -> list[str]:
 def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     """Make relative file paths absolute: relative to the config file if the file is there, else to cwd."""
     source = config.prompts.source
-    if not source.startswith("builtin:"):
+    if not source.startswith("builtin:") and source != "corpus":
         config.prompts.source = str(_locate(source, base))
+    for name in ("path", "a", "b"):
+        value = getattr(config.corpus, name)
+        if value is not None:
+            setattr(config.corpus, name, str(_locate(value, base)))
     for side in ("a", "b"):
         spec: ModelSpec = getattr(config.generate, side)
         if spec.adapter:

@@ -34,10 +34,14 @@ class Stage:
 
 
 STAGES = (
-    Stage("prompts", ("prompts",), ()),
-    Stage("generate", ("generate",), ("prompts",)),
+    Stage("prompts", ("prompts", "corpus"), ()),
+    Stage("generate", ("generate", "corpus"), ("prompts",)),
     Stage("embed", ("embed",), ("generate", "prompts")),
     Stage("group", ("group",), ("embed", "prompts")),
+    Stage("propose", ("propose", "controls"), ("group", "embed", "generate", "prompts")),
+    Stage("validate", ("validate",), ("propose",)),
+    Stage("decide", ("decide",), ("validate",)),
+    Stage("report", (), ("decide",)),
 )
 
 

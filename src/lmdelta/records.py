@@ -48,3 +48,33 @@ class Sample:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sample:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A proposed difference, made from discovery prompts only; `judge` says how to score a text."""
+
+    id: str
+    group: str
+    direction: Literal["b>a", "a>b"]
+    description: str
+    proposer: str
+    judge: Literal["keyword", "embedding"]
+    keywords: tuple[str, ...] = ()
+    prototype: tuple[float, ...] | None = None
+    evidence: dict[str, list[str]] | None = None
+    provenance: dict[str, Any] | None = None
+    order: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["keywords"] = list(self.keywords)
+        data["prototype"] = None if self.prototype is None else [round(x, 6) for x in self.prototype]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Hypothesis:
+        fields = {name: data.get(name) for name in cls.__dataclass_fields__ if name in data}
+        fields["keywords"] = tuple(data.get("keywords") or ())
+        fields["prototype"] = None if data.get("prototype") is None else tuple(data["prototype"])
+        return cls(**fields)

@@ -68,17 +68,21 @@ def _from_file(path: Path) -> list[Prompt]:
                           "Use .txt (one prompt per line) or .jsonl (objects with id, text, group).")
 
 
-def _parse_jsonl(text: str, where: str) -> list[Prompt]:
-    prompts = []
+def json_lines(text: str, where: str) -> list[tuple[int, object]]:
+    """(line number, parsed value) for every non-blank line; a bad line names itself."""
+    out = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            out.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             raise PromptBankError(f"{where} line {number} is not valid JSON ({exc.msg}).", "Fix or remove that line.") from None
-        prompts.append(_prompt_from_row(row, where, number))
-    return prompts
+    return out
+
+
+def _parse_jsonl(text: str, where: str) -> list[Prompt]:
+    return [_prompt_from_row(row, where, number) for number, row in json_lines(text, where)]
 
 
 def _prompt_from_row(row: object, where: str, number: int) -> Prompt:

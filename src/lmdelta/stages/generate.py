@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def identity(ctx, config: RunConfig) -> dict[str, Any]:
+    if config.uses_corpus:
+        rows = prompts_stage.load_corpus_rows(config)
+        return {"corpus": hash_data([(r.side, r.text, r.prompt_id) for r in rows])}
     section = config.generate
     return {side: generator_identity(getattr(section, side), section.device, ctx.cache_dir) for side in SIDES}
 
@@ -52,6 +55,8 @@ def requests_for(side: Side, prompts: list[Prompt], section: GenerateConfig, mod
 def run(ctx, config: RunConfig):
     from lmdelta.pipeline import StageResult
 
+    if config.uses_corpus:
+        return _import_corpus(ctx, config)
     section = config.generate
     prompts = prompts_stage.load(ctx)
     identities = identity(ctx, config)
@@ -66,6 +71,26 @@ def run(ctx, config: RunConfig):
     write_jsonl(ctx.dir / "samples.jsonl", samples)
     counts["samples"] = len(samples)
     return StageResult(counts)
+
+
+def _import_corpus(ctx, config: RunConfig):
+    """Corpus mode: the saved outputs become the samples of the prompts the prompts stage kept."""
+    from lmdelta.pipeline import StageResult
+    from lmdelta.sources.corpus import units
+
+    rows = prompts_stage.load_corpus_rows(config)
+    kept = {p.id for p in prompts_stage.load(ctx)}
+    counter: dict[tuple[str, str], int] = {}
+    samples = []
+    for row, unit in zip(rows, units(rows)):
+        if unit not in kept:
+            continue
+        index = counter[(unit, row.side)] = counter.get((unit, row.side), -1) + 1
+        key = hash_data([row.side, unit, index, row.text], length=32)
+        samples.append(Sample(unit, row.side, index, row.text, len(row.text.split()), "stop", 0, key).to_dict())
+    write_jsonl(ctx.dir / "samples.jsonl", samples)
+    return StageResult({"samples": len(samples), "imported": True,
+                        "a": sum(s["side"] == "a" for s in samples), "b": sum(s["side"] == "b" for s in samples)})
 
 
 def _sample(side: Side, request: GenerationRequest, row: dict[str, Any]) -> dict[str, Any]:

@@ -22,15 +22,30 @@ log = logging.getLogger(__name__)
 
 def identity(ctx, config: RunConfig) -> dict[str, Any]:
     """The bank's content, so an edited prompt file re-runs the stage."""
-    prompts = load_bank(config.prompts.source)
-    return {"bank": hash_data([p.to_dict() for p in prompts])}
+    return {"bank": hash_data([p.to_dict() for p in source_prompts(config)])}
+
+
+def source_prompts(config: RunConfig) -> list[Prompt]:
+    """The prompt bank, or in corpus mode the corpus's prompts (one unit per text when unaligned)."""
+    if config.uses_corpus:
+        from lmdelta.sources.corpus import corpus_prompts
+
+        return corpus_prompts(load_corpus_rows(config))
+    return load_bank(config.prompts.source)
+
+
+def load_corpus_rows(config: RunConfig):
+    from lmdelta.sources.corpus import load_corpus
+
+    corpus = config.corpus
+    return load_corpus(corpus.path, corpus.a, corpus.b, {"a": config.label("a"), "b": config.label("b")})
 
 
 def run(ctx, config: RunConfig):
     from lmdelta.pipeline import StageResult
 
     section = config.prompts
-    prompts = select(load_bank(section.source), section)
+    prompts = select(source_prompts(config), section)
     write_jsonl(ctx.dir / "prompts.jsonl", (p.to_dict() for p in prompts))
     counts: dict[str, Any] = {"prompts": len(prompts), "groups": len({p.group for p in prompts})}
     for split in ("discovery", "validation", "confirmation"):

@@ -1,0 +1,32 @@
+"""The lexical baseline: how well do plain word counts tell a's answers from b's?
+
+A bag-of-words logistic regression, cross-validated with folds grouped by prompt (answers to one
+prompt never sit on both sides of a split); its AUC sits beside each hypothesis's AUC.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lmdelta.stats.effects import auc
+
+
+def bow_auc(texts: list[str], is_b: np.ndarray, prompt_index: np.ndarray, seed: int, folds: int = 5) -> float | None:
+    """Out-of-fold AUC of P(b | words); None when there are too few prompts or one side is missing."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+
+    n_prompts = len(np.unique(prompt_index))
+    if n_prompts < 2 or is_b.all() or not is_b.any():
+        return None
+    vectorizer = CountVectorizer(lowercase=True, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z']+\b")
+    try:
+        features = vectorizer.fit_transform(texts)
+    except ValueError:  # no words at all
+        return None
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed)
+    splitter = GroupKFold(n_splits=min(folds, n_prompts))
+    proba = cross_val_predict(model, features, is_b.astype(int), groups=prompt_index, cv=splitter,
+                              method="predict_proba")[:, 1]
+    return auc(proba[is_b], proba[~is_b])

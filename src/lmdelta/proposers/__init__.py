@@ -1,0 +1,1 @@
+"""Proposers turn discovery samples into hypotheses. They never see validation prompts."""

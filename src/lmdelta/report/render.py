@@ -1,0 +1,369 @@
+"""Render a finished (or partly finished) run directory into one self-contained HTML report.
+
+Reads only files inside the run directory, so a copied run can be re-rendered offline at any time.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from markupsafe import Markup, escape
+
+from lmdelta import __version__
+from lmdelta.errors import RunDirError
+from lmdelta.rundir import atomic_write_text, read_jsonl
+
+logger = logging.getLogger(__name__)
+
+REPORT = "report.html"
+DASH = "–"
+DEFAULT_Q = 0.05
+DEFAULT_PRIMARY = "bh"
+PROCEDURES = {"bh": "Benjamini–Hochberg", "by": "Benjamini–Yekutieli", "online": "online FDR"}
+
+# Every field the template reads; rows written by older or partial runs may lack some, and the
+# template runs with StrictUndefined so a typo there fails loudly instead of rendering blank.
+_FIELDS = (
+    "id", "group", "direction", "description", "proposer", "judge", "keywords", "n_prompts", "n_texts",
+    "n_dropped", "test", "assumption", "statistic", "p_value", "q_value", "effect", "effect_ci", "auc",
+    "auc_ci", "prevalence_a", "prevalence_b", "baseline_auc", "bh_reject", "by_reject", "online_reject",
+    "online_level", "online_procedure", "generalization_p", "generalization_effect", "validated", "order",
+)
+
+
+def render_report(run_dir: Path) -> Path:
+    """Write RUN_DIR/report.html atomically and return its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} is not a directory.", "Pass the --run-dir of an lmdelta run.")
+    html = _environment().from_string(_template_source()).render(**build_context(run_dir))
+    out = run_dir / REPORT
+    atomic_write_text(out, html)
+    logger.info("wrote %s", out)
+    return out
+
+
+# ---------------------------------------------------------------- loading the run
+
+
+def build_context(run_dir: Path) -> dict[str, Any]:
+    """Everything the template shows, gathered from the run directory's files."""
+    config = _load_yaml(run_dir / "config.yaml")
+    manifest = _load_json(run_dir / "manifest.json")
+    summary = _load_json(run_dir / "summary.json")
+    primary = str(summary.get("primary") or _dig(config, "decide", "primary") or DEFAULT_PRIMARY).lower()
+    q = _finite(summary.get("q"))
+    q = q if q is not None else _finite(_dig(config, "decide", "q"))
+    q = q if q is not None else DEFAULT_Q
+    hypotheses = _load_rows(run_dir / "hypotheses.jsonl", primary)
+    null = _load_rows(run_dir / "null_control.jsonl", primary)
+    return {
+        "run_dir": str(run_dir),
+        "sides": _sides(config),
+        "version": manifest.get("version") or __version__,
+        "renderer_version": __version__,
+        "run_date": _run_date(manifest),
+        "q": q,
+        "primary": primary,
+        "procedure": _procedure_name(primary, hypotheses or []),
+        "hypotheses": hypotheses,
+        "validated": _by_p([h for h in hypotheses or [] if h["validated"]]),
+        "null": null,
+        "counts": _counts(summary, hypotheses),
+        "null_counts": _counts(summary.get("null") or {}, null),
+        "stages": _stages(manifest),
+        "decide": manifest.get("decide") if isinstance(manifest.get("decide"), dict) else None,
+    }
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        # A report is a view; a damaged side file should not stop it, only be visible in the log.
+        logger.warning("%s is not valid JSON; the report ignores it", path)
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _load_rows(path: Path, primary: str) -> list[dict[str, Any]] | None:
+    """Normalised hypothesis rows, sorted by p-value; None when the file does not exist."""
+    if not path.exists():
+        return None
+    return _by_p([_normalize(row, primary) for row in read_jsonl(path)])
+
+
+def _normalize(row: dict[str, Any], primary: str) -> dict[str, Any]:
+    view = {field: _clean(row.get(field)) for field in _FIELDS}
+    if not isinstance(view["validated"], bool):
+        view["validated"] = bool(view.get(f"{primary}_reject"))
+    view["keywords"] = [k for k in view["keywords"] or [] if isinstance(k, str) and k.strip()]
+    view["effect_ci"] = _interval(view["effect_ci"])
+    view["auc_ci"] = _interval(view["auc_ci"])
+    view["examples"] = _examples(row.get("examples"))
+    view["discovery_examples"] = _examples(row.get("discovery_examples"))
+    view["anchor"] = "h-" + re.sub(r"[^A-Za-z0-9_-]+", "-", str(view["id"] or view["order"] or "x"))
+    view["word_use"] = _word_use(view["baseline_auc"], view["auc"])
+    return view
+
+
+def _clean(value: Any) -> Any:
+    """NaN anywhere (JSON allows it as an extension) means 'no value', the same as null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    low, high = _finite(value[0]), _finite(value[1])
+    return None if low is None or high is None else (low, high)
+
+
+def _examples(value: Any) -> dict[str, list[dict[str, Any]]]:
+    value = value if isinstance(value, dict) else {}
+    return {side: [_example(e) for e in value.get(side) or [] if isinstance(e, dict)] for side in ("a", "b")}
+
+
+def _example(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "sample_id": entry.get("sample_id"),
+        "prompt": entry.get("prompt") or "",
+        "text": entry.get("text") or "",
+        "score": _finite(entry.get("score")),
+    }
+
+
+def _word_use(baseline_auc: Any, auc: Any) -> bool:
+    """A bag-of-words classifier doing as well as the judge means the finding is mostly vocabulary."""
+    baseline, judged = _finite(baseline_auc), _finite(auc)
+    return baseline is not None and judged is not None and baseline >= judged
+
+
+def _by_p(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    def key(row: dict[str, Any]) -> tuple[float, float]:
+        p = _finite(row["p_value"])
+        order = _finite(row["order"])
+        return (p if p is not None else math.inf, order if order is not None else math.inf)
+
+    return sorted(rows, key=key)
+
+
+def _counts(summary: dict[str, Any], rows: list[dict[str, Any]] | None) -> dict[str, int] | None:
+    """Tested/validated counts: summary.json wins, because it is what the decide stage concluded."""
+    tested, validated = summary.get("tested"), summary.get("validated")
+    if isinstance(tested, int) and isinstance(validated, int):
+        return {"tested": tested, "validated": validated}
+    if rows is None:
+        return None
+    return {"tested": len(rows), "validated": sum(1 for row in rows if row["validated"])}
+
+
+def _sides(config: dict[str, Any]) -> dict[str, dict[str, str | None]]:
+    sides = {}
+    for side in ("a", "b"):
+        section = _dig(config, "generate", side) or {}
+        section = section if isinstance(section, dict) else {}
+        sides[side] = {
+            "label": str(section.get("label") or side),
+            "model": str(section.get("model")) if section.get("model") else None,
+            "system_prompt": section.get("system_prompt") or None,
+        }
+    return sides
+
+
+def _run_date(manifest: dict[str, Any]) -> str | None:
+    for key in ("updated", "created", "started"):
+        if manifest.get(key):
+            return str(manifest[key])
+    return None
+
+
+def _stages(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    stages = manifest.get("stages")
+    if not isinstance(stages, dict):
+        return []
+    return [
+        {
+            "name": name,
+            "status": str(record.get("status") or DASH),
+            "seconds": _finite(record.get("seconds")),
+            "counts": record.get("counts") if isinstance(record.get("counts"), dict) else {},
+        }
+        for name, record in stages.items()
+        if isinstance(record, dict)
+    ]
+
+
+def _procedure_name(primary: str, rows: list[dict[str, Any]]) -> str:
+    if primary == "online":
+        named = next((row["online_procedure"] for row in rows if row["online_procedure"]), None)
+        return f"online FDR, {named}" if named else PROCEDURES["online"]
+    return PROCEDURES.get(primary, primary)
+
+
+def _dig(mapping: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+# ---------------------------------------------------------------- formatting helpers (template filters)
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def fmt_num(value: Any, digits: int = 2) -> str:
+    number = _finite(value)
+    return DASH if number is None else f"{number:.{digits}f}"
+
+
+def fmt_signed(value: Any, digits: int = 2) -> str:
+    """Effects carry their sign so 'b − a' reads at a glance."""
+    number = _finite(value)
+    return DASH if number is None else f"{number:+.{digits}f}"
+
+
+def fmt_p(value: Any) -> str:
+    """p and q values: fixed point while readable, scientific below 1e-3 (e.g. 3.2e-05)."""
+    number = _finite(value)
+    if number is None:
+        return DASH
+    if number == 0:
+        return "0"
+    return f"{number:.1e}" if number < 1e-3 else f"{number:.3f}"
+
+
+def fmt_pct(value: Any) -> str:
+    number = _finite(value)
+    return DASH if number is None else f"{number * 100:.0f}%"
+
+
+def fmt_int(value: Any) -> str:
+    number = _finite(value)
+    return DASH if number is None else f"{int(number):,}"
+
+
+def fmt_ci(interval: tuple[float, float] | None, digits: int = 2) -> str:
+    if interval is None:
+        return DASH
+    return f"[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+
+
+def fmt_decision(value: Any) -> str:
+    if value is None:
+        return DASH
+    return "✓" if value else "·"
+
+
+def fmt_seconds(value: Any) -> str:
+    number = _finite(value)
+    if number is None:
+        return DASH
+    if number < 60:
+        return f"{number:.1f} s"
+    minutes, seconds = divmod(number, 60)
+    return f"{int(minutes)} min {seconds:.0f} s"
+
+
+def highlight(text: Any, keywords: list[str] | None) -> Markup:
+    """Escape `text` and wrap whole-word-ish keyword matches in <mark>.
+
+    Matching runs on the raw text and each piece is escaped on its own, so a keyword can never
+    match inside an entity such as '&lt;' and no unescaped model output reaches the page.
+    """
+    text = "" if text is None else str(text)
+    pattern = _keyword_pattern(keywords or [])
+    if pattern is None:
+        return escape(text)
+    out, last = [], 0
+    for match in pattern.finditer(text):
+        out.append(str(escape(text[last:match.start()])))
+        out.append(f"<mark>{escape(match.group(0))}</mark>")
+        last = match.end()
+    out.append(str(escape(text[last:])))
+    return Markup("".join(out))
+
+
+def _keyword_pattern(keywords: list[str]) -> re.Pattern[str] | None:
+    words = sorted({k.strip() for k in keywords if k and k.strip()}, key=len, reverse=True)
+    if not words:
+        return None
+    # Longest first so "thank you" wins over "thank"; a short suffix allowance lets "apology"
+    # also mark "apologies"-style plurals without marking "cat" inside "category".
+    alternatives = "|".join(re.escape(word) for word in words)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?:s|es|ed|ing)?(?!\w)", re.IGNORECASE)
+
+
+def ci_bar(interval: tuple[float, float] | None, effect: Any) -> Markup:
+    """A small inline SVG: the effect's CI on a fixed [-1, 1] axis with 0 marked."""
+    if interval is None:
+        return Markup("")
+    width, pad, height = 180, 8, 22
+
+    def x(value: float) -> float:
+        clipped = min(1.0, max(-1.0, value))
+        return round(pad + (clipped + 1) / 2 * (width - 2 * pad), 1)
+
+    low, high = interval
+    point = _finite(effect)
+    label = f"effect {fmt_signed(point)}, 95% CI {fmt_ci(interval)} on an axis from -1 to 1"
+    parts = [
+        f'<svg class="ci" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(label)}">',
+        f'<line x1="{pad}" y1="11" x2="{width - pad}" y2="11" class="axis"/>',
+        f'<line x1="{x(0)}" y1="3" x2="{x(0)}" y2="19" class="zero"/>',
+        f'<rect x="{x(low)}" y="7" width="{max(1.5, round(x(high) - x(low), 1))}" height="8" rx="2" class="band"/>',
+    ]
+    if point is not None:
+        parts.append(f'<circle cx="{x(point)}" cy="11" r="3.5" class="point"/>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+# ---------------------------------------------------------------- template
+
+
+def _template_source() -> str:
+    resource = importlib.resources.files("lmdelta") / "report" / "templates" / "report.html.j2"
+    return resource.read_text(encoding="utf-8")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update({
+        "num": fmt_num, "signed": fmt_signed, "pval": fmt_p, "pct": fmt_pct, "int": fmt_int,
+        "ci": fmt_ci, "decision": fmt_decision, "seconds": fmt_seconds, "highlight": highlight,
+    })
+    env.globals.update({"ci_bar": ci_bar, "DASH": DASH})
+    return env

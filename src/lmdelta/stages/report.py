@@ -1,0 +1,37 @@
+"""Publish the run's results at the run directory root and render report.html from them.
+
+hypotheses.jsonl and null_control.jsonl hold one line per tested hypothesis with every number;
+summary.json the run-level counts. The report is rendered from these files alone.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lmdelta.config import RunConfig
+from lmdelta.rundir import atomic_write_text, write_jsonl
+from lmdelta.stages import decide
+
+VERSION = 1
+OUTPUTS = {"main": "hypotheses.jsonl", "null": "null_control.jsonl"}
+
+
+def identity(ctx, config: RunConfig) -> dict[str, Any]:
+    return {"labels": [config.label("a"), config.label("b")]}
+
+
+def run(ctx, config: RunConfig):
+    from lmdelta.pipeline import StageResult
+    from lmdelta.report.render import render_report
+
+    root = ctx.run_dir.root
+    summary = decide.load_summary(ctx)
+    for name, filename in OUTPUTS.items():
+        if name in summary:
+            write_jsonl(root / filename, decide.load(ctx, name))
+        else:
+            (root / filename).unlink(missing_ok=True)
+    atomic_write_text(root / "summary.json", json.dumps(summary, indent=2) + "\n")
+    path = render_report(root)
+    return StageResult({"report": str(path), "validated": summary["main"]["validated"]})

@@ -1,0 +1,385 @@
+"""Hypothesis tests for "b differs from a", each valid for one sampling design.
+
+Aligned prompts: sign-flip on per-prompt differences (primary), within-prompt label permutation
+(unequal sample counts), Wilcoxon signed-rank (fast path). Unaligned corpora: text-level
+permutation or Mann-Whitney (texts assumed independent), or whole-cluster permutation.
+
+Monte Carlo p-values are (1 + #{T* as extreme as T}) / (1 + R): valid at any R because the
+observed labelling is counted as one of the draws. Comparisons carry a tolerance relative to
+the data's scale so that resampled statistics equal to T up to rounding count as "as extreme".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Alternative = Literal["greater", "less", "two-sided"]
+ALTERNATIVES: tuple[str, ...] = ("greater", "less", "two-sided")
+
+# Resampled statistics are recomputed with another summation order than T itself; 1e-10 of
+# the largest |value| is far above that rounding error and far below any real gap between
+# two distinct statistics of judge scores.
+_REL_TOL = 1e-10
+# Bounds the largest temporary array of a chunked resampling loop (elements, ~16 MB in float64).
+_CHUNK_ELEMENTS = 1 << 21
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One hypothesis test. `n_units` counts the independent units used: prompts, texts or clusters."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    statistic: float
+    p_value: float
+    method: str
+    n_units: int
+    alternative: str
+
+
+def _check_alternative(alternative: str) -> None:
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+
+
+def _check_resamples(n_resamples: int) -> None:
+    if int(n_resamples) < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+
+
+def _tolerance(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Absolute tolerance for "T* ties T": relative to the largest |value| the statistic is built from."""
+    if values.size == 0:
+        return np.zeros(()) if axis is None else np.zeros(values.shape[0])
+    return _REL_TOL * np.max(np.abs(values), axis=axis)
+
+
+def _as_extreme(t_star: np.ndarray, t_obs, tol, alternative: str) -> np.ndarray:
+    """Boolean mask of resampled statistics at least as extreme as the observed one (ties count)."""
+    if alternative == "greater":
+        return t_star >= t_obs - tol
+    if alternative == "less":
+        return t_star <= t_obs + tol
+    return np.abs(t_star) >= np.abs(t_obs) - tol
+
+
+def _monte_carlo_p(count, n_resamples: int):
+    return (1.0 + count) / (1.0 + n_resamples)
+
+
+def _chunk_rows(width: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // max(1, width))
+
+
+# --- sign-flip on per-prompt differences ------------------------------------------------------
+
+
+def paired_signflip(d, alternative: Alternative = "greater", n_resamples: int = 10_000,
+                    seed: int = 0) -> TestResult:
+    """Sign-flip test of mean(d) over prompts; valid however strongly texts of one prompt correlate.
+
+    Under the null the a/b labels are exchangeable within each prompt, so each d_p is
+    symmetric about zero and every sign vector is equally likely. All 2^n sign vectors are
+    enumerated when 2^n <= n_resamples (exact p, counting the identity); otherwise R random
+    sign vectors are drawn from `seed`. Non-finite entries are dropped; no data gives p = NaN.
+    """
+    d = np.asarray(d, dtype=float).ravel()
+    stats, p_values = paired_signflip_many(d[None, :], None, alternative, n_resamples, seed)
+    n = int(np.isfinite(d).sum())
+    return TestResult(float(stats[0]), float(p_values[0]), _signflip_method(n, n_resamples), n, alternative)
+
+
+def _signflip_method(n: int, n_resamples: int) -> str:
+    if n > 0 and 2**n <= n_resamples:
+        return f"paired_signflip(exact, 2^{n} sign vectors)"
+    return f"paired_signflip(monte carlo, R={int(n_resamples)})"
+
+
+def paired_signflip_many(D, mask=None, alternative: Alternative = "greater", n_resamples: int = 10_000,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sign-flip tests for many hypotheses at once; row h equals paired_signflip(D[h, mask[h]]).
+
+    D is (H, P) per-prompt differences and mask (H, P) marks the prompts each hypothesis has
+    data for (None: all finite entries). Each row's valid prompts are packed to the front, so
+    row h with P_h prompts sees the first P_h rows of one shared (P, R) sign matrix drawn from
+    `seed` -- exactly the signs paired_signflip(d, seed=seed) draws for a d of length P_h.
+    The p-values of different rows are therefore computed from the same sign draws (they are
+    dependent through the Monte Carlo error only). Rows with 2^P_h <= n_resamples are
+    enumerated exactly. Returns (statistics, p_values), NaN for rows without data.
+    """
+    _check_alternative(alternative)
+    _check_resamples(n_resamples)
+    packed, n = _pack_rows(D, mask)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_obs = packed.sum(axis=1) / n
+    tol = _tolerance(packed, axis=1)
+    p_values = np.full(n.shape, np.nan)
+    exact = (n > 0) & (n <= int(n_resamples).bit_length() - 1)  # 2^n <= R
+    for size in np.unique(n[exact]):
+        rows = np.flatnonzero(n == size)
+        blocks = _exact_sign_blocks(int(size))
+        counts = _count_sign_flips(blocks, packed[rows, :size], t_obs[rows], tol[rows], alternative)
+        p_values[rows] = counts / 2.0**size
+    mc_rows = np.flatnonzero((n > 0) & ~exact)
+    if mc_rows.size:
+        width = int(n[mc_rows].max())
+        bits = _sign_bits(width, int(n_resamples), seed)
+        blocks = _monte_carlo_sign_blocks(bits)
+        counts = _count_sign_flips(blocks, packed[mc_rows, :width], t_obs[mc_rows], tol[mc_rows], alternative,
+                                   n[mc_rows])
+        p_values[mc_rows] = _monte_carlo_p(counts, int(n_resamples))
+    return t_obs, p_values
+
+
+def _pack_rows(D, mask) -> tuple[np.ndarray, np.ndarray]:
+    """Move each row's usable entries to the front (original order kept), zeros after them."""
+    D = np.asarray(D, dtype=float)
+    if D.ndim != 2:
+        raise ValueError(f"D must be 2-D (hypotheses x prompts), got shape {D.shape}")
+    usable = np.isfinite(D)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != D.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from D shape {D.shape}")
+        usable &= mask
+    order = np.argsort(~usable, axis=1, kind="stable")
+    packed = np.take_along_axis(np.where(usable, D, 0.0), order, axis=1)
+    return packed, usable.sum(axis=1)
+
+
+def _sign_bits(width: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(width, R) random signs as booleans, drawn prompt by prompt so that a shorter draw is a prefix."""
+    rng = np.random.default_rng(seed)
+    bits = np.empty((width, n_resamples), dtype=bool)
+    step = _chunk_rows(n_resamples)
+    for start in range(0, width, step):
+        stop = min(width, start + step)
+        bits[start:stop] = rng.random((stop - start, n_resamples)) < 0.5
+    return bits
+
+
+def _exact_sign_blocks(n: int) -> Iterator[np.ndarray]:
+    """All 2^n sign vectors, in blocks of rows, without materialising the whole matrix."""
+    total = 2**n
+    step = _chunk_rows(n)
+    shifts = np.arange(n)
+    for start in range(0, total, step):
+        codes = np.arange(start, min(total, start + step))
+        yield ((codes[:, None] >> shifts) & 1) * 2.0 - 1.0
+
+
+def _monte_carlo_sign_blocks(bits: np.ndarray) -> Iterator[np.ndarray]:
+    step = _chunk_rows(bits.shape[0])
+    for start in range(0, bits.shape[1], step):
+        yield bits[:, start:start + step].T * 2.0 - 1.0
+
+
+def _count_sign_flips(blocks, packed, t_obs, tol, alternative, n=None) -> np.ndarray:
+    """For each row, how many sign vectors give a statistic at least as extreme as the observed one."""
+    n = packed.shape[1] if n is None else n
+    counts = np.zeros(packed.shape[0])
+    for signs in blocks:
+        t_star = (signs @ packed.T) / n
+        counts += _as_extreme(t_star, t_obs, tol, alternative).sum(axis=0)
+    return counts
+
+
+# --- label permutation within strata ----------------------------------------------------------
+
+
+def within_prompt_permutation(scores_a: Sequence, scores_b: Sequence, alternative: Alternative = "greater",
+                              n_resamples: int = 10_000, seed: int = 0) -> TestResult:
+    """Permute a/b labels among each prompt's pooled scores, keeping both sides' counts per prompt.
+
+    For unequal sample counts per side, where per-prompt differences of means are not symmetric
+    under the null. T = mean over prompts of (mean b_p - mean a_p). Prompts where a side has no
+    (finite) score are dropped. Needs exchangeability within each prompt (a sharper null than
+    the sign-flip's symmetry of d_p).
+    """
+    _check_alternative(alternative)
+    _check_resamples(n_resamples)
+    strata = _strata(scores_a, scores_b)
+    if not strata:
+        return TestResult(float("nan"), float("nan"), "within_prompt_permutation(no usable prompts)", 0,
+                          alternative)
+    t_obs = float(np.mean([b.mean() - a.mean() for a, b in strata]))
+    t_star = _stratified_null(strata, int(n_resamples), np.random.default_rng(seed))
+    tol = _tolerance(np.concatenate([np.concatenate(s) for s in strata]))
+    count = _as_extreme(t_star, t_obs, tol, alternative).sum()
+    method = f"within_prompt_permutation(monte carlo, R={int(n_resamples)})"
+    return TestResult(t_obs, float(_monte_carlo_p(count, int(n_resamples))), method, len(strata), alternative)
+
+
+def _strata(scores_a: Sequence, scores_b: Sequence) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(a, b) score arrays per prompt, non-finite scores dropped, prompts missing a side dropped."""
+    if len(scores_a) != len(scores_b):
+        raise ValueError(f"scores_a has {len(scores_a)} prompts, scores_b has {len(scores_b)}")
+    strata = []
+    for a, b in zip(scores_a, scores_b):
+        a = np.asarray(a, dtype=float).ravel()
+        b = np.asarray(b, dtype=float).ravel()
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        if a.size and b.size:
+            strata.append((a, b))
+    return strata
+
+
+def _stratified_null(strata, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """R draws of T under within-stratum label permutation; strata of equal counts are vectorised.
+
+    mean(b*) - mean(a*) = sum_b* (1/n_b + 1/n_a) - total/n_a, so only the sum of the scores that
+    land on side b is needed: the n_b smallest of m uniform keys pick a uniform n_b-subset.
+    """
+    groups: dict[tuple[int, int], list[np.ndarray]] = {}
+    for a, b in strata:
+        groups.setdefault((a.size, b.size), []).append(np.concatenate([a, b]))
+    t_star = np.zeros(n_resamples)
+    for (n_a, n_b), pooled in groups.items():
+        X = np.stack(pooled)
+        totals = X.sum(axis=1)
+        step = _chunk_rows(X.size)
+        for start in range(0, n_resamples, step):
+            stop = min(n_resamples, start + step)
+            sum_b = _random_subset_sums(X, n_b, stop - start, rng)
+            t_star[start:stop] += (sum_b * (1.0 / n_b + 1.0 / n_a) - totals / n_a).sum(axis=1)
+    return t_star / len(strata)
+
+
+def _random_subset_sums(X: np.ndarray, k: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_draws, G) sums of a uniformly random k-subset of each row of X (G, m), independently."""
+    keys = rng.random((n_draws,) + X.shape)
+    # 53-bit keys: a tie at the cut, which would pick k+1 items, has probability ~1e-13 per row.
+    cut = np.partition(keys, k - 1, axis=-1)[..., k - 1:k]
+    return np.einsum("rgm,gm->rg", keys <= cut, X)
+
+
+def text_permutation(scores_a, scores_b, alternative: Alternative = "greater", n_resamples: int = 10_000,
+                     seed: int = 0) -> TestResult:
+    """Permutation test of mean(b) - mean(a) over texts, for unaligned corpora.
+
+    Assumes texts are independent (e.g. one sample per prompt); with several samples of one
+    prompt use a paired test or cluster_permutation instead.
+    """
+    result = within_prompt_permutation([scores_a], [scores_b], alternative, n_resamples, seed)
+    n_texts = int(np.isfinite(np.asarray(scores_a, float)).sum() + np.isfinite(np.asarray(scores_b, float)).sum())
+    method = f"text_permutation(monte carlo, R={int(n_resamples)})"
+    return TestResult(result.statistic, result.p_value, method, n_texts if result.n_units else 0, alternative)
+
+
+# --- rank tests (scipy) ------------------------------------------------------------------------
+
+
+def wilcoxon_signed_rank(d, alternative: Alternative = "greater") -> TestResult:
+    """Wilcoxon signed-rank test on per-prompt differences: the fast path next to the sign-flip.
+
+    Zero differences are ranked and then dropped (Pratt), which keeps the test valid when many
+    prompts show no difference; all-zero d gives p = 1.
+    """
+    from scipy import stats
+
+    _check_alternative(alternative)
+    d = np.asarray(d, dtype=float).ravel()
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return TestResult(float("nan"), float("nan"), "wilcoxon_signed_rank(no data)", 0, alternative)
+    if not np.any(d):
+        return TestResult(0.0, 1.0, "wilcoxon_signed_rank(all differences zero)", int(d.size), alternative)
+    result = stats.wilcoxon(d, zero_method="pratt", alternative=alternative)
+    return TestResult(float(result.statistic), float(result.pvalue), "wilcoxon_signed_rank(pratt)", int(d.size),
+                      alternative)
+
+
+def mann_whitney(scores_a, scores_b, alternative: Alternative = "greater") -> TestResult:
+    """Mann-Whitney U over texts (statistic U of b): valid only if texts are independent.
+
+    Kept for unaligned corpora with one text per prompt and to measure, in the calibration
+    benchmark, how far it over-rejects when several texts share a prompt (the reference's test).
+    """
+    from scipy import stats
+
+    _check_alternative(alternative)
+    a = np.asarray(scores_a, dtype=float).ravel()
+    b = np.asarray(scores_b, dtype=float).ravel()
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        return TestResult(float("nan"), float("nan"), "mann_whitney(a side is empty)", int(a.size + b.size),
+                          alternative)
+    result = stats.mannwhitneyu(b, a, alternative=alternative)
+    return TestResult(float(result.statistic), float(result.pvalue), "mann_whitney(texts i.i.d.)",
+                      int(a.size + b.size), alternative)
+
+
+# --- clusters ----------------------------------------------------------------------------------
+
+
+def cluster_permutation(scores, is_b, clusters, alternative: Alternative = "greater", n_resamples: int = 10_000,
+                        seed: int = 0) -> TestResult:
+    """Permutation test for unaligned corpora whose texts come in user-given clusters (e.g. prompts).
+
+    If every cluster holds texts of one side only, whole clusters swap side labels (the number
+    of b clusters kept) and T = mean(b texts) - mean(a texts): valid when clusters, not texts,
+    are exchangeable between the sides. If any cluster mixes sides, the test is stratified
+    instead: labels are permuted within each cluster, T is the mean within-cluster difference,
+    and one-sided clusters are dropped because they carry no within-cluster contrast. The
+    method string says which design was used; n_units counts the clusters used.
+    """
+    _check_alternative(alternative)
+    _check_resamples(n_resamples)
+    scores, is_b, ids = _cluster_arrays(scores, is_b, clusters)
+    n_clusters = int(ids.max()) + 1 if ids.size else 0
+    b_count = np.bincount(ids, weights=is_b.astype(float), minlength=n_clusters)
+    size = np.bincount(ids, minlength=n_clusters).astype(float)
+    mixed = (b_count > 0) & (b_count < size)
+    if mixed.any():
+        return _within_cluster(scores, is_b, ids, mixed, alternative, n_resamples, seed)
+    return _whole_cluster(scores, ids, b_count > 0, size, alternative, n_resamples, seed)
+
+
+def _cluster_arrays(scores, is_b, clusters) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=float).ravel()
+    is_b = np.asarray(is_b, dtype=bool).ravel()
+    clusters = np.asarray(clusters).ravel()
+    if not scores.size == is_b.size == clusters.size:
+        raise ValueError("scores, is_b and clusters must have the same length")
+    keep = np.isfinite(scores)
+    _, ids = np.unique(clusters[keep], return_inverse=True)
+    return scores[keep], is_b[keep], ids.ravel()
+
+
+def _whole_cluster(scores, ids, cluster_is_b, size, alternative, n_resamples, seed) -> TestResult:
+    sums = np.bincount(ids, weights=scores, minlength=size.size)
+    n_b = int(cluster_is_b.sum())
+    method = f"cluster_permutation(whole clusters, monte carlo, R={int(n_resamples)})"
+    if n_b == 0 or n_b == size.size:
+        return TestResult(float("nan"), float("nan"), method, int(size.size), alternative)
+    labels = cluster_is_b.astype(float)
+    t_obs = float(_cluster_contrast(labels[None, :], sums, size)[0])
+    rng = np.random.default_rng(seed)
+    t_star = np.empty(int(n_resamples))
+    step = _chunk_rows(size.size)
+    for start in range(0, int(n_resamples), step):
+        stop = min(int(n_resamples), start + step)
+        keys = rng.random((stop - start, size.size))
+        cut = np.partition(keys, n_b - 1, axis=1)[:, n_b - 1:n_b]
+        t_star[start:stop] = _cluster_contrast((keys <= cut).astype(float), sums, size)
+    count = _as_extreme(t_star, t_obs, _tolerance(scores), alternative).sum()
+    return TestResult(t_obs, float(_monte_carlo_p(count, int(n_resamples))), method, int(size.size), alternative)
+
+
+def _cluster_contrast(labels: np.ndarray, sums: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """mean(b texts) - mean(a texts) for each row of 0/1 cluster labels."""
+    sum_b, n_b = labels @ sums, labels @ size
+    return sum_b / n_b - (sums.sum() - sum_b) / (size.sum() - n_b)
+
+
+def _within_cluster(scores, is_b, ids, mixed, alternative, n_resamples, seed) -> TestResult:
+    used = np.flatnonzero(mixed)
+    scores_a = [scores[(ids == c) & ~is_b] for c in used]
+    scores_b = [scores[(ids == c) & is_b] for c in used]
+    result = within_prompt_permutation(scores_a, scores_b, alternative, n_resamples, seed)
+    method = f"cluster_permutation(within clusters, {used.size} mixed clusters, monte carlo, R={int(n_resamples)})"
+    return TestResult(result.statistic, result.p_value, method, result.n_units, alternative)

@@ -1,0 +1,54 @@
+import numpy as np
+
+from lmdelta import judges
+from lmdelta.proposers import clusters, keywords
+from lmdelta.records import Hypothesis
+
+
+def test_ngrams_skip_pure_stop_words():
+    grams = keywords.ngrams("The ocean is deep and the sea", 3)
+    assert "ocean" in grams and "the ocean" in grams and "the" not in grams and "is and" not in grams
+
+
+def test_log_odds_finds_the_injected_word_in_the_right_direction():
+    a = [f"answer {i} on bread and cheese" for i in range(20)]
+    b = [f"answer {i} on bread and the ocean" if i % 2 else f"answer {i} on bread and cheese" for i in range(20)]
+    background = keywords.document_counts(a + b, 3)
+    terms = keywords.contrast(a, b, background, 40)
+    top_b = keywords.top_terms(terms, "b>a", 2, 1.5, 3)
+    top_a = keywords.top_terms(terms, "a>b", 2, 1.5, 3)
+    assert top_b[0].ngram == "ocean" and top_b[0].count_b == 10 and top_b[0].count_a == 0
+    assert top_a[0].ngram == "cheese" and top_a[0].count_a == 20 and top_a[0].count_b == 10
+    assert "bread" not in {t.ngram for t in top_a + top_b}
+
+
+def test_nested_ngrams_are_not_proposed_twice():
+    a = ["plain text"] * 10
+    b = ["the deep ocean waves"] * 10
+    terms = keywords.contrast(a, b, keywords.document_counts(a + b, 3), 20)
+    chosen = [t.ngram for t in keywords.top_terms(terms, "b>a", 5, 0.5, 3)]
+    assert chosen == ["deep", "ocean", "waves"]  # "deep ocean", "ocean waves"… are nested in them
+
+
+def test_cluster_finder_reports_the_side_that_owns_a_cluster():
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=(40, 8))
+    only_b = rng.normal(size=(12, 8)) + 6.0
+    vectors = np.vstack([shared, only_b])
+    sides = np.array(["a"] * 20 + ["b"] * 20 + ["b"] * 12)
+    texts = ["shared words here"] * 40 + ["ocean waves sea"] * 12
+    found = clusters.find(texts, sides, vectors, k=3, seed=0, min_size=6, min_share=0.7)
+    assert found and found[0].direction == "b>a" and found[0].count_b >= 12 and "ocean" in found[0].terms
+
+
+def test_keyword_judge_matches_whole_words_blind_to_side():
+    scores = judges.keyword_presence(("sea", "blue whale"), ["The sea!", "seaside town", "A Blue  whale", "a blue whale"])
+    assert scores.tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_embedding_judge_maps_cosine_to_unit_interval_and_flags_zero_vectors():
+    prototype = np.array([1.0, 0.0])
+    scores = judges.prototype_similarity(prototype, np.array([[2.0, 0.0], [-1.0, 0.0], [0.0, 3.0], [0.0, 0.0]]))
+    assert np.allclose(scores[:3], [1.0, 0.0, 0.5]) and np.isnan(scores[3])
+    h = Hypothesis("h", "all", "b>a", "d", "clusters", "embedding", prototype=(1.0, 0.0))
+    assert judges.score(h, ["x", "y"], np.array([[1.0, 0.0], [0.0, 1.0]])).tolist() == [1.0, 0.5]

@@ -1,0 +1,119 @@
+"""The HTML report: built from a hand-written run directory, checked for content, escaping and self-containment."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lmdelta.report.render import fmt_p, highlight, render_report
+
+SCRIPT = "<script>alert(1)</script>"
+VALIDATED = "Uses more exclamation marks and upbeat phrasing"
+
+
+def _hypothesis(number: int, description: str, *, validated: bool, p: float, **fields) -> dict:
+    row = {
+        "id": f"h{number}", "group": "tone", "direction": "b>a", "description": description,
+        "proposer": "fake-proposer", "judge": "fake-judge", "keywords": None, "n_prompts": 40, "n_texts": 160,
+        "n_dropped": 0, "test": "paired sign-flip over prompts (Monte Carlo, R=10000)",
+        "assumption": "prompts exchangeable", "statistic": 2.1, "p_value": p, "q_value": min(1.0, p * 3),
+        "effect": 0.31, "effect_ci": [0.18, 0.44], "auc": 0.71, "auc_ci": [0.63, 0.79],
+        "prevalence_a": 0.12, "prevalence_b": 0.41, "baseline_auc": 0.58, "bh_reject": validated,
+        "by_reject": validated, "online_reject": False, "online_level": 0.01, "online_procedure": "LORD++",
+        "generalization_p": 0.02, "generalization_effect": 0.2, "validated": validated, "order": number,
+        "examples": {"a": [], "b": []},
+    }
+    row.update(fields)
+    return row
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    # json.dumps writes float('nan') as the bare token NaN, as a Python writer of these files would.
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    examples = {
+        "a": [{"sample_id": "a-1", "prompt": "Say hi", "text": "Hello. How can I help?", "score": 0.1}],
+        "b": [{"sample_id": "b-1", "prompt": "Say hi", "score": 0.93,
+               "text": f"Hi there!! {SCRIPT} So Excited to help & more excited-ish."}],
+    }
+    hypotheses = [
+        _hypothesis(1, VALIDATED, validated=True, p=3.2e-5, keywords=["excited"], examples=examples),
+        _hypothesis(2, "Gives shorter answers", validated=False, p=0.2, effect=float("nan"), auc=None),
+        _hypothesis(3, "Refuses more often", validated=False, p=0.6, direction="a>b"),
+    ]
+    _write_jsonl(tmp_path / "hypotheses.jsonl", hypotheses)
+    _write_jsonl(tmp_path / "null_control.jsonl", [
+        _hypothesis(1, "Null idea one", validated=False, p=0.4),
+        _hypothesis(2, "Null idea two", validated=False, p=0.9),
+    ])
+    manifest = {"version": "0.1.0", "updated": "2025-01-02T03:04:05+0000",
+                "stages": {"generate": {"status": "done", "seconds": 12.5, "counts": {"texts": 320}},
+                           "decide": {"status": "done", "seconds": 0.4, "counts": {}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        "generate:\n"
+        "  a: {model: 'fake:base', label: base}\n"
+        "  b: {model: 'fake:tuned', label: tuned, system_prompt: 'Be <b>cheerful</b>.'}\n"
+        "decide: {q: 0.05, primary: bh}\n",
+        encoding="utf-8")
+    return tmp_path
+
+
+def test_report_content_and_escaping(run_dir: Path) -> None:
+    out = render_report(run_dir)
+    assert out == run_dir / "report.html" and out.exists()
+    html = out.read_text(encoding="utf-8")
+
+    assert VALIDATED in html
+    assert "1 of 3 tested hypotheses validated at q = 0.05 (Benjamini–Hochberg)" in html
+    assert "null control (a vs a): 0 of 2 validated" in html
+    assert SCRIPT not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Be &lt;b&gt;cheerful&lt;/b&gt;." in html
+    assert "<mark>Excited</mark>" in html and "<mark>excited</mark>" in html
+    assert "3.2e-05" in html
+    assert "12% → 41%" in html
+    assert "lmdelta report " in html and str(run_dir) in html
+
+
+def test_report_is_self_contained(run_dir: Path) -> None:
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    for external in ('src="http', "src='http", 'href="http', "href='http", "@import", "http://", "https://"):
+        assert external not in html
+    assert not re.search(r"<(link|iframe|img)\b", html)
+
+
+def test_nan_and_null_render_as_dash(run_dir: Path) -> None:
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    row = re.search(r"<tr[^>]*>(?:(?!</tr>).)*Gives shorter answers(?:(?!</tr>).)*</tr>", html, re.S)
+    assert row is not None
+    cells = re.findall(r'<td class="n"[^>]*>([^<]*)</td>', row.group(0))
+    assert cells[:2] == ["–", "–"]  # effect is NaN, AUC is null
+    assert "nan" not in row.group(0).lower().replace("answers", "")
+
+
+def test_missing_files_render_placeholders(tmp_path: Path) -> None:
+    html = render_report(tmp_path).read_text(encoding="utf-8")
+    assert "No hypotheses were tested yet" in html
+    assert "controls.null: true" in html
+    assert "lmdelta report " in html
+
+
+def test_nonzero_null_is_flagged(run_dir: Path) -> None:
+    (run_dir / "summary.json").write_text(json.dumps(
+        {"tested": 3, "validated": 1, "q": 0.1, "primary": "bh", "null": {"tested": 2, "validated": 1}}))
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert 'class="pill bad">null control (a vs a): 1 of 2 validated' in html
+    assert "q = 0.10" in html
+
+
+def test_highlight_never_marks_inside_entities() -> None:
+    assert str(highlight("a < b lt", ["lt"])) == "a &lt; b <mark>lt</mark>"
+    assert str(highlight("category cats", ["cat"])) == "category <mark>cats</mark>"
+    assert fmt_p(0.0123) == "0.012" and fmt_p(float("nan")) == "–"
