@@ -181,6 +181,17 @@ class ClusterProposerConfig(Section):
     """The favoured side's balanced share of the cluster must reach this."""
 
 
+class LLMProposerConfig(Section):
+    enabled: bool = True
+    """Ask the proposer LLM (llm.proposer.model) for hypotheses; off when no proposer model is set."""
+    texts_per_side: int = Field(default=10, ge=1)
+    """Discovery answers per side shown in one proposal prompt."""
+    per_scope: int = Field(default=2, ge=1)
+    """Hypotheses asked for per group (1..k)."""
+    instruction: str | None = None
+    """What to look for (default: content and meaning, not surface form)."""
+
+
 class ProposeConfig(Section):
     scopes: Literal["all", "groups", "both"] = "both"
     """Propose over all prompts pooled (`all`), per group (`groups`), or both."""
@@ -190,11 +201,21 @@ class ProposeConfig(Section):
     """Keyword-contrast proposer."""
     clusters: ClusterProposerConfig = Field(default_factory=ClusterProposerConfig)
     """Cluster over-representation proposer."""
+    llm: LLMProposerConfig = Field(default_factory=LLMProposerConfig)
+    """LLM proposer (needs llm.proposer.model)."""
     seed: int | None = None
     """Seed for clustering (default: run.seed)."""
 
 
 class ValidateConfig(Section):
+    judge: Literal["auto", "unitary", "pairwise", "presence"] = "auto"
+    """`auto`: keyword/embedding judges for their hypotheses and the LLM unitary judge for LLM-proposed ones; otherwise that LLM judge for every hypothesis (needs llm.judge.model)."""
+    extra_judges: list[str] = Field(default_factory=list)
+    """More judge model strings scoring the same texts, for agreement statistics (not used in the test)."""
+    generative: bool = False
+    """Also test each hypothesis generatively: the judge model writes examples, scored by log p_b − log p_a."""
+    generative_examples: int = Field(default=8, ge=2)
+    """Examples per side for the generative test."""
     test: Literal["signflip", "wilcoxon"] = "signflip"
     """Paired prompt-level sign-flip randomization test (unequal counts: within-prompt permutation), or Wilcoxon."""
     n_resamples: int = Field(default=10_000, ge=1000)
@@ -224,6 +245,41 @@ class DecideConfig(Section):
     """Online procedure run over the hypotheses in proposal order."""
 
 
+class RoleConfig(Section):
+    model: str | None = None
+    """`openai/…`, `anthropic/…`, `gemini/…`, `openrouter/…`, `openai-compatible/MODEL@URL`, `local/…` (unset: role unused)."""
+    temperature: float | None = Field(default=None, ge=0.0)
+    """Sampling temperature (default: 1.0 for the proposer, 0 for judges)."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Answer length cap (default: what the role needs)."""
+    backend_args: dict[str, Any] = Field(default_factory=dict)
+    """Provider options passed through unchanged."""
+
+
+class LLMConfig(Section):
+    proposer: RoleConfig = Field(default_factory=RoleConfig)
+    """The model that writes hypotheses (a stronger one pays off here)."""
+    judge: RoleConfig = Field(default_factory=RoleConfig)
+    """The model that scores texts (a cheaper one is usually enough)."""
+    summariser: RoleConfig = Field(default_factory=RoleConfig)
+    """The model that summarises themes."""
+    key_file: str | None = Field(default=None, json_schema_extra=VOLATILE)
+    """A file with an API key, or lines `provider: key` (default: the provider's environment variable)."""
+    concurrency: int = Field(default=16, ge=1, json_schema_extra=VOLATILE)
+    """Calls in flight per provider, shared by all stages."""
+    max_attempts: int = Field(default=6, ge=1, json_schema_extra=VOLATILE)
+    """Transport attempts per call (rate limits and transient errors)."""
+    timeout: float = Field(default=120.0, gt=0, json_schema_extra=VOLATILE)
+    """Seconds per attempt."""
+    prices: dict[str, dict[str, float]] = Field(default_factory=dict, json_schema_extra=VOLATILE)
+    """USD per million tokens, e.g. {"openai/gpt-4.1-mini": {"input": 0.4, "output": 1.6}}, overriding the built-in table."""
+
+
+class BudgetConfig(Section):
+    usd: float | None = Field(default=None, gt=0, json_schema_extra=VOLATILE)
+    """Stop cleanly (and resumably) before LLM spending would pass this many US dollars."""
+
+
 class ControlsConfig(Section):
     null: bool = True
     """Run a against a (its samples split in two halves per prompt) through the identical pipeline."""
@@ -245,6 +301,8 @@ with warnings.catch_warnings():
         validate: ValidateConfig = Field(default_factory=ValidateConfig)
         decide: DecideConfig = Field(default_factory=DecideConfig)
         controls: ControlsConfig = Field(default_factory=ControlsConfig)
+        llm: LLMConfig = Field(default_factory=LLMConfig)
+        budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
         def resolved(self) -> RunConfig:
             """A copy with every unset seed filled in from run.seed."""

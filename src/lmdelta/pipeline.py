@@ -38,8 +38,8 @@ STAGES = (
     Stage("generate", ("generate", "corpus"), ("prompts",)),
     Stage("embed", ("embed",), ("generate", "prompts")),
     Stage("group", ("group",), ("embed", "prompts")),
-    Stage("propose", ("propose", "controls"), ("group", "embed", "generate", "prompts")),
-    Stage("validate", ("validate",), ("propose",)),
+    Stage("propose", ("propose", "controls", "llm.proposer"), ("group", "embed", "generate", "prompts")),
+    Stage("validate", ("validate", "llm.judge"), ("propose",)),
     Stage("decide", ("decide",), ("validate",)),
     Stage("report", (), ("decide",)),
 )
@@ -85,7 +85,7 @@ def plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> Plan:
         material = {
             "stage": stage.name,
             "version": stage.module.VERSION,
-            "config": {name: getattr(config, name).result_fields() for name in stage.sections},
+            "config": {name: _section(config, name).result_fields() for name in stage.sections},
             "identity": stage.module.identity(ctx, config),
             "upstream": {name: result.fingerprint[name] for name in stage.upstream},
         }
@@ -93,6 +93,13 @@ def plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> Plan:
         result.fingerprint[stage.name] = hash_data(material)
         result.reason[stage.name] = _reason(stage, manifest.get(stage.name, {}), material, result)
     return result
+
+
+def _section(config: RunConfig, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def _reason(stage: Stage, record: dict[str, Any], material: dict[str, Any], current: Plan) -> str | None:

@@ -59,8 +59,9 @@ class Hypothesis:
     direction: Literal["b>a", "a>b"]
     description: str
     proposer: str
-    judge: Literal["keyword", "embedding"]
+    judge: Literal["keyword", "embedding", "llm"]
     keywords: tuple[str, ...] = ()
+    property: str | None = None  # the hypothesis stated without either side, for blind judges
     prototype: tuple[float, ...] | None = None
     evidence: dict[str, list[str]] | None = None
     provenance: dict[str, Any] | None = None

@@ -73,12 +73,13 @@ def resamples_for(config: ValidateConfig, m: int, q: float) -> int:
     return max(config.n_resamples, int(math.ceil(10 * max(m, 1) / q)))
 
 
-def validate_all(data: PairData, hypotheses: list[Hypothesis], config: ValidateConfig, q: float) -> list[dict[str, Any]]:
+def validate_all(data: PairData, hypotheses: list[Hypothesis], config: ValidateConfig, q: float,
+                 llm_client=None) -> list[dict[str, Any]]:
     """Every number STATISTICS.md asks for, per hypothesis (except the FDR decisions)."""
     vs = ValidationSet.build(data)
     texts = [data.samples[i].text for i in vs.rows]
     vectors = data.vectors[vs.rows] if len(vs.rows) else data.vectors[:0]
-    scores = [judges.score(h, texts, vectors) for h in hypotheses]
+    scores = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.judge, llm_client)
     n_resamples = resamples_for(config, len(hypotheses), q)
     primary = _tests(scores, [vs.scope(h.group) for h in hypotheses], hypotheses, vs, config, n_resamples)
     results = []
@@ -177,12 +178,19 @@ def _describe(h, scores, test, vs, data, config) -> dict[str, Any]:
     result = {**h.to_dict(), **test, **measured, "assumption": _assumption(test["test"]),
               "n_texts": int(used_rows.sum()), "n_dropped": int((in_scope_rows & ~np.isfinite(scores)).sum()),
               "prevalence_a": None, "prevalence_b": None}
-    if judges.is_presence(h):
+    result["judge"] = _judge_name(h, config.judge)
+    if judges.is_presence_mode(h, config.judge):
         result["prevalence_a"] = effects.prevalence(np.concatenate(groups_a)) if groups_a else None
         result["prevalence_b"] = effects.prevalence(np.concatenate(groups_b)) if groups_b else None
     result["examples"] = _examples(h, scores, vs, data, used_rows, config.examples)
     result.pop("prototype", None)
     return result
+
+
+def _judge_name(h: Hypothesis, mode: str) -> str:
+    if mode != "auto":
+        return f"llm-{mode}"
+    return "llm-unitary" if h.judge == "llm" else h.judge
 
 
 def _prompt_effects(h, scores, vs, mask, config) -> tuple[dict[str, Any], np.ndarray]:

@@ -30,13 +30,24 @@ def run(ctx, config: RunConfig):
     from lmdelta.pipeline import StageResult
 
     data = load_pair(ctx, config)
+    session = _session(ctx, config)
     counts: dict[str, Any] = {}
     for name, pair in comparisons(data, config).items():
-        hypotheses, skipped = propose_all(pair, config)
+        hypotheses, skipped = propose_all(pair, config, session)
         write_jsonl(ctx.dir / f"{CONTROLS[name]}hypotheses.jsonl", (h.to_dict() for h in hypotheses))
         write_jsonl(ctx.dir / f"{CONTROLS[name]}skipped.jsonl", skipped)
         counts[name] = {"hypotheses": len(hypotheses), "skipped_scopes": len(skipped)}
+    if session is not None:
+        session.check()
     return StageResult(counts)
+
+
+def _session(ctx, config: RunConfig):
+    if not (config.propose.llm.enabled and config.llm.proposer.model):
+        return None
+    from lmdelta.llm.session import LLMSession
+
+    return LLMSession(config, "propose", ctx.cache_dir, ctx.run_dir)
 
 
 def comparisons_names(config: RunConfig) -> list[str]:
@@ -58,22 +69,30 @@ def scopes(data: PairData, config: RunConfig) -> list[str]:
     return pooled + per_group
 
 
-def propose_all(data: PairData, config: RunConfig) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+def propose_all(data: PairData, config: RunConfig, session=None) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
     discovery = data.rows("discovery")
     background = keywords.document_counts([data.samples[i].text for i in discovery], config.propose.keywords.max_ngram)
     found: list[Hypothesis] = []
     skipped = []
+    usable: dict[str, np.ndarray] = {}
     for scope in scopes(data, config):
         reason = _skip_reason(data, scope, config)
         if reason:
             skipped.append({"group": scope, "reason": reason})
             log.info("propose: skipping group %s: %s", scope, reason)
             continue
-        rows = data.rows("discovery", scope)
+        rows = usable[scope] = data.rows("discovery", scope)
         if config.propose.keywords.enabled:
             found += _keyword_hypotheses(data, scope, rows, background, len(discovery), config)
         if config.propose.clusters.enabled:
             found += _cluster_hypotheses(data, scope, rows, config)
+    if session is not None and usable:
+        from lmdelta.proposers import llm
+
+        proposed, failed = llm.propose(data, usable, session.client("proposer"), config.propose.llm,
+                                       session.temperature("proposer"), config.propose.seed)
+        found += proposed
+        skipped += failed
     numbered = [Hypothesis(**{**h.__dict__, "id": f"h{i:03d}", "order": i}) for i, h in enumerate(found, start=1)]
     return numbered, skipped
 
@@ -116,8 +135,8 @@ def _keyword_hypothesis(data, scope, direction, term, texts) -> Hypothesis:
                   "discovery_texts_with_term": {"a": term.count_a, "b": term.count_b},
                   "discovery_texts": {"a": len(texts["a"]), "b": len(texts["b"])}}
     return Hypothesis(id="", group=scope, direction=direction, description=description, proposer="keywords",
-                      judge="keyword", keywords=(term.ngram,), evidence={k: v[:3] for k, v in hits.items()},
-                      provenance=provenance)
+                      judge="keyword", keywords=(term.ngram,), property=f"uses the word or phrase “{term.ngram}”",
+                      evidence={k: v[:3] for k, v in hits.items()}, provenance=provenance)
 
 
 def _words(text: str) -> str:
@@ -147,6 +166,7 @@ def _cluster_hypothesis(data, scope, rows, finding) -> Hypothesis:
                   "terms": list(finding.terms), "medoid": medoid.id}
     return Hypothesis(id="", group=scope, direction=finding.direction, description=description, proposer="clusters",
                       judge="embedding", keywords=finding.terms, prototype=tuple(float(x) for x in finding.prototype),
+                      property=f"resembles this answer in content and tone: “{snippet}”",
                       evidence=evidence, provenance=provenance)
 
 

@@ -28,15 +28,79 @@ def run(ctx, config: RunConfig):
 
     data = load_pair(ctx, config)
     counts: dict[str, Any] = {}
+    session = _session(ctx, config)
     for name, pair in propose.comparisons(data, config).items():
         hypotheses = propose.load(ctx, name)
-        results = validate_all(pair, hypotheses, config.validate, config.decide.q)
+        judge = session.client("judge") if session is not None else None
+        results = validate_all(pair, hypotheses, config.validate, config.decide.q, judge)
+        if session is not None:
+            session.check()
+        if config.validate.extra_judges:
+            add_agreement(results, pair, hypotheses, config, session)
         if config.validate.baseline:
             add_baselines(results, pair, config.validate.seed)
+        if config.validate.generative and name == "main":
+            add_generative(ctx, results, hypotheses, config, session)
         write_jsonl(ctx.dir / f"{propose.CONTROLS[name]}results.jsonl", (_clean(r) for r in results))
         counts[name] = {"tested": sum(r["n_units"] > 0 for r in results), "untestable": sum(r["n_units"] == 0 for r in results)}
         log.info("validate %s: %d hypotheses tested", name, counts[name]["tested"])
     return StageResult(counts)
+
+
+def _session(ctx, config: RunConfig):
+    """An LLM session when any hypothesis or option needs the judge model."""
+    section = config.validate
+    needs = section.judge != "auto" or section.extra_judges or section.generative or any(
+        h.judge == "llm" for name in propose.comparisons_names(config) for h in propose.load(ctx, name))
+    if not needs:
+        return None
+    from lmdelta.llm.session import LLMSession
+
+    return LLMSession(config, "validate", ctx.cache_dir, ctx.run_dir)
+
+
+def add_agreement(results, pair, hypotheses, config: RunConfig, session) -> None:
+    """Score the same texts with each extra judge and record its agreement with the main judge."""
+    from lmdelta import judges
+    from lmdelta.judges.llm import agreement
+    from lmdelta.validation import ValidationSet
+
+    vs = ValidationSet.build(pair)
+    texts = [pair.samples[i].text for i in vs.rows]
+    vectors = pair.vectors[vs.rows]
+    mode = "unitary" if config.validate.judge == "auto" else config.validate.judge
+    main = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.validate.judge, session.client("judge"))
+    for model in config.validate.extra_judges:
+        other = judges.score_hypotheses(hypotheses, vs, texts, vectors, mode, session.client("judge", model))
+        for result, ours, theirs in zip(results, main, other):
+            result.setdefault("judge_agreement", {})[model] = agreement(ours, theirs)
+        session.check()
+
+
+def add_generative(ctx, results, hypotheses, config: RunConfig, session) -> None:
+    """Judge-free check: assistant-written examples scored by log p_b − log p_a (see lmdelta.generative)."""
+    from lmdelta.backends.factory import build_generator
+    from lmdelta.errors import ConfigError
+    from lmdelta.generative import score_and_test, write_examples
+    from lmdelta.stages import generate
+
+    if config.uses_corpus:
+        raise ConfigError("validate.generative scores texts under both models, but this run compares saved corpora.",
+                          "Turn validate.generative off in corpus mode.")
+    role = "proposer" if session.has("proposer") else "judge"
+    examples = write_examples(hypotheses, session.client(role), config.validate.generative_examples, 1.0)
+    session.check()
+    identities = generate.identity(ctx, config)
+    sides = {side: build_generator(getattr(config.generate, side), identities[side], config.generate.device, ctx.cache_dir)
+             for side in ("a", "b")}
+    try:
+        found = score_and_test(hypotheses, examples, sides["a"], sides["b"], config.validate.n_resamples,
+                               config.validate.seed)
+    finally:
+        for generator in sides.values():
+            generator.close()
+    for result, extra in zip(results, found):
+        result.update(extra)
 
 
 def _clean(value: Any) -> Any:

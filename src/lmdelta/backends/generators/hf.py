@@ -99,6 +99,33 @@ class HFGenerator:
         text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
         return Generation(text=text, n_tokens=len(kept), finish_reason=reason)
 
+    def loglik(self, pairs: list[tuple[str, str]], batch_size: int = 8) -> list[float]:
+        """log p(answer | prompt) under this side's formatting (chat template, system prompt), summed over tokens."""
+        out: list[float] = []
+        for start in range(0, len(pairs), batch_size):
+            out += self._loglik_batch(pairs[start:start + batch_size])
+        return out
+
+    def _loglik_batch(self, pairs: list[tuple[str, str]]) -> list[float]:
+        import torch
+
+        prompts = [self.encode(p) for p, _ in pairs]
+        answers = [list(self.tokenizer(a, add_special_tokens=False)["input_ids"]) + self.eos_ids[:1] for _, a in pairs]
+        width = max(len(p) + len(a) for p, a in zip(prompts, answers))
+        # Right padding keeps positions natural, so no position ids are needed.
+        ids = [p + a + [self.pad_id] * (width - len(p) - len(a)) for p, a in zip(prompts, answers)]
+        mask = [[1] * (len(p) + len(a)) + [0] * (width - len(p) - len(a)) for p, a in zip(prompts, answers)]
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor(ids, device=self.device),
+                                attention_mask=torch.tensor(mask, device=self.device)).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1).cpu()
+        totals = []
+        for row, (p, a) in enumerate(zip(prompts, answers)):
+            positions = torch.arange(len(p) - 1, len(p) + len(a) - 1)
+            targets = torch.tensor(a)
+            totals.append(float(logprobs[row, positions, targets].sum()))
+        return totals
+
     def close(self) -> None:
         self.model = None
 

@@ -1,0 +1,81 @@
+"""LLM judges, blind to side: unitary (0–100 per text), presence (yes/no, P(yes) from logprobs when
+the provider gives them), pairwise (which of two answers to one prompt shows it more, asked in
+both orders to cancel position bias). Unparseable or failed calls leave NaN: dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+
+from lmdelta.llm import prompts
+
+
+def plan_single(hypotheses, vs, texts: list[str], mode: str, temperature: float) -> list[tuple[int, int, Any]]:
+    """(hypothesis index, row, request) for every validation text in each hypothesis's scope."""
+    make = prompts.unitary_request if mode == "unitary" else prompts.presence_request
+    plan = []
+    for h_index, h in enumerate(hypotheses):
+        for row in np.flatnonzero(vs.scope(h.group)[vs.prompt_of_row]):
+            plan.append((h_index, int(row), make(h.property or h.description, texts[row], temperature=temperature)))
+    return plan
+
+
+def plan_pairs(hypotheses, vs, texts: list[str], temperature: float) -> list[tuple[int, tuple[int, int, bool], Any]]:
+    """Both orders of (a answer i, b answer i) for every prompt in scope; bool: b shown first."""
+    plan = []
+    for h_index, h in enumerate(hypotheses):
+        prop = h.property or h.description
+        for prompt in np.flatnonzero(vs.scope(h.group)):
+            rows = np.flatnonzero(vs.prompt_of_row == prompt)
+            a_rows, b_rows = rows[~vs.is_b[rows]], rows[vs.is_b[rows]]
+            for ra, rb in zip(a_rows, b_rows):
+                plan.append((h_index, (int(ra), int(rb), False), prompts.pairwise_request(prop, texts[ra], texts[rb], temperature)))
+                plan.append((h_index, (int(ra), int(rb), True), prompts.pairwise_request(prop, texts[rb], texts[ra], temperature)))
+    return plan
+
+
+def run_plan(client, plan, parse) -> list[tuple[Any, Any]]:
+    async def ask_all():
+        return await asyncio.gather(*(client.ask_parsed(request, parse) for _, _, request in plan))
+    return asyncio.run(ask_all())
+
+
+def score_all(hypotheses, vs, texts: list[str], client, mode: str, temperature: float = 0.0) -> list[np.ndarray]:
+    """One score array per hypothesis over the validation rows (NaN where not scored)."""
+    scores = [np.full(len(texts), np.nan) for _ in hypotheses]
+    if mode == "pairwise":
+        plan = plan_pairs(hypotheses, vs, texts, temperature)
+        _fill_pairs(scores, plan, run_plan(client, plan, prompts.parse_choice))
+        return scores
+    plan = plan_single(hypotheses, vs, texts, mode, temperature)
+    parse = prompts.parse_score if mode == "unitary" else prompts.parse_presence
+    for (h_index, row, _), (result, value) in zip(plan, run_plan(client, plan, parse)):
+        if result.ok:
+            scores[h_index][row] = prompts.parse_presence(result.text, result.logprobs) if mode == "presence" else value
+    return scores
+
+
+def _fill_pairs(scores, plan, answers) -> None:
+    wins: dict[tuple[int, int, int], list[float]] = {}
+    for (h_index, (ra, rb, b_first), _), (result, choice) in zip(plan, answers):
+        if result.ok:
+            b_won = (choice == 1) if b_first else (choice == 2)
+            wins.setdefault((h_index, ra, rb), []).append(1.0 if b_won else 0.0)
+    for (h_index, ra, rb), outcomes in wins.items():
+        share = float(np.mean(outcomes))
+        scores[h_index][rb], scores[h_index][ra] = share, 1.0 - share
+
+
+def agreement(main: np.ndarray, other: np.ndarray) -> dict[str, float | int | None]:
+    """Spearman correlation and agreement above/below 0.5 on the texts both judges scored."""
+    from scipy.stats import spearmanr
+
+    both = np.isfinite(main) & np.isfinite(other)
+    if both.sum() < 3:
+        return {"n": int(both.sum()), "spearman": None, "agreement": None}
+    rho = spearmanr(main[both], other[both]).statistic
+    same = np.mean((main[both] >= 0.5) == (other[both] >= 0.5))
+    return {"n": int(both.sum()), "spearman": None if np.isnan(rho) else float(rho), "agreement": float(same)}

@@ -1,0 +1,129 @@
+"""Prompt builders and answer parsers for the LLM roles. Prompt text lives in templates/*.md.
+
+Builders are pure (records in, ChatRequest out) so golden-file tests pin every prompt; parsers
+raise ValueError on anything they cannot read, which the client turns into a counted re-ask.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from lmdelta.llm.types import ChatRequest, Message
+
+
+@cache
+def template(name: str) -> str:
+    return (resources.files("lmdelta") / "llm" / "templates" / f"{name}.md").read_text(encoding="utf-8")
+
+
+def _numbered(texts: list[str]) -> str:
+    return "\n".join(f"{i}. {' '.join(t.split())}" for i, t in enumerate(texts, start=1))
+
+
+def propose_request(texts_a: list[str], texts_b: list[str], k: int, instruction: str | None = None,
+                    temperature: float = 1.0, max_tokens: int = 1200, sample_index: int = 0) -> ChatRequest:
+    body = template("propose").format(instruction=(instruction or template("propose_instruction")).strip(),
+                                      texts_a=_numbered(texts_a), texts_b=_numbered(texts_b), k=k)
+    return ChatRequest((Message("user", body),), max_tokens=max_tokens, temperature=temperature,
+                       sample_index=sample_index)
+
+
+def parse_hypotheses(text: str) -> list[dict[str, str]]:
+    """The proposer's JSON list; items without a usable direction and property are refused."""
+    items = _json_value(text, "[")
+    if not isinstance(items, list):
+        raise ValueError("expected a JSON list of hypotheses")
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        direction = str(item.get("direction", "")).strip().lower().replace(" ", "")
+        prop, description = str(item.get("property", "")).strip(), str(item.get("description", "")).strip()
+        if direction in ("b>a", "a>b") and prop:
+            out.append({"direction": direction, "property": prop, "description": description or prop})
+    if not out:
+        raise ValueError("no hypothesis with a direction (b>a or a>b) and a property")
+    return out
+
+
+def unitary_request(prop: str, text: str, temperature: float = 0.0) -> ChatRequest:
+    body = template("judge_unitary").format(property=prop, text=text)
+    return ChatRequest((Message("user", body),), max_tokens=8, temperature=temperature)
+
+
+def parse_score(text: str) -> float:
+    """An integer 0..100 → [0, 1]. Anything else is unparseable, never a silent 0.5."""
+    match = re.fullmatch(r"\s*(\d{1,3})(?:\s*/\s*100)?\s*\.?\s*", text)
+    if not match or int(match.group(1)) > 100:
+        raise ValueError(f"not a score from 0 to 100: {text[:40]!r}")
+    return int(match.group(1)) / 100.0
+
+
+def pairwise_request(prop: str, first: str, second: str, temperature: float = 0.0) -> ChatRequest:
+    body = template("judge_pairwise").format(property=prop, first=first, second=second)
+    return ChatRequest((Message("user", body),), max_tokens=4, temperature=temperature)
+
+
+def parse_choice(text: str) -> int:
+    match = re.fullmatch(r"\s*(?:text\s*)?([12])\s*\.?\s*", text, flags=re.IGNORECASE)
+    if not match:
+        raise ValueError(f"not 1 or 2: {text[:40]!r}")
+    return int(match.group(1))
+
+
+def presence_request(prop: str, text: str, logprobs: int | None = 5, temperature: float = 0.0) -> ChatRequest:
+    body = template("judge_presence").format(property=prop, text=text)
+    return ChatRequest((Message("user", body),), max_tokens=2, temperature=temperature, logprobs=logprobs)
+
+
+def parse_presence(text: str, logprobs: list[dict[str, float]] | None = None) -> float:
+    """P(yes) from the first token's logprobs when given, else 1.0 / 0.0 from the word."""
+    if logprobs:
+        p_yes, p_no = _first_token_mass(logprobs[0])
+        if p_yes + p_no > 0:
+            return p_yes / (p_yes + p_no)
+    word = text.strip().lower().rstrip(".!")
+    if word in ("yes", "no"):
+        return 1.0 if word == "yes" else 0.0
+    raise ValueError(f"not yes or no: {text[:40]!r}")
+
+
+def _first_token_mass(alternatives: dict[str, float]) -> tuple[float, float]:
+    p_yes = sum(math.exp(lp) for tok, lp in alternatives.items() if tok.strip().lower() == "yes")
+    p_no = sum(math.exp(lp) for tok, lp in alternatives.items() if tok.strip().lower() == "no")
+    return p_yes, p_no
+
+
+def examples_request(prop: str, present: bool, n: int, temperature: float = 1.0, sample_index: int = 0) -> ChatRequest:
+    polarity = "shows" if present else "does not show (while staying natural and on topic)"
+    body = template("examples").format(n=n, polarity=polarity, property=prop)
+    return ChatRequest((Message("user", body),), max_tokens=160 * n, temperature=temperature, sample_index=sample_index)
+
+
+def parse_examples(text: str) -> list[dict[str, str]]:
+    items = _json_value(text, "[")
+    if not isinstance(items, list):
+        raise ValueError("expected a JSON list of examples")
+    out = [{"prompt": str(i["prompt"]), "answer": str(i["answer"])} for i in items
+           if isinstance(i, dict) and i.get("prompt") and i.get("answer")]
+    if not out:
+        raise ValueError("no example with both a prompt and an answer")
+    return out
+
+
+def _json_value(text: str, opener: str) -> Any:
+    """The outermost JSON value starting at the first `opener`, tolerating prose or fences around it."""
+    start = text.find(opener)
+    if start < 0:
+        raise ValueError("no JSON found")
+    closer = "]" if opener == "[" else "}"
+    end = text.rfind(closer)
+    try:
+        return json.loads(text[start:end + 1])
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc.msg}") from None
