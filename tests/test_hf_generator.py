@@ -78,3 +78,14 @@ def test_chat_template_required_but_missing(tiny_model, tmp_path):
     config_path.write_text(json.dumps(data))
     with pytest.raises(ModelNotFoundError, match="no chat template"):
         make(bare, tmp_path, chat_template=True)
+
+
+def test_loglik_is_batch_invariant_and_depends_on_the_system_prompt(tiny_model, tmp_path):
+    pairs = [("how do tides work", "the sea"), ("poem", "a cat sat on the mat and the dog ran"), ("hi", "park")]
+    plain = make(tiny_model, tmp_path)
+    together = plain.loglik(pairs)
+    alone = [plain.loglik([pair])[0] for pair in pairs]
+    assert all(v < 0 for v in together)
+    assert together == pytest.approx(alone, abs=1e-4)
+    sailor = make(tiny_model, tmp_path, system_prompt="You love the sea.")
+    assert sailor.loglik(pairs) != pytest.approx(together, abs=1e-6)

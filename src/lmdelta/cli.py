@@ -186,6 +186,19 @@ def _print_status(run_dir: Path) -> None:
         seconds = record.get("seconds")
         shown = f"{seconds:.1f}s" if isinstance(seconds, (int, float)) else "-"
         click.echo(f"  {name:<9} {record.get('status', '?'):<12} {shown:>8}  {_format_counts(record.get('counts', {}))}")
+    usage = manifest.get("llm_usage")
+    if usage:
+        click.echo(f"  LLM: {_usage_line(usage)}")
+        for stage, roles in usage.get("by_stage", {}).items():
+            for role, entry in roles.items():
+                click.echo(f"    {stage}/{role}: {_usage_line(entry)}")
+
+
+def _usage_line(entry: dict) -> str:
+    failed = sum((entry.get("failures") or {}).values())
+    return (f"{entry.get('requests', 0)} requests, {entry.get('calls', 0)} calls ({entry.get('cached', 0)} cached, "
+            f"{failed} failed, {entry.get('reasks', 0)} re-asks), {entry.get('input_tokens', 0)} in / "
+            f"{entry.get('output_tokens', 0)} out tokens, ${entry.get('cost_usd', 0.0):.4f}")
 
 
 def _format_counts(counts: dict, prefix: str = "") -> str:

@@ -8,7 +8,6 @@ The examples are written independently of each other, so the text is the unit of
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import numpy as np
@@ -17,15 +16,11 @@ from lmdelta.llm import prompts
 from lmdelta.stats import tests
 
 
-def write_examples(hypotheses, client, n: int, temperature: float) -> list[dict[str, list[tuple[str, str]]] | None]:
+def write_examples(hypotheses, ask, n: int, temperature: float) -> list[dict[str, list[tuple[str, str]]] | None]:
     """Per hypothesis: {"present": [(prompt, answer)…], "absent": […]}, or None when a call failed."""
     requests = [prompts.examples_request(h.property or h.description, present, n, temperature)
                 for h in hypotheses for present in (True, False)]
-
-    async def ask_all():
-        return await asyncio.gather(*(client.ask_parsed(r, prompts.parse_examples) for r in requests))
-
-    answers = asyncio.run(ask_all())
+    answers = ask(requests, prompts.parse_examples)
     out = []
     for i in range(len(hypotheses)):
         (ok_p, present), (ok_a, absent) = answers[2 * i], answers[2 * i + 1]

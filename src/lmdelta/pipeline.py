@@ -160,9 +160,10 @@ def _run_stage(stage: Stage, config: RunConfig, run_dir: RunDir, cache_dir: Path
     fingerprint = the_plan.fingerprint[stage.name]
     resumed = record.get("fingerprint") == fingerprint
     spent = float(record.get("seconds", 0.0)) if resumed else 0.0
+    fresh = {} if resumed else {"llm": {}}  # LLM spending adds up over resumes of one configuration
     run_dir.update_stage(stage.name, status="running", fingerprint=fingerprint,
                          material=the_plan.material[stage.name], seconds=spent,
-                         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fresh)
     start = time.perf_counter()
     try:
         result = stage.module.run(StageContext(run_dir, stage.name, cache_dir), config)

@@ -74,12 +74,12 @@ def resamples_for(config: ValidateConfig, m: int, q: float) -> int:
 
 
 def validate_all(data: PairData, hypotheses: list[Hypothesis], config: ValidateConfig, q: float,
-                 llm_client=None) -> list[dict[str, Any]]:
+                 llm_ask=None) -> list[dict[str, Any]]:
     """Every number STATISTICS.md asks for, per hypothesis (except the FDR decisions)."""
     vs = ValidationSet.build(data)
     texts = [data.samples[i].text for i in vs.rows]
     vectors = data.vectors[vs.rows] if len(vs.rows) else data.vectors[:0]
-    scores = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.judge, llm_client)
+    scores = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.judge, llm_ask)
     n_resamples = resamples_for(config, len(hypotheses), q)
     primary = _tests(scores, [vs.scope(h.group) for h in hypotheses], hypotheses, vs, config, n_resamples)
     results = []

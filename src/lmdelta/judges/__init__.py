@@ -36,7 +36,7 @@ def score(hypothesis: Hypothesis, texts: list[str], vectors: np.ndarray) -> np.n
 
 
 def score_hypotheses(hypotheses: list[Hypothesis], vs, texts: list[str], vectors: np.ndarray, mode: str = "auto",
-                     llm_client=None, temperature: float = 0.0) -> list[np.ndarray]:
+                     llm_ask=None, temperature: float = 0.0) -> list[np.ndarray]:
     """Scores per hypothesis: offline judges where they apply, the LLM judge for the rest.
 
     mode "auto" keeps keyword/embedding judges for their hypotheses and uses the unitary LLM
@@ -46,14 +46,14 @@ def score_hypotheses(hypotheses: list[Hypothesis], vs, texts: list[str], vectors
     scores: list[np.ndarray | None] = [None if n else score(h, texts, vectors) for h, n in zip(hypotheses, needs_llm)]
     llm_hyps = [h for h, n in zip(hypotheses, needs_llm) if n]
     if llm_hyps:
-        if llm_client is None:
+        if llm_ask is None:
             from lmdelta.errors import ConfigError
 
             raise ConfigError("Some hypotheses need an LLM judge, but llm.judge.model is not set.",
                               "Set llm.judge.model (e.g. openai/gpt-4.1-mini), or validate.judge=auto without LLM proposals.")
         from lmdelta.judges import llm
 
-        judged = iter(llm.score_all(llm_hyps, vs, texts, llm_client, "unitary" if mode == "auto" else mode, temperature))
+        judged = iter(llm.score_all(llm_hyps, vs, texts, llm_ask, "unitary" if mode == "auto" else mode, temperature))
         scores = [next(judged) if s is None else s for s in scores]
     return scores
 

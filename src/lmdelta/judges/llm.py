@@ -5,7 +5,6 @@ both orders to cancel position bias). Unparseable or failed calls leave NaN: dro
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import numpy as np
@@ -37,22 +36,19 @@ def plan_pairs(hypotheses, vs, texts: list[str], temperature: float) -> list[tup
     return plan
 
 
-def run_plan(client, plan, parse) -> list[tuple[Any, Any]]:
-    async def ask_all():
-        return await asyncio.gather(*(client.ask_parsed(request, parse) for _, _, request in plan))
-    return asyncio.run(ask_all())
+def score_all(hypotheses, vs, texts: list[str], ask, mode: str, temperature: float = 0.0) -> list[np.ndarray]:
+    """One score array per hypothesis over the validation rows (NaN where not scored).
 
-
-def score_all(hypotheses, vs, texts: list[str], client, mode: str, temperature: float = 0.0) -> list[np.ndarray]:
-    """One score array per hypothesis over the validation rows (NaN where not scored)."""
+    `ask(requests, parse)` returns [(CallResult, parsed)] in order (see LLMSession.asker).
+    """
     scores = [np.full(len(texts), np.nan) for _ in hypotheses]
     if mode == "pairwise":
         plan = plan_pairs(hypotheses, vs, texts, temperature)
-        _fill_pairs(scores, plan, run_plan(client, plan, prompts.parse_choice))
+        _fill_pairs(scores, plan, ask([r for _, _, r in plan], prompts.parse_choice))
         return scores
     plan = plan_single(hypotheses, vs, texts, mode, temperature)
     parse = prompts.parse_score if mode == "unitary" else prompts.parse_presence
-    for (h_index, row, _), (result, value) in zip(plan, run_plan(client, plan, parse)):
+    for (h_index, row, _), (result, value) in zip(plan, ask([r for _, _, r in plan], parse)):
         if result.ok:
             scores[h_index][row] = prompts.parse_presence(result.text, result.logprobs) if mode == "presence" else value
     return scores

@@ -7,6 +7,7 @@ finished calls are in the response cache and cost nothing the second time).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ class LLMSession:
         cap = config.budget.usd
         spent = float(self._base_total.get("cost_usd", 0.0) or 0.0)
         self.budget = Budget(None if cap is None else max(cap - spent, 0.0))
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._cache = None
+        self._providers: dict[tuple[str, str], Any] = {}
 
     def has(self, role: str) -> bool:
         return getattr(self.config.llm, role).model is not None
@@ -41,19 +43,34 @@ class LLMSession:
         value = getattr(self.config.llm, role).temperature
         return DEFAULT_TEMPERATURE[role] if value is None else value
 
-    def client(self, role: str, model: str | None = None):
-        """The client for a role (or for another model in that role, e.g. an extra judge)."""
-        section = getattr(self.config.llm, role)
-        model = model or section.model
+    def model(self, role: str) -> str:
+        model = getattr(self.config.llm, role).model
         if model is None:
             raise ConfigError(f"This run needs an LLM for the {role} role, but llm.{role}.model is not set.",
                               f"Set llm.{role}.model, e.g. --set llm.{role}.model=openai/gpt-4.1-mini.")
-        key = (role, model)
-        if key not in self._clients:
-            self._clients[key] = self._build(role, model, section.backend_args)
-        return self._clients[key]
+        return model
 
-    def _build(self, role: str, model: str, backend_args: dict[str, Any]):
+    def asker(self, role: str, model: str | None = None):
+        """A function (requests, parse) -> [(CallResult, parsed)] for a role (or another model in it).
+
+        Each batch runs in its own event loop with a fresh provider, closed at the end, because
+        SDK clients are bound to the loop that made them; cache, ledger and budget are shared.
+        """
+        model = model or self.model(role)
+        backend_args = getattr(self.config.llm, role).backend_args
+
+        def ask(requests, parse):
+            client = self.client_for(role, model, backend_args)
+
+            async def ask_all():
+                try:
+                    return await asyncio.gather(*(client.ask_parsed(r, parse) for r in requests))
+                finally:
+                    await client.provider.aclose()
+            return asyncio.run(ask_all()) if requests else []
+        return ask
+
+    def client_for(self, role: str, model: str, backend_args: dict[str, Any]):
         from lmdelta.llm.cache import ResponseCache
         from lmdelta.llm.client import ChatClient
         from lmdelta.llm.limiter import limiter_for
@@ -61,8 +78,14 @@ class LLMSession:
         from lmdelta.llm.retry import RetryPolicy
 
         llm = self.config.llm
-        provider = build_provider(model, key_file=llm.key_file, backend_args=backend_args)
-        return ChatClient(provider, cache=ResponseCache(self.cache_dir / "llm.sqlite"),
+        if (role, model) not in self._providers:
+            # One provider per (role, model) for the whole stage: HTTP adapters reopen their SDK
+            # client in each new event loop, and a local model stays loaded.
+            self._providers[(role, model)] = build_provider(model, key_file=llm.key_file, backend_args=backend_args)
+        provider = self._providers[(role, model)]
+        if self._cache is None:
+            self._cache = ResponseCache(self.cache_dir / "llm.sqlite")
+        return ChatClient(provider, cache=self._cache,
                           limiter=limiter_for(provider.name, llm.concurrency),
                           retry=RetryPolicy(max_attempts=llm.max_attempts), ledger=self.ledger, budget=self.budget,
                           stage=self.stage, role=role, timeout=llm.timeout)
@@ -88,6 +111,20 @@ class LLMSession:
 
     def usage(self) -> dict[str, Any]:
         return self.ledger.to_dict()
+
+
+def role_identity(config, role: str) -> dict[str, Any] | None:
+    """The provider identity of a role's model (checks the model string and the key; no network).
+
+    Part of stage fingerprints: the same model string behind another base URL is another model.
+    """
+    from lmdelta.llm.providers import build_provider
+
+    section = getattr(config.llm, role)
+    if section.model is None:
+        return None
+    provider = build_provider(section.model, key_file=config.llm.key_file, backend_args=section.backend_args)
+    return dict(provider.identity())
 
 
 def _add(base: Any, extra: Any) -> Any:

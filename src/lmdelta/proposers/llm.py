@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from typing import Any
@@ -36,32 +35,31 @@ def _pick(data, rows: np.ndarray, side: str, n: int, rng: np.random.Generator) -
     return sorted(rng.choice(candidates, size=n, replace=False).tolist())
 
 
-def propose(data, scopes_rows: dict[str, np.ndarray], client, section, temperature: float, seed: int
+def propose(data, scopes_rows: dict[str, np.ndarray], ask, model: str, section, temperature: float, seed: int
             ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
-    """Hypotheses per scope, plus a record per scope whose call failed (kept, never silent)."""
+    """Hypotheses per scope, plus a record per scope whose call failed (kept, never silent).
+
+    `ask(requests, parse)` returns [(CallResult, parsed)] in order (see LLMSession.asker).
+    """
     planned = requests_for(data, scopes_rows, section, temperature, seed)
-
-    async def ask_all():
-        return await asyncio.gather(*(client.ask_parsed(req, prompts.parse_hypotheses) for req, _ in planned.values()))
-
-    answers = asyncio.run(ask_all())
+    answers = ask([request for request, _ in planned.values()], prompts.parse_hypotheses)
     found, failed = [], []
     for (scope, (_, shown)), (result, items) in zip(planned.items(), answers):
         if not result.ok:
             failed.append({"group": scope, "reason": f"LLM proposer failed ({result.error_kind}): {result.error_message}"})
             continue
-        found += [_hypothesis(scope, item, shown, data.labels, client) for item in items[: section.per_scope]]
+        found += [_hypothesis(scope, item, shown, data.labels, model) for item in items[: section.per_scope]]
     return found, failed
 
 
 def _hypothesis(scope: str, item: dict[str, str], shown: dict[str, list[str]], labels: dict[str, str],
-                client) -> Hypothesis:
+                model: str) -> Hypothesis:
     description = _name_sides(item["description"], labels)
     if scope != "all":
         description += f" (prompts about {scope})"
     return Hypothesis(id="", group=scope, direction=item["direction"], description=description, proposer="llm",
                       judge="llm", property=item["property"], evidence={side: ids[:3] for side, ids in shown.items()},
-                      provenance={"model": client.provider.model, "texts_shown": {s: len(v) for s, v in shown.items()}})
+                      provenance={"model": model, "texts_shown": {s: len(v) for s, v in shown.items()}})
 
 
 def _name_sides(text: str, labels: dict[str, str]) -> str:

@@ -23,7 +23,12 @@ CONTROLS = {"main": "", "null": "null_"}
 
 
 def identity(ctx, config: RunConfig) -> dict[str, Any]:
-    return {"labels": [config.label("a"), config.label("b")], "min_validation_prompts": config.validate.min_prompts}
+    found = {"labels": [config.label("a"), config.label("b")], "min_validation_prompts": config.validate.min_prompts}
+    if config.propose.llm.enabled and config.llm.proposer.model:
+        from lmdelta.llm.session import role_identity
+
+        found["proposer"] = role_identity(config, "proposer")
+    return found
 
 
 def run(ctx, config: RunConfig):
@@ -89,8 +94,8 @@ def propose_all(data: PairData, config: RunConfig, session=None) -> tuple[list[H
     if session is not None and usable:
         from lmdelta.proposers import llm
 
-        proposed, failed = llm.propose(data, usable, session.client("proposer"), config.propose.llm,
-                                       session.temperature("proposer"), config.propose.seed)
+        proposed, failed = llm.propose(data, usable, session.asker("proposer"), session.model("proposer"),
+                                       config.propose.llm, session.temperature("proposer"), config.propose.seed)
         found += proposed
         skipped += failed
     numbered = [Hypothesis(**{**h.__dict__, "id": f"h{i:03d}", "order": i}) for i, h in enumerate(found, start=1)]

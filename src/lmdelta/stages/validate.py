@@ -20,7 +20,12 @@ log = logging.getLogger(__name__)
 
 
 def identity(ctx, config: RunConfig) -> dict[str, Any]:
-    return {"q": config.decide.q}  # the resample count depends on q
+    found: dict[str, Any] = {"q": config.decide.q}  # the resample count depends on q
+    if config.llm.judge.model:
+        from lmdelta.llm.session import role_identity
+
+        found["judge"] = role_identity(config, "judge")
+    return found
 
 
 def run(ctx, config: RunConfig):
@@ -31,7 +36,7 @@ def run(ctx, config: RunConfig):
     session = _session(ctx, config)
     for name, pair in propose.comparisons(data, config).items():
         hypotheses = propose.load(ctx, name)
-        judge = session.client("judge") if session is not None else None
+        judge = session.asker("judge") if session is not None and session.has("judge") else None
         results = validate_all(pair, hypotheses, config.validate, config.decide.q, judge)
         if session is not None:
             session.check()
@@ -69,9 +74,9 @@ def add_agreement(results, pair, hypotheses, config: RunConfig, session) -> None
     texts = [pair.samples[i].text for i in vs.rows]
     vectors = pair.vectors[vs.rows]
     mode = "unitary" if config.validate.judge == "auto" else config.validate.judge
-    main = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.validate.judge, session.client("judge"))
+    main = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.validate.judge, session.asker("judge"))
     for model in config.validate.extra_judges:
-        other = judges.score_hypotheses(hypotheses, vs, texts, vectors, mode, session.client("judge", model))
+        other = judges.score_hypotheses(hypotheses, vs, texts, vectors, mode, session.asker("judge", model))
         for result, ours, theirs in zip(results, main, other):
             result.setdefault("judge_agreement", {})[model] = agreement(ours, theirs)
         session.check()
@@ -88,7 +93,7 @@ def add_generative(ctx, results, hypotheses, config: RunConfig, session) -> None
         raise ConfigError("validate.generative scores texts under both models, but this run compares saved corpora.",
                           "Turn validate.generative off in corpus mode.")
     role = "proposer" if session.has("proposer") else "judge"
-    examples = write_examples(hypotheses, session.client(role), config.validate.generative_examples, 1.0)
+    examples = write_examples(hypotheses, session.asker(role), config.validate.generative_examples, 1.0)
     session.check()
     identities = generate.identity(ctx, config)
     sides = {side: build_generator(getattr(config.generate, side), identities[side], config.generate.device, ctx.cache_dir)

@@ -34,7 +34,7 @@ class HFGenerator:
         if spec.adapter:
             model = _with_adapter(model, spec.adapter)
         self.model = model.to(device).eval()
-        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        self.eos_ids = eos_ids(self.model, self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
         # A bare generation config: the model's own defaults (repetition penalty, top-k…) must not
         # leak in, because every sampling parameter is explicit and part of the cache key.
@@ -177,7 +177,7 @@ def _cut(sorted_probs, top_p: float):
     return sorted_probs.masked_fill(before >= top_p, 0.0)
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+def eos_ids(model: Any, tokenizer: Any) -> list[int]:
     eos = getattr(model.generation_config, "eos_token_id", None)
     if eos is None:
         eos = tokenizer.eos_token_id

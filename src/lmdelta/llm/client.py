@@ -1,0 +1,210 @@
+"""ChatClient: the one place that does cache, budget, concurrency limit, retry and cost for LLM calls.
+
+Providers only translate (STYLE rule 1). Every call returns a CallResult, never raises and
+never hands an "ERROR: …" string to the stages (rule 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lmdelta.llm.cache import ResponseCache, cache_key, check_identity
+from lmdelta.llm.limiter import ConcurrencyLimiter, limiter_for
+from lmdelta.llm.pricing import Budget, CostLedger, PriceTable
+from lmdelta.llm.retry import RetryPolicy
+from lmdelta.llm.types import CallResult, ChatRequest, ChatResponse, Provider, ProviderError
+
+log = logging.getLogger(__name__)
+
+# Re-ask k of a request uses sample_index + k * REASK_STRIDE, so its cache key cannot collide
+# with another sample (sample_index + 1 is the caller's next sample, not a re-ask).
+REASK_STRIDE = 1_000_000
+
+
+@dataclass
+class _Outcome:
+    """What the attempts at one request came to; attempts > 0 means budget was reserved."""
+
+    response: ChatResponse | None = None
+    error: ProviderError | None = None
+    attempts: int = 0
+
+
+def reask_request(request: ChatRequest, k: int) -> ChatRequest:
+    """The k-th re-ask of `request` (k = 0 is the request itself): a new cache key and, if seeded, seed."""
+    if k == 0:
+        return request
+    seed = None if request.seed is None else request.seed + k
+    return replace(request, sample_index=request.sample_index + k * REASK_STRIDE, seed=seed)
+
+
+class ChatClient:
+    """Calls one provider for one (stage, role): cache → limiter → budget → provider, retried by policy.
+
+    `cache`, `limiter`, `ledger` and `budget` are meant to be shared by all clients of a run;
+    `limiter` defaults to the process-wide limiter of the provider (`limiter_for`) and `prices`
+    to the ledger's price table.
+    `timeout` bounds each attempt, not the whole call (the retry policy bounds that).
+    """
+
+    def __init__(self, provider: Provider, *, cache: ResponseCache | None = None,
+                 limiter: ConcurrencyLimiter | None = None, retry: RetryPolicy | None = None,
+                 ledger: CostLedger | None = None, budget: Budget | None = None, prices: PriceTable | None = None,
+                 stage: str = "", role: str = "", timeout: float = 120.0) -> None:
+        self.provider = provider
+        self.identity = dict(provider.identity())
+        check_identity(self.identity)
+        self.cache = cache
+        self.limiter = limiter if limiter is not None else limiter_for(provider.name)
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.ledger = ledger if ledger is not None else CostLedger()
+        self.budget = budget if budget is not None else Budget()
+        self.prices = prices if prices is not None else self.ledger.prices
+        self.stage = stage
+        self.role = role
+        self.timeout = timeout
+
+    def with_labels(self, *, stage: str | None = None, role: str | None = None) -> ChatClient:
+        """The same provider, cache, limiter, ledger and budget, accounted under another stage or role."""
+        other = copy.copy(self)
+        other.stage = self.stage if stage is None else stage
+        other.role = self.role if role is None else role
+        return other
+
+    async def call(self, request: ChatRequest) -> CallResult:
+        key = cache_key(self.identity, request) if self.cache is not None else None
+        hit = self._cache_get(key)
+        if hit is not None:
+            result = CallResult(ok=True, text=hit.text, cached=True, finish_reason=hit.finish_reason,
+                                logprobs=hit.logprobs)
+            self.ledger.record(self.stage, self.role, result, model=self.provider.model)
+            return result
+        estimate = self.prices.estimate(self.provider.name, self.provider.model, request)
+        outcome = _Outcome()
+        cost, priced = 0.0, True
+        try:
+            await self._send(request, estimate, outcome)
+            if outcome.response is not None:
+                cost, priced = self.prices.cost(self.provider.name, self.provider.model, outcome.response.usage)
+        finally:
+            if outcome.attempts:  # also when cancelled: a reservation must not outlive its call
+                self.budget.settle(estimate, cost)
+        if outcome.response is not None:
+            self._cache_put(key, outcome.response)
+        result = self._result(outcome, cost)
+        self.ledger.record(self.stage, self.role, result, model=self.provider.model, priced=priced)
+        return result
+
+    # A cache that cannot be read or written (a disk full, a lock held past its timeout) costs
+    # money, not answers: the call goes on without it.
+    def _cache_get(self, key: str | None) -> ChatResponse | None:
+        if key is None:
+            return None
+        try:
+            return self.cache.get(key)
+        except sqlite3.Error as err:
+            log.warning("Could not read the LLM cache %s (%s); calling the provider.", self.cache.path, err)
+            return None
+
+    def _cache_put(self, key: str | None, response: ChatResponse) -> None:
+        if key is None:
+            return
+        try:
+            self.cache.put(key, response)  # refuses content-filtered replies itself
+        except sqlite3.Error as err:
+            log.warning("Could not write to the LLM cache %s (%s); this answer is not cached.", self.cache.path, err)
+
+    async def _send(self, request: ChatRequest, estimate: float, outcome: _Outcome) -> None:
+        """Attempts until a reply, a final error or a budget refusal, each inside a limiter slot.
+
+        The budget is reserved inside the first slot, so at most `limit` estimates are held at
+        once however many requests wait. Backoff sleeps happen outside the slot.
+        """
+        started = self.retry.clock()
+        while True:
+            async with self.limiter:
+                if outcome.attempts == 0 and not self.budget.reserve(estimate):
+                    outcome.error = ProviderError("budget", f"the LLM budget of ${self.budget.usd:g} would be "
+                                                            f"exceeded (spent ${self.budget.spent:.4f})")
+                    return
+                outcome.attempts += 1
+                outcome.response, outcome.error = await self._attempt(request)
+            if outcome.response is not None:
+                return
+            wait = self.retry.delay(outcome.error, outcome.attempts, self.retry.clock() - started)
+            if wait is None:
+                log.debug("%s: giving up after %d attempt(s): %s", self.provider.name, outcome.attempts,
+                          outcome.error.kind)
+                return
+            if outcome.error.kind == "rate_limit" and outcome.error.retry_after:
+                # The limit is the account's: calls not yet started wait too. Only a Retry-After the
+                # policy accepted (within its budget) pauses, so a day-long quota reset cannot.
+                self.limiter.pause(outcome.error.retry_after)
+            log.debug("%s: %s on attempt %d; retrying in %.2f s", self.provider.name, outcome.error.kind,
+                      outcome.attempts, wait)
+            await self.retry.sleep(wait)
+
+    async def _attempt(self, request: ChatRequest) -> tuple[ChatResponse | None, ProviderError | None]:
+        try:
+            return await asyncio.wait_for(self.provider.complete(request), self.timeout), None
+        except ProviderError as err:
+            return None, err
+        except TimeoutError:
+            return None, ProviderError("timeout", f"{self.provider.name} sent no reply within {self.timeout:g} s")
+        except Exception as err:  # a provider bug must not stop a stage; it becomes a typed, unretried failure
+            log.debug("%s raised an unexpected %s", self.provider.name, type(err).__name__, exc_info=True)
+            return None, ProviderError("unknown", f"{type(err).__name__}: {err}")
+
+    @staticmethod
+    def _result(outcome: _Outcome, cost: float) -> CallResult:
+        response, error = outcome.response, outcome.error
+        if response is None:
+            return CallResult(ok=False, error_kind=error.kind, error_message=error.message, attempts=outcome.attempts)
+        filtered = response.finish_reason == "content_filter"
+        return CallResult(ok=not filtered, text=response.text, attempts=outcome.attempts, usage=response.usage,
+                          cost_usd=cost, finish_reason=response.finish_reason, logprobs=response.logprobs,
+                          error_kind="content_filter" if filtered else None,
+                          error_message="the provider filtered the reply" if filtered else None)
+
+    async def call_many(self, requests: Iterable[ChatRequest]) -> list[CallResult]:
+        """All requests concurrently (the limiter decides how many are in flight), results in input order."""
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self.call(request)) for request in requests]
+        return [task.result() for task in tasks]
+
+    def run(self, requests: Iterable[ChatRequest]) -> list[CallResult]:
+        """call_many for synchronous stage code. Closes the provider's connections before the loop ends,
+        because they belong to that loop; providers reopen them on their next call."""
+        return asyncio.run(self._run_and_close(list(requests)))
+
+    async def _run_and_close(self, requests: list[ChatRequest]) -> list[CallResult]:
+        try:
+            return await self.call_many(requests)
+        finally:
+            await self.provider.aclose()
+
+    async def ask_parsed(self, request: ChatRequest, parse: Callable[[str], Any],
+                         max_reasks: int = 2) -> tuple[CallResult, Any]:
+        """Call and parse; a ValueError from `parse` triggers a counted re-ask (a new sample), never a
+        transport retry. After `max_reasks` it returns ok=False, error_kind="unparseable", the last text
+        and None: never a silent default. A failed call is returned as is, with None."""
+        problem = ""
+        for k in range(max_reasks + 1):
+            if k:
+                self.ledger.record_reask(self.stage, self.role)
+            result = await self.call(reask_request(request, k))
+            if not result.ok:
+                return result, None
+            try:
+                return result, parse(result.text or "")
+            except ValueError as err:
+                problem = str(err)
+        self.ledger.record_failure(self.stage, self.role, "unparseable")
+        message = f"no parseable answer after {max_reasks} re-ask(s): {problem}"
+        return replace(result, ok=False, error_kind="unparseable", error_message=message), None
