@@ -153,3 +153,27 @@ def test_generative_validation_scores_examples_under_both_models(tmp_path, serve
     ocean = rows["mentions the ocean"]
     assert ocean["generative_n"] == 12 and ocean["generative_effect"] > 0 and ocean["generative_p"] < 0.01
     assert rows["talks about cooking"]["generative_p"] > 0.05  # b's fake model does not favour cooking
+
+
+def test_an_outage_past_the_retry_budget_stops_the_stage_resumably(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", SECRET)
+    down = ("json", 503, {"error": {"message": "overloaded", "type": "server_error"}})
+    with ScriptedServer("openai", [down] * 40) as server:
+        config = llm_config(tmp_path, server, "llm.max_attempts=2")
+        with pytest.raises(StageError, match="failed after retries"):
+            pipeline.run(config, RunDir(tmp_path / "run"))
+        assert RunDir(tmp_path / "run").load_manifest()["stages"]["propose"]["status"] == "interrupted"
+        server.responder = answer
+        server._steps.clear()
+        pipeline.run(config, RunDir(tmp_path / "run"))
+    assert any(r["validated"] for r in read_jsonl(tmp_path / "run/hypotheses.jsonl"))
+
+
+def test_extra_judges_record_agreement_and_the_report_shows_costs(tmp_path, server):
+    other = f"openai-compatible/second-judge@{server.url}/v1"
+    pipeline.run(llm_config(tmp_path, server, f"validate.extra_judges=[{other}]"), RunDir(tmp_path / "run"))
+    ocean = next(r for r in read_jsonl(tmp_path / "run/hypotheses.jsonl") if r["property"] == "mentions the ocean")
+    agreement = ocean["judge_agreement"][other]
+    assert agreement["spearman"] == pytest.approx(1.0) and agreement["agreement"] == 1.0 and agreement["n"] > 10
+    html = (tmp_path / "run/report.html").read_text()
+    assert "Assistant LLM calls and cost" in html and "validate / judge" in html

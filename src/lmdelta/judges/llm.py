@@ -5,6 +5,7 @@ both orders to cancel position bias). Unparseable or failed calls leave NaN: dro
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,8 @@ def agreement(main: np.ndarray, other: np.ndarray) -> dict[str, float | int | No
     both = np.isfinite(main) & np.isfinite(other)
     if both.sum() < 3:
         return {"n": int(both.sum()), "spearman": None, "agreement": None}
-    rho = spearmanr(main[both], other[both]).statistic
+    with warnings.catch_warnings():  # constant scores have no rank correlation: reported as None
+        warnings.simplefilter("ignore")
+        rho = spearmanr(main[both], other[both]).statistic
     same = np.mean((main[both] >= 0.5) == (other[both] >= 0.5))
     return {"n": int(both.sum()), "spearman": None if np.isnan(rho) else float(rho), "agreement": float(same)}

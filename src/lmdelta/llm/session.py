@@ -15,6 +15,7 @@ from typing import Any
 from lmdelta.errors import ConfigError, StageError
 
 log = logging.getLogger(__name__)
+OUTAGE = frozenset({"rate_limit", "transient", "timeout", "unknown"})
 DEFAULT_TEMPERATURE = {"proposer": 1.0, "judge": 0.0, "summariser": 0.3}
 
 
@@ -67,8 +68,24 @@ class LLMSession:
                     return await asyncio.gather(*(client.ask_parsed(r, parse) for r in requests))
                 finally:
                     await client.provider.aclose()
-            return asyncio.run(ask_all()) if requests else []
+            answers = asyncio.run(ask_all()) if requests else []
+            self._stop_on_outage(model, answers)
+            return answers
         return ask
+
+    def _stop_on_outage(self, model: str, answers) -> None:
+        """Calls that failed past the retry budget mean the provider is down: stop, keep what is paid.
+
+        Unparseable answers are not outages; they are dropped and counted by the caller.
+        """
+        failed = [result for result, _ in answers if not result.ok and result.error_kind in OUTAGE]
+        if not failed:
+            return
+        self.flush()
+        first = failed[0]
+        raise StageError(f"{len(failed)} of {len(answers)} calls to {model} failed after retries "
+                         f"({first.error_kind}: {first.error_message}); stage {self.stage} stopped.",
+                         "Run the same command again when the provider answers: finished calls come from the cache.")
 
     def client_for(self, role: str, model: str, backend_args: dict[str, Any]):
         from lmdelta.llm.cache import ResponseCache

@@ -82,7 +82,28 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "null_counts": _counts(summary.get("null") or {}, null),
         "stages": _stages(manifest),
         "decide": manifest.get("decide") if isinstance(manifest.get("decide"), dict) else None,
+        "llm_usage": _llm_usage(manifest),
     }
+
+
+def _llm_usage(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of LLM spending: the whole run first, then per stage and role."""
+    usage = manifest.get("llm_usage")
+    if not isinstance(usage, dict) or not usage:
+        return []
+    rows = [{"where": "whole run", **_usage_row(usage)}]
+    for stage, roles in sorted((usage.get("by_stage") or {}).items()):
+        for role, entry in sorted(roles.items()):
+            rows.append({"where": f"{stage} / {role}", **_usage_row(entry)})
+    return rows
+
+
+def _usage_row(entry: dict[str, Any]) -> dict[str, Any]:
+    failures = entry.get("failures") or {}
+    return {"requests": entry.get("requests", 0), "calls": entry.get("calls", 0), "cached": entry.get("cached", 0),
+            "failed": sum(failures.values()) if isinstance(failures, dict) else 0, "reasks": entry.get("reasks", 0),
+            "tokens": f"{entry.get('input_tokens', 0)} / {entry.get('output_tokens', 0)}",
+            "cost": f"${float(entry.get('cost_usd') or 0.0):.4f}"}
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
