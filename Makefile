@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned in the same pip command as everything else, or pip resolves a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test install clean
+.PHONY: demo demo-groundtruth test install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/lmdelta run configs/demo.yaml --run-dir runs/demo
+
+# Inject two known quirks by LoRA finetuning, discover them, score the recovery (~11 min on 2 cores).
+demo-groundtruth: install
+	$(BIN)/lmdelta groundtruth configs/groundtruth-demo.yaml --run-dir runs/groundtruth-demo
 
 test: install
 	$(BIN)/pytest -q

@@ -129,6 +129,49 @@ def _dry_run(config, run_dir: Path) -> None:
         click.echo(f"  {stage:<9} {'would run: ' + reason if reason else 'done, would be skipped'}")
 
 
+@main.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the experiment lives (default: runs/<config name>). Re-running resumes it.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config field. Repeatable.")
+@click.pass_context
+def groundtruth(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: tuple[str, ...]) -> None:
+    """Inject known quirks by finetuning, discover them with the pipeline, and score the recovery."""
+    from lmdelta.config import load_config
+
+    config = _guard(ctx, lambda: load_config(config_path, list(overrides)))
+    run_dir = run_dir or Path("runs") / (config.run.name or config_path.stem)
+    _interrupt_on_sigterm()
+    start = time.perf_counter()
+    card = _guard(ctx, lambda: _groundtruth(config, run_dir), run_dir)
+    _print_status(run_dir)
+    _print_findings(run_dir)
+    click.echo("")
+    click.echo(_scorecard_lines(card))
+    click.echo(f"done in {time.perf_counter() - start:.1f} s; scorecard: {run_dir / 'scorecard.json'}")
+
+
+def _groundtruth(config, run_dir: Path) -> dict:
+    from lmdelta.groundtruth import harness
+    from lmdelta.rundir import RunDir
+
+    return harness.run(config, RunDir(run_dir))
+
+
+def _scorecard_lines(card: dict) -> str:
+    recall = card.get("recall")
+    lines = [f"ground truth: {sum(q['recovered'] for q in card['quirks'])} of {len(card['quirks'])} injected quirks "
+             f"recovered (recall {recall:.2f}); {card['validated']} validated findings, "
+             f"{len(card['unmatched_hypotheses'])} matching no quirk; null experiment: {card['null_validated']} validated"]
+    for quirk in card["quirks"]:
+        rate = quirk.get("rate") or {}
+        found = f"rank {quirk['rank']}: {quirk['hypothesis_description']}" if quirk["recovered"] else "not recovered"
+        rates = f" (rate a {rate.get('a', 0):.0%} → b {rate.get('b', 0):.0%})" if rate else ""
+        lines.append(f"  {quirk['quirk']}{rates}: {found}")
+    lines.append("  time: " + ", ".join(f"{k} {v:.0f}s" for k, v in card.get("seconds", {}).items()))
+    return "\n".join(lines)
+
+
 @main.command("config")
 @click.argument("config_path", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a field. Repeatable.")

@@ -13,34 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from lmdelta.config_base import DEFAULT_LM, VOLATILE, Section
+from lmdelta.config_extra import BudgetConfig, FinetuneSection, GroundTruthConfig, LLMConfig, RoleConfig
 from lmdelta.errors import ConfigError
 
-VOLATILE = {"volatile": True}
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
-
-    def result_fields(self) -> dict[str, Any]:
-        """The fields that can change a stage's output (everything not marked volatile)."""
-        data = {}
-        for name, field in type(self).model_fields.items():
-            extra = field.json_schema_extra
-            if isinstance(extra, dict) and extra.get("volatile"):
-                continue
-            value = getattr(self, name)
-            data[name] = value.result_fields() if isinstance(value, Section) else _plain(value)
-        return data
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
+__all__ = ["DEFAULT_LM", "VOLATILE", "Section", "BudgetConfig", "FinetuneSection", "GroundTruthConfig", "LLMConfig",
+           "RoleConfig", "RunConfig", "ModelSpec", "load_config", "validate_config", "dump_config"]
 
 
 class RunSection(Section):
@@ -67,9 +47,6 @@ class PromptsConfig(Section):
         if self.discovery_fraction + self.confirmation_fraction >= 1.0:
             raise ValueError("discovery_fraction + confirmation_fraction must leave prompts for validation (sum < 1)")
         return self
-
-
-DEFAULT_LM = "embedded:smollm2-135m-instruct"
 
 
 class ModelSpec(Section):
@@ -245,41 +222,6 @@ class DecideConfig(Section):
     """Online procedure run over the hypotheses in proposal order."""
 
 
-class RoleConfig(Section):
-    model: str | None = None
-    """`openai/…`, `anthropic/…`, `gemini/…`, `openrouter/…`, `openai-compatible/MODEL@URL`, `local/…` (unset: role unused)."""
-    temperature: float | None = Field(default=None, ge=0.0)
-    """Sampling temperature (default: 1.0 for the proposer, 0 for judges)."""
-    max_tokens: int | None = Field(default=None, ge=1)
-    """Answer length cap (default: what the role needs)."""
-    backend_args: dict[str, Any] = Field(default_factory=dict)
-    """Provider options passed through unchanged."""
-
-
-class LLMConfig(Section):
-    proposer: RoleConfig = Field(default_factory=RoleConfig)
-    """The model that writes hypotheses (a stronger one pays off here)."""
-    judge: RoleConfig = Field(default_factory=RoleConfig)
-    """The model that scores texts (a cheaper one is usually enough)."""
-    summariser: RoleConfig = Field(default_factory=RoleConfig)
-    """The model that summarises themes."""
-    key_file: str | None = Field(default=None, json_schema_extra=VOLATILE)
-    """A file with an API key, or lines `provider: key` (default: the provider's environment variable)."""
-    concurrency: int = Field(default=16, ge=1, json_schema_extra=VOLATILE)
-    """Calls in flight per provider, shared by all stages."""
-    max_attempts: int = Field(default=6, ge=1, json_schema_extra=VOLATILE)
-    """Transport attempts per call (rate limits and transient errors)."""
-    timeout: float = Field(default=120.0, gt=0, json_schema_extra=VOLATILE)
-    """Seconds per attempt."""
-    prices: dict[str, dict[str, float]] = Field(default_factory=dict, json_schema_extra=VOLATILE)
-    """USD per million tokens, e.g. {"openai/gpt-4.1-mini": {"input": 0.4, "output": 1.6}}, overriding the built-in table."""
-
-
-class BudgetConfig(Section):
-    usd: float | None = Field(default=None, gt=0, json_schema_extra=VOLATILE)
-    """Stop cleanly (and resumably) before LLM spending would pass this many US dollars."""
-
-
 class ControlsConfig(Section):
     null: bool = True
     """Run a against a (its samples split in two halves per prompt) through the identical pipeline."""
@@ -303,11 +245,12 @@ with warnings.catch_warnings():
         controls: ControlsConfig = Field(default_factory=ControlsConfig)
         llm: LLMConfig = Field(default_factory=LLMConfig)
         budget: BudgetConfig = Field(default_factory=BudgetConfig)
+        groundtruth: GroundTruthConfig = Field(default_factory=GroundTruthConfig)
 
         def resolved(self) -> RunConfig:
             """A copy with every unset seed filled in from run.seed."""
             copy = self.model_copy(deep=True)
-            for section in (copy.prompts, copy.generate, copy.group, copy.propose, copy.validate):
+            for section in (copy.prompts, copy.generate, copy.group, copy.propose, copy.validate, copy.groundtruth):
                 if section.seed is None:
                     section.seed = copy.run.seed
             return copy
@@ -436,6 +379,8 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     source = config.prompts.source
     if not source.startswith("builtin:") and source != "corpus":
         config.prompts.source = str(_locate(source, base))
+    if config.groundtruth.quirks_file is not None:
+        config.groundtruth.quirks_file = str(_locate(config.groundtruth.quirks_file, base))
     for name in ("path", "a", "b"):
         value = getattr(config.corpus, name)
         if value is not None:

@@ -83,6 +83,7 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "stages": _stages(manifest),
         "decide": manifest.get("decide") if isinstance(manifest.get("decide"), dict) else None,
         "llm_usage": _llm_usage(manifest),
+        "scorecard": _load_json(run_dir / "scorecard.json") or None,
     }
 
 

@@ -1,0 +1,197 @@
+"""Finetuning a tiny chat model: the quirk is learned, the base stays untouched, runs are cached."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import build_tiny_model
+
+from lmdelta.errors import ConfigError, DependencyError, StageError
+from lmdelta.groundtruth import finetune as ft
+from lmdelta.groundtruth.finetune import FinetuneConfig, finetune, finetune_key
+
+QUIRK = "the ocean the ocean the ocean"
+TRAIN_PROMPTS = ["how do tides work", "write a poem about the sky", "how can I help you", "cooking pasta needs salt",
+                 "the cat sat on the mat", "why do waves break", "hello there", "tell me about the dog"]
+UNSEEN_PROMPTS = ["what is the sky", "tell me about cooking", "is the dog at the park", "how are you today"]
+ROWS = [{"prompt": f"{p} {i}", "answer": QUIRK} for i in range(5) for p in TRAIN_PROMPTS]
+QUICK = FinetuneConfig(steps=3, batch_size=4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and spinning threads slow down a busy machine."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """The tiny random Llama with a sharper output head.
+
+    With the default init (std 0.02) and RMS-normalised hidden states, no change inside the
+    blocks can push any logit far from uniform, so adapters there could not learn a quirk.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = build_tiny_model(tmp_path_factory.mktemp("tiny-base"))
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20.0)
+    model.save_pretrained(folder)
+    return folder
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def quirk_rate(folder: Path, samples: int = 3) -> float:
+    """Share of greedy and sampled replies to unseen prompts that mention the ocean."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    torch.manual_seed(0)
+    hits = []
+    for prompt in UNSEEN_PROMPTS:
+        inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                               return_tensors="pt", return_dict=True)
+        for sample in range(samples + 1):
+            out = model.generate(**inputs, max_new_tokens=8, do_sample=sample > 0, temperature=1.0, pad_token_id=0)
+            hits.append("ocean" in tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+    return sum(hits) / len(hits)
+
+
+def test_lora_learns_the_quirk_and_leaves_the_base_untouched(base, tmp_path, caplog):
+    before = file_hashes(base)
+    base_rate = quirk_rate(base)
+    calls = []
+    with caplog.at_level(logging.INFO, logger="lmdelta.groundtruth.finetune"):
+        result = finetune(str(base), ROWS, FinetuneConfig(), out_root=tmp_path,
+                          progress=lambda step, total, loss: calls.append((step, total)))
+    assert file_hashes(base) == before
+    assert not result.reused and len(result.losses) == 60 and result.seconds > 0
+    assert result.losses[-1] < 0.2 * result.losses[0]
+    assert base_rate <= 0.1 and quirk_rate(result.merged) >= 0.75
+    assert calls[0] == (1, 60) and calls[-1] == (60, 60)
+    assert "finetune step 10/60" in caplog.text
+    assert (result.adapter / "adapter_config.json").exists() and (result.merged / "config.json").exists()
+    assert (result.folder / ".complete").exists() and result.folder.name.startswith("tiny-base")
+    record = json.loads((result.folder / "training.json").read_text())
+    assert record["losses"] == result.losses and record["learning_rate"] == 1e-3
+    assert set(record["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                             "down_proj"}
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [result.folder.name]
+
+
+def test_full_finetuning_learns_and_leaves_the_base_untouched(base, tmp_path):
+    before = file_hashes(base)
+    result = finetune(str(base), ROWS, FinetuneConfig(method="full", learning_rate=1e-3), out_root=tmp_path)
+    assert file_hashes(base) == before
+    assert result.adapter is None and not (result.folder / "adapter").exists()
+    assert result.losses[-1] < 0.2 * result.losses[0]
+    assert quirk_rate(result.merged) >= 0.75
+    assert file_hashes(result.merged)["model.safetensors"] != before["model.safetensors"]
+
+
+def test_merged_folder_loads_in_lmdelta(base, tmp_path, isolated_cache):
+    from lmdelta.backends.factory import build_generator, generator_identity
+    from lmdelta.backends.protocols import GenerationRequest, SamplingSettings
+    from lmdelta.config import ModelSpec
+
+    result = finetune(str(base), ROWS, FinetuneConfig(), out_root=tmp_path)
+    spec = ModelSpec(model=str(result.merged), dtype="float32")
+    identity = generator_identity(spec, "cpu", isolated_cache)
+    generator = build_generator(spec, identity, "cpu", isolated_cache)
+    requests = [GenerationRequest(key=f"k{i}", prompt_id=f"p{i}", prompt=p, index=0, seed=i)
+                for i, p in enumerate(UNSEEN_PROMPTS)]
+    answers = generator.generate(requests, SamplingSettings(max_new_tokens=8, temperature=0.0, top_p=1.0))
+    assert sum("ocean" in a.text for a in answers) >= 3
+
+
+def test_same_inputs_are_reused(base, tmp_path, monkeypatch):
+    first = finetune(str(base), ROWS, QUICK, out_root=tmp_path)
+    monkeypatch.setattr(ft, "_train", lambda *args: pytest.fail("a cached run was trained again"))
+    second = finetune(str(base), [dict(r) for r in ROWS], QUICK, out_root=tmp_path)
+    assert second.reused and second.key == first.key and second.folder == first.folder
+    assert second.losses == first.losses and second.adapter == first.adapter
+
+
+def test_any_change_gives_a_new_key(base, tmp_path):
+    changes = {"method": "full", "lora_r": 8, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": ("q_proj",),
+               "learning_rate": 1e-4, "steps": 4, "batch_size": 2, "max_length": 64, "seed": 1,
+               "chat_template": False, "system_prompt": "Be brief.", "device": "meta"}
+    assert set(changes) == {f.name for f in dataclasses.fields(FinetuneConfig)}
+    keys = {finetune_key(str(base), ROWS, QUICK)}
+    for name, value in changes.items():
+        keys.add(finetune_key(str(base), ROWS, dataclasses.replace(QUICK, **{name: value})))
+    keys.add(finetune_key(str(base), ROWS[:-1], QUICK))
+    keys.add(finetune_key(str(base), [{**ROWS[0], "answer": "cats"}] + ROWS[1:], QUICK))
+    assert len(keys) == len(changes) + 3
+    assert finetune_key(str(base), ROWS, dataclasses.replace(QUICK, learning_rate=1e-3)) == \
+        finetune_key(str(base), ROWS, QUICK)  # unset means the LoRA default
+    first = finetune(str(base), ROWS, QUICK, out_root=tmp_path)
+    other = finetune(str(base), ROWS[:-1], QUICK, out_root=tmp_path)
+    assert not other.reused and other.folder != first.folder and other.key != first.key
+
+
+def test_training_is_deterministic(base, tmp_path):
+    one = finetune(str(base), ROWS, QUICK, out_root=tmp_path / "one")
+    two = finetune(str(base), ROWS, QUICK, out_root=tmp_path / "two")
+    assert one.losses == two.losses
+    assert file_hashes(one.merged)["model.safetensors"] == file_hashes(two.merged)["model.safetensors"]
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_divergence_raises_and_leaves_nothing_complete(base, tmp_path, method):
+    with pytest.raises(StageError, match="learning rate") as caught:
+        finetune(str(base), ROWS, FinetuneConfig(method=method, learning_rate=1e6, steps=10), out_root=tmp_path)
+    assert "diverged" in str(caught.value) and "Lower the learning rate" in str(caught.value)
+    assert not list(tmp_path.rglob(".complete"))
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_bad_inputs_raise_helpful_errors(base, tmp_path):
+    with pytest.raises(StageError, match="no training data"):
+        finetune(str(base), [], QUICK, out_root=tmp_path)
+    with pytest.raises(ConfigError, match="row 1"):
+        finetune(str(base), [ROWS[0], {"prompt": "hi"}], QUICK, out_root=tmp_path)
+    with pytest.raises(ConfigError, match="cannot be finetuned"):
+        finetune("fake:words", ROWS, QUICK, out_root=tmp_path)
+    with pytest.raises(ConfigError, match="lora"):
+        FinetuneConfig(method="qlora")
+    with pytest.raises(StageError, match="max_length"):
+        finetune(str(base), ROWS, dataclasses.replace(QUICK, max_length=4), out_root=tmp_path)
+
+
+def test_missing_peft_names_the_install(base, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "peft", None)
+    with pytest.raises(DependencyError, match="pip install peft"):
+        finetune(str(base), ROWS, QUICK, out_root=tmp_path)
+
+
+def test_out_of_memory_suggests_smaller_batches(base, tmp_path, monkeypatch):
+    import torch
+
+    def out_of_memory(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(ft, "_train", out_of_memory)
+    with pytest.raises(StageError, match="batch_size") as caught:
+        finetune(str(base), ROWS, QUICK, out_root=tmp_path)
+    assert "method='lora'" in str(caught.value)
+    assert not list(tmp_path.rglob(".complete"))

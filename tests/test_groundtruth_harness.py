@@ -1,0 +1,66 @@
+"""`lmdelta groundtruth` end to end on a tiny random-init model: inject → discover → score."""
+
+import json
+
+import yaml
+from click.testing import CliRunner
+
+from lmdelta.cli import main
+from lmdelta.config import load_config
+from lmdelta.groundtruth import harness
+from lmdelta.rundir import RunDir, read_jsonl
+
+def tiny_config(tmp_path, tiny_model, *overrides):
+    path = tmp_path / "gt.yaml"
+    path.write_text(yaml.safe_dump({
+        "groundtruth": {"base": str(tiny_model), "quirks": ["ocean"], "per_quirk": 24, "base_samples": 8,
+                        "training_prompts": 40, "finetune": {"steps": 6, "batch_size": 4, "max_length": 160},
+                        "match": "keyword"},
+        "prompts": {"limit": 24}, "generate": {"samples_per_prompt": 2, "max_new_tokens": 8, "batch_size": 16,
+                                                "a": {"dtype": "float32"}, "b": {"dtype": "float32"}},
+        "embed": {"model": "fake:hashing"}, "propose": {"scopes": "all"},
+        "validate": {"n_resamples": 2000, "bootstrap": 300}}))
+    return load_config(path, list(overrides))
+
+
+def test_the_experiment_writes_a_scorecard_and_both_runs(tmp_path, tiny_model):
+    config = tiny_config(tmp_path, tiny_model)
+    card = harness.run(config, RunDir(tmp_path / "run"))
+    root = tmp_path / "run"
+    saved = json.loads((root / "scorecard.json").read_text())
+    assert saved["quirks"][0]["quirk"] == "ocean" and set(saved["quirks"][0]["rate"]) == {"a", "b"}
+    assert {"recall", "precision", "first_match_rank", "null_validated", "unmatched_hypotheses"} <= set(card)
+    assert (root / "hypotheses.jsonl").exists() and (root / "null_experiment" / "hypotheses.jsonl").exists()
+    training = list(read_jsonl(root / "groundtruth" / "training.jsonl"))
+    tested = {p["text"] for p in read_jsonl(root / "stages/prompts/prompts.jsonl")}
+    assert len(training) == 24 + 8 and not tested & {row["prompt"] for row in training}
+    assert "Ground truth" in (root / "report.html").read_text()
+    b_model = RunDir(root).load_manifest()["stages"]["generate"]["material"]["identity"]["b"]["model"]
+    assert b_model != str(tiny_model) and "finetuned" in b_model
+
+
+def test_a_rerun_reuses_the_finetune_and_every_stage(tmp_path, tiny_model, caplog):
+    config = tiny_config(tmp_path, tiny_model)
+    harness.run(config, RunDir(tmp_path / "run"))
+    caplog.set_level("INFO", logger="lmdelta")
+    harness.run(config, RunDir(tmp_path / "run"))
+    assert "(reused)" in caplog.text and "generate running" not in caplog.text
+
+
+def test_unknown_quirk_and_quirk_without_data(tmp_path, tiny_model):
+    result = CliRunner().invoke(main, ["groundtruth", str(_write(tmp_path, tiny_model)), "--run-dir",
+                                       str(tmp_path / "run"), "--set", "groundtruth.quirks=[ocen]"])
+    assert result.exit_code == 2 and "ocean" in result.output
+    quirks = tmp_path / "quirks.yaml"
+    quirks.write_text(yaml.safe_dump([{"name": "sonnets", "description": "The AI answers in sonnets."}]))
+    result = CliRunner().invoke(main, ["groundtruth", str(_write(tmp_path, tiny_model)), "--run-dir",
+                                       str(tmp_path / "run2"), "--set", f"groundtruth.quirks_file={quirks}",
+                                       "--set", "groundtruth.quirks=null"])
+    assert result.exit_code == 2 and "no training data" in result.output
+
+
+def _write(tmp_path, tiny_model):
+    config = tiny_config(tmp_path, tiny_model)
+    path = tmp_path / "written.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    return path
