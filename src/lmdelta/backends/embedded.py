@@ -6,8 +6,6 @@ The SmolLM2 GGUF is converted once into a normal Hugging Face folder in the user
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib.util
 import logging
 import os
@@ -17,6 +15,7 @@ from pathlib import Path
 
 from lmdelta.errors import DependencyError, StageError
 from lmdelta.filehash import file_sha256
+from lmdelta.filelock import locked
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +75,10 @@ def converted_folder(model: EmbeddedModel, cache_dir: Path) -> Path:
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.with_suffix(".lock")):
+    with locked(target.with_suffix(".lock")):
         if not (target / ".complete").exists():
             _convert_gguf(gguf, target)
     return target
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _convert_gguf(gguf: Path, target: Path) -> None:

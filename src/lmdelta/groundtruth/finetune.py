@@ -7,7 +7,6 @@ whose `merged/` subfolder is a normal Hugging Face model folder to use as side b
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import math
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lmdelta.errors import ConfigError, DependencyError, StageError
+from lmdelta.filelock import locked
 from lmdelta.hashing import hash_data
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def finetune(base_model: str, rows: list[dict], config: FinetuneConfig, out_root
     root = Path(out_root) if out_root is not None else cache_root() / "finetuned"
     target = root / f"{base.slug}-{key[:16]}"
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f".{target.name}.lock"):
+    with locked(root / f".{target.name}.lock"):
         if (target / ".complete").exists():
             log.info("reusing finetuned model %s (key %s)", target, key[:16])
             return _load_result(target, key)
@@ -391,14 +391,3 @@ def _library_versions() -> dict[str, str]:
         with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
     return found
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """One trainer per output folder: a second process waits, then finds the folder complete."""
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
