@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned in the same pip command as everything else, or pip resolves a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo demo-groundtruth test install clean
+.PHONY: demo demo-compare test install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# Inject two known quirks by LoRA finetuning, discover them, score the recovery (~9 min on 2 cores).
 demo: install
-	$(BIN)/lmdelta run configs/demo.yaml --run-dir runs/demo
+	$(BIN)/lmdelta groundtruth configs/groundtruth-demo.yaml --run-dir runs/demo
 
-# Inject two known quirks by LoRA finetuning, discover them, score the recovery (~11 min on 2 cores).
-demo-groundtruth: install
-	$(BIN)/lmdelta groundtruth configs/groundtruth-demo.yaml --run-dir runs/groundtruth-demo
+# SmolLM2 against itself under an ocean-loving system prompt, with a null control (~5 min).
+demo-compare: install
+	$(BIN)/lmdelta run configs/demo.yaml --run-dir runs/demo-compare
 
 test: install
 	$(BIN)/pytest -q
