@@ -162,13 +162,10 @@ def _builtin_entries() -> list[tuple[str, Any]]:
 
 
 def _file_entries(path: Path) -> list[tuple[str, Any]]:
-    if not path.is_file():
-        raise ConfigError(f"Quirk file {path} does not exist.",
+    from lmdelta.sources import read_user_file
+
+    text = read_user_file(path, "Quirk file", ConfigError,
                           "Check the path, or leave it unset to use the built-in catalogue.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"Quirk file {path} is not UTF-8 text (byte {exc.start}).", "Save it as UTF-8.") from None
     if path.suffix in (".yaml", ".yml", ".json"):
         return _yaml_entries(text, path)
     if path.suffix == ".jsonl":

@@ -11,7 +11,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from lmdelta.errors import PromptBankError
+from lmdelta.errors import LmdeltaError, PromptBankError
 from lmdelta.hashing import hash_text
 from lmdelta.records import Prompt
 
@@ -51,15 +51,19 @@ def _builtin(name: str) -> list[Prompt]:
     return _parse_jsonl(path.read_text(encoding="utf-8"), f"builtin:{name}")
 
 
-def _from_file(path: Path) -> list[Prompt]:
-    if not path.exists():
-        raise PromptBankError(f"Prompt bank file {path} does not exist.",
-                              "Check prompts.source, or use the built-in bank with prompts.source=builtin:everyday.")
+def read_user_file(path: Path, what: str, error: type[LmdeltaError], missing_fix: str) -> str:
+    """A user's text file, or an error naming the file and the fix (missing, not a file, not UTF-8)."""
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist.", missing_fix)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise PromptBankError(f"Prompt bank file {path} is not UTF-8 text (byte {exc.start}).",
-                              "Save it as UTF-8.") from None
+        raise error(f"{what} {path} is not UTF-8 text (byte {exc.start}).", "Save it as UTF-8.") from None
+
+
+def _from_file(path: Path) -> list[Prompt]:
+    text = read_user_file(path, "Prompt bank file", PromptBankError,
+                          "Check prompts.source, or use the built-in bank with prompts.source=builtin:everyday.")
     if path.suffix == ".jsonl":
         return _parse_jsonl(text, str(path))
     if path.suffix in (".txt", ".text", ""):
