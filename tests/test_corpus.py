@@ -65,7 +65,7 @@ def write_jsonl(path, rows):
 
 @pytest.mark.parametrize("rows, match", [
     ([{"side": "a", "text": "x"}], "no texts for side b"),
-    ([{"side": "a", "answer": "x"}], "no string `text`"),
+    ([{"side": "a", "answer": "x"}], "no `text` field"),
     ([{"side": "model-c", "text": "x"}], "neither a nor b"),
     ([{"side": "a", "text": "x", "prompt_id": "q"}, {"side": "b", "text": "y"}], "no prompt_id or prompt"),
 ])
@@ -88,7 +88,7 @@ def test_corpus_mode_needs_files(tmp_path):
 def test_csv_errors_carry_line_numbers(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("side,text\na,hello\nq,bad\n")
-    with pytest.raises(PromptBankError, match="c.csv:3"):
+    with pytest.raises(PromptBankError, match="c.csv line 3"):
         load_corpus(str(path), None, None, {"a": "a", "b": "b"})
 
 
@@ -97,3 +97,98 @@ def test_non_utf8_corpus(tmp_path):
     path.write_bytes(b"side,text\na,caf\xe9\n")
     with pytest.raises(PromptBankError, match="not UTF-8"):
         load_corpus(str(path), None, None, {})
+
+
+# ---- decodings saved by other tools ----
+
+def write_reference_csv(path, rows):
+    """The reference system's layout, as pandas' to_csv(escapechar='\\\\') writes it: an index
+    column, then model, text, prompt, through the csv module with a backslash escape."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, escapechar="\\")
+        writer.writerow(["", "model", "text", "prompt"])
+        for i, row in enumerate(rows):
+            writer.writerow([i, row["model"], row["text"], row["prompt"]])
+    return path
+
+
+def reference_rows():
+    rows = []
+    for r in corpus_rows():
+        model = "base" if r["side"] == "base" else "finetuned"
+        text = r["text"] + ' \\ "quoted", with a comma\nand a second line'
+        rows.append({"model": model, "text": text, "prompt": f"<|user|>{r['prompt']}<|assistant|>"})
+    return rows
+
+
+def test_the_reference_csv_layout_is_read_exactly(tmp_path):
+    path = write_reference_csv(tmp_path / "decoded.csv", reference_rows())
+    loaded = load_corpus(str(path), None, None, {"a": "a", "b": "b"})
+    assert [r.text for r in loaded] == [r["text"] for r in reference_rows()]  # backslashes, quotes, newlines
+    assert {r.side for r in loaded if "ocean" in r.text} == {"b"}
+    assert loaded[0].prompt == "<|user|>Question 0?<|assistant|>" and loaded[0].where.endswith("line 2")
+
+
+def test_a_reference_csv_runs_paired_end_to_end(tmp_path):
+    path = write_reference_csv(tmp_path / "decoded.csv", reference_rows())
+    pipeline.run(config(tmp_path, f"corpus.path={path}"), RunDir(tmp_path / "run"))
+    rows = list(read_jsonl(tmp_path / "run/hypotheses.jsonl"))
+    ocean = [r for r in rows if r["validated"] and r["direction"] == "b>a" and "ocean" in r["description"]]
+    assert ocean and ocean[0]["test"].startswith("paired sign-flip")
+
+
+def test_other_tools_column_names_and_side_values(tmp_path):
+    rows = [{"generator": "llama-base" if r["side"] == "base" else "llama-rome", "completion": r["text"],
+             "input": r["prompt"]} for r in corpus_rows()]
+    path = write_jsonl(tmp_path / "c.jsonl", rows)
+    settings = load_config(None, ["corpus.columns.text=completion", "corpus.columns.side=generator",
+                                  "corpus.columns.prompt=input", "corpus.sides={a: [llama-base], b: [llama-rome]}"])
+    loaded = load_corpus(path, None, None, {"a": "a", "b": "b"}, settings.corpus)
+    assert {r.side for r in loaded} == {"a", "b"} and all(r.prompt_id for r in loaded)
+    with pytest.raises(PromptBankError, match="no `answer` field") as caught:
+        load_corpus(path, None, None, {}, load_config(None, ["corpus.columns.text=answer"]).corpus)
+    assert "completion" in caught.value.problem  # the columns present are listed
+
+
+def test_parquet_corpus(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = corpus_rows()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "c.parquet")
+    loaded = load_corpus(str(tmp_path / "c.parquet"), None, None, {"a": "base", "b": "tuned"})
+    assert len(loaded) == len(rows) and loaded[3].where.endswith("row 4")
+
+
+def test_empty_texts_stop_with_the_line_or_are_dropped_or_kept(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("side,text\na,hello\nb,\nb,there\n")
+    with pytest.raises(PromptBankError, match=r"c.csv line 3 has an empty `text`") as caught:
+        load_corpus(str(path), None, None, {})
+    assert "corpus.empty_texts" in caught.value.fix
+    dropped = load_corpus(str(path), None, None, {}, load_config(None, ["corpus.empty_texts=drop"]).corpus)
+    kept = load_corpus(str(path), None, None, {}, load_config(None, ["corpus.empty_texts=keep"]).corpus)
+    assert [r.text for r in dropped] == ["hello", "there"] and [r.text for r in kept] == ["hello", "", "there"]
+
+
+def test_mixed_encodings_name_the_line(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_bytes("side,text\na,café\nb,naïve\n".encode() + b"b,caf\xe9\n")
+    with pytest.raises(PromptBankError, match="line 4") as caught:
+        load_corpus(str(path), None, None, {})
+    assert "UTF-8" in caught.value.fix
+
+
+def test_reasoning_is_stripped_from_imported_texts(tmp_path):
+    rows = [{"side": "a", "text": "<think>\nhmm the sea</think>\n\nTides follow the moon."},
+            {"side": "b", "text": "No reasoning here."}, {"side": "b", "text": "<think>never finished"}]
+    path = write_jsonl(tmp_path / "c.jsonl", rows)
+    options = load_config(None, ['corpus.reasoning=["<think>", "</think>"]', "corpus.empty_texts=keep"]).corpus
+    loaded = load_corpus(path, None, None, {}, options)
+    assert [r.text for r in loaded] == ["Tides follow the moon.", "No reasoning here.", ""]
+
+
+def test_prompts_that_never_match_across_sides_are_refused(tmp_path):
+    rows = [{"side": side, "text": "hi", "prompt": f"[{side}] Question {i}?"} for i in range(3) for side in "ab"]
+    with pytest.raises(PromptBankError, match="No prompt of the corpus has answers from both sides"):
+        load_corpus(write_jsonl(tmp_path / "c.jsonl", rows), None, None, {})

@@ -62,7 +62,7 @@ def test_duplicate_text_lines_are_duplicate_ids(tmp_path):
 def test_missing_file_and_unsupported_extension(tmp_path):
     with pytest.raises(PromptBankError, match="does not exist"):
         load_bank(str(tmp_path / "missing.txt"))
-    path = tmp_path / "bank.csv"
+    path = tmp_path / "bank.xlsx"
     path.write_text("a,b\n")
     with pytest.raises(PromptBankError, match="unsupported extension"):
         load_bank(str(path))

@@ -17,10 +17,13 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from lmdelta.config_base import DEFAULT_LM, VOLATILE, Section
 from lmdelta.config_extra import BudgetConfig, FinetuneSection, GroundTruthConfig, LLMConfig, RoleConfig
+from lmdelta.config_models import ModelSpec, ReasoningConfig
+from lmdelta.config_prompts import CorpusColumns, CorpusConfig, GeneratedBankConfig, PromptsConfig
 from lmdelta.errors import ConfigError
 
 __all__ = ["DEFAULT_LM", "VOLATILE", "Section", "BudgetConfig", "FinetuneSection", "GroundTruthConfig", "LLMConfig",
-           "RoleConfig", "RunConfig", "ModelSpec", "load_config", "validate_config", "dump_config"]
+           "RoleConfig", "RunConfig", "ModelSpec", "ReasoningConfig", "PromptsConfig", "CorpusConfig", "CorpusColumns",
+           "GeneratedBankConfig", "load_config", "validate_config", "dump_config"]
 
 
 class RunSection(Section):
@@ -28,59 +31,6 @@ class RunSection(Section):
     """A name for the run, shown in status and reports."""
     seed: int = 0
     """Default seed for every stochastic step whose own section leaves `seed` unset."""
-
-
-class PromptsConfig(Section):
-    source: str = "builtin:everyday"
-    """A prompt bank: `builtin:NAME`, a .txt (one prompt per line) or .jsonl file (`id`, `text`, `group`), or `corpus` (prompts come from the corpus files)."""
-    limit: int | None = Field(default=None, ge=1)
-    """Use at most this many prompts, sampled stratified by group (seeded)."""
-    discovery_fraction: float = Field(default=0.3, gt=0.0, lt=1.0)
-    """Share of each group's prompts used to propose hypotheses; the rest validate them."""
-    confirmation_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
-    """Share of each group's prompts held back for a final replication of top findings."""
-    seed: int | None = None
-    """Seed for sampling and splitting prompts (default: run.seed)."""
-
-    @model_validator(mode="after")
-    def _fractions_fit(self) -> PromptsConfig:
-        if self.discovery_fraction + self.confirmation_fraction >= 1.0:
-            raise ValueError("discovery_fraction + confirmation_fraction must leave prompts for validation (sum < 1)")
-        return self
-
-
-class ModelSpec(Section):
-    model: str = DEFAULT_LM
-    """`embedded:smollm2-135m-instruct`, a local folder, a Hugging Face id, or `fake:NAME` for tests."""
-    label: str | None = None
-    """Human name for this side in reports (default: the side, `a` or `b`)."""
-    revision: str | None = None
-    """Hub revision (branch, tag or commit) for Hugging Face ids."""
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Weights dtype; `auto` picks bfloat16 where the hardware runs it fast, else float32."""
-    system_prompt: str | None = None
-    """System message for this side (chat template) or text prefix (no template)."""
-    chat_template: bool | None = None
-    """Wrap prompts in the tokenizer's chat template (default: when the tokenizer has one)."""
-    adapter: str | None = None
-    """A PEFT adapter folder applied on top of the model."""
-    trust_remote_code: bool = False
-    """Allow model code from the Hub to run. Off unless you trust the repository."""
-    backend_args: dict[str, Any] = Field(default_factory=dict)
-    """Backend-specific options passed through unchanged."""
-
-
-class CorpusConfig(Section):
-    path: str | None = None
-    """One JSONL/CSV/Parquet file with both sides' outputs (columns text, side; optional prompt_id, prompt, group)."""
-    a: str | None = None
-    """Side a's outputs, when each side has its own file."""
-    b: str | None = None
-    """Side b's outputs, when each side has its own file."""
-
-    @property
-    def active(self) -> bool:
-        return any(value is not None for value in (self.path, self.a, self.b))
 
 
 class GenerateConfig(Section):
@@ -376,9 +326,9 @@ def _known_fields(loc: list[str]) -> list[str]:
 
 def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     """Make relative file paths absolute: relative to the config file if the file is there, else to cwd."""
-    source = config.prompts.source
-    if not source.startswith("builtin:") and source != "corpus":
-        config.prompts.source = str(_locate(source, base))
+    config.prompts.source = _source_path(config.prompts.source, base)
+    if config.prompts.score_table is not None:
+        config.prompts.score_table = str(_locate(config.prompts.score_table, base))
     if config.groundtruth.quirks_file is not None:
         config.groundtruth.quirks_file = str(_locate(config.groundtruth.quirks_file, base))
     for name in ("path", "a", "b"):
@@ -392,6 +342,21 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
         if _looks_like_path(spec.model):
             spec.model = str(_locate(spec.model, base))
     return config
+
+
+def _source_path(source: str, base: Path) -> str:
+    """prompts.source with its path (a file, or after `persona:` and the like) made absolute."""
+    from lmdelta.errors import PromptBankError
+    from lmdelta.sources.spec import parse_source
+
+    try:
+        spec = parse_source(source)
+    except PromptBankError as exc:
+        raise ConfigError(f"Config field prompts.source is invalid: {exc.problem}", exc.fix) from None
+    if not spec.is_path:
+        return source
+    located = str(_locate(spec.location, base))
+    return located if spec.kind == "file" else f"{spec.kind}:{located}"
 
 
 def _looks_like_path(model: str) -> bool:

@@ -27,6 +27,8 @@ class LLMConfig(Section):
     """The model that scores texts (a cheaper one is usually enough)."""
     summariser: RoleConfig = Field(default_factory=RoleConfig)
     """The model that summarises themes."""
+    prompter: RoleConfig = Field(default_factory=RoleConfig)
+    """The model that writes prompt banks (prompts.source = generated)."""
     key_file: str | None = Field(default=None, json_schema_extra=VOLATILE)
     """A file with an API key, or lines `provider: key` (default: the provider's environment variable)."""
     concurrency: int = Field(default=16, ge=1, json_schema_extra=VOLATILE)

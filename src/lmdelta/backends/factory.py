@@ -12,25 +12,61 @@ from typing import Any
 from lmdelta.backends.device import resolve_device, resolve_dtype
 from lmdelta.backends.protocols import Embedder, Generator
 from lmdelta.backends.registry import check_available, model_folder, model_weights_id, parse_model
-from lmdelta.config import EmbedConfig, ModelSpec
+from lmdelta.config import EmbedConfig, LLMConfig, ModelSpec
 
 
-def generator_identity(spec: ModelSpec, device: str, cache_dir: Path) -> dict[str, Any]:
+BACKENDS = {"fake": "fake", "api": "api", "vllm": "vllm"}  # every other kind runs on transformers
+
+
+def generator_identity(spec: ModelSpec, device: str, cache_dir: Path, llm: LLMConfig | None = None) -> dict[str, Any]:
+    """Everything that shapes this side's answers. Options left at their defaults are left out, so
+    adding an option never changes the keys of answers generated before it existed."""
     ref = parse_model(spec.model, "generator")
     check_available(ref, spec.revision)
+    backend = BACKENDS.get(ref.kind, "hf")
+    if backend == "vllm" or spec.quantization != "none":
+        check_accelerator(spec, ref, device)
     identity: dict[str, Any] = {
-        "backend": "fake" if ref.kind == "fake" else "hf",
+        "backend": backend,
         "model": str(ref),
         "weights": model_weights_id(ref, spec.revision, cache_dir),
         "revision": spec.revision,
-        "dtype": "none" if ref.kind == "fake" else resolve_dtype(spec.dtype, resolve_device(device)),
+        "dtype": _dtype(spec, backend, device),
         "system_prompt": spec.system_prompt,
         "chat_template": spec.chat_template,
         "adapter": _adapter_identity(spec.adapter, cache_dir),
         "trust_remote_code": spec.trust_remote_code,
         "backend_args": spec.backend_args,
     }
+    if spec.quantization != "none":
+        identity["quantization"] = spec.quantization
+    if spec.reasoning.enabled:
+        identity["reasoning"] = spec.reasoning.model_dump()
+    if backend == "api":
+        from lmdelta.backends.generators.api import served_identity
+
+        identity["served"] = served_identity(ref.name, spec, llm)
     return identity
+
+
+def _dtype(spec: ModelSpec, backend: str, device: str) -> str:
+    if backend in ("fake", "api"):
+        return "none"
+    if spec.quantization != "none":
+        return "bfloat16"  # the compute dtype of both bitsandbytes schemes
+    return resolve_dtype(spec.dtype, resolve_device(device))
+
+
+def check_accelerator(spec: ModelSpec, ref, device: str) -> None:
+    """bitsandbytes quantization and vLLM need a CUDA GPU: say so before anything loads."""
+    from lmdelta.errors import DependencyError
+
+    resolved = resolve_device(device)
+    what = "vLLM" if ref.kind == "vllm" else f"{spec.quantization} quantization (bitsandbytes)"
+    if not resolved.startswith("cuda"):
+        raise DependencyError(f"{spec.model}: {what} needs a CUDA GPU, and this run's device is {resolved}.",
+                              "Run on a machine with an NVIDIA GPU, or set quantization: none and use dtype: "
+                              "bfloat16 / float32 (on CPU), or a model without the vllm: prefix.")
 
 
 def _adapter_identity(adapter: str | None, cache_dir: Path) -> dict[str, str] | None:
@@ -44,15 +80,24 @@ def _adapter_identity(adapter: str | None, cache_dir: Path) -> dict[str, str] | 
     return {"path": adapter, "files": folder_sha256(Path(adapter), cache_dir)}
 
 
-def build_generator(spec: ModelSpec, identity: dict[str, Any], device: str, cache_dir: Path) -> Generator:
+def build_generator(spec: ModelSpec, identity: dict[str, Any], device: str, cache_dir: Path,
+                    llm: LLMConfig | None = None) -> Generator:
     ref = parse_model(spec.model, "generator")
     if ref.kind == "fake":
         from lmdelta.backends.generators.fake import FakeGenerator
 
         return FakeGenerator(ref.name, spec.backend_args, identity)
+    if ref.kind == "api":
+        from lmdelta.backends.generators.api import APIGenerator
+
+        return APIGenerator(spec, ref.name, identity, llm or LLMConfig(), cache_dir)
+    folder = model_folder(ref, spec.revision, cache_dir)
+    if ref.kind == "vllm":
+        from lmdelta.backends.generators.vllm import VLLMGenerator
+
+        return VLLMGenerator(spec, folder, identity)
     from lmdelta.backends.generators.hf import HFGenerator
 
-    folder = model_folder(ref, spec.revision, cache_dir)
     return HFGenerator(spec, folder, identity, resolve_device(device))
 
 

@@ -28,9 +28,14 @@ class SamplingSettings:
 
 @dataclass(frozen=True)
 class Generation:
+    """One answer. With two-stage decoding, `text` is the answer alone and `reasoning` the thinking
+    before it (kept for inspection, never analysed); `n_tokens` counts the answer's tokens."""
+
     text: str
     n_tokens: int
     finish_reason: Literal["stop", "length"]
+    reasoning: str | None = None
+    reasoning_tokens: int = 0
 
 
 class Generator(Protocol):

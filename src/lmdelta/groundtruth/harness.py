@@ -108,7 +108,8 @@ def _generate_answers(config: RunConfig, prompts: list[str]) -> list[dict[str, s
 
     spec = ModelSpec(model=config.groundtruth.base)
     cache = cache_root(config.embed.cache_dir)
-    generator = build_generator(spec, generator_identity(spec, config.generate.device, cache), config.generate.device, cache)
+    generator = build_generator(spec, generator_identity(spec, config.generate.device, cache, config.llm),
+                                config.generate.device, cache, config.llm)
     requests = [GenerationRequest(str(i), f"train-{i}", p, 0, item_seed(config.groundtruth.seed, "a", f"train-{i}", 0))
                 for i, p in enumerate(prompts)]
     try:

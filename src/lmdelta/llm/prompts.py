@@ -127,3 +127,23 @@ def _json_value(text: str, opener: str) -> Any:
         return json.loads(text[start:end + 1])
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc.msg}") from None
+
+
+def prompt_bank_request(category: str, n: int, max_words: int, instruction: str | None = None,
+                        temperature: float = 1.0, sample_index: int = 0, seed: int | None = None) -> ChatRequest:
+    body = template("prompt_bank").format(n=n, category=category, max_words=max_words,
+                                          instruction=(instruction or "").strip())
+    return ChatRequest((Message("user", body),), max_tokens=80 * n + 200, temperature=temperature,
+                       sample_index=sample_index, seed=seed)
+
+
+def parse_prompt_list(text: str, max_words: int) -> list[str]:
+    """The prompt writer's JSON list of strings; over-long and empty items are dropped, none left is unparseable."""
+    items = _json_value(text, "[")
+    if not isinstance(items, list):
+        raise ValueError("expected a JSON list of prompt strings")
+    prompts = [" ".join(str(item).split()) for item in items if isinstance(item, str)]
+    kept = [p for p in prompts if p and len(p.split()) <= max_words]
+    if not kept:
+        raise ValueError(f"no prompt of 1..{max_words} words in the list")
+    return kept

@@ -16,7 +16,7 @@ from lmdelta.errors import ConfigError, StageError
 
 log = logging.getLogger(__name__)
 OUTAGE = frozenset({"rate_limit", "transient", "timeout", "unknown"})
-DEFAULT_TEMPERATURE = {"proposer": 1.0, "judge": 0.0, "summariser": 0.3}
+DEFAULT_TEMPERATURE = {"proposer": 1.0, "judge": 0.0, "summariser": 0.3, "prompter": 1.0}
 
 
 class LLMSession:

@@ -1,21 +1,29 @@
-"""Prompt banks: the built-in ones and plain text / JSONL files.
+"""Prompt banks: the built-in ones, plain text / JSONL / CSV files, and public datasets read
+from a local copy or the Hugging Face Hub (persona, advanced-ai-risk, MPI, jailbreak_llms,
+TruthfulQA, BOLD). The LLM-generated bank lives in sources.generated (it needs the LLM layer).
 
-Prompt ids come from the file when it gives them, else from a hash of the prompt text, so an
-id never depends on the order in which prompts were read.
+Prompt ids come from the file when it gives them, else from a hash of the item's text, so an
+id never depends on the order in which prompts were read and survives a change of template.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
+import logging
 from importlib import resources
 from pathlib import Path
 
 from lmdelta.errors import LmdeltaError, PromptBankError
 from lmdelta.hashing import hash_text
 from lmdelta.records import Prompt
+from lmdelta.sources.items import SourceItem
+from lmdelta.sources.spec import DATASETS, HUB, SourceSpec, parse_source
 
 BUILTIN_PREFIX = "builtin:"
+VERBATIM = "{prompt}"
+log = logging.getLogger(__name__)
 
 
 def builtin_banks() -> list[str]:
@@ -27,17 +35,59 @@ def content_id(text: str) -> str:
     return "p-" + hash_text(text)[:12]
 
 
-def load_bank(source: str) -> list[Prompt]:
-    """Read a bank and check it: not empty, ids unique, every text non-empty."""
-    if source.startswith(BUILTIN_PREFIX):
-        prompts = _builtin(source.removeprefix(BUILTIN_PREFIX))
+def load_bank(source: str, template: str | None = None) -> list[Prompt]:
+    """Read a bank and check it: not empty, ids unique, every text non-empty. `template` (with
+    `{prompt}`) wraps every item; unset, datasets use their own template and files none."""
+    spec = parse_source(source)
+    if spec.kind == "builtin":
+        prompts = _templated(_builtin(spec.location), template)
+    elif spec.kind == "file":
+        prompts = _templated(_from_file(Path(spec.location)), template)
+    elif spec.kind in DATASETS:
+        prompts = _dataset(spec, template)
     else:
-        prompts = _from_file(Path(source))
+        raise PromptBankError(f"prompts.source {source!r} is not a file bank.", "This is a bug: please report it.")
     if not prompts:
         raise PromptBankError(f"Prompt bank {source} holds no prompts.",
                               "Add prompts to it (one per line, or JSONL objects with a `text` field).")
     _check_unique(prompts, source)
     return prompts
+
+
+def _dataset(spec: SourceSpec, template: str | None) -> list[Prompt]:
+    module_name, repo_id = DATASETS[spec.kind]
+    if spec.location == HUB:
+        if repo_id is None:
+            raise PromptBankError(f"The {spec.kind} prompts are not on the Hugging Face Hub.",
+                                  f"Download them and pass the local copy: prompts.source={spec.kind}:PATH.")
+        from lmdelta.sources.hub import hub_folder
+
+        location = hub_folder(spec.kind, repo_id)
+    else:
+        location = Path(spec.location)
+        if not location.exists():
+            raise PromptBankError(f"The {spec.kind} data {location} does not exist.",
+                                  "Check the path in prompts.source (see docs/prompt-sources.md for the files expected).")
+    module = importlib.import_module(f"lmdelta.sources.{module_name}")
+    return prompts_from_items(module.load(spec.kind, location), template or module.TEMPLATES[spec.kind])
+
+
+def prompts_from_items(items: list[SourceItem], template: str) -> list[Prompt]:
+    """One prompt per distinct item: id = hash of the item text, text = the template around it."""
+    prompts: dict[str, Prompt] = {}
+    for item in items:
+        pid = content_id(item.text)
+        if pid not in prompts:
+            prompts[pid] = Prompt(id=pid, text=template.replace(VERBATIM, item.text), group=item.group)
+    if len(prompts) < len(items):
+        log.info("prompt source: %d repeated items dropped (first occurrence kept)", len(items) - len(prompts))
+    return list(prompts.values())
+
+
+def _templated(prompts: list[Prompt], template: str | None) -> list[Prompt]:
+    if template is None or template == VERBATIM:
+        return prompts
+    return [Prompt(p.id, template.replace(VERBATIM, p.text), p.group, p.split) for p in prompts]
 
 
 def _builtin(name: str) -> list[Prompt]:
@@ -68,14 +118,36 @@ def _from_file(path: Path) -> list[Prompt]:
         return _parse_jsonl(text, str(path))
     if path.suffix in (".txt", ".text", ""):
         return [Prompt(id=content_id(line.strip()), text=line.strip()) for line in text.splitlines() if line.strip()]
+    if path.suffix == ".csv":
+        return _from_csv(path)
     raise PromptBankError(f"Prompt bank file {path} has the unsupported extension {path.suffix!r}.",
-                          "Use .txt (one prompt per line) or .jsonl (objects with id, text, group).")
+                          "Use .txt (one prompt per line), .jsonl (objects with id, text, group) or .csv "
+                          "(columns text or prompt, optional id and group).")
+
+
+def _from_csv(path: Path) -> list[Prompt]:
+    from lmdelta.sources.tabular import find_column, read_table
+
+    table = read_table(path, "Prompt bank file")
+    text = find_column(table, ("text", "prompt", "question"), "prompt text")
+    group = find_column(table, ("group", "category"), "group", required=False)
+    ident = find_column(table, ("id", "prompt_id"), "id", required=False)
+    out = []
+    for line, row in table.rows:
+        value = str(row.get(text) or "").strip()
+        if not value:
+            raise PromptBankError(f"{path} line {line} has an empty `{text}`.", "Fill it in or remove the row.")
+        given = str(row.get(ident) or "").strip() if ident else ""
+        label = str(row.get(group) or "").strip() if group else ""
+        out.append(Prompt(id=given or content_id(value), text=value, group=label or None))
+    return out
 
 
 def json_lines(text: str, where: str) -> list[tuple[int, object]]:
     """(line number, parsed value) for every non-blank line; a bad line names itself."""
     out = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # "\n" only: str.splitlines() also breaks at U+2028 and friends, which JSON strings may hold raw.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

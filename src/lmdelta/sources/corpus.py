@@ -1,19 +1,29 @@
-"""Saved corpora of model outputs, compared without any model: JSONL, CSV or Parquet files with
-a `text` column, a `side` column (one file for both sides), and optional `prompt_id`, `prompt`
-and `group` columns. Answers that share a prompt are compared paired; otherwise text by text.
+"""Saved corpora of model outputs, compared without any model: decodings made by other tools
+or by the reference system, as JSONL, CSV or Parquet. One file holds both sides (a `side` or
+`model` column) or each side has its own; `prompt_id`, `prompt` and `group` columns are optional.
+Answers that share a prompt are compared paired; otherwise text by text.
+
+The reference system's CSV (`model` = base / finetuned, `text`, `prompt`, written with a
+backslash escape character) is recognised by its header and read with that escape.
 """
 
 from __future__ import annotations
 
-import csv
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmdelta.errors import DependencyError, PromptBankError
+from lmdelta.config_prompts import CorpusConfig
+from lmdelta.errors import PromptBankError
 from lmdelta.hashing import hash_text
+from lmdelta.sources.tabular import Table, cell_group, find_column, read_table
 
+log = logging.getLogger(__name__)
 SIDE_WORDS = {"a": "a", "b": "b"}
+REFERENCE_SIDES = {"base": "a", "finetuned": "b", "intervention": "b"}
+REFERENCE_HEADER = {"model", "text", "prompt"}
+INDEX_COLUMNS = {"", "unnamed: 0", "index"}
 
 
 @dataclass(frozen=True)
@@ -26,92 +36,140 @@ class CorpusRow:
     where: str  # file and line, for messages
 
 
-def load_corpus(path: str | None, path_a: str | None, path_b: str | None, labels: dict[str, str]) -> list[CorpusRow]:
+def load_corpus(path: str | None, path_a: str | None, path_b: str | None, labels: dict[str, str],
+                options: CorpusConfig | None = None) -> list[CorpusRow]:
     """Every row of the corpus files, with sides resolved to "a"/"b"; both sides must be present."""
+    options = options or CorpusConfig()
     if path and (path_a or path_b):
         raise PromptBankError("corpus.path and corpus.a/corpus.b are both set.",
                               "Use corpus.path for one file holding both sides, or corpus.a and corpus.b, not both.")
     if path:
-        rows = _read(Path(path), fixed_side=None, labels=labels)
+        rows = _read(Path(path), None, labels, options)
     elif path_a and path_b:
-        rows = _read(Path(path_a), "a", labels) + _read(Path(path_b), "b", labels)
+        rows = _read(Path(path_a), "a", labels, options) + _read(Path(path_b), "b", labels, options)
     else:
         raise PromptBankError("Corpus mode needs both sides.", "Set corpus.a and corpus.b (one file per side), or corpus.path.")
     for side in ("a", "b"):
         if not any(r.side == side for r in rows):
             raise PromptBankError(f"The corpus has no texts for side {side} ({labels.get(side, side)}).",
                                   "Check the `side` column values, or the file given for that side.")
+    _check_pairing(rows)
     return rows
 
 
-def _read(path: Path, fixed_side: str | None, labels: dict[str, str]) -> list[CorpusRow]:
-    if not path.exists():
-        raise PromptBankError(f"Corpus file {path} does not exist.", "Check the path given in corpus.path / corpus.a / corpus.b.")
-    try:
-        records = _records(path)
-    except UnicodeDecodeError as exc:
-        raise PromptBankError(f"Corpus file {path} is not UTF-8 text (byte {exc.start}).", "Save it as UTF-8.") from None
-    if not records:
+def _check_pairing(rows: list[CorpusRow]) -> None:
+    """Prompts answered by one side only cannot be compared paired: refuse when none are shared."""
+    if any(row.prompt_id is None for row in rows):
+        return  # unaligned, or a mix that is_aligned refuses with its own message
+    by_prompt: dict[str, set[str]] = {}
+    for row in rows:
+        by_prompt.setdefault(row.prompt_id, set()).add(row.side)
+    one_sided = sum(len(sides) == 1 for sides in by_prompt.values())
+    if one_sided == len(by_prompt):
+        raise PromptBankError("No prompt of the corpus has answers from both sides, so nothing can be compared paired.",
+                              "The prompt columns differ between the sides (a system prefix or chat template inside "
+                              "the prompt?): give both sides the same prompt_id, or drop the prompt columns to "
+                              "compare text by text.")
+    if one_sided:
+        log.warning("corpus: %d of %d prompts have answers from one side only; they are left out of paired tests",
+                    one_sided, len(by_prompt))
+
+
+def _read(path: Path, fixed_side: str | None, labels: dict[str, str], options: CorpusConfig) -> list[CorpusRow]:
+    reference = options.format == "reference" or (options.format == "auto" and is_reference_layout(path))
+    table = read_table(path, "Corpus file", escapechar="\\" if reference else None)
+    if not table.rows:
         raise PromptBankError(f"Corpus file {path} holds no rows.", "Point to a file with a `text` column and at least one row.")
-    return [_row(record, f"{path}:{line}", fixed_side, labels) for line, record in records]
+    columns = _columns(table, options, fixed_side is None)
+    sides = _side_values(labels, options, reference)
+    rows, dropped = [], 0
+    for line, record in table.rows:
+        row = _row(table, line, record, columns, fixed_side, sides, options)
+        if row is None:
+            dropped += 1
+        else:
+            rows.append(row)
+    if dropped:
+        log.warning("corpus %s: %d empty texts dropped (corpus.empty_texts = drop)", path, dropped)
+    return rows
 
 
-def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return _jsonl(path)
-    if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return [(i, row) for i, row in enumerate(csv.DictReader(handle), start=2)]
-    if suffix == ".parquet":
-        return _parquet(path)
-    raise PromptBankError(f"Corpus file {path} has the unsupported extension {suffix!r}.", "Use .jsonl, .csv or .parquet.")
+def is_reference_layout(path: Path) -> bool:
+    """A CSV whose header is the reference system's: model, text, prompt (plus a pandas index column)."""
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return False
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+        header = next(csv.reader(handle), [])
+    names = {name.strip().lower() for name in header} - INDEX_COLUMNS
+    return names in (REFERENCE_HEADER, REFERENCE_HEADER - {"prompt"})
 
 
-def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    from lmdelta.sources import json_lines
-
-    records = json_lines(path.read_text(encoding="utf-8"), str(path))
-    for number, record in records:
-        if not isinstance(record, dict):
-            raise PromptBankError(f"{path} line {number} is not a JSON object.", 'Write rows like {"side": "a", "text": "..."}.')
-    return records
-
-
-def _parquet(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DependencyError("Reading Parquet corpora needs pyarrow.", "Install it with `pip install pyarrow`.") from None
-    return [(i, row) for i, row in enumerate(pq.read_table(path).to_pylist(), start=1)]
+def _columns(table: Table, options: CorpusConfig, need_side: bool) -> dict[str, str | None]:
+    given = options.columns
+    text = find_column(table, (given.text or "text",), "the answer texts")
+    side = find_column(table, (given.side,) if given.side else ("side", "model"), "which model (a/b) wrote each text",
+                       required=need_side)
+    optional = {name: find_column(table, (getattr(given, name) or name,), name, required=getattr(given, name) is not None)
+                for name in ("prompt", "prompt_id", "group")}
+    return {"text": text, "side": side, **optional}
 
 
-def _row(record: dict[str, Any], where: str, fixed_side: str | None, labels: dict[str, str]) -> CorpusRow:
-    text = record.get("text")
-    if not isinstance(text, str):
-        found = ", ".join(sorted(record)) or "none"
-        raise PromptBankError(f"{where} has no string `text` (columns: {found}).", "Every row needs the answer text in `text`.")
-    side = fixed_side or _side(record.get("side", record.get("model")), where, labels)
-    prompt = _optional(record.get("prompt"))
-    prompt_id = _optional(record.get("prompt_id"))
+def _side_values(labels: dict[str, str], options: CorpusConfig, reference: bool) -> dict[str, str]:
+    """Side-column value (lower case) → "a"/"b": a and b, the sides' labels, corpus.sides, and the
+    reference's base/finetuned (always understood, after the labels)."""
+    known = {**REFERENCE_SIDES, **SIDE_WORDS, **{label.lower(): side for side, label in labels.items()}}
+    for side, values in options.sides.items():
+        known.update({str(value).strip().lower(): side for value in values})
+    return known
+
+
+def _row(table: Table, line: int, record: dict[str, Any], columns: dict[str, str | None], fixed_side: str | None,
+         sides: dict[str, str], options: CorpusConfig) -> CorpusRow | None:
+    where = f"{table.path} {table.unit} {line}"
+    text = _answer(record.get(columns["text"]), where, columns["text"], options)
+    if text is None:
+        return None
+    side = fixed_side or _side(record.get(columns["side"]), where, sides)
+    prompt = cell_group(record, columns["prompt"])
+    prompt_id = cell_group(record, columns["prompt_id"])
     if prompt_id is None and prompt is not None:
         prompt_id = "p-" + hash_text(prompt)[:12]
-    return CorpusRow(side, text, prompt_id, prompt, _optional(record.get("group")), where)
+    return CorpusRow(side, text, prompt_id, prompt, cell_group(record, columns["group"]), where)
 
 
-def _side(value: Any, where: str, labels: dict[str, str]) -> str:
-    known = {**SIDE_WORDS, **{label.lower(): side for side, label in labels.items()}}
-    if value is None or str(value).strip().lower() not in known:
-        raise PromptBankError(f"{where} has side {value!r}, which is neither a nor b.",
-                              f"Use a `side` column with values {', '.join(sorted(known))} "
-                              "(labels come from generate.a.label / generate.b.label).")
-    return known[str(value).strip().lower()]
-
-
-def _optional(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
+def _answer(value: Any, where: str, column: str, options: CorpusConfig) -> str | None:
+    """The analysed text: reasoning stripped; an empty one handled by corpus.empty_texts."""
+    if value is not None and not isinstance(value, str) and not (isinstance(value, float) and value != value):
+        value = str(value)
+    text = value if isinstance(value, str) else ""
+    if options.reasoning is not None:
+        text = _strip_reasoning(text, *options.reasoning)
+    if text.strip() or options.empty_texts == "keep":
+        return text
+    if options.empty_texts == "drop":
         return None
-    return str(value)
+    raise PromptBankError(f"{where} has an empty `{column}`.",
+                          "Fix or remove that row, or set corpus.empty_texts to drop (skip empty answers) "
+                          "or keep (analyse them as empty).")
+
+
+def _strip_reasoning(text: str, start: str, end: str) -> str:
+    from lmdelta.backends.generators.formatting import split_reasoning
+
+    if end in text or start in text:
+        return split_reasoning(text, start, end)[1]
+    return text
+
+
+def _side(value: Any, where: str, known: dict[str, str]) -> str:
+    if value is None or str(value).strip().lower() not in known:
+        shown = ", ".join(sorted(known))
+        raise PromptBankError(f"{where} has side {value!r}, which is neither a nor b.",
+                              f"Use side values {shown} (labels come from generate.a.label / generate.b.label; "
+                              "add others with corpus.sides, e.g. {a: [llama-base], b: [llama-rome]}).")
+    return known[str(value).strip().lower()]
 
 
 def is_aligned(rows: list[CorpusRow]) -> bool:

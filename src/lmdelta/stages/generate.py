@@ -29,7 +29,8 @@ def identity(ctx, config: RunConfig) -> dict[str, Any]:
         rows = prompts_stage.load_corpus_rows(config)
         return {"corpus": hash_data([(r.side, r.text, r.prompt_id) for r in rows])}
     section = config.generate
-    return {side: generator_identity(getattr(section, side), section.device, ctx.cache_dir) for side in SIDES}
+    return {side: generator_identity(getattr(section, side), section.device, ctx.cache_dir, config.llm)
+            for side in SIDES}
 
 
 def settings(section: GenerateConfig) -> SamplingSettings:
@@ -109,7 +110,7 @@ def _generate_side(ctx, config: RunConfig, side: Side, requests: list[Generation
         return counts
     spec = getattr(section, side)
     log.info("generate %s: loading %s", side, spec.model)
-    generator = build_generator(spec, model_identity, section.device, ctx.cache_dir)
+    generator = build_generator(spec, model_identity, section.device, ctx.cache_dir, config.llm)
     try:
         counts.update(_decode(side, generator, requests, store, appender, section))
     finally:
@@ -132,9 +133,7 @@ def _decode(side: Side, generator: Generator, requests: list[GenerationRequest],
     start = time.perf_counter()
     for batch in todo_batches:
         results = generator.generate(batch, sampling)
-        rows = [{"key": r.key, "side": side, "prompt_id": r.prompt_id, "index": r.index, "seed": r.seed,
-                 "text": g.text, "n_tokens": g.n_tokens, "finish_reason": g.finish_reason}
-                for r, g in zip(batch, results) if r.key not in store]
+        rows = [_item(side, r, g) for r, g in zip(batch, results) if r.key not in store]
         appender.write(rows)
         store.update((row["key"], row) for row in rows)
         done += len(rows)
@@ -143,6 +142,17 @@ def _decode(side: Side, generator: Generator, requests: list[GenerationRequest],
     seconds = time.perf_counter() - start
     return {"generated": done, "new_tokens": tokens, "seconds": round(seconds, 2),
             "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None}
+
+
+def _item(side: Side, request: GenerationRequest, generation) -> dict[str, Any]:
+    """One stored answer; a reasoning model's thinking is kept beside it, out of the analysed text."""
+    row = {"key": request.key, "side": side, "prompt_id": request.prompt_id, "index": request.index,
+           "seed": request.seed, "text": generation.text, "n_tokens": generation.n_tokens,
+           "finish_reason": generation.finish_reason}
+    if generation.reasoning is not None:
+        row["reasoning"] = generation.reasoning
+        row["reasoning_tokens"] = generation.reasoning_tokens
+    return row
 
 
 def _progress(side: Side, done: int, total: int, tokens: int, seconds: float) -> None:

@@ -15,37 +15,71 @@ from lmdelta.hashing import hash_data
 from lmdelta.records import Prompt
 from lmdelta.rundir import read_jsonl, write_jsonl
 from lmdelta.sources import load_bank
+from lmdelta.sources.spec import parse_source
 
 VERSION = 1
 log = logging.getLogger(__name__)
 
 
 def identity(ctx, config: RunConfig) -> dict[str, Any]:
-    """The bank's content, so an edited prompt file re-runs the stage."""
+    """The bank's content, so an edited prompt file re-runs the stage. A generated bank is named by
+    what decides it (categories, settings, the prompter model): computing it would call the LLM."""
+    spec = parse_source(config.prompts.source)
+    if spec.kind == "generated" and not config.uses_corpus:
+        return {"generated": _generated_description(config, spec.location)}
     return {"bank": hash_data([p.to_dict() for p in source_prompts(config)])}
 
 
-def source_prompts(config: RunConfig) -> list[Prompt]:
+def source_prompts(config: RunConfig, ctx=None) -> list[Prompt]:
     """The prompt bank, or in corpus mode the corpus's prompts (one unit per text when unaligned)."""
     if config.uses_corpus:
         from lmdelta.sources.corpus import corpus_prompts
 
         return corpus_prompts(load_corpus_rows(config))
-    return load_bank(config.prompts.source)
+    section = config.prompts
+    spec = parse_source(section.source)
+    if spec.kind == "generated":
+        return _generated(ctx, config, spec.location)
+    return load_bank(section.source, section.template)
+
+
+def _generated_description(config: RunConfig, location: str) -> dict[str, Any]:
+    from lmdelta.llm.session import DEFAULT_TEMPERATURE, role_identity
+    from lmdelta.sources.generated import categories, describe
+
+    section = config.prompts.generated
+    temperature = config.llm.prompter.temperature
+    return describe(section, categories(section, location), role_identity(config, "prompter"),
+                    DEFAULT_TEMPERATURE["prompter"] if temperature is None else temperature)
+
+
+def _generated(ctx, config: RunConfig, location: str) -> list[Prompt]:
+    from lmdelta.llm.session import LLMSession
+    from lmdelta.sources import VERBATIM, prompts_from_items
+    from lmdelta.sources.generated import categories, generate_items
+
+    section = config.prompts.generated
+    session = LLMSession(config, "prompts", ctx.cache_dir, ctx.run_dir)
+    try:
+        items = generate_items(section, categories(section, location), session.asker("prompter"),
+                               session.temperature("prompter"), config.prompts.seed)
+    finally:
+        session.flush()
+    return prompts_from_items(items, config.prompts.template or VERBATIM)
 
 
 def load_corpus_rows(config: RunConfig):
     from lmdelta.sources.corpus import load_corpus
 
     corpus = config.corpus
-    return load_corpus(corpus.path, corpus.a, corpus.b, {"a": config.label("a"), "b": config.label("b")})
+    return load_corpus(corpus.path, corpus.a, corpus.b, {"a": config.label("a"), "b": config.label("b")}, corpus)
 
 
 def run(ctx, config: RunConfig):
     from lmdelta.pipeline import StageResult
 
     section = config.prompts
-    prompts = select(source_prompts(config), section)
+    prompts = select(narrow(source_prompts(config, ctx), section), section)
     write_jsonl(ctx.dir / "prompts.jsonl", (p.to_dict() for p in prompts))
     counts: dict[str, Any] = {"prompts": len(prompts), "groups": len({p.group for p in prompts})}
     for split in ("discovery", "validation", "confirmation"):
@@ -53,14 +87,30 @@ def run(ctx, config: RunConfig):
     return StageResult(counts)
 
 
+def narrow(prompts: list[Prompt], section: PromptsConfig) -> list[Prompt]:
+    """Keep the groups asked for (by name, then by score), or say why none are left."""
+    from lmdelta.errors import PromptBankError
+    from lmdelta.sources.filters import keep_groups, score_filter
+
+    if section.groups is not None:
+        prompts = keep_groups(prompts, section.groups)
+    if section.score_table is not None:
+        prompts = score_filter(prompts, section.score_table, section.score_above, section.score_below)
+    if not prompts:
+        raise PromptBankError(f"No prompts are left from {section.source}.", "Check prompts.groups and the bank.")
+    return prompts
+
+
 def select(prompts: list[Prompt], section: PromptsConfig) -> list[Prompt]:
-    """Sample down to `limit` (stratified) and assign each prompt its split."""
+    """Keep `per_group` per group, sample down to `limit` (stratified), and assign each prompt its split."""
     seed = section.seed
     by_group: dict[str | None, list[Prompt]] = defaultdict(list)
     for prompt in prompts:
         by_group[prompt.group].append(prompt)
     for members in by_group.values():
         members.sort(key=lambda p: _rank(seed, p.id))
+        if section.per_group is not None:
+            del members[section.per_group:]
     if section.limit is not None and section.limit < len(prompts):
         quotas = _quotas({g: len(m) for g, m in by_group.items()}, section.limit)
         by_group = {g: m[: quotas[g]] for g, m in by_group.items() if quotas[g] > 0}

@@ -92,6 +92,7 @@ def add_generative(ctx, results, hypotheses, config: RunConfig, session) -> None
     if config.uses_corpus:
         raise ConfigError("validate.generative scores texts under both models, but this run compares saved corpora.",
                           "Turn validate.generative off in corpus mode.")
+    _check_loglik_backends(config)
     role = "proposer" if session.has("proposer") else "judge"
     examples = write_examples(hypotheses, session.asker(role), config.validate.generative_examples, 1.0)
     session.check()
@@ -106,6 +107,19 @@ def add_generative(ctx, results, hypotheses, config: RunConfig, session) -> None
             generator.close()
     for result, extra in zip(results, found):
         result.update(extra)
+
+
+def _check_loglik_backends(config: RunConfig) -> None:
+    """Log-likelihood scoring runs the models in process (transformers): not served or vLLM models."""
+    from lmdelta.backends.registry import parse_model
+    from lmdelta.errors import ConfigError
+
+    for side in ("a", "b"):
+        model = getattr(config.generate, side).model
+        if parse_model(model, "generator").kind in ("api", "vllm"):
+            raise ConfigError(f"validate.generative scores texts by log-likelihood under both models, but side {side} "
+                              f"({model}) is served by {model.split(':')[0]}, which lmdelta cannot score.",
+                              "Turn validate.generative off, or load that model with transformers (no api:/vllm: prefix).")
 
 
 def _clean(value: Any) -> Any:

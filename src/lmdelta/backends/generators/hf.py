@@ -10,36 +10,24 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from lmdelta.backends.generators.formatting import encode_prompt, use_chat_template
+from lmdelta.backends.generators.hf_load import load_model
+from lmdelta.backends.generators.reasoning import two_stage
 from lmdelta.backends.protocols import Generation, GenerationRequest, SamplingSettings
 from lmdelta.config import ModelSpec
-from lmdelta.errors import DependencyError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
-DTYPES = {"float32", "bfloat16", "float16"}
 
 
 class HFGenerator:
     def __init__(self, spec: ModelSpec, folder: str, identity: dict[str, Any], device: str) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
         self.identity = identity
         self.spec = spec
         self.device = device
-        dtype = getattr(torch, identity["dtype"])
-        options = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, **options)
-        self.tokenizer.padding_side = "left"
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **options)
-        if spec.adapter:
-            model = _with_adapter(model, spec.adapter)
-        self.model = model.to(device).eval()
+        self.tokenizer, self.model = load_model(spec, folder, identity, device)
         self.eos_ids = eos_ids(self.model, self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
-        # A bare generation config: the model's own defaults (repetition penalty, top-k…) must not
-        # leak in, because every sampling parameter is explicit and part of the cache key.
-        self.model.generation_config = GenerationConfig(eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
-        self.use_chat = _use_chat_template(spec, self.tokenizer)
+        self.use_chat = use_chat_template(spec, self.tokenizer)
         self._encoded: dict[str, list[int]] = {}
 
     def encode(self, prompt: str) -> list[int]:
@@ -51,36 +39,30 @@ class HFGenerator:
         return len(self.encode(request.prompt))
 
     def _encode(self, prompt: str) -> list[int]:
-        system = self.spec.system_prompt
-        if not self.use_chat:
-            text = f"{system}\n\n{prompt}" if system else prompt
-            return list(self.tokenizer(text)["input_ids"])
-        messages = [{"role": "user", "content": prompt}]
-        if system:
-            messages.insert(0, {"role": "system", "content": system})
-        try:
-            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        except Exception:  # templates that reject a system role raise template errors of their own kinds
-            if not system:
-                raise
-            log.warning("the chat template rejects a system message; prefixing it to the user message")
-            merged = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
-            text = self.tokenizer.apply_chat_template(merged, add_generation_prompt=True, tokenize=False)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return encode_prompt(self.spec, self.tokenizer, prompt, self.use_chat)
 
     def generate(self, requests: list[GenerationRequest], settings: SamplingSettings) -> list[Generation]:
+        prompts = [self.encode(r.prompt) for r in requests]
+        seeds = [r.seed for r in requests]
+        if not self.spec.reasoning.enabled:
+            return [self._finish(row, settings.max_new_tokens) for row in self._sample(prompts, seeds, settings)]
+        return two_stage(self, prompts, seeds, settings)
+
+    def _sample(self, prompts: list[list[int]], seeds: list[int], settings: SamplingSettings,
+                stop_strings: list[str] | None = None) -> list[list[int]]:
+        """New token ids for each prompt (up to and including a stop token or string, then padding)."""
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        input_ids, attention = self._pad([self.encode(r.prompt) for r in requests])
+        input_ids, attention = self._pad(prompts)
         config = GenerationConfig(max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1,
-                                  eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
-        processors = LogitsProcessorList([SeededSampler([r.seed for r in requests], settings)])
+                                  eos_token_id=self.eos_ids, pad_token_id=self.pad_id, stop_strings=stop_strings)
+        processors = LogitsProcessorList([SeededSampler(seeds, settings)])
+        extra = {"tokenizer": self.tokenizer} if stop_strings else {}
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config,
-                                      logits_processor=processors)
-        new_tokens = out[:, input_ids.shape[1]:].tolist()
-        return [self._finish(row, settings.max_new_tokens) for row in new_tokens]
+                                      logits_processor=processors, **extra)
+        return out[:, input_ids.shape[1]:].tolist()
 
     def _pad(self, encoded: list[list[int]]):
         import torch
@@ -183,19 +165,3 @@ def eos_ids(model: Any, tokenizer: Any) -> list[int]:
         eos = tokenizer.eos_token_id
     ids = eos if isinstance(eos, list) else [eos]
     return [int(i) for i in ids if i is not None]
-
-
-def _use_chat_template(spec: ModelSpec, tokenizer: Any) -> bool:
-    has_template = bool(getattr(tokenizer, "chat_template", None))
-    if spec.chat_template and not has_template:
-        raise ModelNotFoundError(f"chat_template is on for {spec.model}, but its tokenizer has no chat template.",
-                                 "Set chat_template: false for this side, or use the model's instruct version.")
-    return has_template if spec.chat_template is None else spec.chat_template
-
-
-def _with_adapter(model: Any, adapter: str) -> Any:
-    try:
-        from peft import PeftModel
-    except ImportError:
-        raise DependencyError("Loading an adapter needs the package peft.", "Install it with `pip install peft`.") from None
-    return PeftModel.from_pretrained(model, adapter).merge_and_unload()

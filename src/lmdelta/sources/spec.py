@@ -1,0 +1,56 @@
+"""prompts.source strings → what to load: `builtin:NAME`, a file, `KIND:PATH` for a public
+dataset (PATH may be `hub`), `generated[:CAT,…]`, or `corpus`."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from lmdelta.errors import PromptBankError
+
+# Public prompt sets: kind → (loader module under lmdelta.sources, Hub dataset id or None).
+DATASETS: dict[str, tuple[str, str | None]] = {
+    "persona": ("evals", "Anthropic/model-written-evals"),
+    "advanced-ai-risk": ("evals", "Anthropic/model-written-evals"),
+    "mpi": ("tables", None),
+    "jailbreak": ("tables", None),
+    "truthfulqa": ("tables", "truthfulqa/truthful_qa"),
+    "bold": ("bold", "AmazonScience/bold"),
+}
+KINDS = ("builtin", "generated", "corpus", *DATASETS)
+HUB = "hub"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # "builtin", "file", "generated", "corpus", or a DATASETS key
+    location: str  # the name, path, `hub`, or comma-separated categories
+
+    @property
+    def is_path(self) -> bool:
+        """Whether `location` is a file system path (relative paths resolve against the config file)."""
+        return self.kind == "file" or (self.kind in DATASETS and self.location != HUB)
+
+
+def parse_source(source: str) -> SourceSpec:
+    text = source.strip()
+    if not text:
+        raise PromptBankError("prompts.source is empty.", "Set it to a bank, e.g. builtin:everyday or persona:PATH.")
+    if text == "corpus":
+        return SourceSpec("corpus", "")
+    if text == "generated" or text.startswith("generated:"):
+        return SourceSpec("generated", text.partition(":")[2])
+    kind, sep, rest = text.partition(":")
+    if sep and kind == "builtin":
+        return SourceSpec("builtin", rest)
+    if sep and kind in DATASETS:
+        if not rest.strip():
+            raise PromptBankError(f"prompts.source {text!r} names no folder or file after {kind}:.",
+                                  f"Write {kind}:PATH (a local copy){' or ' + kind + ':hub' if DATASETS[kind][1] else ''}.")
+        return SourceSpec(kind, rest.strip())
+    if sep and len(kind) > 1 and "/" not in kind and "\\" not in kind:
+        near = difflib.get_close_matches(kind.lower(), KINDS, n=1, cutoff=0.6)
+        hint = f"Did you mean {near[0]}:{rest}? " if near else ""
+        raise PromptBankError(f"prompts.source {text!r} starts with the unknown kind {kind!r}.",
+                              f"{hint}Kinds: {', '.join(k + ':' for k in KINDS)} or a file path (.txt, .jsonl, .csv).")
+    return SourceSpec("file", text)

@@ -1,0 +1,290 @@
+"""Rows of a CSV, JSON, JSON-lines (optionally gzipped) or Parquet file, each with the line it
+starts on, so that every complaint about a row names the file and the line to fix.
+
+Shared by the public-dataset loaders and the corpus importer.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import gzip
+import io
+import json
+import math
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, overload
+
+from lmdelta.errors import PromptBankError
+
+SUFFIXES = (".csv", ".jsonl", ".jsonl.gz", ".json", ".parquet")
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A file's rows as (line, record). `columns` is the CSV header, the Parquet schema, or
+    every JSON key seen (first-seen order). Parquet has no lines: its "line" is the row number."""
+
+    path: Path
+    columns: tuple[str, ...]
+    rows: list[tuple[int, Row]]
+    header_line: int | None = None  # CSV only: the line holding the header
+    unit: str = "line"  # what a row number counts, for messages: "line" or "row"
+
+    def where(self, line: int) -> str:
+        return f"{self.path}:{line}"
+
+
+def read_records(path: Path, what: str, escapechar: str | None = None) -> list[tuple[int, Row]]:
+    """(line where the record starts, record) for every non-blank record of a file."""
+    return read_table(path, what, escapechar).rows
+
+
+def read_table(path: Path, what: str, escapechar: str | None = None) -> Table:
+    """A .csv, .jsonl, .jsonl.gz, .json (list of objects or JSON lines) or .parquet file as a Table.
+
+    `what` names the file in messages ("TruthfulQA file"); `escapechar` is passed to the CSV reader.
+    """
+    if not path.exists():
+        raise PromptBankError(f"{what} {path} does not exist.", "Check the path (and the dataset's folder layout).")
+    if not path.is_file():
+        raise PromptBankError(f"{what} {path} is not a file.", "Point to the file itself, or to the dataset's folder.")
+    kind = suffix_of(path)
+    if kind not in SUFFIXES:
+        raise PromptBankError(f"{what} {path} has the unsupported extension {kind or '(none)'!r}.",
+                              f"Use one of: {', '.join(SUFFIXES)}.")
+    if kind == ".parquet":
+        return _parquet(path)
+    text = read_text(path, what)
+    if kind == ".csv":
+        return _csv(path, text, escapechar)
+    if kind == ".json":
+        return _json(path, text)
+    return _objects(path, json_records(path, text))
+
+
+def suffix_of(path: Path) -> str:
+    """The file's (lower-case) extension, with `.jsonl.gz` counted as one."""
+    name = path.name.lower()
+    return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
+
+
+def read_text(path: Path, what: str) -> str:
+    """A file's text: gunzipped when it ends in .gz, UTF-8 with or without a BOM."""
+    data = path.read_bytes()
+    if path.name.lower().endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise PromptBankError(f"{what} {path} is not a readable gzip file ({exc}).",
+                                  "Download it again, or gunzip it and pass the plain file.") from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(path, what, data, exc.start) from None
+
+
+def _encoding_error(path: Path, what: str, data: bytes, offset: int) -> PromptBankError:
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - data.rfind(b"\n", 0, offset)
+    plain = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
+    return PromptBankError(
+        f"{what} {path} line {line} is not UTF-8 text (byte 0x{data[offset]:02x} at byte column {column}); "
+        "the file may mix encodings.",
+        f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {plain} > utf8-{plain}` when it is all Latin-1; "
+        "if only some lines are in another encoding, fix those lines.")
+
+
+@contextmanager
+def _long_csv_fields() -> Iterator[None]:
+    # Jailbreak prompts can pass the csv module's 128 KiB field limit; raise it only while reading.
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, 1 << 26))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _csv(path: Path, text: str, escapechar: str | None) -> Table:
+    # newline="" keeps line breaks inside quoted fields, and reader.line_num counts physical lines,
+    # so a record starts on the line after the previous record ended.
+    reader = csv.reader(io.StringIO(text, newline=""), escapechar=escapechar)
+    header: list[str] = []
+    header_line: int | None = None
+    rows: list[tuple[int, Row]] = []
+    with _long_csv_fields():
+        while True:
+            start = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise PromptBankError(f"{path} line {start} is not valid CSV ({exc}).",
+                                      'Fix the quoting there (a quote inside a field is written twice: "").') from None
+            if not fields:
+                continue  # a blank line
+            if header_line is None:
+                header, header_line = fields, start
+                continue
+            rows.append((start, _csv_row(path, start, fields, header, header_line)))
+    return Table(path, tuple(header), rows, header_line)
+
+
+def _csv_row(path: Path, line: int, fields: list[str], header: list[str], header_line: int) -> Row:
+    if len(fields) != len(header):
+        raise PromptBankError(
+            f"{path} line {line} has {len(fields)} fields but the header (line {header_line}) has {len(header)}.",
+            'Quote fields that hold commas or line breaks ("like, this"), or remove the row.')
+    return dict(zip(header, fields, strict=True))
+
+
+def json_records(path: Path, text: str) -> list[tuple[int, Any]]:
+    """(line number, parsed value) for every non-blank line of JSON-lines text."""
+    out = []
+    # Split on "\n" only: str.splitlines() also breaks at U+2028 and U+0085, which JSON strings may hold raw.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise PromptBankError(f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}).",
+                                  "Fix or remove that line: each line must be one JSON object.") from None
+    return out
+
+
+def _objects(path: Path, records: list[tuple[int, Any]]) -> Table:
+    columns: dict[str, None] = {}
+    for line, record in records:
+        if not isinstance(record, dict):
+            raise PromptBankError(f"{path} line {line} is a JSON {type(record).__name__}, not an object.",
+                                  'Write one object per record, like {"question": "..."}.')
+        columns.update(dict.fromkeys(record))
+    return Table(path, tuple(columns), records)
+
+
+def _json(path: Path, text: str) -> Table:
+    if text.lstrip().startswith("["):
+        return _objects(path, _json_array(path, text))
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # several values: JSON lines in a .json file
+            return _objects(path, json_records(path, text))
+        raise PromptBankError(f"{path} line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno}).",
+                              "Fix the file, or download it again.") from None
+    raise PromptBankError(f"{path} holds one JSON {type(value).__name__}, not a list of records.",
+                          'Expected a list of objects ([{"question": "..."}, ...]) or one object per line.')
+
+
+def _json_array(path: Path, text: str) -> list[tuple[int, Any]]:
+    """The elements of a JSON array, each with the line it starts on."""
+    try:
+        json.loads(text)  # validate first, so the walk below can trust the structure
+    except json.JSONDecodeError as exc:
+        raise PromptBankError(f"{path} line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno}).",
+                              "Fix the file, or download it again.") from None
+    decoder = json.JSONDecoder()
+    out: list[tuple[int, Any]] = []
+    position, line, counted = _skip_space(text, text.index("[") + 1), 1, 0
+    while text[position] != "]":
+        line, counted = line + text.count("\n", counted, position), position
+        value, end = decoder.raw_decode(text, position)
+        out.append((line, value))
+        position = _skip_space(text, end)
+        if text[position] == ",":
+            position = _skip_space(text, position + 1)
+    return out
+
+
+def _skip_space(text: str, position: int) -> int:
+    while text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def _parquet(path: Path) -> Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise PromptBankError(f"{path} is not a readable Parquet file ({exc}).", "Download it again.") from None
+    rows = list(enumerate(table.to_pylist(), start=1))
+    return Table(path, tuple(table.schema.names), rows, unit="row")
+
+
+@overload
+def find_column(table: Table, candidates: tuple[str, ...], what: str, required: Literal[True] = ...) -> str: ...
+@overload
+def find_column(table: Table, candidates: tuple[str, ...], what: str, required: bool) -> str | None: ...
+
+
+def find_column(table: Table, candidates: tuple[str, ...], what: str, required: bool = True) -> str | None:
+    """The table's name for the first candidate it has, matched case-insensitively; None when it
+    has none and the column is optional. `what` says what the column holds, for the fix."""
+    names: dict[str, str] = {}
+    for name in table.columns:
+        names.setdefault(name.strip().lower(), name)
+    for candidate in candidates:
+        if candidate.lower() in names:
+            return names[candidate.lower()]
+    if not required:
+        return None
+    raise _missing_column(table, candidates, what)
+
+
+def _missing_column(table: Table, candidates: tuple[str, ...], what: str) -> PromptBankError:
+    want = " or ".join(f"`{c}`" for c in candidates)
+    listed = ", ".join(table.columns) or "none"
+    if table.header_line is not None:
+        problem = f"{table.path} line {table.header_line} (header) has no {want} column (columns: {listed})."
+    else:
+        problem = f"{table.path} has no {want} field (fields: {listed})."
+    lowered = {name.strip().lower(): name for name in table.columns}
+    near = difflib.get_close_matches(candidates[0].lower(), list(lowered), n=1, cutoff=0.6)
+    hint = f"Did you mean `{lowered[near[0]]}`? Rename it to `{candidates[0]}`. " if near else ""
+    return PromptBankError(problem, f"{hint}The `{candidates[0]}` column must hold {what}.")
+
+
+def cell_text(table: Table, line: int, row: Row, column: str) -> str:
+    """The row's stripped text in `column`; an error naming file and line when it is missing or empty."""
+    value = row.get(column)
+    if not isinstance(value, str):
+        found = "nothing" if value is None else f"a {type(value).__name__}"
+        raise PromptBankError(f"{table.path} {table.unit} {line} has no text in `{column}` (found {found}).",
+                              f"Give that row a string `{column}`, or remove it.")
+    if not value.strip():
+        raise PromptBankError(f"{table.path} {table.unit} {line} has an empty `{column}`.",
+                              "Remove the row, or fill in its text.")
+    return value.strip()
+
+
+def cell_group(row: Row, column: str | None) -> str | None:
+    """The row's group label in `column`, or None when there is no such column or it is blank."""
+    value = None if column is None else row.get(column)
+    if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+        return None
+    return str(value).strip()
+
+
+def no_files_error(folder: Path, expected: str, fix: str) -> PromptBankError:
+    """A folder lacks a dataset's files: say what was expected, what is there, and what to do."""
+    if not folder.exists():
+        return PromptBankError(f"{folder} does not exist (expected {expected}).", fix)
+    if not folder.is_dir():
+        return PromptBankError(f"{folder} is not a folder holding {expected}.", fix)
+    entries = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir())
+    shown = ", ".join(entries[:6]) + (f", … ({len(entries)} entries)" if len(entries) > 6 else "")
+    return PromptBankError(f"{folder} holds no {expected} (found: {shown or 'nothing'}).", fix)
