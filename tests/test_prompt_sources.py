@@ -160,3 +160,32 @@ def test_generated_bank_needs_a_prompter(tmp_path):
     config = load_config(fake_config(tmp_path), ["prompts.source=generated"])
     with pytest.raises(ConfigError, match="llm.prompter.model"):
         pipeline.run(config, RunDir(tmp_path / "run"))
+
+
+def test_fast_rank_equals_the_generic_hash():
+    from lmdelta.hashing import hash_data
+    from lmdelta.stages.prompts import _rank
+
+    for seed, pid in [(0, "p-0123456789ab"), (7, 'q"1é'), (2**40, "g1-3"), (-2, "x\\y"), (3, "🌊")]:
+        assert _rank(seed, pid) == hash_data([seed, pid])
+
+
+def test_an_edited_bank_file_is_read_again(tmp_path):
+    import os
+
+    path = tmp_path / "bank.txt"
+    path.write_text("one\ntwo\n")
+    assert len(load_bank(str(path))) == 2
+    path.write_text("one\ntwo\nthree\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert len(load_bank(str(path))) == 3
+
+
+def test_dry_run_of_a_generated_bank_needs_a_prompter(tmp_path):
+    from click.testing import CliRunner
+
+    from lmdelta.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(fake_config(tmp_path)), "--run-dir", str(tmp_path / "run"),
+                                       "--dry-run", "--set", "prompts.source=generated:food"])
+    assert result.exit_code == 2 and "llm.prompter.model is not set" in result.output

@@ -24,7 +24,7 @@ def generator_identity(spec: ModelSpec, device: str, cache_dir: Path, llm: LLMCo
     ref = parse_model(spec.model, "generator")
     check_available(ref, spec.revision)
     backend = BACKENDS.get(ref.kind, "hf")
-    if backend == "vllm" or spec.quantization != "none":
+    if backend == "vllm" or (backend == "hf" and spec.quantization != "none"):
         check_accelerator(spec, ref, device)
     identity: dict[str, Any] = {
         "backend": backend,
@@ -81,7 +81,9 @@ def _adapter_identity(adapter: str | None, cache_dir: Path) -> dict[str, str] | 
 
 
 def build_generator(spec: ModelSpec, identity: dict[str, Any], device: str, cache_dir: Path,
-                    llm: LLMConfig | None = None) -> Generator:
+                    llm: LLMConfig | None = None, session=None) -> Generator:
+    """The side's generator. `session` (an LLMSession) makes a served model's calls count against
+    the run's LLM budget and usage."""
     ref = parse_model(spec.model, "generator")
     if ref.kind == "fake":
         from lmdelta.backends.generators.fake import FakeGenerator
@@ -90,7 +92,7 @@ def build_generator(spec: ModelSpec, identity: dict[str, Any], device: str, cach
     if ref.kind == "api":
         from lmdelta.backends.generators.api import APIGenerator
 
-        return APIGenerator(spec, ref.name, identity, llm or LLMConfig(), cache_dir)
+        return APIGenerator(spec, ref.name, identity, llm or LLMConfig(), cache_dir, session)
     folder = model_folder(ref, spec.revision, cache_dir)
     if ref.kind == "vllm":
         from lmdelta.backends.generators.vllm import VLLMGenerator

@@ -19,7 +19,7 @@ from lmdelta.errors import LmdeltaError, PromptBankError
 from lmdelta.hashing import hash_text
 from lmdelta.records import Prompt
 from lmdelta.sources.items import SourceItem
-from lmdelta.sources.spec import DATASETS, HUB, SourceSpec, parse_source
+from lmdelta.sources.spec import DATASETS, HOMES, HUB, SourceSpec, parse_source
 
 BUILTIN_PREFIX = "builtin:"
 VERBATIM = "{prompt}"
@@ -35,9 +35,33 @@ def content_id(text: str) -> str:
     return "p-" + hash_text(text)[:12]
 
 
+_LOADED: dict[tuple, list[Prompt]] = {}  # one process reads a bank once (planning, then running)
+
+
 def load_bank(source: str, template: str | None = None) -> list[Prompt]:
     """Read a bank and check it: not empty, ids unique, every text non-empty. `template` (with
-    `{prompt}`) wraps every item; unset, datasets use their own template and files none."""
+    `{prompt}`) wraps every item; unset, datasets use their own template and files none.
+
+    A bank whose files have not changed (same sizes and modification times) is read once per process."""
+    key = (source, template, _signature(parse_source(source)))
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = _load_bank(source, template)
+    return list(_LOADED[key])
+
+
+def _signature(spec: SourceSpec) -> tuple:
+    """Sizes and modification times of the files behind a source (nothing for built-in or Hub banks)."""
+    if not spec.is_path:
+        return ()
+    root = Path(spec.location)
+    if not root.exists():
+        return ("missing",)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
+def _load_bank(source: str, template: str | None) -> list[Prompt]:
     spec = parse_source(source)
     if spec.kind == "builtin":
         prompts = _templated(_builtin(spec.location), template)
@@ -66,8 +90,10 @@ def _dataset(spec: SourceSpec, template: str | None) -> list[Prompt]:
     else:
         location = Path(spec.location)
         if not location.exists():
+            online = f", or use {spec.kind}:hub when online" if repo_id else ""
             raise PromptBankError(f"The {spec.kind} data {location} does not exist.",
-                                  "Check the path in prompts.source (see docs/prompt-sources.md for the files expected).")
+                                  f"Download it from {HOMES[spec.kind]} and point prompts.source to it{online} "
+                                  "(docs/prompt-sources.md lists the files expected).")
     module = importlib.import_module(f"lmdelta.sources.{module_name}")
     return prompts_from_items(module.load(spec.kind, location), template or module.TEMPLATES[spec.kind])
 

@@ -33,7 +33,13 @@ class CorpusRow:
     prompt_id: str | None
     prompt: str | None
     group: str | None
-    where: str  # file and line, for messages
+    source: str  # "FILE line" or "FILE row", shared by every row of a file
+    line: int
+
+    @property
+    def where(self) -> str:
+        """File and line, for messages."""
+        return f"{self.source} {self.line}"
 
 
 def load_corpus(path: str | None, path_a: str | None, path_b: str | None, labels: dict[str, str],
@@ -82,9 +88,10 @@ def _read(path: Path, fixed_side: str | None, labels: dict[str, str], options: C
         raise PromptBankError(f"Corpus file {path} holds no rows.", "Point to a file with a `text` column and at least one row.")
     columns = _columns(table, options, fixed_side is None)
     sides = _side_values(labels, options, reference)
+    source = f"{table.path} {table.unit}"
     rows, dropped = [], 0
     for line, record in table.rows:
-        row = _row(table, line, record, columns, fixed_side, sides, options)
+        row = _row(source, line, record, columns, fixed_side, sides, options)
         if row is None:
             dropped += 1
         else:
@@ -125,21 +132,20 @@ def _side_values(labels: dict[str, str], options: CorpusConfig, reference: bool)
     return known
 
 
-def _row(table: Table, line: int, record: dict[str, Any], columns: dict[str, str | None], fixed_side: str | None,
+def _row(source: str, line: int, record: dict[str, Any], columns: dict[str, str | None], fixed_side: str | None,
          sides: dict[str, str], options: CorpusConfig) -> CorpusRow | None:
-    where = f"{table.path} {table.unit} {line}"
-    text = _answer(record.get(columns["text"]), where, columns["text"], options)
+    text = _answer(record.get(columns["text"]), source, line, columns["text"], options)
     if text is None:
         return None
-    side = fixed_side or _side(record.get(columns["side"]), where, sides)
+    side = fixed_side or _side(record.get(columns["side"]), source, line, sides)
     prompt = cell_group(record, columns["prompt"])
     prompt_id = cell_group(record, columns["prompt_id"])
     if prompt_id is None and prompt is not None:
         prompt_id = "p-" + hash_text(prompt)[:12]
-    return CorpusRow(side, text, prompt_id, prompt, cell_group(record, columns["group"]), where)
+    return CorpusRow(side, text, prompt_id, prompt, cell_group(record, columns["group"]), source, line)
 
 
-def _answer(value: Any, where: str, column: str, options: CorpusConfig) -> str | None:
+def _answer(value: Any, source: str, line: int, column: str, options: CorpusConfig) -> str | None:
     """The analysed text: reasoning stripped; an empty one handled by corpus.empty_texts."""
     if value is not None and not isinstance(value, str) and not (isinstance(value, float) and value != value):
         value = str(value)
@@ -150,7 +156,7 @@ def _answer(value: Any, where: str, column: str, options: CorpusConfig) -> str |
         return text
     if options.empty_texts == "drop":
         return None
-    raise PromptBankError(f"{where} has an empty `{column}`.",
+    raise PromptBankError(f"{source} {line} has an empty `{column}`.",
                           "Fix or remove that row, or set corpus.empty_texts to drop (skip empty answers) "
                           "or keep (analyse them as empty).")
 
@@ -163,10 +169,12 @@ def _strip_reasoning(text: str, start: str, end: str) -> str:
     return text
 
 
-def _side(value: Any, where: str, known: dict[str, str]) -> str:
+def _side(value: Any, source: str, line: int, known: dict[str, str]) -> str:
+    if isinstance(value, str) and value in known:
+        return known[value]
     if value is None or str(value).strip().lower() not in known:
         shown = ", ".join(sorted(known))
-        raise PromptBankError(f"{where} has side {value!r}, which is neither a nor b.",
+        raise PromptBankError(f"{source} {line} has side {value!r}, which is neither a nor b.",
                               f"Use side values {shown} (labels come from generate.a.label / generate.b.label; "
                               "add others with corpus.sides, e.g. {a: [llama-base], b: [llama-rome]}).")
     return known[str(value).strip().lower()]

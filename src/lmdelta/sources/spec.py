@@ -18,6 +18,10 @@ DATASETS: dict[str, tuple[str, str | None]] = {
     "bold": ("bold", "AmazonScience/bold"),
 }
 KINDS = ("builtin", "generated", "corpus", *DATASETS)
+# Where each public set can be downloaded from, for messages.
+HOMES = {"persona": "github.com/anthropics/evals", "advanced-ai-risk": "github.com/anthropics/evals",
+         "mpi": "github.com/jianggy/MPI", "jailbreak": "github.com/verazuo/jailbreak_llms",
+         "truthfulqa": "github.com/sylinrl/TruthfulQA", "bold": "github.com/amazon-science/bold"}
 HUB = "hub"
 
 

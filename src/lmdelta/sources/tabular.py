@@ -10,7 +10,6 @@ import codecs
 import csv
 import difflib
 import gzip
-import io
 import json
 import math
 import zlib
@@ -38,7 +37,16 @@ class Table:
     unit: str = "line"  # what a row number counts, for messages: "line" or "row"
 
     def where(self, line: int) -> str:
-        return f"{self.path}:{line}"
+        return f"{self._name}:{line}"
+
+    @property
+    def _name(self) -> str:
+        # str(Path) rebuilds the string each time; a table is asked once per row.
+        name = self.__dict__.get("_name_cache")
+        if name is None:
+            name = str(self.path)
+            object.__setattr__(self, "_name_cache", name)
+        return name
 
 
 def read_records(path: Path, what: str, escapechar: str | None = None) -> list[tuple[int, Row]]:
@@ -117,7 +125,7 @@ def _long_csv_fields() -> Iterator[None]:
 def _csv(path: Path, text: str, escapechar: str | None) -> Table:
     # newline="" keeps line breaks inside quoted fields, and reader.line_num counts physical lines,
     # so a record starts on the line after the previous record ended.
-    reader = csv.reader(io.StringIO(text, newline=""), escapechar=escapechar)
+    reader = csv.reader(_physical_lines(text), escapechar=escapechar)
     header: list[str] = []
     header_line: int | None = None
     rows: list[tuple[int, Row]] = []
@@ -138,6 +146,19 @@ def _csv(path: Path, text: str, escapechar: str | None) -> Table:
                 continue
             rows.append((start, _csv_row(path, start, fields, header, header_line)))
     return Table(path, tuple(header), rows, header_line)
+
+
+def _physical_lines(text: str) -> Iterator[str]:
+    """The text's lines with their endings, split at "\n" only (as a file opened with newline=""
+    reads), one at a time: io.StringIO would hold a second, four-bytes-a-character copy."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end + 1]
+        start = end + 1
 
 
 def _csv_row(path: Path, line: int, fields: list[str], header: list[str], header_line: int) -> Row:

@@ -110,12 +110,24 @@ def _generate_side(ctx, config: RunConfig, side: Side, requests: list[Generation
         return counts
     spec = getattr(section, side)
     log.info("generate %s: loading %s", side, spec.model)
-    generator = build_generator(spec, model_identity, section.device, ctx.cache_dir, config.llm)
+    session = _session(ctx, config, model_identity)
+    generator = build_generator(spec, model_identity, section.device, ctx.cache_dir, config.llm, session)
     try:
         counts.update(_decode(side, generator, requests, store, appender, section))
     finally:
         generator.close()
+        if session is not None:
+            session.flush()
     return counts
+
+
+def _session(ctx, config: RunConfig, model_identity: dict[str, Any]):
+    """Served models are paid per call: their usage joins the run's LLM ledger and budget."""
+    if model_identity["backend"] != "api":
+        return None
+    from lmdelta.llm.session import LLMSession
+
+    return LLMSession(config, "generate", ctx.cache_dir, ctx.run_dir)
 
 
 def batches(generator: Generator, requests: list[GenerationRequest], size: int) -> list[list[GenerationRequest]]:

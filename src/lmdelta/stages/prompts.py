@@ -6,6 +6,8 @@ its split when other prompts are added to the bank.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import defaultdict
 from typing import Any
@@ -47,6 +49,11 @@ def _generated_description(config: RunConfig, location: str) -> dict[str, Any]:
     from lmdelta.llm.session import DEFAULT_TEMPERATURE, role_identity
     from lmdelta.sources.generated import categories, describe
 
+    from lmdelta.errors import ConfigError
+
+    if config.llm.prompter.model is None:
+        raise ConfigError("prompts.source is a generated bank, but no model writes it: llm.prompter.model is not set.",
+                          "Set llm.prompter.model, e.g. --set llm.prompter.model=openai/gpt-4.1-mini.")
     section = config.prompts.generated
     temperature = config.llm.prompter.temperature
     return describe(section, categories(section, location), role_identity(config, "prompter"),
@@ -122,7 +129,11 @@ def select(prompts: list[Prompt], section: PromptsConfig) -> list[Prompt]:
 
 
 def _rank(seed: int, prompt_id: str) -> str:
-    return hash_data([seed, prompt_id])
+    """hash_data([seed, prompt_id]), without its generic JSON encoder (the hot loop of big banks)."""
+    plain = prompt_id.isascii() and prompt_id.isprintable() and '"' not in prompt_id and "\\" not in prompt_id
+    quoted = f'"{prompt_id}"' if plain else json.dumps(prompt_id, ensure_ascii=False)
+    canonical = f"[{int(seed)},{quoted}]"
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def _quotas(sizes: dict[Any, int], limit: int) -> dict[Any, int]:

@@ -65,7 +65,7 @@ class OpenAIChat:
         import openai
 
         try:
-            reply = await self._client.get().chat.completions.create(**self._params(request))
+            reply = await self._create(self._params(request))
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
         except openai.APITimeoutError:
@@ -79,6 +79,10 @@ class OpenAIChat:
         except openai.OpenAIError as exc:
             raise ProviderError("unknown", self._text(type(exc).__name__, exc)) from None
         return self._translate(reply, request)
+
+    async def _create(self, params: dict[str, Any]) -> Any:
+        """The endpoint call (chat completions here; text completions in the subclass)."""
+        return await self._client.get().chat.completions.create(**params)
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
