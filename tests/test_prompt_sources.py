@@ -189,3 +189,30 @@ def test_dry_run_of_a_generated_bank_needs_a_prompter(tmp_path):
     result = CliRunner().invoke(main, ["run", str(fake_config(tmp_path)), "--run-dir", str(tmp_path / "run"),
                                        "--dry-run", "--set", "prompts.source=generated:food"])
     assert result.exit_code == 2 and "llm.prompter.model is not set" in result.output
+
+
+def test_unconditional_source_gives_numbered_empty_units():
+    prompts = load_bank("unconditional:5")
+    assert [p.id for p in prompts] == [f"u-{i:05d}" for i in range(5)] and {p.text for p in prompts} == {""}
+    assert len(load_bank("unconditional")) == 100
+    with pytest.raises(PromptBankError, match="at least 2"):
+        parse_source("unconditional:one")
+
+
+def test_unconditional_sampling_runs_end_to_end(tmp_path):
+    config = load_config(fake_config(tmp_path), ["prompts.source=unconditional:30", "controls.null=false"])
+    pipeline.run(config, RunDir(tmp_path / "run"))
+    rows = list(read_jsonl(tmp_path / "run/hypotheses.jsonl"))
+    assert any(r["validated"] and "ocean" in r["description"] for r in rows)
+
+
+def test_the_empty_prompt_starts_from_bos(tiny_model, tmp_path):
+    from lmdelta.backends.factory import build_generator, generator_identity
+    from lmdelta.backends.protocols import GenerationRequest, SamplingSettings
+    from lmdelta.config import ModelSpec
+
+    spec = ModelSpec(model=str(tiny_model), dtype="float32", chat_template=False)
+    generator = build_generator(spec, generator_identity(spec, "cpu", tmp_path), "cpu", tmp_path)
+    assert generator.encode("") == [generator.tokenizer.bos_token_id]
+    [answer] = generator.generate([GenerationRequest("k", "u-00000", "", 0, 5)], SamplingSettings(4, 1.0, 1.0))
+    assert answer.n_tokens <= 4

@@ -39,6 +39,7 @@ def test_thinking_is_closed_and_the_answer_continues_from_token_ids(tiny_model, 
         assert continued[-len(marker):] == marker  # a random model never writes the marker: it is forced
         assert result.reasoning is not None and "</think>" not in result.reasoning
         assert result.reasoning_tokens == len(continued) - len(prompt)
+        assert result.reasoning_closed is False
         assert result.n_tokens <= 6
 
 
@@ -55,9 +56,9 @@ def test_the_models_own_marker_cuts_the_thinking(tiny_model, tmp_path):
     thinking = tokenizer("the sea is", add_special_tokens=False)["input_ids"]
     marker = tokenizer("</think>", add_special_tokens=False)["input_ids"]
     after = tokenizer(" hello", add_special_tokens=False)["input_ids"]
-    assert close_thinking(generator, thinking + marker + after, "</think>") == thinking + marker
+    assert close_thinking(generator, thinking + marker + after, "</think>") == (thinking + marker, True)
     eos = generator.eos_ids[0]
-    assert close_thinking(generator, thinking + [eos] + after, "</think>") == thinking + marker
+    assert close_thinking(generator, thinking + [eos] + after, "</think>") == (thinking + marker, False)
 
 
 def test_reasoning_changes_the_cache_identity_only_when_on(tiny_model, tmp_path):
@@ -70,3 +71,32 @@ def test_split_reasoning_of_a_single_text():
     assert split_reasoning("<think>\nwaves are wind</think>\n\nTides come from the moon.", "<think>\n", "</think>") \
         == ("waves are wind", "Tides come from the moon.")
     assert split_reasoning("still thinking about it", None, "</think>") == ("still thinking about it", "")
+
+
+def test_the_generate_stage_keeps_the_thinking_and_counts_forced_ends(tiny_model, tmp_path, caplog):
+    import yaml
+
+    from lmdelta import pipeline
+    from lmdelta.config import load_config
+    from lmdelta.rundir import RunDir, read_jsonl
+    from conftest import write_bank
+
+    bank = write_bank(tmp_path / "bank.jsonl", n_groups=2, per_group=3)
+    config = {"prompts": {"source": str(bank)}, "embed": {"model": "fake:hashing"},
+              "generate": {"a": {"model": str(tiny_model), "dtype": "float32"},
+                           "b": {"model": str(tiny_model), "dtype": "float32",
+                                 "reasoning": {"end": "</think>", "max_tokens": 3}},
+                           "max_new_tokens": 4, "samples_per_prompt": 2}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with caplog.at_level("WARNING", logger="lmdelta"):
+        pipeline.run(load_config(path, ["controls.null=false"]), RunDir(tmp_path / "run"))
+    items = list(read_jsonl(tmp_path / "run/stages/generate/items.jsonl"))
+    b = [row for row in items if row["side"] == "b"]
+    assert all("reasoning" in row and row["reasoning_closed"] is False for row in b)
+    assert not any("reasoning" in row for row in items if row["side"] == "a")
+    samples = list(read_jsonl(tmp_path / "run/stages/generate/samples.jsonl"))
+    assert all("reasoning" not in s for s in samples)  # the analysis never sees the thinking
+    counts = RunDir(tmp_path / "run").load_manifest()["stages"]["generate"]["counts"]["b"]
+    assert counts["reasoning_forced"] == 12 and counts["reasoning_tokens_mean"] > 3
+    assert "without the end marker" in caplog.text

@@ -33,7 +33,7 @@ class GeneratedBankConfig(Section):
 
 class PromptsConfig(Section):
     source: str = "builtin:everyday"
-    """Where prompts come from: `builtin:NAME`; a .txt, .jsonl or .csv file; `persona:PATH`, `advanced-ai-risk:PATH`, `mpi:PATH`, `jailbreak:PATH`, `truthfulqa:PATH`, `bold:PATH` (PATH may be `hub` for sets on the Hugging Face Hub); `generated` or `generated:CAT1,CAT2` (written by llm.prompter); or `corpus` (see docs/prompt-sources.md)."""
+    """Where prompts come from: `builtin:NAME`; a .txt, .jsonl or .csv file; `persona:PATH`, `advanced-ai-risk:PATH`, `mpi:PATH`, `jailbreak:PATH`, `truthfulqa:PATH`, `bold:PATH` (PATH may be `hub` for sets on the Hugging Face Hub); `generated` or `generated:CAT1,CAT2` (written by llm.prompter); `unconditional:N` (N units sampled from the empty prompt); or `corpus` (see docs/prompt-sources.md)."""
     template: str | None = None
     """How each item becomes a prompt, with `{prompt}` where the item goes (default: the source's own template, e.g. the reference's for persona statements; plain files use items verbatim)."""
     per_group: int | None = Field(default=None, ge=1)

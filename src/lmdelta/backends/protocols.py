@@ -29,13 +29,15 @@ class SamplingSettings:
 @dataclass(frozen=True)
 class Generation:
     """One answer. With two-stage decoding, `text` is the answer alone and `reasoning` the thinking
-    before it (kept for inspection, never analysed); `n_tokens` counts the answer's tokens."""
+    before it (kept for inspection, never analysed); `n_tokens` counts the answer's tokens, and
+    `reasoning_closed` says whether the model ended its thinking within the budget."""
 
     text: str
     n_tokens: int
     finish_reason: Literal["stop", "length"]
     reasoning: str | None = None
     reasoning_tokens: int = 0
+    reasoning_closed: bool | None = None  # the model wrote the end marker itself (False: it was forced)
 
 
 class Generator(Protocol):

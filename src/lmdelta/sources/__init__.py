@@ -69,6 +69,8 @@ def _load_bank(source: str, template: str | None) -> list[Prompt]:
         prompts = _templated(_from_file(Path(spec.location)), template)
     elif spec.kind in DATASETS:
         prompts = _dataset(spec, template)
+    elif spec.kind == "unconditional":
+        prompts = unconditional_prompts(int(spec.location))
     else:
         raise PromptBankError(f"prompts.source {source!r} is not a file bank.", "This is a bug: please report it.")
     if not prompts:
@@ -76,6 +78,13 @@ def _load_bank(source: str, template: str | None) -> list[Prompt]:
                               "Add prompts to it (one per line, or JSONL objects with a `text` field).")
     _check_unique(prompts, source)
     return prompts
+
+
+def unconditional_prompts(n: int) -> list[Prompt]:
+    """Sampling from the empty prompt (the model's BOS alone without a chat template): n units, each
+    answered samples_per_prompt times. Samples are independent draws, so a unit is just a block of
+    them; its id is its number because it has no content."""
+    return [Prompt(id=f"u-{i:05d}", text="") for i in range(n)]
 
 
 def _dataset(spec: SourceSpec, template: str | None) -> list[Prompt]:
@@ -202,5 +211,6 @@ def _check_unique(prompts: list[Prompt], source: str) -> None:
         if prompt.id in seen:
             raise PromptBankError(
                 f"Prompt bank {source} has the id {prompt.id!r} twice (prompts {seen[prompt.id]} and {position}).",
-                "Give every prompt its own id (ids made from text repeat when the same text appears twice: remove the copy).")
+                "Give every prompt its own id (ids made from text repeat when the same text appears twice: remove the "
+                "copy; for several answers to one prompt, set generate.samples_per_prompt instead).")
         seen[prompt.id] = position

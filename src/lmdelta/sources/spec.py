@@ -17,7 +17,8 @@ DATASETS: dict[str, tuple[str, str | None]] = {
     "truthfulqa": ("tables", "truthfulqa/truthful_qa"),
     "bold": ("bold", "AmazonScience/bold"),
 }
-KINDS = ("builtin", "generated", "corpus", *DATASETS)
+KINDS = ("builtin", "generated", "corpus", "unconditional", *DATASETS)
+UNCONDITIONAL_UNITS = 100
 # Where each public set can be downloaded from, for messages.
 HOMES = {"persona": "github.com/anthropics/evals", "advanced-ai-risk": "github.com/anthropics/evals",
          "mpi": "github.com/jianggy/MPI", "jailbreak": "github.com/verazuo/jailbreak_llms",
@@ -44,6 +45,8 @@ def parse_source(source: str) -> SourceSpec:
         return SourceSpec("corpus", "")
     if text == "generated" or text.startswith("generated:"):
         return SourceSpec("generated", text.partition(":")[2])
+    if text == "unconditional" or text.startswith("unconditional:"):
+        return SourceSpec("unconditional", str(_units(text.partition(":")[2], text)))
     kind, sep, rest = text.partition(":")
     if sep and kind == "builtin":
         return SourceSpec("builtin", rest)
@@ -58,3 +61,13 @@ def parse_source(source: str) -> SourceSpec:
         raise PromptBankError(f"prompts.source {text!r} starts with the unknown kind {kind!r}.",
                               f"{hint}Kinds: {', '.join(k + ':' for k in KINDS)} or a file path (.txt, .jsonl, .csv).")
     return SourceSpec("file", text)
+
+
+def _units(raw: str, text: str) -> int:
+    """unconditional:N — N independent units of samples_per_prompt answers each (default 100)."""
+    if not raw.strip():
+        return UNCONDITIONAL_UNITS
+    if not raw.strip().isdigit() or int(raw) < 2:
+        raise PromptBankError(f"prompts.source {text!r}: the number of units must be a whole number of at least 2.",
+                              "Write it like unconditional:200 (200 units of generate.samples_per_prompt answers).")
+    return int(raw)

@@ -152,8 +152,27 @@ def _decode(side: Side, generator: Generator, requests: list[GenerationRequest],
         tokens += sum(row["n_tokens"] for row in rows)
         _progress(side, done, total, tokens, time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    return {"generated": done, "new_tokens": tokens, "seconds": round(seconds, 2),
-            "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None}
+    counts = {"generated": done, "new_tokens": tokens, "seconds": round(seconds, 2),
+              "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None}
+    return counts | reasoning_counts(side, [store[r.key] for r in requests], section)
+
+
+def reasoning_counts(side: Side, rows: list[dict[str, Any]], section: GenerateConfig) -> dict[str, Any]:
+    """How the thinking went: its mean length, and how often the budget ran out and the end marker
+    had to be forced (often means reasoning.max_tokens is too small for this model)."""
+    thought = [row for row in rows if "reasoning" in row]
+    if not thought:
+        return {}
+    known = [row["reasoning_closed"] for row in thought if "reasoning_closed" in row]
+    forced = sum(not closed for closed in known)
+    counts = {"reasoning_tokens_mean": round(sum(r["reasoning_tokens"] for r in thought) / len(thought), 1),
+              "reasoning_forced": forced}
+    if known and forced > 0.25 * len(known):
+        budget = getattr(section, side).reasoning.max_tokens
+        log.warning("generate %s: %d of %d answers reached the thinking budget (%d tokens) without the end marker, "
+                    "which was forced; raise generate.%s.reasoning.max_tokens if the thinking matters",
+                    side, forced, len(known), budget, side)
+    return counts
 
 
 def _item(side: Side, request: GenerationRequest, generation) -> dict[str, Any]:
@@ -164,6 +183,8 @@ def _item(side: Side, request: GenerationRequest, generation) -> dict[str, Any]:
     if generation.reasoning is not None:
         row["reasoning"] = generation.reasoning
         row["reasoning_tokens"] = generation.reasoning_tokens
+        if generation.reasoning_closed is not None:
+            row["reasoning_closed"] = generation.reasoning_closed
     return row
 
 

@@ -35,7 +35,13 @@ def prompt_text(spec: ModelSpec, tokenizer: Any, prompt: str, chat: bool) -> str
 def encode_prompt(spec: ModelSpec, tokenizer: Any, prompt: str, chat: bool) -> list[int]:
     """Token ids of prompt_text. A chat template writes its own special tokens, so none are added then."""
     text = prompt_text(spec, tokenizer, prompt, chat)
-    return list(tokenizer(text, add_special_tokens=not chat)["input_ids"])
+    ids = list(tokenizer(text, add_special_tokens=not chat)["input_ids"])
+    if ids:
+        return ids
+    # The empty prompt (unconditional sampling): the model starts from its BOS token, or its EOS
+    # (which GPT-2-style models use as the start of a text) when it has none.
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    return [int(start)]
 
 
 def _chat_text(tokenizer: Any, system: str | None, prompt: str) -> str:

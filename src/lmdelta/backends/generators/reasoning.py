@@ -23,27 +23,30 @@ def two_stage(generator: Any, prompts: list[list[int]], seeds: list[int], settin
     spec = generator.spec.reasoning
     think = SamplingSettings(spec.max_tokens, settings.temperature, settings.top_p)
     rows = generator._sample(prompts, seeds, think, stop_strings=[spec.end])
-    thoughts = [close_thinking(generator, row, spec.end) for row in rows]
+    closed = [close_thinking(generator, row, spec.end) for row in rows]
+    thoughts = [ids for ids, _ in closed]
     continued = [prompt + thought for prompt, thought in zip(prompts, thoughts)]
     answers = generator._sample(continued, [answer_seed(s) for s in seeds], settings)
     out = []
-    for thought, answer in zip(thoughts, answers):
+    for (thought, by_model), answer in zip(closed, answers):
         finished = generator._finish(answer, settings.max_new_tokens)
         text = generator.tokenizer.decode(thought, skip_special_tokens=True)
         reasoning = _without_markers(text, spec.start, spec.end)
-        out.append(Generation(finished.text, finished.n_tokens, finished.finish_reason, reasoning, len(thought)))
+        out.append(Generation(finished.text, finished.n_tokens, finished.finish_reason, reasoning, len(thought),
+                              by_model))
     return out
 
 
-def close_thinking(generator: Any, row: list[int], end: str) -> list[int]:
-    """The thinking's token ids through the end marker: cut just after the model's own marker, or
-    (no marker within the budget, or a stop token first) the thinking plus the encoded marker."""
+def close_thinking(generator: Any, row: list[int], end: str) -> tuple[list[int], bool]:
+    """The thinking's token ids through the end marker, and whether the model wrote the marker:
+    cut just after the model's own marker, or (no marker within the budget, or a stop token
+    first) the thinking plus the encoded marker."""
     stop = next((i for i, token in enumerate(row) if token in generator.eos_ids), len(row))
     tokens = row[:stop]
     cut = _marker_end(generator.tokenizer, tokens, end)
     if cut is not None:
-        return tokens[:cut]
-    return tokens + list(generator.tokenizer(end, add_special_tokens=False)["input_ids"])
+        return tokens[:cut], True
+    return tokens + list(generator.tokenizer(end, add_special_tokens=False)["input_ids"]), False
 
 
 def _marker_end(tokenizer: Any, tokens: list[int], end: str) -> int | None:

@@ -111,16 +111,17 @@ class VLLMGenerator:
         reasoning = self.spec.reasoning
         thoughts = self._run(heads, [self._params(r.seed, settings, reasoning.max_tokens, thinking=True)
                                      for r in requests])
-        thinking = [close_thinking(self, list(output.token_ids), reasoning.end) for output in thoughts]
+        closed = [close_thinking(self, list(output.token_ids), reasoning.end) for output in thoughts]
+        thinking = [ids for ids, _ in closed]
         answers = self._run([head + ids for head, ids in zip(heads, thinking)],
                             [self._params(answer_seed(r.seed), settings, settings.max_new_tokens) for r in requests])
         out = []
-        for ids, output in zip(thinking, answers):
+        for (ids, by_model), output in zip(closed, answers):
             answer = self._finish(output)
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             thought, _ = split_reasoning(text, reasoning.start, reasoning.end)
             out.append(Generation(text=answer.text, n_tokens=answer.n_tokens, finish_reason=answer.finish_reason,
-                                  reasoning=thought, reasoning_tokens=len(ids)))
+                                  reasoning=thought, reasoning_tokens=len(ids), reasoning_closed=by_model))
         return out
 
     def _params(self, seed: int, settings: SamplingSettings, max_tokens: int, thinking: bool = False) -> Any:
