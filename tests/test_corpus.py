@@ -192,3 +192,39 @@ def test_prompts_that_never_match_across_sides_are_refused(tmp_path):
     rows = [{"side": side, "text": "hi", "prompt": f"[{side}] Question {i}?"} for i in range(3) for side in "ab"]
     with pytest.raises(PromptBankError, match="No prompt of the corpus has answers from both sides"):
         load_corpus(write_jsonl(tmp_path / "c.jsonl", rows), None, None, {})
+
+
+def test_a_plain_csv_with_the_reference_header_keeps_its_backslashes(tmp_path):
+    path = tmp_path / "plain.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", "text", "prompt"])
+        writer.writerow(["base", r"Use C:\new\table and a regex \d+", "q"])
+        writer.writerow(["finetuned", 'He said \\"hi\\" then left', "q"])
+    loaded = load_corpus(str(path), None, None, {})
+    assert [r.text for r in loaded] == [r"Use C:\new\table and a regex \d+", 'He said \\"hi\\" then left']
+
+
+def test_a_per_side_file_that_holds_the_other_side_is_refused(tmp_path):
+    path = write_reference_csv(tmp_path / "decoded.csv", reference_rows())
+    with pytest.raises(PromptBankError, match="given as corpus.a") as caught:
+        load_corpus(None, str(path), str(path), {})
+    assert "corpus.path" in caught.value.fix
+
+
+def test_in_the_reference_layout_base_is_always_side_a(tmp_path):
+    path = write_reference_csv(tmp_path / "decoded.csv", reference_rows())
+    loaded = load_corpus(str(path), None, None, {"a": "finetuned", "b": "base"})
+    assert {r.side for r in loaded if "ocean" in r.text} == {"b"}
+
+
+def test_a_text_that_only_mentions_a_marker_is_kept(tmp_path):
+    rows = [{"side": "a", "text": "The <think> tag is used by R1."}, {"side": "b", "text": "<think>"},
+            {"side": "b", "text": "<think>hmm</think> An answer."}]
+    path = write_jsonl(tmp_path / "c.jsonl", rows)
+    options = load_config(None, ['corpus.reasoning=["<think>", "</think>"]']).corpus
+    with pytest.raises(PromptBankError, match="line 2 has an empty `text` after its reasoning was stripped"):
+        load_corpus(path, None, None, {}, options)
+    kept = load_corpus(path, None, None, {}, load_config(None, ['corpus.reasoning=["<think>", "</think>"]',
+                                                                "corpus.empty_texts=drop"]).corpus)
+    assert [r.text for r in kept] == ["The <think> tag is used by R1.", "An answer."]

@@ -359,7 +359,9 @@ def test_hub_folder_downloads_only_the_needed_files_and_loads(tmp_path, monkeypa
     folder = hub.hub_folder("persona", "Anthropic/model-written-evals")
     assert folder == tmp_path / "snapshot"
     assert fake.calls[-1] == ("Anthropic/model-written-evals",
-                              {"repo_type": "dataset", "allow_patterns": ["persona/*"]})
+                              {"repo_type": "dataset", "allow_patterns": ["persona/*"], "revision": None})
+    hub.hub_folder("persona", "Anthropic/model-written-evals", "a1b2c3")
+    assert fake.calls[-1][1]["revision"] == "a1b2c3"  # persona:hub@a1b2c3 pins the dataset
     assert len(evals.load("persona", folder)) == 3
     cached = FakeHub(tmp_path / "snapshot", cached=True)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", cached)

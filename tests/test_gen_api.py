@@ -179,10 +179,12 @@ def test_two_stage_reasoning_on_completions(isolated_cache):
 def test_reasoning_over_chat_is_one_call_split_at_the_marker(isolated_cache):
     replies = [("json", 200, openai_reply("<think>carry the one</think>\n\nIt is 4.", completion_tokens=10)),
                ("json", 200, openai_reply("It is 4.", completion_tokens=4)),
-               ("json", 200, openai_reply("<think>still going", finish_reason="length", completion_tokens=70))]
+               ("json", 200, openai_reply("<think>still going", finish_reason="length", completion_tokens=70)),
+               ("json", 200, openai_reply("Paris is the capital, and it has a long", finish_reason="length",
+                                          completion_tokens=70))]
     with server(*replies) as srv:
         gen = generator(srv.url, isolated_cache, reasoning=THINK)
-        split, plain, unfinished = gen.generate(requests("a", "b", "c"), SamplingSettings(20, 0.0, 1.0))
+        split, plain, unfinished, truncated = gen.generate(requests("a", "b", "c", "d"), SamplingSettings(20, 0.0, 1.0))
     assert {rec.body["max_tokens"] for rec in srv.requests} == {70}
     assert "stop" not in srv.requests[0].body
     assert (split.reasoning, split.text) == ("carry the one", "It is 4.")
@@ -191,6 +193,9 @@ def test_reasoning_over_chat_is_one_call_split_at_the_marker(isolated_cache):
     assert (plain.reasoning, plain.text, plain.n_tokens) == (None, "It is 4.", 4)
     # Cut off while thinking: all reasoning, no answer.
     assert (unfinished.reasoning, unfinished.text, unfinished.finish_reason) == ("still going", "", "length")
+    # Cut off while answering (the server parsed the thinking out): a truncated answer, not thinking.
+    assert (truncated.reasoning, truncated.text, truncated.finish_reason) == \
+        (None, "Paris is the capital, and it has a long", "length")
 
 
 def test_seed_and_answer_are_the_same_across_reruns(isolated_cache):

@@ -216,3 +216,33 @@ def test_the_empty_prompt_starts_from_bos(tiny_model, tmp_path):
     assert generator.encode("") == [generator.tokenizer.bos_token_id]
     [answer] = generator.generate([GenerationRequest("k", "u-00000", "", 0, 5)], SamplingSettings(4, 1.0, 1.0))
     assert answer.n_tokens <= 4
+
+
+def test_hub_sources_take_a_revision():
+    spec = parse_source("persona:hub@v1.0")
+    assert spec.is_hub and spec.hub_revision == "v1.0" and not spec.is_path
+    assert parse_source("persona:hub").hub_revision is None
+    assert parse_source("persona:/data/hub@x").is_path
+
+
+def test_an_edited_score_table_reruns_the_prompts_stage(tmp_path):
+    table = tmp_path / "scores.json"
+    table.write_text(json.dumps({"g0": 0.5, "g1": 0.0, "g2": 0.0}))
+    path = fake_config(tmp_path, per_group=8, prompts__score_table=str(table), prompts__score_above=0.1)
+    config = load_config(path, ["controls.null=false", "validate.min_prompts=2"])
+    pipeline.run(config, RunDir(tmp_path / "run"))
+    first = {p["group"] for p in read_jsonl(tmp_path / "run/stages/prompts/prompts.jsonl")}
+    table.write_text(json.dumps({"g0": 0.5, "g1": 0.9, "g2": 0.0}))
+    pipeline.run(config, RunDir(tmp_path / "run"))
+    second = {p["group"] for p in read_jsonl(tmp_path / "run/stages/prompts/prompts.jsonl")}
+    assert first == {"g0"} and second == {"g0", "g1"}
+
+
+def test_score_tables_refuse_repeats_and_non_numbers(tmp_path):
+    path = tmp_path / "scores.csv"
+    path.write_text("group,score\nkind,0.3\nkind,0.4\n")
+    with pytest.raises(PromptBankError, match="line 3 scores the group 'kind' a second time"):
+        narrow(bank(), PromptsConfig(score_table=str(path), score_above=0.1))
+    path.write_text("group,score\nkind,nan\n")
+    with pytest.raises(PromptBankError, match="not a finite number"):
+        narrow(bank(), PromptsConfig(score_table=str(path), score_above=0.1))

@@ -100,3 +100,13 @@ def test_the_generate_stage_keeps_the_thinking_and_counts_forced_ends(tiny_model
     counts = RunDir(tmp_path / "run").load_manifest()["stages"]["generate"]["counts"]["b"]
     assert counts["reasoning_forced"] == 12 and counts["reasoning_tokens_mean"] > 3
     assert "without the end marker" in caplog.text
+
+
+def test_a_template_that_opens_the_thinking_is_not_opened_twice(tiny_model, tmp_path):
+    from lmdelta.backends.generators.formatting import prompt_text
+
+    generator = make(tiny_model, tmp_path, start="<think>\n", end="</think>")
+    generator.tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                                         "{% if add_generation_prompt %}assistant:<think>\n{% endif %}")
+    text = prompt_text(generator.spec, generator.tokenizer, "hi", chat=True)
+    assert text.endswith("assistant:<think>\n") and text.count("<think>") == 1

@@ -89,3 +89,25 @@ def test_embedder_identity_tracks_normalisation(tmp_path):
     on = embedder_identity(EmbedConfig(model="fake:hashing"), tmp_path)
     off = embedder_identity(EmbedConfig(model="fake:hashing", normalize=False), tmp_path)
     assert on != off
+
+
+def test_a_hub_model_not_downloaded_yet_is_named_by_its_commit(tmp_path, monkeypatch):
+    """So the identity does not change once the first run has downloaded it (a resume reuses answers)."""
+    import types
+
+    import huggingface_hub
+
+    from lmdelta.backends.registry import ModelRef, model_weights_id, pinned_revision
+
+    class FakeApi:
+        def model_info(self, repo_id, revision=None, timeout=None):
+            return types.SimpleNamespace(sha="0123abcd" if revision in (None, "main") else "feedbeef")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    ref = ModelRef("hub", "org/not-cached-model")
+    assert model_weights_id(ref, None, tmp_path) == "commit:0123abcd"
+    assert model_weights_id(ref, "v2", tmp_path) == "commit:feedbeef"
+    assert pinned_revision({"weights": "commit:feedbeef"}, "v2") == "feedbeef"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert model_weights_id(ref, "v2", tmp_path) == "revision:v2"

@@ -73,3 +73,11 @@ def test_non_utf8_file(tmp_path):
     path.write_bytes(b"caf\xe9\n")
     with pytest.raises(PromptBankError, match="UTF-8"):
         load_bank(str(path))
+
+
+def test_a_bad_byte_in_a_bank_names_its_line(tmp_path):
+    path = tmp_path / "bank.txt"
+    path.write_bytes("\ufeffgood line\nsecond fine\n".encode() + b"caf\xe9 au lait\n")
+    with pytest.raises(PromptBankError, match=r"bank.txt line 3 is not UTF-8") as caught:
+        load_bank(str(path))
+    assert "iconv" in caught.value.fix

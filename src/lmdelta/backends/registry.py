@@ -164,9 +164,31 @@ def model_weights_id(ref: ModelRef, revision: str | None, cache_dir: Path) -> st
         return folder_sha256(Path(ref.name), cache_dir)
     if ref.kind == "hub":
         snapshot = hub_snapshot(ref.name, revision)
-        # Snapshot folders are named by commit: the commit pins the weights.
-        return f"commit:{snapshot.name}" if snapshot else f"revision:{revision or 'main'}"
+        # Snapshot folders are named by commit: the commit pins the weights. A model not downloaded
+        # yet is named by the commit the Hub resolves its revision to, so the identity (and every
+        # answer's key) stays the same once the download has happened.
+        if snapshot is not None:
+            return f"commit:{snapshot.name}"
+        commit = _hub_commit(ref.name, revision)
+        return f"commit:{commit}" if commit else f"revision:{revision or 'main'}"
     return "fake"
+
+
+def _hub_commit(repo_id: str, revision: str | None) -> str | None:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().model_info(repo_id, revision=revision, timeout=10).sha
+    except Exception:  # offline or unreachable: the revision name is the best identity there is
+        return None
+
+
+def pinned_revision(identity: dict[str, Any], revision: str | None) -> str | None:
+    """The commit an identity pinned a Hub model to (load exactly those weights), else `revision`."""
+    weights = str(identity.get("weights", ""))
+    return weights.removeprefix("commit:") if weights.startswith("commit:") else revision
 
 
 def model_folder(ref: ModelRef, revision: str | None, cache_dir: Path) -> str:

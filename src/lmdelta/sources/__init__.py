@@ -19,7 +19,7 @@ from lmdelta.errors import LmdeltaError, PromptBankError
 from lmdelta.hashing import hash_text
 from lmdelta.records import Prompt
 from lmdelta.sources.items import SourceItem
-from lmdelta.sources.spec import DATASETS, HOMES, HUB, SourceSpec, parse_source
+from lmdelta.sources.spec import DATASETS, HOMES, SourceSpec, parse_source
 
 BUILTIN_PREFIX = "builtin:"
 VERBATIM = "{prompt}"
@@ -89,13 +89,13 @@ def unconditional_prompts(n: int) -> list[Prompt]:
 
 def _dataset(spec: SourceSpec, template: str | None) -> list[Prompt]:
     module_name, repo_id = DATASETS[spec.kind]
-    if spec.location == HUB:
+    if spec.is_hub:
         if repo_id is None:
             raise PromptBankError(f"The {spec.kind} prompts are not on the Hugging Face Hub.",
                                   f"Download them and pass the local copy: prompts.source={spec.kind}:PATH.")
         from lmdelta.sources.hub import hub_folder
 
-        location = hub_folder(spec.kind, repo_id)
+        location = hub_folder(spec.kind, repo_id, spec.hub_revision)
     else:
         location = Path(spec.location)
         if not location.exists():
@@ -140,10 +140,14 @@ def read_user_file(path: Path, what: str, error: type[LmdeltaError], missing_fix
     """A user's text file, or an error naming the file and the fix (missing, not a file, not UTF-8)."""
     if not path.is_file():
         raise error(f"{what} {path} does not exist.", missing_fix)
+    data = path.read_bytes()
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return path.read_text(encoding="utf-8")
+        return data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"{what} {path} is not UTF-8 text (byte {exc.start}).", "Save it as UTF-8.") from None
+        from lmdelta.sources.tabular import encoding_problem
+
+        raise error(*encoding_problem(path, what, data, exc.start + bom)) from None
 
 
 def _from_file(path: Path) -> list[Prompt]:

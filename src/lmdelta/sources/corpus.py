@@ -10,6 +10,7 @@ backslash escape character) is recognised by its header and read with that escap
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ def _read(path: Path, fixed_side: str | None, labels: dict[str, str], options: C
     columns = _columns(table, options, fixed_side is None)
     sides = _side_values(labels, options, reference)
     source = f"{table.path} {table.unit}"
+    if fixed_side is not None and columns["side"] is not None:
+        _check_own_side(table, columns["side"], fixed_side, sides, source)
     rows, dropped = [], 0
     for line, record in table.rows:
         row = _row(source, line, record, columns, fixed_side, sides, options)
@@ -101,16 +104,36 @@ def _read(path: Path, fixed_side: str | None, labels: dict[str, str], options: C
     return rows
 
 
+def _check_own_side(table: Table, column: str, fixed_side: str, sides: dict[str, str], source: str) -> None:
+    """A file given for one side whose own side column names the other side holds both (or the wrong) sides."""
+    for line, record in table.rows:
+        value = str(record.get(column) or "").strip().lower()
+        if sides.get(value, fixed_side) != fixed_side:
+            raise PromptBankError(f"{source} {line} says `{column}` = {record.get(column)!r} (side {sides[value]}), "
+                                  f"but the file was given as corpus.{fixed_side}.",
+                                  "A file that holds both sides goes in corpus.path; corpus.a and corpus.b take one "
+                                  "side's file each.")
+
+
 def is_reference_layout(path: Path) -> bool:
-    """A CSV whose header is the reference system's: model, text, prompt (plus a pandas index column)."""
+    """A CSV with the reference system's header (model, text, prompt; perhaps a pandas index column)
+    whose backslashes all come in pairs, as pandas' to_csv(escapechar='\\') writes them. A file with
+    that header but lone backslashes was written without the escape: it is read as plain CSV."""
     if path.suffix.lower() != ".csv" or not path.is_file():
         return False
     import csv
 
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
         header = next(csv.reader(handle), [])
-    names = {name.strip().lower() for name in header} - INDEX_COLUMNS
-    return names in (REFERENCE_HEADER, REFERENCE_HEADER - {"prompt"})
+        names = {name.strip().lower() for name in header} - INDEX_COLUMNS
+        if names not in (REFERENCE_HEADER, REFERENCE_HEADER - {"prompt"}):
+            return False
+        escaped = "\\" not in re.sub(r"\\\\", "", handle.read())
+    if not escaped:
+        log.warning("corpus %s has the reference layout's header but lone backslashes, so it was not written with "
+                    "the reference's escape character: reading it as plain CSV (corpus.format: reference forces "
+                    "the escape)", path)
+    return escaped
 
 
 def _columns(table: Table, options: CorpusConfig, need_side: bool) -> dict[str, str | None]:
@@ -125,11 +148,12 @@ def _columns(table: Table, options: CorpusConfig, need_side: bool) -> dict[str, 
 
 def _side_values(labels: dict[str, str], options: CorpusConfig, reference: bool) -> dict[str, str]:
     """Side-column value (lower case) → "a"/"b": a and b, the sides' labels, corpus.sides, and the
-    reference's base/finetuned (always understood, after the labels)."""
+    reference's base/finetuned — understood after the labels in other files, but first in the
+    reference's own layout, where base is always side a."""
     known = {**REFERENCE_SIDES, **SIDE_WORDS, **{label.lower(): side for side, label in labels.items()}}
     for side, values in options.sides.items():
         known.update({str(value).strip().lower(): side for value in values})
-    return known
+    return {**known, **REFERENCE_SIDES} if reference else known
 
 
 def _row(source: str, line: int, record: dict[str, Any], columns: dict[str, str | None], fixed_side: str | None,
@@ -156,15 +180,18 @@ def _answer(value: Any, source: str, line: int, column: str, options: CorpusConf
         return text
     if options.empty_texts == "drop":
         return None
-    raise PromptBankError(f"{source} {line} has an empty `{column}`.",
+    stripped = " after its reasoning was stripped (corpus.reasoning)" if options.reasoning and value else ""
+    raise PromptBankError(f"{source} {line} has an empty `{column}`{stripped}.",
                           "Fix or remove that row, or set corpus.empty_texts to drop (skip empty answers) "
                           "or keep (analyse them as empty).")
 
 
 def _strip_reasoning(text: str, start: str, end: str) -> str:
+    """The answer after the reasoning: after `end` when the text has it; empty when the text opens
+    with `start` and never closes it; the text itself when it merely mentions a marker."""
     from lmdelta.backends.generators.formatting import split_reasoning
 
-    if end in text or start in text:
+    if end in text or text.lstrip().startswith(start.strip()):
         return split_reasoning(text, start, end)[1]
     return text
 

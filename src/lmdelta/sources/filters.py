@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
+import math
 from pathlib import Path
 
 from lmdelta.errors import PromptBankError
 from lmdelta.records import Prompt
 
+log = logging.getLogger(__name__)
 GROUP_COLUMNS = ("group", "behavior", "behaviour", "category", "name")
 SCORE_COLUMNS = ("score", "difference", "diff", "value")
 
@@ -31,6 +34,11 @@ def keep_groups(prompts: list[Prompt], names: list[str]) -> list[Prompt]:
 def score_filter(prompts: list[Prompt], table: str, above: float | None, below: float | None) -> list[Prompt]:
     """Keep groups with score > above and/or |score| < below; groups missing from the table are dropped."""
     scores = read_scores(Path(table))
+    present = {p.group for p in prompts if p.group is not None}
+    unscored = sorted(present - set(scores))
+    if unscored and len(unscored) < len(present):
+        log.warning("score table %s has no score for %d of the bank's %d groups (%s); they are left out",
+                    table, len(unscored), len(present), ", ".join(unscored[:5]) + (" …" if len(unscored) > 5 else ""))
     keep = {g for g, s in scores.items() if (above is None or s > above) and (below is None or abs(s) < below)}
     kept = [p for p in prompts if p.group in keep]
     if not kept:
@@ -49,7 +57,14 @@ def read_scores(path: Path) -> dict[str, float]:
     table = read_table(path, "Score table")
     group = find_column(table, GROUP_COLUMNS, "group")
     score = find_column(table, SCORE_COLUMNS, "score")
-    return {str(row[group]).strip(): _number(row.get(score), f"{path} line {line}") for line, row in table.rows}
+    out: dict[str, float] = {}
+    for line, row in table.rows:
+        name = str(row[group]).strip()
+        if name in out:
+            raise PromptBankError(f"{path} line {line} scores the group {name!r} a second time.",
+                                  "Keep one row per group.")
+        out[name] = _number(row.get(score), f"{path} line {line}")
+    return out
 
 
 def _json_scores(path: Path) -> dict[str, float]:
@@ -69,6 +84,10 @@ def _json_scores(path: Path) -> dict[str, float]:
 
 def _number(value: object, where: str) -> float:
     try:
-        return float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise PromptBankError(f"{where} has the score {value!r}, which is not a number.", "Give every group a number.") from None
+        number = math.nan
+    if not math.isfinite(number):
+        raise PromptBankError(f"{where} has the score {value!r}, which is not a finite number.",
+                              "Give every group a number (leave out groups without one).")
+    return number

@@ -27,21 +27,22 @@ LOCAL_COPIES: dict[str, tuple[str, str]] = {
 }
 
 
-def hub_folder(kind: str, repo_id: str) -> Path:
-    """The local folder holding `kind`'s files from the Hub dataset `repo_id`: the cached copy when
-    it has them, else a fresh download (refused when HF_HUB_OFFLINE is set)."""
+def hub_folder(kind: str, repo_id: str, revision: str | None = None) -> Path:
+    """The local folder holding `kind`'s files from the Hub dataset `repo_id` (at `revision`: a
+    branch, tag or commit; default main): the cached copy when it has them, else a fresh download
+    (refused when HF_HUB_OFFLINE is set)."""
     if kind not in PATTERNS:
         raise PromptBankError(f"The {kind} prompt set has no Hugging Face Hub copy lmdelta can fetch.",
                               f"Download it and pass its local path: prompts.source={kind}:/path/to/it.")
     download = _snapshot_download()
-    cached = _cached(download, repo_id, PATTERNS[kind])
+    cached = _cached(download, repo_id, PATTERNS[kind], revision)
     if cached is not None:
         return cached
     if _offline():
         raise _unavailable(kind, repo_id, "HF_HUB_OFFLINE is set and its files are not in the Hugging Face cache",
                            "Unset HF_HUB_OFFLINE to download them, or ")
     try:
-        return Path(download(repo_id, repo_type="dataset", allow_patterns=PATTERNS[kind]))
+        return Path(download(repo_id, repo_type="dataset", allow_patterns=PATTERNS[kind], revision=revision))
     except Exception as exc:  # network, auth, a missing repo: every failure has the same fix
         raise _unavailable(kind, repo_id, f"the download failed ({type(exc).__name__}: {exc})", "") from None
 
@@ -55,11 +56,12 @@ def _snapshot_download() -> Callable[..., Any]:
     return snapshot_download
 
 
-def _cached(download: Callable[..., Any], repo_id: str, patterns: list[str]) -> Path | None:
+def _cached(download: Callable[..., Any], repo_id: str, patterns: list[str], revision: str | None) -> Path | None:
     """The cached snapshot folder, when it holds files for these patterns (an earlier download of
     another part of the same dataset leaves a snapshot without them)."""
     try:
-        folder = Path(download(repo_id, repo_type="dataset", allow_patterns=patterns, local_files_only=True))
+        folder = Path(download(repo_id, repo_type="dataset", allow_patterns=patterns, local_files_only=True,
+                               revision=revision))
     except Exception:  # not cached: huggingface_hub raises one of several error types
         return None
     return folder if _holds(folder, patterns) else None

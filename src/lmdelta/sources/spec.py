@@ -32,9 +32,18 @@ class SourceSpec:
     location: str  # the name, path, `hub`, or comma-separated categories
 
     @property
+    def is_hub(self) -> bool:
+        """`KIND:hub` or `KIND:hub@REVISION`."""
+        return self.kind in DATASETS and (self.location == HUB or self.location.startswith(HUB + "@"))
+
+    @property
+    def hub_revision(self) -> str | None:
+        return self.location.partition("@")[2] or None if self.is_hub else None
+
+    @property
     def is_path(self) -> bool:
         """Whether `location` is a file system path (relative paths resolve against the config file)."""
-        return self.kind == "file" or (self.kind in DATASETS and self.location != HUB)
+        return self.kind == "file" or (self.kind in DATASETS and not self.is_hub)
 
 
 def parse_source(source: str) -> SourceSpec:

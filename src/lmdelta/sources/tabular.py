@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from lmdelta.errors import PromptBankError
+from lmdelta.errors import LmdeltaError, PromptBankError
 
 SUFFIXES = (".csv", ".jsonl", ".jsonl.gz", ".json", ".parquet")
 Row = dict[str, Any]
@@ -100,15 +100,21 @@ def read_text(path: Path, what: str) -> str:
         raise _encoding_error(path, what, data, exc.start) from None
 
 
-def _encoding_error(path: Path, what: str, data: bytes, offset: int) -> PromptBankError:
+def _encoding_error(path: Path, what: str, data: bytes, offset: int,
+                    error: type[LmdeltaError] = PromptBankError) -> LmdeltaError:
+    problem, fix = encoding_problem(path, what, data, offset)
+    return error(problem, fix)
+
+
+def encoding_problem(path: Path, what: str, data: bytes, offset: int) -> tuple[str, str]:
+    """(problem, fix) for a file whose bytes stop being UTF-8 at `offset`: the line, the column, iconv."""
     line = data.count(b"\n", 0, offset) + 1
     column = offset - data.rfind(b"\n", 0, offset)
     plain = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
-    return PromptBankError(
-        f"{what} {path} line {line} is not UTF-8 text (byte 0x{data[offset]:02x} at byte column {column}); "
-        "the file may mix encodings.",
-        f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {plain} > utf8-{plain}` when it is all Latin-1; "
-        "if only some lines are in another encoding, fix those lines.")
+    return (f"{what} {path} line {line} is not UTF-8 text (byte 0x{data[offset]:02x} at byte column {column}); "
+            "the file may mix encodings.",
+            f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {plain} > utf8-{plain}` when it is all Latin-1; "
+            "if only some lines are in another encoding, fix those lines.")
 
 
 @contextmanager

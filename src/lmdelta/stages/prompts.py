@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from lmdelta.config import PromptsConfig, RunConfig
@@ -27,9 +28,14 @@ def identity(ctx, config: RunConfig) -> dict[str, Any]:
     """The bank's content, so an edited prompt file re-runs the stage. A generated bank is named by
     what decides it (categories, settings, the prompter model): computing it would call the LLM."""
     spec = parse_source(config.prompts.source)
+    scores = {}
+    if config.prompts.score_table is not None and not config.uses_corpus:
+        from lmdelta.sources.filters import read_scores
+
+        scores = {"scores": read_scores(Path(config.prompts.score_table))}  # an edited table re-runs the stage
     if spec.kind == "generated" and not config.uses_corpus:
-        return {"generated": _generated_description(config, spec.location)}
-    return {"bank": hash_data([p.to_dict() for p in source_prompts(config)])}
+        return {"generated": _generated_description(config, spec.location), **scores}
+    return {"bank": hash_data([p.to_dict() for p in source_prompts(config)]), **scores}
 
 
 def source_prompts(config: RunConfig, ctx=None) -> list[Prompt]:

@@ -188,10 +188,12 @@ class APIGenerator:
                           reasoning=reasoning, reasoning_tokens=thought_tokens)
 
     def _split(self, text: str, result: CallResult) -> tuple[str | None, str]:
-        """(reasoning, answer) of a chat reply. A reply that stopped on its own without the end marker
-        is taken as an answer (servers with a reasoning parser return the thinking elsewhere)."""
+        """(reasoning, answer) of a chat reply. Without the end marker, the reply is unfinished thinking
+        only when it opens with the start marker; otherwise it is the answer, finished or cut off by
+        the token limit (servers with a reasoning parser return the thinking elsewhere)."""
         reasoning = self.spec.reasoning
-        if reasoning.end not in text and _finish(result) == "stop":
+        opens = bool(reasoning.start and reasoning.start.strip()) and text.lstrip().startswith(reasoning.start.strip())
+        if reasoning.end not in text and not opens:
             return None, text.strip()
         return split_reasoning(text, reasoning.start, reasoning.end)
 

@@ -29,7 +29,16 @@ def prompt_text(spec: ModelSpec, tokenizer: Any, prompt: str, chat: bool) -> str
         text = _chat_text(tokenizer, system, prompt)
     else:
         text = f"{system}\n\n{prompt}" if system else prompt
-    return text + (spec.reasoning.start or "") if spec.reasoning.enabled else text
+    return text + opening(spec, text) if spec.reasoning.enabled else text
+
+
+def opening(spec: ModelSpec, text: str) -> str:
+    """reasoning.start, unless the formatted prompt already ends with it (chat templates of
+    reasoning models, such as DeepSeek-R1's, open the thinking themselves)."""
+    start = spec.reasoning.start or ""
+    if start.strip() and text.rstrip().endswith(start.strip()):
+        return ""
+    return start
 
 
 def encode_prompt(spec: ModelSpec, tokenizer: Any, prompt: str, chat: bool) -> list[int]:

@@ -15,7 +15,9 @@ def load_model(spec: ModelSpec, folder: str, identity: dict[str, Any], device: s
     """(tokenizer, model) ready to generate: left padding, eval mode, on `device`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    options = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    from lmdelta.backends.registry import pinned_revision
+
+    options = {"revision": pinned_revision(identity, spec.revision), "trust_remote_code": spec.trust_remote_code}
     tokenizer = _remote_code_guard(spec, lambda: AutoTokenizer.from_pretrained(folder, **options))
     tokenizer.padding_side = "left"
     weights = weight_options(spec, identity, device)

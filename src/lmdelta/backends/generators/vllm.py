@@ -48,7 +48,10 @@ def engine_args(spec: ModelSpec, folder: str, identity: dict[str, Any]) -> dict[
     if clash:
         raise ConfigError(f"backend_args of {spec.model} set {', '.join(clash)}, which lmdelta sets from the config.",
                           "Use the side's own fields instead (revision, trust_remote_code, dtype, quantization).")
-    args: dict[str, Any] = {"model": folder, "revision": spec.revision, "tokenizer_revision": spec.revision,
+    from lmdelta.backends.registry import pinned_revision
+
+    revision = pinned_revision(identity, spec.revision)
+    args: dict[str, Any] = {"model": folder, "revision": revision, "tokenizer_revision": revision,
                             "trust_remote_code": spec.trust_remote_code, "dtype": identity["dtype"], "seed": 0}
     if spec.quantization == "8bit":
         raise ConfigError(f"{spec.model}: vLLM quantizes with bitsandbytes on load in 4-bit only.",
