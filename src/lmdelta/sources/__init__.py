@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import json
 import logging
 from importlib import resources
 from pathlib import Path
@@ -140,14 +139,9 @@ def read_user_file(path: Path, what: str, error: type[LmdeltaError], missing_fix
     """A user's text file, or an error naming the file and the fix (missing, not a file, not UTF-8)."""
     if not path.is_file():
         raise error(f"{what} {path} does not exist.", missing_fix)
-    data = path.read_bytes()
-    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-    try:
-        return data[bom:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        from lmdelta.sources.tabular import encoding_problem
+    from lmdelta.sources.tabular import read_text
 
-        raise error(*encoding_problem(path, what, data, exc.start + bom)) from None
+    return read_text(path, what, error)
 
 
 def _from_file(path: Path) -> list[Prompt]:
@@ -182,22 +176,10 @@ def _from_csv(path: Path) -> list[Prompt]:
     return out
 
 
-def json_lines(text: str, where: str) -> list[tuple[int, object]]:
-    """(line number, parsed value) for every non-blank line; a bad line names itself."""
-    out = []
-    # "\n" only: str.splitlines() also breaks at U+2028 and friends, which JSON strings may hold raw.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append((number, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise PromptBankError(f"{where} line {number} is not valid JSON ({exc.msg}).", "Fix or remove that line.") from None
-    return out
-
-
 def _parse_jsonl(text: str, where: str) -> list[Prompt]:
-    return [_prompt_from_row(row, where, number) for number, row in json_lines(text, where)]
+    from lmdelta.sources.tabular import json_records
+
+    return [_prompt_from_row(row, where, number) for number, row in json_records(where, text)]
 
 
 def _prompt_from_row(row: object, where: str, number: int) -> Prompt:

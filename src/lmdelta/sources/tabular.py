@@ -83,38 +83,34 @@ def suffix_of(path: Path) -> str:
     return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
 
 
-def read_text(path: Path, what: str) -> str:
-    """A file's text: gunzipped when it ends in .gz, UTF-8 with or without a BOM."""
+def read_text(path: Path, what: str, error: type[LmdeltaError] = PromptBankError) -> str:
+    """A file's text: gunzipped when it ends in .gz, UTF-8 with or without a BOM. A problem is
+    raised as `error` (the caller's kind: a bank's, a config file's), naming the line of a bad byte."""
     data = path.read_bytes()
     if path.name.lower().endswith(".gz"):
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
-            raise PromptBankError(f"{what} {path} is not a readable gzip file ({exc}).",
-                                  "Download it again, or gunzip it and pass the plain file.") from None
+            raise error(f"{what} {path} is not a readable gzip file ({exc}).",
+                        "Download it again, or gunzip it and pass the plain file.") from None
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _encoding_error(path, what, data, exc.start) from None
+        raise _encoding_error(path, what, data, exc.start, error) from None
 
 
 def _encoding_error(path: Path, what: str, data: bytes, offset: int,
                     error: type[LmdeltaError] = PromptBankError) -> LmdeltaError:
-    problem, fix = encoding_problem(path, what, data, offset)
-    return error(problem, fix)
-
-
-def encoding_problem(path: Path, what: str, data: bytes, offset: int) -> tuple[str, str]:
-    """(problem, fix) for a file whose bytes stop being UTF-8 at `offset`: the line, the column, iconv."""
     line = data.count(b"\n", 0, offset) + 1
     column = offset - data.rfind(b"\n", 0, offset)
     plain = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
-    return (f"{what} {path} line {line} is not UTF-8 text (byte 0x{data[offset]:02x} at byte column {column}); "
-            "the file may mix encodings.",
-            f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {plain} > utf8-{plain}` when it is all Latin-1; "
-            "if only some lines are in another encoding, fix those lines.")
+    return error(
+        f"{what} {path} line {line} is not UTF-8 text (byte 0x{data[offset]:02x} at byte column {column}); "
+        "the file may mix encodings.",
+        f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {plain} > utf8-{plain}` when it is all Latin-1; "
+        "if only some lines are in another encoding, fix those lines.")
 
 
 @contextmanager
@@ -175,7 +171,7 @@ def _csv_row(path: Path, line: int, fields: list[str], header: list[str], header
     return dict(zip(header, fields, strict=True))
 
 
-def json_records(path: Path, text: str) -> list[tuple[int, Any]]:
+def json_records(path: Path | str, text: str) -> list[tuple[int, Any]]:
     """(line number, parsed value) for every non-blank line of JSON-lines text."""
     out = []
     # Split on "\n" only: str.splitlines() also breaks at U+2028 and U+0085, which JSON strings may hold raw.
