@@ -89,23 +89,17 @@ class LLMSession:
 
     def client_for(self, role: str, model: str, backend_args: dict[str, Any]):
         from lmdelta.llm.cache import ResponseCache
-        from lmdelta.llm.client import ChatClient
-        from lmdelta.llm.limiter import limiter_for
         from lmdelta.llm.providers import build_provider
-        from lmdelta.llm.retry import RetryPolicy
 
         llm = self.config.llm
         if (role, model) not in self._providers:
             # One provider per (role, model) for the whole stage: HTTP adapters reopen their SDK
             # client in each new event loop, and a local model stays loaded.
             self._providers[(role, model)] = build_provider(model, key_file=llm.key_file, backend_args=backend_args)
-        provider = self._providers[(role, model)]
         if self._cache is None:
             self._cache = ResponseCache(self.cache_dir / "llm.sqlite")
-        return ChatClient(provider, cache=self._cache,
-                          limiter=limiter_for(provider.name, llm.concurrency),
-                          retry=RetryPolicy(max_attempts=llm.max_attempts), ledger=self.ledger, budget=self.budget,
-                          stage=self.stage, role=role, timeout=llm.timeout)
+        return make_client(self._providers[(role, model)], llm, self._cache, self.ledger, self.budget,
+                           self.stage, role)
 
     def flush(self) -> None:
         """Record this stage's spending in the manifest: per stage and for the whole run, over resumes."""
@@ -128,6 +122,17 @@ class LLMSession:
 
     def usage(self) -> dict[str, Any]:
         return self.ledger.to_dict()
+
+
+def make_client(provider, llm, cache, ledger, budget, stage: str, role: str):
+    """A ChatClient with the run's LLM settings (concurrency per provider, attempts, timeout)."""
+    from lmdelta.llm.client import ChatClient
+    from lmdelta.llm.limiter import limiter_for
+    from lmdelta.llm.retry import RetryPolicy
+
+    return ChatClient(provider, cache=cache, limiter=limiter_for(provider.name, llm.concurrency),
+                      retry=RetryPolicy(max_attempts=llm.max_attempts), ledger=ledger, budget=budget,
+                      stage=stage, role=role, timeout=llm.timeout)
 
 
 def role_identity(config, role: str) -> dict[str, Any] | None:

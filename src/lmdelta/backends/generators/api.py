@@ -221,16 +221,11 @@ class APIGenerator:
 
 def _chat_client(provider: Provider, llm: LLMConfig, cache_dir: Path, ledger: CostLedger | None,
                  budget: Budget | None) -> ChatClient:
-    """A client with the run's concurrency, attempts and timeout, caching in cache_dir/llm.sqlite."""
+    """A client with the run's LLM settings, caching in cache_dir/llm.sqlite."""
     from lmdelta.llm.cache import ResponseCache
-    from lmdelta.llm.client import ChatClient
-    from lmdelta.llm.limiter import limiter_for
-    from lmdelta.llm.retry import RetryPolicy
+    from lmdelta.llm.session import make_client
 
-    return ChatClient(provider, cache=ResponseCache(cache_dir / "llm.sqlite"),
-                      limiter=limiter_for(provider.name, llm.concurrency),
-                      retry=RetryPolicy(max_attempts=llm.max_attempts), ledger=ledger, budget=budget,
-                      stage="generate", role="generator", timeout=llm.timeout)
+    return make_client(provider, llm, ResponseCache(cache_dir / "llm.sqlite"), ledger, budget, "generate", "generator")
 
 
 def _user(text: str) -> tuple:
