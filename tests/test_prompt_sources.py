@@ -246,3 +246,10 @@ def test_score_tables_refuse_repeats_and_non_numbers(tmp_path):
     path.write_text("group,score\nkind,nan\n")
     with pytest.raises(PromptBankError, match="not a finite number"):
         narrow(bank(), PromptsConfig(score_table=str(path), score_above=0.1))
+
+
+def test_a_template_read_as_a_yaml_mapping_says_to_quote_it():
+    with pytest.raises(ConfigError, match="prompts.template") as caught:
+        load_config(None, ["prompts.template=Question: {prompt}"])
+    assert "quote the text" in caught.value.fix
+    assert load_config(None, ['prompts.template="Question: {prompt}"']).prompts.template == "Question: {prompt}"

@@ -311,6 +311,9 @@ def _fix_for(error: dict[str, Any]) -> str:
         near = difflib.get_close_matches(loc[-1], known, n=3)
         hint = f"Did you mean {', '.join('.'.join(loc[:-1] + [n]) for n in near)}? " if near else ""
         return f"{hint}Known fields here: {', '.join(known)}."
+    if error["type"] == "string_type" and isinstance(error.get("input"), (dict, list)):
+        return (f"The value was read as YAML, where `key: value` and {{...}} make a mapping: quote the text, "
+                f"e.g. --set '{where}=\"Question: {{prompt}}\"' (in a file: {loc[-1]}: \"Question: {{prompt}}\").")
     return f"Set it in the config file or with --set {where}=VALUE."
 
 
