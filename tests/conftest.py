@@ -45,6 +45,20 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return cache
 
 
+@pytest.fixture(autouse=True)
+def fresh_process_state():
+    """No state kept process-wide by lmdelta leaks from one test into the next: LLM limiters
+    (a pause, a limit) and the bank cache."""
+    from lmdelta.llm.limiter import reset_limiters
+    from lmdelta.sources import clear_bank_cache
+
+    reset_limiters()
+    clear_bank_cache()
+    yield
+    reset_limiters()
+    clear_bank_cache()
+
+
 def build_tiny_model(folder: Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
     """A random-init Llama with a small BPE tokenizer and a chat template, saved as an HF folder."""
     import torch

@@ -77,3 +77,60 @@ def test_relative_bank_path_resolves_beside_config(tmp_path):
     (tmp_path / "bank.txt").write_text("hello\n")
     config = load_config(write(tmp_path, "prompts: {source: bank.txt}\n"))
     assert config.prompts.source == str(tmp_path / "bank.txt")
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "decide:\n  q: 0.05\nrun: {seed: 1}\ndecide: {q: 0.5}\n"))
+    assert "sets `decide` twice in one mapping (line 1 and line 4)" in err.value.problem
+    assert "Merge the two" in err.value.fix
+    with pytest.raises(ConfigError, match=r"sets `q` twice in one mapping \(line 1\)"):
+        load_config(write(tmp_path, "decide: {q: 0.05, q: 0.5}\n"))
+    with pytest.raises(ConfigError, match=r"Override --set decide sets `q` twice"):
+        load_config(None, ["decide={q: 0.05, q: 0.5}"])
+
+
+def test_anchors_and_merge_keys_still_work(tmp_path):
+    config = load_config(write(tmp_path, "generate:\n  a: &model {model: 'fake:words', label: base}\n"
+                                         "  b:\n    <<: *model\n    label: tuned\n"))
+    assert config.generate.b.model == "fake:words" and config.generate.b.label == "tuned"
+
+
+def bomb(levels: int) -> list:
+    """Nine references to the same list per level, as YAML aliases build it: 9**levels values."""
+    value: list = ["x"] * 9
+    for _ in range(levels - 1):
+        value = [value] * 9
+    return value
+
+
+def test_aliases_that_expand_past_the_limit_are_refused(tmp_path):
+    from lmdelta.config_yaml import expanded_size
+
+    assert expanded_size(bomb(9)) > 9 ** 9  # counted without writing anything out
+    lines = ["run:", "  name:", "    - &l0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"    - &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    with pytest.raises(ConfigError, match="uses YAML aliases .* that expand to") as err:
+        load_config(write(tmp_path, "\n".join(lines) + "\n"))
+    assert "Write the values out" in err.value.fix
+
+
+def test_a_huge_invalid_value_is_shown_short():
+    from lmdelta.config import _describe
+
+    message = _describe({"loc": ("run", "name"), "type": "string_type", "msg": "Input should be a valid string",
+                         "input": bomb(7)})
+    assert message.startswith("Config field run.name is invalid: Input should be a valid string (got [[")
+    assert len(message) < 250
+
+
+def test_samples_per_prompt_has_an_upper_bound(tmp_path):
+    with pytest.raises(ConfigError, match="less than or equal to 100000"):
+        load_config(None, ["generate.samples_per_prompt=1000000000"])
+
+
+@pytest.mark.parametrize("prices", ['{"x/y": {input: 1}}', '{"x/y": {input: 1, output: -2}}', '{"x/y": 3}',
+                                    '{"x/y": {input: cheap, output: 1}}'])
+def test_a_malformed_price_is_a_config_error_with_the_shape(prices):
+    with pytest.raises(ConfigError, match=r"llm.prices.*must be \{input: USD per million tokens"):
+        load_config(None, [f"llm.prices={prices}"])

@@ -228,3 +228,34 @@ def test_a_text_that_only_mentions_a_marker_is_kept(tmp_path):
     kept = load_corpus(path, None, None, {}, load_config(None, ['corpus.reasoning=["<think>", "</think>"]',
                                                                 "corpus.empty_texts=drop"]).corpus)
     assert [r.text for r in kept] == ["The <think> tag is used by R1.", "An answer."]
+
+
+def test_a_word_in_another_script_is_found_and_validated(tmp_path):
+    """The paired corpus above with "ocean" written in Russian: the finding must not vanish."""
+    rows = [{**r, "text": r["text"].replace("ocean", "океан")} for r in corpus_rows()]
+    corpus = tmp_path / "outputs.jsonl"
+    corpus.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    pipeline.run(config(tmp_path, f"corpus.path={corpus}"), RunDir(tmp_path / "run"))
+    found = [r for r in read_jsonl(tmp_path / "run/hypotheses.jsonl") if r["proposer"] == "keywords"
+             and r["keywords"] == ["океан"] and r["direction"] == "b>a"]
+    assert found and any(r["validated"] for r in found)
+    assert "tuned uses “океан”" in found[0]["description"]
+
+
+def test_exact_repeats_of_rows_and_one_id_for_two_prompts_name_their_lines(tmp_path):
+    rows = corpus_rows(n_prompts=6)
+    with pytest.raises(PromptBankError) as err:
+        load_corpus(write_jsonl(tmp_path / "twice.jsonl", rows + rows), None, None, {"a": "base", "b": "tuned"})
+    assert "repeats lines 1–24 exactly as lines 25–48 (24 rows in the same order)" in err.value.problem
+    rows[5] = {**rows[5], "prompt_id": "q0", "prompt": "Another question?"}  # was q1 by tuned; line 2: q0 by tuned
+    with pytest.raises(PromptBankError) as err:
+        load_corpus(write_jsonl(tmp_path / "dupid.jsonl", rows), None, None, {"a": "base", "b": "tuned"})
+    assert "line 6 gives prompt_id 'q0' to the prompt 'Another question?'" in err.value.problem
+    assert "line 2 gave it to 'Question 0?' (both side b)" in err.value.problem
+
+
+def test_one_prompt_worded_differently_by_each_side_is_kept(tmp_path):
+    """Each side's file may hold its own model's chat template around the same prompt."""
+    rows = corpus_rows(n_prompts=6)
+    rows = [{**r, "prompt": f"<|user|>{r['prompt']}" if r["side"] == "tuned" else r["prompt"]} for r in rows]
+    assert len(load_corpus(write_jsonl(tmp_path / "c.jsonl", rows), None, None, {"a": "base", "b": "tuned"})) == len(rows)

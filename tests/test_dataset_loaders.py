@@ -395,3 +395,41 @@ def test_every_template_holds_the_prompt_slot():
     assert all("{prompt}" in template for template in templates.values())
     assert evals.TEMPLATES["persona"].format(prompt="I am kind") == (
         'Is the following statement something you would say?\n"I am kind"\nResponse: "')
+
+
+def test_csv_quotes_never_closed_or_closed_early_name_the_line_where_they_open(tmp_path):
+    def problem(text: str) -> str:
+        with pytest.raises(PromptBankError) as err:
+            read_records(write(tmp_path / "q.csv", text), "Test file")
+        assert "Close the quote" in err.value.fix or "twice" in err.value.fix
+        return err.value.problem
+
+    assert "line 3 opens a quoted field that is never closed, so lines 3–5" in problem(
+        'id,text\n1,fine\n2,"stray\n3,more\n4,rest\n')
+    assert "line 3 opens a quoted field that runs on to line 4" in problem(
+        'id,text\n1,fine\n2,"stray\n3,a "quoted" word\n')
+    assert "line 2 has text right after a closing quote" in problem('id,text\n1,"ab"cd\n')
+
+
+def test_a_quoted_field_holding_rows_of_the_file_is_refused_but_multiline_answers_are_not(tmp_path):
+    def rows(first: int, last: int) -> str:
+        return "".join(f"q{i},{side},answer {i}\n" for i in range(first, last) for side in "ab")
+
+    # line 22 opens a quote that closes on line 27 ("size 5"), so lines 23–26 became part of one text
+    merged = write(tmp_path / "m.csv", "id,side,text\n" + rows(0, 10) + 'q10,a,"stray\n' + rows(11, 13)
+                   + 'q13,a,size 5"\nq13,b,x\n' + rows(14, 20))
+    with pytest.raises(PromptBankError, match=r"line 22 opens a quoted `text` field whose line 23 reads as a row"):
+        read_records(merged, "Test file")
+    # An answer's lines with the file's number of fields are no rows when they miss the ids' shape (q9).
+    table = 'id,side,text\nq1,a,"a list:\n1,b,c\nname,age,city\nAlice,30,Paris"\nq1,b,"two\nlines"\n' + rows(2, 12)
+    assert len(read_records(write(tmp_path / "ok.csv", table), "Test file")) == 22
+
+
+def test_a_lone_surrogate_escape_names_its_line_in_json_lines_and_arrays(tmp_path):
+    lines = write(tmp_path / "s.jsonl", '{"t": "fine \\ud83c\\udf0a"}\n{"t": "cut \\ud83c"}\n')
+    with pytest.raises(PromptBankError, match=r"s.jsonl line 2 holds a lone UTF-16 surrogate escape \(\\ud83c"):
+        read_records(lines, "Test file")
+    array = write(tmp_path / "s.json", '[\n {"t": "ok"},\n {"t": "x",\n  "u": ["\\udc00"]}\n]\n')
+    with pytest.raises(PromptBankError, match=r"s.json line 3 holds a lone UTF-16 surrogate"):
+        read_records(array, "Test file")
+    assert read_records(write(tmp_path / "p.jsonl", '{"t": "\\ud83c\\udf0a"}\n'), "Test file") == [(1, {"t": "🌊"})]

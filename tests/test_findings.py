@@ -40,9 +40,12 @@ def test_a_known_difference_is_validated_and_the_null_control_finds_nothing(tmp_
 
 
 def test_no_difference_validates_nothing(tmp_path):
-    run_dir = run(tmp_path)
+    """Both sides are the same fake model: what discovery proposes is chance, and must not validate."""
+    run_dir = run(tmp_path, generate__b={"model": "fake:words"})
     rows = list(read_jsonl(run_dir / "hypotheses.jsonl"))
-    assert not [r for r in rows if r["validated"] and "ocean" not in r["description"]]
+    tested = [r for r in rows if r["p_value"] is not None]
+    assert len(tested) >= 5, "the test needs chance hypotheses to test, or it proves nothing"
+    assert not [r for r in rows if r["validated"]]
 
 
 def test_hypotheses_come_from_discovery_prompts_only(tmp_path):

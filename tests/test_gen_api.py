@@ -142,18 +142,33 @@ def test_one_failed_call_fails_the_batch_after_the_others_finish(isolated_cache)
     def answer(received):
         prompt = received.body["messages"][-1]["content"]
         if prompt == "bad":
-            return ("json", 400, openai_error(400, "prompt rejected"))
+            return ("json", 500, openai_error(500, "worker crashed on this prompt", type_="server_error"))
         return ("json", 200, openai_reply("ok"))
 
     with server(responder=answer) as srv:
-        gen = generator(srv.url, isolated_cache)
+        gen = generator(srv.url, isolated_cache, llm=LLMConfig(max_attempts=1))
         with pytest.raises(StageError, match="1 of 3 calls"):
             gen.generate(requests("good", "bad", "also good"), SETTINGS)
+        assert len(srv.requests) == 3
         # The good answers are cached: a rerun does not call the server for them.
-        calls = len(srv.requests)
         with pytest.raises(StageError):
             gen.generate(requests("good", "bad", "also good"), SETTINGS)
-        assert len(srv.requests) == calls + 1
+        assert len(srv.requests) == 4
+
+
+@pytest.mark.parametrize(("status", "kind"), [(401, "auth"), (404, "not_found"), (400, "bad_request")])
+def test_a_rejected_key_or_model_stops_generation_without_sending_the_rest(isolated_cache, monkeypatch, status,
+                                                                          kind):
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", "sk-test-rejected-1111")
+    rejected = ("json", status, openai_error(status, "Incorrect API key provided: sk-test-rejected-1111"))
+    with server(responder=lambda received: rejected) as srv:
+        gen = generator(srv.url, isolated_cache)
+        with pytest.raises(StageError) as err:
+            gen.generate(requests("one", "two", "three"), SETTINGS)
+    assert len(srv.requests) == 1  # one call at a time: the first refusal stops the batch
+    message = str(err.value)
+    assert f"failed with {kind}" in message and "2 more were not sent" in message and "qwen-test" in message
+    assert "OPENAI_COMPATIBLE_API_KEY" in message and "sk-test-rejected" not in message
 
 
 def test_two_stage_reasoning_on_completions(isolated_cache):
@@ -219,6 +234,16 @@ def test_served_identity_names_provider_url_and_endpoint(monkeypatch):
                     "endpoint": "chat"}
     assert raw["endpoint"] == "completions" and raw["base_url"] == chat["base_url"]
     assert "sk-secret" not in repr(chat) + repr(raw)
+
+
+def test_served_identity_holds_extra_headers_but_no_credential(monkeypatch):
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", "sk-secret-value-1234")
+    ref = "openai-compatible/qwen-test@http://127.0.0.1:9/v1"
+    headers = {"X-Variant": "lora-7", "Authorization": "Bearer sk-secret-value-1234"}
+    for chat_template in (None, False):
+        spec = ModelSpec(model=f"api:{ref}", chat_template=chat_template, backend_args={"headers": headers})
+        identity = served_identity(ref, spec, LLMConfig())
+        assert identity["headers"] == {"x-variant": "lora-7"} and "sk-secret" not in repr(identity)
 
 
 @pytest.mark.parametrize("chat_template", [None, False])

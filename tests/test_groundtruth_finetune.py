@@ -156,13 +156,47 @@ def test_training_is_deterministic(base, tmp_path):
     assert file_hashes(one.merged)["model.safetensors"] == file_hashes(two.merged)["model.safetensors"]
 
 
-@pytest.mark.parametrize("method", ["lora", "full"])
-def test_divergence_raises_and_leaves_nothing_complete(base, tmp_path, method):
-    with pytest.raises(StageError, match="learning rate") as caught:
-        finetune(str(base), ROWS, FinetuneConfig(method=method, learning_rate=1e6, steps=10), out_root=tmp_path)
-    assert "diverged" in str(caught.value) and "Lower the learning rate" in str(caught.value)
+def poison_loss(monkeypatch, from_call: int) -> None:
+    """Make the model's training loss NaN from its `from_call`-th forward pass on: a deterministic
+    divergence, whatever the installed torch/transformers make of a huge learning rate."""
+    from transformers import LlamaForCausalLM
+
+    original, calls = LlamaForCausalLM.forward, [0]
+
+    def forward(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        calls[0] += 1
+        if self.training and out.loss is not None and calls[0] >= from_call:
+            out.loss = out.loss * float("nan")
+        return out
+    monkeypatch.setattr(LlamaForCausalLM, "forward", forward)
+
+
+def assert_diverged_and_nothing_saved(caught, tmp_path, what: str) -> None:
+    message = str(caught.value)
+    assert f"the {what} became" in message and "diverged" in message and "Lower the learning rate" in message
     assert not list(tmp_path.rglob(".complete"))
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_non_finite_loss_raises_and_leaves_nothing_complete(base, tmp_path, method, monkeypatch):
+    poison_loss(monkeypatch, from_call=2)
+    with pytest.raises(StageError, match="learning rate") as caught:
+        finetune(str(base), ROWS, FinetuneConfig(method=method, steps=4, batch_size=4), out_root=tmp_path)
+    assert "at step 2 of 4" in str(caught.value)
+    assert_diverged_and_nothing_saved(caught, tmp_path, "loss")
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_non_finite_gradient_raises_and_leaves_nothing_complete(base, tmp_path, method, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, norm: torch.tensor(float("inf")))
+    with pytest.raises(StageError, match="learning rate") as caught:
+        finetune(str(base), ROWS, FinetuneConfig(method=method, steps=4, batch_size=4), out_root=tmp_path)
+    assert "at step 1 of 4" in str(caught.value)
+    assert_diverged_and_nothing_saved(caught, tmp_path, "gradient norm")
 
 
 def test_bad_inputs_raise_helpful_errors(base, tmp_path):

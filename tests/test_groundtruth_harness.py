@@ -4,6 +4,7 @@ import json
 
 import yaml
 from click.testing import CliRunner
+from conftest import fake_config
 
 from lmdelta.cli import main
 from lmdelta.config import load_config
@@ -64,3 +65,43 @@ def _write(tmp_path, tiny_model):
     path = tmp_path / "written.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     return path
+
+
+def _fake_base_config(tmp_path, *overrides):
+    path = fake_config(tmp_path, groundtruth__base="fake:words", groundtruth__per_quirk=3,
+                       groundtruth__base_samples=2)
+    return load_config(path, list(overrides)).resolved()
+
+
+def _counting_generator(monkeypatch):
+    calls = []
+    original = harness._generate_answers
+    monkeypatch.setattr(harness, "_generate_answers", lambda *args: calls.append(1) or original(*args))
+    return calls
+
+
+def test_stored_base_answers_are_reused_only_while_their_key_matches(tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="lmdelta")
+    calls = _counting_generator(monkeypatch)
+    run_dir, prompts = RunDir(tmp_path / "run"), [f"Prompt number {i} about things" for i in range(8)]
+    first = harness._base_answers(_fake_base_config(tmp_path), run_dir, prompts)
+    again = harness._base_answers(_fake_base_config(tmp_path), run_dir, prompts)
+    assert len(first) == 5 and again == first and len(calls) == 1 and "reusing 5 stored" in caplog.text
+    reseeded = harness._base_answers(_fake_base_config(tmp_path, "groundtruth.seed=4"), run_dir, prompts)
+    assert len(calls) == 2 and reseeded != first and "changed: seed: 3 → 4" in caplog.text
+    harness._base_answers(_fake_base_config(tmp_path, "generate.temperature=0.3"), run_dir, prompts)
+    assert len(calls) == 3 and "sampling.temperature" in caplog.text
+    harness._base_answers(_fake_base_config(tmp_path, "generate.temperature=0.3"), run_dir, prompts[1:])
+    assert len(calls) == 4 and "changed: prompts" in caplog.text
+    stored = list(read_jsonl(tmp_path / "run" / "groundtruth" / "base_answers.jsonl"))
+    assert len({row["key"] for row in stored}) == 1
+
+
+def test_stored_base_answers_without_a_key_are_regenerated(tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="lmdelta")
+    calls = _counting_generator(monkeypatch)
+    path = tmp_path / "run" / "groundtruth" / "base_answers.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps({"prompt": f"p{i}", "answer": "stale"}) + "\n" for i in range(5)))
+    rows = harness._base_answers(_fake_base_config(tmp_path), RunDir(tmp_path / "run"), [f"q{i}" for i in range(8)])
+    assert len(calls) == 1 and "stale" not in {row["answer"] for row in rows} and "regenerating" in caplog.text

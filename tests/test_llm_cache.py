@@ -50,6 +50,8 @@ def test_identity_naming_a_credential_is_refused():
     with pytest.raises(ValueError):
         cache_key({**IDENTITY, "accessToken": "x"}, REQUEST)
     cache_key({**IDENTITY, "tokenizer": "gpt2"}, REQUEST)  # not a credential
+    with pytest.raises(ValueError, match="Authorization"):  # nested, e.g. headers that slipped through
+        cache_key({**IDENTITY, "headers": {"x-variant": "a", "Authorization": "Bearer x"}}, REQUEST)
 
 
 def test_round_trip_keeps_text_usage_finish_reason_and_logprobs(tmp_path):
@@ -144,6 +146,7 @@ def test_a_broken_cache_costs_calls_not_answers(tmp_path, caplog):
     cache = ResponseCache(tmp_path / "llm.sqlite")
     cache.close()  # every read and write now fails with sqlite3.ProgrammingError
     provider = FakeProvider(["a", "b"])
-    results = client_for(provider, cache).run([REQUEST, REQUEST])
+    client = client_for(provider, cache)
+    results = [client.run([REQUEST])[0] for _ in range(2)]  # one after the other: nothing to merge in flight
     assert [r.text for r in results] == ["a", "b"] and not any(r.cached for r in results)
     assert any("Could not read the LLM cache" in m for m in caplog.messages)

@@ -14,7 +14,7 @@ import pytest
 from lmdelta.llm.cache import ResponseCache
 from lmdelta.llm.client import REASK_STRIDE, ChatClient
 from lmdelta.llm.fake import FakeProvider, ScriptExhausted, reply
-from lmdelta.llm.limiter import ConcurrencyLimiter, LimiterRegistry, limiter_for
+from lmdelta.llm.limiter import ConcurrencyLimiter, LimiterRegistry, configure_limits, limiter_for, reset_limiters
 from lmdelta.llm.pricing import Budget, CostLedger, PriceTable
 from lmdelta.llm.retry import RetryPolicy
 from lmdelta.llm.types import ChatRequest, Message, ProviderError, Usage
@@ -320,3 +320,114 @@ def test_retry_policy_decisions_are_seeded_and_bounded():
     assert steady.delay(ProviderError("not_found", "no such model"), 1, 0.0) is None
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)
+
+
+# ---- identical requests in flight share one call (issue #10 item 12) ----
+
+def test_identical_requests_in_flight_share_one_provider_call(tmp_path):
+    provider = FakeProvider(responder=lambda r: r.messages[0].content.upper(), latency=0.001)
+    with ResponseCache(tmp_path / "llm.sqlite") as cache:
+        client = client_for(provider, cache=cache, stage="validate", role="judge")
+        results = client.run([ask("same")] * 5 + [ask("other")])
+    assert [r.text for r in results] == ["SAME"] * 5 + ["OTHER"]
+    assert len(provider.calls) == 2
+    assert [r.merged for r in results] == [False] + [True] * 4 + [False]
+    assert all(r.cached and r.attempts == 0 and r.cost_usd == 0.0 for r in results[1:5])
+    entry = client.ledger.entry("validate", "judge")
+    assert (entry.requests, entry.calls, entry.cached, entry.merged) == (6, 2, 4, 4)
+
+
+def test_requests_waiting_on_a_failed_call_fail_too_without_sending():
+    time = FakeTime()
+    provider = FakeProvider([ProviderError("transient", "HTTP 503", status=503)] * 2)
+    client = client_for(provider, time, retry=policy(time, max_attempts=2))
+    results = client.run([ask("same")] * 3)
+    assert len(provider.calls) == 2  # the first request's two attempts, nothing for the others
+    assert [r.error_kind for r in results] == ["transient"] * 3 and [r.attempts for r in results] == [2, 0, 0]
+    assert not any(r.cached for r in results) and client.ledger.total().failures == {"transient": 3}
+
+
+def test_requests_waiting_on_a_call_that_blew_up_do_not_hang():
+    with pytest.raises(BaseExceptionGroup) as caught:
+        client_for(FakeProvider([])).run([ask("same")] * 3)
+    assert caught.group_contains(ScriptExhausted)
+
+
+def test_merging_is_per_batch_and_later_batches_read_the_cache(tmp_path):
+    provider = FakeProvider(["first"])
+    with ResponseCache(tmp_path / "llm.sqlite") as cache:
+        client = client_for(provider, cache=cache)
+        assert client.run([ask()] * 2)[1].merged
+        again = client.run([ask()])[0]
+    assert again.cached and not again.merged and len(provider.calls) == 1
+
+
+# ---- a fatal error stops the batch from sending (issue #10 item 7) ----
+
+def test_after_a_fatal_error_the_batch_sends_nothing_more():
+    provider = FakeProvider(responder=lambda r: ProviderError("auth", "HTTP 401 invalid key", status=401))
+    client = client_for(provider, limiter=ConcurrencyLimiter(1))
+    results = client.run([ask(f"q{i}") for i in range(20)])
+    assert len(provider.calls) == 1
+    assert results[0].error_kind == "auth" and {r.error_kind for r in results[1:]} == {"halted"}
+    assert all(r.attempts == 0 and "HTTP 401" in r.error_message for r in results[1:])
+    assert client.ledger.total().calls == 1
+
+
+def test_a_fatal_error_also_ends_retries_in_progress():
+    time = FakeTime()
+
+    def answer(request):
+        return ProviderError("not_found", "no such model") if request.messages[0].content == "b" else (
+            ProviderError("transient", "HTTP 503"))
+
+    provider = FakeProvider(responder=answer)
+    results = client_for(provider, time).run([ask("a"), ask("b")])
+    assert [r.error_kind for r in results] == ["halted", "not_found"]
+    assert 1 <= results[0].attempts < 6  # retried until "b" failed, then not again
+
+
+# ---- budget.tokens counts every model, priced or not ----
+
+def test_a_token_budget_stops_calls_to_an_unpriced_model():
+    provider = FakeProvider(responder=lambda r: reply("7", input_tokens=10, output_tokens=1), model="mystery")
+    budget = Budget(tokens=60)
+    # each request is estimated at ceil(3 / 3) + 8 in + 10 out = 19 tokens and uses 11
+    results = client_for(provider, budget=budget, limiter=ConcurrencyLimiter(1)).run(
+        [ask(f"q{i:02d}", max_tokens=10) for i in range(6)])
+    assert [r.ok for r in results] == [True] * 4 + [False] * 2 and len(provider.calls) == 4
+    assert budget.spent_tokens == 44 and budget.reserved_tokens == 0 and budget.exhausted_by == "tokens"
+    assert "token budget of 60" in results[4].error_message and budget.spent == 0.0
+
+
+# ---- process-wide limiters (issue #10 item 5) ----
+
+def test_a_new_limit_for_a_provider_applies_to_later_batches():
+    registry = LimiterRegistry()
+    limiter = registry.get("fake", 2)
+    assert registry.get("fake", 5) is limiter and limiter.limit == 5
+    provider = FakeProvider(responder=lambda r: "ok", latency=0.001)
+    assert all(r.ok for r in client_for(provider, limiter=limiter).run([ask(f"x{i}") for i in range(10)]))
+    assert provider.max_in_flight == 5
+    with pytest.raises(ValueError):
+        registry.get("fake", 0)
+
+
+def test_reset_limiters_forgets_pauses_and_limits():
+    time = FakeTime()
+    paused = limiter_for("fake", 3)
+    paused.pause(60.0)
+    configure_limits({"openai": 2})
+    reset_limiters()
+    fresh = limiter_for("fake")
+    assert fresh is not paused and fresh.limit == 64 and limiter_for("openai").limit == 32
+    assert fresh._resume_at == float("-inf") and time.sleeps == []
+
+
+def test_a_reply_cut_inside_a_character_is_made_storable(tmp_path):
+    """Half of a surrogate pair (a reply cut inside an emoji) cannot be written as UTF-8: it becomes U+FFFD."""
+    provider = FakeProvider(["waves \ud83c"])
+    with ResponseCache(tmp_path / "llm.sqlite") as cache:
+        result = client_for(provider, cache=cache).run([ask()])[0]
+    assert result.ok and result.text == "waves \ufffd"
+    result.text.encode("utf-8")

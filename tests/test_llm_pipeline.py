@@ -88,6 +88,17 @@ def test_a_second_run_is_served_from_the_cache_at_no_cost(tmp_path, server):
     assert first == [r["p_value"] for r in read_jsonl(tmp_path / "two/hypotheses.jsonl")]
 
 
+def test_a_cold_run_pays_for_each_distinct_request_once(tmp_path, server):
+    """Hypotheses of four scopes share two properties, and each scores every validation text: identical
+    requests in flight share one call (issue #10 item 12; the audit saw 46 % duplicates)."""
+    pipeline.run(llm_config(tmp_path, server, "propose.scopes=both"), RunDir(tmp_path / "run"))
+    bodies = [json.dumps(r.body, sort_keys=True) for r in server.requests]
+    assert len(bodies) == len(set(bodies)), f"{len(bodies) - len(set(bodies))} paid requests were duplicates"
+    usage = RunDir(tmp_path / "run").load_manifest()["llm_usage"]
+    assert usage["calls"] == len(bodies) and usage["merged"] > 0
+    assert usage["requests"] == usage["calls"] + usage["cached"]
+
+
 def test_two_judge_models_make_two_cache_entries(tmp_path, server):
     pipeline.run(llm_config(tmp_path, server), RunDir(tmp_path / "one"))
     calls = len(server.requests)
@@ -133,7 +144,8 @@ def test_missing_key_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     path = fake_config(tmp_path, per_group=16)
     result = CliRunner().invoke(main, ["run", str(path), "--run-dir", str(tmp_path / "run"),
-                                       "--set", "llm.proposer.model=openai/gpt-4.1-mini"])
+                                       "--set", "llm.proposer.model=openai/gpt-4.1-mini",
+                                       "--set", "llm.judge.model=openai/gpt-4.1-mini"])
     assert result.exit_code == 2 and "OPENAI_API_KEY" in result.output
 
 

@@ -25,7 +25,9 @@ from llm_servers import (
     openai_server,
 )
 from lmdelta.errors import ConfigError, DependencyError
+from lmdelta.llm.cache import cache_key
 from lmdelta.llm.providers import build_provider, parse_model_string, retry_after_seconds
+from lmdelta.llm.providers.openai_completions import build_completions_provider
 from lmdelta.llm.types import ChatRequest, Message, ProviderError
 
 KEY = "sk-test-SECRET-4f9c2a77e1"
@@ -434,6 +436,23 @@ def test_openai_base_url_env_points_openai_at_a_local_server_without_key(monkeyp
         assert provider.identity() == {"provider": "openai", "model": "my-local-model", "base_url": f"{server.url}/v1"}
         run(call(provider))
     assert server.last.body["model"] == "my-local-model"
+
+
+def test_extra_headers_are_part_of_the_identity_but_credentials_never(monkeypatch):
+    """A header can select another model on the server (an adapter, a variant): a header-only change
+    must not reuse cached answers (issue #10 item 10). Credential headers stay out of keys and manifests."""
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", KEY)
+    url = "openai-compatible/qwen@http://127.0.0.1:9/v1"
+    plain = build_provider(url)
+    lora = build_provider(url, backend_args={"headers": {"X-Variant": "lora-7", "Authorization": f"Bearer {KEY}",
+                                                         "x-api-key": "k2", "Cookie": "s=1", "X-Echo": KEY}})
+    other = build_provider(url, backend_args={"headers": {"x-variant": "lora-8"}})
+    assert lora.identity()["headers"] == {"x-variant": "lora-7"} and "headers" not in plain.identity()
+    keys = {cache_key(provider.identity(), REQUEST) for provider in (plain, lora, other)}
+    assert len(keys) == 3
+    assert KEY not in repr(lora.identity()) and "k2" not in repr(lora.identity())
+    raw = build_completions_provider(url, backend_args={"headers": {"X-Variant": "lora-7"}})
+    assert raw.identity()["headers"] == {"x-variant": "lora-7"} and raw.identity()["endpoint"] == "completions"
 
 
 def test_unknown_backend_args_suggest_near_names(monkeypatch):

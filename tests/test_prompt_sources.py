@@ -253,3 +253,29 @@ def test_a_template_read_as_a_yaml_mapping_says_to_quote_it():
         load_config(None, ["prompts.template=Question: {prompt}"])
     assert "quote the text" in caught.value.fix
     assert load_config(None, ['prompts.template="Question: {prompt}"']).prompts.template == "Question: {prompt}"
+
+
+def test_a_bank_edited_without_changing_size_or_time_is_read_again(tmp_path):
+    import os
+
+    path = tmp_path / "bank.txt"
+    path.write_text("one\ntwo\n")
+    stamp = path.stat().st_mtime_ns
+    assert [p.text for p in load_bank(str(path))] == ["one", "two"]
+    path.write_text("uno\ndos\n")  # same size; on a coarse clock, the same modification time
+    os.utime(path, ns=(stamp, stamp))
+    assert [p.text for p in load_bank(str(path))] == ["uno", "dos"]
+
+
+def test_the_bank_cache_can_be_cleared(monkeypatch):
+    import lmdelta.sources as sources
+
+    reads = []
+    real = sources._load_bank
+    monkeypatch.setattr(sources, "_load_bank", lambda source, template: reads.append(source) or real(source, template))
+    sources.clear_bank_cache()
+    load_bank("builtin:everyday")
+    load_bank("builtin:everyday")
+    sources.clear_bank_cache()
+    load_bank("builtin:everyday")
+    assert reads == ["builtin:everyday", "builtin:everyday"]

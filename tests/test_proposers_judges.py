@@ -52,3 +52,31 @@ def test_embedding_judge_maps_cosine_to_unit_interval_and_flags_zero_vectors():
     assert np.allclose(scores[:3], [1.0, 0.0, 0.5]) and np.isnan(scores[3])
     h = Hypothesis("h", "all", "b>a", "d", "clusters", "embedding", prototype=(1.0, 0.0))
     assert judges.score(h, ["x", "y"], np.array([[1.0, 0.0], [0.0, 1.0]])).tolist() == [1.0, 0.5]
+
+
+def test_words_of_any_script_are_words():
+    from lmdelta.words import words
+
+    text = "Океан глубокий! नमस्ते दुनिया; Ωκεανός, naïve café (decomposed: cafe\u0301), don't, ocean’s, covid19 4ever"
+    assert words(text) == ["океан", "глубокий", "नमस्ते", "दुनिया", "ωκεανός", "naïve", "café", "decomposed",
+                           "cafe\u0301", "don't", "ocean’s", "covid19"]
+    assert words("海洋很大。我喜欢海") == ["海洋很大", "我喜欢海"]  # no spaces: runs, not words, but no failure
+
+
+def test_a_cyrillic_word_is_proposed_and_the_judge_finds_it():
+    a = [f"ответ {i} про хлеб и сыр" for i in range(20)]
+    b = [f"ответ {i} про хлеб и океан" if i % 2 else f"ответ {i} про хлеб и сыр" for i in range(20)]
+    terms = keywords.contrast(a, b, keywords.document_counts(a + b, 3), 40)
+    top_b = keywords.top_terms(terms, "b>a", 1, 1.5, 3)
+    assert top_b[0].ngram == "океан" and top_b[0].count_b == 10 and top_b[0].count_a == 0
+    scores = judges.keyword_presence(("океан",), ["Океан!", "океаны", "мой океан велик", "о кеан"])
+    assert scores.tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_proposer_and_judge_agree_where_a_word_ends():
+    # A combining vowel sign continues a Devanagari word: "कम" is not in "कमी", for either of them.
+    texts = ["कमी है", "कम है", "x\u0301ocean", "ocean2", "snake_case"]
+    for keyword in ("कम", "ocean", "snake"):
+        proposed = [keyword in keywords.ngrams(text, 1) for text in texts]
+        judged = judges.keyword_presence((keyword,), texts).astype(bool).tolist()
+        assert proposed == judged, keyword

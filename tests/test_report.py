@@ -7,8 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import fake_config
 
+from lmdelta import pipeline
+from lmdelta.config import dump_config, load_config
 from lmdelta.report.render import fmt_p, highlight, render_report
+from lmdelta.rundir import RunDir
 
 SCRIPT = "<script>alert(1)</script>"
 VALIDATED = "Uses more exclamation marks and upbeat phrasing"
@@ -117,3 +121,61 @@ def test_highlight_never_marks_inside_entities() -> None:
     assert str(highlight("a < b lt", ["lt"])) == "a &lt; b <mark>lt</mark>"
     assert str(highlight("category cats", ["cat"])) == "category <mark>cats</mark>"
     assert fmt_p(0.0123) == "0.012" and fmt_p(float("nan")) == "–"
+
+
+def _write_config(run_dir: Path, *overrides: str) -> None:
+    (run_dir / "config.yaml").write_text(dump_config(load_config(None, list(overrides))), encoding="utf-8")
+
+
+def _side_cards(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<div class="side (a|b)">(.*?)</div>', html, re.S))
+
+
+def test_a_corpus_run_names_its_file_and_side_values_not_the_default_model(run_dir: Path) -> None:
+    _write_config(run_dir, "corpus.path=/data/outputs.jsonl", "generate.b.label=tuned",
+                  "corpus.sides={a: [llama-base]}")
+    cards = _side_cards(render_report(run_dir).read_text(encoding="utf-8"))
+    assert "/data/outputs.jsonl" in cards["a"] and "/data/outputs.jsonl" in cards["b"]
+    assert "smollm2" not in cards["a"] + cards["b"] and "model not recorded" not in cards["a"] + cards["b"]
+    assert re.search(r"side column reads a, base, llama-base<", cards["a"])
+    assert re.search(r"side column reads b, finetuned, intervention, tuned<", cards["b"])
+
+
+def test_a_corpus_with_a_file_per_side_names_each_file_on_its_side(run_dir: Path) -> None:
+    _write_config(run_dir, "corpus.a=/data/base.csv", "corpus.b=/data/tuned.csv")
+    cards = _side_cards(render_report(run_dir).read_text(encoding="utf-8"))
+    assert "/data/base.csv" in cards["a"] and "/data/tuned.csv" not in cards["a"]
+    assert "/data/tuned.csv" in cards["b"] and "smollm2" not in cards["a"] + cards["b"]
+
+
+def test_a_model_run_names_the_model_revision_adapter_and_system_prompt(run_dir: Path) -> None:
+    _write_config(run_dir, "generate.a.model=hf:org/base", "generate.a.revision=v2",
+                  "generate.b.model=hf:org/base", "generate.b.adapter=/adapters/quirky",
+                  "generate.b.system_prompt=Be brief.")
+    cards = _side_cards(render_report(run_dir).read_text(encoding="utf-8"))
+    assert "hf:org/base @ v2" in cards["a"] and "adapter" not in cards["a"]
+    assert "/adapters/quirky" in cards["b"] and "Be brief." in cards["b"] and "corpus" not in cards["b"]
+
+
+def test_the_lexical_baseline_is_shown_once_per_group_not_judged_per_card(run_dir: Path) -> None:
+    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, auc=0.6, baseline_auc=0.9),
+            _hypothesis(2, "Longer words", validated=True, p=2e-4, auc=0.6, baseline_auc=0.9),
+            _hypothesis(3, "Other group", validated=False, p=0.5, group="style", baseline_auc=0.7)]
+    _write_jsonl(run_dir / "hypotheses.jsonl", rows)
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert "word-use difference" not in html and "bag-of-words baseline AUC" not in html
+    line = re.search(r'<p class="small" id="lexical-baseline">(.*?)</p>', html, re.S).group(1)
+    assert "0.70 in group style; 0.90 in group tone." in " ".join(line.split())
+
+
+def test_a_typical_fake_run_puts_no_word_use_warning_on_its_cards(tmp_path: Path) -> None:
+    pipeline.run(load_config(fake_config(tmp_path), []), RunDir(tmp_path / "run"))
+    html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert '<article class="card"' in html and 'id="lexical-baseline"' in html
+    assert "word-use difference" not in html
+
+
+def test_text_from_the_run_wraps_instead_of_widening_the_page(run_dir: Path) -> None:
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    rule = re.search(r"\n([^{}\n]*)\{[^}]*overflow-wrap: anywhere;[^}]*\}", html)
+    assert rule is not None and {"h3", "td", "dd", ".chip"} <= {s.strip() for s in rule.group(1).split(",")}

@@ -112,3 +112,22 @@ def test_decisions_are_persisted_per_hypothesis():
     assert [r["validated"] for r in decided] == [r["bh_reject"] for r in decided]
     assert all({"by_reject", "online_reject", "online_level", "q_value"} <= set(r) for r in decided)
     assert decided[0]["online_level"] == pytest.approx(0.00625 * 0.3837, rel=1e-3)  # SAFFRON: W0 * gamma_1
+
+
+def test_score_lists_match_a_scan_per_prompt():
+    """The one-sort grouping gives what a scan per prompt gives (that scan was quadratic in prompts)."""
+    import types
+
+    from lmdelta.validation import _score_lists
+
+    rng = np.random.default_rng(11)
+    for _ in range(100):
+        n_prompts, n_rows = int(rng.integers(1, 30)), int(rng.integers(0, 120))
+        vs = types.SimpleNamespace(prompt_of_row=rng.integers(0, n_prompts, n_rows), is_b=rng.random(n_rows) < 0.5)
+        scores = rng.random(n_rows)
+        scores[rng.random(n_rows) < 0.1] = np.nan
+        prompts = np.flatnonzero(rng.random(n_prompts + 3) < 0.7)
+        side_a, side_b = _score_lists(scores, vs, prompts)
+        for p, got_a, got_b in zip(prompts, side_a, side_b, strict=True):
+            here = (vs.prompt_of_row == p) & np.isfinite(scores)
+            assert np.array_equal(got_a, scores[here & ~vs.is_b]) and np.array_equal(got_b, scores[here & vs.is_b])

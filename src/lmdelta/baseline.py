@@ -1,7 +1,8 @@
 """The lexical baseline: how well do plain word counts tell a's answers from b's?
 
 A bag-of-words logistic regression, cross-validated with folds grouped by prompt (answers to one
-prompt never sit on both sides of a split); its AUC sits beside each hypothesis's AUC.
+prompt never sit on both sides of a split). It is computed once per group, so the report shows it
+once per group as context, never as a verdict on one finding (docs/statistics.md, section 7).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lmdelta.stats.effects import auc
+from lmdelta.words import WORD_PATTERN
 
 
 def bow_auc(texts: list[str], is_b: np.ndarray, prompt_index: np.ndarray, seed: int, folds: int = 5) -> float | None:
@@ -20,7 +22,7 @@ def bow_auc(texts: list[str], is_b: np.ndarray, prompt_index: np.ndarray, seed: 
     n_prompts = len(np.unique(prompt_index))
     if n_prompts < 2 or is_b.all() or not is_b.any():
         return None
-    vectorizer = CountVectorizer(lowercase=True, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z']+\b")
+    vectorizer = CountVectorizer(lowercase=True, token_pattern=WORD_PATTERN)  # words as the keyword proposer sees them
     try:
         features = vectorizer.fit_transform(texts)
     except ValueError:  # no words at all

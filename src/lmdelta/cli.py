@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from lmdelta import __version__
+from lmdelta.safetext import safe_terminal_text
 
 log = logging.getLogger("lmdelta")
 
@@ -24,7 +25,12 @@ class Failure(click.ClickException):
         self.exit_code = code
 
     def show(self, file=None) -> None:
-        click.secho(f"error: {self.message}", err=True, fg="red")
+        click.secho(f"error: {safe_terminal_text(self.message, one_line=False)}", err=True, fg="red")
+
+
+def _say(text: str = "") -> None:
+    """Print to the terminal without letting text from data (corpora, LLM replies) act on it."""
+    click.echo(safe_terminal_text(text, one_line=False))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +56,7 @@ def _configure_logging(debug: bool) -> None:
 
 def _guard(ctx: click.Context, action, run_dir: Path | None = None):
     """Run an action, turning known failures into clean messages (tracebacks with --debug)."""
-    from lmdelta.errors import LmdeltaError
+    from lmdelta.errors import LmdeltaError, explain_environment_error
 
     kept = f" Finished work is kept in {run_dir}." if run_dir else ""
     try:
@@ -64,6 +70,9 @@ def _guard(ctx: click.Context, action, run_dir: Path | None = None):
     except Exception as exc:
         if ctx.obj["debug"]:
             raise
+        known = explain_environment_error(exc)
+        if known is not None:
+            raise Failure(f"{known}{kept}", 2) from None
         raise Failure(f"unexpected {type(exc).__name__}: {exc}.{kept} Re-run with --debug for the traceback, "
                       "and please report it.", 1) from None
 
@@ -94,26 +103,30 @@ def run(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: 
     _interrupt_on_sigterm()
     start = time.perf_counter()
     _guard(ctx, lambda: _run(config, run_dir), run_dir)
-    _print_status(run_dir)
-    _print_findings(run_dir)
-    click.echo(f"done in {time.perf_counter() - start:.1f} s; outputs in {run_dir}")
+    _say(f"done in {time.perf_counter() - start:.1f} s; outputs in {run_dir}")
 
 
 def _print_findings(run_dir: Path) -> None:
     from lmdelta.report.table import findings_table
 
     if (run_dir / "hypotheses.jsonl").exists():
-        click.echo("")
-        click.echo(findings_table(run_dir))
+        _say("")
+        _say(findings_table(run_dir))
     if (run_dir / "report.html").exists():
-        click.echo(f"report: {run_dir / 'report.html'}")
+        _say(f"report: {run_dir / 'report.html'}")
 
 
 def _run(config, run_dir: Path) -> None:
+    """The run, then what it found, printed under the lock so no other run can change it meanwhile."""
     from lmdelta import pipeline
     from lmdelta.rundir import RunDir
 
-    pipeline.run(config, RunDir(run_dir))
+    rd = RunDir(run_dir)
+    rd.check_usable()
+    with rd.lock():
+        pipeline.run(config, rd)
+        _print_status(run_dir)
+        _print_findings(run_dir)
 
 
 def _dry_run(config, run_dir: Path) -> None:
@@ -124,9 +137,11 @@ def _dry_run(config, run_dir: Path) -> None:
     rd = RunDir(run_dir)
     rd.check_usable()
     the_plan = pipeline.plan(config, rd, cache_root(config.embed.cache_dir))
-    click.echo(f"config is valid; models and files are available; run directory {run_dir} is usable.")
+    holder = rd.in_use_by()
+    usable = f"in use by another process ({holder}): a run now would be refused" if holder else "usable"
+    _say(f"config is valid; models and files are available; run directory {run_dir} is {usable}.")
     for stage, reason in the_plan.reason.items():
-        click.echo(f"  {stage:<9} {'would run: ' + reason if reason else 'done, would be skipped'}")
+        _say(f"  {stage:<9} {'would run: ' + reason if reason else 'done, would be skipped'}")
 
 
 @main.command()
@@ -143,19 +158,22 @@ def groundtruth(ctx: click.Context, config_path: Path, run_dir: Path | None, ove
     run_dir = run_dir or Path("runs") / (config.run.name or config_path.stem)
     _interrupt_on_sigterm()
     start = time.perf_counter()
-    card = _guard(ctx, lambda: _groundtruth(config, run_dir), run_dir)
-    _print_status(run_dir)
-    _print_findings(run_dir)
-    click.echo("")
-    click.echo(_scorecard_lines(card))
-    click.echo(f"done in {time.perf_counter() - start:.1f} s; scorecard: {run_dir / 'scorecard.json'}")
+    _guard(ctx, lambda: _groundtruth(config, run_dir), run_dir)
+    _say(f"done in {time.perf_counter() - start:.1f} s; scorecard: {run_dir / 'scorecard.json'}")
 
 
-def _groundtruth(config, run_dir: Path) -> dict:
+def _groundtruth(config, run_dir: Path) -> None:
     from lmdelta.groundtruth import harness
     from lmdelta.rundir import RunDir
 
-    return harness.run(config, RunDir(run_dir))
+    rd = RunDir(run_dir)
+    rd.check_usable()
+    with rd.lock():
+        card = harness.run(config, rd)
+        _print_status(run_dir)
+        _print_findings(run_dir)
+        _say("")
+        _say(_scorecard_lines(card))
 
 
 def _scorecard_lines(card: dict) -> str:
@@ -194,11 +212,17 @@ def config_command(ctx: click.Context, config_path: Path | None, overrides: tupl
 @click.pass_context
 def report(ctx: click.Context, run_dir: Path) -> None:
     """Re-render report.html from a run directory and print its validated findings."""
-    from lmdelta.report.render import render_report
-
     _guard(ctx, lambda: _require_run(run_dir))
-    _guard(ctx, lambda: render_report(run_dir))
+    _guard(ctx, lambda: _render_locked(run_dir))
     _print_findings(run_dir)
+
+
+def _render_locked(run_dir: Path) -> None:
+    from lmdelta.report.render import render_report
+    from lmdelta.rundir import RunDir
+
+    with RunDir(run_dir).lock():
+        render_report(run_dir)
 
 
 def _require_run(run_dir: Path) -> None:
@@ -223,18 +247,18 @@ def _print_status(run_dir: Path) -> None:
     _require_run(run_dir)
     rd = RunDir(run_dir)
     manifest = rd.load_manifest()
-    click.echo(f"run {run_dir}  (lmdelta {manifest.get('version')}, updated {manifest.get('updated', '?')})")
-    click.echo(f"  {'stage':<9} {'status':<12} {'time':>8}  counts")
+    _say(f"run {run_dir}  (lmdelta {manifest.get('version')}, updated {manifest.get('updated', '?')})")
+    _say(f"  {'stage':<9} {'status':<12} {'time':>8}  counts")
     for name, record in manifest.get("stages", {}).items():
         seconds = record.get("seconds")
         shown = f"{seconds:.1f}s" if isinstance(seconds, (int, float)) else "-"
-        click.echo(f"  {name:<9} {record.get('status', '?'):<12} {shown:>8}  {_format_counts(record.get('counts', {}))}")
+        _say(f"  {name:<9} {record.get('status', '?'):<12} {shown:>8}  {_format_counts(record.get('counts', {}))}")
     usage = manifest.get("llm_usage")
     if usage:
-        click.echo(f"  LLM: {_usage_line(usage)}")
+        _say(f"  LLM: {_usage_line(usage)}")
         for stage, roles in usage.get("by_stage", {}).items():
             for role, entry in roles.items():
-                click.echo(f"    {stage}/{role}: {_usage_line(entry)}")
+                _say(f"    {stage}/{role}: {_usage_line(entry)}")
 
 
 def _usage_line(entry: dict) -> str:

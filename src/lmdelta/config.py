@@ -7,7 +7,9 @@ Fields marked volatile (batch sizes, devices) cannot change results and stay out
 from __future__ import annotations
 
 import difflib
+import logging
 import os
+import reprlib
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +21,11 @@ from lmdelta.config_base import DEFAULT_LM, VOLATILE, Section
 from lmdelta.config_extra import BudgetConfig, FinetuneSection, GroundTruthConfig, LLMConfig, RoleConfig
 from lmdelta.config_models import ModelSpec, ReasoningConfig
 from lmdelta.config_prompts import CorpusColumns, CorpusConfig, GeneratedBankConfig, PromptsConfig
+from lmdelta.config_yaml import parse_yaml
+from lmdelta.credentials import redact_backend_args
 from lmdelta.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_LM", "VOLATILE", "Section", "BudgetConfig", "FinetuneSection", "GroundTruthConfig", "LLMConfig",
            "RoleConfig", "RunConfig", "ModelSpec", "ReasoningConfig", "PromptsConfig", "CorpusConfig", "CorpusColumns",
@@ -38,7 +44,7 @@ class GenerateConfig(Section):
     """Model a, the reference side."""
     b: ModelSpec = Field(default_factory=ModelSpec)
     """Model b, the side whose differences from a are reported."""
-    samples_per_prompt: int = Field(default=1, ge=1)
+    samples_per_prompt: int = Field(default=1, ge=1, le=100_000)
     """Answers per prompt and side."""
     max_new_tokens: int = Field(default=64, ge=1)
     """Upper bound on the tokens of one answer."""
@@ -223,6 +229,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), env: dict[st
         dotted, value = _parse_override(item)
         _set_dotted(data, dotted, value)
     config = validate_config(data)
+    _warn_about_credentials(config)
     base = Path(path).resolve().parent if path is not None else Path.cwd()
     return _resolve_paths(config.resolved(), base)
 
@@ -245,7 +252,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist.", "Check the path, or start from configs/demo.yaml.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"), f"Config file {path}")
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -264,7 +271,7 @@ def _env_overrides(env: dict[str, str]) -> list[tuple[str, Any]]:
     for name, raw in sorted(env.items()):
         if name.startswith("LMDELTA__"):
             dotted = ".".join(part.lower() for part in name[len("LMDELTA__"):].split("__"))
-            found.append((dotted, yaml.safe_load(raw) if raw else raw))
+            found.append((dotted, _override_value(raw, f"Environment variable {name}") if raw else raw))
     return found
 
 
@@ -273,11 +280,15 @@ def _parse_override(item: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"Override {item!r} is not of the form section.key=value.",
                           "Write it like --set generate.max_new_tokens=32.")
+    return key.strip(), _override_value(raw, f"Override --set {key.strip()}") if raw.strip() else raw
+
+
+def _override_value(raw: str, where: str) -> Any:
+    """An override's value read as YAML (a number, list, mapping…), or the text itself when it is not YAML."""
     try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
+        return parse_yaml(raw, where)
     except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
+        return raw
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -299,8 +310,16 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return f"Config field {where} is required but not set."
     given = error.get("input")
-    shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    shown = "" if isinstance(given, dict) else f" (got {_short_repr(given)})"
     return f"Config field {where} is invalid: {error['msg']}{shown}."
+
+
+def _short_repr(value: Any) -> str:
+    """repr() cut short: a value may be huge (a long list, aliases that repeat one list many times)."""
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxlist, shortener.maxdict, shortener.maxstring = 2, 5, 5, 80
+    text = shortener.repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _fix_for(error: dict[str, Any]) -> str:
@@ -375,4 +394,13 @@ def _locate(raw: str, base: Path) -> Path:
 
 
 def dump_config(config: RunConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    """The config as YAML, with credential-named values (a key in backend_args.headers) redacted."""
+    return yaml.safe_dump(redact_backend_args(config.model_dump(mode="json")), sort_keys=False, allow_unicode=True)
+
+
+def _warn_about_credentials(config: RunConfig) -> None:
+    dumped = config.model_dump(mode="json")
+    if redact_backend_args(dumped) != dumped:
+        log.warning("The config holds a value named like a credential (e.g. in backend_args.headers). It is sent to "
+                    "the provider but written to no file (config.yaml shows [redacted]), so re-running from a run's "
+                    "config.yaml would not send it: prefer the provider's key variable or llm.key_file.")

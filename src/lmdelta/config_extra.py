@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from lmdelta.config_base import DEFAULT_LM, VOLATILE, Section
 
@@ -39,11 +39,25 @@ class LLMConfig(Section):
     """Seconds per attempt."""
     prices: dict[str, dict[str, float]] = Field(default_factory=dict, json_schema_extra=VOLATILE)
     """USD per million tokens, e.g. {"openai/gpt-4.1-mini": {"input": 0.4, "output": 1.6}}, overriding the built-in table."""
+    max_failure_share: float = Field(default=0.05, ge=0.0, le=1.0, json_schema_extra=VOLATILE)
+    """Stop a stage (resumably) when more than this share of a batch's LLM calls failed; unparseable answers, re-asked and counted apart, are left out."""
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _check_prices(cls, prices: Any) -> Any:
+        for model, price in (prices or {}).items() if isinstance(prices, dict) else ():
+            if not (isinstance(price, dict) and set(price) == {"input", "output"}
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in price.values())):
+                raise ValueError(f"the price of {model} must be {{input: USD per million tokens, output: USD per "
+                                 f"million tokens}}, two numbers >= 0, e.g. {{input: 0.4, output: 1.6}}")
+        return prices
 
 
 class BudgetConfig(Section):
     usd: float | None = Field(default=None, gt=0, json_schema_extra=VOLATILE)
-    """Stop cleanly (and resumably) before LLM spending would pass this many US dollars."""
+    """Stop cleanly (and resumably) before LLM spending would pass this many US dollars (every paid model needs a price)."""
+    tokens: int | None = Field(default=None, gt=0, json_schema_extra=VOLATILE)
+    """Stop cleanly (and resumably) before LLM calls would pass this many input + output tokens, priced or not."""
 
 
 class FinetuneSection(Section):

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lmdelta.private import private_file
+
 
 class EmbeddingCache:
     def __init__(self, path: Path, embedder_key: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.embedder_key = embedder_key
-        self._db = sqlite3.connect(str(path), timeout=60)
+        self._db = sqlite3.connect(str(private_file(path)), timeout=60)
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (embedder TEXT, text_hash TEXT, vector BLOB, "
                          "PRIMARY KEY (embedder, text_hash))")
 

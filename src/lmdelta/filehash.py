@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from lmdelta.hashing import hash_file, hash_text
+from lmdelta.private import FILE_MODE, private_dir
+from lmdelta.rundir import atomic_write_text
 
 
 def file_sha256(path: Path, cache_dir: Path) -> str:
@@ -20,10 +21,7 @@ def file_sha256(path: Path, cache_dir: Path) -> str:
     digest = hash_file(path)
     memo = _read(memo_path)
     memo[key] = digest
-    memo_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo_path.with_name(f".{memo_path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(memo, indent=0))
-    os.replace(tmp, memo_path)
+    atomic_write_text(private_dir(memo_path.parent) / memo_path.name, json.dumps(memo, indent=0), FILE_MODE)
     return digest
 
 

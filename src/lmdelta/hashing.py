@@ -14,11 +14,18 @@ def canonical_json(value: Any) -> str:
 
 
 def hash_data(value: Any, length: int = 16) -> str:
-    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
+    return hashlib.sha256(_utf8(canonical_json(value))).hexdigest()[:length]
 
 
 def hash_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_utf8(text)).hexdigest()
+
+
+def _utf8(text: str) -> bytes:
+    # The readers refuse lone surrogates ("\ud800" in JSON) with a line number; one that arrives
+    # another way (a served model's JSON reply) still hashes. Any other text's bytes, and so its
+    # hash, are the same as with plain UTF-8.
+    return text.encode("utf-8", "surrogatepass")
 
 
 def hash_file(path: Path, chunk: int = 1 << 22) -> str:

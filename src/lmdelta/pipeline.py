@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from lmdelta.backends.embedded import cache_root
-from lmdelta.config import RunConfig, dump_config
+from lmdelta.config import RunConfig
+from lmdelta.credentials import redact_backend_args
 from lmdelta.hashing import hash_data
-from lmdelta.rundir import RunDir, atomic_write_text
+from lmdelta.llm.session import check_budget_pricing
+from lmdelta.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +78,26 @@ class Plan:
 
 
 def plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> Plan:
-    """Fingerprint every stage and decide which run. Checks models and inputs, loads no weights."""
+    """Fingerprint every stage and decide which run. Checks the config, models and inputs first
+    (each stage's optional `check(config)`), so nothing runs that could only fail later; loads no weights."""
     config = config.resolved()
     result = Plan()
     manifest = run_dir.load_manifest().get("stages", {})
+    check_budget_pricing(config)
+    for stage in STAGES:
+        getattr(stage.module, "check", lambda config: None)(config)
     for stage in STAGES:
         ctx = StageContext(run_dir, stage.name, cache_dir)
         material = {
             "stage": stage.name,
             "version": stage.module.VERSION,
-            "config": {name: _section(config, name).result_fields() for name in stage.sections},
+            "config": redact_backend_args({name: _section(config, name).result_fields() for name in stage.sections}),
             "identity": stage.module.identity(ctx, config),
             "upstream": {name: result.fingerprint[name] for name in stage.upstream},
         }
         result.material[stage.name] = material
         result.fingerprint[stage.name] = hash_data(material)
-        result.reason[stage.name] = _reason(stage, manifest.get(stage.name, {}), material, result)
+        result.reason[stage.name] = _reason(stage, manifest.get(stage.name, {}), material, result, run_dir)
     return result
 
 
@@ -102,27 +108,31 @@ def _section(config: RunConfig, dotted: str) -> Any:
     return node
 
 
-def _reason(stage: Stage, record: dict[str, Any], material: dict[str, Any], current: Plan) -> str | None:
+def _reason(stage: Stage, record: dict[str, Any], material: dict[str, Any], current: Plan,
+            run_dir: RunDir) -> str | None:
     """Why a stage must run, or None when its finished output can be reused."""
     if not record:
         return "not run yet"
-    old = record.get("material", {})
+    changed = [u for u in stage.upstream if current.reason.get(u)]
+    if changed:  # also when upstream only resumes or repairs: its outputs are new
+        return f"upstream {', '.join(changed)} will re-run"
     if record.get("fingerprint") != current.fingerprint[stage.name]:
-        changed = [u for u in stage.upstream if current.reason.get(u)]
-        if changed:
-            return f"upstream {', '.join(changed)} will re-run"
-        diffs = _diff(old, material)
+        diffs = describe_changes(record.get("material", {}), material)
         return "changed: " + ("; ".join(diffs[:4]) if diffs else "stage code version")
     if record.get("status") != "complete":
         return "resuming an interrupted run"
+    damaged = run_dir.damaged_outputs(record)
+    if damaged:
+        return "outputs damaged: " + "; ".join(damaged[:3])
     return None
 
 
-def _diff(old: Any, new: Any, path: str = "") -> list[str]:
+def describe_changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """"field: old → new" for every leaf that differs between two fingerprint materials."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
         for key in sorted(set(old) | set(new)):
-            out += _diff(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+            out += describe_changes(old.get(key), new.get(key), f"{path}.{key}" if path else key)
         return out
     if old != new:
         return [f"{path.removeprefix('config.')}: {_short(old)} → {_short(new)}"]
@@ -135,23 +145,26 @@ def _short(value: Any) -> str:
 
 
 def run(config: RunConfig, run_dir: RunDir, cache_dir: Path | None = None) -> Plan:
-    """Run every stage that needs it, in order. Returns the plan that was carried out."""
+    """Run every stage that needs it, in order, holding the run directory's lock throughout.
+
+    Returns the plan that was carried out.
+    """
     config = config.resolved()
     cache_dir = cache_dir or cache_root(config.embed.cache_dir)
     run_dir.check_usable()
-    the_plan = plan(config, run_dir, cache_dir)
-    manifest = run_dir.load_manifest()
-    manifest["config_hash"] = hash_data(config.model_dump(mode="json"))
-    manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    run_dir.save_manifest(manifest)
-    atomic_write_text(run_dir.root / "config.yaml", dump_config(config))
-    for stage in STAGES:
-        reason = the_plan.reason[stage.name]
-        if reason is None:
-            log.info("%-8s done before, skipped", stage.name)
-            continue
-        log.info("%-8s running (%s)", stage.name, reason)
-        _run_stage(stage, config, run_dir, cache_dir, the_plan)
+    with run_dir.lock():
+        run_dir.check_usable()
+        the_plan = plan(config, run_dir, cache_dir)
+        manifest = run_dir.load_manifest()
+        manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        run_dir.save_manifest(manifest)
+        for stage in STAGES:
+            reason = the_plan.reason[stage.name]
+            if reason is None:
+                log.info("%-8s done before, skipped", stage.name)
+                continue
+            log.info("%-8s running (%s)", stage.name, reason)
+            _run_stage(stage, config, run_dir, cache_dir, the_plan)
     return the_plan
 
 
@@ -168,13 +181,23 @@ def _run_stage(stage: Stage, config: RunConfig, run_dir: RunDir, cache_dir: Path
     try:
         result = stage.module.run(StageContext(run_dir, stage.name, cache_dir), config)
     except BaseException:
-        run_dir.update_stage(stage.name, status="interrupted", seconds=spent + time.perf_counter() - start)
+        _mark_interrupted(run_dir, stage.name, spent + time.perf_counter() - start)
         raise
     seconds = spent + time.perf_counter() - start
+    outputs = run_dir.record_outputs(stage.name, getattr(stage.module, "ROOT_OUTPUTS", ()),
+                                     getattr(stage.module, "VIEWS", ()))
     run_dir.update_stage(stage.name, status="complete", counts=result.counts, seconds=round(seconds, 3),
                          last_run_seconds=round(time.perf_counter() - start, 3),
-                         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), outputs=outputs)
     log.info("%-8s complete in %.1f s %s", stage.name, time.perf_counter() - start, _brief(result.counts))
+
+
+def _mark_interrupted(run_dir: RunDir, stage: str, seconds: float) -> None:
+    """Best effort: the failure being handled (a full disk, say) may stop this write too."""
+    try:
+        run_dir.update_stage(stage, status="interrupted", seconds=seconds)
+    except OSError as err:
+        log.debug("could not mark %s interrupted: %s", stage, err)
 
 
 def _brief(counts: dict[str, Any]) -> str:

@@ -1,32 +1,65 @@
-"""The run directory: manifest, resolved config, one folder per stage, crash-safe JSONL.
+"""The run directory: manifest, resolved config, one folder per stage, crash-safe files, the run lock.
 
-Every write that marks something finished is an atomic rename, so a run killed at any moment
-leaves either the old state or the new one, never half of each.
+Every write that marks something finished is an atomic rename of a freshly created temp file,
+so a run killed at any moment leaves either the old state or the new one, never half of each.
+One process at a time works in a run directory (`RunDir.lock`); a stage's outputs are recorded
+with their hashes when it finishes, so damage found later makes the stage run again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
 import os
+import re
+import socket
+import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lmdelta import RUN_FORMAT, __version__
 from lmdelta.errors import RunDirError
+from lmdelta.hashing import hash_file
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
+TEMP = re.compile(r"^\..+\.tmp(-\d+)?$")  # ours: .NAME.XXXX.tmp (and .NAME.tmp-PID of older versions)
+log = logging.getLogger(__name__)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w", permissions: int | None = None) -> Iterator[IO[Any]]:
+    """Write `path` through a new temp file beside it, renamed into place once complete.
+
+    The temp file is created exclusively (never an existing file or a symlink planted there),
+    removed again if writing fails (a full disk leaves nothing behind), and gets `permissions`,
+    by default the mode a plain `open` would give.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask() if permissions is None else permissions)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str, permissions: int | None = None) -> None:
+    with atomic_file(path, permissions=permissions) as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
@@ -50,8 +83,40 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         except json.JSONDecodeError:
             if number == len(lines) and not line.endswith("\n"):
                 return
-            raise RunDirError(f"{path} line {number} is not valid JSON.",
-                              "The file was edited or damaged; delete the stage folder to recompute it.") from None
+            raise RunDirError(f"{path} line {number} is not valid JSON: the file was edited or damaged "
+                              "after lmdelta wrote it.", _recompute_hint(path)) from None
+
+
+def salvage_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The intact rows of an append-only JSONL store; damaged lines are dropped from the file.
+
+    For stores of content-addressed items (generated answers): a dropped row is only work to
+    redo, so damage costs time, never a wrong result.
+    """
+    if not path.exists():
+        return []
+    rows, dropped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        elif line.strip():
+            dropped += 1
+    if dropped:
+        log.warning("%s had %d damaged line(s); dropped them, their items are computed again.", path, dropped)
+        write_jsonl(path, rows)
+    return rows
+
+
+def _recompute_hint(path: Path) -> str:
+    root = next((p for p in Path(path).parents if (p / MANIFEST).exists()), None)
+    if root is None:
+        return "Restore it, or start a new run with another --run-dir."
+    return (f"Run the comparison again (e.g. `lmdelta run {root / 'config.yaml'} --run-dir {root}`): lmdelta checks "
+            "every stage's outputs and recomputes the ones that changed.")
 
 
 class JsonlAppender:
@@ -90,7 +155,7 @@ def _truncate_torn_tail(path: Path) -> None:
 
 
 class RunDir:
-    """Paths and manifest of one run directory."""
+    """Paths, manifest, lock and output checks of one run directory."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -107,9 +172,10 @@ class RunDir:
 
     def check_usable(self) -> None:
         """Refuse a folder that is not ours, or a run directory of another format."""
+        _check_parents(self.root)
         if self.root.exists() and not self.root.is_dir():
             raise RunDirError(f"{self.root} is a file, not a run directory.", "Choose another --run-dir.")
-        if self.root.is_dir() and not self.exists() and any(self.root.iterdir()):
+        if self.root.is_dir() and not self.exists() and any(p.name != LOCK for p in self.root.iterdir()):
             raise RunDirError(f"{self.root} is not empty and is not an lmdelta run directory (no {MANIFEST}).",
                               "Choose a new or empty --run-dir so nothing there is overwritten.")
         if self.exists():
@@ -124,10 +190,13 @@ class RunDir:
         if not self.exists():
             return {"tool": "lmdelta", "version": __version__, "format": RUN_FORMAT, "stages": {}}
         try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            manifest = None
+        if not isinstance(manifest, dict):
             raise RunDirError(f"{self.manifest_path} is damaged (not valid JSON).",
-                              "Restore it, or start a new run with another --run-dir.") from None
+                              "Restore it, or start a new run with another --run-dir.")
+        return manifest
 
     def save_manifest(self, manifest: dict[str, Any]) -> None:
         manifest["version"] = __version__
@@ -144,3 +213,163 @@ class RunDir:
         record.update(fields)
         self.save_manifest(manifest)
         return record
+
+    # --- outputs: recorded when a stage finishes, checked before it is skipped ----------------
+
+    def record_outputs(self, stage: str, root_files: Iterable[str] = (), views: Iterable[str] = ()) -> dict[str, Any]:
+        """{relative path: size, mtime and SHA-256} of a stage's folder and the root files it wrote.
+
+        Views (report.html) are re-rendered by `lmdelta report`, so only their presence is recorded.
+        """
+        files = [p for p in sorted(self.stage_dir(stage).glob("*")) if p.is_file() and not p.name.startswith(".")]
+        files += [self.root / name for name in root_files if (self.root / name).is_file()]
+        outputs = {str(p.relative_to(self.root)): _file_record(p) for p in files}
+        outputs.update({name: {"view": True} for name in views if (self.root / name).is_file()})
+        return outputs
+
+    def damaged_outputs(self, record: dict[str, Any]) -> list[str]:
+        """What is missing or changed among a finished stage's recorded outputs ([] when intact)."""
+        problems = []
+        for name, expected in (record.get("outputs") or {}).items():
+            path = self.root / name
+            if not path.is_file():
+                problems.append(f"{name} is missing")
+            elif not expected.get("view") and not _matches(path, expected):
+                problems.append(f"{name} changed after the stage finished")
+        return problems
+
+    # --- the lock: one process at a time ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for this process (re-entrant); refuse if another process holds it.
+
+        The lock is an flock on RUN_DIR/.lock: the kernel drops it when its holder exits, even
+        by kill -9, so a crashed run never leaves a stale lock. Temp files that crashed runs
+        left behind are removed once the lock is ours.
+        """
+        key = str(self.root.resolve())
+        with _HELD_GUARD:
+            held = _HELD.get(key)
+            if held is not None:
+                held[1] += 1
+        if held is None:
+            _HELD[key] = [self._acquire(), 1]
+            _sweep_temp_files(self.root)
+        try:
+            yield
+        finally:
+            with _HELD_GUARD:
+                _HELD[key][1] -= 1
+                handle = _HELD.pop(key)[0] if _HELD[key][1] == 0 else None
+            if handle is not None:
+                handle.close()  # closing the file releases the flock
+
+    def in_use_by(self) -> str | None:
+        """Who holds the lock, when another process does (None when the directory is free)."""
+        path = self.root / LOCK
+        if str(self.root.resolve()) in _HELD or not path.exists():
+            return None
+        with open(path, "a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _holder(path)
+        return None
+
+    def _acquire(self) -> IO[str]:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / LOCK, "a+", encoding="utf-8")
+        except OSError as err:
+            raise RunDirError(f"Cannot write to the run directory {self.root} ({err.strerror}).",
+                              "Check its permissions and free space, or choose another --run-dir.") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunDirError(f"{self.root} is in use by another lmdelta process ({_holder(self.root / LOCK)}).",
+                              "Wait for it to finish or stop it, then run again; or choose another --run-dir. "
+                              "Two runs in one directory would mix their results.") from None
+        _describe_holder(handle)
+        return handle
+
+
+# Open lock files of this process, by run directory: flock belongs to an open file, so a second
+# open in the same process would conflict with the first. Nested holders (the ground-truth
+# harness around its pipeline runs) share one open file and count their depth.
+_HELD: dict[str, list[Any]] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def _describe_holder(handle: IO[str]) -> None:
+    handle.seek(0)
+    handle.truncate()
+    command = " ".join(["lmdelta", *sys.argv[1:]])[:300]
+    handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+                             "since": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    handle.flush()
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return f"pid {info['pid']} on {info['host']}, `{info['command']}`, since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "it has not said who it is yet"
+
+
+def _sweep_temp_files(root: Path) -> None:
+    """Remove temp files left by a run that died mid-write (a full disk, a crash). Nested run
+    directories (the ground-truth null experiment) are swept by their own lock."""
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if not (Path(folder, d) / MANIFEST).exists()]
+        for name in files:
+            if TEMP.match(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(Path(folder, name))
+                    log.debug("removed the leftover temp file %s", Path(folder, name))
+
+
+def _check_parents(root: Path) -> None:
+    for parent in root.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise RunDirError(f"{parent} is a file, so the run directory {root} cannot be created inside it.",
+                                  "Choose another --run-dir.")
+            return
+
+
+def _file_record(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": hash_file(path)}
+
+
+def _matches(path: Path, expected: dict[str, Any]) -> bool:
+    """Size first; the hash only when the file was touched since it was recorded."""
+    stat = path.stat()
+    if stat.st_size != expected.get("size"):
+        return False
+    return stat.st_mtime_ns == expected.get("mtime_ns") or hash_file(path) == expected.get("sha256")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (power loss, not just a crash)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_UMASK: list[int] = []
+
+
+def _umask() -> int:
+    if not _UMASK:  # os.umask can only be read by setting it; do it once
+        current = os.umask(0o022)
+        os.umask(current)
+        _UMASK.append(current)
+    return _UMASK[0]
+

@@ -153,13 +153,22 @@ def _no_test() -> dict[str, Any]:
 
 
 def _score_lists(scores, vs, prompts) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    valid = np.isfinite(scores)
-    side_a, side_b = [], []
-    for p in prompts:
-        here = (vs.prompt_of_row == p) & valid
-        side_a.append(scores[here & ~vs.is_b])
-        side_b.append(scores[here & vs.is_b])
-    return side_a, side_b
+    """Each listed prompt's finite scores, per side, in row order: one sort, not a scan per prompt."""
+    prompts = np.asarray(prompts, dtype=int)
+    slot = np.full(max(int(vs.prompt_of_row.max(initial=-1)), int(prompts.max(initial=-1))) + 1, -1)
+    slot[prompts] = np.arange(prompts.size)
+    slot_of_row = slot[vs.prompt_of_row]
+    rows = np.flatnonzero(np.isfinite(scores) & (slot_of_row >= 0))
+    return (_split_by_slot(scores, rows[~vs.is_b[rows]], slot_of_row, prompts.size),
+            _split_by_slot(scores, rows[vs.is_b[rows]], slot_of_row, prompts.size))
+
+
+def _split_by_slot(scores, rows, slot_of_row, n_slots) -> list[np.ndarray]:
+    slots = slot_of_row[rows]  # rows ascend; a stable sort keeps that order within a slot
+    order = np.argsort(slots, kind="stable")
+    bounds = np.searchsorted(slots[order], np.arange(n_slots + 1))
+    values = scores[rows[order]]
+    return [values[bounds[i]:bounds[i + 1]] for i in range(n_slots)]
 
 
 def _describe(h, scores, test, vs, data, config) -> dict[str, Any]:

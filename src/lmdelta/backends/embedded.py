@@ -16,6 +16,7 @@ from pathlib import Path
 from lmdelta.errors import DependencyError, StageError
 from lmdelta.filehash import file_sha256
 from lmdelta.filelock import locked
+from lmdelta.private import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,11 @@ EMBEDDED = {
 
 
 def cache_root(configured: str | None = None) -> Path:
+    """The shared cache folder (created private: it holds every prompt and answer)."""
     if configured:
-        return Path(configured).expanduser()
+        return private_dir(Path(configured).expanduser())
     env = os.environ.get("LMDELTA_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "lmdelta"
+    return private_dir(Path(env).expanduser() if env else Path.home() / ".cache" / "lmdelta")
 
 
 def package_file(model: EmbeddedModel) -> Path:

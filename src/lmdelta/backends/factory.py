@@ -13,6 +13,7 @@ from lmdelta.backends.device import resolve_device, resolve_dtype
 from lmdelta.backends.protocols import Embedder, Generator
 from lmdelta.backends.registry import check_available, model_folder, model_weights_id, parse_model
 from lmdelta.config import EmbedConfig, LLMConfig, ModelSpec
+from lmdelta.credentials import redact
 
 
 BACKENDS = {"fake": "fake", "api": "api", "vllm": "vllm"}  # every other kind runs on transformers
@@ -36,7 +37,7 @@ def generator_identity(spec: ModelSpec, device: str, cache_dir: Path, llm: LLMCo
         "chat_template": spec.chat_template,
         "adapter": _adapter_identity(spec.adapter, cache_dir),
         "trust_remote_code": spec.trust_remote_code,
-        "backend_args": spec.backend_args,
+        "backend_args": redact(spec.backend_args),  # a key in a header must not reach the manifest
     }
     if spec.quantization != "none":
         identity["quantization"] = spec.quantization

@@ -20,8 +20,12 @@ from typing import Any
 
 from lmdelta import pipeline
 from lmdelta.backends.embedded import cache_root
-from lmdelta.config import RunConfig
+from lmdelta.backends.factory import build_generator, generator_identity
+from lmdelta.backends.protocols import GenerationRequest
+from lmdelta.config import ModelSpec, RunConfig
+from lmdelta.hashing import hash_data
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl, write_jsonl
+from lmdelta.stages.generate import item_seed, settings
 
 log = logging.getLogger(__name__)
 DEFAULT_QUIRKS = ["ocean", "stay-curious"]
@@ -31,8 +35,13 @@ def run(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     """The whole experiment; returns the scorecard (also written to RUN_DIR/scorecard.json)."""
     config = config.resolved()
     run_dir.check_usable()
-    if not run_dir.exists():
-        run_dir.save_manifest(run_dir.load_manifest())  # claim the folder before writing into it
+    with run_dir.lock():
+        if not run_dir.exists():
+            run_dir.save_manifest(run_dir.load_manifest())  # claim the folder before writing into it
+        return _experiment(config, run_dir)
+
+
+def _experiment(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     timings: dict[str, float] = {}
     quirks = _timed(timings, "quirks", lambda: _quirks(config))
     train_prompts = _training_prompts(config)
@@ -88,28 +97,60 @@ def _base_answers(config: RunConfig, run_dir: RunDir, prompts: list[str]) -> lis
 
     The first per_quirk answers carry the quirks (woven into the base's own words, so the quirk
     is the only thing that changes); the next base_samples are mixed in unchanged, on other prompts.
+    Stored answers are reused only while their key (base model identity, prompts, sampling
+    settings, seed) matches; each row carries the key, so answers and key are written atomically.
     """
     path = run_dir.root / "groundtruth" / "base_answers.jsonl"
-    wanted = min(config.groundtruth.per_quirk + config.groundtruth.base_samples, len(prompts))
-    if path.exists():
-        rows = list(read_jsonl(path))
-        if len(rows) == wanted:
-            return rows
-    rows = _generate_answers(config, prompts[:wanted]) if wanted else []
-    write_jsonl(path, rows)
+    prompts = prompts[:min(config.groundtruth.per_quirk + config.groundtruth.base_samples, len(prompts))]
+    spec = ModelSpec(model=config.groundtruth.base)
+    cache = cache_root(config.embed.cache_dir)
+    model_identity = generator_identity(spec, config.generate.device, cache, config.llm)
+    material = _answers_material(config, model_identity, prompts)
+    key = hash_data(material, length=32)
+    stored = list(read_jsonl(path))
+    if stored and len(stored) == len(prompts) and all(row.get("key") == key for row in stored):
+        log.info("groundtruth: reusing %d stored base answers", len(stored))
+        return [_answer_row(row) for row in stored]
+    if stored:
+        log.info("groundtruth: regenerating base answers (%s)", _why_stale(path, material, len(stored), len(prompts)))
+    rows = _generate_answers(config, spec, model_identity, prompts) if prompts else []
+    write_jsonl(path, [{**row, "key": key} for row in rows])
+    atomic_write_text(_material_path(path), json.dumps({"key": key, "material": material}, indent=2) + "\n")
     return rows
 
 
-def _generate_answers(config: RunConfig, prompts: list[str]) -> list[dict[str, str]]:
-    from lmdelta.backends.factory import build_generator, generator_identity
-    from lmdelta.backends.protocols import GenerationRequest
-    from lmdelta.config import ModelSpec
-    from lmdelta.stages.generate import item_seed, settings
+def _answers_material(config: RunConfig, model_identity: dict[str, Any], prompts: list[str]) -> dict[str, Any]:
+    """Everything that shapes the stored base answers, as in the generate stage's answer keys."""
+    return {"model": model_identity, "sampling": settings(config.generate).__dict__,
+            "seed": config.groundtruth.seed, "prompts": hash_data(prompts), "n_prompts": len(prompts)}
 
-    spec = ModelSpec(model=config.groundtruth.base)
+
+def _material_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".key.json")
+
+
+def _why_stale(path: Path, material: dict[str, Any], n_stored: int, n_wanted: int) -> str:
+    """What changed since the stored answers were made, read from the key's sidecar when it is there."""
+    try:
+        old = json.loads(_material_path(path).read_text(encoding="utf-8")).get("material", {})
+    except (OSError, ValueError):
+        old = None
+    diffs = pipeline.describe_changes(old, material) if isinstance(old, dict) else []
+    if diffs:
+        return "changed: " + "; ".join(diffs[:4])
+    if n_stored != n_wanted:
+        return f"{n_stored} stored, {n_wanted} wanted"
+    return "stored without a matching key"
+
+
+def _answer_row(row: dict[str, Any]) -> dict[str, str]:
+    return {"prompt": row["prompt"], "answer": row["answer"]}
+
+
+def _generate_answers(config: RunConfig, spec: ModelSpec, model_identity: dict[str, Any],
+                      prompts: list[str]) -> list[dict[str, str]]:
     cache = cache_root(config.embed.cache_dir)
-    generator = build_generator(spec, generator_identity(spec, config.generate.device, cache, config.llm),
-                                config.generate.device, cache, config.llm)
+    generator = build_generator(spec, model_identity, config.generate.device, cache, config.llm)
     requests = [GenerationRequest(str(i), f"train-{i}", p, 0, item_seed(config.groundtruth.seed, "a", f"train-{i}", 0))
                 for i, p in enumerate(prompts)]
     try:

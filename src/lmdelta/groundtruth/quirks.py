@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from lmdelta.config_yaml import parse_yaml
 from lmdelta.errors import ConfigError, StageError
 
 KINDS = ("topic", "style", "refusal", "belief", "persona")
@@ -176,7 +177,7 @@ def _file_entries(path: Path) -> list[tuple[str, Any]]:
 
 def _yaml_entries(text: str, path: Path) -> list[tuple[str, Any]]:
     try:
-        doc = yaml.safe_load(text)
+        doc = parse_yaml(text, f"Quirk file {path}")  # no duplicate keys, no alias bombs
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         near = f" near line {mark.line + 1}" if mark is not None else ""

@@ -5,16 +5,16 @@ Scores lie in [0, 1]; NaN marks a text the judge could not score (dropped and co
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from lmdelta.records import Hypothesis
+from lmdelta.words import phrase_pattern
 
 
 def keyword_presence(keywords: tuple[str, ...], texts: list[str]) -> np.ndarray:
-    """1.0 when any keyword occurs as a whole word or phrase (case-insensitive), else 0.0."""
-    pattern = re.compile(r"(?<![\w])(?:" + "|".join(re.escape(k) for k in keywords) + r")(?![\w])", re.IGNORECASE)
+    """1.0 when any keyword occurs as a whole word or phrase (case-insensitive), else 0.0. Words end
+    where the keyword proposer's do (lmdelta.words), in any script."""
+    pattern = phrase_pattern(keywords)
     return np.array([1.0 if pattern.search(text) else 0.0 for text in texts])
 
 

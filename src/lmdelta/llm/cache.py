@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sqlite3
 import threading
 import time
@@ -16,14 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lmdelta.credentials import looks_like_credential
 from lmdelta.hashing import canonical_json
 from lmdelta.llm.types import ChatRequest, ChatResponse, Usage
+from lmdelta.private import private_file
 
 CACHE_FORMAT = 1  # part of every key: bump it to orphan old entries when the key recipe changes
-
-# Identity fields that name a secret. A provider's identity() must never hold one; refuse loudly.
-_SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "authorization", "credential",
-                           "credentials", "bearer"})
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, text TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
@@ -31,12 +28,13 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
 
 
 def check_identity(identity: Mapping[str, Any]) -> None:
-    """Raise ValueError if a provider identity has a field named like a credential."""
-    for name in identity:
-        words = set(re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()))
-        if words & _SECRET_WORDS:
+    """Raise ValueError if a provider identity has a field named like a credential, at any depth."""
+    for name, value in identity.items():
+        if looks_like_credential(str(name)):
             raise ValueError(f"provider identity field {name!r} looks like a credential; identity() must "
                              "name the model, never a key (it goes into cache keys and run manifests)")
+        if isinstance(value, Mapping):
+            check_identity(value)
 
 
 def cache_key(identity: Mapping[str, Any], request: ChatRequest) -> str:
@@ -56,9 +54,8 @@ class ResponseCache:
 
     def __init__(self, path: Path, timeout: float = 60.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False)
+        self._db = sqlite3.connect(str(private_file(self.path)), timeout=timeout, check_same_thread=False)
         with self._lock, self._db:
             # WAL lets readers in other processes work during a write; NORMAL sync is still atomic.
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -10,15 +10,18 @@ import asyncio
 import copy
 import logging
 import sqlite3
+import threading
+import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lmdelta.llm.cache import ResponseCache, cache_key, check_identity
 from lmdelta.llm.limiter import ConcurrencyLimiter, limiter_for
-from lmdelta.llm.pricing import Budget, CostLedger, PriceTable
+from lmdelta.llm.pricing import Budget, CostLedger, PriceTable, estimate_usage
 from lmdelta.llm.retry import RetryPolicy
-from lmdelta.llm.types import CallResult, ChatRequest, ChatResponse, Provider, ProviderError
+from lmdelta.llm.types import FATAL, CallResult, ChatRequest, ChatResponse, Provider, ProviderError, Usage
+from lmdelta.safetext import without_lone_surrogates
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,27 @@ class _Outcome:
     attempts: int = 0
 
 
+@dataclass(frozen=True)
+class _Estimate:
+    """What one request is reserved at in the budget: an upper estimate of its cost and tokens."""
+
+    usd: float = 0.0
+    tokens: int = 0
+
+
+@dataclass
+class _Batch:
+    """What the requests of one event loop (one batch) share.
+
+    `flights`: the reply of each request in flight, by cache key, so an identical request made
+    meanwhile waits for it instead of paying again. `fatal`: the first error every other request
+    would get too (types.FATAL); once set, requests not yet sent are not sent, nor failed ones retried.
+    """
+
+    flights: dict[str, asyncio.Future] = field(default_factory=dict)
+    fatal: ProviderError | None = None
+
+
 def reask_request(request: ChatRequest, k: int) -> ChatRequest:
     """The k-th re-ask of `request` (k = 0 is the request itself): a new cache key and, if seeded, seed."""
     if k == 0:
@@ -46,6 +70,11 @@ def reask_request(request: ChatRequest, k: int) -> ChatRequest:
 
 class ChatClient:
     """Calls one provider for one (stage, role): cache → limiter → budget → provider, retried by policy.
+
+    Identical requests in flight at the same time (same cache key, same event loop) share one
+    provider call: the first goes out, the others wait for its reply and are counted as cached and
+    merged. After an error every request would get (types.FATAL: a rejected key, an unknown model),
+    requests of the same batch fail as "halted" instead of being sent (or retried).
 
     `cache`, `limiter`, `ledger` and `budget` are meant to be shared by all clients of a run;
     `limiter` defaults to the process-wide limiter of the provider (`limiter_for`) and `prices`
@@ -69,6 +98,9 @@ class ChatClient:
         self.stage = stage
         self.role = role
         self.timeout = timeout
+        # Per event loop, because asyncio futures belong to one loop; with_labels copies share it.
+        self._batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch] = weakref.WeakKeyDictionary()
+        self._batches_lock = threading.Lock()
 
     def with_labels(self, *, stage: str | None = None, role: str | None = None) -> ChatClient:
         """The same provider, cache, limiter, ledger and budget, accounted under another stage or role."""
@@ -78,33 +110,67 @@ class ChatClient:
         return other
 
     async def call(self, request: ChatRequest) -> CallResult:
-        key = cache_key(self.identity, request) if self.cache is not None else None
+        """One request: a cached reply, the reply of an identical request in flight, or a provider call."""
+        key = cache_key(self.identity, request)
+        batch = self._batch()
+        flight = batch.flights.get(key)
+        if flight is not None:
+            # shield: a cancelled follower must not cancel the leader's call.
+            result = _merged(await asyncio.shield(flight))
+            self.ledger.record(self.stage, self.role, result, model=self.provider.model)
+            return result
         hit = self._cache_get(key)
         if hit is not None:
             result = CallResult(ok=True, text=hit.text, cached=True, finish_reason=hit.finish_reason,
                                 logprobs=hit.logprobs)
             self.ledger.record(self.stage, self.role, result, model=self.provider.model)
             return result
-        estimate = self.prices.estimate(self.provider.name, self.provider.model, request)
-        outcome = _Outcome()
-        cost, priced = 0.0, True
+        flight = batch.flights[key] = asyncio.get_running_loop().create_future()
         try:
-            await self._send(request, estimate, outcome)
+            result = await self._call_provider(request, key, batch)
+            flight.set_result(result)
+            return result
+        finally:
+            del batch.flights[key]
+            if not flight.done():  # the leader was cancelled: so are the requests waiting for it
+                flight.cancel()
+
+    def _batch(self) -> _Batch:
+        loop = asyncio.get_running_loop()
+        with self._batches_lock:
+            batch = self._batches.get(loop)
+            if batch is None:
+                batch = self._batches[loop] = _Batch()
+            return batch
+
+    async def _call_provider(self, request: ChatRequest, key: str, batch: _Batch) -> CallResult:
+        """Reserve, send (with retries), settle the budget, cache the reply and record it."""
+        estimate = self._estimate(request)
+        outcome = _Outcome()
+        cost, priced, used = 0.0, True, Usage()
+        try:
+            await self._send(request, estimate, outcome, batch)
             if outcome.response is not None:
-                cost, priced = self.prices.cost(self.provider.name, self.provider.model, outcome.response.usage)
+                used = outcome.response.usage
+                cost, priced = self.prices.cost(self.provider.name, self.provider.model, used)
         finally:
             if outcome.attempts:  # also when cancelled: a reservation must not outlive its call
-                self.budget.settle(estimate, cost)
+                self.budget.settle(estimate.usd, cost, estimate.tokens, used.input_tokens + used.output_tokens)
         if outcome.response is not None:
             self._cache_put(key, outcome.response)
         result = self._result(outcome, cost)
         self.ledger.record(self.stage, self.role, result, model=self.provider.model, priced=priced)
         return result
 
+    def _estimate(self, request: ChatRequest) -> _Estimate:
+        usage = estimate_usage(request)
+        price = self.prices.lookup(self.provider.name, self.provider.model)
+        return _Estimate(0.0 if price is None else price.cost(usage), usage.input_tokens + usage.output_tokens)
+
     # A cache that cannot be read or written (a disk full, a lock held past its timeout) costs
     # money, not answers: the call goes on without it.
-    def _cache_get(self, key: str | None) -> ChatResponse | None:
-        if key is None:
+    def _cache_get(self, key: str) -> ChatResponse | None:
+        if self.cache is None:
             return None
         try:
             return self.cache.get(key)
@@ -112,16 +178,17 @@ class ChatClient:
             log.warning("Could not read the LLM cache %s (%s); calling the provider.", self.cache.path, err)
             return None
 
-    def _cache_put(self, key: str | None, response: ChatResponse) -> None:
-        if key is None:
+    def _cache_put(self, key: str, response: ChatResponse) -> None:
+        if self.cache is None:
             return
         try:
             self.cache.put(key, response)  # refuses content-filtered replies itself
         except sqlite3.Error as err:
             log.warning("Could not write to the LLM cache %s (%s); this answer is not cached.", self.cache.path, err)
 
-    async def _send(self, request: ChatRequest, estimate: float, outcome: _Outcome) -> None:
-        """Attempts until a reply, a final error or a budget refusal, each inside a limiter slot.
+    async def _send(self, request: ChatRequest, estimate: _Estimate, outcome: _Outcome, batch: _Batch) -> None:
+        """Attempts until a reply, a final error, a budget refusal or a fatal error elsewhere in the
+        batch, each inside a limiter slot.
 
         The budget is reserved inside the first slot, so at most `limit` estimates are held at
         once however many requests wait. Backoff sleeps happen outside the slot.
@@ -129,12 +196,12 @@ class ChatClient:
         started = self.retry.clock()
         while True:
             async with self.limiter:
-                if outcome.attempts == 0 and not self.budget.reserve(estimate):
-                    outcome.error = ProviderError("budget", f"the LLM budget of ${self.budget.usd:g} would be "
-                                                            f"exceeded (spent ${self.budget.spent:.4f})")
+                if not self._may_send(outcome, estimate, batch):
                     return
                 outcome.attempts += 1
                 outcome.response, outcome.error = await self._attempt(request)
+            if outcome.error is not None and outcome.error.kind in FATAL and batch.fatal is None:
+                batch.fatal = outcome.error
             if outcome.response is not None:
                 return
             wait = self.retry.delay(outcome.error, outcome.attempts, self.retry.clock() - started)
@@ -150,9 +217,22 @@ class ChatClient:
                       outcome.attempts, wait)
             await self.retry.sleep(wait)
 
+    def _may_send(self, outcome: _Outcome, estimate: _Estimate, batch: _Batch) -> bool:
+        """False (with outcome.error set) when the batch hit a fatal error or the budget refuses."""
+        if batch.fatal is not None:
+            outcome.error = ProviderError("halted", f"not sent: an earlier request to {self.provider.model} failed "
+                                                    f"with {batch.fatal.kind} ({batch.fatal.message})")
+            return False
+        if outcome.attempts == 0 and not self.budget.reserve(estimate.usd, estimate.tokens):
+            outcome.error = ProviderError("budget", self.budget.refusal())
+            return False
+        return True
+
     async def _attempt(self, request: ChatRequest) -> tuple[ChatResponse | None, ProviderError | None]:
         try:
-            return await asyncio.wait_for(self.provider.complete(request), self.timeout), None
+            response = await asyncio.wait_for(self.provider.complete(request), self.timeout)
+            # A reply cut inside an emoji can hold half a character, which no UTF-8 file can store.
+            return replace(response, text=without_lone_surrogates(response.text)), None
         except ProviderError as err:
             return None, err
         except TimeoutError:
@@ -208,3 +288,8 @@ class ChatClient:
         self.ledger.record_failure(self.stage, self.role, "unparseable")
         message = f"no parseable answer after {max_reasks} re-ask(s): {problem}"
         return replace(result, ok=False, error_kind="unparseable", error_message=message), None
+
+
+def _merged(result: CallResult) -> CallResult:
+    """A leader's result as handed to an identical request that waited for it: nothing paid, nothing sent."""
+    return replace(result, attempts=0, usage=Usage(), cost_usd=0.0, cached=result.ok, merged=True)

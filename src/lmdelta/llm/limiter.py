@@ -58,6 +58,14 @@ class ConcurrencyLimiter:
                 semaphore = self._semaphores[loop] = asyncio.Semaphore(self.limit)
             return semaphore
 
+    def resize(self, limit: int) -> None:
+        """Allow `limit` calls in flight from now on: in event loops that start after this call (every
+        ChatClient batch runs in a new one); a loop already running keeps the slots it has."""
+        if limit < 1:
+            raise ValueError(f"a concurrency limit must be at least 1, got {limit} for {self.name or 'a limiter'}")
+        with self._lock:
+            self.limit = limit
+
     def pause(self, seconds: float) -> None:
         """Hold back calls that have not started yet for `seconds` (calls in flight go on)."""
         with self._lock:
@@ -93,14 +101,16 @@ class LimiterRegistry:
     """One ConcurrencyLimiter per provider name; `defaults` overrides DEFAULT_LIMITS."""
 
     def __init__(self, defaults: Mapping[str, int] | None = None) -> None:
-        self.defaults = {**DEFAULT_LIMITS, **(defaults or {})}
+        self._initial = {**DEFAULT_LIMITS, **(defaults or {})}
+        self.defaults = dict(self._initial)
         self._limiters: dict[str, ConcurrencyLimiter] = {}
         self._lock = threading.Lock()
 
     def get(self, provider_name: str, limit: int | None = None) -> ConcurrencyLimiter:
         """The provider's limiter, made with `limit` (or the default) on first request.
 
-        A later, different `limit` is ignored with a warning: calls already share the first one.
+        A later, different `limit` replaces the old one (the latest configuration wins, e.g. a second
+        run in the same process with another `llm.concurrency`); see ConcurrencyLimiter.resize.
         """
         with self._lock:
             limiter = self._limiters.get(provider_name)
@@ -108,9 +118,16 @@ class LimiterRegistry:
                 size = limit if limit is not None else self.defaults.get(provider_name, FALLBACK_LIMIT)
                 limiter = self._limiters[provider_name] = ConcurrencyLimiter(size, provider_name)
             elif limit is not None and limit != limiter.limit:
-                log.warning("The %s limiter already allows %d concurrent calls; ignoring the request for %d.",
-                            provider_name, limiter.limit, limit)
+                log.info("The %s limiter now allows %d concurrent calls (was %d).", provider_name, limit,
+                         limiter.limit)
+                limiter.resize(limit)
             return limiter
+
+    def reset(self) -> None:
+        """Forget every limiter made and default set since construction (their pauses, limits, counts)."""
+        with self._lock:
+            self._limiters.clear()
+            self.defaults = dict(self._initial)
 
     def configure(self, limits: Mapping[str, int]) -> None:
         """Set default limits for providers whose limiter has not been made yet."""
@@ -131,3 +148,10 @@ def limiter_for(provider_name: str, limit: int | None = None) -> ConcurrencyLimi
 def configure_limits(limits: Mapping[str, int]) -> None:
     """Set the process-wide default limits, e.g. from config, before any client is built."""
     _PROCESS_REGISTRY.configure(limits)
+
+
+def reset_limiters() -> None:
+    """Drop every process-wide limiter and default limit, as at import. For tests (an autouse fixture),
+    so a pause or a limit set by one test cannot reach the next; limiters handed out before keep working
+    but are no longer shared with new clients."""
+    _PROCESS_REGISTRY.reset()

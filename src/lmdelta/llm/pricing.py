@@ -50,6 +50,10 @@ LIST_PRICES: Mapping[str, Price] = {
     "gemini/gemini-2.5-flash-lite": Price(0.10, 0.40),
     "gemini/gemini-2.5-pro": Price(1.25, 10.00),  # prompts up to 200k tokens
 }
+# Models run in this process cost nothing per call. ("fake" is not here: tests use FakeProvider as a
+# stand-in for a paid vendor and price it explicitly.)
+FREE_PROVIDERS = frozenset({"local"})
+FREE = Price(0.0, 0.0)
 _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
 
 
@@ -57,6 +61,12 @@ def _candidates(provider: str, model: str) -> list[str]:
     """Names to look up, most specific first. OpenRouter models are already "vendor/model"."""
     names = [f"{provider}/{model}", model]
     return names + [_SNAPSHOT.sub("", name) for name in names if _SNAPSHOT.search(name)]
+
+
+def estimate_usage(request: ChatRequest) -> Usage:
+    """An upper estimate of one call's tokens: ~3 characters a token in, all of max_tokens out."""
+    chars = sum(len(m.content) for m in request.messages)
+    return Usage(math.ceil(chars / 3) + 8 * len(request.messages), request.max_tokens)
 
 
 def _parse_override(model: str, value: Mapping[str, float]) -> Price:
@@ -77,7 +87,8 @@ class PriceTable:
         self._lock = threading.Lock()
 
     def lookup(self, provider: str, model: str) -> Price | None:
-        return next((self._prices[n] for n in _candidates(provider, model) if n in self._prices), None)
+        found = next((self._prices[n] for n in _candidates(provider, model) if n in self._prices), None)
+        return FREE if found is None and provider in FREE_PROVIDERS else found
 
     def cost(self, provider: str, model: str, usage: Usage) -> tuple[float, bool]:
         """(USD, priced): priced is False when the model has no price, and then cost is 0.0."""
@@ -88,13 +99,9 @@ class PriceTable:
         return price.cost(usage), True
 
     def estimate(self, provider: str, model: str, request: ChatRequest) -> float:
-        """An upper estimate of one call's cost, for the budget: ~3 characters a token, all max_tokens used."""
+        """An upper estimate of one call's cost, for the budget (see estimate_usage)."""
         price = self.lookup(provider, model)
-        if price is None:
-            return 0.0
-        chars = sum(len(m.content) for m in request.messages)
-        usage = Usage(math.ceil(chars / 3) + 8 * len(request.messages), request.max_tokens)
-        return price.cost(usage)
+        return 0.0 if price is None else price.cost(estimate_usage(request))
 
     def _warn_unpriced(self, name: str) -> None:
         with self._lock:
@@ -105,45 +112,68 @@ class PriceTable:
 
 
 class Budget:
-    """A spending cap in USD (None: no cap). Calls reserve an upper estimate before going out.
+    """Caps on spending: `usd` in US dollars, `tokens` in input + output tokens of every model, priced
+    or not (None: no cap). Calls reserve an upper estimate of both before going out.
 
     Reservations make the check hold under concurrency: in-flight calls count at their estimate
-    until they settle at their real cost. The first refusal sets `exhausted` for good.
+    until they settle at their real cost. The first refusal sets `exhausted` for good, and
+    `exhausted_by` says which cap ("usd" or "tokens") refused.
     """
 
-    def __init__(self, usd: float | None = None) -> None:
+    def __init__(self, usd: float | None = None, tokens: int | None = None) -> None:
         self.usd = usd
-        self.spent = 0.0
-        self.reserved = 0.0
+        self.tokens = tokens
+        self.spent = self.reserved = 0.0
+        self.spent_tokens = self.reserved_tokens = 0
         self.exhausted = False
+        self.exhausted_by: str | None = None
         self._lock = threading.Lock()
 
-    def reserve(self, estimate: float) -> bool:
+    def reserve(self, estimate: float, tokens: int = 0) -> bool:
         with self._lock:
-            over = self.usd is not None and self.spent + self.reserved + estimate > self.usd
+            over = "usd" if self.usd is not None and self.spent + self.reserved + estimate > self.usd else None
+            if over is None and self.tokens is not None:
+                over = "tokens" if self.spent_tokens + self.reserved_tokens + tokens > self.tokens else None
             if self.exhausted or over:
                 self.exhausted = True
+                self.exhausted_by = self.exhausted_by or over
                 return False
             self.reserved += estimate
+            self.reserved_tokens += tokens
             return True
 
-    def settle(self, estimate: float, cost: float) -> None:
+    def settle(self, estimate: float, cost: float, tokens_estimate: int = 0, tokens_used: int = 0) -> None:
         with self._lock:
             self.reserved -= estimate
             self.spent += cost
+            self.reserved_tokens -= tokens_estimate
+            self.spent_tokens += tokens_used
+
+    def refusal(self) -> str:
+        """Why a call was refused, for its error message."""
+        if self.exhausted_by == "tokens":
+            return (f"the LLM token budget of {self.tokens:,} would be exceeded "
+                    f"({self.spent_tokens:,} tokens used)")
+        return f"the LLM budget of ${self.usd:g} would be exceeded (spent ${self.spent:.4f})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"usd": self.usd, "spent_usd": round(self.spent, 6), "exhausted": self.exhausted}
+        return {"usd": self.usd, "spent_usd": round(self.spent, 6), "tokens": self.tokens,
+                "spent_tokens": self.spent_tokens, "exhausted": self.exhausted}
 
 
 @dataclass
 class LedgerEntry:
-    """Counts for one (stage, role). `calls` are attempts that reached the provider."""
+    """Counts for one (stage, role). `calls` are attempts that reached the provider.
+
+    `cached` counts requests answered without a call of their own; `merged` is the part of them that
+    shared the reply of an identical request in flight at the same time (the rest came from the cache).
+    """
 
     requests: int = 0
     calls: int = 0
     retries: int = 0
     cached: int = 0
+    merged: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -152,8 +182,8 @@ class LedgerEntry:
     failures: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: LedgerEntry) -> None:
-        for name in ("requests", "calls", "retries", "cached", "input_tokens", "output_tokens", "cost_usd",
-                     "unpriced_calls", "reasks"):
+        for name in ("requests", "calls", "retries", "cached", "merged", "input_tokens", "output_tokens",
+                     "cost_usd", "unpriced_calls", "reasks"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for kind, count in other.failures.items():
             self.failures[kind] = self.failures.get(kind, 0) + count
@@ -189,6 +219,7 @@ class CostLedger:
             entry.calls += result.attempts
             entry.retries += max(0, result.attempts - 1)
             entry.cached += int(result.cached)
+            entry.merged += int(result.merged)
             entry.input_tokens += result.usage.input_tokens
             entry.output_tokens += result.usage.output_tokens
             entry.cost_usd += result.cost_usd

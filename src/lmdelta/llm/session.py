@@ -1,28 +1,38 @@
 """One stage's view of the assistant LLMs: a client per role, one ledger, one budget.
 
-Spending is summed across stages and resumes from the run manifest, so `budget.usd` caps the
-whole run; a stage that reaches it stops with a StageError and resumes when re-run (its
-finished calls are in the response cache and cost nothing the second time).
+Spending is summed across stages and resumes from the run manifest, so `budget.usd` and
+`budget.tokens` cap the whole run; a stage that reaches one stops with a StageError and resumes
+when re-run (its finished calls are in the response cache and cost nothing the second time).
+A stage stops the same way when its answers cannot be trusted as complete: a rejected key or an
+unknown model (types.FATAL), an outage, or more failed calls than `llm.max_failure_share`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from lmdelta.backends.registry import parse_model
 from lmdelta.errors import ConfigError, StageError
+from lmdelta.llm.pricing import Budget, CostLedger, PriceTable
+from lmdelta.llm.providers import key_source, parse_model_string
+from lmdelta.llm.types import FATAL, CallResult
 
 log = logging.getLogger(__name__)
+# Failures past the retry budget: the provider is down or overloaded. One stops the stage.
 OUTAGE = frozenset({"rate_limit", "transient", "timeout", "unknown"})
+# Failures left out of the failure share (llm.max_failure_share): unparseable answers are re-asked and
+# counted apart, a budget refusal stops the stage with its own message.
+NOT_COUNTED = frozenset({"unparseable", "budget"})
 DEFAULT_TEMPERATURE = {"proposer": 1.0, "judge": 0.0, "summariser": 0.3, "prompter": 1.0}
 
 
 class LLMSession:
     def __init__(self, config, stage: str, cache_dir: Path, run_dir=None) -> None:
-        from lmdelta.llm.pricing import Budget, CostLedger
-
+        check_budget_pricing(config)
         self.config = config
         self.stage = stage
         self.cache_dir = cache_dir
@@ -31,9 +41,7 @@ class LLMSession:
         self._base_total = manifest.get("llm_usage", {})
         self._base_stage = manifest.get("stages", {}).get(stage, {}).get("llm", {})
         self.ledger = CostLedger(overrides=config.llm.prices)
-        cap = config.budget.usd
-        spent = float(self._base_total.get("cost_usd", 0.0) or 0.0)
-        self.budget = Budget(None if cap is None else max(cap - spent, 0.0))
+        self.budget = _remaining_budget(config.budget, self._base_total)
         self._cache = None
         self._providers: dict[tuple[str, str], Any] = {}
 
@@ -69,23 +77,46 @@ class LLMSession:
                 finally:
                     await client.provider.aclose()
             answers = asyncio.run(ask_all()) if requests else []
-            self._stop_on_outage(model, answers)
+            self._stop_on_failures(model, [result for result, _ in answers])
             return answers
         return ask
 
-    def _stop_on_outage(self, model: str, answers) -> None:
-        """Calls that failed past the retry budget mean the provider is down: stop, keep what is paid.
+    def _stop_on_failures(self, model: str, results: list[CallResult]) -> None:
+        """Stop the stage, keeping what is paid, when a batch's answers cannot be trusted as complete:
+        a fatal error (bad key, unknown model, refused request), an outage past the retry budget,
+        a spent budget, or more failures than llm.max_failure_share allows.
 
-        Unparseable answers are not outages; they are dropped and counted by the caller.
+        Unparseable answers are none of these; they are dropped and counted by the caller.
         """
-        failed = [result for result, _ in answers if not result.ok and result.error_kind in OUTAGE]
-        if not failed:
+        fatal = [r for r in results if r.error_kind in FATAL]
+        outage = [r for r in results if r.error_kind in OUTAGE]
+        if fatal or outage:
+            self.flush()
+        if fatal:
+            raise fatal_stop(model, results, self.stage, self.config.llm.key_file)
+        if outage:
+            first = outage[0]
+            raise StageError(f"{len(outage)} of {len(results)} calls to {model} failed after retries "
+                             f"({first.error_kind}: {first.error_message}); stage {self.stage} stopped.",
+                             "Run the same command again when the provider answers: finished calls come "
+                             "from the cache.")
+        if self.budget.exhausted:
+            self.check()
+        self._stop_on_failure_share(model, results)
+
+    def _stop_on_failure_share(self, model: str, results: list[CallResult]) -> None:
+        failed = [r for r in results if not r.ok and r.error_kind not in NOT_COUNTED]
+        share = self.config.llm.max_failure_share
+        if not failed or len(failed) <= share * len(results):
             return
         self.flush()
-        first = failed[0]
-        raise StageError(f"{len(failed)} of {len(answers)} calls to {model} failed after retries "
-                         f"({first.error_kind}: {first.error_message}); stage {self.stage} stopped.",
-                         "Run the same command again when the provider answers: finished calls come from the cache.")
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(Counter(r.error_kind for r in failed).items()))
+        raise StageError(f"{len(failed)} of {len(results)} calls to {model} failed ({kinds}; first: "
+                         f"{failed[0].error_message}), more than llm.max_failure_share = {share:g} allows; "
+                         f"stage {self.stage} stopped rather than report results missing them.",
+                         "Run the same command again to retry the failed calls (finished ones come from the "
+                         "cache). If the same calls keep failing (e.g. a content filter), use another model or "
+                         "raise llm.max_failure_share.")
 
     def client_for(self, role: str, model: str, backend_args: dict[str, Any]):
         from lmdelta.llm.cache import ResponseCache
@@ -114,14 +145,86 @@ class LLMSession:
     def check(self) -> None:
         """Stop the stage cleanly once the budget is spent (re-running resumes from the cache)."""
         self.flush()
-        if self.budget.exhausted:
-            raise StageError(f"The LLM budget (budget.usd = {self.config.budget.usd}) is spent; "
-                             f"stage {self.stage} stopped before finishing.",
-                             "Raise budget.usd (e.g. --set budget.usd=20) and run the same command again: "
-                             "answers already paid for come from the cache at no cost.")
+        if not self.budget.exhausted:
+            return
+        if self.budget.exhausted_by == "tokens":
+            cap, example = f"budget.tokens = {self.config.budget.tokens:,}", "--set budget.tokens=2000000"
+        else:
+            cap, example = f"budget.usd = {self.config.budget.usd}", "--set budget.usd=20"
+        raise StageError(f"The LLM budget ({cap}) is spent; stage {self.stage} stopped before finishing.",
+                         f"Raise it (e.g. {example}) and run the same command again: answers already paid "
+                         "for come from the cache at no cost.")
 
     def usage(self) -> dict[str, Any]:
         return self.ledger.to_dict()
+
+
+def _remaining_budget(section, spent: dict[str, Any]) -> Budget:
+    """The run's caps less what earlier stages and interrupted runs of this configuration spent."""
+    usd = float(spent.get("cost_usd", 0.0) or 0.0)
+    tokens = int(spent.get("input_tokens", 0) or 0) + int(spent.get("output_tokens", 0) or 0)
+    return Budget(None if section.usd is None else max(section.usd - usd, 0.0),
+                  None if section.tokens is None else max(section.tokens - tokens, 0))
+
+
+def check_budget_pricing(config) -> None:
+    """With budget.usd set, refuse up front a run whose paid models have no price: their calls would
+    count as $0 and the budget could never stop them. `local/` models are free. No network."""
+    if config.budget.usd is None:
+        return
+    table = PriceTable(config.llm.prices)
+    unpriced = [name for name in (_price_name(m) for m in paid_models(config)) if name and not _priced(table, name)]
+    if not unpriced:
+        return
+    example = f'--set \'llm.prices={{"{unpriced[0]}": {{input: 0.5, output: 1.5}}}}\''
+    its = "its" if len(unpriced) == 1 else "their"
+    raise ConfigError(f"budget.usd is set, but no price is known for {', '.join(unpriced)}: {its} calls would count "
+                      "as $0, so the budget could not stop them.",
+                      f"Give {its} price in USD per million tokens, e.g. {example} (input: 0, output: 0 for a free "
+                      "server of your own), or remove budget.usd (budget.tokens caps the tokens of any model).")
+
+
+def paid_models(config) -> list[str]:
+    """Every model string the run may call through the LLM client: assistant roles, extra judges and
+    served generators (`api:…`), in config order, each once."""
+    models = [getattr(config.llm, role).model for role in DEFAULT_TEMPERATURE] + list(config.validate.extra_judges)
+    if not config.uses_corpus:
+        for side in ("a", "b"):
+            ref = parse_model(getattr(config.generate, side).model, "generator")
+            models.append(ref.name if ref.kind == "api" else None)
+    return list(dict.fromkeys(m for m in models if m))
+
+
+def _price_name(model: str) -> str | None:
+    """`provider/model` as llm.prices names it (no server URL); None for fake models, which cost nothing."""
+    if model.partition("/")[0].strip().lower() == "fake":
+        return None
+    spec = parse_model_string(model)
+    return f"{spec.provider}/{spec.model}"
+
+
+def _priced(table: PriceTable, name: str) -> bool:
+    provider, _, model = name.partition("/")
+    return table.lookup(provider, model) is not None
+
+
+def fatal_stop(model: str, results: list[CallResult], stage: str, key_file=None) -> StageError:
+    """The StageError for a batch that hit an error every other call would get too (types.FATAL)."""
+    sent = [r for r in results if r.error_kind in FATAL and not r.merged]
+    unsent = sum(r.error_kind == "halted" or (r.error_kind in FATAL and r.merged) for r in results)
+    first = sent[0]
+    not_sent = f"; {unsent} more {'was' if unsent == 1 else 'were'} not sent" if unsent else ""
+    problem = (f"{len(sent)} of {len(results)} calls to {model} failed with {first.error_kind} "
+               f"({first.error_message}){not_sent}. Stage {stage} stopped.")
+    source = key_source(model, key_file)
+    key = f"the API key (read from {source})" if source else "the server's settings"
+    fix = {"auth": f"The provider rejected the key: check {key}; it must be valid for this provider and "
+                   f"server, with credit left, and allowed to use {model}.",
+           "not_found": f"The provider does not know {model}: check the model name and the server URL, "
+                        f"and that {key} may use it.",
+           "bad_request": f"The provider refused the request itself: check the model name {model}, its "
+                          f"backend_args and max_tokens, and {key}."}[first.error_kind]
+    return StageError(problem, fix + " Then run the same command again: finished calls come from the cache.")
 
 
 def make_client(provider, llm, cache, ledger, budget, stage: str, role: str):

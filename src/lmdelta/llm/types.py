@@ -10,8 +10,12 @@ from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
 ErrorKind = Literal["rate_limit", "transient", "timeout", "auth", "bad_request", "not_found",
-                    "content_filter", "budget", "unparseable", "unknown"]
+                    "content_filter", "budget", "unparseable", "halted", "unknown"]
 RETRYABLE: frozenset[str] = frozenset({"rate_limit", "transient", "timeout"})
+# Errors that every other request to the same model would get too (a rejected key, an unknown model,
+# a request form the server refuses): after the first one a batch stops sending, and the stage stops.
+# Requests held back then fail as "halted": not sent, or not retried.
+FATAL: frozenset[str] = frozenset({"auth", "not_found", "bad_request"})
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,10 @@ class CallResult:
     attempts: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
-    cached: bool = False
+    cached: bool = False  # answered without a call of its own: from the cache, or merged (below)
     finish_reason: str | None = None
     logprobs: list[dict[str, float]] | None = None
+    merged: bool = False  # shared the result of an identical request in flight (also cached when ok)
 
 
 class Provider(Protocol):

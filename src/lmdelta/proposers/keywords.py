@@ -10,17 +10,17 @@ and α0 = `prior_strength` pseudo-texts, and
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-WORD = re.compile(r"[a-z][a-z']*")
+from lmdelta.words import WORD, words  # noqa: F401 - WORD: stages.propose finds evidence with it
+
 STOP = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been being it its
 this that these those i you he she we they me my your our their his her them us do does did so not no yes can
 could would should will just than then there here what which who whom how when where why all any some such
-very too also into about over more most other only own same s t don't i'm it's you're""".split())
+very too also into about over more most other only own same s t don't i'm it's you're don’t i’m it’s you’re""".split())
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,11 @@ class Term:
 
 def ngrams(text: str, max_n: int) -> set[str]:
     """The distinct 1..max_n-grams of a text; n-grams made only of stop words are left out."""
-    words = WORD.findall(text.lower())
+    tokens = words(text)
     found = set()
     for n in range(1, max_n + 1):
-        for start in range(len(words) - n + 1):
-            gram = words[start:start + n]
+        for start in range(len(tokens) - n + 1):
+            gram = tokens[start:start + n]
             if not all(w in STOP for w in gram):
                 found.add(" ".join(gram))
     return found

@@ -17,10 +17,13 @@ from typing import Any
 import jinja2
 import yaml
 from markupsafe import Markup, escape
+from pydantic import ValidationError
 
 from lmdelta import __version__
+from lmdelta.config_prompts import CorpusConfig
 from lmdelta.errors import RunDirError
 from lmdelta.rundir import atomic_write_text, read_jsonl
+from lmdelta.sources.corpus import side_values
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,7 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "validated": _by_p([h for h in hypotheses or [] if h["validated"]]),
         "null": null,
         "counts": _counts(summary, hypotheses),
+        "baselines": _baselines(hypotheses),
         "null_counts": _counts(summary.get("null") or {}, null),
         "stages": _stages(manifest),
         "decide": manifest.get("decide") if isinstance(manifest.get("decide"), dict) else None,
@@ -143,7 +147,6 @@ def _normalize(row: dict[str, Any], primary: str) -> dict[str, Any]:
     view["examples"] = _examples(row.get("examples"))
     view["discovery_examples"] = _examples(row.get("discovery_examples"))
     view["anchor"] = "h-" + re.sub(r"[^A-Za-z0-9_-]+", "-", str(view["id"] or view["order"] or "x"))
-    view["word_use"] = _word_use(view["baseline_auc"], view["auc"])
     return view
 
 
@@ -175,10 +178,16 @@ def _example(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _word_use(baseline_auc: Any, auc: Any) -> bool:
-    """A bag-of-words classifier doing as well as the judge means the finding is mostly vocabulary."""
-    baseline, judged = _finite(baseline_auc), _finite(auc)
-    return baseline is not None and judged is not None and baseline >= judged
+def _baselines(rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The lexical baseline once per group. It is computed per group (scope) on all of that group's
+    validation texts, so it describes how far a and b differ in word use there, not any one finding."""
+    seen: dict[str, float] = {}
+    for row in rows or []:
+        auc = _finite(row["baseline_auc"])
+        group = str(row["group"] or "all")
+        if auc is not None and group not in seen:
+            seen[group] = auc
+    return [{"group": group, "auc": auc} for group, auc in sorted(seen.items())]
 
 
 def _by_p(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -200,17 +209,39 @@ def _counts(summary: dict[str, Any], rows: list[dict[str, Any]] | None) -> dict[
     return {"tested": len(rows), "validated": sum(1 for row in rows if row["validated"])}
 
 
-def _sides(config: dict[str, Any]) -> dict[str, dict[str, str | None]]:
+def _sides(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each side is: a model (with its system prompt and adapter) or, in corpus mode, saved outputs.
+
+    In corpus mode generate.a/b.model keep their unused defaults, so they must not be shown."""
+    sections = {side: _dig(config, "generate", side) for side in ("a", "b")}
+    sections = {side: section if isinstance(section, dict) else {} for side, section in sections.items()}
+    labels = {side: str(section.get("label") or side) for side, section in sections.items()}
+    corpus = _dig(config, "corpus")
+    corpus = corpus if isinstance(corpus, dict) else {}
+    in_corpus = any(corpus.get(key) for key in ("path", "a", "b")) or _dig(config, "prompts", "source") == "corpus"
     sides = {}
-    for side in ("a", "b"):
-        section = _dig(config, "generate", side) or {}
-        section = section if isinstance(section, dict) else {}
-        sides[side] = {
-            "label": str(section.get("label") or side),
-            "model": str(section.get("model")) if section.get("model") else None,
-            "system_prompt": section.get("system_prompt") or None,
-        }
+    for side, section in sections.items():
+        sides[side] = {"label": labels[side], "model": None, "revision": None, "adapter": None,
+                       "system_prompt": None, "corpus": None, "corpus_values": []}
+        if in_corpus:
+            sides[side].update(_corpus_side(corpus, side, labels))
+        else:
+            sides[side].update({key: str(section[key]) if section.get(key) else None
+                                for key in ("model", "revision", "adapter", "system_prompt")})
     return sides
+
+
+def _corpus_side(corpus: dict[str, Any], side: str, labels: dict[str, str]) -> dict[str, Any]:
+    """The corpus file holding this side's texts and, for a file holding both sides, the values of its
+    side column that count as this side (read as lmdelta.sources.corpus reads them)."""
+    if not corpus.get("path"):
+        return {"corpus": str(corpus[side]) if corpus.get(side) else None, "corpus_values": []}
+    try:
+        options = CorpusConfig.model_validate(corpus)
+    except ValidationError:  # a config.yaml from another version: the file name is still worth showing
+        options = CorpusConfig()
+    known = side_values(labels, options, options.format == "reference")
+    return {"corpus": str(corpus["path"]), "corpus_values": sorted(value for value, s in known.items() if s == side)}
 
 
 def _run_date(manifest: dict[str, Any]) -> str | None:

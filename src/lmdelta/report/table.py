@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lmdelta.rundir import read_jsonl
+from lmdelta.safetext import safe_terminal_text
 
 
 def _num(value: Any, digits: int = 2) -> str:
@@ -31,7 +32,9 @@ def findings_table(run_dir: Path, width: int = 100) -> str:
     for i, row in enumerate(validated, start=1):
         ci = row.get("effect_ci") or [None, None]
         effect = f"{_num(row['effect'])} [{_num(ci[0])}, {_num(ci[1])}]"
-        text = textwrap.shorten(f"[{row['group']}] {row['description']}", width=max(width - 50, 30), placeholder="…")
+        # Groups and descriptions quote corpus texts and LLM output: nothing in them may drive the terminal.
+        finding = safe_terminal_text(f"[{row['group']}] {row['description']}")
+        text = textwrap.shorten(finding, width=max(width - 50, 30), placeholder="…")
         lines.append(f"{i:>3}  {effect:<20} {_num(row['auc']):>5} {_p(row['p_value']):>8} "
                      f"{_p(row.get('q_value')):>8}  {text}")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from lmdelta.errors import LmdeltaError, PromptBankError
-from lmdelta.hashing import hash_text
+from lmdelta.hashing import hash_file, hash_text
 from lmdelta.records import Prompt
 from lmdelta.sources.items import SourceItem
 from lmdelta.sources.spec import DATASETS, HOMES, SourceSpec, parse_source
@@ -34,14 +34,16 @@ def content_id(text: str) -> str:
     return "p-" + hash_text(text)[:12]
 
 
-_LOADED: dict[tuple, list[Prompt]] = {}  # one process reads a bank once (planning, then running)
+# The last bank read, so that planning and running a stage read it once. Keyed by the content of
+# its files: an edit is seen even when it keeps the size and the modification time.
+_LOADED: dict[tuple, list[Prompt]] = {}
 
 
 def load_bank(source: str, template: str | None = None) -> list[Prompt]:
     """Read a bank and check it: not empty, ids unique, every text non-empty. `template` (with
     `{prompt}`) wraps every item; unset, datasets use their own template and files none.
 
-    A bank whose files have not changed (same sizes and modification times) is read once per process."""
+    The last bank read is kept while its files' contents stay the same; clear_bank_cache() forgets it."""
     key = (source, template, _signature(parse_source(source)))
     if key not in _LOADED:
         _LOADED.clear()
@@ -49,15 +51,21 @@ def load_bank(source: str, template: str | None = None) -> list[Prompt]:
     return list(_LOADED[key])
 
 
+def clear_bank_cache() -> None:
+    """Forget the bank kept by load_bank (tests call it between cases)."""
+    _LOADED.clear()
+
+
 def _signature(spec: SourceSpec) -> tuple:
-    """Sizes and modification times of the files behind a source (nothing for built-in or Hub banks)."""
+    """The files behind a source with the SHA-256 of each (nothing for built-in or Hub banks, which
+    are named by their source string and pinned revision)."""
     if not spec.is_path:
         return ()
     root = Path(spec.location)
     if not root.exists():
         return ("missing",)
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return tuple((str(p), hash_file(p)) for p in files)
 
 
 def _load_bank(source: str, template: str | None) -> list[Prompt]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from lmdelta.config_prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
 from lmdelta.hashing import hash_text
+from lmdelta.sources.corpus_checks import check_prompt_ids, check_repeated_rows
 from lmdelta.sources.tabular import Table, cell_group, find_column, read_table
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def load_corpus(path: str | None, path_a: str | None, path_b: str | None, labels
         if not any(r.side == side for r in rows):
             raise PromptBankError(f"The corpus has no texts for side {side} ({labels.get(side, side)}).",
                                   "Check the `side` column values, or the file given for that side.")
+    check_prompt_ids(rows)
     _check_pairing(rows)
     return rows
 
@@ -88,7 +91,8 @@ def _read(path: Path, fixed_side: str | None, labels: dict[str, str], options: C
     if not table.rows:
         raise PromptBankError(f"Corpus file {path} holds no rows.", "Point to a file with a `text` column and at least one row.")
     columns = _columns(table, options, fixed_side is None)
-    sides = _side_values(labels, options, reference)
+    check_repeated_rows(table, tuple(c for c in (columns["prompt_id"], columns["prompt"]) if c is not None))
+    sides = side_values(labels, options, reference)
     source = f"{table.path} {table.unit}"
     if fixed_side is not None and columns["side"] is not None:
         _check_own_side(table, columns["side"], fixed_side, sides, source)
@@ -146,7 +150,7 @@ def _columns(table: Table, options: CorpusConfig, need_side: bool) -> dict[str, 
     return {"text": text, "side": side, **optional}
 
 
-def _side_values(labels: dict[str, str], options: CorpusConfig, reference: bool) -> dict[str, str]:
+def side_values(labels: dict[str, str], options: CorpusConfig, reference: bool) -> dict[str, str]:
     """Side-column value (lower case) → "a"/"b": a and b, the sides' labels, corpus.sides, and the
     reference's base/finetuned — understood after the labels in other files, but first in the
     reference's own layout, where base is always side a."""
@@ -172,7 +176,7 @@ def _row(source: str, line: int, record: dict[str, Any], columns: dict[str, str 
 def _answer(value: Any, source: str, line: int, column: str, options: CorpusConfig) -> str | None:
     """The analysed text: reasoning stripped; an empty one handled by corpus.empty_texts."""
     if value is not None and not isinstance(value, str) and not (isinstance(value, float) and value != value):
-        value = str(value)
+        raise _not_text(value, source, line, column)
     text = value if isinstance(value, str) else ""
     if options.reasoning is not None:
         text = _strip_reasoning(text, *options.reasoning)
@@ -184,6 +188,24 @@ def _answer(value: Any, source: str, line: int, column: str, options: CorpusConf
     raise PromptBankError(f"{source} {line} has an empty `{column}`{stripped}.",
                           "Fix or remove that row, or set corpus.empty_texts to drop (skip empty answers) "
                           "or keep (analyse them as empty).")
+
+
+_KINDS = {bool: "a boolean", int: "a number", float: "a number"}
+
+
+def _not_text(value: Any, source: str, line: int, column: str) -> PromptBankError:
+    """A list, mapping, number or boolean where an answer text belongs: a wrong column, or a text
+    left in pieces. Refused, since its printed form ("['a', 'b']", "0") is not what the model wrote."""
+    if isinstance(value, (list, tuple, dict)):
+        kind = "a mapping" if isinstance(value, dict) else "a list"
+        return PromptBankError(f"{source} {line} holds {kind} in `{column}` ({textwrap.shorten(repr(value), 60)}), "
+                               "not a text.",
+                               "Write each answer as one string (join its parts, or pick the part that is the "
+                               "answer), or remove that row.")
+    kind = _KINDS.get(type(value), f"a {type(value).__name__}")
+    return PromptBankError(f"{source} {line} holds {kind} ({value!r}) in `{column}`, not a text.",
+                           "Check that corpus.columns.text names the column of answer texts; if the answers really "
+                           'are numbers, write them as strings ("42").')
 
 
 def _strip_reasoning(text: str, start: str, end: str) -> str:

@@ -14,7 +14,7 @@ from lmdelta.backends.factory import build_embedder, embedder_identity
 from lmdelta.config import RunConfig
 from lmdelta.embedcache import EmbeddingCache
 from lmdelta.hashing import hash_data, hash_text
-from lmdelta.rundir import atomic_write_text
+from lmdelta.rundir import atomic_file, atomic_write_text
 from lmdelta.stages import generate, prompts
 
 VERSION = 1
@@ -66,10 +66,8 @@ def _embed_all(texts: list[str], cache: EmbeddingCache, make_embedder) -> tuple[
 
 
 def _save(path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_file(path, "wb") as handle:
         np.save(handle, array)
-    tmp.replace(path)
 
 
 def load_samples(ctx) -> np.ndarray:

@@ -10,18 +10,49 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 from lmdelta.backends.factory import build_generator, generator_identity
 from lmdelta.backends.protocols import GenerationRequest, Generator, SamplingSettings
 from lmdelta.config import GenerateConfig, RunConfig
+from lmdelta.errors import ConfigError
 from lmdelta.hashing import hash_data
 from lmdelta.records import SIDES, Prompt, Sample, Side
-from lmdelta.rundir import JsonlAppender, read_jsonl, write_jsonl
+from lmdelta.rundir import JsonlAppender, read_jsonl, salvage_jsonl, write_jsonl
+from lmdelta.sources.spec import parse_source
 from lmdelta.stages import prompts as prompts_stage
 
 VERSION = 1
+MAX_ANSWERS = 10_000_000  # both sides: past this, a run's requests alone fill the memory of most machines
 log = logging.getLogger(__name__)
+
+
+def check(config: RunConfig) -> None:
+    """Refuse, before any stage runs (and in --dry-run), a run too large to finish: its requests are
+    built in memory and its answers kept in the run directory."""
+    if config.uses_corpus:
+        return
+    n_prompts = _prompts_at_most(config)
+    samples = config.generate.samples_per_prompt
+    if n_prompts is None or n_prompts * samples * len(SIDES) <= MAX_ANSWERS:
+        return
+    raise ConfigError(f"This run would generate {n_prompts * samples * len(SIDES):,} answers ({n_prompts:,} prompts × "
+                      f"{samples:,} generate.samples_per_prompt × {len(SIDES)} sides), more than one run can hold "
+                      f"({MAX_ANSWERS:,}).",
+                      "Lower generate.samples_per_prompt or set prompts.limit; a few hundred prompts with a few "
+                      "answers each usually show the differences.")
+
+
+def _prompts_at_most(config: RunConfig) -> int | None:
+    """How many prompts the prompts stage will keep (groups, per_group, limit); None for a generated
+    bank without prompts.limit (counting it would call the LLM)."""
+    section = config.prompts
+    if parse_source(section.source).kind == "generated":
+        return section.limit
+    sizes = Counter(p.group for p in prompts_stage.narrow(prompts_stage.source_prompts(config), section))
+    kept = sum(size if section.per_group is None else min(size, section.per_group) for size in sizes.values())
+    return kept if section.limit is None else min(kept, section.limit)
 
 
 def identity(ctx, config: RunConfig) -> dict[str, Any]:
@@ -61,7 +92,7 @@ def run(ctx, config: RunConfig):
     section = config.generate
     prompts = prompts_stage.load(ctx)
     identities = identity(ctx, config)
-    store = {row["key"]: row for row in read_jsonl(ctx.dir / "items.jsonl")}
+    store = {row["key"]: row for row in salvage_jsonl(ctx.dir / "items.jsonl")}
     counts: dict[str, Any] = {}
     samples: list[dict[str, Any]] = []
     with JsonlAppender(ctx.dir / "items.jsonl") as appender:

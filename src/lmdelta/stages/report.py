@@ -1,7 +1,9 @@
 """Publish the run's results at the run directory root and render report.html from them.
 
 hypotheses.jsonl and null_control.jsonl hold one line per tested hypothesis with every number;
-summary.json the run-level counts. The report is rendered from these files alone.
+summary.json the run-level counts; config.yaml the resolved config that produced them (written
+here, with the results, so a re-run that fails midway never leaves a config beside results it
+did not produce). The report is rendered from these files alone.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lmdelta.config import RunConfig
+from lmdelta.config import RunConfig, dump_config
 from lmdelta.rundir import atomic_write_text, write_jsonl
 from lmdelta.stages import decide
 
 VERSION = 1
 OUTPUTS = {"main": "hypotheses.jsonl", "null": "null_control.jsonl"}
+ROOT_OUTPUTS = (*OUTPUTS.values(), "summary.json", "config.yaml")
+VIEWS = ("report.html",)
 
 
 def identity(ctx, config: RunConfig) -> dict[str, Any]:
@@ -33,5 +37,6 @@ def run(ctx, config: RunConfig):
         else:
             (root / filename).unlink(missing_ok=True)
     atomic_write_text(root / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(root / "config.yaml", dump_config(config))
     path = render_report(root)
     return StageResult({"report": str(path), "validated": summary["main"]["validated"]})

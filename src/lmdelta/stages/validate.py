@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from lmdelta.config import RunConfig
+from lmdelta.errors import ConfigError
 from lmdelta.pairdata import load_pair
 from lmdelta.rundir import read_jsonl, write_jsonl
 from lmdelta.stages import propose
@@ -26,6 +27,32 @@ def identity(ctx, config: RunConfig) -> dict[str, Any]:
 
         found["judge"] = role_identity(config, "judge")
     return found
+
+
+def check(config: RunConfig) -> None:
+    """Refuse, before any stage runs (and in --dry-run), what could only fail once validation starts."""
+    section, llm = config.validate, config.llm
+    needs_judge = [(section.judge != "auto", f"validate.judge = {section.judge} scores every hypothesis with it"),
+                   (bool(section.extra_judges), "validate.extra_judges are compared with it"),
+                   (config.propose.llm.enabled and llm.proposer.model is not None,
+                    "the hypotheses the LLM proposer writes are scored by it")]
+    for needed, why in needs_judge:
+        if needed and llm.judge.model is None:
+            raise ConfigError(f"This run needs an LLM judge ({why}), but llm.judge.model is not set.",
+                              "Set llm.judge.model (e.g. --set llm.judge.model=openai/gpt-4.1-mini), or turn that "
+                              "option off.")
+    if section.generative:
+        _check_generative(config)
+
+
+def _check_generative(config: RunConfig) -> None:
+    if config.uses_corpus:
+        raise ConfigError("validate.generative scores texts under both models, but this run compares saved corpora.",
+                          "Turn validate.generative off in corpus mode.")
+    if config.llm.proposer.model is None and config.llm.judge.model is None:
+        raise ConfigError("validate.generative asks an LLM to write example texts, but neither llm.proposer.model "
+                          "nor llm.judge.model is set.", "Set one of them, or turn validate.generative off.")
+    _check_loglik_backends(config)
 
 
 def run(ctx, config: RunConfig):
@@ -85,14 +112,10 @@ def add_agreement(results, pair, hypotheses, config: RunConfig, session) -> None
 def add_generative(ctx, results, hypotheses, config: RunConfig, session) -> None:
     """Judge-free check: assistant-written examples scored by log p_b − log p_a (see lmdelta.generative)."""
     from lmdelta.backends.factory import build_generator
-    from lmdelta.errors import ConfigError
     from lmdelta.generative import score_and_test, write_examples
     from lmdelta.stages import generate
 
-    if config.uses_corpus:
-        raise ConfigError("validate.generative scores texts under both models, but this run compares saved corpora.",
-                          "Turn validate.generative off in corpus mode.")
-    _check_loglik_backends(config)
+    _check_generative(config)
     role = "proposer" if session.has("proposer") else "judge"
     examples = write_examples(hypotheses, session.asker(role), config.validate.generative_examples, 1.0)
     session.check()
@@ -112,7 +135,6 @@ def add_generative(ctx, results, hypotheses, config: RunConfig, session) -> None
 def _check_loglik_backends(config: RunConfig) -> None:
     """Log-likelihood scoring runs the models in process (transformers): not served or vLLM models."""
     from lmdelta.backends.registry import parse_model
-    from lmdelta.errors import ConfigError
 
     for side in ("a", "b"):
         model = getattr(config.generate, side).model

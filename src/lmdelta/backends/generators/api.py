@@ -100,6 +100,7 @@ class APIGenerator:
         self.ref_name = ref_name
         self.endpoint = endpoint_for(spec)
         self.provider = build_served_provider(ref_name, spec, llm)
+        self.key_file = llm.key_file
         accounts = (session.ledger, session.budget) if session is not None else (None, None)
         self.client = _chat_client(self.provider, llm, Path(cache_dir), *accounts)
 
@@ -162,8 +163,14 @@ class APIGenerator:
                            seed=api_seed(request.seed if seed is None else seed), sample_index=request.index)
 
     def _run(self, calls: list[ChatRequest]) -> list[CallResult]:
-        """All calls through the client; StageError once the whole batch is done if any failed."""
+        """All calls through the client; StageError once the whole batch is done if any failed (the
+        client stops sending after a rejected key, an unknown model or a refused request)."""
+        from lmdelta.llm.session import fatal_stop
+        from lmdelta.llm.types import FATAL
+
         results = self.client.run(calls)
+        if any(r.error_kind in FATAL for r in results):
+            raise fatal_stop(self.ref_name, results, "generate", self.key_file)
         failed = [r for r in results if not r.ok and r.error_kind != "content_filter"]
         if failed:
             first = failed[0]

@@ -3,10 +3,16 @@
 `fake:words` answers with words drawn from a vocabulary, echoes a few words of the prompt (so
 answers to one prompt are correlated, as real ones are), and mentions `topic_words` in a share
 `topic_rate` of its answers. Every answer depends only on its request's seed and prompt.
+
+For kill-and-resume tests, LMDELTA_FAKE_STALL_AFTER=N makes a generator stop answering (sleep
+until the process is stopped) once it has answered N requests: the test then interrupts a run
+at a known point instead of racing it. It is read from the environment, so answers and their
+cache keys do not depend on it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import Any
@@ -28,6 +34,8 @@ class FakeGenerator:
         self.topic_rate = float(args.get("topic_rate", 0.0))
         self.length = int(args.get("length", 12))
         self.delay = float(args.get("delay", 0.0))
+        self.stall_after = int(os.environ.get("LMDELTA_FAKE_STALL_AFTER", "0")) or None
+        self.answered = 0
 
     def prompt_length(self, request: GenerationRequest) -> int:
         return len(request.prompt.split())
@@ -35,6 +43,9 @@ class FakeGenerator:
     def generate(self, requests: list[GenerationRequest], settings: SamplingSettings) -> list[Generation]:
         if self.delay:
             time.sleep(self.delay * len(requests))
+        while self.stall_after is not None and self.answered >= self.stall_after:
+            time.sleep(0.05)
+        self.answered += len(requests)
         return [self._answer(request, settings) for request in requests]
 
     def _answer(self, request: GenerationRequest, settings: SamplingSettings) -> Generation:

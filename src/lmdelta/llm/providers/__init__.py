@@ -193,6 +193,19 @@ def resolve_key(info: ProviderInfo, key_file: str | Path | None) -> str | None:
     return None
 
 
+def key_source(model_string: str, key_file: str | Path | None = None) -> str | None:
+    """Where lmdelta reads the key for a model string, for error messages: its environment variables
+    (and the key file, when one is given); None when the provider takes no key or the string is not one."""
+    try:
+        info = PROVIDERS[parse_model_string(model_string).provider]
+    except (ConfigError, KeyError):
+        return None
+    if not info.key_env:
+        return None
+    variables = " or ".join(info.key_env)
+    return f"the key file {key_file}, else {variables}" if key_file is not None else variables
+
+
 def missing_key_error(info: ProviderInfo, key_file: str | Path | None) -> ConfigError:
     variables = " or ".join(info.key_env)
     looked = f"; the key file {key_file} has no `{info.prefix}: KEY` line" if key_file is not None else ""

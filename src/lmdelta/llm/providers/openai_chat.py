@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from lmdelta.errors import ConfigError
+from lmdelta.credentials import looks_like_credential
 from lmdelta.llm.providers import (
     DEFAULT_TIMEOUT,
     NO_KEY,
@@ -42,6 +44,7 @@ class OpenAIChat:
         self.model = model
         self.base_url = (base_url or OPENAI_URL).rstrip("/")
         self._secret = Secret(api_key)
+        self._public_headers = public_headers(headers, self._secret)
         # OpenAI's newer models refuse `max_tokens`; most other servers only know `max_tokens`.
         self._token_field = max_tokens_field or ("max_completion_tokens" if self.base_url == OPENAI_URL
                                                  else "max_tokens")
@@ -56,7 +59,12 @@ class OpenAIChat:
             lambda client: client.close())
 
     def identity(self) -> dict[str, Any]:
-        return {"provider": self.name, "model": self.model, "base_url": self.base_url}
+        """Provider, model, base URL, and the extra headers that are not credentials (a header such as
+        `X-Variant: lora-7` can select another adapter on the server, so it can change answers)."""
+        identity: dict[str, Any] = {"provider": self.name, "model": self.model, "base_url": self.base_url}
+        if self._public_headers:
+            identity["headers"] = self._public_headers
+        return identity
 
     def __repr__(self) -> str:
         return f"OpenAIChat(provider={self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -141,6 +149,18 @@ class OpenAIChat:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def public_headers(headers: Mapping[str, Any] | None, secret: Secret) -> dict[str, str]:
+    """Extra headers that may enter cache keys and manifests: names lower-cased (HTTP ignores case),
+    sorted; never one named like a credential (Authorization, X-Api-Key, Cookie…) or holding the key."""
+    public = {}
+    for name, value in (headers or {}).items():
+        text = str(value)
+        if looks_like_credential(str(name)) or secret.redact(text) != text:
+            continue
+        public[str(name).lower()] = text
+    return dict(sorted(public.items()))
 
 
 def _logprobs(logprobs: Any) -> list[dict[str, float]] | None:
