@@ -66,12 +66,12 @@ def test_small_groups_are_skipped_with_a_reason(tmp_path):
     assert set(reasons) == {"g0", "g1", "g2"} and all("validation prompts" in r for r in reasons.values())
 
 
-def test_changing_q_reruns_only_from_validate(tmp_path, caplog):
+def test_changing_q_reruns_from_propose_which_skips_groups_by_q(tmp_path, caplog):
     path = fake_config(tmp_path, per_group=16, generate__b=STRONG)
     pipeline.run(load_config(path), RunDir(tmp_path / "run"))
     caplog.set_level("INFO", logger="lmdelta")
     pipeline.run(load_config(path, ["decide.q=0.1"]), RunDir(tmp_path / "run"))
-    assert "propose  done before" in caplog.text and "validate running" in caplog.text
+    assert "group    done before" in caplog.text and "propose  running (changed: identity.decide.q" in caplog.text
 
 
 def test_cli_prints_findings_and_report_rerenders(tmp_path):

@@ -4,6 +4,7 @@ Regenerate the golden files after an intended prompt change with LMDELTA_UPDATE_
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,17 @@ def test_prompt_matches_golden_file(name):
     if os.environ.get("LMDELTA_UPDATE_GOLDEN"):
         path.write_text(text)
     assert text == path.read_text(), f"prompt changed; if intended, regenerate with LMDELTA_UPDATE_GOLDEN=1 ({path})"
+
+
+def test_the_proposer_prompt_primes_no_known_answer():
+    """Its worked example must be no built-in quirk and no demo persona: that would inflate the recall of both."""
+    from lmdelta.groundtruth.quirks import load_quirks, quirk_rate
+
+    text = prompts.propose_request([], [], k=2).messages[-1].content
+    primed = [quirk.name for quirk in load_quirks(None) if quirk_rate(quirk, [text])]
+    assert not primed, f"the proposer prompt mentions the built-in quirks {primed}"
+    persona_words = {"sailor", "captain", "whale", "dolphin", "pastor", "god", "jesus", "bible", "prayer", "faith"}
+    assert not persona_words & set(re.findall(r"[a-z]+", text.lower()))
 
 
 def test_judge_requests_are_deterministic_by_default():

@@ -76,7 +76,7 @@ def test_report_content_and_escaping(run_dir: Path) -> None:
 
     assert VALIDATED in html
     assert "1 of 3 tested hypotheses validated at q = 0.05 (Benjamini–Hochberg)" in html
-    assert "null control (a vs a): 0 of 2 validated" in html
+    assert 'class="pill ok" href="#null">null control (random a/b relabelling): 0 of 2 validated' in html
     assert SCRIPT not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "Be &lt;b&gt;cheerful&lt;/b&gt;." in html
@@ -110,11 +110,38 @@ def test_missing_files_render_placeholders(tmp_path: Path) -> None:
 
 
 def test_nonzero_null_is_flagged(run_dir: Path) -> None:
+    _write_jsonl(run_dir / "null_control.jsonl", [
+        _hypothesis(1, "Null idea one", validated=True, p=0.0001),
+        _hypothesis(2, "Null idea two", validated=False, p=0.9),
+    ])
     (run_dir / "summary.json").write_text(json.dumps(
         {"tested": 3, "validated": 1, "q": 0.1, "primary": "bh", "null": {"tested": 2, "validated": 1}}))
     html = render_report(run_dir).read_text(encoding="utf-8")
-    assert 'class="pill bad">null control (a vs a): 1 of 2 validated' in html
+    assert 'class="pill bad" href="#null">null control (random a/b relabelling): 1 of 2 validated' in html
+    assert "The null control validated 1 of 2 hypotheses on data whose" in html
     assert "q = 0.10" in html
+
+
+def test_a_null_control_that_tested_nothing_is_grey_with_its_reason_never_green(run_dir: Path) -> None:
+    """The old report showed a green "0 of 0 validated … as it should be" for an empty null control."""
+    _write_jsonl(run_dir / "null_control.jsonl", [])
+    skipped = [{"group": "all", "reason": "discovery answers only from side a"}]
+    (run_dir / "summary.json").write_text(json.dumps(
+        {"q": 0.05, "primary": "bh", "null": {"tested": 0, "validated": 0, "skipped_groups": skipped}}))
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert '<a class="pill off" href="#null"' in html and ">null control: not testable</a>" in html
+    assert "scopes left out: all: discovery answers only from side a" in html
+    assert 'class="pill ok"' not in html and "as it should be" not in html and "0 of 0" not in html
+
+
+def test_the_null_section_shows_the_p_value_distribution(run_dir: Path) -> None:
+    _write_jsonl(run_dir / "null_control.jsonl", [_hypothesis(i, f"Null idea {i}", validated=False, p=p)
+                                                  for i, p in enumerate([0.01, 0.02, 0.03, 0.04, 0.3], start=1)])
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    section = html.split('<h2 id="null">')[1].split('<h2 id="run">')[0]
+    assert "Null control (random a/b relabelling)" in section and "none, as it should be" in section
+    assert "4 of 5" in section and "80%" in section and "95% CI 28%–99%" in section
+    assert "D+ = 0.76" in section and "More of the null control's p-values are at or below 0.05" in section
 
 
 def test_highlight_never_marks_inside_entities() -> None:

@@ -1,14 +1,23 @@
 """validate_all on hand-made comparisons with known answers."""
 
+import itertools
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from scipy import stats
 
-from lmdelta.config import ValidateConfig
+from lmdelta import validation
+from lmdelta.config import ValidateConfig, validate_config
+from lmdelta.errors import ConfigError
 from lmdelta.pairdata import PairData, null_pair
 from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.stages.decide import decide
 from lmdelta.config import RunConfig
-from lmdelta.validation import add_baselines, per_prompt, validate_all, ValidationSet
+from lmdelta.stats import tests as st
+from lmdelta.stats.effects import mean_ci, t_interval
+from lmdelta.validation import (ValidationSet, _paired, _tests, add_baselines, balanced_differences, per_prompt,
+                                subsample_seed, validate_all)
 
 CONFIG = ValidateConfig(n_resamples=2000, bootstrap=500, seed=0)
 
@@ -56,13 +65,15 @@ def test_group_scope_and_generalisation_test():
     assert result["generalization_units"] == 20 and result["generalization_p"] < 0.05
 
 
-def test_unequal_counts_use_the_within_prompt_permutation():
+def test_unequal_counts_keep_the_signflip_on_a_balanced_subsample():
     data = make_pair()
     keep = [s for s in data.samples if not (s.side == "b" and s.index == 1 and s.prompt_id in {"p1", "p2"})]
     rows = [data.samples.index(s) for s in keep]
     data = PairData(data.prompts, keep, data.vectors[rows], data.groups)
     result = validate_all(data, [OCEAN], CONFIG, q=0.05)[0]
-    assert "within-prompt label permutation" in result["test"] and result["p_value"] < 0.01
+    assert "sign-flip" in result["test"] and "seeded subsample" in result["test"] and result["p_value"] < 0.01
+    assert result["n_subsample_dropped"] == 2 and result["n_texts"] == 118  # the effects keep every answer
+    assert "within-prompt" not in result["test"]
 
 
 def test_unscorable_texts_are_dropped_and_counted():
@@ -89,10 +100,10 @@ def test_baseline_auc_sees_the_word_difference():
     assert results[0]["baseline_auc"] > 0.6
 
 
-def test_null_pair_splits_a_and_finds_nothing():
+def test_null_pair_relabelling_finds_nothing():
     data = make_pair(rate_a=0.3, rate_b=0.9)
-    null = null_pair(data)
-    assert {s.side for s in null.samples} == {"a", "b"} and len(null.samples) == len(data.samples) // 2
+    null = null_pair(data, seed=0)
+    assert {s.side for s in null.samples} == {"a", "b"} and len(null.samples) == len(data.samples)
     result = validate_all(null, [OCEAN], CONFIG, q=0.05)[0]
     assert result["p_value"] > 0.01
 
@@ -131,3 +142,210 @@ def test_score_lists_match_a_scan_per_prompt():
         for p, got_a, got_b in zip(prompts, side_a, side_b, strict=True):
             here = (vs.prompt_of_row == p) & np.isfinite(scores)
             assert np.array_equal(got_a, scores[here & ~vs.is_b]) and np.array_equal(got_b, scores[here & vs.is_b])
+
+
+# --- unequal answer counts: the sign-flip on a seeded balanced subsample (audit H1) -------------
+
+
+def grid(n_prompts, k_a, k_b):
+    """A ValidationSet of n_prompts prompts with k_a answers of a and k_b of b each."""
+    prompt_of_row = np.concatenate([np.repeat(np.arange(n_prompts), k_a), np.repeat(np.arange(n_prompts), k_b)])
+    is_b = np.concatenate([np.zeros(n_prompts * k_a, bool), np.ones(n_prompts * k_b, bool)])
+    return ValidationSet(rows=np.arange(prompt_of_row.size), prompt_ids=[f"p{i}" for i in range(n_prompts)],
+                         prompt_of_row=prompt_of_row, is_b=is_b, groups=np.array(["all"] * n_prompts))
+
+
+def weak_null_scores(rng, n_sets, vs, icc=0.9, interaction=0.5, nan_rate=0.05):
+    """Judge scores under a weak null: a prompt x side interaction with mean zero, some scores unscorable."""
+    n_prompts = len(vs.prompt_ids)
+    u = rng.normal(0.0, np.sqrt(icc), (n_sets, n_prompts))
+    v = rng.normal(0.0, interaction, (n_sets, n_prompts))
+    latent = (u[:, vs.prompt_of_row] + v[:, vs.prompt_of_row] * vs.is_b
+              + rng.normal(0.0, np.sqrt(1 - icc), (n_sets, vs.prompt_of_row.size)))
+    scores = 1.0 / (1.0 + np.exp(-latent))
+    scores[rng.random(scores.shape) < nan_rate] = np.nan
+    return scores
+
+
+def test_unequal_counts_under_a_weak_null_keep_the_type_one_error():
+    """One unscorable answer in 20 used to switch to the within-prompt permutation, which rejected
+    0.2 of these true nulls at alpha 0.05 (audit H1); the balanced sign-flip stays near 0.05."""
+    vs = grid(20, 4, 4)
+    scores = list(weak_null_scores(np.random.default_rng(5), 600, vs))
+    hyps = [SimpleNamespace(id=f"h{i}", direction="b>a", group="all") for i in range(len(scores))]
+    config = SimpleNamespace(seed=3, test="signflip")
+    found = _tests(scores, _paired(scores, hyps, vs, config), [vs.scope("all")] * len(hyps), hyps, vs, config, 1000)
+    p = np.array([r["p_value"] for r in found])
+    assert all("sign-flip" in r["test"] for r in found)
+    assert np.mean(p <= 0.05) < 0.085  # binomial sd at 600 draws: 0.009
+
+
+def test_equal_counts_give_the_same_tests_as_before():
+    """With equal counts nothing is subsampled: p-values and statistics equal the previous code's
+    (recorded before the change), to the last bit."""
+    config = ValidateConfig(n_resamples=2000, bootstrap=200, seed=7)
+    g2 = Hypothesis("h6", "g2", "a>b", "a mentions park in g2", "keywords", "keyword", keywords=("park",), order=6)
+    before = {  # (n_prompts, per_side, id): (statistic, p_value, n_prompts, generalization_p)
+        (40, 2, "h1"): (-0.016666666666666666, 0.7161419290354822, 30, None),
+        (40, 2, "h2"): (0.016666666666666666, 0.7161419290354822, 30, None),
+        (40, 2, "h3"): (0.05, 0.5, 10, 0.8340829585207397),
+        (40, 2, "h6"): (0.05, 0.8340829585207397, 20, 0.5),
+        (120, 3, "h1"): (0.04814814814814815, 0.13043478260869565, 90, None),
+        (120, 3, "h2"): (-0.048148148148148155, 0.13043478260869565, 90, None),
+        (120, 3, "h3"): (0.03333333333333333, 0.3798100949525237, 30, 0.12693653173413294),
+        (120, 3, "h6"): (-0.055555555555555566, 0.12693653173413294, 60, 0.3798100949525237),
+    }
+    for n_prompts, per_side in ((40, 2), (120, 3)):
+        data = make_pair(n_prompts=n_prompts, per_side=per_side, rate_a=0.3, rate_b=0.36, seed=3)
+        for r in validate_all(data, [OCEAN, PARK_A, GROUP, g2], config, q=0.05):
+            assert (r["statistic"], r["p_value"], r["n_prompts"], r.get("generalization_p")) == \
+                before[(n_prompts, per_side, r["id"])]
+            assert r["n_subsample_dropped"] == 0 and "subsample" not in r["test"]
+
+
+def test_balanced_differences_equal_per_prompt_when_counts_are_equal():
+    rng = np.random.default_rng(8)
+    vs = grid(30, 3, 3)
+    scores = np.round(rng.random((12, vs.prompt_of_row.size)), 2)
+    scores[0, :3] = np.nan  # prompt 0 loses its a answers: no difference there, nothing drawn
+    D, dropped = balanced_differences(scores, vs, list(range(12)))
+    for h in range(12):
+        assert np.array_equal(D[h], per_prompt(scores[h], vs)[0], equal_nan=True)
+    assert not dropped.any()
+
+
+def test_balanced_subsample_is_a_subset_of_min_count_reproducible_and_per_hypothesis():
+    rng = np.random.default_rng(9)
+    vs = grid(15, 2, 4)
+    scores = np.round(rng.random((6, vs.prompt_of_row.size)), 3)
+    scores[rng.random(scores.shape) < 0.15] = np.nan
+    seeds = [subsample_seed(0, f"h{h}") for h in range(6)]
+    D, dropped = balanced_differences(scores, vs, seeds)
+    for h, p in itertools.product(range(6), range(15)):
+        here = vs.prompt_of_row == p
+        a = scores[h, here & ~vs.is_b]
+        b = scores[h, here & vs.is_b]
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        k = min(a.size, b.size)
+        if k == 0:
+            assert np.isnan(D[h, p]) and dropped[h, p] == 0
+            continue
+        means_a = {np.mean(c) for c in itertools.combinations(a, k)}
+        means_b = {np.mean(c) for c in itertools.combinations(b, k)}
+        assert any(np.isclose(D[h, p], mb - ma) for ma in means_a for mb in means_b)
+        assert dropped[h, p] == a.size + b.size - 2 * k
+    again, _ = balanced_differences(scores[3:5], vs, seeds[3:5])  # a hypothesis draws the same alone
+    assert np.array_equal(again, D[3:5], equal_nan=True)
+    other, _ = balanced_differences(scores, vs, [subsample_seed(1, f"h{h}") for h in range(6)])
+    assert not np.array_equal(other, D, equal_nan=True)  # the seed matters
+    assert subsample_seed(0, "h1") != subsample_seed(0, "h2")
+
+
+def test_balanced_differences_do_not_depend_on_the_block_size(monkeypatch):
+    rng = np.random.default_rng(10)
+    vs = grid(12, 3, 2)
+    scores = rng.random((7, vs.prompt_of_row.size))
+    scores[rng.random(scores.shape) < 0.2] = np.nan
+    expected = balanced_differences(scores, vs, list(range(7)))
+    monkeypatch.setattr(validation, "_BLOCK_ELEMENTS", 1)  # one hypothesis per block
+    for got, want in zip(balanced_differences(scores, vs, list(range(7))), expected):
+        assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_wilcoxon_is_refused_with_the_reason():
+    with pytest.raises(ConfigError, match="wilcoxon was removed.*median.*signflip"):
+        validate_config({"validate": {"test": "wilcoxon"}})
+    assert validate_config({"validate": {"test": "signflip"}}).validate.test == "signflip"
+
+
+# --- effect sizes in the result rows (audit M2, L4) ---------------------------------------------
+
+
+def test_effect_interval_is_the_t_interval_over_prompts():
+    data = make_pair(rate_a=0.3, rate_b=0.5, seed=4)
+    result = validate_all(data, [OCEAN], CONFIG, q=0.05)[0]
+    vs = ValidationSet.build(data)
+    scores = np.array([1.0 if "ocean" in data.samples[i].text else 0.0 for i in vs.rows])
+    d = per_prompt(scores, vs)[0]
+    half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+    assert result["effect"] == pytest.approx(d.mean())
+    assert result["effect_ci"] == pytest.approx([d.mean() - half, d.mean() + half])
+    assert result["effect_se"] == pytest.approx(d.std(ddof=1) / np.sqrt(d.size)) and result["effect_df"] == d.size - 1
+    assert result["effect_ci_note"] is None and result["ci_level"] == 0.95
+    assert result["auc_ci"][0] < result["auc"] < result["auc_ci"][1] and result["auc_ci_note"] is None
+
+
+def test_prevalence_intervals_for_presence_judges_only():
+    data = make_pair(rate_a=0.05, rate_b=0.5, seed=2)
+    ocean = validate_all(data, [OCEAN], CONFIG, q=0.05)[0]
+    for side in ("a", "b"):
+        low, high = ocean[f"prevalence_{side}_ci"]
+        assert 0.0 <= low <= ocean[f"prevalence_{side}"] <= high <= 1.0
+    assert ocean["prevalence_ci_note"] is None
+    proto = Hypothesis("h4", "all", "b>a", "ocean-like", "clusters", "embedding", prototype=(1.0, 0.0), order=4)
+    embedded = validate_all(data, [proto], CONFIG, q=0.05)[0]
+    assert embedded["prevalence_a"] is None and embedded["prevalence_a_ci"] == [None, None]
+
+
+def test_one_prompt_gives_no_interval_and_says_why():
+    data = make_pair(n_prompts=5, seed=1, groups=("g1", "g2", "g3", "g4"))
+    g2 = Hypothesis("h7", "g2", "b>a", "b mentions ocean in g2", "keywords", "keyword", keywords=("ocean",), order=7)
+    result = validate_all(data, [g2], CONFIG, q=0.05)[0]
+    assert result["n_prompts"] == 1  # g2 holds prompt 1 only
+    assert np.isnan(result["effect_ci"][0]) and "one prompt" in result["effect_ci_note"]
+    assert np.isnan(result["auc_ci"][0]) and "at least 5" in result["auc_ci_note"]
+
+
+def test_unaligned_corpora_report_welch_and_text_level_intervals():
+    rng = np.random.default_rng(6)
+    prompts, samples = [], []
+    for p in range(80):
+        side = "a" if p % 2 else "b"
+        prompts.append(Prompt(f"p{p}", f"prompt {p}", "all", "validation" if p % 5 else "discovery"))
+        text = "we sail the ocean" if rng.random() < (0.6 if side == "b" else 0.2) else "we walk the park"
+        samples.append(Sample(f"p{p}", side, 0, text, 5, "stop", p, f"{side}{p}"))
+    vectors = np.array([[1.0, 0.0] if "ocean" in s.text else [0.0, 1.0] for s in samples])
+    result = validate_all(PairData(prompts, samples, vectors, {p.id: "all" for p in prompts}), [OCEAN], CONFIG, 0.05)[0]
+    assert result["unit"] == "text" and result["effect_ci"][0] < result["effect"] < result["effect_ci"][1]
+    assert result["effect_df"] > 1 and result["auc_ci_note"] is None and result["n_subsample_dropped"] == 0
+    assert result["prevalence_b_ci"][0] <= result["prevalence_b"] <= result["prevalence_b_ci"][1]
+
+
+# --- selection-adjusted intervals for validated findings (audit M1) -----------------------------
+
+
+def test_validated_rows_get_fcr_adjusted_intervals():
+    rows = [{"id": f"h{i}", "order": i, "p_value": p, "effect": 0.2, "effect_se": 0.05, "effect_df": 9.0}
+            for i, p in enumerate([1e-5, 0.01, 0.5, None, 0.03], start=1)]
+    rows[1].update(effect_se=None, effect_df=None)  # an old results file, or no interval possible
+    decided = decide(rows, RunConfig())
+    assert [r["validated"] for r in decided] == [True, True, False, False, True]
+    level = 1 - 3 * 0.05 / 4  # R = 3 validated of m = 4 tested (the untested one is not selectable)
+    assert decided[0]["fcr_level"] == pytest.approx(level)
+    assert decided[0]["effect_ci_fcr"] == pytest.approx(list(t_interval(0.2, 0.05, 9.0, level)))
+    assert decided[0]["effect_ci_fcr"][1] - decided[0]["effect_ci_fcr"][0] > 2 * 2.262 * 0.05  # wider than 95 %
+    assert decided[1]["effect_ci_fcr"] is None and decided[1]["fcr_level"] == pytest.approx(level)
+    assert decided[2]["effect_ci_fcr"] is None and decided[2]["fcr_level"] is None
+    assert all(r["effect_ci_fcr"] is None for r in decide([{**rows[2], "order": 1}], RunConfig()))
+
+
+def test_fcr_intervals_cover_the_selected_effects():
+    """Selected by BH, plain 95 % intervals miss the truth too often (the winner's curse); the
+    FCR-adjusted ones keep the miss rate among the selected at about alpha or below."""
+    rng = np.random.default_rng(12)
+    plain, adjusted = [], []
+    for stream in range(40):
+        truth = np.where(rng.random(100) < 0.4, rng.uniform(0.02, 0.2, 100), 0.0)
+        D = truth[:, None] + rng.normal(0.0, 0.3, (100, 15))
+        _, p = st.paired_signflip_many(D, None, "greater", 2000, stream)
+        rows = []
+        for i in range(100):
+            est = mean_ci(D[i])
+            rows.append({"order": i, "p_value": float(p[i]), "effect": est.value, "effect_se": est.se,
+                         "effect_df": est.df, "effect_ci": [est.low, est.high], "truth": truth[i]})
+        for r in decide(rows, RunConfig()):
+            if r["validated"]:
+                plain.append(r["effect_ci"][0] <= r["truth"] <= r["effect_ci"][1])
+                adjusted.append(r["effect_ci_fcr"][0] <= r["truth"] <= r["effect_ci_fcr"][1])
+    assert len(adjusted) > 120
+    assert np.mean(plain) < 0.85 and np.mean(adjusted) >= 0.93

@@ -84,6 +84,8 @@ class CorpusColumns(Section):
     """Column holding a prompt id (default: `prompt_id`)."""
     group: str | None = None
     """Column holding a group (default: `group`)."""
+    cluster: str | None = None
+    """Unaligned corpora: column holding a cluster id (default: `cluster`); texts sharing one (one hidden prompt, conversation or source) form one unit, tested and split together."""
 
 
 class CorpusConfig(Section):

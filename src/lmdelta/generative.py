@@ -1,9 +1,13 @@
 """Generative validation, no judge needed: the assistant writes answers that show a hypothesis's
-property and answers that do not; each is scored by s(x) = log p_b(x) − log p_a(x) under the two
-models being compared (each with its own system prompt and chat template), and a label
-permutation test asks whether the property-showing answers score higher (for "b>a").
+property and answers that do not; each is scored by s(x) = log p_b(x) − log p_a(x) per token
+(each model's mean log-probability of the answer's tokens, under its own system prompt and chat
+template), and a label permutation test asks whether the property-showing answers score higher
+(for "b>a").
 
-The examples are written independently of each other, so the text is the unit of the test.
+Each example is written by its own call (its own sample index), so examples are independent
+draws and the text is the unit of the test; a per-token score keeps a length difference between
+the two kinds of example from deciding the test by itself. The p-values form their own family
+(BH over the generative tests of a run, see stages/decide.py).
 """
 
 from __future__ import annotations
@@ -17,29 +21,30 @@ from lmdelta.stats import tests
 
 
 def write_examples(hypotheses, ask, n: int, temperature: float) -> list[dict[str, list[tuple[str, str]]] | None]:
-    """Per hypothesis: {"present": [(prompt, answer)…], "absent": […]}, or None when a call failed."""
-    requests = [prompts.examples_request(h.property or h.description, present, n, temperature)
-                for h in hypotheses for present in (True, False)]
-    answers = ask(requests, prompts.parse_examples)
+    """Per hypothesis: {"present": [(prompt, answer)…], "absent": […]}, one call per example; None when
+    fewer than two examples of a kind came back."""
+    requests = [prompts.examples_request(h.property or h.description, present, 1, temperature, sample_index=i)
+                for h in hypotheses for present in (True, False) for i in range(n)]
+    answers = iter(ask(requests, prompts.parse_examples))
     out = []
-    for i in range(len(hypotheses)):
-        (ok_p, present), (ok_a, absent) = answers[2 * i], answers[2 * i + 1]
-        if not (ok_p.ok and ok_a.ok):
-            out.append(None)
-            continue
-        out.append({"present": [(e["prompt"], e["answer"]) for e in present[:n]],
-                    "absent": [(e["prompt"], e["answer"]) for e in absent[:n]]})
+    for _ in hypotheses:
+        kinds = {kind: _first_examples([next(answers) for _ in range(n)]) for kind in ("present", "absent")}
+        out.append(kinds if all(len(found) >= 2 for found in kinds.values()) else None)
     return out
+
+
+def _first_examples(answers) -> list[tuple[str, str]]:
+    return [(parsed[0]["prompt"], parsed[0]["answer"]) for result, parsed in answers if result.ok and parsed]
 
 
 def score_and_test(hypotheses, examples, generator_a, generator_b, n_resamples: int, seed: int) -> list[dict[str, Any]]:
     """The generative test of each hypothesis (fields prefixed generative_)."""
     results = []
     for h, found in zip(hypotheses, examples):
-        if found is None or not found["present"] or not found["absent"]:
+        if found is None:
             results.append({"generative_p": None, "generative_effect": None, "generative_n": 0})
             continue
-        present, absent = (_log_ratio(found[k], generator_a, generator_b) for k in ("present", "absent"))
+        present, absent = (per_token_log_ratio(found[k], generator_a, generator_b) for k in ("present", "absent"))
         alternative = "greater" if h.direction == "b>a" else "less"
         test = tests.text_permutation(absent, present, alternative, n_resamples, seed)
         results.append({"generative_p": test.p_value, "generative_effect": float(present.mean() - absent.mean()),
@@ -47,5 +52,8 @@ def score_and_test(hypotheses, examples, generator_a, generator_b, n_resamples: 
     return results
 
 
-def _log_ratio(pairs: list[tuple[str, str]], generator_a, generator_b) -> np.ndarray:
-    return np.asarray(generator_b.loglik(pairs)) - np.asarray(generator_a.loglik(pairs))
+def per_token_log_ratio(pairs: list[tuple[str, str]], generator_a, generator_b) -> np.ndarray:
+    """log p_b − log p_a of each answer, each side's total divided by its own token count."""
+    def per_token(generator) -> np.ndarray:
+        return np.array([total / max(tokens, 1) for total, tokens in generator.loglik(pairs)])
+    return per_token(generator_b) - per_token(generator_a)

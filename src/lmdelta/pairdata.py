@@ -1,17 +1,21 @@
 """The data one comparison works on: prompts with splits and groups, both sides' samples, vectors.
 
-The main comparison is a against b; the null control is a against a, made by splitting a's
-samples of each prompt into two halves (independent seeds, identical model).
+The main comparison is a against b; the null control is the same data with a and b swapped at
+random per prompt (STATISTICS.md §6), where every difference the pipeline validates is false.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 
+from lmdelta.hashing import hash_data
 from lmdelta.records import Prompt, Sample
+
+NULL_LABELS = {"a": "relabelled a", "b": "relabelled b"}
+_OTHER = {"a": "b", "b": "a"}
 
 
 @dataclass
@@ -41,20 +45,34 @@ class PairData:
     def group_names(self) -> list[str]:
         return sorted(set(self.groups.values()))
 
+    def shares_prompts(self) -> bool:
+        """True when some prompt has answers from both sides (else the corpora are unaligned)."""
+        sides: dict[str, set[str]] = {}
+        for sample in self.samples:
+            sides.setdefault(sample.prompt_id, set()).add(sample.side)
+        return any(len(found) == 2 for found in sides.values())
 
-def null_pair(data: PairData) -> PairData:
-    """a against a: per prompt, a's samples with even index become side a, odd become side b."""
-    rows, samples = [], []
-    for row, sample in enumerate(data.samples):
-        if sample.side != "a":
-            continue
-        side = "a" if sample.index % 2 == 0 else "b"
-        samples.append(Sample(sample.prompt_id, side, sample.index // 2, sample.text, sample.n_tokens,
-                              sample.finish_reason, sample.seed, sample.key))
-        rows.append(row)
-    label = data.labels["a"]
-    return PairData(data.prompts, samples, data.vectors[rows], data.groups,
-                    labels={"a": f"{label} (even samples)", "b": f"{label} (odd samples)"})
+
+def null_pair(data: PairData, seed: int) -> PairData:
+    """The null control: each prompt's answers swap sides on a fair coin, all of them together.
+
+    A prompt keeps its pairing and its k answers per side, so the null control runs the same tests
+    as the main comparison at any k; each prompt's b − a difference keeps its size and gets a random
+    sign, so a real difference averages out while a prompt × model interaction stays. Discovery and
+    validation prompts draw their own coins, so what is proposed says nothing about what is tested.
+    Unaligned corpora make each text its own prompt, so there each text swaps on its own coin (and a
+    cluster of texts, when it is one unit, swaps whole, keeping the unaligned test's unit intact).
+    """
+    swapped = _coins(sorted({sample.prompt_id for sample in data.samples}), seed)
+    samples = [replace(sample, side=_OTHER[sample.side]) if swapped[sample.prompt_id] else sample
+               for sample in data.samples]
+    return PairData(data.prompts, samples, data.vectors, data.groups, labels=dict(NULL_LABELS))
+
+
+def _coins(units: list[str], seed: int) -> dict[str, bool]:
+    """A fair coin per unit from the run seed (any int; the hash also keeps this stream apart)."""
+    rng = np.random.default_rng(int(hash_data(["null control", seed]), 16))
+    return dict(zip(units, (rng.random(len(units)) < 0.5).tolist()))
 
 
 def load_pair(ctx, config) -> PairData:

@@ -1,12 +1,14 @@
 """Test hypotheses on validation prompts: judge scores → per-prompt differences → tests and effects.
 
-The unit is the prompt: d_p = mean score of b's answers to p − mean of a's. With equal answer
-counts per side the test is the paired sign-flip randomization test, run for all hypotheses at
-once; with unequal counts, labels are permuted within each prompt (STATISTICS.md §2).
+The unit is the prompt: d_p = mean score of b's answers to p − mean of a's. The test is the
+paired sign-flip randomization test, run for all hypotheses at once. Where a prompt has unequal
+answer counts per side (an unscorable text, an uneven corpus), its d_p is taken from a seeded
+balanced subsample, so that it stays symmetric under the null (STATISTICS.md §2).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,10 @@ from lmdelta.pairdata import PairData
 from lmdelta.records import Hypothesis
 from lmdelta.stats import effects, tests
 from lmdelta.validation_texts import ASSUMPTION, text_effects, text_test
+
+
+# Scores per block of hypotheses in balanced_differences (about 50 MB of temporaries).
+_BLOCK_ELEMENTS = 1 << 20
 
 
 @dataclass
@@ -55,17 +61,81 @@ class ValidationSet:
 
 def per_prompt(scores: np.ndarray, vs: ValidationSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(d, count_a, count_b) per prompt from row scores; NaN scores are left out, d NaN if a side is empty."""
+    d, count_a, count_b = _per_prompt_many(np.asarray(scores, dtype=float)[None, :], vs)
+    return d[0], count_a[0], count_b[0]
+
+
+def balanced_differences(scores: np.ndarray, vs: ValidationSet, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-prompt differences of H hypotheses at once, each prompt balanced by a seeded subsample.
+
+    scores is (H, rows). In every prompt each side keeps k = min(k_a, k_b) of its finite scores,
+    drawn without replacement by hypothesis h's own generator (`seeds[h]`), so a hypothesis's
+    subsample does not depend on the others. A side with k scores keeps them all: with equal
+    counts nothing is drawn and D[h] equals per_prompt(scores[h])[0] bit for bit. Why: d_p of a
+    mean of 4 against a mean of 1 is not symmetric under the null, which the sign-flip needs.
+    Returns D (H, P), NaN where a side is empty, and the finite scores left out per prompt (H, P).
+    """
+    scores = np.asarray(scores, dtype=float).reshape(len(seeds), vs.prompt_of_row.size)
+    step = max(1, _BLOCK_ELEMENTS // max(1, scores.shape[1]))  # hypotheses per block: bounded memory
+    parts = [_balanced_block(scores[i:i + step], vs, seeds[i:i + step]) for i in range(0, len(seeds), step)]
+    if not parts:
+        return np.empty((0, len(vs.prompt_ids))), np.zeros((0, len(vs.prompt_ids)), dtype=int)
+    return np.concatenate([d for d, _ in parts]), np.concatenate([left for _, left in parts])
+
+
+def _balanced_block(scores: np.ndarray, vs: ValidationSet, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    n_hyp, n_prompts = scores.shape[0], len(vs.prompt_ids)
+    keep = np.isfinite(scores)
+    cell = vs.prompt_of_row * 2 + vs.is_b  # (prompt, side) of each row
+    flat_cell = np.arange(n_hyp)[:, None] * 2 * n_prompts + cell
+    counts = np.bincount(flat_cell[keep], minlength=n_hyp * 2 * n_prompts).reshape(n_hyp, n_prompts, 2)
+    k = counts.min(axis=2)  # 0 where a side is empty: that prompt drops out of the test anyway
+    over_full = (counts > k[:, :, None]) & (k[:, :, None] > 0)
+    excess = over_full.reshape(n_hyp, 2 * n_prompts)[:, cell] & keep  # (H, rows): a row of a side with too many
+    drawn = np.flatnonzero(excess.any(axis=1))
+    if drawn.size:
+        seeds_drawn = [seeds[h] for h in drawn]
+        keep[drawn] &= ~_left_out(excess[drawn], flat_cell[drawn], k[drawn], vs, seeds_drawn)
+    dropped = np.where(k > 0, counts.sum(axis=2) - 2 * k, 0)
+    return _per_prompt_many(np.where(keep, scores, np.nan), vs)[0], dropped
+
+
+def _left_out(candidates: np.ndarray, flat_cell: np.ndarray, k: np.ndarray, vs: ValidationSet,
+              seeds: list[int]) -> np.ndarray:
+    """(h, rows) mask of the candidate scores not drawn: each over-full cell keeps the k rows with the smallest keys."""
+    keys = np.stack([np.random.default_rng(seed).random(candidates.shape[1]) for seed in seeds])
+    hyp, rows = np.nonzero(candidates)
+    group = flat_cell[hyp, rows]
+    order = np.lexsort((keys[hyp, rows], group))
+    sorted_group = group[order]
+    rank = np.arange(order.size) - np.searchsorted(sorted_group, sorted_group, side="left")
+    out = np.zeros_like(candidates)
+    too_late = rank >= k[hyp[order], vs.prompt_of_row[rows[order]]]
+    out[hyp[order][too_late], rows[order][too_late]] = True
+    return out
+
+
+def _per_prompt_many(scores: np.ndarray, vs: ValidationSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(d, count_a, count_b), each (H, P), from (H, rows) scores; each row summed in row order."""
+    n_hyp, n_prompts = scores.shape[0], len(vs.prompt_ids)
     valid = np.isfinite(scores)
-    n_prompts = len(vs.prompt_ids)
+    bins = np.arange(n_hyp)[:, None] * n_prompts + vs.prompt_of_row
     sums, counts = [], []
     for side in (~vs.is_b, vs.is_b):
         keep = valid & side
-        sums.append(np.bincount(vs.prompt_of_row[keep], weights=scores[keep], minlength=n_prompts))
-        counts.append(np.bincount(vs.prompt_of_row[keep], minlength=n_prompts))
+        sums.append(np.bincount(bins[keep], weights=scores[keep], minlength=n_hyp * n_prompts).reshape(n_hyp, -1))
+        counts.append(np.bincount(bins[keep], minlength=n_hyp * n_prompts).reshape(n_hyp, -1))
     with np.errstate(invalid="ignore", divide="ignore"):
         d = sums[1] / counts[1] - sums[0] / counts[0]
     d[(counts[0] == 0) | (counts[1] == 0)] = np.nan
     return d, counts[0], counts[1]
+
+
+def subsample_seed(seed: int | None, hypothesis_id: str) -> int:
+    """The balancing subsample's seed: validate.seed and the hypothesis id, so each hypothesis
+    draws reproducibly and independently of which other hypotheses were tested."""
+    digest = hashlib.sha256(f"{0 if seed is None else seed}:{hypothesis_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
 
 
 def resamples_for(config: ValidateConfig, m: int, q: float) -> int:
@@ -81,62 +151,50 @@ def validate_all(data: PairData, hypotheses: list[Hypothesis], config: ValidateC
     vectors = data.vectors[vs.rows] if len(vs.rows) else data.vectors[:0]
     scores = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.judge, llm_ask)
     n_resamples = resamples_for(config, len(hypotheses), q)
-    primary = _tests(scores, [vs.scope(h.group) for h in hypotheses], hypotheses, vs, config, n_resamples)
+    paired = _paired(scores, hypotheses, vs, config) if vs.aligned else None
+    primary = _tests(scores, paired, [vs.scope(h.group) for h in hypotheses], hypotheses, vs, config, n_resamples)
     results = []
     for h, s, test in zip(hypotheses, scores, primary):
         results.append(_describe(h, s, test, vs, data, config))
     if config.generalization:
         outside = [vs.scope(h.group, inside=False) if h.group != "all" else None for h in hypotheses]
-        _add_generalization(results, scores, outside, hypotheses, vs, config, n_resamples)
+        _add_generalization(results, scores, paired, outside, hypotheses, vs, config, n_resamples)
     return results
 
 
-def _tests(scores, masks, hypotheses, vs, config, n_resamples) -> list[dict[str, Any]]:
-    """One test per hypothesis: vectorised sign-flips where counts are balanced, else per-row tests."""
-    if not vs.aligned:
+def _paired(scores, hypotheses, vs, config) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced per-prompt differences and left-out counts (H, P), one subsample per hypothesis for all scopes."""
+    seeds = [subsample_seed(config.seed, h.id) for h in hypotheses]
+    return balanced_differences(np.stack(scores) if scores else np.empty((0, vs.prompt_of_row.size)), vs, seeds)
+
+
+def _tests(scores, paired, masks, hypotheses, vs, config, n_resamples) -> list[dict[str, Any]]:
+    """One test per hypothesis: the sign-flip over prompts, vectorised per direction (texts when unaligned)."""
+    if paired is None:
         return [_text_test(s, m, h, vs, config, n_resamples) for s, m, h in zip(scores, masks, hypotheses)]
-    out: list[dict[str, Any] | None] = [None] * len(hypotheses)
+    D, dropped = paired
+    out = [_no_test() for _ in hypotheses]
     for direction in ("b>a", "a>b"):
         alternative = "greater" if direction == "b>a" else "less"
         rows = [i for i, h in enumerate(hypotheses) if h.direction == direction and masks[i] is not None]
-        balanced = [i for i in rows if config.test == "signflip" and _balanced(scores[i], masks[i], vs)]
-        if balanced:
-            D = np.stack([per_prompt(scores[i], vs)[0] for i in balanced])
-            M = np.stack([masks[i] for i in balanced]) & np.isfinite(D)
-            stats, p_values = tests.paired_signflip_many(D, M, alternative, n_resamples, config.seed)
-            for i, t, p, n in zip(balanced, stats, p_values, M.sum(axis=1)):
-                out[i] = {"statistic": float(t), "p_value": float(p), "n_prompts": int(n), "n_units": int(n),
-                          "unit": "prompt", "test": _signflip_name(int(n), n_resamples)} if n > 0 else None
-        for i in set(rows) - set(balanced):
-            out[i] = _single_test(scores[i], masks[i], vs, config, alternative, n_resamples)
-    return [o if o is not None else _no_test() for o in out]
+        if not rows:
+            continue
+        M = np.stack([masks[i] for i in rows]) & np.isfinite(D[rows])
+        stats, p_values = tests.paired_signflip_many(D[rows], M, alternative, n_resamples, config.seed)
+        for i, t, p, used in zip(rows, stats, p_values, M):
+            if used.any():
+                out[i] = _signflip_result(float(t), float(p), int(used.sum()), int(dropped[i][used].sum()), n_resamples)
+    return out
 
 
-def _balanced(scores, mask, vs) -> bool:
-    _, count_a, count_b = per_prompt(scores, vs)
-    used = mask & (count_a > 0) & (count_b > 0)
-    return bool(np.all(count_a[used] == count_b[used]))
-
-
-def _signflip_name(n: int, n_resamples: int) -> str:
-    kind = f"exact, all 2^{n} sign vectors" if 0 < n and 2 ** n <= n_resamples else f"Monte Carlo, R={n_resamples}"
-    return f"paired sign-flip randomization test over prompts ({kind})"
-
-
-def _single_test(scores, mask, vs, config, alternative, n_resamples) -> dict[str, Any]:
-    d, count_a, count_b = per_prompt(scores, vs)
-    use = mask & np.isfinite(d)
-    if not use.any():
-        return _no_test()
-    if config.test == "wilcoxon":
-        result = tests.wilcoxon_signed_rank(d[use], alternative)
-        name = "Wilcoxon signed-rank test on per-prompt differences"
-    else:
-        groups_a, groups_b = _score_lists(scores, vs, np.flatnonzero(use))
-        result = tests.within_prompt_permutation(groups_a, groups_b, alternative, n_resamples, config.seed)
-        name = f"within-prompt label permutation test (unequal answer counts; Monte Carlo, R={n_resamples})"
-    return {"statistic": result.statistic, "p_value": result.p_value, "n_prompts": int(use.sum()),
-            "n_units": int(use.sum()), "unit": "prompt", "test": name}
+def _signflip_result(statistic: float, p_value: float, n: int, left_out: int, n_resamples: int) -> dict[str, Any]:
+    kind = f"exact, all 2^{n} sign vectors" if 2 ** n <= n_resamples else f"Monte Carlo, R={n_resamples}"
+    name = f"paired sign-flip randomization test over prompts ({kind})"
+    if left_out:
+        name += (f"; unequal answer counts balanced by a seeded subsample of min(k_a, k_b) answers a side per "
+                 f"prompt ({left_out} left out of the test)")
+    return {"statistic": statistic, "p_value": p_value, "n_prompts": n, "n_units": n, "unit": "prompt", "test": name,
+            "n_subsample_dropped": left_out}
 
 
 def _text_test(scores, mask, h, vs, config, n_resamples) -> dict[str, Any]:
@@ -149,7 +207,7 @@ def _text_test(scores, mask, h, vs, config, n_resamples) -> dict[str, Any]:
 
 def _no_test() -> dict[str, Any]:
     return {"statistic": float("nan"), "p_value": float("nan"), "n_prompts": 0, "n_units": 0, "unit": "none",
-            "test": "not tested: no validation data"}
+            "test": "not tested: no validation data", "n_subsample_dropped": 0}
 
 
 def _score_lists(scores, vs, prompts) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -175,25 +233,53 @@ def _describe(h, scores, test, vs, data, config) -> dict[str, Any]:
     mask = vs.scope(h.group)
     in_scope_rows = mask[vs.prompt_of_row]
     if test["unit"] == "none":
-        measured = {"effect": None, "effect_ci": [None, None], "auc": None, "auc_ci": [None, None],
-                    "groups_a": [], "groups_b": []}
-        used_rows = np.zeros(len(scores), dtype=bool)
+        effect = auc = None
+        groups_a, groups_b, used_rows = [], [], np.zeros(len(scores), dtype=bool)
     elif vs.aligned:
-        measured, used_rows = _prompt_effects(h, scores, vs, mask, config)
+        effect, auc, groups_a, groups_b, used_rows = _prompt_effects(scores, vs, mask, config)
     else:
-        measured = text_effects(scores, in_scope_rows, vs.is_b, config, h.direction)
+        effect, auc, groups_a, groups_b = text_effects(scores, in_scope_rows, vs.is_b, config)
         used_rows = in_scope_rows & np.isfinite(scores)
-    groups_a, groups_b = measured.pop("groups_a"), measured.pop("groups_b")
-    result = {**h.to_dict(), **test, **measured, "assumption": _assumption(test["test"]),
-              "n_texts": int(used_rows.sum()), "n_dropped": int((in_scope_rows & ~np.isfinite(scores)).sum()),
-              "prevalence_a": None, "prevalence_b": None}
+    result = {**h.to_dict(), **test, **_effect_fields(effect, auc, h.direction, config.ci_level),
+              "assumption": _assumption(test["test"]), "n_texts": int(used_rows.sum()),
+              "n_dropped": int((in_scope_rows & ~np.isfinite(scores)).sum()),
+              **_prevalence_fields(groups_a, groups_b, config.ci_level, judges.is_presence_mode(h, config.judge))}
     result["judge"] = _judge_name(h, config.judge)
-    if judges.is_presence_mode(h, config.judge):
-        result["prevalence_a"] = effects.prevalence(np.concatenate(groups_a)) if groups_a else None
-        result["prevalence_b"] = effects.prevalence(np.concatenate(groups_b)) if groups_b else None
     result["examples"] = _examples(h, scores, vs, data, used_rows, config.examples)
     result.pop("prototype", None)
     return result
+
+
+def _effect_fields(effect: effects.Estimate | None, auc: effects.Estimate | None, direction: str,
+                   level: float) -> dict[str, Any]:
+    """The mean difference b − a and the AUC oriented in the hypothesis's direction, each with its
+    interval or the reason it has none; effect_se and effect_df let decide build a selection-adjusted interval."""
+    if effect is None or auc is None:
+        return {"effect": None, "effect_ci": [None, None], "effect_se": None, "effect_df": None,
+                "effect_ci_note": "not tested", "auc": None, "auc_ci": [None, None], "auc_ci_note": "not tested",
+                "ci_level": level}
+    auc_point, auc_low, auc_high = auc.interval
+    if direction == "a>b":
+        auc_point, auc_low, auc_high = 1 - auc_point, 1 - auc_high, 1 - auc_low
+    return {"effect": effect.value, "effect_ci": [effect.low, effect.high], "effect_se": effect.se,
+            "effect_df": effect.df, "effect_ci_note": effect.note, "auc": auc_point, "auc_ci": [auc_low, auc_high],
+            "auc_ci_note": auc.note, "ci_level": level}
+
+
+def _prevalence_fields(groups_a, groups_b, level: float, presence: bool) -> dict[str, Any]:
+    """Prevalence per side for presence judges, each with a prompt-clustered Korn–Graubard interval."""
+    fields: dict[str, Any] = {"prevalence_a": None, "prevalence_b": None, "prevalence_a_ci": [None, None],
+                              "prevalence_b_ci": [None, None], "prevalence_ci_note": None}
+    if not presence or not groups_a or not groups_b:
+        return fields
+    notes = []
+    for side, groups in (("a", groups_a), ("b", groups_b)):
+        found = effects.prevalence_ci(groups, level)
+        fields[f"prevalence_{side}"], fields[f"prevalence_{side}_ci"] = found.value, [found.low, found.high]
+        if found.note:
+            notes.append(f"{side}: {found.note}")
+    fields["prevalence_ci_note"] = "; ".join(notes) or None
+    return fields
 
 
 def _judge_name(h: Hypothesis, mode: str) -> str:
@@ -202,17 +288,15 @@ def _judge_name(h: Hypothesis, mode: str) -> str:
     return "llm-unitary" if h.judge == "llm" else h.judge
 
 
-def _prompt_effects(h, scores, vs, mask, config) -> tuple[dict[str, Any], np.ndarray]:
+def _prompt_effects(scores, vs, mask, config):
+    """Effects from every scored answer (full per-prompt means, no subsample): an interval does not
+    need d_p to be symmetric, and the subsample would only add noise to the estimate."""
     d, _, _ = per_prompt(scores, vs)
     use = np.flatnonzero(mask & np.isfinite(d))
     groups_a, groups_b = _score_lists(scores, vs, use)
-    mean, low, high = effects.bootstrap_mean_ci(d[use], config.bootstrap, config.ci_level, config.seed)
-    auc, auc_low, auc_high = effects.auc_ci_by_prompt(groups_a, groups_b, config.bootstrap, config.ci_level, config.seed)
-    if h.direction == "a>b":
-        auc, auc_low, auc_high = 1 - auc, 1 - auc_high, 1 - auc_low
     used_rows = np.isin(vs.prompt_of_row, use) & np.isfinite(scores)
-    return {"effect": mean, "effect_ci": [low, high], "auc": auc, "auc_ci": [auc_low, auc_high],
-            "groups_a": groups_a, "groups_b": groups_b}, used_rows
+    return (effects.mean_ci(d[use], config.ci_level), effects.auc_ci(groups_a, groups_b, config.ci_level),
+            groups_a, groups_b, used_rows)
 
 
 def _assumption(test_name: str) -> str:
@@ -220,8 +304,9 @@ def _assumption(test_name: str) -> str:
         return "none"
     if test_name.startswith("text-level"):
         return ASSUMPTION
-    return ("within each validation prompt, the a/b labels of the answers are exchangeable under the null; "
-            "answers to one prompt may be arbitrarily correlated")
+    return ("the per-prompt differences d_p are independent across prompts and symmetric about zero under the "
+            "null, as when the a/b labels of each prompt's answers are exchangeable (answer counts balanced by "
+            "subsampling); answers to one prompt may be arbitrarily correlated")
 
 
 def _examples(h, scores, vs, data, used_rows, k) -> dict[str, list[dict[str, Any]]]:
@@ -240,9 +325,9 @@ def _example(data: PairData, row: int, score: float) -> dict[str, Any]:
             "score": round(score, 4)}
 
 
-def _add_generalization(results, scores, outside, hypotheses, vs, config, n_resamples) -> None:
-    """Test each group's hypothesis on the validation prompts of every other group."""
-    checks = _tests(scores, outside, hypotheses, vs, config, n_resamples)
+def _add_generalization(results, scores, paired, outside, hypotheses, vs, config, n_resamples) -> None:
+    """Test each group's hypothesis on the validation prompts of every other group (same subsample)."""
+    checks = _tests(scores, paired, outside, hypotheses, vs, config, n_resamples)
     for result, check, mask in zip(results, checks, outside):
         has_data = mask is not None and check["n_units"] > 0
         result["generalization_p"] = check["p_value"] if has_data else None

@@ -24,22 +24,18 @@ def text_test(scores: np.ndarray, rows: np.ndarray, is_b: np.ndarray, alternativ
     if a.size == 0 or b.size == 0:
         return None
     result = tests.text_permutation(a, b, alternative, n_resamples, seed)
+    name = f"text-level label permutation test (unaligned corpora; Monte Carlo, R={n_resamples})"
     return {"statistic": result.statistic, "p_value": result.p_value, "n_prompts": 0, "n_units": int(a.size + b.size),
-            "unit": "text", "test": f"text-level label permutation test (unaligned corpora; Monte Carlo, R={n_resamples})"}
+            "unit": "text", "test": name, "n_subsample_dropped": 0}
 
 
-def text_effects(scores: np.ndarray, rows: np.ndarray, is_b: np.ndarray, config, direction: str) -> dict[str, Any]:
-    """Mean difference b − a with a two-sample bootstrap CI, and the AUC with a text bootstrap CI."""
+def text_effects(scores: np.ndarray, rows: np.ndarray, is_b: np.ndarray,
+                 config) -> tuple[effects.Estimate, effects.Estimate, list[np.ndarray], list[np.ndarray]]:
+    """Mean difference b − a with a Welch t interval, the AUC with each text as its own unit, and
+    the scores per unit (one text each, for prevalence intervals)."""
     valid = rows & np.isfinite(scores)
     a, b = scores[valid & ~is_b], scores[valid & is_b]
-    rng = np.random.default_rng(config.seed)
-    draws = np.array([rng.choice(b, b.size).mean() - rng.choice(a, a.size).mean() for _ in range(config.bootstrap)])
-    tail = (1 - config.ci_level) / 2
-    low, high = np.quantile(draws, [tail, 1 - tail])
     per_text_a = [np.array([x]) for x in a] + [np.array([])] * b.size
     per_text_b = [np.array([])] * a.size + [np.array([x]) for x in b]
-    auc, auc_low, auc_high = effects.auc_ci_by_prompt(per_text_a, per_text_b, config.bootstrap, config.ci_level, config.seed)
-    if direction == "a>b":
-        auc, auc_low, auc_high = 1 - auc, 1 - auc_high, 1 - auc_low
-    return {"effect": float(b.mean() - a.mean()), "effect_ci": [float(low), float(high)], "auc": auc,
-            "auc_ci": [auc_low, auc_high], "groups_a": [a], "groups_b": [b]}
+    return (effects.welch_ci(a, b, config.ci_level), effects.auc_ci(per_text_a, per_text_b, config.ci_level),
+            [np.array([x]) for x in a], [np.array([x]) for x in b])

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from lmdelta import __version__
 from lmdelta.config_prompts import CorpusConfig
 from lmdelta.errors import RunDirError
+from lmdelta.report.null_control import NOMINAL, summarize_null
 from lmdelta.rundir import atomic_write_text, read_jsonl
 from lmdelta.sources.corpus import side_values
 
@@ -83,12 +84,24 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "null": null,
         "counts": _counts(summary, hypotheses),
         "baselines": _baselines(hypotheses),
-        "null_counts": _counts(summary.get("null") or {}, null),
+        "null_control": summarize_null(null, _dict(summary.get("null"))),
+        "nominal": NOMINAL,
+        "skipped_scopes": _skipped(_dict(summary.get("main")).get("skipped_groups")),
         "stages": _stages(manifest),
         "decide": manifest.get("decide") if isinstance(manifest.get("decide"), dict) else None,
         "llm_usage": _llm_usage(manifest),
         "scorecard": _load_json(run_dir / "scorecard.json") or None,
     }
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _skipped(value: Any) -> list[dict[str, str]]:
+    """The scopes the main comparison did not propose in, with the reason (decide's summary)."""
+    return [{"group": str(entry.get("group")), "reason": str(entry.get("reason") or DASH)}
+            for entry in value or [] if isinstance(entry, dict) and entry.get("group")]
 
 
 def _llm_usage(manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from lmdelta.report.null_control import headline, summarize_null
 from lmdelta.rundir import read_jsonl
 from lmdelta.safetext import safe_terminal_text
 
@@ -27,6 +28,10 @@ def findings_table(run_dir: Path, width: int = 100) -> str:
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     validated = sorted((r for r in rows if r.get("validated")), key=lambda r: r["p_value"])
     lines = [_headline(summary, rows, validated)]
+    null_path = run_dir / "null_control.jsonl"
+    null = headline(summarize_null(list(read_jsonl(null_path)) if null_path.exists() else None, summary.get("null")))
+    if null is not None:  # its reason quotes group names, which come from the user's data
+        lines.append(safe_terminal_text(null))
     if validated:
         lines.append(f"{'#':>3}  {'effect [CI]':<20} {'AUC':>5} {'p':>8} {'q':>8}  finding")
     for i, row in enumerate(validated, start=1):
@@ -43,8 +48,4 @@ def findings_table(run_dir: Path, width: int = 100) -> str:
 def _headline(summary: dict[str, Any], rows: list[dict[str, Any]], validated: list[dict[str, Any]]) -> str:
     q = summary.get("q", 0.05)
     tested = summary.get("main", {}).get("tested", len(rows))
-    text = f"{len(validated)} of {tested} tested hypotheses validated at q = {q} ({summary.get('primary', 'bh').upper()})"
-    null = summary.get("null")
-    if null is not None:
-        text += f"; null control (a vs a): {null['validated']} of {null['tested']} validated"
-    return text
+    return f"{len(validated)} of {tested} tested hypotheses validated at q = {q} ({summary.get('primary', 'bh').upper()})"

@@ -38,6 +38,7 @@ class CorpusRow:
     group: str | None
     source: str  # "FILE line" or "FILE row", shared by every row of a file
     line: int
+    cluster: str | None = None  # unaligned corpora: texts that are not independent of each other
 
     @property
     def where(self) -> str:
@@ -146,7 +147,7 @@ def _columns(table: Table, options: CorpusConfig, need_side: bool) -> dict[str, 
     side = find_column(table, (given.side,) if given.side else ("side", "model"), "which model (a/b) wrote each text",
                        required=need_side)
     optional = {name: find_column(table, (getattr(given, name) or name,), name, required=getattr(given, name) is not None)
-                for name in ("prompt", "prompt_id", "group")}
+                for name in ("prompt", "prompt_id", "group", "cluster")}
     return {"text": text, "side": side, **optional}
 
 
@@ -170,7 +171,8 @@ def _row(source: str, line: int, record: dict[str, Any], columns: dict[str, str 
     prompt_id = cell_group(record, columns["prompt_id"])
     if prompt_id is None and prompt is not None:
         prompt_id = "p-" + hash_text(prompt)[:12]
-    return CorpusRow(side, text, prompt_id, prompt, cell_group(record, columns["group"]), source, line)
+    return CorpusRow(side, text, prompt_id, prompt, cell_group(record, columns["group"]), source, line,
+                     cell_group(record, columns["cluster"]))
 
 
 def _answer(value: Any, source: str, line: int, column: str, options: CorpusConfig) -> str | None:
@@ -240,9 +242,12 @@ def is_aligned(rows: list[CorpusRow]) -> bool:
 
 
 def units(rows: list[CorpusRow]) -> list[str]:
-    """The comparison unit of each row: its prompt id, or (unaligned) an id of its own."""
+    """The comparison unit of each row: its prompt id; unaligned, its cluster (all texts of a cluster,
+    of either side, are one unit: tested and split together), else an id of its own."""
     if is_aligned(rows):
         return [r.prompt_id for r in rows]
+    if _clustered(rows):
+        return ["c-" + hash_text(r.cluster)[:12] for r in rows]
     seen: dict[str, int] = {}
     out = []
     for row in rows:
@@ -250,6 +255,15 @@ def units(rows: list[CorpusRow]) -> list[str]:
         seen[base] = seen.get(base, 0) + 1
         out.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
     return out
+
+
+def _clustered(rows: list[CorpusRow]) -> bool:
+    with_cluster = [r for r in rows if r.cluster is not None]
+    if with_cluster and len(with_cluster) != len(rows):
+        missing = next(r for r in rows if r.cluster is None)
+        raise PromptBankError(f"{missing.where} has no cluster id, but other rows do.",
+                              "Give every row its cluster (a text that stands alone can have a cluster of its own).")
+    return bool(with_cluster)
 
 
 def corpus_prompts(rows: list[CorpusRow]):

@@ -2,7 +2,8 @@
 
 Benjamini–Hochberg and Benjamini–Yekutieli over all hypotheses (untestable ones count in the
 denominator and are never rejected), plus an online procedure in proposal order. Every
-decision is stored per hypothesis; `validated` is the primary procedure's decision.
+decision is stored per hypothesis; `validated` is the primary procedure's decision. Validated
+findings also get an interval adjusted for their selection (`effect_ci_fcr`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import numpy as np
 from lmdelta.config import RunConfig
 from lmdelta.rundir import atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages import propose, validate
-from lmdelta.stats import fdr
+from lmdelta.stats import effects, fdr
 
-VERSION = 1
+VERSION = 2
 
 
 def identity(ctx, config: RunConfig) -> dict[str, Any]:
@@ -33,10 +34,11 @@ def run(ctx, config: RunConfig):
         write_jsonl(ctx.dir / f"{propose.CONTROLS[name]}decisions.jsonl", decided)
         summary[name] = {"tested": sum(r["p_value"] is not None for r in decided),
                          "validated": sum(r["validated"] for r in decided),
+                         "fcr_level": next((r["fcr_level"] for r in decided if r["fcr_level"] is not None), None),
                          "skipped_groups": propose.load_skipped(ctx, name)}
     atomic_write_text(ctx.dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return StageResult({name: {k: v for k, v in summary[name].items() if k != "skipped_groups"}
-                        for name in propose.comparisons_names(config)})
+    shown = ("tested", "validated")
+    return StageResult({name: {k: summary[name][k] for k in shown} for name in propose.comparisons_names(config)})
 
 
 def decide(results: list[dict[str, Any]], config: RunConfig) -> list[dict[str, Any]]:
@@ -54,7 +56,31 @@ def decide(results: list[dict[str, Any]], config: RunConfig) -> list[dict[str, A
                      "q_value": None if not np.isfinite(q_values[i]) else float(q_values[i])}
         primary = {"bh": "bh_reject", "by": "by_reject", "online": "online_reject"}[section.primary]
         out.append({**result, **decisions, "validated": decisions[primary]})
+    add_fcr_intervals(out, 1.0 - config.validate.ci_level)
     return out
+
+
+def add_fcr_intervals(results: list[dict[str, Any]], alpha: float) -> None:
+    """Selection-adjusted intervals for the validated findings (Benjamini & Yekutieli 2005).
+
+    Validated effects are selected for being large, so their plain intervals cover too rarely
+    (0.79 for nominal 0.95 in the 2026-12-01 audit). With R validated among m tested, t intervals
+    at level 1 − R·alpha/m keep the expected share of validated findings whose interval misses
+    the true effect (the false coverage-statement rate) at or below alpha for independent (or
+    PRDS) hypotheses selected by BH or BY, whose count R cannot change while a finding stays
+    selected; for online procedures the same level is used as an approximation. alpha is
+    1 − validate.ci_level. Rows not validated get None.
+    """
+    tested = sum(r.get("p_value") is not None and bool(np.isfinite(r["p_value"])) for r in results)
+    chosen = [r for r in results if r["validated"]]
+    for result in results:
+        result["effect_ci_fcr"], result["fcr_level"] = None, None
+    for result in chosen:
+        result["fcr_level"] = level = 1.0 - len(chosen) * alpha / tested
+        effect, se, df = result.get("effect"), result.get("effect_se"), result.get("effect_df")
+        if effect is not None and se is not None and df is not None:
+            low, high = effects.t_interval(effect, se, df, level)
+            result["effect_ci_fcr"] = [low, high] if np.isfinite(low) and np.isfinite(high) else None
 
 
 def load(ctx, control: str = "main") -> list[dict[str, Any]]:

@@ -17,13 +17,19 @@ from lmdelta.proposers import clusters, keywords
 from lmdelta.records import Hypothesis
 from lmdelta.rundir import read_jsonl, write_jsonl
 
-VERSION = 1
+VERSION = 2  # 2: the null control relabels a/b per prompt; group scopes that cannot be validated are skipped
 log = logging.getLogger(__name__)
 CONTROLS = {"main": "", "null": "null_"}
+UNREACHABLE = "unreachable"  # the `rule` of a group skipped because even a perfect result could not be validated
 
 
 def identity(ctx, config: RunConfig) -> dict[str, Any]:
-    found = {"labels": [config.label("a"), config.label("b")], "min_validation_prompts": config.validate.min_prompts}
+    found: dict[str, Any] = {"labels": [config.label("a"), config.label("b")],
+                             "validate.min_prompts": config.validate.min_prompts}
+    if config.propose.scopes != "all":
+        found["decide.q"] = config.decide.q  # which groups can still be validated (unreachable_groups)
+    if config.controls.null:
+        found["run.seed"] = config.run.seed  # the null control's relabelling
     if config.propose.llm.enabled and config.llm.proposer.model:
         from lmdelta.llm.session import role_identity
 
@@ -37,14 +43,46 @@ def run(ctx, config: RunConfig):
     data = load_pair(ctx, config)
     session = _session(ctx, config)
     counts: dict[str, Any] = {}
+    skipped_by: dict[str, list[dict[str, Any]]] = {}
     for name, pair in comparisons(data, config).items():
         hypotheses, skipped = propose_all(pair, config, session)
         write_jsonl(ctx.dir / f"{CONTROLS[name]}hypotheses.jsonl", (h.to_dict() for h in hypotheses))
         write_jsonl(ctx.dir / f"{CONTROLS[name]}skipped.jsonl", skipped)
         counts[name] = {"hypotheses": len(hypotheses), "skipped_scopes": len(skipped)}
+        skipped_by[name] = skipped
+    _log_skipped(skipped_by, config)
     if session is not None:
         session.check()
     return StageResult(counts)
+
+
+def _log_skipped(skipped_by: dict[str, list[dict[str, Any]]], config: RunConfig) -> None:
+    """Once per run: the null control skips what the main comparison skips, so only its extras are logged."""
+    logged: set[tuple[str, str]] = set()
+    for name, skipped in skipped_by.items():
+        where = "" if name == "main" else f" ({name} control)"
+        extra = [s for s in skipped if (s["group"], s["reason"]) not in logged]
+        logged |= {(s["group"], s["reason"]) for s in skipped}
+        unreachable = [s for s in extra if s.get("rule") == UNREACHABLE]
+        if unreachable:
+            pooled = config.propose.scopes == "both" and all(s["group"] != "all" for s in skipped)
+            log.info("%s", unreachable_line(unreachable, config.decide.q, pooled, where))
+        for entry in extra:
+            if entry.get("rule") != UNREACHABLE:
+                log.info("propose%s: skipping group %s: %s", where, entry["group"], entry["reason"])
+
+
+def unreachable_line(skipped: list[dict[str, Any]], q: float, pooled: bool, where: str = "") -> str:
+    """The one log line naming every group left out because a perfect result there could not be validated."""
+    by_size: dict[tuple[int, int], list[str]] = {}
+    for entry in skipped:
+        by_size.setdefault((entry["n_validation_prompts"], entry["scopes"]), []).append(entry["group"])
+    sizes = "; ".join(f"{n} validation prompts, 2^-{n} = {2.0 ** -n:.2g} > {q:g} / {scopes} = {q / scopes:.2g}: "
+                      + ", ".join(groups) for (n, scopes), groups in by_size.items())
+    cover = "the pooled scope still covers their prompts" if pooled else "no pooled scope covers their prompts"
+    return (f"propose{where}: not proposing in {len(skipped)} group(s) where even a perfect result could not be "
+            f"validated at q = {q:g} (on n validation prompts the smallest p-value is 2^-n, above q / the number "
+            f"of scopes proposed in with them; {cover}): {sizes}")
 
 
 def _session(ctx, config: RunConfig):
@@ -62,7 +100,7 @@ def comparisons_names(config: RunConfig) -> list[str]:
 def comparisons(data: PairData, config: RunConfig) -> dict[str, PairData]:
     out = {"main": data}
     if config.controls.null:
-        out["null"] = null_pair(data)
+        out["null"] = null_pair(data, config.run.seed)
     return out
 
 
@@ -78,14 +116,9 @@ def propose_all(data: PairData, config: RunConfig, session=None) -> tuple[list[H
     discovery = data.rows("discovery")
     background = keywords.document_counts([data.samples[i].text for i in discovery], config.propose.keywords.max_ngram)
     found: list[Hypothesis] = []
-    skipped = []
+    chosen, skipped = plan_scopes(data, config)
     usable: dict[str, np.ndarray] = {}
-    for scope in scopes(data, config):
-        reason = _skip_reason(data, scope, config)
-        if reason:
-            skipped.append({"group": scope, "reason": reason})
-            log.info("propose: skipping group %s: %s", scope, reason)
-            continue
+    for scope in chosen:
         rows = usable[scope] = data.rows("discovery", scope)
         if config.propose.keywords.enabled:
             found += _keyword_hypotheses(data, scope, rows, background, len(discovery), config)
@@ -100,6 +133,62 @@ def propose_all(data: PairData, config: RunConfig, session=None) -> tuple[list[H
         skipped += failed
     numbered = [Hypothesis(**{**h.__dict__, "id": f"h{i:03d}", "order": i}) for i, h in enumerate(found, start=1)]
     return numbered, skipped
+
+
+def plan_scopes(data: PairData, config: RunConfig) -> tuple[list[str], list[dict[str, Any]]]:
+    """The scopes to propose in, and a record (group, reason) per scope left out.
+
+    Counts only, never scores: which scopes are tested cannot depend on what validation would show.
+    """
+    chosen, skipped = [], []
+    for scope in scopes(data, config):
+        reason = _skip_reason(data, scope, config)
+        if reason:
+            skipped.append({"group": scope, "reason": reason})
+        else:
+            chosen.append(scope)
+    if not data.shares_prompts():
+        return chosen, skipped  # a text-level test's smallest p-value is not 2^-n: no such bound
+    n_paired = {scope: _n_paired_prompts(data, scope) for scope in chosen if scope != "all"}
+    unreachable = unreachable_groups(n_paired, config.decide.q, pooled="all" in chosen)
+    for scope, n_scopes in unreachable.items():
+        n, q = n_paired[scope], config.decide.q
+        skipped.append({"group": scope, "rule": UNREACHABLE, "n_validation_prompts": n, "scopes": n_scopes,
+                        "reason": f"{n} validation prompts: even a perfect result (p = 2^-{n} = {2.0 ** -n:.2g}) "
+                                  f"would be above q / {n_scopes} = {q / n_scopes:.2g} ({n_scopes} scopes counting "
+                                  f"this one), so it could not be validated"})
+    return [scope for scope in chosen if scope not in unreachable], skipped
+
+
+def unreachable_groups(n_validation: dict[str, int], q: float, pooled: bool) -> dict[str, int]:
+    """Groups where even a perfect result could not be validated (2^-n > q / S), each with its S.
+
+    n is a group's number of validation prompts answered by both sides: no prompt-level sign-flip
+    p-value there falls below 2^-n (exact: the observed signs are one of 2^n; Monte Carlo: 1/(R+1)
+    is larger still). S counts the scopes proposed in, the pooled one included. Benjamini–Hochberg
+    accepts a p-value ≤ q·k/m once k of the m hypotheses are validated, and k/m = 1/S means as many
+    validations as one scope proposes on average; a group with 2^-n > q/S would need more than a
+    whole scope's worth of validations elsewhere, so proposing there buys judge calls and a larger m
+    for practically nothing. The groups kept are those with the most prompts, equal counts kept or
+    left out together, as many as pass the bound with S counting all of them: leaving a group out
+    shrinks S and so eases the bound for the rest.
+    """
+    levels = sorted(set(n_validation.values()), reverse=True)
+    kept_down_to = None
+    for n in levels:  # the bound tightens as n falls and S grows: the first failure ends it
+        if 2.0 ** -n > q / (int(pooled) + sum(v >= n for v in n_validation.values())):
+            break
+        kept_down_to = n
+    return {name: int(pooled) + sum(v >= n for v in n_validation.values())
+            for name, n in sorted(n_validation.items(), key=lambda item: (-item[1], item[0]))
+            if kept_down_to is None or n < kept_down_to}
+
+
+def _n_paired_prompts(data: PairData, scope: str) -> int:
+    sides: dict[str, set[str]] = {}
+    for i in data.rows("validation", scope):
+        sides.setdefault(data.samples[i].prompt_id, set()).add(data.samples[i].side)
+    return sum(len(found) == 2 for found in sides.values())
 
 
 def _skip_reason(data: PairData, scope: str, config: RunConfig) -> str | None:

@@ -58,16 +58,16 @@ class FakeGenerator:
         reason = "length" if len(words) == settings.max_new_tokens else "stop"
         return Generation(text=" ".join(words).capitalize() + ".", n_tokens=len(words), finish_reason=reason)
 
-    def loglik(self, pairs: list[tuple[str, str]]) -> list[float]:
-        """A stand-in likelihood: every word costs log(1/len(vocab)); topic words are cheap when this
-        fake mentions them (so a topic-loving fake "prefers" texts about its topic)."""
+    def loglik(self, pairs: list[tuple[str, str]]) -> list[tuple[float, int]]:
+        """A stand-in likelihood, (sum, words): every word costs log(1/len(vocab)); topic words are cheap
+        when this fake mentions them (so a topic-loving fake "prefers" texts about its topic)."""
         import math
 
         base = -math.log(len(self.vocab))
         bonus = math.log(1 + 20 * self.topic_rate) if self.topic_words else 0.0
         topic = {w.lower() for w in self.topic_words}
-        return [sum(base + (bonus if w.strip(".,!?").lower() in topic else 0.0) for w in answer.split())
-                for _, answer in pairs]
+        return [(sum(base + (bonus if w.strip(".,!?").lower() in topic else 0.0) for w in answer.split()),
+                 max(1, len(answer.split()))) for _, answer in pairs]
 
     def close(self) -> None:
         pass

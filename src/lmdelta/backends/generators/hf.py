@@ -81,14 +81,15 @@ class HFGenerator:
         text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
         return Generation(text=text, n_tokens=len(kept), finish_reason=reason)
 
-    def loglik(self, pairs: list[tuple[str, str]], batch_size: int = 8) -> list[float]:
-        """log p(answer | prompt) under this side's formatting (chat template, system prompt), summed over tokens."""
-        out: list[float] = []
+    def loglik(self, pairs: list[tuple[str, str]], batch_size: int = 8) -> list[tuple[float, int]]:
+        """(log p(answer | prompt) summed over the answer's tokens, how many tokens) per pair, under this
+        side's formatting (chat template, system prompt); the end-of-text token counts as one."""
+        out: list[tuple[float, int]] = []
         for start in range(0, len(pairs), batch_size):
             out += self._loglik_batch(pairs[start:start + batch_size])
         return out
 
-    def _loglik_batch(self, pairs: list[tuple[str, str]]) -> list[float]:
+    def _loglik_batch(self, pairs: list[tuple[str, str]]) -> list[tuple[float, int]]:
         import torch
 
         prompts = [self.encode(p) for p, _ in pairs]
@@ -105,7 +106,7 @@ class HFGenerator:
         for row, (p, a) in enumerate(zip(prompts, answers)):
             positions = torch.arange(len(p) - 1, len(p) + len(a) - 1)
             targets = torch.tensor(a)
-            totals.append(float(logprobs[row, positions, targets].sum()))
+            totals.append((float(logprobs[row, positions, targets].sum()), len(a)))
         return totals
 
     def close(self) -> None:

@@ -1,0 +1,46 @@
+"""Generative validation: independent examples, scores per token, a test at the text level."""
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from lmdelta.backends.generators.fake import FakeGenerator
+from lmdelta.generative import score_and_test, write_examples
+from lmdelta.llm.types import CallResult
+
+
+def hypothesis(direction="b>a"):
+    return SimpleNamespace(property="mentions the sea", description="b mentions the sea", direction=direction)
+
+
+def test_each_example_is_written_by_its_own_call():
+    seen = []
+
+    def ask(requests, parse):
+        seen.extend(requests)
+        return [(CallResult(ok=True, text="[]"), [{"prompt": f"q{r.sample_index}", "answer": "an answer"}])
+                for r in requests]
+    found = write_examples([hypothesis(), hypothesis()], ask, n=4, temperature=1.0)
+    assert len(seen) == 2 * 2 * 4
+    assert sorted(r.sample_index for r in seen[:4]) == [0, 1, 2, 3] and len({r.messages for r in seen[:8]}) == 2
+    assert all("Write 1 " in r.messages[0].content or "1 example" in r.messages[0].content for r in seen)
+    assert [prompt for prompt, _ in found[0]["present"]] == ["q0", "q1", "q2", "q3"]
+
+
+def test_too_few_examples_of_a_kind_leave_the_hypothesis_untested():
+    def ask(requests, parse):
+        return [(CallResult(ok=r.sample_index == 0, text="x"), [{"prompt": "q", "answer": "a"}]) for r in requests]
+    assert write_examples([hypothesis()], ask, n=3, temperature=1.0) == [None]
+
+
+def test_a_length_difference_alone_does_not_decide_the_test():
+    """b's fake prices every word alike but higher than a's (a smaller vocabulary): a summed log-ratio
+    grows with length, so longer "present" examples would win; per token they tie."""
+    a = FakeGenerator("words", {}, {})
+    b = FakeGenerator("words", {"vocab": ["the", "a", "it", "is"]}, {})
+    present = [(f"q{i}", " ".join(["word"] * 40)) for i in range(8)]
+    absent = [(f"q{i}", " ".join(["word"] * 5)) for i in range(8)]
+    result = score_and_test([hypothesis()], [{"present": present, "absent": absent}], a, b, 2000, 0)[0]
+    assert abs(result["generative_effect"]) < 1e-9 and result["generative_p"] > 0.5
+    summed = np.array([t for t, _ in b.loglik(present)]) - np.array([t for t, _ in a.loglik(present)])
+    assert summed.mean() > 10  # what the old, summed score would have compared
