@@ -1,14 +1,31 @@
-"""Calibration of lmdelta's tests (docs/statistics.md, STATISTICS.md section 7).
+"""Calibration of lmdelta's tests and intervals (docs/statistics.md section 9, STATISTICS.md section 7).
 
-Simulated judge scores with a prompt random effect (latent ICC 0.5, 20 samples per prompt and
-side, score = logistic(latent); the presence judge draws 0/1 with that probability):
+Simulated judge scores with a prompt random effect (latent = prompt effect + text noise, score =
+logistic(latent); the presence judge draws 0/1 with that probability). Every number comes from
+lmdelta's own code: the pipeline's test is `validation._paired` + `validation._tests` (balanced
+subsample, then the vectorised sign-flip), the intervals are `effects.mean_ci`, `auc_ci`,
+`prevalence_ci` and `stages.decide.add_fcr_intervals`, the null control is `pairdata.null_pair`
+summarised by `report.null_control.summarize_null`. Options lmdelta removed (Wilcoxon, the
+within-prompt permutation fallback, percentile bootstraps) run from `lmdelta.stats`, where they are
+kept for this comparison, and are labelled as such.
 
-1. type-I error, Clopper-Pearson interval and KS uniformity of null p-values for each test,
-   and for the reference's Mann-Whitney over texts in its unpaired sampling design;
-2. FDR and power of BH, BY, SAFFRON, ADDIS and LORD++ over mixed streams of hypotheses, next
-   to the reference pipeline (Mann-Whitney over unpaired texts, then BH or SAFFRON);
-3. power of the sign-flip test (and Wilcoxon) against effect size x prompt count;
-4. timing of the vectorised sign-flip and the prompt-bootstrap AUC at pipeline scale.
+1. type-I error of each test, and of the reference's Mann-Whitney over texts (latent ICC 0.5,
+   20 samples per prompt and side);
+2. unequal answer counts (5% unscorable texts; 1 a vs 4 b answers) under a weak null: the old
+   within-prompt permutation fallback against the balanced sign-flip, per test and end to end
+   (BH over 20 null hypotheses);
+3. skewed per-prompt differences with mean zero: the sign-flip (which assumes symmetric d_p) and
+   Wilcoxon (removed);
+4. coverage at 5-50 prompts: mean difference, AUC and prevalence intervals, old and new;
+5. unaligned corpora whose texts share hidden prompts: text-level tests against whole-cluster
+   permutation, and the pipeline with corpus.cluster ids;
+6. validated (selected) findings: plain against FCR-adjusted intervals;
+7. the random-relabelling null control: how often it flags a test that over-rejects;
+8. FDR and power of BH, BY, SAFFRON, ADDIS and LORD++ over mixed streams, next to the reference;
+9. power of the sign-flip against effect size x prompt count; 10. timing at pipeline scale.
+
+Verdicts use the Clopper-Pearson 95% interval of a rejection rate: "over-rejects" when its lower
+end is above alpha, "conservative" when its upper end is below alpha, else "consistent with alpha".
 
     .venv/bin/python benchmarks/calibration.py [--quick] [--seed 2024] [--out PATH]
 
@@ -24,25 +41,54 @@ import os
 import platform
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import scipy
-from scipy import stats
+from scipy import optimize, stats
 
+from lmdelta.config import ValidateConfig
+from lmdelta.pairdata import PairData, null_pair
+from lmdelta.records import Prompt, Sample
+from lmdelta.report.null_control import summarize_null
+from lmdelta.stages.decide import add_fcr_intervals
 from lmdelta.stats import effects, fdr
 from lmdelta.stats import tests as st
+from lmdelta.validation import ValidationSet, _paired, _score_lists, _tests, balanced_differences, resamples_for
 
 ALPHA = 0.05
 ICC = 0.5
-SAMPLES = 20  # per prompt and side
+SAMPLES = 20  # per prompt and side (section 1)
 PROMPT_COUNTS = (20, 50, 100)
 SIGNFLIP_R = 10_000  # resamples of the sign-flip test, as in the pipeline
 PERMUTATION_R = 999  # resamples of the slower permutation tests (valid at any R; coarser p-values)
-INTERACTION_SD = 0.3  # latent SD of the prompt x side effect in the weak-null rows
+INTERACTION_SD = 0.3  # latent SD of the prompt x side effect in section 1's weak-null rows
 RESULTS = Path(__file__).parent / "results" / "calibration.json"
 
-FULL = {"null_sets": 2000, "slow_null_sets": 1000, "streams": 200, "power_sets": 500}
-QUICK = {"null_sets": 300, "slow_null_sets": 100, "streams": 40, "power_sets": 150}
+# The audit's design (sections 2, 4, 6, 7): k answers a side, latent prompt x side interaction SD 0.5.
+K = 4
+INTERACTION = 0.5
+NAN_RATE = 0.05
+COVERAGE_TARGET = 0.93
+
+FULL = {"null_sets": 2000, "slow_null_sets": 1000, "streams": 200, "power_sets": 500,
+        "unequal_runs": 1000, "old_runs": 300, "unequal_sets": 2000, "old_unequal_sets": 1000,
+        "skew_sets": 4000, "wilcoxon_sets": 2000, "coverage_sets": 2000, "bootstrap_sets": 1000,
+        "unaligned_sets": 1000, "selection_runs": 300, "control_runs": 1000, "old_control_runs": 300}
+QUICK = {"null_sets": 300, "slow_null_sets": 100, "streams": 40, "power_sets": 150,
+         "unequal_runs": 100, "old_runs": 30, "unequal_sets": 300, "old_unequal_sets": 100,
+         "skew_sets": 500, "wilcoxon_sets": 300, "coverage_sets": 300, "bootstrap_sets": 100,
+         "unaligned_sets": 150, "selection_runs": 40, "control_runs": 100, "old_control_runs": 40}
+
+# What lmdelta does with each test or interval (a column of every table).
+SHIPS = "ships"
+SHIPS_ASSUMPTION = "ships (assumes symmetric d_p)"
+REMOVED_WILCOXON = "removed (config refuses it)"
+REMOVED_FALLBACK = "removed (old unequal-count fallback)"
+REMOVED_INTERVAL = "removed (old interval)"
+REFERENCE = "not used (reference's test)"
+STATS_ONLY = "lmdelta.stats only (not reachable)"
+SYNTHETIC = "synthetic (over-rejects on purpose)"
 
 
 def main() -> None:
@@ -54,14 +100,24 @@ def main() -> None:
         "parameters": {"alpha": ALPHA, "icc_latent": ICC, "samples_per_prompt_per_side": SAMPLES,
                        "prompt_counts": PROMPT_COUNTS, "signflip_resamples": SIGNFLIP_R,
                        "permutation_resamples": PERMUTATION_R, "interaction_sd": INTERACTION_SD,
-                       "stream": STREAM, "power_shifts": SHIFTS, "quick": args.quick, **sizes},
+                       "audit_design": {"k": K, "interaction_sd": INTERACTION, "nan_rate": NAN_RATE},
+                       "coverage_target": COVERAGE_TARGET, "stream": STREAM, "power_shifts": SHIFTS,
+                       "quick": args.quick, **sizes},
         "seed": args.seed,
         "machine": machine(),
-        "type_one_error": type_one_error(sizes, args.seed),
-        "fdr": fdr_streams(sizes, args.seed + 1000),
-        "power": power(sizes, args.seed + 2000),
-        "timing": timing(args.seed + 3000),
     }
+    sections = [("type_one_error", type_one_error, 0), ("unequal_counts", unequal_counts, 4000),
+                ("skew", skew, 5000), ("coverage", coverage, 6000), ("unaligned", unaligned, 7000),
+                ("selection", selection, 8000), ("null_control", null_control, 9000),
+                ("fdr", fdr_streams, 1000), ("power", power, 2000)]
+    section_seconds = {}
+    for name, function, offset in sections:
+        start = time.perf_counter()
+        results[name] = function(sizes, args.seed + offset)
+        section_seconds[name] = round(time.perf_counter() - start, 1)
+        print(f"[{name}: {section_seconds[name]} s]", flush=True)
+    results["timing"] = timing(args.seed + 3000)
+    results["section_seconds"] = section_seconds
     results["seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
@@ -70,7 +126,7 @@ def main() -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer simulated data sets (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="fewer simulated data sets (a few minutes)")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parser.parse_args()
@@ -79,6 +135,49 @@ def parse_args() -> argparse.Namespace:
 def machine() -> dict:
     return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
             "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+# --- verdicts ----------------------------------------------------------------------------------
+
+
+def clopper_pearson(hits: int, n: int) -> tuple[float, float]:
+    interval = stats.binomtest(int(hits), int(n)).proportion_ci(0.95, method="exact")
+    return float(interval.low), float(interval.high)
+
+
+def verdict(low: float, high: float, target: float = ALPHA) -> str:
+    """The Clopper-Pearson rule: a rate whose whole interval lies above alpha over-rejects."""
+    if low > target:
+        return "over-rejects"
+    if high < target:
+        return "conservative"
+    return "consistent with alpha"
+
+
+def rate(hits) -> dict:
+    """Share of True in hits with its Clopper-Pearson interval and verdict against alpha."""
+    hits = np.asarray(hits, dtype=bool)
+    n, k = hits.size, int(hits.sum())
+    low, high = clopper_pearson(k, n)
+    return {"n": n, "rate": k / n, "ci_low": low, "ci_high": high, "verdict": verdict(low, high)}
+
+
+def rejections(p_values) -> dict:
+    p_values = np.asarray(p_values, dtype=float)
+    p_values = p_values[np.isfinite(p_values)]
+    return rate(p_values <= ALPHA)
+
+
+def coverage_cell(hits) -> dict:
+    """Coverage of 95% intervals: 'under-covers' when the interval's upper end is below 0.95."""
+    hits = np.asarray(hits, dtype=bool)
+    n, k = hits.size, int(hits.sum())
+    if n == 0:
+        return {"n": 0, "coverage": None, "ci_low": None, "ci_high": None, "verdict": "no interval"}
+    low, high = clopper_pearson(k, n)
+    found = "under-covers" if high < 0.95 else "over-covers" if low > 0.95 else "consistent with 0.95"
+    return {"n": n, "coverage": k / n, "ci_low": low, "ci_high": high, "verdict": found,
+            "meets_target": k / n >= COVERAGE_TARGET}
 
 
 # --- simulation ---------------------------------------------------------------------------------
@@ -118,34 +217,75 @@ def differences(a, b):
     return b.mean(axis=-1) - a.mean(axis=-1)
 
 
+def layout(n_prompts: int, k_a: int, k_b: int) -> ValidationSet:
+    """A validation set of n_prompts prompts with k_a answers of a, then k_b of b, per prompt."""
+    prompt_of_row = np.concatenate([np.repeat(np.arange(n_prompts), k_a), np.repeat(np.arange(n_prompts), k_b)])
+    is_b = np.concatenate([np.zeros(n_prompts * k_a, bool), np.ones(n_prompts * k_b, bool)])
+    return ValidationSet(rows=np.arange(prompt_of_row.size), prompt_ids=[f"p{i:04d}" for i in range(n_prompts)],
+                         prompt_of_row=prompt_of_row, is_b=is_b, groups=np.array(["all"] * n_prompts), aligned=True)
+
+
+def row_scores(rng, n_sets, vs, icc, interaction=INTERACTION, shift=0.0, kind="score", nan_rate=0.0, base=0.0):
+    """(n_sets, rows) judge scores on a layout: latent = base + u_p + [b](shift + v_p) + e."""
+    n_prompts = len(vs.prompt_ids)
+    u = rng.normal(0.0, np.sqrt(icc), (n_sets, n_prompts))
+    v = rng.normal(0.0, interaction, (n_sets, n_prompts)) if interaction else np.zeros((n_sets, n_prompts))
+    shift = np.broadcast_to(np.asarray(shift, dtype=float).reshape(-1, 1), (n_sets, 1))
+    e = rng.normal(0.0, np.sqrt(1.0 - icc), (n_sets, vs.prompt_of_row.size))
+    latent = base + u[:, vs.prompt_of_row] + (shift + v[:, vs.prompt_of_row]) * vs.is_b + e
+    scores = judge(latent, rng, kind)
+    if nan_rate:
+        scores[rng.random(scores.shape) < nan_rate] = np.nan
+    return scores
+
+
+def hypotheses(n: int) -> list[SimpleNamespace]:
+    """n hypotheses over all prompts, alternating directions b>a and a>b."""
+    return [SimpleNamespace(id=f"h{i}", direction="b>a" if i % 2 == 0 else "a>b", group="all") for i in range(n)]
+
+
+def shipped_p(scores: np.ndarray, vs: ValidationSet, hyps, seed: int, n_resamples: int | None = None):
+    """The pipeline's test: balanced subsample per hypothesis, then the sign-flip (validation._tests)."""
+    config = SimpleNamespace(seed=seed)
+    n_resamples = n_resamples or resamples_for(ValidateConfig(), len(hyps), ALPHA)
+    paired = _paired(list(scores), hyps, vs, config) if vs.aligned else None
+    found = _tests(list(scores), paired, [vs.scope("all")] * len(hyps), hyps, vs, config, n_resamples)
+    return np.array([r["p_value"] for r in found], dtype=float)
+
+
+def old_fallback_p(scores: np.ndarray, vs: ValidationSet, hyps, seed: int, n_resamples: int = PERMUTATION_R):
+    """What validation did before issue 11: the sign-flip where every prompt has equal a/b counts,
+    else a label permutation within each prompt (`tests.within_prompt_permutation`, same seed for all)."""
+    out = np.full(len(hyps), np.nan)
+    for i, (s, h) in enumerate(zip(scores, hyps)):
+        alternative = "greater" if h.direction == "b>a" else "less"
+        finite = np.isfinite(s)
+        count_a = np.bincount(vs.prompt_of_row[finite & ~vs.is_b], minlength=len(vs.prompt_ids))
+        count_b = np.bincount(vs.prompt_of_row[finite & vs.is_b], minlength=len(vs.prompt_ids))
+        used = (count_a > 0) & (count_b > 0)
+        if np.all(count_a[used] == count_b[used]):
+            out[i] = shipped_p(s[None, :], vs, [h], seed, SIGNFLIP_R)[0]
+            continue
+        groups_a, groups_b = _score_lists(s, vs, np.flatnonzero(used))
+        out[i] = st.within_prompt_permutation(groups_a, groups_b, alternative, n_resamples, seed).p_value
+    return out
+
+
 # --- 1. type-I error ---------------------------------------------------------------------------
 
 
-def signflip_p(D: np.ndarray, seed: int, block: int = 100) -> np.ndarray:
+def signflip_p(D: np.ndarray, seed: int, block: int = 100, alternative: str = "greater") -> np.ndarray:
     """Sign-flip p-values, a fresh sign matrix per block of data sets."""
-    return np.concatenate([st.paired_signflip_many(D[i:i + block], n_resamples=SIGNFLIP_R, seed=seed + i)[1]
+    return np.concatenate([st.paired_signflip_many(D[i:i + block], None, alternative, SIGNFLIP_R, seed + i)[1]
                            for i in range(0, D.shape[0], block)])
 
 
-def rate_row(test, design, n_prompts, p_values) -> dict:
-    """Rejection rate at alpha with a Clopper-Pearson 95% interval and a KS check of uniformity.
-
-    The verdict asks for strong evidence (one-sided binomial test, p < 0.001) before calling a
-    test over-rejecting or conservative: with two dozen rows, a 95% interval alone would flag
-    about one valid test by chance.
-    """
+def rate_row(test, status, design, n_prompts, p_values) -> dict:
+    """Rejection rate at alpha with a Clopper-Pearson 95% interval, verdict, and a KS check of uniformity."""
     p_values = np.asarray(p_values)
-    n, hits = p_values.size, int(np.sum(p_values <= ALPHA))
-    interval = stats.binomtest(hits, n, ALPHA).proportion_ci(0.95, method="exact")
     ks = stats.kstest(p_values, "uniform")
-    verdict = "consistent with alpha"
-    if stats.binomtest(hits, n, ALPHA, alternative="greater").pvalue < 1e-3:
-        verdict = "over-rejects"
-    elif stats.binomtest(hits, n, ALPHA, alternative="less").pvalue < 1e-3:
-        verdict = "conservative"
-    return {"test": test, "design": design, "prompts": n_prompts, "data_sets": n, "rate": hits / n,
-            "ci_low": float(interval.low), "ci_high": float(interval.high), "ks_d": float(ks.statistic),
-            "ks_p": float(ks.pvalue), "verdict": verdict}
+    return {"test": test, "lmdelta": status, "design": design, "prompts": n_prompts, **rejections(p_values),
+            "ks_d": float(ks.statistic), "ks_p": float(ks.pvalue)}
 
 
 def type_one_error(sizes: dict, seed: int) -> list[dict]:
@@ -156,11 +296,11 @@ def type_one_error(sizes: dict, seed: int) -> list[dict]:
         rows += unpaired_null_rows(rng, n_prompts, sizes, seed + 100 * i)
     rng = np.random.default_rng(seed + 50)
     a, b = aligned(rng, sizes["slow_null_sets"], 50, interaction=INTERACTION_SD)
-    design = "aligned, weak null (prompt x side interaction)"
-    rows.append(rate_row("sign-flip", design, 50, signflip_p(differences(a, b), seed + 51)))
-    rows.append(rate_row("Wilcoxon signed-rank", design, 50, [st.wilcoxon_signed_rank(d).p_value
-                                                               for d in differences(a, b)]))
-    rows.append(rate_row("within-prompt permutation", design, 50, within_p(a, b, seed + 52)))
+    design = f"aligned, weak null (prompt x side interaction SD {INTERACTION_SD})"
+    rows.append(rate_row("sign-flip", SHIPS, design, 50, signflip_p(differences(a, b), seed + 51)))
+    rows.append(rate_row("Wilcoxon signed-rank", REMOVED_WILCOXON, design, 50,
+                         [st.wilcoxon_signed_rank(d).p_value for d in differences(a, b)]))
+    rows.append(rate_row("within-prompt permutation", REMOVED_FALLBACK, design, 50, within_p(a, b, seed + 52)))
     return rows
 
 
@@ -172,35 +312,482 @@ def within_p(a, b, seed) -> list[float]:
 def aligned_null_rows(rng, n_prompts, sizes, seed) -> list[dict]:
     a, b = aligned(rng, sizes["null_sets"], n_prompts)
     D = differences(a, b)
-    rows = [rate_row("sign-flip", "aligned, score judge", n_prompts, signflip_p(D, seed)),
-            rate_row("Wilcoxon signed-rank", "aligned, score judge", n_prompts,
+    rows = [rate_row("sign-flip", SHIPS, "aligned, score judge", n_prompts, signflip_p(D, seed)),
+            rate_row("Wilcoxon signed-rank", REMOVED_WILCOXON, "aligned, score judge", n_prompts,
                      [st.wilcoxon_signed_rank(d).p_value for d in D])]
     a, b = aligned(rng, sizes["null_sets"], n_prompts, kind="presence")
-    rows.append(rate_row("sign-flip", "aligned, presence judge", n_prompts, signflip_p(differences(a, b), seed + 1)))
+    rows.append(rate_row("sign-flip", SHIPS, "aligned, presence judge", n_prompts,
+                         signflip_p(differences(a, b), seed + 1)))
     a, b = aligned(rng, sizes["slow_null_sets"], n_prompts, k_a=SAMPLES, k_b=SAMPLES // 2)
-    rows.append(rate_row("within-prompt permutation", "aligned, 20 a vs 10 b per prompt", n_prompts,
-                         within_p(a, b, seed + 2)))
+    rows.append(rate_row("within-prompt permutation", REMOVED_FALLBACK, "aligned, 20 a vs 10 b per prompt (sharp null)",
+                         n_prompts, within_p(a, b, seed + 2)))
     return rows
 
 
 def unpaired_null_rows(rng, n_prompts, sizes, seed) -> list[dict]:
     a, b = unpaired(rng, sizes["null_sets"], n_prompts)
     design = "unpaired, 20 texts per prompt"
-    rows = [rate_row("Mann-Whitney over texts (reference)", design, n_prompts,
+    rows = [rate_row("Mann-Whitney over texts", REFERENCE, design, n_prompts,
                      [st.mann_whitney(x, y).p_value for x, y in zip(a, b)])]
     clusters = np.repeat(np.arange(2 * n_prompts), SAMPLES)
     is_b = clusters >= n_prompts
     slow = sizes["slow_null_sets"]
     p_cluster = [st.cluster_permutation(np.concatenate([x, y]), is_b, clusters, n_resamples=PERMUTATION_R,
                                         seed=seed + j).p_value for j, (x, y) in enumerate(zip(a[:slow], b[:slow]))]
-    rows.append(rate_row("cluster permutation (prompt = cluster)", design, n_prompts, p_cluster))
+    status = "ships (corpus.cluster)" if cluster_unit_reachable() else STATS_ONLY
+    rows.append(rate_row("cluster permutation (prompt = cluster)", status, design, n_prompts, p_cluster))
     a, b = unpaired(rng, sizes["null_sets"], n_prompts, k=1)
-    rows.append(rate_row("Mann-Whitney over texts", "unpaired, 1 text per prompt", n_prompts,
+    rows.append(rate_row("Mann-Whitney over texts", REFERENCE, "unpaired, 1 text per prompt", n_prompts,
                          [st.mann_whitney(x, y).p_value for x, y in zip(a, b)]))
     return rows
 
 
-# --- 2. FDR over mixed streams -----------------------------------------------------------------
+# --- 2. unequal answer counts ------------------------------------------------------------------
+
+UNEQUAL_HYPOTHESES = 20  # per run, all null: P(BH validates any) is the FDR
+
+
+def unequal_counts(sizes: dict, seed: int) -> dict:
+    """Weak null (prompt x side interaction, mean zero), k = 4, 5% NaN scores: old fallback vs balanced sign-flip.
+
+    Each run has 20 independent null hypotheses (directions alternate) on one validation layout,
+    tested together as the pipeline tests them (one sign matrix per run), then BH at q = alpha.
+    """
+    per_test, end_to_end = [], []
+    hyps = hypotheses(UNEQUAL_HYPOTHESES)
+    for c, (n_prompts, icc) in enumerate([(20, 0.5), (20, 0.9), (50, 0.5), (50, 0.9)]):
+        rng = np.random.default_rng(seed + c)
+        vs = layout(n_prompts, K, K)
+        design = f"k = {K}, {NAN_RATE:.0%} NaN, weak null (interaction SD {INTERACTION}), ICC {icc}"
+        for test, status, runs, function in (("balanced sign-flip", SHIPS, sizes["unequal_runs"], shipped_p),
+                                             ("within-prompt permutation fallback", REMOVED_FALLBACK,
+                                              sizes["old_runs"], old_fallback_p)):
+            p_all, any_validated = [], []
+            for r in range(runs):
+                scores = row_scores(rng, UNEQUAL_HYPOTHESES, vs, icc, nan_rate=NAN_RATE)
+                p = function(scores, vs, hyps, seed + 10_000 * c + r)
+                p_all.append(p)
+                any_validated.append(fdr.benjamini_hochberg(p, ALPHA).any())
+            base = {"test": test, "lmdelta": status, "design": design, "prompts": n_prompts, "icc": icc}
+            per_test.append({**base, **rejections(np.concatenate(p_all))})
+            end_to_end.append({**base, "runs": runs, "hypotheses_per_run": UNEQUAL_HYPOTHESES,
+                               **rate(any_validated)})
+    per_test += one_against_four(sizes, seed + 100)
+    return {"per_test": per_test, "end_to_end": end_to_end}
+
+
+def one_against_four(sizes: dict, seed: int) -> list[dict]:
+    """1 a answer against 4 b answers per prompt (50 prompts): weak null with scores, sharp null with a
+    rare presence property."""
+    rows = []
+    vs = layout(50, 1, 4)
+    cases = [("weak null (interaction SD 0.5), score judge, ICC 0.9", {"icc": 0.9}),
+             ("sharp null, presence judge, prevalence about 0.15",
+              {"icc": 0.5, "interaction": 0.0, "kind": "presence", "base": -2.0})]
+    for c, (label, options) in enumerate(cases):
+        rng = np.random.default_rng(seed + c)
+        for test, status, n_sets, function in (("balanced sign-flip", SHIPS, sizes["unequal_sets"], shipped_p),
+                                               ("within-prompt permutation fallback", REMOVED_FALLBACK,
+                                                sizes["old_unequal_sets"], old_fallback_p)):
+            p = []
+            for start in range(0, n_sets, UNEQUAL_HYPOTHESES):
+                scores = row_scores(rng, UNEQUAL_HYPOTHESES, vs, **options)
+                p.append(function(scores, vs, hypotheses(UNEQUAL_HYPOTHESES), seed + 1000 * c + start))
+            rows.append({"test": test, "lmdelta": status, "design": f"1 a vs 4 b answers, {label}", "prompts": 50,
+                         "icc": options["icc"], **rejections(np.concatenate(p))})
+    return rows
+
+
+# --- 3. skewed per-prompt differences ----------------------------------------------------------
+
+SKEW_PROMPTS = (10, 20, 50)
+
+
+def skew(sizes: dict, seed: int) -> list[dict]:
+    """Weak null with E[d_p] = 0 exactly and a right-skewed prompt x side effect.
+
+    "per-prompt d_p": d_p = (Exp(1) - 1) + N(0, 0.3^2), the audit's design (skewness about 1.8).
+    "judge scores": k = 4 answers a side, ICC 0.5, latent interaction Exp(1) - 1 (SD 1), scores
+    logistic(latent) with b's scores moved by the constant that makes E[d_p] = 0 (by quadrature).
+    The sign-flip's null is that each d_p is symmetric about zero: under skew it is not exact.
+    """
+    rows = []
+    centre = skewed_score_mean(ICC)
+    big = np.random.default_rng(seed - 1)  # population skewness and mean of d_p, from 400,000 prompts
+    population = {design: skewed_differences(big, 1, 400_000, design, centre)[0]
+                  for design in ("per-prompt d_p", "judge scores")}
+    for i, n_prompts in enumerate(SKEW_PROMPTS):
+        rng = np.random.default_rng(seed + i)
+        for design in ("per-prompt d_p", "judge scores"):
+            D = skewed_differences(rng, sizes["skew_sets"], n_prompts, design, centre)
+            for j, alternative in enumerate(("greater", "less")):
+                p_flip = signflip_p(D, seed + 100 * i + j, alternative=alternative)
+                p_wilcoxon = [st.wilcoxon_signed_rank(d, alternative).p_value for d in D[:sizes["wilcoxon_sets"]]]
+                rows.append({"design": design, "prompts": n_prompts, "alternative": alternative,
+                             "skewness": float(stats.skew(population[design])),
+                             "mean_check": float(population[design].mean()),
+                             "sd": float(population[design].std()),
+                             "signflip": {"lmdelta": SHIPS_ASSUMPTION, **rejections(p_flip)},
+                             "wilcoxon": {"lmdelta": REMOVED_WILCOXON, **rejections(p_wilcoxon)}})
+    return rows
+
+
+def skewed_differences(rng, n_sets, n_prompts, design, centre):
+    if design == "per-prompt d_p":
+        return (rng.exponential(1.0, (n_sets, n_prompts)) - 1.0) + rng.normal(0.0, 0.3, (n_sets, n_prompts))
+    u = rng.normal(0.0, np.sqrt(ICC), (n_sets, n_prompts, 1))
+    v = rng.exponential(1.0, (n_sets, n_prompts, 1)) - 1.0
+    noise = np.sqrt(1.0 - ICC)
+    a = expit(u + rng.normal(0.0, noise, (n_sets, n_prompts, K)))
+    b = expit(u + v + rng.normal(0.0, noise, (n_sets, n_prompts, K)))
+    return differences(a, b) - centre
+
+
+def skewed_score_mean(icc: float) -> float:
+    """E[d_p] of the judge-score design: E[expit(N(0, 1) + Exp(1) - 1)] - 1/2 (Gauss-Laguerre x Hermite)."""
+    x, wx = np.polynomial.laguerre.laggauss(80)
+    z, wz = np.polynomial.hermite_e.hermegauss(80)
+    wz = wz / wz.sum()
+    total = np.sum(wx[:, None] * wz[None, :] * expit((x[:, None] - 1.0) + z[None, :]))
+    return float(total - 0.5)
+
+
+# --- 4. coverage at few prompts ----------------------------------------------------------------
+
+COVERAGE_PROMPTS = (5, 10, 20, 50)
+COVERAGE_SHIFT = 0.3
+
+
+def normal_expit_mean(mean: float, sd: float) -> float:
+    z, w = np.polynomial.hermite_e.hermegauss(120)
+    return float(np.sum(w / w.sum() * expit(mean + sd * z)))
+
+
+def coverage(sizes: dict, seed: int) -> dict:
+    """Coverage of the 95% intervals of the mean difference, the AUC and the prevalence.
+
+    Mean and AUC: latent = u_p + [b](0.3 + v_p) + e, interaction SD 0.5, k = 4 answers a side.
+    Truth: E[d_p] = E[expit(0.3 + N(0, 1.25))] - 1/2 and the AUC of texts from independent prompts,
+    Phi(0.3 / 1.5) = 0.579 (both exact). Prevalence: presence judge, side a, latent SD 1.
+    """
+    true_mean = normal_expit_mean(COVERAGE_SHIFT, np.sqrt(1.0 + INTERACTION ** 2)) - 0.5
+    true_auc = float(stats.norm.cdf(COVERAGE_SHIFT / np.sqrt(2.0 + INTERACTION ** 2)))
+    rows, prevalence_rows = [], []
+    for c, icc in enumerate((0.5, 0.9)):
+        for i, n_prompts in enumerate(COVERAGE_PROMPTS):
+            rng = np.random.default_rng(seed + 10 * c + i)
+            a, b = aligned_k(rng, sizes["coverage_sets"], n_prompts, icc)
+            new_mean, new_auc, withheld = [], [], 0
+            for x, y in zip(a, b):
+                found = effects.mean_ci(y.mean(axis=1) - x.mean(axis=1))
+                new_mean.append(found.low <= true_mean <= found.high)
+                found = effects.auc_ci(list(x), list(y))
+                if np.isfinite(found.low):
+                    new_auc.append(found.low <= true_auc <= found.high)
+                else:
+                    withheld += 1
+            old_mean, old_auc = [], []
+            for r, (x, y) in enumerate(zip(a[:sizes["bootstrap_sets"]], b[:sizes["bootstrap_sets"]])):
+                _, low, high = effects.bootstrap_mean_ci(y.mean(axis=1) - x.mean(axis=1), 2000, 0.95, seed + r)
+                old_mean.append(low <= true_mean <= high)
+                _, low, high = effects.auc_ci_by_prompt(list(x), list(y), 2000, 0.95, seed + r)
+                old_auc.append(low <= true_auc <= high)
+            rows.append({"prompts": n_prompts, "icc": icc, "true_mean": true_mean, "true_auc": true_auc,
+                         "mean_t": {"lmdelta": SHIPS, **coverage_cell(new_mean)},
+                         "mean_bootstrap": {"lmdelta": REMOVED_INTERVAL, **coverage_cell(old_mean)},
+                         "auc_logit_t": {"lmdelta": SHIPS, **coverage_cell(new_auc),
+                                         "withheld": withheld / len(a)},
+                         "auc_bootstrap": {"lmdelta": REMOVED_INTERVAL, **coverage_cell(old_auc)}})
+    for c, icc in enumerate((0.5, 0.9)):
+        for j, target in enumerate((0.1, 0.5)):
+            base = prevalence_offset(target)
+            for i, n_prompts in enumerate(COVERAGE_PROMPTS):
+                rng = np.random.default_rng(seed + 100 + 20 * c + 10 * j + i)
+                u = rng.normal(0.0, np.sqrt(icc), (sizes["coverage_sets"], n_prompts, 1))
+                x = judge(base + u + rng.normal(0.0, np.sqrt(1.0 - icc), (sizes["coverage_sets"], n_prompts, K)),
+                          rng, "presence")
+                hits, widths = [], []
+                for data_set in x:
+                    found = effects.prevalence_ci(list(data_set))
+                    hits.append(found.low <= target <= found.high)
+                    widths.append(found.high - found.low)
+                prevalence_rows.append({"prevalence": target, "icc": icc, "prompts": n_prompts,
+                                        "lmdelta": SHIPS, **coverage_cell(hits),
+                                        "median_width": float(np.median(widths))})
+    return {"intervals": rows, "prevalence": prevalence_rows}
+
+
+def aligned_k(rng, n_sets, n_prompts, icc):
+    u = rng.normal(0.0, np.sqrt(icc), (n_sets, n_prompts, 1))
+    v = rng.normal(0.0, INTERACTION, (n_sets, n_prompts, 1))
+    noise = np.sqrt(1.0 - icc)
+    a = expit(u + rng.normal(0.0, noise, (n_sets, n_prompts, K)))
+    b = expit(u + COVERAGE_SHIFT + v + rng.normal(0.0, noise, (n_sets, n_prompts, K)))
+    return a, b
+
+
+def prevalence_offset(target: float) -> float:
+    """The latent offset whose presence probability, averaged over N(0, 1), is target."""
+    return float(optimize.brentq(lambda x: normal_expit_mean(x, 1.0) - target, -10.0, 10.0))
+
+
+# --- 5. unaligned corpora with hidden clusters ---------------------------------------------------
+
+UNALIGNED_TEXTS = 100  # per side
+
+
+def unaligned(sizes: dict, seed: int) -> list[dict]:
+    """100 texts a side, no shared prompts; the texts come from hidden prompts (ICC 0.5), each
+    prompt's texts all on one side. Null: the sides do not differ. The pipeline runs twice on the
+    same scores: without cluster ids (every text its own unit) and with the hidden prompt as
+    corpus.cluster id; which test it then picks is read from its output (`unit`)."""
+    rows = []
+    for i, per_prompt in enumerate((1, 5, 20)):
+        rng = np.random.default_rng(seed + i)
+        n_clusters = UNALIGNED_TEXTS // per_prompt
+        vs_texts = ValidationSet.build(clustered_pair(UNALIGNED_TEXTS, 1))
+        vs_clusters = ValidationSet.build(clustered_pair(n_clusters, per_prompt))
+        # unpaired() lists a's texts hidden prompt by hidden prompt, then b's: both sets' row order
+        assert np.array_equal(vs_clusters.prompt_of_row, np.repeat(np.arange(2 * n_clusters), per_prompt))
+        a, b = unpaired(rng, sizes["unaligned_sets"], n_clusters, k=per_prompt)
+        scores = np.concatenate([a, b], axis=1)
+        hyps = [SimpleNamespace(id=f"h{j}", direction="b>a", group="all") for j in range(scores.shape[0])]
+        p_texts, unit_texts = pipeline_p(scores, vs_texts, hyps, seed + 1)
+        cases = [(f"pipeline, no cluster ids (unit: {unit_texts})", SHIPS, p_texts)]
+        if per_prompt > 1:
+            p_clusters, unit = pipeline_p(scores, vs_clusters, hyps, seed + 2)
+            cases.append((f"pipeline, hidden prompt given as corpus.cluster id (unit: {unit})", SHIPS, p_clusters))
+            if unit != "cluster":
+                cases.append(("whole-cluster permutation (tests.cluster_permutation)", STATS_ONLY,
+                              [st.cluster_permutation(x, vs_clusters.is_b, vs_clusters.prompt_of_row, "greater",
+                                                      PERMUTATION_R, seed + j).p_value for j, x in enumerate(scores)]))
+        cases.append(("Mann-Whitney over texts", REFERENCE, [st.mann_whitney(x, y).p_value for x, y in zip(a, b)]))
+        for test, status, p in cases:
+            rows.append({"texts_per_hidden_prompt": per_prompt, "texts_per_side": UNALIGNED_TEXTS, "test": test,
+                         "lmdelta": status, **rejections(p)})
+    return rows
+
+
+def pipeline_p(scores, vs, hyps, seed) -> tuple[np.ndarray, str]:
+    """p-values through validation._tests, and the unit its output names (text, cluster, prompt)."""
+    config = SimpleNamespace(seed=seed)
+    found = _tests(list(scores), None, [vs.scope("all")] * len(hyps), hyps, vs, config, PERMUTATION_R)
+    return np.array([r["p_value"] for r in found], dtype=float), found[0]["unit"]
+
+
+def cluster_unit_reachable() -> bool:
+    """Whether the pipeline tests whole clusters when an unaligned corpus gives cluster ids."""
+    vs = ValidationSet.build(clustered_pair(3, 2))
+    scores = np.arange(vs.prompt_of_row.size, dtype=float)[None, :]
+    return pipeline_p(scores, vs, hypotheses(1), 0)[1] == "cluster"
+
+
+def clustered_pair(n_clusters: int, per_cluster: int) -> PairData:
+    """What sources.corpus builds from an unaligned corpus with a cluster column (all validation):
+    one unit (prompt id) per cluster, every cluster's texts on one side (a's clusters, then b's)."""
+    prompts, samples = [], []
+    for side in ("a", "b"):
+        for c in range(n_clusters):
+            unit = f"c-{side}{c:04d}"
+            prompts.append(Prompt(unit, "", "all", "validation"))
+            samples += [Sample(unit, side, j, f"{side} {c} {j}", 1, "stop", 0, f"{side}{c}.{j}")
+                        for j in range(per_cluster)]
+    return PairData(prompts, samples, np.zeros((len(samples), 1)), {p.id: "all" for p in prompts})
+
+
+# --- 6. selected findings ----------------------------------------------------------------------
+
+SELECTION = {"hypotheses": 100, "true_share": 0.2, "shift_low": 0.1, "shift_high": 0.4, "icc": 0.5}
+SELECTION_PROMPTS = (10, 20, 30, 50)
+
+
+def selection(sizes: dict, seed: int) -> list[dict]:
+    """Validated findings' plain 95% t interval (effects.mean_ci) against the FCR-adjusted one
+    (stages.decide.add_fcr_intervals), after the sign-flip and BH at q = alpha.
+
+    Truth per hypothesis: E[d_p] = E[expit(shift + N(0, 1.25))] - 1/2 (0 for nulls), by quadrature.
+    "FCR" is the mean over runs of the share of validated findings whose interval misses (0 when
+    none validated): what Benjamini & Yekutieli's guarantee bounds by alpha.
+    """
+    s = SELECTION
+    m = s["hypotheses"]
+    n_resamples = resamples_for(ValidateConfig(), m, ALPHA)
+    sd = np.sqrt(1.0 + INTERACTION ** 2)
+    rows = []
+    for i, n_prompts in enumerate(SELECTION_PROMPTS):
+        rng = np.random.default_rng(seed + i)
+        runs = sizes["selection_runs"] * (2 if n_prompts == 10 else 1)
+        plain_hits, fcr_hits, ratio, fcp_plain, fcp_fcr, validated = [], [], [], [], [], 0
+        for r in range(runs):
+            is_true = rng.random(m) < s["true_share"]
+            shift = np.where(is_true, rng.uniform(s["shift_low"], s["shift_high"], m), 0.0)
+            a, b = aligned_k_shift(rng, n_prompts, s["icc"], shift)
+            D = b.mean(axis=2) - a.mean(axis=2)
+            _, p = st.paired_signflip_many(D, None, "greater", n_resamples, seed + 1000 * i + r)
+            chosen = fdr.benjamini_hochberg(p, ALPHA)
+            results = []
+            for h in range(m):
+                found = effects.mean_ci(D[h])
+                results.append({"p_value": float(p[h]), "validated": bool(chosen[h]), "effect": found.value,
+                                "effect_se": found.se, "effect_df": found.df, "plain": (found.low, found.high)})
+            add_fcr_intervals(results, 1.0 - 0.95)
+            misses_plain, misses_fcr = [], []
+            for h in np.flatnonzero(chosen):
+                truth = normal_expit_mean(shift[h], sd) - 0.5 if shift[h] else 0.0
+                low, high = results[h]["plain"]
+                misses_plain.append(not low <= truth <= high)
+                low, high = results[h]["effect_ci_fcr"] or (np.nan, np.nan)
+                misses_fcr.append(not low <= truth <= high)
+                if shift[h]:
+                    ratio.append(results[h]["effect"] / truth)
+            validated += len(misses_plain)
+            plain_hits += [not x for x in misses_plain]
+            fcr_hits += [not x for x in misses_fcr]
+            fcp_plain.append(np.mean(misses_plain) if misses_plain else 0.0)
+            fcp_fcr.append(np.mean(misses_fcr) if misses_fcr else 0.0)
+        rows.append({"prompts": n_prompts, "runs": runs, "validated": validated, **s, "k": K,
+                     "interaction_sd": INTERACTION,
+                     "plain": {"lmdelta": "ships (effect_ci)", **coverage_cell(plain_hits)},
+                     "fcr_adjusted": {"lmdelta": "ships (effect_ci_fcr)", **coverage_cell(fcr_hits)},
+                     "fcr_plain": float(np.mean(fcp_plain)), "fcr_plain_se": float(np.std(fcp_plain) / np.sqrt(runs)),
+                     "fcr_adjusted_rate": float(np.mean(fcp_fcr)),
+                     "fcr_adjusted_se": float(np.std(fcp_fcr) / np.sqrt(runs)),
+                     "median_inflation": float(np.median(ratio)) if ratio else None})
+    return rows
+
+
+def aligned_k_shift(rng, n_prompts, icc, shift):
+    m = shift.size
+    u = rng.normal(0.0, np.sqrt(icc), (m, n_prompts, 1))
+    v = rng.normal(0.0, INTERACTION, (m, n_prompts, 1))
+    noise = np.sqrt(1.0 - icc)
+    a = expit(u + rng.normal(0.0, noise, (m, n_prompts, K)))
+    b = expit(u + shift[:, None, None] + v + rng.normal(0.0, noise, (m, n_prompts, K)))
+    return a, b
+
+
+# --- 7. the null control -----------------------------------------------------------------------
+
+CONTROL = {"prompts": 50, "k": K, "icc": 0.9, "true_share": 0.25, "true_shift": 0.3, "nan_rate": NAN_RATE}
+INFLATION = {2: float(stats.norm.isf(ALPHA) / stats.norm.isf(2 * ALPHA)),
+             4: float(stats.norm.isf(ALPHA) / stats.norm.isf(4 * ALPHA))}
+
+
+def null_control(sizes: dict, seed: int) -> list[dict]:
+    """How often the random-relabelling null control flags a test, valid or over-rejecting.
+
+    Main data: 50 validation prompts, k = 4 answers a side, ICC 0.9, prompt x side interaction SD
+    0.5, 5% NaN scores, a quarter of the hypotheses with a real latent shift of 0.3. Each run
+    relabels it with pairdata.null_pair (a fair coin per prompt, seeded by the run), builds the
+    validation set from the relabelled data (ValidationSet.build), runs a test over the m
+    hypotheses, decides by BH at q = alpha and summarises with report.null_control.summarize_null
+    (red: validated any; the share of p <= 0.05 named when its interval lies above 0.05). The
+    proposers are not simulated: the hypotheses are fixed. "z-test, SE understated" is the
+    balanced d_p's mean over its standard error, multiplied by 1.28 or 1.95 so that it rejects
+    about 2x or 4x alpha: a stand-in for a test that ignores part of the variance.
+    """
+    rows = []
+    data = control_pair(CONTROL["prompts"], CONTROL["k"])
+    tests_ = [("balanced sign-flip", SHIPS, shipped_p, (20, 50), "control_runs"),
+              ("z-test, SE understated (about 2x alpha)", SYNTHETIC, inflated(2), (20, 50), "control_runs"),
+              ("z-test, SE understated (about 4x alpha)", SYNTHETIC, inflated(4), (20, 50), "control_runs"),
+              ("within-prompt permutation fallback", REMOVED_FALLBACK, old_fallback_p, (20,), "old_control_runs")]
+    for t, (test, status, function, ms, runs_key) in enumerate(tests_):
+        for m in ms:
+            rng = np.random.default_rng(seed + 10 * t + m)
+            outcomes = [control_run(rng, data, m, function, seed + 100_000 * t + r)
+                        for r in range(sizes[runs_key])]
+            rows.append(control_row(test, status, "aligned, 50 prompts, k = 4, 5% NaN, ICC 0.9, interaction 0.5",
+                                    m, outcomes))
+    rows += unaligned_control(sizes, seed + 500)
+    return rows
+
+
+def control_pair(n_prompts: int, k: int) -> PairData:
+    prompts, samples = [], []
+    for p in range(n_prompts):
+        prompts.append(Prompt(f"p{p:04d}", f"prompt {p}", "all", "validation"))
+        for side in ("a", "b"):
+            samples += [Sample(f"p{p:04d}", side, j, f"{side} {p} {j}", 1, "stop", 0, f"{side}{p}.{j}")
+                        for j in range(k)]
+    return PairData(prompts, samples, np.zeros((len(samples), 1)), {p.id: "all" for p in prompts})
+
+
+def original_scores(rng, data: PairData, m: int) -> np.ndarray:
+    """(m, samples) scores in the main comparison's labelling."""
+    vs = ValidationSet.build(data)
+    shift = np.where(rng.random(m) < CONTROL["true_share"], CONTROL["true_shift"], 0.0)
+    scores = np.full((m, len(data.samples)), np.nan)
+    scores[:, vs.rows] = row_scores(rng, m, vs, CONTROL["icc"], shift=shift, nan_rate=CONTROL["nan_rate"])
+    return scores
+
+
+def control_run(rng, data: PairData, m: int, function, seed: int) -> dict:
+    scores = original_scores(rng, data, m)
+    relabelled = null_pair(data, seed)
+    vs = ValidationSet.build(relabelled)
+    p = function(scores[:, vs.rows], vs, hypotheses(m), seed)
+    return decide_control(p)
+
+
+def decide_control(p: np.ndarray) -> dict:
+    chosen = fdr.benjamini_hochberg(p, ALPHA)
+    found = summarize_null([{"p_value": float(x), "validated": bool(c)} for x, c in zip(p, chosen)], None)
+    return {"validated": found.validated, "status": found.status, "small_share": found.small_share or 0.0,
+            "leans_small": found.leans_small}
+
+
+def inflated(factor: int):
+    def test(scores, vs, hyps, seed):
+        seeds = [seed + i for i in range(len(hyps))]
+        D, _ = balanced_differences(scores, vs, seeds)
+        p = np.full(len(hyps), np.nan)
+        for i, (d, h) in enumerate(zip(D, hyps)):
+            d = d[np.isfinite(d)]
+            z = INFLATION[factor] * d.mean() / (d.std(ddof=1) / np.sqrt(d.size))
+            p[i] = stats.norm.sf(z if h.direction == "b>a" else -z)
+        return p
+    return test
+
+
+def control_row(test, status, design, m, outcomes) -> dict:
+    validated = [o["validated"] > 0 for o in outcomes]
+    named = [o["leans_small"] for o in outcomes]
+    return {"test": test, "lmdelta": status, "design": design, "hypotheses": m, "runs": len(outcomes),
+            "share_small": float(np.mean([o["small_share"] for o in outcomes])),
+            "validates_any": rate(validated), "share_named": rate(named),
+            "flagged": rate([v or n for v, n in zip(validated, named)])}
+
+
+def unaligned_control(sizes: dict, seed: int) -> list[dict]:
+    """Unaligned corpus, 20 hidden prompts of 5 texts a side, no difference (ICC 0.5), m = 20.
+
+    With the hidden prompt given as corpus.cluster id the null control swaps whole clusters; without
+    ids every text is its own unit, so the null control swaps texts one by one, which breaks up the
+    hidden clusters that make the main comparison's text-level test over-reject (section 5)."""
+    rows = []
+    n_clusters, per_cluster, m = 20, 5, 20
+    designs = (("hidden prompt given as corpus.cluster id", clustered_pair(n_clusters, per_cluster)),
+               ("no cluster ids", clustered_pair(n_clusters * per_cluster, 1)))
+    for t, (label, data) in enumerate(designs):
+        rng = np.random.default_rng(seed + t)
+        hidden = np.repeat(np.arange(2 * n_clusters), per_cluster)  # samples: a's hidden prompts, then b's
+        outcomes, units = [], set()
+        for r in range(sizes["old_control_runs"]):
+            u = rng.normal(0.0, np.sqrt(ICC), (m, 2 * n_clusters))
+            scores = expit(u[:, hidden] + rng.normal(0.0, np.sqrt(1.0 - ICC), (m, hidden.size)))
+            vs = ValidationSet.build(null_pair(data, seed + r))
+            config = SimpleNamespace(seed=seed + r)
+            found = _tests(list(scores[:, vs.rows]), None, [vs.scope("all")] * m, hypotheses(m), vs, config, 2000)
+            units.add(found[0]["unit"])
+            outcomes.append(decide_control(np.array([x["p_value"] for x in found], dtype=float)))
+        rows.append(control_row(f"pipeline, {label} (unit: {', '.join(sorted(units))})", SHIPS,
+                                f"unaligned, {n_clusters} hidden prompts of {per_cluster} texts a side, no difference, "
+                                f"ICC {ICC}", m, outcomes))
+    return rows
+
+
+# --- 8. FDR over mixed streams -----------------------------------------------------------------
 
 STREAM = {"hypotheses": 100, "null_share": 0.8, "prompts": 50, "shift_low": 0.05, "shift_high": 0.15}
 PROCEDURES = ("BH", "BY", "SAFFRON", "ADDIS", "LORD++")
@@ -246,7 +833,7 @@ def fdr_streams(sizes: dict, seed: int) -> list[dict]:
              "power": float(np.mean(tpr[key]))} for key in pipelines]
 
 
-# --- 3. power ----------------------------------------------------------------------------------
+# --- 9. power ----------------------------------------------------------------------------------
 
 SHIFTS = (0.025, 0.05, 0.1, 0.2)
 
@@ -266,7 +853,7 @@ def power(sizes: dict, seed: int) -> list[dict]:
     return rows
 
 
-# --- 4. timing ---------------------------------------------------------------------------------
+# --- 10. timing --------------------------------------------------------------------------------
 
 
 def best_of(repeats: int, function) -> float:
@@ -281,19 +868,29 @@ def best_of(repeats: int, function) -> float:
 def timing(seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     D = rng.normal(0.0, 0.1, (200, 500))
-    a = [[rng.random(2) for _ in range(500)] for _ in range(200)]
-    b = [[rng.random(2) for _ in range(500)] for _ in range(200)]
+    vs = layout(500, K, K)
+    scores = rng.random((200, vs.prompt_of_row.size))
+    scores[rng.random(scores.shape) < NAN_RATE] = np.nan
+    groups = [(rng.random((500, K)), rng.random((500, K))) for _ in range(200)]
+    presence = [[(rng.random(K) < 0.2).astype(float) for _ in range(500)] for _ in range(200)]
     return [
         {"task": "paired_signflip_many, 200 hypotheses x 500 prompts, R = 10,000",
          "seconds": best_of(3, lambda: st.paired_signflip_many(D, n_resamples=10_000))},
-        {"task": "bootstrap_mean_ci, 200 hypotheses x 500 prompts, 2,000 resamples",
-         "seconds": best_of(1, lambda: [effects.bootstrap_mean_ci(d) for d in D])},
-        {"task": "auc_ci_by_prompt, 200 hypotheses x 500 prompts x 2 samples, 2,000 resamples",
-         "seconds": best_of(1, lambda: [effects.auc_ci_by_prompt(x, y) for x, y in zip(a, b)])},
+        {"task": "balanced_differences, 200 hypotheses x 500 prompts x 4 + 4 answers, 5% NaN",
+         "seconds": best_of(3, lambda: balanced_differences(scores, vs, list(range(200))))},
+        {"task": "mean_ci + auc_ci, 200 hypotheses x 500 prompts x 4 + 4 answers",
+         "seconds": best_of(3, lambda: [(effects.mean_ci(y.mean(axis=1) - x.mean(axis=1)),
+                                         effects.auc_ci(list(x), list(y))) for x, y in groups])},
+        {"task": "prevalence_ci, 200 hypotheses x 500 prompts x 4 answers",
+         "seconds": best_of(3, lambda: [effects.prevalence_ci(x) for x in presence])},
     ]
 
 
 # --- report ------------------------------------------------------------------------------------
+
+
+def ci(r: dict, key: str = "rate") -> str:
+    return f"{r[key]:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
 
 def markdown(results: dict) -> str:
@@ -301,27 +898,129 @@ def markdown(results: dict) -> str:
     mode = "quick" if results["parameters"]["quick"] else "full"
     header = (f"Calibration run {results['date']}, seed {results['seed']}, {results['seconds']} s ({mode}; "
               f"numpy {machine_['numpy']}, scipy {machine_['scipy']}, {machine_['cpus']} CPUs).")
-    sections = [header, type_one_table(results["type_one_error"]), fdr_table(results["fdr"]),
-                power_table(results["power"]), timing_table(results["timing"])]
+    sections = [header, type_one_table(results["type_one_error"]), unequal_tables(results["unequal_counts"]),
+                skew_table(results["skew"]), coverage_tables(results["coverage"]),
+                unaligned_table(results["unaligned"]), selection_table(results["selection"]),
+                control_table(results["null_control"]), fdr_table(results["fdr"]), power_table(results["power"]),
+                timing_table(results["timing"])]
     return "\n\n".join(sections)
 
 
 def type_one_table(rows: list[dict]) -> str:
-    lines = [f"**Type-I error at alpha = {ALPHA}** (null: the models do not differ; latent ICC {ICC}, "
+    lines = [f"**1. Type-I error at alpha = {ALPHA}** (null: the models do not differ; latent ICC {ICC}, "
              f"{SAMPLES} samples per prompt and side)", "",
-             "| test | design | prompts | data sets | rejection rate | 95% CI (Clopper-Pearson) | KS D | KS p "
-             "| verdict |", "|---|---|---:|---:|---:|---|---:|---:|---|"]
+             "| test | lmdelta | design | prompts | data sets | rejection rate [95% CI] | KS D | KS p | verdict |",
+             "|---|---|---|---:|---:|---|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r['test']} | {r['design']} | {r['prompts']} | {r['data_sets']} | {r['rate']:.3f} | "
-                     f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['ks_d']:.3f} | {r['ks_p']:.2g} | {r['verdict']} |")
+        lines.append(f"| {r['test']} | {r['lmdelta']} | {r['design']} | {r['prompts']} | {r['n']} | {ci(r)} | "
+                     f"{r['ks_d']:.3f} | {r['ks_p']:.2g} | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+def unequal_tables(found: dict) -> str:
+    lines = [f"**2. Unequal answer counts** (one-sided tests in each hypothesis's direction; per test: every "
+             f"hypothesis of every run; end to end: {UNEQUAL_HYPOTHESES} null hypotheses per run, BH at q = "
+             f"{ALPHA}, share of runs that validate any)", "",
+             "| test | lmdelta | design | prompts | per test: data sets | rejection rate [95% CI] | verdict "
+             "| end to end: runs | P(BH validates any) [95% CI] | verdict |",
+             "|---|---|---|---:|---:|---|---|---:|---|---|"]
+    e2e = {(r["test"], r["design"], r["prompts"]): r for r in found["end_to_end"]}
+    for r in found["per_test"]:
+        e = e2e.get((r["test"], r["design"], r["prompts"]))
+        tail = f"{e['runs']} | {ci(e)} | {e['verdict']}" if e else " | | "
+        lines.append(f"| {r['test']} | {r['lmdelta']} | {r['design']} | {r['prompts']} | {r['n']} | {ci(r)} | "
+                     f"{r['verdict']} | {tail} |")
+    return "\n".join(lines)
+
+
+def skew_table(rows: list[dict]) -> str:
+    lines = ["**3. Skewed per-prompt differences with mean zero** (weak null; one-sided; the long tail is "
+             "on the positive side, so \"less\" is the alternative against the skew)", "",
+             "| design | prompts | alternative | skewness of d_p (population) "
+             "| sign-flip (ships; assumes symmetric d_p) | verdict | Wilcoxon (removed) | verdict |",
+             "|---|---:|---|---:|---|---|---|---|"]
+    for r in rows:
+        f, w = r["signflip"], r["wilcoxon"]
+        lines.append(f"| {r['design']} | {r['prompts']} | {r['alternative']} | {r['skewness']:.2f} | "
+                     f"{ci(f)} (n = {f['n']}) | {f['verdict']} | {ci(w)} (n = {w['n']}) | {w['verdict']} |")
+    return "\n".join(lines)
+
+
+def coverage_tables(found: dict) -> str:
+    rows = found["intervals"]
+    first = rows[0]
+    lines = [f"**4. Coverage of 95% intervals** (latent shift {COVERAGE_SHIFT}, interaction SD {INTERACTION}, "
+             f"k = {K}; truth E[d_p] = {first['true_mean']:.4f}, AUC of texts from independent prompts "
+             f"{first['true_auc']:.4f}; target for what ships: >= {COVERAGE_TARGET})", "",
+             "| prompts | ICC | mean: t interval (ships) | mean: percentile bootstrap (removed) "
+             "| AUC: clustered logit-t (ships) | AUC withheld | AUC: cluster bootstrap (removed) |",
+             "|---:|---:|---|---|---|---:|---|"]
+    for r in rows:
+        cells = [cover_cell(r[key]) for key in ("mean_t", "mean_bootstrap", "auc_logit_t")]
+        lines.append(f"| {r['prompts']} | {r['icc']} | {cells[0]} | {cells[1]} | {cells[2]} | "
+                     f"{r['auc_logit_t']['withheld']:.3f} | {cover_cell(r['auc_bootstrap'])} |")
+    lines += ["", "**Prevalence intervals** (Korn-Graubard, ships; presence judge, side a, k = 4, latent SD 1)", "",
+              "| prevalence | ICC | prompts | data sets | coverage [95% CI] | median width | verdict |",
+              "|---:|---:|---:|---:|---|---:|---|"]
+    for r in found["prevalence"]:
+        lines.append(f"| {r['prevalence']} | {r['icc']} | {r['prompts']} | {r['n']} | {ci(r, 'coverage')} | "
+                     f"{r['median_width']:.3f} | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+def cover_cell(r: dict) -> str:
+    if not r["n"]:
+        return "no interval"
+    mark = "" if r["meets_target"] else " **below 0.93**"
+    return f"{ci(r, 'coverage')} (n = {r['n']}){mark}"
+
+
+def unaligned_table(rows: list[dict]) -> str:
+    lines = [f"**5. Unaligned corpora with hidden prompts** ({UNALIGNED_TEXTS} texts a side, ICC {ICC}, each hidden "
+             "prompt's texts on one side, no difference between the sides)", "",
+             "| texts per hidden prompt | test | lmdelta | data sets | rejection rate [95% CI] | verdict |",
+             "|---:|---|---|---:|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['texts_per_hidden_prompt']} | {r['test']} | {r['lmdelta']} | {r['n']} | {ci(r)} | "
+                     f"{r['verdict']} |")
+    return "\n".join(lines)
+
+
+def selection_table(rows: list[dict]) -> str:
+    s = SELECTION
+    lines = [f"**6. Validated findings** ({s['hypotheses']} hypotheses per run, {s['true_share']:.0%} real effects "
+             f"with latent shift U({s['shift_low']}, {s['shift_high']}), k = {K}, ICC {s['icc']}, interaction SD "
+             f"{INTERACTION}; sign-flip, BH at q = {ALPHA})", "",
+             "| prompts | runs | validated | plain 95% interval covers | FCR-adjusted covers | FCR plain "
+             "| FCR adjusted | estimate / truth (median, real effects) |", "|---:|---:|---:|---|---|---|---|---:|"]
+    for r in rows:
+        inflation = "" if r["median_inflation"] is None else f"{r['median_inflation']:.2f}"
+        lines.append(f"| {r['prompts']} | {r['runs']} | {r['validated']} | {cover_cell(r['plain'])} | "
+                     f"{cover_cell(r['fcr_adjusted'])} | {r['fcr_plain']:.3f} +- {r['fcr_plain_se']:.3f} | "
+                     f"{r['fcr_adjusted_rate']:.3f} +- {r['fcr_adjusted_se']:.3f} | {inflation} |")
+    return "\n".join(lines)
+
+
+def control_table(rows: list[dict]) -> str:
+    lines = ["**7. The null control (random relabelling) against valid and over-rejecting tests** (BH at q = "
+             f"{ALPHA} over the null control's m hypotheses; \"named\": the share of p <= 0.05 has a 95% interval "
+             "above 0.05, which the report names)", "",
+             "| test on the relabelled data | lmdelta | design | m | runs | share of p <= 0.05 "
+             "| P(validates >= 1) [95% CI] | P(share named) | P(red or named) |",
+             "|---|---|---|---:|---:|---:|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['test']} | {r['lmdelta']} | {r['design']} | {r['hypotheses']} | {r['runs']} | "
+                     f"{r['share_small']:.3f} | {ci(r['validates_any'])} | {r['share_named']['rate']:.3f} | "
+                     f"{r['flagged']['rate']:.3f} |")
     return "\n".join(lines)
 
 
 def fdr_table(rows: list[dict]) -> str:
     s = STREAM
-    lines = [f"**FDR over mixed streams** ({s['hypotheses']} hypotheses per stream, "
+    lines = [f"**8. FDR over mixed streams** ({s['hypotheses']} hypotheses per stream, "
              f"{round(100 * (1 - s['null_share']))}% real effects with latent shift U({s['shift_low']}, "
-             f"{s['shift_high']}), {s['prompts']} prompts, q = {ALPHA})", "",
+             f"{s['shift_high']}), {s['prompts']} prompts, ICC {ICC}, {SAMPLES} samples per prompt and side, "
+             f"q = {ALPHA})", "",
              "| pipeline | procedure | streams | FDR (+- s.e.) | power |", "|---|---|---:|---|---:|"]
     for r in rows:
         lines.append(f"| {r['pipeline']} | {r['procedure']} | {r['streams']} | {r['fdr']:.3f} +- {r['fdr_se']:.3f} | "
@@ -330,8 +1029,8 @@ def fdr_table(rows: list[dict]) -> str:
 
 
 def power_table(rows: list[dict]) -> str:
-    lines = [f"**Power at alpha = {ALPHA}** (aligned design, {SAMPLES} samples per prompt and side)", "",
-             "| prompts | latent shift | mean score difference | sign-flip power | Wilcoxon power |",
+    lines = [f"**9. Power at alpha = {ALPHA}** (aligned design, {SAMPLES} samples per prompt and side)", "",
+             "| prompts | latent shift | mean score difference | sign-flip power | Wilcoxon power (removed) |",
              "|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['prompts']} | {r['latent_shift']} | {r['mean_score_difference']:.4f} | "
@@ -340,7 +1039,7 @@ def power_table(rows: list[dict]) -> str:
 
 
 def timing_table(rows: list[dict]) -> str:
-    lines = ["**Timing**", "", "| task | seconds |", "|---|---:|"]
+    lines = ["**10. Timing** (best of 3)", "", "| task | seconds |", "|---|---:|"]
     return "\n".join(lines + [f"| {r['task']} | {r['seconds']:.2f} |" for r in rows])
 
 

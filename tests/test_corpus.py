@@ -259,3 +259,61 @@ def test_one_prompt_worded_differently_by_each_side_is_kept(tmp_path):
     rows = corpus_rows(n_prompts=6)
     rows = [{**r, "prompt": f"<|user|>{r['prompt']}" if r["side"] == "tuned" else r["prompt"]} for r in rows]
     assert len(load_corpus(write_jsonl(tmp_path / "c.jsonl", rows), None, None, {"a": "base", "b": "tuned"})) == len(rows)
+
+
+# --- unaligned corpora: clusters and the near-duplicate warning (audit M6) ----------------------
+
+
+def clustered_rows(n_clusters=60, per_cluster=4, mixed=False):
+    """Texts in clusters (hidden prompts): b's clusters mention the ocean more. Each cluster is one
+    side's, or (mixed) holds texts of both sides. A cluster's texts are near-copies (11 of 12 words shared)."""
+    rows = []
+    for c in range(n_clusters):
+        for k in range(per_cluster):
+            side = ("base", "tuned")[k % 2] if mixed else ("base", "tuned")[c % 2]
+            sea = side == "tuned" and (c + k) % 3 != 0
+            topic = "we sail the ocean" if sea else "we walk the park"
+            words = " ".join(f"w{c}n{j}" for j in range(6))
+            rows.append({"side": side, "text": f"{topic} with {words} note{k}", "cluster": f"q{c}",
+                         "group": f"g{c % 2}"})
+    return rows
+
+
+def test_an_unaligned_corpus_with_clusters_permutes_whole_clusters(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", clustered_rows())
+    pipeline.run(config(tmp_path, f"corpus.path={path}"), RunDir(tmp_path / "run"))
+    rows = list(read_jsonl(tmp_path / "run/hypotheses.jsonl"))
+    assert rows and all(r["unit"] in ("cluster", "none") for r in rows)
+    ocean = [r for r in rows if r["validated"] and "ocean" in r["description"]]
+    assert ocean and ocean[0]["test"].startswith("cluster-level") and "corpus.columns.cluster" in ocean[0]["test"]
+    assert "clusters of texts" in ocean[0]["assumption"] and ocean[0]["n_units"] < ocean[0]["n_texts"]
+    assert all(r["clustering_warning"] is None for r in rows)
+
+
+def test_clusters_holding_both_sides_are_compared_paired(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", clustered_rows(mixed=True))
+    pipeline.run(config(tmp_path, f"corpus.path={path}"), RunDir(tmp_path / "run"))
+    rows = list(read_jsonl(tmp_path / "run/hypotheses.jsonl"))
+    ocean = [r for r in rows if r["validated"] and "ocean" in r["description"]]
+    assert ocean and ocean[0]["test"].startswith("paired sign-flip") and ocean[0]["unit"] == "prompt"
+    assert ocean[0]["n_prompts"] > 10 and all(r["clustering_warning"] is None for r in rows)
+
+
+def test_near_duplicate_texts_without_a_cluster_column_warn(tmp_path, caplog):
+    rows = [{k: v for k, v in r.items() if k != "cluster"} for r in clustered_rows()]
+    path = write_jsonl(tmp_path / "c.jsonl", rows)
+    with caplog.at_level("WARNING", logger="lmdelta"):
+        pipeline.run(config(tmp_path, f"corpus.path={path}", "controls.null=true"), RunDir(tmp_path / "run"))
+    found = list(read_jsonl(tmp_path / "run/hypotheses.jsonl"))
+    assert found and all(r["unit"] in ("text", "none") for r in found)
+    warning = found[0]["clustering_warning"]
+    assert warning and "corpus.columns.cluster" in warning and "independent texts" in warning
+    assert all(r["clustering_warning"] == warning for r in found)
+    assert sum(warning in m for m in caplog.messages) == 1  # logged once, null control included
+
+
+def test_an_aligned_corpus_has_no_clustering_warning(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", corpus_rows())  # templated, near-duplicate answers, but paired
+    pipeline.run(config(tmp_path, f"corpus.path={path}"), RunDir(tmp_path / "run"))
+    rows = list(read_jsonl(tmp_path / "run/hypotheses.jsonl"))
+    assert rows and all("clustering_warning" in r and r["clustering_warning"] is None for r in rows)

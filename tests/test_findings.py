@@ -35,6 +35,8 @@ def test_a_known_difference_is_validated_and_the_null_control_finds_nothing(tmp_
     assert all(set(REQUIRED) <= set(row) for row in null)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["main"]["validated"] == len(validated) and summary["null"]["validated"] == 0
+    assert all(set(r["effect_ci_fcr"] or []) and r["fcr_level"] == summary["main"]["fcr_level"] for r in validated)
+    assert all("replication" in r for r in rows) and summary["main"]["replication"]["status"] == "not run"
     html = (run_dir / "report.html").read_text()
     assert "ocean" in html and "null control" in html.lower()
 
@@ -79,6 +81,8 @@ def test_cli_prints_findings_and_report_rerenders(tmp_path):
     result = CliRunner().invoke(main, ["run", str(path), "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "tested hypotheses validated at q = 0.05" in result.output and "null control" in result.output
+    assert "replication: not run: no confirmation prompts; set prompts.confirmation_fraction" in result.output
+    assert "* adjusted for having been selected among" in result.output
     assert "report:" in result.output
     (tmp_path / "run/report.html").unlink()
     again = CliRunner().invoke(main, ["report", str(tmp_path / "run")])

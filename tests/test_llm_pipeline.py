@@ -1,6 +1,7 @@
 """The pipeline with LLM roles, end to end through the real OpenAI SDK against a loopback
 OpenAI-compatible server that answers by content: proposer → LLM judge → tests → decisions."""
 
+import hashlib
 import json
 import re
 
@@ -189,3 +190,60 @@ def test_extra_judges_record_agreement_and_the_report_shows_costs(tmp_path, serv
     assert agreement["spearman"] == pytest.approx(1.0) and agreement["agreement"] == 1.0 and agreement["n"] > 10
     html = (tmp_path / "run/report.html").read_text()
     assert "Assistant LLM calls and cost" in html and "validate / judge" in html
+
+
+def one_property_per_scope(received):
+    """As `answer`, but each proposer request (one scope's discovery answers) gets a property of its own, so no
+    judge request of one group's hypothesis coincides with another's: every out-of-group judge call is paid."""
+    prompt = received.body["messages"][-1]["content"]
+    if prompt.startswith("You are helping to audit"):
+        tag = hashlib.sha256(prompt.encode()).hexdigest()[:8]
+        proposal = [{**PROPOSAL[0], "property": f"mentions the ocean (variant {tag})"}]
+        return ("json", 200, openai_reply(json.dumps(proposal), prompt_tokens=400, completion_tokens=80))
+    return answer(received)
+
+
+def judge_calls(server, start=0):
+    return sum(not r.body["messages"][-1]["content"].startswith("You are helping to audit")
+               for r in server.requests[start:])
+
+
+def test_llm_judged_group_hypotheses_get_a_generalisation_test_at_bounded_cost(tmp_path, monkeypatch):
+    """The LLM judge used to score in-scope texts only, so an LLM-judged group hypothesis had no
+    generalisation test (generalization_p silently null; audit M3). Now it also judges a seeded sample of
+    other groups' prompts, as many as its group has: the extra calls equal the in-scope ones, no more."""
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", SECRET)
+    with ScriptedServer("openai", [], responder=one_property_per_scope) as server:
+        pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups", "validate.generalization=false"),
+                     RunDir(tmp_path / "off"))
+        in_scope = judge_calls(server)
+        seen = len(server.requests)
+        pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups"), RunDir(tmp_path / "on"))
+        extra = judge_calls(server, seen)  # in-scope answers come from the cache
+    rows = [r for r in read_jsonl(tmp_path / "on/hypotheses.jsonl") if r["group"] != "all"]
+    assert len({r["group"] for r in rows}) == 3 and {r["judge"] for r in rows} == {"llm-unitary"}
+    for r in rows:
+        assert r["generalization_p"] is not None and r["generalization_units"] == r["n_prompts"]
+        assert r["generalization_q"] is not None and isinstance(r["generalization_validated"], bool)
+    texts_per_prompt = 4  # 2 samples per side
+    assert in_scope == sum(texts_per_prompt * r["n_prompts"] for r in rows)
+    assert extra == sum(texts_per_prompt * r["generalization_units"] for r in rows) == in_scope
+    off = {r["group"]: r for r in read_jsonl(tmp_path / "off/hypotheses.jsonl")}
+    assert all(r.get("generalization_p") is None and r["generalization_q"] is None for r in off.values())
+
+
+def test_a_budget_spent_on_generalisation_calls_stops_cleanly_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", SECRET)
+    with ScriptedServer("openai", [], responder=one_property_per_scope) as server:
+        with pytest.raises(StageError, match="budget"):
+            pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups", "budget.usd=0.012"),
+                         RunDir(tmp_path / "run"))
+        assert RunDir(tmp_path / "run").load_manifest()["stages"]["validate"]["status"] == "interrupted"
+        pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups", "budget.usd=10"), RunDir(tmp_path / "run"))
+        keys = [json.dumps(r.body, sort_keys=True) for r in server.requests]
+        assert len(keys) == len(set(keys)), "a paid call was made twice"
+        pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups"), RunDir(tmp_path / "clean"))
+    fields = ("id", "p_value", "generalization_p", "generalization_units")
+    resumed = [tuple(r[f] for f in fields) for r in read_jsonl(tmp_path / "run/hypotheses.jsonl")]
+    assert resumed == [tuple(r[f] for f in fields) for r in read_jsonl(tmp_path / "clean/hypotheses.jsonl")]
+    assert all(r[2] is not None for r in resumed)

@@ -20,7 +20,7 @@ def run(config_path, run_dir, *overrides):
 def test_full_run_writes_every_stage(tmp_path):
     manifest = run(fake_config(tmp_path), tmp_path / "run")
     stages = manifest["stages"]
-    assert list(stages) == ["prompts", "generate", "embed", "group", "propose", "validate", "decide", "report"]
+    assert list(stages) == ["prompts", "generate", "embed", "group", "propose", "validate", "decide", "confirm", "report"]
     assert all(record["status"] == "complete" for record in stages.values())
     samples = list(read_jsonl(tmp_path / "run/stages/generate/samples.jsonl"))
     assert len(samples) == 18 * 2 * 2 and {s["side"] for s in samples} == {"a", "b"}

@@ -206,3 +206,149 @@ def test_text_from_the_run_wraps_instead_of_widening_the_page(run_dir: Path) -> 
     html = render_report(run_dir).read_text(encoding="utf-8")
     rule = re.search(r"\n([^{}\n]*)\{[^}]*overflow-wrap: anywhere;[^}]*\}", html)
     assert rule is not None and {"h3", "td", "dd", ".chip"} <= {s.strip() for s in rule.group(1).split(",")}
+
+
+# ---------------------------------------------------------------- intervals, replication, families
+
+
+def _card(html: str, description: str) -> str:
+    found = re.search(rf'<article class="card"[^>]*>\s*<h3>{re.escape(description)}</h3>(.*?)</article>', html, re.S)
+    return found.group(1)
+
+
+def _text(fragment: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", fragment).split())
+
+
+REPLICATED = {"status": "replicated", "replicated": True, "effect": 0.22, "effect_ci": [0.05, 0.39], "ci_level": 0.95,
+              "auc": 0.66, "p_value": 0.004, "q_value": 0.008, "n_prompts": 12, "n_texts": 48, "note": None}
+
+
+def test_a_validated_finding_leads_with_its_selection_adjusted_interval(run_dir: Path) -> None:
+    """The card showed the plain interval as "95% CI" whatever validate.ci_level was, and no adjusted one."""
+    row = _hypothesis(1, VALIDATED, validated=True, p=1e-4, ci_level=0.9, effect_ci_fcr=[0.11, 0.51], fcr_level=0.9667,
+                      effect_se=0.06, effect_df=39)
+    _write_jsonl(run_dir / "hypotheses.jsonl", [row, _hypothesis(2, "Other", validated=False, p=0.5, ci_level=0.9)])
+    (run_dir / "summary.json").write_text(json.dumps({"q": 0.05, "primary": "bh", "main": {
+        "tested": 2, "validated": 1, "fcr_level": 0.9667}}))
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    card = _text(_card(html, VALIDATED))
+    assert "+0.31 96.7% CI [0.11, 0.51]" in card
+    assert "adjusted for having been selected among 2 tested · plain 90% CI [0.18, 0.44]" in card
+    assert "95%" not in card and "90% CI [0.63, 0.79]" in card  # the AUC interval at the run's level
+    assert 'aria-label="effect +0.31, 96.7% CI [0.11, 0.51] on an axis from -1 to 1"' in html
+    table_cell = re.search(r'<td class="n" title="([^"]*)">\+0.31</td>', html).group(1)
+    assert table_cell == "90% CI [0.18, 0.44]; adjusted for selection among 2 tested: 96.7% CI [0.11, 0.51]"
+
+
+def test_missing_intervals_say_why(run_dir: Path) -> None:
+    row = _hypothesis(1, VALIDATED, validated=True, p=1e-4, effect_ci=[None, None], auc_ci=[None, None],
+                      effect_ci_note="one prompt: no spread between prompts to build an interval from",
+                      auc_ci_note="fewer than 5 prompts", prevalence_a_ci=[0.02, 0.3], prevalence_b_ci=[0.2, 0.65],
+                      n_subsample_dropped=3)
+    _write_jsonl(run_dir / "hypotheses.jsonl", [row])
+    card = _text(_card(render_report(run_dir).read_text(encoding="utf-8"), VALIDATED))
+    assert "no interval: one prompt: no spread between prompts" in card and "no interval: fewer than 5 prompts" in card
+    assert "12% → 41% 95% CIs 2%–30% → 20%–65%" in card
+    assert "3 left out of the test to balance answer counts per prompt" in card
+
+
+def test_the_replication_sits_beside_the_validation_estimate(run_dir: Path) -> None:
+    failed = {**REPLICATED, "status": "not replicated", "replicated": False, "effect": 0.01, "effect_ci": [-0.1, 0.12],
+              "q_value": 0.4}
+    untestable = {**REPLICATED, "status": "not testable", "replicated": False, "q_value": None,
+                  "note": "on 3 confirmation prompts the smallest possible p-value is 2^-3 = 0.12, above q = 0.05"}
+    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, replication=REPLICATED),
+            _hypothesis(2, "Shorter", validated=True, p=2e-4, replication=failed),
+            _hypothesis(3, "Longer", validated=True, p=3e-4, replication=untestable),
+            _hypothesis(4, "Not validated", validated=False, p=0.5, replication=None)]
+    _write_jsonl(run_dir / "hypotheses.jsonl", rows)
+    replication = {"status": "run", "q": 0.05, "confirmation_prompts": 12, "validated": 3, "tested": 2,
+                   "not_testable": 1, "replicated": 1}
+    (run_dir / "summary.json").write_text(json.dumps({"q": 0.05, "primary": "bh", "main": {
+        "tested": 4, "validated": 3, "replication": replication}}))
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert "replication: 1 of 3 replicated on 12 confirmation prompts" in html
+    assert "over the 2 findings that could be re-tested there" in _text(html)
+    assert "replicated effect +0.22, 95% CI [0.05, 0.39]" in _text(_card(html, VALIDATED))
+    assert "on 12 confirmation prompts (48 texts), q = 0.008" in _text(_card(html, VALIDATED))
+    assert "did not replicate effect +0.01, 95% CI [-0.10, 0.12]" in _text(_card(html, "Shorter"))
+    assert "not testable on 3 confirmation prompts the smallest possible p-value" in _text(_card(html, "Longer"))
+    marks = re.findall(r'<td class="c dec" title="[^"]*">([^<]*)</td>\s*</tr>', html)
+    assert marks[:4] == ["✓", "✗", "○", "–"]
+
+
+def test_without_a_confirmation_split_the_report_says_how_to_get_one(run_dir: Path) -> None:
+    (run_dir / "summary.json").write_text(json.dumps({"q": 0.05, "primary": "bh", "main": {
+        "tested": 3, "validated": 1, "replication": {"status": "not run", "reason": "no confirmation prompts"}}}))
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert "replication: not run" in html and ">replicated</th>" not in html
+    assert "No replication:</strong> no confirmation prompts" in html
+    assert "no confirmation split" in _text(_card(html, VALIDATED))
+    assert "<code>prompts.confirmation_fraction</code> (e.g. 0.2)" in html
+
+
+def test_generalisation_is_shown_by_its_family_decision_never_as_a_bare_p(run_dir: Path) -> None:
+    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, generalization_q=0.012, generalization_validated=True),
+            _hypothesis(2, "Shorter", validated=True, p=2e-4, generalization_q=0.3, generalization_validated=False),
+            _hypothesis(3, "Pooled", validated=True, p=3e-4, group="all", generalization_p=None,
+                        generalization_effect=None),
+            _hypothesis(4, "Old run", validated=True, p=4e-4)]
+    _write_jsonl(run_dir / "hypotheses.jsonl", rows)
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    card = _text(_card(html, VALIDATED))
+    assert "generalises to other groups (q = 0.012, BH within the generalisation family" in card
+    shorter = _text(_card(html, "Shorter"))
+    assert "does not generalise (q = 0.300" in shorter and "p = 0.020" not in shorter
+    assert "not applicable: the pooled scope covers every group" in _text(_card(html, "Pooled"))
+    assert "uncorrected p = 0.020 (descriptive" in _text(_card(html, "Old run"))
+
+
+def test_generative_checks_are_shown_by_their_family_decision(run_dir: Path) -> None:
+    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, generative_p=0.001, generative_effect=1.5,
+                        generative_q=0.002, generative_validated=True),
+            _hypothesis(2, "Shorter", validated=True, p=2e-4)]
+    _write_jsonl(run_dir / "hypotheses.jsonl", rows)
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert "generative check confirmed (q = 0.002, BH within the generative family" in _text(_card(html, VALIDATED))
+    assert "generative check" not in _text(_card(html, "Shorter"))
+
+
+def test_a_clustering_warning_is_shown_prominently(run_dir: Path) -> None:
+    warning = "near-duplicate texts: 40% of texts have a twin, so the text-level test may over-reject"
+    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, clustering_warning=warning),
+            _hypothesis(2, "Other", validated=False, p=0.5, clustering_warning=warning)]
+    _write_jsonl(run_dir / "hypotheses.jsonl", rows)
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    headline = html.split('<section class="headline"')[1].split("</section>")[0]
+    assert headline.count(f'<p class="warn-box" role="alert"><strong>Clustered texts:</strong> {warning}</p>') == 1
+    assert warning in _card(html, VALIDATED)
+
+
+def test_the_terminal_table_shows_the_adjusted_interval_and_the_replication(run_dir: Path) -> None:
+    from lmdelta.report.table import findings_table
+
+    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, effect_ci_fcr=[0.11, 0.51], fcr_level=0.9667,
+                        replication=REPLICATED),
+            _hypothesis(2, "Shorter", validated=True, p=2e-4, effect_ci_fcr=[0.02, 0.6], fcr_level=0.9667,
+                        replication={**REPLICATED, "status": "not testable", "replicated": False}),
+            _hypothesis(3, "Other", validated=False, p=0.5, clustering_warning="texts look clustered")]
+    _write_jsonl(run_dir / "hypotheses.jsonl", rows)
+    (run_dir / "summary.json").write_text(json.dumps({"q": 0.05, "primary": "bh", "main": {
+        "tested": 3, "validated": 2, "replication": {"status": "run", "q": 0.05, "confirmation_prompts": 12,
+                                                     "validated": 2, "tested": 1, "replicated": 1}}}))
+    out = findings_table(run_dir, width=120)
+    assert "replication on 12 confirmation prompts: 1 of 2 validated findings replicated" in out
+    assert "warning: texts look clustered" in out
+    assert re.search(r"effect \[96\.7% CI\]\*\s+AUC\s+p\s+q\s+replicated\s+finding", out)
+    assert re.search(r"1\s+0\.31 \[0\.11, 0\.51\].*yes \+0\.22\s+\[tone\]", out)
+    assert re.search(r"2\s+0\.31 \[0\.02, 0\.60\].*n/a\s+\[tone\] Shorter", out)
+    assert "* adjusted for having been selected among 3 tested" in out and "plain 95% intervals" in out
+
+
+def test_the_terminal_table_of_an_older_run_shows_plain_intervals(run_dir: Path) -> None:
+    from lmdelta.report.table import findings_table
+
+    out = findings_table(run_dir)
+    assert re.search(r"effect \[95% CI\]\s+AUC\s+p\s+q\s+finding", out) and "replicated" not in out
+    assert "0.31 [0.18, 0.44]" in out and "adjusted" not in out

@@ -349,3 +349,89 @@ def test_fcr_intervals_cover_the_selected_effects():
                 adjusted.append(r["effect_ci_fcr"][0] <= r["truth"] <= r["effect_ci_fcr"][1])
     assert len(adjusted) > 120
     assert np.mean(plain) < 0.85 and np.mean(adjusted) >= 0.93
+
+
+# --- secondary families: generalisation and generative tests (audit M3, L1) ---------------------
+
+
+def test_generalisation_and_generative_p_values_form_their_own_bh_families():
+    """Both used to be shown uncorrected, in no family. Now each is BH at q over the tests of its kind
+    in the comparison; rows without that test get None; the primary decision is untouched."""
+    gen = [0.001, 0.02, 0.04, None, 0.5]
+    generative = [None, 0.2, 0.001, 0.004, None]
+    rows = [{"id": f"h{i}", "order": i, "p_value": p, "generalization_p": g, "generative_p": s}
+            for i, (p, g, s) in enumerate(zip([1e-5, 0.01, 0.5, None, 0.03], gen, generative), start=1)]
+    decided = decide(rows, RunConfig())
+    assert [r["generalization_validated"] for r in decided] == [True, True, False, None, False]
+    assert [r["generalization_q"] for r in decided] == pytest.approx([0.004, 0.04, 0.16 / 3, None, 0.5])
+    assert [r["generative_validated"] for r in decided] == [None, False, True, True, None]
+    assert [r["generative_q"] for r in decided] == pytest.approx([None, 0.2, 0.003, 0.006, None])
+    checked = stats.false_discovery_control([0.001, 0.02, 0.04, 0.5])
+    assert [r["generalization_q"] for r in decided if r["generalization_q"] is not None] == pytest.approx(checked)
+    alone = decide([{k: v for k, v in r.items() if not k.startswith("gen")} for r in rows], RunConfig())
+    assert [r["validated"] for r in decided] == [r["validated"] for r in alone] == [True, True, False, False, True]
+    assert all(r["generalization_q"] is None and r["generative_validated"] is None for r in alone)
+
+
+def test_the_generalisation_family_is_per_comparison_and_at_decide_q():
+    rows = [{"id": f"h{i}", "order": i, "p_value": 0.5, "generalization_p": p} for i, p in enumerate([0.03, 0.04])]
+    strict = decide(rows, RunConfig.model_validate({"decide": {"q": 0.01}}))
+    loose = decide(rows, RunConfig.model_validate({"decide": {"q": 0.1}}))
+    assert [r["generalization_validated"] for r in strict] == [False, False]
+    assert [r["generalization_validated"] for r in loose] == [True, True]
+
+
+def test_group_hypotheses_get_decided_generalisation_tests_end_to_end():
+    results = validate_all(make_pair(), [OCEAN, GROUP], CONFIG, q=0.05)
+    decided = {r["id"]: r for r in decide(results, RunConfig())}
+    assert decided["h1"]["generalization_p"] is None and decided["h1"]["generalization_q"] is None
+    assert decided["h3"]["generalization_q"] == pytest.approx(decided["h3"]["generalization_p"])  # m = 1
+    assert decided["h3"]["generalization_validated"] is True
+
+
+# --- which prompts an LLM judge scores (audit M3) -------------------------------------------------
+
+
+def test_llm_judged_prompts_add_a_seeded_capped_sample_of_other_groups():
+    data = make_pair(n_prompts=60, groups=("g1", "g2", "g3"))
+    vs = ValidationSet.build(data)
+    llm_group = Hypothesis("h8", "g1", "b>a", "d", "llm", "llm", property="mentions the ocean", order=8)
+    llm_all = Hypothesis("h9", "all", "b>a", "d", "llm", "llm", property="mentions the ocean", order=9)
+    masks = validation.judged_prompts([llm_group, llm_all], vs, CONFIG)
+    inside, outside = vs.scope("g1"), vs.scope("g1", inside=False)
+    assert np.array_equal(masks[0] & inside, inside) and (masks[0] & outside).sum() == inside.sum() == 15
+    assert np.array_equal(masks[1], vs.scope("all"))
+    again = validation.judged_prompts([llm_group], vs, CONFIG)[0]
+    assert np.array_equal(again, masks[0])  # the same sample, whatever else is tested
+    other_seed = validation.judged_prompts([llm_group], vs, ValidateConfig(n_resamples=2000, seed=1))[0]
+    assert not np.array_equal(other_seed, masks[0])
+    off = validation.judged_prompts([llm_group], vs, ValidateConfig(generalization=False, seed=0))[0]
+    assert np.array_equal(off, inside)
+    small = make_pair(n_prompts=60, groups=("g1", "g1", "g1", "g1", "g1", "g2"))  # few prompts outside g1
+    vs_small = ValidationSet.build(small)
+    cap = validation.judged_prompts([llm_group], vs_small, CONFIG)[0]
+    assert (cap & vs_small.scope("g1", inside=False)).sum() == vs_small.scope("g1", inside=False).sum()
+
+
+def test_an_llm_judged_group_hypothesis_is_generalised_on_the_sampled_prompts_only():
+    data = make_pair(n_prompts=60, groups=("g1", "g2", "g3"))
+    llm_group = Hypothesis("h8", "g1", "b>a", "d", "llm", "llm", property="mentions the ocean", order=8)
+    asked = []
+
+    def ask(requests, parse):
+        asked.extend(requests)
+        return [(SimpleNamespace(ok=True, text="x", logprobs=None),
+                 0.9 if "ocean" in r.messages[-1].content.split("Property:")[1] and "sail the ocean" in
+                 r.messages[-1].content else 0.1) for r in requests]
+
+    result = validate_all(data, [llm_group], CONFIG, q=0.05, llm_ask=ask)[0]
+    assert result["n_prompts"] == 15 and result["generalization_units"] == 15
+    assert result["generalization_p"] < 0.05 and len(asked) == 2 * 15 * 4  # 4 texts a prompt, in and out of g1
+
+
+def test_effect_intervals_stay_on_the_score_scale():
+    from lmdelta.validation import clip_to_scores
+
+    assert clip_to_scores([0.82, 1.07]) == [0.82, 1.0]
+    assert clip_to_scores([-1.3, -0.2]) == [-1.0, -0.2]
+    assert clip_to_scores([None, None]) == [None, None]

@@ -162,7 +162,7 @@ class ValidateConfig(Section):
     baseline: bool = True
     """Also report a bag-of-words logistic classifier's AUC on the same texts."""
     generalization: bool = True
-    """Also test each group's hypotheses on the validation prompts of all other groups."""
+    """Also test each group's hypotheses on other groups' validation prompts (an LLM judge scores a seeded sample of at most as many prompts as the group has), BH within that family."""
     examples: int = Field(default=3, ge=0)
     """Evidence texts kept per side and hypothesis."""
     seed: int | None = None

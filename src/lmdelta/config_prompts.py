@@ -53,7 +53,7 @@ class PromptsConfig(Section):
     discovery_fraction: float = Field(default=0.3, gt=0.0, lt=1.0)
     """Share of each group's prompts used to propose hypotheses; the rest validate them."""
     confirmation_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
-    """Share of each group's prompts held back for a final replication of top findings."""
+    """Share of each group's prompts held back to re-estimate every validated finding on untouched prompts (the confirm stage; e.g. 0.2)."""
     seed: int | None = None
     """Seed for sampling and splitting prompts (default: run.seed)."""
 

@@ -69,6 +69,22 @@ def null_pair(data: PairData, seed: int) -> PairData:
     return PairData(data.prompts, samples, data.vectors, data.groups, labels=dict(NULL_LABELS))
 
 
+def held_out_view(data: PairData, split: str = "confirmation") -> PairData:
+    """The same answers with `split`'s prompts in the validation role and no other prompt in any role.
+
+    The validation code tests whatever the validation prompts are; on this view it re-estimates on
+    prompts that played no part in proposing or selecting a hypothesis (STATISTICS.md §3). Samples
+    and vectors are shared, row for row; answers to prompts of other splits are simply not reached.
+    """
+    return replace(data, prompts=[replace(prompt, split="validation") for prompt in data.prompts if prompt.split == split])
+
+
+def split_prompts(data: PairData, split: str) -> int:
+    """How many prompts of `split` have an answer in the data (of either side)."""
+    answered = {sample.prompt_id for sample in data.samples}
+    return sum(prompt.split == split and prompt.id in answered for prompt in data.prompts)
+
+
 def _coins(units: list[str], seed: int) -> dict[str, bool]:
     """A fair coin per unit from the run seed (any int; the hash also keeps this stream apart)."""
     rng = np.random.default_rng(int(hash_data(["null control", seed]), 16))

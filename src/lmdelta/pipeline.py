@@ -43,7 +43,10 @@ STAGES = (
     Stage("propose", ("propose", "controls", "llm.proposer"), ("group", "embed", "generate", "prompts")),
     Stage("validate", ("validate", "llm.judge"), ("propose",)),
     Stage("decide", ("decide",), ("validate",)),
-    Stage("report", (), ("decide",)),
+    # Scores the confirmation answers with validation's judge and test, decides at decide.q.
+    Stage("confirm", ("validate", "llm.judge", "decide"),
+          ("decide", "propose", "group", "embed", "generate", "prompts")),
+    Stage("report", (), ("confirm", "decide")),
 )
 
 

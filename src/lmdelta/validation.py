@@ -20,7 +20,8 @@ from lmdelta.config import ValidateConfig
 from lmdelta.pairdata import PairData
 from lmdelta.records import Hypothesis
 from lmdelta.stats import effects, tests
-from lmdelta.validation_texts import ASSUMPTION, text_effects, text_test
+from lmdelta.validation_texts import (ASSUMPTION, CLUSTER_ASSUMPTION, clustering_warning, holds_clusters,
+                                      text_effects, text_test)
 
 
 # Scores per block of hypotheses in balanced_differences (about 50 MB of temporaries).
@@ -36,7 +37,13 @@ class ValidationSet:
     prompt_of_row: np.ndarray  # index into prompt_ids, per row
     is_b: np.ndarray
     groups: np.ndarray  # group of each validation prompt
-    aligned: bool = True  # some prompt has answers of both sides (else the unit is the text)
+    aligned: bool = True  # some prompt has answers of both sides (else the unit is the text or the cluster)
+    clustered: bool = False  # unaligned, and some unit holds several texts: the unit is the cluster
+
+    @property
+    def clusters(self) -> np.ndarray | None:
+        """The unit of each row, when whole units (clusters) are the unaligned test's unit; else None."""
+        return self.prompt_of_row if self.clustered else None
 
     @classmethod
     def build(cls, data: PairData) -> ValidationSet:
@@ -46,11 +53,12 @@ class ValidationSet:
         sides: dict[str, set[str]] = {}
         for i in rows:
             sides.setdefault(data.samples[i].prompt_id, set()).add(data.samples[i].side)
-        return cls(rows=rows, prompt_ids=prompt_ids,
-                   prompt_of_row=np.array([position[data.samples[i].prompt_id] for i in rows], dtype=int),
-                   is_b=np.array([data.samples[i].side == "b" for i in rows]),
+        prompt_of_row = np.array([position[data.samples[i].prompt_id] for i in rows], dtype=int)
+        aligned = any(len(s) == 2 for s in sides.values())
+        return cls(rows=rows, prompt_ids=prompt_ids, prompt_of_row=prompt_of_row,
+                   is_b=np.array([data.samples[i].side == "b" for i in rows], dtype=bool),
                    groups=np.array([data.groups.get(pid, "all") for pid in prompt_ids]),
-                   aligned=any(len(s) == 2 for s in sides.values()))
+                   aligned=aligned, clustered=holds_clusters(prompt_of_row, aligned))
 
     def scope(self, group: str, inside: bool = True) -> np.ndarray:
         """Prompt mask for a group ("all": every prompt); inside=False gives the other groups."""
@@ -149,7 +157,8 @@ def validate_all(data: PairData, hypotheses: list[Hypothesis], config: ValidateC
     vs = ValidationSet.build(data)
     texts = [data.samples[i].text for i in vs.rows]
     vectors = data.vectors[vs.rows] if len(vs.rows) else data.vectors[:0]
-    scores = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.judge, llm_ask)
+    scores = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.judge, llm_ask,
+                                     judged=judged_prompts(hypotheses, vs, config))
     n_resamples = resamples_for(config, len(hypotheses), q)
     paired = _paired(scores, hypotheses, vs, config) if vs.aligned else None
     primary = _tests(scores, paired, [vs.scope(h.group) for h in hypotheses], hypotheses, vs, config, n_resamples)
@@ -159,7 +168,40 @@ def validate_all(data: PairData, hypotheses: list[Hypothesis], config: ValidateC
     if config.generalization:
         outside = [vs.scope(h.group, inside=False) if h.group != "all" else None for h in hypotheses]
         _add_generalization(results, scores, paired, outside, hypotheses, vs, config, n_resamples)
+    warning = None if vs.aligned or vs.clustered else clustering_warning(vectors, vs.is_b, config.seed)
+    for result in results:
+        result["clustering_warning"] = warning
     return results
+
+
+def judged_prompts(hypotheses: list[Hypothesis], vs: ValidationSet, config: ValidateConfig) -> list[np.ndarray]:
+    """The prompts whose texts an LLM judge scores, per hypothesis: its scope and, for a group's
+    hypothesis under validate.generalization, a seeded sample of other groups' prompts for its
+    generalisation test, no more than its group has, so those calls at most double its cost.
+    (Offline judges score every text: they are free.)"""
+    samples: dict[str, np.ndarray] = {}
+    out = []
+    for h in hypotheses:
+        inside = vs.scope(h.group)
+        if config.generalization and h.group != "all":
+            if h.group not in samples:
+                samples[h.group] = generalization_sample(vs, h.group, config.seed)
+            inside = inside | samples[h.group]
+        out.append(inside)
+    return out
+
+
+def generalization_sample(vs: ValidationSet, group: str, seed: int | None) -> np.ndarray:
+    """Prompt mask of min(other groups' prompts, the group's prompts) prompts of other groups, drawn
+    without replacement by a generator seeded from validate.seed and the group: every hypothesis of
+    a group is generalised to the same prompts, whatever else was tested."""
+    outside = np.flatnonzero(vs.scope(group, inside=False))
+    size = min(outside.size, int(vs.scope(group).sum()))
+    digest = hashlib.sha256(f"generalization:{0 if seed is None else seed}:{group}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    mask = np.zeros(len(vs.prompt_ids), dtype=bool)
+    mask[rng.choice(outside, size=size, replace=False)] = True
+    return mask
 
 
 def _paired(scores, hypotheses, vs, config) -> tuple[np.ndarray, np.ndarray]:
@@ -201,13 +243,19 @@ def _text_test(scores, mask, h, vs, config, n_resamples) -> dict[str, Any]:
     if mask is None:
         return _no_test()
     alternative = "greater" if h.direction == "b>a" else "less"
-    found = text_test(scores, mask[vs.prompt_of_row], vs.is_b, alternative, n_resamples, config.seed)
+    found = text_test(scores, mask[vs.prompt_of_row], vs.is_b, alternative, n_resamples, config.seed, vs.clusters)
     return found or _no_test()
 
 
 def _no_test() -> dict[str, Any]:
     return {"statistic": float("nan"), "p_value": float("nan"), "n_prompts": 0, "n_units": 0, "unit": "none",
             "test": "not tested: no validation data", "n_subsample_dropped": 0}
+
+
+def clip_to_scores(interval: list[float]) -> list[float]:
+    """An interval for a difference of judge scores in [0, 1] lies in [−1, 1]: clipping it there
+    never lowers its coverage (a t interval over few prompts can run past the scale)."""
+    return [float(np.clip(v, -1.0, 1.0)) if v is not None and np.isfinite(v) else v for v in interval]
 
 
 def _score_lists(scores, vs, prompts) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -238,7 +286,7 @@ def _describe(h, scores, test, vs, data, config) -> dict[str, Any]:
     elif vs.aligned:
         effect, auc, groups_a, groups_b, used_rows = _prompt_effects(scores, vs, mask, config)
     else:
-        effect, auc, groups_a, groups_b = text_effects(scores, in_scope_rows, vs.is_b, config)
+        effect, auc, groups_a, groups_b = text_effects(scores, in_scope_rows, vs.is_b, config, vs.clusters)
         used_rows = in_scope_rows & np.isfinite(scores)
     result = {**h.to_dict(), **test, **_effect_fields(effect, auc, h.direction, config.ci_level),
               "assumption": _assumption(test["test"]), "n_texts": int(used_rows.sum()),
@@ -261,7 +309,7 @@ def _effect_fields(effect: effects.Estimate | None, auc: effects.Estimate | None
     auc_point, auc_low, auc_high = auc.interval
     if direction == "a>b":
         auc_point, auc_low, auc_high = 1 - auc_point, 1 - auc_high, 1 - auc_low
-    return {"effect": effect.value, "effect_ci": [effect.low, effect.high], "effect_se": effect.se,
+    return {"effect": effect.value, "effect_ci": clip_to_scores([effect.low, effect.high]), "effect_se": effect.se,
             "effect_df": effect.df, "effect_ci_note": effect.note, "auc": auc_point, "auc_ci": [auc_low, auc_high],
             "auc_ci_note": auc.note, "ci_level": level}
 
@@ -304,6 +352,8 @@ def _assumption(test_name: str) -> str:
         return "none"
     if test_name.startswith("text-level"):
         return ASSUMPTION
+    if test_name.startswith("cluster-level"):
+        return CLUSTER_ASSUMPTION
     return ("the per-prompt differences d_p are independent across prompts and symmetric about zero under the "
             "null, as when the a/b labels of each prompt's answers are exchangeable (answer counts balanced by "
             "subsampling); answers to one prompt may be arbitrarily correlated")

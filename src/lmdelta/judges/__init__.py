@@ -36,11 +36,14 @@ def score(hypothesis: Hypothesis, texts: list[str], vectors: np.ndarray) -> np.n
 
 
 def score_hypotheses(hypotheses: list[Hypothesis], vs, texts: list[str], vectors: np.ndarray, mode: str = "auto",
-                     llm_ask=None, temperature: float = 0.0) -> list[np.ndarray]:
+                     llm_ask=None, temperature: float = 0.0,
+                     judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Scores per hypothesis: offline judges where they apply, the LLM judge for the rest.
 
     mode "auto" keeps keyword/embedding judges for their hypotheses and uses the unitary LLM
     judge for LLM-proposed ones; "unitary", "pairwise" or "presence" use that LLM judge for all.
+    Offline judges score every text (they are free); the LLM judge scores the texts of `judged`
+    prompts, a mask per hypothesis (default: its scope), and leaves the rest NaN.
     """
     needs_llm = [h.judge == "llm" or mode != "auto" for h in hypotheses]
     scores: list[np.ndarray | None] = [None if n else score(h, texts, vectors) for h, n in zip(hypotheses, needs_llm)]
@@ -53,8 +56,10 @@ def score_hypotheses(hypotheses: list[Hypothesis], vs, texts: list[str], vectors
                               "Set llm.judge.model (e.g. openai/gpt-4.1-mini), or validate.judge=auto without LLM proposals.")
         from lmdelta.judges import llm
 
-        judged = iter(llm.score_all(llm_hyps, vs, texts, llm_ask, "unitary" if mode == "auto" else mode, temperature))
-        scores = [next(judged) if s is None else s for s in scores]
+        masks = None if judged is None else [m for m, n in zip(judged, needs_llm) if n]
+        found = iter(llm.score_all(llm_hyps, vs, texts, llm_ask, "unitary" if mode == "auto" else mode, temperature,
+                                   masks))
+        scores = [next(found) if s is None else s for s in scores]
     return scores
 
 

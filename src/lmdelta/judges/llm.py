@@ -13,22 +13,29 @@ import numpy as np
 from lmdelta.llm import prompts
 
 
-def plan_single(hypotheses, vs, texts: list[str], mode: str, temperature: float) -> list[tuple[int, int, Any]]:
-    """(hypothesis index, row, request) for every validation text in each hypothesis's scope."""
+def _judged(hypotheses, vs, judged) -> list[np.ndarray]:
+    """The prompt mask each hypothesis's texts are judged on: `judged` when given, else its scope."""
+    return list(judged) if judged is not None else [vs.scope(h.group) for h in hypotheses]
+
+
+def plan_single(hypotheses, vs, texts: list[str], mode: str, temperature: float,
+                judged: list[np.ndarray] | None = None) -> list[tuple[int, int, Any]]:
+    """(hypothesis index, row, request) for every validation text of each hypothesis's judged prompts."""
     make = prompts.unitary_request if mode == "unitary" else prompts.presence_request
     plan = []
-    for h_index, h in enumerate(hypotheses):
-        for row in np.flatnonzero(vs.scope(h.group)[vs.prompt_of_row]):
+    for h_index, (h, prompt_mask) in enumerate(zip(hypotheses, _judged(hypotheses, vs, judged))):
+        for row in np.flatnonzero(prompt_mask[vs.prompt_of_row]):
             plan.append((h_index, int(row), make(h.property or h.description, texts[row], temperature=temperature)))
     return plan
 
 
-def plan_pairs(hypotheses, vs, texts: list[str], temperature: float) -> list[tuple[int, tuple[int, int, bool], Any]]:
-    """Both orders of (a answer i, b answer i) for every prompt in scope; bool: b shown first."""
+def plan_pairs(hypotheses, vs, texts: list[str], temperature: float,
+               judged: list[np.ndarray] | None = None) -> list[tuple[int, tuple[int, int, bool], Any]]:
+    """Both orders of (a answer i, b answer i) for every judged prompt; bool: b shown first."""
     plan = []
-    for h_index, h in enumerate(hypotheses):
+    for h_index, (h, prompt_mask) in enumerate(zip(hypotheses, _judged(hypotheses, vs, judged))):
         prop = h.property or h.description
-        for prompt in np.flatnonzero(vs.scope(h.group)):
+        for prompt in np.flatnonzero(prompt_mask):
             rows = np.flatnonzero(vs.prompt_of_row == prompt)
             a_rows, b_rows = rows[~vs.is_b[rows]], rows[vs.is_b[rows]]
             for ra, rb in zip(a_rows, b_rows):
@@ -37,17 +44,19 @@ def plan_pairs(hypotheses, vs, texts: list[str], temperature: float) -> list[tup
     return plan
 
 
-def score_all(hypotheses, vs, texts: list[str], ask, mode: str, temperature: float = 0.0) -> list[np.ndarray]:
+def score_all(hypotheses, vs, texts: list[str], ask, mode: str, temperature: float = 0.0,
+              judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """One score array per hypothesis over the validation rows (NaN where not scored).
 
-    `ask(requests, parse)` returns [(CallResult, parsed)] in order (see LLMSession.asker).
+    `ask(requests, parse)` returns [(CallResult, parsed)] in order (see LLMSession.asker). `judged`
+    holds a prompt mask per hypothesis (default: its scope); texts of other prompts stay NaN.
     """
     scores = [np.full(len(texts), np.nan) for _ in hypotheses]
     if mode == "pairwise":
-        plan = plan_pairs(hypotheses, vs, texts, temperature)
+        plan = plan_pairs(hypotheses, vs, texts, temperature, judged)
         _fill_pairs(scores, plan, ask([r for _, _, r in plan], prompts.parse_choice))
         return scores
-    plan = plan_single(hypotheses, vs, texts, mode, temperature)
+    plan = plan_single(hypotheses, vs, texts, mode, temperature, judged)
     parse = prompts.parse_score if mode == "unitary" else prompts.parse_presence
     for (h_index, row, _), (result, value) in zip(plan, ask([r for _, _, r in plan], parse)):
         if result.ok:

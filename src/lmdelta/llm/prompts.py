@@ -101,7 +101,8 @@ def _first_token_mass(alternatives: dict[str, float]) -> tuple[float, float]:
 
 def examples_request(prop: str, present: bool, n: int, temperature: float = 1.0, sample_index: int = 0) -> ChatRequest:
     polarity = "shows" if present else "does not show (while staying natural and on topic)"
-    body = template("examples").format(n=n, polarity=polarity, property=prop)
+    count = "one short example" if n == 1 else f"{n} short examples"
+    body = template("examples").format(count=count, polarity=polarity, property=prop)
     return ChatRequest((Message("user", body),), max_tokens=160 * n, temperature=temperature, sample_index=sample_index)
 
 

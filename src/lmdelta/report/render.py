@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from lmdelta import __version__
 from lmdelta.config_prompts import CorpusConfig
 from lmdelta.errors import RunDirError
-from lmdelta.report.null_control import NOMINAL, summarize_null
+from lmdelta.report.null_control import LEVEL as NULL_LEVEL, NOMINAL, summarize_null
 from lmdelta.rundir import atomic_write_text, read_jsonl
 from lmdelta.sources.corpus import side_values
 
@@ -41,7 +41,13 @@ _FIELDS = (
     "n_dropped", "test", "assumption", "statistic", "p_value", "q_value", "effect", "effect_ci", "auc",
     "auc_ci", "prevalence_a", "prevalence_b", "baseline_auc", "bh_reject", "by_reject", "online_reject",
     "online_level", "online_procedure", "generalization_p", "generalization_effect", "validated", "order",
+    "ci_level", "effect_se", "effect_df", "effect_ci_note", "auc_ci_note", "prevalence_a_ci", "prevalence_b_ci",
+    "prevalence_ci_note", "n_subsample_dropped", "effect_ci_fcr", "fcr_level", "generalization_units",
+    "generalization_q", "generalization_validated", "generative_p", "generative_effect", "generative_n",
+    "generative_q", "generative_validated", "clustering_warning", "replication",
 )
+DEFAULT_CI_LEVEL = 0.95  # runs that wrote no ci_level used 95% intervals
+HOW_TO_REPLICATE = "prompts.confirmation_fraction"
 
 
 def render_report(run_dir: Path) -> Path:
@@ -68,8 +74,11 @@ def build_context(run_dir: Path) -> dict[str, Any]:
     q = _finite(summary.get("q"))
     q = q if q is not None else _finite(_dig(config, "decide", "q"))
     q = q if q is not None else DEFAULT_Q
-    hypotheses = _load_rows(run_dir / "hypotheses.jsonl", primary)
-    null = _load_rows(run_dir / "null_control.jsonl", primary)
+    ci_level = _finite(_dig(config, "validate", "ci_level")) or DEFAULT_CI_LEVEL
+    hypotheses = _load_rows(run_dir / "hypotheses.jsonl", primary, ci_level)
+    null = _load_rows(run_dir / "null_control.jsonl", primary, ci_level)
+    main = _dict(summary.get("main"))
+    counts = _counts(summary, hypotheses)
     return {
         "run_dir": str(run_dir),
         "sides": _sides(config),
@@ -82,10 +91,17 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "hypotheses": hypotheses,
         "validated": _by_p([h for h in hypotheses or [] if h["validated"]]),
         "null": null,
-        "counts": _counts(summary, hypotheses),
+        "counts": counts,
+        "m_tested": counts["tested"] if counts else 0,
+        "ci_level": ci_level,
+        "fcr_level": _fcr_level(main, hypotheses),
+        "replication": _replication_summary(main.get("replication"), hypotheses),
+        "how_to_replicate": HOW_TO_REPLICATE,
+        "clustering_warnings": sorted({h["clustering_warning"] for h in hypotheses or [] if h["clustering_warning"]}),
         "baselines": _baselines(hypotheses),
         "null_control": summarize_null(null, _dict(summary.get("null"))),
         "nominal": NOMINAL,
+        "null_level": NULL_LEVEL,
         "skipped_scopes": _skipped(_dict(summary.get("main")).get("skipped_groups")),
         "stages": _stages(manifest),
         "decide": manifest.get("decide") if isinstance(manifest.get("decide"), dict) else None,
@@ -143,24 +159,73 @@ def _load_json(path: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _load_rows(path: Path, primary: str) -> list[dict[str, Any]] | None:
+def _load_rows(path: Path, primary: str, ci_level: float = DEFAULT_CI_LEVEL) -> list[dict[str, Any]] | None:
     """Normalised hypothesis rows, sorted by p-value; None when the file does not exist."""
     if not path.exists():
         return None
-    return _by_p([_normalize(row, primary) for row in read_jsonl(path)])
+    return _by_p([_normalize(row, primary, ci_level) for row in read_jsonl(path)])
 
 
-def _normalize(row: dict[str, Any], primary: str) -> dict[str, Any]:
+def _normalize(row: dict[str, Any], primary: str, ci_level: float = DEFAULT_CI_LEVEL) -> dict[str, Any]:
     view = {field: _clean(row.get(field)) for field in _FIELDS}
     if not isinstance(view["validated"], bool):
         view["validated"] = bool(view.get(f"{primary}_reject"))
     view["keywords"] = [k for k in view["keywords"] or [] if isinstance(k, str) and k.strip()]
-    view["effect_ci"] = _interval(view["effect_ci"])
-    view["auc_ci"] = _interval(view["auc_ci"])
+    for name in ("effect_ci", "auc_ci", "effect_ci_fcr", "prevalence_a_ci", "prevalence_b_ci"):
+        view[name] = _interval(view[name])
+    view["ci_level"] = _finite(view["ci_level"]) or ci_level
+    view["fcr_level"] = _finite(view["fcr_level"])
+    for name in ("generalization_validated", "generative_validated"):
+        view[name] = view[name] if isinstance(view[name], bool) else None
+    view["clustering_warning"] = str(view["clustering_warning"]) if view["clustering_warning"] else None
+    view["replication"] = _replication(view["replication"], view["ci_level"])
     view["examples"] = _examples(row.get("examples"))
     view["discovery_examples"] = _examples(row.get("discovery_examples"))
     view["anchor"] = "h-" + re.sub(r"[^A-Za-z0-9_-]+", "-", str(view["id"] or view["order"] or "x"))
     return view
+
+
+def _replication(value: Any, ci_level: float) -> dict[str, Any] | None:
+    """A row's re-estimate on the confirmation prompts (the confirm stage's fields), or None."""
+    if not isinstance(value, dict):
+        return None
+    replicated = value.get("replicated") is True
+    status = value.get("status")
+    if status not in ("replicated", "not replicated", "not testable"):  # written before `status` existed
+        status = "replicated" if replicated else "not replicated"
+    return {"status": status, "replicated": replicated, "effect": _finite(value.get("effect")),
+            "effect_ci": _interval(value.get("effect_ci")), "effect_ci_note": _text(value.get("effect_ci_note")),
+            "ci_level": _finite(value.get("ci_level")) or ci_level, "auc": _finite(value.get("auc")),
+            "auc_ci": _interval(value.get("auc_ci")), "p_value": _finite(value.get("p_value")),
+            "q_value": _finite(value.get("q_value")), "n_prompts": _finite(value.get("n_prompts")),
+            "n_texts": _finite(value.get("n_texts")), "prevalence_a": _finite(value.get("prevalence_a")),
+            "prevalence_b": _finite(value.get("prevalence_b")), "note": _text(value.get("note")),
+            "test": _text(value.get("test"))}
+
+
+def _replication_summary(value: Any, rows: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """What the confirm stage did: `run` (with counts), `not run` (with the reason) or `absent` (a run made
+    before the stage existed, or one still going)."""
+    if not isinstance(value, dict) or value.get("status") not in ("run", "not run"):
+        if any(row["replication"] for row in rows or []):
+            replicated = sum(1 for row in rows or [] if row["replication"] and row["replication"]["replicated"])
+            return {"status": "run", "reason": None, "hint": None, "confirmation_prompts": None, "tested": None,
+                    "not_testable": None, "replicated": replicated, "validated": None, "q": None}
+        return {"status": "absent", "reason": None, "hint": None}
+    found = {key: value.get(key) for key in ("status", "confirmation_prompts", "tested", "not_testable",
+                                             "replicated", "validated")}
+    return {**found, "reason": _text(value.get("reason")), "hint": _text(value.get("hint")),
+            "q": _finite(value.get("q"))}
+
+
+def _fcr_level(main: dict[str, Any], rows: list[dict[str, Any]] | None) -> float | None:
+    """The level of the validated findings' selection-adjusted intervals (summary.json, else any row)."""
+    level = _finite(main.get("fcr_level"))
+    return level if level is not None else next((row["fcr_level"] for row in rows or [] if row["fcr_level"]), None)
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
 
 
 def _clean(value: Any) -> Any:
@@ -213,10 +278,12 @@ def _by_p(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _counts(summary: dict[str, Any], rows: list[dict[str, Any]] | None) -> dict[str, int] | None:
-    """Tested/validated counts: summary.json wins, because it is what the decide stage concluded."""
-    tested, validated = summary.get("tested"), summary.get("validated")
-    if isinstance(tested, int) and isinstance(validated, int):
-        return {"tested": tested, "validated": validated}
+    """Tested/validated counts: summary.json wins (its main comparison's entry, or the flat counts of older runs),
+    because it is what the decide stage concluded: `tested` there counts the hypotheses with a p-value."""
+    for source in (_dict(summary.get("main")), summary):
+        tested, validated = source.get("tested"), source.get("validated")
+        if isinstance(tested, int) and isinstance(validated, int):
+            return {"tested": tested, "validated": validated}
     if rows is None:
         return None
     return {"tested": len(rows), "validated": sum(1 for row in rows if row["validated"])}
@@ -334,6 +401,17 @@ def fmt_pct(value: Any) -> str:
     return DASH if number is None else f"{number * 100:.0f}%"
 
 
+def fmt_level(value: Any) -> str:
+    """A confidence level as a percentage: 0.95 -> 95%, 0.9772 -> 97.7%."""
+    number = _finite(value)
+    if number is None:
+        return DASH
+    text = f"{number * 100:.1f}"
+    if text == "100.0" and number < 1:  # 0.9996 is not a 100% interval
+        text = f"{number * 100:.3f}"
+    return text.rstrip("0").rstrip(".") + "%"
+
+
 def fmt_int(value: Any) -> str:
     number = _finite(value)
     return DASH if number is None else f"{int(number):,}"
@@ -390,8 +468,12 @@ def _keyword_pattern(keywords: list[str]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?:s|es|ed|ing)?(?!\w)", re.IGNORECASE)
 
 
-def ci_bar(interval: tuple[float, float] | None, effect: Any) -> Markup:
-    """A small inline SVG: the effect's CI on a fixed [-1, 1] axis with 0 marked."""
+def ci_bar(interval: tuple[float, float] | None, effect: Any, level: Any = DEFAULT_CI_LEVEL,
+           inner: tuple[float, float] | None = None, kind: str = "") -> Markup:
+    """A small inline SVG: the effect's interval on a fixed [-1, 1] axis with 0 marked.
+
+    `inner`, when given, is a narrower interval drawn darker inside the band (the plain interval
+    inside a selection-adjusted one); `kind` adds a CSS class (e.g. "rep" for a replication estimate)."""
     if interval is None:
         return Markup("")
     width, pad, height = 180, 8, 22
@@ -400,16 +482,22 @@ def ci_bar(interval: tuple[float, float] | None, effect: Any) -> Markup:
         clipped = min(1.0, max(-1.0, value))
         return round(pad + (clipped + 1) / 2 * (width - 2 * pad), 1)
 
+    def band(low: float, high: float, css: str, y: int, h: int) -> str:
+        return (f'<rect x="{x(low)}" y="{y}" width="{max(1.5, round(x(high) - x(low), 1))}" height="{h}" rx="2" '
+                f'class="{css}"/>')
+
     low, high = interval
     point = _finite(effect)
-    label = f"effect {fmt_signed(point)}, 95% CI {fmt_ci(interval)} on an axis from -1 to 1"
+    label = f"effect {fmt_signed(point)}, {fmt_level(level)} CI {fmt_ci(interval)} on an axis from -1 to 1"
     parts = [
-        f'<svg class="ci" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="ci {escape(kind)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(label)}">',
         f'<line x1="{pad}" y1="11" x2="{width - pad}" y2="11" class="axis"/>',
         f'<line x1="{x(0)}" y1="3" x2="{x(0)}" y2="19" class="zero"/>',
-        f'<rect x="{x(low)}" y="7" width="{max(1.5, round(x(high) - x(low), 1))}" height="8" rx="2" class="band"/>',
+        band(low, high, "band", 7, 8),
     ]
+    if inner is not None:
+        parts.append(band(inner[0], inner[1], "band inner", 9, 4))
     if point is not None:
         parts.append(f'<circle cx="{x(point)}" cy="11" r="3.5" class="point"/>')
     parts.append("</svg>")
@@ -429,7 +517,7 @@ def _environment() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update({
         "num": fmt_num, "signed": fmt_signed, "pval": fmt_p, "pct": fmt_pct, "int": fmt_int,
-        "ci": fmt_ci, "decision": fmt_decision, "seconds": fmt_seconds, "highlight": highlight,
+        "ci": fmt_ci, "level": fmt_level, "decision": fmt_decision, "seconds": fmt_seconds, "highlight": highlight,
     })
     env.globals.update({"ci_bar": ci_bar, "DASH": DASH})
     return env

@@ -3,7 +3,8 @@
 Benjamini–Hochberg and Benjamini–Yekutieli over all hypotheses (untestable ones count in the
 denominator and are never rejected), plus an online procedure in proposal order. Every
 decision is stored per hypothesis; `validated` is the primary procedure's decision. Validated
-findings also get an interval adjusted for their selection (`effect_ci_fcr`).
+findings also get an interval adjusted for their selection (`effect_ci_fcr`). Generalisation and
+generative tests are families of their own (BH at q each), apart from the primary decision.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lmdelta.config import RunConfig
 from lmdelta.rundir import atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages import propose, validate
 from lmdelta.stats import effects, fdr
+from lmdelta.validation import clip_to_scores
 
 VERSION = 2
 
@@ -35,7 +37,8 @@ def run(ctx, config: RunConfig):
         summary[name] = {"tested": sum(r["p_value"] is not None for r in decided),
                          "validated": sum(r["validated"] for r in decided),
                          "fcr_level": next((r["fcr_level"] for r in decided if r["fcr_level"] is not None), None),
-                         "skipped_groups": propose.load_skipped(ctx, name)}
+                         "skipped_groups": propose.load_skipped(ctx, name),
+                         "families": {prefix: _family_counts(decided, prefix) for _, prefix in SECONDARY_FAMILIES}}
     atomic_write_text(ctx.dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     shown = ("tested", "validated")
     return StageResult({name: {k: summary[name][k] for k in shown} for name in propose.comparisons_names(config)})
@@ -57,7 +60,37 @@ def decide(results: list[dict[str, Any]], config: RunConfig) -> list[dict[str, A
         primary = {"bh": "bh_reject", "by": "by_reject", "online": "online_reject"}[section.primary]
         out.append({**result, **decisions, "validated": decisions[primary]})
     add_fcr_intervals(out, 1.0 - config.validate.ci_level)
+    for family in SECONDARY_FAMILIES:
+        add_family(out, family, section.q)
     return out
+
+
+# Secondary families: (the p-value field, the prefix of the fields written from it).
+SECONDARY_FAMILIES = (("generalization_p", "generalization"), ("generative_p", "generative"))
+
+
+def add_family(results: list[dict[str, Any]], family: tuple[str, str], q: float) -> None:
+    """BH at q over one family of secondary tests of a comparison: every row whose `p_field` holds a
+    p-value. Writes `<prefix>_q` (BH-adjusted p-value) and `<prefix>_validated`, both None on rows
+    without that test. A family of its own: the primary decision (`validated`) never depends on it,
+    and it does not enlarge the primary family's m."""
+    p_field, prefix = family
+    members = [i for i, r in enumerate(results) if _is_p_value(r.get(p_field))]
+    p = np.array([results[i][p_field] for i in members], dtype=float)
+    rejected, adjusted = fdr.benjamini_hochberg(p, q), fdr.bh_adjusted(p)
+    for result in results:
+        result[f"{prefix}_q"], result[f"{prefix}_validated"] = None, None
+    for k, i in enumerate(members):
+        results[i][f"{prefix}_q"], results[i][f"{prefix}_validated"] = float(adjusted[k]), bool(rejected[k])
+
+
+def _family_counts(results: list[dict[str, Any]], prefix: str) -> dict[str, int]:
+    return {"tested": sum(r[f"{prefix}_validated"] is not None for r in results),
+            "validated": sum(bool(r[f"{prefix}_validated"]) for r in results)}
+
+
+def _is_p_value(value: Any) -> bool:
+    return value is not None and bool(np.isfinite(value))
 
 
 def add_fcr_intervals(results: list[dict[str, Any]], alpha: float) -> None:
@@ -80,7 +113,7 @@ def add_fcr_intervals(results: list[dict[str, Any]], alpha: float) -> None:
         effect, se, df = result.get("effect"), result.get("effect_se"), result.get("effect_df")
         if effect is not None and se is not None and df is not None:
             low, high = effects.t_interval(effect, se, df, level)
-            result["effect_ci_fcr"] = [low, high] if np.isfinite(low) and np.isfinite(high) else None
+            result["effect_ci_fcr"] = clip_to_scores([low, high]) if np.isfinite(low) and np.isfinite(high) else None
 
 
 def load(ctx, control: str = "main") -> list[dict[str, Any]]:

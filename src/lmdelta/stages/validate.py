@@ -1,7 +1,8 @@
 """Test every proposed hypothesis on validation prompts (and the null control's, when on).
 
 Writes results.jsonl / null_results.jsonl: per hypothesis its test, p-value, effect with CI,
-AUC with CI, prevalences, counts, baseline AUC, generalisation test and evidence texts.
+AUC with CI, prevalences, counts, baseline AUC, generalisation test, evidence texts and (unaligned
+corpora without cluster ids) a warning when the texts look clustered.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def run(ctx, config: RunConfig):
     data = load_pair(ctx, config)
     counts: dict[str, Any] = {}
     session = _session(ctx, config)
+    warned = False
     for name, pair in propose.comparisons(data, config).items():
         hypotheses = propose.load(ctx, name)
         judge = session.asker("judge") if session is not None and session.has("judge") else None
@@ -76,7 +78,16 @@ def run(ctx, config: RunConfig):
         write_jsonl(ctx.dir / f"{propose.CONTROLS[name]}results.jsonl", (_clean(r) for r in results))
         counts[name] = {"tested": sum(r["n_units"] > 0 for r in results), "untestable": sum(r["n_units"] == 0 for r in results)}
         log.info("validate %s: %d hypotheses tested", name, counts[name]["tested"])
+        warned = _warn_once(results, warned)
     return StageResult(counts)
+
+
+def _warn_once(results: list[dict[str, Any]], warned: bool) -> bool:
+    """Log the first comparison's clustering warning only (the null control relabels the same texts)."""
+    warning = results[0].get("clustering_warning") if results else None
+    if warning and not warned:
+        log.warning("validate: %s", warning)
+    return warned or bool(warning)
 
 
 def _session(ctx, config: RunConfig):

@@ -157,6 +157,43 @@ def welch_ci(scores_a, scores_b, level: float = 0.95) -> Estimate:
     return Estimate(mean, low, high, se, float(df))
 
 
+def clustered_welch_ci(clusters_a: Sequence, clusters_b: Sequence, level: float = 0.95) -> Estimate:
+    """mean(b texts) - mean(a texts) when each side's texts come in independent clusters (an
+    unaligned corpus with corpus.columns.cluster), with a cluster-robust Welch t interval.
+
+    clusters_a[c] holds the scores of a's c-th cluster (likewise b). Each side's mean is a ratio
+    sum / count over its C clusters, with the cluster-robust variance v = C/(C-1) sum_c (y_c - m n_c)^2 / N^2
+    (y_c, n_c: cluster c's sum and size; N, m: the side's texts and mean), and the df are
+    Welch-Satterthwaite's with C - 1 per side. With one text per cluster this is welch_ci exactly.
+    """
+    (mean_a, var_a, c_a), (mean_b, var_b, c_b) = _clustered_mean(clusters_a), _clustered_mean(clusters_b)
+    if c_a == 0 or c_b == 0:
+        return Estimate(_NAN, note="a side has no scored text")
+    mean = mean_b - mean_a
+    if c_a < 2 or c_b < 2:
+        return Estimate(mean, note="a side has one cluster: no spread between clusters to build an interval from")
+    if var_a + var_b == 0:
+        return Estimate(mean, note="every cluster of each side has the same mean: no spread to build an interval "
+                                   "from")
+    se = math.sqrt(var_a + var_b)
+    df = (var_a + var_b) ** 2 / (var_a ** 2 / (c_a - 1) + var_b ** 2 / (c_b - 1))
+    low, high = t_interval(mean, se, df, level)
+    return Estimate(mean, low, high, se, float(df))
+
+
+def _clustered_mean(clusters: Sequence) -> tuple[float, float, int]:
+    """(mean over all texts, its cluster-robust variance, clusters with a text) of one side."""
+    found = [x for x in (_finite(c) for c in clusters) if x.size]
+    if not found:
+        return _NAN, _NAN, 0
+    sums = np.array([x.sum() for x in found])
+    sizes = np.array([x.size for x in found], dtype=float)
+    mean, count = float(sums.sum() / sizes.sum()), len(found)
+    if count < 2:
+        return mean, _NAN, count
+    return mean, count / (count - 1) * float(np.sum((sums - mean * sizes) ** 2)) / sizes.sum() ** 2, count
+
+
 def auc(scores_b, scores_a) -> float:
     """P(random b text scores above random a text), ties counting 1/2: U_b / (n_a n_b)."""
     from scipy.stats import rankdata

@@ -1,0 +1,164 @@
+"""Re-estimate every validated finding on the confirmation prompts, which played no part in proposing or selecting it.
+
+Validated effects are selected, hence inflated (STATISTICS.md §3). The confirmation split gives each one an
+unselected estimate: the same judge and test as validation, BH at decide.q over the validated findings. Writes
+replications.jsonl (one row per validated finding of the main comparison) and summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+from lmdelta.config import RunConfig
+from lmdelta.pairdata import held_out_view, load_pair, split_prompts
+from lmdelta.records import Hypothesis
+from lmdelta.rundir import atomic_write_text, read_jsonl, write_jsonl
+from lmdelta.stages import decide, propose
+from lmdelta.stats import fdr
+from lmdelta.validation import validate_all
+
+VERSION = 1
+log = logging.getLogger(__name__)
+SPLIT = "confirmation"
+HOW_TO_RUN = ("set prompts.confirmation_fraction (e.g. 0.2) to hold back that share of each group's prompts for "
+              "replication, at the cost of as many validation prompts")
+# What a replication row keeps of validate_all's result (the rest is the hypothesis, or validation-only detail).
+KEPT = ("effect", "effect_ci", "effect_se", "effect_df", "effect_ci_note", "ci_level", "auc", "auc_ci",
+        "auc_ci_note", "prevalence_a", "prevalence_b", "prevalence_a_ci", "prevalence_b_ci", "prevalence_ci_note",
+        "statistic", "p_value", "n_prompts", "n_texts", "n_units", "unit", "n_dropped", "n_subsample_dropped",
+        "test", "judge")
+
+
+def identity(ctx, config: RunConfig) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if config.llm.judge.model:  # the judge that scores the confirmation answers (validate's identity has it too)
+        from lmdelta.llm.session import role_identity
+
+        found["judge"] = role_identity(config, "judge")
+    return found
+
+
+def run(ctx, config: RunConfig):
+    from lmdelta.pipeline import StageResult
+
+    validated = [row for row in decide.load(ctx, "main") if row["validated"]]
+    data = load_pair(ctx, config)
+    n_prompts = split_prompts(data, SPLIT)
+    summary: dict[str, Any] = {"status": "run", "reason": None, "hint": None, "q": config.decide.q,
+                               "confirmation_prompts": n_prompts,
+                               "validated": len(validated), "tested": 0, "not_testable": 0, "replicated": 0}
+    rows: list[dict[str, Any]] = []
+    if n_prompts == 0:
+        summary.update(status="not run", reason="no confirmation prompts", hint=HOW_TO_RUN)
+    elif not validated:
+        summary.update(status="not run", reason="no validated findings to replicate")
+    else:
+        rows = replicate(ctx, config, data, validated)
+        summary.update(tested=sum(r["status"] != "not testable" for r in rows),
+                       not_testable=sum(r["status"] == "not testable" for r in rows),
+                       replicated=sum(r["replicated"] for r in rows))
+    write_jsonl(ctx.dir / "replications.jsonl", rows)
+    atomic_write_text(ctx.dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if summary["status"] == "run":
+        log.info("confirm: %d of %d validated findings replicated on %d confirmation prompts",
+                 summary["replicated"], len(validated), n_prompts)
+        return StageResult({k: summary[k] for k in ("confirmation_prompts", "tested", "replicated")})
+    log.info("confirm: not run: %s", summary["reason"])
+    return StageResult({"status": f"not run: {summary['reason']}"})
+
+
+def replicate(ctx, config: RunConfig, data, validated: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Score the validated hypotheses on the confirmation view with validation's judge and test, then decide."""
+    wanted = {row["id"] for row in validated}
+    hypotheses = [h for h in propose.load(ctx, "main") if h.id in wanted]
+    session = _session(ctx, config, hypotheses)
+    judge = session.asker("judge") if session is not None else None
+    # One test per finding: no generalisation tests, baselines or extra judges (their families are validation's).
+    section = config.validate.model_copy(update={"generalization": False, "examples": 0})
+    results = validate_all(held_out_view(data, SPLIT), hypotheses, section, config.decide.q, judge)
+    if session is not None:
+        session.check()
+    return decide_replications(results, hypotheses, config.decide.q)
+
+
+def _session(ctx, config: RunConfig, hypotheses: list[Hypothesis]):
+    """The run's LLM session (spending and budget shared with the other stages) when a finding needs the LLM judge."""
+    if config.validate.judge == "auto" and not any(h.judge == "llm" for h in hypotheses):
+        return None
+    from lmdelta.llm.session import LLMSession
+
+    return LLMSession(config, "confirm", ctx.cache_dir, ctx.run_dir)
+
+
+def decide_replications(results: list[dict[str, Any]], hypotheses: list[Hypothesis], q: float) -> list[dict[str, Any]]:
+    """BH at q over the replication p-values of the validated findings; replicated: rejected there, with the
+    effect in the claimed direction.
+
+    The family leaves out, before looking at any p-value, the findings that could not replicate whatever their
+    answers said: no confirmation prompt in their scope, or so few that the smallest p-value the exact sign-flip
+    can give, 2^-n, is above q. Which findings those are depends on prompt counts only, so leaving them out keeps
+    BH's guarantee for the rest and stops them diluting it (as propose skips scopes that cannot be validated).
+    """
+    notes = [_untestable(result, q) for result in results]
+    family = np.flatnonzero([note is None for note in notes])
+    p = np.array([_finite(results[i].get("p_value")) for i in family], dtype=float)
+    rejected = fdr.benjamini_hochberg(p, q) if p.size else np.zeros(0, dtype=bool)
+    q_values = fdr.bh_adjusted(p) if p.size else p
+    decided = {int(i): (bool(r), _finite(v)) for i, r, v in zip(family, rejected, q_values)}
+    rows = []
+    for i, (result, h) in enumerate(zip(results, hypotheses)):
+        row = {"id": h.id, **{k: _plain(result.get(k)) for k in KEPT}}
+        reject, row["q_value"] = decided.get(i, (False, None))
+        row["replicated"] = reject and _in_direction(row["effect"], h.direction)
+        row["status"] = "not testable" if notes[i] else "replicated" if row["replicated"] else "not replicated"
+        row["note"] = notes[i]
+        rows.append(row)
+    return rows
+
+
+def _in_direction(effect: Any, direction: str) -> bool:
+    value = _finite(effect)
+    return value is not None and (value > 0 if direction == "b>a" else value < 0)
+
+
+def _untestable(result: dict[str, Any], q: float) -> str | None:
+    """Why a finding could not replicate whatever its confirmation answers said, or None."""
+    if _finite(result.get("p_value")) is None:
+        return "no confirmation prompt in this finding's scope has scored answers of both sides"
+    n = int(result.get("n_prompts") or 0)
+    if result.get("unit") == "prompt" and 2.0 ** -n > q:
+        return (f"on {n} confirmation prompt{'s' if n != 1 else ''} the smallest possible p-value is 2^-{n} = "
+                f"{2.0 ** -n:.2g}, above q = {q:g}; hold back more prompts (prompts.confirmation_fraction)")
+    return None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _plain(value: Any) -> Any:
+    """JSON has no NaN: null instead, and plain floats instead of numpy scalars."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def load(ctx) -> list[dict[str, Any]]:
+    return list(read_jsonl(ctx.input_dir("confirm") / "replications.jsonl"))
+
+
+def load_summary(ctx) -> dict[str, Any]:
+    path = ctx.input_dir("confirm") / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
