@@ -11,7 +11,8 @@ from conftest import fake_config
 
 from lmdelta import pipeline
 from lmdelta.config import dump_config, load_config
-from lmdelta.report.render import fmt_p, highlight, render_report
+from lmdelta.report.filters import fmt_p, highlight
+from lmdelta.report.render import render_report
 from lmdelta.rundir import RunDir
 
 SCRIPT = "<script>alert(1)</script>"

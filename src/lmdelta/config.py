@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from lmdelta.config_base import DEFAULT_LM, VOLATILE, Section
 from lmdelta.config_extra import BudgetConfig, FinetuneSection, GroundTruthConfig, LLMConfig, RoleConfig

@@ -4,9 +4,10 @@ look uniform. A pure function of null_control.jsonl and summary.json, for the HT
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from lmdelta.report.filters import finite
 
 NOMINAL = 0.05  # the share of null p-values at or below it should be about this
 LEVEL = 0.95
@@ -46,7 +47,7 @@ def summarize_null(rows: list[dict[str, Any]] | None, summary: dict[str, Any] | 
         tested, validated = int(summary.get("tested") or 0), int(summary.get("validated") or 0)
         p_values: list[float] = []
     else:
-        p_values = [p for p in (_finite(row.get("p_value")) for row in rows) if p is not None]
+        p_values = [p for p in (finite(row.get("p_value")) for row in rows) if p is not None]
         tested, validated = len(p_values), sum(1 for row in rows if row.get("validated") is True)
     if validated:
         status: Status = "failed"
@@ -124,8 +125,3 @@ def _distribution(null: NullControl) -> str:
 def _p(value: float) -> str:
     return f"{value:.1e}" if value < 1e-3 else f"{value:.2f}"
 
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None

@@ -16,12 +16,13 @@ from typing import Any
 
 import jinja2
 import yaml
-from markupsafe import Markup, escape
 from pydantic import ValidationError
 
 from lmdelta import __version__
 from lmdelta.config_prompts import CorpusConfig
 from lmdelta.errors import RunDirError
+from lmdelta.report.filters import (DASH, DEFAULT_CI_LEVEL, ci_bar, finite, fmt_ci, fmt_decision, fmt_int, fmt_level,
+                                    fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_signed, highlight)
 from lmdelta.report.null_control import LEVEL as NULL_LEVEL, NOMINAL, summarize_null
 from lmdelta.rundir import atomic_write_text, read_jsonl
 from lmdelta.sources.corpus import side_values
@@ -29,7 +30,6 @@ from lmdelta.sources.corpus import side_values
 logger = logging.getLogger(__name__)
 
 REPORT = "report.html"
-DASH = "–"
 DEFAULT_Q = 0.05
 DEFAULT_PRIMARY = "bh"
 PROCEDURES = {"bh": "Benjamini–Hochberg", "by": "Benjamini–Yekutieli", "online": "online FDR"}
@@ -46,7 +46,6 @@ _FIELDS = (
     "generalization_q", "generalization_validated", "generative_p", "generative_effect", "generative_n",
     "generative_q", "generative_validated", "clustering_warning", "replication",
 )
-DEFAULT_CI_LEVEL = 0.95  # runs that wrote no ci_level used 95% intervals
 HOW_TO_REPLICATE = "prompts.confirmation_fraction"
 
 
@@ -71,10 +70,10 @@ def build_context(run_dir: Path) -> dict[str, Any]:
     manifest = _load_json(run_dir / "manifest.json")
     summary = _load_json(run_dir / "summary.json")
     primary = str(summary.get("primary") or _dig(config, "decide", "primary") or DEFAULT_PRIMARY).lower()
-    q = _finite(summary.get("q"))
-    q = q if q is not None else _finite(_dig(config, "decide", "q"))
+    q = finite(summary.get("q"))
+    q = q if q is not None else finite(_dig(config, "decide", "q"))
     q = q if q is not None else DEFAULT_Q
-    ci_level = _finite(_dig(config, "validate", "ci_level")) or DEFAULT_CI_LEVEL
+    ci_level = finite(_dig(config, "validate", "ci_level")) or DEFAULT_CI_LEVEL
     hypotheses = _load_rows(run_dir / "hypotheses.jsonl", primary, ci_level)
     null = _load_rows(run_dir / "null_control.jsonl", primary, ci_level)
     main = _dict(summary.get("main"))
@@ -173,8 +172,8 @@ def _normalize(row: dict[str, Any], primary: str, ci_level: float = DEFAULT_CI_L
     view["keywords"] = [k for k in view["keywords"] or [] if isinstance(k, str) and k.strip()]
     for name in ("effect_ci", "auc_ci", "effect_ci_fcr", "prevalence_a_ci", "prevalence_b_ci"):
         view[name] = _interval(view[name])
-    view["ci_level"] = _finite(view["ci_level"]) or ci_level
-    view["fcr_level"] = _finite(view["fcr_level"])
+    view["ci_level"] = finite(view["ci_level"]) or ci_level
+    view["fcr_level"] = finite(view["fcr_level"])
     for name in ("generalization_validated", "generative_validated"):
         view[name] = view[name] if isinstance(view[name], bool) else None
     view["clustering_warning"] = str(view["clustering_warning"]) if view["clustering_warning"] else None
@@ -193,13 +192,13 @@ def _replication(value: Any, ci_level: float) -> dict[str, Any] | None:
     status = value.get("status")
     if status not in ("replicated", "not replicated", "not testable"):  # written before `status` existed
         status = "replicated" if replicated else "not replicated"
-    return {"status": status, "replicated": replicated, "effect": _finite(value.get("effect")),
+    return {"status": status, "replicated": replicated, "effect": finite(value.get("effect")),
             "effect_ci": _interval(value.get("effect_ci")), "effect_ci_note": _text(value.get("effect_ci_note")),
-            "ci_level": _finite(value.get("ci_level")) or ci_level, "auc": _finite(value.get("auc")),
-            "auc_ci": _interval(value.get("auc_ci")), "p_value": _finite(value.get("p_value")),
-            "q_value": _finite(value.get("q_value")), "n_prompts": _finite(value.get("n_prompts")),
-            "n_texts": _finite(value.get("n_texts")), "prevalence_a": _finite(value.get("prevalence_a")),
-            "prevalence_b": _finite(value.get("prevalence_b")), "note": _text(value.get("note")),
+            "ci_level": finite(value.get("ci_level")) or ci_level, "auc": finite(value.get("auc")),
+            "auc_ci": _interval(value.get("auc_ci")), "p_value": finite(value.get("p_value")),
+            "q_value": finite(value.get("q_value")), "n_prompts": finite(value.get("n_prompts")),
+            "n_texts": finite(value.get("n_texts")), "prevalence_a": finite(value.get("prevalence_a")),
+            "prevalence_b": finite(value.get("prevalence_b")), "note": _text(value.get("note")),
             "test": _text(value.get("test"))}
 
 
@@ -215,12 +214,12 @@ def _replication_summary(value: Any, rows: list[dict[str, Any]] | None) -> dict[
     found = {key: value.get(key) for key in ("status", "confirmation_prompts", "tested", "not_testable",
                                              "replicated", "validated")}
     return {**found, "reason": _text(value.get("reason")), "hint": _text(value.get("hint")),
-            "q": _finite(value.get("q"))}
+            "q": finite(value.get("q"))}
 
 
 def _fcr_level(main: dict[str, Any], rows: list[dict[str, Any]] | None) -> float | None:
     """The level of the validated findings' selection-adjusted intervals (summary.json, else any row)."""
-    level = _finite(main.get("fcr_level"))
+    level = finite(main.get("fcr_level"))
     return level if level is not None else next((row["fcr_level"] for row in rows or [] if row["fcr_level"]), None)
 
 
@@ -238,7 +237,7 @@ def _clean(value: Any) -> Any:
 def _interval(value: Any) -> tuple[float, float] | None:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         return None
-    low, high = _finite(value[0]), _finite(value[1])
+    low, high = finite(value[0]), finite(value[1])
     return None if low is None or high is None else (low, high)
 
 
@@ -252,7 +251,7 @@ def _example(entry: dict[str, Any]) -> dict[str, Any]:
         "sample_id": entry.get("sample_id"),
         "prompt": entry.get("prompt") or "",
         "text": entry.get("text") or "",
-        "score": _finite(entry.get("score")),
+        "score": finite(entry.get("score")),
     }
 
 
@@ -261,7 +260,7 @@ def _baselines(rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     validation texts, so it describes how far a and b differ in word use there, not any one finding."""
     seen: dict[str, float] = {}
     for row in rows or []:
-        auc = _finite(row["baseline_auc"])
+        auc = finite(row["baseline_auc"])
         group = str(row["group"] or "all")
         if auc is not None and group not in seen:
             seen[group] = auc
@@ -270,8 +269,8 @@ def _baselines(rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
 
 def _by_p(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     def key(row: dict[str, Any]) -> tuple[float, float]:
-        p = _finite(row["p_value"])
-        order = _finite(row["order"])
+        p = finite(row["p_value"])
+        order = finite(row["order"])
         return (p if p is not None else math.inf, order if order is not None else math.inf)
 
     return sorted(rows, key=key)
@@ -339,7 +338,7 @@ def _stages(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "name": name,
             "status": str(record.get("status") or DASH),
-            "seconds": _finite(record.get("seconds")),
+            "seconds": finite(record.get("seconds")),
             "counts": record.get("counts") if isinstance(record.get("counts"), dict) else {},
         }
         for name, record in stages.items()
@@ -360,148 +359,6 @@ def _dig(mapping: Any, *keys: str) -> Any:
             return None
         mapping = mapping.get(key)
     return mapping
-
-
-# ---------------------------------------------------------------- formatting helpers (template filters)
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def fmt_num(value: Any, digits: int = 2) -> str:
-    number = _finite(value)
-    return DASH if number is None else f"{number:.{digits}f}"
-
-
-def fmt_signed(value: Any, digits: int = 2) -> str:
-    """Effects carry their sign so 'b − a' reads at a glance."""
-    number = _finite(value)
-    return DASH if number is None else f"{number:+.{digits}f}"
-
-
-def fmt_p(value: Any) -> str:
-    """p and q values: fixed point while readable, scientific below 1e-3 (e.g. 3.2e-05)."""
-    number = _finite(value)
-    if number is None:
-        return DASH
-    if number == 0:
-        return "0"
-    return f"{number:.1e}" if number < 1e-3 else f"{number:.3f}"
-
-
-def fmt_pct(value: Any) -> str:
-    number = _finite(value)
-    return DASH if number is None else f"{number * 100:.0f}%"
-
-
-def fmt_level(value: Any) -> str:
-    """A confidence level as a percentage: 0.95 -> 95%, 0.9772 -> 97.7%."""
-    number = _finite(value)
-    if number is None:
-        return DASH
-    text = f"{number * 100:.1f}"
-    if text == "100.0" and number < 1:  # 0.9996 is not a 100% interval
-        text = f"{number * 100:.3f}"
-    return text.rstrip("0").rstrip(".") + "%"
-
-
-def fmt_int(value: Any) -> str:
-    number = _finite(value)
-    return DASH if number is None else f"{int(number):,}"
-
-
-def fmt_ci(interval: tuple[float, float] | None, digits: int = 2) -> str:
-    if interval is None:
-        return DASH
-    return f"[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
-
-
-def fmt_decision(value: Any) -> str:
-    if value is None:
-        return DASH
-    return "✓" if value else "·"
-
-
-def fmt_seconds(value: Any) -> str:
-    number = _finite(value)
-    if number is None:
-        return DASH
-    if number < 60:
-        return f"{number:.1f} s"
-    minutes, seconds = divmod(number, 60)
-    return f"{int(minutes)} min {seconds:.0f} s"
-
-
-def highlight(text: Any, keywords: list[str] | None) -> Markup:
-    """Escape `text` and wrap whole-word-ish keyword matches in <mark>.
-
-    Matching runs on the raw text and each piece is escaped on its own, so a keyword can never
-    match inside an entity such as '&lt;' and no unescaped model output reaches the page.
-    """
-    text = "" if text is None else str(text)
-    pattern = _keyword_pattern(keywords or [])
-    if pattern is None:
-        return escape(text)
-    out, last = [], 0
-    for match in pattern.finditer(text):
-        out.append(str(escape(text[last:match.start()])))
-        out.append(f"<mark>{escape(match.group(0))}</mark>")
-        last = match.end()
-    out.append(str(escape(text[last:])))
-    return Markup("".join(out))
-
-
-def _keyword_pattern(keywords: list[str]) -> re.Pattern[str] | None:
-    words = sorted({k.strip() for k in keywords if k and k.strip()}, key=len, reverse=True)
-    if not words:
-        return None
-    # Longest first so "thank you" wins over "thank"; a short suffix allowance lets "apology"
-    # also mark "apologies"-style plurals without marking "cat" inside "category".
-    alternatives = "|".join(re.escape(word) for word in words)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?:s|es|ed|ing)?(?!\w)", re.IGNORECASE)
-
-
-def ci_bar(interval: tuple[float, float] | None, effect: Any, level: Any = DEFAULT_CI_LEVEL,
-           inner: tuple[float, float] | None = None, kind: str = "") -> Markup:
-    """A small inline SVG: the effect's interval on a fixed [-1, 1] axis with 0 marked.
-
-    `inner`, when given, is a narrower interval drawn darker inside the band (the plain interval
-    inside a selection-adjusted one); `kind` adds a CSS class (e.g. "rep" for a replication estimate)."""
-    if interval is None:
-        return Markup("")
-    width, pad, height = 180, 8, 22
-
-    def x(value: float) -> float:
-        clipped = min(1.0, max(-1.0, value))
-        return round(pad + (clipped + 1) / 2 * (width - 2 * pad), 1)
-
-    def band(low: float, high: float, css: str, y: int, h: int) -> str:
-        return (f'<rect x="{x(low)}" y="{y}" width="{max(1.5, round(x(high) - x(low), 1))}" height="{h}" rx="2" '
-                f'class="{css}"/>')
-
-    low, high = interval
-    point = _finite(effect)
-    label = f"effect {fmt_signed(point)}, {fmt_level(level)} CI {fmt_ci(interval)} on an axis from -1 to 1"
-    parts = [
-        f'<svg class="ci {escape(kind)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(label)}">',
-        f'<line x1="{pad}" y1="11" x2="{width - pad}" y2="11" class="axis"/>',
-        f'<line x1="{x(0)}" y1="3" x2="{x(0)}" y2="19" class="zero"/>',
-        band(low, high, "band", 7, 8),
-    ]
-    if inner is not None:
-        parts.append(band(inner[0], inner[1], "band inner", 9, 4))
-    if point is not None:
-        parts.append(f'<circle cx="{x(point)}" cy="11" r="3.5" class="point"/>')
-    parts.append("</svg>")
-    return Markup("".join(parts))
 
 
 # ---------------------------------------------------------------- template

@@ -13,7 +13,6 @@ from typing import Any, Callable
 
 from lmdelta.config_prompts import GeneratedBankConfig
 from lmdelta.errors import PromptBankError
-from lmdelta.records import Prompt
 from lmdelta.sources.items import SourceItem
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ import logging
 from collections import Counter
 from typing import Any
 
-import numpy as np
 
 from lmdelta.clustering import balanced_kmeans
 from lmdelta.config import RunConfig
