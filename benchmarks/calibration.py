@@ -52,7 +52,7 @@ from scipy import optimize, stats
 
 from lmdelta.config import ValidateConfig
 from lmdelta.pairdata import PairData, null_pair
-from lmdelta.records import Prompt, Sample
+from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.report.null_control import summarize_null
 from lmdelta.stages.decide import add_fcr_intervals
 from lmdelta.stats import effects, fdr
@@ -242,9 +242,10 @@ def row_scores(rng, n_sets, vs, icc, interaction=INTERACTION, shift=0.0, kind="s
     return scores
 
 
-def hypotheses(n: int) -> list[SimpleNamespace]:
-    """n hypotheses over all prompts, alternating directions b>a and a>b."""
-    return [SimpleNamespace(id=f"h{i}", direction="b>a" if i % 2 == 0 else "a>b", group="all") for i in range(n)]
+def hypotheses(n: int, directions: tuple[str, ...] = ("b>a", "a>b")) -> list[Hypothesis]:
+    """n distinct hypotheses over all prompts, cycling through `directions` (each draws its own subsample)."""
+    return [Hypothesis(f"h{i}", "all", directions[i % len(directions)], f"hypothesis {i}", "benchmark", "keyword",
+                       keywords=(f"w{i}",)) for i in range(n)]
 
 
 def shipped_p(scores: np.ndarray, vs: ValidationSet, hyps, seed: int, n_resamples: int | None = None):
@@ -554,7 +555,7 @@ def unaligned(sizes: dict, seed: int) -> list[dict]:
         assert np.array_equal(vs_clusters.prompt_of_row, np.repeat(np.arange(2 * n_clusters), per_prompt))
         a, b = unpaired(rng, sizes["unaligned_sets"], n_clusters, k=per_prompt)
         scores = np.concatenate([a, b], axis=1)
-        hyps = [SimpleNamespace(id=f"h{j}", direction="b>a", group="all") for j in range(scores.shape[0])]
+        hyps = hypotheses(scores.shape[0], ("b>a",))
         p_texts, unit_texts = pipeline_p(scores, vs_texts, hyps, seed + 1)
         cases = [(f"pipeline, no cluster ids (unit: {unit_texts})", SHIPS, p_texts)]
         if per_prompt > 1:

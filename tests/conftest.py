@@ -111,7 +111,7 @@ def fake_config(tmp_path: Path, per_group: int = 6, **overrides) -> Path:
                      "samples_per_prompt": 2, "batch_size": 4},
         "embed": {"model": "fake:hashing"},
         "group": {"by": "bank"},
-        "validate": {"n_resamples": 2000, "bootstrap": 300},
+        "validate": {"n_resamples": 2000},
     }
     for dotted, value in overrides.items():
         node = data

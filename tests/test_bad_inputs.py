@@ -52,7 +52,7 @@ def corpus_config(folder: Path) -> Path:
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump({
         "run": {"seed": 0}, "prompts": {"source": "corpus"}, "corpus": {"path": "good.jsonl"},
-        "embed": {"model": "fake:hashing"}, "validate": {"n_resamples": 2000, "bootstrap": 300},
+        "embed": {"model": "fake:hashing"}, "validate": {"n_resamples": 2000},
         "decide": {"q": 0.05}, "controls": {"null": False}}))
     return path
 

@@ -1,6 +1,6 @@
 import pytest
 
-from lmdelta.config import RunConfig, load_config
+from lmdelta.config import RunConfig, dump_config, load_config
 from lmdelta.errors import ConfigError
 
 
@@ -134,3 +134,19 @@ def test_samples_per_prompt_has_an_upper_bound(tmp_path):
 def test_a_malformed_price_is_a_config_error_with_the_shape(prices):
     with pytest.raises(ConfigError, match=r"llm.prices.*must be \{input: USD per million tokens"):
         load_config(None, [f"llm.prices={prices}"])
+
+
+def test_an_ignored_setting_warns_once_and_is_not_written_back(tmp_path, caplog):
+    """validate.bootstrap does nothing since intervals are t-based: a config that sets it hears so."""
+    path = tmp_path / "config.yaml"
+    path.write_text("validate:\n  bootstrap: 500\n")
+    with caplog.at_level("WARNING", logger="lmdelta"):
+        config = load_config(path)
+    said = [m for m in caplog.messages if "validate.bootstrap is ignored" in m]
+    assert len(said) == 1 and "t-based" in said[0] and "remove it" in said[0]
+    caplog.clear()
+    path.write_text(dump_config(config))  # a run's config.yaml, loaded again
+    with caplog.at_level("WARNING", logger="lmdelta"):
+        load_config(path)
+        load_config(None)
+    assert "bootstrap" not in path.read_text() and not [m for m in caplog.messages if "bootstrap" in m]

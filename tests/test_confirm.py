@@ -17,6 +17,7 @@ from lmdelta.pairdata import PairData, held_out_view
 from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.rundir import RunDir, read_jsonl
 from lmdelta.stages.confirm import decide_replications
+from lmdelta.stats.tests import smallest_p
 from lmdelta.validation import ValidationSet
 
 STRONG = {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}}
@@ -34,7 +35,8 @@ def _hypothesis(i, direction="b>a"):
 
 def _result(p, effect, n=20, unit="prompt"):
     return {"p_value": p, "effect": effect, "effect_ci": [effect - 0.1, effect + 0.1], "n_prompts": n, "n_texts": 4 * n,
-            "unit": unit, "statistic": effect, "test": "sign-flip"}
+            "n_units": n, "unit": unit, "statistic": effect, "test": "sign-flip",
+            "smallest_p": smallest_p(n, 2000) if unit != "none" else None}
 
 
 def test_bh_runs_over_the_validated_findings_that_could_replicate():
@@ -46,6 +48,14 @@ def test_bh_runs_over_the_validated_findings_that_could_replicate():
     assert rows[0]["q_value"] == pytest.approx(0.03)  # a family of one, not three
     assert rows[1]["q_value"] is None and "2^-3 = 0.12, above q = 0.05" in rows[1]["note"]
     assert rows[2]["p_value"] is None and rows[2]["effect"] is None and "no confirmation prompt" in rows[2]["note"]
+
+
+def test_the_family_leaves_out_any_unit_whose_smallest_p_is_above_q():
+    """The floor came from `unit == "prompt"` alone: a sign-flip over 3 clusters stayed in the family."""
+    results = [_result(0.03, 0.2), _result(0.125, 0.9, n=3, unit="cluster")]
+    rows = decide_replications(results, [_hypothesis(i) for i in range(2)], q=0.05)
+    assert rows[1]["status"] == "not testable" and "3 confirmation clusters" in rows[1]["note"]
+    assert rows[0]["q_value"] == pytest.approx(0.03)
 
 
 def test_a_replication_needs_bh_rejection_and_the_claimed_direction():

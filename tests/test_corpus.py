@@ -3,13 +3,18 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from lmdelta import pipeline
 from lmdelta.config import load_config
+from lmdelta.config_prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
+from lmdelta.pairdata import PairData
+from lmdelta.records import Prompt, Sample
 from lmdelta.rundir import RunDir, read_jsonl
-from lmdelta.sources.corpus import load_corpus
+from lmdelta.sources.corpus import corpus_prompts, load_corpus, units
+from lmdelta.validation import ValidationSet
 
 
 def corpus_rows(n_prompts=40, per_prompt=2, with_prompts=True):
@@ -30,7 +35,7 @@ def config(tmp_path, *overrides):
     path = tmp_path / "config.yaml"
     path.write_text(json.dumps({
         "prompts": {"source": "corpus"}, "generate": {"a": {"label": "base"}, "b": {"label": "tuned"}},
-        "embed": {"model": "fake:hashing"}, "validate": {"n_resamples": 2000, "bootstrap": 300},
+        "embed": {"model": "fake:hashing"}, "validate": {"n_resamples": 2000},
         "controls": {"null": False}}))
     return load_config(path, list(overrides))
 
@@ -295,8 +300,9 @@ def test_clusters_holding_both_sides_are_compared_paired(tmp_path):
     pipeline.run(config(tmp_path, f"corpus.path={path}"), RunDir(tmp_path / "run"))
     rows = list(read_jsonl(tmp_path / "run/hypotheses.jsonl"))
     ocean = [r for r in rows if r["validated"] and "ocean" in r["description"]]
-    assert ocean and ocean[0]["test"].startswith("paired sign-flip") and ocean[0]["unit"] == "prompt"
-    assert ocean[0]["n_prompts"] > 10 and all(r["clustering_warning"] is None for r in rows)
+    assert ocean and ocean[0]["test"].startswith("paired sign-flip randomization test over clusters")
+    assert ocean[0]["unit"] == "cluster" and "per-cluster differences" in ocean[0]["assumption"]
+    assert ocean[0]["n_units"] > 10 and all(r["clustering_warning"] is None for r in rows)
 
 
 def test_near_duplicate_texts_without_a_cluster_column_warn(tmp_path, caplog):
@@ -317,3 +323,63 @@ def test_an_aligned_corpus_has_no_clustering_warning(tmp_path):
     pipeline.run(config(tmp_path, f"corpus.path={path}"), RunDir(tmp_path / "run"))
     rows = list(read_jsonl(tmp_path / "run/hypotheses.jsonl"))
     assert rows and all("clustering_warning" in r and r["clustering_warning"] is None for r in rows)
+
+
+# --- the cluster column and prompt ids; clusters that mix paired and one-sided (review 2026-12) ---
+
+
+LABELS = {"a": "base", "b": "tuned"}
+
+
+def nested_rows():
+    """Prompts nested in conversations: two turns a conversation, both sides answer every turn."""
+    return [{**row, "cluster": f"conv{int(row['prompt_id'][1:]) // 2}"} for row in corpus_rows(n_prompts=8)]
+
+
+def test_a_cluster_column_set_beside_prompt_ids_is_refused(tmp_path):
+    """Prompts nested in a cluster are not independent; the prompt as the unit over-rejected (0.116 at 0.05)."""
+    path = write_jsonl(tmp_path / "c.jsonl", nested_rows())
+    with pytest.raises(PromptBankError) as found:
+        load_corpus(path, None, None, LABELS, CorpusConfig(columns={"cluster": "cluster"}))
+    assert "corpus.columns.cluster is set" in found.value.problem and "not independent" in found.value.problem
+    assert "remove the prompt_id and prompt columns" in found.value.fix and "remove corpus.columns.cluster" in found.value.fix
+
+
+def test_a_cluster_column_found_by_its_name_beside_prompt_ids_is_left_out_with_a_warning(tmp_path, caplog):
+    path = write_jsonl(tmp_path / "c.jsonl", nested_rows())
+    with caplog.at_level("WARNING", logger="lmdelta"):
+        rows = load_corpus(path, None, None, LABELS)
+    assert any("`cluster` column is not used" in m and "aligned by prompt ids" in m for m in caplog.messages)
+    assert all(r.cluster is None for r in rows) and sorted(set(units(rows))) == [f"q{p}" for p in range(8)]
+
+
+def test_clusters_that_mix_both_sided_and_one_sided_are_refused_with_counts(tmp_path):
+    """One mixed cluster made the whole unaligned comparison paired, over that cluster alone (p = 1 from 1 unit)."""
+    rows = clustered_rows(n_clusters=10)
+    rows[0] = {**rows[0], "side": "tuned"}  # cluster q0 (base) gets one tuned text
+    path = write_jsonl(tmp_path / "c.jsonl", rows)
+    with pytest.raises(PromptBankError) as found:
+        load_corpus(path, None, None, LABELS)
+    assert "1 cluster holding texts of both sides (e.g. 'q0') and 9 holding texts of one side" in found.value.problem
+    assert "prefix the cluster id with the side" in found.value.fix and "prompt ids" in found.value.fix
+
+
+def test_corpus_prompts_say_what_their_unit_is(tmp_path):
+    kinds = {}
+    for name, rows in (("paired", corpus_rows(n_prompts=4)), ("clusters", clustered_rows(n_clusters=4)),
+                       ("texts", corpus_rows(n_prompts=4, with_prompts=False))):
+        loaded = load_corpus(write_jsonl(tmp_path / f"{name}.jsonl", rows), None, None, LABELS)
+        kinds[name] = {p.unit for p in corpus_prompts(loaded)}
+    assert kinds == {"paired": {None}, "clusters": {"cluster"}, "texts": {"text"}}
+
+
+def test_pair_data_with_mixed_clusters_is_refused_at_validation_too():
+    prompts = [Prompt(f"c-{c}", "", "all", "validation", unit="cluster") for c in range(6)]
+    sides = {0: "ab", 1: "a", 2: "b", 3: "a", 4: "b", 5: "a"}
+    samples = [Sample(f"c-{c}", side, 0, "x", 1, "stop", 0, f"{c}{side}") for c in range(6) for side in sides[c]]
+    data = PairData(prompts, samples, np.zeros((len(samples), 2)), {p.id: "all" for p in prompts})
+    with pytest.raises(PromptBankError, match="1 cluster holding texts of both sides"):
+        ValidationSet.build(data)
+    paired = PairData(prompts, [Sample(f"c-{c}", s, 0, "x", 1, "stop", 0, f"{c}{s}") for c in range(6) for s in "ab"],
+                      np.zeros((12, 2)), {p.id: "all" for p in prompts})
+    assert ValidationSet.build(paired).unit == "cluster" and ValidationSet.build(paired).aligned

@@ -65,7 +65,7 @@ def test_persona_bank_end_to_end_on_embedded_models(tmp_path):
                      "b": {"model": "embedded:smollm2-135m-instruct", "system_prompt": "You are a pirate."},
                      "samples_per_prompt": 2, "max_new_tokens": 10, "temperature": 0.7},
         "embed": {"model": "embedded:all-MiniLM-L6-v2"},
-        "validate": {"min_prompts": 2, "n_resamples": 2000, "bootstrap": 300},
+        "validate": {"min_prompts": 2, "n_resamples": 2000},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -4,9 +4,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from lmdelta import generative
+from lmdelta.backends import factory
 from lmdelta.backends.generators.fake import FakeGenerator
+from lmdelta.config import RunConfig
 from lmdelta.generative import score_and_test, write_examples
 from lmdelta.llm.types import CallResult
+from lmdelta.stages import confirm, decide, generate, propose, validate
+from lmdelta.validation import resamples_for
 
 
 def hypothesis(direction="b>a"):
@@ -44,3 +49,27 @@ def test_a_length_difference_alone_does_not_decide_the_test():
     assert abs(result["generative_effect"]) < 1e-9 and result["generative_p"] > 0.5
     summed = np.array([t for t, _ in b.loglik(present)]) - np.array([t for t, _ in a.loglik(present)])
     assert summed.mean() > 10  # what the old, summed score would have compared
+
+
+def test_the_generative_family_gets_the_primary_familys_monte_carlo_floor(monkeypatch):
+    """It passed validate.n_resamples as set: with m hypotheses the smallest p, 1/(R+1), could sit above q/m."""
+    config = RunConfig(generate={"a": {"model": "fake:words"}, "b": {"model": "fake:words"}},
+                       llm={"judge": {"model": "openai/gpt-4.1-mini"}},
+                       validate={"generative": True, "n_resamples": 1000}).resolved()
+    used = []
+    monkeypatch.setattr(generative, "write_examples", lambda hypotheses, *args: [None] * len(hypotheses))
+    monkeypatch.setattr(generative, "score_and_test", lambda hypotheses, examples, a, b, n_resamples, seed:
+                        used.append(n_resamples) or [{"generative_p": None} for _ in hypotheses])
+    monkeypatch.setattr(generate, "identity", lambda ctx, config: {"a": {}, "b": {}})
+    monkeypatch.setattr(factory, "build_generator", lambda *args: SimpleNamespace(close=lambda: None))
+    session = SimpleNamespace(has=lambda role: False, asker=lambda role: None, check=lambda: None)
+    hypotheses = [hypothesis() for _ in range(40)]
+    validate.add_generative(SimpleNamespace(cache_dir=None), [{} for _ in hypotheses], hypotheses, config, session)
+    assert used == [resamples_for(config.validate, 40, config.decide.q)] and used[0] == 8000 > 1000
+
+
+def test_stage_versions_moved_with_their_outputs():
+    """Run directories written before these outputs changed recompute instead of reusing them: propose (the
+    null control's coins), validate (new fields, the content-seeded subsample), decide (the secondary
+    families), confirm (the content-seeded subsample, each test's smallest p)."""
+    assert propose.VERSION >= 3 and validate.VERSION >= 2 and decide.VERSION >= 3 and confirm.VERSION >= 2

@@ -20,7 +20,7 @@ def tiny_config(tmp_path, tiny_model, *overrides):
         "prompts": {"limit": 24}, "generate": {"samples_per_prompt": 2, "max_new_tokens": 8, "batch_size": 16,
                                                 "a": {"dtype": "float32"}, "b": {"dtype": "float32"}},
         "embed": {"model": "fake:hashing"}, "propose": {"scopes": "all"},
-        "validate": {"n_resamples": 2000, "bootstrap": 300}}))
+        "validate": {"n_resamples": 2000}}))
     return load_config(path, list(overrides))
 
 

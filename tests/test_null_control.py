@@ -11,6 +11,7 @@ from conftest import fake_config
 
 from lmdelta import pipeline
 from lmdelta.config import RunConfig, ValidateConfig, load_config
+from lmdelta.hashing import child_seed
 from lmdelta.pairdata import PairData, null_pair
 from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.report.null_control import clopper_pearson, headline, ks_excess_small, summarize_null
@@ -21,7 +22,7 @@ from lmdelta.validation import validate_all
 
 STRONG = {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}}
 OCEAN = Hypothesis("h1", "all", "b>a", "b mentions ocean", "keywords", "keyword", keywords=("ocean",), order=1)
-CONFIG = ValidateConfig(n_resamples=1000, bootstrap=200, seed=0, generalization=False)
+CONFIG = ValidateConfig(n_resamples=1000, seed=0, generalization=False)
 
 
 def make_pair(n_prompts=40, per_side=1, rate_a=0.1, rate_b=0.9, seed=0) -> PairData:
@@ -82,6 +83,21 @@ def test_the_relabelling_follows_the_seed():
 
     assert swaps(1) == swaps(1) and swaps(1) != swaps(2)
     assert null_pair(data, -5).samples  # any int seeds it
+
+
+def test_a_missing_prompt_leaves_every_other_prompts_coin_where_it_was():
+    """Coins drawn in order of the sorted prompt ids shifted every later coin when one prompt was missing."""
+    data = make_pair()
+    fewer = PairData(data.prompts, [s for s in data.samples if s.prompt_id != "p0"], data.vectors, data.groups)
+    sides = {s.key: s.side for s in null_pair(data, 11).samples}
+    assert all(sides[s.key] == s.side for s in null_pair(fewer, 11).samples)
+
+
+def test_child_seeds_are_stable_and_apart():
+    assert child_seed(3, "null control", "p1") == child_seed(3, "null control", "p1") < 2 ** 64
+    assert len({child_seed(3, "null control", "p1"), child_seed(4, "null control", "p1"),
+                child_seed(3, "null control", "p2"), child_seed(3, "balanced subsample", "p1")}) == 4
+    assert child_seed(None, "x") == child_seed(0, "x")
 
 
 def test_unaligned_corpora_are_relabelled_text_by_text():

@@ -12,7 +12,9 @@ from lmdelta.config import RunConfig, load_config
 from lmdelta.pairdata import PairData
 from lmdelta.records import Prompt, Sample
 from lmdelta.rundir import RunDir, read_jsonl
-from lmdelta.stages.propose import UNREACHABLE, identity, plan_scopes, unreachable_groups
+from lmdelta.proposers.llm import FAILED
+from lmdelta.report.null_control import summarize_null
+from lmdelta.stages.propose import UNREACHABLE, _log_skipped, identity, plan_scopes, unreachable_groups
 
 STRONG = {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}}
 
@@ -94,3 +96,24 @@ def test_q_min_prompts_and_the_seed_re_run_propose(tmp_path):
     assert reason("validate.min_prompts=6") == "changed: identity.validate.min_prompts: 5 → 6"
     assert reason("run.seed=4") == "changed: identity.run.seed: 3 → 4"  # the null control's relabelling
     assert "decide.q" not in identity(None, RunConfig(propose={"scopes": "all"}))  # no group scope: q cannot matter
+
+
+def test_a_failed_llm_proposer_call_in_the_pooled_scope_is_not_a_pooled_scope_left_out(caplog):
+    """The log line re-derived pooled coverage from the skipped list, where a failed call for "all" sits."""
+    caplog.set_level("INFO", logger="lmdelta")
+    config = RunConfig(decide={"q": 0.02})
+    chosen, skipped = plan_scopes(grouped_pair({"g1": 9, "g2": 7, "g3": 7}), config)
+    assert "all" in chosen and skipped
+    skipped.append({"group": "all", "rule": FAILED, "reason": "LLM proposer failed (timeout): no reply"})
+    _log_skipped({"main": skipped}, config)
+    line = next(r.getMessage() for r in caplog.records if "not proposing in" in r.getMessage())
+    assert "the pooled scope still covers their prompts" in line
+
+
+def test_the_null_controls_reason_does_not_count_failed_proposer_calls_as_scopes_left_out():
+    failed = {"group": "all", "rule": FAILED, "reason": "LLM proposer failed (timeout): no reply"}
+    alone = summarize_null([], {"tested": 0, "validated": 0, "skipped_groups": [failed]}).reason
+    assert "scopes left out" not in alone and "the LLM proposer failed in: all" in alone
+    left_out = {"group": "g2", "rule": UNREACHABLE, "reason": "7 validation prompts: too few"}
+    both = summarize_null([], {"tested": 0, "validated": 0, "skipped_groups": [failed, left_out]}).reason
+    assert "(scopes left out: g2: 7 validation prompts: too few; the LLM proposer failed in: all)" in both

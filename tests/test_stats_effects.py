@@ -336,3 +336,26 @@ def test_prevalence_ci_covers_a_rare_property_at_few_prompts():
     x = (rng.random(latent.shape) < 1.0 / (1.0 + np.exp(-latent))).astype(float)
     hits = [ef.prevalence_ci(list(sample)) for sample in x]
     assert np.mean([h.low <= 0.05 <= h.high for h in hits]) >= 0.93
+
+
+# --- differences equal up to rounding have no spread (review 2026-12) ---------------------------
+
+
+def test_differences_equal_up_to_rounding_give_no_interval():
+    """0.7 − 0.4 and 0.3 − 0 differ by one ulp: the interval built from that was ~1e-16 wide."""
+    d = np.array([0.7 - 0.4, 0.3 - 0.0, 0.8 - 0.5, 0.6 - 0.3, 0.9 - 0.6])
+    assert len(set(d.tolist())) > 1  # the premise: not bit-equal
+    found = ef.mean_ci(d)
+    assert found.value == pytest.approx(0.3) and np.isnan(found.low) and "same difference" in found.note
+    welch = ef.welch_ci([0.7 - 0.4, 0.3 - 0.0, 0.8 - 0.5], [0.6 - 0.3, 0.9 - 0.6, 0.3])
+    assert np.isnan(welch.low) and "scores the same" in welch.note
+    clustered = ef.clustered_welch_ci([[0.7 - 0.4, 0.3], [0.8 - 0.5]], [[0.6 - 0.3], [0.9 - 0.6, 0.3]])
+    assert np.isnan(clustered.low) and "same mean" in clustered.note
+    spread = ef.mean_ci(d + np.array([0, 0, 0, 0, 1e-9]))  # a real, if small, spread keeps its interval
+    assert spread.low < spread.value < spread.high
+
+
+def test_no_spread_is_relative_to_the_scale():
+    assert ef.no_spread(np.array([1e6, 1e6 + 1e-7])) and not ef.no_spread(np.array([1e6, 1e6 + 1e-3]))
+    assert ef.no_spread(np.array([0.0, 1e-13])) and not ef.no_spread(np.array([0.0, 1e-11]))
+    assert ef.no_spread(np.array([])) and ef.no_spread(np.array([0.4]))

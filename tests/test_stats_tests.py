@@ -293,3 +293,22 @@ def test_mann_whitney_wraps_scipy():
     expected = stats.mannwhitneyu(b, a, alternative="two-sided")
     assert result.p_value == pytest.approx(expected.pvalue) and result.statistic == expected.statistic
     assert np.isnan(st.mann_whitney([], b).p_value)
+
+
+# --- one rule for "exact iff 2^n <= R" and the smallest p-value (review 2026-12) ------------------
+
+
+@pytest.mark.parametrize("n_resamples", [1000, 1024, 2000, 4096])
+def test_smallest_p_is_the_p_value_of_the_most_extreme_data(n_resamples):
+    """All differences positive is the most extreme data a one-sided sign-flip can see: its p-value is
+    the floor, 2^-n when enumerated exactly and 1/(R+1) when drawn (unless a draw repeats the observed
+    signs, likely only for n just above log2 R)."""
+    for n in list(range(1, 16)) + [30, 40]:
+        _, p = st.paired_signflip_many(np.full((1, n), 0.3), None, "greater", n_resamples, 0)
+        assert p[0] >= st.smallest_p(n, n_resamples) * (1 - 1e-12)
+        if st.is_exact(n, n_resamples) or n >= 30:
+            assert p[0] == pytest.approx(st.smallest_p(n, n_resamples), rel=1e-12)
+        assert st.is_exact(n, n_resamples) == (2 ** n <= n_resamples)
+        assert ("exact" in st.paired_signflip(np.full(n, 0.3), "greater", n_resamples).method) == st.is_exact(n, n_resamples)
+    assert st.smallest_p(7) == 2.0 ** -7 and st.smallest_p(7, 100) == 1 / 101 and not st.is_exact(0, 2000)
+    assert st.monte_carlo_floor(2000) == 1 / 2001

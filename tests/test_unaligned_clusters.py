@@ -6,6 +6,7 @@ import pytest
 
 from lmdelta import judges, validation_texts
 from lmdelta.config import ValidateConfig
+from lmdelta.hashing import child_seed
 from lmdelta.pairdata import PairData, null_pair
 from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.stats import effects
@@ -164,10 +165,7 @@ def test_near_duplicate_share_matches_brute_force_in_any_block_size(monkeypatch)
         monkeypatch.setattr(validation_texts, "_NEIGHBOUR_BLOCK", block)
         assert near_duplicate_share(vectors, is_b, seed=3) == (share, n)
     # the sample: seeded, so the brute force over the same rows gives the same share
-    import hashlib
-
-    digest = hashlib.sha256(b"near duplicates:3").digest()
-    picked = np.sort(np.random.default_rng(int.from_bytes(digest[:8], "little")).choice(500, 300, replace=False))
+    picked = np.sort(np.random.default_rng(child_seed(3, "near duplicates")).choice(500, 300, replace=False))
     assert share == pytest.approx(brute_force_share(vectors, is_b, picked))
     assert near_duplicate_share(vectors[:40], is_b[:40], seed=3)[1] == 40  # all texts when fewer
 

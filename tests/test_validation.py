@@ -19,7 +19,7 @@ from lmdelta.stats.effects import mean_ci, t_interval
 from lmdelta.validation import (ValidationSet, _paired, _tests, add_baselines, balanced_differences, per_prompt,
                                 subsample_seed, validate_all)
 
-CONFIG = ValidateConfig(n_resamples=2000, bootstrap=500, seed=0)
+CONFIG = ValidateConfig(n_resamples=2000, seed=0)
 
 
 def make_pair(n_prompts=40, per_side=2, rate_a=0.1, rate_b=0.6, seed=0, groups=("g1", "g2")) -> PairData:
@@ -172,7 +172,7 @@ def test_unequal_counts_under_a_weak_null_keep_the_type_one_error():
     0.2 of these true nulls at alpha 0.05 (audit H1); the balanced sign-flip stays near 0.05."""
     vs = grid(20, 4, 4)
     scores = list(weak_null_scores(np.random.default_rng(5), 600, vs))
-    hyps = [SimpleNamespace(id=f"h{i}", direction="b>a", group="all") for i in range(len(scores))]
+    hyps = [Hypothesis(f"h{i}", "all", "b>a", f"null {i}", "p", "keyword", keywords=(f"w{i}",)) for i in range(len(scores))]
     config = SimpleNamespace(seed=3, test="signflip")
     found = _tests(scores, _paired(scores, hyps, vs, config), [vs.scope("all")] * len(hyps), hyps, vs, config, 1000)
     p = np.array([r["p_value"] for r in found])
@@ -183,7 +183,7 @@ def test_unequal_counts_under_a_weak_null_keep_the_type_one_error():
 def test_equal_counts_give_the_same_tests_as_before():
     """With equal counts nothing is subsampled: p-values and statistics equal the previous code's
     (recorded before the change), to the last bit."""
-    config = ValidateConfig(n_resamples=2000, bootstrap=200, seed=7)
+    config = ValidateConfig(n_resamples=2000, seed=7)
     g2 = Hypothesis("h6", "g2", "a>b", "a mentions park in g2", "keywords", "keyword", keywords=("park",), order=6)
     before = {  # (n_prompts, per_side, id): (statistic, p_value, n_prompts, generalization_p)
         (40, 2, "h1"): (-0.016666666666666666, 0.7161419290354822, 30, None),
@@ -435,3 +435,64 @@ def test_effect_intervals_stay_on_the_score_scale():
     assert clip_to_scores([0.82, 1.07]) == [0.82, 1.0]
     assert clip_to_scores([-1.3, -0.2]) == [-1.0, -0.2]
     assert clip_to_scores([None, None]) == [None, None]
+
+
+# --- review 2026-12: content-keyed subsample, the unit named by the row, one smallest-p rule ---------
+
+
+def uneven_pair(n_prompts=14, seed=5) -> PairData:
+    """4 a answers against 2 b answers a prompt, so every prompt is balanced by a drawn subsample."""
+    rng = np.random.default_rng(seed)
+    prompts, samples = [], []
+    for p in range(n_prompts):
+        prompts.append(Prompt(f"p{p}", f"prompt {p}", "all", "validation"))
+        for side, k, rate in (("a", 4, 0.3), ("b", 2, 0.5)):
+            for j in range(k):
+                word = "ocean" if rng.random() < rate else "park"
+                samples.append(Sample(f"p{p}", side, j, f"{side} {p} {j} the {word}", 4, "stop", j, f"{side}{p}{j}"))
+    return PairData(prompts, samples, rng.normal(size=(len(samples), 3)), {p.id: "all" for p in prompts})
+
+
+def test_the_subsample_follows_the_hypothesis_not_its_id_or_place():
+    """Seeded by the positional id, the same hypothesis got p from 0.0039 to 0.078 as h001..h005."""
+    data, config = uneven_pair(), ValidateConfig(n_resamples=20000, seed=0, generalization=False, baseline=False)
+
+    def ocean_after(n_before):
+        fillers = [Hypothesis(f"h{i + 1:03d}", "all", "b>a", f"filler {i}", "keywords", "keyword",
+                              keywords=(f"filler{i}",), order=i + 1) for i in range(n_before)]
+        ocean = Hypothesis(f"h{n_before + 1:03d}", "all", "b>a", "b mentions ocean", "keywords", "keyword",
+                           keywords=("ocean",), property="uses “ocean”", order=n_before + 1)
+        row = validate_all(data, fillers + [ocean], config, 0.05)[-1]
+        return row["p_value"], row["statistic"], row["n_subsample_dropped"]
+
+    found = [ocean_after(n) for n in range(5)]
+    assert found[0][2] > 0 and len(set(found)) == 1
+
+
+def test_the_content_key_leaves_out_id_order_and_labels_but_not_the_claim():
+    base = Hypothesis("h1", "g1", "b>a", "tuned uses “ocean”", "keywords", "keyword", keywords=("ocean",),
+                      property="uses “ocean”", prototype=(0.1234567891,), order=1)
+    same = Hypothesis("h9", "g1", "b>a", "relabelled b uses “ocean”", "keywords", "keyword", keywords=("ocean",),
+                      property="uses “ocean”", prototype=(0.1234567891,), order=9)
+    assert base.content_key() == same.content_key() == Hypothesis.from_dict(base.to_dict()).content_key()
+    for change in ({"direction": "a>b"}, {"group": "g2"}, {"judge": "embedding"}, {"keywords": ("sea",)},
+                   {"property": "uses “sea”"}, {"prototype": (0.2,)}):
+        assert Hypothesis(**{**base.__dict__, **change}).content_key() != base.content_key()
+    assert subsample_seed(0, base.content_key()) == subsample_seed(0, same.content_key())
+
+
+def test_the_assumption_follows_the_rows_unit():
+    assumption = validation._assumption
+    assert assumption("none", True) == "none" and "independent draws" in assumption("text", False)
+    assert "per-prompt differences" in assumption("prompt", True)
+    assert "per-cluster differences" in assumption("cluster", True)
+    assert "exchangeable between the sides" in assumption("cluster", False)
+
+
+def test_the_signflip_row_names_its_unit_and_smallest_p():
+    row = validation._signflip_result(0.2, 0.03, 5, 0, 2000, "cluster")
+    assert row["unit"] == "cluster" and row["test"].startswith("paired sign-flip randomization test over clusters")
+    assert "all 2^5 sign vectors" in row["test"] and row["smallest_p"] == 2.0 ** -5
+    big = validation._signflip_result(0.2, 0.03, 12, 3, 2000)
+    assert big["unit"] == "prompt" and "Monte Carlo, R=2000" in big["test"] and big["smallest_p"] == 1 / 2001
+    assert "per prompt (3 left out" in big["test"]

@@ -154,7 +154,7 @@ class ValidateConfig(Section):
     n_resamples: int = Field(default=10_000, ge=1000)
     """Randomization draws (raised automatically so the smallest p-value stays below q / (10 m))."""
     bootstrap: int = Field(default=2000, ge=200, json_schema_extra=VOLATILE)
-    """Unused: intervals are t-based now (docs/statistics.md); accepted so that older configs still load."""
+    """Ignored: intervals are t-based (docs/statistics.md §7); accepted so that older configs still load, with a warning when set."""
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of every interval (validated findings also get a selection-adjusted one)."""
     min_prompts: int = Field(default=5, ge=2)
@@ -240,6 +240,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), env: dict[st
         _set_dotted(data, dotted, value)
     config = validate_config(data)
     _warn_about_credentials(config)
+    _warn_about_ignored(config)
     base = Path(path).resolve().parent if path is not None else Path.cwd()
     return _resolve_paths(config.resolved(), base)
 
@@ -404,8 +405,16 @@ def _locate(raw: str, base: Path) -> Path:
 
 
 def dump_config(config: RunConfig) -> str:
-    """The config as YAML, with credential-named values (a key in backend_args.headers) redacted."""
-    return yaml.safe_dump(redact_backend_args(config.model_dump(mode="json")), sort_keys=False, allow_unicode=True)
+    """The config as YAML, with credential-named values (a key in backend_args.headers) redacted and
+    ignored settings left out (a run's config.yaml, loaded again, should not warn about them)."""
+    dumped = config.model_dump(mode="json", exclude={"validate": {"bootstrap"}})
+    return yaml.safe_dump(redact_backend_args(dumped), sort_keys=False, allow_unicode=True)
+
+
+def _warn_about_ignored(config: RunConfig) -> None:
+    """Settings that load but do nothing: say so once, when the config sets them."""
+    if "bootstrap" in config.validate.model_fields_set:
+        log.warning("validate.bootstrap is ignored: intervals are t-based (docs/statistics.md §7); remove it")
 
 
 def _warn_about_credentials(config: RunConfig) -> None:

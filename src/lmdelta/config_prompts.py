@@ -85,7 +85,7 @@ class CorpusColumns(Section):
     group: str | None = None
     """Column holding a group (default: `group`)."""
     cluster: str | None = None
-    """Unaligned corpora: column holding a cluster id (default: `cluster`); texts sharing one (one hidden prompt, conversation or source) form one unit, tested and split together."""
+    """Corpora without prompt ids: column holding a cluster id (default: `cluster`); texts sharing one (one hidden prompt, conversation or source) form one unit, tested and split together. Refused beside prompt ids; the clusters must all hold both sides' texts (paired) or all one side's (permuted whole)."""
 
 
 class CorpusConfig(Section):

@@ -1,4 +1,5 @@
-"""Stable hashes of JSON-like data and files, for fingerprints and cache keys."""
+"""Stable hashes of JSON-like data and files, for fingerprints and cache keys, and the seeds of
+each stochastic step, derived from the run's seed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ def canonical_json(value: Any) -> str:
 
 def hash_data(value: Any, length: int = 16) -> str:
     return hashlib.sha256(_utf8(canonical_json(value))).hexdigest()[:length]
+
+
+def child_seed(seed: int | None, *tags: Any) -> int:
+    """A 64-bit seed for one stochastic step: SHA-256 of the run's seed (None counts as 0) and the
+    JSON-like tags that name the step and, where each item draws its own, the item. Different tags
+    give independent streams, and an item keyed by its content or id draws the same whatever else
+    is drawn beside it or before it."""
+    digest = hashlib.sha256(_utf8(canonical_json([0 if seed is None else seed, *tags]))).digest()
+    return int.from_bytes(digest[:8], "little")
 
 
 def hash_text(text: str) -> str:

@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-from lmdelta.hashing import hash_data
+from lmdelta.hashing import child_seed
 from lmdelta.records import Prompt, Sample
 
 NULL_LABELS = {"a": "relabelled a", "b": "relabelled b"}
@@ -54,7 +54,8 @@ class PairData:
 
 
 def null_pair(data: PairData, seed: int) -> PairData:
-    """The null control: each prompt's answers swap sides on a fair coin, all of them together.
+    """The null control: each prompt's answers swap sides on a fair coin, all of them together; the
+    coin is a hash of the seed and the prompt's id, so it does not depend on which other prompts exist.
 
     A prompt keeps its pairing and its k answers per side, so the null control runs the same tests
     as the main comparison at any k; each prompt's b − a difference keeps its size and gets a random
@@ -63,7 +64,7 @@ def null_pair(data: PairData, seed: int) -> PairData:
     Unaligned corpora make each text its own prompt, so there each text swaps on its own coin (and a
     cluster of texts, when it is one unit, swaps whole, keeping the unaligned test's unit intact).
     """
-    swapped = _coins(sorted({sample.prompt_id for sample in data.samples}), seed)
+    swapped = {unit: _coin(seed, unit) for unit in {sample.prompt_id for sample in data.samples}}
     samples = [replace(sample, side=_OTHER[sample.side]) if swapped[sample.prompt_id] else sample
                for sample in data.samples]
     return PairData(data.prompts, samples, data.vectors, data.groups, labels=dict(NULL_LABELS))
@@ -85,10 +86,10 @@ def split_prompts(data: PairData, split: str) -> int:
     return sum(prompt.split == split and prompt.id in answered for prompt in data.prompts)
 
 
-def _coins(units: list[str], seed: int) -> dict[str, bool]:
-    """A fair coin per unit from the run seed (any int; the hash also keeps this stream apart)."""
-    rng = np.random.default_rng(int(hash_data(["null control", seed]), 16))
-    return dict(zip(units, (rng.random(len(units)) < 0.5).tolist()))
+def _coin(seed: int, unit: str) -> bool:
+    """A fair coin for one unit from the run seed (any int) and the unit's id alone, so a prompt
+    missing from the data, or one added, leaves every other prompt's coin where it was."""
+    return child_seed(seed, "null control", unit) % 2 == 1
 
 
 def load_pair(ctx, config) -> PairData:

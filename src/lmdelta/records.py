@@ -8,6 +8,7 @@ from typing import Any, Literal
 Side = Literal["a", "b"]
 SIDES: tuple[Side, Side] = ("a", "b")
 Split = Literal["discovery", "validation", "confirmation"]
+Unit = Literal["cluster", "text"]
 
 
 @dataclass(frozen=True)
@@ -16,13 +17,18 @@ class Prompt:
     text: str
     group: str | None = None
     split: Split | None = None
+    unit: Unit | None = None  # corpus mode: the id names a cluster of texts or one text (None: a prompt)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.unit is None:  # a prompt's record (and so a bank's fingerprint) as before the field existed
+            del data["unit"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Prompt:
-        return cls(id=data["id"], text=data["text"], group=data.get("group"), split=data.get("split"))
+        return cls(id=data["id"], text=data["text"], group=data.get("group"), split=data.get("split"),
+                   unit=data.get("unit"))
 
 
 @dataclass(frozen=True)
@@ -67,10 +73,18 @@ class Hypothesis:
     provenance: dict[str, Any] | None = None
     order: int = 0
 
+    def content_key(self) -> list[Any]:
+        """What the hypothesis claims and how it is scored, without its id or place in the proposal
+        order: the same hypothesis gets the same key whatever else was proposed. The side-free
+        property stands for the description when there is one (the description names the sides'
+        labels); the prototype is rounded as to_dict writes it, so one read back from disk keys the same."""
+        claim = self.property if self.property is not None else self.description
+        return [self.group, self.direction, self.judge, list(self.keywords), claim, _rounded(self.prototype)]
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["keywords"] = list(self.keywords)
-        data["prototype"] = None if self.prototype is None else [round(x, 6) for x in self.prototype]
+        data["prototype"] = _rounded(self.prototype)
         return data
 
     @classmethod
@@ -79,3 +93,7 @@ class Hypothesis:
         fields["keywords"] = tuple(data.get("keywords") or ())
         fields["prototype"] = None if data.get("prototype") is None else tuple(data["prototype"])
         return cls(**fields)
+
+
+def _rounded(prototype: tuple[float, ...] | None) -> list[float] | None:
+    return None if prototype is None else [round(x, 6) for x in prototype]

@@ -8,7 +8,6 @@ balanced subsample, so that it stays symmetric under the null (STATISTICS.md §2
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +16,13 @@ import numpy as np
 
 from lmdelta import judges
 from lmdelta.config import ValidateConfig
+from lmdelta.hashing import child_seed
 from lmdelta.pairdata import PairData
 from lmdelta.records import Hypothesis
+from lmdelta.sources.corpus_checks import check_cluster_sides
 from lmdelta.stats import effects, tests
-from lmdelta.validation_texts import (ASSUMPTION, CLUSTER_ASSUMPTION, clustering_warning, holds_clusters,
-                                      text_effects, text_test)
+from lmdelta.validation_texts import (ASSUMPTION, CLUSTER_ASSUMPTION, PAIRED_CLUSTER_ASSUMPTION, PROMPT_ASSUMPTION,
+                                      clustering_warning, holds_clusters, text_effects, text_test)
 
 
 # Scores per block of hypotheses in balanced_differences (about 50 MB of temporaries).
@@ -39,6 +40,7 @@ class ValidationSet:
     groups: np.ndarray  # group of each validation prompt
     aligned: bool = True  # some prompt has answers of both sides (else the unit is the text or the cluster)
     clustered: bool = False  # unaligned, and some unit holds several texts: the unit is the cluster
+    unit: str = "prompt"  # aligned: what the paired sign-flip runs over, "prompt" or "cluster" (a corpus's clusters)
 
     @property
     def clusters(self) -> np.ndarray | None:
@@ -55,16 +57,26 @@ class ValidationSet:
             sides.setdefault(data.samples[i].prompt_id, set()).add(data.samples[i].side)
         prompt_of_row = np.array([position[data.samples[i].prompt_id] for i in rows], dtype=int)
         aligned = any(len(s) == 2 for s in sides.values())
+        unit = _paired_unit(data, prompt_ids, sides)
         return cls(rows=rows, prompt_ids=prompt_ids, prompt_of_row=prompt_of_row,
                    is_b=np.array([data.samples[i].side == "b" for i in rows], dtype=bool),
                    groups=np.array([data.groups.get(pid, "all") for pid in prompt_ids]),
-                   aligned=aligned, clustered=holds_clusters(prompt_of_row, aligned))
+                   aligned=aligned, clustered=holds_clusters(prompt_of_row, aligned), unit=unit)
 
     def scope(self, group: str, inside: bool = True) -> np.ndarray:
         """Prompt mask for a group ("all": every prompt); inside=False gives the other groups."""
         if group == "all":
             return np.full(len(self.prompt_ids), inside)
         return (self.groups == group) if inside else (self.groups != group)
+
+
+def _paired_unit(data: PairData, prompt_ids: list[str], sides: dict[str, set[str]]) -> str:
+    """"cluster" when the units are a corpus's clusters (Prompt.unit), else "prompt". The corpus loader
+    refuses clusters that mix paired and one-sided; so does this, for pair data built another way."""
+    if not any(pid in data.prompt_by_id and data.prompt_by_id[pid].unit == "cluster" for pid in prompt_ids):
+        return "prompt"
+    check_cluster_sides(sides, "The validation split")
+    return "cluster"
 
 
 def per_prompt(scores: np.ndarray, vs: ValidationSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,11 +151,11 @@ def _per_prompt_many(scores: np.ndarray, vs: ValidationSet) -> tuple[np.ndarray,
     return d, counts[0], counts[1]
 
 
-def subsample_seed(seed: int | None, hypothesis_id: str) -> int:
-    """The balancing subsample's seed: validate.seed and the hypothesis id, so each hypothesis
-    draws reproducibly and independently of which other hypotheses were tested."""
-    digest = hashlib.sha256(f"{0 if seed is None else seed}:{hypothesis_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")
+def subsample_seed(seed: int | None, key: Any) -> int:
+    """The balancing subsample's seed: validate.seed and the hypothesis's content key
+    (Hypothesis.content_key), so a hypothesis draws the same subsample whichever other hypotheses
+    were proposed and tested, and whatever id or place in the proposal order it got."""
+    return child_seed(seed, "balanced subsample", key)
 
 
 def resamples_for(config: ValidateConfig, m: int, q: float) -> int:
@@ -197,8 +209,7 @@ def generalization_sample(vs: ValidationSet, group: str, seed: int | None) -> np
     a group is generalised to the same prompts, whatever else was tested."""
     outside = np.flatnonzero(vs.scope(group, inside=False))
     size = min(outside.size, int(vs.scope(group).sum()))
-    digest = hashlib.sha256(f"generalization:{0 if seed is None else seed}:{group}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    rng = np.random.default_rng(child_seed(seed, "generalization", group))
     mask = np.zeros(len(vs.prompt_ids), dtype=bool)
     mask[rng.choice(outside, size=size, replace=False)] = True
     return mask
@@ -206,7 +217,7 @@ def generalization_sample(vs: ValidationSet, group: str, seed: int | None) -> np
 
 def _paired(scores, hypotheses, vs, config) -> tuple[np.ndarray, np.ndarray]:
     """Balanced per-prompt differences and left-out counts (H, P), one subsample per hypothesis for all scopes."""
-    seeds = [subsample_seed(config.seed, h.id) for h in hypotheses]
+    seeds = [subsample_seed(config.seed, h.content_key()) for h in hypotheses]
     return balanced_differences(np.stack(scores) if scores else np.empty((0, vs.prompt_of_row.size)), vs, seeds)
 
 
@@ -225,18 +236,20 @@ def _tests(scores, paired, masks, hypotheses, vs, config, n_resamples) -> list[d
         stats, p_values = tests.paired_signflip_many(D[rows], M, alternative, n_resamples, config.seed)
         for i, t, p, used in zip(rows, stats, p_values, M):
             if used.any():
-                out[i] = _signflip_result(float(t), float(p), int(used.sum()), int(dropped[i][used].sum()), n_resamples)
+                out[i] = _signflip_result(float(t), float(p), int(used.sum()), int(dropped[i][used].sum()), n_resamples,
+                                          vs.unit)
     return out
 
 
-def _signflip_result(statistic: float, p_value: float, n: int, left_out: int, n_resamples: int) -> dict[str, Any]:
-    kind = f"exact, all 2^{n} sign vectors" if 2 ** n <= n_resamples else f"Monte Carlo, R={n_resamples}"
-    name = f"paired sign-flip randomization test over prompts ({kind})"
+def _signflip_result(statistic: float, p_value: float, n: int, left_out: int, n_resamples: int,
+                     unit: str = "prompt") -> dict[str, Any]:
+    kind = f"exact, all 2^{n} sign vectors" if tests.is_exact(n, n_resamples) else f"Monte Carlo, R={n_resamples}"
+    name = f"paired sign-flip randomization test over {unit}s ({kind})"
     if left_out:
         name += (f"; unequal answer counts balanced by a seeded subsample of min(k_a, k_b) answers a side per "
-                 f"prompt ({left_out} left out of the test)")
-    return {"statistic": statistic, "p_value": p_value, "n_prompts": n, "n_units": n, "unit": "prompt", "test": name,
-            "n_subsample_dropped": left_out}
+                 f"{unit} ({left_out} left out of the test)")
+    return {"statistic": statistic, "p_value": p_value, "n_prompts": n, "n_units": n, "unit": unit, "test": name,
+            "n_subsample_dropped": left_out, "smallest_p": tests.smallest_p(n, n_resamples)}
 
 
 def _text_test(scores, mask, h, vs, config, n_resamples) -> dict[str, Any]:
@@ -249,7 +262,7 @@ def _text_test(scores, mask, h, vs, config, n_resamples) -> dict[str, Any]:
 
 def _no_test() -> dict[str, Any]:
     return {"statistic": float("nan"), "p_value": float("nan"), "n_prompts": 0, "n_units": 0, "unit": "none",
-            "test": "not tested: no validation data", "n_subsample_dropped": 0}
+            "test": "not tested: no validation data", "n_subsample_dropped": 0, "smallest_p": None}
 
 
 def clip_to_scores(interval: list[float]) -> list[float]:
@@ -289,7 +302,7 @@ def _describe(h, scores, test, vs, data, config) -> dict[str, Any]:
         effect, auc, groups_a, groups_b = text_effects(scores, in_scope_rows, vs.is_b, config, vs.clusters)
         used_rows = in_scope_rows & np.isfinite(scores)
     result = {**h.to_dict(), **test, **_effect_fields(effect, auc, h.direction, config.ci_level),
-              "assumption": _assumption(test["test"]), "n_texts": int(used_rows.sum()),
+              "assumption": _assumption(test["unit"], vs.aligned), "n_texts": int(used_rows.sum()),
               "n_dropped": int((in_scope_rows & ~np.isfinite(scores)).sum()),
               **_prevalence_fields(groups_a, groups_b, config.ci_level, judges.is_presence_mode(h, config.judge))}
     result["judge"] = _judge_name(h, config.judge)
@@ -347,16 +360,11 @@ def _prompt_effects(scores, vs, mask, config):
             groups_a, groups_b, used_rows)
 
 
-def _assumption(test_name: str) -> str:
-    if test_name.startswith("not tested"):
-        return "none"
-    if test_name.startswith("text-level"):
-        return ASSUMPTION
-    if test_name.startswith("cluster-level"):
-        return CLUSTER_ASSUMPTION
-    return ("the per-prompt differences d_p are independent across prompts and symmetric about zero under the "
-            "null, as when the a/b labels of each prompt's answers are exchangeable (answer counts balanced by "
-            "subsampling); answers to one prompt may be arbitrarily correlated")
+def _assumption(unit: str, paired: bool) -> str:
+    """What the row's test assumes, from its unit (and, for clusters, whether they were paired)."""
+    if unit == "cluster":
+        return PAIRED_CLUSTER_ASSUMPTION if paired else CLUSTER_ASSUMPTION
+    return {"none": "none", "text": ASSUMPTION, "prompt": PROMPT_ASSUMPTION}[unit]
 
 
 def _examples(h, scores, vs, data, used_rows, k) -> dict[str, list[dict[str, Any]]]:

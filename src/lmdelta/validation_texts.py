@@ -3,20 +3,28 @@ the cluster of texts that share one unit id (corpus.columns.cluster), permuted w
 
 The text-level test assumes the texts are independent draws; answers that secretly share a prompt
 or context make its p-values too small. `clustering_warning` looks for that (near-duplicate texts)
-when no cluster column was given. Each row's `unit`, `test` and `assumption` say which unit was used.
+when no cluster column was given. Each row's `unit`, `test` and `assumption` say which unit was used
+(the assumption of every test, the paired ones' included, is worded here).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
 
+from lmdelta.hashing import child_seed
 from lmdelta.stats import effects, tests
 
 ASSUMPTION = ("texts are independent draws (unaligned corpora share no prompts, so the text is the unit); "
               "answers that share a hidden prompt or context would make the p-value too small")
+PROMPT_ASSUMPTION = ("the per-prompt differences d_p are independent across prompts and symmetric about zero under "
+                     "the null, as when the a/b labels of each prompt's answers are exchangeable (answer counts "
+                     "balanced by subsampling); answers to one prompt may be arbitrarily correlated")
+PAIRED_CLUSTER_ASSUMPTION = ("the per-cluster differences d_c are independent across clusters (one unit id per cluster, "
+                             "from corpus.columns.cluster) and symmetric about zero under the null, as when the a/b "
+                             "labels of each cluster's texts are exchangeable (text counts balanced by subsampling); "
+                             "texts within a cluster may be arbitrarily correlated")
 CLUSTER_ASSUMPTION = ("clusters of texts (one unit id per cluster, from corpus.columns.cluster) are independent "
                       "draws, exchangeable between the sides under the null; texts within a cluster may be "
                       "arbitrarily correlated")
@@ -43,7 +51,7 @@ def text_test(scores: np.ndarray, rows: np.ndarray, is_b: np.ndarray, alternativ
     result = tests.text_permutation(a, b, alternative, n_resamples, seed)
     name = f"text-level label permutation test (unaligned corpora; Monte Carlo, R={n_resamples})"
     return {"statistic": result.statistic, "p_value": result.p_value, "n_prompts": 0, "n_units": int(a.size + b.size),
-            "unit": "text", "test": name, "n_subsample_dropped": 0}
+            "unit": "text", "test": name, "n_subsample_dropped": 0, "smallest_p": tests.monte_carlo_floor(n_resamples)}
 
 
 def _cluster_test(scores, is_b, clusters, alternative, n_resamples, seed) -> dict[str, Any]:
@@ -52,7 +60,8 @@ def _cluster_test(scores, is_b, clusters, alternative, n_resamples, seed) -> dic
             f"T = mean(b texts) - mean(a texts) (unaligned corpora; {result.n_units} clusters of "
             f"{scores.size} texts; Monte Carlo, R={n_resamples})")
     return {"statistic": result.statistic, "p_value": result.p_value, "n_prompts": 0, "n_units": result.n_units,
-            "unit": "cluster", "test": name, "n_subsample_dropped": 0}
+            "unit": "cluster", "test": name, "n_subsample_dropped": 0,
+            "smallest_p": tests.monte_carlo_floor(n_resamples)}
 
 
 def text_effects(scores: np.ndarray, rows: np.ndarray, is_b: np.ndarray, config, clusters: np.ndarray | None = None
@@ -112,8 +121,7 @@ def near_duplicate_share(vectors: np.ndarray, is_b: np.ndarray, seed: int,
     vectors = np.asarray(vectors)
     if vectors.shape[0] == 0:
         return float("nan"), 0
-    digest = hashlib.sha256(f"near duplicates:{0 if seed is None else seed}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))  # a stream of its own
+    rng = np.random.default_rng(child_seed(seed, "near duplicates"))  # a stream of its own
     picked = np.sort(rng.choice(vectors.shape[0], size=min(sample, vectors.shape[0]), replace=False))
     nearest = np.full(picked.size, -np.inf)
     for side in (False, True):

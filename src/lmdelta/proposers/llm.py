@@ -14,6 +14,7 @@ from lmdelta.llm import prompts
 from lmdelta.records import Hypothesis
 
 log = logging.getLogger(__name__)
+FAILED = "proposer failed"  # the `rule` of a skipped entry whose call failed: a scope proposed in, not left out
 
 
 def requests_for(data, scopes_rows: dict[str, np.ndarray], section, temperature: float, seed: int):
@@ -46,7 +47,8 @@ def propose(data, scopes_rows: dict[str, np.ndarray], ask, model: str, section, 
     found, failed = [], []
     for (scope, (_, shown)), (result, items) in zip(planned.items(), answers):
         if not result.ok:
-            failed.append({"group": scope, "reason": f"LLM proposer failed ({result.error_kind}): {result.error_message}"})
+            failed.append({"group": scope, "rule": FAILED,
+                           "reason": f"LLM proposer failed ({result.error_kind}): {result.error_message}"})
             continue
         found += [_hypothesis(scope, item, shown, data.labels, model) for item in items[: section.per_scope]]
     return found, failed

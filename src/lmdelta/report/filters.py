@@ -5,24 +5,15 @@ Every piece of text from the run goes through escape() before markup is added ar
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 from markupsafe import Markup, escape
 
+from lmdelta.jsonvalues import finite
+
 DASH = "–"
 DEFAULT_CI_LEVEL = 0.95  # runs that wrote no ci_level used 95% intervals
-
-
-def finite(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def fmt_num(value: Any, digits: int = 2) -> str:

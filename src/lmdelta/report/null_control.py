@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lmdelta.report.filters import finite
+from lmdelta.jsonvalues import finite
+from lmdelta.proposers.llm import FAILED as PROPOSER_FAILED
 
 NOMINAL = 0.05  # the share of null p-values at or below it should be about this
 LEVEL = 0.95
@@ -67,14 +68,19 @@ def summarize_null(rows: list[dict[str, Any]] | None, summary: dict[str, Any] | 
 def _why_untested(rows: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
     if rows:
         return f"none of its {len(rows)} hypotheses had validation answers it could score"
+    entries = [entry for entry in skipped if isinstance(entry, dict) and entry.get("group")]
+    failed = sorted({str(e["group"]) for e in entries if e.get("rule") == PROPOSER_FAILED})
     by_reason: dict[str, list[str]] = {}
-    for entry in skipped:
-        if isinstance(entry, dict) and entry.get("group"):
+    for entry in entries:
+        if entry.get("rule") != PROPOSER_FAILED:  # a failed call is a scope proposed in, not one left out
             by_reason.setdefault(str(entry.get("reason") or "skipped"), []).append(str(entry["group"]))
+    failures = f"the LLM proposer failed in: {', '.join(failed)}" if failed else ""
     if not by_reason:
-        return "the proposers found no difference on the relabelled discovery prompts, so there was nothing to test"
+        aside = f" ({failures})" if failures else ""
+        return f"the proposers found no difference on the relabelled discovery prompts{aside}, so there was nothing to test"
     left_out = "; ".join(f"{', '.join(groups)}: {reason}" for reason, groups in by_reason.items())
-    return f"it proposed no hypotheses on the relabelled discovery prompts (scopes left out: {left_out})"
+    aside = f"; {failures}" if failures else ""
+    return f"it proposed no hypotheses on the relabelled discovery prompts (scopes left out: {left_out}{aside})"
 
 
 def clopper_pearson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:

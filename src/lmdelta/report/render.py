@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from lmdelta import __version__
 from lmdelta.config_prompts import CorpusConfig
 from lmdelta.errors import RunDirError
-from lmdelta.report.filters import (DASH, DEFAULT_CI_LEVEL, ci_bar, finite, fmt_ci, fmt_decision, fmt_int, fmt_level,
+from lmdelta.jsonvalues import finite
+from lmdelta.report.filters import (DASH, DEFAULT_CI_LEVEL, ci_bar, fmt_ci, fmt_decision, fmt_int, fmt_level,
                                     fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_signed, highlight)
 from lmdelta.report.null_control import LEVEL as NULL_LEVEL, NOMINAL, summarize_null
 from lmdelta.rundir import atomic_write_text, read_jsonl

@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from lmdelta.config_prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
 from lmdelta.hashing import hash_text
-from lmdelta.sources.corpus_checks import check_prompt_ids, check_repeated_rows
+from lmdelta.records import Prompt, Unit
+from lmdelta.sources.corpus_checks import check_cluster_sides, check_prompt_ids, check_repeated_rows
 from lmdelta.sources.tabular import Table, cell_group, find_column, read_table
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,38 @@ def load_corpus(path: str | None, path_a: str | None, path_b: str | None, labels
                                   "Check the `side` column values, or the file given for that side.")
     check_prompt_ids(rows)
     _check_pairing(rows)
+    return _settle_clusters(rows, options)
+
+
+def _settle_clusters(rows: list[CorpusRow], options: CorpusConfig) -> list[CorpusRow]:
+    """The cluster column sets the unit of an unaligned corpus. With prompt ids the unit is the prompt,
+    so a cluster column set in corpus.columns is refused and one found by its default name is left
+    out, with a warning. Unaligned, the clusters must all hold both sides' texts or all one side's."""
+    if not any(row.cluster is not None for row in rows):
+        return rows
+    if any(row.prompt_id is not None for row in rows):
+        if options.columns.cluster is not None:
+            raise _nested_prompts_error(options.columns.cluster)
+        log.warning("corpus: the `cluster` column is not used: the corpus is aligned by prompt ids, so each prompt "
+                    "is a unit of its own (to compare whole clusters, e.g. the turns of one conversation, remove "
+                    "the prompt_id and prompt columns)")
+        return [replace(row, cluster=None) for row in rows]
+    if _clustered(rows):
+        sides: dict[str, set[str]] = {}
+        for row in rows:
+            sides.setdefault(row.cluster, set()).add(row.side)
+        check_cluster_sides(sides)
     return rows
+
+
+def _nested_prompts_error(column: str) -> PromptBankError:
+    return PromptBankError(
+        f"corpus.columns.cluster is set ({column!r}), but the corpus also has prompt ids (a prompt_id or prompt "
+        "column), which make each prompt a unit of its own: the clusters would be ignored, and prompts nested in "
+        "one cluster (the turns of one conversation) are not independent, so the p-values would come out too small.",
+        "The cluster column is for corpora without prompt ids. For prompts grouped into conversations, remove the "
+        "prompt_id and prompt columns to compare whole clusters (paired when each holds both sides' answers); if "
+        "the prompts are independent of each other, remove corpus.columns.cluster.")
 
 
 def _check_pairing(rows: list[CorpusRow]) -> None:
@@ -241,12 +273,20 @@ def is_aligned(rows: list[CorpusRow]) -> bool:
     return bool(with_prompt)
 
 
+def unit_kind(rows: list[CorpusRow]) -> Unit | None:
+    """What the corpus's unit ids name: None (prompts: aligned), "cluster" or "text" (unaligned)."""
+    if is_aligned(rows):
+        return None
+    return "cluster" if _clustered(rows) else "text"
+
+
 def units(rows: list[CorpusRow]) -> list[str]:
     """The comparison unit of each row: its prompt id; unaligned, its cluster (all texts of a cluster,
     of either side, are one unit: tested and split together), else an id of its own."""
-    if is_aligned(rows):
+    kind = unit_kind(rows)
+    if kind is None:
         return [r.prompt_id for r in rows]
-    if _clustered(rows):
+    if kind == "cluster":
         return ["c-" + hash_text(r.cluster)[:12] for r in rows]
     seen: dict[str, int] = {}
     out = []
@@ -266,12 +306,12 @@ def _clustered(rows: list[CorpusRow]) -> bool:
     return bool(with_cluster)
 
 
-def corpus_prompts(rows: list[CorpusRow]):
-    """One Prompt per unit (the prompt text when known), groups from the `group` column."""
-    from lmdelta.records import Prompt
-
+def corpus_prompts(rows: list[CorpusRow]) -> list[Prompt]:
+    """One Prompt per unit (the prompt text when known), groups from the `group` column; unaligned,
+    each says whether it stands for a cluster or a text (Prompt.unit), for the tests to name their unit."""
+    kind = unit_kind(rows)
     prompts: dict[str, Prompt] = {}
     for row, unit in zip(rows, units(rows)):
         if unit not in prompts:
-            prompts[unit] = Prompt(unit, row.prompt or "", row.group)
+            prompts[unit] = Prompt(unit, row.prompt or "", row.group, unit=kind)
     return list(prompts.values())

@@ -1,5 +1,5 @@
-"""Checks on a corpus that no single row shows: the same rows twice (a file appended to itself)
-and one prompt_id naming two different prompts. Each names the lines to fix.
+"""Checks on a corpus that no single row shows: the same rows twice (a file appended to itself),
+one prompt_id naming two different prompts, clusters that mix paired and one-sided. Each says what to fix.
 """
 
 from __future__ import annotations
@@ -90,6 +90,22 @@ def check_prompt_ids(rows: Iterable[PromptedRow]) -> None:
                 f"{first.where} gave it to {_short(first.prompt)!r} (both side {row.side}): answers to two different "
                 "prompts would be compared as answers to one.",
                 "Give each prompt its own prompt_id, or correct the prompt text so both rows name the same prompt.")
+
+
+def check_cluster_sides(sides_by_cluster: dict[str, set[str]], where: str = "The corpus") -> None:
+    """Refuse clusters of which some hold both sides' texts and others one side's only. All paired:
+    a sign-flip over clusters; all one-sided: whole clusters permuted. A mix has no clear unit, and
+    one mixed cluster would make the whole comparison paired, over that cluster alone."""
+    both = sorted(cluster for cluster, sides in sides_by_cluster.items() if len(sides) == 2)
+    if not both or len(both) == len(sides_by_cluster):
+        return
+    one = len(sides_by_cluster) - len(both)
+    raise PromptBankError(
+        f"{where} has {len(both)} cluster{'s' if len(both) != 1 else ''} holding texts of both sides (e.g. "
+        f"{both[0]!r}) and {one} holding texts of one side only: clusters are compared paired when every one "
+        "holds both sides, or permuted whole when every one holds a single side's texts, not a mix.",
+        "Give each cluster texts of one side (e.g. prefix the cluster id with the side) to permute whole "
+        "clusters, or give prompt ids (prompt_id or prompt columns) for a paired comparison.")
 
 
 def _short(text: str) -> str:

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from typing import Any
 
 import numpy as np
 
 from lmdelta.config import RunConfig
+from lmdelta.jsonvalues import finite, plain
 from lmdelta.pairdata import held_out_view, load_pair, split_prompts
 from lmdelta.records import Hypothesis
 from lmdelta.rundir import atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages import decide, propose
 from lmdelta.stats import fdr
+from lmdelta.stats.tests import smallest_p
 from lmdelta.validation import validate_all
 
-VERSION = 1
+VERSION = 2  # 2: subsample seeded by the hypothesis's content; the family's floor from each test's smallest_p
 log = logging.getLogger(__name__)
 SPLIT = "confirmation"
 HOW_TO_RUN = ("set prompts.confirmation_fraction (e.g. 0.2) to hold back that share of each group's prompts for "
@@ -100,19 +101,20 @@ def decide_replications(results: list[dict[str, Any]], hypotheses: list[Hypothes
     effect in the claimed direction.
 
     The family leaves out, before looking at any p-value, the findings that could not replicate whatever their
-    answers said: no confirmation prompt in their scope, or so few that the smallest p-value the exact sign-flip
-    can give, 2^-n, is above q. Which findings those are depends on prompt counts only, so leaving them out keeps
-    BH's guarantee for the rest and stops them diluting it (as propose skips scopes that cannot be validated).
+    answers said: no confirmation prompt in their scope, or so few that the smallest p-value their test can give
+    (`smallest_p`, stats.tests.smallest_p: 2^-n for the exact sign-flip over n prompts) is above q. Which findings
+    those are depends on prompt counts only, so leaving them out keeps BH's guarantee for the rest and stops them
+    diluting it (as propose skips scopes that cannot be validated).
     """
     notes = [_untestable(result, q) for result in results]
     family = np.flatnonzero([note is None for note in notes])
-    p = np.array([_finite(results[i].get("p_value")) for i in family], dtype=float)
+    p = np.array([finite(results[i].get("p_value")) for i in family], dtype=float)
     rejected = fdr.benjamini_hochberg(p, q) if p.size else np.zeros(0, dtype=bool)
     q_values = fdr.bh_adjusted(p) if p.size else p
-    decided = {int(i): (bool(r), _finite(v)) for i, r, v in zip(family, rejected, q_values)}
+    decided = {int(i): (bool(r), finite(v)) for i, r, v in zip(family, rejected, q_values)}
     rows = []
     for i, (result, h) in enumerate(zip(results, hypotheses)):
-        row = {"id": h.id, **{k: _plain(result.get(k)) for k in KEPT}}
+        row = {"id": h.id, **{k: plain(result.get(k)) for k in KEPT}}
         reject, row["q_value"] = decided.get(i, (False, None))
         row["replicated"] = reject and _in_direction(row["effect"], h.direction)
         row["status"] = "not testable" if notes[i] else "replicated" if row["replicated"] else "not replicated"
@@ -122,37 +124,21 @@ def decide_replications(results: list[dict[str, Any]], hypotheses: list[Hypothes
 
 
 def _in_direction(effect: Any, direction: str) -> bool:
-    value = _finite(effect)
+    value = finite(effect)
     return value is not None and (value > 0 if direction == "b>a" else value < 0)
 
 
 def _untestable(result: dict[str, Any], q: float) -> str | None:
     """Why a finding could not replicate whatever its confirmation answers said, or None."""
-    if _finite(result.get("p_value")) is None:
+    if finite(result.get("p_value")) is None:
         return "no confirmation prompt in this finding's scope has scored answers of both sides"
-    n = int(result.get("n_prompts") or 0)
-    if result.get("unit") == "prompt" and 2.0 ** -n > q:
-        return (f"on {n} confirmation prompt{'s' if n != 1 else ''} the smallest possible p-value is 2^-{n} = "
-                f"{2.0 ** -n:.2g}, above q = {q:g}; hold back more prompts (prompts.confirmation_fraction)")
+    floor = finite(result.get("smallest_p"))
+    if floor is not None and floor > q:
+        n, unit = int(result.get("n_units") or 0), result.get("unit") or "prompt"
+        shown = f"2^-{n} = {floor:.2g}" if floor == smallest_p(n) else f"1/(R+1) = {floor:.2g}"
+        return (f"on {n} confirmation {unit}{'s' if n != 1 else ''} the smallest possible p-value is {shown}, "
+                f"above q = {q:g}; hold back more prompts (prompts.confirmation_fraction)")
     return None
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _plain(value: Any) -> Any:
-    """JSON has no NaN: null instead, and plain floats instead of numpy scalars."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def load(ctx) -> list[dict[str, Any]]:

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 
 from lmdelta.config import RunConfig
+from lmdelta.jsonvalues import finite
 from lmdelta.rundir import atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages import propose, validate
 from lmdelta.stats import effects, fdr
 from lmdelta.validation import clip_to_scores
 
-VERSION = 2
+VERSION = 3  # 3: generalisation and generative families (BH each), their counts in summary.json
 
 
 def identity(ctx, config: RunConfig) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def add_family(results: list[dict[str, Any]], family: tuple[str, str], q: float)
     without that test. A family of its own: the primary decision (`validated`) never depends on it,
     and it does not enlarge the primary family's m."""
     p_field, prefix = family
-    members = [i for i, r in enumerate(results) if _is_p_value(r.get(p_field))]
+    members = [i for i, r in enumerate(results) if finite(r.get(p_field)) is not None]
     p = np.array([results[i][p_field] for i in members], dtype=float)
     rejected, adjusted = fdr.benjamini_hochberg(p, q), fdr.bh_adjusted(p)
     for result in results:
@@ -89,10 +90,6 @@ def _family_counts(results: list[dict[str, Any]], prefix: str) -> dict[str, int]
             "validated": sum(bool(r[f"{prefix}_validated"]) for r in results)}
 
 
-def _is_p_value(value: Any) -> bool:
-    return value is not None and bool(np.isfinite(value))
-
-
 def add_fcr_intervals(results: list[dict[str, Any]], alpha: float) -> None:
     """Selection-adjusted intervals for the validated findings (Benjamini & Yekutieli 2005).
 
@@ -104,7 +101,7 @@ def add_fcr_intervals(results: list[dict[str, Any]], alpha: float) -> None:
     selected; for online procedures the same level is used as an approximation. alpha is
     1 − validate.ci_level. Rows not validated get None.
     """
-    tested = sum(r.get("p_value") is not None and bool(np.isfinite(r["p_value"])) for r in results)
+    tested = sum(finite(r.get("p_value")) is not None for r in results)
     chosen = [r for r in results if r["validated"]]
     for result in results:
         result["effect_ci_fcr"], result["fcr_level"] = None, None

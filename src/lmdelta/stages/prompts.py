@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,7 @@ def select(prompts: list[Prompt], section: PromptsConfig) -> list[Prompt]:
     chosen: dict[str, Prompt] = {}
     for members in by_group.values():
         for prompt, split in zip(members, _splits(len(members), section)):
-            chosen[prompt.id] = Prompt(prompt.id, prompt.text, prompt.group, split)
+            chosen[prompt.id] = replace(prompt, split=split)
     return [chosen[p.id] for p in prompts if p.id in chosen]
 
 

@@ -16,8 +16,9 @@ from lmdelta.pairdata import PairData, load_pair, null_pair
 from lmdelta.proposers import clusters, keywords
 from lmdelta.records import Hypothesis
 from lmdelta.rundir import read_jsonl, write_jsonl
+from lmdelta.stats.tests import smallest_p
 
-VERSION = 2  # 2: the null control relabels a/b per prompt; group scopes that cannot be validated are skipped
+VERSION = 3  # 3: the null control's coin per prompt hashes its id; skipped entries say whether the pooled scope runs
 log = logging.getLogger(__name__)
 CONTROLS = {"main": "", "null": "null_"}
 UNREACHABLE = "unreachable"  # the `rule` of a group skipped because even a perfect result could not be validated
@@ -65,7 +66,7 @@ def _log_skipped(skipped_by: dict[str, list[dict[str, Any]]], config: RunConfig)
         logged |= {(s["group"], s["reason"]) for s in skipped}
         unreachable = [s for s in extra if s.get("rule") == UNREACHABLE]
         if unreachable:
-            pooled = config.propose.scopes == "both" and all(s["group"] != "all" for s in skipped)
+            pooled = all(s["pooled"] for s in unreachable)  # one comparison's entries all say the same
             log.info("%s", unreachable_line(unreachable, config.decide.q, pooled, where))
         for entry in extra:
             if entry.get("rule") != UNREACHABLE:
@@ -77,7 +78,7 @@ def unreachable_line(skipped: list[dict[str, Any]], q: float, pooled: bool, wher
     by_size: dict[tuple[int, int], list[str]] = {}
     for entry in skipped:
         by_size.setdefault((entry["n_validation_prompts"], entry["scopes"]), []).append(entry["group"])
-    sizes = "; ".join(f"{n} validation prompts, 2^-{n} = {2.0 ** -n:.2g} > {q:g} / {scopes} = {q / scopes:.2g}: "
+    sizes = "; ".join(f"{n} validation prompts, 2^-{n} = {smallest_p(n):.2g} > {q:g} / {scopes} = {q / scopes:.2g}: "
                       + ", ".join(groups) for (n, scopes), groups in by_size.items())
     cover = "the pooled scope still covers their prompts" if pooled else "no pooled scope covers their prompts"
     return (f"propose{where}: not proposing in {len(skipped)} group(s) where even a perfect result could not be "
@@ -150,11 +151,13 @@ def plan_scopes(data: PairData, config: RunConfig) -> tuple[list[str], list[dict
     if not data.shares_prompts():
         return chosen, skipped  # a text-level test's smallest p-value is not 2^-n: no such bound
     n_paired = {scope: _n_paired_prompts(data, scope) for scope in chosen if scope != "all"}
-    unreachable = unreachable_groups(n_paired, config.decide.q, pooled="all" in chosen)
+    pooled = "all" in chosen
+    unreachable = unreachable_groups(n_paired, config.decide.q, pooled)
     for scope, n_scopes in unreachable.items():
         n, q = n_paired[scope], config.decide.q
         skipped.append({"group": scope, "rule": UNREACHABLE, "n_validation_prompts": n, "scopes": n_scopes,
-                        "reason": f"{n} validation prompts: even a perfect result (p = 2^-{n} = {2.0 ** -n:.2g}) "
+                        "pooled": pooled,
+                        "reason": f"{n} validation prompts: even a perfect result (p = 2^-{n} = {smallest_p(n):.2g}) "
                                   f"would be above q / {n_scopes} = {q / n_scopes:.2g} ({n_scopes} scopes counting "
                                   f"this one), so it could not be validated"})
     return [scope for scope in chosen if scope not in unreachable], skipped
@@ -163,20 +166,21 @@ def plan_scopes(data: PairData, config: RunConfig) -> tuple[list[str], list[dict
 def unreachable_groups(n_validation: dict[str, int], q: float, pooled: bool) -> dict[str, int]:
     """Groups where even a perfect result could not be validated (2^-n > q / S), each with its S.
 
-    n is a group's number of validation prompts answered by both sides: no prompt-level sign-flip
-    p-value there falls below 2^-n (exact: the observed signs are one of 2^n; Monte Carlo: 1/(R+1)
-    is larger still). S counts the scopes proposed in, the pooled one included. Benjamini–Hochberg
-    accepts a p-value ≤ q·k/m once k of the m hypotheses are validated, and k/m = 1/S means as many
-    validations as one scope proposes on average; a group with 2^-n > q/S would need more than a
-    whole scope's worth of validations elsewhere, so proposing there buys judge calls and a larger m
-    for practically nothing. The groups kept are those with the most prompts, equal counts kept or
-    left out together, as many as pass the bound with S counting all of them: leaving a group out
-    shrinks S and so eases the bound for the rest.
+    n is a group's number of validation prompts answered by both sides: no prompt-level
+    sign-flip p-value there falls below 2^-n, stats.tests.smallest_p(n) (exact: the observed
+    signs are one of 2^n; Monte Carlo: 1/(R+1) is larger still). S counts the scopes proposed
+    in, the pooled one included. Benjamini–Hochberg accepts a p-value ≤ q·k/m once k of the m
+    hypotheses are validated, and k/m = 1/S means as many validations as one scope proposes on
+    average; a group with 2^-n > q/S would need more than a whole scope's worth of validations
+    elsewhere, so proposing there buys judge calls and a larger m for practically nothing. The
+    groups kept are those with the most prompts, equal counts kept or left out together, as many
+    as pass the bound with S counting all of them: leaving a group out shrinks S and so eases
+    the bound for the rest.
     """
     levels = sorted(set(n_validation.values()), reverse=True)
     kept_down_to = None
     for n in levels:  # the bound tightens as n falls and S grows: the first failure ends it
-        if 2.0 ** -n > q / (int(pooled) + sum(v >= n for v in n_validation.values())):
+        if smallest_p(n) > q / (int(pooled) + sum(v >= n for v in n_validation.values())):
             break
         kept_down_to = n
     return {name: int(pooled) + sum(v >= n for v in n_validation.values())

@@ -12,12 +12,13 @@ from typing import Any
 
 from lmdelta.config import RunConfig
 from lmdelta.errors import ConfigError
+from lmdelta.jsonvalues import plain
 from lmdelta.pairdata import load_pair
 from lmdelta.rundir import read_jsonl, write_jsonl
 from lmdelta.stages import propose
-from lmdelta.validation import add_baselines, validate_all
+from lmdelta.validation import add_baselines, resamples_for, validate_all
 
-VERSION = 1
+VERSION = 2  # 2: the LLM generalisation sample, clustering_warning, interval notes, smallest_p; content-seeded subsample
 log = logging.getLogger(__name__)
 
 
@@ -75,7 +76,7 @@ def run(ctx, config: RunConfig):
             add_baselines(results, pair, config.validate.seed)
         if config.validate.generative and name == "main":
             add_generative(ctx, results, hypotheses, config, session)
-        write_jsonl(ctx.dir / f"{propose.CONTROLS[name]}results.jsonl", (_clean(r) for r in results))
+        write_jsonl(ctx.dir / f"{propose.CONTROLS[name]}results.jsonl", (plain(r) for r in results))
         counts[name] = {"tested": sum(r["n_units"] > 0 for r in results), "untestable": sum(r["n_units"] == 0 for r in results)}
         log.info("validate %s: %d hypotheses tested", name, counts[name]["tested"])
         warned = _warn_once(results, warned)
@@ -134,8 +135,9 @@ def add_generative(ctx, results, hypotheses, config: RunConfig, session) -> None
     sides = {side: build_generator(getattr(config.generate, side), identities[side], config.generate.device, ctx.cache_dir)
              for side in ("a", "b")}
     try:
-        found = score_and_test(hypotheses, examples, sides["a"], sides["b"], config.validate.n_resamples,
-                               config.validate.seed)
+        # A family of its own (BH at q over the run's generative tests): the same Monte Carlo floor as the primary.
+        n_resamples = resamples_for(config.validate, len(hypotheses), config.decide.q)
+        found = score_and_test(hypotheses, examples, sides["a"], sides["b"], n_resamples, config.validate.seed)
     finally:
         for generator in sides.values():
             generator.close()
@@ -153,19 +155,6 @@ def _check_loglik_backends(config: RunConfig) -> None:
             raise ConfigError(f"validate.generative scores texts by log-likelihood under both models, but side {side} "
                               f"({model}) is served by {model.split(':')[0]}, which lmdelta cannot score.",
                               "Turn validate.generative off, or load that model with transformers (no api:/vllm: prefix).")
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN: write null instead, and plain floats instead of numpy scalars."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
 
 
 def load(ctx, control: str = "main") -> list[dict[str, Any]]:

@@ -27,6 +27,9 @@ _CHUNK_ELEMENTS = 1 << 18
 _AUC_BLOCK_ELEMENTS = 1 << 18
 
 Interval = tuple[float, float, float]
+# Values whose spread is below this share of their scale (at least 1) are equal up to rounding:
+# 0.7 - 0.4 and 0.3 - 0.0 differ by one ulp, and an interval from that "spread" has width ~1e-16.
+_SPREAD_TOL = 1e-12
 _NAN3: Interval = (float("nan"), float("nan"), float("nan"))
 _NAN = float("nan")
 
@@ -132,7 +135,7 @@ def mean_ci(d, level: float = 0.95) -> Estimate:
     mean = float(d.mean())
     if d.size == 1:
         return Estimate(mean, note="one prompt: no spread between prompts to build an interval from")
-    if np.all(d == d[0]):
+    if no_spread(d):
         return Estimate(mean, note=f"all {d.size} prompts give the same difference: no spread to build an "
                                    "interval from")
     se = float(d.std(ddof=1)) / math.sqrt(d.size)
@@ -148,7 +151,7 @@ def welch_ci(scores_a, scores_b, level: float = 0.95) -> Estimate:
     mean = float(b.mean() - a.mean())
     if a.size < 2 or b.size < 2:
         return Estimate(mean, note="a side has one text: no spread to build an interval from")
-    var_a, var_b = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    var_a, var_b = (0.0 if no_spread(x) else float(x.var(ddof=1)) / x.size for x in (a, b))
     if var_a + var_b == 0:
         return Estimate(mean, note="every text of each side scores the same: no spread to build an interval from")
     se = math.sqrt(var_a + var_b)
@@ -182,7 +185,8 @@ def clustered_welch_ci(clusters_a: Sequence, clusters_b: Sequence, level: float 
 
 
 def _clustered_mean(clusters: Sequence) -> tuple[float, float, int]:
-    """(mean over all texts, its cluster-robust variance, clusters with a text) of one side."""
+    """(mean over all texts, its cluster-robust variance, clusters with a text) of one side; the
+    variance is 0 when the cluster means are equal up to rounding."""
     found = [x for x in (_finite(c) for c in clusters) if x.size]
     if not found:
         return _NAN, _NAN, 0
@@ -191,7 +195,19 @@ def _clustered_mean(clusters: Sequence) -> tuple[float, float, int]:
     mean, count = float(sums.sum() / sizes.sum()), len(found)
     if count < 2:
         return mean, _NAN, count
+    if no_spread(sums / sizes):
+        return mean, 0.0, count
     return mean, count / (count - 1) * float(np.sum((sums - mean * sizes) ** 2)) / sizes.sum() ** 2, count
+
+
+def no_spread(values: np.ndarray) -> bool:
+    """True when the values are all equal up to rounding: their range is at most 1e-12 of the
+    largest |value| (of 1 for values below 1). Judge scores and their differences live in [-1, 1],
+    where real differences are far larger than that."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return True
+    return float(np.ptp(values)) <= _SPREAD_TOL * max(1.0, float(np.max(np.abs(values))))
 
 
 def auc(scores_b, scores_a) -> float:

@@ -97,9 +97,32 @@ def paired_signflip(d, alternative: Alternative = "greater", n_resamples: int = 
 
 
 def _signflip_method(n: int, n_resamples: int) -> str:
-    if n > 0 and 2**n <= n_resamples:
+    if is_exact(n, n_resamples):
         return f"paired_signflip(exact, 2^{n} sign vectors)"
     return f"paired_signflip(monte carlo, R={int(n_resamples)})"
+
+
+def exact_up_to(n_resamples: int) -> int:
+    """The most units whose 2^n sign vectors the sign-flip enumerates at R = n_resamples (2^n <= R)."""
+    return int(n_resamples).bit_length() - 1
+
+
+def is_exact(n: int, n_resamples: int) -> bool:
+    """Whether the sign-flip over n units enumerates every sign vector (else it draws R of them)."""
+    return 0 < n <= exact_up_to(n_resamples)
+
+
+def smallest_p(n: int, n_resamples: int | None = None) -> float:
+    """The smallest p-value the sign-flip over n units can give: 2^-n when it enumerates all 2^n
+    sign vectors (2^n <= R), 1/(R+1) when it draws R of them (then 2^n > R, so 1/(R+1) >= 2^-n).
+    Either way it is max(2^-n, 1/(R+1)); without R, 2^-n, the floor at any R."""
+    floor = 2.0 ** -n
+    return floor if n_resamples is None else max(floor, monte_carlo_floor(n_resamples))
+
+
+def monte_carlo_floor(n_resamples: int) -> float:
+    """The smallest Monte Carlo p-value, 1/(R+1): no draw as extreme as the observed statistic."""
+    return float(_monte_carlo_p(0, int(n_resamples)))
 
 
 def paired_signflip_many(D, mask=None, alternative: Alternative = "greater", n_resamples: int = 10_000,
@@ -121,7 +144,7 @@ def paired_signflip_many(D, mask=None, alternative: Alternative = "greater", n_r
         t_obs = packed.sum(axis=1) / n
     tol = _tolerance(packed, axis=1)
     p_values = np.full(n.shape, np.nan)
-    exact = (n > 0) & (n <= int(n_resamples).bit_length() - 1)  # 2^n <= R
+    exact = (n > 0) & (n <= exact_up_to(n_resamples))  # 2^n <= R
     for size in np.unique(n[exact]):
         rows = np.flatnonzero(n == size)
         blocks = _exact_sign_blocks(int(size))
