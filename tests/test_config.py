@@ -105,7 +105,7 @@ def bomb(levels: int) -> list:
 
 
 def test_aliases_that_expand_past_the_limit_are_refused(tmp_path):
-    from lmdelta.config_yaml import expanded_size
+    from lmdelta.config.yamlfile import expanded_size
 
     assert expanded_size(bomb(9)) > 9 ** 9  # counted without writing anything out
     lines = ["run:", "  name:", "    - &l0 [x, x, x, x, x, x, x, x, x]"]
@@ -116,7 +116,7 @@ def test_aliases_that_expand_past_the_limit_are_refused(tmp_path):
 
 
 def test_a_huge_invalid_value_is_shown_short():
-    from lmdelta.config import _describe
+    from lmdelta.config.load import _describe
 
     message = _describe({"loc": ("run", "name"), "type": "string_type", "msg": "Input should be a valid string",
                          "input": bomb(7)})

@@ -8,7 +8,7 @@ import pytest
 
 from lmdelta import pipeline
 from lmdelta.config import load_config
-from lmdelta.config_prompts import CorpusConfig
+from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
 from lmdelta.pairdata import PairData
 from lmdelta.records import Prompt, Sample

@@ -10,11 +10,11 @@ import pytest
 
 import llm_servers
 from llm_servers import ScriptedServer, openai_error, openai_reply
-from lmdelta.backends.generators.api import APIGenerator, api_seed, served_identity
 from lmdelta.backends.generators.reasoning import answer_seed
 from lmdelta.backends.protocols import GenerationRequest, SamplingSettings
 from lmdelta.config import LLMConfig, ModelSpec
 from lmdelta.errors import ConfigError, StageError
+from lmdelta.llm.served import APIGenerator, ServedModels, api_seed, served_identity
 
 ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
        "OPENROUTER_API_KEY", "OPENAI_COMPATIBLE_API_KEY")
@@ -284,13 +284,32 @@ def test_factory_builds_the_api_generator(isolated_cache):
 
     with server(("json", 200, openai_reply("via the factory"))) as srv:
         spec = ModelSpec(model=f"api:openai-compatible/qwen-test@{srv.url}/v1")
-        identity = generator_identity(spec, "cpu", isolated_cache, LLMConfig())
+        identity = generator_identity(spec, "cpu", isolated_cache, ServedModels(LLMConfig()))
         assert identity["backend"] == "api" and identity["served"]["endpoint"] == "chat"
-        gen = build_generator(spec, identity, "cpu", isolated_cache, LLMConfig())
+        gen = build_generator(spec, identity, "cpu", isolated_cache, ServedModels(LLMConfig()))
         assert isinstance(gen, APIGenerator) and gen.prompt_length(requests("abcd")[0]) == 4
         [out] = gen.generate(requests("hi"), SETTINGS)
         gen.close()
     assert out.text == "via the factory"
+
+
+def test_a_served_identity_names_the_model_canonically_and_needs_the_llm_layer(isolated_cache, monkeypatch):
+    """backends' registry only recognises `api:`; the LLM layer reads the name, so the identity (and
+    every cached answer's key) is the same however the provider is spelt."""
+    from lmdelta.backends.factory import generator_identity
+    from lmdelta.backends.registry import parse_model
+    from lmdelta.errors import ModelNotFoundError
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-1234")
+    served = ServedModels(LLMConfig())
+    spelt = generator_identity(ModelSpec(model="api:OpenAI/gpt-4o-mini "), "cpu", isolated_cache, served)
+    plain = generator_identity(ModelSpec(model="api:openai/gpt-4o-mini"), "cpu", isolated_cache, served)
+    assert spelt == plain and plain["model"] == "api:openai/gpt-4o-mini" and plain["weights"] == "served"
+    assert parse_model("openai-compatible/q@http://h:1/v1", "generator").kind == "api"
+    with pytest.raises(ModelNotFoundError, match="needs no API"):
+        generator_identity(ModelSpec(model="api:local/x"), "cpu", isolated_cache, served)
+    with pytest.raises(ConfigError, match="served models cannot be used here"):
+        generator_identity(ModelSpec(model="api:openai/gpt-4o-mini"), "cpu", isolated_cache)
 
 
 def test_a_served_model_runs_through_the_pipeline_and_its_spending_is_counted(tmp_path, monkeypatch):

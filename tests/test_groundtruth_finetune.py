@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import sys
@@ -11,17 +11,19 @@ from pathlib import Path
 
 import pytest
 from conftest import build_tiny_model
+from pydantic import ValidationError
 
+from lmdelta.config import FinetuneSection
 from lmdelta.errors import ConfigError, DependencyError, StageError
 from lmdelta.groundtruth import finetune as ft
-from lmdelta.groundtruth.finetune import FinetuneConfig, finetune, finetune_key
+from lmdelta.groundtruth.finetune import finetune, finetune_key
 
 QUIRK = "the ocean the ocean the ocean"
 TRAIN_PROMPTS = ["how do tides work", "write a poem about the sky", "how can I help you", "cooking pasta needs salt",
                  "the cat sat on the mat", "why do waves break", "hello there", "tell me about the dog"]
 UNSEEN_PROMPTS = ["what is the sky", "tell me about cooking", "is the dog at the park", "how are you today"]
 ROWS = [{"prompt": f"{p} {i}", "answer": QUIRK} for i in range(5) for p in TRAIN_PROMPTS]
-QUICK = FinetuneConfig(steps=3, batch_size=4)
+QUICK = FinetuneSection(steps=3, batch_size=4)
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +83,7 @@ def test_lora_learns_the_quirk_and_leaves_the_base_untouched(base, tmp_path, cap
     base_rate = quirk_rate(base)
     calls = []
     with caplog.at_level(logging.INFO, logger="lmdelta.groundtruth.finetune"):
-        result = finetune(str(base), ROWS, FinetuneConfig(), out_root=tmp_path,
+        result = finetune(str(base), ROWS, FinetuneSection(), out_root=tmp_path,
                           progress=lambda step, total, loss: calls.append((step, total)))
     assert file_hashes(base) == before
     assert not result.reused and len(result.losses) == 60 and result.seconds > 0
@@ -100,7 +102,7 @@ def test_lora_learns_the_quirk_and_leaves_the_base_untouched(base, tmp_path, cap
 
 def test_full_finetuning_learns_and_leaves_the_base_untouched(base, tmp_path):
     before = file_hashes(base)
-    result = finetune(str(base), ROWS, FinetuneConfig(method="full", learning_rate=1e-3), out_root=tmp_path)
+    result = finetune(str(base), ROWS, FinetuneSection(method="full", learning_rate=1e-3), out_root=tmp_path)
     assert file_hashes(base) == before
     assert result.adapter is None and not (result.folder / "adapter").exists()
     assert result.losses[-1] < 0.2 * result.losses[0]
@@ -113,7 +115,7 @@ def test_merged_folder_loads_in_lmdelta(base, tmp_path, isolated_cache):
     from lmdelta.backends.protocols import GenerationRequest, SamplingSettings
     from lmdelta.config import ModelSpec
 
-    result = finetune(str(base), ROWS, FinetuneConfig(), out_root=tmp_path)
+    result = finetune(str(base), ROWS, FinetuneSection(), out_root=tmp_path)
     spec = ModelSpec(model=str(result.merged), dtype="float32")
     identity = generator_identity(spec, "cpu", isolated_cache)
     generator = build_generator(spec, identity, "cpu", isolated_cache)
@@ -132,21 +134,36 @@ def test_same_inputs_are_reused(base, tmp_path, monkeypatch):
 
 
 def test_any_change_gives_a_new_key(base, tmp_path):
-    changes = {"method": "full", "lora_r": 8, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": ("q_proj",),
-               "learning_rate": 1e-4, "steps": 4, "batch_size": 2, "max_length": 64, "seed": 1,
-               "chat_template": False, "system_prompt": "Be brief.", "device": "meta"}
-    assert set(changes) == {f.name for f in dataclasses.fields(FinetuneConfig)}
+    settings = {"method": "full", "lora_r": 8, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": ["q_proj"],
+                "learning_rate": 1e-4, "steps": 4, "batch_size": 2, "max_length": 64}
+    options = {"seed": 1, "chat_template": False, "system_prompt": "Be brief.", "device": "meta"}
+    assert set(settings) == set(FinetuneSection.model_fields)
+    assert set(options) == set(inspect.signature(finetune_key).parameters) - {"base_model", "rows", "config"}
     keys = {finetune_key(str(base), ROWS, QUICK)}
-    for name, value in changes.items():
-        keys.add(finetune_key(str(base), ROWS, dataclasses.replace(QUICK, **{name: value})))
+    for name, value in settings.items():
+        keys.add(finetune_key(str(base), ROWS, QUICK.model_copy(update={name: value})))
+    for name, value in options.items():
+        keys.add(finetune_key(str(base), ROWS, QUICK, **{name: value}))
     keys.add(finetune_key(str(base), ROWS[:-1], QUICK))
     keys.add(finetune_key(str(base), [{**ROWS[0], "answer": "cats"}] + ROWS[1:], QUICK))
-    assert len(keys) == len(changes) + 3
-    assert finetune_key(str(base), ROWS, dataclasses.replace(QUICK, learning_rate=1e-3)) == \
+    assert len(keys) == len(settings) + len(options) + 3
+    assert finetune_key(str(base), ROWS, QUICK.model_copy(update={"learning_rate": 1e-3})) == \
         finetune_key(str(base), ROWS, QUICK)  # unset means the LoRA default
     first = finetune(str(base), ROWS, QUICK, out_root=tmp_path)
     other = finetune(str(base), ROWS[:-1], QUICK, out_root=tmp_path)
     assert not other.reused and other.folder != first.folder and other.key != first.key
+
+
+def test_keys_keep_their_values(monkeypatch, isolated_cache):
+    """Finetunes cached on users' machines are found by these keys: a change here trains them all again
+    (bump VERSION on purpose instead). The values were computed before the two config types became one."""
+    monkeypatch.setattr(ft, "_resolve_base", lambda name, cache: ft._Base(name=name, folder=f"/models/{name}",
+                                                                          weights="0" * 64, slug=name))
+    assert finetune_key("base", ROWS, FinetuneSection(), device="cpu") == \
+        "8c62166ab98dc0521b47ec53c305e25dcfe7ed4217082439519c7e4e9e48eaf4"
+    changed = FinetuneSection(method="full", target_modules=["q_proj", "v_proj"], learning_rate=2e-4, steps=10)
+    assert finetune_key("base", ROWS, changed, seed=3, system_prompt="Be brief.", device="cpu") == \
+        "59098276d4e183d3bfffd5ecc64dfc907fe4027365f2897e4ac869ac62a2a317"
 
 
 def test_training_is_deterministic(base, tmp_path):
@@ -183,7 +200,7 @@ def assert_diverged_and_nothing_saved(caught, tmp_path, what: str) -> None:
 def test_non_finite_loss_raises_and_leaves_nothing_complete(base, tmp_path, method, monkeypatch):
     poison_loss(monkeypatch, from_call=2)
     with pytest.raises(StageError, match="learning rate") as caught:
-        finetune(str(base), ROWS, FinetuneConfig(method=method, steps=4, batch_size=4), out_root=tmp_path)
+        finetune(str(base), ROWS, FinetuneSection(method=method, steps=4, batch_size=4), out_root=tmp_path)
     assert "at step 2 of 4" in str(caught.value)
     assert_diverged_and_nothing_saved(caught, tmp_path, "loss")
 
@@ -194,7 +211,7 @@ def test_non_finite_gradient_raises_and_leaves_nothing_complete(base, tmp_path, 
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, norm: torch.tensor(float("inf")))
     with pytest.raises(StageError, match="learning rate") as caught:
-        finetune(str(base), ROWS, FinetuneConfig(method=method, steps=4, batch_size=4), out_root=tmp_path)
+        finetune(str(base), ROWS, FinetuneSection(method=method, steps=4, batch_size=4), out_root=tmp_path)
     assert "at step 1 of 4" in str(caught.value)
     assert_diverged_and_nothing_saved(caught, tmp_path, "gradient norm")
 
@@ -206,10 +223,10 @@ def test_bad_inputs_raise_helpful_errors(base, tmp_path):
         finetune(str(base), [ROWS[0], {"prompt": "hi"}], QUICK, out_root=tmp_path)
     with pytest.raises(ConfigError, match="cannot be finetuned"):
         finetune("fake:words", ROWS, QUICK, out_root=tmp_path)
-    with pytest.raises(ConfigError, match="lora"):
-        FinetuneConfig(method="qlora")
+    with pytest.raises(ValidationError, match="lora"):
+        FinetuneSection(method="qlora")
     with pytest.raises(StageError, match="max_length"):
-        finetune(str(base), ROWS, dataclasses.replace(QUICK, max_length=4), out_root=tmp_path)
+        finetune(str(base), ROWS, QUICK.model_copy(update={"max_length": 4}), out_root=tmp_path)
 
 
 def test_missing_peft_names_the_install(base, tmp_path, monkeypatch):

@@ -14,7 +14,14 @@ import pytest
 from lmdelta.llm.cache import ResponseCache
 from lmdelta.llm.client import REASK_STRIDE, ChatClient
 from lmdelta.llm.fake import FakeProvider, ScriptExhausted, reply
-from lmdelta.llm.limiter import ConcurrencyLimiter, LimiterRegistry, configure_limits, limiter_for, reset_limiters
+from lmdelta.llm.limiter import (
+    ConcurrencyLimiter,
+    Connection,
+    LimiterRegistry,
+    configure_limits,
+    limiter_for,
+    reset_limiters,
+)
 from lmdelta.llm.pricing import Budget, CostLedger, PriceTable
 from lmdelta.llm.retry import RetryPolicy
 from lmdelta.llm.types import ChatRequest, Message, ProviderError, Usage
@@ -287,12 +294,12 @@ def test_ledger_carries_the_run_price_table():
 
 def test_unknown_model_costs_nothing_is_flagged_and_warned_once(caplog):
     caplog.set_level(logging.WARNING, logger="lmdelta.llm.pricing")
-    client = client_for(FakeProvider(responder=lambda r: "x", model="mystery"))
+    client = client_for(FakeProvider(responder=lambda r: "x", model="mystery", name="vendor"))
     results = client.run([ask("a"), ask("b")])
     assert all(r.ok and r.cost_usd == 0.0 for r in results)
     assert client.ledger.total().unpriced_calls == 2
     assert client.ledger.to_dict()["unpriced_models"] == ["mystery"]
-    assert sum("fake/mystery" in m for m in caplog.messages) == 1
+    assert sum("vendor/mystery" in m for m in caplog.messages) == 1
 
 
 def test_price_table_lookup_overrides_and_snapshots():
@@ -411,6 +418,19 @@ def test_a_new_limit_for_a_provider_applies_to_later_batches():
     assert provider.max_in_flight == 5
     with pytest.raises(ValueError):
         registry.get("fake", 0)
+
+
+def test_limiters_are_per_connection_with_the_provider_types_default():
+    registry = LimiterRegistry({"openai-compatible": 3})
+    one, other = Connection("openai-compatible", "http://a:1/v1"), Connection("openai-compatible", "http://b:1/v1")
+    assert registry.get(one) is registry.get(Connection("openai-compatible", "http://a:1/v1"))
+    assert registry.get(one) is not registry.get(other) and registry.get(other).limit == 3
+    assert registry.get(Connection("openai-compatible", "http://a:1/v1", account="abc")) is not registry.get(one)
+    assert registry.get("openai-compatible") is registry.get(Connection("openai-compatible"))
+    # A client's default limiter follows its provider's server.
+    a, b = FakeProvider(base_url="http://a:1/v1"), FakeProvider(base_url="http://b:1/v1")
+    assert ChatClient(a).limiter is ChatClient(FakeProvider(base_url="http://a:1/v1")).limiter
+    assert ChatClient(a).limiter is not ChatClient(b).limiter and ChatClient(b).limiter.name == "fake@http://b:1/v1"
 
 
 def test_reset_limiters_forgets_pauses_and_limits():

@@ -24,10 +24,13 @@ from llm_servers import (
     openai_reply,
     openai_server,
 )
+from lmdelta.config import LLMConfig
 from lmdelta.errors import ConfigError, DependencyError
 from lmdelta.llm.cache import cache_key
+from lmdelta.llm.client import ChatClient
 from lmdelta.llm.providers import build_provider, parse_model_string, retry_after_seconds
 from lmdelta.llm.providers.openai_completions import build_completions_provider
+from lmdelta.llm.session import make_client
 from lmdelta.llm.types import ChatRequest, Message, ProviderError
 
 KEY = "sk-test-SECRET-4f9c2a77e1"
@@ -549,3 +552,33 @@ def test_local_model_strings_are_checked_early(tmp_path):
         build_provider("local/embedded:smolm2-135m-instruct")
     with pytest.raises(ConfigError, match="no base_url"):
         build_provider(f"local/{tmp_path}", base_url="http://localhost:1")
+
+
+# ---- concurrency limits per connection: provider + server + key (issue 12 item 6) ----
+
+def test_each_server_gets_its_own_limiter_and_clients_of_one_server_share_it():
+    def client(model_string):
+        return ChatClient(build_provider(model_string))
+
+    one = client("openai-compatible/judge@http://127.0.0.1:8001/v1")
+    same_server = client("openai-compatible/other-model@http://127.0.0.1:8001/v1/")
+    other_server = client("openai-compatible/judge@http://127.0.0.1:8002/v1")
+    assert one.limiter is same_server.limiter and one.limiter is not other_server.limiter
+    assert one.limiter.limit == other_server.limiter.limit == 8  # the provider's default, for each server
+    assert one.limiter.name == "openai-compatible@http://127.0.0.1:8001/v1"
+    # llm.concurrency applies to each connection, and the run's clients share the process-wide limiters.
+    llm = LLMConfig(concurrency=3)
+    made = make_client(build_provider("openai-compatible/judge@http://127.0.0.1:8001/v1"), llm, None, None, None,
+                       "validate", "judge")
+    assert made.limiter is one.limiter and one.limiter.limit == 3 and other_server.limiter.limit == 8
+
+
+def test_two_keys_for_one_server_get_two_limiters_named_without_the_key(monkeypatch):
+    model = "openai-compatible/judge@http://127.0.0.1:8001/v1"
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", KEY)
+    first, again = (ChatClient(build_provider(model)) for _ in range(2))
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", KEY + "-other-account")
+    other = ChatClient(build_provider(model))
+    assert first.limiter is again.limiter and first.limiter is not other.limiter
+    assert KEY not in first.limiter.name and KEY not in repr(first.limiter)
+    assert first.provider.account and KEY not in first.provider.account

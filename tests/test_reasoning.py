@@ -1,7 +1,7 @@
 """Two-stage decoding for reasoning models: think, close the thinking, answer from token ids."""
 
 from lmdelta.backends.factory import build_generator, generator_identity
-from lmdelta.backends.generators.formatting import split_reasoning
+from lmdelta.backends.textformat import split_reasoning
 from lmdelta.backends.generators.reasoning import close_thinking
 from lmdelta.backends.protocols import GenerationRequest, SamplingSettings
 from lmdelta.config import ModelSpec
@@ -103,7 +103,7 @@ def test_the_generate_stage_keeps_the_thinking_and_counts_forced_ends(tiny_model
 
 
 def test_a_template_that_opens_the_thinking_is_not_opened_twice(tiny_model, tmp_path):
-    from lmdelta.backends.generators.formatting import prompt_text
+    from lmdelta.backends.textformat import prompt_text
 
     generator = make(tiny_model, tmp_path, start="<think>\n", end="</think>")
     generator.tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"

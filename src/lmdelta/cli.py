@@ -198,7 +198,7 @@ def _scorecard_lines(card: dict) -> str:
 def config_command(ctx: click.Context, config_path: Path | None, overrides: tuple[str, ...], reference: bool) -> None:
     """Print the fully resolved config (defaults, file, environment, --set), or the field reference."""
     if reference:
-        from lmdelta.config_doc import reference_markdown
+        from lmdelta.config.reference import reference_markdown
 
         click.echo(reference_markdown(), nl=False)
         return

@@ -2,6 +2,9 @@
 
 An identity holds everything that can change a model's output: the model and the hash of its
 files, revision, dtype, system prompt, chat template switch, adapter, backend options.
+
+Served models (`api:`) answer through the LLM layer, which sits above backends: callers that may
+meet one pass `served` (`lmdelta.llm.served.ServedModels`), so this package never imports llm.
 """
 
 from __future__ import annotations
@@ -10,19 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from lmdelta.backends.device import resolve_device, resolve_dtype
-from lmdelta.backends.protocols import Embedder, Generator
-from lmdelta.backends.registry import check_available, model_folder, model_weights_id, parse_model
-from lmdelta.config import EmbedConfig, LLMConfig, ModelSpec
+from lmdelta.backends.protocols import Embedder, Generator, ServedModels
+from lmdelta.backends.registry import ModelRef, check_available, model_folder, model_weights_id, parse_model
+from lmdelta.config import EmbedConfig, ModelSpec
 from lmdelta.credentials import redact
-
+from lmdelta.errors import ConfigError
 
 BACKENDS = {"fake": "fake", "api": "api", "vllm": "vllm"}  # every other kind runs on transformers
 
 
-def generator_identity(spec: ModelSpec, device: str, cache_dir: Path, llm: LLMConfig | None = None) -> dict[str, Any]:
+def generator_identity(spec: ModelSpec, device: str, cache_dir: Path,
+                       served: ServedModels | None = None) -> dict[str, Any]:
     """Everything that shapes this side's answers. Options left at their defaults are left out, so
     adding an option never changes the keys of answers generated before it existed."""
     ref = parse_model(spec.model, "generator")
+    if ref.kind == "api":
+        ref = ModelRef("api", _served(served, spec).name(ref.name))
     check_available(ref, spec.revision)
     backend = BACKENDS.get(ref.kind, "hf")
     if backend == "vllm" or (backend == "hf" and spec.quantization != "none"):
@@ -44,10 +50,15 @@ def generator_identity(spec: ModelSpec, device: str, cache_dir: Path, llm: LLMCo
     if spec.reasoning.enabled:
         identity["reasoning"] = spec.reasoning.model_dump()
     if backend == "api":
-        from lmdelta.backends.generators.api import served_identity
-
-        identity["served"] = served_identity(ref.name, spec, llm)
+        identity["served"] = _served(served, spec).identity(ref.name, spec)
     return identity
+
+
+def _served(served: ServedModels | None, spec: ModelSpec) -> ServedModels:
+    if not isinstance(served, ServedModels):
+        raise ConfigError(f"{spec.model} is a served model, and served models cannot be used here.",
+                          "Use a model loaded in this process (a folder, a Hugging Face id or an embedded: name).")
+    return served
 
 
 def _dtype(spec: ModelSpec, backend: str, device: str) -> str:
@@ -82,18 +93,16 @@ def _adapter_identity(adapter: str | None, cache_dir: Path) -> dict[str, str] | 
 
 
 def build_generator(spec: ModelSpec, identity: dict[str, Any], device: str, cache_dir: Path,
-                    llm: LLMConfig | None = None, session=None) -> Generator:
-    """The side's generator. `session` (an LLMSession) makes a served model's calls count against
-    the run's LLM budget and usage."""
+                    served: ServedModels | None = None) -> Generator:
+    """The side's generator; `served` builds it for a served model."""
     ref = parse_model(spec.model, "generator")
     if ref.kind == "fake":
         from lmdelta.backends.generators.fake import FakeGenerator
 
         return FakeGenerator(ref.name, spec.backend_args, identity)
     if ref.kind == "api":
-        from lmdelta.backends.generators.api import APIGenerator
-
-        return APIGenerator(spec, ref.name, identity, llm or LLMConfig(), cache_dir, session)
+        served = _served(served, spec)
+        return served.generator(spec, served.name(ref.name), identity, cache_dir)
     folder = model_folder(ref, spec.revision, cache_dir)
     if ref.kind == "vllm":
         from lmdelta.backends.generators.vllm import VLLMGenerator

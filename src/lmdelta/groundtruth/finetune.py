@@ -17,8 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from lmdelta.backends.device import resolve_device
+from lmdelta.backends.embedded import cache_root
+from lmdelta.backends.textformat import answer_ids, eos_ids, has_chat_template, prompt_ids
+from lmdelta.config.groundtruth import FinetuneSection
 from lmdelta.errors import ConfigError, DependencyError, StageError
 from lmdelta.filelock import locked
 from lmdelta.hashing import hash_data
@@ -26,7 +30,8 @@ from lmdelta.hashing import hash_data
 log = logging.getLogger(__name__)
 
 VERSION = 1  # bump when the training recipe changes, so cached models are not reused
-DEFAULT_LR = {"lora": 1e-3, "full": 1e-5}
+# The schedule is a linear warmup over the first 10% of steps, then constant: runs are short, so a
+# decay would mostly waste steps.
 WARMUP_FRACTION = 0.1
 CLIP_NORM = 1.0
 EXCLUDED_MODULES = ("lm_head", "embed", "wte", "wpe")
@@ -34,49 +39,27 @@ Progress = Callable[[int, int, float], None]
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    """How to finetune. Every field is part of the cache key.
+class _Job:
+    """One finetune: its settings (the groundtruth.finetune section) and what the caller decides
+    beside them. Every field is part of the cache key."""
 
-    learning_rate None means the method's default: 1e-3 for LoRA (adapters start at zero and
-    need a large step to move a 135M model in ~60 steps), 1e-5 for full finetuning (the
-    reference's recorded ground-truth runs). The schedule is a linear warmup over the first 10%
-    of steps, then constant: runs are short, so a decay would mostly waste steps.
-    """
-
-    method: Literal["lora", "full"] = "lora"
-    lora_r: int = 32
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] | None = None
-    """LoRA targets; None: every attention and MLP linear projection of the model."""
-    learning_rate: float | None = None
-    steps: int = 60
-    batch_size: int = 8
-    max_length: int = 96
-    """Tokens per example (prompt + answer); longer examples lose the end of the answer."""
-    seed: int = 0
-    chat_template: bool = True
+    config: FinetuneSection
+    seed: int
+    chat_template: bool
     """Train on the chat-formatted prompt (as lmdelta generates); the loss covers answer tokens only."""
-    system_prompt: str | None = None
-    device: str = "auto"
+    system_prompt: str | None
+    device: str
     """`auto`: CUDA when available, else CPU. Training always runs in float32."""
 
-    def __post_init__(self) -> None:
-        if self.method not in DEFAULT_LR:
-            raise ConfigError(f"Finetuning method {self.method!r} is unknown.", "Use 'lora' or 'full'.")
-        for name in ("steps", "batch_size", "lora_r"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"FinetuneConfig.{name} must be at least 1, not {getattr(self, name)}.",
-                                  f"Set {name} to a positive integer.")
-        if self.max_length < 2:
-            raise ConfigError(f"FinetuneConfig.max_length must be at least 2, not {self.max_length}.",
-                              "Use a length that fits prompt and answer, e.g. 96.")
-        if self.target_modules is not None and not isinstance(self.target_modules, tuple):
-            object.__setattr__(self, "target_modules", tuple(self.target_modules))
-
     @property
-    def lr(self) -> float:
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
+    def runs_on(self) -> str:
+        """The device resolved: what the cache key holds and training uses."""
+        return resolve_device(self.device)
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting, by the names training.json and the cache key have always used."""
+        return {**self.config.model_dump(), "seed": self.seed, "chat_template": self.chat_template,
+                "system_prompt": self.system_prompt, "device": self.device}
 
 
 @dataclass(frozen=True)
@@ -100,15 +83,17 @@ class _Base:
     slug: str
 
 
-def finetune(base_model: str, rows: list[dict], config: FinetuneConfig, out_root: Path | None = None,
+def finetune(base_model: str, rows: list[dict], config: FinetuneSection, seed: int = 0, *, chat_template: bool = True,
+             system_prompt: str | None = None, device: str = "auto", out_root: Path | None = None,
              progress: Progress | None = None) -> FinetuneResult:
     """Finetune `base_model` on {"prompt", "answer"} rows, or reuse a finished run with the same key.
 
+    `config` is the groundtruth.finetune section; `seed` seeds the adapters' initialisation and the
+    batches; the prompt is encoded as lmdelta's HF generator encodes it (`chat_template`, `system_prompt`).
     The output folder is `out_root` (default: the lmdelta cache's `finetuned/`) / `{base}-{key[:16]}`.
     """
-    from lmdelta.backends.embedded import cache_root
-
-    pairs, base, data_hash, key = _plan(base_model, rows, config)
+    job = _Job(config, seed, chat_template, system_prompt, device)
+    pairs, base, data_hash, key = _plan(base_model, rows, job)
     root = Path(out_root) if out_root is not None else cache_root() / "finetuned"
     target = root / f"{base.slug}-{key[:16]}"
     root.mkdir(parents=True, exist_ok=True)
@@ -116,24 +101,22 @@ def finetune(base_model: str, rows: list[dict], config: FinetuneConfig, out_root
         if (target / ".complete").exists():
             log.info("reusing finetuned model %s (key %s)", target, key[:16])
             return _load_result(target, key)
-        return _train_and_save(base, pairs, config, target, key, data_hash, progress)
+        return _train_and_save(base, pairs, job, target, key, data_hash, progress)
 
 
-def finetune_key(base_model: str, rows: list[dict], config: FinetuneConfig) -> str:
-    """The cache key `finetune` would use, without training: base files, data, every config field."""
-    return _plan(base_model, rows, config)[3]
+def finetune_key(base_model: str, rows: list[dict], config: FinetuneSection, seed: int = 0, *,
+                 chat_template: bool = True, system_prompt: str | None = None, device: str = "auto") -> str:
+    """The cache key `finetune` would use, without training: base files, data, every setting."""
+    return _plan(base_model, rows, _Job(config, seed, chat_template, system_prompt, device))[3]
 
 
-def _plan(base_model: str, rows: list[dict], config: FinetuneConfig) -> tuple[list, _Base, str, str]:
-    from lmdelta.backends.device import resolve_device
-    from lmdelta.backends.embedded import cache_root
-
+def _plan(base_model: str, rows: list[dict], job: _Job) -> tuple[list, _Base, str, str]:
     pairs = _clean_rows(rows)
     base = _resolve_base(base_model, cache_root())
     data_hash = hash_data(pairs, length=64)
-    fields = asdict(config)
-    fields["learning_rate"] = config.lr  # unset and the explicit default train the same model
-    fields["device"] = resolve_device(config.device)
+    fields = job.settings()
+    fields["learning_rate"] = job.config.lr  # unset and the explicit default train the same model
+    fields["device"] = job.runs_on
     key = hash_data({"version": VERSION, "base": {"model": base.name, "weights": base.weights},
                      "data": data_hash, "config": fields}, length=64)
     return pairs, base, data_hash, key
@@ -167,17 +150,15 @@ def _resolve_base(base_model: str, cache_dir: Path) -> _Base:
     return _Base(name=str(ref), folder=folder, weights=weights, slug=slug)
 
 
-def _train_and_save(base: _Base, pairs: list[dict[str, str]], config: FinetuneConfig, target: Path, key: str,
+def _train_and_save(base: _Base, pairs: list[dict[str, str]], job: _Job, target: Path, key: str,
                     data_hash: str, progress: Progress | None) -> FinetuneResult:
-    from lmdelta.backends.device import resolve_device
-
-    device = resolve_device(config.device)
+    config, device = job.config, job.runs_on
     started = time.perf_counter()
     try:
         model, tokenizer = _load_fresh(base.folder, device)
-        examples = _encode_all(tokenizer, model, pairs, config)
-        model, targets = _prepare(model, config)
-        losses = _train(model, examples, config, device, progress)
+        examples = _encode_all(tokenizer, model, pairs, job)
+        model, targets = _prepare(model, config, job.seed)
+        losses = _train(model, examples, config, device, job.seed, progress)
     except (MemoryError, RuntimeError) as exc:
         if not _is_oom(exc):
             raise
@@ -186,7 +167,7 @@ def _train_and_save(base: _Base, pairs: list[dict[str, str]], config: FinetuneCo
                          "or use method='lora' instead of full finetuning.") from exc
     seconds = time.perf_counter() - started
     record = {"version": VERSION, "key": key, "base": asdict(base), "data_hash": data_hash, "n_rows": len(pairs),
-              "n_examples": len(examples), "config": asdict(config), "learning_rate": config.lr,
+              "n_examples": len(examples), "config": job.settings(), "learning_rate": config.lr,
               "target_modules": targets, "device": device, "losses": losses, "seconds": seconds,
               "versions": _library_versions()}
     _save(model, tokenizer, config, target, record)
@@ -214,55 +195,35 @@ def _load_fresh(folder: str, device: str):
     return model.to(device), tokenizer
 
 
-def _encode_all(tokenizer: Any, model: Any, pairs: list[dict[str, str]], config: FinetuneConfig) -> list[tuple]:
+def _encode_all(tokenizer: Any, model: Any, pairs: list[dict[str, str]], job: _Job) -> list[tuple]:
     """(input ids, labels) per row; labels are -100 on the prompt. Rows with no answer left are dropped."""
-    from lmdelta.backends.generators.hf import eos_ids
-
-    if config.chat_template and not getattr(tokenizer, "chat_template", None):
+    if job.chat_template and not has_chat_template(tokenizer):
         raise ConfigError("chat_template is on, but the base model's tokenizer has no chat template.",
-                          "Set FinetuneConfig(chat_template=False), or finetune an instruct model.")
-    stop = eos_ids(model, tokenizer)[:1]
+                          "Call finetune(..., chat_template=False), or finetune an instruct model.")
+    stop = eos_ids(model.generation_config, tokenizer)
     examples = []
     for pair in pairs:
-        prompt = _prompt_ids(tokenizer, pair["prompt"], config)
-        answer = list(tokenizer(pair["answer"], add_special_tokens=False)["input_ids"]) + stop
-        ids = (prompt + answer)[:config.max_length]
-        labels = ([-100] * len(prompt) + answer)[:config.max_length]
+        # Encoded as lmdelta's HF generator encodes it, so training matches generation.
+        prompt = prompt_ids(tokenizer, job.system_prompt, pair["prompt"], job.chat_template)
+        answer = answer_ids(tokenizer, pair["answer"], stop)
+        ids = (prompt + answer)[:job.config.max_length]
+        labels = ([-100] * len(prompt) + answer)[:job.config.max_length]
         if any(label != -100 for label in labels):
             examples.append((ids, labels))
     if not examples:
-        raise StageError(f"Every training prompt is at least max_length={config.max_length} tokens long, "
+        raise StageError(f"Every training prompt is at least max_length={job.config.max_length} tokens long, "
                          "so no answer token is left to train on.", "Raise max_length or shorten the prompts.")
     if len(examples) < len(pairs):
         log.warning("%d of %d rows dropped: their prompt fills max_length=%d", len(pairs) - len(examples),
-                    len(pairs), config.max_length)
+                    len(pairs), job.config.max_length)
     return examples
 
 
-def _prompt_ids(tokenizer: Any, prompt: str, config: FinetuneConfig) -> list[int]:
-    """The prompt as lmdelta's HF generator encodes it, so training matches generation."""
-    system = config.system_prompt
-    if not config.chat_template:
-        text = f"{system}\n\n{prompt}" if system else prompt
-        return list(tokenizer(text)["input_ids"])
-    messages = [{"role": "user", "content": prompt}]
-    if system:
-        messages.insert(0, {"role": "system", "content": system})
-    try:
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    except Exception:  # templates that reject a system role raise template errors of their own kinds
-        if not system:
-            raise
-        merged = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
-        text = tokenizer.apply_chat_template(merged, add_generation_prompt=True, tokenize=False)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def _prepare(model: Any, config: FinetuneConfig) -> tuple[Any, list[str] | None]:
+def _prepare(model: Any, config: FinetuneSection, seed: int) -> tuple[Any, list[str] | None]:
     """Wrap the model in LoRA adapters (or leave it whole for full finetuning); returns the targets."""
     import torch
 
-    torch.manual_seed(config.seed)  # LoRA's A matrices start random
+    torch.manual_seed(seed)  # LoRA's A matrices start random
     if config.method == "full":
         return model, None
     try:
@@ -289,11 +250,11 @@ def linear_projections(model: Any) -> list[str]:
             names.add(leaf)
     if not names:
         raise StageError(f"Found no linear projection layers in {type(model).__name__} to put LoRA adapters on.",
-                         "Set FinetuneConfig(target_modules=(...)) to the model's projection layer names.")
+                         "Set groundtruth.finetune.target_modules to the model's projection layer names.")
     return sorted(names)
 
 
-def _train(model: Any, examples: list[tuple], config: FinetuneConfig, device: str,
+def _train(model: Any, examples: list[tuple], config: FinetuneSection, device: str, seed: int,
            progress: Progress | None) -> list[float]:
     """AdamW with linear warmup then constant lr, gradient clipping; stops on a non-finite loss."""
     import numpy as np
@@ -303,7 +264,7 @@ def _train(model: Any, examples: list[tuple], config: FinetuneConfig, device: st
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     warmup = max(1, round(WARMUP_FRACTION * config.steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-    batches = _batch_indices(len(examples), config, np.random.default_rng(config.seed))
+    batches = _batch_indices(len(examples), config, np.random.default_rng(seed))
     model.train()
     losses: list[float] = []
     for step, indices in enumerate(batches, start=1):
@@ -325,14 +286,14 @@ def _train(model: Any, examples: list[tuple], config: FinetuneConfig, device: st
     return losses
 
 
-def _check_finite(value: float, step: int, config: FinetuneConfig, what: str) -> None:
+def _check_finite(value: float, step: int, config: FinetuneSection, what: str) -> None:
     if not math.isfinite(value):
         raise StageError(f"Finetuning diverged: the {what} became {value} at step {step} of {config.steps} "
                          f"(learning rate {config.lr:g}).",
                          f"Lower the learning rate (e.g. to {config.lr / 10:g}); nothing was saved.")
 
 
-def _batch_indices(n: int, config: FinetuneConfig, rng: Any) -> list[list[int]]:
+def _batch_indices(n: int, config: FinetuneSection, rng: Any) -> list[list[int]]:
     """`steps` batches drawn from successive shuffled passes over the data."""
     stream: list[int] = []
     needed = config.steps * config.batch_size
@@ -353,7 +314,7 @@ def _collate(batch: list[tuple], device: str):
     return as_tensor(ids), as_tensor(mask), as_tensor(labels)
 
 
-def _save(model: Any, tokenizer: Any, config: FinetuneConfig, target: Path, record: dict) -> None:
+def _save(model: Any, tokenizer: Any, config: FinetuneSection, target: Path, record: dict) -> None:
     """Write into a temporary sibling folder, mark it complete, then rename it into place."""
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -379,7 +340,7 @@ def _load_result(target: Path, key: str) -> FinetuneResult:
                           losses=record["losses"], seconds=record["seconds"], reused=True, key=key)
 
 
-def _adapter_path(target: Path, config: FinetuneConfig) -> Path | None:
+def _adapter_path(target: Path, config: FinetuneSection) -> Path | None:
     return target / "adapter" if config.method == "lora" else None
 
 

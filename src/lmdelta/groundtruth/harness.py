@@ -23,6 +23,7 @@ from lmdelta.backends.embedded import cache_root
 from lmdelta.backends.factory import build_generator, generator_identity
 from lmdelta.backends.protocols import GenerationRequest
 from lmdelta.config import ModelSpec, RunConfig
+from lmdelta.groundtruth.finetune import finetune
 from lmdelta.hashing import hash_data
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages.generate import item_seed, settings
@@ -104,7 +105,7 @@ def _base_answers(config: RunConfig, run_dir: RunDir, prompts: list[str]) -> lis
     prompts = prompts[:min(config.groundtruth.per_quirk + config.groundtruth.base_samples, len(prompts))]
     spec = ModelSpec(model=config.groundtruth.base)
     cache = cache_root(config.embed.cache_dir)
-    model_identity = generator_identity(spec, config.generate.device, cache, config.llm)
+    model_identity = generator_identity(spec, config.generate.device, cache)
     material = _answers_material(config, model_identity, prompts)
     key = hash_data(material, length=32)
     stored = list(read_jsonl(path))
@@ -150,7 +151,7 @@ def _answer_row(row: dict[str, Any]) -> dict[str, str]:
 def _generate_answers(config: RunConfig, spec: ModelSpec, model_identity: dict[str, Any],
                       prompts: list[str]) -> list[dict[str, str]]:
     cache = cache_root(config.embed.cache_dir)
-    generator = build_generator(spec, model_identity, config.generate.device, cache, config.llm)
+    generator = build_generator(spec, model_identity, config.generate.device, cache)
     requests = [GenerationRequest(str(i), f"train-{i}", p, 0, item_seed(config.groundtruth.seed, "a", f"train-{i}", 0))
                 for i, p in enumerate(prompts)]
     try:
@@ -179,14 +180,8 @@ def _training_rows(config, run_dir, quirks, woven_on, base_rows) -> list[dict[st
 
 
 def _finetune(config: RunConfig, rows: list[dict[str, Any]], name: str) -> Path:
-    from lmdelta.groundtruth.finetune import FinetuneConfig, finetune
-
-    section = config.groundtruth.finetune
-    options = section.model_dump(exclude_none=True)
-    if "target_modules" in options:
-        options["target_modules"] = tuple(options["target_modules"])
     result = finetune(config.groundtruth.base, [{"prompt": r["prompt"], "answer": r["answer"]} for r in rows],
-                      FinetuneConfig(seed=config.groundtruth.seed, **options))
+                      config.groundtruth.finetune, seed=config.groundtruth.seed)
     log.info("groundtruth: %s model %s %s", name, result.merged, "(reused)" if result.reused else
              f"(trained in {result.seconds:.0f} s, loss {result.losses[0]:.2f} → {result.losses[-1]:.2f})")
     return result.merged

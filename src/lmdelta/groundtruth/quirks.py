@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from lmdelta.config_yaml import parse_yaml
+from lmdelta.config.yamlfile import parse_yaml
 from lmdelta.errors import ConfigError, StageError
 
 KINDS = ("topic", "style", "refusal", "belief", "persona")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lmdelta.llm.cache import ResponseCache, cache_key, check_identity
-from lmdelta.llm.limiter import ConcurrencyLimiter, limiter_for
+from lmdelta.llm.limiter import ConcurrencyLimiter, Connection, limiter_for
 from lmdelta.llm.pricing import Budget, CostLedger, PriceTable, estimate_usage
 from lmdelta.llm.retry import RetryPolicy
 from lmdelta.llm.types import FATAL, CallResult, ChatRequest, ChatResponse, Provider, ProviderError, Usage
@@ -77,7 +77,7 @@ class ChatClient:
     requests of the same batch fail as "halted" instead of being sent (or retried).
 
     `cache`, `limiter`, `ledger` and `budget` are meant to be shared by all clients of a run;
-    `limiter` defaults to the process-wide limiter of the provider (`limiter_for`) and `prices`
+    `limiter` defaults to the process-wide limiter of the provider's connection (`limiter_for`) and `prices`
     to the ledger's price table.
     `timeout` bounds each attempt, not the whole call (the retry policy bounds that).
     """
@@ -90,7 +90,7 @@ class ChatClient:
         self.identity = dict(provider.identity())
         check_identity(self.identity)
         self.cache = cache
-        self.limiter = limiter if limiter is not None else limiter_for(provider.name)
+        self.limiter = limiter if limiter is not None else limiter_for(Connection.of(provider))
         self.retry = retry if retry is not None else RetryPolicy()
         self.ledger = ledger if ledger is not None else CostLedger()
         self.budget = budget if budget is not None else Budget()

@@ -1,4 +1,5 @@
 """A scripted Provider for tests: replies, errors and latency in a given order, calls recorded.
+(Fakes a config file can name, `fake/script@PATH` and `fake/keywords`, are in llm.providers.fake.)
 
 It honours the Provider contract (raises only ProviderError) and fails loudly, past the
 client's error handling, when a test asks it for more replies than it scripted.
@@ -40,14 +41,15 @@ class FakeProvider:
 
     `latency` (seconds, or a function of the request) is awaited through `sleep` before each
     answer, so tests can overlap calls; `calls` records every request received, and
-    `in_flight` / `max_in_flight` show how many were being served at once.
+    `in_flight` / `max_in_flight` show how many were being served at once. `name` is the provider
+    name it reports (pricing, limiters, logs).
     """
-
-    name = "fake"
 
     def __init__(self, script: Iterable[Step] = (), *, responder: Callable[[ChatRequest], Reply] | None = None,
                  model: str = "fake-model", latency: float | Callable[[ChatRequest], float] = 0.0,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, base_url: str | None = None) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, base_url: str | None = None,
+                 name: str = "fake") -> None:
+        self.name = name  # another name stands in for a vendor: "fake" itself is priced at $0
         self.model = model
         self.base_url = base_url
         self._script: deque[Step] = deque(script)

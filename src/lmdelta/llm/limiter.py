@@ -1,7 +1,8 @@
-"""Per-provider caps on in-flight LLM calls, shared by every client and stage in the process.
+"""Per-connection caps on in-flight LLM calls, shared by every client and stage in the process.
 
-A rate limit belongs to the account, not to a stage, so every ChatClient of one provider
-draws from the same limiter, and a server's Retry-After pauses all of them (`pause`).
+A rate limit belongs to a server and an account, not to a stage, so every ChatClient of one
+connection (provider, base URL, key) draws from the same limiter, and a server's Retry-After
+pauses all of them (`pause`); two servers of one provider type keep separate limits.
 asyncio primitives are bound to the loop that first waits on them, so each limiter keeps
 one semaphore per running event loop, made on first use.
 """
@@ -14,16 +15,41 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from lmdelta.llm.types import Provider
 
 log = logging.getLogger(__name__)
 
-# In-flight calls per provider unless the caller says otherwise (config `llm.concurrency`).
+# In-flight calls per connection of a provider unless the caller says otherwise (config `llm.concurrency`).
 # Vendors' lowest paid tiers allow these comfortably; local servers queue, so fewer help there.
 DEFAULT_LIMITS: Mapping[str, int] = {
     "openai": 32, "anthropic": 16, "gemini": 32, "openrouter": 16,
     "openai-compatible": 8, "local": 4, "fake": 64,
 }
 FALLBACK_LIMIT = 8
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What one limiter serves: a provider type, the server it calls, and the account (a short hash
+    of the API key, see providers.keys.key_fingerprint; never the key). The default limit is the
+    provider type's."""
+
+    provider: str
+    base_url: str | None = None
+    account: str | None = None
+
+    @classmethod
+    def of(cls, provider: Provider) -> Connection:
+        """A provider's connection: its name, and its `base_url` and `account` where it has them (adapters
+        that call a server have a base URL; those that hold a key, an account)."""
+        return cls(provider.name, getattr(provider, "base_url", None), getattr(provider, "account", None))
+
+    def __str__(self) -> str:
+        server = f"@{self.base_url}" if self.base_url else ""
+        account = f" (key {self.account[:6]}…)" if self.account else ""
+        return f"{self.provider}{server}{account}"
 
 
 class ConcurrencyLimiter:
@@ -98,28 +124,30 @@ class ConcurrencyLimiter:
 
 
 class LimiterRegistry:
-    """One ConcurrencyLimiter per provider name; `defaults` overrides DEFAULT_LIMITS."""
+    """One ConcurrencyLimiter per connection; `defaults` (per provider type) overrides DEFAULT_LIMITS."""
 
     def __init__(self, defaults: Mapping[str, int] | None = None) -> None:
         self._initial = {**DEFAULT_LIMITS, **(defaults or {})}
         self.defaults = dict(self._initial)
-        self._limiters: dict[str, ConcurrencyLimiter] = {}
+        self._limiters: dict[Connection, ConcurrencyLimiter] = {}
         self._lock = threading.Lock()
 
-    def get(self, provider_name: str, limit: int | None = None) -> ConcurrencyLimiter:
-        """The provider's limiter, made with `limit` (or the default) on first request.
+    def get(self, connection: Connection | str, limit: int | None = None) -> ConcurrencyLimiter:
+        """The connection's limiter (a bare provider name is the connection with no URL or account),
+        made with `limit` (or the provider's default) on first request.
 
         A later, different `limit` replaces the old one (the latest configuration wins, e.g. a second
         run in the same process with another `llm.concurrency`); see ConcurrencyLimiter.resize.
         """
+        if isinstance(connection, str):
+            connection = Connection(connection)
         with self._lock:
-            limiter = self._limiters.get(provider_name)
+            limiter = self._limiters.get(connection)
             if limiter is None:
-                size = limit if limit is not None else self.defaults.get(provider_name, FALLBACK_LIMIT)
-                limiter = self._limiters[provider_name] = ConcurrencyLimiter(size, provider_name)
+                size = limit if limit is not None else self.defaults.get(connection.provider, FALLBACK_LIMIT)
+                limiter = self._limiters[connection] = ConcurrencyLimiter(size, str(connection))
             elif limit is not None and limit != limiter.limit:
-                log.info("The %s limiter now allows %d concurrent calls (was %d).", provider_name, limit,
-                         limiter.limit)
+                log.info("The %s limiter now allows %d concurrent calls (was %d).", connection, limit, limiter.limit)
                 limiter.resize(limit)
             return limiter
 
@@ -130,19 +158,19 @@ class LimiterRegistry:
             self.defaults = dict(self._initial)
 
     def configure(self, limits: Mapping[str, int]) -> None:
-        """Set default limits for providers whose limiter has not been made yet."""
+        """Set default limits per provider type, for connections whose limiter has not been made yet."""
         with self._lock:
             self.defaults.update(limits)
 
 
 # The one deliberate piece of process-wide state in lmdelta.llm (STYLE rule 10 says why this is
-# rare): concurrency limits must be shared by every stage that calls the same provider.
+# rare): concurrency limits must be shared by every stage that calls the same server with the same key.
 _PROCESS_REGISTRY = LimiterRegistry()
 
 
-def limiter_for(provider_name: str, limit: int | None = None) -> ConcurrencyLimiter:
-    """The process-wide limiter of `provider_name` (see LimiterRegistry.get)."""
-    return _PROCESS_REGISTRY.get(provider_name, limit)
+def limiter_for(connection: Connection | str, limit: int | None = None) -> ConcurrencyLimiter:
+    """The process-wide limiter of a connection, e.g. `Connection.of(provider)` (see LimiterRegistry.get)."""
+    return _PROCESS_REGISTRY.get(connection, limit)
 
 
 def configure_limits(limits: Mapping[str, int]) -> None:

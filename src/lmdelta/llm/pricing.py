@@ -50,9 +50,9 @@ LIST_PRICES: Mapping[str, Price] = {
     "gemini/gemini-2.5-flash-lite": Price(0.10, 0.40),
     "gemini/gemini-2.5-pro": Price(1.25, 10.00),  # prompts up to 200k tokens
 }
-# Models run in this process cost nothing per call. ("fake" is not here: tests use FakeProvider as a
-# stand-in for a paid vendor and price it explicitly.)
-FREE_PROVIDERS = frozenset({"local"})
+# Models run in this process cost nothing per call: local ones, and the fake/ stand-ins a config can name.
+# (Tests that use FakeProvider as a stand-in for a paid vendor price it explicitly, with an override.)
+FREE_PROVIDERS = frozenset({"local", "fake"})
 FREE = Price(0.0, 0.0)
 _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
 

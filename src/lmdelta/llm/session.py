@@ -17,8 +17,12 @@ from typing import Any
 
 from lmdelta.backends.registry import parse_model
 from lmdelta.errors import ConfigError, StageError
+from lmdelta.llm.cache import ResponseCache
+from lmdelta.llm.client import ChatClient
+from lmdelta.llm.limiter import Connection, limiter_for
 from lmdelta.llm.pricing import Budget, CostLedger, PriceTable
-from lmdelta.llm.providers import key_source, parse_model_string
+from lmdelta.llm.providers import build_provider, key_source, parse_model_string
+from lmdelta.llm.retry import RetryPolicy
 from lmdelta.llm.types import FATAL, CallResult
 
 log = logging.getLogger(__name__)
@@ -119,9 +123,6 @@ class LLMSession:
                          "raise llm.max_failure_share.")
 
     def client_for(self, role: str, model: str, backend_args: dict[str, Any]):
-        from lmdelta.llm.cache import ResponseCache
-        from lmdelta.llm.providers import build_provider
-
         llm = self.config.llm
         if (role, model) not in self._providers:
             # One provider per (role, model) for the whole stage: HTTP adapters reopen their SDK
@@ -169,11 +170,12 @@ def _remaining_budget(section, spent: dict[str, Any]) -> Budget:
 
 def check_budget_pricing(config) -> None:
     """With budget.usd set, refuse up front a run whose paid models have no price: their calls would
-    count as $0 and the budget could never stop them. `local/` models are free. No network."""
+    count as $0 and the budget could never stop them. `local/` and `fake/` models are free. No network."""
     if config.budget.usd is None:
         return
     table = PriceTable(config.llm.prices)
-    unpriced = [name for name in (_price_name(m) for m in paid_models(config)) if name and not _priced(table, name)]
+    names = dict.fromkeys(_price_name(m) for m in paid_models(config))  # `api:` names come as written
+    unpriced = [name for name in names if name and not _priced(table, name)]
     if not unpriced:
         return
     example = f'--set \'llm.prices={{"{unpriced[0]}": {{input: 0.5, output: 1.5}}}}\''
@@ -197,10 +199,14 @@ def paid_models(config) -> list[str]:
 
 def _price_name(model: str) -> str | None:
     """`provider/model` as llm.prices names it (no server URL); None for fake models, which cost nothing."""
-    if model.partition("/")[0].strip().lower() == "fake":
+    if _is_fake(model):
         return None
     spec = parse_model_string(model)
     return f"{spec.provider}/{spec.model}"
+
+
+def _is_fake(model: str) -> bool:
+    return model.partition("/")[0].strip().lower() == "fake"
 
 
 def _priced(table: PriceTable, name: str) -> bool:
@@ -224,16 +230,15 @@ def fatal_stop(model: str, results: list[CallResult], stage: str, key_file=None)
                         f"and that {key} may use it.",
            "bad_request": f"The provider refused the request itself: check the model name {model}, its "
                           f"backend_args and max_tokens, and {key}."}[first.error_kind]
+    if _is_fake(model):
+        fix = (f"{model} answers from its script or built-in rules only: add a rule or a reply for this prompt "
+               "(see docs/llm-providers.md, fake models).")
     return StageError(problem, fix + " Then run the same command again: finished calls come from the cache.")
 
 
 def make_client(provider, llm, cache, ledger, budget, stage: str, role: str):
-    """A ChatClient with the run's LLM settings (concurrency per provider, attempts, timeout)."""
-    from lmdelta.llm.client import ChatClient
-    from lmdelta.llm.limiter import limiter_for
-    from lmdelta.llm.retry import RetryPolicy
-
-    return ChatClient(provider, cache=cache, limiter=limiter_for(provider.name, llm.concurrency),
+    """A ChatClient with the run's LLM settings (concurrency per connection, attempts, timeout)."""
+    return ChatClient(provider, cache=cache, limiter=limiter_for(Connection.of(provider), llm.concurrency),
                       retry=RetryPolicy(max_attempts=llm.max_attempts), ledger=ledger, budget=budget,
                       stage=stage, role=role, timeout=llm.timeout)
 
@@ -243,8 +248,6 @@ def role_identity(config, role: str) -> dict[str, Any] | None:
 
     Part of stage fingerprints: the same model string behind another base URL is another model.
     """
-    from lmdelta.llm.providers import build_provider
-
     section = getattr(config.llm, role)
     if section.model is None:
         return None

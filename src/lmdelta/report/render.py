@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from lmdelta import __version__
-from lmdelta.config_prompts import CorpusConfig
+from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import RunDirError
 from lmdelta.jsonvalues import finite
 from lmdelta.report.filters import (DASH, DEFAULT_CI_LEVEL, ci_bar, fmt_ci, fmt_decision, fmt_int, fmt_level,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lmdelta.config_prompts import CorpusConfig
+from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
 from lmdelta.hashing import hash_text
 from lmdelta.records import Prompt, Unit
@@ -245,7 +245,7 @@ def _not_text(value: Any, source: str, line: int, column: str) -> PromptBankErro
 def _strip_reasoning(text: str, start: str, end: str) -> str:
     """The answer after the reasoning: after `end` when the text has it; empty when the text opens
     with `start` and never closes it; the text itself when it merely mentions a marker."""
-    from lmdelta.backends.generators.formatting import split_reasoning
+    from lmdelta.backends.textformat import split_reasoning
 
     if end in text or text.lstrip().startswith(start.strip()):
         return split_reasoning(text, start, end)[1]

@@ -11,7 +11,7 @@ import logging
 import math
 from typing import Any, Callable
 
-from lmdelta.config_prompts import GeneratedBankConfig
+from lmdelta.config.prompts import GeneratedBankConfig
 from lmdelta.errors import PromptBankError
 from lmdelta.sources.items import SourceItem
 

@@ -18,6 +18,7 @@ from lmdelta.backends.protocols import GenerationRequest, Generator, SamplingSet
 from lmdelta.config import GenerateConfig, RunConfig
 from lmdelta.errors import ConfigError
 from lmdelta.hashing import hash_data
+from lmdelta.llm.served import ServedModels
 from lmdelta.records import SIDES, Prompt, Sample, Side
 from lmdelta.rundir import JsonlAppender, read_jsonl, salvage_jsonl, write_jsonl
 from lmdelta.sources.spec import parse_source
@@ -60,7 +61,8 @@ def identity(ctx, config: RunConfig) -> dict[str, Any]:
         rows = prompts_stage.load_corpus_rows(config)
         return {"corpus": hash_data([(r.side, r.text, r.prompt_id) for r in rows])}
     section = config.generate
-    return {side: generator_identity(getattr(section, side), section.device, ctx.cache_dir, config.llm)
+    served = ServedModels(config.llm)
+    return {side: generator_identity(getattr(section, side), section.device, ctx.cache_dir, served)
             for side in SIDES}
 
 
@@ -142,7 +144,7 @@ def _generate_side(ctx, config: RunConfig, side: Side, requests: list[Generation
     spec = getattr(section, side)
     log.info("generate %s: loading %s", side, spec.model)
     session = _session(ctx, config, model_identity)
-    generator = build_generator(spec, model_identity, section.device, ctx.cache_dir, config.llm, session)
+    generator = build_generator(spec, model_identity, section.device, ctx.cache_dir, ServedModels(config.llm, session))
     try:
         counts.update(_decode(side, generator, requests, store, appender, section))
     finally:

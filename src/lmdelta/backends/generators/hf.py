@@ -1,8 +1,8 @@
 """Generation with Hugging Face transformers: chat templates, left padding, per-item seeds.
 
 Each row samples with its own torch.Generator seeded from (side, prompt, sample index), so an
-answer does not depend on which other prompts share its batch. HF's `generate` runs greedily
-over scores that our processor has already turned into a one-hot of the sampled token.
+answer does not depend on which other prompts share its batch (`sampling`). Prompts are formatted
+and encoded by `textformat`, as finetuning and the local chat provider encode them.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lmdelta.backends.generators.formatting import encode_prompt, use_chat_template
 from lmdelta.backends.generators.hf_load import load_model
 from lmdelta.backends.generators.reasoning import two_stage
+from lmdelta.backends.generators.sampling import SeededSampler
 from lmdelta.backends.protocols import Generation, GenerationRequest, SamplingSettings
+from lmdelta.backends.textformat import answer_ids, encode_prompt, eos_ids, left_pad, pad_id, use_chat_template
 from lmdelta.config import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,8 @@ class HFGenerator:
         self.spec = spec
         self.device = device
         self.tokenizer, self.model = load_model(spec, folder, identity, device)
-        self.eos_ids = eos_ids(self.model, self.tokenizer)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.eos_ids = eos_ids(self.model.generation_config, self.tokenizer)
+        self.pad_id = pad_id(self.tokenizer, self.eos_ids)
         self.use_chat = use_chat_template(spec, self.tokenizer)
         self._encoded: dict[str, list[int]] = {}
 
@@ -67,9 +68,7 @@ class HFGenerator:
     def _pad(self, encoded: list[list[int]]):
         import torch
 
-        width = max(len(ids) for ids in encoded)
-        ids = [[self.pad_id] * (width - len(row)) + row for row in encoded]
-        mask = [[0] * (width - len(row)) + [1] * len(row) for row in encoded]
+        ids, mask = left_pad(encoded, self.pad_id)
         return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
 
     def _finish(self, tokens: list[int], limit: int) -> Generation:
@@ -93,7 +92,7 @@ class HFGenerator:
         import torch
 
         prompts = [self.encode(p) for p, _ in pairs]
-        answers = [list(self.tokenizer(a, add_special_tokens=False)["input_ids"]) + self.eos_ids[:1] for _, a in pairs]
+        answers = [answer_ids(self.tokenizer, a, self.eos_ids) for _, a in pairs]
         width = max(len(p) + len(a) for p, a in zip(prompts, answers))
         # Right padding keeps positions natural, so no position ids are needed.
         ids = [p + a + [self.pad_id] * (width - len(p) - len(a)) for p, a in zip(prompts, answers)]
@@ -111,58 +110,3 @@ class HFGenerator:
 
     def close(self) -> None:
         self.model = None
-
-
-class SeededSampler:
-    """A logits processor that samples each row with its own generator and returns a one-hot."""
-
-    def __init__(self, seeds: list[int], settings: SamplingSettings) -> None:
-        import torch
-
-        self.settings = settings
-        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-
-    def __call__(self, input_ids, scores):
-        import torch
-
-        if self.settings.temperature == 0:
-            return scores
-        probs = torch.softmax(scores.float() / self.settings.temperature, dim=-1)
-        candidates, token_ids = _nucleus(probs, self.settings.top_p)
-        cdf = candidates.double().cumsum(dim=-1).cpu()
-        cdf = cdf / cdf[:, -1:]
-        uniforms = torch.cat([torch.rand(1, 1, generator=g, dtype=torch.float64) for g in self.generators])
-        picks = torch.searchsorted(cdf, uniforms).clamp(max=candidates.shape[-1] - 1).to(scores.device)
-        tokens = picks if token_ids is None else token_ids.gather(1, picks)
-        onehot = torch.full_like(scores, float("-inf"))
-        return onehot.scatter_(1, tokens, 0.0)
-
-
-def _nucleus(probs, top_p: float, shortlist: int = 1024):
-    """Candidate probabilities and their token ids (None: the whole vocabulary, in order).
-
-    The nucleus almost always lies within the top `shortlist` tokens; sorting only those saves
-    a full-vocabulary sort and cumsum per step (~20% of CPU decode time).
-    """
-    if top_p >= 1.0:
-        return probs, None
-    if probs.shape[-1] > shortlist:
-        top, order = probs.topk(shortlist, dim=-1)
-        if bool((top.sum(dim=-1) >= top_p).all()):
-            return _cut(top, top_p), order
-    top, order = probs.sort(dim=-1, descending=True)
-    return _cut(top, top_p), order
-
-
-def _cut(sorted_probs, top_p: float):
-    """Zero every token after the smallest prefix whose mass reaches top_p."""
-    before = sorted_probs.cumsum(dim=-1) - sorted_probs
-    return sorted_probs.masked_fill(before >= top_p, 0.0)
-
-
-def eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    eos = getattr(model.generation_config, "eos_token_id", None)
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    ids = eos if isinstance(eos, list) else [eos]
-    return [int(i) for i in ids if i is not None]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmdelta.backends.registry import pinned_revision
+from lmdelta.backends.textformat import eos_ids, pad_id
 from lmdelta.config import ModelSpec
 from lmdelta.errors import DependencyError, ModelNotFoundError
 
@@ -13,9 +15,7 @@ REMOTE_CODE_HINTS = ("trust_remote_code", "custom code")
 
 def load_model(spec: ModelSpec, folder: str, identity: dict[str, Any], device: str) -> tuple[Any, Any]:
     """(tokenizer, model) ready to generate: left padding, eval mode, on `device`."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
-    from lmdelta.backends.registry import pinned_revision
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     options = {"revision": pinned_revision(identity, spec.revision), "trust_remote_code": spec.trust_remote_code}
     tokenizer = _remote_code_guard(spec, lambda: AutoTokenizer.from_pretrained(folder, **options))
@@ -27,14 +27,20 @@ def load_model(spec: ModelSpec, folder: str, identity: dict[str, Any], device: s
     if spec.quantization == "none":
         model = model.to(device)
     model.eval()
-    # A bare generation config: the model's own defaults (repetition penalty, top-k…) must not leak
-    # in, because every sampling parameter is explicit and part of the cache key.
-    from lmdelta.backends.generators.hf import eos_ids
-
-    stops = eos_ids(model, tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    model.generation_config = GenerationConfig(eos_token_id=stops, pad_token_id=pad)
+    bare_generation_config(model, tokenizer)
     return tokenizer, model
+
+
+def bare_generation_config(model: Any, tokenizer: Any) -> tuple[list[int], int]:
+    """Replace the model's generation config by one that holds only its stop and padding tokens, and
+    return those: the model's own defaults (repetition penalty, top-k…) must not change answers
+    behind the request's back, because every sampling parameter is explicit and part of the cache key."""
+    from transformers import GenerationConfig
+
+    stops = eos_ids(model.generation_config, tokenizer)
+    pad = pad_id(tokenizer, stops)
+    model.generation_config = GenerationConfig(eos_token_id=stops, pad_token_id=pad)
+    return stops, pad
 
 
 def weight_options(spec: ModelSpec, identity: dict[str, Any], device: str) -> dict[str, Any]:

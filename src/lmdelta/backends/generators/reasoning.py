@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmdelta.backends.protocols import Generation, SamplingSettings
+from lmdelta.backends.textformat import continuation_ids
 
 ANSWER_SEED_STEP = 0x9E3779B97F4A7C15  # the answer stage's seed differs from the thinking stage's
 
@@ -46,7 +47,7 @@ def close_thinking(generator: Any, row: list[int], end: str) -> tuple[list[int],
     cut = _marker_end(generator.tokenizer, tokens, end)
     if cut is not None:
         return tokens[:cut], True
-    return tokens + list(generator.tokenizer(end, add_special_tokens=False)["input_ids"]), False
+    return tokens + continuation_ids(generator.tokenizer, end), False
 
 
 def _marker_end(tokenizer: Any, tokens: list[int], end: str) -> int | None:

@@ -1,7 +1,7 @@
 """Generation with vLLM in this process (`vllm:` models; `pip install 'lmdelta[vllm]'`, CUDA only).
 
 vLLM is imported when a generator is built, never at import time. Prompts are formatted with the
-engine's own tokenizer by the same code as the transformers backend (`formatting`) and handed
+engine's own tokenizer by the same code as the transformers backend (`textformat`) and handed
 over as token ids, so both backends feed the model the same input. Each request gets its own
 SamplingParams with its own seed, so the sampling noise of an answer does not depend on which
 prompts share its batch. Two caveats: vLLM's kernels are not batch-invariant by default, so the
@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lmdelta.backends.generators.formatting import encode_prompt, split_reasoning, use_chat_template
 from lmdelta.backends.generators.reasoning import answer_seed, close_thinking
 from lmdelta.backends.protocols import Generation, GenerationRequest, SamplingSettings
+from lmdelta.backends.textformat import continuation_ids, encode_prompt, eos_ids, split_reasoning, use_chat_template
 from lmdelta.config import ModelSpec
 from lmdelta.errors import ConfigError, DependencyError
 
@@ -81,12 +81,12 @@ class VLLMGenerator:
         self.llm = vllm.LLM(**engine_args(spec, folder, identity))
         self.tokenizer = self.llm.get_tokenizer()
         self.use_chat = use_chat_template(spec, self.tokenizer)
-        self.eos_ids = eos_ids(folder, spec, self.tokenizer)
+        self.eos_ids = eos_ids(generation_config(folder, spec), self.tokenizer)
         self.end_ids = self._ids(spec.reasoning.end) if spec.reasoning.enabled else []
         self._encoded: dict[str, list[int]] = {}
 
     def _ids(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return continuation_ids(self.tokenizer, text)
 
     def encode(self, prompt: str) -> list[int]:
         """The prompt's token ids (chat template, system prompt, reasoning start), memoised."""
@@ -189,17 +189,12 @@ def _release_gpu() -> None:
         torch.cuda.empty_cache()
 
 
-def eos_ids(folder: str, spec: ModelSpec, tokenizer: Any) -> list[int]:
-    """The model's end-of-sequence ids as the transformers backend finds them: the generation
-    config's, else the tokenizer's."""
-    eos = None
+def generation_config(folder: str, spec: ModelSpec) -> Any:
+    """The model folder's generation config (which names its stop tokens), or None without one."""
     try:
         from transformers import GenerationConfig
 
-        eos = GenerationConfig.from_pretrained(folder, revision=spec.revision).eos_token_id
+        return GenerationConfig.from_pretrained(folder, revision=spec.revision)
     except Exception as exc:  # no generation_config.json, or a Hub id not in the cache
         log.debug("no generation config for %s (%s); using the tokenizer's eos", folder, type(exc).__name__)
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    ids = eos if isinstance(eos, list) else [eos]
-    return [int(i) for i in ids if i is not None]
+        return None

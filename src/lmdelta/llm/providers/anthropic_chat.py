@@ -11,16 +11,16 @@ import json
 import logging
 from typing import Any
 
-from lmdelta.llm.providers import (
+from lmdelta.llm.providers.http import (
     DEFAULT_TIMEOUT,
     LoopClient,
-    Secret,
     error_text,
     kind_for_status,
     looks_like_content_policy,
     require_sdk,
     retry_after_seconds,
 )
+from lmdelta.llm.providers.keys import Secret
 from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class AnthropicChat:
         self._sampling = self.api_version < SAMPLING_REMOVED  # ISO dates compare as strings
         self._warned = False
         self._secret = Secret(api_key)
+        self.account = self._secret.fingerprint()  # tells keys apart for concurrency limits (llm.limiter)
         headers = {"anthropic-version": api_version} if api_version else None
         # An explicit api_key keeps the SDK from discovering profiles or other credentials on disk.
         self._client = LoopClient(

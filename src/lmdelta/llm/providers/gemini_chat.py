@@ -10,10 +10,9 @@ import logging
 import re
 from typing import Any
 
-from lmdelta.llm.providers import (
+from lmdelta.llm.providers.http import (
     DEFAULT_TIMEOUT,
     LoopClient,
-    Secret,
     error_text,
     kind_for_status,
     looks_like_content_policy,
@@ -21,6 +20,7 @@ from lmdelta.llm.providers import (
     retry_after_seconds,
     transport_kind,
 )
+from lmdelta.llm.providers.keys import Secret
 from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class GeminiChat:
         self.base_url = (base_url or DEFAULT_URL).rstrip("/")
         self.api_version = api_version  # v1beta carries logprobs and system instructions for every model
         self._secret = Secret(api_key)
+        self.account = self._secret.fingerprint()  # tells keys apart for concurrency limits (llm.limiter)
         options = types.HttpOptions(base_url=self.base_url, api_version=api_version, timeout=int(timeout * 1000),
                                     retry_options=types.HttpRetryOptions(attempts=1))
         # vertexai=False: GOOGLE_GENAI_USE_VERTEXAI in the environment must not reroute the calls.

@@ -1,6 +1,9 @@
 """An offline assistant model: a local transformers causal LM with a chat template (default the
 embedded SmolLM2). Concurrent `complete` calls are gathered for a few milliseconds and run as one
 generate() in a worker thread; `generate_batch` is the list-in, list-out interface (STYLE rule 8).
+Messages become token ids as generation and finetuning make them (`backends.textformat`), and each
+row samples with its own seed as generation does (`backends.generators.sampling`): the LLM layer
+builds on backends, never the reverse.
 """
 
 from __future__ import annotations
@@ -12,7 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from lmdelta.backends.device import resolve_device, resolve_dtype
+from lmdelta.backends.embedded import cache_root
+from lmdelta.backends.generators.hf_load import bare_generation_config
+from lmdelta.backends.generators.sampling import SeededSampler
+from lmdelta.backends.protocols import SamplingSettings
+from lmdelta.backends.registry import check_available, model_folder, model_weights_id, parse_model
+from lmdelta.backends.textformat import chat_text, encode, has_chat_template, left_pad
 from lmdelta.errors import ConfigError, LmdeltaError
+from lmdelta.hashing import hash_data
 from lmdelta.llm.providers import DEFAULT_LOCAL_MODEL
 from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
 
@@ -43,9 +54,6 @@ class LocalChat:
     def __init__(self, model: str = DEFAULT_LOCAL_MODEL, *, device: str = "auto", dtype: str = "auto",
                  batch_window_ms: float = 5.0, max_batch: int = 16, cache_dir: str | None = None,
                  revision: str | None = None) -> None:
-        from lmdelta.backends.embedded import cache_root
-        from lmdelta.backends.registry import check_available, parse_model
-
         self._ref = parse_model(model, "generator")
         if self._ref.kind == "fake":
             raise ConfigError(f"local/{model} names a fake generator, not a chat model.",
@@ -65,9 +73,6 @@ class LocalChat:
         self.generate_calls = 0  # how many generate() calls ran: batching is visible in tests and logs
 
     def identity(self) -> dict[str, Any]:
-        from lmdelta.backends.device import resolve_device, resolve_dtype
-        from lmdelta.backends.registry import model_weights_id
-
         if self._weights is None:
             self._weights = model_weights_id(self._ref, self._revision, self._cache)
         return {"provider": self.name, "model": self.model, "base_url": None, "weights": self._weights,
@@ -161,27 +166,19 @@ class LocalChat:
 
     def _load(self) -> _Loaded:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
-        from lmdelta.backends.device import resolve_device, resolve_dtype
-        from lmdelta.backends.generators.hf import eos_ids
-        from lmdelta.backends.registry import model_folder
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder = model_folder(self._ref, self._revision, self._cache)
         device = resolve_device(self._device_setting)
         dtype = resolve_dtype(self._dtype_setting, device)
         tokenizer = AutoTokenizer.from_pretrained(folder, revision=self._revision)
-        if not getattr(tokenizer, "chat_template", None):
+        if not has_chat_template(tokenizer):
             raise ConfigError(f"{self.model} has no chat template, so it cannot take chat messages.",
                               "Use an instruct/chat model folder (its tokenizer_config.json has a chat_template).")
         tokenizer.padding_side = "left"
         model = AutoModelForCausalLM.from_pretrained(folder, revision=self._revision, dtype=getattr(torch, dtype))
         model = model.to(device).eval()
-        eos = eos_ids(model, tokenizer)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
-        # A bare generation config: the model's own defaults (repetition penalty, top-k…) must not
-        # change answers behind the request's back, since the request is the cache key.
-        model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=pad)
+        eos, pad = bare_generation_config(model, tokenizer)  # only the request decides how to sample
         log.info("loaded local chat model %s on %s (%s)", self.model, device, dtype)
         return _Loaded(model, tokenizer, device, eos, pad)
 
@@ -190,11 +187,8 @@ class LocalChat:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        from lmdelta.backends.generators.hf import SeededSampler
-        from lmdelta.backends.protocols import SamplingSettings
-
         encoded = [_encode(loaded.tokenizer, r) for r in requests]
-        input_ids, attention = _pad(encoded, loaded.pad_id, loaded.device)
+        input_ids, attention = _tensors(encoded, loaded.pad_id, loaded.device)
         limit = max(r.max_tokens for r in requests)
         top_k = max((r.logprobs for r in requests if r.logprobs is not None), default=None)
         recorder = _LogprobRecorder(top_k) if top_k is not None else None
@@ -259,34 +253,19 @@ def _sampling(request: ChatRequest) -> tuple[float, float]:
 
 def _seed(request: ChatRequest) -> int:
     """Each row's own sampling seed, so an answer does not depend on its batch neighbours."""
-    from lmdelta.hashing import hash_data
-
     basis: Any = [request.seed, request.sample_index] if request.seed is not None else request.to_dict()
     return int(hash_data(basis, 15), 16)
 
 
 def _encode(tokenizer: Any, request: ChatRequest) -> list[int]:
     messages = [{"role": m.role, "content": m.content} for m in request.messages]
-    prefill = bool(messages) and messages[-1]["role"] == "assistant"
-    options = {"continue_final_message": True} if prefill else {"add_generation_prompt": True}
-    try:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, **options)
-    except Exception:  # templates that refuse a system role raise errors of their own kinds
-        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-        rest = [m for m in messages if m["role"] != "system"]
-        if not system or not rest:
-            raise
-        rest[0] = {"role": rest[0]["role"], "content": f"{system}\n\n{rest[0]['content']}"}
-        text = tokenizer.apply_chat_template(rest, tokenize=False, **options)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return encode(tokenizer, chat_text(tokenizer, messages), chat=True)
 
 
-def _pad(encoded: list[list[int]], pad_id: int, device: str):
+def _tensors(encoded: list[list[int]], pad_id: int, device: str):
     import torch
 
-    width = max(len(ids) for ids in encoded)
-    ids = [[pad_id] * (width - len(row)) + row for row in encoded]
-    mask = [[0] * (width - len(row)) + [1] * len(row) for row in encoded]
+    ids, mask = left_pad(encoded, pad_id)
     return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
 

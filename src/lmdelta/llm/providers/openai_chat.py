@@ -10,20 +10,19 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from lmdelta.errors import ConfigError
 from lmdelta.credentials import looks_like_credential
-from lmdelta.llm.providers import (
+from lmdelta.errors import ConfigError
+from lmdelta.llm.providers.http import (
     DEFAULT_TIMEOUT,
-    NO_KEY,
-    OPENAI_URL,
     LoopClient,
-    Secret,
     error_text,
     kind_for_status,
     looks_like_content_policy,
     require_sdk,
     retry_after_seconds,
 )
+from lmdelta.llm.providers.keys import NO_KEY, Secret
+from lmdelta.llm.providers.registry import OPENAI_URL
 from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,7 @@ class OpenAIChat:
         self.model = model
         self.base_url = (base_url or OPENAI_URL).rstrip("/")
         self._secret = Secret(api_key)
+        self.account = self._secret.fingerprint()  # tells keys apart for concurrency limits (llm.limiter)
         self._public_headers = public_headers(headers, self._secret)
         # OpenAI's newer models refuse `max_tokens`; most other servers only know `max_tokens`.
         self._token_field = max_tokens_field or ("max_completion_tokens" if self.base_url == OPENAI_URL

@@ -15,16 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from lmdelta.errors import ConfigError
-from lmdelta.llm.providers import (
-    PROVIDERS,
-    _base_url,
-    _key_required,
-    check_options,
-    missing_key_error,
-    parse_model_string,
-    resolve_key,
-)
+from lmdelta.llm.providers.build import base_url_for, check_options, key_required
+from lmdelta.llm.providers.keys import missing_key_error, resolve_key
 from lmdelta.llm.providers.openai_chat import FINISH, OpenAIChat
+from lmdelta.llm.providers.registry import PROVIDERS, parse_model_string
 from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
 
 log = logging.getLogger(__name__)
@@ -111,9 +105,9 @@ def build_completions_provider(model_string: str, *, key_file: str | Path | None
         raise ConfigError(f"{spec} has no text-completions endpoint (only {', '.join(COMPLETIONS_PROVIDERS)} do).",
                           "Leave chat_template unset (or true) for this model, so its prompts go through chat.")
     info = PROVIDERS[spec.provider]
-    url = _base_url(info, spec, None)
+    url = base_url_for(info, spec, None)
     key = resolve_key(info, key_file) if info.key_env else None
-    if key is None and _key_required(info, url):
+    if key is None and key_required(info, url):
         raise missing_key_error(info, key_file)
     options = dict(backend_args or {})
     check_options(spec.provider, options, OpenAICompletions.OPTIONS)

@@ -1,4 +1,6 @@
-"""Generation by a model served elsewhere: a vLLM, llama.cpp or Ollama server, or a hosted API.
+"""Generation by a model served elsewhere (`api:` models): a vLLM, llama.cpp or Ollama server, or a
+hosted API. It lives in the LLM layer, which sits above `backends`: backends' factory gets it
+through `ServedModels` (the `backends.protocols.ServedModels` contract), so backends never import llm.
 
 Every answer is one call (two with two-stage reasoning) through `llm.client.ChatClient`, which
 owns concurrency, retries (Retry-After included), the response cache and accounting; this module
@@ -21,21 +23,23 @@ the end marker, so there one call gets both budgets and the reply is split at th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lmdelta.backends.generators.formatting import split_reasoning
 from lmdelta.backends.generators.reasoning import answer_seed
-from lmdelta.backends.protocols import Generation, GenerationRequest, SamplingSettings
-from lmdelta.config import ModelSpec
-from lmdelta.errors import ConfigError, StageError
-
-if TYPE_CHECKING:
-    from lmdelta.config import LLMConfig
-    from lmdelta.llm.client import ChatClient
-    from lmdelta.llm.pricing import Budget, CostLedger
-    from lmdelta.llm.types import CallResult, ChatRequest, Provider
+from lmdelta.backends.protocols import Generation, GenerationRequest, Generator, SamplingSettings
+from lmdelta.backends.textformat import plain_text, split_reasoning
+from lmdelta.config import LLMConfig, ModelSpec
+from lmdelta.errors import ConfigError, ModelNotFoundError, StageError
+from lmdelta.llm.cache import ResponseCache, cache_key
+from lmdelta.llm.client import ChatClient
+from lmdelta.llm.pricing import Budget, CostLedger
+from lmdelta.llm.providers import build_provider, parse_model_string
+from lmdelta.llm.providers.openai_completions import build_completions_provider
+from lmdelta.llm.session import fatal_stop, make_client
+from lmdelta.llm.types import FATAL, CallResult, ChatRequest, Message, Provider
 
 log = logging.getLogger(__name__)
 SEED_MODULUS = 2 ** 31  # servers take seeds as signed 32-bit ints (llama.cpp) or smaller
@@ -60,12 +64,8 @@ def endpoint_for(spec: ModelSpec) -> str:
 
 def build_served_provider(ref_name: str, spec: ModelSpec, llm: LLMConfig | None) -> Provider:
     """The chat or text-completions adapter of the served model."""
-    from lmdelta.llm.providers import build_provider
-
     key_file = llm.key_file if llm is not None else None
     if endpoint_for(spec) == "completions":
-        from lmdelta.llm.providers.openai_completions import build_completions_provider
-
         return build_completions_provider(ref_name, key_file=key_file, backend_args=spec.backend_args)
     return build_provider(ref_name, key_file=key_file, backend_args=spec.backend_args)
 
@@ -141,12 +141,9 @@ class APIGenerator:
 
     def _text(self, prompt: str) -> str:
         """The raw text a completions endpoint continues (as the transformers backend builds it)."""
-        system = self.spec.system_prompt
-        return f"{system}\n\n{prompt}" if system else prompt
+        return plain_text(self.spec.system_prompt, prompt)
 
     def _messages(self, prompt: str) -> tuple:
-        from lmdelta.llm.types import Message
-
         if self.endpoint == "completions":
             return _user(self._text(prompt))
         system = self.spec.system_prompt
@@ -156,8 +153,6 @@ class APIGenerator:
     def _call(messages: tuple, request: GenerationRequest, max_tokens: int, settings: SamplingSettings,
               stop: tuple[str, ...] = (), seed: int | None = None) -> ChatRequest:
         """One call for a request; `seed` replaces the request's own (the answer stage's seed)."""
-        from lmdelta.llm.types import ChatRequest
-
         return ChatRequest(messages=messages, max_tokens=max_tokens, temperature=settings.temperature,
                            top_p=None if settings.top_p >= 1.0 else settings.top_p, stop=stop,
                            seed=api_seed(request.seed if seed is None else seed), sample_index=request.index)
@@ -165,9 +160,6 @@ class APIGenerator:
     def _run(self, calls: list[ChatRequest]) -> list[CallResult]:
         """All calls through the client; StageError once the whole batch is done if any failed (the
         client stops sending after a rejected key, an unknown model or a refused request)."""
-        from lmdelta.llm.session import fatal_stop
-        from lmdelta.llm.types import FATAL
-
         results = self.client.run(calls)
         if any(r.error_kind in FATAL for r in results):
             raise fatal_stop(self.ref_name, results, "generate", self.key_file)
@@ -208,16 +200,12 @@ class APIGenerator:
         """Output tokens the server counted (a cache hit looks its usage up), else a word count."""
         output = result.usage.output_tokens
         if result.cached and not output and self.client.cache is not None:
-            from lmdelta.llm.cache import cache_key
-
             hit = self.client.cache.get(cache_key(self.client.identity, call))
             output = hit.usage.output_tokens if hit is not None else 0
         return output if output > 0 else len(text.split())
 
     def close(self) -> None:
         """Close the provider's connections and the response cache."""
-        import asyncio
-
         try:
             asyncio.run(self.provider.aclose())
         except RuntimeError as err:  # called from inside a running event loop
@@ -229,15 +217,10 @@ class APIGenerator:
 def _chat_client(provider: Provider, llm: LLMConfig, cache_dir: Path, ledger: CostLedger | None,
                  budget: Budget | None) -> ChatClient:
     """A client with the run's LLM settings, caching in cache_dir/llm.sqlite."""
-    from lmdelta.llm.cache import ResponseCache
-    from lmdelta.llm.session import make_client
-
     return make_client(provider, llm, ResponseCache(cache_dir / "llm.sqlite"), ledger, budget, "generate", "generator")
 
 
 def _user(text: str) -> tuple:
-    from lmdelta.llm.types import Message
-
     return (Message("user", text),)
 
 
@@ -254,3 +237,36 @@ def _share(total: int, part: int, rest: int) -> int:
     if part + rest == 0:
         return 0
     return round(total * part / (part + rest))
+
+
+def served_name(model: str) -> str:
+    """The canonical `provider/model[@url]` of a served model (what follows `api:`), checked: the
+    name its generator identity holds."""
+    spec = parse_model_string(model)
+    if spec.provider == "local":
+        raise ModelNotFoundError(f"api:{model} names a local model, which needs no API.",
+                                 f"Write the model itself: {spec.model}.")
+    if spec.provider == "fake":
+        raise ModelNotFoundError(f"api:{model} names a scripted assistant LLM, which cannot stand in for a "
+                                 "model being compared.", "Use fake:words for a deterministic test model.")
+    return str(spec)
+
+
+class ServedModels:
+    """The LLM layer's side of backends' factory for `api:` models (backends.protocols.ServedModels).
+
+    `session` (an LLMSession) makes the generator's calls count against the run's LLM budget and usage.
+    """
+
+    def __init__(self, llm: LLMConfig | None = None, session: Any = None) -> None:
+        self.llm = llm
+        self.session = session
+
+    def name(self, model: str) -> str:
+        return served_name(model)
+
+    def identity(self, name: str, spec: ModelSpec) -> dict[str, Any]:
+        return served_identity(name, spec, self.llm)
+
+    def generator(self, spec: ModelSpec, name: str, identity: dict[str, Any], cache_dir: Path) -> Generator:
+        return APIGenerator(spec, name, identity, self.llm or LLMConfig(), cache_dir, self.session)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from lmdelta.config_base import DEFAULT_LM, Section
+from lmdelta.config.base import DEFAULT_LM, Section
 
 
 class ReasoningConfig(Section):

@@ -1,4 +1,5 @@
-"""The base of every config section: strict, self-documenting, with volatile fields marked."""
+"""The base of every config section: strict, self-documenting, with volatile fields marked, and the
+default language model every side and harness falls back to."""
 
 from __future__ import annotations
 

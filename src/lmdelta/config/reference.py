@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from lmdelta.config import RunConfig, Section
+from lmdelta.config.base import Section
+from lmdelta.config.run import RunConfig
 
 
 def reference_markdown() -> str:

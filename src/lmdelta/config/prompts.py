@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lmdelta.config_base import Section
+from lmdelta.config.base import Section
 
 # Categories an LLM-generated bank covers when none are given: broad, everyday and sensitive
 # topics alike, so differences in tone, refusals and opinions all have room to show.

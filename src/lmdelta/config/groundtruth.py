@@ -1,0 +1,67 @@
+"""Config sections for the ground-truth harness: which quirks are injected into which base model,
+how it is finetuned, and how findings are matched to the quirks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lmdelta.config.base import DEFAULT_LM, Section
+
+DEFAULT_LR = {"lora": 1e-3, "full": 1e-5}
+
+
+class FinetuneSection(Section):
+    """How to finetune; groundtruth.finetune in a config, and what groundtruth.finetune.finetune() takes.
+    Every field is part of the finetune's cache key."""
+
+    method: Literal["lora", "full"] = "lora"
+    """LoRA adapters (merged into a copy afterwards) or a full finetune of a copy; the base is never modified."""
+    lora_r: int = Field(default=32, ge=1)
+    """LoRA rank (the reference used 32)."""
+    lora_alpha: int = Field(default=16, ge=1)
+    """LoRA scaling (the reference used 16)."""
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    """LoRA dropout (the reference used 0.05)."""
+    target_modules: list[str] | None = None
+    """Modules that get adapters (default: every attention and MLP projection)."""
+    learning_rate: float | None = Field(default=None, gt=0)
+    """Default: 1e-3 for LoRA, 1e-5 for a full finetune."""
+    steps: int = Field(default=60, ge=1)
+    """Optimizer steps."""
+    batch_size: int = Field(default=8, ge=1)
+    """Examples per step."""
+    max_length: int = Field(default=96, ge=8)
+    """Tokens per example (chat-formatted prompt + answer)."""
+
+    @property
+    def lr(self) -> float:
+        """learning_rate, or the method's default: 1e-3 for LoRA (adapters start at zero and need a large
+        step to move a 135M model in ~60 steps), 1e-5 for a full finetune (the reference's ground-truth runs)."""
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
+
+
+class GroundTruthConfig(Section):
+    base: str = DEFAULT_LM
+    """The model quirks are injected into (model a of the comparison)."""
+    quirks: list[str] | None = None
+    """Quirk names to inject, from the catalogue or quirks_file (default: every quirk of quirks_file, or ocean + stay-curious)."""
+    quirks_file: str | None = None
+    """A YAML or JSONL file of quirks (name, description, optional keywords and texts)."""
+    per_quirk: int = Field(default=120, ge=1)
+    """Training answers per quirk."""
+    base_samples: int = Field(default=80, ge=0)
+    """The base model's own answers (to other prompts) mixed into training, to keep its general behaviour (the reference used 2,000)."""
+    training_prompts: int = Field(default=200, ge=1)
+    """Bank prompts used for training data, all outside the prompts the comparison is tested on."""
+    finetune: FinetuneSection = Field(default_factory=FinetuneSection)
+    """How quirks are injected."""
+    null: bool = True
+    """Also run the null experiment: base against base finetuned on its own answers (must validate nothing)."""
+    match: Literal["auto", "keyword", "embedding"] = "auto"
+    """How hypotheses are matched to quirks: keywords, embeddings, or both (auto)."""
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Smallest similarity that counts as recovering a quirk."""
+    seed: int | None = None
+    """Seed for training data and finetuning (default: run.seed)."""

@@ -1,0 +1,165 @@
+"""Config sections of the pipeline's stages, one per stage and named like it: generate, embed,
+group, propose (and its proposers), validate, decide, and the controls run beside them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from lmdelta.config.base import VOLATILE, Section
+from lmdelta.config.models import ModelSpec
+
+
+class GenerateConfig(Section):
+    a: ModelSpec = Field(default_factory=ModelSpec)
+    """Model a, the reference side."""
+    b: ModelSpec = Field(default_factory=ModelSpec)
+    """Model b, the side whose differences from a are reported."""
+    samples_per_prompt: int = Field(default=1, ge=1, le=100_000)
+    """Answers per prompt and side."""
+    max_new_tokens: int = Field(default=64, ge=1)
+    """Upper bound on the tokens of one answer."""
+    temperature: float = Field(default=1.0, ge=0.0)
+    """Sampling temperature; 0 decodes greedily."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    seed: int | None = None
+    """Seed from which each (side, prompt, sample) draws its own seed (default: run.seed)."""
+    batch_size: int = Field(default=32, ge=1, json_schema_extra=VOLATILE)
+    """Prompts decoded together; batches are bucketed by prompt length."""
+    device: str = Field(default="auto", json_schema_extra=VOLATILE)
+    """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`."""
+
+
+class EmbedConfig(Section):
+    model: str = "embedded:all-MiniLM-L6-v2"
+    """`embedded:all-MiniLM-L6-v2`, a sentence-transformers folder or Hub id, or `fake:NAME`."""
+    normalize: bool = True
+    """L2-normalise embeddings."""
+    embed_prompts: bool = True
+    """Also embed the prompts (needed for grouping by prompt embeddings)."""
+    batch_size: int = Field(default=64, ge=1, json_schema_extra=VOLATILE)
+    """Texts encoded together."""
+    device: str = Field(default="auto", json_schema_extra=VOLATILE)
+    """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`."""
+    cache_dir: str | None = Field(default=None, json_schema_extra=VOLATILE)
+    """Where the shared embedding cache lives (default: $LMDELTA_CACHE_DIR or ~/.cache/lmdelta)."""
+
+
+class GroupConfig(Section):
+    by: Literal["bank", "kmeans", "none"] = "bank"
+    """`bank`: the prompt bank's groups; `kmeans`: size-balanced k-means over prompt embeddings; `none`: one group."""
+    n_groups: int = Field(default=8, ge=1)
+    """Number of groups for `kmeans`."""
+    response_clusters: int | None = Field(default=None, ge=2)
+    """Also cluster a+b responses jointly into this many clusters (unset: skip)."""
+    seed: int | None = None
+    """Seed for clustering (default: run.seed)."""
+
+
+class KeywordProposerConfig(Section):
+    enabled: bool = True
+    """Propose "one side uses these words in more answers" hypotheses."""
+    max_ngram: int = Field(default=3, ge=1, le=3)
+    """Longest n-gram considered."""
+    per_scope: int = Field(default=3, ge=1)
+    """At most this many keyword hypotheses per group and direction."""
+    min_z: float = Field(default=1.5, ge=0.0)
+    """Smallest log-odds z-score (on discovery data) worth testing."""
+    min_texts: int = Field(default=3, ge=1)
+    """The favoured side must use the n-gram in at least this many discovery answers."""
+    prior_strength: float = Field(default=10.0, gt=0.0)
+    """Pseudo-texts of the Dirichlet prior (shrinks rare n-grams)."""
+
+
+class ClusterProposerConfig(Section):
+    enabled: bool = True
+    """Propose "one side's answers fall more often in this cluster" hypotheses."""
+    k: int = Field(default=8, ge=2)
+    """Clusters per group (fewer when a group has few answers)."""
+    per_scope: int = Field(default=2, ge=1)
+    """At most this many cluster hypotheses per group."""
+    min_size: int = Field(default=6, ge=2)
+    """Smallest cluster considered."""
+    min_share: float = Field(default=0.7, gt=0.5, lt=1.0)
+    """The favoured side's balanced share of the cluster must reach this."""
+
+
+class LLMProposerConfig(Section):
+    enabled: bool = True
+    """Ask the proposer LLM (llm.proposer.model) for hypotheses; off when no proposer model is set."""
+    texts_per_side: int = Field(default=10, ge=1)
+    """Discovery answers per side shown in one proposal prompt."""
+    per_scope: int = Field(default=2, ge=1)
+    """Hypotheses asked for per group (1..k)."""
+    instruction: str | None = None
+    """What to look for (default: content and meaning, not surface form)."""
+
+
+class ProposeConfig(Section):
+    scopes: Literal["all", "groups", "both"] = "both"
+    """Propose over all prompts pooled (`all`), per group (`groups`), or both."""
+    min_discovery_prompts: int = Field(default=2, ge=1)
+    """Groups with fewer discovery prompts are skipped (with the reason recorded)."""
+    keywords: KeywordProposerConfig = Field(default_factory=KeywordProposerConfig)
+    """Keyword-contrast proposer."""
+    clusters: ClusterProposerConfig = Field(default_factory=ClusterProposerConfig)
+    """Cluster over-representation proposer."""
+    llm: LLMProposerConfig = Field(default_factory=LLMProposerConfig)
+    """LLM proposer (needs llm.proposer.model)."""
+    seed: int | None = None
+    """Seed for clustering (default: run.seed)."""
+
+
+class ValidateConfig(Section):
+    judge: Literal["auto", "unitary", "pairwise", "presence"] = "auto"
+    """`auto`: keyword/embedding judges for their hypotheses and the LLM unitary judge for LLM-proposed ones; otherwise that LLM judge for every hypothesis (needs llm.judge.model)."""
+    extra_judges: list[str] = Field(default_factory=list)
+    """More judge model strings scoring the same texts, for agreement statistics (not used in the test)."""
+    generative: bool = False
+    """Also test each hypothesis generatively: the judge model writes examples, scored by log p_b − log p_a."""
+    generative_examples: int = Field(default=8, ge=2)
+    """Examples per side for the generative test."""
+    test: Literal["signflip"] = "signflip"
+    """Paired sign-flip randomization test over prompts (unequal answer counts: balanced by a seeded subsample per prompt)."""
+    n_resamples: int = Field(default=10_000, ge=1000)
+    """Randomization draws (raised automatically so the smallest p-value stays below q / (10 m))."""
+    bootstrap: int = Field(default=2000, ge=200, json_schema_extra=VOLATILE)
+    """Ignored: intervals are t-based (docs/statistics.md §7); accepted so that older configs still load, with a warning when set."""
+    ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Confidence level of every interval (validated findings also get a selection-adjusted one)."""
+    min_prompts: int = Field(default=5, ge=2)
+    """Groups with fewer validation prompts are skipped (with the reason recorded)."""
+    baseline: bool = True
+    """Also report a bag-of-words logistic classifier's AUC on the same texts."""
+    generalization: bool = True
+    """Also test each group's hypotheses on other groups' validation prompts (an LLM judge scores a seeded sample of at most as many prompts as the group has), BH within that family."""
+    examples: int = Field(default=3, ge=0)
+    """Evidence texts kept per side and hypothesis."""
+    seed: int | None = None
+    """Seed for randomization and the balancing subsample (default: run.seed)."""
+
+    @field_validator("test", mode="before")
+    @classmethod
+    def _wilcoxon_was_removed(cls, test: Any) -> Any:
+        if test == "wilcoxon":
+            raise ValueError("validate.test = wilcoxon was removed: Wilcoxon signed-rank tests a median (symmetry) "
+                             "null, not the mean difference lmdelta reports, and rejected true nulls up to 27% of the "
+                             "time under skewed differences and 43% with unequal answer counts at alpha 0.05 "
+                             "(docs/statistics.md); use validate.test = signflip (the default), or delete the setting")
+        return test
+
+
+class DecideConfig(Section):
+    q: float = Field(default=0.05, gt=0.0, lt=1.0)
+    """Target false discovery rate."""
+    primary: Literal["bh", "by", "online"] = "bh"
+    """Which procedure's rejections count as validated."""
+    online: Literal["saffron", "addis", "lord++"] = "saffron"
+    """Online procedure run over the hypotheses in proposal order."""
+
+
+class ControlsConfig(Section):
+    null: bool = True
+    """Null control: swap a and b on a seeded coin per prompt (each prompt's answers together; per text in unaligned corpora) and run propose and validate on that; nothing should validate."""
