@@ -133,3 +133,19 @@ def restore_lmdelta_logger():
     saved = (logger.handlers[:], logger.level, logger.propagate)
     yield
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
+def make_finding(**fields):
+    """A records.Finding with neutral values for every field a test does not set (an untested hypothesis)."""
+    from lmdelta.records import Finding
+
+    neutral = {"id": "h1", "group": "all", "direction": "b>a", "description": "d", "proposer": "keywords",
+               "judge": "keyword", "keywords": [], "property": None, "evidence": None, "provenance": None, "order": 1,
+               "statistic": None, "p_value": None, "n_prompts": 0, "n_units": 0, "unit": "none",
+               "test": "not tested: no validation data", "n_subsample_dropped": 0, "smallest_p": None,
+               "effect": None, "effect_ci": [None, None], "effect_se": None, "effect_df": None,
+               "effect_ci_note": "not tested", "auc": None, "auc_ci": [None, None], "auc_ci_note": "not tested",
+               "ci_level": 0.95, "assumption": "none", "n_texts": 0, "n_dropped": 0, "prevalence_a": None,
+               "prevalence_b": None, "prevalence_a_ci": [None, None], "prevalence_b_ci": [None, None],
+               "prevalence_ci_note": None, "examples": {"a": [], "b": []}, "clustering_warning": None}
+    return Finding(**{**neutral, **fields})

@@ -69,7 +69,7 @@ def test_a_full_disk_during_generate_stops_cleanly_and_the_rerun_finishes(tmp_pa
         result = invoke("run", config, "--run-dir", tmp_path / "run")
     assert_clear_refusal(result, "No space left on the disk while writing", "items.jsonl", "Free some space",
                          "run the same command again")
-    assert rundir.RunDir(tmp_path / "run").stage_record("generate")["status"] == "interrupted"
+    assert rundir.RunDir(tmp_path / "run").stage_record("generate").status == "interrupted"
     assert temp_files(tmp_path / "run") == []
     assert invoke("run", config, "--run-dir", tmp_path / "run").exit_code == 0
     assert invoke("run", config, "--run-dir", tmp_path / "clean").exit_code == 0

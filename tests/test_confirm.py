@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import fake_config
+from conftest import fake_config, make_finding
 from llm_servers import ScriptedServer, openai_reply
 from lmdelta import pipeline
 from lmdelta.cli import main
@@ -34,9 +34,9 @@ def _hypothesis(i, direction="b>a"):
 
 
 def _result(p, effect, n=20, unit="prompt"):
-    return {"p_value": p, "effect": effect, "effect_ci": [effect - 0.1, effect + 0.1], "n_prompts": n, "n_texts": 4 * n,
-            "n_units": n, "unit": unit, "statistic": effect, "test": "sign-flip",
-            "smallest_p": smallest_p(n, 2000) if unit != "none" else None}
+    return make_finding(p_value=p, effect=effect, effect_ci=[effect - 0.1, effect + 0.1], n_prompts=n, n_texts=4 * n,
+                        n_units=n, unit=unit, statistic=effect, test="sign-flip",
+                        smallest_p=smallest_p(n, 2000) if unit != "none" else None)
 
 
 def test_bh_runs_over_the_validated_findings_that_could_replicate():
@@ -44,18 +44,18 @@ def test_bh_runs_over_the_validated_findings_that_could_replicate():
     before any p-value is looked at, so it does not raise the others' BH threshold."""
     results = [_result(0.03, 0.2), _result(0.125, 0.9, n=3), _result(float("nan"), float("nan"), n=0, unit="none")]
     rows = decide_replications(results, [_hypothesis(i) for i in range(3)], q=0.05)
-    assert [r["status"] for r in rows] == ["replicated", "not testable", "not testable"]
-    assert rows[0]["q_value"] == pytest.approx(0.03)  # a family of one, not three
-    assert rows[1]["q_value"] is None and "2^-3 = 0.12, above q = 0.05" in rows[1]["note"]
-    assert rows[2]["p_value"] is None and rows[2]["effect"] is None and "no confirmation prompt" in rows[2]["note"]
+    assert [r.status for r in rows] == ["replicated", "not testable", "not testable"]
+    assert rows[0].q_value == pytest.approx(0.03)  # a family of one, not three
+    assert rows[1].q_value is None and "2^-3 = 0.12, above q = 0.05" in rows[1].note
+    assert rows[2].p_value is None and rows[2].effect is None and "no confirmation prompt" in rows[2].note
 
 
 def test_the_family_leaves_out_any_unit_whose_smallest_p_is_above_q():
     """The floor came from `unit == "prompt"` alone: a sign-flip over 3 clusters stayed in the family."""
     results = [_result(0.03, 0.2), _result(0.125, 0.9, n=3, unit="cluster")]
     rows = decide_replications(results, [_hypothesis(i) for i in range(2)], q=0.05)
-    assert rows[1]["status"] == "not testable" and "3 confirmation clusters" in rows[1]["note"]
-    assert rows[0]["q_value"] == pytest.approx(0.03)
+    assert rows[1].status == "not testable" and "3 confirmation clusters" in rows[1].note
+    assert rows[0].q_value == pytest.approx(0.03)
 
 
 def test_a_replication_needs_bh_rejection_and_the_claimed_direction():
@@ -63,9 +63,9 @@ def test_a_replication_needs_bh_rejection_and_the_claimed_direction():
     hypotheses = [_hypothesis(0), _hypothesis(1, "a>b"), _hypothesis(2), _hypothesis(3, "a>b")]
     rows = decide_replications(results, hypotheses, q=0.05)
     # BH over 4: thresholds 0.0125, 0.025, 0.0375, 0.05: the 0.04 is rejected as the 4th smallest.
-    assert [r["q_value"] for r in rows] == pytest.approx([0.002, 0.00267, 0.04, 0.002], abs=1e-4)
-    assert [r["replicated"] for r in rows] == [True, False, True, True]  # h1 claims a > b, its effect says b > a
-    assert json.dumps(rows)  # plain JSON: no NaN, no numpy scalars
+    assert [r.q_value for r in rows] == pytest.approx([0.002, 0.00267, 0.04, 0.002], abs=1e-4)
+    assert [r.replicated for r in rows] == [True, False, True, True]  # h1 claims a > b, its effect says b > a
+    assert json.dumps([r.to_dict() for r in rows], allow_nan=False)  # plain JSON: no NaN, no numpy scalars
 
 
 def test_the_held_out_view_puts_only_confirmation_prompts_in_the_validation_role():
@@ -96,13 +96,13 @@ def test_validated_findings_are_re_estimated_on_the_confirmation_prompts(tmp_pat
     assert summary["status"] == "run" and summary["confirmation_prompts"] == n_confirmation
     assert summary["validated"] == len(validated)
     assert summary["replicated"] == sum(r["replication"]["replicated"] for r in validated) >= 1
-    counts = RunDir(run_dir).load_manifest()["stages"]["confirm"]["counts"]
+    counts = RunDir(run_dir).load_manifest().stages["confirm"].counts
     assert counts["replicated"] == summary["replicated"]
 
 
 def test_without_confirmation_prompts_the_stage_says_so_and_how_to_get_them(tmp_path):
     run_dir = run(tmp_path)
-    counts = RunDir(run_dir).load_manifest()["stages"]["confirm"]["counts"]
+    counts = RunDir(run_dir).load_manifest().stages["confirm"].counts
     assert counts == {"status": "not run: no confirmation prompts"}
     rows = list(read_jsonl(run_dir / "hypotheses.jsonl"))
     assert any(r["validated"] for r in rows) and all(r["replication"] is None for r in rows)
@@ -127,7 +127,7 @@ def test_it_reruns_when_decide_or_validate_change_and_resumes_after_an_interrupt
     monkeypatch.setattr(confirm, "validate_all", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(load_config(path, overrides), RunDir(tmp_path / "run"))
-    assert RunDir(tmp_path / "run").load_manifest()["stages"]["confirm"]["status"] == "interrupted"
+    assert RunDir(tmp_path / "run").load_manifest().stages["confirm"].status == "interrupted"
     monkeypatch.undo()
     caplog.set_level("INFO", logger="lmdelta")
     pipeline.run(load_config(path, overrides), RunDir(tmp_path / "run"))
@@ -184,7 +184,7 @@ def test_an_llm_judge_scores_the_confirmation_answers_within_the_run_budget(tmp_
     """The confirm stage pays through the run's session: its calls count in the manifest and the budget;
     a budget spent mid-stage stops it resumably, and the resumed run pays for no call twice."""
     pipeline.run(_llm_config(tmp_path, server), RunDir(tmp_path / "measure"), cache_dir=tmp_path / "cache-1")
-    usage = RunDir(tmp_path / "measure").load_manifest()["llm_usage"]
+    usage = RunDir(tmp_path / "measure").load_manifest().llm_usage
     assert set(usage["by_stage"]) == {"propose", "validate", "confirm"}
     before = sum(roles[role]["cost_usd"] for stage, roles in usage["by_stage"].items() if stage != "confirm"
                  for role in roles)
@@ -197,7 +197,7 @@ def test_an_llm_judge_scores_the_confirmation_answers_within_the_run_budget(tmp_
     with pytest.raises(StageError, match="budget"):
         pipeline.run(_llm_config(tmp_path, server, f"budget.usd={budget}"), RunDir(tmp_path / "run"),
                      cache_dir=tmp_path / "cache-2")
-    assert RunDir(tmp_path / "run").load_manifest()["stages"]["confirm"]["status"] == "interrupted"
+    assert RunDir(tmp_path / "run").load_manifest().stages["confirm"].status == "interrupted"
     pipeline.run(_llm_config(tmp_path, server, "budget.usd=10"), RunDir(tmp_path / "run"),
                  cache_dir=tmp_path / "cache-2")
     keys = [json.dumps(r.body, sort_keys=True) for r in server.requests]

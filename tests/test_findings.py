@@ -73,7 +73,7 @@ def test_changing_q_reruns_from_propose_which_skips_groups_by_q(tmp_path, caplog
     pipeline.run(load_config(path), RunDir(tmp_path / "run"))
     caplog.set_level("INFO", logger="lmdelta")
     pipeline.run(load_config(path, ["decide.q=0.1"]), RunDir(tmp_path / "run"))
-    assert "group    done before" in caplog.text and "propose  running (changed: identity.decide.q" in caplog.text
+    assert "group    done before" in caplog.text and "propose  running (changed: decide.q" in caplog.text
 
 
 def test_cli_prints_findings_and_report_rerenders(tmp_path):

@@ -337,7 +337,7 @@ def test_a_served_model_runs_through_the_pipeline_and_its_spending_is_counted(tm
         samples = list(read_jsonl(tmp_path / "run/stages/generate/samples.jsonl"))
         b = [s for s in samples if s["side"] == "b"]
         assert len(b) == calls and all(s["text"].startswith("The ocean says: question") for s in b)
-        usage = RunDir(tmp_path / "run").load_manifest()["llm_usage"]
+        usage = RunDir(tmp_path / "run").load_manifest().llm_usage
         assert usage["by_stage"]["generate"]["generator"]["calls"] == calls and usage["cost_usd"] > 0
         pipeline.run(config, RunDir(tmp_path / "run"))
         assert len(running.requests) == calls

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from lmdelta import generative
-from lmdelta.backends import factory
+from conftest import make_finding
+
 from lmdelta.backends.generators.fake import FakeGenerator
 from lmdelta.config import RunConfig
 from lmdelta.generative import score_and_test, write_examples
@@ -57,14 +57,16 @@ def test_the_generative_family_gets_the_primary_familys_monte_carlo_floor(monkey
                        llm={"judge": {"model": "openai/gpt-4.1-mini"}},
                        validate={"generative": True, "n_resamples": 1000}).resolved()
     used = []
-    monkeypatch.setattr(generative, "write_examples", lambda hypotheses, *args: [None] * len(hypotheses))
-    monkeypatch.setattr(generative, "score_and_test", lambda hypotheses, examples, a, b, n_resamples, seed:
+    monkeypatch.setattr(validate, "write_examples", lambda hypotheses, *args: [None] * len(hypotheses))
+    monkeypatch.setattr(validate, "score_and_test", lambda hypotheses, examples, a, b, n_resamples, seed:
                         used.append(n_resamples) or [{"generative_p": None} for _ in hypotheses])
     monkeypatch.setattr(generate, "identity", lambda ctx, config: {"a": {}, "b": {}})
-    monkeypatch.setattr(factory, "build_generator", lambda *args: SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(validate, "build_generator", lambda *args: SimpleNamespace(close=lambda: None))
     session = SimpleNamespace(has=lambda role: False, asker=lambda role: None, check=lambda: None)
     hypotheses = [hypothesis() for _ in range(40)]
-    validate.add_generative(SimpleNamespace(cache_dir=None), [{} for _ in hypotheses], hypotheses, config, session)
+    found = validate.add_generative(SimpleNamespace(cache_dir=None), [make_finding() for _ in hypotheses], hypotheses,
+                                    config, session)
+    assert all(f.generative_p is None for f in found)
     assert used == [resamples_for(config.validate, 40, config.decide.q)] and used[0] == 8000 > 1000
 
 

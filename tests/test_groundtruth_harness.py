@@ -36,7 +36,7 @@ def test_the_experiment_writes_a_scorecard_and_both_runs(tmp_path, tiny_model):
     tested = {p["text"] for p in read_jsonl(root / "stages/prompts/prompts.jsonl")}
     assert len(training) == 24 + 8 and not tested & {row["prompt"] for row in training}
     assert "Ground truth" in (root / "report.html").read_text()
-    b_model = RunDir(root).load_manifest()["stages"]["generate"]["material"]["identity"]["b"]["model"]
+    b_model = RunDir(root).load_manifest().stages["generate"].material["identity"]["b"]["model"]
     assert b_model != str(tiny_model) and "finetuned" in b_model
 
 

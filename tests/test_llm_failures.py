@@ -128,7 +128,7 @@ def test_a_token_budget_stops_the_stage_for_an_unpriced_model(tmp_path):
 def test_the_token_budget_resumes_from_what_the_run_spent(tmp_path):
     run_dir = RunDir(tmp_path / "run")
     run_dir.root.mkdir(parents=True)
-    run_dir.save_manifest({"llm_usage": {"input_tokens": 30, "output_tokens": 5, "cost_usd": 0.0}})
+    run_dir.record_llm_usage("propose", {"input_tokens": 30, "output_tokens": 5, "cost_usd": 0.0}, {})
     config = config_with(tmp_path, "budget.tokens=100")
     assert LLMSession(config, "validate", tmp_path / "cache", run_dir).budget.tokens == 65
 
@@ -200,7 +200,7 @@ def test_a_rejected_key_stops_the_judge_after_the_calls_in_flight(tmp_path, monk
     message = str(err.value)
     assert "judge-model" in message and "auth" in message and "OPENAI_COMPATIBLE_API_KEY" in message
     assert KEY not in message
-    assert RunDir(tmp_path / "run").load_manifest()["stages"]["validate"]["status"] == "interrupted"
+    assert RunDir(tmp_path / "run").load_manifest().stages["validate"].status == "interrupted"
 
 
 def test_a_rejected_key_stops_the_llm_proposer_instead_of_dropping_it(tmp_path, monkeypatch):
@@ -215,4 +215,4 @@ def test_a_rejected_key_stops_the_llm_proposer_instead_of_dropping_it(tmp_path, 
                                            str(tmp_path / "run"), *(f"--set={s}" for s in settings)])
     assert result.exit_code != 0 and "OPENAI_COMPATIBLE_API_KEY" in result.output
     assert "failed with auth" in result.output and 1 <= len(server.requests) <= 2
-    assert RunDir(tmp_path / "run").load_manifest()["stages"]["propose"]["status"] == "interrupted"
+    assert RunDir(tmp_path / "run").load_manifest().stages["propose"].status == "interrupted"

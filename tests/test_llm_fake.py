@@ -185,12 +185,12 @@ def test_lmdelta_run_with_a_fake_proposer_and_judge_end_to_end(tmp_path):
     rows = list(read_jsonl(tmp_path / "one/hypotheses.jsonl"))
     assert [(r["proposer"], r["judge"], r["property"], r["validated"]) for r in rows] == [
         ("llm", "llm-unitary", "mentions the ocean", True)]
-    usage = RunDir(tmp_path / "one").load_manifest()["llm_usage"]
+    usage = RunDir(tmp_path / "one").load_manifest().llm_usage
     assert set(usage["by_stage"]) == {"propose", "validate"} and usage["calls"] > 1
     assert usage["cost_usd"] == 0.0 and usage["unpriced_models"] == []
     # A second run of the same config is answered from the LLM cache: no call reaches the fakes.
     assert run_cli(config, tmp_path / "two").exit_code == 0
-    again = RunDir(tmp_path / "two").load_manifest()["llm_usage"]
+    again = RunDir(tmp_path / "two").load_manifest().llm_usage
     assert again["calls"] == 0 and again["cached"] == usage["requests"]
     assert [r["p_value"] for r in read_jsonl(tmp_path / "two/hypotheses.jsonl")] == [r["p_value"] for r in rows]
 
@@ -200,7 +200,7 @@ def test_a_script_that_runs_out_stops_the_stage_and_names_the_script(tmp_path):
     result = run_cli(config, tmp_path / "run")
     assert result.exit_code == 2
     assert "judge.yaml has run out" in result.output and "add a rule or a reply" in result.output
-    assert RunDir(tmp_path / "run").load_manifest()["stages"]["validate"]["status"] == "interrupted"
+    assert RunDir(tmp_path / "run").load_manifest().stages["validate"].status == "interrupted"
 
 
 def test_the_example_config_runs_offline(tmp_path, monkeypatch):

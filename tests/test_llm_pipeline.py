@@ -71,7 +71,7 @@ def test_llm_proposes_and_judges_end_to_end(tmp_path, server):
     ocean = next(r for r in rows if r["property"] == "mentions the ocean")
     assert ocean["validated"] and ocean["effect"] > 0.3 and "brings up the ocean" in ocean["description"]
     assert ocean["description"].startswith("b brings up")  # "Model B" became the side's label
-    usage = RunDir(run_dir).load_manifest()["llm_usage"]
+    usage = RunDir(run_dir).load_manifest().llm_usage
     assert usage["calls"] == len(server.requests) and usage["cost_usd"] > 0
     assert set(usage["by_stage"]) == {"propose", "validate"}
     status = CliRunner().invoke(main, ["status", str(run_dir)])
@@ -83,7 +83,7 @@ def test_a_second_run_is_served_from_the_cache_at_no_cost(tmp_path, server):
     calls = len(server.requests)
     pipeline.run(llm_config(tmp_path, server), RunDir(tmp_path / "two"))
     assert len(server.requests) == calls
-    usage = RunDir(tmp_path / "two").load_manifest()["llm_usage"]
+    usage = RunDir(tmp_path / "two").load_manifest().llm_usage
     assert usage["calls"] == 0 and usage["cost_usd"] == 0 and usage["cached"] > 0
     first = [r["p_value"] for r in read_jsonl(tmp_path / "one/hypotheses.jsonl")]
     assert first == [r["p_value"] for r in read_jsonl(tmp_path / "two/hypotheses.jsonl")]
@@ -95,7 +95,7 @@ def test_a_cold_run_pays_for_each_distinct_request_once(tmp_path, server):
     pipeline.run(llm_config(tmp_path, server, "propose.scopes=both"), RunDir(tmp_path / "run"))
     bodies = [json.dumps(r.body, sort_keys=True) for r in server.requests]
     assert len(bodies) == len(set(bodies)), f"{len(bodies) - len(set(bodies))} paid requests were duplicates"
-    usage = RunDir(tmp_path / "run").load_manifest()["llm_usage"]
+    usage = RunDir(tmp_path / "run").load_manifest().llm_usage
     assert usage["calls"] == len(bodies) and usage["merged"] > 0
     assert usage["requests"] == usage["calls"] + usage["cached"]
 
@@ -113,7 +113,7 @@ def test_budget_stops_cleanly_and_the_resumed_run_matches(tmp_path, server):
     with pytest.raises(StageError, match="budget"):
         pipeline.run(llm_config(tmp_path, server, "budget.usd=0.004"), RunDir(tmp_path / "run"))
     manifest = RunDir(tmp_path / "run").load_manifest()
-    assert manifest["stages"]["validate"]["status"] == "interrupted"
+    assert manifest.stages["validate"].status == "interrupted"
     paid = len(server.requests)
     pipeline.run(llm_config(tmp_path, server, "budget.usd=10"), RunDir(tmp_path / "run"))
     keys = [json.dumps(r.body, sort_keys=True) for r in server.requests]
@@ -175,7 +175,7 @@ def test_an_outage_past_the_retry_budget_stops_the_stage_resumably(tmp_path, mon
         config = llm_config(tmp_path, server, "llm.max_attempts=2")
         with pytest.raises(StageError, match="failed after retries"):
             pipeline.run(config, RunDir(tmp_path / "run"))
-        assert RunDir(tmp_path / "run").load_manifest()["stages"]["propose"]["status"] == "interrupted"
+        assert RunDir(tmp_path / "run").load_manifest().stages["propose"].status == "interrupted"
         server.responder = answer
         server._steps.clear()
         pipeline.run(config, RunDir(tmp_path / "run"))
@@ -238,7 +238,7 @@ def test_a_budget_spent_on_generalisation_calls_stops_cleanly_and_resumes(tmp_pa
         with pytest.raises(StageError, match="budget"):
             pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups", "budget.usd=0.012"),
                          RunDir(tmp_path / "run"))
-        assert RunDir(tmp_path / "run").load_manifest()["stages"]["validate"]["status"] == "interrupted"
+        assert RunDir(tmp_path / "run").load_manifest().stages["validate"].status == "interrupted"
         pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups", "budget.usd=10"), RunDir(tmp_path / "run"))
         keys = [json.dumps(r.body, sort_keys=True) for r in server.requests]
         assert len(keys) == len(set(keys)), "a paid call was made twice"

@@ -120,8 +120,8 @@ def test_with_one_sample_per_prompt_the_null_control_has_both_sides_everywhere()
 def test_a_real_difference_does_not_survive_the_relabelling():
     """Relabelled, a strong difference gives each prompt's difference a random sign: p-values stay valid."""
     data = make_pair(n_prompts=32, per_side=2, rate_a=0.05, rate_b=0.95)
-    assert validate_all(data, [OCEAN], CONFIG, q=0.05)[0]["p_value"] < 0.001
-    p = np.array([validate_all(null_pair(data, seed), [OCEAN], CONFIG, q=0.05)[0]["p_value"] for seed in range(150)])
+    assert validate_all(data, [OCEAN], CONFIG, q=0.05)[0].p_value < 0.001
+    p = np.array([validate_all(null_pair(data, seed), [OCEAN], CONFIG, q=0.05)[0].p_value for seed in range(150)])
     assert np.mean(p <= 0.05) <= 0.1 and 0.3 < np.mean(p) < 0.7
 
 

@@ -19,9 +19,9 @@ def run(config_path, run_dir, *overrides):
 
 def test_full_run_writes_every_stage(tmp_path):
     manifest = run(fake_config(tmp_path), tmp_path / "run")
-    stages = manifest["stages"]
+    stages = manifest.stages
     assert list(stages) == ["prompts", "generate", "embed", "group", "propose", "validate", "decide", "confirm", "report"]
-    assert all(record["status"] == "complete" for record in stages.values())
+    assert all(record.status == "complete" for record in stages.values())
     samples = list(read_jsonl(tmp_path / "run/stages/generate/samples.jsonl"))
     assert len(samples) == 18 * 2 * 2 and {s["side"] for s in samples} == {"a", "b"}
     vectors = np.load(tmp_path / "run/stages/embed/samples.npy")
@@ -39,7 +39,7 @@ def test_rerun_skips_complete_stages(tmp_path, caplog):
     caplog.set_level("INFO", logger="lmdelta")
     second = run(config, tmp_path / "run")
     assert "done before, skipped" in caplog.text and "running" not in caplog.text
-    assert first["stages"]["generate"]["finished"] == second["stages"]["generate"]["finished"]
+    assert first.stages["generate"].finished == second.stages["generate"].finished
 
 
 def test_changed_section_reruns_it_and_downstream_and_says_why(tmp_path, caplog):
@@ -51,22 +51,22 @@ def test_changed_section_reruns_it_and_downstream_and_says_why(tmp_path, caplog)
     assert "generate running (changed: generate.temperature: 1.0 → 0.5)" in caplog.text
     assert "embed    running (upstream generate will re-run)" in caplog.text
     assert "group    running (upstream embed will re-run)" in caplog.text
-    assert manifest["stages"]["generate"]["counts"]["a"]["reused"] == 0
+    assert manifest.stages["generate"].counts["a"]["reused"] == 0
 
 
 def test_more_samples_reuse_the_finished_ones(tmp_path):
     config = fake_config(tmp_path)
     run(config, tmp_path / "run")
     manifest = run(config, tmp_path / "run", "generate.samples_per_prompt=3")
-    counts = manifest["stages"]["generate"]["counts"]["a"]
+    counts = manifest.stages["generate"].counts["a"]
     assert counts["reused"] == 36 and counts["generated"] == 18
 
 
 def test_volatile_change_does_not_rerun(tmp_path):
     config = fake_config(tmp_path)
     run(config, tmp_path / "run")
-    before = RunDir(tmp_path / "run").load_manifest()["stages"]
-    after = run(config, tmp_path / "run", "generate.batch_size=7", "embed.batch_size=3")["stages"]
+    before = RunDir(tmp_path / "run").load_manifest().stages
+    after = run(config, tmp_path / "run", "generate.batch_size=7", "embed.batch_size=3").stages
     assert before == after
 
 
@@ -82,8 +82,8 @@ def test_edited_bank_reruns_prompts(tmp_path, caplog):
 
 def test_embedding_cache_is_shared_across_runs(tmp_path):
     config = fake_config(tmp_path)
-    first = run(config, tmp_path / "one")["stages"]["embed"]["counts"]
-    second = run(config, tmp_path / "two")["stages"]["embed"]["counts"]
+    first = run(config, tmp_path / "one").stages["embed"].counts
+    second = run(config, tmp_path / "two").stages["embed"].counts
     assert first["computed"] > 0 and second["computed"] == 0 and second["cached"] == first["computed"]
     assert np.array_equal(np.load(tmp_path / "one/stages/embed/samples.npy"),
                           np.load(tmp_path / "two/stages/embed/samples.npy"))
@@ -95,7 +95,7 @@ def test_kmeans_groups_and_response_clusters(tmp_path):
     groups = json.loads((tmp_path / "run/stages/group/groups.json").read_text())
     assert sorted(g["prompts"] for g in groups.values()) == [6, 6, 6]
     clusters = list(read_jsonl(tmp_path / "run/stages/group/response_clusters.jsonl"))
-    assert len(clusters) == 72 and manifest["stages"]["group"]["counts"]["groups"] == 3
+    assert len(clusters) == 72 and manifest.stages["group"].counts["groups"] == 3
 
 
 def test_kmeans_needs_prompt_embeddings(tmp_path):
@@ -108,7 +108,7 @@ def test_too_many_groups(tmp_path):
     config = fake_config(tmp_path, group__by="kmeans", group__n_groups=50)
     with pytest.raises(ConfigError, match="n_groups=50 exceeds"):
         run(config, tmp_path / "run")
-    assert RunDir(tmp_path / "run").stage_record("embed")["status"] == "complete"  # kept
+    assert RunDir(tmp_path / "run").stage_record("embed").status == "complete"  # kept
 
 
 def test_side_seeds_differ_so_a_against_a_is_not_identical(tmp_path):

@@ -150,7 +150,7 @@ def test_generated_bank_end_to_end(tmp_path, monkeypatch):
         assert calls == 4  # two calls of four per category
         assert {p["group"] for p in prompts} == {"oceans", "cooking"} and len(prompts) == 12
         assert all(p["id"] == content_id(p["text"]) for p in prompts)
-        assert RunDir(run_dir).load_manifest()["stages"]["prompts"]["llm"]["calls"] == 4
+        assert RunDir(run_dir).load_manifest().stages["prompts"].llm["calls"] == 4
         pipeline.run(config, RunDir(run_dir))  # a re-run neither calls the LLM nor changes the bank
         assert len(server.requests) == calls
         assert list(read_jsonl(run_dir / "stages" / "prompts" / "prompts.jsonl")) == prompts

@@ -14,7 +14,9 @@ from lmdelta.records import Prompt, Sample
 from lmdelta.rundir import RunDir, read_jsonl
 from lmdelta.proposers.llm import FAILED
 from lmdelta.report.null_control import summarize_null
-from lmdelta.stages.propose import UNREACHABLE, _log_skipped, identity, plan_scopes, unreachable_groups
+from lmdelta.stages import propose
+from lmdelta.stages.contract import reads
+from lmdelta.stages.propose import UNREACHABLE, _log_skipped, plan_scopes, unreachable_groups
 
 STRONG = {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}}
 
@@ -92,10 +94,11 @@ def test_q_min_prompts_and_the_seed_re_run_propose(tmp_path):
         return pipeline.plan(load_config(path, [*pinned, *overrides]), run_dir, tmp_path / "cache").reason["propose"]
 
     assert reason() is None
-    assert reason("decide.q=0.02") == "changed: identity.decide.q: 0.05 → 0.02"
-    assert reason("validate.min_prompts=6") == "changed: identity.validate.min_prompts: 5 → 6"
-    assert reason("run.seed=4") == "changed: identity.run.seed: 3 → 4"  # the null control's relabelling
-    assert "decide.q" not in identity(None, RunConfig(propose={"scopes": "all"}))  # no group scope: q cannot matter
+    assert reason("decide.q=0.02") == "changed: decide.q: 0.05 → 0.02"
+    assert reason("validate.min_prompts=6") == "changed: validate.min_prompts: 5 → 6"
+    assert reason("run.seed=4") == "changed: run.seed: 3 → 4"  # the null control's relabelling
+    assert "decide.q" not in reads(propose, RunConfig(propose={"scopes": "all"}))  # no group scope: q cannot matter
+    assert "run.seed" not in reads(propose, RunConfig(controls={"null": False}))  # no null control to relabel
 
 
 def test_a_failed_llm_proposer_call_in_the_pooled_scope_is_not_a_pooled_scope_left_out(caplog):

@@ -97,7 +97,7 @@ def test_the_generate_stage_keeps_the_thinking_and_counts_forced_ends(tiny_model
     assert not any("reasoning" in row for row in items if row["side"] == "a")
     samples = list(read_jsonl(tmp_path / "run/stages/generate/samples.jsonl"))
     assert all("reasoning" not in s for s in samples)  # the analysis never sees the thinking
-    counts = RunDir(tmp_path / "run").load_manifest()["stages"]["generate"]["counts"]["b"]
+    counts = RunDir(tmp_path / "run").load_manifest().stages["generate"].counts["b"]
     assert counts["reasoning_forced"] == 12 and counts["reasoning_tokens_mean"] > 3
     assert "without the end marker" in caplog.text
 

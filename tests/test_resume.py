@@ -63,13 +63,13 @@ def test_killed_run_resumes_without_redoing_finished_items(tmp_path):
     process.wait()
     finished = [row["key"] for row in read_jsonl(items)]
     assert len(finished) == STALL_AFTER
-    assert RunDir(run_dir).stage_record("generate")["status"] == "running"
+    assert RunDir(run_dir).stage_record("generate").status == "running"
 
     resumed = lmdelta("run", path, "--run-dir", run_dir)  # the killed run's lock died with it
     output = resumed.communicate(timeout=300)[0]
     assert resumed.returncode == 0, output
     assert "resuming an interrupted run" in output
-    counts = RunDir(run_dir).stage_record("generate")["counts"]
+    counts = RunDir(run_dir).stage_record("generate").counts
     assert counts["a"]["reused"] + counts["b"]["reused"] == len(finished)
     assert counts["a"]["generated"] + counts["b"]["generated"] == TOTAL - len(finished)
     keys = [row["key"] for row in read_jsonl(items)]
@@ -92,4 +92,4 @@ def test_sigterm_marks_the_stage_interrupted(tmp_path):
     output = process.communicate(timeout=60)[0]
     assert process.returncode == 130, output
     assert "Run the same command again to resume" in output and "Traceback" not in output
-    assert RunDir(run_dir).stage_record("generate")["status"] == "interrupted"
+    assert RunDir(run_dir).stage_record("generate").status == "interrupted"

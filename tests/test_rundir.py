@@ -9,6 +9,7 @@ import pytest
 
 from lmdelta import RUN_FORMAT
 from lmdelta.errors import RunDirError
+from lmdelta.records import StageRecord
 from lmdelta.rundir import JsonlAppender, RunDir, atomic_file, atomic_write_text, read_jsonl, salvage_jsonl
 
 
@@ -42,7 +43,7 @@ def test_refuses_a_foreign_folder_and_another_format(tmp_path):
 def test_stage_updates_are_persisted(tmp_path):
     run = RunDir(tmp_path / "run")
     run.update_stage("prompts", status="complete", counts={"prompts": 3})
-    assert RunDir(tmp_path / "run").stage_record("prompts")["counts"] == {"prompts": 3}
+    assert RunDir(tmp_path / "run").stage_record("prompts").counts == {"prompts": 3}
     assert not list((tmp_path / "run").glob(".*tmp*"))
 
 
@@ -152,7 +153,7 @@ def test_recorded_outputs_report_damage_and_loss(tmp_path):
     (stage / "samples.jsonl").write_text('{"k": 1}\n{"k": 2}\n')
     (stage / "items.jsonl").write_text('{"k": 1}\n')
     (run.root / "report.html").write_text("<html>")
-    record = {"outputs": run.record_outputs("generate", views=["report.html"])}
+    record = StageRecord(outputs=run.record_outputs("generate", views=["report.html"]))
     assert run.damaged_outputs(record) == []
     (run.root / "report.html").write_text("<html>re-rendered, a view: not a damage</html>")
     (stage / "samples.jsonl").write_text('{"k": 1}\ngarbage\n')  # same size, other content

@@ -66,13 +66,13 @@ def test_cluster_units_give_the_cluster_permutation_with_its_unit_named():
     vs = ValidationSet.build(data)
     assert not vs.aligned and vs.clustered
     result = validate_all(data, [along_first_axis(data)], CONFIG, q=0.05)[0]
-    assert result["unit"] == "cluster" and result["n_units"] == 80 and result["n_texts"] == 400
-    assert result["test"].startswith("cluster-level") and "80 clusters of 400 texts" in result["test"]
-    assert result["assumption"] == validation_texts.CLUSTER_ASSUMPTION
+    assert result.unit == "cluster" and result.n_units == 80 and result.n_texts == 400
+    assert result.test.startswith("cluster-level") and "80 clusters of 400 texts" in result.test
+    assert result.assumption == validation_texts.CLUSTER_ASSUMPTION
     scores = first_axis_scores(data, vs)
     expected = st.cluster_permutation(scores, vs.is_b, vs.prompt_of_row, "greater", 2000, 0)
-    assert (result["statistic"], result["p_value"]) == (expected.statistic, expected.p_value)
-    assert result["clustering_warning"] is None
+    assert (result.statistic, result.p_value) == (expected.statistic, expected.p_value)
+    assert result.clustering_warning is None
 
 
 def test_single_text_units_keep_the_text_permutation_unchanged():
@@ -82,10 +82,10 @@ def test_single_text_units_keep_the_text_permutation_unchanged():
     result = validate_all(data, [along_first_axis(data)], CONFIG, q=0.05)[0]
     scores = first_axis_scores(data, vs)
     expected = st.text_permutation(scores[~vs.is_b], scores[vs.is_b], "greater", 2000, 0)
-    assert result["unit"] == "text" and result["test"].startswith("text-level")
-    assert (result["statistic"], result["p_value"]) == (expected.statistic, expected.p_value)
+    assert result.unit == "text" and result.test.startswith("text-level")
+    assert (result.statistic, result.p_value) == (expected.statistic, expected.p_value)
     welch = effects.welch_ci(scores[~vs.is_b], scores[vs.is_b])
-    assert result["effect_ci"] == [welch.low, welch.high]
+    assert result.effect_ci == [welch.low, welch.high]
 
 
 def test_the_null_control_swaps_whole_clusters():
@@ -95,7 +95,7 @@ def test_the_null_control_swaps_whole_clusters():
     for s in null.samples:
         sides.setdefault(s.prompt_id, set()).add(s.side)
     assert all(len(found) == 1 for found in sides.values()) and ValidationSet.build(null).clustered
-    assert validate_all(null, [along_first_axis(null)], CONFIG, q=0.05)[0]["unit"] == "cluster"
+    assert validate_all(null, [along_first_axis(null)], CONFIG, q=0.05)[0].unit == "cluster"
 
 
 def test_type_one_error_with_hidden_clusters_in_the_audits_design():
@@ -179,14 +179,14 @@ def test_a_zero_vector_has_no_near_duplicate():
 def test_near_duplicate_single_texts_put_a_warning_on_every_row():
     data = unaligned_pair(np.random.default_rng(8), n_clusters=150, per_cluster=1, dim=64, near_copies=True)
     results = validate_all(data, [along_first_axis(data), along_first_axis(data, "h2", "a>b")], CONFIG, q=0.05)
-    warning = results[0]["clustering_warning"]
+    warning = results[0].clustering_warning
     assert warning and "corpus.columns.cluster" in warning and "over-reject" in warning
-    assert results[1]["clustering_warning"] == warning and results[0]["unit"] == "text"
+    assert results[1].clustering_warning == warning and results[0].unit == "text"
 
 
 def test_independent_single_texts_get_no_warning():
     data = unaligned_pair(np.random.default_rng(9), n_clusters=150, per_cluster=1, dim=64)
-    assert validate_all(data, [along_first_axis(data)], CONFIG, q=0.05)[0]["clustering_warning"] is None
+    assert validate_all(data, [along_first_axis(data)], CONFIG, q=0.05)[0].clustering_warning is None
 
 
 def test_an_aligned_comparison_gets_no_warning():
@@ -198,4 +198,4 @@ def test_an_aligned_comparison_gets_no_warning():
     vectors = np.tile(rng.normal(size=(1, 8)), (len(samples), 1))  # every text a duplicate of every other
     data = PairData(prompts, samples, vectors, {p.id: "all" for p in prompts})
     result = validate_all(data, [along_first_axis(data)], CONFIG, 0.05)[0]
-    assert "clustering_warning" in result and result["clustering_warning"] is None
+    assert "clustering_warning" in result.to_dict() and result.clustering_warning is None

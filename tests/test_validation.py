@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from conftest import make_finding
 from lmdelta import validation
 from lmdelta.config import ValidateConfig, validate_config
 from lmdelta.errors import ConfigError
@@ -44,25 +45,25 @@ GROUP = Hypothesis("h3", "g1", "b>a", "b mentions ocean in g1", "keywords", "key
 def test_a_real_difference_is_detected_with_sensible_effects():
     results = validate_all(make_pair(), [OCEAN, PARK_A], CONFIG, q=0.05)
     ocean, park = results
-    assert ocean["p_value"] < 0.001 and park["p_value"] < 0.001
-    assert 0.3 < ocean["effect"] < 0.7 and ocean["effect_ci"][0] < ocean["effect"] < ocean["effect_ci"][1]
-    assert ocean["auc"] > 0.65 and park["auc"] > 0.65  # oriented in each hypothesis's direction
-    assert ocean["prevalence_b"] > ocean["prevalence_a"]
-    assert ocean["n_prompts"] == 30 and ocean["n_texts"] == 120 and ocean["n_dropped"] == 0
-    assert "sign-flip" in ocean["test"] and "exchangeable" in ocean["assumption"]
-    assert all("ocean" in e["text"] for e in ocean["examples"]["b"])
+    assert ocean.p_value < 0.001 and park.p_value < 0.001
+    assert 0.3 < ocean.effect < 0.7 and ocean.effect_ci[0] < ocean.effect < ocean.effect_ci[1]
+    assert ocean.auc > 0.65 and park.auc > 0.65  # oriented in each hypothesis's direction
+    assert ocean.prevalence_b > ocean.prevalence_a
+    assert ocean.n_prompts == 30 and ocean.n_texts == 120 and ocean.n_dropped == 0
+    assert "sign-flip" in ocean.test and "exchangeable" in ocean.assumption
+    assert all("ocean" in e["text"] for e in ocean.examples["b"])
 
 
 def test_no_difference_gives_uniformish_p_values():
-    p_values = [validate_all(make_pair(rate_a=0.3, rate_b=0.3, seed=s), [OCEAN], CONFIG, q=0.05)[0]["p_value"]
+    p_values = [validate_all(make_pair(rate_a=0.3, rate_b=0.3, seed=s), [OCEAN], CONFIG, q=0.05)[0].p_value
                 for s in range(60)]
     assert 0.25 < np.mean(p_values) < 0.75 and np.mean(np.array(p_values) < 0.05) < 0.15
 
 
 def test_group_scope_and_generalisation_test():
     result = validate_all(make_pair(), [GROUP], CONFIG, q=0.05)[0]
-    assert result["n_prompts"] == 10  # g1 holds the even prompts; every fourth one is discovery
-    assert result["generalization_units"] == 20 and result["generalization_p"] < 0.05
+    assert result.n_prompts == 10  # g1 holds the even prompts; every fourth one is discovery
+    assert result.generalization_units == 20 and result.generalization_p < 0.05
 
 
 def test_unequal_counts_keep_the_signflip_on_a_balanced_subsample():
@@ -71,9 +72,9 @@ def test_unequal_counts_keep_the_signflip_on_a_balanced_subsample():
     rows = [data.samples.index(s) for s in keep]
     data = PairData(data.prompts, keep, data.vectors[rows], data.groups)
     result = validate_all(data, [OCEAN], CONFIG, q=0.05)[0]
-    assert "sign-flip" in result["test"] and "seeded subsample" in result["test"] and result["p_value"] < 0.01
-    assert result["n_subsample_dropped"] == 2 and result["n_texts"] == 118  # the effects keep every answer
-    assert "within-prompt" not in result["test"]
+    assert "sign-flip" in result.test and "seeded subsample" in result.test and result.p_value < 0.01
+    assert result.n_subsample_dropped == 2 and result.n_texts == 118  # the effects keep every answer
+    assert "within-prompt" not in result.test
 
 
 def test_unscorable_texts_are_dropped_and_counted():
@@ -81,23 +82,22 @@ def test_unscorable_texts_are_dropped_and_counted():
     data.vectors[5] = 0.0  # the embedding judge cannot score a zero vector
     proto = Hypothesis("h4", "all", "b>a", "ocean-like", "clusters", "embedding", prototype=(1.0, 0.0), order=4)
     result = validate_all(data, [proto], CONFIG, q=0.05)[0]
-    assert result["n_dropped"] == (1 if data.prompt_by_id[data.samples[5].prompt_id].split == "validation" else 0)
-    assert result["p_value"] < 0.01
+    assert result.n_dropped == (1 if data.prompt_by_id[data.samples[5].prompt_id].split == "validation" else 0)
+    assert result.p_value < 0.01
 
 
 def test_a_hypothesis_without_validation_data_is_marked_untested():
     orphan = Hypothesis("h5", "no-such-group", "b>a", "x", "keywords", "keyword", keywords=("ocean",), order=5)
     result = validate_all(make_pair(), [orphan], CONFIG, q=0.05)[0]
-    assert result["n_prompts"] == 0 and np.isnan(result["p_value"]) and result["test"].startswith("not tested")
-    decided = decide([{**result, "p_value": None}], RunConfig())
-    assert decided[0]["validated"] is False
+    assert result.n_prompts == 0 and result.p_value is None and result.test.startswith("not tested")
+    decided = decide([result], RunConfig())
+    assert decided[0].validated is False
 
 
 def test_baseline_auc_sees_the_word_difference():
     data = make_pair()
-    results = validate_all(data, [OCEAN], CONFIG, q=0.05)
-    add_baselines(results, data, seed=0)
-    assert results[0]["baseline_auc"] > 0.6
+    results = add_baselines(validate_all(data, [OCEAN], CONFIG, q=0.05), data, seed=0)
+    assert results[0].baseline_auc > 0.6
 
 
 def test_null_pair_relabelling_finds_nothing():
@@ -105,7 +105,7 @@ def test_null_pair_relabelling_finds_nothing():
     null = null_pair(data, seed=0)
     assert {s.side for s in null.samples} == {"a", "b"} and len(null.samples) == len(data.samples)
     result = validate_all(null, [OCEAN], CONFIG, q=0.05)[0]
-    assert result["p_value"] > 0.01
+    assert result.p_value > 0.01
 
 
 def test_per_prompt_differences():
@@ -117,12 +117,12 @@ def test_per_prompt_differences():
 
 
 def test_decisions_are_persisted_per_hypothesis():
-    rows = [{"id": f"h{i}", "order": i, "p_value": p} for i, p in enumerate([1e-5, 0.01, 0.5, None, 0.03], start=1)]
+    rows = [make_finding(id=f"h{i}", order=i, p_value=p) for i, p in enumerate([1e-5, 0.01, 0.5, None, 0.03], start=1)]
     decided = decide(rows, RunConfig())
-    assert [r["bh_reject"] for r in decided] == [True, True, False, False, True]  # m = 5 counts the untested
-    assert [r["validated"] for r in decided] == [r["bh_reject"] for r in decided]
-    assert all({"by_reject", "online_reject", "online_level", "q_value"} <= set(r) for r in decided)
-    assert decided[0]["online_level"] == pytest.approx(0.00625 * 0.3837, rel=1e-3)  # SAFFRON: W0 * gamma_1
+    assert [r.bh_reject for r in decided] == [True, True, False, False, True]  # m = 5 counts the untested
+    assert [r.validated for r in decided] == [r.bh_reject for r in decided]
+    assert all({"by_reject", "online_reject", "online_level", "q_value"} <= set(r.to_dict()) for r in decided)
+    assert decided[0].online_level == pytest.approx(0.00625 * 0.3837, rel=1e-3)  # SAFFRON: W0 * gamma_1
 
 
 def test_score_lists_match_a_scan_per_prompt():
@@ -198,9 +198,9 @@ def test_equal_counts_give_the_same_tests_as_before():
     for n_prompts, per_side in ((40, 2), (120, 3)):
         data = make_pair(n_prompts=n_prompts, per_side=per_side, rate_a=0.3, rate_b=0.36, seed=3)
         for r in validate_all(data, [OCEAN, PARK_A, GROUP, g2], config, q=0.05):
-            assert (r["statistic"], r["p_value"], r["n_prompts"], r.get("generalization_p")) == \
-                before[(n_prompts, per_side, r["id"])]
-            assert r["n_subsample_dropped"] == 0 and "subsample" not in r["test"]
+            assert (r.statistic, r.p_value, r.n_prompts, r.generalization_p) == \
+                before[(n_prompts, per_side, r.id)]
+            assert r.n_subsample_dropped == 0 and "subsample" not in r.test
 
 
 def test_balanced_differences_equal_per_prompt_when_counts_are_equal():
@@ -268,32 +268,32 @@ def test_effect_interval_is_the_t_interval_over_prompts():
     scores = np.array([1.0 if "ocean" in data.samples[i].text else 0.0 for i in vs.rows])
     d = per_prompt(scores, vs)[0]
     half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-    assert result["effect"] == pytest.approx(d.mean())
-    assert result["effect_ci"] == pytest.approx([d.mean() - half, d.mean() + half])
-    assert result["effect_se"] == pytest.approx(d.std(ddof=1) / np.sqrt(d.size)) and result["effect_df"] == d.size - 1
-    assert result["effect_ci_note"] is None and result["ci_level"] == 0.95
-    assert result["auc_ci"][0] < result["auc"] < result["auc_ci"][1] and result["auc_ci_note"] is None
+    assert result.effect == pytest.approx(d.mean())
+    assert result.effect_ci == pytest.approx([d.mean() - half, d.mean() + half])
+    assert result.effect_se == pytest.approx(d.std(ddof=1) / np.sqrt(d.size)) and result.effect_df == d.size - 1
+    assert result.effect_ci_note is None and result.ci_level == 0.95
+    assert result.auc_ci[0] < result.auc < result.auc_ci[1] and result.auc_ci_note is None
 
 
 def test_prevalence_intervals_for_presence_judges_only():
     data = make_pair(rate_a=0.05, rate_b=0.5, seed=2)
     ocean = validate_all(data, [OCEAN], CONFIG, q=0.05)[0]
     for side in ("a", "b"):
-        low, high = ocean[f"prevalence_{side}_ci"]
-        assert 0.0 <= low <= ocean[f"prevalence_{side}"] <= high <= 1.0
-    assert ocean["prevalence_ci_note"] is None
+        low, high = getattr(ocean, f"prevalence_{side}_ci")
+        assert 0.0 <= low <= getattr(ocean, f"prevalence_{side}") <= high <= 1.0
+    assert ocean.prevalence_ci_note is None
     proto = Hypothesis("h4", "all", "b>a", "ocean-like", "clusters", "embedding", prototype=(1.0, 0.0), order=4)
     embedded = validate_all(data, [proto], CONFIG, q=0.05)[0]
-    assert embedded["prevalence_a"] is None and embedded["prevalence_a_ci"] == [None, None]
+    assert embedded.prevalence_a is None and embedded.prevalence_a_ci == [None, None]
 
 
 def test_one_prompt_gives_no_interval_and_says_why():
     data = make_pair(n_prompts=5, seed=1, groups=("g1", "g2", "g3", "g4"))
     g2 = Hypothesis("h7", "g2", "b>a", "b mentions ocean in g2", "keywords", "keyword", keywords=("ocean",), order=7)
     result = validate_all(data, [g2], CONFIG, q=0.05)[0]
-    assert result["n_prompts"] == 1  # g2 holds prompt 1 only
-    assert np.isnan(result["effect_ci"][0]) and "one prompt" in result["effect_ci_note"]
-    assert np.isnan(result["auc_ci"][0]) and "at least 5" in result["auc_ci_note"]
+    assert result.n_prompts == 1  # g2 holds prompt 1 only
+    assert result.effect_ci[0] is None and "one prompt" in result.effect_ci_note
+    assert result.auc_ci[0] is None and "at least 5" in result.auc_ci_note
 
 
 def test_unaligned_corpora_report_welch_and_text_level_intervals():
@@ -306,9 +306,9 @@ def test_unaligned_corpora_report_welch_and_text_level_intervals():
         samples.append(Sample(f"p{p}", side, 0, text, 5, "stop", p, f"{side}{p}"))
     vectors = np.array([[1.0, 0.0] if "ocean" in s.text else [0.0, 1.0] for s in samples])
     result = validate_all(PairData(prompts, samples, vectors, {p.id: "all" for p in prompts}), [OCEAN], CONFIG, 0.05)[0]
-    assert result["unit"] == "text" and result["effect_ci"][0] < result["effect"] < result["effect_ci"][1]
-    assert result["effect_df"] > 1 and result["auc_ci_note"] is None and result["n_subsample_dropped"] == 0
-    assert result["prevalence_b_ci"][0] <= result["prevalence_b"] <= result["prevalence_b_ci"][1]
+    assert result.unit == "text" and result.effect_ci[0] < result.effect < result.effect_ci[1]
+    assert result.effect_df > 1 and result.auc_ci_note is None and result.n_subsample_dropped == 0
+    assert result.prevalence_b_ci[0] <= result.prevalence_b <= result.prevalence_b_ci[1]
 
 
 # --- selection-adjusted intervals for validated findings (audit M1) -----------------------------
@@ -318,15 +318,15 @@ def test_validated_rows_get_fcr_adjusted_intervals():
     rows = [{"id": f"h{i}", "order": i, "p_value": p, "effect": 0.2, "effect_se": 0.05, "effect_df": 9.0}
             for i, p in enumerate([1e-5, 0.01, 0.5, None, 0.03], start=1)]
     rows[1].update(effect_se=None, effect_df=None)  # an old results file, or no interval possible
-    decided = decide(rows, RunConfig())
-    assert [r["validated"] for r in decided] == [True, True, False, False, True]
+    decided = decide([make_finding(**row) for row in rows], RunConfig())
+    assert [r.validated for r in decided] == [True, True, False, False, True]
     level = 1 - 3 * 0.05 / 4  # R = 3 validated of m = 4 tested (the untested one is not selectable)
-    assert decided[0]["fcr_level"] == pytest.approx(level)
-    assert decided[0]["effect_ci_fcr"] == pytest.approx(list(t_interval(0.2, 0.05, 9.0, level)))
-    assert decided[0]["effect_ci_fcr"][1] - decided[0]["effect_ci_fcr"][0] > 2 * 2.262 * 0.05  # wider than 95 %
-    assert decided[1]["effect_ci_fcr"] is None and decided[1]["fcr_level"] == pytest.approx(level)
-    assert decided[2]["effect_ci_fcr"] is None and decided[2]["fcr_level"] is None
-    assert all(r["effect_ci_fcr"] is None for r in decide([{**rows[2], "order": 1}], RunConfig()))
+    assert decided[0].fcr_level == pytest.approx(level)
+    assert decided[0].effect_ci_fcr == pytest.approx(list(t_interval(0.2, 0.05, 9.0, level)))
+    assert decided[0].effect_ci_fcr[1] - decided[0].effect_ci_fcr[0] > 2 * 2.262 * 0.05  # wider than 95 %
+    assert decided[1].effect_ci_fcr is None and decided[1].fcr_level == pytest.approx(level)
+    assert decided[2].effect_ci_fcr is None and decided[2].fcr_level is None
+    assert all(r.effect_ci_fcr is None for r in decide([make_finding(**{**rows[2], "order": 1})], RunConfig()))
 
 
 def test_fcr_intervals_cover_the_selected_effects():
@@ -341,12 +341,12 @@ def test_fcr_intervals_cover_the_selected_effects():
         rows = []
         for i in range(100):
             est = mean_ci(D[i])
-            rows.append({"order": i, "p_value": float(p[i]), "effect": est.value, "effect_se": est.se,
-                         "effect_df": est.df, "effect_ci": [est.low, est.high], "truth": truth[i]})
+            rows.append(make_finding(id=f"h{i}", order=i, p_value=float(p[i]), effect=est.value, effect_se=est.se,
+                                     effect_df=est.df, effect_ci=[est.low, est.high]))
         for r in decide(rows, RunConfig()):
-            if r["validated"]:
-                plain.append(r["effect_ci"][0] <= r["truth"] <= r["effect_ci"][1])
-                adjusted.append(r["effect_ci_fcr"][0] <= r["truth"] <= r["effect_ci_fcr"][1])
+            if r.validated:
+                plain.append(r.effect_ci[0] <= truth[r.order] <= r.effect_ci[1])
+                adjusted.append(r.effect_ci_fcr[0] <= truth[r.order] <= r.effect_ci_fcr[1])
     assert len(adjusted) > 120
     assert np.mean(plain) < 0.85 and np.mean(adjusted) >= 0.93
 
@@ -361,32 +361,33 @@ def test_generalisation_and_generative_p_values_form_their_own_bh_families():
     generative = [None, 0.2, 0.001, 0.004, None]
     rows = [{"id": f"h{i}", "order": i, "p_value": p, "generalization_p": g, "generative_p": s}
             for i, (p, g, s) in enumerate(zip([1e-5, 0.01, 0.5, None, 0.03], gen, generative), start=1)]
-    decided = decide(rows, RunConfig())
-    assert [r["generalization_validated"] for r in decided] == [True, True, False, None, False]
-    assert [r["generalization_q"] for r in decided] == pytest.approx([0.004, 0.04, 0.16 / 3, None, 0.5])
-    assert [r["generative_validated"] for r in decided] == [None, False, True, True, None]
-    assert [r["generative_q"] for r in decided] == pytest.approx([None, 0.2, 0.003, 0.006, None])
+    decided = decide([make_finding(**row) for row in rows], RunConfig())
+    assert [r.generalization_validated for r in decided] == [True, True, False, None, False]
+    assert [r.generalization_q for r in decided] == pytest.approx([0.004, 0.04, 0.16 / 3, None, 0.5])
+    assert [r.generative_validated for r in decided] == [None, False, True, True, None]
+    assert [r.generative_q for r in decided] == pytest.approx([None, 0.2, 0.003, 0.006, None])
     checked = stats.false_discovery_control([0.001, 0.02, 0.04, 0.5])
-    assert [r["generalization_q"] for r in decided if r["generalization_q"] is not None] == pytest.approx(checked)
-    alone = decide([{k: v for k, v in r.items() if not k.startswith("gen")} for r in rows], RunConfig())
-    assert [r["validated"] for r in decided] == [r["validated"] for r in alone] == [True, True, False, False, True]
-    assert all(r["generalization_q"] is None and r["generative_validated"] is None for r in alone)
+    assert [r.generalization_q for r in decided if r.generalization_q is not None] == pytest.approx(checked)
+    alone = decide([make_finding(**{k: v for k, v in r.items() if not k.startswith("gen")}) for r in rows],
+                   RunConfig())
+    assert [r.validated for r in decided] == [r.validated for r in alone] == [True, True, False, False, True]
+    assert all(r.generalization_q is None and r.generative_validated is None for r in alone)
 
 
 def test_the_generalisation_family_is_per_comparison_and_at_decide_q():
-    rows = [{"id": f"h{i}", "order": i, "p_value": 0.5, "generalization_p": p} for i, p in enumerate([0.03, 0.04])]
+    rows = [make_finding(id=f"h{i}", order=i, p_value=0.5, generalization_p=p) for i, p in enumerate([0.03, 0.04])]
     strict = decide(rows, RunConfig.model_validate({"decide": {"q": 0.01}}))
     loose = decide(rows, RunConfig.model_validate({"decide": {"q": 0.1}}))
-    assert [r["generalization_validated"] for r in strict] == [False, False]
-    assert [r["generalization_validated"] for r in loose] == [True, True]
+    assert [r.generalization_validated for r in strict] == [False, False]
+    assert [r.generalization_validated for r in loose] == [True, True]
 
 
 def test_group_hypotheses_get_decided_generalisation_tests_end_to_end():
     results = validate_all(make_pair(), [OCEAN, GROUP], CONFIG, q=0.05)
-    decided = {r["id"]: r for r in decide(results, RunConfig())}
-    assert decided["h1"]["generalization_p"] is None and decided["h1"]["generalization_q"] is None
-    assert decided["h3"]["generalization_q"] == pytest.approx(decided["h3"]["generalization_p"])  # m = 1
-    assert decided["h3"]["generalization_validated"] is True
+    decided = {r.id: r for r in decide(results, RunConfig())}
+    assert decided["h1"].generalization_p is None and decided["h1"].generalization_q is None
+    assert decided["h3"].generalization_q == pytest.approx(decided["h3"].generalization_p)  # m = 1
+    assert decided["h3"].generalization_validated is True
 
 
 # --- which prompts an LLM judge scores (audit M3) -------------------------------------------------
@@ -425,8 +426,8 @@ def test_an_llm_judged_group_hypothesis_is_generalised_on_the_sampled_prompts_on
                  r.messages[-1].content else 0.1) for r in requests]
 
     result = validate_all(data, [llm_group], CONFIG, q=0.05, llm_ask=ask)[0]
-    assert result["n_prompts"] == 15 and result["generalization_units"] == 15
-    assert result["generalization_p"] < 0.05 and len(asked) == 2 * 15 * 4  # 4 texts a prompt, in and out of g1
+    assert result.n_prompts == 15 and result.generalization_units == 15
+    assert result.generalization_p < 0.05 and len(asked) == 2 * 15 * 4  # 4 texts a prompt, in and out of g1
 
 
 def test_effect_intervals_stay_on_the_score_scale():
@@ -463,7 +464,7 @@ def test_the_subsample_follows_the_hypothesis_not_its_id_or_place():
         ocean = Hypothesis(f"h{n_before + 1:03d}", "all", "b>a", "b mentions ocean", "keywords", "keyword",
                            keywords=("ocean",), property="uses “ocean”", order=n_before + 1)
         row = validate_all(data, fillers + [ocean], config, 0.05)[-1]
-        return row["p_value"], row["statistic"], row["n_subsample_dropped"]
+        return row.p_value, row.statistic, row.n_subsample_dropped
 
     found = [ocean_after(n) for n in range(5)]
     assert found[0][2] > 0 and len(set(found)) == 1

@@ -108,12 +108,14 @@ def run(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: 
 
 def _print_findings(run_dir: Path) -> None:
     from lmdelta.report.table import findings_table
+    from lmdelta.rundir import RunDir
 
-    if (run_dir / "hypotheses.jsonl").exists():
+    files = RunDir(run_dir)
+    if files.findings_path().exists():
         _say("")
         _say(findings_table(run_dir))
-    if (run_dir / "report.html").exists():
-        _say(f"report: {run_dir / 'report.html'}")
+    if files.report_path.exists():
+        _say(f"report: {files.report_path}")
 
 
 def _run(config, run_dir: Path) -> None:
@@ -227,9 +229,10 @@ def _render_locked(run_dir: Path) -> None:
 
 def _require_run(run_dir: Path) -> None:
     from lmdelta.errors import RunDirError
+    from lmdelta.rundir import MANIFEST, RunDir
 
-    if not (run_dir / "manifest.json").exists():
-        raise RunDirError(f"{run_dir} is not an lmdelta run directory (no manifest.json).",
+    if not RunDir(run_dir).exists():
+        raise RunDirError(f"{run_dir} is not an lmdelta run directory (no {MANIFEST}).",
                           "Pass the --run-dir of an earlier `lmdelta run`.")
 
 
@@ -247,13 +250,13 @@ def _print_status(run_dir: Path) -> None:
     _require_run(run_dir)
     rd = RunDir(run_dir)
     manifest = rd.load_manifest()
-    _say(f"run {run_dir}  (lmdelta {manifest.get('version')}, updated {manifest.get('updated', '?')})")
+    _say(f"run {run_dir}  (lmdelta {manifest.version}, updated {manifest.updated or '?'})")
     _say(f"  {'stage':<9} {'status':<12} {'time':>8}  counts")
-    for name, record in manifest.get("stages", {}).items():
-        seconds = record.get("seconds")
+    for name, record in manifest.stages.items():
+        seconds = record.seconds
         shown = f"{seconds:.1f}s" if isinstance(seconds, (int, float)) else "-"
-        _say(f"  {name:<9} {record.get('status', '?'):<12} {shown:>8}  {_format_counts(record.get('counts', {}))}")
-    usage = manifest.get("llm_usage")
+        _say(f"  {name:<9} {record.status or '?':<12} {shown:>8}  {_format_counts(record.counts or {})}")
+    usage = manifest.llm_usage
     if usage:
         _say(f"  LLM: {_usage_line(usage)}")
         for stage, roles in usage.get("by_stage", {}).items():

@@ -11,8 +11,10 @@ from functools import cached_property
 
 import numpy as np
 
+from lmdelta.config import RunConfig
 from lmdelta.hashing import child_seed
 from lmdelta.records import Prompt, Sample
+from lmdelta.stages.contract import StageContext
 
 NULL_LABELS = {"a": "relabelled a", "b": "relabelled b"}
 _OTHER = {"a": "b", "b": "a"}
@@ -92,7 +94,7 @@ def _coin(seed: int, unit: str) -> bool:
     return child_seed(seed, "null control", unit) % 2 == 1
 
 
-def load_pair(ctx, config) -> PairData:
+def load_pair(ctx: StageContext, config: RunConfig) -> PairData:
     """The main comparison from the run directory's generate, embed and group outputs."""
     from lmdelta.stages import embed, generate, group, prompts
 

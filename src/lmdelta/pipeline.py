@@ -1,13 +1,13 @@
 """Sequence the stages, fingerprint them, skip what is done, and re-run what changed.
 
-A stage's fingerprint hashes its own config section (minus volatile fields), its code version,
-the identities of the models it uses, and its upstream fingerprints. A complete stage with the
-same fingerprint is skipped; a changed one re-runs together with everything downstream.
+A stage's fingerprint hashes its own config sections (minus volatile fields), the fields of other
+sections it declares it reads (its READS), its code version, the identities of the models it uses,
+and its upstream fingerprints. A complete stage with the same fingerprint is skipped; a changed one
+re-runs together with everything downstream.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,59 +16,42 @@ from typing import Any
 
 from lmdelta.backends.embedded import cache_root
 from lmdelta.config import RunConfig
+from lmdelta.config.base import Section
 from lmdelta.credentials import redact_backend_args
 from lmdelta.hashing import hash_data
 from lmdelta.llm.session import check_budget_pricing
+from lmdelta.records import StageRecord
 from lmdelta.rundir import RunDir
+from lmdelta.stages import confirm, decide, embed, generate, group, propose, prompts, report, validate
+from lmdelta.stages.contract import Stage, StageContext, check, reads, root_outputs, views
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Stage:
+class StageEntry:
+    """A stage in the table: its name (= module = config section = run-dir folder), its module, the config
+    sections whose result fields are part of its fingerprint, and the stages whose outputs it reads."""
+
     name: str
+    module: Stage
     sections: tuple[str, ...]
     upstream: tuple[str, ...]
 
-    @property
-    def module(self) -> Any:
-        return importlib.import_module(f"lmdelta.stages.{self.name}")
-
 
 STAGES = (
-    Stage("prompts", ("prompts", "corpus"), ()),
-    Stage("generate", ("generate", "corpus"), ("prompts",)),
-    Stage("embed", ("embed",), ("generate", "prompts")),
-    Stage("group", ("group",), ("embed", "prompts")),
-    Stage("propose", ("propose", "controls", "llm.proposer"), ("group", "embed", "generate", "prompts")),
-    Stage("validate", ("validate", "llm.judge"), ("propose",)),
-    Stage("decide", ("decide",), ("validate",)),
+    StageEntry("prompts", prompts, ("prompts", "corpus"), ()),
+    StageEntry("generate", generate, ("generate", "corpus"), ("prompts",)),
+    StageEntry("embed", embed, ("embed",), ("generate", "prompts")),
+    StageEntry("group", group, ("group",), ("embed", "prompts")),
+    StageEntry("propose", propose, ("propose", "controls", "llm.proposer"), ("group", "embed", "generate", "prompts")),
+    StageEntry("validate", validate, ("validate", "llm.judge"), ("propose",)),
+    StageEntry("decide", decide, ("decide",), ("validate",)),
     # Scores the confirmation answers with validation's judge and test, decides at decide.q.
-    Stage("confirm", ("validate", "llm.judge", "decide"),
-          ("decide", "propose", "group", "embed", "generate", "prompts")),
-    Stage("report", (), ("confirm", "decide")),
+    StageEntry("confirm", confirm, ("validate", "llm.judge", "decide"),
+               ("decide", "propose", "group", "embed", "generate", "prompts")),
+    StageEntry("report", report, (), ("confirm", "decide")),
 )
-
-
-@dataclass
-class StageContext:
-    run_dir: RunDir
-    stage: str
-    cache_dir: Path
-
-    @property
-    def dir(self) -> Path:
-        path = self.run_dir.stage_dir(self.stage)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def input_dir(self, stage: str) -> Path:
-        return self.run_dir.stage_dir(stage)
-
-
-@dataclass
-class StageResult:
-    counts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,44 +68,53 @@ def plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> Plan:
     (each stage's optional `check(config)`), so nothing runs that could only fail later; loads no weights."""
     config = config.resolved()
     result = Plan()
-    manifest = run_dir.load_manifest().get("stages", {})
+    manifest = run_dir.load_manifest()
     check_budget_pricing(config)
     for stage in STAGES:
-        getattr(stage.module, "check", lambda config: None)(config)
+        check(stage.module, config)
     for stage in STAGES:
         ctx = StageContext(run_dir, stage.name, cache_dir)
         material = {
             "stage": stage.name,
             "version": stage.module.VERSION,
-            "config": redact_backend_args({name: _section(config, name).result_fields() for name in stage.sections}),
+            "config": redact_backend_args(config_material(stage, config)),
             "identity": stage.module.identity(ctx, config),
             "upstream": {name: result.fingerprint[name] for name in stage.upstream},
         }
         result.material[stage.name] = material
         result.fingerprint[stage.name] = hash_data(material)
-        result.reason[stage.name] = _reason(stage, manifest.get(stage.name, {}), material, result, run_dir)
+        result.reason[stage.name] = _reason(stage, manifest.stage(stage.name), material, result, run_dir)
     return result
 
 
-def _section(config: RunConfig, dotted: str) -> Any:
+def config_material(stage: StageEntry, config: RunConfig) -> dict[str, Any]:
+    """The config a stage's output depends on: its sections' result fields, then each field of another
+    section it declares it reads (by dotted path, so a change reads "decide.q: 0.05 → 0.02")."""
+    found = {name: config_value(config, name) for name in stage.sections}
+    found.update({path: config_value(config, path) for path in reads(stage.module, config)})
+    return found
+
+
+def config_value(config: RunConfig, dotted: str) -> Any:
+    """A section's result fields (volatile ones left out), or a field's value, by dotted path."""
     node: Any = config
     for part in dotted.split("."):
         node = getattr(node, part)
-    return node
+    return node.result_fields() if isinstance(node, Section) else node
 
 
-def _reason(stage: Stage, record: dict[str, Any], material: dict[str, Any], current: Plan,
+def _reason(stage: StageEntry, record: StageRecord | None, material: dict[str, Any], current: Plan,
             run_dir: RunDir) -> str | None:
     """Why a stage must run, or None when its finished output can be reused."""
-    if not record:
+    if record is None:
         return "not run yet"
     changed = [u for u in stage.upstream if current.reason.get(u)]
     if changed:  # also when upstream only resumes or repairs: its outputs are new
         return f"upstream {', '.join(changed)} will re-run"
-    if record.get("fingerprint") != current.fingerprint[stage.name]:
-        diffs = describe_changes(record.get("material", {}), material)
+    if record.fingerprint != current.fingerprint[stage.name]:
+        diffs = describe_changes(record.material or {}, material)
         return "changed: " + ("; ".join(diffs[:4]) if diffs else "stage code version")
-    if record.get("status") != "complete":
+    if record.status != "complete":
         return "resuming an interrupted run"
     damaged = run_dir.damaged_outputs(record)
     if damaged:
@@ -158,9 +150,7 @@ def run(config: RunConfig, run_dir: RunDir, cache_dir: Path | None = None) -> Pl
     with run_dir.lock():
         run_dir.check_usable()
         the_plan = plan(config, run_dir, cache_dir)
-        manifest = run_dir.load_manifest()
-        manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        run_dir.save_manifest(manifest)
+        run_dir.claim()
         for stage in STAGES:
             reason = the_plan.reason[stage.name]
             if reason is None:
@@ -171,12 +161,12 @@ def run(config: RunConfig, run_dir: RunDir, cache_dir: Path | None = None) -> Pl
     return the_plan
 
 
-def _run_stage(stage: Stage, config: RunConfig, run_dir: RunDir, cache_dir: Path, the_plan: Plan) -> None:
-    record = run_dir.stage_record(stage.name)
+def _run_stage(stage: StageEntry, config: RunConfig, run_dir: RunDir, cache_dir: Path, the_plan: Plan) -> None:
+    record = run_dir.stage_record(stage.name) or StageRecord()
     fingerprint = the_plan.fingerprint[stage.name]
-    resumed = record.get("fingerprint") == fingerprint
-    spent = float(record.get("seconds", 0.0)) if resumed else 0.0
-    fresh = {} if resumed else {"llm": {}}  # LLM spending adds up over resumes of one configuration
+    resumed = record.fingerprint == fingerprint
+    spent = float(record.seconds or 0.0) if resumed else 0.0
+    fresh: dict[str, Any] = {} if resumed else {"llm": {}}  # LLM spending adds up over resumes of one configuration
     run_dir.update_stage(stage.name, status="running", fingerprint=fingerprint,
                          material=the_plan.material[stage.name], seconds=spent,
                          started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fresh)
@@ -187,8 +177,7 @@ def _run_stage(stage: Stage, config: RunConfig, run_dir: RunDir, cache_dir: Path
         _mark_interrupted(run_dir, stage.name, spent + time.perf_counter() - start)
         raise
     seconds = spent + time.perf_counter() - start
-    outputs = run_dir.record_outputs(stage.name, getattr(stage.module, "ROOT_OUTPUTS", ()),
-                                     getattr(stage.module, "VIEWS", ()))
+    outputs = run_dir.record_outputs(stage.name, root_outputs(stage.module), views(stage.module))
     run_dir.update_stage(stage.name, status="complete", counts=result.counts, seconds=round(seconds, 3),
                          last_run_seconds=round(time.perf_counter() - start, 3),
                          finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), outputs=outputs)

@@ -20,15 +20,39 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
 from lmdelta import RUN_FORMAT, __version__
 from lmdelta.errors import RunDirError
 from lmdelta.hashing import hash_file
+from lmdelta.records import Manifest, StageRecord
 
+# Every file name of a run directory. At its root:
 MANIFEST = "manifest.json"
+CONFIG = "config.yaml"  # the resolved config that produced the results beside it
+SUMMARY = "summary.json"  # run-level counts (and, in decide's and confirm's folders, theirs)
+REPORT = "report.html"
+SCORECARD = "scorecard.json"  # the ground-truth harness's
+FINDINGS = {"main": "hypotheses.jsonl", "null": "null_control.jsonl"}  # the published findings of each comparison
 LOCK = ".lock"
+# In stages/<stage>/ (see each stage's module). A comparison other than the main one prefixes its files.
+COMPARISON_PREFIX = {"main": "", "null": "null_"}
+PROMPTS = "prompts.jsonl"  # prompts
+ITEMS = "items.jsonl"  # generate: every answer by key, appended as batches finish
+SAMPLES = "samples.jsonl"  # generate: the answers of this run, in order
+SAMPLE_VECTORS = "samples.npy"  # embed: rows in samples.jsonl order
+PROMPT_VECTORS = "prompts.npy"  # embed: rows in prompts.jsonl order
+EMBEDDER = "embedder.json"  # embed
+GROUPS = "groups.jsonl"  # group: prompt id → group
+GROUP_SIZES = "groups.json"  # group: prompts per group and split
+RESPONSE_CLUSTERS = "response_clusters.jsonl"  # group
+HYPOTHESES = "hypotheses.jsonl"  # propose, per comparison
+SKIPPED = "skipped.jsonl"  # propose, per comparison: the scopes left out
+RESULTS = "results.jsonl"  # validate, per comparison: one Finding per hypothesis
+DECISIONS = "decisions.jsonl"  # decide, per comparison: the Findings with their decisions
+REPLICATIONS = "replications.jsonl"  # confirm
 TEMP = re.compile(r"^\..+\.tmp(-\d+)?$")  # ours: .NAME.XXXX.tmp (and .NAME.tmp-PID of older versions)
 log = logging.getLogger(__name__)
 
@@ -115,7 +139,7 @@ def _recompute_hint(path: Path) -> str:
     root = next((p for p in Path(path).parents if (p / MANIFEST).exists()), None)
     if root is None:
         return "Restore it, or start a new run with another --run-dir."
-    return (f"Run the comparison again (e.g. `lmdelta run {root / 'config.yaml'} --run-dir {root}`): lmdelta checks "
+    return (f"Run the comparison again (e.g. `lmdelta run {root / CONFIG} --run-dir {root}`): lmdelta checks "
             "every stage's outputs and recomputes the ones that changed.")
 
 
@@ -164,8 +188,31 @@ class RunDir:
     def manifest_path(self) -> Path:
         return self.root / MANIFEST
 
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / SUMMARY
+
+    @property
+    def report_path(self) -> Path:
+        return self.root / REPORT
+
+    @property
+    def scorecard_path(self) -> Path:
+        return self.root / SCORECARD
+
+    def findings_path(self, comparison: str = "main") -> Path:
+        return self.root / FINDINGS[comparison]
+
     def stage_dir(self, stage: str) -> Path:
         return self.root / "stages" / stage
+
+    def stage_file(self, stage: str, name: str, comparison: str = "main") -> Path:
+        """A file of a stage's folder; `comparison` names the null control's copy (null_results.jsonl)."""
+        return self.stage_dir(stage) / f"{COMPARISON_PREFIX[comparison]}{name}"
 
     def exists(self) -> bool:
         return self.manifest_path.exists()
@@ -180,39 +227,52 @@ class RunDir:
                               "Choose a new or empty --run-dir so nothing there is overwritten.")
         if self.exists():
             manifest = self.load_manifest()
-            if manifest.get("format") != RUN_FORMAT:
+            if manifest.format != RUN_FORMAT:
                 raise RunDirError(
-                    f"{self.root} was made by lmdelta {manifest.get('version', '?')} with run format "
-                    f"{manifest.get('format', '?')}; this is lmdelta {__version__} with format {RUN_FORMAT}.",
+                    f"{self.root} was made by lmdelta {manifest.version or '?'} with run format "
+                    f"{manifest.format if manifest.format is not None else '?'}; this is lmdelta {__version__} "
+                    f"with format {RUN_FORMAT}.",
                     "Start a new run with another --run-dir, or use the lmdelta version that made it.")
 
-    def load_manifest(self) -> dict[str, Any]:
+    # --- the manifest: every write goes through these methods ---------------------------------
+
+    def load_manifest(self) -> Manifest:
         if not self.exists():
-            return {"tool": "lmdelta", "version": __version__, "format": RUN_FORMAT, "stages": {}}
+            return Manifest(version=__version__, format=RUN_FORMAT)
         try:
-            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
-            manifest = None
-        if not isinstance(manifest, dict):
+            data = None
+        if not isinstance(data, dict):
             raise RunDirError(f"{self.manifest_path} is damaged (not valid JSON).",
                               "Restore it, or start a new run with another --run-dir.")
-        return manifest
+        return Manifest.from_dict(data)
 
-    def save_manifest(self, manifest: dict[str, Any]) -> None:
-        manifest["version"] = __version__
-        manifest["format"] = RUN_FORMAT
-        manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    def _save_manifest(self, manifest: Manifest) -> None:
+        stamped = replace(manifest, version=__version__, format=RUN_FORMAT, updated=_now())
+        atomic_write_text(self.manifest_path, json.dumps(stamped.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
-    def stage_record(self, stage: str) -> dict[str, Any]:
-        return self.load_manifest().get("stages", {}).get(stage, {})
-
-    def update_stage(self, stage: str, **fields: Any) -> dict[str, Any]:
+    def claim(self) -> None:
+        """Write the manifest (stamped `created` the first time), so the folder is a run directory
+        before anything else is written into it."""
         manifest = self.load_manifest()
-        record = manifest.setdefault("stages", {}).setdefault(stage, {})
-        record.update(fields)
-        self.save_manifest(manifest)
+        self._save_manifest(manifest if manifest.created else replace(manifest, created=_now()))
+
+    def stage_record(self, stage: str) -> StageRecord | None:
+        return self.load_manifest().stage(stage)
+
+    def update_stage(self, stage: str, **fields: Any) -> StageRecord:
+        """Set fields of a stage's record (StageRecord's names), keeping the others."""
+        manifest = self.load_manifest()
+        record = replace(manifest.stage(stage) or StageRecord(), **fields)
+        self._save_manifest(manifest.with_stage(stage, record))
         return record
+
+    def record_llm_usage(self, stage: str, run_total: dict[str, Any], stage_total: dict[str, Any]) -> None:
+        """The LLM spending of the whole run and of one stage, each summed over stages and resumes by the caller."""
+        manifest = self.load_manifest()
+        record = replace(manifest.stage(stage) or StageRecord(), llm=stage_total)
+        self._save_manifest(replace(manifest.with_stage(stage, record), llm_usage=run_total))
 
     # --- outputs: recorded when a stage finishes, checked before it is skipped ----------------
 
@@ -227,10 +287,10 @@ class RunDir:
         outputs.update({name: {"view": True} for name in views if (self.root / name).is_file()})
         return outputs
 
-    def damaged_outputs(self, record: dict[str, Any]) -> list[str]:
+    def damaged_outputs(self, record: StageRecord) -> list[str]:
         """What is missing or changed among a finished stage's recorded outputs ([] when intact)."""
         problems = []
-        for name, expected in (record.get("outputs") or {}).items():
+        for name, expected in (record.outputs or {}).items():
             path = self.root / name
             if not path.is_file():
                 problems.append(f"{name} is missing")
@@ -329,6 +389,10 @@ def _sweep_temp_files(root: Path) -> None:
                 with contextlib.suppress(OSError):
                     os.unlink(Path(folder, name))
                     log.debug("removed the leftover temp file %s", Path(folder, name))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _check_parents(root: Path) -> None:

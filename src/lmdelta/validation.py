@@ -9,7 +9,7 @@ balanced subsample, so that it stays symmetric under the null (STATISTICS.md §2
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,8 +17,9 @@ import numpy as np
 from lmdelta import judges
 from lmdelta.config import ValidateConfig
 from lmdelta.hashing import child_seed
+from lmdelta.baseline import bow_auc
 from lmdelta.pairdata import PairData
-from lmdelta.records import Hypothesis
+from lmdelta.records import Example, Finding, Hypothesis
 from lmdelta.sources.corpus_checks import check_cluster_sides
 from lmdelta.stats import effects, tests
 from lmdelta.validation_texts import (ASSUMPTION, CLUSTER_ASSUMPTION, PAIRED_CLUSTER_ASSUMPTION, PROMPT_ASSUMPTION,
@@ -164,7 +165,7 @@ def resamples_for(config: ValidateConfig, m: int, q: float) -> int:
 
 
 def validate_all(data: PairData, hypotheses: list[Hypothesis], config: ValidateConfig, q: float,
-                 llm_ask=None) -> list[dict[str, Any]]:
+                 llm_ask=None) -> list[Finding]:
     """Every number STATISTICS.md asks for, per hypothesis (except the FDR decisions)."""
     vs = ValidationSet.build(data)
     texts = [data.samples[i].text for i in vs.rows]
@@ -174,15 +175,11 @@ def validate_all(data: PairData, hypotheses: list[Hypothesis], config: ValidateC
     n_resamples = resamples_for(config, len(hypotheses), q)
     paired = _paired(scores, hypotheses, vs, config) if vs.aligned else None
     primary = _tests(scores, paired, [vs.scope(h.group) for h in hypotheses], hypotheses, vs, config, n_resamples)
-    results = []
-    for h, s, test in zip(hypotheses, scores, primary):
-        results.append(_describe(h, s, test, vs, data, config))
+    warning = None if vs.aligned or vs.clustered else clustering_warning(vectors, vs.is_b, config.seed)
+    results = [_describe(h, s, test, vs, data, config, warning) for h, s, test in zip(hypotheses, scores, primary)]
     if config.generalization:
         outside = [vs.scope(h.group, inside=False) if h.group != "all" else None for h in hypotheses]
-        _add_generalization(results, scores, paired, outside, hypotheses, vs, config, n_resamples)
-    warning = None if vs.aligned or vs.clustered else clustering_warning(vectors, vs.is_b, config.seed)
-    for result in results:
-        result["clustering_warning"] = warning
+        results = _add_generalization(results, scores, paired, outside, hypotheses, vs, config, n_resamples)
     return results
 
 
@@ -290,7 +287,7 @@ def _split_by_slot(scores, rows, slot_of_row, n_slots) -> list[np.ndarray]:
     return [values[bounds[i]:bounds[i + 1]] for i in range(n_slots)]
 
 
-def _describe(h, scores, test, vs, data, config) -> dict[str, Any]:
+def _describe(h, scores, test, vs, data, config, warning: str | None) -> Finding:
     mask = vs.scope(h.group)
     in_scope_rows = mask[vs.prompt_of_row]
     if test["unit"] == "none":
@@ -301,14 +298,13 @@ def _describe(h, scores, test, vs, data, config) -> dict[str, Any]:
     else:
         effect, auc, groups_a, groups_b = text_effects(scores, in_scope_rows, vs.is_b, config, vs.clusters)
         used_rows = in_scope_rows & np.isfinite(scores)
-    result = {**h.to_dict(), **test, **_effect_fields(effect, auc, h.direction, config.ci_level),
-              "assumption": _assumption(test["unit"], vs.aligned), "n_texts": int(used_rows.sum()),
-              "n_dropped": int((in_scope_rows & ~np.isfinite(scores)).sum()),
-              **_prevalence_fields(groups_a, groups_b, config.ci_level, judges.is_presence_mode(h, config.judge))}
-    result["judge"] = _judge_name(h, config.judge)
-    result["examples"] = _examples(h, scores, vs, data, used_rows, config.examples)
-    result.pop("prototype", None)
-    return result
+    presence = judges.is_presence_mode(h, config.judge)
+    return Finding.of(h, judge=_judge_name(h, config.judge), **test,
+                      **_effect_fields(effect, auc, h.direction, config.ci_level),
+                      assumption=_assumption(test["unit"], vs.aligned), n_texts=int(used_rows.sum()),
+                      n_dropped=int((in_scope_rows & ~np.isfinite(scores)).sum()),
+                      **_prevalence_fields(groups_a, groups_b, config.ci_level, presence),
+                      examples=_examples(h, scores, vs, data, used_rows, config.examples), clustering_warning=warning)
 
 
 def _effect_fields(effect: effects.Estimate | None, auc: effects.Estimate | None, direction: str,
@@ -367,7 +363,7 @@ def _assumption(unit: str, paired: bool) -> str:
     return {"none": "none", "text": ASSUMPTION, "prompt": PROMPT_ASSUMPTION}[unit]
 
 
-def _examples(h, scores, vs, data, used_rows, k) -> dict[str, list[dict[str, Any]]]:
+def _examples(h, scores, vs, data, used_rows, k) -> dict[str, list[Example]]:
     """The validation answers that show the hypothesis most strongly, per side."""
     out = {}
     for side, is_side in (("a", ~vs.is_b), ("b", vs.is_b)):
@@ -377,32 +373,31 @@ def _examples(h, scores, vs, data, used_rows, k) -> dict[str, list[dict[str, Any
     return out
 
 
-def _example(data: PairData, row: int, score: float) -> dict[str, Any]:
+def _example(data: PairData, row: int, score: float) -> Example:
     sample = data.samples[row]
     return {"sample_id": sample.id, "prompt": data.prompt_by_id[sample.prompt_id].text, "text": sample.text,
             "score": round(score, 4)}
 
 
-def _add_generalization(results, scores, paired, outside, hypotheses, vs, config, n_resamples) -> None:
+def _add_generalization(results, scores, paired, outside, hypotheses, vs, config, n_resamples) -> list[Finding]:
     """Test each group's hypothesis on the validation prompts of every other group (same subsample)."""
     checks = _tests(scores, paired, outside, hypotheses, vs, config, n_resamples)
+    out = []
     for result, check, mask in zip(results, checks, outside):
         has_data = mask is not None and check["n_units"] > 0
-        result["generalization_p"] = check["p_value"] if has_data else None
-        result["generalization_effect"] = check["statistic"] if has_data else None
-        result["generalization_units"] = check["n_units"] if has_data else 0
+        out.append(replace(result, generalization_p=check["p_value"] if has_data else None,
+                           generalization_effect=check["statistic"] if has_data else None,
+                           generalization_units=check["n_units"] if has_data else 0))
+    return out
 
 
-def add_baselines(results: list[dict[str, Any]], data: PairData, seed: int) -> None:
-    """The bag-of-words AUC of each hypothesis's scope (computed once per scope)."""
-    from lmdelta.baseline import bow_auc
-
+def add_baselines(results: list[Finding], data: PairData, seed: int) -> list[Finding]:
+    """The findings with the bag-of-words AUC of each one's scope (computed once per scope)."""
     vs = ValidationSet.build(data)
     texts = np.array([data.samples[i].text for i in vs.rows], dtype=object)
     cache: dict[str, float | None] = {}
     for result in results:
-        group = result["group"]
-        if group not in cache:
-            rows = vs.scope(group)[vs.prompt_of_row]
-            cache[group] = bow_auc(list(texts[rows]), vs.is_b[rows], vs.prompt_of_row[rows], seed)
-        result["baseline_auc"] = cache[group]
+        if result.group not in cache:
+            rows = vs.scope(result.group)[vs.prompt_of_row]
+            cache[result.group] = bow_auc(list(texts[rows]), vs.is_b[rows], vs.prompt_of_row[rows], seed)
+    return [replace(result, baseline_auc=cache[result.group]) for result in results]

@@ -25,7 +25,8 @@ from lmdelta.backends.protocols import GenerationRequest
 from lmdelta.config import ModelSpec, RunConfig
 from lmdelta.groundtruth.finetune import finetune
 from lmdelta.hashing import hash_data
-from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl, write_jsonl
+from lmdelta.report.render import render_report
+from lmdelta.rundir import ITEMS, SAMPLES, RunDir, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages.generate import item_seed, settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def run(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     run_dir.check_usable()
     with run_dir.lock():
         if not run_dir.exists():
-            run_dir.save_manifest(run_dir.load_manifest())  # claim the folder before writing into it
+            run_dir.claim()  # before writing into the folder
         return _experiment(config, run_dir)
 
 
@@ -59,9 +60,7 @@ def _experiment(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     card = _timed(timings, "score", lambda: _score(config, run_dir, null_dir, quirks))
     card["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     card["models"] = {"base": config.groundtruth.base, "finetuned": str(tuned)}
-    atomic_write_text(run_dir.root / "scorecard.json", json.dumps(card, indent=2) + "\n")
-    from lmdelta.report.render import render_report
-
+    atomic_write_text(run_dir.scorecard_path, json.dumps(card, indent=2) + "\n")
     render_report(run_dir.root)
     return card
 
@@ -199,11 +198,11 @@ def _comparison(config: RunConfig, tuned: Path, label: str) -> RunConfig:
 
 def _share_answers(run_dir: RunDir, null_dir: RunDir) -> None:
     """The null run's side a is the same base with the same seeds: start it from the stored answers."""
-    source = run_dir.stage_dir("generate") / "items.jsonl"
-    target = null_dir.stage_dir("generate") / "items.jsonl"
+    source = run_dir.stage_file("generate", ITEMS)
+    target = null_dir.stage_file("generate", ITEMS)
     null_dir.check_usable()
     if not null_dir.exists():
-        null_dir.save_manifest(null_dir.load_manifest())
+        null_dir.claim()
     if source.exists() and not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
@@ -213,22 +212,22 @@ def _score(config: RunConfig, run_dir: RunDir, null_dir: RunDir, quirks) -> dict
     from lmdelta.groundtruth.quirks import quirk_rate
     from lmdelta.groundtruth.score import scorecard, similarity
 
-    validated = _validated(run_dir.root)
-    null = _validated(null_dir.root) if config.groundtruth.null else []
+    validated = _validated(run_dir)
+    null = _validated(null_dir) if config.groundtruth.null else []
     embed = _embedder(config) if config.groundtruth.match in ("auto", "embedding") else None
     sim = similarity(quirks, validated, embed)
     if config.groundtruth.match == "embedding":
         from lmdelta.groundtruth.score import embedding_similarity
 
         sim = embedding_similarity(quirks, validated, embed)
-    samples = list(read_jsonl(run_dir.stage_dir("generate") / "samples.jsonl"))
+    samples = list(read_jsonl(run_dir.stage_file("generate", SAMPLES)))
     rates = {q.name: {side: round(quirk_rate(q, [s["text"] for s in samples if s["side"] == side]), 3)
                       for side in ("a", "b")} for q in quirks}
     return scorecard(quirks, validated, sim, config.groundtruth.threshold, null, rates)
 
 
-def _validated(root: Path) -> list[dict[str, Any]]:
-    rows = [r for r in read_jsonl(root / "hypotheses.jsonl") if r.get("validated")]
+def _validated(run_dir: RunDir) -> list[dict[str, Any]]:
+    rows = [r for r in read_jsonl(run_dir.findings_path()) if r.get("validated")]
     return sorted(rows, key=lambda r: (r["p_value"], r["order"]))
 
 

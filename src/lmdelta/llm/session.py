@@ -41,9 +41,10 @@ class LLMSession:
         self.stage = stage
         self.cache_dir = cache_dir
         self.run_dir = run_dir
-        manifest = run_dir.load_manifest() if run_dir is not None else {}
-        self._base_total = manifest.get("llm_usage", {})
-        self._base_stage = manifest.get("stages", {}).get(stage, {}).get("llm", {})
+        manifest = run_dir.load_manifest() if run_dir is not None else None
+        record = manifest.stage(stage) if manifest is not None else None
+        self._base_total = (manifest.llm_usage if manifest is not None else None) or {}
+        self._base_stage = (record.llm if record is not None else None) or {}
         self.ledger = CostLedger(overrides=config.llm.prices)
         self.budget = _remaining_budget(config.budget, self._base_total)
         self._cache = None
@@ -138,10 +139,7 @@ class LLMSession:
         if self.run_dir is None:
             return
         usage = self.usage()
-        manifest = self.run_dir.load_manifest()
-        manifest["llm_usage"] = _add(self._base_total, usage)
-        manifest.setdefault("stages", {}).setdefault(self.stage, {})["llm"] = _add(self._base_stage, usage)
-        self.run_dir.save_manifest(manifest)
+        self.run_dir.record_llm_usage(self.stage, _add(self._base_total, usage), _add(self._base_stage, usage))
 
     def check(self) -> None:
         """Stop the stage cleanly once the budget is spent (re-running resumes from the cache)."""

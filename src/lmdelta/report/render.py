@@ -22,31 +22,23 @@ from lmdelta import __version__
 from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import RunDirError
 from lmdelta.jsonvalues import finite
+from lmdelta.records import Finding
 from lmdelta.report.filters import (DASH, DEFAULT_CI_LEVEL, ci_bar, fmt_ci, fmt_decision, fmt_int, fmt_level,
                                     fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_signed, highlight)
 from lmdelta.report.null_control import LEVEL as NULL_LEVEL, NOMINAL, summarize_null
-from lmdelta.rundir import atomic_write_text, read_jsonl
+from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl
 from lmdelta.sources.corpus import side_values
 
 logger = logging.getLogger(__name__)
 
-REPORT = "report.html"
 DEFAULT_Q = 0.05
 DEFAULT_PRIMARY = "bh"
 PROCEDURES = {"bh": "Benjamini–Hochberg", "by": "Benjamini–Yekutieli", "online": "online FDR"}
 
-# Every field the template reads; rows written by older or partial runs may lack some, and the
-# template runs with StrictUndefined so a typo there fails loudly instead of rendering blank.
-_FIELDS = (
-    "id", "group", "direction", "description", "proposer", "judge", "keywords", "n_prompts", "n_texts",
-    "n_dropped", "test", "assumption", "statistic", "p_value", "q_value", "effect", "effect_ci", "auc",
-    "auc_ci", "prevalence_a", "prevalence_b", "baseline_auc", "bh_reject", "by_reject", "online_reject",
-    "online_level", "online_procedure", "generalization_p", "generalization_effect", "validated", "order",
-    "ci_level", "effect_se", "effect_df", "effect_ci_note", "auc_ci_note", "prevalence_a_ci", "prevalence_b_ci",
-    "prevalence_ci_note", "n_subsample_dropped", "effect_ci_fcr", "fcr_level", "generalization_units",
-    "generalization_q", "generalization_validated", "generative_p", "generative_effect", "generative_n",
-    "generative_q", "generative_validated", "clustering_warning", "replication",
-)
+# The template reads a finding's fields (records.Finding) from each row; rows written by older or
+# partial runs may lack some, and the template runs with StrictUndefined so a typo there fails loudly
+# instead of rendering blank.
+_FIELDS = Finding.names()
 HOW_TO_REPLICATE = "prompts.confirmation_fraction"
 
 
@@ -56,7 +48,7 @@ def render_report(run_dir: Path) -> Path:
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir} is not a directory.", "Pass the --run-dir of an lmdelta run.")
     html = _environment().from_string(_template_source()).render(**build_context(run_dir))
-    out = run_dir / REPORT
+    out = RunDir(run_dir).report_path
     atomic_write_text(out, html)
     logger.info("wrote %s", out)
     return out
@@ -67,16 +59,17 @@ def render_report(run_dir: Path) -> Path:
 
 def build_context(run_dir: Path) -> dict[str, Any]:
     """Everything the template shows, gathered from the run directory's files."""
-    config = _load_yaml(run_dir / "config.yaml")
-    manifest = _load_json(run_dir / "manifest.json")
-    summary = _load_json(run_dir / "summary.json")
+    files = RunDir(run_dir)
+    config = _load_yaml(files.config_path)
+    manifest = _load_json(files.manifest_path)
+    summary = _load_json(files.summary_path)
     primary = str(summary.get("primary") or _dig(config, "decide", "primary") or DEFAULT_PRIMARY).lower()
     q = finite(summary.get("q"))
     q = q if q is not None else finite(_dig(config, "decide", "q"))
     q = q if q is not None else DEFAULT_Q
     ci_level = finite(_dig(config, "validate", "ci_level")) or DEFAULT_CI_LEVEL
-    hypotheses = _load_rows(run_dir / "hypotheses.jsonl", primary, ci_level)
-    null = _load_rows(run_dir / "null_control.jsonl", primary, ci_level)
+    hypotheses = _load_rows(files.findings_path("main"), primary, ci_level)
+    null = _load_rows(files.findings_path("null"), primary, ci_level)
     main = _dict(summary.get("main"))
     counts = _counts(summary, hypotheses)
     return {
@@ -104,9 +97,8 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "null_level": NULL_LEVEL,
         "skipped_scopes": _skipped(_dict(summary.get("main")).get("skipped_groups")),
         "stages": _stages(manifest),
-        "decide": manifest.get("decide") if isinstance(manifest.get("decide"), dict) else None,
         "llm_usage": _llm_usage(manifest),
-        "scorecard": _load_json(run_dir / "scorecard.json") or None,
+        "scorecard": _load_json(files.scorecard_path) or None,
     }
 
 
@@ -180,7 +172,6 @@ def _normalize(row: dict[str, Any], primary: str, ci_level: float = DEFAULT_CI_L
     view["clustering_warning"] = str(view["clustering_warning"]) if view["clustering_warning"] else None
     view["replication"] = _replication(view["replication"], view["ci_level"])
     view["examples"] = _examples(row.get("examples"))
-    view["discovery_examples"] = _examples(row.get("discovery_examples"))
     view["anchor"] = "h-" + re.sub(r"[^A-Za-z0-9_-]+", "-", str(view["id"] or view["order"] or "x"))
     return view
 

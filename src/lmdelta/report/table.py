@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lmdelta.report.null_control import headline, summarize_null
-from lmdelta.rundir import read_jsonl
+from lmdelta.rundir import FINDINGS, RunDir, read_jsonl
 from lmdelta.safetext import safe_terminal_text
 
 
@@ -23,12 +23,12 @@ def _p(value: Any) -> str:
 
 
 def findings_table(run_dir: Path, width: int = 100) -> str:
-    rows = list(read_jsonl(run_dir / "hypotheses.jsonl"))
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    files = RunDir(run_dir)
+    rows = list(read_jsonl(files.findings_path("main")))
+    summary = json.loads(files.summary_path.read_text()) if files.summary_path.exists() else {}
     validated = sorted((r for r in rows if r.get("validated")), key=lambda r: r["p_value"])
     lines = [_headline(summary, rows, validated)]
-    null_path = run_dir / "null_control.jsonl"
+    null_path = files.findings_path("null")
     null = headline(summarize_null(list(read_jsonl(null_path)) if null_path.exists() else None, summary.get("null")))
     if null is not None:  # its reason quotes group names, which come from the user's data
         lines.append(safe_terminal_text(null))
@@ -64,7 +64,7 @@ def _table(validated: list[dict[str, Any]], rows: list[dict[str, Any]], summary:
     if adjusted:
         tested = (summary.get("main") or {}).get("tested", sum(r.get("p_value") is not None for r in rows))
         out.append(f"* adjusted for having been selected among {tested} tested (false coverage-statement rate); "
-                   f"plain {_level(validated[0].get('ci_level'))} intervals in hypotheses.jsonl")
+                   f"plain {_level(validated[0].get('ci_level'))} intervals in {FINDINGS['main']}")
     return out
 
 

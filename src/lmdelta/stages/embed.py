@@ -6,6 +6,7 @@ Outputs: samples.npy (rows in samples.jsonl order), prompts.npy (rows in prompts
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,21 +15,21 @@ from lmdelta.backends.factory import build_embedder, embedder_identity
 from lmdelta.config import RunConfig
 from lmdelta.embedcache import EmbeddingCache
 from lmdelta.hashing import hash_data, hash_text
-from lmdelta.rundir import atomic_file, atomic_write_text
+from lmdelta.rundir import EMBEDDER, PROMPT_VECTORS, SAMPLE_VECTORS, atomic_file, atomic_write_text
 from lmdelta.stages import generate, prompts
+from lmdelta.stages.contract import Read, StageContext, StageResult
 
 VERSION = 1
+READS: tuple[str | Read, ...] = ()
 CHUNK = 512
 log = logging.getLogger(__name__)
 
 
-def identity(ctx, config: RunConfig) -> dict[str, Any]:
+def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     return embedder_identity(config.embed, ctx.cache_dir)
 
 
-def run(ctx, config: RunConfig):
-    from lmdelta.pipeline import StageResult
-
+def run(ctx: StageContext, config: RunConfig) -> StageResult:
     model_identity = identity(ctx, config)
     sample_texts = [s.text for s in generate.load(ctx)]
     prompt_texts = [p.text for p in prompts.load(ctx)] if config.embed.embed_prompts else []
@@ -37,10 +38,10 @@ def run(ctx, config: RunConfig):
         vectors, counts = _embed_all(sample_texts + prompt_texts, cache, lambda: build_embedder(config.embed, model_identity, ctx.cache_dir))
     finally:
         cache.close()
-    _save(ctx.dir / "samples.npy", vectors[: len(sample_texts)])
+    _save(ctx.output(SAMPLE_VECTORS), vectors[: len(sample_texts)])
     if prompt_texts:
-        _save(ctx.dir / "prompts.npy", vectors[len(sample_texts):])
-    atomic_write_text(ctx.dir / "embedder.json", hash_data(model_identity, length=32) + "\n")
+        _save(ctx.output(PROMPT_VECTORS), vectors[len(sample_texts):])
+    atomic_write_text(ctx.output(EMBEDDER), hash_data(model_identity, length=32) + "\n")
     counts.update(samples=len(sample_texts), prompts=len(prompt_texts), dim=int(vectors.shape[1]))
     return StageResult(counts)
 
@@ -65,14 +66,14 @@ def _embed_all(texts: list[str], cache: EmbeddingCache, make_embedder) -> tuple[
     return matrix, {"cached": len(set(hashes)) - len(missing), "computed": len(missing)}
 
 
-def _save(path, array: np.ndarray) -> None:
+def _save(path: Path, array: np.ndarray) -> None:
     with atomic_file(path, "wb") as handle:
         np.save(handle, array)
 
 
-def load_samples(ctx) -> np.ndarray:
-    return np.load(ctx.input_dir("embed") / "samples.npy")
+def load_samples(ctx: StageContext) -> np.ndarray:
+    return np.load(ctx.input("embed", SAMPLE_VECTORS))
 
 
-def load_prompts(ctx) -> np.ndarray:
-    return np.load(ctx.input_dir("embed") / "prompts.npy")
+def load_prompts(ctx: StageContext) -> np.ndarray:
+    return np.load(ctx.input("embed", PROMPT_VECTORS))

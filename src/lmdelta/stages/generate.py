@@ -19,12 +19,16 @@ from lmdelta.config import GenerateConfig, RunConfig
 from lmdelta.errors import ConfigError
 from lmdelta.hashing import hash_data
 from lmdelta.llm.served import ServedModels
+from lmdelta.llm.session import LLMSession
 from lmdelta.records import SIDES, Prompt, Sample, Side
-from lmdelta.rundir import JsonlAppender, read_jsonl, salvage_jsonl, write_jsonl
+from lmdelta.rundir import ITEMS, SAMPLES, JsonlAppender, read_jsonl, salvage_jsonl, write_jsonl
+from lmdelta.sources.corpus import units
 from lmdelta.sources.spec import parse_source
 from lmdelta.stages import prompts as prompts_stage
+from lmdelta.stages.contract import Read, StageContext, StageResult
 
 VERSION = 1
+READS: tuple[str | Read, ...] = ()
 MAX_ANSWERS = 10_000_000  # both sides: past this, a run's requests alone fill the memory of most machines
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ def _prompts_at_most(config: RunConfig) -> int | None:
     return kept if section.limit is None else min(kept, section.limit)
 
 
-def identity(ctx, config: RunConfig) -> dict[str, Any]:
+def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     if config.uses_corpus:
         rows = prompts_stage.load_corpus_rows(config)
         return {"corpus": hash_data([(r.side, r.text, r.prompt_id) for r in rows])}
@@ -86,32 +90,27 @@ def requests_for(side: Side, prompts: list[Prompt], section: GenerateConfig, mod
     return out
 
 
-def run(ctx, config: RunConfig):
-    from lmdelta.pipeline import StageResult
-
+def run(ctx: StageContext, config: RunConfig) -> StageResult:
     if config.uses_corpus:
         return _import_corpus(ctx, config)
     section = config.generate
     prompts = prompts_stage.load(ctx)
     identities = identity(ctx, config)
-    store = {row["key"]: row for row in salvage_jsonl(ctx.dir / "items.jsonl")}
+    store = {row["key"]: row for row in salvage_jsonl(ctx.output(ITEMS))}
     counts: dict[str, Any] = {}
     samples: list[dict[str, Any]] = []
-    with JsonlAppender(ctx.dir / "items.jsonl") as appender:
+    with JsonlAppender(ctx.output(ITEMS)) as appender:
         for side in SIDES:
             requests = requests_for(side, prompts, section, identities[side])
             counts[side] = _generate_side(ctx, config, side, requests, store, appender, identities[side])
             samples += [_sample(side, request, store[request.key]) for request in requests]
-    write_jsonl(ctx.dir / "samples.jsonl", samples)
+    write_jsonl(ctx.output(SAMPLES), samples)
     counts["samples"] = len(samples)
     return StageResult(counts)
 
 
-def _import_corpus(ctx, config: RunConfig):
+def _import_corpus(ctx: StageContext, config: RunConfig) -> StageResult:
     """Corpus mode: the saved outputs become the samples of the prompts the prompts stage kept."""
-    from lmdelta.pipeline import StageResult
-    from lmdelta.sources.corpus import units
-
     rows = prompts_stage.load_corpus_rows(config)
     kept = {p.id for p in prompts_stage.load(ctx)}
     counter: dict[tuple[str, str], int] = {}
@@ -122,7 +121,7 @@ def _import_corpus(ctx, config: RunConfig):
         index = counter[(unit, row.side)] = counter.get((unit, row.side), -1) + 1
         key = hash_data([row.side, unit, index, row.text], length=32)
         samples.append(Sample(unit, row.side, index, row.text, len(row.text.split()), "stop", 0, key).to_dict())
-    write_jsonl(ctx.dir / "samples.jsonl", samples)
+    write_jsonl(ctx.output(SAMPLES), samples)
     return StageResult({"samples": len(samples), "imported": True,
                         "a": sum(s["side"] == "a" for s in samples), "b": sum(s["side"] == "b" for s in samples)})
 
@@ -133,7 +132,7 @@ def _sample(side: Side, request: GenerationRequest, row: dict[str, Any]) -> dict
                   key=request.key).to_dict()
 
 
-def _generate_side(ctx, config: RunConfig, side: Side, requests: list[GenerationRequest],
+def _generate_side(ctx: StageContext, config: RunConfig, side: Side, requests: list[GenerationRequest],
                    store: dict[str, dict[str, Any]], appender: JsonlAppender,
                    model_identity: dict[str, Any]) -> dict[str, Any]:
     section = config.generate
@@ -154,12 +153,10 @@ def _generate_side(ctx, config: RunConfig, side: Side, requests: list[Generation
     return counts
 
 
-def _session(ctx, config: RunConfig, model_identity: dict[str, Any]):
+def _session(ctx: StageContext, config: RunConfig, model_identity: dict[str, Any]) -> LLMSession | None:
     """Served models are paid per call: their usage joins the run's LLM ledger and budget."""
     if model_identity["backend"] != "api":
         return None
-    from lmdelta.llm.session import LLMSession
-
     return LLMSession(config, "generate", ctx.cache_dir, ctx.run_dir)
 
 
@@ -227,5 +224,5 @@ def _progress(side: Side, done: int, total: int, tokens: int, seconds: float) ->
     log.info("generate %s: %d/%d answers, %.0f tok/s, ~%.0f s left", side, done, total, rate, left)
 
 
-def load(ctx) -> list[Sample]:
-    return [Sample.from_dict(row) for row in read_jsonl(ctx.input_dir("generate") / "samples.jsonl")]
+def load(ctx: StageContext) -> list[Sample]:
+    return [Sample.from_dict(row) for row in read_jsonl(ctx.input("generate", SAMPLES))]

@@ -4,45 +4,44 @@ over prompt embeddings, or one group; optionally also joint a+b response cluster
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from typing import Any
 
-
 from lmdelta.clustering import balanced_kmeans
 from lmdelta.config import RunConfig
 from lmdelta.errors import ConfigError
-from lmdelta.rundir import atomic_write_text, read_jsonl, write_jsonl
+from lmdelta.records import Prompt
+from lmdelta.rundir import GROUP_SIZES, GROUPS, RESPONSE_CLUSTERS, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages import embed, generate, prompts
+from lmdelta.stages.contract import Read, StageContext, StageResult
 
 VERSION = 1
+READS: tuple[str | Read, ...] = ()
 log = logging.getLogger(__name__)
 
 
-def identity(ctx, config: RunConfig) -> dict[str, Any]:
+def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     if config.group.by == "kmeans" and not config.embed.embed_prompts:
         raise ConfigError("group.by=kmeans clusters prompt embeddings, but embed.embed_prompts is false.",
                           "Set embed.embed_prompts=true, or group.by=bank.")
     return {}
 
 
-def run(ctx, config: RunConfig):
-    import json
-
-    from lmdelta.pipeline import StageResult
-
+def run(ctx: StageContext, config: RunConfig) -> StageResult:
     bank = prompts.load(ctx)
     labels = _prompt_groups(ctx, config, bank)
-    write_jsonl(ctx.dir / "groups.jsonl", ({"prompt_id": p.id, "group": g} for p, g in zip(bank, labels)))
+    write_jsonl(ctx.output(GROUPS), ({"prompt_id": p.id, "group": g} for p, g in zip(bank, labels)))
     summary = _summary(bank, labels)
     counts: dict[str, Any] = {"groups": len(summary)}
     if config.group.response_clusters:
         counts["response_clusters"] = _response_clusters(ctx, config)
-    atomic_write_text(ctx.dir / "groups.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(ctx.output(GROUP_SIZES), json.dumps(summary, indent=2) + "\n")
     return StageResult(counts)
 
 
-def _prompt_groups(ctx, config: RunConfig, bank) -> list[str]:
+def _prompt_groups(ctx: StageContext, config: RunConfig, bank: list[Prompt]) -> list[str]:
     section = config.group
     if section.by == "bank":
         if all(p.group is None for p in bank):
@@ -58,7 +57,7 @@ def _prompt_groups(ctx, config: RunConfig, bank) -> list[str]:
     return [f"cluster-{label + 1:0{width}d}" for label in labels]
 
 
-def _summary(bank, labels: list[str]) -> dict[str, dict[str, int]]:
+def _summary(bank: list[Prompt], labels: list[str]) -> dict[str, dict[str, int]]:
     summary: dict[str, dict[str, int]] = {}
     for prompt, group in zip(bank, labels):
         entry = summary.setdefault(group, {"prompts": 0, "discovery": 0, "validation": 0, "confirmation": 0})
@@ -67,7 +66,7 @@ def _summary(bank, labels: list[str]) -> dict[str, dict[str, int]]:
     return dict(sorted(summary.items()))
 
 
-def _response_clusters(ctx, config: RunConfig) -> dict[str, dict[str, int]]:
+def _response_clusters(ctx: StageContext, config: RunConfig) -> dict[str, dict[str, int]]:
     from sklearn.cluster import KMeans
 
     samples = generate.load(ctx)
@@ -75,15 +74,15 @@ def _response_clusters(ctx, config: RunConfig) -> dict[str, dict[str, int]]:
     k = min(config.group.response_clusters, len(samples))
     model = KMeans(n_clusters=k, n_init=5, random_state=config.group.seed).fit(vectors)
     labels = model.labels_
-    write_jsonl(ctx.dir / "response_clusters.jsonl",
+    write_jsonl(ctx.output(RESPONSE_CLUSTERS),
                 ({"sample_id": s.id, "cluster": int(c)} for s, c in zip(samples, labels)))
     by_side = Counter((int(c), s.side) for s, c in zip(samples, labels))
     return {str(c): {"a": by_side[(c, "a")], "b": by_side[(c, "b")]} for c in range(k)}
 
 
-def load(ctx) -> dict[str, str]:
-    return {row["prompt_id"]: row["group"] for row in read_jsonl(ctx.input_dir("group") / "groups.jsonl")}
+def load(ctx: StageContext) -> dict[str, str]:
+    return {row["prompt_id"]: row["group"] for row in read_jsonl(ctx.input("group", GROUPS))}
 
 
-def load_response_clusters(ctx) -> dict[str, int]:
-    return {row["sample_id"]: row["cluster"] for row in read_jsonl(ctx.input_dir("group") / "response_clusters.jsonl")}
+def load_response_clusters(ctx: StageContext) -> dict[str, int]:
+    return {row["sample_id"]: row["cluster"] for row in read_jsonl(ctx.input("group", RESPONSE_CLUSTERS))}

@@ -15,35 +15,40 @@ from pathlib import Path
 from typing import Any
 
 from lmdelta.config import PromptsConfig, RunConfig
+from lmdelta.errors import ConfigError, PromptBankError
 from lmdelta.hashing import hash_data
+from lmdelta.llm.session import DEFAULT_TEMPERATURE, LLMSession, role_identity
 from lmdelta.records import Prompt
-from lmdelta.rundir import read_jsonl, write_jsonl
-from lmdelta.sources import load_bank
+from lmdelta.rundir import PROMPTS, read_jsonl, write_jsonl
+from lmdelta.sources import VERBATIM, load_bank, prompts_from_items
+from lmdelta.sources.corpus import CorpusRow, corpus_prompts, load_corpus
+from lmdelta.sources.filters import keep_groups, read_scores, score_filter
+from lmdelta.sources.generated import categories, describe, generate_items
 from lmdelta.sources.spec import parse_source
+from lmdelta.stages.contract import Read, StageContext, StageResult
 
 VERSION = 1
+# In corpus mode the side labels say which of the corpus's side values are a and which b.
+READS: tuple[str | Read, ...] = tuple(Read(f"generate.{side}.label", when=lambda config: config.uses_corpus)
+                                      for side in ("a", "b"))
 log = logging.getLogger(__name__)
 
 
-def identity(ctx, config: RunConfig) -> dict[str, Any]:
+def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     """The bank's content, so an edited prompt file re-runs the stage. A generated bank is named by
     what decides it (categories, settings, the prompter model): computing it would call the LLM."""
     spec = parse_source(config.prompts.source)
     scores = {}
     if config.prompts.score_table is not None and not config.uses_corpus:
-        from lmdelta.sources.filters import read_scores
-
         scores = {"scores": read_scores(Path(config.prompts.score_table))}  # an edited table re-runs the stage
     if spec.kind == "generated" and not config.uses_corpus:
         return {"generated": _generated_description(config, spec.location), **scores}
     return {"bank": hash_data([p.to_dict() for p in source_prompts(config)]), **scores}
 
 
-def source_prompts(config: RunConfig, ctx=None) -> list[Prompt]:
+def source_prompts(config: RunConfig, ctx: StageContext | None = None) -> list[Prompt]:
     """The prompt bank, or in corpus mode the corpus's prompts (one unit per text when unaligned)."""
     if config.uses_corpus:
-        from lmdelta.sources.corpus import corpus_prompts
-
         return corpus_prompts(load_corpus_rows(config))
     section = config.prompts
     spec = parse_source(section.source)
@@ -53,11 +58,6 @@ def source_prompts(config: RunConfig, ctx=None) -> list[Prompt]:
 
 
 def _generated_description(config: RunConfig, location: str) -> dict[str, Any]:
-    from lmdelta.llm.session import DEFAULT_TEMPERATURE, role_identity
-    from lmdelta.sources.generated import categories, describe
-
-    from lmdelta.errors import ConfigError
-
     if config.llm.prompter.model is None:
         raise ConfigError("prompts.source is a generated bank, but no model writes it: llm.prompter.model is not set.",
                           "Set llm.prompter.model, e.g. --set llm.prompter.model=openai/gpt-4.1-mini.")
@@ -67,11 +67,9 @@ def _generated_description(config: RunConfig, location: str) -> dict[str, Any]:
                     DEFAULT_TEMPERATURE["prompter"] if temperature is None else temperature)
 
 
-def _generated(ctx, config: RunConfig, location: str) -> list[Prompt]:
-    from lmdelta.llm.session import LLMSession
-    from lmdelta.sources import VERBATIM, prompts_from_items
-    from lmdelta.sources.generated import categories, generate_items
-
+def _generated(ctx: StageContext | None, config: RunConfig, location: str) -> list[Prompt]:
+    if ctx is None:
+        raise ValueError("a generated bank is written in the prompts stage, which passes its context")
     section = config.prompts.generated
     session = LLMSession(config, "prompts", ctx.cache_dir, ctx.run_dir)
     try:
@@ -82,19 +80,15 @@ def _generated(ctx, config: RunConfig, location: str) -> list[Prompt]:
     return prompts_from_items(items, config.prompts.template or VERBATIM)
 
 
-def load_corpus_rows(config: RunConfig):
-    from lmdelta.sources.corpus import load_corpus
-
+def load_corpus_rows(config: RunConfig) -> list[CorpusRow]:
     corpus = config.corpus
     return load_corpus(corpus.path, corpus.a, corpus.b, {"a": config.label("a"), "b": config.label("b")}, corpus)
 
 
-def run(ctx, config: RunConfig):
-    from lmdelta.pipeline import StageResult
-
+def run(ctx: StageContext, config: RunConfig) -> StageResult:
     section = config.prompts
     prompts = select(narrow(source_prompts(config, ctx), section), section)
-    write_jsonl(ctx.dir / "prompts.jsonl", (p.to_dict() for p in prompts))
+    write_jsonl(ctx.output(PROMPTS), (p.to_dict() for p in prompts))
     counts: dict[str, Any] = {"prompts": len(prompts), "groups": len({p.group for p in prompts})}
     for split in ("discovery", "validation", "confirmation"):
         counts[split] = sum(p.split == split for p in prompts)
@@ -103,9 +97,6 @@ def run(ctx, config: RunConfig):
 
 def narrow(prompts: list[Prompt], section: PromptsConfig) -> list[Prompt]:
     """Keep the groups asked for (by name, then by score), or say why none are left."""
-    from lmdelta.errors import PromptBankError
-    from lmdelta.sources.filters import keep_groups, score_filter
-
     if section.groups is not None:
         prompts = keep_groups(prompts, section.groups)
     if section.score_table is not None:
@@ -163,6 +154,6 @@ def _splits(n: int, section: PromptsConfig) -> list[str]:
     return ["discovery"] * n_disc + ["confirmation"] * n_conf + ["validation"] * (n - n_disc - n_conf)
 
 
-def load(ctx) -> list[Prompt]:
+def load(ctx: StageContext) -> list[Prompt]:
     """The prompts stage's output, for downstream stages."""
-    return [Prompt.from_dict(row) for row in read_jsonl(ctx.input_dir("prompts") / "prompts.jsonl")]
+    return [Prompt.from_dict(row) for row in read_jsonl(ctx.input("prompts", PROMPTS))]

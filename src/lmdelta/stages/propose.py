@@ -12,43 +12,40 @@ from typing import Any
 import numpy as np
 
 from lmdelta.config import RunConfig
+from lmdelta.llm.session import LLMSession, role_identity
 from lmdelta.pairdata import PairData, load_pair, null_pair
-from lmdelta.proposers import clusters, keywords
+from lmdelta.proposers import clusters, keywords, llm
 from lmdelta.records import Hypothesis
-from lmdelta.rundir import read_jsonl, write_jsonl
+from lmdelta.rundir import HYPOTHESES, SKIPPED, read_jsonl, write_jsonl
+from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stats.tests import smallest_p
 
-VERSION = 3  # 3: the null control's coin per prompt hashes its id; skipped entries say whether the pooled scope runs
+VERSION = 4  # 4: validate.min_prompts, decide.q and run.seed in the fingerprint as declared reads (were in identity)
+READS: tuple[str | Read, ...] = (
+    "validate.min_prompts",  # scopes with too few validation prompts are left out
+    Read("decide.q", when=lambda config: config.propose.scopes != "all"),  # which groups can be validated
+    Read("run.seed", when=lambda config: config.controls.null),  # the null control's relabelling
+)
 log = logging.getLogger(__name__)
-CONTROLS = {"main": "", "null": "null_"}
 UNREACHABLE = "unreachable"  # the `rule` of a group skipped because even a perfect result could not be validated
 
 
-def identity(ctx, config: RunConfig) -> dict[str, Any]:
-    found: dict[str, Any] = {"labels": [config.label("a"), config.label("b")],
-                             "validate.min_prompts": config.validate.min_prompts}
-    if config.propose.scopes != "all":
-        found["decide.q"] = config.decide.q  # which groups can still be validated (unreachable_groups)
-    if config.controls.null:
-        found["run.seed"] = config.run.seed  # the null control's relabelling
+def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
+    found: dict[str, Any] = {"labels": [config.label("a"), config.label("b")]}
     if config.propose.llm.enabled and config.llm.proposer.model:
-        from lmdelta.llm.session import role_identity
-
         found["proposer"] = role_identity(config, "proposer")
     return found
 
 
-def run(ctx, config: RunConfig):
-    from lmdelta.pipeline import StageResult
-
+def run(ctx: StageContext, config: RunConfig) -> StageResult:
     data = load_pair(ctx, config)
     session = _session(ctx, config)
     counts: dict[str, Any] = {}
     skipped_by: dict[str, list[dict[str, Any]]] = {}
     for name, pair in comparisons(data, config).items():
         hypotheses, skipped = propose_all(pair, config, session)
-        write_jsonl(ctx.dir / f"{CONTROLS[name]}hypotheses.jsonl", (h.to_dict() for h in hypotheses))
-        write_jsonl(ctx.dir / f"{CONTROLS[name]}skipped.jsonl", skipped)
+        write_jsonl(ctx.output(HYPOTHESES, name), (h.to_dict() for h in hypotheses))
+        write_jsonl(ctx.output(SKIPPED, name), skipped)
         counts[name] = {"hypotheses": len(hypotheses), "skipped_scopes": len(skipped)}
         skipped_by[name] = skipped
     _log_skipped(skipped_by, config)
@@ -86,11 +83,9 @@ def unreachable_line(skipped: list[dict[str, Any]], q: float, pooled: bool, wher
             f"of scopes proposed in with them; {cover}): {sizes}")
 
 
-def _session(ctx, config: RunConfig):
+def _session(ctx: StageContext, config: RunConfig) -> LLMSession | None:
     if not (config.propose.llm.enabled and config.llm.proposer.model):
         return None
-    from lmdelta.llm.session import LLMSession
-
     return LLMSession(config, "propose", ctx.cache_dir, ctx.run_dir)
 
 
@@ -113,7 +108,7 @@ def scopes(data: PairData, config: RunConfig) -> list[str]:
     return pooled + per_group
 
 
-def propose_all(data: PairData, config: RunConfig, session=None) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+def propose_all(data: PairData, config: RunConfig, session: LLMSession | None = None) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
     discovery = data.rows("discovery")
     background = keywords.document_counts([data.samples[i].text for i in discovery], config.propose.keywords.max_ngram)
     found: list[Hypothesis] = []
@@ -126,8 +121,6 @@ def propose_all(data: PairData, config: RunConfig, session=None) -> tuple[list[H
         if config.propose.clusters.enabled:
             found += _cluster_hypotheses(data, scope, rows, config)
     if session is not None and usable:
-        from lmdelta.proposers import llm
-
         proposed, failed = llm.propose(data, usable, session.asker("proposer"), session.model("proposer"),
                                        config.propose.llm, session.temperature("proposer"), config.propose.seed)
         found += proposed
@@ -151,6 +144,8 @@ def plan_scopes(data: PairData, config: RunConfig) -> tuple[list[str], list[dict
     if not data.shares_prompts():
         return chosen, skipped  # a text-level test's smallest p-value is not 2^-n: no such bound
     n_paired = {scope: _n_paired_prompts(data, scope) for scope in chosen if scope != "all"}
+    if not n_paired:  # the pooled scope only: no group to leave out, and decide.q does not matter (READS)
+        return chosen, skipped
     pooled = "all" in chosen
     unreachable = unreachable_groups(n_paired, config.decide.q, pooled)
     for scope, n_scopes in unreachable.items():
@@ -268,9 +263,9 @@ def _cluster_hypothesis(data, scope, rows, finding) -> Hypothesis:
                       evidence=evidence, provenance=provenance)
 
 
-def load(ctx, control: str = "main") -> list[Hypothesis]:
-    return [Hypothesis.from_dict(row) for row in read_jsonl(ctx.input_dir("propose") / f"{CONTROLS[control]}hypotheses.jsonl")]
+def load(ctx: StageContext, comparison: str = "main") -> list[Hypothesis]:
+    return [Hypothesis.from_dict(row) for row in read_jsonl(ctx.input("propose", HYPOTHESES, comparison))]
 
 
-def load_skipped(ctx, control: str = "main") -> list[dict[str, Any]]:
-    return list(read_jsonl(ctx.input_dir("propose") / f"{CONTROLS[control]}skipped.jsonl"))
+def load_skipped(ctx: StageContext, comparison: str = "main") -> list[dict[str, Any]]:
+    return list(read_jsonl(ctx.input("propose", SKIPPED, comparison)))

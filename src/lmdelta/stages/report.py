@@ -9,46 +9,46 @@ did not produce). The report is rendered from these files alone.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from lmdelta.config import RunConfig, dump_config
-from lmdelta.rundir import atomic_write_text, write_jsonl
+from lmdelta.records import Finding, Replication
+from lmdelta.report.render import render_report
+from lmdelta.rundir import CONFIG, FINDINGS, REPORT, SUMMARY, atomic_write_text, write_jsonl
 from lmdelta.stages import confirm, decide
+from lmdelta.stages.contract import Read, StageContext, StageResult
 
 VERSION = 2  # 2: each main row carries its `replication` on the confirmation split, summary.json the counts
-OUTPUTS = {"main": "hypotheses.jsonl", "null": "null_control.jsonl"}
-ROOT_OUTPUTS = (*OUTPUTS.values(), "summary.json", "config.yaml")
-VIEWS = ("report.html",)
+READS: tuple[str | Read, ...] = ()  # config.yaml holds the whole config; every stage is upstream
+ROOT_OUTPUTS = (*FINDINGS.values(), SUMMARY, CONFIG)
+VIEWS = (REPORT,)
 
 
-def identity(ctx, config: RunConfig) -> dict[str, Any]:
+def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     return {"labels": [config.label("a"), config.label("b")]}
 
 
-def run(ctx, config: RunConfig):
-    from lmdelta.pipeline import StageResult
-    from lmdelta.report.render import render_report
-
-    root = ctx.run_dir.root
+def run(ctx: StageContext, config: RunConfig) -> StageResult:
+    run_dir = ctx.run_dir
     summary = decide.load_summary(ctx)
-    replications = {row["id"]: row for row in confirm.load(ctx)}
+    replications = {row.id: row for row in confirm.load(ctx)}
     summary["main"]["replication"] = confirm.load_summary(ctx) or None
-    for name, filename in OUTPUTS.items():
+    for name in FINDINGS:
         if name not in summary:
-            (root / filename).unlink(missing_ok=True)
+            run_dir.findings_path(name).unlink(missing_ok=True)
             continue
-        rows = decide.load(ctx, name)
+        findings = decide.load(ctx, name)
         if name == "main":
-            rows = [with_replication(row, replications) for row in rows]
-        write_jsonl(root / filename, rows)
-    atomic_write_text(root / "summary.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(root / "config.yaml", dump_config(config))
-    path = render_report(root)
+            findings = [with_replication(finding, replications) for finding in findings]
+        write_jsonl(run_dir.findings_path(name), (finding.to_dict() for finding in findings))
+    atomic_write_text(run_dir.summary_path, json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(run_dir.config_path, dump_config(config))
+    path = render_report(run_dir.root)
     return StageResult({"report": str(path), "validated": summary["main"]["validated"]})
 
 
-def with_replication(row: dict[str, Any], replications: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The row with `replication`: its re-estimate on the confirmation prompts, or None (not validated, or
+def with_replication(finding: Finding, replications: dict[str, Replication]) -> Finding:
+    """The finding with `replication`: its re-estimate on the confirmation prompts, or None (not validated, or
     no confirmation split; summary.json says which)."""
-    found = replications.get(row["id"]) if row.get("validated") else None
-    return {**row, "replication": None if found is None else {k: v for k, v in found.items() if k != "id"}}
+    return replace(finding, replication=replications.get(finding.id) if finding.validated else None)

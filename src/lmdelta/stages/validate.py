@@ -8,25 +8,32 @@ corpora without cluster ids) a warning when the texts look clustered.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
+from lmdelta import judges
+from lmdelta.backends.factory import build_generator
+from lmdelta.backends.registry import parse_model
 from lmdelta.config import RunConfig
 from lmdelta.errors import ConfigError
-from lmdelta.jsonvalues import plain
-from lmdelta.pairdata import load_pair
-from lmdelta.rundir import read_jsonl, write_jsonl
-from lmdelta.stages import propose
-from lmdelta.validation import add_baselines, resamples_for, validate_all
+from lmdelta.generative import score_and_test, write_examples
+from lmdelta.judges.llm import agreement
+from lmdelta.llm.session import LLMSession, role_identity
+from lmdelta.pairdata import PairData, load_pair
+from lmdelta.records import Finding, Hypothesis
+from lmdelta.rundir import RESULTS, read_jsonl, write_jsonl
+from lmdelta.stages import generate, propose
+from lmdelta.stages.contract import Read, StageContext, StageResult
+from lmdelta.validation import ValidationSet, add_baselines, resamples_for, validate_all
 
-VERSION = 2  # 2: the LLM generalisation sample, clustering_warning, interval notes, smallest_p; content-seeded subsample
+VERSION = 3  # 3: decide.q in the fingerprint as a declared read (was `q` in identity)
+READS: tuple[str | Read, ...] = ("decide.q",)  # the resample count depends on q
 log = logging.getLogger(__name__)
 
 
-def identity(ctx, config: RunConfig) -> dict[str, Any]:
-    found: dict[str, Any] = {"q": config.decide.q}  # the resample count depends on q
+def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
+    found: dict[str, Any] = {}
     if config.llm.judge.model:
-        from lmdelta.llm.session import role_identity
-
         found["judge"] = role_identity(config, "judge")
     return found
 
@@ -57,9 +64,7 @@ def _check_generative(config: RunConfig) -> None:
     _check_loglik_backends(config)
 
 
-def run(ctx, config: RunConfig):
-    from lmdelta.pipeline import StageResult
-
+def run(ctx: StageContext, config: RunConfig) -> StageResult:
     data = load_pair(ctx, config)
     counts: dict[str, Any] = {}
     session = _session(ctx, config)
@@ -70,63 +75,58 @@ def run(ctx, config: RunConfig):
         results = validate_all(pair, hypotheses, config.validate, config.decide.q, judge)
         if session is not None:
             session.check()
-        if config.validate.extra_judges:
-            add_agreement(results, pair, hypotheses, config, session)
+        if config.validate.extra_judges and session is not None:
+            results = add_agreement(results, pair, hypotheses, config, session)
         if config.validate.baseline:
-            add_baselines(results, pair, config.validate.seed)
-        if config.validate.generative and name == "main":
-            add_generative(ctx, results, hypotheses, config, session)
-        write_jsonl(ctx.dir / f"{propose.CONTROLS[name]}results.jsonl", (plain(r) for r in results))
-        counts[name] = {"tested": sum(r["n_units"] > 0 for r in results), "untestable": sum(r["n_units"] == 0 for r in results)}
+            results = add_baselines(results, pair, config.validate.seed)
+        if config.validate.generative and name == "main" and session is not None:
+            results = add_generative(ctx, results, hypotheses, config, session)
+        write_jsonl(ctx.output(RESULTS, name), (r.to_dict() for r in results))
+        counts[name] = {"tested": sum(r.n_units > 0 for r in results), "untestable": sum(r.n_units == 0 for r in results)}
         log.info("validate %s: %d hypotheses tested", name, counts[name]["tested"])
         warned = _warn_once(results, warned)
     return StageResult(counts)
 
 
-def _warn_once(results: list[dict[str, Any]], warned: bool) -> bool:
+def _warn_once(results: list[Finding], warned: bool) -> bool:
     """Log the first comparison's clustering warning only (the null control relabels the same texts)."""
-    warning = results[0].get("clustering_warning") if results else None
+    warning = results[0].clustering_warning if results else None
     if warning and not warned:
         log.warning("validate: %s", warning)
     return warned or bool(warning)
 
 
-def _session(ctx, config: RunConfig):
+def _session(ctx: StageContext, config: RunConfig) -> LLMSession | None:
     """An LLM session when any hypothesis or option needs the judge model."""
     section = config.validate
     needs = section.judge != "auto" or section.extra_judges or section.generative or any(
         h.judge == "llm" for name in propose.comparisons_names(config) for h in propose.load(ctx, name))
     if not needs:
         return None
-    from lmdelta.llm.session import LLMSession
-
     return LLMSession(config, "validate", ctx.cache_dir, ctx.run_dir)
 
 
-def add_agreement(results, pair, hypotheses, config: RunConfig, session) -> None:
-    """Score the same texts with each extra judge and record its agreement with the main judge."""
-    from lmdelta import judges
-    from lmdelta.judges.llm import agreement
-    from lmdelta.validation import ValidationSet
-
+def add_agreement(results: list[Finding], pair: PairData, hypotheses: list[Hypothesis], config: RunConfig,
+                  session: LLMSession) -> list[Finding]:
+    """The findings with each extra judge's agreement with the main judge, scoring the same texts."""
     vs = ValidationSet.build(pair)
     texts = [pair.samples[i].text for i in vs.rows]
     vectors = pair.vectors[vs.rows]
     mode = "unitary" if config.validate.judge == "auto" else config.validate.judge
     main = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.validate.judge, session.asker("judge"))
+    found: list[dict[str, dict[str, Any]]] = [{} for _ in results]
     for model in config.validate.extra_judges:
         other = judges.score_hypotheses(hypotheses, vs, texts, vectors, mode, session.asker("judge", model))
-        for result, ours, theirs in zip(results, main, other):
-            result.setdefault("judge_agreement", {})[model] = agreement(ours, theirs)
+        for by_model, ours, theirs in zip(found, main, other):
+            by_model[model] = agreement(ours, theirs)
         session.check()
+    return [replace(result, judge_agreement=by_model) for result, by_model in zip(results, found)]
 
 
-def add_generative(ctx, results, hypotheses, config: RunConfig, session) -> None:
-    """Judge-free check: assistant-written examples scored by log p_b − log p_a (see lmdelta.generative)."""
-    from lmdelta.backends.factory import build_generator
-    from lmdelta.generative import score_and_test, write_examples
-    from lmdelta.stages import generate
-
+def add_generative(ctx: StageContext, results: list[Finding], hypotheses: list[Hypothesis], config: RunConfig,
+                   session: LLMSession) -> list[Finding]:
+    """The findings with the judge-free check: assistant-written examples scored by log p_b − log p_a
+    (see lmdelta.generative)."""
     _check_generative(config)
     role = "proposer" if session.has("proposer") else "judge"
     examples = write_examples(hypotheses, session.asker(role), config.validate.generative_examples, 1.0)
@@ -141,14 +141,11 @@ def add_generative(ctx, results, hypotheses, config: RunConfig, session) -> None
     finally:
         for generator in sides.values():
             generator.close()
-    for result, extra in zip(results, found):
-        result.update(extra)
+    return [replace(result, **extra) for result, extra in zip(results, found)]
 
 
 def _check_loglik_backends(config: RunConfig) -> None:
     """Log-likelihood scoring runs the models in process (transformers): not served or vLLM models."""
-    from lmdelta.backends.registry import parse_model
-
     for side in ("a", "b"):
         model = getattr(config.generate, side).model
         if parse_model(model, "generator").kind in ("api", "vllm"):
@@ -157,5 +154,5 @@ def _check_loglik_backends(config: RunConfig) -> None:
                               "Turn validate.generative off, or load that model with transformers (no api:/vllm: prefix).")
 
 
-def load(ctx, control: str = "main") -> list[dict[str, Any]]:
-    return list(read_jsonl(ctx.input_dir("validate") / f"{propose.CONTROLS[control]}results.jsonl"))
+def load(ctx: StageContext, comparison: str = "main") -> list[Finding]:
+    return [Finding.from_dict(row) for row in read_jsonl(ctx.input("validate", RESULTS, comparison))]
