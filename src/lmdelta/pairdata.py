@@ -11,10 +11,8 @@ from functools import cached_property
 
 import numpy as np
 
-from lmdelta.config import RunConfig
 from lmdelta.hashing import child_seed
 from lmdelta.records import Prompt, Sample
-from lmdelta.stages.contract import StageContext
 
 NULL_LABELS = {"a": "relabelled a", "b": "relabelled b"}
 _OTHER = {"a": "b", "b": "a"}
@@ -93,10 +91,3 @@ def _coin(seed: int, unit: str) -> bool:
     missing from the data, or one added, leaves every other prompt's coin where it was."""
     return child_seed(seed, "null control", unit) % 2 == 1
 
-
-def load_pair(ctx: StageContext, config: RunConfig) -> PairData:
-    """The main comparison from the run directory's generate, embed and group outputs."""
-    from lmdelta.stages import embed, generate, group, prompts
-
-    return PairData(prompts=prompts.load(ctx), samples=generate.load(ctx), vectors=embed.load_samples(ctx),
-                    groups=group.load(ctx), labels={"a": config.label("a"), "b": config.label("b")})

@@ -16,10 +16,11 @@ import numpy as np
 from lmdelta.config import RunConfig
 from lmdelta.jsonvalues import finite
 from lmdelta.llm.session import LLMSession, role_identity
-from lmdelta.pairdata import PairData, held_out_view, load_pair, split_prompts
+from lmdelta.pairdata import PairData, held_out_view, split_prompts
 from lmdelta.records import Finding, Hypothesis, Replication
 from lmdelta.rundir import REPLICATIONS, SUMMARY, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages import decide, propose
+from lmdelta.stages.pairs import load_pair
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stats import fdr
 from lmdelta.stats.tests import smallest_p

@@ -21,6 +21,7 @@ from lmdelta.records import Finding, Interval
 from lmdelta.rundir import DECISIONS, SUMMARY, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages import propose, validate
 from lmdelta.stages.contract import Read, StageContext, StageResult
+from lmdelta.stages.pairs import comparisons_names
 from lmdelta.stats import effects, fdr
 from lmdelta.validation import clip_to_scores
 
@@ -35,7 +36,7 @@ def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
 
 def run(ctx: StageContext, config: RunConfig) -> StageResult:
     summary: dict[str, Any] = {"q": config.decide.q, "primary": config.decide.primary, "online": config.decide.online}
-    for name in propose.comparisons_names(config):
+    for name in comparisons_names(config):
         decided = decide(validate.load(ctx, name), config)
         write_jsonl(ctx.output(DECISIONS, name), (f.to_dict() for f in decided))
         summary[name] = {"tested": sum(f.p_value is not None for f in decided),
@@ -45,7 +46,7 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
                          "families": {prefix: _family_counts(decided, prefix) for _, prefix in SECONDARY_FAMILIES}}
     atomic_write_text(ctx.output(SUMMARY), json.dumps(summary, indent=2) + "\n")
     shown = ("tested", "validated")
-    return StageResult({name: {k: summary[name][k] for k in shown} for name in propose.comparisons_names(config)})
+    return StageResult({name: {k: summary[name][k] for k in shown} for name in comparisons_names(config)})
 
 
 def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:

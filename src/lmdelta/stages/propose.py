@@ -13,10 +13,11 @@ import numpy as np
 
 from lmdelta.config import RunConfig
 from lmdelta.llm.session import LLMSession, role_identity
-from lmdelta.pairdata import PairData, load_pair, null_pair
+from lmdelta.pairdata import PairData
 from lmdelta.proposers import clusters, keywords, llm
 from lmdelta.records import Hypothesis
 from lmdelta.rundir import HYPOTHESES, SKIPPED, read_jsonl, write_jsonl
+from lmdelta.stages.pairs import comparisons, load_pair
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stats.tests import smallest_p
 
@@ -87,17 +88,6 @@ def _session(ctx: StageContext, config: RunConfig) -> LLMSession | None:
     if not (config.propose.llm.enabled and config.llm.proposer.model):
         return None
     return LLMSession(config, "propose", ctx.cache_dir, ctx.run_dir)
-
-
-def comparisons_names(config: RunConfig) -> list[str]:
-    return ["main", "null"] if config.controls.null else ["main"]
-
-
-def comparisons(data: PairData, config: RunConfig) -> dict[str, PairData]:
-    out = {"main": data}
-    if config.controls.null:
-        out["null"] = null_pair(data, config.run.seed)
-    return out
 
 
 def scopes(data: PairData, config: RunConfig) -> list[str]:

@@ -19,11 +19,12 @@ from lmdelta.errors import ConfigError
 from lmdelta.generative import score_and_test, write_examples
 from lmdelta.judges.llm import agreement
 from lmdelta.llm.session import LLMSession, role_identity
-from lmdelta.pairdata import PairData, load_pair
+from lmdelta.pairdata import PairData
 from lmdelta.records import Finding, Hypothesis
 from lmdelta.rundir import RESULTS, read_jsonl, write_jsonl
 from lmdelta.stages import generate, propose
 from lmdelta.stages.contract import Read, StageContext, StageResult
+from lmdelta.stages.pairs import comparisons, comparisons_names, load_pair
 from lmdelta.validation import ValidationSet, add_baselines, resamples_for, validate_all
 
 VERSION = 3  # 3: decide.q in the fingerprint as a declared read (was `q` in identity)
@@ -69,7 +70,7 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     counts: dict[str, Any] = {}
     session = _session(ctx, config)
     warned = False
-    for name, pair in propose.comparisons(data, config).items():
+    for name, pair in comparisons(data, config).items():
         hypotheses = propose.load(ctx, name)
         judge = session.asker("judge") if session is not None and session.has("judge") else None
         results = validate_all(pair, hypotheses, config.validate, config.decide.q, judge)
@@ -100,7 +101,7 @@ def _session(ctx: StageContext, config: RunConfig) -> LLMSession | None:
     """An LLM session when any hypothesis or option needs the judge model."""
     section = config.validate
     needs = section.judge != "auto" or section.extra_judges or section.generative or any(
-        h.judge == "llm" for name in propose.comparisons_names(config) for h in propose.load(ctx, name))
+        h.judge == "llm" for name in comparisons_names(config) for h in propose.load(ctx, name))
     if not needs:
         return None
     return LLMSession(config, "validate", ctx.cache_dir, ctx.run_dir)
