@@ -2,7 +2,7 @@
 
 Simulated judge scores with a prompt random effect (latent = prompt effect + text noise, score =
 logistic(latent); the presence judge draws 0/1 with that probability). Every number comes from
-lmdelta's own code: the pipeline's test is `validation._paired` + `validation._tests` (balanced
+lmdelta's own code: the pipeline's test is `validate.significance.paired_differences` + `hypothesis_tests` (balanced
 subsample, then the vectorised sign-flip), the intervals are `effects.mean_ci`, `auc_ci`,
 `prevalence_ci` and `stages.decide.add_fcr_intervals`, the null control is `pairdata.null_pair`
 summarised by `report.null_control.summarize_null`. Options lmdelta removed (Wilcoxon, the
@@ -57,7 +57,8 @@ from lmdelta.report.null_control import summarize_null
 from lmdelta.stages.decide import add_fcr_intervals
 from lmdelta.stats import effects, fdr
 from lmdelta.stats import tests as st
-from lmdelta.validation import ValidationSet, _paired, _score_lists, _tests, balanced_differences, resamples_for
+from lmdelta.validate.sets import ValidationSet, balanced_differences, score_lists
+from lmdelta.validate.significance import hypothesis_tests, paired_differences, resamples_for
 
 ALPHA = 0.05
 ICC = 0.5
@@ -249,11 +250,11 @@ def hypotheses(n: int, directions: tuple[str, ...] = ("b>a", "a>b")) -> list[Hyp
 
 
 def shipped_p(scores: np.ndarray, vs: ValidationSet, hyps, seed: int, n_resamples: int | None = None):
-    """The pipeline's test: balanced subsample per hypothesis, then the sign-flip (validation._tests)."""
+    """The pipeline's test: balanced subsample per hypothesis, then the sign-flip (significance.hypothesis_tests)."""
     config = SimpleNamespace(seed=seed)
     n_resamples = n_resamples or resamples_for(ValidateConfig(), len(hyps), ALPHA)
-    paired = _paired(list(scores), hyps, vs, config) if vs.aligned else None
-    found = _tests(list(scores), paired, [vs.scope("all")] * len(hyps), hyps, vs, config, n_resamples)
+    paired = paired_differences(list(scores), hyps, vs, config) if vs.aligned else None
+    found = hypothesis_tests(list(scores), paired, [vs.scope("all")] * len(hyps), hyps, vs, config, n_resamples)
     return np.array([r["p_value"] for r in found], dtype=float)
 
 
@@ -270,7 +271,7 @@ def old_fallback_p(scores: np.ndarray, vs: ValidationSet, hyps, seed: int, n_res
         if np.all(count_a[used] == count_b[used]):
             out[i] = shipped_p(s[None, :], vs, [h], seed, SIGNFLIP_R)[0]
             continue
-        groups_a, groups_b = _score_lists(s, vs, np.flatnonzero(used))
+        groups_a, groups_b = score_lists(s, vs, np.flatnonzero(used))
         out[i] = st.within_prompt_permutation(groups_a, groups_b, alternative, n_resamples, seed).p_value
     return out
 
@@ -573,15 +574,16 @@ def unaligned(sizes: dict, seed: int) -> list[dict]:
 
 
 def pipeline_p(scores, vs, hyps, seed, block: int = UNEQUAL_HYPOTHESES) -> tuple[np.ndarray, str]:
-    """p-values through validation._tests, and the unit its output names (text, cluster, prompt).
+    """p-values through significance.hypothesis_tests, and the unit its output names (text, cluster, prompt).
 
     Data sets go in blocks of 20, as the hypotheses of one run, each block with its own seed: the
     pipeline draws one set of permutations per run, shared by that run's hypotheses."""
     p, units = [], set()
     for start in range(0, len(hyps), block):
         config = SimpleNamespace(seed=seed + start)
-        found = _tests(list(scores[start:start + block]), None, [vs.scope("all")] * len(hyps[start:start + block]),
-                       hyps[start:start + block], vs, config, PERMUTATION_R)
+        found = hypothesis_tests(list(scores[start:start + block]), None,
+                                 [vs.scope("all")] * len(hyps[start:start + block]), hyps[start:start + block], vs,
+                                 config, PERMUTATION_R)
         p += [r["p_value"] for r in found]
         units |= {r["unit"] for r in found}
     return np.array(p, dtype=float), ", ".join(sorted(units))
@@ -790,7 +792,8 @@ def unaligned_control(sizes: dict, seed: int) -> list[dict]:
             scores = expit(u[:, hidden] + rng.normal(0.0, np.sqrt(1.0 - ICC), (m, hidden.size)))
             vs = ValidationSet.build(null_pair(data, seed + r))
             config = SimpleNamespace(seed=seed + r)
-            found = _tests(list(scores[:, vs.rows]), None, [vs.scope("all")] * m, hypotheses(m), vs, config, 2000)
+            found = hypothesis_tests(list(scores[:, vs.rows]), None, [vs.scope("all")] * m, hypotheses(m), vs, config,
+                                     2000)
             units.add(found[0]["unit"])
             outcomes.append(decide_control(np.array([x["p_value"] for x in found], dtype=float)))
         rows.append(control_row(f"pipeline, {label} (unit: {', '.join(sorted(units))})", SHIPS,

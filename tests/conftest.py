@@ -48,15 +48,18 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(autouse=True)
 def fresh_process_state():
     """No state kept process-wide by lmdelta leaks from one test into the next: LLM limiters
-    (a pause, a limit) and the bank cache."""
+    (a pause, a limit), the bank cache and the corpus cache."""
     from lmdelta.llm.limiter import reset_limiters
     from lmdelta.sources import clear_bank_cache
+    from lmdelta.sources.corpus import clear_corpus_cache
 
     reset_limiters()
     clear_bank_cache()
+    clear_corpus_cache()
     yield
     reset_limiters()
     clear_bank_cache()
+    clear_corpus_cache()
 
 
 def build_tiny_model(folder: Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:

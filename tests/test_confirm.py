@@ -18,7 +18,7 @@ from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.rundir import RunDir, read_jsonl
 from lmdelta.stages.confirm import decide_replications
 from lmdelta.stats.tests import smallest_p
-from lmdelta.validation import ValidationSet
+from lmdelta.validate.sets import ValidationSet
 
 STRONG = {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}}
 

@@ -6,15 +6,20 @@ import json
 import numpy as np
 import pytest
 
+import lmdelta.sources.corpus as corpus_module
 from lmdelta import pipeline
 from lmdelta.config import load_config
 from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
+from lmdelta.hashing import hash_data
 from lmdelta.pairdata import PairData
 from lmdelta.records import Prompt, Sample
-from lmdelta.rundir import RunDir, read_jsonl
-from lmdelta.sources.corpus import corpus_prompts, load_corpus, units
-from lmdelta.validation import ValidationSet
+from lmdelta.rundir import SAMPLES, RunDir, read_jsonl
+from lmdelta.sources.corpus import clear_corpus_cache, corpus_prompts, load_corpus, units
+from lmdelta.stages import generate
+from lmdelta.stages import prompts as prompts_stage
+from lmdelta.stages.contract import StageContext
+from lmdelta.validate.sets import ValidationSet
 
 
 def corpus_rows(n_prompts=40, per_prompt=2, with_prompts=True):
@@ -383,3 +388,65 @@ def test_pair_data_with_mixed_clusters_is_refused_at_validation_too():
     paired = PairData(prompts, [Sample(f"c-{c}", s, 0, "x", 1, "stop", 0, f"{c}{s}") for c in range(6) for s in "ab"],
                       np.zeros((12, 2)), {p.id: "all" for p in prompts})
     assert ValidationSet.build(paired).unit == "cluster" and ValidationSet.build(paired).aligned
+
+
+def test_the_corpus_is_parsed_once_per_run_and_again_only_when_edited(tmp_path, monkeypatch):
+    """The prompts stage's check parses the user's file before any stage runs, its run reuses those rows
+    (kept per process while the file's content stays the same) and generate imports the answers from the
+    run directory: one parse per run. A resume in a new process parses once more (the check), and an
+    edited file re-runs the prompts and generate stages."""
+    parsed = []
+    real = corpus_module._read
+    monkeypatch.setattr(corpus_module, "_read", lambda path, *rest: parsed.append(path) or real(path, *rest))
+    corpus = tmp_path / "outputs.jsonl"
+    rows = corpus_rows()
+    corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    settings, run_dir = config(tmp_path, f"corpus.path={corpus}"), RunDir(tmp_path / "run")
+    pipeline.run(settings, run_dir)
+    assert parsed == [corpus]
+    assert not any(pipeline.run(settings, run_dir).reason.values()) and parsed == [corpus]
+    clear_corpus_cache()  # as in a new process
+    assert not any(pipeline.run(settings, run_dir).reason.values()) and parsed == [corpus] * 2
+    rows[0]["text"] = "An edited answer."
+    corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    edited = pipeline.run(settings, run_dir)
+    assert parsed == [corpus] * 3
+    assert edited.reason["prompts"].startswith("changed: identity.corpus") and edited.reason["generate"]
+    assert "An edited answer." in {row["text"] for row in read_jsonl(run_dir.stage_file("generate", SAMPLES))}
+
+
+def test_a_bad_corpus_is_refused_before_any_stage_runs(tmp_path):
+    corpus = tmp_path / "outputs.jsonl"
+    corpus.write_text("\n".join(json.dumps({**r, "text": ""} if i == 3 else r) for i, r in enumerate(corpus_rows())))
+    with pytest.raises(PromptBankError, match="outputs.jsonl line 4 has an empty `text`"):
+        pipeline.run(config(tmp_path, f"corpus.path={corpus}"), RunDir(tmp_path / "run"))
+    assert not (tmp_path / "run" / "stages").exists()
+
+
+def test_generate_imports_the_corpus_from_the_run_directory_alone(tmp_path, monkeypatch):
+    corpus = tmp_path / "outputs.jsonl"
+    corpus.write_text("\n".join(json.dumps(r) for r in corpus_rows()) + "\n")
+    settings = config(tmp_path, f"corpus.path={corpus}", "prompts.limit=10").resolved()
+    run_dir, cache = RunDir(tmp_path / "run"), tmp_path / "cache"
+    prompts_stage.run(StageContext(run_dir, "prompts", cache), settings)
+    corpus.unlink()
+    clear_corpus_cache()
+    monkeypatch.setattr(corpus_module, "_read", lambda *args: pytest.fail("generate read the user's corpus file"))
+    ctx = StageContext(run_dir, "generate", cache)
+    assert generate.identity(ctx, settings) == {}
+    counts = generate.run(ctx, settings).counts
+    samples = generate.load(ctx)
+    assert counts["samples"] == len(samples) == 10 * 2 * 2 and counts["a"] == counts["b"] == 20
+    assert {s.prompt_id for s in samples} == {p.id for p in prompts_stage.load(ctx)}
+    first = next(s for s in samples if s.side == "b" and s.index == 1)
+    assert first.key == hash_data(["b", first.prompt_id, 1, first.text], length=32)  # the key of earlier versions
+
+
+def test_an_edited_score_table_reruns_the_prompts_stage_in_corpus_mode(tmp_path):
+    corpus, table = tmp_path / "outputs.jsonl", tmp_path / "scores.json"
+    corpus.write_text("\n".join(json.dumps(r) for r in corpus_rows()) + "\n")
+    table.write_text(json.dumps({"g0": 0.5, "g1": 0.0}))
+    settings = config(tmp_path, f"corpus.path={corpus}", f"prompts.score_table={table}", "prompts.score_above=0.1")
+    before = pipeline.plan(settings, RunDir(tmp_path / "run"), tmp_path / "cache").fingerprint["prompts"]
+    table.write_text(json.dumps({"g0": 0.5, "g1": 0.9}))
+    assert pipeline.plan(settings, RunDir(tmp_path / "run"), tmp_path / "cache").fingerprint["prompts"] != before

@@ -8,10 +8,10 @@ from conftest import make_finding
 
 from lmdelta.backends.generators.fake import FakeGenerator
 from lmdelta.config import RunConfig
-from lmdelta.generative import score_and_test, write_examples
 from lmdelta.llm.types import CallResult
 from lmdelta.stages import confirm, decide, generate, propose, validate
-from lmdelta.validation import resamples_for
+from lmdelta.validate.generative import score_and_test, write_examples
+from lmdelta.validate.significance import resamples_for
 
 
 def hypothesis(direction="b>a"):

@@ -18,7 +18,7 @@ from lmdelta.report.null_control import clopper_pearson, headline, ks_excess_sma
 from lmdelta.report.table import findings_table
 from lmdelta.rundir import RunDir, read_jsonl
 from lmdelta.stages.propose import plan_scopes
-from lmdelta.validation import validate_all
+from lmdelta.validate.findings import validate_all
 
 STRONG = {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}}
 OCEAN = Hypothesis("h1", "all", "b>a", "b mentions ocean", "keywords", "keyword", keywords=("ocean",), order=1)

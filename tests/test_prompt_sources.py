@@ -10,12 +10,12 @@ from conftest import fake_config
 from llm_servers import ScriptedServer, openai_reply
 from lmdelta import pipeline
 from lmdelta.config import PromptsConfig, load_config
+from lmdelta.config.source import DATASETS, parse_source
 from lmdelta.errors import ConfigError, PromptBankError
 from lmdelta.records import Prompt
 from lmdelta.rundir import RunDir, read_jsonl
-from lmdelta.sources import content_id, load_bank, prompts_from_items
+from lmdelta.sources import HOMES, LOADERS, content_id, load_bank, prompts_from_items
 from lmdelta.sources.items import SourceItem
-from lmdelta.sources.spec import parse_source
 from lmdelta.stages.prompts import narrow, select
 
 
@@ -105,6 +105,16 @@ def test_unknown_source_kind_suggests_one():
     with pytest.raises(PromptBankError, match="unknown kind 'persna'") as caught:
         parse_source("persna:/data")
     assert "persona:/data" in caught.value.fix
+
+
+def test_a_bad_source_is_refused_when_the_config_loads():
+    with pytest.raises(ConfigError, match="prompts.source is invalid: prompts.source 'persna:/data' starts") as caught:
+        load_config(None, ["prompts.source=persna:/data"])
+    assert "persona:/data" in caught.value.fix
+
+
+def test_every_dataset_kind_has_a_loader_and_a_home():
+    assert set(LOADERS) == set(HOMES) == set(DATASETS)
 
 
 def test_dataset_paths_resolve_next_to_the_config(tmp_path):

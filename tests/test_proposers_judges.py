@@ -1,10 +1,17 @@
 from types import SimpleNamespace
+from typing import get_args, get_type_hints
 
 import numpy as np
+import pytest
 
 from lmdelta import judges
+from lmdelta.errors import ConfigError
+from lmdelta.judges import llm
+from lmdelta.judges.embedding import prototype_similarity
+from lmdelta.judges.keyword import keyword_presence
 from lmdelta.proposers import clusters, keywords
 from lmdelta.records import Hypothesis
+from lmdelta.validate.sets import ValidationSet
 
 
 def test_ngrams_skip_pure_stop_words():
@@ -44,13 +51,13 @@ def test_cluster_finder_reports_the_side_that_owns_a_cluster():
 
 
 def test_keyword_judge_matches_whole_words_blind_to_side():
-    scores = judges.keyword_presence(("sea", "blue whale"), ["The sea!", "seaside town", "A Blue  whale", "a blue whale"])
+    scores = keyword_presence(("sea", "blue whale"), ["The sea!", "seaside town", "A Blue  whale", "a blue whale"])
     assert scores.tolist() == [1.0, 0.0, 0.0, 1.0]
 
 
 def test_embedding_judge_maps_cosine_to_unit_interval_and_flags_zero_vectors():
     prototype = np.array([1.0, 0.0])
-    scores = judges.prototype_similarity(prototype, np.array([[2.0, 0.0], [-1.0, 0.0], [0.0, 3.0], [0.0, 0.0]]))
+    scores = prototype_similarity(prototype, np.array([[2.0, 0.0], [-1.0, 0.0], [0.0, 3.0], [0.0, 0.0]]))
     assert np.allclose(scores[:3], [1.0, 0.0, 0.5]) and np.isnan(scores[3])
     h = Hypothesis("h", "all", "b>a", "d", "clusters", "embedding", prototype=(1.0, 0.0))
     assert judges.score(h, ["x", "y"], np.array([[1.0, 0.0], [0.0, 1.0]])).tolist() == [1.0, 0.5]
@@ -71,7 +78,7 @@ def test_a_cyrillic_word_is_proposed_and_the_judge_finds_it():
     terms = keywords.contrast(a, b, keywords.document_counts(a + b, 3), 40)
     top_b = keywords.top_terms(terms, "b>a", 1, 1.5, 3)
     assert top_b[0].ngram == "океан" and top_b[0].count_b == 10 and top_b[0].count_a == 0
-    scores = judges.keyword_presence(("океан",), ["Океан!", "океаны", "мой океан велик", "о кеан"])
+    scores = keyword_presence(("океан",), ["Океан!", "океаны", "мой океан велик", "о кеан"])
     assert scores.tolist() == [1.0, 0.0, 1.0, 0.0]
 
 
@@ -80,15 +87,12 @@ def test_proposer_and_judge_agree_where_a_word_ends():
     texts = ["कमी है", "कम है", "x\u0301ocean", "ocean2", "snake_case"]
     for keyword in ("कम", "ocean", "snake"):
         proposed = [keyword in keywords.ngrams(text, 1) for text in texts]
-        judged = judges.keyword_presence((keyword,), texts).astype(bool).tolist()
+        judged = keyword_presence((keyword,), texts).astype(bool).tolist()
         assert proposed == judged, keyword
 
 
 def test_llm_judge_plans_cover_the_judged_prompts_given_else_the_scope():
     """The LLM judge used to plan in-scope texts only, leaving nothing for a generalisation test (audit M3)."""
-    from lmdelta.judges import llm
-    from lmdelta.validation import ValidationSet
-
     prompt_of_row = np.repeat(np.arange(6), 2)  # prompt p: one a answer, one b answer
     vs = ValidationSet(np.arange(12), [f"p{i}" for i in range(6)], prompt_of_row, np.tile([False, True], 6),
                        np.array(["g1", "g2"] * 3))
@@ -103,3 +107,17 @@ def test_llm_judge_plans_cover_the_judged_prompts_given_else_the_scope():
                                      lambda requests, parse: [(SimpleNamespace(ok=True), 0.5) for _ in requests],
                                      judged=judged)[0]
     assert np.isfinite(scored).tolist() == [True] * 6 + [False, False, True, True, False, False]
+
+
+def test_each_hypothesis_judge_is_registered_and_a_misspelt_one_gets_a_suggestion():
+    assert set(get_args(get_type_hints(Hypothesis)["judge"])) == set(judges.JUDGES)
+    with pytest.raises(ConfigError, match="Did you mean 'keyword'"):
+        judges.judge_named("keywords")
+
+
+def test_each_judge_is_called_once_with_its_hypotheses_in_order():
+    keyword = Hypothesis("k", "all", "b>a", "d", "keywords", "keyword", keywords=("sea",))
+    embedded = Hypothesis("e", "all", "b>a", "d", "clusters", "embedding", prototype=(1.0, 0.0))
+    texts, vectors = ["the sea", "a park"], np.array([[1.0, 0.0], [0.0, 1.0]])
+    scores = judges.score_hypotheses([embedded, keyword, embedded], None, texts, vectors)
+    assert [s.tolist() for s in scores] == [[1.0, 0.5], [1.0, 0.0], [1.0, 0.5]]

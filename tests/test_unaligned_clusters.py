@@ -4,15 +4,17 @@ warning when texts look clustered without it (statistics audit 2026-12-01, M6)."
 import numpy as np
 import pytest
 
-from lmdelta import judges, validation_texts
+from lmdelta import judges
 from lmdelta.config import ValidateConfig
 from lmdelta.hashing import child_seed
 from lmdelta.pairdata import PairData, null_pair
 from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.stats import effects
 from lmdelta.stats import tests as st
-from lmdelta.validation import ValidationSet, validate_all
-from lmdelta.validation_texts import clustering_warning, near_duplicate_share, text_effects, text_test
+from lmdelta.validate import texts
+from lmdelta.validate.findings import validate_all
+from lmdelta.validate.sets import ValidationSet
+from lmdelta.validate.texts import clustering_warning, near_duplicate_share, text_effects, text_test
 
 CONFIG = ValidateConfig(n_resamples=2000, seed=0)
 
@@ -68,7 +70,7 @@ def test_cluster_units_give_the_cluster_permutation_with_its_unit_named():
     result = validate_all(data, [along_first_axis(data)], CONFIG, q=0.05)[0]
     assert result.unit == "cluster" and result.n_units == 80 and result.n_texts == 400
     assert result.test.startswith("cluster-level") and "80 clusters of 400 texts" in result.test
-    assert result.assumption == validation_texts.CLUSTER_ASSUMPTION
+    assert result.assumption == texts.CLUSTER_ASSUMPTION
     scores = first_axis_scores(data, vs)
     expected = st.cluster_permutation(scores, vs.is_b, vs.prompt_of_row, "greater", 2000, 0)
     assert (result.statistic, result.p_value) == (expected.statistic, expected.p_value)
@@ -162,7 +164,7 @@ def test_near_duplicate_share_matches_brute_force_in_any_block_size(monkeypatch)
     share, n = near_duplicate_share(vectors, is_b, seed=3)
     assert n == 300 and 0.05 < share < 0.9
     for block in (1, 7, 10_000):
-        monkeypatch.setattr(validation_texts, "_NEIGHBOUR_BLOCK", block)
+        monkeypatch.setattr(texts, "_NEIGHBOUR_BLOCK", block)
         assert near_duplicate_share(vectors, is_b, seed=3) == (share, n)
     # the sample: seeded, so the brute force over the same rows gives the same share
     picked = np.sort(np.random.default_rng(child_seed(3, "near duplicates")).choice(500, 300, replace=False))

@@ -8,7 +8,6 @@ import pytest
 from scipy import stats
 
 from conftest import make_finding
-from lmdelta import validation
 from lmdelta.config import ValidateConfig, validate_config
 from lmdelta.errors import ConfigError
 from lmdelta.pairdata import PairData, null_pair
@@ -17,8 +16,12 @@ from lmdelta.stages.decide import decide
 from lmdelta.config import RunConfig
 from lmdelta.stats import tests as st
 from lmdelta.stats.effects import mean_ci, t_interval
-from lmdelta.validation import (ValidationSet, _paired, _tests, add_baselines, balanced_differences, per_prompt,
-                                subsample_seed, validate_all)
+from lmdelta.validate import findings, sets, significance
+from lmdelta.validate.baseline import add_baselines
+from lmdelta.validate.findings import clip_to_scores, validate_all
+from lmdelta.validate.generalisation import judged_prompts
+from lmdelta.validate.sets import ValidationSet, balanced_differences, per_prompt, score_lists, subsample_seed
+from lmdelta.validate.significance import hypothesis_tests, paired_differences
 
 CONFIG = ValidateConfig(n_resamples=2000, seed=0)
 
@@ -129,8 +132,6 @@ def test_score_lists_match_a_scan_per_prompt():
     """The one-sort grouping gives what a scan per prompt gives (that scan was quadratic in prompts)."""
     import types
 
-    from lmdelta.validation import _score_lists
-
     rng = np.random.default_rng(11)
     for _ in range(100):
         n_prompts, n_rows = int(rng.integers(1, 30)), int(rng.integers(0, 120))
@@ -138,7 +139,7 @@ def test_score_lists_match_a_scan_per_prompt():
         scores = rng.random(n_rows)
         scores[rng.random(n_rows) < 0.1] = np.nan
         prompts = np.flatnonzero(rng.random(n_prompts + 3) < 0.7)
-        side_a, side_b = _score_lists(scores, vs, prompts)
+        side_a, side_b = score_lists(scores, vs, prompts)
         for p, got_a, got_b in zip(prompts, side_a, side_b, strict=True):
             here = (vs.prompt_of_row == p) & np.isfinite(scores)
             assert np.array_equal(got_a, scores[here & ~vs.is_b]) and np.array_equal(got_b, scores[here & vs.is_b])
@@ -172,9 +173,11 @@ def test_unequal_counts_under_a_weak_null_keep_the_type_one_error():
     0.2 of these true nulls at alpha 0.05 (audit H1); the balanced sign-flip stays near 0.05."""
     vs = grid(20, 4, 4)
     scores = list(weak_null_scores(np.random.default_rng(5), 600, vs))
-    hyps = [Hypothesis(f"h{i}", "all", "b>a", f"null {i}", "p", "keyword", keywords=(f"w{i}",)) for i in range(len(scores))]
+    hyps = [Hypothesis(f"h{i}", "all", "b>a", f"null {i}", "p", "keyword", keywords=(f"w{i}",))
+            for i in range(len(scores))]
     config = SimpleNamespace(seed=3, test="signflip")
-    found = _tests(scores, _paired(scores, hyps, vs, config), [vs.scope("all")] * len(hyps), hyps, vs, config, 1000)
+    found = hypothesis_tests(scores, paired_differences(scores, hyps, vs, config), [vs.scope("all")] * len(hyps), hyps,
+                             vs, config, 1000)
     p = np.array([r["p_value"] for r in found])
     assert all("sign-flip" in r["test"] for r in found)
     assert np.mean(p <= 0.05) < 0.085  # binomial sd at 600 draws: 0.009
@@ -247,7 +250,7 @@ def test_balanced_differences_do_not_depend_on_the_block_size(monkeypatch):
     scores = rng.random((7, vs.prompt_of_row.size))
     scores[rng.random(scores.shape) < 0.2] = np.nan
     expected = balanced_differences(scores, vs, list(range(7)))
-    monkeypatch.setattr(validation, "_BLOCK_ELEMENTS", 1)  # one hypothesis per block
+    monkeypatch.setattr(sets, "_BLOCK_ELEMENTS", 1)  # one hypothesis per block
     for got, want in zip(balanced_differences(scores, vs, list(range(7))), expected):
         assert np.array_equal(got, want, equal_nan=True)
 
@@ -398,19 +401,19 @@ def test_llm_judged_prompts_add_a_seeded_capped_sample_of_other_groups():
     vs = ValidationSet.build(data)
     llm_group = Hypothesis("h8", "g1", "b>a", "d", "llm", "llm", property="mentions the ocean", order=8)
     llm_all = Hypothesis("h9", "all", "b>a", "d", "llm", "llm", property="mentions the ocean", order=9)
-    masks = validation.judged_prompts([llm_group, llm_all], vs, CONFIG)
+    masks = judged_prompts([llm_group, llm_all], vs, CONFIG)
     inside, outside = vs.scope("g1"), vs.scope("g1", inside=False)
     assert np.array_equal(masks[0] & inside, inside) and (masks[0] & outside).sum() == inside.sum() == 15
     assert np.array_equal(masks[1], vs.scope("all"))
-    again = validation.judged_prompts([llm_group], vs, CONFIG)[0]
+    again = judged_prompts([llm_group], vs, CONFIG)[0]
     assert np.array_equal(again, masks[0])  # the same sample, whatever else is tested
-    other_seed = validation.judged_prompts([llm_group], vs, ValidateConfig(n_resamples=2000, seed=1))[0]
+    other_seed = judged_prompts([llm_group], vs, ValidateConfig(n_resamples=2000, seed=1))[0]
     assert not np.array_equal(other_seed, masks[0])
-    off = validation.judged_prompts([llm_group], vs, ValidateConfig(generalization=False, seed=0))[0]
+    off = judged_prompts([llm_group], vs, ValidateConfig(generalization=False, seed=0))[0]
     assert np.array_equal(off, inside)
     small = make_pair(n_prompts=60, groups=("g1", "g1", "g1", "g1", "g1", "g2"))  # few prompts outside g1
     vs_small = ValidationSet.build(small)
-    cap = validation.judged_prompts([llm_group], vs_small, CONFIG)[0]
+    cap = judged_prompts([llm_group], vs_small, CONFIG)[0]
     assert (cap & vs_small.scope("g1", inside=False)).sum() == vs_small.scope("g1", inside=False).sum()
 
 
@@ -431,8 +434,6 @@ def test_an_llm_judged_group_hypothesis_is_generalised_on_the_sampled_prompts_on
 
 
 def test_effect_intervals_stay_on_the_score_scale():
-    from lmdelta.validation import clip_to_scores
-
     assert clip_to_scores([0.82, 1.07]) == [0.82, 1.0]
     assert clip_to_scores([-1.3, -0.2]) == [-1.0, -0.2]
     assert clip_to_scores([None, None]) == [None, None]
@@ -483,7 +484,7 @@ def test_the_content_key_leaves_out_id_order_and_labels_but_not_the_claim():
 
 
 def test_the_assumption_follows_the_rows_unit():
-    assumption = validation._assumption
+    assumption = findings._assumption
     assert assumption("none", True) == "none" and "independent draws" in assumption("text", False)
     assert "per-prompt differences" in assumption("prompt", True)
     assert "per-cluster differences" in assumption("cluster", True)
@@ -491,9 +492,9 @@ def test_the_assumption_follows_the_rows_unit():
 
 
 def test_the_signflip_row_names_its_unit_and_smallest_p():
-    row = validation._signflip_result(0.2, 0.03, 5, 0, 2000, "cluster")
+    row = significance._signflip_result(0.2, 0.03, 5, 0, 2000, "cluster")
     assert row["unit"] == "cluster" and row["test"].startswith("paired sign-flip randomization test over clusters")
     assert "all 2^5 sign vectors" in row["test"] and row["smallest_p"] == 2.0 ** -5
-    big = validation._signflip_result(0.2, 0.03, 12, 3, 2000)
+    big = significance._signflip_result(0.2, 0.03, 12, 3, 2000)
     assert big["unit"] == "prompt" and "Monte Carlo, R=2000" in big["test"] and big["smallest_p"] == 1 / 2001
     assert "per prompt (3 left out" in big["test"]

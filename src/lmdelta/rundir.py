@@ -40,6 +40,7 @@ LOCK = ".lock"
 # In stages/<stage>/ (see each stage's module). A comparison other than the main one prefixes its files.
 COMPARISON_PREFIX = {"main": "", "null": "null_"}
 PROMPTS = "prompts.jsonl"  # prompts
+CORPUS = "corpus.jsonl"  # prompts, in corpus mode: the kept prompts' saved answers, as samples (generate imports them)
 ITEMS = "items.jsonl"  # generate: every answer by key, appended as batches finish
 SAMPLES = "samples.jsonl"  # generate: the answers of this run, in order
 SAMPLE_VECTORS = "samples.npy"  # embed: rows in samples.jsonl order

@@ -2,6 +2,7 @@
 
 Each concept has its module (run, models, prompts, stages, llm, budget, groundtruth; load for
 reading files and overrides); every public name is importable from `lmdelta.config` itself.
+`config.source` holds the grammar of prompts.source, which load uses to resolve its paths.
 Fields marked volatile (batch sizes, devices) cannot change results and stay out of fingerprints.
 """
 

@@ -18,10 +18,10 @@ from pydantic import BaseModel, ValidationError
 
 from lmdelta.config.models import ModelSpec
 from lmdelta.config.run import RunConfig
+from lmdelta.config.source import parse_source
 from lmdelta.config.yamlfile import parse_yaml
 from lmdelta.credentials import redact_backend_args
 from lmdelta.errors import ConfigError, PromptBankError
-from lmdelta.sources.spec import parse_source
 
 log = logging.getLogger(__name__)
 

@@ -1,67 +1,74 @@
 """Judges score texts for a hypothesis, blind to which side wrote them.
 
-Scores lie in [0, 1]; NaN marks a text the judge could not score (dropped and counted).
+Scores lie in [0, 1]; NaN marks a text the judge could not score (dropped and counted). One module
+per judge (keyword, embedding, llm), each registered in JUDGES under its Hypothesis.judge name;
+loglik holds the generative test's log-likelihood ratio, which is not a judge.
 """
 
 from __future__ import annotations
 
+import difflib
+from typing import Protocol
+
 import numpy as np
 
+from lmdelta.errors import ConfigError
+from lmdelta.judges import embedding, keyword, llm
+from lmdelta.judges.inputs import Ask, JudgeInput, PromptLayout
 from lmdelta.records import Hypothesis
-from lmdelta.words import phrase_pattern
 
 
-def keyword_presence(keywords: tuple[str, ...], texts: list[str]) -> np.ndarray:
-    """1.0 when any keyword occurs as a whole word or phrase (case-insensitive), else 0.0. Words end
-    where the keyword proposer's do (lmdelta.words), in any script."""
-    pattern = phrase_pattern(keywords)
-    return np.array([1.0 if pattern.search(text) else 0.0 for text in texts])
+class Judge(Protocol):
+    """Scores texts for hypotheses, blind to side: one array per hypothesis over `inputs.texts`, in [0, 1],
+    NaN where it could not score. `judged` holds a prompt mask per hypothesis (None: its scope) for
+    judges that cost a call per text; free judges may score every text."""
+
+    def __call__(self, hypotheses: list[Hypothesis], inputs: JudgeInput,
+                 judged: list[np.ndarray] | None = None) -> list[np.ndarray]: ...
 
 
-def prototype_similarity(prototype: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Cosine similarity to the prototype mapped from [-1, 1] to [0, 1]; NaN for zero vectors."""
-    norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(prototype)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cosine = (vectors @ prototype) / norms
-    cosine[norms == 0] = np.nan
-    return np.clip((cosine + 1.0) / 2.0, 0.0, 1.0)
+# Hypothesis.judge → the judge that scores its hypotheses. A new judge: its module, and a line here.
+JUDGES: dict[str, Judge] = {"keyword": keyword.score, "embedding": embedding.score, "llm": llm.score}
+# Judges whose scores are 0 or 1 (a property present or not): their findings get prevalences.
+PRESENCE_JUDGES = frozenset({"keyword"})
+
+
+def judge_named(name: str) -> Judge:
+    """The registered judge of that name; an unknown name gets a "did you mean"."""
+    if name not in JUDGES:
+        near = difflib.get_close_matches(name, JUDGES, n=1)
+        hint = f"Did you mean {near[0]!r}? " if near else ""
+        raise ConfigError(f"No judge is called {name!r}; the judges are {', '.join(sorted(JUDGES))}.",
+                          f"{hint}Give the hypothesis one of those judges.")
+    return JUDGES[name]
 
 
 def score(hypothesis: Hypothesis, texts: list[str], vectors: np.ndarray) -> np.ndarray:
-    if hypothesis.judge == "keyword":
-        return keyword_presence(hypothesis.keywords, texts)
-    return prototype_similarity(np.asarray(hypothesis.prototype, dtype=float), vectors)
+    """One hypothesis's scores by its own judge, with no LLM at hand (keyword and embedding judges)."""
+    return judge_named(hypothesis.judge)([hypothesis], JudgeInput(texts, vectors))[0]
 
 
-
-
-def score_hypotheses(hypotheses: list[Hypothesis], vs, texts: list[str], vectors: np.ndarray, mode: str = "auto",
-                     llm_ask=None, temperature: float = 0.0,
+def score_hypotheses(hypotheses: list[Hypothesis], vs: PromptLayout, texts: list[str], vectors: np.ndarray,
+                     mode: str = "auto", llm_ask: Ask | None = None, temperature: float = 0.0,
                      judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Scores per hypothesis: offline judges where they apply, the LLM judge for the rest.
 
-    mode "auto" keeps keyword/embedding judges for their hypotheses and uses the unitary LLM
-    judge for LLM-proposed ones; "unitary", "pairwise" or "presence" use that LLM judge for all.
-    Offline judges score every text (they are free); the LLM judge scores the texts of `judged`
-    prompts, a mask per hypothesis (default: its scope), and leaves the rest NaN.
+    mode "auto" keeps each hypothesis's own judge (the unitary LLM judge for LLM-proposed ones);
+    "unitary", "pairwise" or "presence" use that LLM judge for all. Each judge is called once,
+    with its hypotheses in order. Offline judges score every text (they are free); the LLM judge
+    scores the texts of `judged` prompts, a mask per hypothesis (default: its scope), and leaves the rest NaN.
     """
-    needs_llm = [h.judge == "llm" or mode != "auto" for h in hypotheses]
-    scores: list[np.ndarray | None] = [None if n else score(h, texts, vectors) for h, n in zip(hypotheses, needs_llm)]
-    llm_hyps = [h for h, n in zip(hypotheses, needs_llm) if n]
-    if llm_hyps:
-        if llm_ask is None:
-            from lmdelta.errors import ConfigError
-
-            raise ConfigError("Some hypotheses need an LLM judge, but llm.judge.model is not set.",
-                              "Set llm.judge.model (e.g. openai/gpt-4.1-mini), or validate.judge=auto without LLM proposals.")
-        from lmdelta.judges import llm
-
-        masks = None if judged is None else [m for m, n in zip(judged, needs_llm) if n]
-        found = iter(llm.score_all(llm_hyps, vs, texts, llm_ask, "unitary" if mode == "auto" else mode, temperature,
-                                   masks))
-        scores = [next(found) if s is None else s for s in scores]
+    inputs = JudgeInput(texts, vectors, vs, "unitary" if mode == "auto" else mode, llm_ask, temperature)
+    names = [h.judge if mode == "auto" else "llm" for h in hypotheses]
+    scores: list[np.ndarray] = [np.empty(0)] * len(hypotheses)
+    for name in dict.fromkeys(names):
+        picked = [i for i, n in enumerate(names) if n == name]
+        masks = None if judged is None else [judged[i] for i in picked]
+        for i, found in zip(picked, judge_named(name)([hypotheses[i] for i in picked], inputs, masks)):
+            scores[i] = found
     return scores
 
 
 def is_presence_mode(hypothesis: Hypothesis, mode: str) -> bool:
-    return mode == "presence" or (mode == "auto" and hypothesis.judge == "keyword")
+    """Whether the hypothesis's scores are presences (0/1 or P(yes)): findings then get prevalences."""
+    return mode == "presence" or (mode == "auto" and hypothesis.judge in PRESENCE_JUDGES)

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 
+from lmdelta.config import RunConfig
+from lmdelta.pairdata import PairData
 from lmdelta.proposers.keywords import contrast, document_counts
+from lmdelta.records import Hypothesis
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,44 @@ class ClusterFinding:
     terms: tuple[str, ...]
     count_a: int
     count_b: int
+
+
+@dataclass(frozen=True)
+class ClusterProposer:
+    """The cluster proposer: each scope is clustered on its own, so nothing is shared across scopes."""
+
+    def propose(self, data: PairData, scope: str, rows: np.ndarray, config: RunConfig) -> list[Hypothesis]:
+        """The scope's most over-represented clusters (smallest screening p first), one hypothesis each."""
+        section = config.propose.clusters
+        texts = [data.samples[i].text for i in rows]
+        sides = np.array([data.samples[i].side for i in rows])
+        findings = find(texts, sides, data.vectors[rows], section.k, config.propose.seed,
+                        section.min_size, section.min_share)
+        return [_hypothesis(data, scope, rows, f) for f in findings[: section.per_scope]]
+
+
+def prepare(data: PairData, config: RunConfig) -> ClusterProposer | None:
+    """The cluster proposer (None when propose.clusters is off)."""
+    return ClusterProposer() if config.propose.clusters.enabled else None
+
+
+def _hypothesis(data: PairData, scope: str, rows: np.ndarray, finding: ClusterFinding) -> Hypothesis:
+    more, less = ("b", "a") if finding.direction == "b>a" else ("a", "b")
+    medoid = data.samples[rows[finding.medoid]]
+    snippet = medoid.text if len(medoid.text) <= 90 else medoid.text[:87].rstrip() + "…"
+    terms = f" (distinctive words: {', '.join(finding.terms)})" if finding.terms else ""
+    description = (f"{data.labels[more]}'s answers more often resemble “{snippet}”{terms} than {data.labels[less]}'s"
+                   + ("" if scope == "all" else f" (prompts about {scope})"))
+    members = [data.samples[rows[i]] for i in finding.members]
+    evidence = {side: [s.id for s in members if s.side == side][:3] for side in ("a", "b")}
+    provenance = {"cluster_size": len(finding.members),
+                  "discovery_counts": {"a": finding.count_a, "b": finding.count_b},
+                  "balanced_share": round(finding.share, 3), "screening_p": finding.p_value,
+                  "terms": list(finding.terms), "medoid": medoid.id}
+    return Hypothesis(id="", group=scope, direction=finding.direction, description=description, proposer="clusters",
+                      judge="embedding", keywords=finding.terms, prototype=tuple(float(x) for x in finding.prototype),
+                      property=f"resembles this answer in content and tone: “{snippet}”",
+                      evidence=evidence, provenance=provenance)
 
 
 def find(texts: list[str], sides: np.ndarray, vectors: np.ndarray, k: int, seed: int,

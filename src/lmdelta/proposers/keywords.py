@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmdelta.words import WORD, words  # noqa: F401 - WORD: stages.propose finds evidence with it
+from lmdelta.config import RunConfig
+from lmdelta.pairdata import PairData
+from lmdelta.records import Hypothesis, Sample
+from lmdelta.words import words
 
 STOP = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been being it its
 this that these those i you he she we they me my your our their his her them us do does did so not no yes can
@@ -30,6 +33,52 @@ class Term:
     delta: float
     count_a: int
     count_b: int
+
+
+@dataclass(frozen=True)
+class KeywordProposer:
+    """The keyword proposer for one comparison: the background is every discovery text, shared by all scopes."""
+
+    background: Counter
+    n_background: int
+
+    def propose(self, data: PairData, scope: str, rows: np.ndarray, config: RunConfig) -> list[Hypothesis]:
+        """Per direction (b>a first), the scope's strongest n-grams, one hypothesis each."""
+        section = config.propose.keywords
+        texts = {side: [data.samples[i] for i in rows if data.samples[i].side == side] for side in ("a", "b")}
+        terms = contrast([s.text for s in texts["a"]], [s.text for s in texts["b"]], self.background,
+                         self.n_background, section.max_ngram, section.prior_strength)
+        return [_hypothesis(data, scope, direction, term, texts)
+                for direction in ("b>a", "a>b")
+                for term in top_terms(terms, direction, section.per_scope, section.min_z, section.min_texts)]
+
+
+def prepare(data: PairData, config: RunConfig) -> KeywordProposer | None:
+    """The keyword proposer for this comparison (None when propose.keywords is off)."""
+    if not config.propose.keywords.enabled:
+        return None
+    discovery = data.rows("discovery")
+    background = document_counts([data.samples[i].text for i in discovery], config.propose.keywords.max_ngram)
+    return KeywordProposer(background, len(discovery))
+
+
+def _hypothesis(data: PairData, scope: str, direction: str, term: Term, texts: dict[str, list[Sample]]) -> Hypothesis:
+    more, less = ("b", "a") if direction == "b>a" else ("a", "b")
+    padded = f" {term.ngram} "
+    hits = {side: [s.id for s in texts[side] if padded in f" {_spaced_words(s.text)} "] for side in ("a", "b")}
+    description = (f"{data.labels[more]} uses “{term.ngram}” in more answers than {data.labels[less]}"
+                   + ("" if scope == "all" else f" (prompts about {scope})"))
+    provenance = {"z": round(term.z, 3), "log_odds": round(term.delta, 3),
+                  "discovery_texts_with_term": {"a": term.count_a, "b": term.count_b},
+                  "discovery_texts": {"a": len(texts["a"]), "b": len(texts["b"])}}
+    return Hypothesis(id="", group=scope, direction=direction, description=description, proposer="keywords",
+                      judge="keyword", keywords=(term.ngram,), property=f"uses the word or phrase “{term.ngram}”",
+                      evidence={k: v[:3] for k, v in hits.items()}, provenance=provenance)
+
+
+def _spaced_words(text: str) -> str:
+    """The text's words joined by single spaces, so an n-gram padded with spaces matches whole words only."""
+    return " ".join(words(text))
 
 
 def ngrams(text: str, max_n: int) -> set[str]:

@@ -6,18 +6,52 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lmdelta.config import LLMProposerConfig, RunConfig
 from lmdelta.llm import prompts
+from lmdelta.llm.session import LLMSession
+from lmdelta.llm.types import CallResult, ChatRequest
+from lmdelta.pairdata import PairData
 from lmdelta.records import Hypothesis
 
 log = logging.getLogger(__name__)
 FAILED = "proposer failed"  # the `rule` of a skipped entry whose call failed: a scope proposed in, not left out
+# LLMSession.asker's function: (requests, parse) -> [(CallResult, parsed)] in order.
+Ask = Callable[[list[ChatRequest], Callable[[str], Any]], list[tuple[CallResult, Any]]]
 
 
-def requests_for(data, scopes_rows: dict[str, np.ndarray], section, temperature: float, seed: int):
+def enabled(config: RunConfig) -> bool:
+    """The LLM proposer runs when it is on and a proposer model is set (else propose opens no LLM session)."""
+    return bool(config.propose.llm.enabled and config.llm.proposer.model)
+
+
+@dataclass(frozen=True)
+class LLMProposer:
+    """A batch proposer: one request per scope, all sent together through the stage's LLM session."""
+
+    ask: Ask
+    model: str
+    temperature: float
+
+    def propose_scopes(self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
+                       ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+        return propose(data, scopes, self.ask, self.model, config.propose.llm, self.temperature, config.propose.seed)
+
+
+def prepare(config: RunConfig, session: LLMSession | None) -> LLMProposer | None:
+    """The LLM proposer on the session's proposer role (None when it is off or no session is open)."""
+    if session is None or not enabled(config):
+        return None
+    return LLMProposer(session.asker("proposer"), session.model("proposer"), session.temperature("proposer"))
+
+
+def requests_for(data: PairData, scopes_rows: dict[str, np.ndarray], section: LLMProposerConfig, temperature: float,
+                 seed: int) -> dict[str, tuple[ChatRequest, dict[str, list[str]]]]:
     """One proposal request per scope, with the answers shown (sample ids) for provenance."""
     out = {}
     for scope, rows in scopes_rows.items():
@@ -29,22 +63,23 @@ def requests_for(data, scopes_rows: dict[str, np.ndarray], section, temperature:
     return out
 
 
-def _pick(data, rows: np.ndarray, side: str, n: int, rng: np.random.Generator) -> list[int]:
+def _pick(data: PairData, rows: np.ndarray, side: str, n: int, rng: np.random.Generator) -> list[int]:
     candidates = [int(i) for i in rows if data.samples[i].side == side]
     if len(candidates) <= n:
         return candidates
     return sorted(rng.choice(candidates, size=n, replace=False).tolist())
 
 
-def propose(data, scopes_rows: dict[str, np.ndarray], ask, model: str, section, temperature: float, seed: int
-            ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+def propose(data: PairData, scopes_rows: dict[str, np.ndarray], ask: Ask, model: str, section: LLMProposerConfig,
+            temperature: float, seed: int) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
     """Hypotheses per scope, plus a record per scope whose call failed (kept, never silent).
 
     `ask(requests, parse)` returns [(CallResult, parsed)] in order (see LLMSession.asker).
     """
     planned = requests_for(data, scopes_rows, section, temperature, seed)
     answers = ask([request for request, _ in planned.values()], prompts.parse_hypotheses)
-    found, failed = [], []
+    found: list[Hypothesis] = []
+    failed: list[dict[str, Any]] = []
     for (scope, (_, shown)), (result, items) in zip(planned.items(), answers):
         if not result.ok:
             failed.append({"group": scope, "rule": FAILED,

@@ -14,14 +14,21 @@ import logging
 from importlib import resources
 from pathlib import Path
 
+from lmdelta.config.source import DATASETS, SourceSpec, parse_source
 from lmdelta.errors import LmdeltaError, PromptBankError
 from lmdelta.hashing import hash_file, hash_text
 from lmdelta.records import Prompt
 from lmdelta.sources.items import SourceItem
-from lmdelta.sources.spec import DATASETS, HOMES, SourceSpec, parse_source
 
 BUILTIN_PREFIX = "builtin:"
 VERBATIM = "{prompt}"
+# The module under lmdelta.sources that reads each public prompt set (config.source.DATASETS names them).
+LOADERS = {"persona": "evals", "advanced-ai-risk": "evals", "mpi": "tables", "jailbreak": "tables",
+           "truthfulqa": "tables", "bold": "bold"}
+# Where each public set can be downloaded from, for messages.
+HOMES = {"persona": "github.com/anthropics/evals", "advanced-ai-risk": "github.com/anthropics/evals",
+         "mpi": "github.com/jianggy/MPI", "jailbreak": "github.com/verazuo/jailbreak_llms",
+         "truthfulqa": "github.com/sylinrl/TruthfulQA", "bold": "github.com/amazon-science/bold"}
 log = logging.getLogger(__name__)
 
 
@@ -95,7 +102,7 @@ def unconditional_prompts(n: int) -> list[Prompt]:
 
 
 def _dataset(spec: SourceSpec, template: str | None) -> list[Prompt]:
-    module_name, repo_id = DATASETS[spec.kind]
+    module_name, repo_id = LOADERS[spec.kind], DATASETS[spec.kind]
     if spec.is_hub:
         if repo_id is None:
             raise PromptBankError(f"The {spec.kind} prompts are not on the Hugging Face Hub.",

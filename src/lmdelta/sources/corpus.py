@@ -18,8 +18,8 @@ from typing import Any
 
 from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
-from lmdelta.hashing import hash_text
-from lmdelta.records import Prompt, Unit
+from lmdelta.hashing import hash_data, hash_file, hash_text
+from lmdelta.records import Prompt, Sample, Unit
 from lmdelta.sources.corpus_checks import check_cluster_sides, check_prompt_ids, check_repeated_rows
 from lmdelta.sources.tabular import Table, cell_group, find_column, read_table
 
@@ -45,6 +45,32 @@ class CorpusRow:
     def where(self) -> str:
         """File and line, for messages."""
         return f"{self.source} {self.line}"
+
+
+# The last corpus read, so that checking it before a run and running the prompts stage parse it once.
+# Keyed by the content of its files: an edit is seen even when it keeps the size and the modification time.
+_LOADED: dict[tuple[Any, ...], list[CorpusRow]] = {}
+
+
+def read_corpus(section: CorpusConfig, labels: dict[str, str]) -> list[CorpusRow]:
+    """load_corpus for a config's corpus section. The last corpus read is kept while its files' contents,
+    the section and the labels stay the same; clear_corpus_cache() forgets it."""
+    key = (section.model_dump_json(), tuple(sorted(labels.items())), tuple(corpus_hashes(section)))
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = load_corpus(section.path, section.a, section.b, labels, section)
+    return list(_LOADED[key])
+
+
+def clear_corpus_cache() -> None:
+    """Forget the corpus kept by read_corpus (tests call it between cases)."""
+    _LOADED.clear()
+
+
+def corpus_hashes(section: CorpusConfig) -> list[str | None]:
+    """The SHA-256 of each corpus file set (None for one that is not a file: reading it says why)."""
+    paths = [Path(value) for value in (section.path, section.a, section.b) if value]
+    return [hash_file(path) if path.is_file() else None for path in paths]
 
 
 def load_corpus(path: str | None, path_a: str | None, path_b: str | None, labels: dict[str, str],
@@ -304,6 +330,20 @@ def _clustered(rows: list[CorpusRow]) -> bool:
         raise PromptBankError(f"{missing.where} has no cluster id, but other rows do.",
                               "Give every row its cluster (a text that stands alone can have a cluster of its own).")
     return bool(with_cluster)
+
+
+def corpus_samples(rows: list[CorpusRow], kept: set[str]) -> list[Sample]:
+    """The saved answers of the units in `kept`, in file order, as samples: numbered per unit and side,
+    keyed by their content (as generated answers are)."""
+    counter: dict[tuple[str, str], int] = {}
+    samples = []
+    for row, unit in zip(rows, units(rows)):
+        if unit not in kept:
+            continue
+        index = counter[(unit, row.side)] = counter.get((unit, row.side), -1) + 1
+        key = hash_data([row.side, unit, index, row.text], length=32)
+        samples.append(Sample(unit, row.side, index, row.text, len(row.text.split()), "stop", 0, key))
+    return samples
 
 
 def corpus_prompts(rows: list[CorpusRow]) -> list[Prompt]:

@@ -24,7 +24,7 @@ from lmdelta.stages.pairs import load_pair
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stats import fdr
 from lmdelta.stats.tests import smallest_p
-from lmdelta.validation import validate_all
+from lmdelta.validate.findings import validate_all
 
 VERSION = 2  # 2: subsample seeded by the hypothesis's content; the family's floor from each test's smallest_p
 # Its sections (validate, llm.judge, decide) hold what it reads; decide, upstream, covers them too.

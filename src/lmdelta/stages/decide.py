@@ -23,7 +23,7 @@ from lmdelta.stages import propose, validate
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stages.pairs import comparisons_names
 from lmdelta.stats import effects, fdr
-from lmdelta.validation import clip_to_scores
+from lmdelta.validate.findings import clip_to_scores
 
 VERSION = 3  # 3: generalisation and generative families (BH each), their counts in summary.json
 READS: tuple[str | Read, ...] = ()  # validate.ci_level: validate is upstream

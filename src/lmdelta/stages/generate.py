@@ -16,14 +16,13 @@ from typing import Any
 from lmdelta.backends.factory import build_generator, generator_identity
 from lmdelta.backends.protocols import GenerationRequest, Generator, SamplingSettings
 from lmdelta.config import GenerateConfig, RunConfig
+from lmdelta.config.source import parse_source
 from lmdelta.errors import ConfigError
 from lmdelta.hashing import hash_data
 from lmdelta.llm.served import ServedModels
 from lmdelta.llm.session import LLMSession
 from lmdelta.records import SIDES, Prompt, Sample, Side
 from lmdelta.rundir import ITEMS, SAMPLES, JsonlAppender, read_jsonl, salvage_jsonl, write_jsonl
-from lmdelta.sources.corpus import units
-from lmdelta.sources.spec import parse_source
 from lmdelta.stages import prompts as prompts_stage
 from lmdelta.stages.contract import Read, StageContext, StageResult
 
@@ -61,9 +60,10 @@ def _prompts_at_most(config: RunConfig) -> int | None:
 
 
 def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
+    """Both sides' model identities. In corpus mode nothing: the answers are the prompts stage's output,
+    and its fingerprint (one of this stage's upstream) holds the corpus's content."""
     if config.uses_corpus:
-        rows = prompts_stage.load_corpus_rows(config)
-        return {"corpus": hash_data([(r.side, r.text, r.prompt_id) for r in rows])}
+        return {}
     section = config.generate
     served = ServedModels(config.llm)
     return {side: generator_identity(getattr(section, side), section.device, ctx.cache_dir, served)
@@ -92,7 +92,7 @@ def requests_for(side: Side, prompts: list[Prompt], section: GenerateConfig, mod
 
 def run(ctx: StageContext, config: RunConfig) -> StageResult:
     if config.uses_corpus:
-        return _import_corpus(ctx, config)
+        return _import_corpus(ctx)
     section = config.generate
     prompts = prompts_stage.load(ctx)
     identities = identity(ctx, config)
@@ -109,21 +109,12 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     return StageResult(counts)
 
 
-def _import_corpus(ctx: StageContext, config: RunConfig) -> StageResult:
-    """Corpus mode: the saved outputs become the samples of the prompts the prompts stage kept."""
-    rows = prompts_stage.load_corpus_rows(config)
-    kept = {p.id for p in prompts_stage.load(ctx)}
-    counter: dict[tuple[str, str], int] = {}
-    samples = []
-    for row, unit in zip(rows, units(rows)):
-        if unit not in kept:
-            continue
-        index = counter[(unit, row.side)] = counter.get((unit, row.side), -1) + 1
-        key = hash_data([row.side, unit, index, row.text], length=32)
-        samples.append(Sample(unit, row.side, index, row.text, len(row.text.split()), "stop", 0, key).to_dict())
-    write_jsonl(ctx.output(SAMPLES), samples)
+def _import_corpus(ctx: StageContext) -> StageResult:
+    """Corpus mode: the saved answers of the prompts the prompts stage kept become the samples."""
+    samples = prompts_stage.load_corpus_samples(ctx)
+    write_jsonl(ctx.output(SAMPLES), (s.to_dict() for s in samples))
     return StageResult({"samples": len(samples), "imported": True,
-                        "a": sum(s["side"] == "a" for s in samples), "b": sum(s["side"] == "b" for s in samples)})
+                        "a": sum(s.side == "a" for s in samples), "b": sum(s.side == "b" for s in samples)})
 
 
 def _sample(side: Side, request: GenerationRequest, row: dict[str, Any]) -> dict[str, Any]:

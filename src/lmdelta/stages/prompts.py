@@ -1,7 +1,8 @@
 """Load the prompt bank, sample it, and split it by prompt into discovery / validation / confirmation.
 
 The split is stratified by group and uses a seeded hash of each prompt id, so a prompt keeps
-its split when other prompts are added to the bank.
+its split when other prompts are added to the bank. In corpus mode this is the one stage that
+reads the user's corpus: it writes the kept prompts' saved answers for generate to import.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from lmdelta.config import PromptsConfig, RunConfig
+from lmdelta.config.source import parse_source
 from lmdelta.errors import ConfigError, PromptBankError
 from lmdelta.hashing import hash_data
 from lmdelta.llm.session import DEFAULT_TEMPERATURE, LLMSession, role_identity
-from lmdelta.records import Prompt
-from lmdelta.rundir import PROMPTS, read_jsonl, write_jsonl
+from lmdelta.records import Prompt, Sample
+from lmdelta.rundir import CORPUS, PROMPTS, read_jsonl, write_jsonl
 from lmdelta.sources import VERBATIM, load_bank, prompts_from_items
-from lmdelta.sources.corpus import CorpusRow, corpus_prompts, load_corpus
+from lmdelta.sources.corpus import CorpusRow, corpus_hashes, corpus_prompts, corpus_samples, read_corpus
 from lmdelta.sources.filters import keep_groups, read_scores, score_filter
 from lmdelta.sources.generated import categories, describe, generate_items
-from lmdelta.sources.spec import parse_source
 from lmdelta.stages.contract import Read, StageContext, StageResult
 
 VERSION = 1
@@ -34,22 +35,29 @@ READS: tuple[str | Read, ...] = tuple(Read(f"generate.{side}.label", when=lambda
 log = logging.getLogger(__name__)
 
 
+def check(config: RunConfig) -> None:
+    """Corpus mode: read and check the corpus before any stage runs (and in --dry-run); run reuses what was read."""
+    if config.uses_corpus:
+        corpus_rows(config)
+
+
 def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
-    """The bank's content, so an edited prompt file re-runs the stage. A generated bank is named by
-    what decides it (categories, settings, the prompter model): computing it would call the LLM."""
-    spec = parse_source(config.prompts.source)
+    """The bank's content, so an edited prompt file re-runs the stage (in corpus mode the corpus files'
+    content, which the answers this stage writes come from). A generated bank is named by what decides
+    it (categories, settings, the prompter model): computing it would call the LLM."""
     scores = {}
-    if config.prompts.score_table is not None and not config.uses_corpus:
+    if config.prompts.score_table is not None:
         scores = {"scores": read_scores(Path(config.prompts.score_table))}  # an edited table re-runs the stage
-    if spec.kind == "generated" and not config.uses_corpus:
+    if config.uses_corpus:
+        return {"corpus": corpus_hashes(config.corpus), **scores}
+    spec = parse_source(config.prompts.source)
+    if spec.kind == "generated":
         return {"generated": _generated_description(config, spec.location), **scores}
     return {"bank": hash_data([p.to_dict() for p in source_prompts(config)]), **scores}
 
 
 def source_prompts(config: RunConfig, ctx: StageContext | None = None) -> list[Prompt]:
-    """The prompt bank, or in corpus mode the corpus's prompts (one unit per text when unaligned)."""
-    if config.uses_corpus:
-        return corpus_prompts(load_corpus_rows(config))
+    """The prompt bank (not a corpus: its prompts come with its answers, see run)."""
     section = config.prompts
     spec = parse_source(section.source)
     if spec.kind == "generated":
@@ -80,14 +88,20 @@ def _generated(ctx: StageContext | None, config: RunConfig, location: str) -> li
     return prompts_from_items(items, config.prompts.template or VERBATIM)
 
 
-def load_corpus_rows(config: RunConfig) -> list[CorpusRow]:
-    corpus = config.corpus
-    return load_corpus(corpus.path, corpus.a, corpus.b, {"a": config.label("a"), "b": config.label("b")}, corpus)
+def corpus_rows(config: RunConfig) -> list[CorpusRow]:
+    """The corpus's rows, parsed once per process while its files and settings stay the same."""
+    return read_corpus(config.corpus, {"a": config.label("a"), "b": config.label("b")})
 
 
 def run(ctx: StageContext, config: RunConfig) -> StageResult:
     section = config.prompts
-    prompts = select(narrow(source_prompts(config, ctx), section), section)
+    if config.uses_corpus:
+        rows = corpus_rows(config)
+        prompts = select(narrow(corpus_prompts(rows), section), section)
+        write_jsonl(ctx.output(CORPUS), (s.to_dict() for s in corpus_samples(rows, {p.id for p in prompts})))
+    else:
+        prompts = select(narrow(source_prompts(config, ctx), section), section)
+        ctx.output(CORPUS).unlink(missing_ok=True)  # left by an earlier corpus-mode run of this directory
     write_jsonl(ctx.output(PROMPTS), (p.to_dict() for p in prompts))
     counts: dict[str, Any] = {"prompts": len(prompts), "groups": len({p.group for p in prompts})}
     for split in ("discovery", "validation", "confirmation"):
@@ -157,3 +171,8 @@ def _splits(n: int, section: PromptsConfig) -> list[str]:
 def load(ctx: StageContext) -> list[Prompt]:
     """The prompts stage's output, for downstream stages."""
     return [Prompt.from_dict(row) for row in read_jsonl(ctx.input("prompts", PROMPTS))]
+
+
+def load_corpus_samples(ctx: StageContext) -> list[Sample]:
+    """Corpus mode: the kept prompts' saved answers, as the prompts stage wrote them."""
+    return [Sample.from_dict(row) for row in read_jsonl(ctx.input("prompts", CORPUS))]

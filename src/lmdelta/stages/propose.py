@@ -7,6 +7,8 @@ left out, with the reason), and the same for the null control when it is on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,11 +16,11 @@ import numpy as np
 from lmdelta.config import RunConfig
 from lmdelta.llm.session import LLMSession, role_identity
 from lmdelta.pairdata import PairData
-from lmdelta.proposers import clusters, keywords, llm
+from lmdelta.proposers import BatchProposer, Proposer, clusters, keywords, llm
 from lmdelta.records import Hypothesis
 from lmdelta.rundir import HYPOTHESES, SKIPPED, read_jsonl, write_jsonl
-from lmdelta.stages.pairs import comparisons, load_pair
 from lmdelta.stages.contract import Read, StageContext, StageResult
+from lmdelta.stages.pairs import comparisons, load_pair
 from lmdelta.stats.tests import smallest_p
 
 VERSION = 4  # 4: validate.min_prompts, decide.q and run.seed in the fingerprint as declared reads (were in identity)
@@ -29,11 +31,16 @@ READS: tuple[str | Read, ...] = (
 )
 log = logging.getLogger(__name__)
 UNREACHABLE = "unreachable"  # the `rule` of a group skipped because even a perfect result could not be validated
+# The proposers, each by its module's `prepare`, in proposal order (the online-FDR order): in each
+# scope every scope proposer in turn, then every batch proposer once over all the planned scopes.
+# A new proposer is its module and one entry here.
+SCOPE_PROPOSERS: tuple[Callable[[PairData, RunConfig], Proposer | None], ...] = (keywords.prepare, clusters.prepare)
+BATCH_PROPOSERS: tuple[Callable[[RunConfig, LLMSession | None], BatchProposer | None], ...] = (llm.prepare,)
 
 
 def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     found: dict[str, Any] = {"labels": [config.label("a"), config.label("b")]}
-    if config.propose.llm.enabled and config.llm.proposer.model:
+    if llm.enabled(config):
         found["proposer"] = role_identity(config, "proposer")
     return found
 
@@ -85,7 +92,7 @@ def unreachable_line(skipped: list[dict[str, Any]], q: float, pooled: bool, wher
 
 
 def _session(ctx: StageContext, config: RunConfig) -> LLMSession | None:
-    if not (config.propose.llm.enabled and config.llm.proposer.model):
+    if not llm.enabled(config):
         return None
     return LLMSession(config, "propose", ctx.cache_dir, ctx.run_dir)
 
@@ -98,25 +105,38 @@ def scopes(data: PairData, config: RunConfig) -> list[str]:
     return pooled + per_group
 
 
-def propose_all(data: PairData, config: RunConfig, session: LLMSession | None = None) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
-    discovery = data.rows("discovery")
-    background = keywords.document_counts([data.samples[i].text for i in discovery], config.propose.keywords.max_ngram)
-    found: list[Hypothesis] = []
+def propose_all(data: PairData, config: RunConfig, session: LLMSession | None = None
+                ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+    """Every proposer's hypotheses, numbered in proposal order, and the scopes skipped (with why)."""
     chosen, skipped = plan_scopes(data, config)
-    usable: dict[str, np.ndarray] = {}
-    for scope in chosen:
-        rows = usable[scope] = data.rows("discovery", scope)
-        if config.propose.keywords.enabled:
-            found += _keyword_hypotheses(data, scope, rows, background, len(discovery), config)
-        if config.propose.clusters.enabled:
-            found += _cluster_hypotheses(data, scope, rows, config)
-    if session is not None and usable:
-        proposed, failed = llm.propose(data, usable, session.asker("proposer"), session.model("proposer"),
-                                       config.propose.llm, session.temperature("proposer"), config.propose.seed)
-        found += proposed
-        skipped += failed
-    numbered = [Hypothesis(**{**h.__dict__, "id": f"h{i:03d}", "order": i}) for i, h in enumerate(found, start=1)]
-    return numbered, skipped
+    usable = {scope: data.rows("discovery", scope) for scope in chosen}
+    per_scope = _propose_per_scope(data, usable, config)
+    batched, failed = _propose_batched(data, usable, config, session)
+    numbered = [replace(h, id=f"h{i:03d}", order=i) for i, h in enumerate(per_scope + batched, start=1)]
+    return numbered, skipped + failed
+
+
+def _propose_per_scope(data: PairData, usable: dict[str, np.ndarray], config: RunConfig) -> list[Hypothesis]:
+    """Scope by scope, each scope proposer in turn (prepared once for all the scopes)."""
+    proposers = [proposer for prepare in SCOPE_PROPOSERS if (proposer := prepare(data, config)) is not None]
+    return [hypothesis for scope, rows in usable.items() for proposer in proposers
+            for hypothesis in proposer.propose(data, scope, rows, config)]
+
+
+def _propose_batched(data: PairData, usable: dict[str, np.ndarray], config: RunConfig, session: LLMSession | None
+                     ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+    """Each batch proposer once over all the usable scopes, and the scopes they failed in."""
+    found: list[Hypothesis] = []
+    failed: list[dict[str, Any]] = []
+    if not usable:  # nothing to send: no call, no session used
+        return found, failed
+    for prepare in BATCH_PROPOSERS:
+        proposer = prepare(config, session)
+        if proposer is not None:
+            proposed, not_proposed = proposer.propose_scopes(data, usable, config)
+            found += proposed
+            failed += not_proposed
+    return found, failed
 
 
 def plan_scopes(data: PairData, config: RunConfig) -> tuple[list[str], list[dict[str, Any]]]:
@@ -183,8 +203,9 @@ def _n_paired_prompts(data: PairData, scope: str) -> int:
 def _skip_reason(data: PairData, scope: str, config: RunConfig) -> str | None:
     n_discovery = _n_prompts(data, data.rows("discovery", scope))
     n_validation = _n_prompts(data, data.rows("validation", scope))
-    if n_discovery < config.propose.min_discovery_prompts:
-        return f"{n_discovery} discovery prompts (< propose.min_discovery_prompts={config.propose.min_discovery_prompts})"
+    least = config.propose.min_discovery_prompts
+    if n_discovery < least:
+        return f"{n_discovery} discovery prompts (< propose.min_discovery_prompts={least})"
     if n_validation < config.validate.min_prompts:
         return f"{n_validation} validation prompts (< validate.min_prompts={config.validate.min_prompts})"
     sides = {data.samples[i].side for i in data.rows("discovery", scope)}
@@ -195,62 +216,6 @@ def _skip_reason(data: PairData, scope: str, config: RunConfig) -> str | None:
 
 def _n_prompts(data: PairData, rows: np.ndarray) -> int:
     return len({data.samples[i].prompt_id for i in rows})
-
-
-def _keyword_hypotheses(data, scope, rows, background, n_background, config) -> list[Hypothesis]:
-    section = config.propose.keywords
-    texts = {side: [data.samples[i] for i in rows if data.samples[i].side == side] for side in ("a", "b")}
-    terms = keywords.contrast([s.text for s in texts["a"]], [s.text for s in texts["b"]], background, n_background,
-                              section.max_ngram, section.prior_strength)
-    out = []
-    for direction in ("b>a", "a>b"):
-        for term in keywords.top_terms(terms, direction, section.per_scope, section.min_z, section.min_texts):
-            out.append(_keyword_hypothesis(data, scope, direction, term, texts))
-    return out
-
-
-def _keyword_hypothesis(data, scope, direction, term, texts) -> Hypothesis:
-    more, less = ("b", "a") if direction == "b>a" else ("a", "b")
-    hits = {side: [s.id for s in texts[side] if f" {term.ngram} " in f" {_words(s.text)} "] for side in ("a", "b")}
-    description = (f"{data.labels[more]} uses “{term.ngram}” in more answers than {data.labels[less]}"
-                   + ("" if scope == "all" else f" (prompts about {scope})"))
-    provenance = {"z": round(term.z, 3), "log_odds": round(term.delta, 3),
-                  "discovery_texts_with_term": {"a": term.count_a, "b": term.count_b},
-                  "discovery_texts": {"a": len(texts["a"]), "b": len(texts["b"])}}
-    return Hypothesis(id="", group=scope, direction=direction, description=description, proposer="keywords",
-                      judge="keyword", keywords=(term.ngram,), property=f"uses the word or phrase “{term.ngram}”",
-                      evidence={k: v[:3] for k, v in hits.items()}, provenance=provenance)
-
-
-def _words(text: str) -> str:
-    return " ".join(keywords.WORD.findall(text.lower()))
-
-
-def _cluster_hypotheses(data, scope, rows, config) -> list[Hypothesis]:
-    section = config.propose.clusters
-    texts = [data.samples[i].text for i in rows]
-    sides = np.array([data.samples[i].side for i in rows])
-    findings = clusters.find(texts, sides, data.vectors[rows], section.k, config.propose.seed,
-                             section.min_size, section.min_share)
-    return [_cluster_hypothesis(data, scope, rows, f) for f in findings[: section.per_scope]]
-
-
-def _cluster_hypothesis(data, scope, rows, finding) -> Hypothesis:
-    more, less = ("b", "a") if finding.direction == "b>a" else ("a", "b")
-    medoid = data.samples[rows[finding.medoid]]
-    snippet = medoid.text if len(medoid.text) <= 90 else medoid.text[:87].rstrip() + "…"
-    terms = f" (distinctive words: {', '.join(finding.terms)})" if finding.terms else ""
-    description = (f"{data.labels[more]}'s answers more often resemble “{snippet}”{terms} than {data.labels[less]}'s"
-                   + ("" if scope == "all" else f" (prompts about {scope})"))
-    members = [data.samples[rows[i]] for i in finding.members]
-    evidence = {side: [s.id for s in members if s.side == side][:3] for side in ("a", "b")}
-    provenance = {"cluster_size": len(finding.members), "discovery_counts": {"a": finding.count_a, "b": finding.count_b},
-                  "balanced_share": round(finding.share, 3), "screening_p": finding.p_value,
-                  "terms": list(finding.terms), "medoid": medoid.id}
-    return Hypothesis(id="", group=scope, direction=finding.direction, description=description, proposer="clusters",
-                      judge="embedding", keywords=finding.terms, prototype=tuple(float(x) for x in finding.prototype),
-                      property=f"resembles this answer in content and tone: “{snippet}”",
-                      evidence=evidence, provenance=provenance)
 
 
 def load(ctx: StageContext, comparison: str = "main") -> list[Hypothesis]:

@@ -16,7 +16,6 @@ from lmdelta.backends.factory import build_generator
 from lmdelta.backends.registry import parse_model
 from lmdelta.config import RunConfig
 from lmdelta.errors import ConfigError
-from lmdelta.generative import score_and_test, write_examples
 from lmdelta.judges.llm import agreement
 from lmdelta.llm.session import LLMSession, role_identity
 from lmdelta.pairdata import PairData
@@ -25,7 +24,11 @@ from lmdelta.rundir import RESULTS, read_jsonl, write_jsonl
 from lmdelta.stages import generate, propose
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stages.pairs import comparisons, comparisons_names, load_pair
-from lmdelta.validation import ValidationSet, add_baselines, resamples_for, validate_all
+from lmdelta.validate.baseline import add_baselines
+from lmdelta.validate.findings import validate_all
+from lmdelta.validate.generative import score_and_test, write_examples
+from lmdelta.validate.sets import ValidationSet
+from lmdelta.validate.significance import resamples_for
 
 VERSION = 3  # 3: decide.q in the fingerprint as a declared read (was `q` in identity)
 READS: tuple[str | Read, ...] = ("decide.q",)  # the resample count depends on q
@@ -83,7 +86,8 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
         if config.validate.generative and name == "main" and session is not None:
             results = add_generative(ctx, results, hypotheses, config, session)
         write_jsonl(ctx.output(RESULTS, name), (r.to_dict() for r in results))
-        counts[name] = {"tested": sum(r.n_units > 0 for r in results), "untestable": sum(r.n_units == 0 for r in results)}
+        counts[name] = {"tested": sum(r.n_units > 0 for r in results),
+                        "untestable": sum(r.n_units == 0 for r in results)}
         log.info("validate %s: %d hypotheses tested", name, counts[name]["tested"])
         warned = _warn_once(results, warned)
     return StageResult(counts)
@@ -127,13 +131,14 @@ def add_agreement(results: list[Finding], pair: PairData, hypotheses: list[Hypot
 def add_generative(ctx: StageContext, results: list[Finding], hypotheses: list[Hypothesis], config: RunConfig,
                    session: LLMSession) -> list[Finding]:
     """The findings with the judge-free check: assistant-written examples scored by log p_b − log p_a
-    (see lmdelta.generative)."""
+    (see lmdelta.validate.generative)."""
     _check_generative(config)
     role = "proposer" if session.has("proposer") else "judge"
     examples = write_examples(hypotheses, session.asker(role), config.validate.generative_examples, 1.0)
     session.check()
     identities = generate.identity(ctx, config)
-    sides = {side: build_generator(getattr(config.generate, side), identities[side], config.generate.device, ctx.cache_dir)
+    sides = {side: build_generator(getattr(config.generate, side), identities[side], config.generate.device,
+                                   ctx.cache_dir)
              for side in ("a", "b")}
     try:
         # A family of its own (BH at q over the run's generative tests): the same Monte Carlo floor as the primary.
@@ -152,7 +157,8 @@ def _check_loglik_backends(config: RunConfig) -> None:
         if parse_model(model, "generator").kind in ("api", "vllm"):
             raise ConfigError(f"validate.generative scores texts by log-likelihood under both models, but side {side} "
                               f"({model}) is served by {model.split(':')[0]}, which lmdelta cannot score.",
-                              "Turn validate.generative off, or load that model with transformers (no api:/vllm: prefix).")
+                              "Turn validate.generative off, or load that model with transformers "
+                              "(no api:/vllm: prefix).")
 
 
 def load(ctx: StageContext, comparison: str = "main") -> list[Finding]:

@@ -1,7 +1,7 @@
 """Hypothesis tests for "b differs from a", each valid for one sampling design.
 
 Aligned prompts: sign-flip on per-prompt differences, the pipeline's only test (unequal answer
-counts are balanced by subsampling before it, in lmdelta.validation). The within-prompt label
+counts are balanced by subsampling before it, in lmdelta.validate.sets). The within-prompt label
 permutation and Wilcoxon signed-rank test other nulls (exchangeability within prompts; symmetry
 about a median) and are not reachable from the config: the calibration benchmark keeps them to
 show by how much they over-reject under a weak null. Unaligned corpora: text-level permutation or

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from lmdelta.config import ValidateConfig
 from lmdelta.hashing import child_seed
 from lmdelta.stats import effects, tests
 
@@ -21,10 +22,10 @@ ASSUMPTION = ("texts are independent draws (unaligned corpora share no prompts, 
 PROMPT_ASSUMPTION = ("the per-prompt differences d_p are independent across prompts and symmetric about zero under "
                      "the null, as when the a/b labels of each prompt's answers are exchangeable (answer counts "
                      "balanced by subsampling); answers to one prompt may be arbitrarily correlated")
-PAIRED_CLUSTER_ASSUMPTION = ("the per-cluster differences d_c are independent across clusters (one unit id per cluster, "
-                             "from corpus.columns.cluster) and symmetric about zero under the null, as when the a/b "
-                             "labels of each cluster's texts are exchangeable (text counts balanced by subsampling); "
-                             "texts within a cluster may be arbitrarily correlated")
+PAIRED_CLUSTER_ASSUMPTION = ("the per-cluster differences d_c are independent across clusters (one unit id per "
+                             "cluster, from corpus.columns.cluster) and symmetric about zero under the null, as when "
+                             "the a/b labels of each cluster's texts are exchangeable (text counts balanced by "
+                             "subsampling); texts within a cluster may be arbitrarily correlated")
 CLUSTER_ASSUMPTION = ("clusters of texts (one unit id per cluster, from corpus.columns.cluster) are independent "
                       "draws, exchangeable between the sides under the null; texts within a cluster may be "
                       "arbitrarily correlated")
@@ -54,7 +55,8 @@ def text_test(scores: np.ndarray, rows: np.ndarray, is_b: np.ndarray, alternativ
             "unit": "text", "test": name, "n_subsample_dropped": 0, "smallest_p": tests.monte_carlo_floor(n_resamples)}
 
 
-def _cluster_test(scores, is_b, clusters, alternative, n_resamples, seed) -> dict[str, Any]:
+def _cluster_test(scores: np.ndarray, is_b: np.ndarray, clusters: np.ndarray, alternative: str, n_resamples: int,
+                  seed: int) -> dict[str, Any]:
     result = tests.cluster_permutation(scores, is_b, clusters, alternative, n_resamples, seed)
     name = (f"cluster-level label permutation test: whole clusters (corpus.columns.cluster) swap sides, "
             f"T = mean(b texts) - mean(a texts) (unaligned corpora; {result.n_units} clusters of "
@@ -64,7 +66,8 @@ def _cluster_test(scores, is_b, clusters, alternative, n_resamples, seed) -> dic
             "smallest_p": tests.monte_carlo_floor(n_resamples)}
 
 
-def text_effects(scores: np.ndarray, rows: np.ndarray, is_b: np.ndarray, config, clusters: np.ndarray | None = None
+def text_effects(scores: np.ndarray, rows: np.ndarray, is_b: np.ndarray, config: ValidateConfig,
+                 clusters: np.ndarray | None = None
                  ) -> tuple[effects.Estimate, effects.Estimate, list[np.ndarray], list[np.ndarray]]:
     """Mean difference b − a with a Welch t interval, the AUC and the scores per unit (for prevalence
     intervals). The unit is the text, or the cluster when `clusters` is given: then the mean's
@@ -79,7 +82,8 @@ def text_effects(scores: np.ndarray, rows: np.ndarray, is_b: np.ndarray, config,
             [np.array([x]) for x in a], [np.array([x]) for x in b])
 
 
-def _cluster_effects(scores, is_b, clusters, level):
+def _cluster_effects(scores: np.ndarray, is_b: np.ndarray, clusters: np.ndarray, level: float
+                     ) -> tuple[effects.Estimate, effects.Estimate, list[np.ndarray], list[np.ndarray]]:
     ids, unit = np.unique(clusters, return_inverse=True)
     order = np.argsort(unit, kind="stable")
     bounds = np.searchsorted(unit[order], np.arange(ids.size + 1))

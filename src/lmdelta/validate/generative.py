@@ -2,7 +2,7 @@
 property and answers that do not; each is scored by s(x) = log p_b(x) − log p_a(x) per token
 (each model's mean log-probability of the answer's tokens, under its own system prompt and chat
 template), and a label permutation test asks whether the property-showing answers score higher
-(for "b>a").
+(for "b>a"). The score is lmdelta.judges.loglik.per_token_log_ratio.
 
 Each example is written by its own call (its own sample index), so examples are independent
 draws and the text is the unit of the test; a per-token score keeps a length difference between
@@ -14,13 +14,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
+from lmdelta.judges.inputs import Ask
+from lmdelta.judges.loglik import LoglikScorer, per_token_log_ratio
 from lmdelta.llm import prompts
+from lmdelta.llm.types import CallResult
+from lmdelta.records import Hypothesis
 from lmdelta.stats import tests
 
+# Per hypothesis: {"present": [(prompt, answer)…], "absent": […]}, or None when too few came back.
+Examples = dict[str, list[tuple[str, str]]] | None
 
-def write_examples(hypotheses, ask, n: int, temperature: float) -> list[dict[str, list[tuple[str, str]]] | None]:
+
+def write_examples(hypotheses: list[Hypothesis], ask: Ask, n: int, temperature: float) -> list[Examples]:
     """Per hypothesis: {"present": [(prompt, answer)…], "absent": […]}, one call per example; None when
     fewer than two examples of a kind came back."""
     requests = [prompts.examples_request(h.property or h.description, present, 1, temperature, sample_index=i)
@@ -33,13 +38,14 @@ def write_examples(hypotheses, ask, n: int, temperature: float) -> list[dict[str
     return out
 
 
-def _first_examples(answers) -> list[tuple[str, str]]:
+def _first_examples(answers: list[tuple[CallResult, Any]]) -> list[tuple[str, str]]:
     return [(parsed[0]["prompt"], parsed[0]["answer"]) for result, parsed in answers if result.ok and parsed]
 
 
-def score_and_test(hypotheses, examples, generator_a, generator_b, n_resamples: int, seed: int) -> list[dict[str, Any]]:
+def score_and_test(hypotheses: list[Hypothesis], examples: list[Examples], generator_a: LoglikScorer,
+                   generator_b: LoglikScorer, n_resamples: int, seed: int) -> list[dict[str, Any]]:
     """The generative test of each hypothesis (fields prefixed generative_)."""
-    results = []
+    results: list[dict[str, Any]] = []
     for h, found in zip(hypotheses, examples):
         if found is None:
             results.append({"generative_p": None, "generative_effect": None, "generative_n": 0})
@@ -50,10 +56,3 @@ def score_and_test(hypotheses, examples, generator_a, generator_b, n_resamples: 
         results.append({"generative_p": test.p_value, "generative_effect": float(present.mean() - absent.mean()),
                         "generative_n": int(present.size + absent.size)})
     return results
-
-
-def per_token_log_ratio(pairs: list[tuple[str, str]], generator_a, generator_b) -> np.ndarray:
-    """log p_b − log p_a of each answer, each side's total divided by its own token count."""
-    def per_token(generator) -> np.ndarray:
-        return np.array([total / max(tokens, 1) for total, tokens in generator.loglik(pairs)])
-    return per_token(generator_b) - per_token(generator_a)

@@ -1,5 +1,5 @@
-"""prompts.source strings → what to load: `builtin:NAME`, a file, `KIND:PATH` for a public
-dataset (PATH may be `hub`), `generated[:CAT,…]`, or `corpus`."""
+"""The grammar of prompts.source: `builtin:NAME`, a file, `KIND:PATH` for a public dataset (PATH may
+be `hub`), `generated[:CAT,…]`, `unconditional[:N]` or `corpus`. Loading what it names is sources' job."""
 
 from __future__ import annotations
 
@@ -8,28 +8,25 @@ from dataclasses import dataclass
 
 from lmdelta.errors import PromptBankError
 
-# Public prompt sets: kind → (loader module under lmdelta.sources, Hub dataset id or None).
-DATASETS: dict[str, tuple[str, str | None]] = {
-    "persona": ("evals", "Anthropic/model-written-evals"),
-    "advanced-ai-risk": ("evals", "Anthropic/model-written-evals"),
-    "mpi": ("tables", None),
-    "jailbreak": ("tables", None),
-    "truthfulqa": ("tables", "truthfulqa/truthful_qa"),
-    "bold": ("bold", "AmazonScience/bold"),
+# Public prompt sets a source may name: kind → its Hugging Face Hub dataset id, or None when it is not on
+# the Hub (only a local copy works). The loader of each lives in lmdelta.sources (LOADERS).
+DATASETS: dict[str, str | None] = {
+    "persona": "Anthropic/model-written-evals",
+    "advanced-ai-risk": "Anthropic/model-written-evals",
+    "mpi": None,
+    "jailbreak": None,
+    "truthfulqa": "truthfulqa/truthful_qa",
+    "bold": "AmazonScience/bold",
 }
 KINDS = ("builtin", "generated", "corpus", "unconditional", *DATASETS)
 UNCONDITIONAL_UNITS = 100
-# Where each public set can be downloaded from, for messages.
-HOMES = {"persona": "github.com/anthropics/evals", "advanced-ai-risk": "github.com/anthropics/evals",
-         "mpi": "github.com/jianggy/MPI", "jailbreak": "github.com/verazuo/jailbreak_llms",
-         "truthfulqa": "github.com/sylinrl/TruthfulQA", "bold": "github.com/amazon-science/bold"}
 HUB = "hub"
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # "builtin", "file", "generated", "corpus", or a DATASETS key
-    location: str  # the name, path, `hub`, or comma-separated categories
+    kind: str  # "builtin", "file", "generated", "corpus", "unconditional", or a DATASETS key
+    location: str  # the name, path, `hub`, comma-separated categories, or the number of units
 
     @property
     def is_hub(self) -> bool:
@@ -61,8 +58,9 @@ def parse_source(source: str) -> SourceSpec:
         return SourceSpec("builtin", rest)
     if sep and kind in DATASETS:
         if not rest.strip():
+            on_hub = f" or {kind}:hub" if DATASETS[kind] else ""
             raise PromptBankError(f"prompts.source {text!r} names no folder or file after {kind}:.",
-                                  f"Write {kind}:PATH (a local copy){' or ' + kind + ':hub' if DATASETS[kind][1] else ''}.")
+                                  f"Write {kind}:PATH (a local copy){on_hub}.")
         return SourceSpec(kind, rest.strip())
     if sep and len(kind) > 1 and "/" not in kind and "\\" not in kind:
         near = difflib.get_close_matches(kind.lower(), KINDS, n=1, cutoff=0.6)

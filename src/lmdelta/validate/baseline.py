@@ -7,10 +7,27 @@ once per group as context, never as a verdict on one finding (docs/statistics.md
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from lmdelta.pairdata import PairData
+from lmdelta.records import Finding
 from lmdelta.stats.effects import auc
+from lmdelta.validate.sets import ValidationSet
 from lmdelta.words import WORD_PATTERN
+
+
+def add_baselines(results: list[Finding], data: PairData, seed: int) -> list[Finding]:
+    """The findings with the bag-of-words AUC of each one's scope (computed once per scope)."""
+    vs = ValidationSet.build(data)
+    texts = np.array([data.samples[i].text for i in vs.rows], dtype=object)
+    cache: dict[str, float | None] = {}
+    for result in results:
+        if result.group not in cache:
+            rows = vs.scope(result.group)[vs.prompt_of_row]
+            cache[result.group] = bow_auc(list(texts[rows]), vs.is_b[rows], vs.prompt_of_row[rows], seed)
+    return [replace(result, baseline_auc=cache[result.group]) for result in results]
 
 
 def bow_auc(texts: list[str], is_b: np.ndarray, prompt_index: np.ndarray, seed: int, folds: int = 5) -> float | None:
