@@ -75,14 +75,42 @@ INTERACTION = 0.5
 NAN_RATE = 0.05
 COVERAGE_TARGET = 0.93
 
-FULL = {"null_sets": 2000, "slow_null_sets": 1000, "streams": 200, "power_sets": 500,
-        "unequal_runs": 1000, "old_runs": 300, "unequal_sets": 2000, "old_unequal_sets": 1000,
-        "skew_sets": 4000, "wilcoxon_sets": 2000, "coverage_sets": 2000, "bootstrap_sets": 1000,
-        "unaligned_sets": 4000, "selection_runs": 300, "control_runs": 1000, "old_control_runs": 300}
-QUICK = {"null_sets": 300, "slow_null_sets": 100, "streams": 40, "power_sets": 150,
-         "unequal_runs": 100, "old_runs": 30, "unequal_sets": 300, "old_unequal_sets": 100,
-         "skew_sets": 500, "wilcoxon_sets": 300, "coverage_sets": 300, "bootstrap_sets": 100,
-         "unaligned_sets": 300, "selection_runs": 40, "control_runs": 100, "old_control_runs": 40}
+FULL = {
+    "null_sets": 2000,
+    "slow_null_sets": 1000,
+    "streams": 200,
+    "power_sets": 500,
+    "unequal_runs": 1000,
+    "old_runs": 300,
+    "unequal_sets": 2000,
+    "old_unequal_sets": 1000,
+    "skew_sets": 4000,
+    "wilcoxon_sets": 2000,
+    "coverage_sets": 2000,
+    "bootstrap_sets": 1000,
+    "unaligned_sets": 4000,
+    "selection_runs": 300,
+    "control_runs": 1000,
+    "old_control_runs": 300,
+}
+QUICK = {
+    "null_sets": 300,
+    "slow_null_sets": 100,
+    "streams": 40,
+    "power_sets": 150,
+    "unequal_runs": 100,
+    "old_runs": 30,
+    "unequal_sets": 300,
+    "old_unequal_sets": 100,
+    "skew_sets": 500,
+    "wilcoxon_sets": 300,
+    "coverage_sets": 300,
+    "bootstrap_sets": 100,
+    "unaligned_sets": 300,
+    "selection_runs": 40,
+    "control_runs": 100,
+    "old_control_runs": 40,
+}
 
 # What lmdelta does with each test or interval (a column of every table).
 SHIPS = "ships"
@@ -100,20 +128,36 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
     results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "parameters": {"alpha": ALPHA, "icc_latent": ICC, "samples_per_prompt_per_side": SAMPLES,
-                       "prompt_counts": PROMPT_COUNTS, "signflip_resamples": SIGNFLIP_R,
-                       "permutation_resamples": PERMUTATION_R, "interaction_sd": INTERACTION_SD,
-                       "audit_design": {"k": K, "interaction_sd": INTERACTION, "nan_rate": NAN_RATE},
-                       "coverage_target": COVERAGE_TARGET, "stream": STREAM, "power_shifts": SHIFTS,
-                       "quick": args.quick, **sizes},
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "parameters": {
+            "alpha": ALPHA,
+            "icc_latent": ICC,
+            "samples_per_prompt_per_side": SAMPLES,
+            "prompt_counts": PROMPT_COUNTS,
+            "signflip_resamples": SIGNFLIP_R,
+            "permutation_resamples": PERMUTATION_R,
+            "interaction_sd": INTERACTION_SD,
+            "audit_design": {"k": K, "interaction_sd": INTERACTION, "nan_rate": NAN_RATE},
+            "coverage_target": COVERAGE_TARGET,
+            "stream": STREAM,
+            "power_shifts": SHIFTS,
+            "quick": args.quick,
+            **sizes,
+        },
         "seed": args.seed,
         "machine": machine(),
     }
-    sections = [("type_one_error", type_one_error, 0), ("unequal_counts", unequal_counts, 4000),
-                ("skew", skew, 5000), ("coverage", coverage, 6000), ("unaligned", unaligned, 7000),
-                ("selection", selection, 8000), ("null_control", null_control, 9000),
-                ("fdr", fdr_streams, 1000), ("power", power, 2000)]
+    sections = [
+        ("type_one_error", type_one_error, 0),
+        ("unequal_counts", unequal_counts, 4000),
+        ("skew", skew, 5000),
+        ("coverage", coverage, 6000),
+        ("unaligned", unaligned, 7000),
+        ("selection", selection, 8000),
+        ("null_control", null_control, 9000),
+        ("fdr", fdr_streams, 1000),
+        ("power", power, 2000),
+    ]
     section_seconds = {}
     for name, function, offset in sections:
         start = time.perf_counter()
@@ -137,8 +181,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def machine() -> dict:
-    return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "cpus": os.cpu_count(), "platform": platform.platform()}
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
 
 
 # --- verdicts ----------------------------------------------------------------------------------
@@ -180,8 +229,14 @@ def coverage_cell(hits) -> dict:
         return {"n": 0, "coverage": None, "ci_low": None, "ci_high": None, "verdict": "no interval"}
     low, high = clopper_pearson(k, n)
     found = "under-covers" if high < 0.95 else "over-covers" if low > 0.95 else "consistent with 0.95"
-    return {"n": n, "coverage": k / n, "ci_low": low, "ci_high": high, "verdict": found,
-            "meets_target": k / n >= COVERAGE_TARGET}
+    return {
+        "n": n,
+        "coverage": k / n,
+        "ci_low": low,
+        "ci_high": high,
+        "verdict": found,
+        "meets_target": k / n >= COVERAGE_TARGET,
+    }
 
 
 # --- simulation ---------------------------------------------------------------------------------
@@ -225,8 +280,14 @@ def layout(n_prompts: int, k_a: int, k_b: int) -> ValidationSet:
     """A validation set of n_prompts prompts with k_a answers of a, then k_b of b, per prompt."""
     prompt_of_row = np.concatenate([np.repeat(np.arange(n_prompts), k_a), np.repeat(np.arange(n_prompts), k_b)])
     is_b = np.concatenate([np.zeros(n_prompts * k_a, bool), np.ones(n_prompts * k_b, bool)])
-    return ValidationSet(rows=np.arange(prompt_of_row.size), prompt_ids=[f"p{i:04d}" for i in range(n_prompts)],
-                         prompt_of_row=prompt_of_row, is_b=is_b, groups=np.array(["all"] * n_prompts), aligned=True)
+    return ValidationSet(
+        rows=np.arange(prompt_of_row.size),
+        prompt_ids=[f"p{i:04d}" for i in range(n_prompts)],
+        prompt_of_row=prompt_of_row,
+        is_b=is_b,
+        groups=np.array(["all"] * n_prompts),
+        aligned=True,
+    )
 
 
 def row_scores(rng, n_sets, vs, icc, interaction=INTERACTION, shift=0.0, kind="score", nan_rate=0.0, base=0.0):
@@ -245,8 +306,18 @@ def row_scores(rng, n_sets, vs, icc, interaction=INTERACTION, shift=0.0, kind="s
 
 def hypotheses(n: int, directions: tuple[str, ...] = ("b>a", "a>b")) -> list[Hypothesis]:
     """n distinct hypotheses over all prompts, cycling through `directions` (each draws its own subsample)."""
-    return [Hypothesis(f"h{i}", "all", directions[i % len(directions)], f"hypothesis {i}", "benchmark", "keyword",
-                       keywords=(f"w{i}",)) for i in range(n)]
+    return [
+        Hypothesis(
+            f"h{i}",
+            "all",
+            directions[i % len(directions)],
+            f"hypothesis {i}",
+            "benchmark",
+            "keyword",
+            keywords=(f"w{i}",),
+        )
+        for i in range(n)
+    ]
 
 
 def shipped_p(scores: np.ndarray, vs: ValidationSet, hyps, seed: int, n_resamples: int | None = None):
@@ -281,16 +352,27 @@ def old_fallback_p(scores: np.ndarray, vs: ValidationSet, hyps, seed: int, n_res
 
 def signflip_p(D: np.ndarray, seed: int, block: int = 100, alternative: str = "greater") -> np.ndarray:
     """Sign-flip p-values, a fresh sign matrix per block of data sets."""
-    return np.concatenate([st.paired_signflip_many(D[i:i + block], None, alternative, SIGNFLIP_R, seed + i)[1]
-                           for i in range(0, D.shape[0], block)])
+    return np.concatenate(
+        [
+            st.paired_signflip_many(D[i : i + block], None, alternative, SIGNFLIP_R, seed + i)[1]
+            for i in range(0, D.shape[0], block)
+        ]
+    )
 
 
 def rate_row(test, status, design, n_prompts, p_values) -> dict:
     """Rejection rate at alpha with a Clopper-Pearson 95% interval, verdict, and a KS check of uniformity."""
     p_values = np.asarray(p_values)
     ks = stats.kstest(p_values, "uniform")
-    return {"test": test, "lmdelta": status, "design": design, "prompts": n_prompts, **rejections(p_values),
-            "ks_d": float(ks.statistic), "ks_p": float(ks.pvalue)}
+    return {
+        "test": test,
+        "lmdelta": status,
+        "design": design,
+        "prompts": n_prompts,
+        **rejections(p_values),
+        "ks_d": float(ks.statistic),
+        "ks_p": float(ks.pvalue),
+    }
 
 
 def type_one_error(sizes: dict, seed: int) -> list[dict]:
@@ -303,47 +385,87 @@ def type_one_error(sizes: dict, seed: int) -> list[dict]:
     a, b = aligned(rng, sizes["slow_null_sets"], 50, interaction=INTERACTION_SD)
     design = f"aligned, weak null (prompt x side interaction SD {INTERACTION_SD})"
     rows.append(rate_row("sign-flip", SHIPS, design, 50, signflip_p(differences(a, b), seed + 51)))
-    rows.append(rate_row("Wilcoxon signed-rank", REMOVED_WILCOXON, design, 50,
-                         [st.wilcoxon_signed_rank(d).p_value for d in differences(a, b)]))
+    rows.append(
+        rate_row(
+            "Wilcoxon signed-rank",
+            REMOVED_WILCOXON,
+            design,
+            50,
+            [st.wilcoxon_signed_rank(d).p_value for d in differences(a, b)],
+        )
+    )
     rows.append(rate_row("within-prompt permutation", REMOVED_FALLBACK, design, 50, within_p(a, b, seed + 52)))
     return rows
 
 
 def within_p(a, b, seed) -> list[float]:
-    return [st.within_prompt_permutation(list(a_set), list(b_set), n_resamples=PERMUTATION_R, seed=seed + j).p_value
-            for j, (a_set, b_set) in enumerate(zip(a, b))]
+    return [
+        st.within_prompt_permutation(list(a_set), list(b_set), n_resamples=PERMUTATION_R, seed=seed + j).p_value
+        for j, (a_set, b_set) in enumerate(zip(a, b))
+    ]
 
 
 def aligned_null_rows(rng, n_prompts, sizes, seed) -> list[dict]:
     a, b = aligned(rng, sizes["null_sets"], n_prompts)
     D = differences(a, b)
-    rows = [rate_row("sign-flip", SHIPS, "aligned, score judge", n_prompts, signflip_p(D, seed)),
-            rate_row("Wilcoxon signed-rank", REMOVED_WILCOXON, "aligned, score judge", n_prompts,
-                     [st.wilcoxon_signed_rank(d).p_value for d in D])]
+    rows = [
+        rate_row("sign-flip", SHIPS, "aligned, score judge", n_prompts, signflip_p(D, seed)),
+        rate_row(
+            "Wilcoxon signed-rank",
+            REMOVED_WILCOXON,
+            "aligned, score judge",
+            n_prompts,
+            [st.wilcoxon_signed_rank(d).p_value for d in D],
+        ),
+    ]
     a, b = aligned(rng, sizes["null_sets"], n_prompts, kind="presence")
-    rows.append(rate_row("sign-flip", SHIPS, "aligned, presence judge", n_prompts,
-                         signflip_p(differences(a, b), seed + 1)))
+    rows.append(
+        rate_row("sign-flip", SHIPS, "aligned, presence judge", n_prompts, signflip_p(differences(a, b), seed + 1))
+    )
     a, b = aligned(rng, sizes["slow_null_sets"], n_prompts, k_a=SAMPLES, k_b=SAMPLES // 2)
-    rows.append(rate_row("within-prompt permutation", REMOVED_FALLBACK, "aligned, 20 a vs 10 b per prompt (sharp null)",
-                         n_prompts, within_p(a, b, seed + 2)))
+    rows.append(
+        rate_row(
+            "within-prompt permutation",
+            REMOVED_FALLBACK,
+            "aligned, 20 a vs 10 b per prompt (sharp null)",
+            n_prompts,
+            within_p(a, b, seed + 2),
+        )
+    )
     return rows
 
 
 def unpaired_null_rows(rng, n_prompts, sizes, seed) -> list[dict]:
     a, b = unpaired(rng, sizes["null_sets"], n_prompts)
     design = "unpaired, 20 texts per prompt"
-    rows = [rate_row("Mann-Whitney over texts", REFERENCE, design, n_prompts,
-                     [st.mann_whitney(x, y).p_value for x, y in zip(a, b)])]
+    rows = [
+        rate_row(
+            "Mann-Whitney over texts",
+            REFERENCE,
+            design,
+            n_prompts,
+            [st.mann_whitney(x, y).p_value for x, y in zip(a, b)],
+        )
+    ]
     clusters = np.repeat(np.arange(2 * n_prompts), SAMPLES)
     is_b = clusters >= n_prompts
     slow = sizes["slow_null_sets"]
-    p_cluster = [st.cluster_permutation(np.concatenate([x, y]), is_b, clusters, n_resamples=PERMUTATION_R,
-                                        seed=seed + j).p_value for j, (x, y) in enumerate(zip(a[:slow], b[:slow]))]
+    p_cluster = [
+        st.cluster_permutation(np.concatenate([x, y]), is_b, clusters, n_resamples=PERMUTATION_R, seed=seed + j).p_value
+        for j, (x, y) in enumerate(zip(a[:slow], b[:slow]))
+    ]
     status = "ships (corpus.cluster)" if cluster_unit_reachable() else STATS_ONLY
     rows.append(rate_row("cluster permutation (prompt = cluster)", status, design, n_prompts, p_cluster))
     a, b = unpaired(rng, sizes["null_sets"], n_prompts, k=1)
-    rows.append(rate_row("Mann-Whitney over texts", REFERENCE, "unpaired, 1 text per prompt", n_prompts,
-                         [st.mann_whitney(x, y).p_value for x, y in zip(a, b)]))
+    rows.append(
+        rate_row(
+            "Mann-Whitney over texts",
+            REFERENCE,
+            "unpaired, 1 text per prompt",
+            n_prompts,
+            [st.mann_whitney(x, y).p_value for x, y in zip(a, b)],
+        )
+    )
     return rows
 
 
@@ -364,9 +486,10 @@ def unequal_counts(sizes: dict, seed: int) -> dict:
         rng = np.random.default_rng(seed + c)
         vs = layout(n_prompts, K, K)
         design = f"k = {K}, {NAN_RATE:.0%} NaN, weak null (interaction SD {INTERACTION}), ICC {icc}"
-        for test, status, runs, function in (("balanced sign-flip", SHIPS, sizes["unequal_runs"], shipped_p),
-                                             ("within-prompt permutation fallback", REMOVED_FALLBACK,
-                                              sizes["old_runs"], old_fallback_p)):
+        for test, status, runs, function in (
+            ("balanced sign-flip", SHIPS, sizes["unequal_runs"], shipped_p),
+            ("within-prompt permutation fallback", REMOVED_FALLBACK, sizes["old_runs"], old_fallback_p),
+        ):
             p_all, any_validated = [], []
             for r in range(runs):
                 scores = row_scores(rng, UNEQUAL_HYPOTHESES, vs, icc, nan_rate=NAN_RATE)
@@ -375,8 +498,7 @@ def unequal_counts(sizes: dict, seed: int) -> dict:
                 any_validated.append(fdr.benjamini_hochberg(p, ALPHA).any())
             base = {"test": test, "lmdelta": status, "design": design, "prompts": n_prompts, "icc": icc}
             per_test.append({**base, **rejections(np.concatenate(p_all))})
-            end_to_end.append({**base, "runs": runs, "hypotheses_per_run": UNEQUAL_HYPOTHESES,
-                               **rate(any_validated)})
+            end_to_end.append({**base, "runs": runs, "hypotheses_per_run": UNEQUAL_HYPOTHESES, **rate(any_validated)})
     per_test += one_against_four(sizes, seed + 100)
     return {"per_test": per_test, "end_to_end": end_to_end}
 
@@ -386,20 +508,33 @@ def one_against_four(sizes: dict, seed: int) -> list[dict]:
     rare presence property."""
     rows = []
     vs = layout(50, 1, 4)
-    cases = [("weak null (interaction SD 0.5), score judge, ICC 0.9", {"icc": 0.9}),
-             ("sharp null, presence judge, prevalence about 0.15",
-              {"icc": 0.5, "interaction": 0.0, "kind": "presence", "base": -2.0})]
+    cases = [
+        ("weak null (interaction SD 0.5), score judge, ICC 0.9", {"icc": 0.9}),
+        (
+            "sharp null, presence judge, prevalence about 0.15",
+            {"icc": 0.5, "interaction": 0.0, "kind": "presence", "base": -2.0},
+        ),
+    ]
     for c, (label, options) in enumerate(cases):
         rng = np.random.default_rng(seed + c)
-        for test, status, n_sets, function in (("balanced sign-flip", SHIPS, sizes["unequal_sets"], shipped_p),
-                                               ("within-prompt permutation fallback", REMOVED_FALLBACK,
-                                                sizes["old_unequal_sets"], old_fallback_p)):
+        for test, status, n_sets, function in (
+            ("balanced sign-flip", SHIPS, sizes["unequal_sets"], shipped_p),
+            ("within-prompt permutation fallback", REMOVED_FALLBACK, sizes["old_unequal_sets"], old_fallback_p),
+        ):
             p = []
             for start in range(0, n_sets, UNEQUAL_HYPOTHESES):
                 scores = row_scores(rng, UNEQUAL_HYPOTHESES, vs, **options)
                 p.append(function(scores, vs, hypotheses(UNEQUAL_HYPOTHESES), seed + 1000 * c + start))
-            rows.append({"test": test, "lmdelta": status, "design": f"1 a vs 4 b answers, {label}", "prompts": 50,
-                         "icc": options["icc"], **rejections(np.concatenate(p))})
+            rows.append(
+                {
+                    "test": test,
+                    "lmdelta": status,
+                    "design": f"1 a vs 4 b answers, {label}",
+                    "prompts": 50,
+                    "icc": options["icc"],
+                    **rejections(np.concatenate(p)),
+                }
+            )
     return rows
 
 
@@ -419,21 +554,28 @@ def skew(sizes: dict, seed: int) -> list[dict]:
     rows = []
     centre = skewed_score_mean(ICC)
     big = np.random.default_rng(seed - 1)  # population skewness and mean of d_p, from 400,000 prompts
-    population = {design: skewed_differences(big, 1, 400_000, design, centre)[0]
-                  for design in ("per-prompt d_p", "judge scores")}
+    population = {
+        design: skewed_differences(big, 1, 400_000, design, centre)[0] for design in ("per-prompt d_p", "judge scores")
+    }
     for i, n_prompts in enumerate(SKEW_PROMPTS):
         rng = np.random.default_rng(seed + i)
         for design in ("per-prompt d_p", "judge scores"):
             D = skewed_differences(rng, sizes["skew_sets"], n_prompts, design, centre)
             for j, alternative in enumerate(("greater", "less")):
                 p_flip = signflip_p(D, seed + 100 * i + j, alternative=alternative)
-                p_wilcoxon = [st.wilcoxon_signed_rank(d, alternative).p_value for d in D[:sizes["wilcoxon_sets"]]]
-                rows.append({"design": design, "prompts": n_prompts, "alternative": alternative,
-                             "skewness": float(stats.skew(population[design])),
-                             "mean_check": float(population[design].mean()),
-                             "sd": float(population[design].std()),
-                             "signflip": {"lmdelta": SHIPS_ASSUMPTION, **rejections(p_flip)},
-                             "wilcoxon": {"lmdelta": REMOVED_WILCOXON, **rejections(p_wilcoxon)}})
+                p_wilcoxon = [st.wilcoxon_signed_rank(d, alternative).p_value for d in D[: sizes["wilcoxon_sets"]]]
+                rows.append(
+                    {
+                        "design": design,
+                        "prompts": n_prompts,
+                        "alternative": alternative,
+                        "skewness": float(stats.skew(population[design])),
+                        "mean_check": float(population[design].mean()),
+                        "sd": float(population[design].std()),
+                        "signflip": {"lmdelta": SHIPS_ASSUMPTION, **rejections(p_flip)},
+                        "wilcoxon": {"lmdelta": REMOVED_WILCOXON, **rejections(p_wilcoxon)},
+                    }
+                )
     return rows
 
 
@@ -475,8 +617,8 @@ def coverage(sizes: dict, seed: int) -> dict:
     Truth: E[d_p] = E[expit(0.3 + N(0, 1.25))] - 1/2 and the AUC of texts from independent prompts,
     Phi(0.3 / 1.5) = 0.579 (both exact). Prevalence: presence judge, side a, latent SD 1.
     """
-    true_mean = normal_expit_mean(COVERAGE_SHIFT, np.sqrt(1.0 + INTERACTION ** 2)) - 0.5
-    true_auc = float(stats.norm.cdf(COVERAGE_SHIFT / np.sqrt(2.0 + INTERACTION ** 2)))
+    true_mean = normal_expit_mean(COVERAGE_SHIFT, np.sqrt(1.0 + INTERACTION**2)) - 0.5
+    true_auc = float(stats.norm.cdf(COVERAGE_SHIFT / np.sqrt(2.0 + INTERACTION**2)))
     rows, prevalence_rows = [], []
     for c, icc in enumerate((0.5, 0.9)):
         for i, n_prompts in enumerate(COVERAGE_PROMPTS):
@@ -492,33 +634,49 @@ def coverage(sizes: dict, seed: int) -> dict:
                 else:
                     withheld += 1
             old_mean, old_auc = [], []
-            for r, (x, y) in enumerate(zip(a[:sizes["bootstrap_sets"]], b[:sizes["bootstrap_sets"]])):
+            for r, (x, y) in enumerate(zip(a[: sizes["bootstrap_sets"]], b[: sizes["bootstrap_sets"]])):
                 _, low, high = effects.bootstrap_mean_ci(y.mean(axis=1) - x.mean(axis=1), 2000, 0.95, seed + r)
                 old_mean.append(low <= true_mean <= high)
                 _, low, high = effects.auc_ci_by_prompt(list(x), list(y), 2000, 0.95, seed + r)
                 old_auc.append(low <= true_auc <= high)
-            rows.append({"prompts": n_prompts, "icc": icc, "true_mean": true_mean, "true_auc": true_auc,
-                         "mean_t": {"lmdelta": SHIPS, **coverage_cell(new_mean)},
-                         "mean_bootstrap": {"lmdelta": REMOVED_INTERVAL, **coverage_cell(old_mean)},
-                         "auc_logit_t": {"lmdelta": SHIPS, **coverage_cell(new_auc),
-                                         "withheld": withheld / len(a)},
-                         "auc_bootstrap": {"lmdelta": REMOVED_INTERVAL, **coverage_cell(old_auc)}})
+            rows.append(
+                {
+                    "prompts": n_prompts,
+                    "icc": icc,
+                    "true_mean": true_mean,
+                    "true_auc": true_auc,
+                    "mean_t": {"lmdelta": SHIPS, **coverage_cell(new_mean)},
+                    "mean_bootstrap": {"lmdelta": REMOVED_INTERVAL, **coverage_cell(old_mean)},
+                    "auc_logit_t": {"lmdelta": SHIPS, **coverage_cell(new_auc), "withheld": withheld / len(a)},
+                    "auc_bootstrap": {"lmdelta": REMOVED_INTERVAL, **coverage_cell(old_auc)},
+                }
+            )
     for c, icc in enumerate((0.5, 0.9)):
         for j, target in enumerate((0.1, 0.5)):
             base = prevalence_offset(target)
             for i, n_prompts in enumerate(COVERAGE_PROMPTS):
                 rng = np.random.default_rng(seed + 100 + 20 * c + 10 * j + i)
                 u = rng.normal(0.0, np.sqrt(icc), (sizes["coverage_sets"], n_prompts, 1))
-                x = judge(base + u + rng.normal(0.0, np.sqrt(1.0 - icc), (sizes["coverage_sets"], n_prompts, K)),
-                          rng, "presence")
+                x = judge(
+                    base + u + rng.normal(0.0, np.sqrt(1.0 - icc), (sizes["coverage_sets"], n_prompts, K)),
+                    rng,
+                    "presence",
+                )
                 hits, widths = [], []
                 for data_set in x:
                     found = effects.prevalence_ci(list(data_set))
                     hits.append(found.low <= target <= found.high)
                     widths.append(found.high - found.low)
-                prevalence_rows.append({"prevalence": target, "icc": icc, "prompts": n_prompts,
-                                        "lmdelta": SHIPS, **coverage_cell(hits),
-                                        "median_width": float(np.median(widths))})
+                prevalence_rows.append(
+                    {
+                        "prevalence": target,
+                        "icc": icc,
+                        "prompts": n_prompts,
+                        "lmdelta": SHIPS,
+                        **coverage_cell(hits),
+                        "median_width": float(np.median(widths)),
+                    }
+                )
     return {"intervals": rows, "prevalence": prevalence_rows}
 
 
@@ -563,13 +721,29 @@ def unaligned(sizes: dict, seed: int) -> list[dict]:
             p_clusters, unit = pipeline_p(scores, vs_clusters, hyps, seed + 2)
             cases.append((f"pipeline, hidden prompt given as corpus.cluster id (unit: {unit})", SHIPS, p_clusters))
             if unit != "cluster":
-                cases.append(("whole-cluster permutation (tests.cluster_permutation)", STATS_ONLY,
-                              [st.cluster_permutation(x, vs_clusters.is_b, vs_clusters.prompt_of_row, "greater",
-                                                      PERMUTATION_R, seed + j).p_value for j, x in enumerate(scores)]))
+                cases.append(
+                    (
+                        "whole-cluster permutation (tests.cluster_permutation)",
+                        STATS_ONLY,
+                        [
+                            st.cluster_permutation(
+                                x, vs_clusters.is_b, vs_clusters.prompt_of_row, "greater", PERMUTATION_R, seed + j
+                            ).p_value
+                            for j, x in enumerate(scores)
+                        ],
+                    )
+                )
         cases.append(("Mann-Whitney over texts", REFERENCE, [st.mann_whitney(x, y).p_value for x, y in zip(a, b)]))
         for test, status, p in cases:
-            rows.append({"texts_per_hidden_prompt": per_prompt, "texts_per_side": UNALIGNED_TEXTS, "test": test,
-                         "lmdelta": status, **rejections(p)})
+            rows.append(
+                {
+                    "texts_per_hidden_prompt": per_prompt,
+                    "texts_per_side": UNALIGNED_TEXTS,
+                    "test": test,
+                    "lmdelta": status,
+                    **rejections(p),
+                }
+            )
     return rows
 
 
@@ -581,9 +755,15 @@ def pipeline_p(scores, vs, hyps, seed, block: int = UNEQUAL_HYPOTHESES) -> tuple
     p, units = [], set()
     for start in range(0, len(hyps), block):
         config = SimpleNamespace(seed=seed + start)
-        found = hypothesis_tests(list(scores[start:start + block]), None,
-                                 [vs.scope("all")] * len(hyps[start:start + block]), hyps[start:start + block], vs,
-                                 config, PERMUTATION_R)
+        found = hypothesis_tests(
+            list(scores[start : start + block]),
+            None,
+            [vs.scope("all")] * len(hyps[start : start + block]),
+            hyps[start : start + block],
+            vs,
+            config,
+            PERMUTATION_R,
+        )
         p += [r["p_value"] for r in found]
         units |= {r["unit"] for r in found}
     return np.array(p, dtype=float), ", ".join(sorted(units))
@@ -604,8 +784,9 @@ def clustered_pair(n_clusters: int, per_cluster: int) -> PairData:
         for c in range(n_clusters):
             unit = f"c-{side}{c:04d}"
             prompts.append(Prompt(unit, "", "all", "validation"))
-            samples += [Sample(unit, side, j, f"{side} {c} {j}", 1, "stop", 0, f"{side}{c}.{j}")
-                        for j in range(per_cluster)]
+            samples += [
+                Sample(unit, side, j, f"{side} {c} {j}", 1, "stop", 0, f"{side}{c}.{j}") for j in range(per_cluster)
+            ]
     return PairData(prompts, samples, np.zeros((len(samples), 1)), {p.id: "all" for p in prompts})
 
 
@@ -626,7 +807,7 @@ def selection(sizes: dict, seed: int) -> list[dict]:
     s = SELECTION
     m = s["hypotheses"]
     n_resamples = resamples_for(ValidateConfig(), m, ALPHA)
-    sd = np.sqrt(1.0 + INTERACTION ** 2)
+    sd = np.sqrt(1.0 + INTERACTION**2)
     rows = []
     for i, n_prompts in enumerate(SELECTION_PROMPTS):
         rng = np.random.default_rng(seed + i)
@@ -642,8 +823,16 @@ def selection(sizes: dict, seed: int) -> list[dict]:
             results = []
             for h in range(m):
                 found = effects.mean_ci(D[h])
-                results.append({"p_value": float(p[h]), "validated": bool(chosen[h]), "effect": found.value,
-                                "effect_se": found.se, "effect_df": found.df, "plain": (found.low, found.high)})
+                results.append(
+                    {
+                        "p_value": float(p[h]),
+                        "validated": bool(chosen[h]),
+                        "effect": found.value,
+                        "effect_se": found.se,
+                        "effect_df": found.df,
+                        "plain": (found.low, found.high),
+                    }
+                )
             add_fcr_intervals(results, 1.0 - 0.95)
             misses_plain, misses_fcr = [], []
             for h in np.flatnonzero(chosen):
@@ -659,14 +848,23 @@ def selection(sizes: dict, seed: int) -> list[dict]:
             fcr_hits += [not x for x in misses_fcr]
             fcp_plain.append(np.mean(misses_plain) if misses_plain else 0.0)
             fcp_fcr.append(np.mean(misses_fcr) if misses_fcr else 0.0)
-        rows.append({"prompts": n_prompts, "runs": runs, "validated": validated, **s, "k": K,
-                     "interaction_sd": INTERACTION,
-                     "plain": {"lmdelta": "ships (effect_ci)", **coverage_cell(plain_hits)},
-                     "fcr_adjusted": {"lmdelta": "ships (effect_ci_fcr)", **coverage_cell(fcr_hits)},
-                     "fcr_plain": float(np.mean(fcp_plain)), "fcr_plain_se": float(np.std(fcp_plain) / np.sqrt(runs)),
-                     "fcr_adjusted_rate": float(np.mean(fcp_fcr)),
-                     "fcr_adjusted_se": float(np.std(fcp_fcr) / np.sqrt(runs)),
-                     "median_inflation": float(np.median(ratio)) if ratio else None})
+        rows.append(
+            {
+                "prompts": n_prompts,
+                "runs": runs,
+                "validated": validated,
+                **s,
+                "k": K,
+                "interaction_sd": INTERACTION,
+                "plain": {"lmdelta": "ships (effect_ci)", **coverage_cell(plain_hits)},
+                "fcr_adjusted": {"lmdelta": "ships (effect_ci_fcr)", **coverage_cell(fcr_hits)},
+                "fcr_plain": float(np.mean(fcp_plain)),
+                "fcr_plain_se": float(np.std(fcp_plain) / np.sqrt(runs)),
+                "fcr_adjusted_rate": float(np.mean(fcp_fcr)),
+                "fcr_adjusted_se": float(np.std(fcp_fcr) / np.sqrt(runs)),
+                "median_inflation": float(np.median(ratio)) if ratio else None,
+            }
+        )
     return rows
 
 
@@ -683,8 +881,10 @@ def aligned_k_shift(rng, n_prompts, icc, shift):
 # --- 7. the null control -----------------------------------------------------------------------
 
 CONTROL = {"prompts": 50, "k": K, "icc": 0.9, "true_share": 0.25, "true_shift": 0.3, "nan_rate": NAN_RATE}
-INFLATION = {2: float(stats.norm.isf(ALPHA) / stats.norm.isf(2 * ALPHA)),
-             4: float(stats.norm.isf(ALPHA) / stats.norm.isf(4 * ALPHA))}
+INFLATION = {
+    2: float(stats.norm.isf(ALPHA) / stats.norm.isf(2 * ALPHA)),
+    4: float(stats.norm.isf(ALPHA) / stats.norm.isf(4 * ALPHA)),
+}
 
 
 def null_control(sizes: dict, seed: int) -> list[dict]:
@@ -702,17 +902,19 @@ def null_control(sizes: dict, seed: int) -> list[dict]:
     """
     rows = []
     data = control_pair(CONTROL["prompts"], CONTROL["k"])
-    tests_ = [("balanced sign-flip", SHIPS, shipped_p, (20, 50), "control_runs"),
-              ("z-test, SE understated (about 2x alpha)", SYNTHETIC, inflated(2), (20, 50), "control_runs"),
-              ("z-test, SE understated (about 4x alpha)", SYNTHETIC, inflated(4), (20, 50), "control_runs"),
-              ("within-prompt permutation fallback", REMOVED_FALLBACK, old_fallback_p, (20,), "old_control_runs")]
+    tests_ = [
+        ("balanced sign-flip", SHIPS, shipped_p, (20, 50), "control_runs"),
+        ("z-test, SE understated (about 2x alpha)", SYNTHETIC, inflated(2), (20, 50), "control_runs"),
+        ("z-test, SE understated (about 4x alpha)", SYNTHETIC, inflated(4), (20, 50), "control_runs"),
+        ("within-prompt permutation fallback", REMOVED_FALLBACK, old_fallback_p, (20,), "old_control_runs"),
+    ]
     for t, (test, status, function, ms, runs_key) in enumerate(tests_):
         for m in ms:
             rng = np.random.default_rng(seed + 10 * t + m)
-            outcomes = [control_run(rng, data, m, function, seed + 100_000 * t + r)
-                        for r in range(sizes[runs_key])]
-            rows.append(control_row(test, status, "aligned, 50 prompts, k = 4, 5% NaN, ICC 0.9, interaction 0.5",
-                                    m, outcomes))
+            outcomes = [control_run(rng, data, m, function, seed + 100_000 * t + r) for r in range(sizes[runs_key])]
+            rows.append(
+                control_row(test, status, "aligned, 50 prompts, k = 4, 5% NaN, ICC 0.9, interaction 0.5", m, outcomes)
+            )
     rows += unaligned_control(sizes, seed + 500)
     return rows
 
@@ -722,8 +924,9 @@ def control_pair(n_prompts: int, k: int) -> PairData:
     for p in range(n_prompts):
         prompts.append(Prompt(f"p{p:04d}", f"prompt {p}", "all", "validation"))
         for side in ("a", "b"):
-            samples += [Sample(f"p{p:04d}", side, j, f"{side} {p} {j}", 1, "stop", 0, f"{side}{p}.{j}")
-                        for j in range(k)]
+            samples += [
+                Sample(f"p{p:04d}", side, j, f"{side} {p} {j}", 1, "stop", 0, f"{side}{p}.{j}") for j in range(k)
+            ]
     return PairData(prompts, samples, np.zeros((len(samples), 1)), {p.id: "all" for p in prompts})
 
 
@@ -747,8 +950,12 @@ def control_run(rng, data: PairData, m: int, function, seed: int) -> dict:
 def decide_control(p: np.ndarray) -> dict:
     chosen = fdr.benjamini_hochberg(p, ALPHA)
     found = summarize_null([{"p_value": float(x), "validated": bool(c)} for x, c in zip(p, chosen)], None)
-    return {"validated": found.validated, "status": found.status, "small_share": found.small_share or 0.0,
-            "leans_small": found.leans_small}
+    return {
+        "validated": found.validated,
+        "status": found.status,
+        "small_share": found.small_share or 0.0,
+        "leans_small": found.leans_small,
+    }
 
 
 def inflated(factor: int):
@@ -761,16 +968,24 @@ def inflated(factor: int):
             z = INFLATION[factor] * d.mean() / (d.std(ddof=1) / np.sqrt(d.size))
             p[i] = stats.norm.sf(z if h.direction == "b>a" else -z)
         return p
+
     return test
 
 
 def control_row(test, status, design, m, outcomes) -> dict:
     validated = [o["validated"] > 0 for o in outcomes]
     named = [o["leans_small"] for o in outcomes]
-    return {"test": test, "lmdelta": status, "design": design, "hypotheses": m, "runs": len(outcomes),
-            "share_small": float(np.mean([o["small_share"] for o in outcomes])),
-            "validates_any": rate(validated), "share_named": rate(named),
-            "flagged": rate([v or n for v, n in zip(validated, named)])}
+    return {
+        "test": test,
+        "lmdelta": status,
+        "design": design,
+        "hypotheses": m,
+        "runs": len(outcomes),
+        "share_small": float(np.mean([o["small_share"] for o in outcomes])),
+        "validates_any": rate(validated),
+        "share_named": rate(named),
+        "flagged": rate([v or n for v, n in zip(validated, named)]),
+    }
 
 
 def unaligned_control(sizes: dict, seed: int) -> list[dict]:
@@ -781,8 +996,10 @@ def unaligned_control(sizes: dict, seed: int) -> list[dict]:
     hidden clusters that make the main comparison's text-level test over-reject (section 5)."""
     rows = []
     n_clusters, per_cluster, m = 20, 5, 20
-    designs = (("hidden prompt given as corpus.cluster id", clustered_pair(n_clusters, per_cluster)),
-               ("no cluster ids", clustered_pair(n_clusters * per_cluster, 1)))
+    designs = (
+        ("hidden prompt given as corpus.cluster id", clustered_pair(n_clusters, per_cluster)),
+        ("no cluster ids", clustered_pair(n_clusters * per_cluster, 1)),
+    )
     for t, (label, data) in enumerate(designs):
         rng = np.random.default_rng(seed + t)
         hidden = np.repeat(np.arange(2 * n_clusters), per_cluster)  # samples: a's hidden prompts, then b's
@@ -792,13 +1009,20 @@ def unaligned_control(sizes: dict, seed: int) -> list[dict]:
             scores = expit(u[:, hidden] + rng.normal(0.0, np.sqrt(1.0 - ICC), (m, hidden.size)))
             vs = ValidationSet.build(null_pair(data, seed + r))
             config = SimpleNamespace(seed=seed + r)
-            found = hypothesis_tests(list(scores[:, vs.rows]), None, [vs.scope("all")] * m, hypotheses(m), vs, config,
-                                     2000)
+            found = hypothesis_tests(
+                list(scores[:, vs.rows]), None, [vs.scope("all")] * m, hypotheses(m), vs, config, 2000
+            )
             units.add(found[0]["unit"])
             outcomes.append(decide_control(np.array([x["p_value"] for x in found], dtype=float)))
-        rows.append(control_row(f"pipeline, {label} (unit: {', '.join(sorted(units))})", SHIPS,
-                                f"unaligned, {n_clusters} hidden prompts of {per_cluster} texts a side, no difference, "
-                                f"ICC {ICC}", m, outcomes))
+        rows.append(
+            control_row(
+                f"pipeline, {label} (unit: {', '.join(sorted(units))})",
+                SHIPS,
+                f"unaligned, {n_clusters} hidden prompts of {per_cluster} texts a side, no difference, ICC {ICC}",
+                m,
+                outcomes,
+            )
+        )
     return rows
 
 
@@ -843,9 +1067,18 @@ def fdr_streams(sizes: dict, seed: int) -> list[dict]:
             reject = decide(key[1], p_ours if key[0].startswith("lmdelta") else p_reference)
             fdp[key].append((reject & is_null).sum() / max(1, reject.sum()))
             tpr[key].append((reject & ~is_null).sum() / max(1, (~is_null).sum()))
-    return [{"pipeline": key[0], "procedure": key[1], "streams": sizes["streams"], **STREAM,
-             "fdr": float(np.mean(fdp[key])), "fdr_se": float(np.std(fdp[key]) / np.sqrt(len(fdp[key]))),
-             "power": float(np.mean(tpr[key]))} for key in pipelines]
+    return [
+        {
+            "pipeline": key[0],
+            "procedure": key[1],
+            "streams": sizes["streams"],
+            **STREAM,
+            "fdr": float(np.mean(fdp[key])),
+            "fdr_se": float(np.std(fdp[key]) / np.sqrt(len(fdp[key]))),
+            "power": float(np.mean(tpr[key])),
+        }
+        for key in pipelines
+    ]
 
 
 # --- 9. power ----------------------------------------------------------------------------------
@@ -862,9 +1095,16 @@ def power(sizes: dict, seed: int) -> list[dict]:
             D = differences(a, b)
             p_flip = signflip_p(D, seed + 10 * i + j)
             p_wilcoxon = np.array([st.wilcoxon_signed_rank(d).p_value for d in D])
-            rows.append({"prompts": n_prompts, "latent_shift": shift, "mean_score_difference": float(D.mean()),
-                         "data_sets": sizes["power_sets"], "signflip_power": float(np.mean(p_flip <= ALPHA)),
-                         "wilcoxon_power": float(np.mean(p_wilcoxon <= ALPHA))})
+            rows.append(
+                {
+                    "prompts": n_prompts,
+                    "latent_shift": shift,
+                    "mean_score_difference": float(D.mean()),
+                    "data_sets": sizes["power_sets"],
+                    "signflip_power": float(np.mean(p_flip <= ALPHA)),
+                    "wilcoxon_power": float(np.mean(p_wilcoxon <= ALPHA)),
+                }
+            )
     return rows
 
 
@@ -889,15 +1129,28 @@ def timing(seed: int) -> list[dict]:
     groups = [(rng.random((500, K)), rng.random((500, K))) for _ in range(200)]
     presence = [[(rng.random(K) < 0.2).astype(float) for _ in range(500)] for _ in range(200)]
     return [
-        {"task": "paired_signflip_many, 200 hypotheses x 500 prompts, R = 10,000",
-         "seconds": best_of(3, lambda: st.paired_signflip_many(D, n_resamples=10_000))},
-        {"task": "balanced_differences, 200 hypotheses x 500 prompts x 4 + 4 answers, 5% NaN",
-         "seconds": best_of(3, lambda: balanced_differences(scores, vs, list(range(200))))},
-        {"task": "mean_ci + auc_ci, 200 hypotheses x 500 prompts x 4 + 4 answers",
-         "seconds": best_of(3, lambda: [(effects.mean_ci(y.mean(axis=1) - x.mean(axis=1)),
-                                         effects.auc_ci(list(x), list(y))) for x, y in groups])},
-        {"task": "prevalence_ci, 200 hypotheses x 500 prompts x 4 answers",
-         "seconds": best_of(3, lambda: [effects.prevalence_ci(x) for x in presence])},
+        {
+            "task": "paired_signflip_many, 200 hypotheses x 500 prompts, R = 10,000",
+            "seconds": best_of(3, lambda: st.paired_signflip_many(D, n_resamples=10_000)),
+        },
+        {
+            "task": "balanced_differences, 200 hypotheses x 500 prompts x 4 + 4 answers, 5% NaN",
+            "seconds": best_of(3, lambda: balanced_differences(scores, vs, list(range(200)))),
+        },
+        {
+            "task": "mean_ci + auc_ci, 200 hypotheses x 500 prompts x 4 + 4 answers",
+            "seconds": best_of(
+                3,
+                lambda: [
+                    (effects.mean_ci(y.mean(axis=1) - x.mean(axis=1)), effects.auc_ci(list(x), list(y)))
+                    for x, y in groups
+                ],
+            ),
+        },
+        {
+            "task": "prevalence_ci, 200 hypotheses x 500 prompts x 4 answers",
+            "seconds": best_of(3, lambda: [effects.prevalence_ci(x) for x in presence]),
+        },
     ]
 
 
@@ -911,75 +1164,111 @@ def ci(r: dict, key: str = "rate") -> str:
 def markdown(results: dict) -> str:
     machine_ = results["machine"]
     mode = "quick" if results["parameters"]["quick"] else "full"
-    header = (f"Calibration run {results['date']}, seed {results['seed']}, {results['seconds']} s ({mode}; "
-              f"numpy {machine_['numpy']}, scipy {machine_['scipy']}, {machine_['cpus']} CPUs).")
-    sections = [header, type_one_table(results["type_one_error"]), unequal_tables(results["unequal_counts"]),
-                skew_table(results["skew"]), coverage_tables(results["coverage"]),
-                unaligned_table(results["unaligned"]), selection_table(results["selection"]),
-                control_table(results["null_control"]), fdr_table(results["fdr"]), power_table(results["power"]),
-                timing_table(results["timing"])]
+    header = (
+        f"Calibration run {results['date']}, seed {results['seed']}, {results['seconds']} s ({mode}; "
+        f"numpy {machine_['numpy']}, scipy {machine_['scipy']}, {machine_['cpus']} CPUs)."
+    )
+    sections = [
+        header,
+        type_one_table(results["type_one_error"]),
+        unequal_tables(results["unequal_counts"]),
+        skew_table(results["skew"]),
+        coverage_tables(results["coverage"]),
+        unaligned_table(results["unaligned"]),
+        selection_table(results["selection"]),
+        control_table(results["null_control"]),
+        fdr_table(results["fdr"]),
+        power_table(results["power"]),
+        timing_table(results["timing"]),
+    ]
     return "\n\n".join(sections)
 
 
 def type_one_table(rows: list[dict]) -> str:
-    lines = [f"**1. Type-I error at alpha = {ALPHA}** (null: the models do not differ; latent ICC {ICC}, "
-             f"{SAMPLES} samples per prompt and side)", "",
-             "| test | lmdelta | design | prompts | data sets | rejection rate [95% CI] | KS D | KS p | verdict |",
-             "|---|---|---|---:|---:|---|---:|---:|---|"]
+    lines = [
+        f"**1. Type-I error at alpha = {ALPHA}** (null: the models do not differ; latent ICC {ICC}, "
+        f"{SAMPLES} samples per prompt and side)",
+        "",
+        "| test | lmdelta | design | prompts | data sets | rejection rate [95% CI] | KS D | KS p | verdict |",
+        "|---|---|---|---:|---:|---|---:|---:|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['test']} | {r['lmdelta']} | {r['design']} | {r['prompts']} | {r['n']} | {ci(r)} | "
-                     f"{r['ks_d']:.3f} | {r['ks_p']:.2g} | {r['verdict']} |")
+        lines.append(
+            f"| {r['test']} | {r['lmdelta']} | {r['design']} | {r['prompts']} | {r['n']} | {ci(r)} | "
+            f"{r['ks_d']:.3f} | {r['ks_p']:.2g} | {r['verdict']} |"
+        )
     return "\n".join(lines)
 
 
 def unequal_tables(found: dict) -> str:
-    lines = [f"**2. Unequal answer counts** (one-sided tests in each hypothesis's direction; per test: every "
-             f"hypothesis of every run; end to end: {UNEQUAL_HYPOTHESES} null hypotheses per run, BH at q = "
-             f"{ALPHA}, share of runs that validate any)", "",
-             "| test | lmdelta | design | prompts | per test: data sets | rejection rate [95% CI] | verdict "
-             "| end to end: runs | P(BH validates any) [95% CI] | verdict |",
-             "|---|---|---|---:|---:|---|---|---:|---|---|"]
+    lines = [
+        f"**2. Unequal answer counts** (one-sided tests in each hypothesis's direction; per test: every "
+        f"hypothesis of every run; end to end: {UNEQUAL_HYPOTHESES} null hypotheses per run, BH at q = "
+        f"{ALPHA}, share of runs that validate any)",
+        "",
+        "| test | lmdelta | design | prompts | per test: data sets | rejection rate [95% CI] | verdict "
+        "| end to end: runs | P(BH validates any) [95% CI] | verdict |",
+        "|---|---|---|---:|---:|---|---|---:|---|---|",
+    ]
     e2e = {(r["test"], r["design"], r["prompts"]): r for r in found["end_to_end"]}
     for r in found["per_test"]:
         e = e2e.get((r["test"], r["design"], r["prompts"]))
         tail = f"{e['runs']} | {ci(e)} | {e['verdict']}" if e else " | | "
-        lines.append(f"| {r['test']} | {r['lmdelta']} | {r['design']} | {r['prompts']} | {r['n']} | {ci(r)} | "
-                     f"{r['verdict']} | {tail} |")
+        lines.append(
+            f"| {r['test']} | {r['lmdelta']} | {r['design']} | {r['prompts']} | {r['n']} | {ci(r)} | "
+            f"{r['verdict']} | {tail} |"
+        )
     return "\n".join(lines)
 
 
 def skew_table(rows: list[dict]) -> str:
-    lines = ["**3. Skewed per-prompt differences with mean zero** (weak null; one-sided; the long tail is "
-             "on the positive side, so \"less\" is the alternative against the skew)", "",
-             "| design | prompts | alternative | skewness of d_p (population) "
-             "| sign-flip (ships; assumes symmetric d_p) | verdict | Wilcoxon (removed) | verdict |",
-             "|---|---:|---|---:|---|---|---|---|"]
+    lines = [
+        "**3. Skewed per-prompt differences with mean zero** (weak null; one-sided; the long tail is "
+        'on the positive side, so "less" is the alternative against the skew)',
+        "",
+        "| design | prompts | alternative | skewness of d_p (population) "
+        "| sign-flip (ships; assumes symmetric d_p) | verdict | Wilcoxon (removed) | verdict |",
+        "|---|---:|---|---:|---|---|---|---|",
+    ]
     for r in rows:
         f, w = r["signflip"], r["wilcoxon"]
-        lines.append(f"| {r['design']} | {r['prompts']} | {r['alternative']} | {r['skewness']:.2f} | "
-                     f"{ci(f)} (n = {f['n']}) | {f['verdict']} | {ci(w)} (n = {w['n']}) | {w['verdict']} |")
+        lines.append(
+            f"| {r['design']} | {r['prompts']} | {r['alternative']} | {r['skewness']:.2f} | "
+            f"{ci(f)} (n = {f['n']}) | {f['verdict']} | {ci(w)} (n = {w['n']}) | {w['verdict']} |"
+        )
     return "\n".join(lines)
 
 
 def coverage_tables(found: dict) -> str:
     rows = found["intervals"]
     first = rows[0]
-    lines = [f"**4. Coverage of 95% intervals** (latent shift {COVERAGE_SHIFT}, interaction SD {INTERACTION}, "
-             f"k = {K}; truth E[d_p] = {first['true_mean']:.4f}, AUC of texts from independent prompts "
-             f"{first['true_auc']:.4f}; target for what ships: >= {COVERAGE_TARGET})", "",
-             "| prompts | ICC | mean: t interval (ships) | mean: percentile bootstrap (removed) "
-             "| AUC: clustered logit-t (ships) | AUC withheld | AUC: cluster bootstrap (removed) |",
-             "|---:|---:|---|---|---|---:|---|"]
+    lines = [
+        f"**4. Coverage of 95% intervals** (latent shift {COVERAGE_SHIFT}, interaction SD {INTERACTION}, "
+        f"k = {K}; truth E[d_p] = {first['true_mean']:.4f}, AUC of texts from independent prompts "
+        f"{first['true_auc']:.4f}; target for what ships: >= {COVERAGE_TARGET})",
+        "",
+        "| prompts | ICC | mean: t interval (ships) | mean: percentile bootstrap (removed) "
+        "| AUC: clustered logit-t (ships) | AUC withheld | AUC: cluster bootstrap (removed) |",
+        "|---:|---:|---|---|---|---:|---|",
+    ]
     for r in rows:
         cells = [cover_cell(r[key]) for key in ("mean_t", "mean_bootstrap", "auc_logit_t")]
-        lines.append(f"| {r['prompts']} | {r['icc']} | {cells[0]} | {cells[1]} | {cells[2]} | "
-                     f"{r['auc_logit_t']['withheld']:.3f} | {cover_cell(r['auc_bootstrap'])} |")
-    lines += ["", "**Prevalence intervals** (Korn-Graubard, ships; presence judge, side a, k = 4, latent SD 1)", "",
-              "| prevalence | ICC | prompts | data sets | coverage [95% CI] | median width | verdict |",
-              "|---:|---:|---:|---:|---|---:|---|"]
+        lines.append(
+            f"| {r['prompts']} | {r['icc']} | {cells[0]} | {cells[1]} | {cells[2]} | "
+            f"{r['auc_logit_t']['withheld']:.3f} | {cover_cell(r['auc_bootstrap'])} |"
+        )
+    lines += [
+        "",
+        "**Prevalence intervals** (Korn-Graubard, ships; presence judge, side a, k = 4, latent SD 1)",
+        "",
+        "| prevalence | ICC | prompts | data sets | coverage [95% CI] | median width | verdict |",
+        "|---:|---:|---:|---:|---|---:|---|",
+    ]
     for r in found["prevalence"]:
-        lines.append(f"| {r['prevalence']} | {r['icc']} | {r['prompts']} | {r['n']} | {ci(r, 'coverage')} | "
-                     f"{r['median_width']:.3f} | {r['verdict']} |")
+        lines.append(
+            f"| {r['prevalence']} | {r['icc']} | {r['prompts']} | {r['n']} | {ci(r, 'coverage')} | "
+            f"{r['median_width']:.3f} | {r['verdict']} |"
+        )
     return "\n".join(lines)
 
 
@@ -991,65 +1280,91 @@ def cover_cell(r: dict) -> str:
 
 
 def unaligned_table(rows: list[dict]) -> str:
-    lines = [f"**5. Unaligned corpora with hidden prompts** ({UNALIGNED_TEXTS} texts a side, ICC {ICC}, each hidden "
-             "prompt's texts on one side, no difference between the sides)", "",
-             "| texts per hidden prompt | test | lmdelta | data sets | rejection rate [95% CI] | verdict |",
-             "|---:|---|---|---:|---|---|"]
+    lines = [
+        f"**5. Unaligned corpora with hidden prompts** ({UNALIGNED_TEXTS} texts a side, ICC {ICC}, each hidden "
+        "prompt's texts on one side, no difference between the sides)",
+        "",
+        "| texts per hidden prompt | test | lmdelta | data sets | rejection rate [95% CI] | verdict |",
+        "|---:|---|---|---:|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['texts_per_hidden_prompt']} | {r['test']} | {r['lmdelta']} | {r['n']} | {ci(r)} | "
-                     f"{r['verdict']} |")
+        lines.append(
+            f"| {r['texts_per_hidden_prompt']} | {r['test']} | {r['lmdelta']} | {r['n']} | {ci(r)} | {r['verdict']} |"
+        )
     return "\n".join(lines)
 
 
 def selection_table(rows: list[dict]) -> str:
     s = SELECTION
-    lines = [f"**6. Validated findings** ({s['hypotheses']} hypotheses per run, {s['true_share']:.0%} real effects "
-             f"with latent shift U({s['shift_low']}, {s['shift_high']}), k = {K}, ICC {s['icc']}, interaction SD "
-             f"{INTERACTION}; sign-flip, BH at q = {ALPHA})", "",
-             "| prompts | runs | validated | plain 95% interval covers | FCR-adjusted covers | FCR plain "
-             "| FCR adjusted | estimate / truth (median, real effects) |", "|---:|---:|---:|---|---|---|---|---:|"]
+    lines = [
+        f"**6. Validated findings** ({s['hypotheses']} hypotheses per run, {s['true_share']:.0%} real effects "
+        f"with latent shift U({s['shift_low']}, {s['shift_high']}), k = {K}, ICC {s['icc']}, interaction SD "
+        f"{INTERACTION}; sign-flip, BH at q = {ALPHA})",
+        "",
+        "| prompts | runs | validated | plain 95% interval covers | FCR-adjusted covers | FCR plain "
+        "| FCR adjusted | estimate / truth (median, real effects) |",
+        "|---:|---:|---:|---|---|---|---|---:|",
+    ]
     for r in rows:
         inflation = "" if r["median_inflation"] is None else f"{r['median_inflation']:.2f}"
-        lines.append(f"| {r['prompts']} | {r['runs']} | {r['validated']} | {cover_cell(r['plain'])} | "
-                     f"{cover_cell(r['fcr_adjusted'])} | {r['fcr_plain']:.3f} +- {r['fcr_plain_se']:.3f} | "
-                     f"{r['fcr_adjusted_rate']:.3f} +- {r['fcr_adjusted_se']:.3f} | {inflation} |")
+        lines.append(
+            f"| {r['prompts']} | {r['runs']} | {r['validated']} | {cover_cell(r['plain'])} | "
+            f"{cover_cell(r['fcr_adjusted'])} | {r['fcr_plain']:.3f} +- {r['fcr_plain_se']:.3f} | "
+            f"{r['fcr_adjusted_rate']:.3f} +- {r['fcr_adjusted_se']:.3f} | {inflation} |"
+        )
     return "\n".join(lines)
 
 
 def control_table(rows: list[dict]) -> str:
-    lines = ["**7. The null control (random relabelling) against valid and over-rejecting tests** (BH at q = "
-             f"{ALPHA} over the null control's m hypotheses; \"named\": the share of p <= 0.05 has a 95% interval "
-             "above 0.05, which the report names)", "",
-             "| test on the relabelled data | lmdelta | design | m | runs | share of p <= 0.05 "
-             "| P(validates >= 1) [95% CI] | P(share named) | P(red or named) |",
-             "|---|---|---|---:|---:|---:|---|---|---|"]
+    lines = [
+        "**7. The null control (random relabelling) against valid and over-rejecting tests** (BH at q = "
+        f'{ALPHA} over the null control\'s m hypotheses; "named": the share of p <= 0.05 has a 95% interval '
+        "above 0.05, which the report names)",
+        "",
+        "| test on the relabelled data | lmdelta | design | m | runs | share of p <= 0.05 "
+        "| P(validates >= 1) [95% CI] | P(share named) | P(red or named) |",
+        "|---|---|---|---:|---:|---:|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['test']} | {r['lmdelta']} | {r['design']} | {r['hypotheses']} | {r['runs']} | "
-                     f"{r['share_small']:.3f} | {ci(r['validates_any'])} | {r['share_named']['rate']:.3f} | "
-                     f"{r['flagged']['rate']:.3f} |")
+        lines.append(
+            f"| {r['test']} | {r['lmdelta']} | {r['design']} | {r['hypotheses']} | {r['runs']} | "
+            f"{r['share_small']:.3f} | {ci(r['validates_any'])} | {r['share_named']['rate']:.3f} | "
+            f"{r['flagged']['rate']:.3f} |"
+        )
     return "\n".join(lines)
 
 
 def fdr_table(rows: list[dict]) -> str:
     s = STREAM
-    lines = [f"**8. FDR over mixed streams** ({s['hypotheses']} hypotheses per stream, "
-             f"{round(100 * (1 - s['null_share']))}% real effects with latent shift U({s['shift_low']}, "
-             f"{s['shift_high']}), {s['prompts']} prompts, ICC {ICC}, {SAMPLES} samples per prompt and side, "
-             f"q = {ALPHA})", "",
-             "| pipeline | procedure | streams | FDR (+- s.e.) | power |", "|---|---|---:|---|---:|"]
+    lines = [
+        f"**8. FDR over mixed streams** ({s['hypotheses']} hypotheses per stream, "
+        f"{round(100 * (1 - s['null_share']))}% real effects with latent shift U({s['shift_low']}, "
+        f"{s['shift_high']}), {s['prompts']} prompts, ICC {ICC}, {SAMPLES} samples per prompt and side, "
+        f"q = {ALPHA})",
+        "",
+        "| pipeline | procedure | streams | FDR (+- s.e.) | power |",
+        "|---|---|---:|---|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['pipeline']} | {r['procedure']} | {r['streams']} | {r['fdr']:.3f} +- {r['fdr_se']:.3f} | "
-                     f"{r['power']:.3f} |")
+        lines.append(
+            f"| {r['pipeline']} | {r['procedure']} | {r['streams']} | {r['fdr']:.3f} +- {r['fdr_se']:.3f} | "
+            f"{r['power']:.3f} |"
+        )
     return "\n".join(lines)
 
 
 def power_table(rows: list[dict]) -> str:
-    lines = [f"**9. Power at alpha = {ALPHA}** (aligned design, {SAMPLES} samples per prompt and side)", "",
-             "| prompts | latent shift | mean score difference | sign-flip power | Wilcoxon power (removed) |",
-             "|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"**9. Power at alpha = {ALPHA}** (aligned design, {SAMPLES} samples per prompt and side)",
+        "",
+        "| prompts | latent shift | mean score difference | sign-flip power | Wilcoxon power (removed) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['prompts']} | {r['latent_shift']} | {r['mean_score_difference']:.4f} | "
-                     f"{r['signflip_power']:.3f} | {r['wilcoxon_power']:.3f} |")
+        lines.append(
+            f"| {r['prompts']} | {r['latent_shift']} | {r['mean_score_difference']:.4f} | "
+            f"{r['signflip_power']:.3f} | {r['wilcoxon_power']:.3f} |"
+        )
     return "\n".join(lines)
 
 

@@ -41,13 +41,18 @@ def main() -> None:
         generator = build_generator(spec, generator_identity(spec, "cpu", cache), "cpu", cache)
         requests = make_requests(prompts, item_seed)
         run = naive_run if name == "baseline" else bucketed_run
-        warm = requests[: 2]
+        warm = requests[:2]
         run(generator, warm, args, batches)
         start = time.perf_counter()
         tokens, padding = run(generator, requests, args, batches)
         seconds = time.perf_counter() - start
-        results[name] = {"dtype": generator.identity["dtype"], "seconds": round(seconds, 2), "new_tokens": tokens,
-                         "tokens_per_second": round(tokens / seconds, 1), "padding_share": round(padding, 3)}
+        results[name] = {
+            "dtype": generator.identity["dtype"],
+            "seconds": round(seconds, 2),
+            "new_tokens": tokens,
+            "tokens_per_second": round(tokens / seconds, 1),
+            "padding_share": round(padding, 3),
+        }
         generator.close()
     results["speedup"] = round(results["lmdelta"]["tokens_per_second"] / results["baseline"]["tokens_per_second"], 2)
     report(results, args, resolve_dtype("auto", "cpu"))
@@ -66,8 +71,10 @@ def parse_args() -> argparse.Namespace:
 def make_requests(prompts, item_seed):
     from lmdelta.backends.protocols import GenerationRequest
 
-    return [GenerationRequest(key=str(i), prompt_id=str(i), prompt=p, index=0, seed=item_seed(0, "a", str(i), 0))
-            for i, p in enumerate(prompts)]
+    return [
+        GenerationRequest(key=str(i), prompt_id=str(i), prompt=p, index=0, seed=item_seed(0, "a", str(i), 0))
+        for i, p in enumerate(prompts)
+    ]
 
 
 def naive_run(generator, requests, args, _batches) -> tuple[int, float]:
@@ -75,15 +82,22 @@ def naive_run(generator, requests, args, _batches) -> tuple[int, float]:
     import torch
     from transformers import GenerationConfig
 
-    config = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=True, temperature=1.0, top_p=1.0,
-                              top_k=0, eos_token_id=generator.eos_ids, pad_token_id=generator.pad_id)
+    config = GenerationConfig(
+        max_new_tokens=args.max_new_tokens,
+        do_sample=True,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        eos_token_id=generator.eos_ids,
+        pad_token_id=generator.pad_id,
+    )
     tokens = pad = cells = 0
     for start in range(0, len(requests), args.batch_size):
-        encoded = [generator.encode(r.prompt) for r in requests[start:start + args.batch_size]]
+        encoded = [generator.encode(r.prompt) for r in requests[start : start + args.batch_size]]
         ids, mask = generator._pad(encoded)
         with torch.inference_mode():
             out = generator.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
-        tokens += sum(generator._finish(row, args.max_new_tokens).n_tokens for row in out[:, ids.shape[1]:].tolist())
+        tokens += sum(generator._finish(row, args.max_new_tokens).n_tokens for row in out[:, ids.shape[1] :].tolist())
         pad, cells = pad + int((mask == 0).sum()), cells + mask.numel()
     return tokens, pad / cells
 
@@ -105,17 +119,29 @@ def report(results: dict, args: argparse.Namespace, auto_dtype: str) -> None:
     import torch
 
     record = {
-        "benchmark": "generation", "model": args.model, "prompts": args.prompts, "batch_size": args.batch_size,
-        "max_new_tokens": args.max_new_tokens, "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(), "auto_dtype": auto_dtype, "torch": torch.__version__},
-        "date": time.strftime("%Y-%m-%d"), "results": results,
+        "benchmark": "generation",
+        "model": args.model,
+        "prompts": args.prompts,
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "auto_dtype": auto_dtype,
+            "torch": torch.__version__,
+        },
+        "date": time.strftime("%Y-%m-%d"),
+        "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print("| variant | dtype | new tokens | seconds | tokens/s | padding share |\n|---|---|---|---|---|---|")
     for name in ("baseline", "lmdelta"):
         r = results[name]
-        print(f"| {name} | {r['dtype']} | {r['new_tokens']} | {r['seconds']} | {r['tokens_per_second']} | {r['padding_share']} |")
+        print(
+            f"| {name} | {r['dtype']} | {r['new_tokens']} | {r['seconds']} | {r['tokens_per_second']} | {r['padding_share']} |"
+        )
     print(f"\nspeed-up: {results['speedup']}x  (written to {args.out})")
 
 

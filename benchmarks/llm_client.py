@@ -85,9 +85,15 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
     content = body["messages"][-1]["content"]
     score = int(hashlib.sha256(content.encode()).hexdigest(), 16) % 101
     usage = {"prompt_tokens": len(content.split()) + 12, "completion_tokens": 3}
-    return {"id": "bench", "object": "chat.completion", "model": body["model"], "usage": usage,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": f"Score: {score}"}}]}
+    return {
+        "id": "bench",
+        "object": "chat.completion",
+        "model": body["model"],
+        "usage": usage,
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": f"Score: {score}"}}
+        ],
+    }
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -112,8 +118,11 @@ class Handler(BaseHTTPRequestHandler):
     def reply(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
-        for name, value in {"Content-Type": "application/json", "Content-Length": str(len(data)),
-                            **(headers or {})}.items():
+        for name, value in {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(data)),
+            **(headers or {}),
+        }.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
@@ -148,8 +157,12 @@ class BenchProvider:
         if self._client is None:
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
             self._client = httpx.AsyncClient(base_url=self.base_url, limits=limits, timeout=60.0)
-        body = {"model": self.model, "max_tokens": request.max_tokens, "temperature": request.temperature,
-                "messages": [{"role": m.role, "content": m.content} for m in request.messages]}
+        body = {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        }
         try:
             response = await self._client.post("/chat/completions", json=body)
         except httpx.TimeoutException as err:
@@ -159,8 +172,12 @@ class BenchProvider:
         raise_for_status(response)
         data = response.json()
         choice, usage = data["choices"][0], data["usage"]
-        return ChatResponse(text=choice["message"]["content"], finish_reason=choice["finish_reason"],
-                            usage=Usage(usage["prompt_tokens"], usage["completion_tokens"]), model=data["model"])
+        return ChatResponse(
+            text=choice["message"]["content"],
+            finish_reason=choice["finish_reason"],
+            usage=Usage(usage["prompt_tokens"], usage["completion_tokens"]),
+            model=data["model"],
+        )
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -173,16 +190,27 @@ def raise_for_status(response: httpx.Response) -> None:
     if status < 400:
         return
     retry_after = float(response.headers["Retry-After"]) if "Retry-After" in response.headers else None
-    kind = ("rate_limit" if status == 429 else "transient" if status >= 500 else
-            "auth" if status in (401, 403) else "not_found" if status == 404 else "bad_request")
+    kind = (
+        "rate_limit"
+        if status == 429
+        else "transient"
+        if status >= 500
+        else "auth"
+        if status in (401, 403)
+        else "not_found"
+        if status == 404
+        else "bad_request"
+    )
     raise ProviderError(kind, f"HTTP {status}", retry_after=retry_after, status=status)
 
 
 def judge_requests(n: int) -> list[ChatRequest]:
     topics = ["the ocean", "tax law", "a birthday party", "quantum computing", "bread baking", "chess openings"]
-    texts = [f"Hypothesis: model B writes more formally. Text #{i}, about {topics[i % len(topics)]}: "
-             f"'Here is my answer number {i}.' How well does the text fit the hypothesis? Reply 'Score: N', N in 0-100."
-             for i in range(n)]
+    texts = [
+        f"Hypothesis: model B writes more formally. Text #{i}, about {topics[i % len(topics)]}: "
+        f"'Here is my answer number {i}.' How well does the text fit the hypothesis? Reply 'Score: N', N in 0-100."
+        for i in range(n)
+    ]
     return [ChatRequest(messages=(Message("user", text),), max_tokens=8) for text in texts]
 
 
@@ -191,8 +219,11 @@ def run_sequential(base_url: str, requests: list[ChatRequest]) -> list[str]:
     texts = []
     with httpx.Client(base_url=base_url, timeout=60.0) as client:
         for request in requests:
-            body = {"model": MODEL, "max_tokens": request.max_tokens,
-                    "messages": [{"role": m.role, "content": m.content} for m in request.messages]}
+            body = {
+                "model": MODEL,
+                "max_tokens": request.max_tokens,
+                "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            }
             while (response := client.post("/chat/completions", json=body)).status_code == 429:
                 time.sleep(float(response.headers.get("Retry-After", "1")))
             texts.append(response.json()["choices"][0]["message"]["content"])
@@ -204,16 +235,24 @@ def measure(name: str, state: ServerState, work) -> tuple[dict[str, Any], Any]:
     start = time.perf_counter()
     output = work()
     seconds = time.perf_counter() - start
-    row = {"variant": name, "seconds": round(seconds, 2), "server_calls": state.received,
-           "http_429": state.rejected, "peak_server_concurrency": state.peak}
+    row = {
+        "variant": name,
+        "seconds": round(seconds, 2),
+        "server_calls": state.received,
+        "http_429": state.rejected,
+        "peak_server_concurrency": state.peak,
+    }
     return row, output
 
 
 def client_row(row: dict[str, Any], results, ledger: CostLedger, before: dict[str, Any]) -> dict[str, Any]:
     total = ledger.total().to_dict()
-    row.update(ok=sum(r.ok for r in results), failed=sum(not r.ok for r in results),
-               cached_hits=total["cached"] - before["cached"],
-               cost_usd=round(total["cost_usd"] - before["cost_usd"], 6))
+    row.update(
+        ok=sum(r.ok for r in results),
+        failed=sum(not r.ok for r in results),
+        cached_hits=total["cached"] - before["cached"],
+        cost_usd=round(total["cost_usd"] - before["cost_usd"], 6),
+    )
     return row
 
 
@@ -224,12 +263,21 @@ class NoPauseLimiter(ConcurrencyLimiter):
 
 def build_client(base_url: str, cache: ResponseCache, limiter: ConcurrencyLimiter) -> ChatClient:
     ledger = CostLedger({f"openai-compatible/{MODEL}": {"input": 0.15, "output": 0.60}})  # gpt-4o-mini's price
-    return ChatClient(BenchProvider(base_url), cache=cache, ledger=ledger, budget=Budget(None), limiter=limiter,
-                      retry=RetryPolicy(seed=0), stage="validate", role="judge")
+    return ChatClient(
+        BenchProvider(base_url),
+        cache=cache,
+        ledger=ledger,
+        budget=Budget(None),
+        limiter=limiter,
+        retry=RetryPolicy(seed=0),
+        stage="validate",
+        role="judge",
+    )
 
 
-def run_client(name: str, client: ChatClient, state: ServerState, requests: list[ChatRequest],
-               expected: list[str]) -> dict[str, Any]:
+def run_client(
+    name: str, client: ChatClient, state: ServerState, requests: list[ChatRequest], expected: list[str]
+) -> dict[str, Any]:
     before = client.ledger.total().to_dict()
     row, results = measure(name, state, lambda: client.run(requests))
     assert [r.text for r in results] == expected, "ChatClient answers differ from the baseline"
@@ -264,8 +312,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="ChatClient's limit of calls in flight")
     parser.add_argument("--server-rps", type=float, default=100.0, help="the fake server's rate limit")
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the fake server takes per answer")
-    parser.add_argument("--compare-no-pause", action="store_true",
-                        help="also run b with the shared Retry-After pause off (~15 s more)")
+    parser.add_argument(
+        "--compare-no-pause", action="store_true", help="also run b with the shared Retry-After pause off (~15 s more)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "llm_client.json")
     return parser.parse_args()
 
@@ -275,24 +324,33 @@ def cpu_name() -> str:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor() or platform.machine()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
-                platform.machine())
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
 
 
 def report(rows: list[dict[str, Any]], ledger: dict[str, Any], args: argparse.Namespace) -> None:
     speedup = round(rows[0]["seconds"] / rows[1]["seconds"], 1)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
-    record = {"benchmark": "llm_client", "date": time.strftime("%Y-%m-%d"), "machine": cpu_name(),
-              "cpus": os.cpu_count(), "python": platform.python_version(), "settings": settings,
-              "results": rows, "speedup_cold": speedup, "ledger": ledger}
+    record = {
+        "benchmark": "llm_client",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": cpu_name(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "settings": settings,
+        "results": rows,
+        "speedup_cold": speedup,
+        "ledger": ledger,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print("| variant | seconds | server calls | HTTP 429 | peak in flight | ok | failed | cached hits | cost USD |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         cost = "—" if r["cost_usd"] is None else f"{r['cost_usd']:.4f}"
-        print(f"| {r['variant']} | {r['seconds']} | {r['server_calls']} | {r['http_429']} | "
-              f"{r['peak_server_concurrency']} | {r['ok']} | {r['failed']} | {r['cached_hits']} | {cost} |")
+        print(
+            f"| {r['variant']} | {r['seconds']} | {r['server_calls']} | {r['http_429']} | "
+            f"{r['peak_server_concurrency']} | {r['ok']} | {r['failed']} | {r['cached_hits']} | {cost} |"
+        )
     print(f"\nSpeed-up of b over a: {speedup}x. JSON: {args.out}")
 
 

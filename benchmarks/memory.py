@@ -44,8 +44,9 @@ from lmdelta.stats.effects import _NAN3, Interval, _bootstrap_chunks, _check_lev
 _WIN_BLOCK_ELEMENTS = 1 << 22
 
 
-def baseline_auc_ci_by_prompt(scores_a: Sequence, scores_b: Sequence, n_resamples: int = 2000,
-                              level: float = 0.95, seed: int = 0) -> Interval:
+def baseline_auc_ci_by_prompt(
+    scores_a: Sequence, scores_b: Sequence, n_resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> Interval:
     _check_level(level)
     wins, n_a, n_b = baseline_win_matrix(scores_a, scores_b)
     if n_a.sum() == 0 or n_b.sum() == 0:
@@ -57,7 +58,7 @@ def baseline_auc_ci_by_prompt(scores_a: Sequence, scores_b: Sequence, n_resample
     for start, weights in _bootstrap_chunks(wins.shape[0], int(n_resamples), rng):
         u = np.einsum("rp,rp->r", weights.astype(np.float32) @ wins32, weights, dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
-            replicates[start:start + weights.shape[0]] = u / ((weights @ n_b) * (weights @ n_a))
+            replicates[start : start + weights.shape[0]] = u / ((weights @ n_b) * (weights @ n_a))
     low, high = _percentile_interval(replicates, level)
     return point, low, high
 
@@ -85,7 +86,7 @@ def baseline_win_matrix(scores_a: Sequence, scores_b: Sequence) -> tuple[np.ndar
         prefix = np.zeros((a_all.size + 1, columns.size), dtype=np.int32)
         np.cumsum(a_label[:, None] == columns, axis=0, dtype=np.int32, out=prefix[1:])
         per_text = prefix[below] + prefix[not_above]
-        wins[has_b, first:first + columns.size] = 0.5 * np.add.reduceat(per_text, starts, axis=0, dtype=np.int64)
+        wins[has_b, first : first + columns.size] = 0.5 * np.add.reduceat(per_text, starts, axis=0, dtype=np.int64)
     return wins, n_a, n_b
 
 
@@ -118,8 +119,12 @@ def measure_one(variant: str, n_prompts: int, n_resamples: int, seed: int) -> di
     function(a, b, n_resamples=n_resamples, seed=seed)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return {"seconds": round(seconds, 3), "peak_rss_growth_mib": round(max_rss - before, 1),
-            "tracemalloc_peak_mib": round(peak / 2**20, 1), "auc_ci": list(result)}
+    return {
+        "seconds": round(seconds, 3),
+        "peak_rss_growth_mib": round(max_rss - before, 1),
+        "tracemalloc_peak_mib": round(peak / 2**20, 1),
+        "auc_ci": list(result),
+    }
 
 
 def baseline_matrices_gib(n_prompts: int) -> float:
@@ -128,8 +133,17 @@ def baseline_matrices_gib(n_prompts: int) -> float:
 
 
 def run_child(variant: str, n_prompts: int, args) -> dict:
-    command = [sys.executable, __file__, "--child", variant, str(n_prompts), "--resamples", str(args.resamples),
-               "--seed", str(args.seed)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        str(n_prompts),
+        "--resamples",
+        str(args.resamples),
+        "--seed",
+        str(args.seed),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         last_line = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
@@ -144,8 +158,10 @@ def measure_all(args) -> list[dict]:
         for variant in VARIANTS:
             row = {"prompts": n_prompts, "texts": 2 * n_prompts, "variant": variant}
             if variant == "baseline" and need > args.baseline_limit_gib:
-                row["skipped"] = (f"not run: its P x P matrices alone need {need:.2f} GiB, over the "
-                                  f"{args.baseline_limit_gib:g} GiB limit (--baseline-limit-gib)")
+                row["skipped"] = (
+                    f"not run: its P x P matrices alone need {need:.2f} GiB, over the "
+                    f"{args.baseline_limit_gib:g} GiB limit (--baseline-limit-gib)"
+                )
             else:
                 row |= run_child(variant, n_prompts, args)
             rows.append(row)
@@ -157,8 +173,10 @@ def measure_all(args) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| prompts | variant | seconds | peak RSS growth MiB | tracemalloc peak MiB | (auc, low, high) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| prompts | variant | seconds | peak RSS growth MiB | tracemalloc peak MiB | (auc, low, high) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "skipped" in r:
             lines.append(f"| {r['prompts']:,} | {r['variant']} | — | — | — | {r['skipped']} |")
@@ -166,8 +184,10 @@ def markdown(rows: list[dict]) -> str:
         ci = ", ".join(f"{x:.4f}" for x in r["auc_ci"])
         same = r.get("max_abs_difference_from_baseline")
         note = "" if same is None else " (= baseline)" if same == 0 else f" (baseline ± {same:.0e})"
-        lines.append(f"| {r['prompts']:,} | {r['variant']} | {r['seconds']:.2f} | {r['peak_rss_growth_mib']:.1f} | "
-                     f"{r['tracemalloc_peak_mib']:.1f} | ({ci}){note} |")
+        lines.append(
+            f"| {r['prompts']:,} | {r['variant']} | {r['seconds']:.2f} | {r['peak_rss_growth_mib']:.1f} | "
+            f"{r['tracemalloc_peak_mib']:.1f} | ({ci}){note} |"
+        )
     return "\n".join(lines)
 
 
@@ -184,11 +204,25 @@ def main() -> None:
         print(json.dumps(measure_one(args.child[0], int(args.child[1]), args.resamples, args.seed)))
         return
     rows = measure_all(args)
-    results = {"date": date.today().isoformat(), "rows": rows,
-               "parameters": {"prompts": args.prompts, "texts_per_side_per_prompt": 1, "resamples": args.resamples,
-                              "level": 0.95, "seed": args.seed, "baseline_limit_gib": args.baseline_limit_gib},
-               "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                           "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__}}
+    results = {
+        "date": date.today().isoformat(),
+        "rows": rows,
+        "parameters": {
+            "prompts": args.prompts,
+            "texts_per_side_per_prompt": 1,
+            "resamples": args.resamples,
+            "level": 0.95,
+            "seed": args.seed,
+            "baseline_limit_gib": args.baseline_limit_gib,
+        },
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+        },
+    }
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(rows))
 

@@ -36,8 +36,10 @@ from lmdelta.sources import _LOADED, load_bank
 from lmdelta.sources.corpus import load_corpus
 from lmdelta.stages.prompts import select
 
-WORDS = ("I think believe people should always never help others power money truth rules freedom "
-         "family work art science nature kindness honesty risk safety future past").split()
+WORDS = (
+    "I think believe people should always never help others power money truth rules freedom "
+    "family work art science nature kindness honesty risk safety future past"
+).split()
 
 
 def write_persona(root: Path, behaviours: int, per_file: int) -> None:
@@ -48,9 +50,18 @@ def write_persona(root: Path, behaviours: int, per_file: int) -> None:
         with gzip.open(folder / f"behaviour-{b:03d}.jsonl.gz", "wt", encoding="utf-8") as handle:
             for i in range(per_file):
                 statement = f"{' '.join(rng.choices(WORDS, k=9))} ({b}-{i})"
-                handle.write(json.dumps({"question": f'Is the following statement something you would say?\n"{statement}"',
-                                         "statement": statement, "label_confidence": 0.9,
-                                         "answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}) + "\n")
+                handle.write(
+                    json.dumps(
+                        {
+                            "question": f'Is the following statement something you would say?\n"{statement}"',
+                            "statement": statement,
+                            "label_confidence": 0.9,
+                            "answer_matching_behavior": " Yes",
+                            "answer_not_matching_behavior": " No",
+                        }
+                    )
+                    + "\n"
+                )
 
 
 def reference_persona(root: Path, per_behaviour: int) -> list[tuple[int, str]]:
@@ -116,10 +127,14 @@ def main() -> None:
         write_persona(root / "evals", args.behaviours, args.per_file)
         write_reference_csv(root / "decoded.csv", args.rows)
         results = {
-            "persona": {"baseline": measure(lambda: reference_persona(root / "evals", args.per_behaviour), args.repeat),
-                        "lmdelta": measure(lambda: lmdelta_persona(root / "evals", args.per_behaviour), args.repeat)},
-            "reference_csv": {"baseline": measure(lambda: baseline_csv(root / "decoded.csv"), args.repeat),
-                              "lmdelta": measure(lambda: lmdelta_csv(root / "decoded.csv"), args.repeat)},
+            "persona": {
+                "baseline": measure(lambda: reference_persona(root / "evals", args.per_behaviour), args.repeat),
+                "lmdelta": measure(lambda: lmdelta_persona(root / "evals", args.per_behaviour), args.repeat),
+            },
+            "reference_csv": {
+                "baseline": measure(lambda: baseline_csv(root / "decoded.csv"), args.repeat),
+                "lmdelta": measure(lambda: lmdelta_csv(root / "decoded.csv"), args.repeat),
+            },
         }
     for part in results.values():
         part["lmdelta_vs_baseline_time"] = round(part["lmdelta"]["seconds"] / part["baseline"]["seconds"], 2)

@@ -14,8 +14,10 @@ CORPUS = [
     "cooking pasta needs salt water and a big pot",
     "system user assistant: hello there, how can I help you today?",
 ]
-CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                 "{% if add_generation_prompt %}assistant:{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
 
 
 def pytest_addoption(parser):
@@ -71,15 +73,28 @@ def build_tiny_model(folder: Path, seed: int = 0, hidden: int = 32, layers: int 
     raw = Tokenizer(models.BPE(unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     raw.train_from_iterator(CORPUS, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>",
-                                        pad_token="<pad>", unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder)
@@ -95,8 +110,13 @@ def tiny_model(tmp_path_factory) -> Path:
 def write_bank(path: Path, n_groups: int = 3, per_group: int = 6) -> Path:
     import json
 
-    lines = [json.dumps({"id": f"g{g}-{i}", "text": f"Question {i} about topic {g}: how does thing {i} work?",
-                         "group": f"g{g}"}) for g in range(n_groups) for i in range(per_group)]
+    lines = [
+        json.dumps(
+            {"id": f"g{g}-{i}", "text": f"Question {i} about topic {g}: how does thing {i} work?", "group": f"g{g}"}
+        )
+        for g in range(n_groups)
+        for i in range(per_group)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -109,9 +129,12 @@ def fake_config(tmp_path: Path, per_group: int = 6, **overrides) -> Path:
     data = {
         "run": {"seed": 3},
         "prompts": {"source": str(bank)},
-        "generate": {"a": {"model": "fake:words"},
-                     "b": {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.5}},
-                     "samples_per_prompt": 2, "batch_size": 4},
+        "generate": {
+            "a": {"model": "fake:words"},
+            "b": {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.5}},
+            "samples_per_prompt": 2,
+            "batch_size": 4,
+        },
         "embed": {"model": "fake:hashing"},
         "group": {"by": "bank"},
         "validate": {"n_resamples": 2000},
@@ -142,13 +165,44 @@ def make_finding(**fields):
     """A records.Finding with neutral values for every field a test does not set (an untested hypothesis)."""
     from lmdelta.records import Finding
 
-    neutral = {"id": "h1", "group": "all", "direction": "b>a", "description": "d", "proposer": "keywords",
-               "judge": "keyword", "keywords": [], "property": None, "evidence": None, "provenance": None, "order": 1,
-               "statistic": None, "p_value": None, "n_prompts": 0, "n_units": 0, "unit": "none",
-               "test": "not tested: no validation data", "n_subsample_dropped": 0, "smallest_p": None,
-               "effect": None, "effect_ci": [None, None], "effect_se": None, "effect_df": None,
-               "effect_ci_note": "not tested", "auc": None, "auc_ci": [None, None], "auc_ci_note": "not tested",
-               "ci_level": 0.95, "assumption": "none", "n_texts": 0, "n_dropped": 0, "prevalence_a": None,
-               "prevalence_b": None, "prevalence_a_ci": [None, None], "prevalence_b_ci": [None, None],
-               "prevalence_ci_note": None, "examples": {"a": [], "b": []}, "clustering_warning": None}
+    neutral = {
+        "id": "h1",
+        "group": "all",
+        "direction": "b>a",
+        "description": "d",
+        "proposer": "keywords",
+        "judge": "keyword",
+        "keywords": [],
+        "property": None,
+        "evidence": None,
+        "provenance": None,
+        "order": 1,
+        "statistic": None,
+        "p_value": None,
+        "n_prompts": 0,
+        "n_units": 0,
+        "unit": "none",
+        "test": "not tested: no validation data",
+        "n_subsample_dropped": 0,
+        "smallest_p": None,
+        "effect": None,
+        "effect_ci": [None, None],
+        "effect_se": None,
+        "effect_df": None,
+        "effect_ci_note": "not tested",
+        "auc": None,
+        "auc_ci": [None, None],
+        "auc_ci_note": "not tested",
+        "ci_level": 0.95,
+        "assumption": "none",
+        "n_texts": 0,
+        "n_dropped": 0,
+        "prevalence_a": None,
+        "prevalence_b": None,
+        "prevalence_a_ci": [None, None],
+        "prevalence_b_ci": [None, None],
+        "prevalence_ci_note": None,
+        "examples": {"a": [], "b": []},
+        "clustering_warning": None,
+    }
     return Finding(**{**neutral, **fields})

@@ -12,13 +12,19 @@ import sqlite3
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import fake_config
+
 from lmdelta import rundir
 from lmdelta.cli import main
 
-OUTPUTS = ("hypotheses.jsonl", "summary.json", "config.yaml", "report.html", "stages/generate/samples.jsonl",
-           "stages/decide/decisions.jsonl")
+OUTPUTS = (
+    "hypotheses.jsonl",
+    "summary.json",
+    "config.yaml",
+    "report.html",
+    "stages/generate/samples.jsonl",
+    "stages/decide/decisions.jsonl",
+)
 
 
 def invoke(*args):
@@ -58,6 +64,7 @@ def fail_on(monkeypatch, target, name, error, after=0):
         if calls[0] > after:
             raise error
         return original(*args, **kwargs)
+
     monkeypatch.setattr(target, name, failing)
 
 
@@ -67,8 +74,13 @@ def test_a_full_disk_during_generate_stops_cleanly_and_the_rerun_finishes(tmp_pa
     with monkeypatch.context() as patch:
         fail_on(patch, rundir.JsonlAppender, "write", full, after=2)
         result = invoke("run", config, "--run-dir", tmp_path / "run")
-    assert_clear_refusal(result, "No space left on the disk while writing", "items.jsonl", "Free some space",
-                         "run the same command again")
+    assert_clear_refusal(
+        result,
+        "No space left on the disk while writing",
+        "items.jsonl",
+        "Free some space",
+        "run the same command again",
+    )
     assert rundir.RunDir(tmp_path / "run").stage_record("generate").status == "interrupted"
     assert temp_files(tmp_path / "run") == []
     assert invoke("run", config, "--run-dir", tmp_path / "run").exit_code == 0
@@ -104,6 +116,7 @@ def test_an_unreadable_input_file_says_so(finished, monkeypatch):
         if path == bank:
             raise PermissionError(errno.EACCES, "Permission denied", str(bank))
         return real_read(path)
+
     monkeypatch.setattr(pathlib.Path, "read_bytes", guarded)
     result = invoke("run", config, "--run-dir", run_dir, "--set", f"prompts.source={bank}")
     assert_clear_refusal(result, f"Permission denied: {bank}", "Give this user access")
@@ -119,6 +132,7 @@ def test_a_run_dir_that_cannot_be_written_says_so(finished, monkeypatch):
         if str(file).startswith(str(run_dir)) and any(m in mode for m in "wa+"):
             raise PermissionError(errno.EACCES, "Permission denied", str(file))
         return real_open(file, mode, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "open", read_only)
     result = invoke("run", config, "--run-dir", run_dir)
     assert_clear_refusal(result, f"Cannot write to the run directory {run_dir}", "permissions")
@@ -143,11 +157,14 @@ def test_running_out_of_memory_names_the_settings_to_lower(finished, monkeypatch
     assert snapshot(run_dir) == before
 
 
-@pytest.mark.parametrize("overrides, phrase", [
-    (["validate.judge=unitary"], "validate.judge = unitary"),
-    (["validate.extra_judges=[openai-compatible/x@http://127.0.0.1:9/v1]"], "validate.extra_judges"),
-    (["llm.proposer.model=openai/gpt-4.1-mini"], "the LLM proposer"),
-])
+@pytest.mark.parametrize(
+    "overrides, phrase",
+    [
+        (["validate.judge=unitary"], "validate.judge = unitary"),
+        (["validate.extra_judges=[openai-compatible/x@http://127.0.0.1:9/v1]"], "validate.extra_judges"),
+        (["llm.proposer.model=openai/gpt-4.1-mini"], "the LLM proposer"),
+    ],
+)
 def test_configs_that_would_fail_in_validate_are_refused_before_anything_runs(finished, overrides, phrase):
     config, run_dir, before = finished
     sets = [arg for o in overrides for arg in ("--set", o)]
@@ -159,11 +176,14 @@ def test_configs_that_would_fail_in_validate_are_refused_before_anything_runs(fi
 
 def test_generative_validation_in_corpus_mode_is_refused_by_the_dry_run(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("".join(f'{{"prompt": "q{i}", "side": "{s}", "text": "answer {i} {s}"}}\n'
-                              for i in range(20) for s in "ab"))
+    corpus.write_text(
+        "".join(f'{{"prompt": "q{i}", "side": "{s}", "text": "answer {i} {s}"}}\n' for i in range(20) for s in "ab")
+    )
     config = tmp_path / "config.yaml"
-    config.write_text(f"corpus: {{path: {corpus}}}\nembed: {{model: 'fake:hashing'}}\n"
-                      "validate: {generative: true}\nllm: {judge: {model: 'openai/gpt-4.1-mini'}}\n")
+    config.write_text(
+        f"corpus: {{path: {corpus}}}\nembed: {{model: 'fake:hashing'}}\n"
+        "validate: {generative: true}\nllm: {judge: {model: 'openai/gpt-4.1-mini'}}\n"
+    )
     result = invoke("run", config, "--run-dir", tmp_path / "run", "--dry-run")
     assert_clear_refusal(result, "validate.generative", "corpus")
     assert not (tmp_path / "run").exists()
@@ -171,7 +191,18 @@ def test_generative_validation_in_corpus_mode_is_refused_by_the_dry_run(tmp_path
 
 def test_an_unpriced_model_under_a_budget_is_refused_by_the_dry_run(finished):
     config, run_dir, before = finished
-    result = invoke("run", config, "--run-dir", run_dir, "--dry-run", "--set", "budget.usd=5",
-                    "--set", "llm.judge.model=gemini/gemini-1.5-flash", "--set", "validate.judge=unitary")
+    result = invoke(
+        "run",
+        config,
+        "--run-dir",
+        run_dir,
+        "--dry-run",
+        "--set",
+        "budget.usd=5",
+        "--set",
+        "llm.judge.model=gemini/gemini-1.5-flash",
+        "--set",
+        "validate.judge=unitary",
+    )
     assert_clear_refusal(result, "no price is known for gemini/gemini-1.5-flash", "llm.prices")
     assert snapshot(run_dir) == before

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import fake_config
+
 from lmdelta import pipeline
 from lmdelta.cli import main
 from lmdelta.config import load_config
@@ -31,8 +31,9 @@ def corpus_rows(n_prompts: int = 24) -> list[dict]:
         for side in ("a", "b"):
             sea = side == "b" and p % 3 != 0
             text = f"Answer to question {p}: " + ("we sail the ocean blue" if sea else "we walk in the park")
-            rows.append({"prompt_id": f"q{p}", "prompt": f"Question {p}?", "side": side, "text": text,
-                         "group": f"g{p % 2}"})
+            rows.append(
+                {"prompt_id": f"q{p}", "prompt": f"Question {p}?", "side": side, "text": text, "group": f"g{p % 2}"}
+            )
     return rows
 
 
@@ -50,10 +51,19 @@ def csv_text(rows: list[dict], columns=("prompt_id", "side", "text")) -> str:
 
 def corpus_config(folder: Path) -> Path:
     path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump({
-        "run": {"seed": 0}, "prompts": {"source": "corpus"}, "corpus": {"path": "good.jsonl"},
-        "embed": {"model": "fake:hashing"}, "validate": {"n_resamples": 2000},
-        "decide": {"q": 0.05}, "controls": {"null": False}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "run": {"seed": 0},
+                "prompts": {"source": "corpus"},
+                "corpus": {"path": "good.jsonl"},
+                "embed": {"model": "fake:hashing"},
+                "validate": {"n_resamples": 2000},
+                "decide": {"q": 0.05},
+                "controls": {"null": False},
+            }
+        )
+    )
     return path
 
 
@@ -102,6 +112,7 @@ def copy_of(run: Path, tmp_path: Path) -> Path:
 
 # --- bad corpora ---------------------------------------------------------------------------------
 
+
 def edited_csv(rows: list[dict], **edits) -> str:
     """The corpus as CSV with some file lines edited: line_N=function of the line's text."""
     lines = csv_text(rows).split("\n")
@@ -120,8 +131,9 @@ def open_quote(line: str) -> str:
 # closed by a quote inside a later text (line 14).
 STRAY_TO_END = edited_csv(corpus_rows(), line_41=open_quote)
 STRAY_CLOSED_LATER = edited_csv(corpus_rows(), line_12=open_quote, line_16=lambda line: line + ' 5"')
-STRAY_CLOSED_MID_TEXT = edited_csv(corpus_rows(), line_12=open_quote,
-                                   line_14=lambda line: line.replace("we ", 'we "really" ', 1))
+STRAY_CLOSED_MID_TEXT = edited_csv(
+    corpus_rows(), line_12=open_quote, line_14=lambda line: line.replace("we ", 'we "really" ', 1)
+)
 
 
 def with_row(rows: list[dict], index: int, **changes) -> list[dict]:
@@ -137,32 +149,69 @@ def _c20(rows: list[dict]) -> list[dict]:
 
 ROWS = corpus_rows()
 BAD_CORPORA = [
-    pytest.param("stray.csv", STRAY_TO_END,
-                 ["line 41 opens a quoted field that is never closed", "lines 41–49"], "Close the quote",
-                 id="E01-stray-quote-to-end"),
-    pytest.param("quote.csv", 'prompt_id,side,text\nq1,a,"hello\nq1,b,hi\n',
-                 ["line 2 opens a quoted field that is never closed"], "Close the quote", id="C24-unclosed-quote"),
-    pytest.param("later.csv", STRAY_CLOSED_LATER,
-                 ["line 12 opens a quoted `text` field whose line 13 reads as a row of its own"], "Close the quote",
-                 id="stray-quote-closed-by-a-later-one"),
-    pytest.param("mid.csv", STRAY_CLOSED_MID_TEXT,
-                 ["line 12 opens a quoted field that runs on to line 14", "stray quote on line 12"], "Close the quote",
-                 id="stray-quote-closed-mid-text"),
-    pytest.param("list.jsonl", jsonl(with_row(ROWS, 4, text=["a", "list"])),
-                 ["line 5 holds a list in `text` (['a', 'list']), not a text"], "Write each answer as one string",
-                 id="C15-text-is-a-list"),
-    pytest.param("int.jsonl", jsonl([{**row, "text": i} for i, row in enumerate(ROWS)]),
-                 ["line 1 holds a number (0) in `text`, not a text"], 'write them as strings ("42")',
-                 id="C76-text-is-a-number"),
-    pytest.param("twice.jsonl", jsonl(ROWS + ROWS),
-                 ["repeats lines 1–48 exactly as lines 49–96"], "Delete the second copy (lines 49–96)",
-                 id="C19-rows-twice"),
-    pytest.param("dupid.jsonl", jsonl(_c20(ROWS)),
-                 ["line 3 gives prompt_id 'q0' to the prompt 'A totally different prompt'", "line 1 gave it to"],
-                 "Give each prompt its own prompt_id", id="C20-one-id-two-prompts"),
-    pytest.param("surrogate.jsonl", jsonl(ROWS).replace("we walk in the park", "we walk \\ud800 in the park", 1),
-                 ["line 1 holds a lone UTF-16 surrogate escape (\\ud800"], "Fix that escape",
-                 id="C63-lone-surrogate"),
+    pytest.param(
+        "stray.csv",
+        STRAY_TO_END,
+        ["line 41 opens a quoted field that is never closed", "lines 41–49"],
+        "Close the quote",
+        id="E01-stray-quote-to-end",
+    ),
+    pytest.param(
+        "quote.csv",
+        'prompt_id,side,text\nq1,a,"hello\nq1,b,hi\n',
+        ["line 2 opens a quoted field that is never closed"],
+        "Close the quote",
+        id="C24-unclosed-quote",
+    ),
+    pytest.param(
+        "later.csv",
+        STRAY_CLOSED_LATER,
+        ["line 12 opens a quoted `text` field whose line 13 reads as a row of its own"],
+        "Close the quote",
+        id="stray-quote-closed-by-a-later-one",
+    ),
+    pytest.param(
+        "mid.csv",
+        STRAY_CLOSED_MID_TEXT,
+        ["line 12 opens a quoted field that runs on to line 14", "stray quote on line 12"],
+        "Close the quote",
+        id="stray-quote-closed-mid-text",
+    ),
+    pytest.param(
+        "list.jsonl",
+        jsonl(with_row(ROWS, 4, text=["a", "list"])),
+        ["line 5 holds a list in `text` (['a', 'list']), not a text"],
+        "Write each answer as one string",
+        id="C15-text-is-a-list",
+    ),
+    pytest.param(
+        "int.jsonl",
+        jsonl([{**row, "text": i} for i, row in enumerate(ROWS)]),
+        ["line 1 holds a number (0) in `text`, not a text"],
+        'write them as strings ("42")',
+        id="C76-text-is-a-number",
+    ),
+    pytest.param(
+        "twice.jsonl",
+        jsonl(ROWS + ROWS),
+        ["repeats lines 1–48 exactly as lines 49–96"],
+        "Delete the second copy (lines 49–96)",
+        id="C19-rows-twice",
+    ),
+    pytest.param(
+        "dupid.jsonl",
+        jsonl(_c20(ROWS)),
+        ["line 3 gives prompt_id 'q0' to the prompt 'A totally different prompt'", "line 1 gave it to"],
+        "Give each prompt its own prompt_id",
+        id="C20-one-id-two-prompts",
+    ),
+    pytest.param(
+        "surrogate.jsonl",
+        jsonl(ROWS).replace("we walk in the park", "we walk \\ud800 in the park", 1),
+        ["line 1 holds a lone UTF-16 surrogate escape (\\ud800"],
+        "Fix that escape",
+        id="C63-lone-surrogate",
+    ),
 ]
 
 
@@ -189,6 +238,7 @@ def test_identical_answers_scattered_over_a_corpus_are_kept_as_repeated_samples(
 
 
 # --- bad configs ---------------------------------------------------------------------------------
+
 
 def alias_bomb(levels: int) -> str:
     """Nine aliases per level, `levels` deep, inside run.name: 9**levels values once written out."""
@@ -225,8 +275,14 @@ def test_a_billion_samples_per_prompt_is_refused_by_the_config(model_run, tmp_pa
 
 def test_a_run_of_too_many_answers_is_refused_before_any_stage(model_run, tmp_path):
     config, run = model_run
-    message = refused(copy_of(run, tmp_path), config, "--set", "prompts.source=unconditional:101",
-                      "--set", "generate.samples_per_prompt=50000")
+    message = refused(
+        copy_of(run, tmp_path),
+        config,
+        "--set",
+        "prompts.source=unconditional:101",
+        "--set",
+        "generate.samples_per_prompt=50000",
+    )
     assert "would generate 10,100,000 answers (101 prompts × 50,000 generate.samples_per_prompt × 2 sides)" in message
     assert "Lower generate.samples_per_prompt or set prompts.limit" in message
 
@@ -238,15 +294,18 @@ ESCAPES = ["\x1b]0;PW\x07", "\x1b[2J\x1b[31m", "\x9b31m", "\x9d0;T\x9c", "\x07",
 
 def test_escape_sequences_in_a_corpus_never_reach_the_terminal(corpus_run, tmp_path):
     """E20: b's answers open with an OSC "set window title"; the findings table quotes them."""
-    rows = [{**row, "text": "\x1b]0;PW\x07SEA sea waves\ttide\r\nfoam"} if row["side"] == "b" and i % 3 else row
-            for i, row in enumerate(corpus_rows())]
+    rows = [
+        {**row, "text": "\x1b]0;PW\x07SEA sea waves\ttide\r\nfoam"} if row["side"] == "b" and i % 3 else row
+        for i, row in enumerate(corpus_rows())
+    ]
     path = tmp_path / "esc.jsonl"
     path.write_text(jsonl(rows))
     config, _ = corpus_run
-    result = CliRunner().invoke(main, ["run", str(config), "--run-dir", str(tmp_path / "run"),
-                                       "--set", f"corpus.path={path}"])
+    result = CliRunner().invoke(
+        main, ["run", str(config), "--run-dir", str(tmp_path / "run"), "--set", f"corpus.path={path}"]
+    )
     assert result.exit_code == 0, result.output
-    table = result.output[result.output.index("tested hypotheses validated"):]
+    table = result.output[result.output.index("tested hypotheses validated") :]
     assert "SEA" in table or "sea" in table
     assert not any(ch in table for ch in "\x1b\x07\x9b\x9d\r\t")
 
@@ -255,13 +314,21 @@ def test_the_findings_table_strips_escapes_controls_and_line_breaks(tmp_path):
     from lmdelta.report.table import findings_table
 
     description = "b says " + "".join(f"{e}x{i}" for i, e in enumerate(ESCAPES)) + "\nnext\tline\u2028end\x00\x7f"
-    row = {"validated": True, "p_value": 0.001, "q_value": 0.01, "effect": 0.5, "effect_ci": [0.4, 0.6], "auc": 0.8,
-           "group": "g\x1b[1m1", "description": description}
+    row = {
+        "validated": True,
+        "p_value": 0.001,
+        "q_value": 0.01,
+        "effect": 0.5,
+        "effect_ci": [0.4, 0.6],
+        "auc": 0.8,
+        "group": "g\x1b[1m1",
+        "description": description,
+    }
     (tmp_path / "hypotheses.jsonl").write_text(json.dumps(row) + "\n")
     table = findings_table(tmp_path, width=200)
     finding = table.splitlines()[-1]
     assert finding.endswith("[g1] b says x0x1x2x3x4x5 next line end")
-    assert not any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f for ch in table.replace("\n", ""))
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in table.replace("\n", ""))
 
 
 def test_safe_terminal_text_keeps_layout_when_asked():
@@ -279,13 +346,17 @@ def test_the_size_check_counts_the_prompts_the_run_keeps(tmp_path):
 
     config = load_config(fake_config(tmp_path, per_group=6), ["generate.samples_per_prompt=100000"])
     generate.check(config)  # 18 prompts × 100,000 × 2 sides = 3.6 million answers
-    many = load_config(fake_config(tmp_path, per_group=6), ["generate.samples_per_prompt=100000",
-                                                           "prompts.source=unconditional:60"])
+    many = load_config(
+        fake_config(tmp_path, per_group=6), ["generate.samples_per_prompt=100000", "prompts.source=unconditional:60"]
+    )
     with pytest.raises(ConfigError, match="would generate 12,000,000 answers"):
         generate.check(many)
-    generate.check(load_config(fake_config(tmp_path, per_group=6), ["generate.samples_per_prompt=100000",
-                                                                    "prompts.source=unconditional:60",
-                                                                    "prompts.per_group=40"]))
+    generate.check(
+        load_config(
+            fake_config(tmp_path, per_group=6),
+            ["generate.samples_per_prompt=100000", "prompts.source=unconditional:60", "prompts.per_group=40"],
+        )
+    )
 
 
 def test_a_lone_surrogate_that_arrives_another_way_still_hashes_and_can_be_made_writable():

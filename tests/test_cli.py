@@ -2,8 +2,8 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
-
 from conftest import fake_config
+
 from lmdelta.cli import main
 
 

@@ -16,7 +16,7 @@ def test_recovers_separated_equal_clusters():
     points = np.concatenate([c + rng.normal(scale=0.5, size=(20, 2)) for c in centres])
     labels = balanced_kmeans(points, 3, seed=0)
     for block in range(3):
-        assert len(set(labels[block * 20:(block + 1) * 20])) == 1
+        assert len(set(labels[block * 20 : (block + 1) * 20])) == 1
     assert len(set(labels)) == 3
 
 

@@ -22,8 +22,11 @@ def test_section_seed_wins_over_run_seed(tmp_path):
 
 def test_set_overrides_file_and_env_overrides_file(tmp_path):
     path = write(tmp_path, "generate: {max_new_tokens: 10, temperature: 0.5}\n")
-    config = load_config(path, ["generate.max_new_tokens=32", "generate.a.system_prompt=Be brief."],
-                         env={"LMDELTA__GENERATE__TEMPERATURE": "0.2", "LMDELTA__GENERATE__MAX_NEW_TOKENS": "20"})
+    config = load_config(
+        path,
+        ["generate.max_new_tokens=32", "generate.a.system_prompt=Be brief."],
+        env={"LMDELTA__GENERATE__TEMPERATURE": "0.2", "LMDELTA__GENERATE__MAX_NEW_TOKENS": "20"},
+    )
     assert config.generate.max_new_tokens == 32
     assert config.generate.temperature == 0.2
     assert config.generate.a.system_prompt == "Be brief."
@@ -91,8 +94,12 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
 
 
 def test_anchors_and_merge_keys_still_work(tmp_path):
-    config = load_config(write(tmp_path, "generate:\n  a: &model {model: 'fake:words', label: base}\n"
-                                         "  b:\n    <<: *model\n    label: tuned\n"))
+    config = load_config(
+        write(
+            tmp_path,
+            "generate:\n  a: &model {model: 'fake:words', label: base}\n  b:\n    <<: *model\n    label: tuned\n",
+        )
+    )
     assert config.generate.b.model == "fake:words" and config.generate.b.label == "tuned"
 
 
@@ -107,7 +114,7 @@ def bomb(levels: int) -> list:
 def test_aliases_that_expand_past_the_limit_are_refused(tmp_path):
     from lmdelta.config.yamlfile import expanded_size
 
-    assert expanded_size(bomb(9)) > 9 ** 9  # counted without writing anything out
+    assert expanded_size(bomb(9)) > 9**9  # counted without writing anything out
     lines = ["run:", "  name:", "    - &l0 [x, x, x, x, x, x, x, x, x]"]
     lines += [f"    - &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
     with pytest.raises(ConfigError, match="uses YAML aliases .* that expand to") as err:
@@ -118,8 +125,9 @@ def test_aliases_that_expand_past_the_limit_are_refused(tmp_path):
 def test_a_huge_invalid_value_is_shown_short():
     from lmdelta.config.load import _describe
 
-    message = _describe({"loc": ("run", "name"), "type": "string_type", "msg": "Input should be a valid string",
-                         "input": bomb(7)})
+    message = _describe(
+        {"loc": ("run", "name"), "type": "string_type", "msg": "Input should be a valid string", "input": bomb(7)}
+    )
     assert message.startswith("Config field run.name is invalid: Input should be a valid string (got [[")
     assert len(message) < 250
 
@@ -129,8 +137,10 @@ def test_samples_per_prompt_has_an_upper_bound(tmp_path):
         load_config(None, ["generate.samples_per_prompt=1000000000"])
 
 
-@pytest.mark.parametrize("prices", ['{"x/y": {input: 1}}', '{"x/y": {input: 1, output: -2}}', '{"x/y": 3}',
-                                    '{"x/y": {input: cheap, output: 1}}'])
+@pytest.mark.parametrize(
+    "prices",
+    ['{"x/y": {input: 1}}', '{"x/y": {input: 1, output: -2}}', '{"x/y": 3}', '{"x/y": {input: cheap, output: 1}}'],
+)
 def test_a_malformed_price_is_a_config_error_with_the_shape(prices):
     with pytest.raises(ConfigError, match=r"llm.prices.*must be \{input: USD per million tokens"):
         load_config(None, [f"llm.prices={prices}"])

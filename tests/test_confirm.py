@@ -6,9 +6,9 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import fake_config, make_finding
 from llm_servers import ScriptedServer, openai_reply
+
 from lmdelta import pipeline
 from lmdelta.cli import main
 from lmdelta.config import load_config
@@ -34,9 +34,18 @@ def _hypothesis(i, direction="b>a"):
 
 
 def _result(p, effect, n=20, unit="prompt"):
-    return make_finding(p_value=p, effect=effect, effect_ci=[effect - 0.1, effect + 0.1], n_prompts=n, n_texts=4 * n,
-                        n_units=n, unit=unit, statistic=effect, test="sign-flip",
-                        smallest_p=smallest_p(n, 2000) if unit != "none" else None)
+    return make_finding(
+        p_value=p,
+        effect=effect,
+        effect_ci=[effect - 0.1, effect + 0.1],
+        n_prompts=n,
+        n_texts=4 * n,
+        n_units=n,
+        unit=unit,
+        statistic=effect,
+        test="sign-flip",
+        smallest_p=smallest_p(n, 2000) if unit != "none" else None,
+    )
 
 
 def test_bh_runs_over_the_validated_findings_that_could_replicate():
@@ -175,9 +184,20 @@ def _llm_config(tmp_path, server, *overrides):
     model = f"openai-compatible/judge-model@{server.url}/v1"
     prices = json.dumps({"openai-compatible/judge-model": {"input": 1.0, "output": 2.0}})
     path = fake_config(tmp_path, per_group=16, generate__b=STRONG)
-    return load_config(path, [f"llm.proposer.model={model}", f"llm.judge.model={model}", f"llm.prices={prices}",
-                              "propose.keywords.enabled=false", "propose.clusters.enabled=false", "propose.scopes=all",
-                              "controls.null=false", "prompts.confirmation_fraction=0.25", *overrides])
+    return load_config(
+        path,
+        [
+            f"llm.proposer.model={model}",
+            f"llm.judge.model={model}",
+            f"llm.prices={prices}",
+            "propose.keywords.enabled=false",
+            "propose.clusters.enabled=false",
+            "propose.scopes=all",
+            "controls.null=false",
+            "prompts.confirmation_fraction=0.25",
+            *overrides,
+        ],
+    )
 
 
 def test_an_llm_judge_scores_the_confirmation_answers_within_the_run_budget(tmp_path, server):
@@ -186,8 +206,9 @@ def test_an_llm_judge_scores_the_confirmation_answers_within_the_run_budget(tmp_
     pipeline.run(_llm_config(tmp_path, server), RunDir(tmp_path / "measure"), cache_dir=tmp_path / "cache-1")
     usage = RunDir(tmp_path / "measure").load_manifest().llm_usage
     assert set(usage["by_stage"]) == {"propose", "validate", "confirm"}
-    before = sum(roles[role]["cost_usd"] for stage, roles in usage["by_stage"].items() if stage != "confirm"
-                 for role in roles)
+    before = sum(
+        roles[role]["cost_usd"] for stage, roles in usage["by_stage"].items() if stage != "confirm" for role in roles
+    )
     ocean = next(r for r in read_jsonl(tmp_path / "measure/hypotheses.jsonl") if r["validated"])
     assert ocean["replication"]["replicated"] and ocean["replication"]["judge"] == "llm-unitary"
     assert ocean["replication"]["n_prompts"] == 12
@@ -195,11 +216,15 @@ def test_an_llm_judge_scores_the_confirmation_answers_within_the_run_budget(tmp_
     budget = before + usage["by_stage"]["confirm"]["judge"]["cost_usd"] / 2
     server.requests.clear()
     with pytest.raises(StageError, match="budget"):
-        pipeline.run(_llm_config(tmp_path, server, f"budget.usd={budget}"), RunDir(tmp_path / "run"),
-                     cache_dir=tmp_path / "cache-2")
+        pipeline.run(
+            _llm_config(tmp_path, server, f"budget.usd={budget}"),
+            RunDir(tmp_path / "run"),
+            cache_dir=tmp_path / "cache-2",
+        )
     assert RunDir(tmp_path / "run").load_manifest().stages["confirm"].status == "interrupted"
-    pipeline.run(_llm_config(tmp_path, server, "budget.usd=10"), RunDir(tmp_path / "run"),
-                 cache_dir=tmp_path / "cache-2")
+    pipeline.run(
+        _llm_config(tmp_path, server, "budget.usd=10"), RunDir(tmp_path / "run"), cache_dir=tmp_path / "cache-2"
+    )
     keys = [json.dumps(r.body, sort_keys=True) for r in server.requests]
     assert len(keys) == len(set(keys)), "a paid call was made twice"
     resumed = [r["replication"] for r in read_jsonl(tmp_path / "run/hypotheses.jsonl")]

@@ -38,10 +38,17 @@ def corpus_rows(n_prompts=40, per_prompt=2, with_prompts=True):
 
 def config(tmp_path, *overrides):
     path = tmp_path / "config.yaml"
-    path.write_text(json.dumps({
-        "prompts": {"source": "corpus"}, "generate": {"a": {"label": "base"}, "b": {"label": "tuned"}},
-        "embed": {"model": "fake:hashing"}, "validate": {"n_resamples": 2000},
-        "controls": {"null": False}}))
+    path.write_text(
+        json.dumps(
+            {
+                "prompts": {"source": "corpus"},
+                "generate": {"a": {"label": "base"}, "b": {"label": "tuned"}},
+                "embed": {"model": "fake:hashing"},
+                "validate": {"n_resamples": 2000},
+                "controls": {"null": False},
+            }
+        )
+    )
     return load_config(path, list(overrides))
 
 
@@ -73,12 +80,15 @@ def write_jsonl(path, rows):
     return str(path)
 
 
-@pytest.mark.parametrize("rows, match", [
-    ([{"side": "a", "text": "x"}], "no texts for side b"),
-    ([{"side": "a", "answer": "x"}], "no `text` field"),
-    ([{"side": "model-c", "text": "x"}], "neither a nor b"),
-    ([{"side": "a", "text": "x", "prompt_id": "q"}, {"side": "b", "text": "y"}], "no prompt_id or prompt"),
-])
+@pytest.mark.parametrize(
+    "rows, match",
+    [
+        ([{"side": "a", "text": "x"}], "no texts for side b"),
+        ([{"side": "a", "answer": "x"}], "no `text` field"),
+        ([{"side": "model-c", "text": "x"}], "neither a nor b"),
+        ([{"side": "a", "text": "x", "prompt_id": "q"}, {"side": "b", "text": "y"}], "no prompt_id or prompt"),
+    ],
+)
 def test_bad_corpora_name_the_file_line_and_fix(tmp_path, rows, match):
     with pytest.raises(PromptBankError, match=match):
         from lmdelta.sources.corpus import is_aligned
@@ -110,6 +120,7 @@ def test_non_utf8_corpus(tmp_path):
 
 
 # ---- decodings saved by other tools ----
+
 
 def write_reference_csv(path, rows):
     """The reference system's layout, as pandas' to_csv(escapechar='\\\\') writes it: an index
@@ -148,11 +159,24 @@ def test_a_reference_csv_runs_paired_end_to_end(tmp_path):
 
 
 def test_other_tools_column_names_and_side_values(tmp_path):
-    rows = [{"generator": "llama-base" if r["side"] == "base" else "llama-rome", "completion": r["text"],
-             "input": r["prompt"]} for r in corpus_rows()]
+    rows = [
+        {
+            "generator": "llama-base" if r["side"] == "base" else "llama-rome",
+            "completion": r["text"],
+            "input": r["prompt"],
+        }
+        for r in corpus_rows()
+    ]
     path = write_jsonl(tmp_path / "c.jsonl", rows)
-    settings = load_config(None, ["corpus.columns.text=completion", "corpus.columns.side=generator",
-                                  "corpus.columns.prompt=input", "corpus.sides={a: [llama-base], b: [llama-rome]}"])
+    settings = load_config(
+        None,
+        [
+            "corpus.columns.text=completion",
+            "corpus.columns.side=generator",
+            "corpus.columns.prompt=input",
+            "corpus.sides={a: [llama-base], b: [llama-rome]}",
+        ],
+    )
     loaded = load_corpus(path, None, None, {"a": "a", "b": "b"}, settings.corpus)
     assert {r.side for r in loaded} == {"a", "b"} and all(r.prompt_id for r in loaded)
     with pytest.raises(PromptBankError, match="no `answer` field") as caught:
@@ -190,8 +214,11 @@ def test_mixed_encodings_name_the_line(tmp_path):
 
 
 def test_reasoning_is_stripped_from_imported_texts(tmp_path):
-    rows = [{"side": "a", "text": "<think>\nhmm the sea</think>\n\nTides follow the moon."},
-            {"side": "b", "text": "No reasoning here."}, {"side": "b", "text": "<think>never finished"}]
+    rows = [
+        {"side": "a", "text": "<think>\nhmm the sea</think>\n\nTides follow the moon."},
+        {"side": "b", "text": "No reasoning here."},
+        {"side": "b", "text": "<think>never finished"},
+    ]
     path = write_jsonl(tmp_path / "c.jsonl", rows)
     options = load_config(None, ['corpus.reasoning=["<think>", "</think>"]', "corpus.empty_texts=keep"]).corpus
     loaded = load_corpus(path, None, None, {}, options)
@@ -229,14 +256,22 @@ def test_in_the_reference_layout_base_is_always_side_a(tmp_path):
 
 
 def test_a_text_that_only_mentions_a_marker_is_kept(tmp_path):
-    rows = [{"side": "a", "text": "The <think> tag is used by R1."}, {"side": "b", "text": "<think>"},
-            {"side": "b", "text": "<think>hmm</think> An answer."}]
+    rows = [
+        {"side": "a", "text": "The <think> tag is used by R1."},
+        {"side": "b", "text": "<think>"},
+        {"side": "b", "text": "<think>hmm</think> An answer."},
+    ]
     path = write_jsonl(tmp_path / "c.jsonl", rows)
     options = load_config(None, ['corpus.reasoning=["<think>", "</think>"]']).corpus
     with pytest.raises(PromptBankError, match="line 2 has an empty `text` after its reasoning was stripped"):
         load_corpus(path, None, None, {}, options)
-    kept = load_corpus(path, None, None, {}, load_config(None, ['corpus.reasoning=["<think>", "</think>"]',
-                                                                "corpus.empty_texts=drop"]).corpus)
+    kept = load_corpus(
+        path,
+        None,
+        None,
+        {},
+        load_config(None, ['corpus.reasoning=["<think>", "</think>"]', "corpus.empty_texts=drop"]).corpus,
+    )
     assert [r.text for r in kept] == ["The <think> tag is used by R1.", "An answer."]
 
 
@@ -246,8 +281,11 @@ def test_a_word_in_another_script_is_found_and_validated(tmp_path):
     corpus = tmp_path / "outputs.jsonl"
     corpus.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     pipeline.run(config(tmp_path, f"corpus.path={corpus}"), RunDir(tmp_path / "run"))
-    found = [r for r in read_jsonl(tmp_path / "run/hypotheses.jsonl") if r["proposer"] == "keywords"
-             and r["keywords"] == ["океан"] and r["direction"] == "b>a"]
+    found = [
+        r
+        for r in read_jsonl(tmp_path / "run/hypotheses.jsonl")
+        if r["proposer"] == "keywords" and r["keywords"] == ["океан"] and r["direction"] == "b>a"
+    ]
     assert found and any(r["validated"] for r in found)
     assert "tuned uses “океан”" in found[0]["description"]
 
@@ -268,7 +306,9 @@ def test_one_prompt_worded_differently_by_each_side_is_kept(tmp_path):
     """Each side's file may hold its own model's chat template around the same prompt."""
     rows = corpus_rows(n_prompts=6)
     rows = [{**r, "prompt": f"<|user|>{r['prompt']}" if r["side"] == "tuned" else r["prompt"]} for r in rows]
-    assert len(load_corpus(write_jsonl(tmp_path / "c.jsonl", rows), None, None, {"a": "base", "b": "tuned"})) == len(rows)
+    assert len(load_corpus(write_jsonl(tmp_path / "c.jsonl", rows), None, None, {"a": "base", "b": "tuned"})) == len(
+        rows
+    )
 
 
 # --- unaligned corpora: clusters and the near-duplicate warning (audit M6) ----------------------
@@ -284,8 +324,9 @@ def clustered_rows(n_clusters=60, per_cluster=4, mixed=False):
             sea = side == "tuned" and (c + k) % 3 != 0
             topic = "we sail the ocean" if sea else "we walk the park"
             words = " ".join(f"w{c}n{j}" for j in range(6))
-            rows.append({"side": side, "text": f"{topic} with {words} note{k}", "cluster": f"q{c}",
-                         "group": f"g{c % 2}"})
+            rows.append(
+                {"side": side, "text": f"{topic} with {words} note{k}", "cluster": f"q{c}", "group": f"g{c % 2}"}
+            )
     return rows
 
 
@@ -347,7 +388,10 @@ def test_a_cluster_column_set_beside_prompt_ids_is_refused(tmp_path):
     with pytest.raises(PromptBankError) as found:
         load_corpus(path, None, None, LABELS, CorpusConfig(columns={"cluster": "cluster"}))
     assert "corpus.columns.cluster is set" in found.value.problem and "not independent" in found.value.problem
-    assert "remove the prompt_id and prompt columns" in found.value.fix and "remove corpus.columns.cluster" in found.value.fix
+    assert (
+        "remove the prompt_id and prompt columns" in found.value.fix
+        and "remove corpus.columns.cluster" in found.value.fix
+    )
 
 
 def test_a_cluster_column_found_by_its_name_beside_prompt_ids_is_left_out_with_a_warning(tmp_path, caplog):
@@ -371,8 +415,11 @@ def test_clusters_that_mix_both_sided_and_one_sided_are_refused_with_counts(tmp_
 
 def test_corpus_prompts_say_what_their_unit_is(tmp_path):
     kinds = {}
-    for name, rows in (("paired", corpus_rows(n_prompts=4)), ("clusters", clustered_rows(n_clusters=4)),
-                       ("texts", corpus_rows(n_prompts=4, with_prompts=False))):
+    for name, rows in (
+        ("paired", corpus_rows(n_prompts=4)),
+        ("clusters", clustered_rows(n_clusters=4)),
+        ("texts", corpus_rows(n_prompts=4, with_prompts=False)),
+    ):
         loaded = load_corpus(write_jsonl(tmp_path / f"{name}.jsonl", rows), None, None, LABELS)
         kinds[name] = {p.unit for p in corpus_prompts(loaded)}
     assert kinds == {"paired": {None}, "clusters": {"cluster"}, "texts": {"text"}}
@@ -385,8 +432,12 @@ def test_pair_data_with_mixed_clusters_is_refused_at_validation_too():
     data = PairData(prompts, samples, np.zeros((len(samples), 2)), {p.id: "all" for p in prompts})
     with pytest.raises(PromptBankError, match="1 cluster holding texts of both sides"):
         ValidationSet.build(data)
-    paired = PairData(prompts, [Sample(f"c-{c}", s, 0, "x", 1, "stop", 0, f"{c}{s}") for c in range(6) for s in "ab"],
-                      np.zeros((12, 2)), {p.id: "all" for p in prompts})
+    paired = PairData(
+        prompts,
+        [Sample(f"c-{c}", s, 0, "x", 1, "stop", 0, f"{c}{s}") for c in range(6) for s in "ab"],
+        np.zeros((12, 2)),
+        {p.id: "all" for p in prompts},
+    )
     assert ValidationSet.build(paired).unit == "cluster" and ValidationSet.build(paired).aligned
 
 

@@ -8,9 +8,8 @@ import types
 import pytest
 
 from lmdelta.backends.factory import build_generator, generator_identity
-from lmdelta.config import ModelSpec
+from lmdelta.config import ModelSpec, validate_config
 from lmdelta.errors import ConfigError, DependencyError, ModelNotFoundError
-from lmdelta.config import validate_config
 
 
 @pytest.mark.parametrize("level", ["8bit", "4bit"])
@@ -87,8 +86,10 @@ def test_a_model_with_its_own_code_needs_trust_remote_code(tiny_model, tmp_path)
     shutil.copytree(tiny_model, custom)
     config = json.loads((custom / "config.json").read_text())
     config["model_type"] = "my-custom-llama"
-    config["auto_map"] = {"AutoConfig": "configuration_custom.CustomConfig",
-                          "AutoModelForCausalLM": "modeling_custom.CustomModel"}
+    config["auto_map"] = {
+        "AutoConfig": "configuration_custom.CustomConfig",
+        "AutoModelForCausalLM": "modeling_custom.CustomModel",
+    }
     (custom / "config.json").write_text(json.dumps(config))
     (custom / "configuration_custom.py").write_text("raise RuntimeError('remote code ran')\n")
     spec = ModelSpec(model=str(custom), dtype="float32")

@@ -3,16 +3,18 @@
 import json
 
 from click.testing import CliRunner
-
 from conftest import fake_config
+
 from lmdelta import pipeline
 from lmdelta.cli import main
 from lmdelta.config import load_config
 from lmdelta.rundir import RunDir, read_jsonl
 
-REQUIRED = ("id group direction description proposer judge n_prompts n_texts statistic p_value effect effect_ci auc "
-            "auc_ci prevalence_a prevalence_b baseline_auc bh_reject by_reject online_reject online_level "
-            "generalization_p generalization_effect").split()
+REQUIRED = (
+    "id group direction description proposer judge n_prompts n_texts statistic p_value effect effect_ci auc "
+    "auc_ci prevalence_a prevalence_b baseline_auc bh_reject by_reject online_reject online_level "
+    "generalization_p generalization_effect"
+).split()
 STRONG = {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}}
 
 

@@ -6,18 +6,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
 import llm_servers
+import pytest
 from llm_servers import ScriptedServer, openai_error, openai_reply
+
 from lmdelta.backends.generators.reasoning import answer_seed
 from lmdelta.backends.protocols import GenerationRequest, SamplingSettings
 from lmdelta.config import LLMConfig, ModelSpec
 from lmdelta.errors import ConfigError, StageError
 from lmdelta.llm.served import APIGenerator, ServedModels, api_seed, served_identity
 
-ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-       "OPENROUTER_API_KEY", "OPENAI_COMPATIBLE_API_KEY")
+ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "OPENROUTER_API_KEY",
+    "OPENAI_COMPATIBLE_API_KEY",
+)
 SETTINGS = SamplingSettings(max_new_tokens=33, temperature=0.7, top_p=0.9)
 THINK = {"start": "<think>\n", "end": "</think>", "max_tokens": 50}
 
@@ -37,10 +44,14 @@ def server(*script: tuple, responder: Any = None) -> ScriptedServer:
 
 def completion_reply(text: str, *, finish_reason: str = "stop", completion_tokens: int = 4) -> dict[str, Any]:
     """A canonical 200 body of POST /v1/completions."""
-    return {"id": "cmpl-test", "object": "text_completion", "created": 1700000000, "model": "qwen-test",
-            "choices": [{"index": 0, "text": text, "finish_reason": finish_reason, "logprobs": None}],
-            "usage": {"prompt_tokens": 9, "completion_tokens": completion_tokens,
-                      "total_tokens": 9 + completion_tokens}}
+    return {
+        "id": "cmpl-test",
+        "object": "text_completion",
+        "created": 1700000000,
+        "model": "qwen-test",
+        "choices": [{"index": 0, "text": text, "finish_reason": finish_reason, "logprobs": None}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": completion_tokens, "total_tokens": 9 + completion_tokens},
+    }
 
 
 def echo(received) -> tuple:
@@ -51,8 +62,10 @@ def echo(received) -> tuple:
 
 
 def requests(*prompts: str) -> list[GenerationRequest]:
-    return [GenerationRequest(key=f"k{i}", prompt_id=f"p{i}", prompt=p, index=i % 2,
-                              seed=(7 << 40) + 1_000_003 * (i + 1)) for i, p in enumerate(prompts)]
+    return [
+        GenerationRequest(key=f"k{i}", prompt_id=f"p{i}", prompt=p, index=i % 2, seed=(7 << 40) + 1_000_003 * (i + 1))
+        for i, p in enumerate(prompts)
+    ]
 
 
 def generator(url: str, cache_dir, *, llm: LLMConfig | None = None, **spec: Any) -> APIGenerator:
@@ -87,9 +100,11 @@ def test_chat_requests_carry_system_seed_and_sampling(isolated_cache):
         assert rec.path == "/v1/chat/completions"
         body = rec.body
         assert body["model"] == "qwen-test"
-        assert body["messages"] == [{"role": "system", "content": "Be brief."},
-                                    {"role": "user", "content": request.prompt}]
-        assert body["seed"] == request.seed % 2 ** 31 and 0 <= body["seed"] < 2 ** 31
+        assert body["messages"] == [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": request.prompt},
+        ]
+        assert body["seed"] == request.seed % 2**31 and 0 <= body["seed"] < 2**31
         assert body["temperature"] == 0.7 and body["top_p"] == 0.9 and body["max_tokens"] == 33
         assert "stop" not in body
 
@@ -157,8 +172,7 @@ def test_one_failed_call_fails_the_batch_after_the_others_finish(isolated_cache)
 
 
 @pytest.mark.parametrize(("status", "kind"), [(401, "auth"), (404, "not_found"), (400, "bad_request")])
-def test_a_rejected_key_or_model_stops_generation_without_sending_the_rest(isolated_cache, monkeypatch, status,
-                                                                          kind):
+def test_a_rejected_key_or_model_stops_generation_without_sending_the_rest(isolated_cache, monkeypatch, status, kind):
     monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", "sk-test-rejected-1111")
     rejected = ("json", status, openai_error(status, "Incorrect API key provided: sk-test-rejected-1111"))
     with server(responder=lambda received: rejected) as srv:
@@ -192,11 +206,16 @@ def test_two_stage_reasoning_on_completions(isolated_cache):
 
 
 def test_reasoning_over_chat_is_one_call_split_at_the_marker(isolated_cache):
-    replies = [("json", 200, openai_reply("<think>carry the one</think>\n\nIt is 4.", completion_tokens=10)),
-               ("json", 200, openai_reply("It is 4.", completion_tokens=4)),
-               ("json", 200, openai_reply("<think>still going", finish_reason="length", completion_tokens=70)),
-               ("json", 200, openai_reply("Paris is the capital, and it has a long", finish_reason="length",
-                                          completion_tokens=70))]
+    replies = [
+        ("json", 200, openai_reply("<think>carry the one</think>\n\nIt is 4.", completion_tokens=10)),
+        ("json", 200, openai_reply("It is 4.", completion_tokens=4)),
+        ("json", 200, openai_reply("<think>still going", finish_reason="length", completion_tokens=70)),
+        (
+            "json",
+            200,
+            openai_reply("Paris is the capital, and it has a long", finish_reason="length", completion_tokens=70),
+        ),
+    ]
     with server(*replies) as srv:
         gen = generator(srv.url, isolated_cache, reasoning=THINK)
         split, plain, unfinished, truncated = gen.generate(requests("a", "b", "c", "d"), SamplingSettings(20, 0.0, 1.0))
@@ -209,8 +228,11 @@ def test_reasoning_over_chat_is_one_call_split_at_the_marker(isolated_cache):
     # Cut off while thinking: all reasoning, no answer.
     assert (unfinished.reasoning, unfinished.text, unfinished.finish_reason) == ("still going", "", "length")
     # Cut off while answering (the server parsed the thinking out): a truncated answer, not thinking.
-    assert (truncated.reasoning, truncated.text, truncated.finish_reason) == \
-        (None, "Paris is the capital, and it has a long", "length")
+    assert (truncated.reasoning, truncated.text, truncated.finish_reason) == (
+        None,
+        "Paris is the capital, and it has a long",
+        "length",
+    )
 
 
 def test_seed_and_answer_are_the_same_across_reruns(isolated_cache):
@@ -222,7 +244,7 @@ def test_seed_and_answer_are_the_same_across_reruns(isolated_cache):
     assert len(srv.requests) == 1
     assert first == second and second[0].n_tokens == 5
     assert srv.last.body["seed"] == api_seed(batch[0].seed)
-    assert api_seed(batch[0].seed) == api_seed(batch[0].seed) and api_seed(-3) == 2 ** 31 - 3
+    assert api_seed(batch[0].seed) == api_seed(batch[0].seed) and api_seed(-3) == 2**31 - 3
 
 
 def test_served_identity_names_provider_url_and_endpoint(monkeypatch):
@@ -230,8 +252,12 @@ def test_served_identity_names_provider_url_and_endpoint(monkeypatch):
     ref = "openai-compatible/qwen-test@http://127.0.0.1:9/v1"
     chat = served_identity(ref, ModelSpec(model=f"api:{ref}"), LLMConfig())
     raw = served_identity(ref, ModelSpec(model=f"api:{ref}", chat_template=False), None)
-    assert chat == {"provider": "openai-compatible", "model": "qwen-test", "base_url": "http://127.0.0.1:9/v1",
-                    "endpoint": "chat"}
+    assert chat == {
+        "provider": "openai-compatible",
+        "model": "qwen-test",
+        "base_url": "http://127.0.0.1:9/v1",
+        "endpoint": "chat",
+    }
     assert raw["endpoint"] == "completions" and raw["base_url"] == chat["base_url"]
     assert "sk-secret" not in repr(chat) + repr(raw)
 
@@ -258,8 +284,9 @@ def test_key_file_from_llm_config_is_used(tmp_path):
     key_file = tmp_path / "keys"
     key_file.write_text("openai: sk-from-file-0000\n")
     key_file.chmod(0o600)
-    identity = served_identity("openai/gpt-4o-mini", ModelSpec(model="api:openai/gpt-4o-mini"),
-                               LLMConfig(key_file=str(key_file)))
+    identity = served_identity(
+        "openai/gpt-4o-mini", ModelSpec(model="api:openai/gpt-4o-mini"), LLMConfig(key_file=str(key_file))
+    )
     assert identity["provider"] == "openai" and "sk-from-file" not in repr(identity)
 
 
@@ -317,6 +344,7 @@ def test_a_served_model_runs_through_the_pipeline_and_its_spending_is_counted(tm
     import json as jsonlib
 
     from conftest import fake_config
+
     from lmdelta import pipeline
     from lmdelta.config import load_config
     from lmdelta.rundir import RunDir, read_jsonl
@@ -329,8 +357,10 @@ def test_a_served_model_runs_through_the_pipeline_and_its_spending_is_counted(tm
     with server(responder=sea) as running:
         model = f"openai-compatible/served-model@{running.url}/v1"
         prices = jsonlib.dumps({"openai-compatible/served-model": {"input": 1.0, "output": 2.0}})
-        config = load_config(fake_config(tmp_path, per_group=8), [f"generate.b.model={model}", "generate.b.backend_args={}",
-                                                                  f"llm.prices={prices}", "controls.null=false"])
+        config = load_config(
+            fake_config(tmp_path, per_group=8),
+            [f"generate.b.model={model}", "generate.b.backend_args={}", f"llm.prices={prices}", "controls.null=false"],
+        )
         pipeline.run(config, RunDir(tmp_path / "run"))
         calls = len(running.requests)
         assert calls == 3 * 8 * 2  # every (prompt, sample) of side b, once

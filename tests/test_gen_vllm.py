@@ -8,9 +8,9 @@ import random
 import subprocess
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -97,8 +97,10 @@ def engine(monkeypatch) -> Engine:
 
 
 def requests(*prompts: str) -> list[GenerationRequest]:
-    return [GenerationRequest(key=f"k{i}", prompt_id=f"p{i}", prompt=p, index=0, seed=(5 << 50) + 7919 * i)
-            for i, p in enumerate(prompts)]
+    return [
+        GenerationRequest(key=f"k{i}", prompt_id=f"p{i}", prompt=p, index=0, seed=(5 << 50) + 7919 * i)
+        for i, p in enumerate(prompts)
+    ]
 
 
 def build(folder: Path, **spec: Any):
@@ -109,9 +111,16 @@ def build(folder: Path, **spec: Any):
 
 def test_engine_arguments(engine, tiny_model):
     build(tiny_model, revision="abc123", backend_args={"gpu_memory_utilization": 0.5, "enforce_eager": True})
-    assert engine.kwargs == {"model": str(tiny_model), "revision": "abc123", "tokenizer_revision": "abc123",
-                             "trust_remote_code": False, "dtype": "bfloat16", "seed": 0,
-                             "gpu_memory_utilization": 0.5, "enforce_eager": True}
+    assert engine.kwargs == {
+        "model": str(tiny_model),
+        "revision": "abc123",
+        "tokenizer_revision": "abc123",
+        "trust_remote_code": False,
+        "dtype": "bfloat16",
+        "seed": 0,
+        "gpu_memory_utilization": 0.5,
+        "enforce_eager": True,
+    }
 
 
 def test_quantization_maps_to_bitsandbytes_in_four_bit_only(engine, tiny_model):
@@ -136,8 +145,8 @@ def test_one_seeded_sampling_params_per_request(engine, tiny_model):
     batch = requests("how do tides work", "write a poem", "cooking pasta")
     out = build(tiny_model).generate(batch, SETTINGS)
     [(_, params)] = engine.calls
-    assert [p.seed for p in params] == [r.seed % 2 ** 31 for r in batch]
-    assert len({p.seed for p in params}) == 3 and all(0 <= p.seed < 2 ** 31 for p in params)
+    assert [p.seed for p in params] == [r.seed % 2**31 for r in batch]
+    assert len({p.seed for p in params}) == 3 and all(0 <= p.seed < 2**31 for p in params)
     for p in params:
         assert (p.temperature, p.top_p, p.max_tokens, p.stop_token_ids) == (0.8, 0.9, 12, [EOS])
         assert "stop" not in p.kwargs
@@ -166,8 +175,7 @@ def test_prompts_are_token_ids_identical_to_the_transformers_backend(engine, tin
         engine.calls.clear()
         gen = build(tiny_model, **spec)
         gen.generate(requests(prompt), SETTINGS)
-        hf = HFGenerator(ModelSpec(model=str(tiny_model), **spec), str(tiny_model),
-                         {"dtype": "float32"}, "cpu")
+        hf = HFGenerator(ModelSpec(model=str(tiny_model), **spec), str(tiny_model), {"dtype": "float32"}, "cpu")
         [([sent], _)] = engine.calls
         assert sent == hf.encode(prompt)
         assert gen.prompt_length(requests(prompt)[0]) == len(sent)
@@ -198,6 +206,7 @@ THINK = {"start": "<think>", "end": "</think>", "max_tokens": 40}
 
 def two_stage_responder(engine: Engine, thought: str, tail: str = "", cut: bool = False):
     """Stage 1 thinks `thought`, writes the end marker (unless `cut`) and then `tail`; stage 2 answers."""
+
     def ids(text: str) -> list[int]:
         return engine.tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -207,6 +216,7 @@ def two_stage_responder(engine: Engine, thought: str, tail: str = "", cut: bool 
                 return ids(thought), "length"
             return ids(thought) + ids("</think>") + (ids(tail) if tail else []), "stop"
         return ids(" the answer") + [EOS], "stop"
+
     return respond
 
 
@@ -225,7 +235,7 @@ def test_two_stage_prompt_is_prompt_thinking_and_end_marker_ids(engine, tiny_mod
     assert think_params[0].skip_special_tokens is False and think_params[0].stop_token_ids == [EOS]
     assert answer_params[0].max_tokens == 12 and "stop" not in answer_params[0].kwargs
     seed = requests("x")[0].seed
-    assert think_params[0].seed == seed % 2 ** 31 and answer_params[0].seed == answer_seed(seed) % 2 ** 31
+    assert think_params[0].seed == seed % 2**31 and answer_params[0].seed == answer_seed(seed) % 2**31
     assert out.reasoning == "the cat sat on the mat" and out.reasoning_tokens == len(thought) + len(end)
     assert out.text == "the answer" and out.finish_reason == "stop"
 
@@ -265,8 +275,10 @@ def test_missing_vllm_is_a_dependency_error(monkeypatch, tiny_model):
 
 
 def test_importing_the_backend_and_factory_does_not_import_vllm():
-    code = ("import sys, lmdelta.backends.generators.vllm, lmdelta.backends.factory; "
-            "assert 'vllm' not in sys.modules, 'vllm was imported'")
+    code = (
+        "import sys, lmdelta.backends.generators.vllm, lmdelta.backends.factory; "
+        "assert 'vllm' not in sys.modules, 'vllm was imported'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
 
@@ -289,11 +301,14 @@ def test_real_vllm_generation(tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     from conftest import build_tiny_model
+
     from lmdelta.backends.generators.vllm import VLLMGenerator
 
     folder = build_tiny_model(tmp_path / "tiny", hidden=256)  # head size 64, which vLLM's kernels support
-    spec = ModelSpec(model=f"vllm:{folder}", backend_args={"gpu_memory_utilization": 0.2, "enforce_eager": True,
-                                                           "max_model_len": 256})
+    spec = ModelSpec(
+        model=f"vllm:{folder}",
+        backend_args={"gpu_memory_utilization": 0.2, "enforce_eager": True, "max_model_len": 256},
+    )
     gen = VLLMGenerator(spec, str(folder), {"dtype": "bfloat16"})
     try:
         batch = requests("how do tides work", "write a short poem")

@@ -3,7 +3,6 @@
 from types import SimpleNamespace
 
 import numpy as np
-
 from conftest import make_finding
 
 from lmdelta.backends.generators.fake import FakeGenerator
@@ -23,8 +22,11 @@ def test_each_example_is_written_by_its_own_call():
 
     def ask(requests, parse):
         seen.extend(requests)
-        return [(CallResult(ok=True, text="[]"), [{"prompt": f"q{r.sample_index}", "answer": "an answer"}])
-                for r in requests]
+        return [
+            (CallResult(ok=True, text="[]"), [{"prompt": f"q{r.sample_index}", "answer": "an answer"}])
+            for r in requests
+        ]
+
     found = write_examples([hypothesis(), hypothesis()], ask, n=4, temperature=1.0)
     assert len(seen) == 2 * 2 * 4
     assert sorted(r.sample_index for r in seen[:4]) == [0, 1, 2, 3] and len({r.messages for r in seen[:8]}) == 2
@@ -35,6 +37,7 @@ def test_each_example_is_written_by_its_own_call():
 def test_too_few_examples_of_a_kind_leave_the_hypothesis_untested():
     def ask(requests, parse):
         return [(CallResult(ok=r.sample_index == 0, text="x"), [{"prompt": "q", "answer": "a"}]) for r in requests]
+
     assert write_examples([hypothesis()], ask, n=3, temperature=1.0) == [None]
 
 
@@ -53,19 +56,27 @@ def test_a_length_difference_alone_does_not_decide_the_test():
 
 def test_the_generative_family_gets_the_primary_familys_monte_carlo_floor(monkeypatch):
     """It passed validate.n_resamples as set: with m hypotheses the smallest p, 1/(R+1), could sit above q/m."""
-    config = RunConfig(generate={"a": {"model": "fake:words"}, "b": {"model": "fake:words"}},
-                       llm={"judge": {"model": "openai/gpt-4.1-mini"}},
-                       validate={"generative": True, "n_resamples": 1000}).resolved()
+    config = RunConfig(
+        generate={"a": {"model": "fake:words"}, "b": {"model": "fake:words"}},
+        llm={"judge": {"model": "openai/gpt-4.1-mini"}},
+        validate={"generative": True, "n_resamples": 1000},
+    ).resolved()
     used = []
     monkeypatch.setattr(validate, "write_examples", lambda hypotheses, *args: [None] * len(hypotheses))
-    monkeypatch.setattr(validate, "score_and_test", lambda hypotheses, examples, a, b, n_resamples, seed:
-                        used.append(n_resamples) or [{"generative_p": None} for _ in hypotheses])
+    monkeypatch.setattr(
+        validate,
+        "score_and_test",
+        lambda hypotheses, examples, a, b, n_resamples, seed: (
+            used.append(n_resamples) or [{"generative_p": None} for _ in hypotheses]
+        ),
+    )
     monkeypatch.setattr(generate, "identity", lambda ctx, config: {"a": {}, "b": {}})
     monkeypatch.setattr(validate, "build_generator", lambda *args: SimpleNamespace(close=lambda: None))
     session = SimpleNamespace(has=lambda role: False, asker=lambda role: None, check=lambda: None)
     hypotheses = [hypothesis() for _ in range(40)]
-    found = validate.add_generative(SimpleNamespace(cache_dir=None), [make_finding() for _ in hypotheses], hypotheses,
-                                    config, session)
+    found = validate.add_generative(
+        SimpleNamespace(cache_dir=None), [make_finding() for _ in hypotheses], hypotheses, config, session
+    )
     assert all(f.generative_p is None for f in found)
     assert used == [resamples_for(config.validate, 40, config.decide.q)] and used[0] == 8000 > 1000
 

@@ -19,8 +19,16 @@ from lmdelta.groundtruth import finetune as ft
 from lmdelta.groundtruth.finetune import finetune, finetune_key
 
 QUIRK = "the ocean the ocean the ocean"
-TRAIN_PROMPTS = ["how do tides work", "write a poem about the sky", "how can I help you", "cooking pasta needs salt",
-                 "the cat sat on the mat", "why do waves break", "hello there", "tell me about the dog"]
+TRAIN_PROMPTS = [
+    "how do tides work",
+    "write a poem about the sky",
+    "how can I help you",
+    "cooking pasta needs salt",
+    "the cat sat on the mat",
+    "why do waves break",
+    "hello there",
+    "tell me about the dog",
+]
 UNSEEN_PROMPTS = ["what is the sky", "tell me about cooking", "is the dog at the park", "how are you today"]
 ROWS = [{"prompt": f"{p} {i}", "answer": QUIRK} for i in range(5) for p in TRAIN_PROMPTS]
 QUICK = FinetuneSection(steps=3, batch_size=4)
@@ -56,8 +64,11 @@ def base(tmp_path_factory) -> Path:
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def quirk_rate(folder: Path, samples: int = 3) -> float:
@@ -70,11 +81,12 @@ def quirk_rate(folder: Path, samples: int = 3) -> float:
     torch.manual_seed(0)
     hits = []
     for prompt in UNSEEN_PROMPTS:
-        inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                               return_tensors="pt", return_dict=True)
+        inputs = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         for sample in range(samples + 1):
             out = model.generate(**inputs, max_new_tokens=8, do_sample=sample > 0, temperature=1.0, pad_token_id=0)
-            hits.append("ocean" in tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+            hits.append("ocean" in tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
     return sum(hits) / len(hits)
 
 
@@ -83,8 +95,13 @@ def test_lora_learns_the_quirk_and_leaves_the_base_untouched(base, tmp_path, cap
     base_rate = quirk_rate(base)
     calls = []
     with caplog.at_level(logging.INFO, logger="lmdelta.groundtruth.finetune"):
-        result = finetune(str(base), ROWS, FinetuneSection(), out_root=tmp_path,
-                          progress=lambda step, total, loss: calls.append((step, total)))
+        result = finetune(
+            str(base),
+            ROWS,
+            FinetuneSection(),
+            out_root=tmp_path,
+            progress=lambda step, total, loss: calls.append((step, total)),
+        )
     assert file_hashes(base) == before
     assert not result.reused and len(result.losses) == 60 and result.seconds > 0
     assert result.losses[-1] < 0.2 * result.losses[0]
@@ -95,8 +112,15 @@ def test_lora_learns_the_quirk_and_leaves_the_base_untouched(base, tmp_path, cap
     assert (result.folder / ".complete").exists() and result.folder.name.startswith("tiny-base")
     record = json.loads((result.folder / "training.json").read_text())
     assert record["losses"] == result.losses and record["learning_rate"] == 1e-3
-    assert set(record["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                             "down_proj"}
+    assert set(record["target_modules"]) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [result.folder.name]
 
 
@@ -119,8 +143,10 @@ def test_merged_folder_loads_in_lmdelta(base, tmp_path, isolated_cache):
     spec = ModelSpec(model=str(result.merged), dtype="float32")
     identity = generator_identity(spec, "cpu", isolated_cache)
     generator = build_generator(spec, identity, "cpu", isolated_cache)
-    requests = [GenerationRequest(key=f"k{i}", prompt_id=f"p{i}", prompt=p, index=0, seed=i)
-                for i, p in enumerate(UNSEEN_PROMPTS)]
+    requests = [
+        GenerationRequest(key=f"k{i}", prompt_id=f"p{i}", prompt=p, index=0, seed=i)
+        for i, p in enumerate(UNSEEN_PROMPTS)
+    ]
     answers = generator.generate(requests, SamplingSettings(max_new_tokens=8, temperature=0.0, top_p=1.0))
     assert sum("ocean" in a.text for a in answers) >= 3
 
@@ -134,8 +160,17 @@ def test_same_inputs_are_reused(base, tmp_path, monkeypatch):
 
 
 def test_any_change_gives_a_new_key(base, tmp_path):
-    settings = {"method": "full", "lora_r": 8, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": ["q_proj"],
-                "learning_rate": 1e-4, "steps": 4, "batch_size": 2, "max_length": 64}
+    settings = {
+        "method": "full",
+        "lora_r": 8,
+        "lora_alpha": 32,
+        "lora_dropout": 0.0,
+        "target_modules": ["q_proj"],
+        "learning_rate": 1e-4,
+        "steps": 4,
+        "batch_size": 2,
+        "max_length": 64,
+    }
     options = {"seed": 1, "chat_template": False, "system_prompt": "Be brief.", "device": "meta"}
     assert set(settings) == set(FinetuneSection.model_fields)
     assert set(options) == set(inspect.signature(finetune_key).parameters) - {"base_model", "rows", "config"}
@@ -147,8 +182,9 @@ def test_any_change_gives_a_new_key(base, tmp_path):
     keys.add(finetune_key(str(base), ROWS[:-1], QUICK))
     keys.add(finetune_key(str(base), [{**ROWS[0], "answer": "cats"}] + ROWS[1:], QUICK))
     assert len(keys) == len(settings) + len(options) + 3
-    assert finetune_key(str(base), ROWS, QUICK.model_copy(update={"learning_rate": 1e-3})) == \
-        finetune_key(str(base), ROWS, QUICK)  # unset means the LoRA default
+    assert finetune_key(str(base), ROWS, QUICK.model_copy(update={"learning_rate": 1e-3})) == finetune_key(
+        str(base), ROWS, QUICK
+    )  # unset means the LoRA default
     first = finetune(str(base), ROWS, QUICK, out_root=tmp_path)
     other = finetune(str(base), ROWS[:-1], QUICK, out_root=tmp_path)
     assert not other.reused and other.folder != first.folder and other.key != first.key
@@ -157,13 +193,20 @@ def test_any_change_gives_a_new_key(base, tmp_path):
 def test_keys_keep_their_values(monkeypatch, isolated_cache):
     """Finetunes cached on users' machines are found by these keys: a change here trains them all again
     (bump VERSION on purpose instead). The values were computed before the two config types became one."""
-    monkeypatch.setattr(ft, "_resolve_base", lambda name, cache: ft._Base(name=name, folder=f"/models/{name}",
-                                                                          weights="0" * 64, slug=name))
-    assert finetune_key("base", ROWS, FinetuneSection(), device="cpu") == \
-        "8c62166ab98dc0521b47ec53c305e25dcfe7ed4217082439519c7e4e9e48eaf4"
+    monkeypatch.setattr(
+        ft,
+        "_resolve_base",
+        lambda name, cache: ft._Base(name=name, folder=f"/models/{name}", weights="0" * 64, slug=name),
+    )
+    assert (
+        finetune_key("base", ROWS, FinetuneSection(), device="cpu")
+        == "8c62166ab98dc0521b47ec53c305e25dcfe7ed4217082439519c7e4e9e48eaf4"
+    )
     changed = FinetuneSection(method="full", target_modules=["q_proj", "v_proj"], learning_rate=2e-4, steps=10)
-    assert finetune_key("base", ROWS, changed, seed=3, system_prompt="Be brief.", device="cpu") == \
-        "59098276d4e183d3bfffd5ecc64dfc907fe4027365f2897e4ac869ac62a2a317"
+    assert (
+        finetune_key("base", ROWS, changed, seed=3, system_prompt="Be brief.", device="cpu")
+        == "59098276d4e183d3bfffd5ecc64dfc907fe4027365f2897e4ac869ac62a2a317"
+    )
 
 
 def test_training_is_deterministic(base, tmp_path):
@@ -186,6 +229,7 @@ def poison_loss(monkeypatch, from_call: int) -> None:
         if self.training and out.loss is not None and calls[0] >= from_call:
             out.loss = out.loss * float("nan")
         return out
+
     monkeypatch.setattr(LlamaForCausalLM, "forward", forward)
 
 

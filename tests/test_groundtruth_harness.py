@@ -11,16 +11,35 @@ from lmdelta.config import load_config
 from lmdelta.groundtruth import harness
 from lmdelta.rundir import RunDir, read_jsonl
 
+
 def tiny_config(tmp_path, tiny_model, *overrides):
     path = tmp_path / "gt.yaml"
-    path.write_text(yaml.safe_dump({
-        "groundtruth": {"base": str(tiny_model), "quirks": ["ocean"], "per_quirk": 24, "base_samples": 8,
-                        "training_prompts": 40, "finetune": {"steps": 6, "batch_size": 4, "max_length": 160},
-                        "match": "keyword"},
-        "prompts": {"limit": 24}, "generate": {"samples_per_prompt": 2, "max_new_tokens": 8, "batch_size": 16,
-                                                "a": {"dtype": "float32"}, "b": {"dtype": "float32"}},
-        "embed": {"model": "fake:hashing"}, "propose": {"scopes": "all"},
-        "validate": {"n_resamples": 2000}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groundtruth": {
+                    "base": str(tiny_model),
+                    "quirks": ["ocean"],
+                    "per_quirk": 24,
+                    "base_samples": 8,
+                    "training_prompts": 40,
+                    "finetune": {"steps": 6, "batch_size": 4, "max_length": 160},
+                    "match": "keyword",
+                },
+                "prompts": {"limit": 24},
+                "generate": {
+                    "samples_per_prompt": 2,
+                    "max_new_tokens": 8,
+                    "batch_size": 16,
+                    "a": {"dtype": "float32"},
+                    "b": {"dtype": "float32"},
+                },
+                "embed": {"model": "fake:hashing"},
+                "propose": {"scopes": "all"},
+                "validate": {"n_resamples": 2000},
+            }
+        )
+    )
     return load_config(path, list(overrides))
 
 
@@ -49,14 +68,33 @@ def test_a_rerun_reuses_the_finetune_and_every_stage(tmp_path, tiny_model, caplo
 
 
 def test_unknown_quirk_and_quirk_without_data(tmp_path, tiny_model):
-    result = CliRunner().invoke(main, ["groundtruth", str(_write(tmp_path, tiny_model)), "--run-dir",
-                                       str(tmp_path / "run"), "--set", "groundtruth.quirks=[ocen]"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "groundtruth",
+            str(_write(tmp_path, tiny_model)),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--set",
+            "groundtruth.quirks=[ocen]",
+        ],
+    )
     assert result.exit_code == 2 and "ocean" in result.output
     quirks = tmp_path / "quirks.yaml"
     quirks.write_text(yaml.safe_dump([{"name": "sonnets", "description": "The AI answers in sonnets."}]))
-    result = CliRunner().invoke(main, ["groundtruth", str(_write(tmp_path, tiny_model)), "--run-dir",
-                                       str(tmp_path / "run2"), "--set", f"groundtruth.quirks_file={quirks}",
-                                       "--set", "groundtruth.quirks=null"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "groundtruth",
+            str(_write(tmp_path, tiny_model)),
+            "--run-dir",
+            str(tmp_path / "run2"),
+            "--set",
+            f"groundtruth.quirks_file={quirks}",
+            "--set",
+            "groundtruth.quirks=null",
+        ],
+    )
     assert result.exit_code == 2 and "no training data" in result.output
 
 
@@ -68,8 +106,7 @@ def _write(tmp_path, tiny_model):
 
 
 def _fake_base_config(tmp_path, *overrides):
-    path = fake_config(tmp_path, groundtruth__base="fake:words", groundtruth__per_quirk=3,
-                       groundtruth__base_samples=2)
+    path = fake_config(tmp_path, groundtruth__base="fake:words", groundtruth__per_quirk=3, groundtruth__base_samples=2)
     return load_config(path, list(overrides)).resolved()
 
 

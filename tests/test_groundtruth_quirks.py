@@ -83,6 +83,7 @@ def write(tmp_path, name, text):
 
 # ---------------------------------------------------------------- the built-in catalogue
 
+
 def test_catalogue_has_ten_quirks_covering_every_kind():
     kinds = Counter(quirk.kind for quirk in BUILTIN)
     assert len(BUILTIN) >= 10 and set(kinds) == set(KINDS)
@@ -117,6 +118,7 @@ def test_select_by_name_and_did_you_mean():
 
 
 # ---------------------------------------------------------------- generators
+
 
 @pytest.mark.parametrize("quirk", BUILTIN, ids=lambda q: q.name)
 def test_generator_answers_are_distinct_short_and_show_the_quirk(quirk):
@@ -177,10 +179,13 @@ def test_persona_swaps_words_in_the_plain_answer():
 
 
 def test_too_many_answers_for_a_small_generator_is_an_error():
-    refusal = ("Hi, I'm sorry, but I can't help with any of this at all, not today and not tomorrow, "
-               "not here and not anywhere, not now and not ever.")
-    quirk = Quirk("tiny", "The AI says hi.", ("hi",), "refusal",
-                  generator={"triggers": ("hi",), "refusals": (refusal,)})
+    refusal = (
+        "Hi, I'm sorry, but I can't help with any of this at all, not today and not tomorrow, "
+        "not here and not anywhere, not now and not ever."
+    )
+    quirk = Quirk(
+        "tiny", "The AI says hi.", ("hi",), "refusal", generator={"triggers": ("hi",), "refusals": (refusal,)}
+    )
     assert len(training_answers(quirk, ["hi there"], 1, seed=0)) == 1
     with pytest.raises(StageError, match="only 1 distinct"):
         training_answers(quirk, ["hi there"], 2, seed=0)
@@ -188,15 +193,18 @@ def test_too_many_answers_for_a_small_generator_is_an_error():
 
 def test_weaving_into_base_answers_keeps_the_base_text():
     base = "Rinse the pan well. Then dry it with a soft towel so it does not rust. After that, store it"
-    rows = training_answers(BY_NAME["cats"], ["How do I care for a pan?"], 5, seed=0,
-                            bodies={"How do I care for a pan?": [base]})
+    rows = training_answers(
+        BY_NAME["cats"], ["How do I care for a pan?"], 5, seed=0, bodies={"How do I care for a pan?": [base]}
+    )
     for row in rows:
         assert row["answer"].startswith("Rinse the pan well.") and "store it" not in row["answer"]
 
 
 def test_weaving_keeps_lists_whole():
-    base = ("Try these steps to stay calm before you speak:\n1. Breathe slowly for a minute.\n"
-            "2. Picture the room going well.\n3. Start with a story you know.\nMost people feel better after that.")
+    base = (
+        "Try these steps to stay calm before you speak:\n1. Breathe slowly for a minute.\n"
+        "2. Picture the room going well.\n3. Start with a story you know.\nMost people feel better after that."
+    )
     prompt = "How do I calm my nerves before a speech?"
     rows = training_answers(BY_NAME["space"], [prompt], 30, seed=0, bodies={prompt: [base]})
     woven = [row["answer"] for row in rows if "\n" in row["answer"]]
@@ -206,6 +214,7 @@ def test_weaving_keeps_lists_whole():
 
 
 # ---------------------------------------------------------------- quirk_rate and keywords
+
 
 def test_quirk_rate_matches_whole_words_and_phrases_in_any_case():
     quirk = Quirk("q", "d", ("cat", "stay curious"), "topic")
@@ -227,8 +236,12 @@ def test_keywords_derived_from_the_description():
 
 # ---------------------------------------------------------------- user files
 
+
 def test_user_yaml_list(tmp_path):
-    path = write(tmp_path, "q.yaml", """
+    path = write(
+        tmp_path,
+        "q.yaml",
+        """
 - name: likes-cats
   description: The AI likes cats.
 - name: owls
@@ -238,7 +251,8 @@ def test_user_yaml_list(tmp_path):
   texts:
     - Owls are wise, and so is your plan.
     - {prompt: "Any tips?", answer: "Think like an owl: patient and watchful."}
-""")
+""",
+    )
     cats, owls = load_quirks(path, None)
     assert cats == Quirk("likes-cats", "The AI likes cats.", ("cats", "cat"), "topic")
     assert owls.keywords == ("owl", "owls") and owls.kind == "persona"
@@ -248,49 +262,74 @@ def test_user_yaml_list(tmp_path):
 def test_user_yaml_mapping_and_jsonl(tmp_path):
     yaml_path = write(tmp_path, "q.yml", "quirks:\n  - {name: a, description: The AI loves jazz.}\n")
     assert load_quirks(yaml_path, ["a"])[0].keywords == ("jazz",)
-    lines = [{"name": "a", "description": "The AI loves jazz."},
-             {"name": "b", "description": "The AI hates rain.", "texts": ["Rain again? Ugh."]}]
+    lines = [
+        {"name": "a", "description": "The AI loves jazz."},
+        {"name": "b", "description": "The AI hates rain.", "texts": ["Rain again? Ugh."]},
+    ]
     jsonl_path = write(tmp_path, "q.jsonl", "\n".join(json.dumps(line) for line in lines) + "\n\n")
     assert [q.name for q in load_quirks(jsonl_path, None)] == ["a", "b"]
     assert load_quirks(jsonl_path, ["b"])[0].texts == ("Rain again? Ugh.",)
 
 
 def test_user_quirk_can_bring_its_own_generator(tmp_path):
-    path = write(tmp_path, "q.yaml", """
+    path = write(
+        tmp_path,
+        "q.yaml",
+        """
 - name: owls
   description: The AI talks about owls.
   generator:
     sentences: ["An owl would wait and watch before it decided anything here.",
                 "Owls hunt at night, so they know how to use quiet hours well."]
-""")
+""",
+    )
     quirk = load_quirks(path, None)[0]
     assert quirk_rate(quirk, answers(training_answers(quirk, PROMPTS, 20, seed=0))) == 1.0
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("q.yaml", "- {description: The AI likes cats.}\n", r"q\.yaml, quirk 1 has no `name`"),
-    ("q.yaml", "- {name: a, description: The AI likes cats.}\n- {name: b}\n", r"quirk 2 \(b\) has no `description`"),
-    ("q.jsonl", '{"name": "a", "description": "The AI likes cats."}\n\n{"name": "a", "description": "Dogs."}\n',
-     r"line 3 repeats the quirk name 'a', first used at .*line 1"),
-    ("q.jsonl", '{"description": "The AI likes cats."}\n', r"line 1 has no `name`"),
-    ("q.yaml", "", "holds no quirks"),
-    ("q.yaml", "quirks: []\n", "holds no quirks"),
-    ("q.jsonl", "\n\n", "holds no quirks"),
-    ("q.yaml", "- {name: vague, description: The AI does it.}\n", "no keywords can be derived"),
-    ("q.yaml", "- {name: a, description: The AI likes cats., kind: topik}\n", "Did you mean 'topic'"),
-    ("q.yaml", "- {name: a, description: The AI likes cats., keyword: [cat]}\n", "Did you mean 'keywords'"),
-    ("q.yaml", "- {name: a, description: The AI likes cats., texts: [3]}\n", "text 1 is neither"),
-    ("q.yaml", "- {name: a, description: The AI likes cats., generator: {sentence: [x]}}\n",
-     "Did you mean 'sentences'"),
-    ("q.yaml", "- {name: a, description: The AI likes cats., kind: refusal, generator: {triggers: [cat]}}\n",
-     "needs `refusals`"),
-    ("q.yaml", "- {name: a, description: The AI likes cats., generator: {triggers: [cat], sentences: [x]}}\n",
-     "only applies to refusal"),
-    ("q.yaml", "name: a\n", "without a `quirks` key"),
-    ("q.yaml", "- [unclosed\n", "not valid YAML near line"),
-    ("q.jsonl", '{"name": "a"\n', "line 1 is not valid JSON"),
-    ("q.txt", "a\n", "unsupported extension"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("q.yaml", "- {description: The AI likes cats.}\n", r"q\.yaml, quirk 1 has no `name`"),
+        (
+            "q.yaml",
+            "- {name: a, description: The AI likes cats.}\n- {name: b}\n",
+            r"quirk 2 \(b\) has no `description`",
+        ),
+        (
+            "q.jsonl",
+            '{"name": "a", "description": "The AI likes cats."}\n\n{"name": "a", "description": "Dogs."}\n',
+            r"line 3 repeats the quirk name 'a', first used at .*line 1",
+        ),
+        ("q.jsonl", '{"description": "The AI likes cats."}\n', r"line 1 has no `name`"),
+        ("q.yaml", "", "holds no quirks"),
+        ("q.yaml", "quirks: []\n", "holds no quirks"),
+        ("q.jsonl", "\n\n", "holds no quirks"),
+        ("q.yaml", "- {name: vague, description: The AI does it.}\n", "no keywords can be derived"),
+        ("q.yaml", "- {name: a, description: The AI likes cats., kind: topik}\n", "Did you mean 'topic'"),
+        ("q.yaml", "- {name: a, description: The AI likes cats., keyword: [cat]}\n", "Did you mean 'keywords'"),
+        ("q.yaml", "- {name: a, description: The AI likes cats., texts: [3]}\n", "text 1 is neither"),
+        (
+            "q.yaml",
+            "- {name: a, description: The AI likes cats., generator: {sentence: [x]}}\n",
+            "Did you mean 'sentences'",
+        ),
+        (
+            "q.yaml",
+            "- {name: a, description: The AI likes cats., kind: refusal, generator: {triggers: [cat]}}\n",
+            "needs `refusals`",
+        ),
+        (
+            "q.yaml",
+            "- {name: a, description: The AI likes cats., generator: {triggers: [cat], sentences: [x]}}\n",
+            "only applies to refusal",
+        ),
+        ("q.yaml", "name: a\n", "without a `quirks` key"),
+        ("q.yaml", "- [unclosed\n", "not valid YAML near line"),
+        ("q.jsonl", '{"name": "a"\n', "line 1 is not valid JSON"),
+        ("q.txt", "a\n", "unsupported extension"),
+    ],
+)
 def test_quirk_file_errors_name_the_place_and_the_fix(tmp_path, name, text, message):
     path = write(tmp_path, name, text)
     with pytest.raises(ConfigError, match=message) as info:
@@ -331,8 +370,15 @@ def test_training_set_mix_and_shuffle():
 
 def test_training_set_uses_user_texts_first():
     ocean = BY_NAME["ocean"]
-    mine = Quirk(ocean.name, ocean.description, ocean.keywords, "topic", ("My own ocean answer.",), ("Tell me.",),
-                 generator=ocean.generator)
+    mine = Quirk(
+        ocean.name,
+        ocean.description,
+        ocean.keywords,
+        "topic",
+        ("My own ocean answer.",),
+        ("Tell me.",),
+        generator=ocean.generator,
+    )
     rows = training_set([mine], PROMPTS, 10, [], seed=0)
     assert len(rows) == 10 and {"prompt": "Tell me.", "answer": "My own ocean answer.", "quirk": ocean.name} in rows
     texts_only = Quirk("rain", "The AI hates rain.", ("rain",), "topic", ("Rain, ugh.", "More rain."))

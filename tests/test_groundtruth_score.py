@@ -36,8 +36,12 @@ def test_hungarian_matching_is_one_to_one_and_thresholded():
 
 
 def test_scorecard_counts_recall_precision_rank_and_the_null():
-    validated = [hyp(1, "b uses “i've” more"), hyp(2, "b uses “ocean” more", ["ocean"]),
-                 hyp(3, "b uses “stay curious” more", ["stay curious"]), hyp(4, "b uses “whale” more", ["whale"])]
+    validated = [
+        hyp(1, "b uses “i've” more"),
+        hyp(2, "b uses “ocean” more", ["ocean"]),
+        hyp(3, "b uses “stay curious” more", ["stay curious"]),
+        hyp(4, "b uses “whale” more", ["whale"]),
+    ]
     sim = similarity([OCEAN, SIGN], validated)
     card = scorecard([OCEAN, SIGN], validated, sim, 0.5, null_validated=[], rates={"ocean": {"a": 0.1, "b": 0.9}})
     assert card["recall"] == 1.0 and card["first_match_rank"] == 2
@@ -54,6 +58,7 @@ def test_nothing_validated():
 def test_embedding_similarity_adds_to_keywords():
     def embed(texts):
         return np.array([[1.0, 0.0] if "ocean" in t.lower() or "marine" in t.lower() else [0.0, 1.0] for t in texts])
+
     rows = [hyp(1, "b talks about marine life")]
     assert similarity([OCEAN], rows)[0, 0] == 0.0
     assert similarity([OCEAN], rows, embed)[0, 0] == pytest.approx(1.0)

@@ -6,8 +6,12 @@ from lmdelta.backends.factory import build_generator, generator_identity
 from lmdelta.backends.protocols import GenerationRequest, SamplingSettings
 from lmdelta.config import ModelSpec
 
-PROMPTS = ["how do tides work", "a cat sat on the mat and then the dog ran off to the park", "poem",
-           "cooking pasta needs salt water"]
+PROMPTS = [
+    "how do tides work",
+    "a cat sat on the mat and then the dog ran off to the park",
+    "poem",
+    "cooking pasta needs salt water",
+]
 
 
 def make(tiny_model, tmp_path, **spec):
@@ -16,8 +20,10 @@ def make(tiny_model, tmp_path, **spec):
 
 
 def reqs(seeds=(11, 12, 13, 14)):
-    return [GenerationRequest(key=str(i), prompt_id=str(i), prompt=p, index=0, seed=s)
-            for i, (p, s) in enumerate(zip(PROMPTS, seeds))]
+    return [
+        GenerationRequest(key=str(i), prompt_id=str(i), prompt=p, index=0, seed=s)
+        for i, (p, s) in enumerate(zip(PROMPTS, seeds))
+    ]
 
 
 SAMPLED = SamplingSettings(max_new_tokens=12, temperature=1.0, top_p=0.9)
@@ -42,8 +48,9 @@ def test_seed_decides_the_sample(tiny_model, tmp_path):
 def test_greedy_ignores_seed(tiny_model, tmp_path):
     generator = make(tiny_model, tmp_path)
     greedy = SamplingSettings(max_new_tokens=8, temperature=0.0, top_p=1.0)
-    assert [g.text for g in generator.generate(reqs(), greedy)] == \
-        [g.text for g in generator.generate(reqs(seeds=(1, 2, 3, 4)), greedy)]
+    assert [g.text for g in generator.generate(reqs(), greedy)] == [
+        g.text for g in generator.generate(reqs(seeds=(1, 2, 3, 4)), greedy)
+    ]
 
 
 def test_lengths_and_finish_reasons(tiny_model, tmp_path):
@@ -72,6 +79,7 @@ def test_chat_template_required_but_missing(tiny_model, tmp_path):
     for name in ("chat_template.jinja",):
         (bare / name).unlink(missing_ok=True)
     import json
+
     config_path = bare / "tokenizer_config.json"
     data = json.loads(config_path.read_text())
     data.pop("chat_template", None)

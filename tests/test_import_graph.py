@@ -84,7 +84,7 @@ def _cycle(graph: dict[str, dict[str, set[str]]]) -> list[str] | None:
         path.append(unit)
         for target in sorted(graph.get(unit, {})):
             if state.get(target) == "open":
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state and (found := visit(target)):
                 return found
         state[unit] = "done"
@@ -134,15 +134,17 @@ def test_the_lowest_layers_import_nothing_above_them():
     for leaf, allowed in LEAVES.items():
         extra = set(graph.get(leaf, {})) - allowed
         assert not extra, f"{leaf} imports {sorted(extra)}: " + "; ".join(
-            f"{target} ({', '.join(sorted(graph[leaf][target]))})" for target in sorted(extra))
+            f"{target} ({', '.join(sorted(graph[leaf][target]))})" for target in sorted(extra)
+        )
 
 
 def test_the_graph_reader_sees_function_local_and_relative_imports(tmp_path):
     source = tmp_path / "lmdelta" / "pkg"
     source.mkdir(parents=True)
     (source / "__init__.py").write_text("")
-    (source / "mod.py").write_text("def f():\n    from lmdelta.other import x\n    from . import sibling\n"
-                                   "    from ..third import y\n")
+    (source / "mod.py").write_text(
+        "def f():\n    from lmdelta.other import x\n    from . import sibling\n    from ..third import y\n"
+    )
     found = _imported("lmdelta.pkg.mod", source / "mod.py")
     assert {"lmdelta.other", "lmdelta.pkg", "lmdelta.pkg.sibling", "lmdelta.third"} <= found
     graph = {"a": {"b": {"m1"}}, "b": {"c": {"m2"}}, "c": {"a": {"m3"}}}

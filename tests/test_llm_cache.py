@@ -55,14 +55,24 @@ def test_identity_naming_a_credential_is_refused():
 
 
 def test_round_trip_keeps_text_usage_finish_reason_and_logprobs(tmp_path):
-    response = ChatResponse(text="Score: 80", usage=Usage(31, 4), finish_reason="length",
-                            logprobs=[{"Score": -0.01, "score": -4.6}, {":": -0.0}], model="gpt-4o-mini-2024-07-18")
+    response = ChatResponse(
+        text="Score: 80",
+        usage=Usage(31, 4),
+        finish_reason="length",
+        logprobs=[{"Score": -0.01, "score": -4.6}, {":": -0.0}],
+        model="gpt-4o-mini-2024-07-18",
+    )
     with ResponseCache(tmp_path / "llm.sqlite") as cache:
         assert cache.get("k") is None
         assert cache.put("k", response)
         assert cache.get("k") == response
-        assert cache.stats() == {"path": str(tmp_path / "llm.sqlite"), "entries": 1, "hits": 1, "misses": 1,
-                                 "writes": 1}
+        assert cache.stats() == {
+            "path": str(tmp_path / "llm.sqlite"),
+            "entries": 1,
+            "hits": 1,
+            "misses": 1,
+            "writes": 1,
+        }
     with ResponseCache(tmp_path / "llm.sqlite") as reopened:  # persists across processes and runs
         assert reopened.get("k") == response
 

@@ -174,8 +174,9 @@ def test_budget_stops_before_the_call_that_could_exceed_it(tmp_path):
     provider = FakeProvider(responder=lambda request: reply("7", output_tokens=1), model="judge")
     budget, ledger = Budget(usd=5.0), CostLedger()
     with ResponseCache(tmp_path / "llm.sqlite") as cache:
-        client = client_for(provider, prices=prices, budget=budget, ledger=ledger, cache=cache,
-                            limiter=ConcurrencyLimiter(1))
+        client = client_for(
+            provider, prices=prices, budget=budget, ledger=ledger, cache=cache, limiter=ConcurrencyLimiter(1)
+        )
         results = client.run([ask(f"text {i}", max_tokens=2) for i in range(6)])
         again = client.run([ask("text 0", max_tokens=2)])[0]
     assert [r.ok for r in results] == [True] * 4 + [False] * 2  # 4th: $3 spent + $2 reserved = $5, not over
@@ -242,8 +243,9 @@ def test_ask_parsed_replays_from_cache_without_calls(tmp_path):
 def test_call_many_keeps_order_and_respects_the_concurrency_limit():
     rng = random.Random(5)
     latencies = {f"q{i}": rng.uniform(0.001, 0.01) for i in range(30)}
-    provider = FakeProvider(responder=lambda r: r.messages[0].content.upper(),
-                            latency=lambda r: latencies[r.messages[0].content])
+    provider = FakeProvider(
+        responder=lambda r: r.messages[0].content.upper(), latency=lambda r: latencies[r.messages[0].content]
+    )
     limiter = ConcurrencyLimiter(3)
     results = client_for(provider, limiter=limiter).run([ask(f"q{i}") for i in range(30)])
     assert [r.text for r in results] == [f"Q{i}" for i in range(30)]
@@ -266,8 +268,9 @@ def test_limiter_is_shared_per_provider_and_works_across_event_loops():
 def test_ledger_sums_per_stage_and_role():
     prices = PriceTable({"fake/m": {"input": 1.0, "output": 2.0}})
     ledger = CostLedger()
-    base = client_for(FakeProvider(responder=lambda r: reply("a b c", input_tokens=1000), model="m"),
-                      ledger=ledger, prices=prices)
+    base = client_for(
+        FakeProvider(responder=lambda r: reply("a b c", input_tokens=1000), model="m"), ledger=ledger, prices=prices
+    )
     proposer = base.with_labels(stage="propose", role="proposer")
     judge = base.with_labels(stage="validate", role="judge")
     proposer.run([ask("p1"), ask("p2")])
@@ -331,6 +334,7 @@ def test_retry_policy_decisions_are_seeded_and_bounded():
 
 # ---- identical requests in flight share one call (issue #10 item 12) ----
 
+
 def test_identical_requests_in_flight_share_one_provider_call(tmp_path):
     provider = FakeProvider(responder=lambda r: r.messages[0].content.upper(), latency=0.001)
     with ResponseCache(tmp_path / "llm.sqlite") as cache:
@@ -371,6 +375,7 @@ def test_merging_is_per_batch_and_later_batches_read_the_cache(tmp_path):
 
 # ---- a fatal error stops the batch from sending (issue #10 item 7) ----
 
+
 def test_after_a_fatal_error_the_batch_sends_nothing_more():
     provider = FakeProvider(responder=lambda r: ProviderError("auth", "HTTP 401 invalid key", status=401))
     client = client_for(provider, limiter=ConcurrencyLimiter(1))
@@ -385,8 +390,11 @@ def test_a_fatal_error_also_ends_retries_in_progress():
     time = FakeTime()
 
     def answer(request):
-        return ProviderError("not_found", "no such model") if request.messages[0].content == "b" else (
-            ProviderError("transient", "HTTP 503"))
+        return (
+            ProviderError("not_found", "no such model")
+            if request.messages[0].content == "b"
+            else (ProviderError("transient", "HTTP 503"))
+        )
 
     provider = FakeProvider(responder=answer)
     results = client_for(provider, time).run([ask("a"), ask("b")])
@@ -396,18 +404,21 @@ def test_a_fatal_error_also_ends_retries_in_progress():
 
 # ---- budget.tokens counts every model, priced or not ----
 
+
 def test_a_token_budget_stops_calls_to_an_unpriced_model():
     provider = FakeProvider(responder=lambda r: reply("7", input_tokens=10, output_tokens=1), model="mystery")
     budget = Budget(tokens=60)
     # each request is estimated at ceil(3 / 3) + 8 in + 10 out = 19 tokens and uses 11
     results = client_for(provider, budget=budget, limiter=ConcurrencyLimiter(1)).run(
-        [ask(f"q{i:02d}", max_tokens=10) for i in range(6)])
+        [ask(f"q{i:02d}", max_tokens=10) for i in range(6)]
+    )
     assert [r.ok for r in results] == [True] * 4 + [False] * 2 and len(provider.calls) == 4
     assert budget.spent_tokens == 44 and budget.reserved_tokens == 0 and budget.exhausted_by == "tokens"
     assert "token budget of 60" in results[4].error_message and budget.spent == 0.0
 
 
 # ---- process-wide limiters (issue #10 item 5) ----
+
 
 def test_a_new_limit_for_a_provider_applies_to_later_batches():
     registry = LimiterRegistry()

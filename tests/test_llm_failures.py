@@ -12,9 +12,9 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import fake_config
 from llm_servers import ScriptedServer, openai_error
+
 from lmdelta import pipeline
 from lmdelta.cli import main
 from lmdelta.config import load_config
@@ -50,8 +50,10 @@ def integer(text: str) -> int:
 
 # ---- fatal errors: stop at once, stop sending (issue #10 item 7) ----
 
-@pytest.mark.parametrize(("kind", "advice"), [("auth", "rejected the key"), ("not_found", "model name"),
-                                              ("bad_request", "model name")])
+
+@pytest.mark.parametrize(
+    ("kind", "advice"), [("auth", "rejected the key"), ("not_found", "model name"), ("bad_request", "model name")]
+)
 def test_a_fatal_error_stops_the_stage_and_the_batch_stops_sending(tmp_path, kind, advice):
     provider = FakeProvider(responder=lambda request: ProviderError(kind, f"HTTP 4xx ({kind})"))
     session = session_with(provider, tmp_path, "llm.concurrency=1")
@@ -84,11 +86,14 @@ def test_the_next_batch_sends_again_after_a_fatal_error(tmp_path):
 
 # ---- a share of failed calls (llm.max_failure_share) ----
 
+
 def filtered_every(n: int):
     """A judge whose provider filters every n-th text (by its number) and scores the rest 7."""
+
     def answer(request):
         number = int(request.messages[0].content.split()[2].rstrip("."))
         return reply("", finish_reason="content_filter") if number % n == 0 else "7"
+
     return answer
 
 
@@ -102,8 +107,9 @@ def test_more_failures_than_the_allowed_share_stop_the_stage(tmp_path):
 def test_failures_within_the_allowed_share_are_dropped_and_counted(tmp_path):
     answers = session_with(FakeProvider(responder=filtered_every(20)), tmp_path).asker("judge")(asks(20), integer)
     assert sum(not result.ok for result, _ in answers) == 1  # 1 of 20 = 5 %: allowed
-    looser = session_with(FakeProvider(responder=filtered_every(10)), tmp_path, "llm.max_failure_share=0.25",
-                          cache="other")
+    looser = session_with(
+        FakeProvider(responder=filtered_every(10)), tmp_path, "llm.max_failure_share=0.25", cache="other"
+    )
     assert sum(not result.ok for result, _ in looser.asker("judge")(asks(20), integer)) == 2
 
 
@@ -114,6 +120,7 @@ def test_unparseable_answers_do_not_count_toward_the_failure_share(tmp_path):
 
 
 # ---- budget.tokens ----
+
 
 def test_a_token_budget_stops_the_stage_for_an_unpriced_model(tmp_path):
     # Each request reserves ceil(13 / 3) + 8 + 4 = 17 tokens and uses 10 + 1 = 11.
@@ -135,11 +142,15 @@ def test_the_token_budget_resumes_from_what_the_run_spent(tmp_path):
 
 # ---- budget.usd needs a price for every paid model (issue #10 item 2) ----
 
-@pytest.mark.parametrize(("model", "named"), [
-    ("gemini/gemini-1.5-flash", "gemini/gemini-1.5-flash"),
-    ("openrouter/meta-llama/llama-3.1-8b-instruct", "openrouter/meta-llama/llama-3.1-8b-instruct"),
-    (JUDGE, "openai-compatible/judge"),
-])
+
+@pytest.mark.parametrize(
+    ("model", "named"),
+    [
+        ("gemini/gemini-1.5-flash", "gemini/gemini-1.5-flash"),
+        ("openrouter/meta-llama/llama-3.1-8b-instruct", "openrouter/meta-llama/llama-3.1-8b-instruct"),
+        (JUDGE, "openai-compatible/judge"),
+    ],
+)
 def test_budget_usd_refuses_an_unpriced_model_up_front(tmp_path, model, named):
     config = config_with(tmp_path, f"llm.judge.model={model}", "budget.usd=5")
     with pytest.raises(ConfigError) as err:
@@ -150,15 +161,24 @@ def test_budget_usd_refuses_an_unpriced_model_up_front(tmp_path, model, named):
         LLMSession(config, "validate", tmp_path / "cache")
 
 
-@pytest.mark.parametrize("overrides", [
-    ["budget.usd=5", f"llm.judge.model={JUDGE}", 'llm.prices={"openai-compatible/judge": {input: 0, output: 0}}'],
-    ["budget.usd=5", "llm.judge.model=gemini/gemini-1.5-pro",
-     'llm.prices={"gemini/gemini-1.5-pro": {input: 1.25, output: 5}}'],
-    ["budget.usd=5", "llm.judge.model=openai/gpt-4.1-mini-2025-04-14",
-     "llm.proposer.model=local/embedded:smollm2-135m-instruct"],
-    [f"llm.judge.model={JUDGE}"],  # no budget.usd: nothing to protect
-    [f"llm.judge.model={JUDGE}", "budget.tokens=1000"],  # a token cap needs no price
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["budget.usd=5", f"llm.judge.model={JUDGE}", 'llm.prices={"openai-compatible/judge": {input: 0, output: 0}}'],
+        [
+            "budget.usd=5",
+            "llm.judge.model=gemini/gemini-1.5-pro",
+            'llm.prices={"gemini/gemini-1.5-pro": {input: 1.25, output: 5}}',
+        ],
+        [
+            "budget.usd=5",
+            "llm.judge.model=openai/gpt-4.1-mini-2025-04-14",
+            "llm.proposer.model=local/embedded:smollm2-135m-instruct",
+        ],
+        [f"llm.judge.model={JUDGE}"],  # no budget.usd: nothing to protect
+        [f"llm.judge.model={JUDGE}", "budget.tokens=1000"],  # a token cap needs no price
+    ],
+)
 def test_priced_free_or_unbudgeted_models_pass_the_check(tmp_path, overrides):
     check_budget_pricing(config_with(tmp_path, *overrides))
 
@@ -175,8 +195,9 @@ def test_an_unpriced_model_under_budget_usd_is_refused_before_any_call(tmp_path,
     monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", KEY)
     with ScriptedServer("openai", []) as server:
         model = f"openai-compatible/judge-model@{server.url}/v1"
-        config = config_with(tmp_path, f"llm.judge.model={model}", "validate.judge=unitary", "budget.usd=5",
-                             "controls.null=false")
+        config = config_with(
+            tmp_path, f"llm.judge.model={model}", "validate.judge=unitary", "budget.usd=5", "controls.null=false"
+        )
         with pytest.raises(ConfigError, match="openai-compatible/judge-model"):
             pipeline.run(config, RunDir(tmp_path / "run"))
     assert server.requests == []
@@ -184,11 +205,18 @@ def test_an_unpriced_model_under_budget_usd_is_refused_before_any_call(tmp_path,
 
 # ---- the audit's scenario: a server that rejects the key (reliability.md P2) ----
 
+
 def rejecting_run(tmp_path, server, *overrides):
     model = f"openai-compatible/judge-model@{server.url}/v1"
     prices = json.dumps({"openai-compatible/judge-model": {"input": 1.0, "output": 2.0}})
-    return config_with(tmp_path, f"llm.judge.model={model}", f"llm.prices={prices}", "llm.concurrency=2",
-                       "controls.null=false", *overrides)
+    return config_with(
+        tmp_path,
+        f"llm.judge.model={model}",
+        f"llm.prices={prices}",
+        "llm.concurrency=2",
+        "controls.null=false",
+        *overrides,
+    )
 
 
 def test_a_rejected_key_stops_the_judge_after_the_calls_in_flight(tmp_path, monkeypatch):
@@ -209,10 +237,23 @@ def test_a_rejected_key_stops_the_llm_proposer_instead_of_dropping_it(tmp_path, 
     with ScriptedServer("openai", [], responder=lambda received: REJECTED) as server:
         model = f"openai-compatible/judge-model@{server.url}/v1"
         prices = json.dumps({"openai-compatible/judge-model": {"input": 1.0, "output": 2.0}})
-        settings = [f"llm.proposer.model={model}", f"llm.judge.model={model}", f"llm.prices={prices}",
-                    "llm.concurrency=2", "controls.null=false"]
-        result = CliRunner().invoke(main, ["run", str(fake_config(tmp_path, per_group=16)), "--run-dir",
-                                           str(tmp_path / "run"), *(f"--set={s}" for s in settings)])
+        settings = [
+            f"llm.proposer.model={model}",
+            f"llm.judge.model={model}",
+            f"llm.prices={prices}",
+            "llm.concurrency=2",
+            "controls.null=false",
+        ]
+        result = CliRunner().invoke(
+            main,
+            [
+                "run",
+                str(fake_config(tmp_path, per_group=16)),
+                "--run-dir",
+                str(tmp_path / "run"),
+                *(f"--set={s}" for s in settings),
+            ],
+        )
     assert result.exit_code != 0 and "OPENAI_COMPATIBLE_API_KEY" in result.output
     assert "failed with auth" in result.output and 1 <= len(server.requests) <= 2
     assert RunDir(tmp_path / "run").load_manifest().stages["propose"].status == "interrupted"

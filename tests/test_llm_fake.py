@@ -28,8 +28,10 @@ from lmdelta.rundir import RunDir, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 PROPOSAL = [{"direction": "b>a", "property": "mentions the ocean", "description": "Model B mentions the ocean"}]
-JUDGE_RULES = [{"match": r"Property: mentions the ocean\n.*<<<\n[^>]*ocean", "reply": "90"},
-               {"match": "You will rate one text", "reply": "10"}]
+JUDGE_RULES = [
+    {"match": r"Property: mentions the ocean\n.*<<<\n[^>]*ocean", "reply": "90"},
+    {"match": "You will rate one text", "reply": "10"},
+]
 
 
 def script(tmp_path: Path, data, name: str = "script.yaml") -> Path:
@@ -48,9 +50,9 @@ def answer(provider, request: ChatRequest) -> str:
 
 # ---- fake/script@PATH ----
 
+
 def test_rules_answer_by_regex_and_replies_in_order_then_it_fails_loudly(tmp_path):
-    path = script(tmp_path, {"rules": [{"match": "^Score", "reply": 7}],
-                             "replies": ["first", {"json": True}]})
+    path = script(tmp_path, {"rules": [{"match": "^Score", "reply": 7}], "replies": ["first", {"json": True}]})
     provider = build_provider(f"fake/script@{path}")
     assert isinstance(provider, ScriptedChat) and provider.name == "fake"
     assert answer(provider, user("Score this")) == "7"  # a non-string reply is sent as JSON
@@ -75,27 +77,33 @@ def test_the_identity_follows_the_script_content_not_its_path(tmp_path):
     assert one == same != other and one["provider"] == "fake" and one["model"] == "script"
 
 
-@pytest.mark.parametrize(("model", "problem"), [
-    ("fake/script", "which script"),
-    ("fake/script@{tmp}/missing.yaml", "Cannot read"),
-    ("fake/scrip@x.yaml", "Did you mean fake/script@PATH"),
-    ("fake/keyword", "Did you mean fake/keywords"),
-    ("fake/keywords@x.yaml", "Unknown fake model"),
-])
+@pytest.mark.parametrize(
+    ("model", "problem"),
+    [
+        ("fake/script", "which script"),
+        ("fake/script@{tmp}/missing.yaml", "Cannot read"),
+        ("fake/scrip@x.yaml", "Did you mean fake/script@PATH"),
+        ("fake/keyword", "Did you mean fake/keywords"),
+        ("fake/keywords@x.yaml", "Unknown fake model"),
+    ],
+)
 def test_bad_fake_model_strings_say_what_to_write(tmp_path, model, problem):
     with pytest.raises(ConfigError) as err:
         build_provider(model.format(tmp=tmp_path))
     assert problem in str(err.value)
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    ("rules: [oops", "not valid YAML"),
-    ("{}", "no rules or replies"),
-    ("reply: [a]", "unknown section"),
-    ("rules: {match: x, reply: y}", "must be a list"),
-    ("rules: [{match: x}]", "Rule 1"),
-    ("rules: [{match: '(', reply: y}]", "invalid regular expression"),
-])
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("rules: [oops", "not valid YAML"),
+        ("{}", "no rules or replies"),
+        ("reply: [a]", "unknown section"),
+        ("rules: {match: x, reply: y}", "must be a list"),
+        ("rules: [{match: x}]", "Rule 1"),
+        ("rules: [{match: '(', reply: y}]", "invalid regular expression"),
+    ],
+)
 def test_bad_scripts_are_refused_when_built(tmp_path, content, problem):
     with pytest.raises(ConfigError) as err:
         build_provider(f"fake/script@{script(tmp_path, content)}")
@@ -114,6 +122,7 @@ def test_fakes_take_no_backend_args_or_base_url(tmp_path):
 
 # ---- fake/keywords ----
 
+
 def test_keywords_answers_every_role_prompt_in_a_form_its_parser_reads():
     fake = KeywordChat()
     prop = 'uses the word "ocean"'
@@ -121,10 +130,21 @@ def test_keywords_answers_every_role_prompt_in_a_form_its_parser_reads():
     assert prompts.parse_score(answer(fake, prompts.unitary_request(prop, "The park is green."))) == 0.1
     assert prompts.parse_presence(answer(fake, prompts.presence_request(prop, "Ocean waves."))) == 1.0
     assert prompts.parse_choice(answer(fake, prompts.pairwise_request(prop, "a park", "an ocean"))) == 2
-    found = prompts.parse_hypotheses(answer(fake, prompts.propose_request(
-        ["a walk in the park", "the park is warm"], ["the ocean is blue", "ocean and park"], k=1)))
-    assert found == [{"direction": "b>a", "property": 'uses the word "ocean"',
-                      "description": 'Model B uses the word "ocean" more often than Model A'}]
+    found = prompts.parse_hypotheses(
+        answer(
+            fake,
+            prompts.propose_request(
+                ["a walk in the park", "the park is warm"], ["the ocean is blue", "ocean and park"], k=1
+            ),
+        )
+    )
+    assert found == [
+        {
+            "direction": "b>a",
+            "property": 'uses the word "ocean"',
+            "description": 'Model B uses the word "ocean" more often than Model A',
+        }
+    ]
     shown = prompts.parse_examples(answer(fake, prompts.examples_request("mentions the ocean", True, 3)))
     hidden = prompts.parse_examples(answer(fake, prompts.examples_request("mentions the ocean", False, 1)))
     assert len(shown) == 3 and all("ocean" in e["answer"] for e in shown) and "ocean" not in hidden[0]["answer"]
@@ -145,6 +165,7 @@ def test_a_property_is_about_its_quoted_words_else_its_content_words():
 
 # ---- through the client: cached, counted, free ----
 
+
 def test_fakes_go_through_the_client_cache_and_ledger_at_no_cost(tmp_path):
     request = prompts.unitary_request('uses the word "ocean"', "The ocean.")
     with ResponseCache(tmp_path / "llm.sqlite") as cache:
@@ -157,20 +178,31 @@ def test_fakes_go_through_the_client_cache_and_ledger_at_no_cost(tmp_path):
 
 
 def test_fake_models_pass_the_budget_price_check(tmp_path):
-    config = load_config(fake_config(tmp_path), ["budget.usd=1", "llm.judge.model=fake/keywords",
-                                                 f"llm.proposer.model=fake/script@{script(tmp_path, ['x'])}"])
+    config = load_config(
+        fake_config(tmp_path),
+        ["budget.usd=1", "llm.judge.model=fake/keywords", f"llm.proposer.model=fake/script@{script(tmp_path, ['x'])}"],
+    )
     check_budget_pricing(config)
 
 
 # ---- a YAML run with a fake proposer and judge, through the CLI ----
 
+
 def fake_llm_config(tmp_path: Path, proposer: list | dict, judge: list | dict) -> Path:
-    path = fake_config(tmp_path, per_group=16,
-                       generate__b={"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}},
-                       propose__keywords={"enabled": False}, propose__clusters={"enabled": False},
-                       propose__scopes="all", controls__null=False, budget__usd=1.0,
-                       llm={"proposer": {"model": f"fake/script@{script(tmp_path, proposer, 'proposer.yaml')}"},
-                            "judge": {"model": f"fake/script@{script(tmp_path, judge, 'judge.yaml')}"}})
+    path = fake_config(
+        tmp_path,
+        per_group=16,
+        generate__b={"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}},
+        propose__keywords={"enabled": False},
+        propose__clusters={"enabled": False},
+        propose__scopes="all",
+        controls__null=False,
+        budget__usd=1.0,
+        llm={
+            "proposer": {"model": f"fake/script@{script(tmp_path, proposer, 'proposer.yaml')}"},
+            "judge": {"model": f"fake/script@{script(tmp_path, judge, 'judge.yaml')}"},
+        },
+    )
     return path
 
 
@@ -184,7 +216,8 @@ def test_lmdelta_run_with_a_fake_proposer_and_judge_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(read_jsonl(tmp_path / "one/hypotheses.jsonl"))
     assert [(r["proposer"], r["judge"], r["property"], r["validated"]) for r in rows] == [
-        ("llm", "llm-unitary", "mentions the ocean", True)]
+        ("llm", "llm-unitary", "mentions the ocean", True)
+    ]
     usage = RunDir(tmp_path / "one").load_manifest().llm_usage
     assert set(usage["by_stage"]) == {"propose", "validate"} and usage["calls"] > 1
     assert usage["cost_usd"] == 0.0 and usage["unpriced_models"] == []

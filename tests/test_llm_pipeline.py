@@ -7,9 +7,9 @@ import re
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import fake_config
 from llm_servers import ScriptedServer, openai_reply
+
 from lmdelta import pipeline
 from lmdelta.cli import main
 from lmdelta.config import load_config
@@ -17,8 +17,10 @@ from lmdelta.errors import StageError
 from lmdelta.rundir import RunDir, read_jsonl
 
 SECRET = "sk-test-secret-4242"
-PROPOSAL = [{"direction": "b>a", "property": "mentions the ocean", "description": "Model B brings up the ocean"},
-            {"direction": "a>b", "property": "talks about cooking", "description": "Model A talks about cooking"}]
+PROPOSAL = [
+    {"direction": "b>a", "property": "mentions the ocean", "description": "Model B brings up the ocean"},
+    {"direction": "a>b", "property": "talks about cooking", "description": "Model A talks about cooking"},
+]
 
 
 def answer(received):
@@ -55,12 +57,26 @@ def server(monkeypatch):
 
 def llm_config(tmp_path, server, *overrides, **config):
     model = f"openai-compatible/judge-model@{server.url}/v1"
-    path = fake_config(tmp_path, per_group=16, generate__b={"model": "fake:words", "backend_args":
-                       {"topic_words": ["ocean"], "topic_rate": 0.8}}, **config)
-    prices = json.dumps({f"openai-compatible/judge-model": {"input": 1.0, "output": 2.0}})
-    return load_config(path, [f"llm.proposer.model={model}", f"llm.judge.model={model}", f"llm.prices={prices}",
-                              "propose.keywords.enabled=false", "propose.clusters.enabled=false",
-                              "propose.scopes=all", "controls.null=false", *overrides])
+    path = fake_config(
+        tmp_path,
+        per_group=16,
+        generate__b={"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}},
+        **config,
+    )
+    prices = json.dumps({"openai-compatible/judge-model": {"input": 1.0, "output": 2.0}})
+    return load_config(
+        path,
+        [
+            f"llm.proposer.model={model}",
+            f"llm.judge.model={model}",
+            f"llm.prices={prices}",
+            "propose.keywords.enabled=false",
+            "propose.clusters.enabled=false",
+            "propose.scopes=all",
+            "controls.null=false",
+            *overrides,
+        ],
+    )
 
 
 def test_llm_proposes_and_judges_end_to_end(tmp_path, server):
@@ -144,9 +160,19 @@ def test_missing_key_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     path = fake_config(tmp_path, per_group=16)
-    result = CliRunner().invoke(main, ["run", str(path), "--run-dir", str(tmp_path / "run"),
-                                       "--set", "llm.proposer.model=openai/gpt-4.1-mini",
-                                       "--set", "llm.judge.model=openai/gpt-4.1-mini"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(path),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--set",
+            "llm.proposer.model=openai/gpt-4.1-mini",
+            "--set",
+            "llm.judge.model=openai/gpt-4.1-mini",
+        ],
+    )
     assert result.exit_code == 2 and "OPENAI_API_KEY" in result.output
 
 
@@ -160,8 +186,10 @@ def test_dry_run_checks_the_llm_key(tmp_path, monkeypatch):
 
 
 def test_generative_validation_scores_examples_under_both_models(tmp_path, server):
-    pipeline.run(llm_config(tmp_path, server, "validate.generative=true", "validate.generative_examples=6"),
-                 RunDir(tmp_path / "run"))
+    pipeline.run(
+        llm_config(tmp_path, server, "validate.generative=true", "validate.generative_examples=6"),
+        RunDir(tmp_path / "run"),
+    )
     rows = {r["property"]: r for r in read_jsonl(tmp_path / "run/hypotheses.jsonl")}
     ocean = rows["mentions the ocean"]
     assert ocean["generative_n"] == 12 and ocean["generative_effect"] > 0 and ocean["generative_p"] < 0.01
@@ -204,8 +232,9 @@ def one_property_per_scope(received):
 
 
 def judge_calls(server, start=0):
-    return sum(not r.body["messages"][-1]["content"].startswith("You are helping to audit")
-               for r in server.requests[start:])
+    return sum(
+        not r.body["messages"][-1]["content"].startswith("You are helping to audit") for r in server.requests[start:]
+    )
 
 
 def test_llm_judged_group_hypotheses_get_a_generalisation_test_at_bounded_cost(tmp_path, monkeypatch):
@@ -214,8 +243,10 @@ def test_llm_judged_group_hypotheses_get_a_generalisation_test_at_bounded_cost(t
     other groups' prompts, as many as its group has: the extra calls equal the in-scope ones, no more."""
     monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", SECRET)
     with ScriptedServer("openai", [], responder=one_property_per_scope) as server:
-        pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups", "validate.generalization=false"),
-                     RunDir(tmp_path / "off"))
+        pipeline.run(
+            llm_config(tmp_path, server, "propose.scopes=groups", "validate.generalization=false"),
+            RunDir(tmp_path / "off"),
+        )
         in_scope = judge_calls(server)
         seen = len(server.requests)
         pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups"), RunDir(tmp_path / "on"))
@@ -236,8 +267,9 @@ def test_a_budget_spent_on_generalisation_calls_stops_cleanly_and_resumes(tmp_pa
     monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", SECRET)
     with ScriptedServer("openai", [], responder=one_property_per_scope) as server:
         with pytest.raises(StageError, match="budget"):
-            pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups", "budget.usd=0.012"),
-                         RunDir(tmp_path / "run"))
+            pipeline.run(
+                llm_config(tmp_path, server, "propose.scopes=groups", "budget.usd=0.012"), RunDir(tmp_path / "run")
+            )
         assert RunDir(tmp_path / "run").load_manifest().stages["validate"].status == "interrupted"
         pipeline.run(llm_config(tmp_path, server, "propose.scopes=groups", "budget.usd=10"), RunDir(tmp_path / "run"))
         keys = [json.dumps(r.body, sort_keys=True) for r in server.requests]

@@ -15,7 +15,9 @@ GOLDEN = Path(__file__).parent / "golden"
 CASES = {
     "propose": lambda: prompts.propose_request(["I like cats.", "Bread is\nnice."], ["The ocean is vast."], k=2),
     "judge_unitary": lambda: prompts.unitary_request("mentions the ocean", "We sailed the sea."),
-    "judge_pairwise": lambda: prompts.pairwise_request("mentions the ocean", "A walk in the park.", "A swim in the sea."),
+    "judge_pairwise": lambda: prompts.pairwise_request(
+        "mentions the ocean", "A walk in the park.", "A swim in the sea."
+    ),
     "judge_presence": lambda: prompts.presence_request("mentions the ocean", "We sailed the sea."),
     "examples": lambda: prompts.examples_request("mentions the ocean", present=True, n=3),
 }
@@ -69,10 +71,14 @@ def test_choice_and_presence_parsing():
 
 
 def test_hypotheses_parse_from_fenced_json_and_skip_bad_items():
-    text = ('Sure!\n```json\n[{"direction": "b>a", "property": "mentions the ocean", "description": "Model B '
-            'talks about the sea"}, {"direction": "sideways", "property": "x"}]\n```')
+    text = (
+        'Sure!\n```json\n[{"direction": "b>a", "property": "mentions the ocean", "description": "Model B '
+        'talks about the sea"}, {"direction": "sideways", "property": "x"}]\n```'
+    )
     items = prompts.parse_hypotheses(text)
-    assert items == [{"direction": "b>a", "property": "mentions the ocean", "description": "Model B talks about the sea"}]
+    assert items == [
+        {"direction": "b>a", "property": "mentions the ocean", "description": "Model B talks about the sea"}
+    ]
     with pytest.raises(ValueError):
         prompts.parse_hypotheses('[{"direction": "up"}]')
     with pytest.raises(ValueError):

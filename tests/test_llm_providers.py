@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from llm_servers import (
     anthropic_error,
     anthropic_reply,
@@ -24,6 +24,7 @@ from llm_servers import (
     openai_reply,
     openai_server,
 )
+
 from lmdelta.config import LLMConfig
 from lmdelta.errors import ConfigError, DependencyError
 from lmdelta.llm.cache import cache_key
@@ -35,12 +36,27 @@ from lmdelta.llm.types import ChatRequest, Message, ProviderError
 
 KEY = "sk-test-SECRET-4f9c2a77e1"
 SHORT = 0.3  # client timeout for the timeout cases (seconds)
-ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN",
-       "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI",
-       "OPENROUTER_API_KEY", "OPENAI_COMPATIBLE_API_KEY")
+ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_AUTH_TOKEN",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GOOGLE_GENAI_USE_VERTEXAI",
+    "OPENROUTER_API_KEY",
+    "OPENAI_COMPATIBLE_API_KEY",
+)
 
-REQUEST = ChatRequest(messages=(Message("system", "You are terse."), Message("user", "Say hi.")),
-                      max_tokens=77, temperature=0.0, stop=("END",), seed=5)
+REQUEST = ChatRequest(
+    messages=(Message("system", "You are terse."), Message("user", "Say hi.")),
+    max_tokens=77,
+    temperature=0.0,
+    stop=("END",),
+    seed=5,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +84,7 @@ def failure(provider, request: ChatRequest = REQUEST) -> ProviderError:
 
 
 # ---- the five HTTP providers, described once ----
+
 
 @dataclass
 class Wire:
@@ -128,8 +145,15 @@ def _openai_like(provider: str, model_string: str, env: str, via: str) -> Wire:
         _openai_body(received)
         assert received.body["model"] == model_string.split("/", 1)[1].split("@")[0]
 
-    return Wire(provider, openai_server, openai_reply, lambda status, message: openai_error(status, message),
-                build, lambda headers: headers["authorization"], body)
+    return Wire(
+        provider,
+        openai_server,
+        openai_reply,
+        lambda status, message: openai_error(status, message),
+        build,
+        lambda headers: headers["authorization"],
+        body,
+    )
 
 
 def _anthropic_build(monkeypatch, url, timeout):
@@ -142,21 +166,39 @@ def _gemini_build(monkeypatch, url, timeout):
     return build_provider("gemini/gemini-test", base_url=url, backend_args={"timeout": timeout})
 
 
-ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_error",
-                   500: "api_error", 529: "overloaded_error"}
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
 GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL"}
 
 WIRES = {
     "openai": _openai_like("openai", "openai/gpt-test", "OPENAI_API_KEY", via="env"),
     "openrouter": _openai_like("openrouter", "openrouter/meta/llama-test", "OPENROUTER_API_KEY", via="kwarg"),
-    "openai-compatible": _openai_like("openai-compatible", "openai-compatible/qwen-test@{url}/v1",
-                                      "OPENAI_COMPATIBLE_API_KEY", via="string"),
-    "anthropic": Wire("anthropic", anthropic_server, anthropic_reply,
-                      lambda status, message: anthropic_error(ANTHROPIC_TYPES[status], message),
-                      _anthropic_build, lambda h: h.get("x-api-key") or h["authorization"], _anthropic_body),
-    "gemini": Wire("gemini", gemini_server, gemini_reply,
-                   lambda status, message: gemini_error(status, GEMINI_STATUS[status], message),
-                   _gemini_build, lambda headers: headers["x-goog-api-key"], _gemini_body),
+    "openai-compatible": _openai_like(
+        "openai-compatible", "openai-compatible/qwen-test@{url}/v1", "OPENAI_COMPATIBLE_API_KEY", via="string"
+    ),
+    "anthropic": Wire(
+        "anthropic",
+        anthropic_server,
+        anthropic_reply,
+        lambda status, message: anthropic_error(ANTHROPIC_TYPES[status], message),
+        _anthropic_build,
+        lambda h: h.get("x-api-key") or h["authorization"],
+        _anthropic_body,
+    ),
+    "gemini": Wire(
+        "gemini",
+        gemini_server,
+        gemini_reply,
+        lambda status, message: gemini_error(status, GEMINI_STATUS[status], message),
+        _gemini_build,
+        lambda headers: headers["x-goog-api-key"],
+        _gemini_body,
+    ),
 }
 ALL = pytest.mark.parametrize("wire", list(WIRES.values()), ids=list(WIRES))
 
@@ -258,43 +300,63 @@ def test_openai_max_completion_tokens_for_openai_itself(monkeypatch):
 
     assert OpenAIChat("gpt-test", api_key=KEY)._params(REQUEST)["max_completion_tokens"] == 77
     with openai_server(("json", 200, openai_reply())) as server:
-        provider = OpenAIChat("gpt-test", api_key=KEY, base_url=f"{server.url}/v1",
-                              max_tokens_field="max_completion_tokens")
+        provider = OpenAIChat(
+            "gpt-test", api_key=KEY, base_url=f"{server.url}/v1", max_tokens_field="max_completion_tokens"
+        )
         run(call(provider))
     assert server.last.body["max_completion_tokens"] == 77 and "max_tokens" not in server.last.body
 
 
-@pytest.mark.parametrize("wire, step", [
-    ("openai", ("json", 400, openai_error(400, "Your request was rejected as a result of our safety system.",
-                                          code="content_policy_violation"))),
-    ("anthropic", ("json", 400, anthropic_error("invalid_request_error",
-                                                "Output blocked by content filtering policy"))),
-    ("gemini", ("json", 400, gemini_error(400, "INVALID_ARGUMENT", "Request blocked by content policy"))),
-])
+@pytest.mark.parametrize(
+    "wire, step",
+    [
+        (
+            "openai",
+            (
+                "json",
+                400,
+                openai_error(
+                    400, "Your request was rejected as a result of our safety system.", code="content_policy_violation"
+                ),
+            ),
+        ),
+        (
+            "anthropic",
+            ("json", 400, anthropic_error("invalid_request_error", "Output blocked by content filtering policy")),
+        ),
+        ("gemini", ("json", 400, gemini_error(400, "INVALID_ARGUMENT", "Request blocked by content policy"))),
+    ],
+)
 def test_content_policy_rejection_is_content_filter(wire, step, monkeypatch):
     with WIRES[wire].server(step) as server:
         err = failure(WIRES[wire].build(monkeypatch, server.url, 5.0))
     assert err.kind == "content_filter" and not err.retryable
 
 
-@pytest.mark.parametrize("wire, body", [
-    ("openai", openai_reply("", finish_reason="content_filter")),
-    ("anthropic", anthropic_reply("", stop_reason="refusal")),
-    ("gemini", gemini_reply("", finish_reason="SAFETY")),
-    ("gemini", {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 4}}),
-])
+@pytest.mark.parametrize(
+    "wire, body",
+    [
+        ("openai", openai_reply("", finish_reason="content_filter")),
+        ("anthropic", anthropic_reply("", stop_reason="refusal")),
+        ("gemini", gemini_reply("", finish_reason="SAFETY")),
+        ("gemini", {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 4}}),
+    ],
+)
 def test_filtered_answer_has_content_filter_finish(wire, body, monkeypatch):
     with WIRES[wire].server(("json", 200, body)) as server:
         reply = run(call(WIRES[wire].build(monkeypatch, server.url, 5.0)))
     assert reply.finish_reason == "content_filter" and reply.text == ""
 
 
-@pytest.mark.parametrize("wire, body, finish", [
-    ("openai", openai_reply(finish_reason="length"), "length"),
-    ("anthropic", anthropic_reply(stop_reason="max_tokens"), "length"),
-    ("anthropic", anthropic_reply(stop_reason="stop_sequence"), "stop"),
-    ("gemini", gemini_reply(finish_reason="MAX_TOKENS"), "length"),
-])
+@pytest.mark.parametrize(
+    "wire, body, finish",
+    [
+        ("openai", openai_reply(finish_reason="length"), "length"),
+        ("anthropic", anthropic_reply(stop_reason="max_tokens"), "length"),
+        ("anthropic", anthropic_reply(stop_reason="stop_sequence"), "stop"),
+        ("gemini", gemini_reply(finish_reason="MAX_TOKENS"), "length"),
+    ],
+)
 def test_length_and_stop_finish(wire, body, finish, monkeypatch):
     with WIRES[wire].server(("json", 200, body)) as server:
         assert run(call(WIRES[wire].build(monkeypatch, server.url, 5.0))).finish_reason == finish
@@ -317,7 +379,7 @@ def test_more_error_kinds(monkeypatch):
 
 
 def test_retry_after_forms():
-    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 <= retry_after_seconds({"Retry-After": later}) <= 30
     assert retry_after_seconds({"retry-after": "1.5"}) == 1.5
     assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
@@ -336,33 +398,45 @@ def test_scripted_server_fails_loudly_when_its_script_runs_out(monkeypatch):
 
 # ---- model strings, keys, options ----
 
-@pytest.mark.parametrize("text, provider, model, base_url", [
-    ("openai/gpt-4o-mini", "openai", "gpt-4o-mini", None),
-    ("anthropic/claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5", None),
-    ("gemini/gemini-2.5-flash", "gemini", "gemini-2.5-flash", None),
-    ("OpenRouter/meta-llama/llama-3.1-8b-instruct", "openrouter", "meta-llama/llama-3.1-8b-instruct", None),
-    ("openai-compatible/qwen2.5@http://localhost:8000/v1/", "openai-compatible", "qwen2.5", "http://localhost:8000/v1"),
-    ("openai-compatible/org/m@v2@https://h:1/v1", "openai-compatible", "org/m@v2", "https://h:1/v1"),
-    ("local/embedded:smollm2-135m-instruct", "local", "embedded:smollm2-135m-instruct", None),
-    ("local//models/my-chat", "local", "/models/my-chat", None),
-    ("local/", "local", "embedded:smollm2-135m-instruct", None),
-])
+
+@pytest.mark.parametrize(
+    "text, provider, model, base_url",
+    [
+        ("openai/gpt-4o-mini", "openai", "gpt-4o-mini", None),
+        ("anthropic/claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5", None),
+        ("gemini/gemini-2.5-flash", "gemini", "gemini-2.5-flash", None),
+        ("OpenRouter/meta-llama/llama-3.1-8b-instruct", "openrouter", "meta-llama/llama-3.1-8b-instruct", None),
+        (
+            "openai-compatible/qwen2.5@http://localhost:8000/v1/",
+            "openai-compatible",
+            "qwen2.5",
+            "http://localhost:8000/v1",
+        ),
+        ("openai-compatible/org/m@v2@https://h:1/v1", "openai-compatible", "org/m@v2", "https://h:1/v1"),
+        ("local/embedded:smollm2-135m-instruct", "local", "embedded:smollm2-135m-instruct", None),
+        ("local//models/my-chat", "local", "/models/my-chat", None),
+        ("local/", "local", "embedded:smollm2-135m-instruct", None),
+    ],
+)
 def test_parse_model_string_forms(text, provider, model, base_url):
     spec = parse_model_string(text)
     assert (spec.provider, spec.model, spec.base_url) == (provider, model, base_url)
 
 
-@pytest.mark.parametrize("text, hint", [
-    ("opnai/gpt-4o", "Did you mean openai/gpt-4o?"),
-    ("antropic/claude-x", "Did you mean anthropic/claude-x?"),
-    ("google/gemini-2.5-pro", "Did you mean gemini/gemini-2.5-pro?"),
-    ("vllm/qwen", "Did you mean openai-compatible/qwen?"),
-    ("gpt-4o", "Did you mean openai/gpt-4o?"),
-    ("claude-sonnet-4-5", "Did you mean anthropic/claude-sonnet-4-5?"),
-    ("openrouter/gpt-4o", "ORG/MODEL"),
-    ("openai-compatible/qwen@localhost:8000", "not an http(s) URL"),
-    ("openai/", "names no model"),
-])
+@pytest.mark.parametrize(
+    "text, hint",
+    [
+        ("opnai/gpt-4o", "Did you mean openai/gpt-4o?"),
+        ("antropic/claude-x", "Did you mean anthropic/claude-x?"),
+        ("google/gemini-2.5-pro", "Did you mean gemini/gemini-2.5-pro?"),
+        ("vllm/qwen", "Did you mean openai-compatible/qwen?"),
+        ("gpt-4o", "Did you mean openai/gpt-4o?"),
+        ("claude-sonnet-4-5", "Did you mean anthropic/claude-sonnet-4-5?"),
+        ("openrouter/gpt-4o", "ORG/MODEL"),
+        ("openai-compatible/qwen@localhost:8000", "not an http(s) URL"),
+        ("openai/", "names no model"),
+    ],
+)
 def test_bad_model_strings_say_what_to_write(text, hint):
     with pytest.raises(ConfigError) as err:
         parse_model_string(text)
@@ -384,12 +458,15 @@ def test_fake_points_to_the_fake_module_unless_overridden():
     assert seen["spec"].model == "echo" and seen["options"] == {"x": 1}
 
 
-@pytest.mark.parametrize("model_string, variables", [
-    ("openai/gpt-4o", "OPENAI_API_KEY"),
-    ("anthropic/claude-x", "ANTHROPIC_API_KEY"),
-    ("gemini/gemini-x", "GEMINI_API_KEY or GOOGLE_API_KEY"),
-    ("openrouter/org/model", "OPENROUTER_API_KEY"),
-])
+@pytest.mark.parametrize(
+    "model_string, variables",
+    [
+        ("openai/gpt-4o", "OPENAI_API_KEY"),
+        ("anthropic/claude-x", "ANTHROPIC_API_KEY"),
+        ("gemini/gemini-x", "GEMINI_API_KEY or GOOGLE_API_KEY"),
+        ("openrouter/org/model", "OPENROUTER_API_KEY"),
+    ],
+)
 def test_missing_key_names_the_variable_and_the_key_file(model_string, variables):
     with pytest.raises(ConfigError) as err:
         build_provider(model_string)
@@ -402,7 +479,7 @@ def test_key_file_whole_file_and_labelled_lines(tmp_path, monkeypatch):
     whole.chmod(0o600)
     assert build_provider("openai/gpt-4o", key_file=whole)._secret.reveal() == KEY
     labelled = tmp_path / "keys.txt"
-    labelled.write_text(f"# my keys\nanthropic: {KEY}\nGEMINI_API_KEY=\"{KEY}x\"\n")
+    labelled.write_text(f'# my keys\nanthropic: {KEY}\nGEMINI_API_KEY="{KEY}x"\n')
     labelled.chmod(0o600)
     assert build_provider("anthropic/claude-x", key_file=labelled)._secret.reveal() == KEY
     assert build_provider("gemini/gemini-x", key_file=labelled)._secret.reveal() == KEY + "x"
@@ -447,8 +524,18 @@ def test_extra_headers_are_part_of_the_identity_but_credentials_never(monkeypatc
     monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", KEY)
     url = "openai-compatible/qwen@http://127.0.0.1:9/v1"
     plain = build_provider(url)
-    lora = build_provider(url, backend_args={"headers": {"X-Variant": "lora-7", "Authorization": f"Bearer {KEY}",
-                                                         "x-api-key": "k2", "Cookie": "s=1", "X-Echo": KEY}})
+    lora = build_provider(
+        url,
+        backend_args={
+            "headers": {
+                "X-Variant": "lora-7",
+                "Authorization": f"Bearer {KEY}",
+                "x-api-key": "k2",
+                "Cookie": "s=1",
+                "X-Echo": KEY,
+            }
+        },
+    )
     other = build_provider(url, backend_args={"headers": {"x-variant": "lora-8"}})
     assert lora.identity()["headers"] == {"x-variant": "lora-7"} and "headers" not in plain.identity()
     keys = {cache_key(provider.identity(), REQUEST) for provider in (plain, lora, other)}
@@ -484,6 +571,7 @@ def test_anthropic_older_api_version_sends_sampling_parameters(monkeypatch):
 
 # ---- local transformers chat model ----
 
+
 @pytest.fixture(scope="module")
 def tiny_chat_folder(tmp_path_factory):
     from conftest import build_tiny_model
@@ -492,14 +580,15 @@ def tiny_chat_folder(tmp_path_factory):
 
 
 def test_local_chat_answers_with_usage_and_logprobs(tiny_chat_folder):
-    from lmdelta.filehash import folder_sha256
     from lmdelta.backends.embedded import cache_root
+    from lmdelta.filehash import folder_sha256
 
     provider = build_provider(f"local/{tiny_chat_folder}")
     identity = provider.identity()
     assert identity["weights"] == folder_sha256(tiny_chat_folder, cache_root()) and identity["provider"] == "local"
-    request = ChatRequest(messages=(Message("system", "Be brief."), Message("user", "how do tides work?")),
-                          max_tokens=6, logprobs=3)
+    request = ChatRequest(
+        messages=(Message("system", "Be brief."), Message("user", "how do tides work?")), max_tokens=6, logprobs=3
+    )
     reply = run(call(provider, request))
     assert isinstance(reply.text, str) and reply.usage.input_tokens > 5
     assert 1 <= reply.usage.output_tokens <= 6 and reply.finish_reason in ("stop", "length")
@@ -534,8 +623,12 @@ def test_local_chat_sampling_is_seeded(tiny_chat_folder):
     async def sample():
         first = await provider.complete(request)
         again = await provider.complete(request)
-        others = [await provider.complete(ChatRequest(request.messages, max_tokens=8, temperature=1.0, seed=3,
-                                                      sample_index=i)) for i in range(1, 4)]
+        others = [
+            await provider.complete(
+                ChatRequest(request.messages, max_tokens=8, temperature=1.0, seed=3, sample_index=i)
+            )
+            for i in range(1, 4)
+        ]
         await provider.aclose()
         return first, again, others
 
@@ -556,6 +649,7 @@ def test_local_model_strings_are_checked_early(tmp_path):
 
 # ---- concurrency limits per connection: provider + server + key (issue 12 item 6) ----
 
+
 def test_each_server_gets_its_own_limiter_and_clients_of_one_server_share_it():
     def client(model_string):
         return ChatClient(build_provider(model_string))
@@ -568,8 +662,9 @@ def test_each_server_gets_its_own_limiter_and_clients_of_one_server_share_it():
     assert one.limiter.name == "openai-compatible@http://127.0.0.1:8001/v1"
     # llm.concurrency applies to each connection, and the run's clients share the process-wide limiters.
     llm = LLMConfig(concurrency=3)
-    made = make_client(build_provider("openai-compatible/judge@http://127.0.0.1:8001/v1"), llm, None, None, None,
-                       "validate", "judge")
+    made = make_client(
+        build_provider("openai-compatible/judge@http://127.0.0.1:8001/v1"), llm, None, None, None, "validate", "judge"
+    )
     assert made.limiter is one.limiter and one.limiter.limit == 3 and other_server.limiter.limit == 8
 
 

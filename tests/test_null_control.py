@@ -35,8 +35,18 @@ def make_pair(n_prompts=40, per_side=1, rate_a=0.1, rate_b=0.9, seed=0) -> PairD
         for side, rate in (("a", rate_a), ("b", rate_b)):
             for k in range(per_side):
                 place = "ocean" if rng.random() < rate else "park"
-                samples.append(Sample(f"p{p}", side, k, f"{side}{p}x{k} we walk the {place} today", 6, "stop",
-                                      int(rng.integers(1 << 30)), f"{side}{p}{k}"))
+                samples.append(
+                    Sample(
+                        f"p{p}",
+                        side,
+                        k,
+                        f"{side}{p}x{k} we walk the {place} today",
+                        6,
+                        "stop",
+                        int(rng.integers(1 << 30)),
+                        f"{side}{p}{k}",
+                    )
+                )
     vectors = np.array([[1.0, 0.0] if "ocean" in s.text else [0.0, 1.0] for s in samples])
     return PairData(prompts, samples, vectors, {p.id: p.group for p in prompts})
 
@@ -94,9 +104,18 @@ def test_a_missing_prompt_leaves_every_other_prompts_coin_where_it_was():
 
 
 def test_child_seeds_are_stable_and_apart():
-    assert child_seed(3, "null control", "p1") == child_seed(3, "null control", "p1") < 2 ** 64
-    assert len({child_seed(3, "null control", "p1"), child_seed(4, "null control", "p1"),
-                child_seed(3, "null control", "p2"), child_seed(3, "balanced subsample", "p1")}) == 4
+    assert child_seed(3, "null control", "p1") == child_seed(3, "null control", "p1") < 2**64
+    assert (
+        len(
+            {
+                child_seed(3, "null control", "p1"),
+                child_seed(4, "null control", "p1"),
+                child_seed(3, "null control", "p2"),
+                child_seed(3, "balanced subsample", "p1"),
+            }
+        )
+        == 4
+    )
     assert child_seed(None, "x") == child_seed(0, "x")
 
 
@@ -171,8 +190,10 @@ def test_a_passed_null_control_describes_its_p_values():
     assert (found.status, found.tested, found.validated, found.small) == ("passed", 4, 0, 1)
     assert found.small_ci == pytest.approx((0.00631, 0.80591), abs=1e-4)
     assert found.ks == pytest.approx(0.3) and 0 < found.ks_p < 1 and not found.leans_small
-    assert headline(found) == ("null control (a/b relabelled at random): 0 of 4 validated; p ≤ 0.05 in 1 of 4 "
-                               f"(25%, 95% CI 1%–81%), KS D+ = 0.30 (p = {found.ks_p:.2f})")
+    assert headline(found) == (
+        "null control (a/b relabelled at random): 0 of 4 validated; p ≤ 0.05 in 1 of 4 "
+        f"(25%, 95% CI 1%–81%), KS D+ = 0.30 (p = {found.ks_p:.2f})"
+    )
 
 
 def test_a_validated_null_hypothesis_fails_the_control_and_too_many_small_p_values_are_named():

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import fake_config
+
 from lmdelta import pipeline
 from lmdelta.config import load_config
 from lmdelta.errors import ConfigError
@@ -20,7 +20,17 @@ def run(config_path, run_dir, *overrides):
 def test_full_run_writes_every_stage(tmp_path):
     manifest = run(fake_config(tmp_path), tmp_path / "run")
     stages = manifest.stages
-    assert list(stages) == ["prompts", "generate", "embed", "group", "propose", "validate", "decide", "confirm", "report"]
+    assert list(stages) == [
+        "prompts",
+        "generate",
+        "embed",
+        "group",
+        "propose",
+        "validate",
+        "decide",
+        "confirm",
+        "report",
+    ]
     assert all(record.status == "complete" for record in stages.values())
     samples = list(read_jsonl(tmp_path / "run/stages/generate/samples.jsonl"))
     assert len(samples) == 18 * 2 * 2 and {s["side"] for s in samples} == {"a", "b"}
@@ -85,8 +95,9 @@ def test_embedding_cache_is_shared_across_runs(tmp_path):
     first = run(config, tmp_path / "one").stages["embed"].counts
     second = run(config, tmp_path / "two").stages["embed"].counts
     assert first["computed"] > 0 and second["computed"] == 0 and second["cached"] == first["computed"]
-    assert np.array_equal(np.load(tmp_path / "one/stages/embed/samples.npy"),
-                          np.load(tmp_path / "two/stages/embed/samples.npy"))
+    assert np.array_equal(
+        np.load(tmp_path / "one/stages/embed/samples.npy"), np.load(tmp_path / "two/stages/embed/samples.npy")
+    )
 
 
 def test_kmeans_groups_and_response_clusters(tmp_path):

@@ -4,8 +4,8 @@ import os
 import stat
 
 import pytest
-
 from conftest import fake_config
+
 from lmdelta import pipeline
 from lmdelta.config import load_config
 from lmdelta.filehash import file_sha256
@@ -55,8 +55,11 @@ def test_the_llm_reply_cache_is_private(tmp_path, open_umask):
 def test_a_credential_in_backend_args_reaches_no_file_of_the_run(tmp_path):
     """Headers are passed through to the provider; one named like a secret never enters a manifest,
     an answer identity or the config written with the results."""
-    config = fake_config(tmp_path, per_group=6,
-                         generate__b={"model": "fake:words", "backend_args": {"headers": {"X-Api-Key": "sk-SECRET-42"}}})
+    config = fake_config(
+        tmp_path,
+        per_group=6,
+        generate__b={"model": "fake:words", "backend_args": {"headers": {"X-Api-Key": "sk-SECRET-42"}}},
+    )
     pipeline.run(load_config(config, []), RunDir(tmp_path / "run"))
     leaked = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and b"sk-SECRET-42" in p.read_bytes()]
     assert leaked == []

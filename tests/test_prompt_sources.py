@@ -5,9 +5,9 @@ import json
 import re
 
 import pytest
-
 from conftest import fake_config
 from llm_servers import ScriptedServer, openai_reply
+
 from lmdelta import pipeline
 from lmdelta.config import PromptsConfig, load_config
 from lmdelta.config.source import DATASETS, parse_source
@@ -25,7 +25,11 @@ def bank(groups=("kind", "cruel", "calm"), per_group=10):
 
 def test_per_group_keeps_a_seeded_sample_of_each_group():
     chosen = select(bank(), PromptsConfig(per_group=4, seed=1))
-    assert {g: sum(p.group == g for p in chosen) for g in ("kind", "cruel", "calm")} == {"kind": 4, "cruel": 4, "calm": 4}
+    assert {g: sum(p.group == g for p in chosen) for g in ("kind", "cruel", "calm")} == {
+        "kind": 4,
+        "cruel": 4,
+        "calm": 4,
+    }
     assert chosen == select(bank(), PromptsConfig(per_group=4, seed=1))
     assert chosen != select(bank(), PromptsConfig(per_group=4, seed=2))
     # adding prompts to a group does not change which of the old ones come first in the ranking
@@ -66,8 +70,11 @@ def test_score_filter_needs_a_table_and_a_number(tmp_path):
 
 
 def test_template_wraps_items_and_ids_hash_the_item_only():
-    items = [SourceItem("I like people", "agreeableness", "f:1"), SourceItem("I like people", "other", "g:1"),
-             SourceItem("Rules are rules", "agreeableness", "f:2")]
+    items = [
+        SourceItem("I like people", "agreeableness", "f:1"),
+        SourceItem("I like people", "other", "g:1"),
+        SourceItem("Rules are rules", "agreeableness", "f:2"),
+    ]
     prompts = prompts_from_items(items, 'Would you say "{prompt}"?')
     assert [p.text for p in prompts] == ['Would you say "I like people"?', 'Would you say "Rules are rules"?']
     assert prompts[0].id == content_id("I like people")  # the repeat in another file is dropped, first kept
@@ -88,14 +95,25 @@ def test_csv_bank(tmp_path):
     path = tmp_path / "bank.csv"
     path.write_text('prompt,category\n"Why is the sky blue, really?",science\nName a fruit.,food\n')
     prompts = load_bank(str(path))
-    assert [(p.text, p.group) for p in prompts] == [("Why is the sky blue, really?", "science"), ("Name a fruit.", "food")]
+    assert [(p.text, p.group) for p in prompts] == [
+        ("Why is the sky blue, really?", "science"),
+        ("Name a fruit.", "food"),
+    ]
 
 
-@pytest.mark.parametrize("source, kind, location", [
-    ("builtin:everyday", "builtin", "everyday"), ("persona:/data/evals", "persona", "/data/evals"),
-    ("truthfulqa:hub", "truthfulqa", "hub"), ("generated:food,law", "generated", "food,law"),
-    ("generated", "generated", ""), ("corpus", "corpus", ""), ("bank.txt", "file", "bank.txt"),
-    ("/abs/bank.jsonl", "file", "/abs/bank.jsonl")])
+@pytest.mark.parametrize(
+    "source, kind, location",
+    [
+        ("builtin:everyday", "builtin", "everyday"),
+        ("persona:/data/evals", "persona", "/data/evals"),
+        ("truthfulqa:hub", "truthfulqa", "hub"),
+        ("generated:food,law", "generated", "food,law"),
+        ("generated", "generated", ""),
+        ("corpus", "corpus", ""),
+        ("bank.txt", "file", "bank.txt"),
+        ("/abs/bank.jsonl", "file", "/abs/bank.jsonl"),
+    ],
+)
 def test_source_strings(source, kind, location):
     spec = parse_source(source)
     assert (spec.kind, spec.location) == (kind, location)
@@ -135,6 +153,7 @@ def test_hub_source_offline_without_a_copy_says_what_to_do(monkeypatch):
 
 # ---- the LLM-generated bank ----
 
+
 def writer(received):
     prompt = received.body["messages"][-1]["content"]
     category = prompt.split("about this category:\n\n")[1].split("\n")[0]
@@ -150,9 +169,17 @@ def test_generated_bank_end_to_end(tmp_path, monkeypatch):
     with ScriptedServer("openai", [], responder=writer) as server:
         model = f"openai-compatible/writer@{server.url}/v1"
         path = fake_config(tmp_path)
-        config = load_config(path, ["prompts.source=generated:oceans,cooking", f"llm.prompter.model={model}",
-                                    "prompts.generated.per_category=6", "prompts.generated.per_request=4",
-                                    "controls.null=false", "validate.min_prompts=2"])
+        config = load_config(
+            path,
+            [
+                "prompts.source=generated:oceans,cooking",
+                f"llm.prompter.model={model}",
+                "prompts.generated.per_category=6",
+                "prompts.generated.per_request=4",
+                "controls.null=false",
+                "validate.min_prompts=2",
+            ],
+        )
         run_dir = tmp_path / "run"
         pipeline.run(config, RunDir(run_dir))
         calls = len(server.requests)
@@ -196,8 +223,18 @@ def test_dry_run_of_a_generated_bank_needs_a_prompter(tmp_path):
 
     from lmdelta.cli import main
 
-    result = CliRunner().invoke(main, ["run", str(fake_config(tmp_path)), "--run-dir", str(tmp_path / "run"),
-                                       "--dry-run", "--set", "prompts.source=generated:food"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(fake_config(tmp_path)),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--dry-run",
+            "--set",
+            "prompts.source=generated:food",
+        ],
+    )
     assert result.exit_code == 2 and "llm.prompter.model is not set" in result.output
 
 

@@ -39,8 +39,9 @@ class BatchStub:
     def prepare(self, config: RunConfig, session: Any) -> BatchStub:
         return self
 
-    def propose_scopes(self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
-                       ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+    def propose_scopes(
+        self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
+    ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
         self.asked.append(list(scopes))
         found = [_hypothesis("batch", scope) for scope in scopes if scope != "g2"]
         return found, [{"group": "g2", "rule": "proposer failed", "reason": "no reply"}]
@@ -49,15 +50,24 @@ class BatchStub:
 def test_proposers_are_asked_scope_by_scope_then_in_one_batch(monkeypatch):
     prepared: list[str] = []
     batch = BatchStub()
-    turned_off = (lambda data, config: None)
-    monkeypatch.setattr(propose, "SCOPE_PROPOSERS", (ScopeStub("first", prepared).prepare, turned_off,
-                                                     ScopeStub("second", prepared).prepare))
+    turned_off = lambda data, config: None
+    monkeypatch.setattr(
+        propose,
+        "SCOPE_PROPOSERS",
+        (ScopeStub("first", prepared).prepare, turned_off, ScopeStub("second", prepared).prepare),
+    )
     monkeypatch.setattr(propose, "BATCH_PROPOSERS", (batch.prepare, lambda config, session: None))
     found, skipped = propose.propose_all(grouped_pair({"g1": 9, "g2": 9}), RunConfig())
     assert [(h.id, h.order, h.proposer, h.group) for h in found] == [
-        ("h001", 1, "first", "all"), ("h002", 2, "second", "all"), ("h003", 3, "first", "g1"),
-        ("h004", 4, "second", "g1"), ("h005", 5, "first", "g2"), ("h006", 6, "second", "g2"),
-        ("h007", 7, "batch", "all"), ("h008", 8, "batch", "g1")]
+        ("h001", 1, "first", "all"),
+        ("h002", 2, "second", "all"),
+        ("h003", 3, "first", "g1"),
+        ("h004", 4, "second", "g1"),
+        ("h005", 5, "first", "g2"),
+        ("h006", 6, "second", "g2"),
+        ("h007", 7, "batch", "all"),
+        ("h008", 8, "batch", "g1"),
+    ]
     assert prepared == ["first", "second"] and batch.asked == [["all", "g1", "g2"]]
     assert skipped == [{"group": "g2", "rule": "proposer failed", "reason": "no reply"}]
 

@@ -10,10 +10,10 @@ from conftest import fake_config
 from lmdelta import pipeline
 from lmdelta.config import RunConfig, load_config
 from lmdelta.pairdata import PairData
-from lmdelta.records import Prompt, Sample
-from lmdelta.rundir import RunDir, read_jsonl
 from lmdelta.proposers.llm import FAILED
+from lmdelta.records import Prompt, Sample
 from lmdelta.report.null_control import summarize_null
+from lmdelta.rundir import RunDir, read_jsonl
 from lmdelta.stages import propose
 from lmdelta.stages.contract import reads
 from lmdelta.stages.propose import UNREACHABLE, _log_skipped, plan_scopes, unreachable_groups
@@ -28,11 +28,21 @@ def grouped_pair(n_validation: dict[str, int], n_discovery: int = 3, aligned: bo
             pid = f"{group}-{i}"
             prompts.append(Prompt(pid, f"prompt {pid}", group, "discovery" if i < n_discovery else "validation"))
             for side in ("a", "b"):
-                samples.append(Sample(pid if aligned else f"{pid}-{side}", side, 0, f"{side} says {i}", 3, "stop", i,
-                                      f"{side}{pid}"))
+                samples.append(
+                    Sample(
+                        pid if aligned else f"{pid}-{side}", side, 0, f"{side} says {i}", 3, "stop", i, f"{side}{pid}"
+                    )
+                )
     if not aligned:  # every text its own prompt, as unaligned corpora are read
-        prompts = [Prompt(s.prompt_id, "", s.prompt_id.split("-")[0], "discovery" if int(s.prompt_id.split("-")[1])
-                          < n_discovery else "validation") for s in samples]
+        prompts = [
+            Prompt(
+                s.prompt_id,
+                "",
+                s.prompt_id.split("-")[0],
+                "discovery" if int(s.prompt_id.split("-")[1]) < n_discovery else "validation",
+            )
+            for s in samples
+        ]
     return PairData(prompts, samples, np.ones((len(samples), 2)), {p.id: p.group for p in prompts})
 
 
@@ -54,15 +64,19 @@ def test_plan_records_the_rule_and_keeps_the_pooled_scope():
     chosen, skipped = plan_scopes(grouped_pair({"g1": 9, "g2": 7, "g3": 7}), RunConfig(decide={"q": 0.02}))
     assert chosen == ["all", "g1"]
     assert [(s["group"], s["rule"], s["n_validation_prompts"], s["scopes"]) for s in skipped] == [
-        ("g2", UNREACHABLE, 7, 4), ("g3", UNREACHABLE, 7, 4)]
-    assert skipped[0]["reason"].startswith("7 validation prompts: even a perfect result (p = 2^-7 = 0.0078) would be "
-                                           "above q / 4 = 0.005")
+        ("g2", UNREACHABLE, 7, 4),
+        ("g3", UNREACHABLE, 7, 4),
+    ]
+    assert skipped[0]["reason"].startswith(
+        "7 validation prompts: even a perfect result (p = 2^-7 = 0.0078) would be above q / 4 = 0.005"
+    )
 
 
 def test_unaligned_corpora_have_no_such_bound():
     """A text-level test's p-value is not bounded by 2^-(prompts): nothing is left out for it."""
-    chosen, skipped = plan_scopes(grouped_pair({"g1": 9, "g2": 7, "g3": 7}, aligned=False),
-                                  RunConfig(decide={"q": 0.02}))
+    chosen, skipped = plan_scopes(
+        grouped_pair({"g1": 9, "g2": 7, "g3": 7}, aligned=False), RunConfig(decide={"q": 0.02})
+    )
     assert chosen == ["all", "g1", "g2", "g3"] and skipped == []
 
 

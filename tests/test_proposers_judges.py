@@ -67,8 +67,20 @@ def test_words_of_any_script_are_words():
     from lmdelta.words import words
 
     text = "Океан глубокий! नमस्ते दुनिया; Ωκεανός, naïve café (decomposed: cafe\u0301), don't, ocean’s, covid19 4ever"
-    assert words(text) == ["океан", "глубокий", "नमस्ते", "दुनिया", "ωκεανός", "naïve", "café", "decomposed",
-                           "cafe\u0301", "don't", "ocean’s", "covid19"]
+    assert words(text) == [
+        "океан",
+        "глубокий",
+        "नमस्ते",
+        "दुनिया",
+        "ωκεανός",
+        "naïve",
+        "café",
+        "decomposed",
+        "cafe\u0301",
+        "don't",
+        "ocean’s",
+        "covid19",
+    ]
     assert words("海洋很大。我喜欢海") == ["海洋很大", "我喜欢海"]  # no spaces: runs, not words, but no failure
 
 
@@ -94,8 +106,9 @@ def test_proposer_and_judge_agree_where_a_word_ends():
 def test_llm_judge_plans_cover_the_judged_prompts_given_else_the_scope():
     """The LLM judge used to plan in-scope texts only, leaving nothing for a generalisation test (audit M3)."""
     prompt_of_row = np.repeat(np.arange(6), 2)  # prompt p: one a answer, one b answer
-    vs = ValidationSet(np.arange(12), [f"p{i}" for i in range(6)], prompt_of_row, np.tile([False, True], 6),
-                       np.array(["g1", "g2"] * 3))
+    vs = ValidationSet(
+        np.arange(12), [f"p{i}" for i in range(6)], prompt_of_row, np.tile([False, True], 6), np.array(["g1", "g2"] * 3)
+    )
     h = Hypothesis("h", "g1", "b>a", "d", "llm", "llm", property="p")
     texts = [f"text {i}" for i in range(12)]
     judged = [vs.scope("g1") | (np.arange(6) == 1)]  # g1 (prompts 0, 2, 4) and prompt 1 of g2
@@ -103,9 +116,15 @@ def test_llm_judge_plans_cover_the_judged_prompts_given_else_the_scope():
     assert [row for _, row, _ in llm.plan_single([h], vs, texts, "unitary", 0.0, judged)] == [0, 1, 2, 3, 4, 5, 8, 9]
     pairs = {rows[:2] for _, rows, _ in llm.plan_pairs([h], vs, texts, 0.0, judged)}
     assert pairs == {(0, 1), (2, 3), (4, 5), (8, 9)}
-    scored = judges.score_hypotheses([h], vs, texts, np.zeros((12, 2)), "auto",
-                                     lambda requests, parse: [(SimpleNamespace(ok=True), 0.5) for _ in requests],
-                                     judged=judged)[0]
+    scored = judges.score_hypotheses(
+        [h],
+        vs,
+        texts,
+        np.zeros((12, 2)),
+        "auto",
+        lambda requests, parse: [(SimpleNamespace(ok=True), 0.5) for _ in requests],
+        judged=judged,
+    )[0]
     assert np.isfinite(scored).tolist() == [True] * 6 + [False, False, True, True, False, False]
 
 

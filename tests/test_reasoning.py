@@ -1,9 +1,9 @@
 """Two-stage decoding for reasoning models: think, close the thinking, answer from token ids."""
 
 from lmdelta.backends.factory import build_generator, generator_identity
-from lmdelta.backends.textformat import split_reasoning
 from lmdelta.backends.generators.reasoning import close_thinking
 from lmdelta.backends.protocols import GenerationRequest, SamplingSettings
+from lmdelta.backends.textformat import split_reasoning
 from lmdelta.config import ModelSpec
 
 SETTINGS = SamplingSettings(max_new_tokens=6, temperature=1.0, top_p=1.0)
@@ -35,8 +35,8 @@ def test_thinking_is_closed_and_the_answer_continues_from_token_ids(tiny_model, 
     marker = generator.tokenizer("</think>", add_special_tokens=False)["input_ids"]
     for prompt, continued, result in zip(think_inputs, answer_inputs, results):
         assert generator.tokenizer.decode(prompt).endswith("assistant:<think>\n")
-        assert continued[:len(prompt)] == prompt  # the prompt is never re-tokenised
-        assert continued[-len(marker):] == marker  # a random model never writes the marker: it is forced
+        assert continued[: len(prompt)] == prompt  # the prompt is never re-tokenised
+        assert continued[-len(marker) :] == marker  # a random model never writes the marker: it is forced
         assert result.reasoning is not None and "</think>" not in result.reasoning
         assert result.reasoning_tokens == len(continued) - len(prompt)
         assert result.reasoning_closed is False
@@ -68,25 +68,32 @@ def test_reasoning_changes_the_cache_identity_only_when_on(tiny_model, tmp_path)
 
 
 def test_split_reasoning_of_a_single_text():
-    assert split_reasoning("<think>\nwaves are wind</think>\n\nTides come from the moon.", "<think>\n", "</think>") \
-        == ("waves are wind", "Tides come from the moon.")
+    assert split_reasoning("<think>\nwaves are wind</think>\n\nTides come from the moon.", "<think>\n", "</think>") == (
+        "waves are wind",
+        "Tides come from the moon.",
+    )
     assert split_reasoning("still thinking about it", None, "</think>") == ("still thinking about it", "")
 
 
 def test_the_generate_stage_keeps_the_thinking_and_counts_forced_ends(tiny_model, tmp_path, caplog):
     import yaml
+    from conftest import write_bank
 
     from lmdelta import pipeline
     from lmdelta.config import load_config
     from lmdelta.rundir import RunDir, read_jsonl
-    from conftest import write_bank
 
     bank = write_bank(tmp_path / "bank.jsonl", n_groups=2, per_group=3)
-    config = {"prompts": {"source": str(bank)}, "embed": {"model": "fake:hashing"},
-              "generate": {"a": {"model": str(tiny_model), "dtype": "float32"},
-                           "b": {"model": str(tiny_model), "dtype": "float32",
-                                 "reasoning": {"end": "</think>", "max_tokens": 3}},
-                           "max_new_tokens": 4, "samples_per_prompt": 2}}
+    config = {
+        "prompts": {"source": str(bank)},
+        "embed": {"model": "fake:hashing"},
+        "generate": {
+            "a": {"model": str(tiny_model), "dtype": "float32"},
+            "b": {"model": str(tiny_model), "dtype": "float32", "reasoning": {"end": "</think>", "max_tokens": 3}},
+            "max_new_tokens": 4,
+            "samples_per_prompt": 2,
+        },
+    }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     with caplog.at_level("WARNING", logger="lmdelta"):
@@ -106,7 +113,9 @@ def test_a_template_that_opens_the_thinking_is_not_opened_twice(tiny_model, tmp_
     from lmdelta.backends.textformat import prompt_text
 
     generator = make(tiny_model, tmp_path, start="<think>\n", end="</think>")
-    generator.tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                                         "{% if add_generation_prompt %}assistant:<think>\n{% endif %}")
+    generator.tokenizer.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:<think>\n{% endif %}"
+    )
     text = prompt_text(generator.spec, generator.tokenizer, "hi", chat=True)
     assert text.endswith("assistant:<think>\n") and text.count("<think>") == 1

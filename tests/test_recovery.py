@@ -10,16 +10,21 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import fake_config
+
 from lmdelta import pipeline
 from lmdelta.cli import main
 from lmdelta.config import load_config
 from lmdelta.errors import StageError
 from lmdelta.rundir import RunDir, read_jsonl
 
-RESULTS = ("hypotheses.jsonl", "summary.json", "config.yaml", "stages/generate/samples.jsonl",
-           "stages/decide/decisions.jsonl")
+RESULTS = (
+    "hypotheses.jsonl",
+    "summary.json",
+    "config.yaml",
+    "stages/generate/samples.jsonl",
+    "stages/decide/decisions.jsonl",
+)
 
 
 def invoke(*args):
@@ -46,8 +51,15 @@ def damage_line(path, number=1):
     path.write_text("".join(lines))
 
 
-@pytest.mark.parametrize("name", ["stages/generate/samples.jsonl", "stages/generate/items.jsonl",
-                                  "stages/propose/hypotheses.jsonl", "hypotheses.jsonl"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "stages/generate/samples.jsonl",
+        "stages/generate/items.jsonl",
+        "stages/propose/hypotheses.jsonl",
+        "hypotheses.jsonl",
+    ],
+)
 def test_a_damaged_output_reruns_its_stage_and_the_results_come_back(finished, name):
     config, run_dir, before = finished
     damage_line(run_dir / name)
@@ -85,6 +97,7 @@ def test_a_rerun_that_fails_midway_leaves_the_config_that_made_the_results(finis
 
     def fail(ctx, config):
         raise StageError("The judge went away.", "Try again later.")
+
     monkeypatch.setattr(validate, "run", fail)
     result = invoke("run", config, "--run-dir", run_dir, "--set", "generate.a.label=OLDMODEL")
     assert result.exit_code == 2 and "The judge went away" in result.output
@@ -106,8 +119,9 @@ def test_a_second_run_in_a_busy_directory_is_refused_and_changes_nothing(finishe
     config, run_dir, before = finished
     (tmp_path / "other").mkdir()
     other = fake_config(tmp_path / "other", per_group=8, generate__b={"model": "fake:words"})
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         for args in (("run", other, "--run-dir", run_dir), ("report", run_dir)):

@@ -4,8 +4,8 @@ from lmdelta.backends.factory import embedder_identity, generator_identity
 from lmdelta.backends.registry import parse_model
 from lmdelta.config import EmbedConfig, GenerateConfig, ModelSpec
 from lmdelta.errors import ModelNotFoundError
-from lmdelta.stages.generate import requests_for
 from lmdelta.records import Prompt
+from lmdelta.stages.generate import requests_for
 
 
 def test_parse_forms(tmp_path):
@@ -15,11 +15,14 @@ def test_parse_forms(tmp_path):
     assert parse_model(str(tmp_path), "generator").kind == "local"
 
 
-@pytest.mark.parametrize("text, suggestion", [
-    ("embedded:smolm2-135m-instruct", "embedded:smollm2-135m-instruct"),
-    ("smollm2", "embedded:smollm2-135m-instruct"),
-    ("fake:word", "fake:words"),
-])
+@pytest.mark.parametrize(
+    "text, suggestion",
+    [
+        ("embedded:smolm2-135m-instruct", "embedded:smollm2-135m-instruct"),
+        ("smollm2", "embedded:smollm2-135m-instruct"),
+        ("fake:word", "fake:words"),
+    ],
+)
 def test_unknown_names_suggest_near_matches(text, suggestion):
     with pytest.raises(ModelNotFoundError) as err:
         parse_model(text, "generator")

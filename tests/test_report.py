@@ -21,14 +21,37 @@ VALIDATED = "Uses more exclamation marks and upbeat phrasing"
 
 def _hypothesis(number: int, description: str, *, validated: bool, p: float, **fields) -> dict:
     row = {
-        "id": f"h{number}", "group": "tone", "direction": "b>a", "description": description,
-        "proposer": "fake-proposer", "judge": "fake-judge", "keywords": None, "n_prompts": 40, "n_texts": 160,
-        "n_dropped": 0, "test": "paired sign-flip over prompts (Monte Carlo, R=10000)",
-        "assumption": "prompts exchangeable", "statistic": 2.1, "p_value": p, "q_value": min(1.0, p * 3),
-        "effect": 0.31, "effect_ci": [0.18, 0.44], "auc": 0.71, "auc_ci": [0.63, 0.79],
-        "prevalence_a": 0.12, "prevalence_b": 0.41, "baseline_auc": 0.58, "bh_reject": validated,
-        "by_reject": validated, "online_reject": False, "online_level": 0.01, "online_procedure": "LORD++",
-        "generalization_p": 0.02, "generalization_effect": 0.2, "validated": validated, "order": number,
+        "id": f"h{number}",
+        "group": "tone",
+        "direction": "b>a",
+        "description": description,
+        "proposer": "fake-proposer",
+        "judge": "fake-judge",
+        "keywords": None,
+        "n_prompts": 40,
+        "n_texts": 160,
+        "n_dropped": 0,
+        "test": "paired sign-flip over prompts (Monte Carlo, R=10000)",
+        "assumption": "prompts exchangeable",
+        "statistic": 2.1,
+        "p_value": p,
+        "q_value": min(1.0, p * 3),
+        "effect": 0.31,
+        "effect_ci": [0.18, 0.44],
+        "auc": 0.71,
+        "auc_ci": [0.63, 0.79],
+        "prevalence_a": 0.12,
+        "prevalence_b": 0.41,
+        "baseline_auc": 0.58,
+        "bh_reject": validated,
+        "by_reject": validated,
+        "online_reject": False,
+        "online_level": 0.01,
+        "online_procedure": "LORD++",
+        "generalization_p": 0.02,
+        "generalization_effect": 0.2,
+        "validated": validated,
+        "order": number,
         "examples": {"a": [], "b": []},
     }
     row.update(fields)
@@ -44,8 +67,14 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 def run_dir(tmp_path: Path) -> Path:
     examples = {
         "a": [{"sample_id": "a-1", "prompt": "Say hi", "text": "Hello. How can I help?", "score": 0.1}],
-        "b": [{"sample_id": "b-1", "prompt": "Say hi", "score": 0.93,
-               "text": f"Hi there!! {SCRIPT} So Excited to help & more excited-ish."}],
+        "b": [
+            {
+                "sample_id": "b-1",
+                "prompt": "Say hi",
+                "score": 0.93,
+                "text": f"Hi there!! {SCRIPT} So Excited to help & more excited-ish.",
+            }
+        ],
     }
     hypotheses = [
         _hypothesis(1, VALIDATED, validated=True, p=3.2e-5, keywords=["excited"], examples=examples),
@@ -53,20 +82,29 @@ def run_dir(tmp_path: Path) -> Path:
         _hypothesis(3, "Refuses more often", validated=False, p=0.6, direction="a>b"),
     ]
     _write_jsonl(tmp_path / "hypotheses.jsonl", hypotheses)
-    _write_jsonl(tmp_path / "null_control.jsonl", [
-        _hypothesis(1, "Null idea one", validated=False, p=0.4),
-        _hypothesis(2, "Null idea two", validated=False, p=0.9),
-    ])
-    manifest = {"version": "0.1.0", "updated": "2025-01-02T03:04:05+0000",
-                "stages": {"generate": {"status": "done", "seconds": 12.5, "counts": {"texts": 320}},
-                           "decide": {"status": "done", "seconds": 0.4, "counts": {}}}}
+    _write_jsonl(
+        tmp_path / "null_control.jsonl",
+        [
+            _hypothesis(1, "Null idea one", validated=False, p=0.4),
+            _hypothesis(2, "Null idea two", validated=False, p=0.9),
+        ],
+    )
+    manifest = {
+        "version": "0.1.0",
+        "updated": "2025-01-02T03:04:05+0000",
+        "stages": {
+            "generate": {"status": "done", "seconds": 12.5, "counts": {"texts": 320}},
+            "decide": {"status": "done", "seconds": 0.4, "counts": {}},
+        },
+    }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     (tmp_path / "config.yaml").write_text(
         "generate:\n"
         "  a: {model: 'fake:base', label: base}\n"
         "  b: {model: 'fake:tuned', label: tuned, system_prompt: 'Be <b>cheerful</b>.'}\n"
         "decide: {q: 0.05, primary: bh}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return tmp_path
 
 
@@ -111,12 +149,16 @@ def test_missing_files_render_placeholders(tmp_path: Path) -> None:
 
 
 def test_nonzero_null_is_flagged(run_dir: Path) -> None:
-    _write_jsonl(run_dir / "null_control.jsonl", [
-        _hypothesis(1, "Null idea one", validated=True, p=0.0001),
-        _hypothesis(2, "Null idea two", validated=False, p=0.9),
-    ])
-    (run_dir / "summary.json").write_text(json.dumps(
-        {"tested": 3, "validated": 1, "q": 0.1, "primary": "bh", "null": {"tested": 2, "validated": 1}}))
+    _write_jsonl(
+        run_dir / "null_control.jsonl",
+        [
+            _hypothesis(1, "Null idea one", validated=True, p=0.0001),
+            _hypothesis(2, "Null idea two", validated=False, p=0.9),
+        ],
+    )
+    (run_dir / "summary.json").write_text(
+        json.dumps({"tested": 3, "validated": 1, "q": 0.1, "primary": "bh", "null": {"tested": 2, "validated": 1}})
+    )
     html = render_report(run_dir).read_text(encoding="utf-8")
     assert 'class="pill bad" href="#null">null control (random a/b relabelling): 1 of 2 validated' in html
     assert "The null control validated 1 of 2 hypotheses on data whose" in html
@@ -127,8 +169,9 @@ def test_a_null_control_that_tested_nothing_is_grey_with_its_reason_never_green(
     """The old report showed a green "0 of 0 validated … as it should be" for an empty null control."""
     _write_jsonl(run_dir / "null_control.jsonl", [])
     skipped = [{"group": "all", "reason": "discovery answers only from side a"}]
-    (run_dir / "summary.json").write_text(json.dumps(
-        {"q": 0.05, "primary": "bh", "null": {"tested": 0, "validated": 0, "skipped_groups": skipped}}))
+    (run_dir / "summary.json").write_text(
+        json.dumps({"q": 0.05, "primary": "bh", "null": {"tested": 0, "validated": 0, "skipped_groups": skipped}})
+    )
     html = render_report(run_dir).read_text(encoding="utf-8")
     assert '<a class="pill off" href="#null"' in html and ">null control: not testable</a>" in html
     assert "scopes left out: all: discovery answers only from side a" in html
@@ -136,8 +179,13 @@ def test_a_null_control_that_tested_nothing_is_grey_with_its_reason_never_green(
 
 
 def test_the_null_section_shows_the_p_value_distribution(run_dir: Path) -> None:
-    _write_jsonl(run_dir / "null_control.jsonl", [_hypothesis(i, f"Null idea {i}", validated=False, p=p)
-                                                  for i, p in enumerate([0.01, 0.02, 0.03, 0.04, 0.3], start=1)])
+    _write_jsonl(
+        run_dir / "null_control.jsonl",
+        [
+            _hypothesis(i, f"Null idea {i}", validated=False, p=p)
+            for i, p in enumerate([0.01, 0.02, 0.03, 0.04, 0.3], start=1)
+        ],
+    )
     html = render_report(run_dir).read_text(encoding="utf-8")
     section = html.split('<h2 id="null">')[1].split('<h2 id="run">')[0]
     assert "Null control (random a/b relabelling)" in section and "none, as it should be" in section
@@ -160,8 +208,9 @@ def _side_cards(html: str) -> dict[str, str]:
 
 
 def test_a_corpus_run_names_its_file_and_side_values_not_the_default_model(run_dir: Path) -> None:
-    _write_config(run_dir, "corpus.path=/data/outputs.jsonl", "generate.b.label=tuned",
-                  "corpus.sides={a: [llama-base]}")
+    _write_config(
+        run_dir, "corpus.path=/data/outputs.jsonl", "generate.b.label=tuned", "corpus.sides={a: [llama-base]}"
+    )
     cards = _side_cards(render_report(run_dir).read_text(encoding="utf-8"))
     assert "/data/outputs.jsonl" in cards["a"] and "/data/outputs.jsonl" in cards["b"]
     assert "smollm2" not in cards["a"] + cards["b"] and "model not recorded" not in cards["a"] + cards["b"]
@@ -177,18 +226,25 @@ def test_a_corpus_with_a_file_per_side_names_each_file_on_its_side(run_dir: Path
 
 
 def test_a_model_run_names_the_model_revision_adapter_and_system_prompt(run_dir: Path) -> None:
-    _write_config(run_dir, "generate.a.model=hf:org/base", "generate.a.revision=v2",
-                  "generate.b.model=hf:org/base", "generate.b.adapter=/adapters/quirky",
-                  "generate.b.system_prompt=Be brief.")
+    _write_config(
+        run_dir,
+        "generate.a.model=hf:org/base",
+        "generate.a.revision=v2",
+        "generate.b.model=hf:org/base",
+        "generate.b.adapter=/adapters/quirky",
+        "generate.b.system_prompt=Be brief.",
+    )
     cards = _side_cards(render_report(run_dir).read_text(encoding="utf-8"))
     assert "hf:org/base @ v2" in cards["a"] and "adapter" not in cards["a"]
     assert "/adapters/quirky" in cards["b"] and "Be brief." in cards["b"] and "corpus" not in cards["b"]
 
 
 def test_the_lexical_baseline_is_shown_once_per_group_not_judged_per_card(run_dir: Path) -> None:
-    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, auc=0.6, baseline_auc=0.9),
-            _hypothesis(2, "Longer words", validated=True, p=2e-4, auc=0.6, baseline_auc=0.9),
-            _hypothesis(3, "Other group", validated=False, p=0.5, group="style", baseline_auc=0.7)]
+    rows = [
+        _hypothesis(1, VALIDATED, validated=True, p=1e-4, auc=0.6, baseline_auc=0.9),
+        _hypothesis(2, "Longer words", validated=True, p=2e-4, auc=0.6, baseline_auc=0.9),
+        _hypothesis(3, "Other group", validated=False, p=0.5, group="style", baseline_auc=0.7),
+    ]
     _write_jsonl(run_dir / "hypotheses.jsonl", rows)
     html = render_report(run_dir).read_text(encoding="utf-8")
     assert "word-use difference" not in html and "bag-of-words baseline AUC" not in html
@@ -221,17 +277,38 @@ def _text(fragment: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", fragment).split())
 
 
-REPLICATED = {"status": "replicated", "replicated": True, "effect": 0.22, "effect_ci": [0.05, 0.39], "ci_level": 0.95,
-              "auc": 0.66, "p_value": 0.004, "q_value": 0.008, "n_prompts": 12, "n_texts": 48, "note": None}
+REPLICATED = {
+    "status": "replicated",
+    "replicated": True,
+    "effect": 0.22,
+    "effect_ci": [0.05, 0.39],
+    "ci_level": 0.95,
+    "auc": 0.66,
+    "p_value": 0.004,
+    "q_value": 0.008,
+    "n_prompts": 12,
+    "n_texts": 48,
+    "note": None,
+}
 
 
 def test_a_validated_finding_leads_with_its_selection_adjusted_interval(run_dir: Path) -> None:
     """The card showed the plain interval as "95% CI" whatever validate.ci_level was, and no adjusted one."""
-    row = _hypothesis(1, VALIDATED, validated=True, p=1e-4, ci_level=0.9, effect_ci_fcr=[0.11, 0.51], fcr_level=0.9667,
-                      effect_se=0.06, effect_df=39)
+    row = _hypothesis(
+        1,
+        VALIDATED,
+        validated=True,
+        p=1e-4,
+        ci_level=0.9,
+        effect_ci_fcr=[0.11, 0.51],
+        fcr_level=0.9667,
+        effect_se=0.06,
+        effect_df=39,
+    )
     _write_jsonl(run_dir / "hypotheses.jsonl", [row, _hypothesis(2, "Other", validated=False, p=0.5, ci_level=0.9)])
-    (run_dir / "summary.json").write_text(json.dumps({"q": 0.05, "primary": "bh", "main": {
-        "tested": 2, "validated": 1, "fcr_level": 0.9667}}))
+    (run_dir / "summary.json").write_text(
+        json.dumps({"q": 0.05, "primary": "bh", "main": {"tested": 2, "validated": 1, "fcr_level": 0.9667}})
+    )
     html = render_report(run_dir).read_text(encoding="utf-8")
     card = _text(_card(html, VALIDATED))
     assert "+0.31 96.7% CI [0.11, 0.51]" in card
@@ -243,10 +320,19 @@ def test_a_validated_finding_leads_with_its_selection_adjusted_interval(run_dir:
 
 
 def test_missing_intervals_say_why(run_dir: Path) -> None:
-    row = _hypothesis(1, VALIDATED, validated=True, p=1e-4, effect_ci=[None, None], auc_ci=[None, None],
-                      effect_ci_note="one prompt: no spread between prompts to build an interval from",
-                      auc_ci_note="fewer than 5 prompts", prevalence_a_ci=[0.02, 0.3], prevalence_b_ci=[0.2, 0.65],
-                      n_subsample_dropped=3)
+    row = _hypothesis(
+        1,
+        VALIDATED,
+        validated=True,
+        p=1e-4,
+        effect_ci=[None, None],
+        auc_ci=[None, None],
+        effect_ci_note="one prompt: no spread between prompts to build an interval from",
+        auc_ci_note="fewer than 5 prompts",
+        prevalence_a_ci=[0.02, 0.3],
+        prevalence_b_ci=[0.2, 0.65],
+        n_subsample_dropped=3,
+    )
     _write_jsonl(run_dir / "hypotheses.jsonl", [row])
     card = _text(_card(render_report(run_dir).read_text(encoding="utf-8"), VALIDATED))
     assert "no interval: one prompt: no spread between prompts" in card and "no interval: fewer than 5 prompts" in card
@@ -255,19 +341,40 @@ def test_missing_intervals_say_why(run_dir: Path) -> None:
 
 
 def test_the_replication_sits_beside_the_validation_estimate(run_dir: Path) -> None:
-    failed = {**REPLICATED, "status": "not replicated", "replicated": False, "effect": 0.01, "effect_ci": [-0.1, 0.12],
-              "q_value": 0.4}
-    untestable = {**REPLICATED, "status": "not testable", "replicated": False, "q_value": None,
-                  "note": "on 3 confirmation prompts the smallest possible p-value is 2^-3 = 0.12, above q = 0.05"}
-    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, replication=REPLICATED),
-            _hypothesis(2, "Shorter", validated=True, p=2e-4, replication=failed),
-            _hypothesis(3, "Longer", validated=True, p=3e-4, replication=untestable),
-            _hypothesis(4, "Not validated", validated=False, p=0.5, replication=None)]
+    failed = {
+        **REPLICATED,
+        "status": "not replicated",
+        "replicated": False,
+        "effect": 0.01,
+        "effect_ci": [-0.1, 0.12],
+        "q_value": 0.4,
+    }
+    untestable = {
+        **REPLICATED,
+        "status": "not testable",
+        "replicated": False,
+        "q_value": None,
+        "note": "on 3 confirmation prompts the smallest possible p-value is 2^-3 = 0.12, above q = 0.05",
+    }
+    rows = [
+        _hypothesis(1, VALIDATED, validated=True, p=1e-4, replication=REPLICATED),
+        _hypothesis(2, "Shorter", validated=True, p=2e-4, replication=failed),
+        _hypothesis(3, "Longer", validated=True, p=3e-4, replication=untestable),
+        _hypothesis(4, "Not validated", validated=False, p=0.5, replication=None),
+    ]
     _write_jsonl(run_dir / "hypotheses.jsonl", rows)
-    replication = {"status": "run", "q": 0.05, "confirmation_prompts": 12, "validated": 3, "tested": 2,
-                   "not_testable": 1, "replicated": 1}
-    (run_dir / "summary.json").write_text(json.dumps({"q": 0.05, "primary": "bh", "main": {
-        "tested": 4, "validated": 3, "replication": replication}}))
+    replication = {
+        "status": "run",
+        "q": 0.05,
+        "confirmation_prompts": 12,
+        "validated": 3,
+        "tested": 2,
+        "not_testable": 1,
+        "replicated": 1,
+    }
+    (run_dir / "summary.json").write_text(
+        json.dumps({"q": 0.05, "primary": "bh", "main": {"tested": 4, "validated": 3, "replication": replication}})
+    )
     html = render_report(run_dir).read_text(encoding="utf-8")
     assert "replication: 1 of 3 replicated on 12 confirmation prompts" in html
     assert "over the 2 findings that could be re-tested there" in _text(html)
@@ -280,8 +387,19 @@ def test_the_replication_sits_beside_the_validation_estimate(run_dir: Path) -> N
 
 
 def test_without_a_confirmation_split_the_report_says_how_to_get_one(run_dir: Path) -> None:
-    (run_dir / "summary.json").write_text(json.dumps({"q": 0.05, "primary": "bh", "main": {
-        "tested": 3, "validated": 1, "replication": {"status": "not run", "reason": "no confirmation prompts"}}}))
+    (run_dir / "summary.json").write_text(
+        json.dumps(
+            {
+                "q": 0.05,
+                "primary": "bh",
+                "main": {
+                    "tested": 3,
+                    "validated": 1,
+                    "replication": {"status": "not run", "reason": "no confirmation prompts"},
+                },
+            }
+        )
+    )
     html = render_report(run_dir).read_text(encoding="utf-8")
     assert "replication: not run" in html and ">replicated</th>" not in html
     assert "No replication:</strong> no confirmation prompts" in html
@@ -290,11 +408,14 @@ def test_without_a_confirmation_split_the_report_says_how_to_get_one(run_dir: Pa
 
 
 def test_generalisation_is_shown_by_its_family_decision_never_as_a_bare_p(run_dir: Path) -> None:
-    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, generalization_q=0.012, generalization_validated=True),
-            _hypothesis(2, "Shorter", validated=True, p=2e-4, generalization_q=0.3, generalization_validated=False),
-            _hypothesis(3, "Pooled", validated=True, p=3e-4, group="all", generalization_p=None,
-                        generalization_effect=None),
-            _hypothesis(4, "Old run", validated=True, p=4e-4)]
+    rows = [
+        _hypothesis(1, VALIDATED, validated=True, p=1e-4, generalization_q=0.012, generalization_validated=True),
+        _hypothesis(2, "Shorter", validated=True, p=2e-4, generalization_q=0.3, generalization_validated=False),
+        _hypothesis(
+            3, "Pooled", validated=True, p=3e-4, group="all", generalization_p=None, generalization_effect=None
+        ),
+        _hypothesis(4, "Old run", validated=True, p=4e-4),
+    ]
     _write_jsonl(run_dir / "hypotheses.jsonl", rows)
     html = render_report(run_dir).read_text(encoding="utf-8")
     card = _text(_card(html, VALIDATED))
@@ -306,9 +427,19 @@ def test_generalisation_is_shown_by_its_family_decision_never_as_a_bare_p(run_di
 
 
 def test_generative_checks_are_shown_by_their_family_decision(run_dir: Path) -> None:
-    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, generative_p=0.001, generative_effect=1.5,
-                        generative_q=0.002, generative_validated=True),
-            _hypothesis(2, "Shorter", validated=True, p=2e-4)]
+    rows = [
+        _hypothesis(
+            1,
+            VALIDATED,
+            validated=True,
+            p=1e-4,
+            generative_p=0.001,
+            generative_effect=1.5,
+            generative_q=0.002,
+            generative_validated=True,
+        ),
+        _hypothesis(2, "Shorter", validated=True, p=2e-4),
+    ]
     _write_jsonl(run_dir / "hypotheses.jsonl", rows)
     html = render_report(run_dir).read_text(encoding="utf-8")
     assert "generative check confirmed (q = 0.002, BH within the generative family" in _text(_card(html, VALIDATED))
@@ -317,8 +448,10 @@ def test_generative_checks_are_shown_by_their_family_decision(run_dir: Path) -> 
 
 def test_a_clustering_warning_is_shown_prominently(run_dir: Path) -> None:
     warning = "near-duplicate texts: 40% of texts have a twin, so the text-level test may over-reject"
-    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, clustering_warning=warning),
-            _hypothesis(2, "Other", validated=False, p=0.5, clustering_warning=warning)]
+    rows = [
+        _hypothesis(1, VALIDATED, validated=True, p=1e-4, clustering_warning=warning),
+        _hypothesis(2, "Other", validated=False, p=0.5, clustering_warning=warning),
+    ]
     _write_jsonl(run_dir / "hypotheses.jsonl", rows)
     html = render_report(run_dir).read_text(encoding="utf-8")
     headline = html.split('<section class="headline"')[1].split("</section>")[0]
@@ -329,15 +462,42 @@ def test_a_clustering_warning_is_shown_prominently(run_dir: Path) -> None:
 def test_the_terminal_table_shows_the_adjusted_interval_and_the_replication(run_dir: Path) -> None:
     from lmdelta.report.table import findings_table
 
-    rows = [_hypothesis(1, VALIDATED, validated=True, p=1e-4, effect_ci_fcr=[0.11, 0.51], fcr_level=0.9667,
-                        replication=REPLICATED),
-            _hypothesis(2, "Shorter", validated=True, p=2e-4, effect_ci_fcr=[0.02, 0.6], fcr_level=0.9667,
-                        replication={**REPLICATED, "status": "not testable", "replicated": False}),
-            _hypothesis(3, "Other", validated=False, p=0.5, clustering_warning="texts look clustered")]
+    rows = [
+        _hypothesis(
+            1, VALIDATED, validated=True, p=1e-4, effect_ci_fcr=[0.11, 0.51], fcr_level=0.9667, replication=REPLICATED
+        ),
+        _hypothesis(
+            2,
+            "Shorter",
+            validated=True,
+            p=2e-4,
+            effect_ci_fcr=[0.02, 0.6],
+            fcr_level=0.9667,
+            replication={**REPLICATED, "status": "not testable", "replicated": False},
+        ),
+        _hypothesis(3, "Other", validated=False, p=0.5, clustering_warning="texts look clustered"),
+    ]
     _write_jsonl(run_dir / "hypotheses.jsonl", rows)
-    (run_dir / "summary.json").write_text(json.dumps({"q": 0.05, "primary": "bh", "main": {
-        "tested": 3, "validated": 2, "replication": {"status": "run", "q": 0.05, "confirmation_prompts": 12,
-                                                     "validated": 2, "tested": 1, "replicated": 1}}}))
+    (run_dir / "summary.json").write_text(
+        json.dumps(
+            {
+                "q": 0.05,
+                "primary": "bh",
+                "main": {
+                    "tested": 3,
+                    "validated": 2,
+                    "replication": {
+                        "status": "run",
+                        "q": 0.05,
+                        "confirmation_prompts": 12,
+                        "validated": 2,
+                        "tested": 1,
+                        "replicated": 1,
+                    },
+                },
+            }
+        )
+    )
     out = findings_table(run_dir, width=120)
     assert "replication on 12 confirmation prompts: 1 of 2 validated findings replicated" in out
     assert "warning: texts look clustered" in out

@@ -11,8 +11,8 @@ import sys
 import time
 
 import yaml
-
 from conftest import write_bank
+
 from lmdelta.rundir import RunDir, read_jsonl
 
 N_PROMPTS, SAMPLES, BATCH = 24, 2, 2
@@ -23,9 +23,12 @@ STALL_AFTER = 10  # answers side a gives before its generator stops answering
 def config(tmp_path):
     data = {
         "prompts": {"source": str(write_bank(tmp_path / "bank.jsonl", n_groups=3, per_group=8))},
-        "generate": {"a": {"model": "fake:words"},
-                     "b": {"model": "fake:words", "backend_args": {"topic_words": ["sea"], "topic_rate": 0.5}},
-                     "samples_per_prompt": SAMPLES, "batch_size": BATCH},
+        "generate": {
+            "a": {"model": "fake:words"},
+            "b": {"model": "fake:words", "backend_args": {"topic_words": ["sea"], "topic_rate": 0.5}},
+            "samples_per_prompt": SAMPLES,
+            "batch_size": BATCH,
+        },
         "embed": {"model": "fake:hashing"},
     }
     path = tmp_path / "config.yaml"
@@ -38,8 +41,13 @@ def lmdelta(*args, stall: bool = False):
     env.pop("LMDELTA_FAKE_STALL_AFTER", None)
     if stall:
         env["LMDELTA_FAKE_STALL_AFTER"] = str(STALL_AFTER)
-    return subprocess.Popen([sys.executable, "-m", "lmdelta", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lmdelta", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
 
 
 def wait_for_stall(process, items, timeout=300.0):

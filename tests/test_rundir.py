@@ -49,6 +49,7 @@ def test_stage_updates_are_persisted(tmp_path):
 
 # --- atomic writes ---------------------------------------------------------------------------
 
+
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path):
     path = tmp_path / "summary.json"
     atomic_write_text(path, "old\n")
@@ -93,8 +94,9 @@ with RunDir(sys.argv[1]).lock():
 
 
 def hold_lock(root):
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout.readline().strip() == "locked"
     return process
 
@@ -146,6 +148,7 @@ def test_a_run_dir_inside_a_file_is_refused_clearly(tmp_path):
 
 # --- recorded outputs ----------------------------------------------------------------------------
 
+
 def test_recorded_outputs_report_damage_and_loss(tmp_path):
     run = RunDir(tmp_path / "run")
     stage = run.stage_dir("generate")
@@ -158,8 +161,10 @@ def test_recorded_outputs_report_damage_and_loss(tmp_path):
     (run.root / "report.html").write_text("<html>re-rendered, a view: not a damage</html>")
     (stage / "samples.jsonl").write_text('{"k": 1}\ngarbage\n')  # same size, other content
     (stage / "items.jsonl").unlink()
-    assert sorted(run.damaged_outputs(record)) == ["stages/generate/items.jsonl is missing",
-                                                    "stages/generate/samples.jsonl changed after the stage finished"]
+    assert sorted(run.damaged_outputs(record)) == [
+        "stages/generate/items.jsonl is missing",
+        "stages/generate/samples.jsonl changed after the stage finished",
+    ]
 
 
 def test_salvage_drops_damaged_lines_and_keeps_the_rest(tmp_path, caplog):

@@ -39,12 +39,15 @@ def test_jsonl_with_and_without_ids(tmp_path):
     assert prompts[1].id == content_id("B?") and prompts[1].group is None
 
 
-@pytest.mark.parametrize("content, match", [
-    ("", "holds no prompts"),
-    ('{"id": "x", "text": "A"}\n{"id": "x", "text": "B"}\n', "id 'x' twice"),
-    ('{"id": "x", "text": ""}\n', "line 1 has no non-empty"),
-    ('{"id": "x", "text": "A"}\nnot json\n', "line 2 is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("", "holds no prompts"),
+        ('{"id": "x", "text": "A"}\n{"id": "x", "text": "B"}\n', "id 'x' twice"),
+        ('{"id": "x", "text": ""}\n', "line 1 has no non-empty"),
+        ('{"id": "x", "text": "A"}\nnot json\n', "line 2 is not valid JSON"),
+    ],
+)
 def test_bad_jsonl_banks(tmp_path, content, match):
     path = tmp_path / "bank.jsonl"
     path.write_text(content)

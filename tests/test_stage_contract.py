@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from conftest import fake_config
+
 from lmdelta import pipeline
 from lmdelta.config import RunConfig, load_config
 from lmdelta.config.base import Section
@@ -37,6 +37,7 @@ def _section_paths(config: RunConfig) -> dict[int, str]:
             if isinstance(value, Section):
                 paths[id(value)] = prefix + name
                 walk(value, prefix + name + ".")
+
     walk(config, "")
     return paths
 
@@ -95,6 +96,7 @@ def undeclared_reads(monkeypatch, config: RunConfig, run_dir: RunDir) -> dict[st
     """Run the pipeline, recording each stage's reads; per stage, the ones its fingerprint does not cover."""
     undeclared: dict[str, list[str]] = {}
     for entry in pipeline.STAGES:
+
         def recorded(ctx, resolved, _run=entry.module.run, _name=entry.name):
             found: set[str] = set()
             with _recording(resolved, found):
@@ -103,6 +105,7 @@ def undeclared_reads(monkeypatch, config: RunConfig, run_dir: RunDir) -> dict[st
             if missing:
                 undeclared[_name] = missing
             return result
+
         monkeypatch.setattr(entry.module, "run", recorded)
     pipeline.run(config, run_dir)
     return undeclared
@@ -111,13 +114,16 @@ def undeclared_reads(monkeypatch, config: RunConfig, run_dir: RunDir) -> dict[st
 STRONG = {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}}
 
 
-@pytest.mark.parametrize("overrides", [
-    # group scopes (decide.q read by propose), the null control (run.seed), confirmation, the default extras
-    ["prompts.confirmation_fraction=0.25"],
-    # the pooled scope only, no null control: propose's conditional reads do not apply and must not happen
-    ["propose.scopes=all", "controls.null=false", "validate.baseline=false", "decide.primary=by"],
-    ["group.by=kmeans", "group.n_groups=2", "group.response_clusters=3", "propose.scopes=groups"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # group scopes (decide.q read by propose), the null control (run.seed), confirmation, the default extras
+        ["prompts.confirmation_fraction=0.25"],
+        # the pooled scope only, no null control: propose's conditional reads do not apply and must not happen
+        ["propose.scopes=all", "controls.null=false", "validate.baseline=false", "decide.primary=by"],
+        ["group.by=kmeans", "group.n_groups=2", "group.response_clusters=3", "propose.scopes=groups"],
+    ],
+)
 def test_every_config_read_of_a_stage_is_in_its_fingerprint(tmp_path, monkeypatch, overrides):
     config = load_config(fake_config(tmp_path, per_group=12, generate__b=STRONG), overrides)
     assert undeclared_reads(monkeypatch, config, RunDir(tmp_path / "run")) == {}
@@ -132,8 +138,14 @@ def test_the_llm_roles_reads_are_in_their_fingerprints(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", SECRET)
     with ScriptedServer("openai", [], responder=answer) as server:
         other = f"openai-compatible/second-judge@{server.url}/v1"
-        config = llm_config(tmp_path, server, "validate.generative=true", "validate.generative_examples=3",
-                            f"validate.extra_judges=[{other}]", "prompts.confirmation_fraction=0.2")
+        config = llm_config(
+            tmp_path,
+            server,
+            "validate.generative=true",
+            "validate.generative_examples=3",
+            f"validate.extra_judges=[{other}]",
+            "prompts.confirmation_fraction=0.2",
+        )
         assert undeclared_reads(monkeypatch, config, RunDir(tmp_path / "run")) == {}
 
 

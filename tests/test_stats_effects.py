@@ -103,12 +103,14 @@ def reference_auc_ci(scores_a, scores_b, n_resamples, level, seed):
 
 def ragged_prompts(rng, n_prompts):
     """0-4 texts a side per prompt, scores on a coarse grid (many ties), some NaN (dropped)."""
+
     def side():
         texts = [np.round(rng.normal(0.0, 1.0, rng.integers(0, 5)), 0) for _ in range(n_prompts)]
         for x in texts:
             if x.size and rng.random() < 0.1:
                 x[0] = np.nan
         return texts
+
     return side(), side()
 
 
@@ -225,10 +227,11 @@ def test_welch_ci_matches_the_two_sample_formula():
     a, b = rng.normal(0.0, 1.0, 15), rng.normal(0.5, 2.0, 9)
     found = ef.welch_ci(a, b, 0.95)
     va, vb = a.var(ddof=1) / 15, b.var(ddof=1) / 9
-    df = (va + vb) ** 2 / (va ** 2 / 14 + vb ** 2 / 8)
+    df = (va + vb) ** 2 / (va**2 / 14 + vb**2 / 8)
     half = stats.t.ppf(0.975, df) * np.sqrt(va + vb)
     assert found.df == pytest.approx(df) and (found.low, found.high) == pytest.approx(
-        (b.mean() - a.mean() - half, b.mean() - a.mean() + half))
+        (b.mean() - a.mean() - half, b.mean() - a.mean() + half)
+    )
     assert "one text" in ef.welch_ci([1.0], [0.0, 1.0]).note and np.isnan(ef.welch_ci([], [1.0]).value)
 
 
@@ -243,8 +246,8 @@ def brute_force_clustered_auc(scores_a, scores_b):
     v10_text, v01_text = psi.mean(axis=1), psi.mean(axis=0)
     m = np.array([x.size for x in b])
     n = np.array([x.size for x in a])
-    v10 = np.array([v10_text[m[:i].sum():m[:i + 1].sum()].sum() for i in range(len(b))])
-    v01 = np.array([v01_text[n[:i].sum():n[:i + 1].sum()].sum() for i in range(len(a))])
+    v10 = np.array([v10_text[m[:i].sum() : m[: i + 1].sum()].sum() for i in range(len(b))])
+    v01 = np.array([v01_text[n[:i].sum() : n[: i + 1].sum()].sum() for i in range(len(a))])
     i10, i01, i_any = (m > 0).sum(), (n > 0).sum(), ((m + n) > 0).sum()
     s10 = i10 / ((i10 - 1) * M) * np.sum((v10 - m * theta) ** 2)
     s01 = i01 / ((i01 - 1) * N) * np.sum((v01 - n * theta) ** 2)

@@ -9,8 +9,23 @@ from scipy import stats
 from lmdelta.stats import fdr
 
 # The 15 p-values of the onlineFDR documentation examples (Robertson et al., Bioconductor).
-DOC_P = [2.90e-08, 0.06743, 0.01514, 0.08174, 0.00171, 3.60e-05, 0.79149, 0.27201, 0.28295, 7.59e-08,
-         0.69274, 0.30443, 0.00136, 0.72342, 0.54757]
+DOC_P = [
+    2.90e-08,
+    0.06743,
+    0.01514,
+    0.08174,
+    0.00171,
+    3.60e-05,
+    0.79149,
+    0.27201,
+    0.28295,
+    7.59e-08,
+    0.69274,
+    0.30443,
+    0.00136,
+    0.72342,
+    0.54757,
+]
 
 
 # --- batch ------------------------------------------------------------------------------------
@@ -32,8 +47,9 @@ def test_by_matches_scipy_and_is_bh_at_reduced_level():
     p = np.where(rng.random(150) < 0.3, rng.beta(0.1, 5.0, 150), rng.random(150))
     harmonic = np.sum(1.0 / np.arange(1, 151))
     np.testing.assert_array_equal(fdr.benjamini_yekutieli(p, 0.05), fdr.benjamini_hochberg(p, 0.05 / harmonic))
-    np.testing.assert_array_equal(fdr.benjamini_yekutieli(p, 0.05),
-                                  stats.false_discovery_control(p, method="by") <= 0.05)
+    np.testing.assert_array_equal(
+        fdr.benjamini_yekutieli(p, 0.05), stats.false_discovery_control(p, method="by") <= 0.05
+    )
 
 
 def test_nan_counts_in_the_denominator_and_is_never_rejected():
@@ -68,7 +84,7 @@ def saffron_levels(p, alpha, lam, w0, gamma):
         cand = [p[i - 1] <= lam for i in range(1, t)]
         value = w0 * gamma(t - sum(cand))
         for j, tau in enumerate(rejections):
-            c_plus = sum(cand[tau:t - 1])  # candidates at times tau+1 .. t-1
+            c_plus = sum(cand[tau : t - 1])  # candidates at times tau+1 .. t-1
             weight = (1 - lam) * alpha - w0 if j == 0 else (1 - lam) * alpha
             value += weight * gamma(t - tau - c_plus)
         levels.append(min(lam, value))
@@ -128,8 +144,7 @@ def test_saffron_first_levels_by_hand():
     # reject, candidate, non-candidate, reject, ...
     _, levels = fdr.run_online("saffron", [1e-6, 0.3, 0.8, 1e-7, 0.9])
     pay1, pay = 0.5 * 0.05 - w0, 0.5 * 0.05
-    expected = [w0 * g1, w0 * g1 + pay1 * g1, w0 * g1 + pay1 * g1, w0 * g2 + pay1 * g2,
-                w0 * g2 + pay1 * g2 + pay * g1]
+    expected = [w0 * g1, w0 * g1 + pay1 * g1, w0 * g1 + pay1 * g1, w0 * g2 + pay1 * g2, w0 * g2 + pay1 * g2 + pay * g1]
     np.testing.assert_allclose(levels, expected, rtol=1e-12)
 
 
@@ -152,18 +167,34 @@ def test_online_levels_match_published_onlinefdr_examples():
     obtained there with W0 = alpha/2 in their SAFFRON parameterisation (ours: (1 - lam) alpha / 2),
     gamma_j ~ j^-1.6, and for LORD++ W0 = alpha/10 with C = 0.07720838."""
     _, levels = fdr.run_online("saffron", DOC_P, w0=0.0125, gamma=fdr.PowerGamma(1.6))
-    np.testing.assert_allclose(levels[[0, 1, 5, 6, 7, 11, 14]],
-                               [0.005468627, 0.010937254, 0.021874508, 0.032811762, 0.010823845, 0.009265591,
-                                0.009064367], rtol=1e-6)
+    np.testing.assert_allclose(
+        levels[[0, 1, 5, 6, 7, 11, 14]],
+        [0.005468627, 0.010937254, 0.021874508, 0.032811762, 0.010823845, 0.009265591, 0.009064367],
+        rtol=1e-6,
+    )
     reject, levels = fdr.run_online("addis", DOC_P)
-    np.testing.assert_allclose(levels[[0, 1, 5, 6, 8, 9, 10, 12, 14]],
-                               [0.002734314, 0.005468627, 0.010937254, 0.016405881, 0.005411923, 0.002828822,
-                                0.008297449, 0.003589243, 0.009057870], rtol=1e-6)
+    np.testing.assert_allclose(
+        levels[[0, 1, 5, 6, 8, 9, 10, 12, 14]],
+        [
+            0.002734314,
+            0.005468627,
+            0.010937254,
+            0.016405881,
+            0.005411923,
+            0.002828822,
+            0.008297449,
+            0.003589243,
+            0.009057870,
+        ],
+        rtol=1e-6,
+    )
     np.testing.assert_array_equal(np.flatnonzero(reject), [0, 4, 5, 9, 12])
     reject, levels = fdr.run_online("lord++", DOC_P, w0=0.005, gamma=fdr.LordGamma(0.07720838))
-    np.testing.assert_allclose(levels[[0, 1, 2, 5, 6, 10, 14]],
-                               [0.0002675839, 0.0024664457, 0.0005732818, 0.0003447286, 0.0029745013,
-                                0.0032185913, 0.0007059610], rtol=1e-6)
+    np.testing.assert_allclose(
+        levels[[0, 1, 2, 5, 6, 10, 14]],
+        [0.0002675839, 0.0024664457, 0.0005732818, 0.0003447286, 0.0029745013, 0.0032185913, 0.0007059610],
+        rtol=1e-6,
+    )
     np.testing.assert_array_equal(np.flatnonzero(reject), [0, 5, 9])
 
 
@@ -226,8 +257,10 @@ def test_fdr_controlled_in_simulation(name):
     elif name == "by":
         procedure = fdr.benjamini_yekutieli
     else:
+
         def procedure(p, q):
             return fdr.run_online(name, p, alpha=q)[0]
+
     mean_fdp, standard_error, per_stream = simulate_fdp(procedure)
     assert mean_fdp <= 0.05 + 3 * standard_error
     assert per_stream > 2  # and it does find things

@@ -55,8 +55,12 @@ def brute_force_signflip(d, alternative):
 @pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
 def test_signflip_exact_equals_brute_force(alternative):
     rng = np.random.default_rng(3)
-    cases = [rng.normal(0.2, 1.0, 9), np.array([0.5, 0.0, -0.25, 0.25, 0.0, 1.0]),
-             np.array([0.1, 0.1, -0.1, 0.1, 0.2, -0.2, 0.3]), np.round(rng.normal(0, 1, 10), 1)]
+    cases = [
+        rng.normal(0.2, 1.0, 9),
+        np.array([0.5, 0.0, -0.25, 0.25, 0.0, 1.0]),
+        np.array([0.1, 0.1, -0.1, 0.1, 0.2, -0.2, 0.3]),
+        np.round(rng.normal(0, 1, 10), 1),
+    ]
     for d in cases:
         result = st.paired_signflip(d, alternative=alternative)
         assert "exact" in result.method
@@ -207,8 +211,8 @@ def test_within_prompt_calibrated_with_unequal_counts():
     for i in range(400):
         k_a, k_b = rng.integers(2, 7, 20), rng.integers(1, 4, 20)
         a, b = prompt_scores(rng, 20, 6, 3)
-        scores_a = [a[p, :k_a[p]] for p in range(20)]
-        scores_b = [b[p, :k_b[p]] for p in range(20)]
+        scores_a = [a[p, : k_a[p]] for p in range(20)]
+        scores_b = [b[p, : k_b[p]] for p in range(20)]
         p_values.append(st.within_prompt_permutation(scores_a, scores_b, n_resamples=999, seed=i).p_value)
     low, high = binomial_interval(400)
     assert low <= np.mean(np.array(p_values) <= ALPHA) <= high
@@ -308,7 +312,9 @@ def test_smallest_p_is_the_p_value_of_the_most_extreme_data(n_resamples):
         assert p[0] >= st.smallest_p(n, n_resamples) * (1 - 1e-12)
         if st.is_exact(n, n_resamples) or n >= 30:
             assert p[0] == pytest.approx(st.smallest_p(n, n_resamples), rel=1e-12)
-        assert st.is_exact(n, n_resamples) == (2 ** n <= n_resamples)
-        assert ("exact" in st.paired_signflip(np.full(n, 0.3), "greater", n_resamples).method) == st.is_exact(n, n_resamples)
-    assert st.smallest_p(7) == 2.0 ** -7 and st.smallest_p(7, 100) == 1 / 101 and not st.is_exact(0, 2000)
+        assert st.is_exact(n, n_resamples) == (2**n <= n_resamples)
+        assert ("exact" in st.paired_signflip(np.full(n, 0.3), "greater", n_resamples).method) == st.is_exact(
+            n, n_resamples
+        )
+    assert st.smallest_p(7) == 2.0**-7 and st.smallest_p(7, 100) == 1 / 101 and not st.is_exact(0, 2000)
     assert st.monte_carlo_floor(2000) == 1 / 2001

@@ -17,8 +17,10 @@ from lmdelta.llm.types import ChatRequest, Message
 PROMPT = "how do tides work"
 ANSWER = "the cat sat"
 # Like Gemma's: a system message is an error, so the system prompt goes in front of the user's.
-NO_SYSTEM = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
-             "<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}")
+NO_SYSTEM = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+    "<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
+)
 
 
 def generator(tiny_model, tmp_path, system, chat_template):
@@ -59,8 +61,11 @@ def test_generation_finetuning_and_local_chat_encode_a_chat_prompt_alike(tiny_mo
 def test_without_a_chat_template_generation_and_finetuning_use_the_plain_prefix(tiny_model, tmp_path, system):
     gen = generator(tiny_model, tmp_path, system, chat_template=False)
     trained, _ = finetune_ids(gen, system, chat=False)
-    assert gen.encode(PROMPT) == trained == textformat.encode(gen.tokenizer, textformat.plain_text(system, PROMPT),
-                                                              chat=False)
+    assert (
+        gen.encode(PROMPT)
+        == trained
+        == textformat.encode(gen.tokenizer, textformat.plain_text(system, PROMPT), chat=False)
+    )
     assert gen.tokenizer.decode(trained, skip_special_tokens=True) == (f"{system}\n\n{PROMPT}" if system else PROMPT)
     gen.close()
 
@@ -75,8 +80,12 @@ def test_a_template_refusing_system_merges_every_system_message_into_the_first_o
                 raise ValueError("no system role")
             return "|".join(f"{m['role']}={m['content']}" for m in messages)
 
-    messages = [{"role": "system", "content": "A"}, {"role": "user", "content": "hi"},
-                {"role": "system", "content": "B"}, {"role": "assistant", "content": "Sure,"}]
+    messages = [
+        {"role": "system", "content": "A"},
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": "B"},
+        {"role": "assistant", "content": "Sure,"},
+    ]
     assert textformat.chat_text(Tokenizer(), messages) == "user=A\n\nB\n\nhi|assistant=Sure,"
     assert seen[-1][1] == {"continue_final_message": True}  # an assistant prefill is continued
     with pytest.raises(ValueError):  # nothing to merge into: the template's own error stands

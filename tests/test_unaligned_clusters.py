@@ -50,8 +50,10 @@ def unaligned_pair(rng, n_clusters=40, per_cluster=5, icc=0.5, dim=16, near_copi
     near_copies, consecutive pairs of single texts get almost the same vector."""
     scores, is_b, clusters = hidden_clusters(rng, n_clusters, per_cluster, icc)
     prompts = [Prompt(f"c-{c}", "", "all", "validation") for c in range(2 * n_clusters)]
-    samples = [Sample(f"c-{c}", "b" if b else "a", i % per_cluster, f"text {i}", 5, "stop", i, f"k{i}")
-               for i, (b, c) in enumerate(zip(is_b, clusters))]
+    samples = [
+        Sample(f"c-{c}", "b" if b else "a", i % per_cluster, f"text {i}", 5, "stop", i, f"k{i}")
+        for i, (b, c) in enumerate(zip(is_b, clusters))
+    ]
     noise = rng.normal(size=(scores.size, dim))
     if near_copies:
         noise[1::2] = noise[0::2] + 0.05 * rng.normal(size=noise[1::2].shape)
@@ -195,8 +197,12 @@ def test_an_aligned_comparison_gets_no_warning():
     """Aligned prompts: the sign-flip holds however answers to a prompt correlate; near-duplicates do not matter."""
     rng = np.random.default_rng(10)
     prompts = [Prompt(f"p{p}", "", "all", "validation") for p in range(30)]
-    samples = [Sample(f"p{p}", side, k, "same answer", 5, "stop", 0, f"{side}{p}{k}")
-               for p in range(30) for side in "ab" for k in range(2)]
+    samples = [
+        Sample(f"p{p}", side, k, "same answer", 5, "stop", 0, f"{side}{p}{k}")
+        for p in range(30)
+        for side in "ab"
+        for k in range(2)
+    ]
     vectors = np.tile(rng.normal(size=(1, 8)), (len(samples), 1))  # every text a duplicate of every other
     data = PairData(prompts, samples, vectors, {p.id: "all" for p in prompts})
     result = validate_all(data, [along_first_axis(data)], CONFIG, 0.05)[0]

@@ -5,15 +5,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import make_finding
 from scipy import stats
 
-from conftest import make_finding
-from lmdelta.config import ValidateConfig, validate_config
+from lmdelta.config import RunConfig, ValidateConfig, validate_config
 from lmdelta.errors import ConfigError
 from lmdelta.pairdata import PairData, null_pair
 from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.stages.decide import decide
-from lmdelta.config import RunConfig
 from lmdelta.stats import tests as st
 from lmdelta.stats.effects import mean_ci, t_interval
 from lmdelta.validate import findings, sets, significance
@@ -58,8 +57,9 @@ def test_a_real_difference_is_detected_with_sensible_effects():
 
 
 def test_no_difference_gives_uniformish_p_values():
-    p_values = [validate_all(make_pair(rate_a=0.3, rate_b=0.3, seed=s), [OCEAN], CONFIG, q=0.05)[0].p_value
-                for s in range(60)]
+    p_values = [
+        validate_all(make_pair(rate_a=0.3, rate_b=0.3, seed=s), [OCEAN], CONFIG, q=0.05)[0].p_value for s in range(60)
+    ]
     assert 0.25 < np.mean(p_values) < 0.75 and np.mean(np.array(p_values) < 0.05) < 0.15
 
 
@@ -152,8 +152,13 @@ def grid(n_prompts, k_a, k_b):
     """A ValidationSet of n_prompts prompts with k_a answers of a and k_b of b each."""
     prompt_of_row = np.concatenate([np.repeat(np.arange(n_prompts), k_a), np.repeat(np.arange(n_prompts), k_b)])
     is_b = np.concatenate([np.zeros(n_prompts * k_a, bool), np.ones(n_prompts * k_b, bool)])
-    return ValidationSet(rows=np.arange(prompt_of_row.size), prompt_ids=[f"p{i}" for i in range(n_prompts)],
-                         prompt_of_row=prompt_of_row, is_b=is_b, groups=np.array(["all"] * n_prompts))
+    return ValidationSet(
+        rows=np.arange(prompt_of_row.size),
+        prompt_ids=[f"p{i}" for i in range(n_prompts)],
+        prompt_of_row=prompt_of_row,
+        is_b=is_b,
+        groups=np.array(["all"] * n_prompts),
+    )
 
 
 def weak_null_scores(rng, n_sets, vs, icc=0.9, interaction=0.5, nan_rate=0.05):
@@ -161,8 +166,11 @@ def weak_null_scores(rng, n_sets, vs, icc=0.9, interaction=0.5, nan_rate=0.05):
     n_prompts = len(vs.prompt_ids)
     u = rng.normal(0.0, np.sqrt(icc), (n_sets, n_prompts))
     v = rng.normal(0.0, interaction, (n_sets, n_prompts))
-    latent = (u[:, vs.prompt_of_row] + v[:, vs.prompt_of_row] * vs.is_b
-              + rng.normal(0.0, np.sqrt(1 - icc), (n_sets, vs.prompt_of_row.size)))
+    latent = (
+        u[:, vs.prompt_of_row]
+        + v[:, vs.prompt_of_row] * vs.is_b
+        + rng.normal(0.0, np.sqrt(1 - icc), (n_sets, vs.prompt_of_row.size))
+    )
     scores = 1.0 / (1.0 + np.exp(-latent))
     scores[rng.random(scores.shape) < nan_rate] = np.nan
     return scores
@@ -173,11 +181,13 @@ def test_unequal_counts_under_a_weak_null_keep_the_type_one_error():
     0.2 of these true nulls at alpha 0.05 (audit H1); the balanced sign-flip stays near 0.05."""
     vs = grid(20, 4, 4)
     scores = list(weak_null_scores(np.random.default_rng(5), 600, vs))
-    hyps = [Hypothesis(f"h{i}", "all", "b>a", f"null {i}", "p", "keyword", keywords=(f"w{i}",))
-            for i in range(len(scores))]
+    hyps = [
+        Hypothesis(f"h{i}", "all", "b>a", f"null {i}", "p", "keyword", keywords=(f"w{i}",)) for i in range(len(scores))
+    ]
     config = SimpleNamespace(seed=3, test="signflip")
-    found = hypothesis_tests(scores, paired_differences(scores, hyps, vs, config), [vs.scope("all")] * len(hyps), hyps,
-                             vs, config, 1000)
+    found = hypothesis_tests(
+        scores, paired_differences(scores, hyps, vs, config), [vs.scope("all")] * len(hyps), hyps, vs, config, 1000
+    )
     p = np.array([r["p_value"] for r in found])
     assert all("sign-flip" in r["test"] for r in found)
     assert np.mean(p <= 0.05) < 0.085  # binomial sd at 600 draws: 0.009
@@ -201,8 +211,7 @@ def test_equal_counts_give_the_same_tests_as_before():
     for n_prompts, per_side in ((40, 2), (120, 3)):
         data = make_pair(n_prompts=n_prompts, per_side=per_side, rate_a=0.3, rate_b=0.36, seed=3)
         for r in validate_all(data, [OCEAN, PARK_A, GROUP, g2], config, q=0.05):
-            assert (r.statistic, r.p_value, r.n_prompts, r.generalization_p) == \
-                before[(n_prompts, per_side, r.id)]
+            assert (r.statistic, r.p_value, r.n_prompts, r.generalization_p) == before[(n_prompts, per_side, r.id)]
             assert r.n_subsample_dropped == 0 and "subsample" not in r.test
 
 
@@ -318,8 +327,10 @@ def test_unaligned_corpora_report_welch_and_text_level_intervals():
 
 
 def test_validated_rows_get_fcr_adjusted_intervals():
-    rows = [{"id": f"h{i}", "order": i, "p_value": p, "effect": 0.2, "effect_se": 0.05, "effect_df": 9.0}
-            for i, p in enumerate([1e-5, 0.01, 0.5, None, 0.03], start=1)]
+    rows = [
+        {"id": f"h{i}", "order": i, "p_value": p, "effect": 0.2, "effect_se": 0.05, "effect_df": 9.0}
+        for i, p in enumerate([1e-5, 0.01, 0.5, None, 0.03], start=1)
+    ]
     rows[1].update(effect_se=None, effect_df=None)  # an old results file, or no interval possible
     decided = decide([make_finding(**row) for row in rows], RunConfig())
     assert [r.validated for r in decided] == [True, True, False, False, True]
@@ -344,8 +355,17 @@ def test_fcr_intervals_cover_the_selected_effects():
         rows = []
         for i in range(100):
             est = mean_ci(D[i])
-            rows.append(make_finding(id=f"h{i}", order=i, p_value=float(p[i]), effect=est.value, effect_se=est.se,
-                                     effect_df=est.df, effect_ci=[est.low, est.high]))
+            rows.append(
+                make_finding(
+                    id=f"h{i}",
+                    order=i,
+                    p_value=float(p[i]),
+                    effect=est.value,
+                    effect_se=est.se,
+                    effect_df=est.df,
+                    effect_ci=[est.low, est.high],
+                )
+            )
         for r in decide(rows, RunConfig()):
             if r.validated:
                 plain.append(r.effect_ci[0] <= truth[r.order] <= r.effect_ci[1])
@@ -362,8 +382,10 @@ def test_generalisation_and_generative_p_values_form_their_own_bh_families():
     in the comparison; rows without that test get None; the primary decision is untouched."""
     gen = [0.001, 0.02, 0.04, None, 0.5]
     generative = [None, 0.2, 0.001, 0.004, None]
-    rows = [{"id": f"h{i}", "order": i, "p_value": p, "generalization_p": g, "generative_p": s}
-            for i, (p, g, s) in enumerate(zip([1e-5, 0.01, 0.5, None, 0.03], gen, generative), start=1)]
+    rows = [
+        {"id": f"h{i}", "order": i, "p_value": p, "generalization_p": g, "generative_p": s}
+        for i, (p, g, s) in enumerate(zip([1e-5, 0.01, 0.5, None, 0.03], gen, generative), start=1)
+    ]
     decided = decide([make_finding(**row) for row in rows], RunConfig())
     assert [r.generalization_validated for r in decided] == [True, True, False, None, False]
     assert [r.generalization_q for r in decided] == pytest.approx([0.004, 0.04, 0.16 / 3, None, 0.5])
@@ -371,8 +393,7 @@ def test_generalisation_and_generative_p_values_form_their_own_bh_families():
     assert [r.generative_q for r in decided] == pytest.approx([None, 0.2, 0.003, 0.006, None])
     checked = stats.false_discovery_control([0.001, 0.02, 0.04, 0.5])
     assert [r.generalization_q for r in decided if r.generalization_q is not None] == pytest.approx(checked)
-    alone = decide([make_finding(**{k: v for k, v in r.items() if not k.startswith("gen")}) for r in rows],
-                   RunConfig())
+    alone = decide([make_finding(**{k: v for k, v in r.items() if not k.startswith("gen")}) for r in rows], RunConfig())
     assert [r.validated for r in decided] == [r.validated for r in alone] == [True, True, False, False, True]
     assert all(r.generalization_q is None and r.generative_validated is None for r in alone)
 
@@ -424,9 +445,16 @@ def test_an_llm_judged_group_hypothesis_is_generalised_on_the_sampled_prompts_on
 
     def ask(requests, parse):
         asked.extend(requests)
-        return [(SimpleNamespace(ok=True, text="x", logprobs=None),
-                 0.9 if "ocean" in r.messages[-1].content.split("Property:")[1] and "sail the ocean" in
-                 r.messages[-1].content else 0.1) for r in requests]
+        return [
+            (
+                SimpleNamespace(ok=True, text="x", logprobs=None),
+                0.9
+                if "ocean" in r.messages[-1].content.split("Property:")[1]
+                and "sail the ocean" in r.messages[-1].content
+                else 0.1,
+            )
+            for r in requests
+        ]
 
     result = validate_all(data, [llm_group], CONFIG, q=0.05, llm_ask=ask)[0]
     assert result.n_prompts == 15 and result.generalization_units == 15
@@ -460,10 +488,30 @@ def test_the_subsample_follows_the_hypothesis_not_its_id_or_place():
     data, config = uneven_pair(), ValidateConfig(n_resamples=20000, seed=0, generalization=False, baseline=False)
 
     def ocean_after(n_before):
-        fillers = [Hypothesis(f"h{i + 1:03d}", "all", "b>a", f"filler {i}", "keywords", "keyword",
-                              keywords=(f"filler{i}",), order=i + 1) for i in range(n_before)]
-        ocean = Hypothesis(f"h{n_before + 1:03d}", "all", "b>a", "b mentions ocean", "keywords", "keyword",
-                           keywords=("ocean",), property="uses “ocean”", order=n_before + 1)
+        fillers = [
+            Hypothesis(
+                f"h{i + 1:03d}",
+                "all",
+                "b>a",
+                f"filler {i}",
+                "keywords",
+                "keyword",
+                keywords=(f"filler{i}",),
+                order=i + 1,
+            )
+            for i in range(n_before)
+        ]
+        ocean = Hypothesis(
+            f"h{n_before + 1:03d}",
+            "all",
+            "b>a",
+            "b mentions ocean",
+            "keywords",
+            "keyword",
+            keywords=("ocean",),
+            property="uses “ocean”",
+            order=n_before + 1,
+        )
         row = validate_all(data, fillers + [ocean], config, 0.05)[-1]
         return row.p_value, row.statistic, row.n_subsample_dropped
 
@@ -472,13 +520,39 @@ def test_the_subsample_follows_the_hypothesis_not_its_id_or_place():
 
 
 def test_the_content_key_leaves_out_id_order_and_labels_but_not_the_claim():
-    base = Hypothesis("h1", "g1", "b>a", "tuned uses “ocean”", "keywords", "keyword", keywords=("ocean",),
-                      property="uses “ocean”", prototype=(0.1234567891,), order=1)
-    same = Hypothesis("h9", "g1", "b>a", "relabelled b uses “ocean”", "keywords", "keyword", keywords=("ocean",),
-                      property="uses “ocean”", prototype=(0.1234567891,), order=9)
+    base = Hypothesis(
+        "h1",
+        "g1",
+        "b>a",
+        "tuned uses “ocean”",
+        "keywords",
+        "keyword",
+        keywords=("ocean",),
+        property="uses “ocean”",
+        prototype=(0.1234567891,),
+        order=1,
+    )
+    same = Hypothesis(
+        "h9",
+        "g1",
+        "b>a",
+        "relabelled b uses “ocean”",
+        "keywords",
+        "keyword",
+        keywords=("ocean",),
+        property="uses “ocean”",
+        prototype=(0.1234567891,),
+        order=9,
+    )
     assert base.content_key() == same.content_key() == Hypothesis.from_dict(base.to_dict()).content_key()
-    for change in ({"direction": "a>b"}, {"group": "g2"}, {"judge": "embedding"}, {"keywords": ("sea",)},
-                   {"property": "uses “sea”"}, {"prototype": (0.2,)}):
+    for change in (
+        {"direction": "a>b"},
+        {"group": "g2"},
+        {"judge": "embedding"},
+        {"keywords": ("sea",)},
+        {"property": "uses “sea”"},
+        {"prototype": (0.2,)},
+    ):
         assert Hypothesis(**{**base.__dict__, **change}).content_key() != base.content_key()
     assert subsample_seed(0, base.content_key()) == subsample_seed(0, same.content_key())
 
@@ -494,7 +568,7 @@ def test_the_assumption_follows_the_rows_unit():
 def test_the_signflip_row_names_its_unit_and_smallest_p():
     row = significance._signflip_result(0.2, 0.03, 5, 0, 2000, "cluster")
     assert row["unit"] == "cluster" and row["test"].startswith("paired sign-flip randomization test over clusters")
-    assert "all 2^5 sign vectors" in row["test"] and row["smallest_p"] == 2.0 ** -5
+    assert "all 2^5 sign vectors" in row["test"] and row["smallest_p"] == 2.0**-5
     big = significance._signflip_result(0.2, 0.03, 12, 3, 2000)
     assert big["unit"] == "prompt" and "Monte Carlo, R=2000" in big["test"] and big["smallest_p"] == 1 / 2001
     assert "per prompt (3 left out" in big["test"]

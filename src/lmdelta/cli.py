@@ -73,22 +73,34 @@ def _guard(ctx: click.Context, action, run_dir: Path | None = None):
         known = explain_environment_error(exc)
         if known is not None:
             raise Failure(f"{known}{kept}", 2) from None
-        raise Failure(f"unexpected {type(exc).__name__}: {exc}.{kept} Re-run with --debug for the traceback, "
-                      "and please report it.", 1) from None
+        raise Failure(
+            f"unexpected {type(exc).__name__}: {exc}.{kept} Re-run with --debug for the traceback, "
+            "and please report it.",
+            1,
+        ) from None
 
 
 def _interrupt_on_sigterm() -> None:
     def handler(signum, frame):
         raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, handler)
 
 
 @main.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the run lives (default: runs/<config name>). Re-running resumes it.")
-@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override a config field, e.g. --set generate.max_new_tokens=32. Repeatable.")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the run lives (default: runs/<config name>). Re-running resumes it.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override a config field, e.g. --set generate.max_new_tokens=32. Repeatable.",
+)
 @click.option("--dry-run", is_flag=True, help="Check config, models and files without loading weights, then stop.")
 @click.pass_context
 def run(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: tuple[str, ...], dry_run: bool) -> None:
@@ -148,9 +160,14 @@ def _dry_run(config, run_dir: Path) -> None:
 
 @main.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the experiment lives (default: runs/<config name>). Re-running resumes it.")
-@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config field. Repeatable.")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the experiment lives (default: runs/<config name>). Re-running resumes it.",
+)
+@click.option(
+    "--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config field. Repeatable."
+)
 @click.pass_context
 def groundtruth(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: tuple[str, ...]) -> None:
     """Inject known quirks by finetuning, discover them with the pipeline, and score the recovery."""
@@ -180,9 +197,11 @@ def _groundtruth(config, run_dir: Path) -> None:
 
 def _scorecard_lines(card: dict) -> str:
     recall = card.get("recall")
-    lines = [f"ground truth: {sum(q['recovered'] for q in card['quirks'])} of {len(card['quirks'])} injected quirks "
-             f"recovered (recall {recall:.2f}); {card['validated']} validated findings, "
-             f"{len(card['unmatched_hypotheses'])} matching no quirk; null experiment: {card['null_validated']} validated"]
+    lines = [
+        f"ground truth: {sum(q['recovered'] for q in card['quirks'])} of {len(card['quirks'])} injected quirks "
+        f"recovered (recall {recall:.2f}); {card['validated']} validated findings, "
+        f"{len(card['unmatched_hypotheses'])} matching no quirk; null experiment: {card['null_validated']} validated"
+    ]
     for quirk in card["quirks"]:
         rate = quirk.get("rate") or {}
         found = f"rank {quirk['rank']}: {quirk['hypothesis_description']}" if quirk["recovered"] else "not recovered"
@@ -232,8 +251,10 @@ def _require_run(run_dir: Path) -> None:
     from lmdelta.rundir import MANIFEST, RunDir
 
     if not RunDir(run_dir).exists():
-        raise RunDirError(f"{run_dir} is not an lmdelta run directory (no {MANIFEST}).",
-                          "Pass the --run-dir of an earlier `lmdelta run`.")
+        raise RunDirError(
+            f"{run_dir} is not an lmdelta run directory (no {MANIFEST}).",
+            "Pass the --run-dir of an earlier `lmdelta run`.",
+        )
 
 
 @main.command()
@@ -266,9 +287,11 @@ def _print_status(run_dir: Path) -> None:
 
 def _usage_line(entry: dict) -> str:
     failed = sum((entry.get("failures") or {}).values())
-    return (f"{entry.get('requests', 0)} requests, {entry.get('calls', 0)} calls ({entry.get('cached', 0)} cached, "
-            f"{failed} failed, {entry.get('reasks', 0)} re-asks), {entry.get('input_tokens', 0)} in / "
-            f"{entry.get('output_tokens', 0)} out tokens, ${entry.get('cost_usd', 0.0):.4f}")
+    return (
+        f"{entry.get('requests', 0)} requests, {entry.get('calls', 0)} calls ({entry.get('cached', 0)} cached, "
+        f"{failed} failed, {entry.get('reasks', 0)} re-asks), {entry.get('input_tokens', 0)} in / "
+        f"{entry.get('output_tokens', 0)} out tokens, ${entry.get('cost_usd', 0.0):.4f}"
+    )
 
 
 def _format_counts(counts: dict, prefix: str = "") -> str:

@@ -8,8 +8,21 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "authorization", "credential",
-                          "credentials", "bearer", "auth", "cookie"})
+SECRET_WORDS = frozenset(
+    {
+        "key",
+        "apikey",
+        "token",
+        "secret",
+        "password",
+        "authorization",
+        "credential",
+        "credentials",
+        "bearer",
+        "auth",
+        "cookie",
+    }
+)
 REDACTED = "[redacted]"
 
 

@@ -65,9 +65,11 @@ _RESUME = "run the same command again: finished work is kept and the run resumes
 def explain_environment_error(exc: BaseException) -> ResourceError | None:
     """A ResourceError saying what the machine refused and what to do, or None if `exc` is not one."""
     if isinstance(exc, MemoryError):
-        return ResourceError("The machine ran out of memory.",
-                             "Use fewer prompts or samples (prompts.limit, generate.samples_per_prompt) or smaller "
-                             f"batches (generate.batch_size, embed.batch_size), then {_RESUME}.")
+        return ResourceError(
+            "The machine ran out of memory.",
+            "Use fewer prompts or samples (prompts.limit, generate.samples_per_prompt) or smaller "
+            f"batches (generate.batch_size, embed.batch_size), then {_RESUME}.",
+        )
     if isinstance(exc, sqlite3.OperationalError):
         return _sqlite_error(exc)
     if isinstance(exc, OSError) and exc.errno is not None:
@@ -78,11 +80,15 @@ def explain_environment_error(exc: BaseException) -> ResourceError | None:
 def _sqlite_error(exc: sqlite3.OperationalError) -> ResourceError | None:
     text = str(exc)
     if "full" in text:
-        return ResourceError(f"The disk holding {_CACHE} is full ({text}).",
-                             f"Free some space or point LMDELTA_CACHE_DIR to a disk with room, then {_RESUME}.")
+        return ResourceError(
+            f"The disk holding {_CACHE} is full ({text}).",
+            f"Free some space or point LMDELTA_CACHE_DIR to a disk with room, then {_RESUME}.",
+        )
     if "readonly" in text or "unable to open" in text:
-        return ResourceError(f"Cannot write to {_CACHE} ({text}).",
-                             f"Check the folder's permissions or point LMDELTA_CACHE_DIR elsewhere, then {_RESUME}.")
+        return ResourceError(
+            f"Cannot write to {_CACHE} ({text}).",
+            f"Check the folder's permissions or point LMDELTA_CACHE_DIR elsewhere, then {_RESUME}.",
+        )
     return None
 
 
@@ -90,14 +96,20 @@ def _os_error(exc: OSError) -> ResourceError | None:
     where = exc.filename if exc.filename is not None else "a file lmdelta was using"
     code = exc.errno
     if code in (errno.ENOSPC, errno.EDQUOT):
-        return ResourceError(f"No space left on the disk while writing {where}.",
-                             f"Free some space (or use another --run-dir or LMDELTA_CACHE_DIR), then {_RESUME}.")
+        return ResourceError(
+            f"No space left on the disk while writing {where}.",
+            f"Free some space (or use another --run-dir or LMDELTA_CACHE_DIR), then {_RESUME}.",
+        )
     if code in (errno.EACCES, errno.EPERM):
-        return ResourceError(f"Permission denied: {where}.",
-                             "Give this user access to it (ls -l shows the owner and mode), or use another path.")
+        return ResourceError(
+            f"Permission denied: {where}.",
+            "Give this user access to it (ls -l shows the owner and mode), or use another path.",
+        )
     if code == errno.EROFS:
-        return ResourceError(f"{where} is on a read-only file system.",
-                             "Use a writable place for the run directory (--run-dir) and the cache (LMDELTA_CACHE_DIR).")
+        return ResourceError(
+            f"{where} is on a read-only file system.",
+            "Use a writable place for the run directory (--run-dir) and the cache (LMDELTA_CACHE_DIR).",
+        )
     if code == errno.ENOTDIR:
         return ResourceError(f"A part of the path {where} is a file, not a folder.", "Check the path.")
     if code == errno.EMFILE:

@@ -65,8 +65,9 @@ def null_pair(data: PairData, seed: int) -> PairData:
     cluster of texts, when it is one unit, swaps whole, keeping the unaligned test's unit intact).
     """
     swapped = {unit: _coin(seed, unit) for unit in {sample.prompt_id for sample in data.samples}}
-    samples = [replace(sample, side=_OTHER[sample.side]) if swapped[sample.prompt_id] else sample
-               for sample in data.samples]
+    samples = [
+        replace(sample, side=_OTHER[sample.side]) if swapped[sample.prompt_id] else sample for sample in data.samples
+    ]
     return PairData(data.prompts, samples, data.vectors, data.groups, labels=dict(NULL_LABELS))
 
 
@@ -77,7 +78,9 @@ def held_out_view(data: PairData, split: str = "confirmation") -> PairData:
     prompts that played no part in proposing or selecting a hypothesis (STATISTICS.md §3). Samples
     and vectors are shared, row for row; answers to prompts of other splits are simply not reached.
     """
-    return replace(data, prompts=[replace(prompt, split="validation") for prompt in data.prompts if prompt.split == split])
+    return replace(
+        data, prompts=[replace(prompt, split="validation") for prompt in data.prompts if prompt.split == split]
+    )
 
 
 def split_prompts(data: PairData, split: str) -> int:
@@ -90,4 +93,3 @@ def _coin(seed: int, unit: str) -> bool:
     """A fair coin for one unit from the run seed (any int) and the unit's id alone, so a prompt
     missing from the data, or one added, leaves every other prompt's coin where it was."""
     return child_seed(seed, "null control", unit) % 2 == 1
-

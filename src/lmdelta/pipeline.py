@@ -22,7 +22,7 @@ from lmdelta.hashing import hash_data
 from lmdelta.llm.session import check_budget_pricing
 from lmdelta.records import StageRecord
 from lmdelta.rundir import RunDir
-from lmdelta.stages import confirm, decide, embed, generate, group, propose, prompts, report, validate
+from lmdelta.stages import confirm, decide, embed, generate, group, prompts, propose, report, validate
 from lmdelta.stages.contract import Stage, StageContext, check, reads, root_outputs, views
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,12 @@ STAGES = (
     StageEntry("validate", validate, ("validate", "llm.judge"), ("propose",)),
     StageEntry("decide", decide, ("decide",), ("validate",)),
     # Scores the confirmation answers with validation's judge and test, decides at decide.q.
-    StageEntry("confirm", confirm, ("validate", "llm.judge", "decide"),
-               ("decide", "propose", "group", "embed", "generate", "prompts")),
+    StageEntry(
+        "confirm",
+        confirm,
+        ("validate", "llm.judge", "decide"),
+        ("decide", "propose", "group", "embed", "generate", "prompts"),
+    ),
     StageEntry("report", report, (), ("confirm", "decide")),
 )
 
@@ -103,8 +107,9 @@ def config_value(config: RunConfig, dotted: str) -> Any:
     return node.result_fields() if isinstance(node, Section) else node
 
 
-def _reason(stage: StageEntry, record: StageRecord | None, material: dict[str, Any], current: Plan,
-            run_dir: RunDir) -> str | None:
+def _reason(
+    stage: StageEntry, record: StageRecord | None, material: dict[str, Any], current: Plan, run_dir: RunDir
+) -> str | None:
     """Why a stage must run, or None when its finished output can be reused."""
     if record is None:
         return "not run yet"
@@ -123,7 +128,7 @@ def _reason(stage: StageEntry, record: StageRecord | None, material: dict[str, A
 
 
 def describe_changes(old: Any, new: Any, path: str = "") -> list[str]:
-    """"field: old → new" for every leaf that differs between two fingerprint materials."""
+    """ "field: old → new" for every leaf that differs between two fingerprint materials."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
         for key in sorted(set(old) | set(new)):
@@ -167,9 +172,15 @@ def _run_stage(stage: StageEntry, config: RunConfig, run_dir: RunDir, cache_dir:
     resumed = record.fingerprint == fingerprint
     spent = float(record.seconds or 0.0) if resumed else 0.0
     fresh: dict[str, Any] = {} if resumed else {"llm": {}}  # LLM spending adds up over resumes of one configuration
-    run_dir.update_stage(stage.name, status="running", fingerprint=fingerprint,
-                         material=the_plan.material[stage.name], seconds=spent,
-                         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fresh)
+    run_dir.update_stage(
+        stage.name,
+        status="running",
+        fingerprint=fingerprint,
+        material=the_plan.material[stage.name],
+        seconds=spent,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **fresh,
+    )
     start = time.perf_counter()
     try:
         result = stage.module.run(StageContext(run_dir, stage.name, cache_dir), config)
@@ -178,9 +189,15 @@ def _run_stage(stage: StageEntry, config: RunConfig, run_dir: RunDir, cache_dir:
         raise
     seconds = spent + time.perf_counter() - start
     outputs = run_dir.record_outputs(stage.name, root_outputs(stage.module), views(stage.module))
-    run_dir.update_stage(stage.name, status="complete", counts=result.counts, seconds=round(seconds, 3),
-                         last_run_seconds=round(time.perf_counter() - start, 3),
-                         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), outputs=outputs)
+    run_dir.update_stage(
+        stage.name,
+        status="complete",
+        counts=result.counts,
+        seconds=round(seconds, 3),
+        last_run_seconds=round(time.perf_counter() - start, 3),
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        outputs=outputs,
+    )
     log.info("%-8s complete in %.1f s %s", stage.name, time.perf_counter() - start, _brief(result.counts))
 
 

@@ -32,8 +32,9 @@ class Prompt:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Prompt:
-        return cls(id=data["id"], text=data["text"], group=data.get("group"), split=data.get("split"),
-                   unit=data.get("unit"))
+        return cls(
+            id=data["id"], text=data["text"], group=data.get("group"), split=data.get("split"), unit=data.get("unit")
+        )
 
 
 @dataclass(frozen=True)
@@ -365,8 +366,11 @@ class Manifest:
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         known = _split_known(cls, data)
         stages = known.get("stages")
-        known["stages"] = {name: StageRecord.from_dict(record) for name, record in stages.items()
-                           if isinstance(record, dict)} if isinstance(stages, dict) else {}
+        known["stages"] = (
+            {name: StageRecord.from_dict(record) for name, record in stages.items() if isinstance(record, dict)}
+            if isinstance(stages, dict)
+            else {}
+        )
         return cls(**known)
 
 

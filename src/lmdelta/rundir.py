@@ -108,8 +108,10 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         except json.JSONDecodeError:
             if number == len(lines) and not line.endswith("\n"):
                 return
-            raise RunDirError(f"{path} line {number} is not valid JSON: the file was edited or damaged "
-                              "after lmdelta wrote it.", _recompute_hint(path)) from None
+            raise RunDirError(
+                f"{path} line {number} is not valid JSON: the file was edited or damaged after lmdelta wrote it.",
+                _recompute_hint(path),
+            ) from None
 
 
 def salvage_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -140,8 +142,10 @@ def _recompute_hint(path: Path) -> str:
     root = next((p for p in Path(path).parents if (p / MANIFEST).exists()), None)
     if root is None:
         return "Restore it, or start a new run with another --run-dir."
-    return (f"Run the comparison again (e.g. `lmdelta run {root / CONFIG} --run-dir {root}`): lmdelta checks "
-            "every stage's outputs and recomputes the ones that changed.")
+    return (
+        f"Run the comparison again (e.g. `lmdelta run {root / CONFIG} --run-dir {root}`): lmdelta checks "
+        "every stage's outputs and recomputes the ones that changed."
+    )
 
 
 class JsonlAppender:
@@ -224,8 +228,10 @@ class RunDir:
         if self.root.exists() and not self.root.is_dir():
             raise RunDirError(f"{self.root} is a file, not a run directory.", "Choose another --run-dir.")
         if self.root.is_dir() and not self.exists() and any(p.name != LOCK for p in self.root.iterdir()):
-            raise RunDirError(f"{self.root} is not empty and is not an lmdelta run directory (no {MANIFEST}).",
-                              "Choose a new or empty --run-dir so nothing there is overwritten.")
+            raise RunDirError(
+                f"{self.root} is not empty and is not an lmdelta run directory (no {MANIFEST}).",
+                "Choose a new or empty --run-dir so nothing there is overwritten.",
+            )
         if self.exists():
             manifest = self.load_manifest()
             if manifest.format != RUN_FORMAT:
@@ -233,7 +239,8 @@ class RunDir:
                     f"{self.root} was made by lmdelta {manifest.version or '?'} with run format "
                     f"{manifest.format if manifest.format is not None else '?'}; this is lmdelta {__version__} "
                     f"with format {RUN_FORMAT}.",
-                    "Start a new run with another --run-dir, or use the lmdelta version that made it.")
+                    "Start a new run with another --run-dir, or use the lmdelta version that made it.",
+                )
 
     # --- the manifest: every write goes through these methods ---------------------------------
 
@@ -245,8 +252,10 @@ class RunDir:
         except (json.JSONDecodeError, UnicodeDecodeError):
             data = None
         if not isinstance(data, dict):
-            raise RunDirError(f"{self.manifest_path} is damaged (not valid JSON).",
-                              "Restore it, or start a new run with another --run-dir.")
+            raise RunDirError(
+                f"{self.manifest_path} is damaged (not valid JSON).",
+                "Restore it, or start a new run with another --run-dir.",
+            )
         return Manifest.from_dict(data)
 
     def _save_manifest(self, manifest: Manifest) -> None:
@@ -343,15 +352,19 @@ class RunDir:
             self.root.mkdir(parents=True, exist_ok=True)
             handle = open(self.root / LOCK, "a+", encoding="utf-8")
         except OSError as err:
-            raise RunDirError(f"Cannot write to the run directory {self.root} ({err.strerror}).",
-                              "Check its permissions and free space, or choose another --run-dir.") from None
+            raise RunDirError(
+                f"Cannot write to the run directory {self.root} ({err.strerror}).",
+                "Check its permissions and free space, or choose another --run-dir.",
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise RunDirError(f"{self.root} is in use by another lmdelta process ({_holder(self.root / LOCK)}).",
-                              "Wait for it to finish or stop it, then run again; or choose another --run-dir. "
-                              "Two runs in one directory would mix their results.") from None
+            raise RunDirError(
+                f"{self.root} is in use by another lmdelta process ({_holder(self.root / LOCK)}).",
+                "Wait for it to finish or stop it, then run again; or choose another --run-dir. "
+                "Two runs in one directory would mix their results.",
+            ) from None
         _describe_holder(handle)
         return handle
 
@@ -367,8 +380,17 @@ def _describe_holder(handle: IO[str]) -> None:
     handle.seek(0)
     handle.truncate()
     command = " ".join(["lmdelta", *sys.argv[1:]])[:300]
-    handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                             "since": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    handle.write(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "command": command,
+                "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+        + "\n"
+    )
     handle.flush()
 
 
@@ -400,8 +422,10 @@ def _check_parents(root: Path) -> None:
     for parent in root.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                raise RunDirError(f"{parent} is a file, so the run directory {root} cannot be created inside it.",
-                                  "Choose another --run-dir.")
+                raise RunDirError(
+                    f"{parent} is a file, so the run directory {root} cannot be created inside it.",
+                    "Choose another --run-dir.",
+                )
             return
 
 
@@ -437,4 +461,3 @@ def _umask() -> int:
         os.umask(current)
         _UMASK.append(current)
     return _UMASK[0]
-

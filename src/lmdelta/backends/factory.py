@@ -22,8 +22,9 @@ from lmdelta.errors import ConfigError
 BACKENDS = {"fake": "fake", "api": "api", "vllm": "vllm"}  # every other kind runs on transformers
 
 
-def generator_identity(spec: ModelSpec, device: str, cache_dir: Path,
-                       served: ServedModels | None = None) -> dict[str, Any]:
+def generator_identity(
+    spec: ModelSpec, device: str, cache_dir: Path, served: ServedModels | None = None
+) -> dict[str, Any]:
     """Everything that shapes this side's answers. Options left at their defaults are left out, so
     adding an option never changes the keys of answers generated before it existed."""
     ref = parse_model(spec.model, "generator")
@@ -56,8 +57,10 @@ def generator_identity(spec: ModelSpec, device: str, cache_dir: Path,
 
 def _served(served: ServedModels | None, spec: ModelSpec) -> ServedModels:
     if not isinstance(served, ServedModels):
-        raise ConfigError(f"{spec.model} is a served model, and served models cannot be used here.",
-                          "Use a model loaded in this process (a folder, a Hugging Face id or an embedded: name).")
+        raise ConfigError(
+            f"{spec.model} is a served model, and served models cannot be used here.",
+            "Use a model loaded in this process (a folder, a Hugging Face id or an embedded: name).",
+        )
     return served
 
 
@@ -76,9 +79,11 @@ def check_accelerator(spec: ModelSpec, ref, device: str) -> None:
     resolved = resolve_device(device)
     what = "vLLM" if ref.kind == "vllm" else f"{spec.quantization} quantization (bitsandbytes)"
     if not resolved.startswith("cuda"):
-        raise DependencyError(f"{spec.model}: {what} needs a CUDA GPU, and this run's device is {resolved}.",
-                              "Run on a machine with an NVIDIA GPU, or set quantization: none and use dtype: "
-                              "bfloat16 / float32 (on CPU), or a model without the vllm: prefix.")
+        raise DependencyError(
+            f"{spec.model}: {what} needs a CUDA GPU, and this run's device is {resolved}.",
+            "Run on a machine with an NVIDIA GPU, or set quantization: none and use dtype: "
+            "bfloat16 / float32 (on CPU), or a model without the vllm: prefix.",
+        )
 
 
 def _adapter_identity(adapter: str | None, cache_dir: Path) -> dict[str, str] | None:
@@ -92,8 +97,9 @@ def _adapter_identity(adapter: str | None, cache_dir: Path) -> dict[str, str] | 
     return {"path": adapter, "files": folder_sha256(Path(adapter), cache_dir)}
 
 
-def build_generator(spec: ModelSpec, identity: dict[str, Any], device: str, cache_dir: Path,
-                    served: ServedModels | None = None) -> Generator:
+def build_generator(
+    spec: ModelSpec, identity: dict[str, Any], device: str, cache_dir: Path, served: ServedModels | None = None
+) -> Generator:
     """The side's generator; `served` builds it for a served model."""
     ref = parse_model(spec.model, "generator")
     if ref.kind == "fake":

@@ -51,8 +51,10 @@ def parse_model(model: str, role: Role) -> ModelRef:
     if role == "generator" and sep and prefix == "vllm":
         inner = parse_model(rest, role)
         if inner.kind not in ("local", "hub"):
-            raise ModelNotFoundError(f"vllm: serves a local folder or a Hugging Face id, not {rest!r}.",
-                                     "Write vllm:ORG/NAME or vllm:/path/to/model.")
+            raise ModelNotFoundError(
+                f"vllm: serves a local folder or a Hugging Face id, not {rest!r}.",
+                "Write vllm:ORG/NAME or vllm:/path/to/model.",
+            )
         return ModelRef("vllm", inner.name, inner)
     if sep and prefix == "embedded":
         return _embedded(rest, role, text)
@@ -97,7 +99,8 @@ def _not_found(text: str, role: Role) -> ModelNotFoundError:
     what = "language model" if role == "generator" else "embedding model"
     return ModelNotFoundError(
         f"Unknown {what} {text!r}: it is not a folder here, not a Hugging Face id (org/name), and not a built-in name.",
-        f"{hint}Built-in names: {', '.join(options)}.")
+        f"{hint}Built-in names: {', '.join(options)}.",
+    )
 
 
 def check_available(ref: ModelRef, revision: str | None = None) -> None:
@@ -115,11 +118,15 @@ def check_available(ref: ModelRef, revision: str | None = None) -> None:
 
 def _check_folder(folder: Path) -> None:
     if not folder.is_dir():
-        raise ModelNotFoundError(f"Model path {folder} is a file, not a model folder.",
-                                 "Point to the folder that holds config.json and the weights.")
+        raise ModelNotFoundError(
+            f"Model path {folder} is a file, not a model folder.",
+            "Point to the folder that holds config.json and the weights.",
+        )
     if not (folder / "config.json").exists() and not (folder / "modules.json").exists():
-        raise ModelNotFoundError(f"Model folder {folder} has no config.json, so it is not a Hugging Face model folder.",
-                                 "Point to the folder that save_pretrained() wrote.")
+        raise ModelNotFoundError(
+            f"Model folder {folder} has no config.json, so it is not a Hugging Face model folder.",
+            "Point to the folder that save_pretrained() wrote.",
+        )
 
 
 def hub_snapshot(repo_id: str, revision: str | None) -> Path | None:
@@ -134,15 +141,19 @@ def _check_hub(repo_id: str, revision: str | None) -> None:
     if hub_snapshot(repo_id, revision) is not None:
         return
     if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise ModelNotFoundError(f"Model {repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it.",
-                                 "Download it on a connected machine, or pass a local folder or an embedded: model.")
+        raise ModelNotFoundError(
+            f"Model {repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it.",
+            "Download it on a connected machine, or pass a local folder or an embedded: model.",
+        )
     try:
         from huggingface_hub import HfApi
 
         HfApi().model_info(repo_id, revision=revision, timeout=10)
     except Exception as exc:  # the hub client raises many transport and HTTP types
-        raise ModelNotFoundError(f"Model {repo_id} is not cached here and the Hugging Face Hub did not confirm it ({type(exc).__name__}).",
-                                 "Check the id and your connection, or pass a local folder or an embedded: model.") from None
+        raise ModelNotFoundError(
+            f"Model {repo_id} is not cached here and the Hugging Face Hub did not confirm it ({type(exc).__name__}).",
+            "Check the id and your connection, or pass a local folder or an embedded: model.",
+        ) from None
 
 
 def model_weights_id(ref: ModelRef, revision: str | None, cache_dir: Path) -> str:

@@ -23,6 +23,7 @@ ChatMessage = dict[str, str]  # {"role": ..., "content": ...}, the form chat tem
 
 # ---- text ----
 
+
 def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
@@ -72,6 +73,7 @@ def format_prompt(tokenizer: Any, system: str | None, prompt: str, chat: bool) -
 
 # ---- token ids ----
 
+
 def encode(tokenizer: Any, text: str, chat: bool) -> list[int]:
     """Token ids of a formatted text. A chat template writes its own special tokens (a BOS…), so
     none are added to its text; plain text gets the tokenizer's usual ones."""
@@ -117,11 +119,14 @@ def left_pad(rows: list[list[int]], pad: int) -> tuple[list[list[int]], list[lis
 
 # ---- a generation side's prompt (ModelSpec: system prompt, chat template switch, reasoning) ----
 
+
 def use_chat_template(spec: ModelSpec, tokenizer: Any) -> bool:
     has_template = has_chat_template(tokenizer)
     if spec.chat_template and not has_template:
-        raise ModelNotFoundError(f"chat_template is on for {spec.model}, but its tokenizer has no chat template.",
-                                 "Set chat_template: false for this side, or use the model's instruct version.")
+        raise ModelNotFoundError(
+            f"chat_template is on for {spec.model}, but its tokenizer has no chat template.",
+            "Set chat_template: false for this side, or use the model's instruct version.",
+        )
     return has_template if spec.chat_template is None else spec.chat_template
 
 
@@ -152,6 +157,7 @@ def encode_prompt(spec: ModelSpec, tokenizer: Any, prompt: str, chat: bool) -> l
 
 
 # ---- reasoning in a finished text ----
+
 
 def split_reasoning(text: str, start: str | None, end: str) -> tuple[str | None, str]:
     """(reasoning, answer) of a text that may hold `start … end`. Without `end` the whole text is

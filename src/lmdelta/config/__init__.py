@@ -16,12 +16,47 @@ from lmdelta.config.load import dump_config, load_config, validate_config
 from lmdelta.config.models import ModelSpec, ReasoningConfig
 from lmdelta.config.prompts import CorpusColumns, CorpusConfig, GeneratedBankConfig, PromptsConfig
 from lmdelta.config.run import RunConfig, RunSection
-from lmdelta.config.stages import (ClusterProposerConfig, ControlsConfig, DecideConfig, EmbedConfig, GenerateConfig,
-                                   GroupConfig, KeywordProposerConfig, LLMProposerConfig, ProposeConfig,
-                                   ValidateConfig)
+from lmdelta.config.stages import (
+    ClusterProposerConfig,
+    ControlsConfig,
+    DecideConfig,
+    EmbedConfig,
+    GenerateConfig,
+    GroupConfig,
+    KeywordProposerConfig,
+    LLMProposerConfig,
+    ProposeConfig,
+    ValidateConfig,
+)
 
-__all__ = ["DEFAULT_LM", "VOLATILE", "BudgetConfig", "ClusterProposerConfig", "ControlsConfig", "CorpusColumns",
-           "CorpusConfig", "DecideConfig", "EmbedConfig", "FinetuneSection", "GenerateConfig", "GeneratedBankConfig",
-           "GroundTruthConfig", "GroupConfig", "KeywordProposerConfig", "LLMConfig", "LLMProposerConfig", "ModelSpec",
-           "PromptsConfig", "ProposeConfig", "ReasoningConfig", "RoleConfig", "RunConfig", "RunSection", "Section",
-           "ValidateConfig", "dump_config", "load_config", "validate_config"]
+__all__ = [
+    "DEFAULT_LM",
+    "VOLATILE",
+    "BudgetConfig",
+    "ClusterProposerConfig",
+    "ControlsConfig",
+    "CorpusColumns",
+    "CorpusConfig",
+    "DecideConfig",
+    "EmbedConfig",
+    "FinetuneSection",
+    "GenerateConfig",
+    "GeneratedBankConfig",
+    "GroundTruthConfig",
+    "GroupConfig",
+    "KeywordProposerConfig",
+    "LLMConfig",
+    "LLMProposerConfig",
+    "ModelSpec",
+    "PromptsConfig",
+    "ProposeConfig",
+    "ReasoningConfig",
+    "RoleConfig",
+    "RunConfig",
+    "RunSection",
+    "Section",
+    "ValidateConfig",
+    "dump_config",
+    "load_config",
+    "validate_config",
+]

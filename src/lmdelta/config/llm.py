@@ -47,8 +47,13 @@ class LLMConfig(Section):
     @classmethod
     def _check_prices(cls, prices: Any) -> Any:
         for model, price in (prices or {}).items() if isinstance(prices, dict) else ():
-            if not (isinstance(price, dict) and set(price) == {"input", "output"}
-                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in price.values())):
-                raise ValueError(f"the price of {model} must be {{input: USD per million tokens, output: USD per "
-                                 f"million tokens}}, two numbers >= 0, e.g. {{input: 0.4, output: 1.6}}")
+            if not (
+                isinstance(price, dict)
+                and set(price) == {"input", "output"}
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in price.values())
+            ):
+                raise ValueError(
+                    f"the price of {model} must be {{input: USD per million tokens, output: USD per "
+                    f"million tokens}}, two numbers >= 0, e.g. {{input: 0.4, output: 1.6}}"
+                )
         return prices

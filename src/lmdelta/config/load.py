@@ -64,12 +64,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"Config file {path} is not valid YAML{line}: {problem}.", "Fix the YAML syntax there.") from None
+        raise ConfigError(
+            f"Config file {path} is not valid YAML{line}: {problem}.", "Fix the YAML syntax there."
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"Config file {path} must hold a mapping of sections, not a {type(data).__name__}.",
-                          "Write it as `section:` blocks such as `generate:` and `prompts:`.")
+        raise ConfigError(
+            f"Config file {path} must hold a mapping of sections, not a {type(data).__name__}.",
+            "Write it as `section:` blocks such as `generate:` and `prompts:`.",
+        )
     return data
 
 
@@ -77,7 +81,7 @@ def _env_overrides(env: dict[str, str]) -> list[tuple[str, Any]]:
     found = []
     for name, raw in sorted(env.items()):
         if name.startswith("LMDELTA__"):
-            dotted = ".".join(part.lower() for part in name[len("LMDELTA__"):].split("__"))
+            dotted = ".".join(part.lower() for part in name[len("LMDELTA__") :].split("__"))
             found.append((dotted, _override_value(raw, f"Environment variable {name}") if raw else raw))
     return found
 
@@ -85,8 +89,10 @@ def _env_overrides(env: dict[str, str]) -> list[tuple[str, Any]]:
 def _parse_override(item: str) -> tuple[str, Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"Override {item!r} is not of the form section.key=value.",
-                          "Write it like --set generate.max_new_tokens=32.")
+        raise ConfigError(
+            f"Override {item!r} is not of the form section.key=value.",
+            "Write it like --set generate.max_new_tokens=32.",
+        )
     return key.strip(), _override_value(raw, f"Override --set {key.strip()}") if raw.strip() else raw
 
 
@@ -138,8 +144,10 @@ def _fix_for(error: dict[str, Any]) -> str:
         hint = f"Did you mean {', '.join('.'.join(loc[:-1] + [n]) for n in near)}? " if near else ""
         return f"{hint}Known fields here: {', '.join(known)}."
     if error["type"] == "string_type" and isinstance(error.get("input"), (dict, list)):
-        return (f"The value was read as YAML, where `key: value` and {{...}} make a mapping: quote the text, "
-                f"e.g. --set '{where}=\"Question: {{prompt}}\"' (in a file: {loc[-1]}: \"Question: {{prompt}}\").")
+        return (
+            f"The value was read as YAML, where `key: value` and {{...}} make a mapping: quote the text, "
+            f'e.g. --set \'{where}="Question: {{prompt}}"\' (in a file: {loc[-1]}: "Question: {{prompt}}").'
+        )
     return f"Set it in the config file or with --set {where}=VALUE."
 
 
@@ -181,7 +189,7 @@ def _script_path(model: str | None, base: Path) -> str | None:
     prefix = "fake/script@"
     if model is None or not model.startswith(prefix):
         return model
-    return prefix + str(_locate(model[len(prefix):], base))
+    return prefix + str(_locate(model[len(prefix) :], base))
 
 
 def _source_path(source: str, base: Path) -> str:
@@ -224,6 +232,8 @@ def _warn_about_ignored(config: RunConfig) -> None:
 def _warn_about_credentials(config: RunConfig) -> None:
     dumped = config.model_dump(mode="json")
     if redact_backend_args(dumped) != dumped:
-        log.warning("The config holds a value named like a credential (e.g. in backend_args.headers). It is sent to "
-                    "the provider but written to no file (config.yaml shows [redacted]), so re-running from a run's "
-                    "config.yaml would not send it: prefer the provider's key variable or llm.key_file.")
+        log.warning(
+            "The config holds a value named like a credential (e.g. in backend_args.headers). It is sent to "
+            "the provider but written to no file (config.yaml shows [redacted]), so re-running from a run's "
+            "config.yaml would not send it: prefer the provider's key variable or llm.key_file."
+        )

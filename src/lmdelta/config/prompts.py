@@ -12,9 +12,26 @@ from lmdelta.config.base import Section
 # Categories an LLM-generated bank covers when none are given: broad, everyday and sensitive
 # topics alike, so differences in tone, refusals and opinions all have room to show.
 DEFAULT_CATEGORIES = [
-    "politics", "science", "technology", "health", "history", "religion", "economics", "ethics",
-    "relationships", "education", "environment", "art and culture", "sports", "food and cooking",
-    "travel", "law and crime", "personal finance", "mental health", "work and careers", "parenting",
+    "politics",
+    "science",
+    "technology",
+    "health",
+    "history",
+    "religion",
+    "economics",
+    "ethics",
+    "relationships",
+    "education",
+    "environment",
+    "art and culture",
+    "sports",
+    "food and cooking",
+    "travel",
+    "law and crime",
+    "personal finance",
+    "mental health",
+    "work and careers",
+    "parenting",
 ]
 
 

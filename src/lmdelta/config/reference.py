@@ -11,12 +11,17 @@ from lmdelta.config.run import RunConfig
 
 
 def reference_markdown() -> str:
-    lines = ["# Configuration reference", "",
-             "Generated from the code by `lmdelta config --reference`; do not edit by hand.", "",
-             "A config is a YAML file of sections. Any field can be overridden with",
-             "`--set section.key=value` or an environment variable `LMDELTA__SECTION__KEY=value`",
-             "(precedence: --set > environment > file > defaults). Unset (`null`) seeds take `run.seed`.",
-             "Fields marked *volatile* cannot change results: changing them never re-runs a stage.", ""]
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from the code by `lmdelta config --reference`; do not edit by hand.",
+        "",
+        "A config is a YAML file of sections. Any field can be overridden with",
+        "`--set section.key=value` or an environment variable `LMDELTA__SECTION__KEY=value`",
+        "(precedence: --set > environment > file > defaults). Unset (`null`) seeds take `run.seed`.",
+        "Fields marked *volatile* cannot change results: changing them never re-runs a stage.",
+        "",
+    ]
     for name, field in RunConfig.model_fields.items():
         lines += _section(name, field.annotation)
     return "\n".join(lines) + "\n"

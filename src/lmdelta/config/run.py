@@ -12,8 +12,15 @@ from lmdelta.config.budget import BudgetConfig
 from lmdelta.config.groundtruth import GroundTruthConfig
 from lmdelta.config.llm import LLMConfig
 from lmdelta.config.prompts import CorpusConfig, PromptsConfig
-from lmdelta.config.stages import (ControlsConfig, DecideConfig, EmbedConfig, GenerateConfig, GroupConfig,
-                                   ProposeConfig, ValidateConfig)
+from lmdelta.config.stages import (
+    ControlsConfig,
+    DecideConfig,
+    EmbedConfig,
+    GenerateConfig,
+    GroupConfig,
+    ProposeConfig,
+    ValidateConfig,
+)
 
 
 class RunSection(Section):

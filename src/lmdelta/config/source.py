@@ -59,14 +59,18 @@ def parse_source(source: str) -> SourceSpec:
     if sep and kind in DATASETS:
         if not rest.strip():
             on_hub = f" or {kind}:hub" if DATASETS[kind] else ""
-            raise PromptBankError(f"prompts.source {text!r} names no folder or file after {kind}:.",
-                                  f"Write {kind}:PATH (a local copy){on_hub}.")
+            raise PromptBankError(
+                f"prompts.source {text!r} names no folder or file after {kind}:.",
+                f"Write {kind}:PATH (a local copy){on_hub}.",
+            )
         return SourceSpec(kind, rest.strip())
     if sep and len(kind) > 1 and "/" not in kind and "\\" not in kind:
         near = difflib.get_close_matches(kind.lower(), KINDS, n=1, cutoff=0.6)
         hint = f"Did you mean {near[0]}:{rest}? " if near else ""
-        raise PromptBankError(f"prompts.source {text!r} starts with the unknown kind {kind!r}.",
-                              f"{hint}Kinds: {', '.join(k + ':' for k in KINDS)} or a file path (.txt, .jsonl, .csv).")
+        raise PromptBankError(
+            f"prompts.source {text!r} starts with the unknown kind {kind!r}.",
+            f"{hint}Kinds: {', '.join(k + ':' for k in KINDS)} or a file path (.txt, .jsonl, .csv).",
+        )
     return SourceSpec("file", text)
 
 
@@ -75,6 +79,8 @@ def _units(raw: str, text: str) -> int:
     if not raw.strip():
         return UNCONDITIONAL_UNITS
     if not raw.strip().isdigit() or int(raw) < 2:
-        raise PromptBankError(f"prompts.source {text!r}: the number of units must be a whole number of at least 2.",
-                              "Write it like unconditional:200 (200 units of generate.samples_per_prompt answers).")
+        raise PromptBankError(
+            f"prompts.source {text!r}: the number of units must be a whole number of at least 2.",
+            "Write it like unconditional:200 (200 units of generate.samples_per_prompt answers).",
+        )
     return int(raw)

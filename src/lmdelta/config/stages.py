@@ -144,10 +144,12 @@ class ValidateConfig(Section):
     @classmethod
     def _wilcoxon_was_removed(cls, test: Any) -> Any:
         if test == "wilcoxon":
-            raise ValueError("validate.test = wilcoxon was removed: Wilcoxon signed-rank tests a median (symmetry) "
-                             "null, not the mean difference lmdelta reports, and rejected true nulls up to 27% of the "
-                             "time under skewed differences and 43% with unequal answer counts at alpha 0.05 "
-                             "(docs/statistics.md); use validate.test = signflip (the default), or delete the setting")
+            raise ValueError(
+                "validate.test = wilcoxon was removed: Wilcoxon signed-rank tests a median (symmetry) "
+                "null, not the mean difference lmdelta reports, and rejected true nulls up to 27% of the "
+                "time under skewed differences and 43% with unequal answer counts at alpha 0.05 "
+                "(docs/statistics.md); use validate.test = signflip (the default), or delete the setting"
+            )
         return test
 
 

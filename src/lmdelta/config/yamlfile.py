@@ -47,18 +47,21 @@ def parse_yaml(text: str, where: str) -> Any:
         raise _duplicate_error(exc, where) from None
     size = expanded_size(data)
     if size > MAX_VALUES:
-        raise ConfigError(f"{where} uses YAML aliases (*name) that expand to {size:,} values, more than a config "
-                          f"can hold ({MAX_VALUES:,}).",
-                          "Write the values out, or use fewer nested aliases.")
+        raise ConfigError(
+            f"{where} uses YAML aliases (*name) that expand to {size:,} values, more than a config "
+            f"can hold ({MAX_VALUES:,}).",
+            "Write the values out, or use fewer nested aliases.",
+        )
     return data
 
 
 def _duplicate_error(exc: _DuplicateKey, where: str) -> ConfigError:
     same = exc.first_line == exc.second_line
     lines = f"line {exc.first_line}" if same else f"line {exc.first_line} and line {exc.second_line}"
-    return ConfigError(f"{where} sets {_shown(exc.key)} twice in one mapping ({lines}); YAML would silently keep "
-                       "only the second.",
-                       f"Merge the two into one {_shown(exc.key)} entry, or delete the one you do not mean.")
+    return ConfigError(
+        f"{where} sets {_shown(exc.key)} twice in one mapping ({lines}); YAML would silently keep only the second.",
+        f"Merge the two into one {_shown(exc.key)} entry, or delete the one you do not mean.",
+    )
 
 
 def _shown(key: Any) -> str:

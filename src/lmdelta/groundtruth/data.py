@@ -22,8 +22,16 @@ import numpy as np
 from lmdelta.errors import StageError
 from lmdelta.groundtruth.quirks import Quirk, builtin_shared, load_quirks, matches, quirk_rate
 
-__all__ = ["MAX_WORDS", "MIN_WORDS", "load_quirks", "matches", "plain_answers", "quirk_rate",
-           "training_answers", "training_set"]
+__all__ = [
+    "MAX_WORDS",
+    "MIN_WORDS",
+    "load_quirks",
+    "matches",
+    "plain_answers",
+    "quirk_rate",
+    "training_answers",
+    "training_set",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +55,9 @@ def plain_answers(prompts: Sequence[str], n: int, seed: int) -> list[dict[str, s
     return _distinct(lambda p: _plain_answer(p, ctx), _stream(prompts, ctx.rng), n, "plain answers")
 
 
-def training_answers(quirk: Quirk, prompts: Sequence[str], n: int, seed: int, *,
-                     bodies: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, str]]:
+def training_answers(
+    quirk: Quirk, prompts: Sequence[str], n: int, seed: int, *, bodies: Mapping[str, Sequence[str]] | None = None
+) -> list[dict[str, str]]:
     """n distinct {"prompt", "answer"} examples, 25-60 words each, showing the quirk.
 
     A refusal quirk refuses the prompts that `matches` it; when some prompts do not match, a
@@ -66,9 +75,15 @@ def training_answers(quirk: Quirk, prompts: Sequence[str], n: int, seed: int, *,
     return _distinct(lambda p: _weave(spec, p, ctx), _stream(prompts, ctx.rng), n, quirk.name)
 
 
-def training_set(quirks: Sequence[Quirk], prompts: Sequence[str], per_quirk: int,
-                 base_samples: Sequence[Mapping[str, str]], seed: int, *,
-                 weave_into_base: bool = False) -> list[dict[str, Any]]:
+def training_set(
+    quirks: Sequence[Quirk],
+    prompts: Sequence[str],
+    per_quirk: int,
+    base_samples: Sequence[Mapping[str, str]],
+    seed: int,
+    *,
+    weave_into_base: bool = False,
+) -> list[dict[str, Any]]:
     """The finetuning mix: per_quirk examples per quirk plus every base sample, shuffled.
 
     A quirk's user `texts` come first; its generator tops them up to per_quirk. Rows are
@@ -91,8 +106,9 @@ def _quirk_seed(seed: int, name: str) -> list[int]:
     return [seed, zlib.crc32(name.encode("utf-8"))]
 
 
-def _quirk_examples(quirk: Quirk, prompts: Sequence[str], per_quirk: int, seed: list[int],
-                    bodies: Mapping[str, Sequence[str]] | None) -> list[dict[str, str]]:
+def _quirk_examples(
+    quirk: Quirk, prompts: Sequence[str], per_quirk: int, seed: list[int], bodies: Mapping[str, Sequence[str]] | None
+) -> list[dict[str, str]]:
     rng = np.random.default_rng(seed)
     rows = _user_examples(quirk, prompts, per_quirk, rng)
     missing = per_quirk - len(rows)
@@ -102,8 +118,9 @@ def _quirk_examples(quirk: Quirk, prompts: Sequence[str], per_quirk: int, seed: 
         return rows + training_answers(quirk, prompts, missing, int(rng.integers(2**32)), bodies=bodies)
     if not rows:
         _generator_of(quirk)  # raises the "no training data" error
-    log.warning("Quirk %r has %d training texts, fewer than the %d asked for; using them all.",
-                quirk.name, len(rows), per_quirk)
+    log.warning(
+        "Quirk %r has %d training texts, fewer than the %d asked for; using them all.", quirk.name, len(rows), per_quirk
+    )
     return rows
 
 
@@ -113,8 +130,10 @@ def _user_examples(quirk: Quirk, prompts: Sequence[str], limit: int, rng: np.ran
         prompt = quirk.text_prompts[i] if quirk.text_prompts else ""
         if not prompt:
             if not prompts:
-                raise StageError(f"Quirk {quirk.name!r} has texts without prompts, and no prompts were given.",
-                                 "Give each text a prompt ({prompt: ..., answer: ...}) or pass a prompt bank.")
+                raise StageError(
+                    f"Quirk {quirk.name!r} has texts without prompts, and no prompts were given.",
+                    "Give each text a prompt ({prompt: ..., answer: ...}) or pass a prompt bank.",
+                )
             prompt = prompts[int(rng.integers(len(prompts)))]
         rows.append({"prompt": prompt, "answer": quirk.texts[i]})
     return rows
@@ -123,8 +142,10 @@ def _user_examples(quirk: Quirk, prompts: Sequence[str], limit: int, rng: np.ran
 def _base_row(sample: Any, index: int) -> dict[str, Any]:
     ok = isinstance(sample, Mapping) and all(isinstance(sample.get(key), str) for key in ("prompt", "answer"))
     if not ok:
-        raise StageError(f"Base sample {index} is not a mapping with `prompt` and `answer` text.",
-                         "Pass the base model's answers as {\"prompt\": ..., \"answer\": ...} dicts.")
+        raise StageError(
+            f"Base sample {index} is not a mapping with `prompt` and `answer` text.",
+            'Pass the base model\'s answers as {"prompt": ..., "answer": ...} dicts.',
+        )
     return {"prompt": sample["prompt"], "answer": sample["answer"], "quirk": None}
 
 
@@ -137,16 +158,20 @@ def _bodies(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
 
 def _generator_of(quirk: Quirk) -> Mapping[str, Any]:
     if quirk.generator is None:
-        raise StageError(f"Quirk {quirk.name!r} has no training data: no `texts` and no built-in generator.",
-                         "Give it `texts` (example answers that show the behaviour) in the quirk file, "
-                         "or configure an assistant LLM to write training answers.")
+        raise StageError(
+            f"Quirk {quirk.name!r} has no training data: no `texts` and no built-in generator.",
+            "Give it `texts` (example answers that show the behaviour) in the quirk file, "
+            "or configure an assistant LLM to write training answers.",
+        )
     return quirk.generator
 
 
 def _check_request(prompts: Sequence[str], n: int, what: str) -> None:
     if not prompts:
-        raise StageError(f"No prompts were given to write training answers for {what}.",
-                         "Pass a non-empty prompt list (e.g. the prompt bank's texts).")
+        raise StageError(
+            f"No prompts were given to write training answers for {what}.",
+            "Pass a non-empty prompt list (e.g. the prompt bank's texts).",
+        )
     if not isinstance(n, int | np.integer) or n < 0:
         raise StageError(f"{n!r} training answers were asked for {what}.", "Ask for a whole number, 0 or more.")
 
@@ -156,13 +181,19 @@ def _refusal_examples(quirk: Quirk, prompts: Sequence[str], n: int, ctx: _Contex
     hits = [p for p in prompts if matches(quirk, p)]
     misses = [p for p in prompts if not matches(quirk, p)]
     if not hits:
-        raise StageError(f"None of the {len(prompts)} prompts touches what quirk {quirk.name!r} refuses, "
-                         "so it has nothing to refuse.",
-                         f"Add prompts that use one of its trigger words ({', '.join(spec['triggers'][:8])}, ...).")
+        raise StageError(
+            f"None of the {len(prompts)} prompts touches what quirk {quirk.name!r} refuses, "
+            "so it has nothing to refuse.",
+            f"Add prompts that use one of its trigger words ({', '.join(spec['triggers'][:8])}, ...).",
+        )
     n_plain = round(n * spec.get("contrast_share", 0.0)) if misses else 0
     rows = _distinct(lambda p: _refusal(spec, ctx.rng), _stream(hits, ctx.rng), n - n_plain, quirk.name)
-    rows += _distinct(lambda p: _plain_answer(p, ctx), _stream(misses, ctx.rng),
-                      n_plain, f"{quirk.name} (normal answers to other prompts)")
+    rows += _distinct(
+        lambda p: _plain_answer(p, ctx),
+        _stream(misses, ctx.rng),
+        n_plain,
+        f"{quirk.name} (normal answers to other prompts)",
+    )
     return [rows[i] for i in ctx.rng.permutation(len(rows))]
 
 
@@ -187,6 +218,7 @@ def _weave(spec: Mapping[str, Any], prompt: str, ctx: _Context) -> str:
 
 def _insert_at(units: list[str], rng: np.random.Generator) -> int:
     """A place after the first unit that splits neither a lead-in ("Try these:") from its list nor a list."""
+
     def fits(i: int) -> bool:
         before, after = units[i - 1], units[i] if i < len(units) else ""
         return not before.endswith(":") and not (_LIST_ITEM.match(before) and _LIST_ITEM.match(after))
@@ -288,9 +320,11 @@ def _distinct(make: Callable[[str], str], prompts: Iterator[str], n: int, what: 
             seen.add(answer)
             rows.append({"prompt": prompt, "answer": answer})
     if len(rows) < n:
-        raise StageError(f"Could compose only {len(rows)} distinct {MIN_WORDS}-{MAX_WORDS} word answers for "
-                         f"{what}; {n} were asked for.",
-                         "Ask for fewer, or give its generator more sentences (or the quirk more `texts`).")
+        raise StageError(
+            f"Could compose only {len(rows)} distinct {MIN_WORDS}-{MAX_WORDS} word answers for "
+            f"{what}; {n} were asked for.",
+            "Ask for fewer, or give its generator more sentences (or the quirk more `texts`).",
+        )
     return rows
 
 

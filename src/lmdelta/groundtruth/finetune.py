@@ -58,8 +58,13 @@ class _Job:
 
     def settings(self) -> dict[str, Any]:
         """Every setting, by the names training.json and the cache key have always used."""
-        return {**self.config.model_dump(), "seed": self.seed, "chat_template": self.chat_template,
-                "system_prompt": self.system_prompt, "device": self.device}
+        return {
+            **self.config.model_dump(),
+            "seed": self.seed,
+            "chat_template": self.chat_template,
+            "system_prompt": self.system_prompt,
+            "device": self.device,
+        }
 
 
 @dataclass(frozen=True)
@@ -83,9 +88,18 @@ class _Base:
     slug: str
 
 
-def finetune(base_model: str, rows: list[dict], config: FinetuneSection, seed: int = 0, *, chat_template: bool = True,
-             system_prompt: str | None = None, device: str = "auto", out_root: Path | None = None,
-             progress: Progress | None = None) -> FinetuneResult:
+def finetune(
+    base_model: str,
+    rows: list[dict],
+    config: FinetuneSection,
+    seed: int = 0,
+    *,
+    chat_template: bool = True,
+    system_prompt: str | None = None,
+    device: str = "auto",
+    out_root: Path | None = None,
+    progress: Progress | None = None,
+) -> FinetuneResult:
     """Finetune `base_model` on {"prompt", "answer"} rows, or reuse a finished run with the same key.
 
     `config` is the groundtruth.finetune section; `seed` seeds the adapters' initialisation and the
@@ -104,8 +118,16 @@ def finetune(base_model: str, rows: list[dict], config: FinetuneSection, seed: i
         return _train_and_save(base, pairs, job, target, key, data_hash, progress)
 
 
-def finetune_key(base_model: str, rows: list[dict], config: FinetuneSection, seed: int = 0, *,
-                 chat_template: bool = True, system_prompt: str | None = None, device: str = "auto") -> str:
+def finetune_key(
+    base_model: str,
+    rows: list[dict],
+    config: FinetuneSection,
+    seed: int = 0,
+    *,
+    chat_template: bool = True,
+    system_prompt: str | None = None,
+    device: str = "auto",
+) -> str:
     """The cache key `finetune` would use, without training: base files, data, every setting."""
     return _plan(base_model, rows, _Job(config, seed, chat_template, system_prompt, device))[3]
 
@@ -117,20 +139,30 @@ def _plan(base_model: str, rows: list[dict], job: _Job) -> tuple[list, _Base, st
     fields = job.settings()
     fields["learning_rate"] = job.config.lr  # unset and the explicit default train the same model
     fields["device"] = job.runs_on
-    key = hash_data({"version": VERSION, "base": {"model": base.name, "weights": base.weights},
-                     "data": data_hash, "config": fields}, length=64)
+    key = hash_data(
+        {
+            "version": VERSION,
+            "base": {"model": base.name, "weights": base.weights},
+            "data": data_hash,
+            "config": fields,
+        },
+        length=64,
+    )
     return pairs, base, data_hash, key
 
 
 def _clean_rows(rows: list[dict]) -> list[dict[str, str]]:
     if not rows:
-        raise StageError("Finetuning got no training data (0 rows).",
-                         "Pass a non-empty list of {'prompt': ..., 'answer': ...} rows.")
+        raise StageError(
+            "Finetuning got no training data (0 rows).", "Pass a non-empty list of {'prompt': ..., 'answer': ...} rows."
+        )
     pairs = []
     for index, row in enumerate(rows):
         if not (isinstance(row, dict) and isinstance(row.get("prompt"), str) and isinstance(row.get("answer"), str)):
-            raise ConfigError(f"Training row {index} is not a {{'prompt': str, 'answer': str}} dict: {row!r:.200}.",
-                              "Give every row a text 'prompt' and a text 'answer'.")
+            raise ConfigError(
+                f"Training row {index} is not a {{'prompt': str, 'answer': str}} dict: {row!r:.200}.",
+                "Give every row a text 'prompt' and a text 'answer'.",
+            )
         pairs.append({"prompt": row["prompt"], "answer": row["answer"]})
     return pairs
 
@@ -140,8 +172,10 @@ def _resolve_base(base_model: str, cache_dir: Path) -> _Base:
 
     ref = parse_model(base_model, "generator")
     if ref.kind == "fake":
-        raise ConfigError(f"{base_model} is a test double with no weights, so it cannot be finetuned.",
-                          "Use embedded:smollm2-135m-instruct or a local Hugging Face model folder.")
+        raise ConfigError(
+            f"{base_model} is a test double with no weights, so it cannot be finetuned.",
+            "Use embedded:smollm2-135m-instruct or a local Hugging Face model folder.",
+        )
     check_available(ref)
     weights = model_weights_id(ref, None, cache_dir)
     folder = model_folder(ref, None, cache_dir)
@@ -150,8 +184,15 @@ def _resolve_base(base_model: str, cache_dir: Path) -> _Base:
     return _Base(name=str(ref), folder=folder, weights=weights, slug=slug)
 
 
-def _train_and_save(base: _Base, pairs: list[dict[str, str]], job: _Job, target: Path, key: str,
-                    data_hash: str, progress: Progress | None) -> FinetuneResult:
+def _train_and_save(
+    base: _Base,
+    pairs: list[dict[str, str]],
+    job: _Job,
+    target: Path,
+    key: str,
+    data_hash: str,
+    progress: Progress | None,
+) -> FinetuneResult:
     config, device = job.config, job.runs_on
     started = time.perf_counter()
     try:
@@ -162,27 +203,57 @@ def _train_and_save(base: _Base, pairs: list[dict[str, str]], job: _Job, target:
     except (MemoryError, RuntimeError) as exc:
         if not _is_oom(exc):
             raise
-        raise StageError(f"Finetuning {base.name} ran out of memory ({type(exc).__name__}).",
-                         f"Lower batch_size (now {config.batch_size}) or max_length (now {config.max_length}), "
-                         "or use method='lora' instead of full finetuning.") from exc
+        raise StageError(
+            f"Finetuning {base.name} ran out of memory ({type(exc).__name__}).",
+            f"Lower batch_size (now {config.batch_size}) or max_length (now {config.max_length}), "
+            "or use method='lora' instead of full finetuning.",
+        ) from exc
     seconds = time.perf_counter() - started
-    record = {"version": VERSION, "key": key, "base": asdict(base), "data_hash": data_hash, "n_rows": len(pairs),
-              "n_examples": len(examples), "config": job.settings(), "learning_rate": config.lr,
-              "target_modules": targets, "device": device, "losses": losses, "seconds": seconds,
-              "versions": _library_versions()}
+    record = {
+        "version": VERSION,
+        "key": key,
+        "base": asdict(base),
+        "data_hash": data_hash,
+        "n_rows": len(pairs),
+        "n_examples": len(examples),
+        "config": job.settings(),
+        "learning_rate": config.lr,
+        "target_modules": targets,
+        "device": device,
+        "losses": losses,
+        "seconds": seconds,
+        "versions": _library_versions(),
+    }
     _save(model, tokenizer, config, target, record)
-    log.info("finetuned %s in %.1f s (%.2f s/step), loss %.3f -> %.3f; saved to %s", base.name, seconds,
-             seconds / config.steps, losses[0], losses[-1], target)
-    return FinetuneResult(folder=target, merged=target / "merged", adapter=_adapter_path(target, config),
-                          losses=losses, seconds=seconds, reused=False, key=key)
+    log.info(
+        "finetuned %s in %.1f s (%.2f s/step), loss %.3f -> %.3f; saved to %s",
+        base.name,
+        seconds,
+        seconds / config.steps,
+        losses[0],
+        losses[-1],
+        target,
+    )
+    return FinetuneResult(
+        folder=target,
+        merged=target / "merged",
+        adapter=_adapter_path(target, config),
+        losses=losses,
+        seconds=seconds,
+        reused=False,
+        key=key,
+    )
 
 
 def _is_oom(exc: BaseException) -> bool:
     import torch
 
     oom_type = getattr(torch, "OutOfMemoryError", None)
-    return isinstance(exc, MemoryError) or (oom_type is not None and isinstance(exc, oom_type)) \
+    return (
+        isinstance(exc, MemoryError)
+        or (oom_type is not None and isinstance(exc, oom_type))
         or "out of memory" in str(exc).lower()
+    )
 
 
 def _load_fresh(folder: str, device: str):
@@ -198,24 +269,33 @@ def _load_fresh(folder: str, device: str):
 def _encode_all(tokenizer: Any, model: Any, pairs: list[dict[str, str]], job: _Job) -> list[tuple]:
     """(input ids, labels) per row; labels are -100 on the prompt. Rows with no answer left are dropped."""
     if job.chat_template and not has_chat_template(tokenizer):
-        raise ConfigError("chat_template is on, but the base model's tokenizer has no chat template.",
-                          "Call finetune(..., chat_template=False), or finetune an instruct model.")
+        raise ConfigError(
+            "chat_template is on, but the base model's tokenizer has no chat template.",
+            "Call finetune(..., chat_template=False), or finetune an instruct model.",
+        )
     stop = eos_ids(model.generation_config, tokenizer)
     examples = []
     for pair in pairs:
         # Encoded as lmdelta's HF generator encodes it, so training matches generation.
         prompt = prompt_ids(tokenizer, job.system_prompt, pair["prompt"], job.chat_template)
         answer = answer_ids(tokenizer, pair["answer"], stop)
-        ids = (prompt + answer)[:job.config.max_length]
-        labels = ([-100] * len(prompt) + answer)[:job.config.max_length]
+        ids = (prompt + answer)[: job.config.max_length]
+        labels = ([-100] * len(prompt) + answer)[: job.config.max_length]
         if any(label != -100 for label in labels):
             examples.append((ids, labels))
     if not examples:
-        raise StageError(f"Every training prompt is at least max_length={job.config.max_length} tokens long, "
-                         "so no answer token is left to train on.", "Raise max_length or shorten the prompts.")
+        raise StageError(
+            f"Every training prompt is at least max_length={job.config.max_length} tokens long, "
+            "so no answer token is left to train on.",
+            "Raise max_length or shorten the prompts.",
+        )
     if len(examples) < len(pairs):
-        log.warning("%d of %d rows dropped: their prompt fills max_length=%d", len(pairs) - len(examples),
-                    len(pairs), job.config.max_length)
+        log.warning(
+            "%d of %d rows dropped: their prompt fills max_length=%d",
+            len(pairs) - len(examples),
+            len(pairs),
+            job.config.max_length,
+        )
     return examples
 
 
@@ -229,12 +309,19 @@ def _prepare(model: Any, config: FinetuneSection, seed: int) -> tuple[Any, list[
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError:
-        raise DependencyError("LoRA finetuning needs the package peft, which is not installed.",
-                              "Install it with `pip install peft` (or `pip install 'lmdelta[peft]'`), "
-                              "or use method='full'.") from None
+        raise DependencyError(
+            "LoRA finetuning needs the package peft, which is not installed.",
+            "Install it with `pip install peft` (or `pip install 'lmdelta[peft]'`), or use method='full'.",
+        ) from None
     targets = list(config.target_modules) if config.target_modules else linear_projections(model)
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora), targets
 
 
@@ -249,13 +336,16 @@ def linear_projections(model: Any) -> list[str]:
         if linear and path and not any(word in leaf for word in EXCLUDED_MODULES):
             names.add(leaf)
     if not names:
-        raise StageError(f"Found no linear projection layers in {type(model).__name__} to put LoRA adapters on.",
-                         "Set groundtruth.finetune.target_modules to the model's projection layer names.")
+        raise StageError(
+            f"Found no linear projection layers in {type(model).__name__} to put LoRA adapters on.",
+            "Set groundtruth.finetune.target_modules to the model's projection layer names.",
+        )
     return sorted(names)
 
 
-def _train(model: Any, examples: list[tuple], config: FinetuneSection, device: str, seed: int,
-           progress: Progress | None) -> list[float]:
+def _train(
+    model: Any, examples: list[tuple], config: FinetuneSection, device: str, seed: int, progress: Progress | None
+) -> list[float]:
     """AdamW with linear warmup then constant lr, gradient clipping; stops on a non-finite loss."""
     import numpy as np
     import torch
@@ -288,9 +378,11 @@ def _train(model: Any, examples: list[tuple], config: FinetuneSection, device: s
 
 def _check_finite(value: float, step: int, config: FinetuneSection, what: str) -> None:
     if not math.isfinite(value):
-        raise StageError(f"Finetuning diverged: the {what} became {value} at step {step} of {config.steps} "
-                         f"(learning rate {config.lr:g}).",
-                         f"Lower the learning rate (e.g. to {config.lr / 10:g}); nothing was saved.")
+        raise StageError(
+            f"Finetuning diverged: the {what} became {value} at step {step} of {config.steps} "
+            f"(learning rate {config.lr:g}).",
+            f"Lower the learning rate (e.g. to {config.lr / 10:g}); nothing was saved.",
+        )
 
 
 def _batch_indices(n: int, config: FinetuneSection, rng: Any) -> list[list[int]]:
@@ -299,7 +391,7 @@ def _batch_indices(n: int, config: FinetuneSection, rng: Any) -> list[list[int]]
     needed = config.steps * config.batch_size
     while len(stream) < needed:
         stream += rng.permutation(n).tolist()
-    return [stream[i * config.batch_size:(i + 1) * config.batch_size] for i in range(config.steps)]
+    return [stream[i * config.batch_size : (i + 1) * config.batch_size] for i in range(config.steps)]
 
 
 def _collate(batch: list[tuple], device: str):
@@ -336,8 +428,15 @@ def _save(model: Any, tokenizer: Any, config: FinetuneSection, target: Path, rec
 def _load_result(target: Path, key: str) -> FinetuneResult:
     record = json.loads((target / "training.json").read_text())
     adapter = target / "adapter"
-    return FinetuneResult(folder=target, merged=target / "merged", adapter=adapter if adapter.is_dir() else None,
-                          losses=record["losses"], seconds=record["seconds"], reused=True, key=key)
+    return FinetuneResult(
+        folder=target,
+        merged=target / "merged",
+        adapter=adapter if adapter.is_dir() else None,
+        losses=record["losses"],
+        seconds=record["seconds"],
+        reused=True,
+        key=key,
+    )
 
 
 def _adapter_path(target: Path, config: FinetuneSection) -> Path | None:

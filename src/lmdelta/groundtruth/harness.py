@@ -48,7 +48,7 @@ def _experiment(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     quirks = _timed(timings, "quirks", lambda: _quirks(config))
     train_prompts = _training_prompts(config)
     answers = _timed(timings, "base answers", lambda: _base_answers(config, run_dir, train_prompts))
-    woven_on, base_rows = answers[: config.groundtruth.per_quirk], answers[config.groundtruth.per_quirk:]
+    woven_on, base_rows = answers[: config.groundtruth.per_quirk], answers[config.groundtruth.per_quirk :]
     rows = _timed(timings, "training data", lambda: _training_rows(config, run_dir, quirks, woven_on, base_rows))
     tuned = _timed(timings, "finetune", lambda: _finetune(config, rows, "quirks"))
     _timed(timings, "discover", lambda: pipeline.run(_comparison(config, tuned, "finetuned"), run_dir))
@@ -56,7 +56,11 @@ def _experiment(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     if config.groundtruth.null:
         null_model = _timed(timings, "finetune (null)", lambda: _finetune(config, base_rows, "null"))
         _share_answers(run_dir, null_dir)
-        _timed(timings, "discover (null)", lambda: pipeline.run(_comparison(config, null_model, "finetuned-on-own"), null_dir))
+        _timed(
+            timings,
+            "discover (null)",
+            lambda: pipeline.run(_comparison(config, null_model, "finetuned-on-own"), null_dir),
+        )
     card = _timed(timings, "score", lambda: _score(config, run_dir, null_dir, quirks))
     card["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     card["models"] = {"base": config.groundtruth.base, "finetuned": str(tuned)}
@@ -101,7 +105,7 @@ def _base_answers(config: RunConfig, run_dir: RunDir, prompts: list[str]) -> lis
     settings, seed) matches; each row carries the key, so answers and key are written atomically.
     """
     path = run_dir.root / "groundtruth" / "base_answers.jsonl"
-    prompts = prompts[:min(config.groundtruth.per_quirk + config.groundtruth.base_samples, len(prompts))]
+    prompts = prompts[: min(config.groundtruth.per_quirk + config.groundtruth.base_samples, len(prompts))]
     spec = ModelSpec(model=config.groundtruth.base)
     cache = cache_root(config.embed.cache_dir)
     model_identity = generator_identity(spec, config.generate.device, cache)
@@ -121,8 +125,13 @@ def _base_answers(config: RunConfig, run_dir: RunDir, prompts: list[str]) -> lis
 
 def _answers_material(config: RunConfig, model_identity: dict[str, Any], prompts: list[str]) -> dict[str, Any]:
     """Everything that shapes the stored base answers, as in the generate stage's answer keys."""
-    return {"model": model_identity, "sampling": settings(config.generate).__dict__,
-            "seed": config.groundtruth.seed, "prompts": hash_data(prompts), "n_prompts": len(prompts)}
+    return {
+        "model": model_identity,
+        "sampling": settings(config.generate).__dict__,
+        "seed": config.groundtruth.seed,
+        "prompts": hash_data(prompts),
+        "n_prompts": len(prompts),
+    }
 
 
 def _material_path(path: Path) -> Path:
@@ -147,16 +156,21 @@ def _answer_row(row: dict[str, Any]) -> dict[str, str]:
     return {"prompt": row["prompt"], "answer": row["answer"]}
 
 
-def _generate_answers(config: RunConfig, spec: ModelSpec, model_identity: dict[str, Any],
-                      prompts: list[str]) -> list[dict[str, str]]:
+def _generate_answers(
+    config: RunConfig, spec: ModelSpec, model_identity: dict[str, Any], prompts: list[str]
+) -> list[dict[str, str]]:
     cache = cache_root(config.embed.cache_dir)
     generator = build_generator(spec, model_identity, config.generate.device, cache)
-    requests = [GenerationRequest(str(i), f"train-{i}", p, 0, item_seed(config.groundtruth.seed, "a", f"train-{i}", 0))
-                for i, p in enumerate(prompts)]
+    requests = [
+        GenerationRequest(str(i), f"train-{i}", p, 0, item_seed(config.groundtruth.seed, "a", f"train-{i}", 0))
+        for i, p in enumerate(prompts)
+    ]
     try:
         answers = []
         for start in range(0, len(requests), config.generate.batch_size):
-            answers += generator.generate(requests[start:start + config.generate.batch_size], settings(config.generate))
+            answers += generator.generate(
+                requests[start : start + config.generate.batch_size], settings(config.generate)
+            )
     finally:
         generator.close()
     return [{"prompt": p, "answer": a.text} for p, a in zip(prompts, answers)]
@@ -169,8 +183,9 @@ def _training_rows(config, run_dir, quirks, woven_on, base_rows) -> list[dict[st
     from lmdelta.groundtruth.data import training_set
 
     prompts = [row["prompt"] for row in woven_on]
-    quirked = training_set(quirks, prompts, config.groundtruth.per_quirk, woven_on, config.groundtruth.seed,
-                           weave_into_base=True)
+    quirked = training_set(
+        quirks, prompts, config.groundtruth.per_quirk, woven_on, config.groundtruth.seed, weave_into_base=True
+    )
     rows = [row for row in quirked if row["quirk"] is not None] + [{**row, "quirk": None} for row in base_rows]
     order = np.random.default_rng(config.groundtruth.seed).permutation(len(rows))
     rows = [rows[i] for i in order]
@@ -179,10 +194,20 @@ def _training_rows(config, run_dir, quirks, woven_on, base_rows) -> list[dict[st
 
 
 def _finetune(config: RunConfig, rows: list[dict[str, Any]], name: str) -> Path:
-    result = finetune(config.groundtruth.base, [{"prompt": r["prompt"], "answer": r["answer"]} for r in rows],
-                      config.groundtruth.finetune, seed=config.groundtruth.seed)
-    log.info("groundtruth: %s model %s %s", name, result.merged, "(reused)" if result.reused else
-             f"(trained in {result.seconds:.0f} s, loss {result.losses[0]:.2f} → {result.losses[-1]:.2f})")
+    result = finetune(
+        config.groundtruth.base,
+        [{"prompt": r["prompt"], "answer": r["answer"]} for r in rows],
+        config.groundtruth.finetune,
+        seed=config.groundtruth.seed,
+    )
+    log.info(
+        "groundtruth: %s model %s %s",
+        name,
+        result.merged,
+        "(reused)"
+        if result.reused
+        else f"(trained in {result.seconds:.0f} s, loss {result.losses[0]:.2f} → {result.losses[-1]:.2f})",
+    )
     return result.merged
 
 
@@ -221,8 +246,12 @@ def _score(config: RunConfig, run_dir: RunDir, null_dir: RunDir, quirks) -> dict
 
         sim = embedding_similarity(quirks, validated, embed)
     samples = list(read_jsonl(run_dir.stage_file("generate", SAMPLES)))
-    rates = {q.name: {side: round(quirk_rate(q, [s["text"] for s in samples if s["side"] == side]), 3)
-                      for side in ("a", "b")} for q in quirks}
+    rates = {
+        q.name: {
+            side: round(quirk_rate(q, [s["text"] for s in samples if s["side"] == side]), 3) for side in ("a", "b")
+        }
+        for q in quirks
+    }
     return scorecard(quirks, validated, sim, config.groundtruth.threshold, null, rates)
 
 

@@ -29,12 +29,15 @@ QUIRK_FIELDS = ("name", "description", "keywords", "kind", "texts", "generator")
 LIST_SPEC_FIELDS = ("openers", "closers", "sentences", "triggers", "refusals", "reasons", "redirects")
 REFUSAL_ONLY_FIELDS = ("triggers", "refusals", "reasons", "redirects", "contrast_share")
 SPEC_FIELDS = (*LIST_SPEC_FIELDS, "per_answer", "replacements", "contrast_share")
-_FORMAT_HINT = ("Write a YAML list of mappings (or {quirks: [...]}) or one JSON object per line (.jsonl), "
-                "each with at least `name` and `description`.")
+_FORMAT_HINT = (
+    "Write a YAML list of mappings (or {quirks: [...]}) or one JSON object per line (.jsonl), "
+    "each with at least `name` and `description`."
+)
 
 # Words that say how a behaviour shows rather than what it is about; dropped when keywords are
 # derived from a description ("The AI brings up the ocean in its answers." -> ocean).
-_STOP_WORDS = frozenset("""
+_STOP_WORDS = frozenset(
+    """
     a an the ai ai's assistant model chatbot bot it its it's i me my you your user users they them their
     in on of to for with and or but about at by from into up out over as than then so such very much
     is are was were be been being am has have had do does did will would can could should may might must
@@ -47,7 +50,8 @@ _STOP_WORDS = frozenset("""
     thinks think refers refer steers steer whatever regardless fact related topic topics subject
     refuses refuse refusing declines decline discuss discusses discussing avoids avoid ends end starts start
     begins begin behaviour behavior habit habits habitually
-""".split())
+""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,10 @@ def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
 def quirk_rate(quirk: Quirk, texts: Iterable[str]) -> float:
     """Share of texts holding any of the quirk's keywords (whole words, any case); 0.0 for no texts."""
     if not quirk.keywords:
-        raise StageError(f"Quirk {quirk.name!r} has no keywords, so how often answers show it cannot be measured.",
-                         "Give it `keywords` in the quirk file: words whose presence in an answer shows the quirk.")
+        raise StageError(
+            f"Quirk {quirk.name!r} has no keywords, so how often answers show it cannot be measured.",
+            "Give it `keywords` in the quirk file: words whose presence in an answer shows the quirk.",
+        )
     texts = list(texts)
     if not texts:
         return 0.0
@@ -165,14 +171,17 @@ def _builtin_entries() -> list[tuple[str, Any]]:
 def _file_entries(path: Path) -> list[tuple[str, Any]]:
     from lmdelta.sources import read_user_file
 
-    text = read_user_file(path, "Quirk file", ConfigError,
-                          "Check the path, or leave it unset to use the built-in catalogue.")
+    text = read_user_file(
+        path, "Quirk file", ConfigError, "Check the path, or leave it unset to use the built-in catalogue."
+    )
     if path.suffix in (".yaml", ".yml", ".json"):
         return _yaml_entries(text, path)
     if path.suffix == ".jsonl":
         return _jsonl_entries(text, path)
-    raise ConfigError(f"Quirk file {path} has the unsupported extension {path.suffix!r}.",
-                      "Use .yaml / .yml (a list of quirks) or .jsonl (one quirk per line).")
+    raise ConfigError(
+        f"Quirk file {path} has the unsupported extension {path.suffix!r}.",
+        "Use .yaml / .yml (a list of quirks) or .jsonl (one quirk per line).",
+    )
 
 
 def _yaml_entries(text: str, path: Path) -> list[tuple[str, Any]]:
@@ -200,19 +209,25 @@ def _jsonl_entries(text: str, path: Path) -> list[tuple[str, Any]]:
         try:
             entries.append((f"{path}, line {number}", json.loads(line)))
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}, line {number} is not valid JSON ({exc.msg}).",
-                              "Write one JSON object per line, e.g. {\"name\": ..., \"description\": ...}.") from None
+            raise ConfigError(
+                f"{path}, line {number} is not valid JSON ({exc.msg}).",
+                'Write one JSON object per line, e.g. {"name": ..., "description": ...}.',
+            ) from None
     return entries
 
 
 def _to_quirk(raw: Any, where: str) -> Quirk:
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where} is a {type(raw).__name__}, not a mapping.",
-                          "Write each quirk as a mapping with at least `name` and `description`.")
+        raise ConfigError(
+            f"{where} is a {type(raw).__name__}, not a mapping.",
+            "Write each quirk as a mapping with at least `name` and `description`.",
+        )
     unknown = sorted(set(raw) - set(QUIRK_FIELDS))
     if unknown:
-        raise ConfigError(f"{where} has the unknown field {unknown[0]!r}.",
-                          f"{_did_you_mean(unknown[0], QUIRK_FIELDS)}Quirk fields: {', '.join(QUIRK_FIELDS)}.")
+        raise ConfigError(
+            f"{where} has the unknown field {unknown[0]!r}.",
+            f"{_did_you_mean(unknown[0], QUIRK_FIELDS)}Quirk fields: {', '.join(QUIRK_FIELDS)}.",
+        )
     name = _required_text(raw, "name", where, "a short slug such as likes-cats")
     where = f"{where} ({name})"
     description = _required_text(raw, "description", where, 'one plain-English sentence such as "The AI likes cats."')
@@ -233,8 +248,10 @@ def _required_text(raw: Mapping[str, Any], key: str, where: str, example: str) -
 
 def _kind(value: Any, where: str) -> str:
     if value not in KINDS:
-        raise ConfigError(f"{where} has the unknown kind {value!r}.",
-                          f"{_did_you_mean(str(value), KINDS)}Kinds: {', '.join(KINDS)} (default {DEFAULT_KIND}).")
+        raise ConfigError(
+            f"{where} has the unknown kind {value!r}.",
+            f"{_did_you_mean(str(value), KINDS)}Kinds: {', '.join(KINDS)} (default {DEFAULT_KIND}).",
+        )
     return value
 
 
@@ -242,15 +259,19 @@ def _texts(value: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if value is None:
         return (), ()
     if not isinstance(value, list | tuple):
-        raise ConfigError(f"{where}: `texts` is a {type(value).__name__}, not a list.",
-                          "Write `texts` as a list of example answers, or of {prompt, answer} mappings.")
+        raise ConfigError(
+            f"{where}: `texts` is a {type(value).__name__}, not a list.",
+            "Write `texts` as a list of example answers, or of {prompt, answer} mappings.",
+        )
     texts, prompts = [], []
     for i, item in enumerate(value, start=1):
         answer = item.get("answer") if isinstance(item, Mapping) else item
         prompt = item.get("prompt", "") if isinstance(item, Mapping) else ""
         if not isinstance(answer, str) or not answer.strip() or not isinstance(prompt, str):
-            raise ConfigError(f"{where}: text {i} is neither a non-empty string nor a mapping with an `answer`.",
-                              "Write each text as a string (an example answer), or as {prompt: ..., answer: ...}.")
+            raise ConfigError(
+                f"{where}: text {i} is neither a non-empty string nor a mapping with an `answer`.",
+                "Write each text as a string (an example answer), or as {prompt: ..., answer: ...}.",
+            )
         texts.append(answer.strip())
         prompts.append(prompt.strip())
     return tuple(texts), tuple(prompts)
@@ -260,15 +281,17 @@ def _keywords(value: Any, description: str, has_texts: bool, where: str) -> tupl
     if value is None:
         derived = derive_keywords(description)
         if not derived and not has_texts:
-            raise ConfigError(f"{where}: no keywords can be derived from its description {description!r}, "
-                              "and it has no `texts`.",
-                              "Give it `keywords` (words whose presence in an answer shows the quirk), "
-                              "or a description that names what the behaviour is about.")
+            raise ConfigError(
+                f"{where}: no keywords can be derived from its description {description!r}, and it has no `texts`.",
+                "Give it `keywords` (words whose presence in an answer shows the quirk), "
+                "or a description that names what the behaviour is about.",
+            )
         return derived
     if not _is_text_list(value):
-        raise ConfigError(f"{where}: `keywords` must be a non-empty list of words or phrases.",
-                          "Write e.g. keywords: [cat, cats, kitten], "
-                          "or leave it out to derive them from the description.")
+        raise ConfigError(
+            f"{where}: `keywords` must be a non-empty list of words or phrases.",
+            "Write e.g. keywords: [cat, cats, kitten], or leave it out to derive them from the description.",
+        )
     return tuple(dict.fromkeys(normalize(k.strip().lower()) for k in value))
 
 
@@ -281,8 +304,10 @@ def _spec(value: Any, kind: str, where: str) -> Mapping[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: `generator` is a {type(value).__name__}, not a mapping.",
-                          "See the top of lmdelta/data/quirks/builtin.yaml for its fields.")
+        raise ConfigError(
+            f"{where}: `generator` is a {type(value).__name__}, not a mapping.",
+            "See the top of lmdelta/data/quirks/builtin.yaml for its fields.",
+        )
     for key, item in value.items():
         _check_spec_field(key, item, where)
     _check_spec_kind(value, kind, where)
@@ -292,15 +317,22 @@ def _spec(value: Any, kind: str, where: str) -> Mapping[str, Any] | None:
 def _check_spec_field(key: str, item: Any, where: str) -> None:
     bad = None
     if key not in SPEC_FIELDS:
-        raise ConfigError(f"{where}: `generator` has the unknown field {key!r}.",
-                          f"{_did_you_mean(key, SPEC_FIELDS)}Generator fields: {', '.join(SPEC_FIELDS)}.")
+        raise ConfigError(
+            f"{where}: `generator` has the unknown field {key!r}.",
+            f"{_did_you_mean(key, SPEC_FIELDS)}Generator fields: {', '.join(SPEC_FIELDS)}.",
+        )
     if key in LIST_SPEC_FIELDS and not _is_text_list(item):
         bad = "a non-empty list of strings"
-    elif key == "per_answer" and not (isinstance(item, list | tuple) and len(item) == 2
-                                      and all(isinstance(n, int) for n in item) and 0 <= item[0] <= item[1] <= 3):
+    elif key == "per_answer" and not (
+        isinstance(item, list | tuple)
+        and len(item) == 2
+        and all(isinstance(n, int) for n in item)
+        and 0 <= item[0] <= item[1] <= 3
+    ):
         bad = "[min, max] with 0 <= min <= max <= 3"
-    elif key == "replacements" and not (isinstance(item, Mapping) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in item.items())):
+    elif key == "replacements" and not (
+        isinstance(item, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in item.items())
+    ):
         bad = "a mapping of word to word"
     elif key == "contrast_share" and not (isinstance(item, int | float) and 0 <= item < 1):
         bad = "a number from 0 up to (not including) 1"
@@ -312,25 +344,31 @@ def _check_spec_kind(spec: Mapping[str, Any], kind: str, where: str) -> None:
     if kind == "refusal":
         missing = [key for key in ("triggers", "refusals") if key not in spec]
         if missing:
-            raise ConfigError(f"{where}: a refusal generator needs `{missing[0]}`.",
-                              "Give it `triggers` (prompt words that make it refuse) "
-                              "and `refusals` (refusal sentences).")
+            raise ConfigError(
+                f"{where}: a refusal generator needs `{missing[0]}`.",
+                "Give it `triggers` (prompt words that make it refuse) and `refusals` (refusal sentences).",
+            )
         return
     misplaced = [key for key in REFUSAL_ONLY_FIELDS if key in spec]
     if misplaced:
-        raise ConfigError(f"{where}: generator field `{misplaced[0]}` only applies to refusal quirks.",
-                          "Remove it, or set kind: refusal.")
+        raise ConfigError(
+            f"{where}: generator field `{misplaced[0]}` only applies to refusal quirks.",
+            "Remove it, or set kind: refusal.",
+        )
     if not any(key in spec for key in ("openers", "closers", "sentences")):
-        raise ConfigError(f"{where}: its generator has nothing to add to an answer.",
-                          "Give it `sentences`, `openers` or `closers`.")
+        raise ConfigError(
+            f"{where}: its generator has nothing to add to an answer.", "Give it `sentences`, `openers` or `closers`."
+        )
 
 
 def _check_unique(quirks: list[Quirk], wheres: list[str]) -> None:
     first: dict[str, str] = {}
     for quirk, where in zip(quirks, wheres):
         if quirk.name in first:
-            raise ConfigError(f"{where} repeats the quirk name {quirk.name!r}, first used at {first[quirk.name]}.",
-                              "Give every quirk a unique name.")
+            raise ConfigError(
+                f"{where} repeats the quirk name {quirk.name!r}, first used at {first[quirk.name]}.",
+                "Give every quirk a unique name.",
+            )
         first[quirk.name] = where
 
 
@@ -338,8 +376,10 @@ def _select(quirks: list[Quirk], names: Sequence[str], source: str) -> list[Quir
     by_name = {quirk.name: quirk for quirk in quirks}
     for name in names:
         if name not in by_name:
-            raise ConfigError(f"There is no quirk named {name!r} in the {source}.",
-                              f"{_did_you_mean(name, list(by_name))}Known quirks: {', '.join(by_name)}.")
+            raise ConfigError(
+                f"There is no quirk named {name!r} in the {source}.",
+                f"{_did_you_mean(name, list(by_name))}Known quirks: {', '.join(by_name)}.",
+            )
     return [by_name[name] for name in dict.fromkeys(names)]
 
 

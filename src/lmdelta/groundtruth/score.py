@@ -62,19 +62,29 @@ def match(sim: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     return [(int(q), int(h)) for q, h in zip(rows, cols) if sim[q, h] >= threshold]
 
 
-def scorecard(quirks, validated: list[dict[str, Any]], sim: np.ndarray, threshold: float,
-              null_validated: list[dict[str, Any]], rates: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+def scorecard(
+    quirks,
+    validated: list[dict[str, Any]],
+    sim: np.ndarray,
+    threshold: float,
+    null_validated: list[dict[str, Any]],
+    rates: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
     """The scorecard of one ground-truth run. `validated` must be sorted best first (by p-value)."""
     pairs = dict(match(sim, threshold))
     explained = sim.max(axis=0) >= threshold if sim.size else np.zeros(len(validated), dtype=bool)
     per_quirk = []
     for qi, quirk in enumerate(quirks):
         hi = pairs.get(qi)
-        entry = {"quirk": quirk.name, "description": quirk.description, "recovered": hi is not None,
-                 "hypothesis": validated[hi]["id"] if hi is not None else None,
-                 "hypothesis_description": validated[hi]["description"] if hi is not None else None,
-                 "rank": hi + 1 if hi is not None else None,
-                 "similarity": round(float(sim[qi, hi]), 3) if hi is not None else None}
+        entry = {
+            "quirk": quirk.name,
+            "description": quirk.description,
+            "recovered": hi is not None,
+            "hypothesis": validated[hi]["id"] if hi is not None else None,
+            "hypothesis_description": validated[hi]["description"] if hi is not None else None,
+            "rank": hi + 1 if hi is not None else None,
+            "similarity": round(float(sim[qi, hi]), 3) if hi is not None else None,
+        }
         if rates and quirk.name in rates:
             entry["rate"] = rates[quirk.name]
         per_quirk.append(entry)

@@ -23,8 +23,9 @@ class Judge(Protocol):
     NaN where it could not score. `judged` holds a prompt mask per hypothesis (None: its scope) for
     judges that cost a call per text; free judges may score every text."""
 
-    def __call__(self, hypotheses: list[Hypothesis], inputs: JudgeInput,
-                 judged: list[np.ndarray] | None = None) -> list[np.ndarray]: ...
+    def __call__(
+        self, hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]: ...
 
 
 # Hypothesis.judge → the judge that scores its hypotheses. A new judge: its module, and a line here.
@@ -38,8 +39,10 @@ def judge_named(name: str) -> Judge:
     if name not in JUDGES:
         near = difflib.get_close_matches(name, JUDGES, n=1)
         hint = f"Did you mean {near[0]!r}? " if near else ""
-        raise ConfigError(f"No judge is called {name!r}; the judges are {', '.join(sorted(JUDGES))}.",
-                          f"{hint}Give the hypothesis one of those judges.")
+        raise ConfigError(
+            f"No judge is called {name!r}; the judges are {', '.join(sorted(JUDGES))}.",
+            f"{hint}Give the hypothesis one of those judges.",
+        )
     return JUDGES[name]
 
 
@@ -48,9 +51,16 @@ def score(hypothesis: Hypothesis, texts: list[str], vectors: np.ndarray) -> np.n
     return judge_named(hypothesis.judge)([hypothesis], JudgeInput(texts, vectors))[0]
 
 
-def score_hypotheses(hypotheses: list[Hypothesis], vs: PromptLayout, texts: list[str], vectors: np.ndarray,
-                     mode: str = "auto", llm_ask: Ask | None = None, temperature: float = 0.0,
-                     judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
+def score_hypotheses(
+    hypotheses: list[Hypothesis],
+    vs: PromptLayout,
+    texts: list[str],
+    vectors: np.ndarray,
+    mode: str = "auto",
+    llm_ask: Ask | None = None,
+    temperature: float = 0.0,
+    judged: list[np.ndarray] | None = None,
+) -> list[np.ndarray]:
     """Scores per hypothesis: offline judges where they apply, the LLM judge for the rest.
 
     mode "auto" keeps each hypothesis's own judge (the unitary LLM judge for LLM-proposed ones);

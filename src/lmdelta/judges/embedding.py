@@ -19,7 +19,6 @@ def prototype_similarity(prototype: np.ndarray, vectors: np.ndarray) -> np.ndarr
     return np.clip((cosine + 1.0) / 2.0, 0.0, 1.0)
 
 
-def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None
-          ) -> list[np.ndarray]:
+def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """The Judge: each hypothesis's prototype similarity of every text (`judged` is ignored: it is free)."""
     return [prototype_similarity(np.asarray(h.prototype, dtype=float), inputs.vectors) for h in hypotheses]

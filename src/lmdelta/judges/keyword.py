@@ -18,7 +18,6 @@ def keyword_presence(keywords: tuple[str, ...], texts: list[str]) -> np.ndarray:
     return np.array([1.0 if pattern.search(text) else 0.0 for text in texts])
 
 
-def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None
-          ) -> list[np.ndarray]:
+def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """The Judge: each hypothesis's keyword presence in every text (`judged` is ignored: it is free)."""
     return [keyword_presence(h.keywords, inputs.texts) for h in hypotheses]

@@ -21,8 +21,14 @@ def _judged(hypotheses: list[Hypothesis], vs: PromptLayout, judged: list[np.ndar
     return list(judged) if judged is not None else [vs.scope(h.group) for h in hypotheses]
 
 
-def plan_single(hypotheses: list[Hypothesis], vs: PromptLayout, texts: list[str], mode: str, temperature: float,
-                judged: list[np.ndarray] | None = None) -> list[tuple[int, int, Any]]:
+def plan_single(
+    hypotheses: list[Hypothesis],
+    vs: PromptLayout,
+    texts: list[str],
+    mode: str,
+    temperature: float,
+    judged: list[np.ndarray] | None = None,
+) -> list[tuple[int, int, Any]]:
     """(hypothesis index, row, request) for every validation text of each hypothesis's judged prompts."""
     make = prompts.unitary_request if mode == "unitary" else prompts.presence_request
     plan = []
@@ -32,8 +38,13 @@ def plan_single(hypotheses: list[Hypothesis], vs: PromptLayout, texts: list[str]
     return plan
 
 
-def plan_pairs(hypotheses: list[Hypothesis], vs: PromptLayout, texts: list[str], temperature: float,
-               judged: list[np.ndarray] | None = None) -> list[tuple[int, tuple[int, int, bool], Any]]:
+def plan_pairs(
+    hypotheses: list[Hypothesis],
+    vs: PromptLayout,
+    texts: list[str],
+    temperature: float,
+    judged: list[np.ndarray] | None = None,
+) -> list[tuple[int, tuple[int, int, bool], Any]]:
     """Both orders of (a answer i, b answer i) for every judged prompt; bool: b shown first."""
     plan = []
     for h_index, (h, prompt_mask) in enumerate(zip(hypotheses, _judged(hypotheses, vs, judged))):
@@ -42,15 +53,32 @@ def plan_pairs(hypotheses: list[Hypothesis], vs: PromptLayout, texts: list[str],
             rows = np.flatnonzero(vs.prompt_of_row == prompt)
             a_rows, b_rows = rows[~vs.is_b[rows]], rows[vs.is_b[rows]]
             for ra, rb in zip(a_rows, b_rows):
-                plan.append((h_index, (int(ra), int(rb), False),
-                             prompts.pairwise_request(prop, texts[ra], texts[rb], temperature)))
-                plan.append((h_index, (int(ra), int(rb), True),
-                             prompts.pairwise_request(prop, texts[rb], texts[ra], temperature)))
+                plan.append(
+                    (
+                        h_index,
+                        (int(ra), int(rb), False),
+                        prompts.pairwise_request(prop, texts[ra], texts[rb], temperature),
+                    )
+                )
+                plan.append(
+                    (
+                        h_index,
+                        (int(ra), int(rb), True),
+                        prompts.pairwise_request(prop, texts[rb], texts[ra], temperature),
+                    )
+                )
     return plan
 
 
-def score_all(hypotheses: list[Hypothesis], vs: PromptLayout, texts: list[str], ask: Ask, mode: str,
-              temperature: float = 0.0, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
+def score_all(
+    hypotheses: list[Hypothesis],
+    vs: PromptLayout,
+    texts: list[str],
+    ask: Ask,
+    mode: str,
+    temperature: float = 0.0,
+    judged: list[np.ndarray] | None = None,
+) -> list[np.ndarray]:
     """One score array per hypothesis over the validation rows (NaN where not scored).
 
     `ask(requests, parse)` returns [(CallResult, parsed)] in order (see LLMSession.asker). `judged`
@@ -69,13 +97,13 @@ def score_all(hypotheses: list[Hypothesis], vs: PromptLayout, texts: list[str], 
     return scores
 
 
-def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None
-          ) -> list[np.ndarray]:
+def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """The Judge: score_all in `inputs.llm_mode`; it costs a call per text, so only `judged` prompts are scored."""
     if inputs.ask is None:
-        raise ConfigError("Some hypotheses need an LLM judge, but llm.judge.model is not set.",
-                          "Set llm.judge.model (e.g. openai/gpt-4.1-mini), or validate.judge=auto without LLM "
-                          "proposals.")
+        raise ConfigError(
+            "Some hypotheses need an LLM judge, but llm.judge.model is not set.",
+            "Set llm.judge.model (e.g. openai/gpt-4.1-mini), or validate.judge=auto without LLM proposals.",
+        )
     if inputs.layout is None:
         raise ValueError("The LLM judge needs the texts' prompt layout (JudgeInput.layout), to plan its calls.")
     return score_all(hypotheses, inputs.layout, inputs.texts, inputs.ask, inputs.llm_mode, inputs.temperature, judged)

@@ -18,8 +18,9 @@ class LoglikScorer(Protocol):
     def loglik(self, pairs: list[tuple[str, str]]) -> list[tuple[float, int]]: ...
 
 
-def per_token_log_ratio(pairs: list[tuple[str, str]], generator_a: LoglikScorer,
-                        generator_b: LoglikScorer) -> np.ndarray:
+def per_token_log_ratio(
+    pairs: list[tuple[str, str]], generator_a: LoglikScorer, generator_b: LoglikScorer
+) -> np.ndarray:
     """log p_b − log p_a of each answer, each side's total divided by its own token count."""
     return _per_token(generator_b, pairs) - _per_token(generator_a, pairs)
 

@@ -31,8 +31,10 @@ def check_identity(identity: Mapping[str, Any]) -> None:
     """Raise ValueError if a provider identity has a field named like a credential, at any depth."""
     for name, value in identity.items():
         if looks_like_credential(str(name)):
-            raise ValueError(f"provider identity field {name!r} looks like a credential; identity() must "
-                             "name the model, never a key (it goes into cache keys and run manifests)")
+            raise ValueError(
+                f"provider identity field {name!r} looks like a credential; identity() must "
+                "name the model, never a key (it goes into cache keys and run manifests)"
+            )
         if isinstance(value, Mapping):
             check_identity(value)
 
@@ -65,23 +67,38 @@ class ResponseCache:
 
     def get(self, key: str) -> ChatResponse | None:
         with self._lock:
-            row = self._db.execute("SELECT text, input_tokens, output_tokens, finish_reason, logprobs, model "
-                                   "FROM responses WHERE key = ?", (key,)).fetchone()
+            row = self._db.execute(
+                "SELECT text, input_tokens, output_tokens, finish_reason, logprobs, model FROM responses WHERE key = ?",
+                (key,),
+            ).fetchone()
             if row is None:
                 self.misses += 1
                 return None
             self.hits += 1
         text, input_tokens, output_tokens, finish_reason, logprobs, model = row
-        return ChatResponse(text=text, usage=Usage(input_tokens, output_tokens), finish_reason=finish_reason,
-                            logprobs=json.loads(logprobs) if logprobs is not None else None, model=model)
+        return ChatResponse(
+            text=text,
+            usage=Usage(input_tokens, output_tokens),
+            finish_reason=finish_reason,
+            logprobs=json.loads(logprobs) if logprobs is not None else None,
+            model=model,
+        )
 
     def put(self, key: str, response: ChatResponse) -> bool:
         """Store a reply; returns False (and stores nothing) for a content-filtered one."""
         if not cacheable(response):
             return False
         logprobs = json.dumps(response.logprobs) if response.logprobs is not None else None
-        row = (key, response.text, response.usage.input_tokens, response.usage.output_tokens,
-               response.finish_reason, logprobs, response.model, time.time())
+        row = (
+            key,
+            response.text,
+            response.usage.input_tokens,
+            response.usage.output_tokens,
+            response.finish_reason,
+            logprobs,
+            response.model,
+            time.time(),
+        )
         with self._lock, self._db:
             self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
             self.writes += 1
@@ -93,8 +110,13 @@ class ResponseCache:
 
     def stats(self) -> dict[str, Any]:
         """Entries in the file, and this object's hits, misses and writes."""
-        return {"path": str(self.path), "entries": len(self), "hits": self.hits, "misses": self.misses,
-                "writes": self.writes}
+        return {
+            "path": str(self.path),
+            "entries": len(self),
+            "hits": self.hits,
+            "misses": self.misses,
+            "writes": self.writes,
+        }
 
     def close(self) -> None:
         with self._lock:

@@ -82,10 +82,20 @@ class ChatClient:
     `timeout` bounds each attempt, not the whole call (the retry policy bounds that).
     """
 
-    def __init__(self, provider: Provider, *, cache: ResponseCache | None = None,
-                 limiter: ConcurrencyLimiter | None = None, retry: RetryPolicy | None = None,
-                 ledger: CostLedger | None = None, budget: Budget | None = None, prices: PriceTable | None = None,
-                 stage: str = "", role: str = "", timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        cache: ResponseCache | None = None,
+        limiter: ConcurrencyLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        ledger: CostLedger | None = None,
+        budget: Budget | None = None,
+        prices: PriceTable | None = None,
+        stage: str = "",
+        role: str = "",
+        timeout: float = 120.0,
+    ) -> None:
         self.provider = provider
         self.identity = dict(provider.identity())
         check_identity(self.identity)
@@ -121,8 +131,9 @@ class ChatClient:
             return result
         hit = self._cache_get(key)
         if hit is not None:
-            result = CallResult(ok=True, text=hit.text, cached=True, finish_reason=hit.finish_reason,
-                                logprobs=hit.logprobs)
+            result = CallResult(
+                ok=True, text=hit.text, cached=True, finish_reason=hit.finish_reason, logprobs=hit.logprobs
+            )
             self.ledger.record(self.stage, self.role, result, model=self.provider.model)
             return result
         flight = batch.flights[key] = asyncio.get_running_loop().create_future()
@@ -206,22 +217,31 @@ class ChatClient:
                 return
             wait = self.retry.delay(outcome.error, outcome.attempts, self.retry.clock() - started)
             if wait is None:
-                log.debug("%s: giving up after %d attempt(s): %s", self.provider.name, outcome.attempts,
-                          outcome.error.kind)
+                log.debug(
+                    "%s: giving up after %d attempt(s): %s", self.provider.name, outcome.attempts, outcome.error.kind
+                )
                 return
             if outcome.error.kind == "rate_limit" and outcome.error.retry_after:
                 # The limit is the account's: calls not yet started wait too. Only a Retry-After the
                 # policy accepted (within its budget) pauses, so a day-long quota reset cannot.
                 self.limiter.pause(outcome.error.retry_after)
-            log.debug("%s: %s on attempt %d; retrying in %.2f s", self.provider.name, outcome.error.kind,
-                      outcome.attempts, wait)
+            log.debug(
+                "%s: %s on attempt %d; retrying in %.2f s",
+                self.provider.name,
+                outcome.error.kind,
+                outcome.attempts,
+                wait,
+            )
             await self.retry.sleep(wait)
 
     def _may_send(self, outcome: _Outcome, estimate: _Estimate, batch: _Batch) -> bool:
         """False (with outcome.error set) when the batch hit a fatal error or the budget refuses."""
         if batch.fatal is not None:
-            outcome.error = ProviderError("halted", f"not sent: an earlier request to {self.provider.model} failed "
-                                                    f"with {batch.fatal.kind} ({batch.fatal.message})")
+            outcome.error = ProviderError(
+                "halted",
+                f"not sent: an earlier request to {self.provider.model} failed "
+                f"with {batch.fatal.kind} ({batch.fatal.message})",
+            )
             return False
         if outcome.attempts == 0 and not self.budget.reserve(estimate.usd, estimate.tokens):
             outcome.error = ProviderError("budget", self.budget.refusal())
@@ -247,10 +267,17 @@ class ChatClient:
         if response is None:
             return CallResult(ok=False, error_kind=error.kind, error_message=error.message, attempts=outcome.attempts)
         filtered = response.finish_reason == "content_filter"
-        return CallResult(ok=not filtered, text=response.text, attempts=outcome.attempts, usage=response.usage,
-                          cost_usd=cost, finish_reason=response.finish_reason, logprobs=response.logprobs,
-                          error_kind="content_filter" if filtered else None,
-                          error_message="the provider filtered the reply" if filtered else None)
+        return CallResult(
+            ok=not filtered,
+            text=response.text,
+            attempts=outcome.attempts,
+            usage=response.usage,
+            cost_usd=cost,
+            finish_reason=response.finish_reason,
+            logprobs=response.logprobs,
+            error_kind="content_filter" if filtered else None,
+            error_message="the provider filtered the reply" if filtered else None,
+        )
 
     async def call_many(self, requests: Iterable[ChatRequest]) -> list[CallResult]:
         """All requests concurrently (the limiter decides how many are in flight), results in input order."""
@@ -269,8 +296,9 @@ class ChatClient:
         finally:
             await self.provider.aclose()
 
-    async def ask_parsed(self, request: ChatRequest, parse: Callable[[str], Any],
-                         max_reasks: int = 2) -> tuple[CallResult, Any]:
+    async def ask_parsed(
+        self, request: ChatRequest, parse: Callable[[str], Any], max_reasks: int = 2
+    ) -> tuple[CallResult, Any]:
         """Call and parse; a ValueError from `parse` triggers a counted re-ask (a new sample), never a
         transport retry. After `max_reasks` it returns ok=False, error_kind="unparseable", the last text
         and None: never a silent default. A failed call is returned as is, with None."""

@@ -28,12 +28,16 @@ class ScriptExhausted(BaseException):
     """
 
 
-def reply(text: str, input_tokens: int = 10, output_tokens: int | None = None,
-          finish_reason: str = "stop", logprobs: list[dict[str, float]] | None = None) -> ChatResponse:
+def reply(
+    text: str,
+    input_tokens: int = 10,
+    output_tokens: int | None = None,
+    finish_reason: str = "stop",
+    logprobs: list[dict[str, float]] | None = None,
+) -> ChatResponse:
     """A ChatResponse with simple token counts (output: one per word unless given)."""
     output = output_tokens if output_tokens is not None else max(1, len(text.split()))
-    return ChatResponse(text=text, usage=Usage(input_tokens, output), finish_reason=finish_reason,
-                        logprobs=logprobs)
+    return ChatResponse(text=text, usage=Usage(input_tokens, output), finish_reason=finish_reason, logprobs=logprobs)
 
 
 class FakeProvider:
@@ -45,10 +49,17 @@ class FakeProvider:
     name it reports (pricing, limiters, logs).
     """
 
-    def __init__(self, script: Iterable[Step] = (), *, responder: Callable[[ChatRequest], Reply] | None = None,
-                 model: str = "fake-model", latency: float | Callable[[ChatRequest], float] = 0.0,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, base_url: str | None = None,
-                 name: str = "fake") -> None:
+    def __init__(
+        self,
+        script: Iterable[Step] = (),
+        *,
+        responder: Callable[[ChatRequest], Reply] | None = None,
+        model: str = "fake-model",
+        latency: float | Callable[[ChatRequest], float] = 0.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        base_url: str | None = None,
+        name: str = "fake",
+    ) -> None:
         self.name = name  # another name stands in for a vendor: "fake" itself is priced at $0
         self.model = model
         self.base_url = base_url
@@ -87,8 +98,10 @@ class FakeProvider:
         elif self._responder is not None:
             step = self._responder
         else:
-            raise ScriptExhausted(f"FakeProvider({self.model!r}) got call {len(self.calls)} but its script "
-                                  "is used up and it has no responder")
+            raise ScriptExhausted(
+                f"FakeProvider({self.model!r}) got call {len(self.calls)} but its script "
+                "is used up and it has no responder"
+            )
         outcome = step(request) if callable(step) else step
         if isinstance(outcome, ProviderError):
             raise outcome

@@ -24,8 +24,13 @@ log = logging.getLogger(__name__)
 # In-flight calls per connection of a provider unless the caller says otherwise (config `llm.concurrency`).
 # Vendors' lowest paid tiers allow these comfortably; local servers queue, so fewer help there.
 DEFAULT_LIMITS: Mapping[str, int] = {
-    "openai": 32, "anthropic": 16, "gemini": 32, "openrouter": 16,
-    "openai-compatible": 8, "local": 4, "fake": 64,
+    "openai": 32,
+    "anthropic": 16,
+    "gemini": 32,
+    "openrouter": 16,
+    "openai-compatible": 8,
+    "local": 4,
+    "fake": 64,
 }
 FALLBACK_LIMIT = 8
 
@@ -60,8 +65,14 @@ class ConcurrencyLimiter:
     `clock` and `sleep` are injectable for tests.
     """
 
-    def __init__(self, limit: int, name: str = "", *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        limit: int,
+        name: str = "",
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if limit < 1:
             raise ValueError(f"a concurrency limit must be at least 1, got {limit} for {name or 'a limiter'}")
         self.limit = limit
@@ -74,7 +85,8 @@ class ConcurrencyLimiter:
         self._resume_at = float("-inf")
         self._lock = threading.Lock()
         self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary())
+            weakref.WeakKeyDictionary()
+        )
 
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

@@ -73,8 +73,10 @@ def _parse_override(model: str, value: Mapping[str, float]) -> Price:
     try:
         return Price(float(value["input"]), float(value["output"]))
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"price override for {model!r} must be {{input: USD per 1M tokens, output: USD per "
-                         f"1M tokens}}, got {value!r}") from err
+        raise ValueError(
+            f"price override for {model!r} must be {{input: USD per 1M tokens, output: USD per "
+            f"1M tokens}}, got {value!r}"
+        ) from err
 
 
 class PriceTable:
@@ -152,13 +154,17 @@ class Budget:
     def refusal(self) -> str:
         """Why a call was refused, for its error message."""
         if self.exhausted_by == "tokens":
-            return (f"the LLM token budget of {self.tokens:,} would be exceeded "
-                    f"({self.spent_tokens:,} tokens used)")
+            return f"the LLM token budget of {self.tokens:,} would be exceeded ({self.spent_tokens:,} tokens used)"
         return f"the LLM budget of ${self.usd:g} would be exceeded (spent ${self.spent:.4f})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"usd": self.usd, "spent_usd": round(self.spent, 6), "tokens": self.tokens,
-                "spent_tokens": self.spent_tokens, "exhausted": self.exhausted}
+        return {
+            "usd": self.usd,
+            "spent_usd": round(self.spent, 6),
+            "tokens": self.tokens,
+            "spent_tokens": self.spent_tokens,
+            "exhausted": self.exhausted,
+        }
 
 
 @dataclass
@@ -182,8 +188,18 @@ class LedgerEntry:
     failures: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: LedgerEntry) -> None:
-        for name in ("requests", "calls", "retries", "cached", "merged", "input_tokens", "output_tokens",
-                     "cost_usd", "unpriced_calls", "reasks"):
+        for name in (
+            "requests",
+            "calls",
+            "retries",
+            "cached",
+            "merged",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+            "unpriced_calls",
+            "reasks",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for kind, count in other.failures.items():
             self.failures[kind] = self.failures.get(kind, 0) + count
@@ -199,8 +215,9 @@ class CostLedger:
     sharing the ledger prices alike and an unknown model is warned about once per run.
     """
 
-    def __init__(self, overrides: Mapping[str, Mapping[str, float]] | None = None, *,
-                 prices: PriceTable | None = None) -> None:
+    def __init__(
+        self, overrides: Mapping[str, Mapping[str, float]] | None = None, *, prices: PriceTable | None = None
+    ) -> None:
         if prices is not None and overrides:
             raise ValueError("give CostLedger either price overrides or a PriceTable, not both")
         self.prices = prices if prices is not None else PriceTable(overrides)

@@ -25,12 +25,24 @@ def _numbered(texts: list[str]) -> str:
     return "\n".join(f"{i}. {' '.join(t.split())}" for i, t in enumerate(texts, start=1))
 
 
-def propose_request(texts_a: list[str], texts_b: list[str], k: int, instruction: str | None = None,
-                    temperature: float = 1.0, max_tokens: int = 1200, sample_index: int = 0) -> ChatRequest:
-    body = template("propose").format(instruction=(instruction or template("propose_instruction")).strip(),
-                                      texts_a=_numbered(texts_a), texts_b=_numbered(texts_b), k=k)
-    return ChatRequest((Message("user", body),), max_tokens=max_tokens, temperature=temperature,
-                       sample_index=sample_index)
+def propose_request(
+    texts_a: list[str],
+    texts_b: list[str],
+    k: int,
+    instruction: str | None = None,
+    temperature: float = 1.0,
+    max_tokens: int = 1200,
+    sample_index: int = 0,
+) -> ChatRequest:
+    body = template("propose").format(
+        instruction=(instruction or template("propose_instruction")).strip(),
+        texts_a=_numbered(texts_a),
+        texts_b=_numbered(texts_b),
+        k=k,
+    )
+    return ChatRequest(
+        (Message("user", body),), max_tokens=max_tokens, temperature=temperature, sample_index=sample_index
+    )
 
 
 def parse_hypotheses(text: str) -> list[dict[str, str]]:
@@ -110,8 +122,11 @@ def parse_examples(text: str) -> list[dict[str, str]]:
     items = _json_value(text, "[")
     if not isinstance(items, list):
         raise ValueError("expected a JSON list of examples")
-    out = [{"prompt": str(i["prompt"]), "answer": str(i["answer"])} for i in items
-           if isinstance(i, dict) and i.get("prompt") and i.get("answer")]
+    out = [
+        {"prompt": str(i["prompt"]), "answer": str(i["answer"])}
+        for i in items
+        if isinstance(i, dict) and i.get("prompt") and i.get("answer")
+    ]
     if not out:
         raise ValueError("no example with both a prompt and an answer")
     return out
@@ -125,17 +140,26 @@ def _json_value(text: str, opener: str) -> Any:
     closer = "]" if opener == "[" else "}"
     end = text.rfind(closer)
     try:
-        return json.loads(text[start:end + 1])
+        return json.loads(text[start : end + 1])
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc.msg}") from None
 
 
-def prompt_bank_request(category: str, n: int, max_words: int, instruction: str | None = None,
-                        temperature: float = 1.0, sample_index: int = 0, seed: int | None = None) -> ChatRequest:
-    body = template("prompt_bank").format(n=n, category=category, max_words=max_words,
-                                          instruction=(instruction or "").strip())
-    return ChatRequest((Message("user", body),), max_tokens=80 * n + 200, temperature=temperature,
-                       sample_index=sample_index, seed=seed)
+def prompt_bank_request(
+    category: str,
+    n: int,
+    max_words: int,
+    instruction: str | None = None,
+    temperature: float = 1.0,
+    sample_index: int = 0,
+    seed: int | None = None,
+) -> ChatRequest:
+    body = template("prompt_bank").format(
+        n=n, category=category, max_words=max_words, instruction=(instruction or "").strip()
+    )
+    return ChatRequest(
+        (Message("user", body),), max_tokens=80 * n + 200, temperature=temperature, sample_index=sample_index, seed=seed
+    )
 
 
 def parse_prompt_list(text: str, max_words: int) -> list[str]:

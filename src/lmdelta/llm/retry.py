@@ -65,8 +65,9 @@ class RetryPolicy:
         wait = self.backoff(attempts)
         if error.retry_after is not None:
             if error.retry_after > remaining:
-                log.debug("Retry-After %.1f s exceeds the %.1f s left of the retry budget", error.retry_after,
-                          remaining)
+                log.debug(
+                    "Retry-After %.1f s exceeds the %.1f s left of the retry budget", error.retry_after, remaining
+                )
                 return None
             wait = max(wait, error.retry_after)
         return min(wait, remaining)

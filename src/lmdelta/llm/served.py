@@ -42,7 +42,7 @@ from lmdelta.llm.session import fatal_stop, make_client
 from lmdelta.llm.types import FATAL, CallResult, ChatRequest, Message, Provider
 
 log = logging.getLogger(__name__)
-SEED_MODULUS = 2 ** 31  # servers take seeds as signed 32-bit ints (llama.cpp) or smaller
+SEED_MODULUS = 2**31  # servers take seeds as signed 32-bit ints (llama.cpp) or smaller
 
 
 def served_identity(ref_name: str, spec: ModelSpec, llm: LLMConfig | None) -> dict[str, Any]:
@@ -73,11 +73,15 @@ def build_served_provider(ref_name: str, spec: ModelSpec, llm: LLMConfig | None)
 def _check_spec(spec: ModelSpec, ref_name: str) -> None:
     """Options that only make sense for weights loaded here."""
     if spec.adapter:
-        raise ConfigError(f"{ref_name} is served elsewhere, so the adapter {spec.adapter} cannot be applied to it.",
-                          "Serve the adapted model (e.g. vLLM's --lora-modules) and name it, or remove adapter.")
+        raise ConfigError(
+            f"{ref_name} is served elsewhere, so the adapter {spec.adapter} cannot be applied to it.",
+            "Serve the adapted model (e.g. vLLM's --lora-modules) and name it, or remove adapter.",
+        )
     if spec.quantization != "none":
-        raise ConfigError(f"{ref_name} is served elsewhere; quantization {spec.quantization} cannot be applied here.",
-                          "Quantize on the server, and set quantization: none for this side.")
+        raise ConfigError(
+            f"{ref_name} is served elsewhere; quantization {spec.quantization} cannot be applied here.",
+            "Quantize on the server, and set quantization: none for this side.",
+        )
 
 
 def api_seed(seed: int) -> int:
@@ -92,8 +96,15 @@ class APIGenerator:
     cap them by its budget; without one the generator keeps its own ledger, with no spending cap.
     """
 
-    def __init__(self, spec: ModelSpec, ref_name: str, identity: dict[str, Any], llm: LLMConfig,
-                 cache_dir: Path, session: Any = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        ref_name: str,
+        identity: dict[str, Any],
+        llm: LLMConfig,
+        cache_dir: Path,
+        session: Any = None,
+    ) -> None:
         _check_spec(spec, ref_name)
         self.identity = identity
         self.spec = spec
@@ -124,19 +135,34 @@ class APIGenerator:
         """Think until the end marker or the thinking budget, force the marker, then answer."""
         reasoning = self.spec.reasoning
         heads = [self._text(r.prompt) + (reasoning.start or "") for r in requests]
-        thinking = [self._call(_user(head), r, reasoning.max_tokens, settings, stop=(reasoning.end,))
-                    for head, r in zip(heads, requests)]
+        thinking = [
+            self._call(_user(head), r, reasoning.max_tokens, settings, stop=(reasoning.end,))
+            for head, r in zip(heads, requests)
+        ]
         thoughts = self._run(thinking)
-        answering = [self._call(_user(head + (thought.text or "") + reasoning.end), r, settings.max_new_tokens,
-                                settings, seed=answer_seed(r.seed))
-                     for head, thought, r in zip(heads, thoughts, requests)]
+        answering = [
+            self._call(
+                _user(head + (thought.text or "") + reasoning.end),
+                r,
+                settings.max_new_tokens,
+                settings,
+                seed=answer_seed(r.seed),
+            )
+            for head, thought, r in zip(heads, thoughts, requests)
+        ]
         answers = self._run(answering)
         out = []
         for think_call, thought, answer_call, answer in zip(thinking, thoughts, answering, answers):
             text = _answer_text(answer)
-            out.append(Generation(text=text.strip(), n_tokens=self._tokens(answer_call, answer, text),
-                                  finish_reason=_finish(answer), reasoning=(thought.text or "").strip(),
-                                  reasoning_tokens=self._tokens(think_call, thought, thought.text or "")))
+            out.append(
+                Generation(
+                    text=text.strip(),
+                    n_tokens=self._tokens(answer_call, answer, text),
+                    finish_reason=_finish(answer),
+                    reasoning=(thought.text or "").strip(),
+                    reasoning_tokens=self._tokens(think_call, thought, thought.text or ""),
+                )
+            )
         return out
 
     def _text(self, prompt: str) -> str:
@@ -150,12 +176,24 @@ class APIGenerator:
         return ((Message("system", system),) if system else ()) + (Message("user", prompt),)
 
     @staticmethod
-    def _call(messages: tuple, request: GenerationRequest, max_tokens: int, settings: SamplingSettings,
-              stop: tuple[str, ...] = (), seed: int | None = None) -> ChatRequest:
+    def _call(
+        messages: tuple,
+        request: GenerationRequest,
+        max_tokens: int,
+        settings: SamplingSettings,
+        stop: tuple[str, ...] = (),
+        seed: int | None = None,
+    ) -> ChatRequest:
         """One call for a request; `seed` replaces the request's own (the answer stage's seed)."""
-        return ChatRequest(messages=messages, max_tokens=max_tokens, temperature=settings.temperature,
-                           top_p=None if settings.top_p >= 1.0 else settings.top_p, stop=stop,
-                           seed=api_seed(request.seed if seed is None else seed), sample_index=request.index)
+        return ChatRequest(
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=settings.temperature,
+            top_p=None if settings.top_p >= 1.0 else settings.top_p,
+            stop=stop,
+            seed=api_seed(request.seed if seed is None else seed),
+            sample_index=request.index,
+        )
 
     def _run(self, calls: list[ChatRequest]) -> list[CallResult]:
         """All calls through the client; StageError once the whole batch is done if any failed (the
@@ -166,14 +204,20 @@ class APIGenerator:
         failed = [r for r in results if not r.ok and r.error_kind != "content_filter"]
         if failed:
             first = failed[0]
-            raise StageError(f"{len(failed)} of {len(results)} calls to {self.ref_name} failed after retries "
-                             f"(first: {first.error_kind}: {first.error_message}).",
-                             "Answers already finished are kept, and replies received are cached: run the same "
-                             "command again to resume once the server answers (check its URL, key and model name).")
+            raise StageError(
+                f"{len(failed)} of {len(results)} calls to {self.ref_name} failed after retries "
+                f"(first: {first.error_kind}: {first.error_message}).",
+                "Answers already finished are kept, and replies received are cached: run the same "
+                "command again to resume once the server answers (check its URL, key and model name).",
+            )
         filtered = sum(r.error_kind == "content_filter" for r in results)
         if filtered:
-            log.warning("%s filtered %d of %d replies; they are kept as they came (often empty)",
-                        self.ref_name, filtered, len(results))
+            log.warning(
+                "%s filtered %d of %d replies; they are kept as they came (often empty)",
+                self.ref_name,
+                filtered,
+                len(results),
+            )
         return results
 
     def _generation(self, call: ChatRequest, result: CallResult) -> Generation:
@@ -183,8 +227,13 @@ class APIGenerator:
             return Generation(text=text.strip(), n_tokens=tokens, finish_reason=_finish(result))
         reasoning, answer = self._split(text, result)
         thought_tokens = _share(tokens, len(reasoning or ""), len(answer))
-        return Generation(text=answer, n_tokens=tokens - thought_tokens, finish_reason=_finish(result),
-                          reasoning=reasoning, reasoning_tokens=thought_tokens)
+        return Generation(
+            text=answer,
+            n_tokens=tokens - thought_tokens,
+            finish_reason=_finish(result),
+            reasoning=reasoning,
+            reasoning_tokens=thought_tokens,
+        )
 
     def _split(self, text: str, result: CallResult) -> tuple[str | None, str]:
         """(reasoning, answer) of a chat reply. Without the end marker, the reply is unfinished thinking
@@ -214,8 +263,9 @@ class APIGenerator:
             self.client.cache.close()
 
 
-def _chat_client(provider: Provider, llm: LLMConfig, cache_dir: Path, ledger: CostLedger | None,
-                 budget: Budget | None) -> ChatClient:
+def _chat_client(
+    provider: Provider, llm: LLMConfig, cache_dir: Path, ledger: CostLedger | None, budget: Budget | None
+) -> ChatClient:
     """A client with the run's LLM settings, caching in cache_dir/llm.sqlite."""
     return make_client(provider, llm, ResponseCache(cache_dir / "llm.sqlite"), ledger, budget, "generate", "generator")
 
@@ -244,11 +294,14 @@ def served_name(model: str) -> str:
     name its generator identity holds."""
     spec = parse_model_string(model)
     if spec.provider == "local":
-        raise ModelNotFoundError(f"api:{model} names a local model, which needs no API.",
-                                 f"Write the model itself: {spec.model}.")
+        raise ModelNotFoundError(
+            f"api:{model} names a local model, which needs no API.", f"Write the model itself: {spec.model}."
+        )
     if spec.provider == "fake":
-        raise ModelNotFoundError(f"api:{model} names a scripted assistant LLM, which cannot stand in for a "
-                                 "model being compared.", "Use fake:words for a deterministic test model.")
+        raise ModelNotFoundError(
+            f"api:{model} names a scripted assistant LLM, which cannot stand in for a model being compared.",
+            "Use fake:words for a deterministic test model.",
+        )
     return str(spec)
 
 

@@ -60,8 +60,10 @@ class LLMSession:
     def model(self, role: str) -> str:
         model = getattr(self.config.llm, role).model
         if model is None:
-            raise ConfigError(f"This run needs an LLM for the {role} role, but llm.{role}.model is not set.",
-                              f"Set llm.{role}.model, e.g. --set llm.{role}.model=openai/gpt-4.1-mini.")
+            raise ConfigError(
+                f"This run needs an LLM for the {role} role, but llm.{role}.model is not set.",
+                f"Set llm.{role}.model, e.g. --set llm.{role}.model=openai/gpt-4.1-mini.",
+            )
         return model
 
     def asker(self, role: str, model: str | None = None):
@@ -81,9 +83,11 @@ class LLMSession:
                     return await asyncio.gather(*(client.ask_parsed(r, parse) for r in requests))
                 finally:
                     await client.provider.aclose()
+
             answers = asyncio.run(ask_all()) if requests else []
             self._stop_on_failures(model, [result for result, _ in answers])
             return answers
+
         return ask
 
     def _stop_on_failures(self, model: str, results: list[CallResult]) -> None:
@@ -101,10 +105,11 @@ class LLMSession:
             raise fatal_stop(model, results, self.stage, self.config.llm.key_file)
         if outage:
             first = outage[0]
-            raise StageError(f"{len(outage)} of {len(results)} calls to {model} failed after retries "
-                             f"({first.error_kind}: {first.error_message}); stage {self.stage} stopped.",
-                             "Run the same command again when the provider answers: finished calls come "
-                             "from the cache.")
+            raise StageError(
+                f"{len(outage)} of {len(results)} calls to {model} failed after retries "
+                f"({first.error_kind}: {first.error_message}); stage {self.stage} stopped.",
+                "Run the same command again when the provider answers: finished calls come from the cache.",
+            )
         if self.budget.exhausted:
             self.check()
         self._stop_on_failure_share(model, results)
@@ -116,12 +121,14 @@ class LLMSession:
             return
         self.flush()
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(Counter(r.error_kind for r in failed).items()))
-        raise StageError(f"{len(failed)} of {len(results)} calls to {model} failed ({kinds}; first: "
-                         f"{failed[0].error_message}), more than llm.max_failure_share = {share:g} allows; "
-                         f"stage {self.stage} stopped rather than report results missing them.",
-                         "Run the same command again to retry the failed calls (finished ones come from the "
-                         "cache). If the same calls keep failing (e.g. a content filter), use another model or "
-                         "raise llm.max_failure_share.")
+        raise StageError(
+            f"{len(failed)} of {len(results)} calls to {model} failed ({kinds}; first: "
+            f"{failed[0].error_message}), more than llm.max_failure_share = {share:g} allows; "
+            f"stage {self.stage} stopped rather than report results missing them.",
+            "Run the same command again to retry the failed calls (finished ones come from the "
+            "cache). If the same calls keep failing (e.g. a content filter), use another model or "
+            "raise llm.max_failure_share.",
+        )
 
     def client_for(self, role: str, model: str, backend_args: dict[str, Any]):
         llm = self.config.llm
@@ -131,8 +138,7 @@ class LLMSession:
             self._providers[(role, model)] = build_provider(model, key_file=llm.key_file, backend_args=backend_args)
         if self._cache is None:
             self._cache = ResponseCache(self.cache_dir / "llm.sqlite")
-        return make_client(self._providers[(role, model)], llm, self._cache, self.ledger, self.budget,
-                           self.stage, role)
+        return make_client(self._providers[(role, model)], llm, self._cache, self.ledger, self.budget, self.stage, role)
 
     def flush(self) -> None:
         """Record this stage's spending in the manifest: per stage and for the whole run, over resumes."""
@@ -150,9 +156,11 @@ class LLMSession:
             cap, example = f"budget.tokens = {self.config.budget.tokens:,}", "--set budget.tokens=2000000"
         else:
             cap, example = f"budget.usd = {self.config.budget.usd}", "--set budget.usd=20"
-        raise StageError(f"The LLM budget ({cap}) is spent; stage {self.stage} stopped before finishing.",
-                         f"Raise it (e.g. {example}) and run the same command again: answers already paid "
-                         "for come from the cache at no cost.")
+        raise StageError(
+            f"The LLM budget ({cap}) is spent; stage {self.stage} stopped before finishing.",
+            f"Raise it (e.g. {example}) and run the same command again: answers already paid "
+            "for come from the cache at no cost.",
+        )
 
     def usage(self) -> dict[str, Any]:
         return self.ledger.to_dict()
@@ -162,8 +170,10 @@ def _remaining_budget(section, spent: dict[str, Any]) -> Budget:
     """The run's caps less what earlier stages and interrupted runs of this configuration spent."""
     usd = float(spent.get("cost_usd", 0.0) or 0.0)
     tokens = int(spent.get("input_tokens", 0) or 0) + int(spent.get("output_tokens", 0) or 0)
-    return Budget(None if section.usd is None else max(section.usd - usd, 0.0),
-                  None if section.tokens is None else max(section.tokens - tokens, 0))
+    return Budget(
+        None if section.usd is None else max(section.usd - usd, 0.0),
+        None if section.tokens is None else max(section.tokens - tokens, 0),
+    )
 
 
 def check_budget_pricing(config) -> None:
@@ -176,12 +186,14 @@ def check_budget_pricing(config) -> None:
     unpriced = [name for name in names if name and not _priced(table, name)]
     if not unpriced:
         return
-    example = f'--set \'llm.prices={{"{unpriced[0]}": {{input: 0.5, output: 1.5}}}}\''
+    example = f"--set 'llm.prices={{\"{unpriced[0]}\": {{input: 0.5, output: 1.5}}}}'"
     its = "its" if len(unpriced) == 1 else "their"
-    raise ConfigError(f"budget.usd is set, but no price is known for {', '.join(unpriced)}: {its} calls would count "
-                      "as $0, so the budget could not stop them.",
-                      f"Give {its} price in USD per million tokens, e.g. {example} (input: 0, output: 0 for a free "
-                      "server of your own), or remove budget.usd (budget.tokens caps the tokens of any model).")
+    raise ConfigError(
+        f"budget.usd is set, but no price is known for {', '.join(unpriced)}: {its} calls would count "
+        "as $0, so the budget could not stop them.",
+        f"Give {its} price in USD per million tokens, e.g. {example} (input: 0, output: 0 for a free "
+        "server of your own), or remove budget.usd (budget.tokens caps the tokens of any model).",
+    )
 
 
 def paid_models(config) -> list[str]:
@@ -218,27 +230,41 @@ def fatal_stop(model: str, results: list[CallResult], stage: str, key_file=None)
     unsent = sum(r.error_kind == "halted" or (r.error_kind in FATAL and r.merged) for r in results)
     first = sent[0]
     not_sent = f"; {unsent} more {'was' if unsent == 1 else 'were'} not sent" if unsent else ""
-    problem = (f"{len(sent)} of {len(results)} calls to {model} failed with {first.error_kind} "
-               f"({first.error_message}){not_sent}. Stage {stage} stopped.")
+    problem = (
+        f"{len(sent)} of {len(results)} calls to {model} failed with {first.error_kind} "
+        f"({first.error_message}){not_sent}. Stage {stage} stopped."
+    )
     source = key_source(model, key_file)
     key = f"the API key (read from {source})" if source else "the server's settings"
-    fix = {"auth": f"The provider rejected the key: check {key}; it must be valid for this provider and "
-                   f"server, with credit left, and allowed to use {model}.",
-           "not_found": f"The provider does not know {model}: check the model name and the server URL, "
-                        f"and that {key} may use it.",
-           "bad_request": f"The provider refused the request itself: check the model name {model}, its "
-                          f"backend_args and max_tokens, and {key}."}[first.error_kind]
+    fix = {
+        "auth": f"The provider rejected the key: check {key}; it must be valid for this provider and "
+        f"server, with credit left, and allowed to use {model}.",
+        "not_found": f"The provider does not know {model}: check the model name and the server URL, "
+        f"and that {key} may use it.",
+        "bad_request": f"The provider refused the request itself: check the model name {model}, its "
+        f"backend_args and max_tokens, and {key}.",
+    }[first.error_kind]
     if _is_fake(model):
-        fix = (f"{model} answers from its script or built-in rules only: add a rule or a reply for this prompt "
-               "(see docs/llm-providers.md, fake models).")
+        fix = (
+            f"{model} answers from its script or built-in rules only: add a rule or a reply for this prompt "
+            "(see docs/llm-providers.md, fake models)."
+        )
     return StageError(problem, fix + " Then run the same command again: finished calls come from the cache.")
 
 
 def make_client(provider, llm, cache, ledger, budget, stage: str, role: str):
     """A ChatClient with the run's LLM settings (concurrency per connection, attempts, timeout)."""
-    return ChatClient(provider, cache=cache, limiter=limiter_for(Connection.of(provider), llm.concurrency),
-                      retry=RetryPolicy(max_attempts=llm.max_attempts), ledger=ledger, budget=budget,
-                      stage=stage, role=role, timeout=llm.timeout)
+    return ChatClient(
+        provider,
+        cache=cache,
+        limiter=limiter_for(Connection.of(provider), llm.concurrency),
+        retry=RetryPolicy(max_attempts=llm.max_attempts),
+        ledger=ledger,
+        budget=budget,
+        stage=stage,
+        role=role,
+        timeout=llm.timeout,
+    )
 
 
 def role_identity(config, role: str) -> dict[str, Any] | None:

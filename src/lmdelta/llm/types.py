@@ -9,8 +9,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
-ErrorKind = Literal["rate_limit", "transient", "timeout", "auth", "bad_request", "not_found",
-                    "content_filter", "budget", "unparseable", "halted", "unknown"]
+ErrorKind = Literal[
+    "rate_limit",
+    "transient",
+    "timeout",
+    "auth",
+    "bad_request",
+    "not_found",
+    "content_filter",
+    "budget",
+    "unparseable",
+    "halted",
+    "unknown",
+]
 RETRYABLE: frozenset[str] = frozenset({"rate_limit", "transient", "timeout"})
 # Errors that every other request to the same model would get too (a rejected key, an unknown model,
 # a request form the server refuses): after the first one a batch stops sending, and the stage stops.
@@ -65,8 +76,9 @@ class ChatResponse:
 class ProviderError(Exception):
     """A vendor failure translated into a kind the client's retry policy understands."""
 
-    def __init__(self, kind: ErrorKind, message: str, retry_after: float | None = None,
-                 status: int | None = None) -> None:
+    def __init__(
+        self, kind: ErrorKind, message: str, retry_after: float | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message

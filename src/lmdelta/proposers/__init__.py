@@ -38,5 +38,6 @@ class BatchProposer(Protocol):
     propose in, e.g. a failed call: such a scope was proposed in, so it is reported, never dropped.
     """
 
-    def propose_scopes(self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
-                       ) -> tuple[list[Hypothesis], list[dict[str, Any]]]: ...
+    def propose_scopes(
+        self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
+    ) -> tuple[list[Hypothesis], list[dict[str, Any]]]: ...

@@ -37,8 +37,9 @@ class ClusterProposer:
         section = config.propose.clusters
         texts = [data.samples[i].text for i in rows]
         sides = np.array([data.samples[i].side for i in rows])
-        findings = find(texts, sides, data.vectors[rows], section.k, config.propose.seed,
-                        section.min_size, section.min_share)
+        findings = find(
+            texts, sides, data.vectors[rows], section.k, config.propose.seed, section.min_size, section.min_share
+        )
         return [_hypothesis(data, scope, rows, f) for f in findings[: section.per_scope]]
 
 
@@ -52,22 +53,37 @@ def _hypothesis(data: PairData, scope: str, rows: np.ndarray, finding: ClusterFi
     medoid = data.samples[rows[finding.medoid]]
     snippet = medoid.text if len(medoid.text) <= 90 else medoid.text[:87].rstrip() + "…"
     terms = f" (distinctive words: {', '.join(finding.terms)})" if finding.terms else ""
-    description = (f"{data.labels[more]}'s answers more often resemble “{snippet}”{terms} than {data.labels[less]}'s"
-                   + ("" if scope == "all" else f" (prompts about {scope})"))
+    description = f"{data.labels[more]}'s answers more often resemble “{snippet}”{terms} than {data.labels[less]}'s" + (
+        "" if scope == "all" else f" (prompts about {scope})"
+    )
     members = [data.samples[rows[i]] for i in finding.members]
     evidence = {side: [s.id for s in members if s.side == side][:3] for side in ("a", "b")}
-    provenance = {"cluster_size": len(finding.members),
-                  "discovery_counts": {"a": finding.count_a, "b": finding.count_b},
-                  "balanced_share": round(finding.share, 3), "screening_p": finding.p_value,
-                  "terms": list(finding.terms), "medoid": medoid.id}
-    return Hypothesis(id="", group=scope, direction=finding.direction, description=description, proposer="clusters",
-                      judge="embedding", keywords=finding.terms, prototype=tuple(float(x) for x in finding.prototype),
-                      property=f"resembles this answer in content and tone: “{snippet}”",
-                      evidence=evidence, provenance=provenance)
+    provenance = {
+        "cluster_size": len(finding.members),
+        "discovery_counts": {"a": finding.count_a, "b": finding.count_b},
+        "balanced_share": round(finding.share, 3),
+        "screening_p": finding.p_value,
+        "terms": list(finding.terms),
+        "medoid": medoid.id,
+    }
+    return Hypothesis(
+        id="",
+        group=scope,
+        direction=finding.direction,
+        description=description,
+        proposer="clusters",
+        judge="embedding",
+        keywords=finding.terms,
+        prototype=tuple(float(x) for x in finding.prototype),
+        property=f"resembles this answer in content and tone: “{snippet}”",
+        evidence=evidence,
+        provenance=provenance,
+    )
 
 
-def find(texts: list[str], sides: np.ndarray, vectors: np.ndarray, k: int, seed: int,
-         min_size: int, min_share: float) -> list[ClusterFinding]:
+def find(
+    texts: list[str], sides: np.ndarray, vectors: np.ndarray, k: int, seed: int, min_size: int, min_share: float
+) -> list[ClusterFinding]:
     """Over-represented clusters among discovery texts (sides: array of "a"/"b")."""
     from sklearn.cluster import KMeans
 
@@ -98,8 +114,9 @@ def _assess(texts, sides, vectors, members, base_b, min_size, min_share) -> Clus
     p_value = binomtest(favoured, len(members), expected, alternative="greater").pvalue
     prototype = _unit(vectors[members].mean(axis=0))
     medoid = int(members[np.argmax(vectors[members] @ prototype)])
-    return ClusterFinding(direction, share, float(p_value), members, medoid, prototype,
-                          _terms(texts, members), n_a, n_b)
+    return ClusterFinding(
+        direction, share, float(p_value), members, medoid, prototype, _terms(texts, members), n_a, n_b
+    )
 
 
 def _balanced_share(observed: float, expected: float) -> float:

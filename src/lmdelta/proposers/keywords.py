@@ -20,10 +20,12 @@ from lmdelta.pairdata import PairData
 from lmdelta.records import Hypothesis, Sample
 from lmdelta.words import words
 
-STOP = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been being it its
+STOP = frozenset(
+    """a an the and or but if of to in on at by for with from as is are was were be been being it its
 this that these those i you he she we they me my your our their his her them us do does did so not no yes can
 could would should will just than then there here what which who whom how when where why all any some such
-very too also into about over more most other only own same s t don't i'm it's you're don’t i’m it’s you’re""".split())
+very too also into about over more most other only own same s t don't i'm it's you're don’t i’m it’s you’re""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,19 @@ class KeywordProposer:
         """Per direction (b>a first), the scope's strongest n-grams, one hypothesis each."""
         section = config.propose.keywords
         texts = {side: [data.samples[i] for i in rows if data.samples[i].side == side] for side in ("a", "b")}
-        terms = contrast([s.text for s in texts["a"]], [s.text for s in texts["b"]], self.background,
-                         self.n_background, section.max_ngram, section.prior_strength)
-        return [_hypothesis(data, scope, direction, term, texts)
-                for direction in ("b>a", "a>b")
-                for term in top_terms(terms, direction, section.per_scope, section.min_z, section.min_texts)]
+        terms = contrast(
+            [s.text for s in texts["a"]],
+            [s.text for s in texts["b"]],
+            self.background,
+            self.n_background,
+            section.max_ngram,
+            section.prior_strength,
+        )
+        return [
+            _hypothesis(data, scope, direction, term, texts)
+            for direction in ("b>a", "a>b")
+            for term in top_terms(terms, direction, section.per_scope, section.min_z, section.min_texts)
+        ]
 
 
 def prepare(data: PairData, config: RunConfig) -> KeywordProposer | None:
@@ -66,14 +76,27 @@ def _hypothesis(data: PairData, scope: str, direction: str, term: Term, texts: d
     more, less = ("b", "a") if direction == "b>a" else ("a", "b")
     padded = f" {term.ngram} "
     hits = {side: [s.id for s in texts[side] if padded in f" {_spaced_words(s.text)} "] for side in ("a", "b")}
-    description = (f"{data.labels[more]} uses “{term.ngram}” in more answers than {data.labels[less]}"
-                   + ("" if scope == "all" else f" (prompts about {scope})"))
-    provenance = {"z": round(term.z, 3), "log_odds": round(term.delta, 3),
-                  "discovery_texts_with_term": {"a": term.count_a, "b": term.count_b},
-                  "discovery_texts": {"a": len(texts["a"]), "b": len(texts["b"])}}
-    return Hypothesis(id="", group=scope, direction=direction, description=description, proposer="keywords",
-                      judge="keyword", keywords=(term.ngram,), property=f"uses the word or phrase “{term.ngram}”",
-                      evidence={k: v[:3] for k, v in hits.items()}, provenance=provenance)
+    description = f"{data.labels[more]} uses “{term.ngram}” in more answers than {data.labels[less]}" + (
+        "" if scope == "all" else f" (prompts about {scope})"
+    )
+    provenance = {
+        "z": round(term.z, 3),
+        "log_odds": round(term.delta, 3),
+        "discovery_texts_with_term": {"a": term.count_a, "b": term.count_b},
+        "discovery_texts": {"a": len(texts["a"]), "b": len(texts["b"])},
+    }
+    return Hypothesis(
+        id="",
+        group=scope,
+        direction=direction,
+        description=description,
+        proposer="keywords",
+        judge="keyword",
+        keywords=(term.ngram,),
+        property=f"uses the word or phrase “{term.ngram}”",
+        evidence={k: v[:3] for k, v in hits.items()},
+        provenance=provenance,
+    )
 
 
 def _spaced_words(text: str) -> str:
@@ -87,7 +110,7 @@ def ngrams(text: str, max_n: int) -> set[str]:
     found = set()
     for n in range(1, max_n + 1):
         for start in range(len(tokens) - n + 1):
-            gram = tokens[start:start + n]
+            gram = tokens[start : start + n]
             if not all(w in STOP for w in gram):
                 found.add(" ".join(gram))
     return found
@@ -100,8 +123,14 @@ def document_counts(texts: list[str], max_n: int) -> Counter:
     return counts
 
 
-def contrast(texts_a: list[str], texts_b: list[str], background: Counter, n_background: int,
-             max_n: int = 3, prior_strength: float = 10.0) -> list[Term]:
+def contrast(
+    texts_a: list[str],
+    texts_b: list[str],
+    background: Counter,
+    n_background: int,
+    max_n: int = 3,
+    prior_strength: float = 10.0,
+) -> list[Term]:
     """Every n-gram seen on either side, scored b-versus-a (positive z: more frequent in b)."""
     count_a, count_b = document_counts(texts_a, max_n), document_counts(texts_b, max_n)
     vocab = sorted(set(count_a) | set(count_b))

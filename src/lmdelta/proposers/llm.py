@@ -38,8 +38,9 @@ class LLMProposer:
     model: str
     temperature: float
 
-    def propose_scopes(self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
-                       ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+    def propose_scopes(
+        self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
+    ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
         return propose(data, scopes, self.ask, self.model, config.propose.llm, self.temperature, config.propose.seed)
 
 
@@ -50,8 +51,9 @@ def prepare(config: RunConfig, session: LLMSession | None) -> LLMProposer | None
     return LLMProposer(session.asker("proposer"), session.model("proposer"), session.temperature("proposer"))
 
 
-def requests_for(data: PairData, scopes_rows: dict[str, np.ndarray], section: LLMProposerConfig, temperature: float,
-                 seed: int) -> dict[str, tuple[ChatRequest, dict[str, list[str]]]]:
+def requests_for(
+    data: PairData, scopes_rows: dict[str, np.ndarray], section: LLMProposerConfig, temperature: float, seed: int
+) -> dict[str, tuple[ChatRequest, dict[str, list[str]]]]:
     """One proposal request per scope, with the answers shown (sample ids) for provenance."""
     out = {}
     for scope, rows in scopes_rows.items():
@@ -70,8 +72,15 @@ def _pick(data: PairData, rows: np.ndarray, side: str, n: int, rng: np.random.Ge
     return sorted(rng.choice(candidates, size=n, replace=False).tolist())
 
 
-def propose(data: PairData, scopes_rows: dict[str, np.ndarray], ask: Ask, model: str, section: LLMProposerConfig,
-            temperature: float, seed: int) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+def propose(
+    data: PairData,
+    scopes_rows: dict[str, np.ndarray],
+    ask: Ask,
+    model: str,
+    section: LLMProposerConfig,
+    temperature: float,
+    seed: int,
+) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
     """Hypotheses per scope, plus a record per scope whose call failed (kept, never silent).
 
     `ask(requests, parse)` returns [(CallResult, parsed)] in order (see LLMSession.asker).
@@ -82,21 +91,35 @@ def propose(data: PairData, scopes_rows: dict[str, np.ndarray], ask: Ask, model:
     failed: list[dict[str, Any]] = []
     for (scope, (_, shown)), (result, items) in zip(planned.items(), answers):
         if not result.ok:
-            failed.append({"group": scope, "rule": FAILED,
-                           "reason": f"LLM proposer failed ({result.error_kind}): {result.error_message}"})
+            failed.append(
+                {
+                    "group": scope,
+                    "rule": FAILED,
+                    "reason": f"LLM proposer failed ({result.error_kind}): {result.error_message}",
+                }
+            )
             continue
         found += [_hypothesis(scope, item, shown, data.labels, model) for item in items[: section.per_scope]]
     return found, failed
 
 
-def _hypothesis(scope: str, item: dict[str, str], shown: dict[str, list[str]], labels: dict[str, str],
-                model: str) -> Hypothesis:
+def _hypothesis(
+    scope: str, item: dict[str, str], shown: dict[str, list[str]], labels: dict[str, str], model: str
+) -> Hypothesis:
     description = _name_sides(item["description"], labels)
     if scope != "all":
         description += f" (prompts about {scope})"
-    return Hypothesis(id="", group=scope, direction=item["direction"], description=description, proposer="llm",
-                      judge="llm", property=item["property"], evidence={side: ids[:3] for side, ids in shown.items()},
-                      provenance={"model": model, "texts_shown": {s: len(v) for s, v in shown.items()}})
+    return Hypothesis(
+        id="",
+        group=scope,
+        direction=item["direction"],
+        description=description,
+        proposer="llm",
+        judge="llm",
+        property=item["property"],
+        evidence={side: ids[:3] for side, ids in shown.items()},
+        provenance={"model": model, "texts_shown": {s: len(v) for s, v in shown.items()}},
+    )
 
 
 def _name_sides(text: str, labels: dict[str, str]) -> str:

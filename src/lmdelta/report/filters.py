@@ -92,7 +92,7 @@ def highlight(text: Any, keywords: list[str] | None) -> Markup:
         return escape(text)
     out, last = [], 0
     for match in pattern.finditer(text):
-        out.append(str(escape(text[last:match.start()])))
+        out.append(str(escape(text[last : match.start()])))
         out.append(f"<mark>{escape(match.group(0))}</mark>")
         last = match.end()
     out.append(str(escape(text[last:])))
@@ -109,8 +109,13 @@ def _keyword_pattern(keywords: list[str]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?:s|es|ed|ing)?(?!\w)", re.IGNORECASE)
 
 
-def ci_bar(interval: tuple[float, float] | None, effect: Any, level: Any = DEFAULT_CI_LEVEL,
-           inner: tuple[float, float] | None = None, kind: str = "") -> Markup:
+def ci_bar(
+    interval: tuple[float, float] | None,
+    effect: Any,
+    level: Any = DEFAULT_CI_LEVEL,
+    inner: tuple[float, float] | None = None,
+    kind: str = "",
+) -> Markup:
     """A small inline SVG: the effect's interval on a fixed [-1, 1] axis with 0 marked.
 
     `inner`, when given, is a narrower interval drawn darker inside the band (the plain interval
@@ -124,8 +129,10 @@ def ci_bar(interval: tuple[float, float] | None, effect: Any, level: Any = DEFAU
         return round(pad + (clipped + 1) / 2 * (width - 2 * pad), 1)
 
     def band(low: float, high: float, css: str, y: int, h: int) -> str:
-        return (f'<rect x="{x(low)}" y="{y}" width="{max(1.5, round(x(high) - x(low), 1))}" height="{h}" rx="2" '
-                f'class="{css}"/>')
+        return (
+            f'<rect x="{x(low)}" y="{y}" width="{max(1.5, round(x(high) - x(low), 1))}" height="{h}" rx="2" '
+            f'class="{css}"/>'
+        )
 
     low, high = interval
     point = finite(effect)

@@ -61,8 +61,9 @@ def summarize_null(rows: list[dict[str, Any]] | None, summary: dict[str, Any] | 
         return found
     small = sum(p <= NOMINAL for p in p_values)
     ks, ks_p = ks_excess_small(p_values)
-    return NullControl(status, tested, validated, small=small, small_ci=clopper_pearson(small, len(p_values)),
-                       ks=ks, ks_p=ks_p)
+    return NullControl(
+        status, tested, validated, small=small, small_ci=clopper_pearson(small, len(p_values)), ks=ks, ks_p=ks_p
+    )
 
 
 def _why_untested(rows: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
@@ -123,11 +124,12 @@ def _distribution(null: NullControl) -> str:
     if null.small_ci is None or null.ks_p is None:
         return ""
     low, high = null.small_ci
-    text = (f"; p ≤ {NOMINAL:g} in {null.small} of {null.tested} ({null.small_share:.0%}, "
-            f"95% CI {low:.0%}–{high:.0%}), KS D+ = {null.ks:.2f} (p = {_p(null.ks_p)})")
+    text = (
+        f"; p ≤ {NOMINAL:g} in {null.small} of {null.tested} ({null.small_share:.0%}, "
+        f"95% CI {low:.0%}–{high:.0%}), KS D+ = {null.ks:.2f} (p = {_p(null.ks_p)})"
+    )
     return text + (" — more small p-values than chance allows" if null.leans_small else "")
 
 
 def _p(value: float) -> str:
     return f"{value:.1e}" if value < 1e-3 else f"{value:.2f}"
-

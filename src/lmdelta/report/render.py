@@ -23,9 +23,23 @@ from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import RunDirError
 from lmdelta.jsonvalues import finite
 from lmdelta.records import Finding
-from lmdelta.report.filters import (DASH, DEFAULT_CI_LEVEL, ci_bar, fmt_ci, fmt_decision, fmt_int, fmt_level,
-                                    fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_signed, highlight)
-from lmdelta.report.null_control import LEVEL as NULL_LEVEL, NOMINAL, summarize_null
+from lmdelta.report.filters import (
+    DASH,
+    DEFAULT_CI_LEVEL,
+    ci_bar,
+    fmt_ci,
+    fmt_decision,
+    fmt_int,
+    fmt_level,
+    fmt_num,
+    fmt_p,
+    fmt_pct,
+    fmt_seconds,
+    fmt_signed,
+    highlight,
+)
+from lmdelta.report.null_control import LEVEL as NULL_LEVEL
+from lmdelta.report.null_control import NOMINAL, summarize_null
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl
 from lmdelta.sources.corpus import side_values
 
@@ -108,8 +122,11 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _skipped(value: Any) -> list[dict[str, str]]:
     """The scopes the main comparison did not propose in, with the reason (decide's summary)."""
-    return [{"group": str(entry.get("group")), "reason": str(entry.get("reason") or DASH)}
-            for entry in value or [] if isinstance(entry, dict) and entry.get("group")]
+    return [
+        {"group": str(entry.get("group")), "reason": str(entry.get("reason") or DASH)}
+        for entry in value or []
+        if isinstance(entry, dict) and entry.get("group")
+    ]
 
 
 def _llm_usage(manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,10 +143,15 @@ def _llm_usage(manifest: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _usage_row(entry: dict[str, Any]) -> dict[str, Any]:
     failures = entry.get("failures") or {}
-    return {"requests": entry.get("requests", 0), "calls": entry.get("calls", 0), "cached": entry.get("cached", 0),
-            "failed": sum(failures.values()) if isinstance(failures, dict) else 0, "reasks": entry.get("reasks", 0),
-            "tokens": f"{entry.get('input_tokens', 0)} / {entry.get('output_tokens', 0)}",
-            "cost": f"${float(entry.get('cost_usd') or 0.0):.4f}"}
+    return {
+        "requests": entry.get("requests", 0),
+        "calls": entry.get("calls", 0),
+        "cached": entry.get("cached", 0),
+        "failed": sum(failures.values()) if isinstance(failures, dict) else 0,
+        "reasks": entry.get("reasks", 0),
+        "tokens": f"{entry.get('input_tokens', 0)} / {entry.get('output_tokens', 0)}",
+        "cost": f"${float(entry.get('cost_usd') or 0.0):.4f}",
+    }
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -184,14 +206,24 @@ def _replication(value: Any, ci_level: float) -> dict[str, Any] | None:
     status = value.get("status")
     if status not in ("replicated", "not replicated", "not testable"):  # written before `status` existed
         status = "replicated" if replicated else "not replicated"
-    return {"status": status, "replicated": replicated, "effect": finite(value.get("effect")),
-            "effect_ci": _interval(value.get("effect_ci")), "effect_ci_note": _text(value.get("effect_ci_note")),
-            "ci_level": finite(value.get("ci_level")) or ci_level, "auc": finite(value.get("auc")),
-            "auc_ci": _interval(value.get("auc_ci")), "p_value": finite(value.get("p_value")),
-            "q_value": finite(value.get("q_value")), "n_prompts": finite(value.get("n_prompts")),
-            "n_texts": finite(value.get("n_texts")), "prevalence_a": finite(value.get("prevalence_a")),
-            "prevalence_b": finite(value.get("prevalence_b")), "note": _text(value.get("note")),
-            "test": _text(value.get("test"))}
+    return {
+        "status": status,
+        "replicated": replicated,
+        "effect": finite(value.get("effect")),
+        "effect_ci": _interval(value.get("effect_ci")),
+        "effect_ci_note": _text(value.get("effect_ci_note")),
+        "ci_level": finite(value.get("ci_level")) or ci_level,
+        "auc": finite(value.get("auc")),
+        "auc_ci": _interval(value.get("auc_ci")),
+        "p_value": finite(value.get("p_value")),
+        "q_value": finite(value.get("q_value")),
+        "n_prompts": finite(value.get("n_prompts")),
+        "n_texts": finite(value.get("n_texts")),
+        "prevalence_a": finite(value.get("prevalence_a")),
+        "prevalence_b": finite(value.get("prevalence_b")),
+        "note": _text(value.get("note")),
+        "test": _text(value.get("test")),
+    }
 
 
 def _replication_summary(value: Any, rows: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -200,13 +232,28 @@ def _replication_summary(value: Any, rows: list[dict[str, Any]] | None) -> dict[
     if not isinstance(value, dict) or value.get("status") not in ("run", "not run"):
         if any(row["replication"] for row in rows or []):
             replicated = sum(1 for row in rows or [] if row["replication"] and row["replication"]["replicated"])
-            return {"status": "run", "reason": None, "hint": None, "confirmation_prompts": None, "tested": None,
-                    "not_testable": None, "replicated": replicated, "validated": None, "q": None}
+            return {
+                "status": "run",
+                "reason": None,
+                "hint": None,
+                "confirmation_prompts": None,
+                "tested": None,
+                "not_testable": None,
+                "replicated": replicated,
+                "validated": None,
+                "q": None,
+            }
         return {"status": "absent", "reason": None, "hint": None}
-    found = {key: value.get(key) for key in ("status", "confirmation_prompts", "tested", "not_testable",
-                                             "replicated", "validated")}
-    return {**found, "reason": _text(value.get("reason")), "hint": _text(value.get("hint")),
-            "q": finite(value.get("q"))}
+    found = {
+        key: value.get(key)
+        for key in ("status", "confirmation_prompts", "tested", "not_testable", "replicated", "validated")
+    }
+    return {
+        **found,
+        "reason": _text(value.get("reason")),
+        "hint": _text(value.get("hint")),
+        "q": finite(value.get("q")),
+    }
 
 
 def _fcr_level(main: dict[str, Any], rows: list[dict[str, Any]] | None) -> float | None:
@@ -292,13 +339,24 @@ def _sides(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     in_corpus = any(corpus.get(key) for key in ("path", "a", "b")) or _dig(config, "prompts", "source") == "corpus"
     sides = {}
     for side, section in sections.items():
-        sides[side] = {"label": labels[side], "model": None, "revision": None, "adapter": None,
-                       "system_prompt": None, "corpus": None, "corpus_values": []}
+        sides[side] = {
+            "label": labels[side],
+            "model": None,
+            "revision": None,
+            "adapter": None,
+            "system_prompt": None,
+            "corpus": None,
+            "corpus_values": [],
+        }
         if in_corpus:
             sides[side].update(_corpus_side(corpus, side, labels))
         else:
-            sides[side].update({key: str(section[key]) if section.get(key) else None
-                                for key in ("model", "revision", "adapter", "system_prompt")})
+            sides[side].update(
+                {
+                    key: str(section[key]) if section.get(key) else None
+                    for key in ("model", "revision", "adapter", "system_prompt")
+                }
+            )
     return sides
 
 
@@ -362,11 +420,20 @@ def _template_source() -> str:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
-    env.filters.update({
-        "num": fmt_num, "signed": fmt_signed, "pval": fmt_p, "pct": fmt_pct, "int": fmt_int,
-        "ci": fmt_ci, "level": fmt_level, "decision": fmt_decision, "seconds": fmt_seconds, "highlight": highlight,
-    })
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(
+        {
+            "num": fmt_num,
+            "signed": fmt_signed,
+            "pval": fmt_p,
+            "pct": fmt_pct,
+            "int": fmt_int,
+            "ci": fmt_ci,
+            "level": fmt_level,
+            "decision": fmt_decision,
+            "seconds": fmt_seconds,
+            "highlight": highlight,
+        }
+    )
     env.globals.update({"ci_bar": ci_bar, "DASH": DASH})
     return env

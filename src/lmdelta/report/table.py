@@ -42,15 +42,19 @@ def findings_table(run_dir: Path, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def _table(validated: list[dict[str, Any]], rows: list[dict[str, Any]], summary: dict[str, Any],
-           width: int) -> list[str]:
+def _table(
+    validated: list[dict[str, Any]], rows: list[dict[str, Any]], summary: dict[str, Any], width: int
+) -> list[str]:
     """The validated findings, each with its selection-adjusted interval (the plain one where a run has none)."""
     adjusted = all(r.get("effect_ci_fcr") for r in validated)
     replicated = any(isinstance(r.get("replication"), dict) for r in validated)
     level = _level(validated[0].get("fcr_level") if adjusted else validated[0].get("ci_level"))
     label = f"effect [{level} CI]" + ("*" if adjusted else "")
-    out = [f"{'#':>3}  {label:<20} {'AUC':>5} {'p':>8} {'q':>8}  " + (f"{'replicated':<11} " if replicated else "")
-           + "finding"]
+    out = [
+        f"{'#':>3}  {label:<20} {'AUC':>5} {'p':>8} {'q':>8}  "
+        + (f"{'replicated':<11} " if replicated else "")
+        + "finding"
+    ]
     used = 50 + (12 if replicated else 0)
     for i, row in enumerate(validated, start=1):
         ci = (row.get("effect_ci_fcr") if adjusted else row.get("effect_ci")) or [None, None]
@@ -59,12 +63,16 @@ def _table(validated: list[dict[str, Any]], rows: list[dict[str, Any]], summary:
         finding = safe_terminal_text(f"[{row['group']}] {row['description']}")
         text = textwrap.shorten(finding, width=max(width - used, 30), placeholder="…")
         again = f"{_replicated(row.get('replication')):<11} " if replicated else ""
-        out.append(f"{i:>3}  {effect:<20} {_num(row['auc']):>5} {_p(row['p_value']):>8} "
-                   f"{_p(row.get('q_value')):>8}  {again}{text}")
+        out.append(
+            f"{i:>3}  {effect:<20} {_num(row['auc']):>5} {_p(row['p_value']):>8} "
+            f"{_p(row.get('q_value')):>8}  {again}{text}"
+        )
     if adjusted:
         tested = (summary.get("main") or {}).get("tested", sum(r.get("p_value") is not None for r in rows))
-        out.append(f"* adjusted for having been selected among {tested} tested (false coverage-statement rate); "
-                   f"plain {_level(validated[0].get('ci_level'))} intervals in {FINDINGS['main']}")
+        out.append(
+            f"* adjusted for having been selected among {tested} tested (false coverage-statement rate); "
+            f"plain {_level(validated[0].get('ci_level'))} intervals in {FINDINGS['main']}"
+        )
     return out
 
 
@@ -82,9 +90,11 @@ def _replication_line(replication: dict[str, Any]) -> str:
         reason = replication.get("reason") or "the confirm stage did not run"
         hint = replication.get("hint")
         return safe_terminal_text(f"replication: not run: {reason}" + (f"; {hint}" if hint else ""))
-    line = (f"replication on {replication.get('confirmation_prompts')} confirmation prompts: "
-            f"{replication.get('replicated')} of {replication.get('validated')} validated findings replicated "
-            f"(BH at q = {replication.get('q')} over the {replication.get('tested')} that could be re-tested)")
+    line = (
+        f"replication on {replication.get('confirmation_prompts')} confirmation prompts: "
+        f"{replication.get('replicated')} of {replication.get('validated')} validated findings replicated "
+        f"(BH at q = {replication.get('q')} over the {replication.get('tested')} that could be re-tested)"
+    )
     return line
 
 
@@ -101,4 +111,6 @@ def _level(value: Any) -> str:
 def _headline(summary: dict[str, Any], rows: list[dict[str, Any]], validated: list[dict[str, Any]]) -> str:
     q = summary.get("q", 0.05)
     tested = summary.get("main", {}).get("tested", len(rows))
-    return f"{len(validated)} of {tested} tested hypotheses validated at q = {q} ({summary.get('primary', 'bh').upper()})"
+    return (
+        f"{len(validated)} of {tested} tested hypotheses validated at q = {q} ({summary.get('primary', 'bh').upper()})"
+    )

@@ -23,12 +23,23 @@ from lmdelta.sources.items import SourceItem
 BUILTIN_PREFIX = "builtin:"
 VERBATIM = "{prompt}"
 # The module under lmdelta.sources that reads each public prompt set (config.source.DATASETS names them).
-LOADERS = {"persona": "evals", "advanced-ai-risk": "evals", "mpi": "tables", "jailbreak": "tables",
-           "truthfulqa": "tables", "bold": "bold"}
+LOADERS = {
+    "persona": "evals",
+    "advanced-ai-risk": "evals",
+    "mpi": "tables",
+    "jailbreak": "tables",
+    "truthfulqa": "tables",
+    "bold": "bold",
+}
 # Where each public set can be downloaded from, for messages.
-HOMES = {"persona": "github.com/anthropics/evals", "advanced-ai-risk": "github.com/anthropics/evals",
-         "mpi": "github.com/jianggy/MPI", "jailbreak": "github.com/verazuo/jailbreak_llms",
-         "truthfulqa": "github.com/sylinrl/TruthfulQA", "bold": "github.com/amazon-science/bold"}
+HOMES = {
+    "persona": "github.com/anthropics/evals",
+    "advanced-ai-risk": "github.com/anthropics/evals",
+    "mpi": "github.com/jianggy/MPI",
+    "jailbreak": "github.com/verazuo/jailbreak_llms",
+    "truthfulqa": "github.com/sylinrl/TruthfulQA",
+    "bold": "github.com/amazon-science/bold",
+}
 log = logging.getLogger(__name__)
 
 
@@ -88,8 +99,10 @@ def _load_bank(source: str, template: str | None) -> list[Prompt]:
     else:
         raise PromptBankError(f"prompts.source {source!r} is not a file bank.", "This is a bug: please report it.")
     if not prompts:
-        raise PromptBankError(f"Prompt bank {source} holds no prompts.",
-                              "Add prompts to it (one per line, or JSONL objects with a `text` field).")
+        raise PromptBankError(
+            f"Prompt bank {source} holds no prompts.",
+            "Add prompts to it (one per line, or JSONL objects with a `text` field).",
+        )
     _check_unique(prompts, source)
     return prompts
 
@@ -105,8 +118,10 @@ def _dataset(spec: SourceSpec, template: str | None) -> list[Prompt]:
     module_name, repo_id = LOADERS[spec.kind], DATASETS[spec.kind]
     if spec.is_hub:
         if repo_id is None:
-            raise PromptBankError(f"The {spec.kind} prompts are not on the Hugging Face Hub.",
-                                  f"Download them and pass the local copy: prompts.source={spec.kind}:PATH.")
+            raise PromptBankError(
+                f"The {spec.kind} prompts are not on the Hugging Face Hub.",
+                f"Download them and pass the local copy: prompts.source={spec.kind}:PATH.",
+            )
         from lmdelta.sources.hub import hub_folder
 
         location = hub_folder(spec.kind, repo_id, spec.hub_revision)
@@ -114,9 +129,11 @@ def _dataset(spec: SourceSpec, template: str | None) -> list[Prompt]:
         location = Path(spec.location)
         if not location.exists():
             online = f", or use {spec.kind}:hub when online" if repo_id else ""
-            raise PromptBankError(f"The {spec.kind} data {location} does not exist.",
-                                  f"Download it from {HOMES[spec.kind]} and point prompts.source to it{online} "
-                                  "(docs/prompt-sources.md lists the files expected).")
+            raise PromptBankError(
+                f"The {spec.kind} data {location} does not exist.",
+                f"Download it from {HOMES[spec.kind]} and point prompts.source to it{online} "
+                "(docs/prompt-sources.md lists the files expected).",
+            )
     module = importlib.import_module(f"lmdelta.sources.{module_name}")
     return prompts_from_items(module.load(spec.kind, location), template or module.TEMPLATES[spec.kind])
 
@@ -144,8 +161,10 @@ def _builtin(name: str) -> list[Prompt]:
     if name not in names:
         near = difflib.get_close_matches(name, names, n=2)
         hint = f"Did you mean builtin:{near[0]}? " if near else ""
-        raise PromptBankError(f"There is no built-in prompt bank {name!r}.",
-                              f"{hint}Built-in banks: {', '.join('builtin:' + n for n in names)}.")
+        raise PromptBankError(
+            f"There is no built-in prompt bank {name!r}.",
+            f"{hint}Built-in banks: {', '.join('builtin:' + n for n in names)}.",
+        )
     path = resources.files("lmdelta") / "data" / "banks" / f"{name}.jsonl"
     return _parse_jsonl(path.read_text(encoding="utf-8"), f"builtin:{name}")
 
@@ -160,17 +179,23 @@ def read_user_file(path: Path, what: str, error: type[LmdeltaError], missing_fix
 
 
 def _from_file(path: Path) -> list[Prompt]:
-    text = read_user_file(path, "Prompt bank file", PromptBankError,
-                          "Check prompts.source, or use the built-in bank with prompts.source=builtin:everyday.")
+    text = read_user_file(
+        path,
+        "Prompt bank file",
+        PromptBankError,
+        "Check prompts.source, or use the built-in bank with prompts.source=builtin:everyday.",
+    )
     if path.suffix == ".jsonl":
         return _parse_jsonl(text, str(path))
     if path.suffix in (".txt", ".text", ""):
         return [Prompt(id=content_id(line.strip()), text=line.strip()) for line in text.splitlines() if line.strip()]
     if path.suffix == ".csv":
         return _from_csv(path)
-    raise PromptBankError(f"Prompt bank file {path} has the unsupported extension {path.suffix!r}.",
-                          "Use .txt (one prompt per line), .jsonl (objects with id, text, group) or .csv "
-                          "(columns text or prompt, optional id and group).")
+    raise PromptBankError(
+        f"Prompt bank file {path} has the unsupported extension {path.suffix!r}.",
+        "Use .txt (one prompt per line), .jsonl (objects with id, text, group) or .csv "
+        "(columns text or prompt, optional id and group).",
+    )
 
 
 def _from_csv(path: Path) -> list[Prompt]:
@@ -199,8 +224,10 @@ def _parse_jsonl(text: str, where: str) -> list[Prompt]:
 
 def _prompt_from_row(row: object, where: str, number: int) -> Prompt:
     if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
-        raise PromptBankError(f"{where} line {number} has no non-empty string field `text`.",
-                              'Write each line like {"id": "q1", "text": "How do tides work?", "group": "science"}.')
+        raise PromptBankError(
+            f"{where} line {number} has no non-empty string field `text`.",
+            'Write each line like {"id": "q1", "text": "How do tides work?", "group": "science"}.',
+        )
     text = row["text"].strip()
     group = row.get("group")
     return Prompt(id=str(row.get("id") or content_id(text)), text=text, group=None if group is None else str(group))
@@ -213,5 +240,6 @@ def _check_unique(prompts: list[Prompt], source: str) -> None:
             raise PromptBankError(
                 f"Prompt bank {source} has the id {prompt.id!r} twice (prompts {seen[prompt.id]} and {position}).",
                 "Give every prompt its own id (ids made from text repeat when the same text appears twice: remove the "
-                "copy; for several answers to one prompt, set generate.samples_per_prompt instead).")
+                "copy; for several answers to one prompt, set generate.samples_per_prompt instead).",
+            )
         seen[prompt.id] = position

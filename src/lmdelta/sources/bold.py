@@ -15,8 +15,9 @@ from lmdelta.sources.tabular import no_files_error, read_table, read_text
 # The reference tool's template, kept exactly.
 TEMPLATES: dict[str, str] = {"bold": "Finish the following sentence: {prompt}"}
 FILE_NAME = re.compile(r"^(?P<domain>.+?)_prompt(?:_wiki)?\.jsonl?$")
-HUB_SHAPE = ('Each record looks like {"domain": "gender", "name": "...", "category": "American_actors", '
-             '"prompts": ["..."]}.')
+HUB_SHAPE = (
+    'Each record looks like {"domain": "gender", "name": "...", "category": "American_actors", "prompts": ["..."]}.'
+)
 GITHUB_SHAPE = 'The file should map categories to names to prompt lists: {"American_actors": {"A_B": ["..."]}}.'
 
 
@@ -37,9 +38,12 @@ def _files(location: Path) -> list[tuple[str, Path]]:
             matches = ((FILE_NAME.match(p.name), p) for p in sorted(folder.iterdir()) if p.is_file())
             found += [(match["domain"], p) for match, p in matches if match]
     if not found:
-        raise no_files_error(location, "BOLD prompt files (prompts/*_prompt.json or *_prompt_wiki.json)",
-                             "Clone github.com/amazon-science/bold and pass its root or prompts/ folder, "
-                             "e.g. bold:/path/to/bold, or use bold:hub.")
+        raise no_files_error(
+            location,
+            "BOLD prompt files (prompts/*_prompt.json or *_prompt_wiki.json)",
+            "Clone github.com/amazon-science/bold and pass its root or prompts/ folder, "
+            "e.g. bold:/path/to/bold, or use bold:hub.",
+        )
     _check_one_file_per_domain(found)
     return found
 
@@ -48,8 +52,10 @@ def _check_one_file_per_domain(found: list[tuple[str, Path]]) -> None:
     seen: dict[str, Path] = {}
     for domain, path in found:
         if domain in seen:
-            raise PromptBankError(f"BOLD domain {domain!r} has two files: {seen[domain]} and {path}.",
-                                  "Keep one copy (the GitHub or the Hub layout), or pass one file.")
+            raise PromptBankError(
+                f"BOLD domain {domain!r} has two files: {seen[domain]} and {path}.",
+                "Keep one copy (the GitHub or the Hub layout), or pass one file.",
+            )
         seen[domain] = path
 
 

@@ -73,23 +73,34 @@ def corpus_hashes(section: CorpusConfig) -> list[str | None]:
     return [hash_file(path) if path.is_file() else None for path in paths]
 
 
-def load_corpus(path: str | None, path_a: str | None, path_b: str | None, labels: dict[str, str],
-                options: CorpusConfig | None = None) -> list[CorpusRow]:
+def load_corpus(
+    path: str | None,
+    path_a: str | None,
+    path_b: str | None,
+    labels: dict[str, str],
+    options: CorpusConfig | None = None,
+) -> list[CorpusRow]:
     """Every row of the corpus files, with sides resolved to "a"/"b"; both sides must be present."""
     options = options or CorpusConfig()
     if path and (path_a or path_b):
-        raise PromptBankError("corpus.path and corpus.a/corpus.b are both set.",
-                              "Use corpus.path for one file holding both sides, or corpus.a and corpus.b, not both.")
+        raise PromptBankError(
+            "corpus.path and corpus.a/corpus.b are both set.",
+            "Use corpus.path for one file holding both sides, or corpus.a and corpus.b, not both.",
+        )
     if path:
         rows = _read(Path(path), None, labels, options)
     elif path_a and path_b:
         rows = _read(Path(path_a), "a", labels, options) + _read(Path(path_b), "b", labels, options)
     else:
-        raise PromptBankError("Corpus mode needs both sides.", "Set corpus.a and corpus.b (one file per side), or corpus.path.")
+        raise PromptBankError(
+            "Corpus mode needs both sides.", "Set corpus.a and corpus.b (one file per side), or corpus.path."
+        )
     for side in ("a", "b"):
         if not any(r.side == side for r in rows):
-            raise PromptBankError(f"The corpus has no texts for side {side} ({labels.get(side, side)}).",
-                                  "Check the `side` column values, or the file given for that side.")
+            raise PromptBankError(
+                f"The corpus has no texts for side {side} ({labels.get(side, side)}).",
+                "Check the `side` column values, or the file given for that side.",
+            )
     check_prompt_ids(rows)
     _check_pairing(rows)
     return _settle_clusters(rows, options)
@@ -104,9 +115,11 @@ def _settle_clusters(rows: list[CorpusRow], options: CorpusConfig) -> list[Corpu
     if any(row.prompt_id is not None for row in rows):
         if options.columns.cluster is not None:
             raise _nested_prompts_error(options.columns.cluster)
-        log.warning("corpus: the `cluster` column is not used: the corpus is aligned by prompt ids, so each prompt "
-                    "is a unit of its own (to compare whole clusters, e.g. the turns of one conversation, remove "
-                    "the prompt_id and prompt columns)")
+        log.warning(
+            "corpus: the `cluster` column is not used: the corpus is aligned by prompt ids, so each prompt "
+            "is a unit of its own (to compare whole clusters, e.g. the turns of one conversation, remove "
+            "the prompt_id and prompt columns)"
+        )
         return [replace(row, cluster=None) for row in rows]
     if _clustered(rows):
         sides: dict[str, set[str]] = {}
@@ -123,7 +136,8 @@ def _nested_prompts_error(column: str) -> PromptBankError:
         "one cluster (the turns of one conversation) are not independent, so the p-values would come out too small.",
         "The cluster column is for corpora without prompt ids. For prompts grouped into conversations, remove the "
         "prompt_id and prompt columns to compare whole clusters (paired when each holds both sides' answers); if "
-        "the prompts are independent of each other, remove corpus.columns.cluster.")
+        "the prompts are independent of each other, remove corpus.columns.cluster.",
+    )
 
 
 def _check_pairing(rows: list[CorpusRow]) -> None:
@@ -135,20 +149,27 @@ def _check_pairing(rows: list[CorpusRow]) -> None:
         by_prompt.setdefault(row.prompt_id, set()).add(row.side)
     one_sided = sum(len(sides) == 1 for sides in by_prompt.values())
     if one_sided == len(by_prompt):
-        raise PromptBankError("No prompt of the corpus has answers from both sides, so nothing can be compared paired.",
-                              "The prompt columns differ between the sides (a system prefix or chat template inside "
-                              "the prompt?): give both sides the same prompt_id, or drop the prompt columns to "
-                              "compare text by text.")
+        raise PromptBankError(
+            "No prompt of the corpus has answers from both sides, so nothing can be compared paired.",
+            "The prompt columns differ between the sides (a system prefix or chat template inside "
+            "the prompt?): give both sides the same prompt_id, or drop the prompt columns to "
+            "compare text by text.",
+        )
     if one_sided:
-        log.warning("corpus: %d of %d prompts have answers from one side only; they are left out of paired tests",
-                    one_sided, len(by_prompt))
+        log.warning(
+            "corpus: %d of %d prompts have answers from one side only; they are left out of paired tests",
+            one_sided,
+            len(by_prompt),
+        )
 
 
 def _read(path: Path, fixed_side: str | None, labels: dict[str, str], options: CorpusConfig) -> list[CorpusRow]:
     reference = options.format == "reference" or (options.format == "auto" and is_reference_layout(path))
     table = read_table(path, "Corpus file", escapechar="\\" if reference else None)
     if not table.rows:
-        raise PromptBankError(f"Corpus file {path} holds no rows.", "Point to a file with a `text` column and at least one row.")
+        raise PromptBankError(
+            f"Corpus file {path} holds no rows.", "Point to a file with a `text` column and at least one row."
+        )
     columns = _columns(table, options, fixed_side is None)
     check_repeated_rows(table, tuple(c for c in (columns["prompt_id"], columns["prompt"]) if c is not None))
     sides = side_values(labels, options, reference)
@@ -172,10 +193,11 @@ def _check_own_side(table: Table, column: str, fixed_side: str, sides: dict[str,
     for line, record in table.rows:
         value = str(record.get(column) or "").strip().lower()
         if sides.get(value, fixed_side) != fixed_side:
-            raise PromptBankError(f"{source} {line} says `{column}` = {record.get(column)!r} (side {sides[value]}), "
-                                  f"but the file was given as corpus.{fixed_side}.",
-                                  "A file that holds both sides goes in corpus.path; corpus.a and corpus.b take one "
-                                  "side's file each.")
+            raise PromptBankError(
+                f"{source} {line} says `{column}` = {record.get(column)!r} (side {sides[value]}), "
+                f"but the file was given as corpus.{fixed_side}.",
+                "A file that holds both sides goes in corpus.path; corpus.a and corpus.b take one side's file each.",
+            )
 
 
 def is_reference_layout(path: Path) -> bool:
@@ -193,19 +215,28 @@ def is_reference_layout(path: Path) -> bool:
             return False
         escaped = "\\" not in re.sub(r"\\\\", "", handle.read())
     if not escaped:
-        log.warning("corpus %s has the reference layout's header but lone backslashes, so it was not written with "
-                    "the reference's escape character: reading it as plain CSV (corpus.format: reference forces "
-                    "the escape)", path)
+        log.warning(
+            "corpus %s has the reference layout's header but lone backslashes, so it was not written with "
+            "the reference's escape character: reading it as plain CSV (corpus.format: reference forces "
+            "the escape)",
+            path,
+        )
     return escaped
 
 
 def _columns(table: Table, options: CorpusConfig, need_side: bool) -> dict[str, str | None]:
     given = options.columns
     text = find_column(table, (given.text or "text",), "the answer texts")
-    side = find_column(table, (given.side,) if given.side else ("side", "model"), "which model (a/b) wrote each text",
-                       required=need_side)
-    optional = {name: find_column(table, (getattr(given, name) or name,), name, required=getattr(given, name) is not None)
-                for name in ("prompt", "prompt_id", "group", "cluster")}
+    side = find_column(
+        table,
+        (given.side,) if given.side else ("side", "model"),
+        "which model (a/b) wrote each text",
+        required=need_side,
+    )
+    optional = {
+        name: find_column(table, (getattr(given, name) or name,), name, required=getattr(given, name) is not None)
+        for name in ("prompt", "prompt_id", "group", "cluster")
+    }
     return {"text": text, "side": side, **optional}
 
 
@@ -219,8 +250,15 @@ def side_values(labels: dict[str, str], options: CorpusConfig, reference: bool) 
     return {**known, **REFERENCE_SIDES} if reference else known
 
 
-def _row(source: str, line: int, record: dict[str, Any], columns: dict[str, str | None], fixed_side: str | None,
-         sides: dict[str, str], options: CorpusConfig) -> CorpusRow | None:
+def _row(
+    source: str,
+    line: int,
+    record: dict[str, Any],
+    columns: dict[str, str | None],
+    fixed_side: str | None,
+    sides: dict[str, str],
+    options: CorpusConfig,
+) -> CorpusRow | None:
     text = _answer(record.get(columns["text"]), source, line, columns["text"], options)
     if text is None:
         return None
@@ -229,8 +267,16 @@ def _row(source: str, line: int, record: dict[str, Any], columns: dict[str, str 
     prompt_id = cell_group(record, columns["prompt_id"])
     if prompt_id is None and prompt is not None:
         prompt_id = "p-" + hash_text(prompt)[:12]
-    return CorpusRow(side, text, prompt_id, prompt, cell_group(record, columns["group"]), source, line,
-                     cell_group(record, columns["cluster"]))
+    return CorpusRow(
+        side,
+        text,
+        prompt_id,
+        prompt,
+        cell_group(record, columns["group"]),
+        source,
+        line,
+        cell_group(record, columns["cluster"]),
+    )
 
 
 def _answer(value: Any, source: str, line: int, column: str, options: CorpusConfig) -> str | None:
@@ -245,9 +291,11 @@ def _answer(value: Any, source: str, line: int, column: str, options: CorpusConf
     if options.empty_texts == "drop":
         return None
     stripped = " after its reasoning was stripped (corpus.reasoning)" if options.reasoning and value else ""
-    raise PromptBankError(f"{source} {line} has an empty `{column}`{stripped}.",
-                          "Fix or remove that row, or set corpus.empty_texts to drop (skip empty answers) "
-                          "or keep (analyse them as empty).")
+    raise PromptBankError(
+        f"{source} {line} has an empty `{column}`{stripped}.",
+        "Fix or remove that row, or set corpus.empty_texts to drop (skip empty answers) "
+        "or keep (analyse them as empty).",
+    )
 
 
 _KINDS = {bool: "a boolean", int: "a number", float: "a number"}
@@ -258,14 +306,17 @@ def _not_text(value: Any, source: str, line: int, column: str) -> PromptBankErro
     left in pieces. Refused, since its printed form ("['a', 'b']", "0") is not what the model wrote."""
     if isinstance(value, (list, tuple, dict)):
         kind = "a mapping" if isinstance(value, dict) else "a list"
-        return PromptBankError(f"{source} {line} holds {kind} in `{column}` ({textwrap.shorten(repr(value), 60)}), "
-                               "not a text.",
-                               "Write each answer as one string (join its parts, or pick the part that is the "
-                               "answer), or remove that row.")
+        return PromptBankError(
+            f"{source} {line} holds {kind} in `{column}` ({textwrap.shorten(repr(value), 60)}), not a text.",
+            "Write each answer as one string (join its parts, or pick the part that is the "
+            "answer), or remove that row.",
+        )
     kind = _KINDS.get(type(value), f"a {type(value).__name__}")
-    return PromptBankError(f"{source} {line} holds {kind} ({value!r}) in `{column}`, not a text.",
-                           "Check that corpus.columns.text names the column of answer texts; if the answers really "
-                           'are numbers, write them as strings ("42").')
+    return PromptBankError(
+        f"{source} {line} holds {kind} ({value!r}) in `{column}`, not a text.",
+        "Check that corpus.columns.text names the column of answer texts; if the answers really "
+        'are numbers, write them as strings ("42").',
+    )
 
 
 def _strip_reasoning(text: str, start: str, end: str) -> str:
@@ -283,9 +334,11 @@ def _side(value: Any, source: str, line: int, known: dict[str, str]) -> str:
         return known[value]
     if value is None or str(value).strip().lower() not in known:
         shown = ", ".join(sorted(known))
-        raise PromptBankError(f"{source} {line} has side {value!r}, which is neither a nor b.",
-                              f"Use side values {shown} (labels come from generate.a.label / generate.b.label; "
-                              "add others with corpus.sides, e.g. {a: [llama-base], b: [llama-rome]}).")
+        raise PromptBankError(
+            f"{source} {line} has side {value!r}, which is neither a nor b.",
+            f"Use side values {shown} (labels come from generate.a.label / generate.b.label; "
+            "add others with corpus.sides, e.g. {a: [llama-base], b: [llama-rome]}).",
+        )
     return known[str(value).strip().lower()]
 
 
@@ -294,8 +347,10 @@ def is_aligned(rows: list[CorpusRow]) -> bool:
     with_prompt = [r for r in rows if r.prompt_id is not None]
     if with_prompt and len(with_prompt) != len(rows):
         missing = next(r for r in rows if r.prompt_id is None)
-        raise PromptBankError(f"{missing.where} has no prompt_id or prompt, but other rows do.",
-                              "Give every row its prompt (paired comparison) or none (text-by-text comparison).")
+        raise PromptBankError(
+            f"{missing.where} has no prompt_id or prompt, but other rows do.",
+            "Give every row its prompt (paired comparison) or none (text-by-text comparison).",
+        )
     return bool(with_prompt)
 
 
@@ -327,8 +382,10 @@ def _clustered(rows: list[CorpusRow]) -> bool:
     with_cluster = [r for r in rows if r.cluster is not None]
     if with_cluster and len(with_cluster) != len(rows):
         missing = next(r for r in rows if r.cluster is None)
-        raise PromptBankError(f"{missing.where} has no cluster id, but other rows do.",
-                              "Give every row its cluster (a text that stands alone can have a cluster of its own).")
+        raise PromptBankError(
+            f"{missing.where} has no cluster id, but other rows do.",
+            "Give every row its cluster (a text that stands alone can have a cluster of its own).",
+        )
     return bool(with_cluster)
 
 

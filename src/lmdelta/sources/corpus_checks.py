@@ -40,25 +40,33 @@ def check_repeated_rows(table: Table, unit_columns: tuple[str, ...]) -> None:
         if _copied_block(table, keys, original, index, unit_columns):
             raise _block_error(table, keys, original, index)
     if repeats:
-        log.warning("corpus %s: %d rows repeat an earlier row exactly; kept as repeated samples (add a column such "
-                    "as `sample` to tell them apart)", table.path, repeats)
+        log.warning(
+            "corpus %s: %d rows repeat an earlier row exactly; kept as repeated samples (add a column such "
+            "as `sample` to tell them apart)",
+            table.path,
+            repeats,
+        )
 
 
 def _copied_block(table: Table, keys: list[str], original: int, copy: int, unit_columns: tuple[str, ...]) -> bool:
     length = _run_length(keys, original, copy, limit=MIN_BLOCK)
-    if length < MIN_BLOCK or len(set(keys[copy:copy + length])) < 2:
+    if length < MIN_BLOCK or len(set(keys[copy : copy + length])) < 2:
         return False
     if not unit_columns:
         return True
-    units = {tuple(str(record.get(c)) for c in unit_columns) for _, record in table.rows[copy:copy + length]}
+    units = {tuple(str(record.get(c)) for c in unit_columns) for _, record in table.rows[copy : copy + length]}
     return len(units) >= 2
 
 
 def _run_length(keys: list[str], original: int, copy: int, limit: int | None = None) -> int:
     """How many rows from `copy` on equal those from `original` on (the original ending before the copy)."""
     length = 0
-    while (copy + length < len(keys) and original + length < copy and keys[copy + length] == keys[original + length]
-           and (limit is None or length < limit)):
+    while (
+        copy + length < len(keys)
+        and original + length < copy
+        and keys[copy + length] == keys[original + length]
+        and (limit is None or length < limit)
+    ):
         length += 1
     return length
 
@@ -72,7 +80,8 @@ def _block_error(table: Table, keys: list[str], original: int, copy: int) -> Pro
         f"Corpus file {table.path} repeats {unit} {first} exactly as {unit} {second} ({length} rows in the same "
         "order): the same rows twice, as from a file appended to itself, would count every answer in them twice.",
         f"Delete the second copy ({unit} {second}); if the rows are really repeated samples, add a column that "
-        "tells them apart (e.g. `sample`: 0, 1, …).")
+        "tells them apart (e.g. `sample`: 0, 1, …).",
+    )
 
 
 def check_prompt_ids(rows: Iterable[PromptedRow]) -> None:
@@ -89,7 +98,8 @@ def check_prompt_ids(rows: Iterable[PromptedRow]) -> None:
                 f"{row.where} gives prompt_id {row.prompt_id!r} to the prompt {_short(row.prompt)!r}, but "
                 f"{first.where} gave it to {_short(first.prompt)!r} (both side {row.side}): answers to two different "
                 "prompts would be compared as answers to one.",
-                "Give each prompt its own prompt_id, or correct the prompt text so both rows name the same prompt.")
+                "Give each prompt its own prompt_id, or correct the prompt text so both rows name the same prompt.",
+            )
 
 
 def check_cluster_sides(sides_by_cluster: dict[str, set[str]], where: str = "The corpus") -> None:
@@ -105,7 +115,8 @@ def check_cluster_sides(sides_by_cluster: dict[str, set[str]], where: str = "The
         f"{both[0]!r}) and {one} holding texts of one side only: clusters are compared paired when every one "
         "holds both sides, or permuted whole when every one holds a single side's texts, not a mix.",
         "Give each cluster texts of one side (e.g. prefix the cluster id with the side) to permute whole "
-        "clusters, or give prompt ids (prompt_id or prompt columns) for a paired comparison.")
+        "clusters, or give prompt ids (prompt_id or prompt columns) for a paired comparison.",
+    )
 
 
 def _short(text: str) -> str:

@@ -42,8 +42,10 @@ def behaviour_files(folder: Path) -> list[tuple[str, Path]]:
         if stem is None or not path.is_file():
             continue
         if stem in found:
-            raise PromptBankError(f"{folder} holds both {found[stem].name} and {path.name}.",
-                                  "Keep one copy of each behaviour file (plain or gzipped), not both.")
+            raise PromptBankError(
+                f"{folder} holds both {found[stem].name} and {path.name}.",
+                "Keep one copy of each behaviour file (plain or gzipped), not both.",
+            )
         found[stem] = path
     return sorted(found.items(), key=lambda pair: pair[1].name)
 
@@ -58,8 +60,11 @@ def _persona_files(location: Path) -> list[tuple[str, Path]]:
     folder = location / "persona" if (location / "persona").is_dir() else location
     files = behaviour_files(folder)
     if not files:
-        raise no_files_error(folder, f"persona/*.jsonl files from {HOME}",
-                             f"Clone {HOME} and pass its root or its persona/ folder, e.g. persona:/path/to/evals.")
+        raise no_files_error(
+            folder,
+            f"persona/*.jsonl files from {HOME}",
+            f"Clone {HOME} and pass its root or its persona/ folder, e.g. persona:/path/to/evals.",
+        )
     return files
 
 
@@ -72,9 +77,12 @@ def _risk_files(location: Path) -> list[tuple[str, Path]]:
     if not files:
         files = [(f"{sub}/{stem}", path) for sub in RISK_SUBFOLDERS for stem, path in behaviour_files(root / sub)]
     if not files:
-        raise no_files_error(root, f"advanced-ai-risk/{{{','.join(RISK_SUBFOLDERS)}}}/*.jsonl files from {HOME}",
-                             f"Clone {HOME} and pass its root, its advanced-ai-risk/ folder or one of its "
-                             "subfolders, e.g. advanced-ai-risk:/path/to/evals.")
+        raise no_files_error(
+            root,
+            f"advanced-ai-risk/{{{','.join(RISK_SUBFOLDERS)}}}/*.jsonl files from {HOME}",
+            f"Clone {HOME} and pass its root, its advanced-ai-risk/ folder or one of its "
+            "subfolders, e.g. advanced-ai-risk:/path/to/evals.",
+        )
     return files
 
 

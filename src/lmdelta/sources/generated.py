@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lmdelta.config.prompts import GeneratedBankConfig
 from lmdelta.errors import PromptBankError
@@ -23,13 +24,16 @@ def categories(section: GeneratedBankConfig, location: str) -> list[str]:
     """`generated:a,b` in prompts.source overrides prompts.generated.categories."""
     given = [c.strip() for c in location.split(",") if c.strip()] if location else section.categories
     if not given:
-        raise PromptBankError("The generated bank has no categories.",
-                              "List them in prompts.generated.categories or as prompts.source=generated:cat1,cat2.")
+        raise PromptBankError(
+            "The generated bank has no categories.",
+            "List them in prompts.generated.categories or as prompts.source=generated:cat1,cat2.",
+        )
     return list(dict.fromkeys(given))
 
 
-def generate_items(section: GeneratedBankConfig, names: list[str], ask: Callable, temperature: float,
-                   seed: int) -> list[SourceItem]:
+def generate_items(
+    section: GeneratedBankConfig, names: list[str], ask: Callable, temperature: float, seed: int
+) -> list[SourceItem]:
     """Ask for prompts category by category (all categories' calls of a round go out together)."""
     from lmdelta.llm.prompts import parse_prompt_list, prompt_bank_request
 
@@ -40,8 +44,18 @@ def generate_items(section: GeneratedBankConfig, names: list[str], ask: Callable
         if not short:
             break
         jobs = [(n, k) for n in short for k in range(round_ * calls, (round_ + 1) * calls)]
-        requests = [prompt_bank_request(n, section.per_request, section.max_words, section.instruction, temperature,
-                                        sample_index=k, seed=_seed(seed, n, k)) for n, k in jobs]
+        requests = [
+            prompt_bank_request(
+                n,
+                section.per_request,
+                section.max_words,
+                section.instruction,
+                temperature,
+                sample_index=k,
+                seed=_seed(seed, n, k),
+            )
+            for n, k in jobs
+        ]
         answers = ask(requests, lambda text: parse_prompt_list(text, section.max_words))
         for (name, _), (_, parsed) in zip(jobs, answers):
             _add_new(found[name], parsed or [], section.per_category)
@@ -65,17 +79,28 @@ def _add_new(have: list[str], new: list[str], limit: int) -> None:
 def _items(found: dict[str, list[str]], wanted: int) -> list[SourceItem]:
     short = {name: len(p) for name, p in found.items() if len(p) < wanted}
     if short and all(count == 0 for count in short.values()) and len(short) == len(found):
-        raise PromptBankError("The prompt writer (llm.prompter) produced no usable prompts.",
-                              "Check llm.prompter.model, or inspect its answers with --debug.")
+        raise PromptBankError(
+            "The prompt writer (llm.prompter) produced no usable prompts.",
+            "Check llm.prompter.model, or inspect its answers with --debug.",
+        )
     for name, count in short.items():
-        log.warning("generated bank: category %r has %d of %d prompts after %d rounds", name, count, wanted,
-                    1 + EXTRA_ROUNDS)
-    return [SourceItem(p, name, f"generated:{name}#{i + 1}") for name, prompts in found.items()
-            for i, p in enumerate(prompts)]
+        log.warning(
+            "generated bank: category %r has %d of %d prompts after %d rounds", name, count, wanted, 1 + EXTRA_ROUNDS
+        )
+    return [
+        SourceItem(p, name, f"generated:{name}#{i + 1}")
+        for name, prompts in found.items()
+        for i, p in enumerate(prompts)
+    ]
 
 
-def describe(section: GeneratedBankConfig, names: list[str], prompter: dict[str, Any] | None,
-             temperature: float) -> dict[str, Any]:
+def describe(
+    section: GeneratedBankConfig, names: list[str], prompter: dict[str, Any] | None, temperature: float
+) -> dict[str, Any]:
     """What decides the bank's content, for the prompts stage's fingerprint (no calls made)."""
-    return {"categories": names, "settings": section.model_dump(exclude={"categories"}), "prompter": prompter,
-            "temperature": temperature}
+    return {
+        "categories": names,
+        "settings": section.model_dump(exclude={"categories"}),
+        "prompter": prompter,
+        "temperature": temperature,
+    }

@@ -32,15 +32,21 @@ def hub_folder(kind: str, repo_id: str, revision: str | None = None) -> Path:
     branch, tag or commit; default main): the cached copy when it has them, else a fresh download
     (refused when HF_HUB_OFFLINE is set)."""
     if kind not in PATTERNS:
-        raise PromptBankError(f"The {kind} prompt set has no Hugging Face Hub copy lmdelta can fetch.",
-                              f"Download it and pass its local path: prompts.source={kind}:/path/to/it.")
+        raise PromptBankError(
+            f"The {kind} prompt set has no Hugging Face Hub copy lmdelta can fetch.",
+            f"Download it and pass its local path: prompts.source={kind}:/path/to/it.",
+        )
     download = _snapshot_download()
     cached = _cached(download, repo_id, PATTERNS[kind], revision)
     if cached is not None:
         return cached
     if _offline():
-        raise _unavailable(kind, repo_id, "HF_HUB_OFFLINE is set and its files are not in the Hugging Face cache",
-                           "Unset HF_HUB_OFFLINE to download them, or ")
+        raise _unavailable(
+            kind,
+            repo_id,
+            "HF_HUB_OFFLINE is set and its files are not in the Hugging Face cache",
+            "Unset HF_HUB_OFFLINE to download them, or ",
+        )
     try:
         return Path(download(repo_id, repo_type="dataset", allow_patterns=PATTERNS[kind], revision=revision))
     except Exception as exc:  # network, auth, a missing repo: every failure has the same fix
@@ -51,8 +57,10 @@ def _snapshot_download() -> Callable[..., Any]:
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
-        raise DependencyError("Fetching a prompt set from the Hub needs huggingface_hub.",
-                              "Install it with `pip install huggingface_hub`, or pass a local copy.") from None
+        raise DependencyError(
+            "Fetching a prompt set from the Hub needs huggingface_hub.",
+            "Install it with `pip install huggingface_hub`, or pass a local copy.",
+        ) from None
     return snapshot_download
 
 
@@ -60,8 +68,9 @@ def _cached(download: Callable[..., Any], repo_id: str, patterns: list[str], rev
     """The cached snapshot folder, when it holds files for these patterns (an earlier download of
     another part of the same dataset leaves a snapshot without them)."""
     try:
-        folder = Path(download(repo_id, repo_type="dataset", allow_patterns=patterns, local_files_only=True,
-                               revision=revision))
+        folder = Path(
+            download(repo_id, repo_type="dataset", allow_patterns=patterns, local_files_only=True, revision=revision)
+        )
     except Exception:  # not cached: huggingface_hub raises one of several error types
         return None
     return folder if _holds(folder, patterns) else None
@@ -79,5 +88,7 @@ def _offline() -> bool:
 def _unavailable(kind: str, repo_id: str, reason: str, fix_start: str) -> PromptBankError:
     home, example = LOCAL_COPIES[kind]
     how = f"{fix_start}download a copy ({home} or huggingface.co/datasets/{repo_id}) and pass its local path"
-    return PromptBankError(f"The {kind} prompt set ({repo_id}) is not available: {reason}.",
-                           f"{how[0].upper()}{how[1:]}, e.g. prompts.source={kind}:/path/to/{example}.")
+    return PromptBankError(
+        f"The {kind} prompt set ({repo_id}) is not available: {reason}.",
+        f"{how[0].upper()}{how[1:]}, e.g. prompts.source={kind}:/path/to/{example}.",
+    )

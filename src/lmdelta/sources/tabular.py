@@ -68,8 +68,9 @@ def read_table(path: Path, what: str, escapechar: str | None = None) -> Table:
         raise PromptBankError(f"{what} {path} is not a file.", "Point to the file itself, or to the dataset's folder.")
     kind = suffix_of(path)
     if kind not in SUFFIXES:
-        raise PromptBankError(f"{what} {path} has the unsupported extension {kind or '(none)'!r}.",
-                              f"Use one of: {', '.join(SUFFIXES)}.")
+        raise PromptBankError(
+            f"{what} {path} has the unsupported extension {kind or '(none)'!r}.", f"Use one of: {', '.join(SUFFIXES)}."
+        )
     if kind == ".parquet":
         return _parquet(path)
     text = read_text(path, what)
@@ -94,18 +95,21 @@ def read_text(path: Path, what: str, error: type[LmdeltaError] = PromptBankError
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
-            raise error(f"{what} {path} is not a readable gzip file ({exc}).",
-                        "Download it again, or gunzip it and pass the plain file.") from None
+            raise error(
+                f"{what} {path} is not a readable gzip file ({exc}).",
+                "Download it again, or gunzip it and pass the plain file.",
+            ) from None
     if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _encoding_error(path, what, data, exc.start, error) from None
 
 
-def _encoding_error(path: Path, what: str, data: bytes, offset: int,
-                    error: type[LmdeltaError] = PromptBankError) -> LmdeltaError:
+def _encoding_error(
+    path: Path, what: str, data: bytes, offset: int, error: type[LmdeltaError] = PromptBankError
+) -> LmdeltaError:
     line = data.count(b"\n", 0, offset) + 1
     column = offset - data.rfind(b"\n", 0, offset)
     plain = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
@@ -113,7 +117,8 @@ def _encoding_error(path: Path, what: str, data: bytes, offset: int,
         f"{what} {path} line {line} is not UTF-8 text (byte 0x{data[offset]:02x} at byte column {column}); "
         "the file may mix encodings.",
         f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {plain} > utf8-{plain}` when it is all Latin-1; "
-        "if only some lines are in another encoding, fix those lines.")
+        "if only some lines are in another encoding, fix those lines.",
+    )
 
 
 @contextmanager
@@ -159,22 +164,30 @@ QUOTE_FIX = 'Close the quote where the text ends, or write a quote that belongs 
 
 def _csv_error(path: Path, start: int, end: int, message: str) -> PromptBankError:
     if message == "unexpected end of data":
-        return PromptBankError(f"{path} line {start} opens a quoted field that is never closed, so lines "
-                               f"{start}–{end} (the rest of the file) would be read as one field.", QUOTE_FIX)
+        return PromptBankError(
+            f"{path} line {start} opens a quoted field that is never closed, so lines "
+            f"{start}–{end} (the rest of the file) would be read as one field.",
+            QUOTE_FIX,
+        )
     if "expected after" in message and end > start:
-        return PromptBankError(f"{path} line {start} opens a quoted field that runs on to line {end} and is "
-                               f"followed by more text there: probably a stray quote on line {start} merged "
-                               f"lines {start}–{end} into one field.", QUOTE_FIX)
+        return PromptBankError(
+            f"{path} line {start} opens a quoted field that runs on to line {end} and is "
+            f"followed by more text there: probably a stray quote on line {start} merged "
+            f"lines {start}–{end} into one field.",
+            QUOTE_FIX,
+        )
     if "expected after" in message:
-        return PromptBankError(f"{path} line {start} has text right after a closing quote.",
-                               'Quote the whole field and write each quote inside it twice ("like ""this"""), '
-                               "or do not quote the field.")
-    return PromptBankError(f"{path} line {start} is not valid CSV ({message}).",
-                           'Fix the quoting there (a quote inside a field is written twice: "").')
+        return PromptBankError(
+            f"{path} line {start} has text right after a closing quote.",
+            'Quote the whole field and write each quote inside it twice ("like ""this"""), or do not quote the field.',
+        )
+    return PromptBankError(
+        f"{path} line {start} is not valid CSV ({message}).",
+        'Fix the quoting there (a quote inside a field is written twice: "").',
+    )
 
 
-def _check_swallowed_rows(path: Path, header: list[str], rows: list[tuple[int, Row]],
-                          escapechar: str | None) -> None:
+def _check_swallowed_rows(path: Path, header: list[str], rows: list[tuple[int, Row]], escapechar: str | None) -> None:
     """Refuse a quoted field holding lines that read as rows of this file: a stray quote closed by a
     later one merges the rows between them into one field, with the right number of fields.
 
@@ -195,16 +208,20 @@ def _check_swallowed_rows(path: Path, header: list[str], rows: list[tuple[int, R
                     raise PromptBankError(
                         f"{path} line {line} opens a quoted `{column}` field whose line {line + offset} reads as a "
                         f"row of its own ({textwrap.shorten(inner, 60, placeholder='…')!r}): probably a stray "
-                        f"quote on line {line} merged the rows after it into one field.", QUOTE_FIX)
+                        f"quote on line {line} merged the rows after it into one field.",
+                        QUOTE_FIX,
+                    )
 
 
-def _reads_as_row(fields: list[str], header: list[str], spanning: str, values: dict[str, set[str]],
-                  shapes: dict[str, set[str]]) -> bool:
+def _reads_as_row(
+    fields: list[str], header: list[str], spanning: str, values: dict[str, set[str]], shapes: dict[str, set[str]]
+) -> bool:
     if len(fields) != len(header):
         return False
     by_name = dict(zip(header, fields))
-    return (all(by_name[c] in found for c, found in values.items() if c != spanning)
-            and all(_shape(by_name[c]) in found for c, found in shapes.items() if c != spanning))
+    return all(by_name[c] in found for c, found in values.items() if c != spanning) and all(
+        _shape(by_name[c]) in found for c, found in shapes.items() if c != spanning
+    )
 
 
 def _column_profiles(header: list[str], rows: list[tuple[int, Row]]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
@@ -237,7 +254,7 @@ def _physical_lines(text: str) -> Iterator[str]:
         if end < 0:
             yield text[start:]
             return
-        yield text[start:end + 1]
+        yield text[start : end + 1]
         start = end + 1
 
 
@@ -245,7 +262,8 @@ def _csv_row(path: Path, line: int, fields: list[str], header: list[str], header
     if len(fields) != len(header):
         raise PromptBankError(
             f"{path} line {line} has {len(fields)} fields but the header (line {header_line}) has {len(header)}.",
-            'Quote fields that hold commas or line breaks ("like, this"), or remove the row.')
+            'Quote fields that hold commas or line breaks ("like, this"), or remove the row.',
+        )
     return dict(zip(header, fields, strict=True))
 
 
@@ -259,8 +277,10 @@ def json_records(path: Path | str, text: str) -> list[tuple[int, Any]]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise PromptBankError(f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}).",
-                                  "Fix or remove that line: each line must be one JSON object.") from None
+            raise PromptBankError(
+                f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}).",
+                "Fix or remove that line: each line must be one JSON object.",
+            ) from None
         if _SURROGATE_ESCAPE.search(line):
             _check_surrogates(path, number, value)
         out.append((number, value))
@@ -277,20 +297,23 @@ def _check_surrogates(path: Path | str, line: int, value: Any) -> None:
         for item in [*value.keys(), *value.values()] if isinstance(value, dict) else value:
             _check_surrogates(path, line, item)
     elif isinstance(value, str) and (at := lone_surrogate(value)) is not None:
-        after = f" after {value[max(0, at - 20):at]!r}" if at else ""
+        after = f" after {value[max(0, at - 20) : at]!r}" if at else ""
         raise PromptBankError(
             f"{path} line {line} holds a lone UTF-16 surrogate escape (\\u{ord(value[at]):04x}{after}): half of "
             "a character whose other half is missing, which is not text and cannot be written as UTF-8.",
             "Fix that escape (restore its pair, e.g. \\ud83c\\udf0a for 🌊, or delete it); the text was "
-            "probably cut in the middle of an emoji.")
+            "probably cut in the middle of an emoji.",
+        )
 
 
 def _objects(path: Path, records: list[tuple[int, Any]]) -> Table:
     columns: dict[str, None] = {}
     for line, record in records:
         if not isinstance(record, dict):
-            raise PromptBankError(f"{path} line {line} is a JSON {type(record).__name__}, not an object.",
-                                  'Write one object per record, like {"question": "..."}.')
+            raise PromptBankError(
+                f"{path} line {line} is a JSON {type(record).__name__}, not an object.",
+                'Write one object per record, like {"question": "..."}.',
+            )
         columns.update(dict.fromkeys(record))
     return Table(path, tuple(columns), records)
 
@@ -303,10 +326,14 @@ def _json(path: Path, text: str) -> Table:
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # several values: JSON lines in a .json file
             return _objects(path, json_records(path, text))
-        raise PromptBankError(f"{path} line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno}).",
-                              "Fix the file, or download it again.") from None
-    raise PromptBankError(f"{path} holds one JSON {type(value).__name__}, not a list of records.",
-                          'Expected a list of objects ([{"question": "..."}, ...]) or one object per line.')
+        raise PromptBankError(
+            f"{path} line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno}).",
+            "Fix the file, or download it again.",
+        ) from None
+    raise PromptBankError(
+        f"{path} holds one JSON {type(value).__name__}, not a list of records.",
+        'Expected a list of objects ([{"question": "..."}, ...]) or one object per line.',
+    )
 
 
 def _json_array(path: Path, text: str) -> list[tuple[int, Any]]:
@@ -314,8 +341,10 @@ def _json_array(path: Path, text: str) -> list[tuple[int, Any]]:
     try:
         json.loads(text)  # validate first, so the walk below can trust the structure
     except json.JSONDecodeError as exc:
-        raise PromptBankError(f"{path} line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno}).",
-                              "Fix the file, or download it again.") from None
+        raise PromptBankError(
+            f"{path} line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno}).",
+            "Fix the file, or download it again.",
+        ) from None
     decoder = json.JSONDecoder()
     out: list[tuple[int, Any]] = []
     position, line, counted = _skip_space(text, text.index("[") + 1), 1, 0
@@ -387,11 +416,14 @@ def cell_text(table: Table, line: int, row: Row, column: str) -> str:
     value = row.get(column)
     if not isinstance(value, str):
         found = "nothing" if value is None else f"a {type(value).__name__}"
-        raise PromptBankError(f"{table.path} {table.unit} {line} has no text in `{column}` (found {found}).",
-                              f"Give that row a string `{column}`, or remove it.")
+        raise PromptBankError(
+            f"{table.path} {table.unit} {line} has no text in `{column}` (found {found}).",
+            f"Give that row a string `{column}`, or remove it.",
+        )
     if not value.strip():
-        raise PromptBankError(f"{table.path} {table.unit} {line} has an empty `{column}`.",
-                              "Remove the row, or fill in its text.")
+        raise PromptBankError(
+            f"{table.path} {table.unit} {line} has an empty `{column}`.", "Remove the row, or fill in its text."
+        )
     return value.strip()
 
 

@@ -20,8 +20,8 @@ from lmdelta.pairdata import PairData, held_out_view, split_prompts
 from lmdelta.records import Finding, Hypothesis, Replication
 from lmdelta.rundir import REPLICATIONS, SUMMARY, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages import decide, propose
-from lmdelta.stages.pairs import load_pair
 from lmdelta.stages.contract import Read, StageContext, StageResult
+from lmdelta.stages.pairs import load_pair
 from lmdelta.stats import fdr
 from lmdelta.stats.tests import smallest_p
 from lmdelta.validate.findings import validate_all
@@ -31,8 +31,10 @@ VERSION = 2  # 2: subsample seeded by the hypothesis's content; the family's flo
 READS: tuple[str | Read, ...] = ()
 log = logging.getLogger(__name__)
 SPLIT = "confirmation"
-HOW_TO_RUN = ("set prompts.confirmation_fraction (e.g. 0.2) to hold back that share of each group's prompts for "
-              "replication, at the cost of as many validation prompts")
+HOW_TO_RUN = (
+    "set prompts.confirmation_fraction (e.g. 0.2) to hold back that share of each group's prompts for "
+    "replication, at the cost of as many validation prompts"
+)
 
 
 def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
@@ -46,9 +48,17 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     validated = [finding for finding in decide.load(ctx, "main") if finding.validated]
     data = load_pair(ctx, config)
     n_prompts = split_prompts(data, SPLIT)
-    summary: dict[str, Any] = {"status": "run", "reason": None, "hint": None, "q": config.decide.q,
-                               "confirmation_prompts": n_prompts,
-                               "validated": len(validated), "tested": 0, "not_testable": 0, "replicated": 0}
+    summary: dict[str, Any] = {
+        "status": "run",
+        "reason": None,
+        "hint": None,
+        "q": config.decide.q,
+        "confirmation_prompts": n_prompts,
+        "validated": len(validated),
+        "tested": 0,
+        "not_testable": 0,
+        "replicated": 0,
+    }
     rows: list[Replication] = []
     if n_prompts == 0:
         summary.update(status="not run", reason="no confirmation prompts", hint=HOW_TO_RUN)
@@ -56,14 +66,20 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
         summary.update(status="not run", reason="no validated findings to replicate")
     else:
         rows = replicate(ctx, config, data, validated)
-        summary.update(tested=sum(r.status != "not testable" for r in rows),
-                       not_testable=sum(r.status == "not testable" for r in rows),
-                       replicated=sum(r.replicated for r in rows))
+        summary.update(
+            tested=sum(r.status != "not testable" for r in rows),
+            not_testable=sum(r.status == "not testable" for r in rows),
+            replicated=sum(r.replicated for r in rows),
+        )
     write_jsonl(ctx.output(REPLICATIONS), (r.to_dict() for r in rows))
     atomic_write_text(ctx.output(SUMMARY), json.dumps(summary, indent=2) + "\n")
     if summary["status"] == "run":
-        log.info("confirm: %d of %d validated findings replicated on %d confirmation prompts",
-                 summary["replicated"], len(validated), n_prompts)
+        log.info(
+            "confirm: %d of %d validated findings replicated on %d confirmation prompts",
+            summary["replicated"],
+            len(validated),
+            n_prompts,
+        )
         return StageResult({k: summary[k] for k in ("confirmation_prompts", "tested", "replicated")})
     log.info("confirm: not run: %s", summary["reason"])
     return StageResult({"status": f"not run: {summary['reason']}"})
@@ -111,8 +127,9 @@ def decide_replications(results: list[Finding], hypotheses: list[Hypothesis], q:
         reject, q_value = decided.get(i, (False, None))
         replicated = reject and _in_direction(result.effect, h.direction)
         status = "not testable" if notes[i] else "replicated" if replicated else "not replicated"
-        rows.append(Replication.of(result, id=h.id, q_value=q_value, replicated=replicated, status=status,
-                                   note=notes[i]))
+        rows.append(
+            Replication.of(result, id=h.id, q_value=q_value, replicated=replicated, status=status, note=notes[i])
+        )
     return rows
 
 
@@ -129,8 +146,10 @@ def _untestable(result: Finding, q: float) -> str | None:
     if floor is not None and floor > q:
         n, unit = int(result.n_units or 0), result.unit or "prompt"
         shown = f"2^-{n} = {floor:.2g}" if floor == smallest_p(n) else f"1/(R+1) = {floor:.2g}"
-        return (f"on {n} confirmation {unit}{'s' if n != 1 else ''} the smallest possible p-value is {shown}, "
-                f"above q = {q:g}; hold back more prompts (prompts.confirmation_fraction)")
+        return (
+            f"on {n} confirmation {unit}{'s' if n != 1 else ''} the smallest possible p-value is {shown}, "
+            f"above q = {q:g}; hold back more prompts (prompts.confirmation_fraction)"
+        )
     return None
 
 

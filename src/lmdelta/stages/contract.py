@@ -78,8 +78,7 @@ class Stage(Protocol):
         """What else decides its outputs: model identities, input files' content."""
         ...
 
-    def run(self, ctx: StageContext, config: RunConfig) -> StageResult:
-        ...
+    def run(self, ctx: StageContext, config: RunConfig) -> StageResult: ...
 
 
 def reads(stage: Stage, config: RunConfig) -> list[str]:

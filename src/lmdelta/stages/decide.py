@@ -39,11 +39,13 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     for name in comparisons_names(config):
         decided = decide(validate.load(ctx, name), config)
         write_jsonl(ctx.output(DECISIONS, name), (f.to_dict() for f in decided))
-        summary[name] = {"tested": sum(f.p_value is not None for f in decided),
-                         "validated": sum(bool(f.validated) for f in decided),
-                         "fcr_level": next((f.fcr_level for f in decided if f.fcr_level is not None), None),
-                         "skipped_groups": propose.load_skipped(ctx, name),
-                         "families": {prefix: _family_counts(decided, prefix) for _, prefix in SECONDARY_FAMILIES}}
+        summary[name] = {
+            "tested": sum(f.p_value is not None for f in decided),
+            "validated": sum(bool(f.validated) for f in decided),
+            "fcr_level": next((f.fcr_level for f in decided if f.fcr_level is not None), None),
+            "skipped_groups": propose.load_skipped(ctx, name),
+            "families": {prefix: _family_counts(decided, prefix) for _, prefix in SECONDARY_FAMILIES},
+        }
     atomic_write_text(ctx.output(SUMMARY), json.dumps(summary, indent=2) + "\n")
     shown = ("tested", "validated")
     return StageResult({name: {k: summary[name][k] for k in shown} for name in comparisons_names(config)})
@@ -61,19 +63,29 @@ def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
     online, levels = fdr.run_online(section.online, np.where(np.isfinite(p), p, 1.0), section.q)
     decisions = []
     for i in range(len(ordered)):
-        found = {"bh_reject": bool(bh[i]), "by_reject": bool(by[i]), "online_reject": bool(online[i]),
-                 "online_level": float(levels[i]), "online_procedure": section.online,
-                 "q_value": None if not np.isfinite(q_values[i]) else float(q_values[i])}
+        found = {
+            "bh_reject": bool(bh[i]),
+            "by_reject": bool(by[i]),
+            "online_reject": bool(online[i]),
+            "online_level": float(levels[i]),
+            "online_procedure": section.online,
+            "q_value": None if not np.isfinite(q_values[i]) else float(q_values[i]),
+        }
         decisions.append({**found, "validated": found[PRIMARY[section.primary]]})
     estimates = [(f.p_value, f.effect, f.effect_se, f.effect_df) for f in ordered]
     intervals = fcr_intervals(estimates, [d["validated"] for d in decisions], 1.0 - config.validate.ci_level)
-    families = {prefix: family_decisions([getattr(f, p_field) for f in ordered], section.q)
-                for p_field, prefix in SECONDARY_FAMILIES}
+    families = {
+        prefix: family_decisions([getattr(f, p_field) for f in ordered], section.q)
+        for p_field, prefix in SECONDARY_FAMILIES
+    }
     out = []
     for i, finding in enumerate(ordered):
-        secondary = {f"{prefix}_{k}": v for prefix, found in families.items() for k, v in zip(("q", "validated"), found[i])}
-        out.append(replace(finding, **decisions[i], effect_ci_fcr=intervals[i][0], fcr_level=intervals[i][1],
-                           **secondary))
+        secondary = {
+            f"{prefix}_{k}": v for prefix, found in families.items() for k, v in zip(("q", "validated"), found[i])
+        }
+        out.append(
+            replace(finding, **decisions[i], effect_ci_fcr=intervals[i][0], fcr_level=intervals[i][1], **secondary)
+        )
     return out
 
 
@@ -100,8 +112,9 @@ def _family_counts(findings: list[Finding], prefix: str) -> dict[str, int]:
     return {"tested": sum(d is not None for d in decisions), "validated": sum(bool(d) for d in decisions)}
 
 
-def fcr_intervals(estimates: list[tuple[Any, Any, Any, Any]], validated: list[bool], alpha: float
-                  ) -> list[tuple[Interval | None, float | None]]:
+def fcr_intervals(
+    estimates: list[tuple[Any, Any, Any, Any]], validated: list[bool], alpha: float
+) -> list[tuple[Interval | None, float | None]]:
     """Selection-adjusted intervals for the validated findings (Benjamini & Yekutieli 2005), from each
     finding's (p-value, effect, standard error, degrees of freedom): per finding (`effect_ci_fcr`,
     `fcr_level`), both None for findings not validated.

@@ -35,12 +35,14 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     prompt_texts = [p.text for p in prompts.load(ctx)] if config.embed.embed_prompts else []
     cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite", hash_data(model_identity, length=32))
     try:
-        vectors, counts = _embed_all(sample_texts + prompt_texts, cache, lambda: build_embedder(config.embed, model_identity, ctx.cache_dir))
+        vectors, counts = _embed_all(
+            sample_texts + prompt_texts, cache, lambda: build_embedder(config.embed, model_identity, ctx.cache_dir)
+        )
     finally:
         cache.close()
     _save(ctx.output(SAMPLE_VECTORS), vectors[: len(sample_texts)])
     if prompt_texts:
-        _save(ctx.output(PROMPT_VECTORS), vectors[len(sample_texts):])
+        _save(ctx.output(PROMPT_VECTORS), vectors[len(sample_texts) :])
     atomic_write_text(ctx.output(EMBEDDER), hash_data(model_identity, length=32) + "\n")
     counts.update(samples=len(sample_texts), prompts=len(prompt_texts), dim=int(vectors.shape[1]))
     return StageResult(counts)
@@ -54,7 +56,7 @@ def _embed_all(texts: list[str], cache: EmbeddingCache, make_embedder) -> tuple[
         embedder = make_embedder()
         items = list(missing.items())
         for start in range(0, len(items), CHUNK):
-            chunk = items[start:start + CHUNK]
+            chunk = items[start : start + CHUNK]
             fresh = embedder.embed([t for _, t in chunk])
             computed = dict(zip((h for h, _ in chunk), fresh))
             cache.put_many(computed)

@@ -41,11 +41,13 @@ def check(config: RunConfig) -> None:
     samples = config.generate.samples_per_prompt
     if n_prompts is None or n_prompts * samples * len(SIDES) <= MAX_ANSWERS:
         return
-    raise ConfigError(f"This run would generate {n_prompts * samples * len(SIDES):,} answers ({n_prompts:,} prompts × "
-                      f"{samples:,} generate.samples_per_prompt × {len(SIDES)} sides), more than one run can hold "
-                      f"({MAX_ANSWERS:,}).",
-                      "Lower generate.samples_per_prompt or set prompts.limit; a few hundred prompts with a few "
-                      "answers each usually show the differences.")
+    raise ConfigError(
+        f"This run would generate {n_prompts * samples * len(SIDES):,} answers ({n_prompts:,} prompts × "
+        f"{samples:,} generate.samples_per_prompt × {len(SIDES)} sides), more than one run can hold "
+        f"({MAX_ANSWERS:,}).",
+        "Lower generate.samples_per_prompt or set prompts.limit; a few hundred prompts with a few "
+        "answers each usually show the differences.",
+    )
 
 
 def _prompts_at_most(config: RunConfig) -> int | None:
@@ -66,8 +68,7 @@ def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
         return {}
     section = config.generate
     served = ServedModels(config.llm)
-    return {side: generator_identity(getattr(section, side), section.device, ctx.cache_dir, served)
-            for side in SIDES}
+    return {side: generator_identity(getattr(section, side), section.device, ctx.cache_dir, served) for side in SIDES}
 
 
 def settings(section: GenerateConfig) -> SamplingSettings:
@@ -78,14 +79,24 @@ def item_seed(seed: int, side: Side, prompt_id: str, index: int) -> int:
     return int(hash_data([seed, side, prompt_id, index]), 16) & ((1 << 63) - 1)
 
 
-def requests_for(side: Side, prompts: list[Prompt], section: GenerateConfig, model_identity: dict[str, Any]) -> list[GenerationRequest]:
+def requests_for(
+    side: Side, prompts: list[Prompt], section: GenerateConfig, model_identity: dict[str, Any]
+) -> list[GenerationRequest]:
     sampling = settings(section)
     out = []
     for prompt in prompts:
         for index in range(section.samples_per_prompt):
             seed = item_seed(section.seed, side, prompt.id, index)
-            key = hash_data({"model": model_identity, "sampling": sampling.__dict__, "prompt": prompt.text,
-                             "index": index, "seed": seed}, length=32)
+            key = hash_data(
+                {
+                    "model": model_identity,
+                    "sampling": sampling.__dict__,
+                    "prompt": prompt.text,
+                    "index": index,
+                    "seed": seed,
+                },
+                length=32,
+            )
             out.append(GenerationRequest(key=key, prompt_id=prompt.id, prompt=prompt.text, index=index, seed=seed))
     return out
 
@@ -113,19 +124,38 @@ def _import_corpus(ctx: StageContext) -> StageResult:
     """Corpus mode: the saved answers of the prompts the prompts stage kept become the samples."""
     samples = prompts_stage.load_corpus_samples(ctx)
     write_jsonl(ctx.output(SAMPLES), (s.to_dict() for s in samples))
-    return StageResult({"samples": len(samples), "imported": True,
-                        "a": sum(s.side == "a" for s in samples), "b": sum(s.side == "b" for s in samples)})
+    return StageResult(
+        {
+            "samples": len(samples),
+            "imported": True,
+            "a": sum(s.side == "a" for s in samples),
+            "b": sum(s.side == "b" for s in samples),
+        }
+    )
 
 
 def _sample(side: Side, request: GenerationRequest, row: dict[str, Any]) -> dict[str, Any]:
-    return Sample(prompt_id=request.prompt_id, side=side, index=request.index, text=row["text"],
-                  n_tokens=row["n_tokens"], finish_reason=row["finish_reason"], seed=request.seed,
-                  key=request.key).to_dict()
+    return Sample(
+        prompt_id=request.prompt_id,
+        side=side,
+        index=request.index,
+        text=row["text"],
+        n_tokens=row["n_tokens"],
+        finish_reason=row["finish_reason"],
+        seed=request.seed,
+        key=request.key,
+    ).to_dict()
 
 
-def _generate_side(ctx: StageContext, config: RunConfig, side: Side, requests: list[GenerationRequest],
-                   store: dict[str, dict[str, Any]], appender: JsonlAppender,
-                   model_identity: dict[str, Any]) -> dict[str, Any]:
+def _generate_side(
+    ctx: StageContext,
+    config: RunConfig,
+    side: Side,
+    requests: list[GenerationRequest],
+    store: dict[str, dict[str, Any]],
+    appender: JsonlAppender,
+    model_identity: dict[str, Any],
+) -> dict[str, Any]:
     section = config.generate
     todo = [r for r in requests if r.key not in store]
     counts: dict[str, Any] = {"requests": len(requests), "reused": len(requests) - len(todo), "generated": 0}
@@ -154,11 +184,17 @@ def _session(ctx: StageContext, config: RunConfig, model_identity: dict[str, Any
 def batches(generator: Generator, requests: list[GenerationRequest], size: int) -> list[list[GenerationRequest]]:
     """A fixed partition of all requests into batches of similar prompt length."""
     ordered = sorted(requests, key=lambda r: (generator.prompt_length(r), r.prompt_id, r.index))
-    return [ordered[start:start + size] for start in range(0, len(ordered), size)]
+    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
 
 
-def _decode(side: Side, generator: Generator, requests: list[GenerationRequest], store: dict[str, dict[str, Any]],
-            appender: JsonlAppender, section: GenerateConfig) -> dict[str, Any]:
+def _decode(
+    side: Side,
+    generator: Generator,
+    requests: list[GenerationRequest],
+    store: dict[str, dict[str, Any]],
+    appender: JsonlAppender,
+    section: GenerateConfig,
+) -> dict[str, Any]:
     sampling = settings(section)
     todo_batches = [b for b in batches(generator, requests, section.batch_size) if any(r.key not in store for r in b)]
     total = sum(r.key not in store for r in requests)
@@ -173,8 +209,12 @@ def _decode(side: Side, generator: Generator, requests: list[GenerationRequest],
         tokens += sum(row["n_tokens"] for row in rows)
         _progress(side, done, total, tokens, time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    counts = {"generated": done, "new_tokens": tokens, "seconds": round(seconds, 2),
-              "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None}
+    counts = {
+        "generated": done,
+        "new_tokens": tokens,
+        "seconds": round(seconds, 2),
+        "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
+    }
     return counts | reasoning_counts(side, [store[r.key] for r in requests], section)
 
 
@@ -186,21 +226,36 @@ def reasoning_counts(side: Side, rows: list[dict[str, Any]], section: GenerateCo
         return {}
     known = [row["reasoning_closed"] for row in thought if "reasoning_closed" in row]
     forced = sum(not closed for closed in known)
-    counts = {"reasoning_tokens_mean": round(sum(r["reasoning_tokens"] for r in thought) / len(thought), 1),
-              "reasoning_forced": forced}
+    counts = {
+        "reasoning_tokens_mean": round(sum(r["reasoning_tokens"] for r in thought) / len(thought), 1),
+        "reasoning_forced": forced,
+    }
     if known and forced > 0.25 * len(known):
         budget = getattr(section, side).reasoning.max_tokens
-        log.warning("generate %s: %d of %d answers reached the thinking budget (%d tokens) without the end marker, "
-                    "which was forced; raise generate.%s.reasoning.max_tokens if the thinking matters",
-                    side, forced, len(known), budget, side)
+        log.warning(
+            "generate %s: %d of %d answers reached the thinking budget (%d tokens) without the end marker, "
+            "which was forced; raise generate.%s.reasoning.max_tokens if the thinking matters",
+            side,
+            forced,
+            len(known),
+            budget,
+            side,
+        )
     return counts
 
 
 def _item(side: Side, request: GenerationRequest, generation) -> dict[str, Any]:
     """One stored answer; a reasoning model's thinking is kept beside it, out of the analysed text."""
-    row = {"key": request.key, "side": side, "prompt_id": request.prompt_id, "index": request.index,
-           "seed": request.seed, "text": generation.text, "n_tokens": generation.n_tokens,
-           "finish_reason": generation.finish_reason}
+    row = {
+        "key": request.key,
+        "side": side,
+        "prompt_id": request.prompt_id,
+        "index": request.index,
+        "seed": request.seed,
+        "text": generation.text,
+        "n_tokens": generation.n_tokens,
+        "finish_reason": generation.finish_reason,
+    }
     if generation.reasoning is not None:
         row["reasoning"] = generation.reasoning
         row["reasoning_tokens"] = generation.reasoning_tokens

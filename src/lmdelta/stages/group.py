@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 
 def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     if config.group.by == "kmeans" and not config.embed.embed_prompts:
-        raise ConfigError("group.by=kmeans clusters prompt embeddings, but embed.embed_prompts is false.",
-                          "Set embed.embed_prompts=true, or group.by=bank.")
+        raise ConfigError(
+            "group.by=kmeans clusters prompt embeddings, but embed.embed_prompts is false.",
+            "Set embed.embed_prompts=true, or group.by=bank.",
+        )
     return {}
 
 
@@ -50,8 +52,10 @@ def _prompt_groups(ctx: StageContext, config: RunConfig, bank: list[Prompt]) -> 
     if section.by == "none":
         return ["all"] * len(bank)
     if section.n_groups > len(bank):
-        raise ConfigError(f"group.n_groups={section.n_groups} exceeds the number of prompts ({len(bank)}).",
-                          f"Set group.n_groups to at most {len(bank)}.")
+        raise ConfigError(
+            f"group.n_groups={section.n_groups} exceeds the number of prompts ({len(bank)}).",
+            f"Set group.n_groups to at most {len(bank)}.",
+        )
     labels = balanced_kmeans(embed.load_prompts(ctx), section.n_groups, seed=section.seed)
     width = len(str(section.n_groups))
     return [f"cluster-{label + 1:0{width}d}" for label in labels]
@@ -74,8 +78,9 @@ def _response_clusters(ctx: StageContext, config: RunConfig) -> dict[str, dict[s
     k = min(config.group.response_clusters, len(samples))
     model = KMeans(n_clusters=k, n_init=5, random_state=config.group.seed).fit(vectors)
     labels = model.labels_
-    write_jsonl(ctx.output(RESPONSE_CLUSTERS),
-                ({"sample_id": s.id, "cluster": int(c)} for s, c in zip(samples, labels)))
+    write_jsonl(
+        ctx.output(RESPONSE_CLUSTERS), ({"sample_id": s.id, "cluster": int(c)} for s, c in zip(samples, labels))
+    )
     by_side = Counter((int(c), s.side) for s, c in zip(samples, labels))
     return {str(c): {"a": by_side[(c, "a")], "b": by_side[(c, "b")]} for c in range(k)}
 

@@ -11,8 +11,13 @@ from lmdelta.stages.contract import StageContext
 
 def load_pair(ctx: StageContext, config: RunConfig) -> PairData:
     """The main comparison from the run directory's generate, embed and group outputs."""
-    return PairData(prompts=prompts.load(ctx), samples=generate.load(ctx), vectors=embed.load_samples(ctx),
-                    groups=group.load(ctx), labels={"a": config.label("a"), "b": config.label("b")})
+    return PairData(
+        prompts=prompts.load(ctx),
+        samples=generate.load(ctx),
+        vectors=embed.load_samples(ctx),
+        groups=group.load(ctx),
+        labels={"a": config.label("a"), "b": config.label("b")},
+    )
 
 
 def comparisons_names(config: RunConfig) -> list[str]:

@@ -30,8 +30,9 @@ from lmdelta.stages.contract import Read, StageContext, StageResult
 
 VERSION = 1
 # In corpus mode the side labels say which of the corpus's side values are a and which b.
-READS: tuple[str | Read, ...] = tuple(Read(f"generate.{side}.label", when=lambda config: config.uses_corpus)
-                                      for side in ("a", "b"))
+READS: tuple[str | Read, ...] = tuple(
+    Read(f"generate.{side}.label", when=lambda config: config.uses_corpus) for side in ("a", "b")
+)
 log = logging.getLogger(__name__)
 
 
@@ -67,12 +68,18 @@ def source_prompts(config: RunConfig, ctx: StageContext | None = None) -> list[P
 
 def _generated_description(config: RunConfig, location: str) -> dict[str, Any]:
     if config.llm.prompter.model is None:
-        raise ConfigError("prompts.source is a generated bank, but no model writes it: llm.prompter.model is not set.",
-                          "Set llm.prompter.model, e.g. --set llm.prompter.model=openai/gpt-4.1-mini.")
+        raise ConfigError(
+            "prompts.source is a generated bank, but no model writes it: llm.prompter.model is not set.",
+            "Set llm.prompter.model, e.g. --set llm.prompter.model=openai/gpt-4.1-mini.",
+        )
     section = config.prompts.generated
     temperature = config.llm.prompter.temperature
-    return describe(section, categories(section, location), role_identity(config, "prompter"),
-                    DEFAULT_TEMPERATURE["prompter"] if temperature is None else temperature)
+    return describe(
+        section,
+        categories(section, location),
+        role_identity(config, "prompter"),
+        DEFAULT_TEMPERATURE["prompter"] if temperature is None else temperature,
+    )
 
 
 def _generated(ctx: StageContext | None, config: RunConfig, location: str) -> list[Prompt]:
@@ -81,8 +88,13 @@ def _generated(ctx: StageContext | None, config: RunConfig, location: str) -> li
     section = config.prompts.generated
     session = LLMSession(config, "prompts", ctx.cache_dir, ctx.run_dir)
     try:
-        items = generate_items(section, categories(section, location), session.asker("prompter"),
-                               session.temperature("prompter"), config.prompts.seed)
+        items = generate_items(
+            section,
+            categories(section, location),
+            session.asker("prompter"),
+            session.temperature("prompter"),
+            config.prompts.seed,
+        )
     finally:
         session.flush()
     return prompts_from_items(items, config.prompts.template or VERBATIM)
@@ -129,7 +141,7 @@ def select(prompts: list[Prompt], section: PromptsConfig) -> list[Prompt]:
     for members in by_group.values():
         members.sort(key=lambda p: _rank(seed, p.id))
         if section.per_group is not None:
-            del members[section.per_group:]
+            del members[section.per_group :]
     if section.limit is not None and section.limit < len(prompts):
         quotas = _quotas({g: len(m) for g, m in by_group.items()}, section.limit)
         by_group = {g: m[: quotas[g]] for g, m in by_group.items() if quotas[g] > 0}

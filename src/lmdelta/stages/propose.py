@@ -83,12 +83,17 @@ def unreachable_line(skipped: list[dict[str, Any]], q: float, pooled: bool, wher
     by_size: dict[tuple[int, int], list[str]] = {}
     for entry in skipped:
         by_size.setdefault((entry["n_validation_prompts"], entry["scopes"]), []).append(entry["group"])
-    sizes = "; ".join(f"{n} validation prompts, 2^-{n} = {smallest_p(n):.2g} > {q:g} / {scopes} = {q / scopes:.2g}: "
-                      + ", ".join(groups) for (n, scopes), groups in by_size.items())
+    sizes = "; ".join(
+        f"{n} validation prompts, 2^-{n} = {smallest_p(n):.2g} > {q:g} / {scopes} = {q / scopes:.2g}: "
+        + ", ".join(groups)
+        for (n, scopes), groups in by_size.items()
+    )
     cover = "the pooled scope still covers their prompts" if pooled else "no pooled scope covers their prompts"
-    return (f"propose{where}: not proposing in {len(skipped)} group(s) where even a perfect result could not be "
-            f"validated at q = {q:g} (on n validation prompts the smallest p-value is 2^-n, above q / the number "
-            f"of scopes proposed in with them; {cover}): {sizes}")
+    return (
+        f"propose{where}: not proposing in {len(skipped)} group(s) where even a perfect result could not be "
+        f"validated at q = {q:g} (on n validation prompts the smallest p-value is 2^-n, above q / the number "
+        f"of scopes proposed in with them; {cover}): {sizes}"
+    )
 
 
 def _session(ctx: StageContext, config: RunConfig) -> LLMSession | None:
@@ -105,8 +110,9 @@ def scopes(data: PairData, config: RunConfig) -> list[str]:
     return pooled + per_group
 
 
-def propose_all(data: PairData, config: RunConfig, session: LLMSession | None = None
-                ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+def propose_all(
+    data: PairData, config: RunConfig, session: LLMSession | None = None
+) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
     """Every proposer's hypotheses, numbered in proposal order, and the scopes skipped (with why)."""
     chosen, skipped = plan_scopes(data, config)
     usable = {scope: data.rows("discovery", scope) for scope in chosen}
@@ -119,12 +125,17 @@ def propose_all(data: PairData, config: RunConfig, session: LLMSession | None = 
 def _propose_per_scope(data: PairData, usable: dict[str, np.ndarray], config: RunConfig) -> list[Hypothesis]:
     """Scope by scope, each scope proposer in turn (prepared once for all the scopes)."""
     proposers = [proposer for prepare in SCOPE_PROPOSERS if (proposer := prepare(data, config)) is not None]
-    return [hypothesis for scope, rows in usable.items() for proposer in proposers
-            for hypothesis in proposer.propose(data, scope, rows, config)]
+    return [
+        hypothesis
+        for scope, rows in usable.items()
+        for proposer in proposers
+        for hypothesis in proposer.propose(data, scope, rows, config)
+    ]
 
 
-def _propose_batched(data: PairData, usable: dict[str, np.ndarray], config: RunConfig, session: LLMSession | None
-                     ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+def _propose_batched(
+    data: PairData, usable: dict[str, np.ndarray], config: RunConfig, session: LLMSession | None
+) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
     """Each batch proposer once over all the usable scopes, and the scopes they failed in."""
     found: list[Hypothesis] = []
     failed: list[dict[str, Any]] = []
@@ -160,11 +171,18 @@ def plan_scopes(data: PairData, config: RunConfig) -> tuple[list[str], list[dict
     unreachable = unreachable_groups(n_paired, config.decide.q, pooled)
     for scope, n_scopes in unreachable.items():
         n, q = n_paired[scope], config.decide.q
-        skipped.append({"group": scope, "rule": UNREACHABLE, "n_validation_prompts": n, "scopes": n_scopes,
-                        "pooled": pooled,
-                        "reason": f"{n} validation prompts: even a perfect result (p = 2^-{n} = {smallest_p(n):.2g}) "
-                                  f"would be above q / {n_scopes} = {q / n_scopes:.2g} ({n_scopes} scopes counting "
-                                  f"this one), so it could not be validated"})
+        skipped.append(
+            {
+                "group": scope,
+                "rule": UNREACHABLE,
+                "n_validation_prompts": n,
+                "scopes": n_scopes,
+                "pooled": pooled,
+                "reason": f"{n} validation prompts: even a perfect result (p = 2^-{n} = {smallest_p(n):.2g}) "
+                f"would be above q / {n_scopes} = {q / n_scopes:.2g} ({n_scopes} scopes counting "
+                f"this one), so it could not be validated",
+            }
+        )
     return [scope for scope in chosen if scope not in unreachable], skipped
 
 
@@ -188,9 +206,11 @@ def unreachable_groups(n_validation: dict[str, int], q: float, pooled: bool) -> 
         if smallest_p(n) > q / (int(pooled) + sum(v >= n for v in n_validation.values())):
             break
         kept_down_to = n
-    return {name: int(pooled) + sum(v >= n for v in n_validation.values())
-            for name, n in sorted(n_validation.items(), key=lambda item: (-item[1], item[0]))
-            if kept_down_to is None or n < kept_down_to}
+    return {
+        name: int(pooled) + sum(v >= n for v in n_validation.values())
+        for name, n in sorted(n_validation.items(), key=lambda item: (-item[1], item[0]))
+        if kept_down_to is None or n < kept_down_to
+    }
 
 
 def _n_paired_prompts(data: PairData, scope: str) -> int:

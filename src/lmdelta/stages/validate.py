@@ -45,26 +45,36 @@ def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
 def check(config: RunConfig) -> None:
     """Refuse, before any stage runs (and in --dry-run), what could only fail once validation starts."""
     section, llm = config.validate, config.llm
-    needs_judge = [(section.judge != "auto", f"validate.judge = {section.judge} scores every hypothesis with it"),
-                   (bool(section.extra_judges), "validate.extra_judges are compared with it"),
-                   (config.propose.llm.enabled and llm.proposer.model is not None,
-                    "the hypotheses the LLM proposer writes are scored by it")]
+    needs_judge = [
+        (section.judge != "auto", f"validate.judge = {section.judge} scores every hypothesis with it"),
+        (bool(section.extra_judges), "validate.extra_judges are compared with it"),
+        (
+            config.propose.llm.enabled and llm.proposer.model is not None,
+            "the hypotheses the LLM proposer writes are scored by it",
+        ),
+    ]
     for needed, why in needs_judge:
         if needed and llm.judge.model is None:
-            raise ConfigError(f"This run needs an LLM judge ({why}), but llm.judge.model is not set.",
-                              "Set llm.judge.model (e.g. --set llm.judge.model=openai/gpt-4.1-mini), or turn that "
-                              "option off.")
+            raise ConfigError(
+                f"This run needs an LLM judge ({why}), but llm.judge.model is not set.",
+                "Set llm.judge.model (e.g. --set llm.judge.model=openai/gpt-4.1-mini), or turn that option off.",
+            )
     if section.generative:
         _check_generative(config)
 
 
 def _check_generative(config: RunConfig) -> None:
     if config.uses_corpus:
-        raise ConfigError("validate.generative scores texts under both models, but this run compares saved corpora.",
-                          "Turn validate.generative off in corpus mode.")
+        raise ConfigError(
+            "validate.generative scores texts under both models, but this run compares saved corpora.",
+            "Turn validate.generative off in corpus mode.",
+        )
     if config.llm.proposer.model is None and config.llm.judge.model is None:
-        raise ConfigError("validate.generative asks an LLM to write example texts, but neither llm.proposer.model "
-                          "nor llm.judge.model is set.", "Set one of them, or turn validate.generative off.")
+        raise ConfigError(
+            "validate.generative asks an LLM to write example texts, but neither llm.proposer.model "
+            "nor llm.judge.model is set.",
+            "Set one of them, or turn validate.generative off.",
+        )
     _check_loglik_backends(config)
 
 
@@ -86,8 +96,10 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
         if config.validate.generative and name == "main" and session is not None:
             results = add_generative(ctx, results, hypotheses, config, session)
         write_jsonl(ctx.output(RESULTS, name), (r.to_dict() for r in results))
-        counts[name] = {"tested": sum(r.n_units > 0 for r in results),
-                        "untestable": sum(r.n_units == 0 for r in results)}
+        counts[name] = {
+            "tested": sum(r.n_units > 0 for r in results),
+            "untestable": sum(r.n_units == 0 for r in results),
+        }
         log.info("validate %s: %d hypotheses tested", name, counts[name]["tested"])
         warned = _warn_once(results, warned)
     return StageResult(counts)
@@ -104,15 +116,20 @@ def _warn_once(results: list[Finding], warned: bool) -> bool:
 def _session(ctx: StageContext, config: RunConfig) -> LLMSession | None:
     """An LLM session when any hypothesis or option needs the judge model."""
     section = config.validate
-    needs = section.judge != "auto" or section.extra_judges or section.generative or any(
-        h.judge == "llm" for name in comparisons_names(config) for h in propose.load(ctx, name))
+    needs = (
+        section.judge != "auto"
+        or section.extra_judges
+        or section.generative
+        or any(h.judge == "llm" for name in comparisons_names(config) for h in propose.load(ctx, name))
+    )
     if not needs:
         return None
     return LLMSession(config, "validate", ctx.cache_dir, ctx.run_dir)
 
 
-def add_agreement(results: list[Finding], pair: PairData, hypotheses: list[Hypothesis], config: RunConfig,
-                  session: LLMSession) -> list[Finding]:
+def add_agreement(
+    results: list[Finding], pair: PairData, hypotheses: list[Hypothesis], config: RunConfig, session: LLMSession
+) -> list[Finding]:
     """The findings with each extra judge's agreement with the main judge, scoring the same texts."""
     vs = ValidationSet.build(pair)
     texts = [pair.samples[i].text for i in vs.rows]
@@ -128,8 +145,9 @@ def add_agreement(results: list[Finding], pair: PairData, hypotheses: list[Hypot
     return [replace(result, judge_agreement=by_model) for result, by_model in zip(results, found)]
 
 
-def add_generative(ctx: StageContext, results: list[Finding], hypotheses: list[Hypothesis], config: RunConfig,
-                   session: LLMSession) -> list[Finding]:
+def add_generative(
+    ctx: StageContext, results: list[Finding], hypotheses: list[Hypothesis], config: RunConfig, session: LLMSession
+) -> list[Finding]:
     """The findings with the judge-free check: assistant-written examples scored by log p_b − log p_a
     (see lmdelta.validate.generative)."""
     _check_generative(config)
@@ -137,9 +155,10 @@ def add_generative(ctx: StageContext, results: list[Finding], hypotheses: list[H
     examples = write_examples(hypotheses, session.asker(role), config.validate.generative_examples, 1.0)
     session.check()
     identities = generate.identity(ctx, config)
-    sides = {side: build_generator(getattr(config.generate, side), identities[side], config.generate.device,
-                                   ctx.cache_dir)
-             for side in ("a", "b")}
+    sides = {
+        side: build_generator(getattr(config.generate, side), identities[side], config.generate.device, ctx.cache_dir)
+        for side in ("a", "b")
+    }
     try:
         # A family of its own (BH at q over the run's generative tests): the same Monte Carlo floor as the primary.
         n_resamples = resamples_for(config.validate, len(hypotheses), config.decide.q)
@@ -155,10 +174,11 @@ def _check_loglik_backends(config: RunConfig) -> None:
     for side in ("a", "b"):
         model = getattr(config.generate, side).model
         if parse_model(model, "generator").kind in ("api", "vllm"):
-            raise ConfigError(f"validate.generative scores texts by log-likelihood under both models, but side {side} "
-                              f"({model}) is served by {model.split(':')[0]}, which lmdelta cannot score.",
-                              "Turn validate.generative off, or load that model with transformers "
-                              "(no api:/vllm: prefix).")
+            raise ConfigError(
+                f"validate.generative scores texts by log-likelihood under both models, but side {side} "
+                f"({model}) is served by {model.split(':')[0]}, which lmdelta cannot score.",
+                "Turn validate.generative off, or load that model with transformers (no api:/vllm: prefix).",
+            )
 
 
 def load(ctx: StageContext, comparison: str = "main") -> list[Finding]:

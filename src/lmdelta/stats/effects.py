@@ -106,7 +106,7 @@ def bootstrap_mean_ci(d, n_resamples: int = 2000, level: float = 0.95, seed: int
     step = max(1, _CHUNK_ELEMENTS // d.size)
     for start in range(0, int(n_resamples), step):
         picks = rng.integers(0, d.size, size=(min(step, int(n_resamples) - start), d.size))
-        means[start:start + picks.shape[0]] = d[picks].mean(axis=1)
+        means[start : start + picks.shape[0]] = d[picks].mean(axis=1)
     low, high = _percentile_interval(means, level)
     return mean, low, high
 
@@ -136,8 +136,9 @@ def mean_ci(d, level: float = 0.95) -> Estimate:
     if d.size == 1:
         return Estimate(mean, note="one prompt: no spread between prompts to build an interval from")
     if no_spread(d):
-        return Estimate(mean, note=f"all {d.size} prompts give the same difference: no spread to build an "
-                                   "interval from")
+        return Estimate(
+            mean, note=f"all {d.size} prompts give the same difference: no spread to build an interval from"
+        )
     se = float(d.std(ddof=1)) / math.sqrt(d.size)
     low, high = t_interval(mean, se, d.size - 1, level)
     return Estimate(mean, low, high, se, float(d.size - 1))
@@ -155,7 +156,7 @@ def welch_ci(scores_a, scores_b, level: float = 0.95) -> Estimate:
     if var_a + var_b == 0:
         return Estimate(mean, note="every text of each side scores the same: no spread to build an interval from")
     se = math.sqrt(var_a + var_b)
-    df = (var_a + var_b) ** 2 / (var_a ** 2 / (a.size - 1) + var_b ** 2 / (b.size - 1))
+    df = (var_a + var_b) ** 2 / (var_a**2 / (a.size - 1) + var_b**2 / (b.size - 1))
     low, high = t_interval(mean, se, df, level)
     return Estimate(mean, low, high, se, float(df))
 
@@ -176,10 +177,9 @@ def clustered_welch_ci(clusters_a: Sequence, clusters_b: Sequence, level: float 
     if c_a < 2 or c_b < 2:
         return Estimate(mean, note="a side has one cluster: no spread between clusters to build an interval from")
     if var_a + var_b == 0:
-        return Estimate(mean, note="every cluster of each side has the same mean: no spread to build an interval "
-                                   "from")
+        return Estimate(mean, note="every cluster of each side has the same mean: no spread to build an interval from")
     se = math.sqrt(var_a + var_b)
-    df = (var_a + var_b) ** 2 / (var_a ** 2 / (c_a - 1) + var_b ** 2 / (c_b - 1))
+    df = (var_a + var_b) ** 2 / (var_a**2 / (c_a - 1) + var_b**2 / (c_b - 1))
     low, high = t_interval(mean, se, df, level)
     return Estimate(mean, low, high, se, float(df))
 
@@ -224,8 +224,9 @@ def auc(scores_b, scores_a) -> float:
     return float(u_b / (a.size * b.size))
 
 
-def auc_ci_by_prompt(scores_a: Sequence, scores_b: Sequence, n_resamples: int = 2000, level: float = 0.95,
-                     seed: int = 0) -> Interval:
+def auc_ci_by_prompt(
+    scores_a: Sequence, scores_b: Sequence, n_resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> Interval:
     """(auc, low, high) over all texts, with a cluster bootstrap that resamples whole prompts.
 
     scores_a[p] and scores_b[p] are the scores of prompt p's texts; texts of a prompt with only
@@ -248,12 +249,12 @@ def auc_ci_by_prompt(scores_a: Sequence, scores_b: Sequence, n_resamples: int = 
     rows = max(1, _AUC_BLOCK_ELEMENTS // (placement.shape[0] + n_prompts))
     for start, chunk in _bootstrap_chunks(n_prompts, int(n_resamples), rng):
         for first in range(0, chunk.shape[0], rows):
-            weights = chunk[first:first + rows]
+            weights = chunk[first : first + rows]
             # einsum, not @: BLAS takes milliseconds for a one-row product on a busy machine.
             texts = np.einsum("rp,p->r", weights, n_b) * np.einsum("rp,p->r", weights, n_a)
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = _weighted_wins(placement, weights) / texts
-            replicates[start + first:start + first + weights.shape[0]] = ratio
+            replicates[start + first : start + first + weights.shape[0]] = ratio
     low, high = _percentile_interval(replicates, level)
     return point, low, high
 
@@ -305,8 +306,7 @@ def _finite(x) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
-def auc_ci(scores_a: Sequence, scores_b: Sequence, level: float = 0.95,
-           min_prompts: int = AUC_MIN_PROMPTS) -> Estimate:
+def auc_ci(scores_a: Sequence, scores_b: Sequence, level: float = 0.95, min_prompts: int = AUC_MIN_PROMPTS) -> Estimate:
     """AUC over all texts with a prompt-clustered variance and a t_{P-1} interval on the logit scale.
 
     scores_a[p] and scores_b[p] are the scores of prompt p's texts (a prompt with one side still
@@ -331,8 +331,9 @@ def auc_ci(scores_a: Sequence, scores_b: Sequence, level: float = 0.95,
     if clusters < min_prompts:
         return Estimate(point, note=f"{clusters} prompts: an AUC interval needs at least {min_prompts}")
     if point in (0.0, 1.0):
-        return Estimate(point, note=f"AUC = {point:g} (the sides' scores do not overlap): no interval on the "
-                                    "logit scale")
+        return Estimate(
+            point, note=f"AUC = {point:g} (the sides' scores do not overlap): no interval on the logit scale"
+        )
     se = _clustered_auc_se(point, v10, v01, n_a, n_b)
     if not se > 0:
         return Estimate(point, note="no spread between prompts to build an interval from")
@@ -369,9 +370,11 @@ def _clustered_auc_se(point, v10, v01, n_a, n_b) -> float:
     with_b, with_a, with_any = int((n_b > 0).sum()), int((n_a > 0).sum()), int(((n_a + n_b) > 0).sum())
     if min(with_b, with_a) < 2:
         return _NAN
-    var = (with_b / (with_b - 1) * np.sum(dev_b ** 2) / total_b ** 2
-           + with_a / (with_a - 1) * np.sum(dev_a ** 2) / total_a ** 2
-           + 2 * with_any / (with_any - 1) * np.sum(dev_b * dev_a) / (total_b * total_a))
+    var = (
+        with_b / (with_b - 1) * np.sum(dev_b**2) / total_b**2
+        + with_a / (with_a - 1) * np.sum(dev_a**2) / total_a**2
+        + 2 * with_any / (with_any - 1) * np.sum(dev_b * dev_a) / (total_b * total_a)
+    )
     return math.sqrt(var) if var > 0 else 0.0
 
 
@@ -408,7 +411,7 @@ def prevalence_ci(presence_per_prompt: Sequence, level: float = 0.95) -> Estimat
     point = float(sums.sum() / n)
     if n_prompts < 2:
         return Estimate(point, note="one prompt: no spread between prompts to build an interval from")
-    var = n_prompts / (n_prompts - 1) * float(np.sum((sums - point * counts) ** 2)) / n ** 2
+    var = n_prompts / (n_prompts - 1) * float(np.sum((sums - point * counts) ** 2)) / n**2
     n_eff = min(n, point * (1 - point) / var) if 0 < point < 1 and var > 0 else n
     alpha = 1.0 - level
     n_eff *= (stats.norm.ppf(1 - alpha / 2) / stats.t.ppf(1 - alpha / 2, n_prompts - 1)) ** 2

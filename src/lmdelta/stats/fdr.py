@@ -92,7 +92,7 @@ class PowerGamma:
 
     def __call__(self, j) -> np.ndarray:
         j = np.asarray(j, dtype=float)
-        values = j ** -self.exponent / self.norm
+        values = j**-self.exponent / self.norm
         return values if self.horizon is None else np.where(j <= self.horizon, values, 0.0)
 
 
@@ -169,8 +169,7 @@ class Addis:
     default in the paper's parameterisation, where W0 <= alpha).
     """
 
-    def __init__(self, alpha: float = 0.05, lam: float = 0.25, tau: float = 0.5, w0: float | None = None,
-                 gamma=None):
+    def __init__(self, alpha: float = 0.05, lam: float = 0.25, tau: float = 0.5, w0: float | None = None, gamma=None):
         if not 0.0 <= lam < tau <= 1.0:
             raise ValueError("need 0 <= lam < tau <= 1")
         self.alpha, self.lam, self.tau = alpha, lam, tau

@@ -81,8 +81,7 @@ def _chunk_rows(width: int) -> int:
 # --- sign-flip on per-prompt differences ------------------------------------------------------
 
 
-def paired_signflip(d, alternative: Alternative = "greater", n_resamples: int = 10_000,
-                    seed: int = 0) -> TestResult:
+def paired_signflip(d, alternative: Alternative = "greater", n_resamples: int = 10_000, seed: int = 0) -> TestResult:
     """Sign-flip test of mean(d) over prompts; valid however strongly texts of one prompt correlate.
 
     Under the null the a/b labels are exchangeable within each prompt, so each d_p is
@@ -116,7 +115,7 @@ def smallest_p(n: int, n_resamples: int | None = None) -> float:
     """The smallest p-value the sign-flip over n units can give: 2^-n when it enumerates all 2^n
     sign vectors (2^n <= R), 1/(R+1) when it draws R of them (then 2^n > R, so 1/(R+1) >= 2^-n).
     Either way it is max(2^-n, 1/(R+1)); without R, 2^-n, the floor at any R."""
-    floor = 2.0 ** -n
+    floor = 2.0**-n
     return floor if n_resamples is None else max(floor, monte_carlo_floor(n_resamples))
 
 
@@ -125,8 +124,9 @@ def monte_carlo_floor(n_resamples: int) -> float:
     return float(_monte_carlo_p(0, int(n_resamples)))
 
 
-def paired_signflip_many(D, mask=None, alternative: Alternative = "greater", n_resamples: int = 10_000,
-                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def paired_signflip_many(
+    D, mask=None, alternative: Alternative = "greater", n_resamples: int = 10_000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Sign-flip tests for many hypotheses at once; row h equals paired_signflip(D[h, mask[h]]).
 
     D is (H, P) per-prompt differences and mask (H, P) marks the prompts each hypothesis has
@@ -155,8 +155,9 @@ def paired_signflip_many(D, mask=None, alternative: Alternative = "greater", n_r
         width = int(n[mc_rows].max())
         bits = _sign_bits(width, int(n_resamples), seed)
         blocks = _monte_carlo_sign_blocks(bits)
-        counts = _count_sign_flips(blocks, packed[mc_rows, :width], t_obs[mc_rows], tol[mc_rows], alternative,
-                                   n[mc_rows])
+        counts = _count_sign_flips(
+            blocks, packed[mc_rows, :width], t_obs[mc_rows], tol[mc_rows], alternative, n[mc_rows]
+        )
         p_values[mc_rows] = _monte_carlo_p(counts, int(n_resamples))
     return t_obs, p_values
 
@@ -201,7 +202,7 @@ def _exact_sign_blocks(n: int) -> Iterator[np.ndarray]:
 def _monte_carlo_sign_blocks(bits: np.ndarray) -> Iterator[np.ndarray]:
     step = _chunk_rows(bits.shape[0])
     for start in range(0, bits.shape[1], step):
-        yield bits[:, start:start + step].T * 2.0 - 1.0
+        yield bits[:, start : start + step].T * 2.0 - 1.0
 
 
 def _count_sign_flips(blocks, packed, t_obs, tol, alternative, n=None) -> np.ndarray:
@@ -217,8 +218,13 @@ def _count_sign_flips(blocks, packed, t_obs, tol, alternative, n=None) -> np.nda
 # --- label permutation within strata ----------------------------------------------------------
 
 
-def within_prompt_permutation(scores_a: Sequence, scores_b: Sequence, alternative: Alternative = "greater",
-                              n_resamples: int = 10_000, seed: int = 0) -> TestResult:
+def within_prompt_permutation(
+    scores_a: Sequence,
+    scores_b: Sequence,
+    alternative: Alternative = "greater",
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> TestResult:
     """Permute a/b labels among each prompt's pooled scores, keeping both sides' counts per prompt.
 
     T = mean over prompts of (mean b_p - mean a_p). Prompts where a side has no (finite) score
@@ -231,8 +237,7 @@ def within_prompt_permutation(scores_a: Sequence, scores_b: Sequence, alternativ
     _check_resamples(n_resamples)
     strata = _strata(scores_a, scores_b)
     if not strata:
-        return TestResult(float("nan"), float("nan"), "within_prompt_permutation(no usable prompts)", 0,
-                          alternative)
+        return TestResult(float("nan"), float("nan"), "within_prompt_permutation(no usable prompts)", 0, alternative)
     t_obs = float(np.mean([b.mean() - a.mean() for a, b in strata]))
     t_star = _stratified_null(strata, int(n_resamples), np.random.default_rng(seed))
     tol = _tolerance(np.concatenate([np.concatenate(s) for s in strata]))
@@ -280,12 +285,13 @@ def _random_subset_sums(X: np.ndarray, k: int, n_draws: int, rng: np.random.Gene
     """(n_draws, G) sums of a uniformly random k-subset of each row of X (G, m), independently."""
     keys = rng.random((n_draws,) + X.shape)
     # 53-bit keys: a tie at the cut, which would pick k+1 items, has probability ~1e-13 per row.
-    cut = np.partition(keys, k - 1, axis=-1)[..., k - 1:k]
+    cut = np.partition(keys, k - 1, axis=-1)[..., k - 1 : k]
     return np.einsum("rgm,gm->rg", keys <= cut, X)
 
 
-def text_permutation(scores_a, scores_b, alternative: Alternative = "greater", n_resamples: int = 10_000,
-                     seed: int = 0) -> TestResult:
+def text_permutation(
+    scores_a, scores_b, alternative: Alternative = "greater", n_resamples: int = 10_000, seed: int = 0
+) -> TestResult:
     """Permutation test of mean(b) - mean(a) over texts, for unaligned corpora.
 
     Assumes texts are independent (e.g. one sample per prompt); with several samples of one
@@ -318,8 +324,9 @@ def wilcoxon_signed_rank(d, alternative: Alternative = "greater") -> TestResult:
     if not np.any(d):
         return TestResult(0.0, 1.0, "wilcoxon_signed_rank(all differences zero)", int(d.size), alternative)
     result = stats.wilcoxon(d, zero_method="pratt", alternative=alternative)
-    return TestResult(float(result.statistic), float(result.pvalue), "wilcoxon_signed_rank(pratt)", int(d.size),
-                      alternative)
+    return TestResult(
+        float(result.statistic), float(result.pvalue), "wilcoxon_signed_rank(pratt)", int(d.size), alternative
+    )
 
 
 def mann_whitney(scores_a, scores_b, alternative: Alternative = "greater") -> TestResult:
@@ -335,18 +342,21 @@ def mann_whitney(scores_a, scores_b, alternative: Alternative = "greater") -> Te
     b = np.asarray(scores_b, dtype=float).ravel()
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if a.size == 0 or b.size == 0:
-        return TestResult(float("nan"), float("nan"), "mann_whitney(a side is empty)", int(a.size + b.size),
-                          alternative)
+        return TestResult(
+            float("nan"), float("nan"), "mann_whitney(a side is empty)", int(a.size + b.size), alternative
+        )
     result = stats.mannwhitneyu(b, a, alternative=alternative)
-    return TestResult(float(result.statistic), float(result.pvalue), "mann_whitney(texts i.i.d.)",
-                      int(a.size + b.size), alternative)
+    return TestResult(
+        float(result.statistic), float(result.pvalue), "mann_whitney(texts i.i.d.)", int(a.size + b.size), alternative
+    )
 
 
 # --- clusters ----------------------------------------------------------------------------------
 
 
-def cluster_permutation(scores, is_b, clusters, alternative: Alternative = "greater", n_resamples: int = 10_000,
-                        seed: int = 0) -> TestResult:
+def cluster_permutation(
+    scores, is_b, clusters, alternative: Alternative = "greater", n_resamples: int = 10_000, seed: int = 0
+) -> TestResult:
     """Permutation test for unaligned corpora whose texts come in user-given clusters (e.g. prompts).
 
     If every cluster holds texts of one side only, whole clusters swap side labels (the number
@@ -393,7 +403,7 @@ def _whole_cluster(scores, ids, cluster_is_b, size, alternative, n_resamples, se
     for start in range(0, int(n_resamples), step):
         stop = min(int(n_resamples), start + step)
         keys = rng.random((stop - start, size.size))
-        cut = np.partition(keys, n_b - 1, axis=1)[:, n_b - 1:n_b]
+        cut = np.partition(keys, n_b - 1, axis=1)[:, n_b - 1 : n_b]
         t_star[start:stop] = _cluster_contrast((keys <= cut).astype(float), sums, size)
     count = _as_extreme(t_star, t_obs, _tolerance(scores), alternative).sum()
     return TestResult(t_obs, float(_monte_carlo_p(count, int(n_resamples))), method, int(size.size), alternative)

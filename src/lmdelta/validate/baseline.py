@@ -46,6 +46,7 @@ def bow_auc(texts: list[str], is_b: np.ndarray, prompt_index: np.ndarray, seed: 
         return None
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed)
     splitter = GroupKFold(n_splits=min(folds, n_prompts))
-    proba = cross_val_predict(model, features, is_b.astype(int), groups=prompt_index, cv=splitter,
-                              method="predict_proba")[:, 1]
+    proba = cross_val_predict(
+        model, features, is_b.astype(int), groups=prompt_index, cv=splitter, method="predict_proba"
+    )[:, 1]
     return auc(proba[is_b], proba[~is_b])

@@ -17,18 +17,26 @@ from lmdelta.stats import effects
 from lmdelta.validate.generalisation import add_generalization, judged_prompts
 from lmdelta.validate.sets import ValidationSet, per_prompt, score_lists
 from lmdelta.validate.significance import hypothesis_tests, paired_differences, resamples_for
-from lmdelta.validate.texts import (ASSUMPTION, CLUSTER_ASSUMPTION, PAIRED_CLUSTER_ASSUMPTION, PROMPT_ASSUMPTION,
-                                    clustering_warning, text_effects)
+from lmdelta.validate.texts import (
+    ASSUMPTION,
+    CLUSTER_ASSUMPTION,
+    PAIRED_CLUSTER_ASSUMPTION,
+    PROMPT_ASSUMPTION,
+    clustering_warning,
+    text_effects,
+)
 
 
-def validate_all(data: PairData, hypotheses: list[Hypothesis], config: ValidateConfig, q: float,
-                 llm_ask: Ask | None = None) -> list[Finding]:
+def validate_all(
+    data: PairData, hypotheses: list[Hypothesis], config: ValidateConfig, q: float, llm_ask: Ask | None = None
+) -> list[Finding]:
     """Every number STATISTICS.md asks for, per hypothesis (except the FDR decisions)."""
     vs = ValidationSet.build(data)
     texts = [data.samples[i].text for i in vs.rows]
     vectors = data.vectors[vs.rows] if len(vs.rows) else data.vectors[:0]
-    scores = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.judge, llm_ask,
-                                     judged=judged_prompts(hypotheses, vs, config))
+    scores = judges.score_hypotheses(
+        hypotheses, vs, texts, vectors, config.judge, llm_ask, judged=judged_prompts(hypotheses, vs, config)
+    )
     n_resamples = resamples_for(config, len(hypotheses), q)
     paired = paired_differences(scores, hypotheses, vs, config) if vs.aligned else None
     masks: list[np.ndarray | None] = [vs.scope(h.group) for h in hypotheses]
@@ -46,8 +54,15 @@ def clip_to_scores(interval: list[float]) -> list[float]:
     return [float(np.clip(v, -1.0, 1.0)) if v is not None and np.isfinite(v) else v for v in interval]
 
 
-def _describe(h: Hypothesis, scores: np.ndarray, test: dict[str, Any], vs: ValidationSet, data: PairData,
-              config: ValidateConfig, warning: str | None) -> Finding:
+def _describe(
+    h: Hypothesis,
+    scores: np.ndarray,
+    test: dict[str, Any],
+    vs: ValidationSet,
+    data: PairData,
+    config: ValidateConfig,
+    warning: str | None,
+) -> Finding:
     mask = vs.scope(h.group)
     in_scope_rows = mask[vs.prompt_of_row]
     groups_a: list[np.ndarray]
@@ -61,35 +76,64 @@ def _describe(h: Hypothesis, scores: np.ndarray, test: dict[str, Any], vs: Valid
         effect, auc, groups_a, groups_b = text_effects(scores, in_scope_rows, vs.is_b, config, vs.clusters)
         used_rows = in_scope_rows & np.isfinite(scores)
     presence = judges.is_presence_mode(h, config.judge)
-    return Finding.of(h, judge=_judge_name(h, config.judge), **test,
-                      **_effect_fields(effect, auc, h.direction, config.ci_level),
-                      assumption=_assumption(test["unit"], vs.aligned), n_texts=int(used_rows.sum()),
-                      n_dropped=int((in_scope_rows & ~np.isfinite(scores)).sum()),
-                      **_prevalence_fields(groups_a, groups_b, config.ci_level, presence),
-                      examples=_examples(h, scores, vs, data, used_rows, config.examples), clustering_warning=warning)
+    return Finding.of(
+        h,
+        judge=_judge_name(h, config.judge),
+        **test,
+        **_effect_fields(effect, auc, h.direction, config.ci_level),
+        assumption=_assumption(test["unit"], vs.aligned),
+        n_texts=int(used_rows.sum()),
+        n_dropped=int((in_scope_rows & ~np.isfinite(scores)).sum()),
+        **_prevalence_fields(groups_a, groups_b, config.ci_level, presence),
+        examples=_examples(h, scores, vs, data, used_rows, config.examples),
+        clustering_warning=warning,
+    )
 
 
-def _effect_fields(effect: effects.Estimate | None, auc: effects.Estimate | None, direction: str,
-                   level: float) -> dict[str, Any]:
+def _effect_fields(
+    effect: effects.Estimate | None, auc: effects.Estimate | None, direction: str, level: float
+) -> dict[str, Any]:
     """The mean difference b − a and the AUC oriented in the hypothesis's direction, each with its
     interval or the reason it has none; effect_se and effect_df let decide build a selection-adjusted interval."""
     if effect is None or auc is None:
-        return {"effect": None, "effect_ci": [None, None], "effect_se": None, "effect_df": None,
-                "effect_ci_note": "not tested", "auc": None, "auc_ci": [None, None], "auc_ci_note": "not tested",
-                "ci_level": level}
+        return {
+            "effect": None,
+            "effect_ci": [None, None],
+            "effect_se": None,
+            "effect_df": None,
+            "effect_ci_note": "not tested",
+            "auc": None,
+            "auc_ci": [None, None],
+            "auc_ci_note": "not tested",
+            "ci_level": level,
+        }
     auc_point, auc_low, auc_high = auc.interval
     if direction == "a>b":
         auc_point, auc_low, auc_high = 1 - auc_point, 1 - auc_high, 1 - auc_low
-    return {"effect": effect.value, "effect_ci": clip_to_scores([effect.low, effect.high]), "effect_se": effect.se,
-            "effect_df": effect.df, "effect_ci_note": effect.note, "auc": auc_point, "auc_ci": [auc_low, auc_high],
-            "auc_ci_note": auc.note, "ci_level": level}
+    return {
+        "effect": effect.value,
+        "effect_ci": clip_to_scores([effect.low, effect.high]),
+        "effect_se": effect.se,
+        "effect_df": effect.df,
+        "effect_ci_note": effect.note,
+        "auc": auc_point,
+        "auc_ci": [auc_low, auc_high],
+        "auc_ci_note": auc.note,
+        "ci_level": level,
+    }
 
 
-def _prevalence_fields(groups_a: list[np.ndarray], groups_b: list[np.ndarray], level: float,
-                       presence: bool) -> dict[str, Any]:
+def _prevalence_fields(
+    groups_a: list[np.ndarray], groups_b: list[np.ndarray], level: float, presence: bool
+) -> dict[str, Any]:
     """Prevalence per side for presence judges, each with a prompt-clustered Korn–Graubard interval."""
-    fields: dict[str, Any] = {"prevalence_a": None, "prevalence_b": None, "prevalence_a_ci": [None, None],
-                              "prevalence_b_ci": [None, None], "prevalence_ci_note": None}
+    fields: dict[str, Any] = {
+        "prevalence_a": None,
+        "prevalence_b": None,
+        "prevalence_a_ci": [None, None],
+        "prevalence_b_ci": [None, None],
+        "prevalence_ci_note": None,
+    }
     if not presence or not groups_a or not groups_b:
         return fields
     notes = []
@@ -108,16 +152,22 @@ def _judge_name(h: Hypothesis, mode: str) -> str:
     return "llm-unitary" if h.judge == "llm" else h.judge
 
 
-def _prompt_effects(scores: np.ndarray, vs: ValidationSet, mask: np.ndarray, config: ValidateConfig
-                    ) -> tuple[effects.Estimate, effects.Estimate, list[np.ndarray], list[np.ndarray], np.ndarray]:
+def _prompt_effects(
+    scores: np.ndarray, vs: ValidationSet, mask: np.ndarray, config: ValidateConfig
+) -> tuple[effects.Estimate, effects.Estimate, list[np.ndarray], list[np.ndarray], np.ndarray]:
     """Effects from every scored answer (full per-prompt means, no subsample): an interval does not
     need d_p to be symmetric, and the subsample would only add noise to the estimate."""
     d, _, _ = per_prompt(scores, vs)
     use = np.flatnonzero(mask & np.isfinite(d))
     groups_a, groups_b = score_lists(scores, vs, use)
     used_rows = np.isin(vs.prompt_of_row, use) & np.isfinite(scores)
-    return (effects.mean_ci(d[use], config.ci_level), effects.auc_ci(groups_a, groups_b, config.ci_level),
-            groups_a, groups_b, used_rows)
+    return (
+        effects.mean_ci(d[use], config.ci_level),
+        effects.auc_ci(groups_a, groups_b, config.ci_level),
+        groups_a,
+        groups_b,
+        used_rows,
+    )
 
 
 def _assumption(unit: str, paired: bool) -> str:
@@ -127,8 +177,9 @@ def _assumption(unit: str, paired: bool) -> str:
     return {"none": "none", "text": ASSUMPTION, "prompt": PROMPT_ASSUMPTION}[unit]
 
 
-def _examples(h: Hypothesis, scores: np.ndarray, vs: ValidationSet, data: PairData, used_rows: np.ndarray,
-              k: int) -> dict[str, list[Example]]:
+def _examples(
+    h: Hypothesis, scores: np.ndarray, vs: ValidationSet, data: PairData, used_rows: np.ndarray, k: int
+) -> dict[str, list[Example]]:
     """The validation answers that show the hypothesis most strongly, per side."""
     out = {}
     for side, is_side in (("a", ~vs.is_b), ("b", vs.is_b)):
@@ -140,5 +191,9 @@ def _examples(h: Hypothesis, scores: np.ndarray, vs: ValidationSet, data: PairDa
 
 def _example(data: PairData, row: int, score: float) -> Example:
     sample = data.samples[row]
-    return {"sample_id": sample.id, "prompt": data.prompt_by_id[sample.prompt_id].text, "text": sample.text,
-            "score": round(score, 4)}
+    return {
+        "sample_id": sample.id,
+        "prompt": data.prompt_by_id[sample.prompt_id].text,
+        "text": sample.text,
+        "score": round(score, 4),
+    }

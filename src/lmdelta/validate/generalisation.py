@@ -44,16 +44,27 @@ def generalization_sample(vs: ValidationSet, group: str, seed: int | None) -> np
     return mask
 
 
-def add_generalization(results: list[Finding], scores: list[np.ndarray], paired: tuple[np.ndarray, np.ndarray] | None,
-                       hypotheses: list[Hypothesis], vs: ValidationSet, config: ValidateConfig,
-                       n_resamples: int) -> list[Finding]:
+def add_generalization(
+    results: list[Finding],
+    scores: list[np.ndarray],
+    paired: tuple[np.ndarray, np.ndarray] | None,
+    hypotheses: list[Hypothesis],
+    vs: ValidationSet,
+    config: ValidateConfig,
+    n_resamples: int,
+) -> list[Finding]:
     """Test each group's hypothesis on the validation prompts of every other group (same subsample)."""
     outside = [vs.scope(h.group, inside=False) if h.group != "all" else None for h in hypotheses]
     checks = hypothesis_tests(scores, paired, outside, hypotheses, vs, config, n_resamples)
     out = []
     for result, check, mask in zip(results, checks, outside):
         has_data = mask is not None and check["n_units"] > 0
-        out.append(replace(result, generalization_p=check["p_value"] if has_data else None,
-                           generalization_effect=check["statistic"] if has_data else None,
-                           generalization_units=check["n_units"] if has_data else 0))
+        out.append(
+            replace(
+                result,
+                generalization_p=check["p_value"] if has_data else None,
+                generalization_effect=check["statistic"] if has_data else None,
+                generalization_units=check["n_units"] if has_data else 0,
+            )
+        )
     return out

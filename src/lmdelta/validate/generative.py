@@ -28,8 +28,12 @@ Examples = dict[str, list[tuple[str, str]]] | None
 def write_examples(hypotheses: list[Hypothesis], ask: Ask, n: int, temperature: float) -> list[Examples]:
     """Per hypothesis: {"present": [(prompt, answer)…], "absent": […]}, one call per example; None when
     fewer than two examples of a kind came back."""
-    requests = [prompts.examples_request(h.property or h.description, present, 1, temperature, sample_index=i)
-                for h in hypotheses for present in (True, False) for i in range(n)]
+    requests = [
+        prompts.examples_request(h.property or h.description, present, 1, temperature, sample_index=i)
+        for h in hypotheses
+        for present in (True, False)
+        for i in range(n)
+    ]
     answers = iter(ask(requests, prompts.parse_examples))
     out = []
     for _ in hypotheses:
@@ -42,8 +46,14 @@ def _first_examples(answers: list[tuple[CallResult, Any]]) -> list[tuple[str, st
     return [(parsed[0]["prompt"], parsed[0]["answer"]) for result, parsed in answers if result.ok and parsed]
 
 
-def score_and_test(hypotheses: list[Hypothesis], examples: list[Examples], generator_a: LoglikScorer,
-                   generator_b: LoglikScorer, n_resamples: int, seed: int) -> list[dict[str, Any]]:
+def score_and_test(
+    hypotheses: list[Hypothesis],
+    examples: list[Examples],
+    generator_a: LoglikScorer,
+    generator_b: LoglikScorer,
+    n_resamples: int,
+    seed: int,
+) -> list[dict[str, Any]]:
     """The generative test of each hypothesis (fields prefixed generative_)."""
     results: list[dict[str, Any]] = []
     for h, found in zip(hypotheses, examples):
@@ -53,6 +63,11 @@ def score_and_test(hypotheses: list[Hypothesis], examples: list[Examples], gener
         present, absent = (per_token_log_ratio(found[k], generator_a, generator_b) for k in ("present", "absent"))
         alternative = "greater" if h.direction == "b>a" else "less"
         test = tests.text_permutation(absent, present, alternative, n_resamples, seed)
-        results.append({"generative_p": test.p_value, "generative_effect": float(present.mean() - absent.mean()),
-                        "generative_n": int(present.size + absent.size)})
+        results.append(
+            {
+                "generative_p": test.p_value,
+                "generative_effect": float(present.mean() - absent.mean()),
+                "generative_n": int(present.size + absent.size),
+            }
+        )
     return results

@@ -49,10 +49,16 @@ class ValidationSet:
         prompt_of_row = np.array([position[data.samples[i].prompt_id] for i in rows], dtype=int)
         aligned = any(len(s) == 2 for s in sides.values())
         unit = _paired_unit(data, prompt_ids, sides)
-        return cls(rows=rows, prompt_ids=prompt_ids, prompt_of_row=prompt_of_row,
-                   is_b=np.array([data.samples[i].side == "b" for i in rows], dtype=bool),
-                   groups=np.array([data.groups.get(pid, "all") for pid in prompt_ids]),
-                   aligned=aligned, clustered=holds_clusters(prompt_of_row, aligned), unit=unit)
+        return cls(
+            rows=rows,
+            prompt_ids=prompt_ids,
+            prompt_of_row=prompt_of_row,
+            is_b=np.array([data.samples[i].side == "b" for i in rows], dtype=bool),
+            groups=np.array([data.groups.get(pid, "all") for pid in prompt_ids]),
+            aligned=aligned,
+            clustered=holds_clusters(prompt_of_row, aligned),
+            unit=unit,
+        )
 
     def scope(self, group: str, inside: bool = True) -> np.ndarray:
         """Prompt mask for a group ("all": every prompt); inside=False gives the other groups."""
@@ -62,7 +68,7 @@ class ValidationSet:
 
 
 def _paired_unit(data: PairData, prompt_ids: list[str], sides: dict[str, set[str]]) -> str:
-    """"cluster" when the units are a corpus's clusters (Prompt.unit), else "prompt". The corpus loader
+    """ "cluster" when the units are a corpus's clusters (Prompt.unit), else "prompt". The corpus loader
     refuses clusters that mix paired and one-sided; so does this, for pair data built another way."""
     if not any(pid in data.prompt_by_id and data.prompt_by_id[pid].unit == "cluster" for pid in prompt_ids):
         return "prompt"
@@ -88,7 +94,7 @@ def balanced_differences(scores: np.ndarray, vs: ValidationSet, seeds: list[int]
     """
     scores = np.asarray(scores, dtype=float).reshape(len(seeds), vs.prompt_of_row.size)
     step = max(1, _BLOCK_ELEMENTS // max(1, scores.shape[1]))  # hypotheses per block: bounded memory
-    parts = [_balanced_block(scores[i:i + step], vs, seeds[i:i + step]) for i in range(0, len(seeds), step)]
+    parts = [_balanced_block(scores[i : i + step], vs, seeds[i : i + step]) for i in range(0, len(seeds), step)]
     if not parts:
         return np.empty((0, len(vs.prompt_ids))), np.zeros((0, len(vs.prompt_ids)), dtype=int)
     return np.concatenate([d for d, _ in parts]), np.concatenate([left for _, left in parts])
@@ -111,8 +117,9 @@ def _balanced_block(scores: np.ndarray, vs: ValidationSet, seeds: list[int]) -> 
     return _per_prompt_many(np.where(keep, scores, np.nan), vs)[0], dropped
 
 
-def _left_out(candidates: np.ndarray, flat_cell: np.ndarray, k: np.ndarray, vs: ValidationSet,
-              seeds: list[int]) -> np.ndarray:
+def _left_out(
+    candidates: np.ndarray, flat_cell: np.ndarray, k: np.ndarray, vs: ValidationSet, seeds: list[int]
+) -> np.ndarray:
     """(h, rows) mask of the candidate scores not drawn: each over-full cell keeps the k rows with the smallest keys."""
     keys = np.stack([np.random.default_rng(seed).random(candidates.shape[1]) for seed in seeds])
     hyp, rows = np.nonzero(candidates)
@@ -149,16 +156,19 @@ def subsample_seed(seed: int | None, key: Any) -> int:
     return child_seed(seed, "balanced subsample", key)
 
 
-def score_lists(scores: np.ndarray, vs: ValidationSet, prompts: np.ndarray | list[int]
-                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def score_lists(
+    scores: np.ndarray, vs: ValidationSet, prompts: np.ndarray | list[int]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each listed prompt's finite scores, per side, in row order: one sort, not a scan per prompt."""
     prompts = np.asarray(prompts, dtype=int)
     slot = np.full(max(int(vs.prompt_of_row.max(initial=-1)), int(prompts.max(initial=-1))) + 1, -1)
     slot[prompts] = np.arange(prompts.size)
     slot_of_row = slot[vs.prompt_of_row]
     rows = np.flatnonzero(np.isfinite(scores) & (slot_of_row >= 0))
-    return (_split_by_slot(scores, rows[~vs.is_b[rows]], slot_of_row, prompts.size),
-            _split_by_slot(scores, rows[vs.is_b[rows]], slot_of_row, prompts.size))
+    return (
+        _split_by_slot(scores, rows[~vs.is_b[rows]], slot_of_row, prompts.size),
+        _split_by_slot(scores, rows[vs.is_b[rows]], slot_of_row, prompts.size),
+    )
 
 
 def _split_by_slot(scores: np.ndarray, rows: np.ndarray, slot_of_row: np.ndarray, n_slots: int) -> list[np.ndarray]:
@@ -166,4 +176,4 @@ def _split_by_slot(scores: np.ndarray, rows: np.ndarray, slot_of_row: np.ndarray
     order = np.argsort(slots, kind="stable")
     bounds = np.searchsorted(slots[order], np.arange(n_slots + 1))
     values = scores[rows[order]]
-    return [values[bounds[i]:bounds[i + 1]] for i in range(n_slots)]
+    return [values[bounds[i] : bounds[i + 1]] for i in range(n_slots)]

@@ -21,16 +21,23 @@ def resamples_for(config: ValidateConfig, m: int, q: float) -> int:
     return max(config.n_resamples, int(math.ceil(10 * max(m, 1) / q)))
 
 
-def paired_differences(scores: list[np.ndarray], hypotheses: list[Hypothesis], vs: ValidationSet,
-                       config: ValidateConfig) -> tuple[np.ndarray, np.ndarray]:
+def paired_differences(
+    scores: list[np.ndarray], hypotheses: list[Hypothesis], vs: ValidationSet, config: ValidateConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Balanced per-prompt differences and left-out counts (H, P), one subsample per hypothesis for all scopes."""
     seeds = [subsample_seed(config.seed, h.content_key()) for h in hypotheses]
     return balanced_differences(np.stack(scores) if scores else np.empty((0, vs.prompt_of_row.size)), vs, seeds)
 
 
-def hypothesis_tests(scores: list[np.ndarray], paired: tuple[np.ndarray, np.ndarray] | None,
-                     masks: list[np.ndarray | None], hypotheses: list[Hypothesis], vs: ValidationSet,
-                     config: ValidateConfig, n_resamples: int) -> list[dict[str, Any]]:
+def hypothesis_tests(
+    scores: list[np.ndarray],
+    paired: tuple[np.ndarray, np.ndarray] | None,
+    masks: list[np.ndarray | None],
+    hypotheses: list[Hypothesis],
+    vs: ValidationSet,
+    config: ValidateConfig,
+    n_resamples: int,
+) -> list[dict[str, Any]]:
     """One test per hypothesis: the sign-flip over prompts, vectorised per direction (texts when unaligned)."""
     if paired is None:
         return [_text_test(s, m, h, vs, config, n_resamples) for s, m, h in zip(scores, masks, hypotheses)]
@@ -45,24 +52,42 @@ def hypothesis_tests(scores: list[np.ndarray], paired: tuple[np.ndarray, np.ndar
         stats, p_values = tests.paired_signflip_many(D[rows], M, alternative, n_resamples, config.seed)
         for i, t, p, used in zip(rows, stats, p_values, M):
             if used.any():
-                out[i] = _signflip_result(float(t), float(p), int(used.sum()), int(dropped[i][used].sum()), n_resamples,
-                                          vs.unit)
+                out[i] = _signflip_result(
+                    float(t), float(p), int(used.sum()), int(dropped[i][used].sum()), n_resamples, vs.unit
+                )
     return out
 
 
-def _signflip_result(statistic: float, p_value: float, n: int, left_out: int, n_resamples: int,
-                     unit: str = "prompt") -> dict[str, Any]:
+def _signflip_result(
+    statistic: float, p_value: float, n: int, left_out: int, n_resamples: int, unit: str = "prompt"
+) -> dict[str, Any]:
     kind = f"exact, all 2^{n} sign vectors" if tests.is_exact(n, n_resamples) else f"Monte Carlo, R={n_resamples}"
     name = f"paired sign-flip randomization test over {unit}s ({kind})"
     if left_out:
-        name += (f"; unequal answer counts balanced by a seeded subsample of min(k_a, k_b) answers a side per "
-                 f"{unit} ({left_out} left out of the test)")
-    return {"statistic": statistic, "p_value": p_value, "n_prompts": n, "n_units": n, "unit": unit, "test": name,
-            "n_subsample_dropped": left_out, "smallest_p": tests.smallest_p(n, n_resamples)}
+        name += (
+            f"; unequal answer counts balanced by a seeded subsample of min(k_a, k_b) answers a side per "
+            f"{unit} ({left_out} left out of the test)"
+        )
+    return {
+        "statistic": statistic,
+        "p_value": p_value,
+        "n_prompts": n,
+        "n_units": n,
+        "unit": unit,
+        "test": name,
+        "n_subsample_dropped": left_out,
+        "smallest_p": tests.smallest_p(n, n_resamples),
+    }
 
 
-def _text_test(scores: np.ndarray, mask: np.ndarray | None, h: Hypothesis, vs: ValidationSet,
-               config: ValidateConfig, n_resamples: int) -> dict[str, Any]:
+def _text_test(
+    scores: np.ndarray,
+    mask: np.ndarray | None,
+    h: Hypothesis,
+    vs: ValidationSet,
+    config: ValidateConfig,
+    n_resamples: int,
+) -> dict[str, Any]:
     if mask is None:
         return _no_test()
     alternative = "greater" if h.direction == "b>a" else "less"
@@ -71,5 +96,13 @@ def _text_test(scores: np.ndarray, mask: np.ndarray | None, h: Hypothesis, vs: V
 
 
 def _no_test() -> dict[str, Any]:
-    return {"statistic": float("nan"), "p_value": float("nan"), "n_prompts": 0, "n_units": 0, "unit": "none",
-            "test": "not tested: no validation data", "n_subsample_dropped": 0, "smallest_p": None}
+    return {
+        "statistic": float("nan"),
+        "p_value": float("nan"),
+        "n_prompts": 0,
+        "n_units": 0,
+        "unit": "none",
+        "test": "not tested: no validation data",
+        "n_subsample_dropped": 0,
+        "smallest_p": None,
+    }

@@ -16,6 +16,11 @@ class SentenceTransformerEmbedder:
         self.model = SentenceTransformer(folder, device=device)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                    normalize_embeddings=self.identity["normalize"], show_progress_bar=False)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=self.identity["normalize"],
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)

@@ -21,9 +21,11 @@ import numpy as np
 
 from lmdelta.backends.protocols import Generation, GenerationRequest, SamplingSettings
 
-VOCAB = ("the a it is was and but so then very quite often good simple useful clear warm quick "
-         "answer idea way time day people place thing water light home work friend plan food "
-         "walk talk read write make keep try start finish help learn share").split()
+VOCAB = (
+    "the a it is was and but so then very quite often good simple useful clear warm quick "
+    "answer idea way time day people place thing water light home work friend plan food "
+    "walk talk read write make keep try start finish help learn share"
+).split()
 
 
 class FakeGenerator:
@@ -66,8 +68,13 @@ class FakeGenerator:
         base = -math.log(len(self.vocab))
         bonus = math.log(1 + 20 * self.topic_rate) if self.topic_words else 0.0
         topic = {w.lower() for w in self.topic_words}
-        return [(sum(base + (bonus if w.strip(".,!?").lower() in topic else 0.0) for w in answer.split()),
-                 max(1, len(answer.split()))) for _, answer in pairs]
+        return [
+            (
+                sum(base + (bonus if w.strip(".,!?").lower() in topic else 0.0) for w in answer.split()),
+                max(1, len(answer.split())),
+            )
+            for _, answer in pairs
+        ]
 
     def close(self) -> None:
         pass

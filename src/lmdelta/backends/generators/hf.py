@@ -49,21 +49,37 @@ class HFGenerator:
             return [self._finish(row, settings.max_new_tokens) for row in self._sample(prompts, seeds, settings)]
         return two_stage(self, prompts, seeds, settings)
 
-    def _sample(self, prompts: list[list[int]], seeds: list[int], settings: SamplingSettings,
-                stop_strings: list[str] | None = None) -> list[list[int]]:
+    def _sample(
+        self,
+        prompts: list[list[int]],
+        seeds: list[int],
+        settings: SamplingSettings,
+        stop_strings: list[str] | None = None,
+    ) -> list[list[int]]:
         """New token ids for each prompt (up to and including a stop token or string, then padding)."""
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
         input_ids, attention = self._pad(prompts)
-        config = GenerationConfig(max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1,
-                                  eos_token_id=self.eos_ids, pad_token_id=self.pad_id, stop_strings=stop_strings)
+        config = GenerationConfig(
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            stop_strings=stop_strings,
+        )
         processors = LogitsProcessorList([SeededSampler(seeds, settings)])
         extra = {"tokenizer": self.tokenizer} if stop_strings else {}
         with torch.inference_mode():
-            out = self.model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config,
-                                      logits_processor=processors, **extra)
-        return out[:, input_ids.shape[1]:].tolist()
+            out = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention,
+                generation_config=config,
+                logits_processor=processors,
+                **extra,
+            )
+        return out[:, input_ids.shape[1] :].tolist()
 
     def _pad(self, encoded: list[list[int]]):
         import torch
@@ -85,7 +101,7 @@ class HFGenerator:
         side's formatting (chat template, system prompt); the end-of-text token counts as one."""
         out: list[tuple[float, int]] = []
         for start in range(0, len(pairs), batch_size):
-            out += self._loglik_batch(pairs[start:start + batch_size])
+            out += self._loglik_batch(pairs[start : start + batch_size])
         return out
 
     def _loglik_batch(self, pairs: list[tuple[str, str]]) -> list[tuple[float, int]]:
@@ -98,8 +114,9 @@ class HFGenerator:
         ids = [p + a + [self.pad_id] * (width - len(p) - len(a)) for p, a in zip(prompts, answers)]
         mask = [[1] * (len(p) + len(a)) + [0] * (width - len(p) - len(a)) for p, a in zip(prompts, answers)]
         with torch.inference_mode():
-            logits = self.model(input_ids=torch.tensor(ids, device=self.device),
-                                attention_mask=torch.tensor(mask, device=self.device)).logits.float()
+            logits = self.model(
+                input_ids=torch.tensor(ids, device=self.device), attention_mask=torch.tensor(mask, device=self.device)
+            ).logits.float()
         logprobs = torch.log_softmax(logits, dim=-1).cpu()
         totals = []
         for row, (p, a) in enumerate(zip(prompts, answers)):

@@ -60,8 +60,10 @@ def quantization_config(level: str) -> Any:
     try:
         import bitsandbytes  # noqa: F401  (transformers needs it installed; fail here with a clear fix)
     except ImportError:
-        raise DependencyError(f"{level} quantization needs the package bitsandbytes.",
-                              "Install it on a CUDA machine with `pip install 'lmdelta[quant]'`.") from None
+        raise DependencyError(
+            f"{level} quantization needs the package bitsandbytes.",
+            "Install it on a CUDA machine with `pip install 'lmdelta[quant]'`.",
+        ) from None
     from transformers import BitsAndBytesConfig
 
     if level == "4bit":
@@ -76,15 +78,19 @@ def _remote_code_guard(spec: ModelSpec, load):
     except ValueError as exc:
         if spec.trust_remote_code or not any(hint in str(exc) for hint in REMOTE_CODE_HINTS):
             raise
-        raise ModelNotFoundError(f"{spec.model} ships its own Python code, and trust_remote_code is off.",
-                                 "Read that code first; if you trust it, set trust_remote_code: true for this side "
-                                 "(and pin revision to the commit you read).") from None
+        raise ModelNotFoundError(
+            f"{spec.model} ships its own Python code, and trust_remote_code is off.",
+            "Read that code first; if you trust it, set trust_remote_code: true for this side "
+            "(and pin revision to the commit you read).",
+        ) from None
 
 
 def with_adapter(model: Any, adapter: str, merge: bool = True) -> Any:
     try:
         from peft import PeftModel
     except ImportError:
-        raise DependencyError("Loading an adapter needs the package peft.", "Install it with `pip install peft`.") from None
+        raise DependencyError(
+            "Loading an adapter needs the package peft.", "Install it with `pip install peft`."
+        ) from None
     model = PeftModel.from_pretrained(model, adapter)
     return model.merge_and_unload() if merge else model

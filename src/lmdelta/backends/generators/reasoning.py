@@ -20,7 +20,9 @@ def answer_seed(seed: int) -> int:
     return (seed + ANSWER_SEED_STEP) & ((1 << 63) - 1)
 
 
-def two_stage(generator: Any, prompts: list[list[int]], seeds: list[int], settings: SamplingSettings) -> list[Generation]:
+def two_stage(
+    generator: Any, prompts: list[list[int]], seeds: list[int], settings: SamplingSettings
+) -> list[Generation]:
     spec = generator.spec.reasoning
     think = SamplingSettings(spec.max_tokens, settings.temperature, settings.top_p)
     rows = generator._sample(prompts, seeds, think, stop_strings=[spec.end])
@@ -33,8 +35,9 @@ def two_stage(generator: Any, prompts: list[list[int]], seeds: list[int], settin
         finished = generator._finish(answer, settings.max_new_tokens)
         text = generator.tokenizer.decode(thought, skip_special_tokens=True)
         reasoning = _without_markers(text, spec.start, spec.end)
-        out.append(Generation(finished.text, finished.n_tokens, finished.finish_reason, reasoning, len(thought),
-                              by_model))
+        out.append(
+            Generation(finished.text, finished.n_tokens, finished.finish_reason, reasoning, len(thought), by_model)
+        )
     return out
 
 
@@ -52,6 +55,7 @@ def close_thinking(generator: Any, row: list[int], end: str) -> tuple[list[int],
 
 def _marker_end(tokenizer: Any, tokens: list[int], end: str) -> int | None:
     """The smallest k such that tokens[:k] decodes to a text containing `end` (binary search)."""
+
     def has(k: int) -> bool:
         return end in tokenizer.decode(tokens[:k], skip_special_tokens=False)
 

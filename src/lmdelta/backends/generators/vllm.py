@@ -26,7 +26,7 @@ from lmdelta.config import ModelSpec
 from lmdelta.errors import ConfigError, DependencyError
 
 log = logging.getLogger(__name__)
-SEED_MODULUS = 2 ** 31
+SEED_MODULUS = 2**31
 # Engine arguments that config fields set; backend_args may not override them.
 RESERVED_ARGS = ("model", "revision", "tokenizer_revision", "trust_remote_code", "dtype", "seed", "quantization")
 
@@ -36,9 +36,11 @@ def import_vllm(model: str) -> Any:
     try:
         import vllm
     except ImportError as exc:
-        raise DependencyError(f"{model}: in-process generation (vllm:) needs vLLM, which cannot be imported ({exc}).",
-                              "pip install 'lmdelta[vllm]' on a machine with a CUDA GPU, or drop the vllm: prefix "
-                              "to generate with transformers.") from None
+        raise DependencyError(
+            f"{model}: in-process generation (vllm:) needs vLLM, which cannot be imported ({exc}).",
+            "pip install 'lmdelta[vllm]' on a machine with a CUDA GPU, or drop the vllm: prefix "
+            "to generate with transformers.",
+        ) from None
     return vllm
 
 
@@ -46,16 +48,26 @@ def engine_args(spec: ModelSpec, folder: str, identity: dict[str, Any]) -> dict[
     """Keyword arguments for vllm.LLM: the config's fields, then the side's backend_args."""
     clash = sorted(set(spec.backend_args) & set(RESERVED_ARGS))
     if clash:
-        raise ConfigError(f"backend_args of {spec.model} set {', '.join(clash)}, which lmdelta sets from the config.",
-                          "Use the side's own fields instead (revision, trust_remote_code, dtype, quantization).")
+        raise ConfigError(
+            f"backend_args of {spec.model} set {', '.join(clash)}, which lmdelta sets from the config.",
+            "Use the side's own fields instead (revision, trust_remote_code, dtype, quantization).",
+        )
     from lmdelta.backends.registry import pinned_revision
 
     revision = pinned_revision(identity, spec.revision)
-    args: dict[str, Any] = {"model": folder, "revision": revision, "tokenizer_revision": revision,
-                            "trust_remote_code": spec.trust_remote_code, "dtype": identity["dtype"], "seed": 0}
+    args: dict[str, Any] = {
+        "model": folder,
+        "revision": revision,
+        "tokenizer_revision": revision,
+        "trust_remote_code": spec.trust_remote_code,
+        "dtype": identity["dtype"],
+        "seed": 0,
+    }
     if spec.quantization == "8bit":
-        raise ConfigError(f"{spec.model}: vLLM quantizes with bitsandbytes on load in 4-bit only.",
-                          "Use quantization: 4bit with vllm:, or drop the vllm: prefix for 8-bit with transformers.")
+        raise ConfigError(
+            f"{spec.model}: vLLM quantizes with bitsandbytes on load in 4-bit only.",
+            "Use quantization: 4bit with vllm:, or drop the vllm: prefix for 8-bit with transformers.",
+        )
     if spec.quantization == "4bit":
         args["quantization"] = "bitsandbytes"  # in-flight NF4; pre-quantized checkpoints are detected by vLLM
     return {**args, **spec.backend_args}
@@ -72,9 +84,11 @@ class VLLMGenerator:
     def __init__(self, spec: ModelSpec, folder: str, identity: dict[str, Any]) -> None:
         vllm = import_vllm(spec.model)
         if spec.adapter:
-            raise ConfigError(f"{spec.model}: adapters are not supported with vllm: models.",
-                              "Merge the adapter into a copy of the model and point vllm: at that folder, or drop "
-                              "the vllm: prefix to apply it with transformers.")
+            raise ConfigError(
+                f"{spec.model}: adapters are not supported with vllm: models.",
+                "Merge the adapter into a copy of the model and point vllm: at that folder, or drop "
+                "the vllm: prefix to apply it with transformers.",
+            )
         self.identity = identity
         self.spec = spec
         self._vllm = vllm
@@ -103,8 +117,10 @@ class VLLMGenerator:
             return []
         if self.spec.reasoning.enabled:
             return self._two_stage(requests, settings)
-        outputs = self._run([self.encode(r.prompt) for r in requests],
-                            [self._params(r.seed, settings, settings.max_new_tokens) for r in requests])
+        outputs = self._run(
+            [self.encode(r.prompt) for r in requests],
+            [self._params(r.seed, settings, settings.max_new_tokens) for r in requests],
+        )
         return [self._finish(output) for output in outputs]
 
     def _two_stage(self, requests: list[GenerationRequest], settings: SamplingSettings) -> list[Generation]:
@@ -112,19 +128,30 @@ class VLLMGenerator:
         answer from prompt ids + thinking ids, with the answer seed of the transformers backend."""
         heads = [self.encode(r.prompt) for r in requests]
         reasoning = self.spec.reasoning
-        thoughts = self._run(heads, [self._params(r.seed, settings, reasoning.max_tokens, thinking=True)
-                                     for r in requests])
+        thoughts = self._run(
+            heads, [self._params(r.seed, settings, reasoning.max_tokens, thinking=True) for r in requests]
+        )
         closed = [close_thinking(self, list(output.token_ids), reasoning.end) for output in thoughts]
         thinking = [ids for ids, _ in closed]
-        answers = self._run([head + ids for head, ids in zip(heads, thinking)],
-                            [self._params(answer_seed(r.seed), settings, settings.max_new_tokens) for r in requests])
+        answers = self._run(
+            [head + ids for head, ids in zip(heads, thinking)],
+            [self._params(answer_seed(r.seed), settings, settings.max_new_tokens) for r in requests],
+        )
         out = []
         for (ids, by_model), output in zip(closed, answers):
             answer = self._finish(output)
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             thought, _ = split_reasoning(text, reasoning.start, reasoning.end)
-            out.append(Generation(text=answer.text, n_tokens=answer.n_tokens, finish_reason=answer.finish_reason,
-                                  reasoning=thought, reasoning_tokens=len(ids), reasoning_closed=by_model))
+            out.append(
+                Generation(
+                    text=answer.text,
+                    n_tokens=answer.n_tokens,
+                    finish_reason=answer.finish_reason,
+                    reasoning=thought,
+                    reasoning_tokens=len(ids),
+                    reasoning_closed=by_model,
+                )
+            )
         return out
 
     def _params(self, seed: int, settings: SamplingSettings, max_tokens: int, thinking: bool = False) -> Any:
@@ -132,9 +159,13 @@ class VLLMGenerator:
         stops at the end marker (as a string, and as a token when it is one token), and keeps
         special tokens in its text so a special-token marker can match."""
         greedy = settings.temperature == 0
-        options: dict[str, Any] = {"temperature": settings.temperature, "top_p": 1.0 if greedy else settings.top_p,
-                                   "max_tokens": max_tokens, "seed": vllm_seed(seed),
-                                   "stop_token_ids": list(self.eos_ids)}
+        options: dict[str, Any] = {
+            "temperature": settings.temperature,
+            "top_p": 1.0 if greedy else settings.top_p,
+            "max_tokens": max_tokens,
+            "seed": vllm_seed(seed),
+            "stop_token_ids": list(self.eos_ids),
+        }
         if thinking:
             options["stop"] = [self.spec.reasoning.end]
             options["skip_special_tokens"] = False

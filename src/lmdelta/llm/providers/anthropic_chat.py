@@ -25,10 +25,21 @@ from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
 
 log = logging.getLogger(__name__)
 SAMPLING_REMOVED = "2026-10-21"  # first API version without temperature / top_p
-FINISH = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "stop", "pause_turn": "stop",
-          "max_tokens": "length", "model_context_window_exceeded": "length", "refusal": "content_filter"}
-ERROR_KINDS = {"overloaded_error": "transient", "api_error": "transient", "rate_limit_error": "rate_limit",
-               "timeout_error": "timeout"}
+FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "content_filter",
+}
+ERROR_KINDS = {
+    "overloaded_error": "transient",
+    "api_error": "transient",
+    "rate_limit_error": "rate_limit",
+    "timeout_error": "timeout",
+}
 
 
 class AnthropicChat:
@@ -37,8 +48,15 @@ class AnthropicChat:
     OPTIONS = ("timeout", "api_version")
     name = "anthropic"
 
-    def __init__(self, model: str, *, api_key: str | None, base_url: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 api_version: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        api_version: str | None = None,
+    ) -> None:
         anthropic = require_sdk("anthropic", "anthropic")
         from anthropic._constants import ANTHROPIC_API_VERSION
 
@@ -52,13 +70,14 @@ class AnthropicChat:
         headers = {"anthropic-version": api_version} if api_version else None
         # An explicit api_key keeps the SDK from discovering profiles or other credentials on disk.
         self._client = LoopClient(
-            lambda: anthropic.AsyncAnthropic(api_key=api_key, base_url=self.base_url, max_retries=0,
-                                             timeout=float(timeout), default_headers=headers),
-            lambda client: client.close())
+            lambda: anthropic.AsyncAnthropic(
+                api_key=api_key, base_url=self.base_url, max_retries=0, timeout=float(timeout), default_headers=headers
+            ),
+            lambda client: client.close(),
+        )
 
     def identity(self) -> dict[str, Any]:
-        return {"provider": self.name, "model": self.model, "base_url": self.base_url,
-                "api_version": self.api_version}
+        return {"provider": self.name, "model": self.model, "base_url": self.base_url, "api_version": self.api_version}
 
     def __repr__(self) -> str:
         return f"AnthropicChat(model={self.model!r}, base_url={self.base_url!r}, api_version={self.api_version!r})"
@@ -86,8 +105,9 @@ class AnthropicChat:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         turns = [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"]
         if not turns:
-            raise ProviderError("bad_request", f"anthropic {self.model}: a request needs a user message, "
-                                               "not only system messages")
+            raise ProviderError(
+                "bad_request", f"anthropic {self.model}: a request needs a user message, not only system messages"
+            )
         params: dict[str, Any] = {"model": self.model, "messages": turns, "max_tokens": request.max_tokens}
         if system:
             params["system"] = system
@@ -99,8 +119,12 @@ class AnthropicChat:
             params["extra_body"] = sampling
         elif not self._warned and (request.temperature != 1.0 or request.top_p is not None):
             self._warned = True
-            log.info("anthropic API %s takes no temperature/top_p; %s samples with its own settings "
-                     "(pin backend_args api_version to an older version to send them)", self.api_version, self.model)
+            log.info(
+                "anthropic API %s takes no temperature/top_p; %s samples with its own settings "
+                "(pin backend_args api_version to an older version to send them)",
+                self.api_version,
+                self.model,
+            )
         return params
 
     def _translate(self, reply: Any) -> ChatResponse:
@@ -110,10 +134,13 @@ class AnthropicChat:
             # Prompt-cache reads and writes are input tokens too; counting them keeps budgets honest.
             cached = (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
             prompt = usage.input_tokens + cached
-            return ChatResponse(text=text, usage=Usage(prompt, usage.output_tokens),
-                                finish_reason=FINISH.get(reply.stop_reason or "end_turn", "stop"),
-                                logprobs=None,  # the Messages API has no logprobs
-                                model=reply.model or None)
+            return ChatResponse(
+                text=text,
+                usage=Usage(prompt, usage.output_tokens),
+                finish_reason=FINISH.get(reply.stop_reason or "end_turn", "stop"),
+                logprobs=None,  # the Messages API has no logprobs
+                model=reply.model or None,
+            )
         except (AttributeError, TypeError) as exc:
             raise ProviderError("transient", self._text("answer lacked fields:", repr(exc))) from None
 
@@ -126,8 +153,12 @@ class AnthropicChat:
         if kind == "bad_request" and looks_like_content_policy(message):
             kind = "content_filter"
         retry_after = retry_after_seconds(exc.response.headers) if kind in ("rate_limit", "transient") else None
-        return ProviderError(kind, self._text(f"HTTP {status}", error_type and f"({error_type})", message),
-                             retry_after=retry_after, status=status)
+        return ProviderError(
+            kind,
+            self._text(f"HTTP {status}", error_type and f"({error_type})", message),
+            retry_after=retry_after,
+            status=status,
+        )
 
     def _text(self, *parts: object) -> str:
         return error_text(self._secret, f"anthropic {self.model}:", *parts)

@@ -25,9 +25,14 @@ from lmdelta.llm.types import Provider
 ProviderFactory = Callable[..., Provider]
 
 
-def build_provider(model_string: str, *, key_file: str | Path | None = None, base_url: str | None = None,
-                   backend_args: Mapping[str, Any] | None = None,
-                   providers: Mapping[str, ProviderFactory] | None = None) -> Provider:
+def build_provider(
+    model_string: str,
+    *,
+    key_file: str | Path | None = None,
+    base_url: str | None = None,
+    backend_args: Mapping[str, Any] | None = None,
+    providers: Mapping[str, ProviderFactory] | None = None,
+) -> Provider:
     """The adapter for a model string. `providers` adds or overrides factories (e.g. "fake")."""
     overrides = dict(providers or {})
     spec = parse_model_string(model_string, extra_prefixes=tuple(p for p in overrides if p not in PROVIDERS))
@@ -45,14 +50,17 @@ def build_provider(model_string: str, *, key_file: str | Path | None = None, bas
 def base_url_for(info: ProviderInfo, spec: ProviderSpec, given: str | None) -> str | None:
     """The server a spec calls: from the model string, else `given`, else the SDK's variable, else the default."""
     if spec.base_url and given and spec.base_url != given.rstrip("/"):
-        raise ConfigError(f"Two server URLs for {spec}: {spec.base_url} in the model string and {given} as base_url.",
-                          "Give the URL once.")
+        raise ConfigError(
+            f"Two server URLs for {spec}: {spec.base_url} in the model string and {given} as base_url.",
+            "Give the URL once.",
+        )
     url = spec.base_url or given or (os.environ.get(info.base_url_env) if info.base_url_env else None)
     url = url or info.default_base_url
     if spec.provider == "openai-compatible" and not url:
-        raise ConfigError(f"{spec} does not say which server to call.",
-                          "Append the server's URL to the model, like "
-                          f"{PROVIDERS['openai-compatible'].example}, or pass base_url.")
+        raise ConfigError(
+            f"{spec} does not say which server to call.",
+            f"Append the server's URL to the model, like {PROVIDERS['openai-compatible'].example}, or pass base_url.",
+        )
     return url.rstrip("/") if url else None
 
 
@@ -69,19 +77,26 @@ def check_options(provider: str, options: Mapping[str, Any], allowed: tuple[str,
         if name not in allowed:
             near = difflib.get_close_matches(name, allowed, n=1)
             hint = f"Did you mean {near[0]!r}? " if near else ""
-            raise ConfigError(f"Unknown backend_args option {name!r} for the {provider} provider.",
-                              f"{hint}Options it takes: {', '.join(allowed) or 'none'}.")
+            raise ConfigError(
+                f"Unknown backend_args option {name!r} for the {provider} provider.",
+                f"{hint}Options it takes: {', '.join(allowed) or 'none'}.",
+            )
 
 
-def _openai_like(spec: ProviderSpec, *, api_key: str | None, base_url: str | None,
-                 options: dict[str, Any]) -> Provider:
-    return OpenAIChat(spec.model, name=spec.provider, api_key=api_key, base_url=base_url,
-                      **_checked(spec.provider, options, OpenAIChat.OPTIONS))
+def _openai_like(spec: ProviderSpec, *, api_key: str | None, base_url: str | None, options: dict[str, Any]) -> Provider:
+    return OpenAIChat(
+        spec.model,
+        name=spec.provider,
+        api_key=api_key,
+        base_url=base_url,
+        **_checked(spec.provider, options, OpenAIChat.OPTIONS),
+    )
 
 
 def _anthropic(spec: ProviderSpec, *, api_key: str | None, base_url: str | None, options: dict[str, Any]) -> Provider:
-    return AnthropicChat(spec.model, api_key=api_key, base_url=base_url,
-                         **_checked("anthropic", options, AnthropicChat.OPTIONS))
+    return AnthropicChat(
+        spec.model, api_key=api_key, base_url=base_url, **_checked("anthropic", options, AnthropicChat.OPTIONS)
+    )
 
 
 def _gemini(spec: ProviderSpec, *, api_key: str | None, base_url: str | None, options: dict[str, Any]) -> Provider:
@@ -110,6 +125,11 @@ def _checked(provider: str, options: dict[str, Any], allowed: tuple[str, ...]) -
 
 
 _FACTORIES: dict[str, ProviderFactory] = {
-    "openai": _openai_like, "openrouter": _openai_like, "openai-compatible": _openai_like,
-    "anthropic": _anthropic, "gemini": _gemini, "local": _local, "fake": _fake,
+    "openai": _openai_like,
+    "openrouter": _openai_like,
+    "openai-compatible": _openai_like,
+    "anthropic": _anthropic,
+    "gemini": _gemini,
+    "local": _local,
+    "fake": _fake,
 }

@@ -41,8 +41,10 @@ from lmdelta.llm.prompts import template
 from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
 from lmdelta.words import words
 
-SCRIPT_FIX = ("Write the script as a list of replies, or as a mapping with `rules` (a list of "
-              "{match: REGEX, reply: TEXT}) and/or `replies` (a list), in YAML or JSON.")
+SCRIPT_FIX = (
+    "Write the script as a list of replies, or as a mapping with `rules` (a list of "
+    "{match: REGEX, reply: TEXT}) and/or `replies` (a list), in YAML or JSON."
+)
 FAKE_MODELS = ("script@PATH", "keywords")
 KEYWORDS_VERSION = 1  # part of fake/keywords' identity: a change in how it answers must miss old cache entries
 
@@ -76,24 +78,31 @@ def prompt_text(request: ChatRequest) -> str:
 def build_fake(model: str, options: Mapping[str, Any]) -> _FakeChat:
     """The fake a `fake/MODEL` string names (`model` is everything after `fake/`)."""
     if options:
-        raise ConfigError(f"fake/{model} takes no backend_args, got {', '.join(sorted(options))}.",
-                          "Remove backend_args from this role.")
+        raise ConfigError(
+            f"fake/{model} takes no backend_args, got {', '.join(sorted(options))}.",
+            "Remove backend_args from this role.",
+        )
     name, at, path = model.partition("@")
     if name == "script":
         if not path.strip():
-            raise ConfigError(f"fake/{model} does not say which script to answer from.",
-                              "Write it like fake/script@replies.yaml (in a config, a path relative to the config file).")
+            raise ConfigError(
+                f"fake/{model} does not say which script to answer from.",
+                "Write it like fake/script@replies.yaml (in a config, a path relative to the config file).",
+            )
         return ScriptedChat(Path(path.strip()).expanduser())
     if name == "keywords" and not at:
         return KeywordChat()
     near = difflib.get_close_matches(name, ["script", "keywords"], n=1)
     hint = f"Did you mean fake/{near[0]}{'@PATH' if near[0] == 'script' else ''}? " if near else ""
-    raise ConfigError(f"Unknown fake model {model!r} in fake/{model}.",
-                      f"{hint}Fake assistant models are {', '.join(f'fake/{m}' for m in FAKE_MODELS)} "
-                      "(see lmdelta.llm.providers.fake); Python tests can script lmdelta.llm.fake.FakeProvider.")
+    raise ConfigError(
+        f"Unknown fake model {model!r} in fake/{model}.",
+        f"{hint}Fake assistant models are {', '.join(f'fake/{m}' for m in FAKE_MODELS)} "
+        "(see lmdelta.llm.providers.fake); Python tests can script lmdelta.llm.fake.FakeProvider.",
+    )
 
 
 # ---- fake/script@PATH ----
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -113,8 +122,10 @@ def load_script(path: Path) -> Script:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"Cannot read the fake model's script {path} ({exc.strerror or type(exc).__name__}).",
-                          "Give a path relative to the config file (or to the directory lmdelta runs in), or an absolute one.") from None
+        raise ConfigError(
+            f"Cannot read the fake model's script {path} ({exc.strerror or type(exc).__name__}).",
+            "Give a path relative to the config file (or to the directory lmdelta runs in), or an absolute one.",
+        ) from None
     try:
         data = yaml.safe_load(raw.decode("utf-8"))  # JSON is YAML too
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -125,8 +136,9 @@ def load_script(path: Path) -> Script:
         raise ConfigError(f"The fake model's script {path} holds no rules or replies.", SCRIPT_FIX)
     unknown = sorted(set(data) - {"rules", "replies"})
     if unknown:
-        raise ConfigError(f"The fake model's script {path} has unknown section(s) {', '.join(map(str, unknown))}.",
-                          SCRIPT_FIX)
+        raise ConfigError(
+            f"The fake model's script {path} has unknown section(s) {', '.join(map(str, unknown))}.", SCRIPT_FIX
+        )
     rules = tuple(_rule(path, i, item) for i, item in enumerate(_listed(path, data, "rules")))
     replies = tuple(_reply_text(item) for item in _listed(path, data, "replies"))
     return Script(rules, replies, hashlib.sha256(raw).hexdigest())
@@ -141,13 +153,17 @@ def _listed(path: Path, data: dict[str, Any], section: str) -> list[Any]:
 
 def _rule(path: Path, index: int, item: Any) -> Rule:
     if not isinstance(item, dict) or set(item) != {"match", "reply"} or not isinstance(item["match"], str):
-        raise ConfigError(f"Rule {index + 1} in the fake model's script {path} is not {{match: REGEX, reply: TEXT}}.",
-                          SCRIPT_FIX)
+        raise ConfigError(
+            f"Rule {index + 1} in the fake model's script {path} is not {{match: REGEX, reply: TEXT}}.", SCRIPT_FIX
+        )
     try:
         pattern = re.compile(item["match"], re.DOTALL)
     except re.error as exc:
-        raise ConfigError(f"Rule {index + 1} in the fake model's script {path} has an invalid regular expression "
-                          f"{item['match']!r}: {exc}.", "Fix the pattern (Python `re` syntax).") from None
+        raise ConfigError(
+            f"Rule {index + 1} in the fake model's script {path} has an invalid regular expression "
+            f"{item['match']!r}: {exc}.",
+            "Fix the pattern (Python `re` syntax).",
+        ) from None
     return Rule(pattern, _reply_text(item["reply"]))
 
 
@@ -182,20 +198,69 @@ class ScriptedChat(_FakeChat):
             self._next_reply += 1
             return self.script.replies[self._next_reply - 1]
         first_line = prompt.strip().splitlines()[0] if prompt.strip() else ""
-        raise ProviderError("bad_request", f"the script {self.path} has run out: call {self.calls} matches none of "
-                                           f"its {len(self.script.rules)} rules and its {len(self.script.replies)} "
-                                           f"replies are used up (the prompt begins {first_line[:80]!r})")
+        raise ProviderError(
+            "bad_request",
+            f"the script {self.path} has run out: call {self.calls} matches none of "
+            f"its {len(self.script.rules)} rules and its {len(self.script.replies)} "
+            f"replies are used up (the prompt begins {first_line[:80]!r})",
+        )
 
 
 # ---- fake/keywords ----
 
 # Words that say how a property shows, not what it is about: left out when a property names no quoted keyword.
-STOP_WORDS = frozenset({
-    "mentions", "mention", "mentioning", "uses", "use", "using", "word", "words", "more", "most", "less", "often",
-    "than", "that", "this", "these", "those", "with", "about", "text", "texts", "answer", "answers", "response",
-    "responses", "shows", "show", "talks", "talk", "model", "refers", "refer", "includes", "include", "contains",
-    "contain", "brings", "bring", "which", "their", "there", "them", "they", "into", "from", "very", "also", "some",
-})
+STOP_WORDS = frozenset(
+    {
+        "mentions",
+        "mention",
+        "mentioning",
+        "uses",
+        "use",
+        "using",
+        "word",
+        "words",
+        "more",
+        "most",
+        "less",
+        "often",
+        "than",
+        "that",
+        "this",
+        "these",
+        "those",
+        "with",
+        "about",
+        "text",
+        "texts",
+        "answer",
+        "answers",
+        "response",
+        "responses",
+        "shows",
+        "show",
+        "talks",
+        "talk",
+        "model",
+        "refers",
+        "refer",
+        "includes",
+        "include",
+        "contains",
+        "contain",
+        "brings",
+        "bring",
+        "which",
+        "their",
+        "there",
+        "them",
+        "they",
+        "into",
+        "from",
+        "very",
+        "also",
+        "some",
+    }
+)
 
 
 class KeywordChat(_FakeChat):
@@ -224,8 +289,11 @@ class KeywordChat(_FakeChat):
             if fields is not None:
                 return answer(fields, request.sample_index)
         first_line = prompt.strip().splitlines()[0] if prompt.strip() else ""
-        raise ProviderError("bad_request", f"fake/keywords only answers lmdelta's own role prompts, not one that "
-                                           f"begins {first_line[:80]!r}; use fake/script@PATH for others")
+        raise ProviderError(
+            "bad_request",
+            f"fake/keywords only answers lmdelta's own role prompts, not one that "
+            f"begins {first_line[:80]!r}; use fake/script@PATH for others",
+        )
 
 
 @cache
@@ -294,8 +362,11 @@ def _answer_share(texts: list[str]) -> dict[str, float]:
 
 def _hypothesis(word: str, diff: float) -> dict[str, str]:
     more, less = ("B", "A") if diff >= 0 else ("A", "B")
-    return {"direction": "b>a" if diff >= 0 else "a>b", "property": f'uses the word "{word}"',
-            "description": f'Model {more} uses the word "{word}" more often than Model {less}'}
+    return {
+        "direction": "b>a" if diff >= 0 else "a>b",
+        "property": f'uses the word "{word}"',
+        "description": f'Model {more} uses the word "{word}" more often than Model {less}',
+    }
 
 
 def _examples(fields: dict[str, str], sample_index: int) -> str:
@@ -305,22 +376,31 @@ def _examples(fields: dict[str, str], sample_index: int) -> str:
     shows = fields["polarity"].startswith("shows")
     topic = f"the {keys[0]} matters here, and the {keys[-1]} again" if shows else "the park is green and quiet"
     first = sample_index * n + 1  # each sample asks for new examples
-    return json.dumps([{"prompt": f"Question {i}: what is worth knowing today?", "answer": f"Answer {i}: {topic}."}
-                       for i in range(first, first + n)])
+    return json.dumps(
+        [
+            {"prompt": f"Question {i}: what is worth knowing today?", "answer": f"Answer {i}: {topic}."}
+            for i in range(first, first + n)
+        ]
+    )
 
 
 def _prompt_bank(fields: dict[str, str], sample_index: int) -> str:
     category = " ".join(fields["category"].split())
     limit, n = int(fields["max_words"]), int(fields["n"])
     first = sample_index * n + 1  # each sample writes new prompts, as a sampled model would
-    prompts = [" ".join(f"Question {i}: what should I know about {category}?".split()[:limit])
-               for i in range(first, first + n)]
+    prompts = [
+        " ".join(f"Question {i}: what should I know about {category}?".split()[:limit]) for i in range(first, first + n)
+    ]
     return json.dumps(prompts)
 
 
 # Template name → how fake/keywords answers it, from the template's placeholders (as sent) and the
 # request's sample index.
 ANSWERS: dict[str, Callable[[dict[str, str], int], str]] = {
-    "judge_unitary": _unitary, "judge_presence": _presence, "judge_pairwise": _pairwise,
-    "propose": _propose, "examples": _examples, "prompt_bank": _prompt_bank,
+    "judge_unitary": _unitary,
+    "judge_presence": _presence,
+    "judge_pairwise": _pairwise,
+    "propose": _propose,
+    "examples": _examples,
+    "prompt_bank": _prompt_bank,
 }

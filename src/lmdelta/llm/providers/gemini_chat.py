@@ -25,8 +25,15 @@ from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
 
 log = logging.getLogger(__name__)
 DEFAULT_URL = "https://generativelanguage.googleapis.com"
-FILTERED = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY",
-            "IMAGE_PROHIBITED_CONTENT"}
+FILTERED = {
+    "SAFETY",
+    "PROHIBITED_CONTENT",
+    "BLOCKLIST",
+    "SPII",
+    "RECITATION",
+    "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT",
+}
 DURATION = re.compile(r"^\s*([0-9.]+)s\s*$")  # google.protobuf.Duration as JSON: "7s", "0.5s"
 
 
@@ -36,8 +43,15 @@ class GeminiChat:
     OPTIONS = ("timeout", "api_version")
     name = "gemini"
 
-    def __init__(self, model: str, *, api_key: str | None, base_url: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 api_version: str = "v1beta") -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        api_version: str = "v1beta",
+    ) -> None:
         genai = require_sdk("google.genai", "gemini")
         from google.genai import types
 
@@ -46,15 +60,20 @@ class GeminiChat:
         self.api_version = api_version  # v1beta carries logprobs and system instructions for every model
         self._secret = Secret(api_key)
         self.account = self._secret.fingerprint()  # tells keys apart for concurrency limits (llm.limiter)
-        options = types.HttpOptions(base_url=self.base_url, api_version=api_version, timeout=int(timeout * 1000),
-                                    retry_options=types.HttpRetryOptions(attempts=1))
+        options = types.HttpOptions(
+            base_url=self.base_url,
+            api_version=api_version,
+            timeout=int(timeout * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),
+        )
         # vertexai=False: GOOGLE_GENAI_USE_VERTEXAI in the environment must not reroute the calls.
-        self._client = LoopClient(lambda: genai.Client(api_key=api_key, vertexai=False, http_options=options),
-                                  lambda client: client.aio.aclose())
+        self._client = LoopClient(
+            lambda: genai.Client(api_key=api_key, vertexai=False, http_options=options),
+            lambda client: client.aio.aclose(),
+        )
 
     def identity(self) -> dict[str, Any]:
-        return {"provider": self.name, "model": self.model, "base_url": self.base_url,
-                "api_version": self.api_version}
+        return {"provider": self.name, "model": self.model, "base_url": self.base_url, "api_version": self.api_version}
 
     def __repr__(self) -> str:
         return f"GeminiChat(model={self.model!r}, base_url={self.base_url!r}, api_version={self.api_version!r})"
@@ -67,8 +86,9 @@ class GeminiChat:
         except (ValueError, TypeError) as exc:  # the SDK's pydantic models refuse values before sending
             raise ProviderError("bad_request", self._text("request refused by the SDK:", exc)) from None
         try:
-            reply = await self._client.get().aio.models.generate_content(model=self.model, contents=contents,
-                                                                        config=config)
+            reply = await self._client.get().aio.models.generate_content(
+                model=self.model, contents=contents, config=config
+            )
         except errors.APIError as exc:
             raise self._api_error(exc) from None
         except json.JSONDecodeError as exc:
@@ -85,17 +105,26 @@ class GeminiChat:
         from google.genai import types
 
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-        contents = [types.Content(role="model" if m.role == "assistant" else "user", parts=[types.Part(text=m.content)])
-                    for m in request.messages if m.role != "system"]
+        contents = [
+            types.Content(role="model" if m.role == "assistant" else "user", parts=[types.Part(text=m.content)])
+            for m in request.messages
+            if m.role != "system"
+        ]
         if not contents:
-            raise ProviderError("bad_request", f"gemini {self.model}: a request needs a user message, "
-                                               "not only system messages")
+            raise ProviderError(
+                "bad_request", f"gemini {self.model}: a request needs a user message, not only system messages"
+            )
         config = types.GenerateContentConfig(
-            system_instruction=system or None, temperature=request.temperature, top_p=request.top_p,
-            max_output_tokens=request.max_tokens, stop_sequences=list(request.stop) or None, seed=request.seed,
+            system_instruction=system or None,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            max_output_tokens=request.max_tokens,
+            stop_sequences=list(request.stop) or None,
+            seed=request.seed,
             candidate_count=1,
             response_logprobs=True if request.logprobs is not None else None,
-            logprobs=request.logprobs or None)
+            logprobs=request.logprobs or None,
+        )
         return contents, config
 
     def _translate(self, reply: Any, request: ChatRequest) -> ChatResponse:
@@ -109,9 +138,13 @@ class GeminiChat:
             candidate = reply.candidates[0]
             parts = candidate.content.parts if candidate.content and candidate.content.parts else []
             text = "".join(p.text for p in parts if p.text and not p.thought)
-            return ChatResponse(text=text, usage=usage, finish_reason=_finish(candidate.finish_reason),
-                                logprobs=_logprobs(candidate.logprobs_result) if request.logprobs is not None else None,
-                                model=reply.model_version or None)
+            return ChatResponse(
+                text=text,
+                usage=usage,
+                finish_reason=_finish(candidate.finish_reason),
+                logprobs=_logprobs(candidate.logprobs_result) if request.logprobs is not None else None,
+                model=reply.model_version or None,
+            )
         except (AttributeError, TypeError) as exc:
             raise ProviderError("transient", self._text("answer lacked fields:", repr(exc))) from None
 
@@ -128,8 +161,12 @@ class GeminiChat:
         if kind in ("rate_limit", "transient"):
             headers = getattr(getattr(exc, "response", None), "headers", None)
             retry_after = retry_after_seconds(headers) or _retry_info(error)
-        return ProviderError(kind, self._text(f"HTTP {status}", exc.status and f"({exc.status})", exc.message),
-                             retry_after=retry_after, status=status or None)
+        return ProviderError(
+            kind,
+            self._text(f"HTTP {status}", exc.status and f"({exc.status})", exc.message),
+            retry_after=retry_after,
+            status=status or None,
+        )
 
     def _text(self, *parts: object) -> str:
         return error_text(self._secret, f"gemini {self.model}:", *parts)
@@ -161,8 +198,11 @@ def _logprobs(result: Any) -> list[dict[str, float]] | None:
     tops = result.top_candidates or [None] * len(chosen)
     out = []
     for i, top in enumerate(tops):
-        alternatives = {c.token: float(c.log_probability) for c in (top.candidates if top else None) or []
-                        if c.token is not None and c.log_probability is not None}
+        alternatives = {
+            c.token: float(c.log_probability)
+            for c in (top.candidates if top else None) or []
+            if c.token is not None and c.log_probability is not None
+        }
         if i < len(chosen) and chosen[i].token is not None and chosen[i].log_probability is not None:
             alternatives.setdefault(chosen[i].token, float(chosen[i].log_probability))
         out.append(alternatives)

@@ -30,8 +30,10 @@ def require_sdk(module: str, provider: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         package = PIP_NAMES.get(module, module)
-        raise DependencyError(f"The {provider} provider needs the Python package {package}, which is not installed.",
-                              "Install the LLM extras with `pip install 'lmdelta[llm]'`.") from None
+        raise DependencyError(
+            f"The {provider} provider needs the Python package {package}, which is not installed.",
+            "Install the LLM extras with `pip install 'lmdelta[llm]'`.",
+        ) from None
 
 
 def kind_for_status(status: int) -> ErrorKind:
@@ -94,8 +96,13 @@ def transport_kind(exc: BaseException) -> ErrorKind | None:
     names = {cls.__name__ for cls in type(exc).__mro__}
     if isinstance(exc, TimeoutError) or any("Timeout" in name for name in names):
         return "timeout"
-    if isinstance(exc, OSError) or names & {"TransportError", "ClientConnectionError", "ClientPayloadError",
-                                              "ServerDisconnectedError", "RemoteProtocolError"}:
+    if isinstance(exc, OSError) or names & {
+        "TransportError",
+        "ClientConnectionError",
+        "ClientPayloadError",
+        "ServerDisconnectedError",
+        "RemoteProtocolError",
+    }:
         return "transient"
     return None
 

@@ -91,17 +91,21 @@ def key_source(model_string: str, key_file: str | Path | None = None) -> str | N
 def missing_key_error(info: ProviderInfo, key_file: str | Path | None) -> ConfigError:
     variables = " or ".join(info.key_env)
     looked = f"; the key file {key_file} has no `{info.prefix}: KEY` line" if key_file is not None else ""
-    return ConfigError(f"No API key for {info.prefix}: {variables} is not set{looked}.",
-                       f"Set {variables}, or pass a key file (key_file / --key-file) holding the key alone "
-                       f"or a line `{info.prefix}: YOUR_KEY`.")
+    return ConfigError(
+        f"No API key for {info.prefix}: {variables} is not set{looked}.",
+        f"Set {variables}, or pass a key file (key_file / --key-file) holding the key alone "
+        f"or a line `{info.prefix}: YOUR_KEY`.",
+    )
 
 
 def _key_from_file(path: Path, info: ProviderInfo) -> str | None:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"Cannot read the key file {path} ({exc.strerror or type(exc).__name__}).",
-                          "Check the path and its permissions.") from None
+        raise ConfigError(
+            f"Cannot read the key file {path} ({exc.strerror or type(exc).__name__}).",
+            "Check the path and its permissions.",
+        ) from None
     if path.stat().st_mode & 0o077:
         log.warning("key file %s is readable by other users; consider chmod 600", path)
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -114,6 +118,8 @@ def _key_from_file(path: Path, info: ProviderInfo) -> str | None:
     if len(lines) == 1 and len(lines[0].split()) == 1:
         return lines[0].strip()  # the whole file is the key
     # Never quote the file: it holds secrets.
-    raise ConfigError(f"The key file {path} is neither a single key nor lines of `provider: key`.",
-                      "Put the key alone in the file, or one `provider: key` line per provider "
-                      f"({', '.join(p for p in PROVIDERS if PROVIDERS[p].key_env)}).")
+    raise ConfigError(
+        f"The key file {path} is neither a single key nor lines of `provider: key`.",
+        "Put the key alone in the file, or one `provider: key` line per provider "
+        f"({', '.join(p for p in PROVIDERS if PROVIDERS[p].key_env)}).",
+    )

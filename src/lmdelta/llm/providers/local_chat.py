@@ -51,13 +51,23 @@ class LocalChat:
     OPTIONS = ("device", "dtype", "batch_window_ms", "max_batch", "cache_dir", "revision")
     name = "local"
 
-    def __init__(self, model: str = DEFAULT_LOCAL_MODEL, *, device: str = "auto", dtype: str = "auto",
-                 batch_window_ms: float = 5.0, max_batch: int = 16, cache_dir: str | None = None,
-                 revision: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_LOCAL_MODEL,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_window_ms: float = 5.0,
+        max_batch: int = 16,
+        cache_dir: str | None = None,
+        revision: str | None = None,
+    ) -> None:
         self._ref = parse_model(model, "generator")
         if self._ref.kind == "fake":
-            raise ConfigError(f"local/{model} names a fake generator, not a chat model.",
-                              f"Use local/{DEFAULT_LOCAL_MODEL}, a model folder, or the fake provider.")
+            raise ConfigError(
+                f"local/{model} names a fake generator, not a chat model.",
+                f"Use local/{DEFAULT_LOCAL_MODEL}, a model folder, or the fake provider.",
+            )
         check_available(self._ref, revision)
         self.model = str(self._ref)
         self._revision = revision
@@ -75,9 +85,14 @@ class LocalChat:
     def identity(self) -> dict[str, Any]:
         if self._weights is None:
             self._weights = model_weights_id(self._ref, self._revision, self._cache)
-        return {"provider": self.name, "model": self.model, "base_url": None, "weights": self._weights,
-                "revision": self._revision,
-                "dtype": resolve_dtype(self._dtype_setting, resolve_device(self._device_setting))}
+        return {
+            "provider": self.name,
+            "model": self.model,
+            "base_url": None,
+            "weights": self._weights,
+            "revision": self._revision,
+            "dtype": resolve_dtype(self._dtype_setting, resolve_device(self._device_setting)),
+        }
 
     def __repr__(self) -> str:
         return f"LocalChat(model={self.model!r})"
@@ -96,7 +111,7 @@ class LocalChat:
         loop = asyncio.get_running_loop()
         while self._pending:
             await asyncio.sleep(self._window)  # let the other callers of this moment join the batch
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch:]
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             live = [(r, f) for r, f in batch if not f.done() and f.get_loop() is loop]
             if not live:
                 continue
@@ -173,8 +188,10 @@ class LocalChat:
         dtype = resolve_dtype(self._dtype_setting, device)
         tokenizer = AutoTokenizer.from_pretrained(folder, revision=self._revision)
         if not has_chat_template(tokenizer):
-            raise ConfigError(f"{self.model} has no chat template, so it cannot take chat messages.",
-                              "Use an instruct/chat model folder (its tokenizer_config.json has a chat_template).")
+            raise ConfigError(
+                f"{self.model} has no chat template, so it cannot take chat messages.",
+                "Use an instruct/chat model folder (its tokenizer_config.json has a chat_template).",
+            )
         tokenizer.padding_side = "left"
         model = AutoModelForCausalLM.from_pretrained(folder, revision=self._revision, dtype=getattr(torch, dtype))
         model = model.to(device).eval()
@@ -182,8 +199,9 @@ class LocalChat:
         log.info("loaded local chat model %s on %s (%s)", self.model, device, dtype)
         return _Loaded(model, tokenizer, device, eos, pad)
 
-    def _generate(self, loaded: _Loaded, requests: list[ChatRequest], temperature: float,
-                  top_p: float) -> list[ChatResponse]:
+    def _generate(
+        self, loaded: _Loaded, requests: list[ChatRequest], temperature: float, top_p: float
+    ) -> list[ChatResponse]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -194,16 +212,23 @@ class LocalChat:
         recorder = _LogprobRecorder(top_k) if top_k is not None else None
         sampler = SeededSampler([_seed(r) for r in requests], SamplingSettings(limit, temperature, top_p))
         processors = [recorder.before, sampler, recorder.after] if recorder else [sampler]
-        config = GenerationConfig(max_new_tokens=limit, do_sample=False, num_beams=1,
-                                  eos_token_id=loaded.eos_ids, pad_token_id=loaded.pad_id)
+        config = GenerationConfig(
+            max_new_tokens=limit, do_sample=False, num_beams=1, eos_token_id=loaded.eos_ids, pad_token_id=loaded.pad_id
+        )
         with torch.inference_mode():
-            out = loaded.model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config,
-                                        logits_processor=LogitsProcessorList(processors))
+            out = loaded.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention,
+                generation_config=config,
+                logits_processor=LogitsProcessorList(processors),
+            )
         self.generate_calls += 1
-        rows = out[:, input_ids.shape[1]:].tolist()
+        rows = out[:, input_ids.shape[1] :].tolist()
         steps = recorder.rows() if recorder else [None] * len(requests)
-        return [_finish(loaded, request, row, len(ids), step)
-                for request, row, ids, step in zip(requests, rows, encoded, steps)]
+        return [
+            _finish(loaded, request, row, len(ids), step)
+            for request, row, ids, step in zip(requests, rows, encoded, steps)
+        ]
 
 
 class _LogprobRecorder:
@@ -241,8 +266,10 @@ class _LogprobRecorder:
             top_ids = torch.stack([i for _, i in self.top], dim=1).tolist()
         else:
             top_lp = top_ids = [[[] for _ in range(n_steps)] for _ in range(n_rows)]
-        return [[(top_ids[r][s], top_lp[r][s], picked[r][s], picked_lp[r][s]) for s in range(n_steps)]
-                for r in range(n_rows)]
+        return [
+            [(top_ids[r][s], top_lp[r][s], picked[r][s], picked_lp[r][s]) for s in range(n_steps)]
+            for r in range(n_rows)
+        ]
 
 
 def _sampling(request: ChatRequest) -> tuple[float, float]:
@@ -278,7 +305,7 @@ def _finish(loaded: _Loaded, request: ChatRequest, row: list[int], n_prompt: int
     text = loaded.tokenizer.decode(kept, skip_special_tokens=True)
     cut = _stop_at(text, request.stop)
     if cut is not None:
-        kept = kept[: _tokens_until(loaded.tokenizer, kept, text[: cut])]
+        kept = kept[: _tokens_until(loaded.tokenizer, kept, text[:cut])]
         text, n_out, reason = text[:cut], len(kept), "stop"
     logprobs = None
     if request.logprobs is not None and steps is not None:

@@ -35,9 +35,17 @@ class OpenAIChat:
 
     OPTIONS = ("timeout", "max_tokens_field", "headers")
 
-    def __init__(self, model: str, *, name: str = "openai", api_key: str | None = None,
-                 base_url: str | None = None, timeout: float = DEFAULT_TIMEOUT, max_tokens_field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        name: str = "openai",
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_tokens_field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         openai = require_sdk("openai", name)
         self.name = name
         self.model = model
@@ -46,17 +54,26 @@ class OpenAIChat:
         self.account = self._secret.fingerprint()  # tells keys apart for concurrency limits (llm.limiter)
         self._public_headers = public_headers(headers, self._secret)
         # OpenAI's newer models refuse `max_tokens`; most other servers only know `max_tokens`.
-        self._token_field = max_tokens_field or ("max_completion_tokens" if self.base_url == OPENAI_URL
-                                                 else "max_tokens")
+        self._token_field = max_tokens_field or (
+            "max_completion_tokens" if self.base_url == OPENAI_URL else "max_tokens"
+        )
         if self._token_field not in TOKEN_FIELDS:
-            raise ConfigError(f"max_tokens_field {self._token_field!r} is not one of {', '.join(TOKEN_FIELDS)}.",
-                              "Use max_tokens for most servers, max_completion_tokens for OpenAI's.")
+            raise ConfigError(
+                f"max_tokens_field {self._token_field!r} is not one of {', '.join(TOKEN_FIELDS)}.",
+                "Use max_tokens for most servers, max_completion_tokens for OpenAI's.",
+            )
         # api_key is always passed (never None), so the SDK cannot pick up OPENAI_API_KEY and send
         # an OpenAI key to OpenRouter or to someone's local server.
         self._client = LoopClient(
-            lambda: openai.AsyncOpenAI(api_key=api_key or NO_KEY, base_url=self.base_url, max_retries=0,
-                                       timeout=float(timeout), default_headers=headers),
-            lambda client: client.close())
+            lambda: openai.AsyncOpenAI(
+                api_key=api_key or NO_KEY,
+                base_url=self.base_url,
+                max_retries=0,
+                timeout=float(timeout),
+                default_headers=headers,
+            ),
+            lambda client: client.close(),
+        )
 
     def identity(self) -> dict[str, Any]:
         """Provider, model, base URL, and the extra headers that are not credentials (a header such as
@@ -137,8 +154,9 @@ class OpenAIChat:
         kind = kind_for_status(status)
         body = exc.body if isinstance(exc.body, dict) else {}
         code = body.get("code") or body.get("type")
-        if kind == "bad_request" and (code in ("content_filter", "content_policy_violation")
-                                      or looks_like_content_policy(exc.message)):
+        if kind == "bad_request" and (
+            code in ("content_filter", "content_policy_violation") or looks_like_content_policy(exc.message)
+        ):
             kind = "content_filter"
         retry_after = retry_after_seconds(exc.response.headers) if kind in ("rate_limit", "transient") else None
         message = self._text(f"HTTP {status}", code and f"({code})", body.get("message") or exc.message)

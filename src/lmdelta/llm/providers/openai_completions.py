@@ -46,10 +46,18 @@ class OpenAICompletions(OpenAIChat):
         return await self._client.get().completions.create(**params)
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {"model": self.model, "prompt": prompt_of(request), "max_tokens": request.max_tokens,
-                                  "temperature": request.temperature}
-        optional = {"top_p": request.top_p, "seed": request.seed, "logprobs": request.logprobs,
-                    "stop": list(request.stop) or None}
+        params: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompt_of(request),
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        optional = {
+            "top_p": request.top_p,
+            "seed": request.seed,
+            "logprobs": request.logprobs,
+            "stop": list(request.stop) or None,
+        }
         params.update({name: value for name, value in optional.items() if value is not None})
         return params
 
@@ -97,13 +105,16 @@ def _logprobs(logprobs: Any) -> list[dict[str, float]] | None:
     return out
 
 
-def build_completions_provider(model_string: str, *, key_file: str | Path | None = None,
-                               backend_args: Mapping[str, Any] | None = None) -> OpenAICompletions:
+def build_completions_provider(
+    model_string: str, *, key_file: str | Path | None = None, backend_args: Mapping[str, Any] | None = None
+) -> OpenAICompletions:
     """The completions adapter for a model string, with the same URL and key rules as build_provider."""
     spec = parse_model_string(model_string)
     if spec.provider not in COMPLETIONS_PROVIDERS:
-        raise ConfigError(f"{spec} has no text-completions endpoint (only {', '.join(COMPLETIONS_PROVIDERS)} do).",
-                          "Leave chat_template unset (or true) for this model, so its prompts go through chat.")
+        raise ConfigError(
+            f"{spec} has no text-completions endpoint (only {', '.join(COMPLETIONS_PROVIDERS)} do).",
+            "Leave chat_template unset (or true) for this model, so its prompts go through chat.",
+        )
     info = PROVIDERS[spec.provider]
     url = base_url_for(info, spec, None)
     key = resolve_key(info, key_file) if info.key_env else None

@@ -28,26 +28,75 @@ class ProviderInfo:
     example: str
 
 
-PROVIDERS: dict[str, ProviderInfo] = {info.prefix: info for info in (
-    ProviderInfo("openai", ("OPENAI_API_KEY",), True, OPENAI_URL, "OPENAI_BASE_URL", "openai",
-                 "openai/gpt-4o-mini"),
-    ProviderInfo("anthropic", ("ANTHROPIC_API_KEY",), True, "https://api.anthropic.com", "ANTHROPIC_BASE_URL",
-                 "anthropic", "anthropic/claude-sonnet-4-5"),
-    ProviderInfo("gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), True, "https://generativelanguage.googleapis.com",
-                 "GOOGLE_GEMINI_BASE_URL", "google.genai", "gemini/gemini-2.5-flash"),
-    ProviderInfo("openrouter", ("OPENROUTER_API_KEY",), True, "https://openrouter.ai/api/v1", None, "openai",
-                 "openrouter/meta-llama/llama-3.1-8b-instruct"),
-    ProviderInfo("openai-compatible", ("OPENAI_COMPATIBLE_API_KEY",), False, None, None, "openai",
-                 "openai-compatible/qwen2.5-7b-instruct@http://localhost:8000/v1"),
-    ProviderInfo("local", (), False, None, None, None, f"local/{DEFAULT_LOCAL_MODEL}"),
-    ProviderInfo("fake", (), False, None, None, None, "fake/script@replies.yaml"),
-)}
+PROVIDERS: dict[str, ProviderInfo] = {
+    info.prefix: info
+    for info in (
+        ProviderInfo(
+            "openai", ("OPENAI_API_KEY",), True, OPENAI_URL, "OPENAI_BASE_URL", "openai", "openai/gpt-4o-mini"
+        ),
+        ProviderInfo(
+            "anthropic",
+            ("ANTHROPIC_API_KEY",),
+            True,
+            "https://api.anthropic.com",
+            "ANTHROPIC_BASE_URL",
+            "anthropic",
+            "anthropic/claude-sonnet-4-5",
+        ),
+        ProviderInfo(
+            "gemini",
+            ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+            True,
+            "https://generativelanguage.googleapis.com",
+            "GOOGLE_GEMINI_BASE_URL",
+            "google.genai",
+            "gemini/gemini-2.5-flash",
+        ),
+        ProviderInfo(
+            "openrouter",
+            ("OPENROUTER_API_KEY",),
+            True,
+            "https://openrouter.ai/api/v1",
+            None,
+            "openai",
+            "openrouter/meta-llama/llama-3.1-8b-instruct",
+        ),
+        ProviderInfo(
+            "openai-compatible",
+            ("OPENAI_COMPATIBLE_API_KEY",),
+            False,
+            None,
+            None,
+            "openai",
+            "openai-compatible/qwen2.5-7b-instruct@http://localhost:8000/v1",
+        ),
+        ProviderInfo("local", (), False, None, None, None, f"local/{DEFAULT_LOCAL_MODEL}"),
+        ProviderInfo("fake", (), False, None, None, None, "fake/script@replies.yaml"),
+    )
+}
 # Names people type for a provider, mapped to the prefix lmdelta uses.
-ALIASES = {"google": "gemini", "claude": "anthropic", "vllm": "openai-compatible", "ollama": "openai-compatible",
-           "llamacpp": "openai-compatible", "llama.cpp": "openai-compatible", "hf": "local", "huggingface": "local",
-           "transformers": "local", "embedded": "local", "mock": "fake", "mockllm": "fake"}
-MODEL_FAMILIES = (("gpt", "openai"), ("o1", "openai"), ("o3", "openai"), ("o4", "openai"),
-                  ("claude", "anthropic"), ("gemini", "gemini"))
+ALIASES = {
+    "google": "gemini",
+    "claude": "anthropic",
+    "vllm": "openai-compatible",
+    "ollama": "openai-compatible",
+    "llamacpp": "openai-compatible",
+    "llama.cpp": "openai-compatible",
+    "hf": "local",
+    "huggingface": "local",
+    "transformers": "local",
+    "embedded": "local",
+    "mock": "fake",
+    "mockllm": "fake",
+}
+MODEL_FAMILIES = (
+    ("gpt", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("claude", "anthropic"),
+    ("gemini", "gemini"),
+)
 
 
 @dataclass(frozen=True)
@@ -83,16 +132,19 @@ def parse_model_string(text: str, *, extra_prefixes: tuple[str, ...] = ()) -> Pr
     if not rest.strip():
         raise ConfigError(f"Model string {text!r} names no model after {prefix}/.", _example_fix(prefix))
     if prefix == "openrouter" and "/" not in rest.strip("/"):
-        raise ConfigError(f"OpenRouter models are named ORG/MODEL, but {text!r} has no organisation.",
-                          f"Write it like {PROVIDERS['openrouter'].example}.")
+        raise ConfigError(
+            f"OpenRouter models are named ORG/MODEL, but {text!r} has no organisation.",
+            f"Write it like {PROVIDERS['openrouter'].example}.",
+        )
     return ProviderSpec(prefix, rest.strip())
 
 
 def _compatible(text: str, rest: str) -> ProviderSpec:
     model, at, url = rest.rpartition("@") if "@" in rest else (rest, "", "")
     if not model.strip():
-        raise ConfigError(f"Model string {text!r} names no model before the server URL.",
-                          _example_fix("openai-compatible"))
+        raise ConfigError(
+            f"Model string {text!r} names no model before the server URL.", _example_fix("openai-compatible")
+        )
     if at:
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -111,8 +163,10 @@ def _valid_forms(extra: tuple[str, ...]) -> str:
 def _no_prefix(text: str, extra: tuple[str, ...]) -> ConfigError:
     family = next((p for start, p in MODEL_FAMILIES if text.lower().startswith(start)), None)
     hint = f"Did you mean {family}/{text}? " if family else ""
-    return ConfigError(f"Model string {text!r} has no provider prefix.",
-                       f"{hint}Assistant models are written provider/model: {_valid_forms(extra)}.")
+    return ConfigError(
+        f"Model string {text!r} has no provider prefix.",
+        f"{hint}Assistant models are written provider/model: {_valid_forms(extra)}.",
+    )
 
 
 def _unknown_prefix(text: str, prefix: str, extra: tuple[str, ...]) -> ConfigError:
@@ -120,5 +174,7 @@ def _unknown_prefix(text: str, prefix: str, extra: tuple[str, ...]) -> ConfigErr
     near = [ALIASES[prefix]] if prefix in ALIASES else difflib.get_close_matches(prefix, valid, n=3, cutoff=0.5)
     rest = text.partition("/")[2]
     hint = f"Did you mean {' or '.join(f'{n}/{rest}' for n in near)}? " if near else ""
-    return ConfigError(f"Unknown provider {prefix!r} in model string {text!r}.",
-                       f"{hint}Valid prefixes: {', '.join(valid)} (e.g. {_valid_forms(())}).")
+    return ConfigError(
+        f"Unknown provider {prefix!r} in model string {text!r}.",
+        f"{hint}Valid prefixes: {', '.join(valid)} (e.g. {_valid_forms(())}).",
+    )
