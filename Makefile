@@ -7,7 +7,7 @@ TORCH := torch==2.13.0
 # Every install is constrained to the versions the test suite passed with; `make lock` refreshes them.
 LOCK := requirements.lock
 
-.PHONY: demo demo-compare test install lock clean
+.PHONY: demo demo-compare test lint install lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ demo: install
 demo-compare: install
 	$(BIN)/lmdelta run configs/demo.yaml --run-dir runs/demo-compare
 
-test: install
+# The gates STYLE.md names (line length, complexity, argument count, formatting, types), then the suite.
+test: lint
 	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 # Re-resolve the dependencies in a scratch venv (newest versions pyproject.toml allows) and write the lock.
 # Run `make test` afterwards: the lock should only hold versions the suite passes with.

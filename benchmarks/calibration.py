@@ -4,7 +4,7 @@ Simulated judge scores with a prompt random effect (latent = prompt effect + tex
 logistic(latent); the presence judge draws 0/1 with that probability). Every number comes from
 lmdelta's own code: the pipeline's test is `validate.significance.paired_differences` + `hypothesis_tests` (balanced
 subsample, then the vectorised sign-flip), the intervals are `effects.mean_ci`, `auc_ci`,
-`prevalence_ci` and `stages.decide.add_fcr_intervals`, the null control is `pairdata.null_pair`
+`prevalence_ci` and `stages.decide.fcr_intervals`, the null control is `pairdata.null_pair`
 summarised by `report.null_control.summarize_null`. Options lmdelta removed (Wilcoxon, the
 within-prompt permutation fallback, percentile bootstraps) run from `lmdelta.stats`, where they are
 kept for this comparison, and are labelled as such.
@@ -43,8 +43,9 @@ import json
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import scipy
@@ -54,7 +55,7 @@ from lmdelta.config import ValidateConfig
 from lmdelta.pairdata import PairData, null_pair
 from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.report.null_control import summarize_null
-from lmdelta.stages.decide import add_fcr_intervals
+from lmdelta.stages.decide import fcr_intervals
 from lmdelta.stats import effects, fdr
 from lmdelta.stats import tests as st
 from lmdelta.validate.sets import ValidationSet, balanced_differences, score_lists
@@ -290,17 +291,34 @@ def layout(n_prompts: int, k_a: int, k_b: int) -> ValidationSet:
     )
 
 
-def row_scores(rng, n_sets, vs, icc, interaction=INTERACTION, shift=0.0, kind="score", nan_rate=0.0, base=0.0):
-    """(n_sets, rows) judge scores on a layout: latent = base + u_p + [b](shift + v_p) + e."""
+@dataclass(frozen=True)
+class ScoreDesign:
+    """How row_scores draws judge scores: latent = base + u_p + [b](shift + v_p) + e, with var(u_p) = icc,
+    var(e) = 1 - icc and SD(v_p) = interaction; `shift` is one number or one per set."""
+
+    icc: float
+    interaction: float = INTERACTION
+    shift: Any = 0.0
+    kind: str = "score"
+    nan_rate: float = 0.0
+    base: float = 0.0
+
+
+def row_scores(rng, n_sets, vs, design: ScoreDesign):
+    """(n_sets, rows) judge scores on a layout, drawn as `design` says."""
     n_prompts = len(vs.prompt_ids)
-    u = rng.normal(0.0, np.sqrt(icc), (n_sets, n_prompts))
-    v = rng.normal(0.0, interaction, (n_sets, n_prompts)) if interaction else np.zeros((n_sets, n_prompts))
-    shift = np.broadcast_to(np.asarray(shift, dtype=float).reshape(-1, 1), (n_sets, 1))
-    e = rng.normal(0.0, np.sqrt(1.0 - icc), (n_sets, vs.prompt_of_row.size))
-    latent = base + u[:, vs.prompt_of_row] + (shift + v[:, vs.prompt_of_row]) * vs.is_b + e
-    scores = judge(latent, rng, kind)
-    if nan_rate:
-        scores[rng.random(scores.shape) < nan_rate] = np.nan
+    u = rng.normal(0.0, np.sqrt(design.icc), (n_sets, n_prompts))
+    v = (
+        rng.normal(0.0, design.interaction, (n_sets, n_prompts))
+        if design.interaction
+        else np.zeros((n_sets, n_prompts))
+    )
+    shift = np.broadcast_to(np.asarray(design.shift, dtype=float).reshape(-1, 1), (n_sets, 1))
+    e = rng.normal(0.0, np.sqrt(1.0 - design.icc), (n_sets, vs.prompt_of_row.size))
+    latent = design.base + u[:, vs.prompt_of_row] + (shift + v[:, vs.prompt_of_row]) * vs.is_b + e
+    scores = judge(latent, rng, design.kind)
+    if design.nan_rate:
+        scores[rng.random(scores.shape) < design.nan_rate] = np.nan
     return scores
 
 
@@ -322,7 +340,7 @@ def hypotheses(n: int, directions: tuple[str, ...] = ("b>a", "a>b")) -> list[Hyp
 
 def shipped_p(scores: np.ndarray, vs: ValidationSet, hyps, seed: int, n_resamples: int | None = None):
     """The pipeline's test: balanced subsample per hypothesis, then the sign-flip (significance.hypothesis_tests)."""
-    config = SimpleNamespace(seed=seed)
+    config = ValidateConfig(seed=seed)
     n_resamples = n_resamples or resamples_for(ValidateConfig(), len(hyps), ALPHA)
     paired = paired_differences(list(scores), hyps, vs, config) if vs.aligned else None
     found = hypothesis_tests(list(scores), paired, [vs.scope("all")] * len(hyps), hyps, vs, config, n_resamples)
@@ -492,7 +510,7 @@ def unequal_counts(sizes: dict, seed: int) -> dict:
         ):
             p_all, any_validated = [], []
             for r in range(runs):
-                scores = row_scores(rng, UNEQUAL_HYPOTHESES, vs, icc, nan_rate=NAN_RATE)
+                scores = row_scores(rng, UNEQUAL_HYPOTHESES, vs, ScoreDesign(icc, nan_rate=NAN_RATE))
                 p = function(scores, vs, hyps, seed + 10_000 * c + r)
                 p_all.append(p)
                 any_validated.append(fdr.benjamini_hochberg(p, ALPHA).any())
@@ -523,7 +541,7 @@ def one_against_four(sizes: dict, seed: int) -> list[dict]:
         ):
             p = []
             for start in range(0, n_sets, UNEQUAL_HYPOTHESES):
-                scores = row_scores(rng, UNEQUAL_HYPOTHESES, vs, **options)
+                scores = row_scores(rng, UNEQUAL_HYPOTHESES, vs, ScoreDesign(**options))
                 p.append(function(scores, vs, hypotheses(UNEQUAL_HYPOTHESES), seed + 1000 * c + start))
             rows.append(
                 {
@@ -754,7 +772,7 @@ def pipeline_p(scores, vs, hyps, seed, block: int = UNEQUAL_HYPOTHESES) -> tuple
     pipeline draws one set of permutations per run, shared by that run's hypotheses."""
     p, units = [], set()
     for start in range(0, len(hyps), block):
-        config = SimpleNamespace(seed=seed + start)
+        config = ValidateConfig(seed=seed + start)
         found = hypothesis_tests(
             list(scores[start : start + block]),
             None,
@@ -798,7 +816,7 @@ SELECTION_PROMPTS = (10, 20, 30, 50)
 
 def selection(sizes: dict, seed: int) -> list[dict]:
     """Validated findings' plain 95% t interval (effects.mean_ci) against the FCR-adjusted one
-    (stages.decide.add_fcr_intervals), after the sign-flip and BH at q = alpha.
+    (stages.decide.fcr_intervals), after the sign-flip and BH at q = alpha.
 
     Truth per hypothesis: E[d_p] = E[expit(shift + N(0, 1.25))] - 1/2 (0 for nulls), by quadrature.
     "FCR" is the mean over runs of the share of validated findings whose interval misses (0 when
@@ -833,7 +851,10 @@ def selection(sizes: dict, seed: int) -> list[dict]:
                         "plain": (found.low, found.high),
                     }
                 )
-            add_fcr_intervals(results, 1.0 - 0.95)
+            estimates = [(r["p_value"], r["effect"], r["effect_se"], r["effect_df"]) for r in results]
+            intervals = fcr_intervals(estimates, [r["validated"] for r in results], 1.0 - 0.95)
+            for result, (interval, _) in zip(results, intervals):
+                result["effect_ci_fcr"] = interval
             misses_plain, misses_fcr = [], []
             for h in np.flatnonzero(chosen):
                 truth = normal_expit_mean(shift[h], sd) - 0.5 if shift[h] else 0.0
@@ -935,7 +956,8 @@ def original_scores(rng, data: PairData, m: int) -> np.ndarray:
     vs = ValidationSet.build(data)
     shift = np.where(rng.random(m) < CONTROL["true_share"], CONTROL["true_shift"], 0.0)
     scores = np.full((m, len(data.samples)), np.nan)
-    scores[:, vs.rows] = row_scores(rng, m, vs, CONTROL["icc"], shift=shift, nan_rate=CONTROL["nan_rate"])
+    design = ScoreDesign(CONTROL["icc"], shift=shift, nan_rate=CONTROL["nan_rate"])
+    scores[:, vs.rows] = row_scores(rng, m, vs, design)
     return scores
 
 
@@ -1008,7 +1030,7 @@ def unaligned_control(sizes: dict, seed: int) -> list[dict]:
             u = rng.normal(0.0, np.sqrt(ICC), (m, 2 * n_clusters))
             scores = expit(u[:, hidden] + rng.normal(0.0, np.sqrt(1.0 - ICC), (m, hidden.size)))
             vs = ValidationSet.build(null_pair(data, seed + r))
-            config = SimpleNamespace(seed=seed + r)
+            config = ValidateConfig(seed=seed + r)
             found = hypothesis_tests(
                 list(scores[:, vs.rows]), None, [vs.scope("all")] * m, hypotheses(m), vs, config, 2000
             )

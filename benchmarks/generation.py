@@ -140,7 +140,8 @@ def report(results: dict, args: argparse.Namespace, auto_dtype: str) -> None:
     for name in ("baseline", "lmdelta"):
         r = results[name]
         print(
-            f"| {name} | {r['dtype']} | {r['new_tokens']} | {r['seconds']} | {r['tokens_per_second']} | {r['padding_share']} |"
+            f"| {name} | {r['dtype']} | {r['new_tokens']} | {r['seconds']} | "
+            f"{r['tokens_per_second']} | {r['padding_share']} |"
         )
     print(f"\nspeed-up: {results['speedup']}x  (written to {args.out})")
 

@@ -270,9 +270,7 @@ def build_client(base_url: str, cache: ResponseCache, limiter: ConcurrencyLimite
         budget=Budget(None),
         limiter=limiter,
         retry=RetryPolicy(seed=0),
-        stage="validate",
-        role="judge",
-    )
+    ).with_labels(stage="validate", role="judge")
 
 
 def run_client(

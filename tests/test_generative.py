@@ -71,7 +71,7 @@ def test_the_generative_family_gets_the_primary_familys_monte_carlo_floor(monkey
         ),
     )
     monkeypatch.setattr(generate, "identity", lambda ctx, config: {"a": {}, "b": {}})
-    monkeypatch.setattr(validate, "build_generator", lambda *args: SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(validate, "build_loglik_generator", lambda *args: SimpleNamespace(close=lambda: None))
     session = SimpleNamespace(has=lambda role: False, asker=lambda role: None, check=lambda: None)
     hypotheses = [hypothesis() for _ in range(40)]
     found = validate.add_generative(

@@ -150,3 +150,38 @@ def test_the_graph_reader_sees_function_local_and_relative_imports(tmp_path):
     graph = {"a": {"b": {"m1"}}, "b": {"c": {"m2"}}, "c": {"a": {"m3"}}}
     assert _cycle(graph) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b": {"m"}}, "b": {}}) is None
+
+
+def _local_imports() -> list[tuple[str, int, str]]:
+    """lmdelta imports inside a function body: (module path, line, the line's text)."""
+    found = []
+    for module, path in _modules().items():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for inner in ast.walk(node):
+                names = (
+                    [inner.module or ""]
+                    if isinstance(inner, ast.ImportFrom)
+                    else [alias.name for alias in inner.names]
+                    if isinstance(inner, ast.Import)
+                    else []
+                )
+                if any(name == "lmdelta" or name.startswith("lmdelta.") for name in names) or (
+                    isinstance(inner, ast.ImportFrom) and inner.level
+                ):
+                    found.append((module, inner.lineno, lines[inner.lineno - 1]))
+    return found
+
+
+def test_lmdelta_modules_are_imported_at_the_top():
+    """A function-local import hides the dependency graph (STYLE.md). The one exception: the CLI's
+    commands import what pulls pydantic, numpy or jinja2 when they run, so `lmdelta --help` stays
+    instant; each such line says so with a `# heavy:` comment."""
+    hidden = [
+        f"{module}:{line}: {text.strip()}"
+        for module, line, text in _local_imports()
+        if not (module == "lmdelta.cli" and "# heavy:" in text)
+    ]
+    assert not hidden, "move to the module top:\n" + "\n".join(hidden)

@@ -205,7 +205,7 @@ def parse_score(text: str) -> int:
 
 def test_ask_parsed_reasks_with_new_sample_index_and_counts_reasks():
     provider = FakeProvider(["maybe?", "about 7", "64"])
-    client = client_for(provider, stage="validate", role="judge")
+    client = client_for(provider).with_labels(stage="validate", role="judge")
     result, score = asyncio.run(client.ask_parsed(ask(sample_index=3, seed=11), parse_score))
     assert result.ok and score == 64
     assert [r.sample_index for r in provider.calls] == [3, 3 + REASK_STRIDE, 3 + 2 * REASK_STRIDE]
@@ -216,7 +216,7 @@ def test_ask_parsed_reasks_with_new_sample_index_and_counts_reasks():
 
 def test_ask_parsed_gives_unparseable_after_max_reasks():
     provider = FakeProvider(["no", "still no", "150"])
-    client = client_for(provider, stage="validate", role="judge")
+    client = client_for(provider).with_labels(stage="validate", role="judge")
     result, score = asyncio.run(client.ask_parsed(ask(), parse_score, max_reasks=2))
     assert score is None and not result.ok and result.error_kind == "unparseable"
     assert result.text == "150" and "outside 0-100" in result.error_message
@@ -338,7 +338,7 @@ def test_retry_policy_decisions_are_seeded_and_bounded():
 def test_identical_requests_in_flight_share_one_provider_call(tmp_path):
     provider = FakeProvider(responder=lambda r: r.messages[0].content.upper(), latency=0.001)
     with ResponseCache(tmp_path / "llm.sqlite") as cache:
-        client = client_for(provider, cache=cache, stage="validate", role="judge")
+        client = client_for(provider, cache=cache).with_labels(stage="validate", role="judge")
         results = client.run([ask("same")] * 5 + [ask("other")])
     assert [r.text for r in results] == ["SAME"] * 5 + ["OTHER"]
     assert len(provider.calls) == 2

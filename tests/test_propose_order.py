@@ -50,7 +50,10 @@ class BatchStub:
 def test_proposers_are_asked_scope_by_scope_then_in_one_batch(monkeypatch):
     prepared: list[str] = []
     batch = BatchStub()
-    turned_off = lambda data, config: None
+
+    def turned_off(data, config):
+        return None
+
     monkeypatch.setattr(
         propose,
         "SCOPE_PROPOSERS",

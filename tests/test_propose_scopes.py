@@ -10,7 +10,7 @@ from conftest import fake_config
 from lmdelta import pipeline
 from lmdelta.config import RunConfig, load_config
 from lmdelta.pairdata import PairData
-from lmdelta.proposers.llm import FAILED
+from lmdelta.records import PROPOSER_FAILED as FAILED
 from lmdelta.records import Prompt, Sample
 from lmdelta.report.null_control import summarize_null
 from lmdelta.rundir import RunDir, read_jsonl

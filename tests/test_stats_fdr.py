@@ -33,7 +33,7 @@ DOC_P = [
 
 def test_bh_matches_scipy_false_discovery_control():
     rng = np.random.default_rng(0)
-    for seed in range(30):
+    for _ in range(30):
         m = int(rng.integers(1, 200))
         p = np.where(rng.random(m) < 0.3, rng.beta(0.2, 5.0, m), rng.random(m))
         adjusted = stats.false_discovery_control(p, method="bh")

@@ -184,7 +184,7 @@ def test_unequal_counts_under_a_weak_null_keep_the_type_one_error():
     hyps = [
         Hypothesis(f"h{i}", "all", "b>a", f"null {i}", "p", "keyword", keywords=(f"w{i}",)) for i in range(len(scores))
     ]
-    config = SimpleNamespace(seed=3, test="signflip")
+    config = ValidateConfig(seed=3)
     found = hypothesis_tests(
         scores, paired_differences(scores, hyps, vs, config), [vs.scope("all")] * len(hyps), hyps, vs, config, 1000
     )

@@ -1,4 +1,6 @@
-"""The `lmdelta` command line. Imports stay light here so `lmdelta --help` is instant."""
+"""The `lmdelta` command line. Imports stay light here so `lmdelta --help` is instant: the modules
+that load pydantic and numpy (config, pipeline, groundtruth, the HTML report) are imported by the
+commands that use them, each marked "heavy"."""
 
 from __future__ import annotations
 
@@ -7,25 +9,47 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from lmdelta import __version__
+from lmdelta.backends.embedded import cache_root
+from lmdelta.errors import LmdeltaError, RunDirError, explain_environment_error
+from lmdelta.report.table import findings_table
+from lmdelta.rundir import MANIFEST, RunDir
 from lmdelta.safetext import safe_terminal_text
+
+if TYPE_CHECKING:
+    from lmdelta.config import RunConfig
+
+T = TypeVar("T")
 
 log = logging.getLogger("lmdelta")
 
 
 class Failure(click.ClickException):
-    """A clean one-paragraph error with its own exit code."""
+    """A clean one-paragraph error; exit status 1 (unexpected), or its subclass's."""
 
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.exit_code = code
+    exit_code = 1
 
-    def show(self, file=None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:
         click.secho(f"error: {safe_terminal_text(self.message, one_line=False)}", err=True, fg="red")
+
+
+class KnownFailure(Failure):
+    """A failure lmdelta recognises (an LmdeltaError, or an environment problem it can explain)."""
+
+    exit_code = 2
+
+
+class Interrupted(Failure):
+    """Ctrl-C or SIGTERM: finished work is kept and the same command resumes."""
+
+    exit_code = 130
 
 
 def _say(text: str = "") -> None:
@@ -54,34 +78,31 @@ def _configure_logging(debug: bool) -> None:
     log.propagate = False
 
 
-def _guard(ctx: click.Context, action, run_dir: Path | None = None):
+def _guard(ctx: click.Context, action: Callable[[], T], run_dir: Path | None = None) -> T:
     """Run an action, turning known failures into clean messages (tracebacks with --debug)."""
-    from lmdelta.errors import LmdeltaError, explain_environment_error
-
     kept = f" Finished work is kept in {run_dir}." if run_dir else ""
     try:
         return action()
     except LmdeltaError as exc:
         if ctx.obj["debug"]:
             raise
-        raise Failure(f"{exc}{kept}", 2) from None
+        raise KnownFailure(f"{exc}{kept}") from None
     except KeyboardInterrupt:
-        raise Failure(f"interrupted.{kept} Run the same command again to resume.", 130) from None
+        raise Interrupted(f"interrupted.{kept} Run the same command again to resume.") from None
     except Exception as exc:
         if ctx.obj["debug"]:
             raise
         known = explain_environment_error(exc)
         if known is not None:
-            raise Failure(f"{known}{kept}", 2) from None
+            raise KnownFailure(f"{known}{kept}") from None
         raise Failure(
             f"unexpected {type(exc).__name__}: {exc}.{kept} Re-run with --debug for the traceback, "
-            "and please report it.",
-            1,
+            "and please report it."
         ) from None
 
 
 def _interrupt_on_sigterm() -> None:
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
@@ -105,7 +126,7 @@ def _interrupt_on_sigterm() -> None:
 @click.pass_context
 def run(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: tuple[str, ...], dry_run: bool) -> None:
     """Run the pipeline described by CONFIG, resuming whatever is already done."""
-    from lmdelta.config import load_config
+    from lmdelta.config import load_config  # heavy: pydantic
 
     config = _guard(ctx, lambda: load_config(config_path, list(overrides)))
     run_dir = run_dir or Path("runs") / (config.run.name or config_path.stem)
@@ -119,9 +140,6 @@ def run(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: 
 
 
 def _print_findings(run_dir: Path) -> None:
-    from lmdelta.report.table import findings_table
-    from lmdelta.rundir import RunDir
-
     files = RunDir(run_dir)
     if files.findings_path().exists():
         _say("")
@@ -130,10 +148,9 @@ def _print_findings(run_dir: Path) -> None:
         _say(f"report: {files.report_path}")
 
 
-def _run(config, run_dir: Path) -> None:
+def _run(config: RunConfig, run_dir: Path) -> None:
     """The run, then what it found, printed under the lock so no other run can change it meanwhile."""
-    from lmdelta import pipeline
-    from lmdelta.rundir import RunDir
+    from lmdelta import pipeline  # heavy: every stage, numpy, pydantic
 
     rd = RunDir(run_dir)
     rd.check_usable()
@@ -143,10 +160,8 @@ def _run(config, run_dir: Path) -> None:
         _print_findings(run_dir)
 
 
-def _dry_run(config, run_dir: Path) -> None:
-    from lmdelta import pipeline
-    from lmdelta.backends.embedded import cache_root
-    from lmdelta.rundir import RunDir
+def _dry_run(config: RunConfig, run_dir: Path) -> None:
+    from lmdelta import pipeline  # heavy: every stage, numpy, pydantic
 
     rd = RunDir(run_dir)
     rd.check_usable()
@@ -171,7 +186,7 @@ def _dry_run(config, run_dir: Path) -> None:
 @click.pass_context
 def groundtruth(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: tuple[str, ...]) -> None:
     """Inject known quirks by finetuning, discover them with the pipeline, and score the recovery."""
-    from lmdelta.config import load_config
+    from lmdelta.config import load_config  # heavy: pydantic
 
     config = _guard(ctx, lambda: load_config(config_path, list(overrides)))
     run_dir = run_dir or Path("runs") / (config.run.name or config_path.stem)
@@ -181,9 +196,8 @@ def groundtruth(ctx: click.Context, config_path: Path, run_dir: Path | None, ove
     _say(f"done in {time.perf_counter() - start:.1f} s; scorecard: {run_dir / 'scorecard.json'}")
 
 
-def _groundtruth(config, run_dir: Path) -> None:
-    from lmdelta.groundtruth import harness
-    from lmdelta.rundir import RunDir
+def _groundtruth(config: RunConfig, run_dir: Path) -> None:
+    from lmdelta.groundtruth import harness  # heavy: the pipeline, numpy, pydantic
 
     rd = RunDir(run_dir)
     rd.check_usable()
@@ -195,7 +209,7 @@ def _groundtruth(config, run_dir: Path) -> None:
         _say(_scorecard_lines(card))
 
 
-def _scorecard_lines(card: dict) -> str:
+def _scorecard_lines(card: dict[str, Any]) -> str:
     recall = card.get("recall")
     lines = [
         f"ground truth: {sum(q['recovered'] for q in card['quirks'])} of {len(card['quirks'])} injected quirks "
@@ -218,12 +232,12 @@ def _scorecard_lines(card: dict) -> str:
 @click.pass_context
 def config_command(ctx: click.Context, config_path: Path | None, overrides: tuple[str, ...], reference: bool) -> None:
     """Print the fully resolved config (defaults, file, environment, --set), or the field reference."""
-    if reference:
-        from lmdelta.config.reference import reference_markdown
+    from lmdelta.config import dump_config, load_config  # heavy: pydantic
+    from lmdelta.config.reference import reference_markdown  # heavy: pydantic
 
+    if reference:
         click.echo(reference_markdown(), nl=False)
         return
-    from lmdelta.config import dump_config, load_config
 
     click.echo(dump_config(_guard(ctx, lambda: load_config(config_path, list(overrides)))), nl=False)
 
@@ -239,17 +253,13 @@ def report(ctx: click.Context, run_dir: Path) -> None:
 
 
 def _render_locked(run_dir: Path) -> None:
-    from lmdelta.report.render import render_report
-    from lmdelta.rundir import RunDir
+    from lmdelta.report.render import render_report  # heavy: jinja2, pydantic (the config it shows)
 
     with RunDir(run_dir).lock():
         render_report(run_dir)
 
 
 def _require_run(run_dir: Path) -> None:
-    from lmdelta.errors import RunDirError
-    from lmdelta.rundir import MANIFEST, RunDir
-
     if not RunDir(run_dir).exists():
         raise RunDirError(
             f"{run_dir} is not an lmdelta run directory (no {MANIFEST}).",
@@ -266,8 +276,6 @@ def status(ctx: click.Context, run_dir: Path) -> None:
 
 
 def _print_status(run_dir: Path) -> None:
-    from lmdelta.rundir import RunDir
-
     _require_run(run_dir)
     rd = RunDir(run_dir)
     manifest = rd.load_manifest()
@@ -285,7 +293,7 @@ def _print_status(run_dir: Path) -> None:
                 _say(f"    {stage}/{role}: {_usage_line(entry)}")
 
 
-def _usage_line(entry: dict) -> str:
+def _usage_line(entry: dict[str, Any]) -> str:
     failed = sum((entry.get("failures") or {}).values())
     return (
         f"{entry.get('requests', 0)} requests, {entry.get('calls', 0)} calls ({entry.get('cached', 0)} cached, "
@@ -294,7 +302,7 @@ def _usage_line(entry: dict) -> str:
     )
 
 
-def _format_counts(counts: dict, prefix: str = "") -> str:
+def _format_counts(counts: dict[str, Any], prefix: str = "") -> str:
     parts = []
     for key, value in counts.items():
         if isinstance(value, dict):

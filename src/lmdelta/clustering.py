@@ -17,11 +17,14 @@ def balanced_kmeans(points: np.ndarray, k: int, seed: int, n_init: int = 5, max_
     if not 1 <= k <= n:
         raise ValueError(f"k={k} must be between 1 and the number of points ({n})")
     rng = np.random.default_rng(seed)
-    best, best_cost = None, math.inf
+    best: np.ndarray | None = None
+    best_cost = math.inf
     for _ in range(n_init):
         labels, cost = _one_start(points, k, rng, max_iter)
         if cost < best_cost:
             best, best_cost = labels, cost
+    if best is None:
+        raise ValueError(f"no start of {n_init} reached a finite cost (n_init < 1, or points that are not finite)")
     return best
 
 

@@ -12,10 +12,10 @@ from functools import cached_property
 import numpy as np
 
 from lmdelta.hashing import child_seed
-from lmdelta.records import Prompt, Sample
+from lmdelta.records import Prompt, Sample, Side
 
 NULL_LABELS = {"a": "relabelled a", "b": "relabelled b"}
-_OTHER = {"a": "b", "b": "a"}
+_OTHER: dict[Side, Side] = {"a": "b", "b": "a"}
 
 
 @dataclass

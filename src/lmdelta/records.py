@@ -95,7 +95,7 @@ class Hypothesis:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Hypothesis:
-        fields = {name: data.get(name) for name in cls.__dataclass_fields__ if name in data}
+        fields: dict[str, Any] = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         fields["keywords"] = tuple(data.get("keywords") or ())
         fields["prototype"] = None if data.get("prototype") is None else tuple(data["prototype"])
         return cls(**fields)
@@ -123,6 +123,7 @@ class Unset(enum.Enum):
 
 UNSET: Final = Unset.UNSET
 Direction = Literal["b>a", "a>b"]
+DIRECTIONS: tuple[Direction, Direction] = ("b>a", "a>b")
 TestUnit = Literal["prompt", "cluster", "text", "none"]
 Interval = list[float | None]  # [low, high] as the files hold it; either end None when there is none
 Example = dict[str, Any]  # {"sample_id", "prompt", "text", "score"}: a validation answer that shows the finding
@@ -221,7 +222,8 @@ class Finding:
 
     @classmethod
     def of(cls, hypothesis: Hypothesis, **measured: Any) -> Finding:
-        """The finding of a hypothesis: its fields (without the prototype, which only its judge needs) and `measured`."""
+        """The finding of a hypothesis: its fields (without the prototype, which only its judge needs) and
+        `measured`."""
         fields = {name: value for name, value in hypothesis.to_dict().items() if name != "prototype"}
         return cls(**{**fields, **measured})
 
@@ -300,6 +302,12 @@ class Replication:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Replication:
         return cls(**{name: data[name] for name in _names(cls)})
+
+
+# --- skipped scopes: propose's skipped.jsonl rows {"group", "reason", "rule"?} --------------------------
+
+# The `rule` of a scope whose LLM proposer call failed: a scope proposed in, not one left out.
+PROPOSER_FAILED: Final = "proposer failed"
 
 
 def _names(record: type) -> tuple[str, ...]:

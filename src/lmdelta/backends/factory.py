@@ -13,11 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from lmdelta.backends.device import resolve_device, resolve_dtype
-from lmdelta.backends.protocols import Embedder, Generator, ServedModels
+from lmdelta.backends.embedders.fake import HashingEmbedder
+from lmdelta.backends.embedders.st import SentenceTransformerEmbedder
+from lmdelta.backends.generators.fake import FakeGenerator
+from lmdelta.backends.generators.hf import HFGenerator
+from lmdelta.backends.generators.vllm import VLLMGenerator
+from lmdelta.backends.protocols import Embedder, Generator, LoglikGenerator, ServedModels
 from lmdelta.backends.registry import ModelRef, check_available, model_folder, model_weights_id, parse_model
 from lmdelta.config import EmbedConfig, ModelSpec
 from lmdelta.credentials import redact
-from lmdelta.errors import ConfigError
+from lmdelta.errors import ConfigError, DependencyError, ModelNotFoundError
+from lmdelta.filehash import folder_sha256
 
 BACKENDS = {"fake": "fake", "api": "api", "vllm": "vllm"}  # every other kind runs on transformers
 
@@ -72,10 +78,8 @@ def _dtype(spec: ModelSpec, backend: str, device: str) -> str:
     return resolve_dtype(spec.dtype, resolve_device(device))
 
 
-def check_accelerator(spec: ModelSpec, ref, device: str) -> None:
+def check_accelerator(spec: ModelSpec, ref: ModelRef, device: str) -> None:
     """bitsandbytes quantization and vLLM need a CUDA GPU: say so before anything loads."""
-    from lmdelta.errors import DependencyError
-
     resolved = resolve_device(device)
     what = "vLLM" if ref.kind == "vllm" else f"{spec.quantization} quantization (bitsandbytes)"
     if not resolved.startswith("cuda"):
@@ -89,9 +93,6 @@ def check_accelerator(spec: ModelSpec, ref, device: str) -> None:
 def _adapter_identity(adapter: str | None, cache_dir: Path) -> dict[str, str] | None:
     if adapter is None:
         return None
-    from lmdelta.errors import ModelNotFoundError
-    from lmdelta.filehash import folder_sha256
-
     if not Path(adapter).is_dir():
         raise ModelNotFoundError(f"Adapter folder {adapter} does not exist.", "Point adapter to a PEFT adapter folder.")
     return {"path": adapter, "files": folder_sha256(Path(adapter), cache_dir)}
@@ -103,20 +104,27 @@ def build_generator(
     """The side's generator; `served` builds it for a served model."""
     ref = parse_model(spec.model, "generator")
     if ref.kind == "fake":
-        from lmdelta.backends.generators.fake import FakeGenerator
-
         return FakeGenerator(ref.name, spec.backend_args, identity)
     if ref.kind == "api":
         served = _served(served, spec)
         return served.generator(spec, served.name(ref.name), identity, cache_dir)
     folder = model_folder(ref, spec.revision, cache_dir)
     if ref.kind == "vllm":
-        from lmdelta.backends.generators.vllm import VLLMGenerator
-
         return VLLMGenerator(spec, folder, identity)
-    from lmdelta.backends.generators.hf import HFGenerator
-
     return HFGenerator(spec, folder, identity, resolve_device(device))
+
+
+def build_loglik_generator(spec: ModelSpec, identity: dict[str, Any], device: str, cache_dir: Path) -> LoglikGenerator:
+    """The side's generator, for scoring answers by log-likelihood: a model run in this process by
+    transformers (or a fake), since vLLM and served models do not score given texts."""
+    generator = build_generator(spec, identity, device, cache_dir)
+    if not isinstance(generator, LoglikGenerator):
+        generator.close()
+        raise ConfigError(
+            f"{spec.model} cannot score texts by log-likelihood.",
+            "Load that model with transformers (no api:/vllm: prefix).",
+        )
+    return generator
 
 
 def embedder_identity(config: EmbedConfig, cache_dir: Path) -> dict[str, Any]:
@@ -133,10 +141,6 @@ def embedder_identity(config: EmbedConfig, cache_dir: Path) -> dict[str, Any]:
 def build_embedder(config: EmbedConfig, identity: dict[str, Any], cache_dir: Path) -> Embedder:
     ref = parse_model(config.model, "embedder")
     if ref.kind == "fake":
-        from lmdelta.backends.embedders.fake import HashingEmbedder
-
         return HashingEmbedder(identity, normalize=config.normalize)
-    from lmdelta.backends.embedders.st import SentenceTransformerEmbedder
-
     folder = model_folder(ref, None, cache_dir)
     return SentenceTransformerEmbedder(folder, identity, resolve_device(config.device), config.batch_size)

@@ -30,6 +30,9 @@ class SamplingSettings:
     top_p: float
 
 
+FinishReason = Literal["stop", "length"]
+
+
 @dataclass(frozen=True)
 class Generation:
     """One answer. With two-stage decoding, `text` is the answer alone and `reasoning` the thinking
@@ -38,7 +41,7 @@ class Generation:
 
     text: str
     n_tokens: int
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
     reasoning: str | None = None
     reasoning_tokens: int = 0
     reasoning_closed: bool | None = None  # the model wrote the end marker itself (False: it was forced)
@@ -56,6 +59,15 @@ class Generator(Protocol):
     def generate(self, requests: list[GenerationRequest], settings: SamplingSettings) -> list[Generation]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LoglikGenerator(Generator, Protocol):
+    """A generator that also scores given answers (transformers and fake models; not vLLM or served ones)."""
+
+    def loglik(self, pairs: list[tuple[str, str]]) -> list[tuple[float, int]]:
+        """(total log-probability of the answer given the prompt, its token count) per (prompt, answer)."""
+        ...
 
 
 class Embedder(Protocol):

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from lmdelta.backends.embedded import EMBEDDED
+from lmdelta.backends.embedded import EMBEDDED, converted_folder, package_file, weights_id
 from lmdelta.errors import ModelNotFoundError
+from lmdelta.filehash import folder_sha256
 
 Role = Literal["generator", "embedder"]
 FAKE_GENERATORS = ("words",)
@@ -107,8 +108,6 @@ def check_available(ref: ModelRef, revision: str | None = None) -> None:
     """Make sure the model can be loaded, without loading it (used by --dry-run and before a stage)."""
     ref = ref.weights
     if ref.kind == "embedded":
-        from lmdelta.backends.embedded import package_file
-
         package_file(EMBEDDED[ref.name.lower()])
     elif ref.kind == "local":
         _check_folder(Path(ref.name))
@@ -158,9 +157,6 @@ def _check_hub(repo_id: str, revision: str | None) -> None:
 
 def model_weights_id(ref: ModelRef, revision: str | None, cache_dir: Path) -> str:
     """A string that changes whenever the model's files change."""
-    from lmdelta.backends.embedded import weights_id
-    from lmdelta.filehash import folder_sha256
-
     ref = ref.weights
     if ref.kind == "api":
         # A server's weights cannot be hashed from here: the identity names the model and URL instead.
@@ -200,8 +196,6 @@ def pinned_revision(identity: dict[str, Any], revision: str | None) -> str | Non
 
 def model_folder(ref: ModelRef, revision: str | None, cache_dir: Path) -> str:
     """What to pass to from_pretrained."""
-    from lmdelta.backends.embedded import converted_folder, package_file
-
     ref = ref.weights
     if ref.kind == "embedded":
         model = EMBEDDED[ref.name.lower()]

@@ -3,11 +3,14 @@ default language model every side and harness falls back to."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import JsonDict
 
-VOLATILE = {"volatile": True}
+from lmdelta.errors import ConfigError
+
+VOLATILE: JsonDict = {"volatile": True}
 
 
 class Section(BaseModel):
@@ -23,6 +26,25 @@ class Section(BaseModel):
             value = getattr(self, name)
             data[name] = value.result_fields() if isinstance(value, Section) else _plain(value)
         return data
+
+
+class Seeded:
+    """For a section with a `seed` field of its own: unset (None) until RunConfig.resolved() fills it
+    from run.seed, so code that draws from it reads `resolved_seed`, an int."""
+
+    # Declared for the type checker only: each section declares the field itself, where its
+    # docstring documents it and its position orders the config reference.
+    if TYPE_CHECKING:
+        seed: int | None
+
+    @property
+    def resolved_seed(self) -> int:
+        if self.seed is None:
+            raise ConfigError(
+                f"{type(self).__name__}.seed is unset.",
+                "Load the config with load_config, or call RunConfig.resolved(): it fills unset seeds from run.seed.",
+            )
+        return self.seed
 
 
 def _plain(value: Any) -> Any:

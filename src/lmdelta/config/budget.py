@@ -10,6 +10,9 @@ from lmdelta.config.base import VOLATILE, Section
 
 class BudgetConfig(Section):
     usd: float | None = Field(default=None, gt=0, json_schema_extra=VOLATILE)
-    """Stop cleanly (and resumably) before LLM spending would pass this many US dollars (every paid model needs a price)."""
+    (
+        "Stop cleanly (and resumably) before LLM spending would pass this many US dollars (every paid model needs a "
+        "price)."
+    )
     tokens: int | None = Field(default=None, gt=0, json_schema_extra=VOLATILE)
     """Stop cleanly (and resumably) before LLM calls would pass this many input + output tokens, priced or not."""

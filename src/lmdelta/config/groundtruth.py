@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from lmdelta.config.base import DEFAULT_LM, Section
+from lmdelta.config.base import DEFAULT_LM, Section, Seeded
 
 DEFAULT_LR = {"lora": 1e-3, "full": 1e-5}
 
@@ -42,17 +42,23 @@ class FinetuneSection(Section):
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
 
 
-class GroundTruthConfig(Section):
+class GroundTruthConfig(Section, Seeded):
     base: str = DEFAULT_LM
     """The model quirks are injected into (model a of the comparison)."""
     quirks: list[str] | None = None
-    """Quirk names to inject, from the catalogue or quirks_file (default: every quirk of quirks_file, or ocean + stay-curious)."""
+    (
+        "Quirk names to inject, from the catalogue or quirks_file (default: every quirk of quirks_file, or ocean + "
+        "stay-curious)."
+    )
     quirks_file: str | None = None
     """A YAML or JSONL file of quirks (name, description, optional keywords and texts)."""
     per_quirk: int = Field(default=120, ge=1)
     """Training answers per quirk."""
     base_samples: int = Field(default=80, ge=0)
-    """The base model's own answers (to other prompts) mixed into training, to keep its general behaviour (the reference used 2,000)."""
+    (
+        "The base model's own answers (to other prompts) mixed into training, to keep its general behaviour (the "
+        "reference used 2,000)."
+    )
     training_prompts: int = Field(default=200, ge=1)
     """Bank prompts used for training data, all outside the prompts the comparison is tested on."""
     finetune: FinetuneSection = Field(default_factory=FinetuneSection)

@@ -12,7 +12,10 @@ from lmdelta.config.base import VOLATILE, Section
 
 class RoleConfig(Section):
     model: str | None = None
-    """`openai/…`, `anthropic/…`, `gemini/…`, `openrouter/…`, `openai-compatible/MODEL@URL`, `local/…` (unset: role unused)."""
+    (
+        "`openai/…`, `anthropic/…`, `gemini/…`, `openrouter/…`, `openai-compatible/MODEL@URL`, `local/…` (unset: role "
+        "unused)."
+    )
     temperature: float | None = Field(default=None, ge=0.0)
     """Sampling temperature (default: 1.0 for the proposer, 0 for judges)."""
     max_tokens: int | None = Field(default=None, ge=1)
@@ -39,9 +42,15 @@ class LLMConfig(Section):
     timeout: float = Field(default=120.0, gt=0, json_schema_extra=VOLATILE)
     """Seconds per attempt."""
     prices: dict[str, dict[str, float]] = Field(default_factory=dict, json_schema_extra=VOLATILE)
-    """USD per million tokens, e.g. {"openai/gpt-4.1-mini": {"input": 0.4, "output": 1.6}}, overriding the built-in table."""
+    (
+        'USD per million tokens, e.g. {"openai/gpt-4.1-mini": {"input": 0.4, "output": 1.6}}, overriding the built-in '
+        "table."
+    )
     max_failure_share: float = Field(default=0.05, ge=0.0, le=1.0, json_schema_extra=VOLATILE)
-    """Stop a stage (resumably) when more than this share of a batch's LLM calls failed; unparseable answers, re-asked and counted apart, are left out."""
+    (
+        "Stop a stage (resumably) when more than this share of a batch's LLM calls failed; unparseable answers, "
+        "re-asked and counted apart, are left out."
+    )
 
     @field_validator("prices", mode="before")
     @classmethod

@@ -10,11 +10,13 @@ import difflib
 import logging
 import os
 import reprlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from lmdelta.config.models import ModelSpec
 from lmdelta.config.run import RunConfig
@@ -26,7 +28,9 @@ from lmdelta.errors import ConfigError, PromptBankError
 log = logging.getLogger(__name__)
 
 
-def load_config(path: str | Path | None, overrides: list[str] = (), env: dict[str, str] | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None, overrides: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> RunConfig:
     """Read a config file, apply environment and --set overrides, validate, resolve seeds and paths."""
     data: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
     for dotted, value in _env_overrides(os.environ if env is None else env):
@@ -77,7 +81,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _env_overrides(env: dict[str, str]) -> list[tuple[str, Any]]:
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, Any]]:
     found = []
     for name, raw in sorted(env.items()):
         if name.startswith("LMDELTA__"):
@@ -116,7 +120,7 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"Config field {where} is not a known setting."
@@ -135,7 +139,7 @@ def _short_repr(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _fix_for(error: dict[str, Any]) -> str:
+def _fix_for(error: ErrorDetails) -> str:
     loc = [str(part) for part in error["loc"]]
     where = ".".join(loc)
     if error["type"] == "extra_forbidden":

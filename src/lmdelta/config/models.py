@@ -12,9 +12,15 @@ from lmdelta.config.base import DEFAULT_LM, Section
 
 class ReasoningConfig(Section):
     end: str | None = None
-    """The marker that closes a reasoning model's thinking, e.g. "</think>". Setting it turns on two-stage decoding: think, force the marker, then answer."""
+    (
+        'The marker that closes a reasoning model\'s thinking, e.g. "</think>". Setting it turns on two-stage '
+        "decoding: think, force the marker, then answer."
+    )
     start: str | None = None
-    """Text appended after the formatted prompt to open thinking, e.g. "<think>\\n" (unset when the chat template opens it itself)."""
+    (
+        'Text appended after the formatted prompt to open thinking, e.g. "<think>\\n" (unset when the chat template '
+        "opens it itself)."
+    )
     max_tokens: int = Field(default=512, ge=1)
     """Thinking budget in tokens; thinking still open then is closed with `end`."""
 
@@ -25,7 +31,10 @@ class ReasoningConfig(Section):
 
 class ModelSpec(Section):
     model: str = DEFAULT_LM
-    """`embedded:smollm2-135m-instruct`, a local folder, a Hugging Face id, `vllm:ID_OR_FOLDER` (in-process vLLM), `api:PROVIDER/MODEL` or `openai-compatible/MODEL@URL` (a served model), or `fake:NAME` for tests."""
+    (
+        "`embedded:smollm2-135m-instruct`, a local folder, a Hugging Face id, `vllm:ID_OR_FOLDER` (in-process vLLM), "
+        "`api:PROVIDER/MODEL` or `openai-compatible/MODEL@URL` (a served model), or `fake:NAME` for tests."
+    )
     label: str | None = None
     """Human name for this side in reports (default: the side, `a` or `b`)."""
     revision: str | None = None
@@ -39,7 +48,10 @@ class ModelSpec(Section):
     chat_template: bool | None = None
     """Wrap prompts in the tokenizer's chat template (default: when the tokenizer has one)."""
     reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
-    """Two-stage decoding for reasoning models; the reasoning is kept in the run directory and left out of the analysis."""
+    (
+        "Two-stage decoding for reasoning models; the reasoning is kept in the run directory and left out of the "
+        "analysis."
+    )
     adapter: str | None = None
     """A PEFT adapter folder applied on top of the model."""
     trust_remote_code: bool = False

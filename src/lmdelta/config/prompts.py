@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lmdelta.config.base import Section
+from lmdelta.config.base import Section, Seeded
 
 # Categories an LLM-generated bank covers when none are given: broad, everyday and sensitive
 # topics alike, so differences in tone, refusals and opinions all have room to show.
@@ -48,21 +48,32 @@ class GeneratedBankConfig(Section):
     """Extra guidance for the prompt writer (e.g. "questions a customer might ask a bank's assistant")."""
 
 
-class PromptsConfig(Section):
+class PromptsConfig(Section, Seeded):
     source: str = "builtin:everyday"
-    """Where prompts come from: `builtin:NAME`; a .txt, .jsonl or .csv file; `persona:PATH`, `advanced-ai-risk:PATH`, `mpi:PATH`, `jailbreak:PATH`, `truthfulqa:PATH`, `bold:PATH` (PATH may be `hub` for sets on the Hugging Face Hub); `generated` or `generated:CAT1,CAT2` (written by llm.prompter); `unconditional:N` (N units sampled from the empty prompt); or `corpus` (see docs/prompt-sources.md)."""
+    (
+        "Where prompts come from: `builtin:NAME`; a .txt, .jsonl or .csv file; `persona:PATH`, "
+        "`advanced-ai-risk:PATH`, `mpi:PATH`, `jailbreak:PATH`, `truthfulqa:PATH`, `bold:PATH` (PATH may be `hub` for "
+        "sets on the Hugging Face Hub); `generated` or `generated:CAT1,CAT2` (written by llm.prompter); "
+        "`unconditional:N` (N units sampled from the empty prompt); or `corpus` (see docs/prompt-sources.md)."
+    )
     template: str | None = None
-    """How each item becomes a prompt, with `{prompt}` where the item goes (default: the source's own template, e.g. the reference's for persona statements; plain files use items verbatim)."""
+    (
+        "How each item becomes a prompt, with `{prompt}` where the item goes (default: the source's own template, e.g. "
+        "the reference's for persona statements; plain files use items verbatim)."
+    )
     per_group: int | None = Field(default=None, ge=1)
     """Keep at most this many prompts per group (seeded), e.g. statements per persona behaviour."""
     groups: list[str] | None = None
     """Keep only these groups (e.g. persona behaviours or TruthfulQA categories)."""
     score_table: str | None = None
-    """A CSV/JSON/JSONL table of `group,score` (e.g. a benchmark's a−b difference per behaviour), for score_above / score_below."""
+    (
+        "A CSV/JSON/JSONL table of `group,score` (e.g. a benchmark's a−b difference per behaviour), for score_above / "
+        "score_below."
+    )
     score_above: float | None = None
     """Keep only groups whose score in score_table exceeds this."""
     score_below: float | None = None
-    """Keep only groups whose |score| in score_table is below this (a negative control: behaviours that barely differ)."""
+    "Keep only groups whose |score| in score_table is below this (a negative control: behaviours that barely differ)."
     generated: GeneratedBankConfig = Field(default_factory=GeneratedBankConfig)
     """The LLM-generated bank (prompts.source = generated)."""
     limit: int | None = Field(default=None, ge=1)
@@ -70,7 +81,10 @@ class PromptsConfig(Section):
     discovery_fraction: float = Field(default=0.3, gt=0.0, lt=1.0)
     """Share of each group's prompts used to propose hypotheses; the rest validate them."""
     confirmation_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
-    """Share of each group's prompts held back to re-estimate every validated finding on untouched prompts (the confirm stage; e.g. 0.2)."""
+    (
+        "Share of each group's prompts held back to re-estimate every validated finding on untouched prompts (the "
+        "confirm stage; e.g. 0.2)."
+    )
     seed: int | None = None
     """Seed for sampling and splitting prompts (default: run.seed)."""
 
@@ -102,18 +116,28 @@ class CorpusColumns(Section):
     group: str | None = None
     """Column holding a group (default: `group`)."""
     cluster: str | None = None
-    """Corpora without prompt ids: column holding a cluster id (default: `cluster`); texts sharing one (one hidden prompt, conversation or source) form one unit, tested and split together. Refused beside prompt ids; the clusters must all hold both sides' texts (paired) or all one side's (permuted whole)."""
+    (
+        "Corpora without prompt ids: column holding a cluster id (default: `cluster`); texts sharing one (one hidden "
+        "prompt, conversation or source) form one unit, tested and split together. Refused beside prompt ids; the "
+        "clusters must all hold both sides' texts (paired) or all one side's (permuted whole)."
+    )
 
 
 class CorpusConfig(Section):
     path: str | None = None
-    """One JSONL/CSV/Parquet file with both sides' outputs (columns text, side or model; optional prompt_id, prompt, group)."""
+    (
+        "One JSONL/CSV/Parquet file with both sides' outputs (columns text, side or model; optional prompt_id, prompt, "
+        "group)."
+    )
     a: str | None = None
     """Side a's outputs, when each side has its own file."""
     b: str | None = None
     """Side b's outputs, when each side has its own file."""
     format: Literal["auto", "plain", "reference"] = "auto"
-    """`reference`: the reference tool's CSV (model = base/finetuned, text, prompt; backslash-escaped); `auto` detects it by its header."""
+    (
+        "`reference`: the reference tool's CSV (model = base/finetuned, text, prompt; backslash-escaped); `auto` "
+        "detects it by its header."
+    )
     columns: CorpusColumns = Field(default_factory=CorpusColumns)
     """Column names, when another tool named them differently."""
     sides: dict[str, list[str]] = Field(default_factory=dict)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from lmdelta.config.base import Section
 from lmdelta.config.run import RunConfig
@@ -23,16 +22,24 @@ def reference_markdown() -> str:
         "",
     ]
     for name, field in RunConfig.model_fields.items():
-        lines += _section(name, field.annotation)
+        section = _section_type(field)
+        if section is not None:  # every field of RunConfig is a section
+            lines += _section(name, section)
     return "\n".join(lines) + "\n"
 
 
-def _section(path: str, model: type[BaseModel]) -> list[str]:
+def _section_type(field: FieldInfo) -> type[Section] | None:
+    annotation = field.annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, Section) else None
+
+
+def _section(path: str, model: type[Section]) -> list[str]:
     lines = [f"## `{path}`", "", "| field | default | meaning |", "|---|---|---|"]
-    nested: list[tuple[str, type[BaseModel]]] = []
+    nested: list[tuple[str, type[Section]]] = []
     for name, field in model.model_fields.items():
-        if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
-            nested.append((f"{path}.{name}", field.annotation))
+        section = _section_type(field)
+        if section is not None:
+            nested.append((f"{path}.{name}", section))
             lines.append(f"| `{name}` | (section) | {field.description or ''} See `{path}.{name}` below. |")
             continue
         volatile = isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("volatile")
@@ -44,7 +51,7 @@ def _section(path: str, model: type[BaseModel]) -> list[str]:
     return lines
 
 
-def _default(field: Any) -> str:
+def _default(field: FieldInfo) -> str:
     value = field.get_default(call_default_factory=True)
     if isinstance(value, BaseModel):
         return "…"

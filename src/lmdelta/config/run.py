@@ -43,7 +43,7 @@ with warnings.catch_warnings():
         embed: EmbedConfig = Field(default_factory=EmbedConfig)
         group: GroupConfig = Field(default_factory=GroupConfig)
         propose: ProposeConfig = Field(default_factory=ProposeConfig)
-        validate: ValidateConfig = Field(default_factory=ValidateConfig)
+        validate: ValidateConfig = Field(default_factory=ValidateConfig)  # type: ignore[assignment]  # shadows BaseModel.validate, see above
         decide: DecideConfig = Field(default_factory=DecideConfig)
         controls: ControlsConfig = Field(default_factory=ControlsConfig)
         llm: LLMConfig = Field(default_factory=LLMConfig)

@@ -7,11 +7,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from lmdelta.config.base import VOLATILE, Section
+from lmdelta.config.base import VOLATILE, Section, Seeded
 from lmdelta.config.models import ModelSpec
 
 
-class GenerateConfig(Section):
+class GenerateConfig(Section, Seeded):
     a: ModelSpec = Field(default_factory=ModelSpec)
     """Model a, the reference side."""
     b: ModelSpec = Field(default_factory=ModelSpec)
@@ -47,7 +47,7 @@ class EmbedConfig(Section):
     """Where the shared embedding cache lives (default: $LMDELTA_CACHE_DIR or ~/.cache/lmdelta)."""
 
 
-class GroupConfig(Section):
+class GroupConfig(Section, Seeded):
     by: Literal["bank", "kmeans", "none"] = "bank"
     """`bank`: the prompt bank's groups; `kmeans`: size-balanced k-means over prompt embeddings; `none`: one group."""
     n_groups: int = Field(default=8, ge=1)
@@ -97,7 +97,7 @@ class LLMProposerConfig(Section):
     """What to look for (default: content and meaning, not surface form)."""
 
 
-class ProposeConfig(Section):
+class ProposeConfig(Section, Seeded):
     scopes: Literal["all", "groups", "both"] = "both"
     """Propose over all prompts pooled (`all`), per group (`groups`), or both."""
     min_discovery_prompts: int = Field(default=2, ge=1)
@@ -112,9 +112,12 @@ class ProposeConfig(Section):
     """Seed for clustering (default: run.seed)."""
 
 
-class ValidateConfig(Section):
+class ValidateConfig(Section, Seeded):
     judge: Literal["auto", "unitary", "pairwise", "presence"] = "auto"
-    """`auto`: keyword/embedding judges for their hypotheses and the LLM unitary judge for LLM-proposed ones; otherwise that LLM judge for every hypothesis (needs llm.judge.model)."""
+    (
+        "`auto`: keyword/embedding judges for their hypotheses and the LLM unitary judge for LLM-proposed ones; "
+        "otherwise that LLM judge for every hypothesis (needs llm.judge.model)."
+    )
     extra_judges: list[str] = Field(default_factory=list)
     """More judge model strings scoring the same texts, for agreement statistics (not used in the test)."""
     generative: bool = False
@@ -122,11 +125,17 @@ class ValidateConfig(Section):
     generative_examples: int = Field(default=8, ge=2)
     """Examples per side for the generative test."""
     test: Literal["signflip"] = "signflip"
-    """Paired sign-flip randomization test over prompts (unequal answer counts: balanced by a seeded subsample per prompt)."""
+    (
+        "Paired sign-flip randomization test over prompts (unequal answer counts: balanced by a seeded subsample per "
+        "prompt)."
+    )
     n_resamples: int = Field(default=10_000, ge=1000)
     """Randomization draws (raised automatically so the smallest p-value stays below q / (10 m))."""
     bootstrap: int = Field(default=2000, ge=200, json_schema_extra=VOLATILE)
-    """Ignored: intervals are t-based (docs/statistics.md §7); accepted so that older configs still load, with a warning when set."""
+    (
+        "Ignored: intervals are t-based (docs/statistics.md §7); accepted so that older configs still load, with a "
+        "warning when set."
+    )
     ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of every interval (validated findings also get a selection-adjusted one)."""
     min_prompts: int = Field(default=5, ge=2)
@@ -134,7 +143,10 @@ class ValidateConfig(Section):
     baseline: bool = True
     """Also report a bag-of-words logistic classifier's AUC on the same texts."""
     generalization: bool = True
-    """Also test each group's hypotheses on other groups' validation prompts (an LLM judge scores a seeded sample of at most as many prompts as the group has), BH within that family."""
+    (
+        "Also test each group's hypotheses on other groups' validation prompts (an LLM judge scores a seeded sample of "
+        "at most as many prompts as the group has), BH within that family."
+    )
     examples: int = Field(default=3, ge=0)
     """Evidence texts kept per side and hypothesis."""
     seed: int | None = None
@@ -164,4 +176,7 @@ class DecideConfig(Section):
 
 class ControlsConfig(Section):
     null: bool = True
-    """Null control: swap a and b on a seeded coin per prompt (each prompt's answers together; per text in unaligned corpora) and run propose and validate on that; nothing should validate."""
+    (
+        "Null control: swap a and b on a seeded coin per prompt (each prompt's answers together; per text in unaligned "
+        "corpora) and run propose and validate on that; nothing should validate."
+    )

@@ -16,11 +16,13 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from lmdelta.backends.device import resolve_device
 from lmdelta.backends.embedded import cache_root
+from lmdelta.backends.registry import check_available, model_folder, model_weights_id, parse_model
 from lmdelta.backends.textformat import answer_ids, eos_ids, has_chat_template, prompt_ids
 from lmdelta.config.groundtruth import FinetuneSection
 from lmdelta.errors import ConfigError, DependencyError, StageError
@@ -39,16 +41,17 @@ Progress = Callable[[int, int, float], None]
 
 
 @dataclass(frozen=True)
-class _Job:
+class FinetuneJob:
     """One finetune: its settings (the groundtruth.finetune section) and what the caller decides
     beside them. Every field is part of the cache key."""
 
     config: FinetuneSection
-    seed: int
-    chat_template: bool
+    seed: int = 0
+    """Seeds the adapters' initialisation and the batches."""
+    chat_template: bool = True
     """Train on the chat-formatted prompt (as lmdelta generates); the loss covers answer tokens only."""
-    system_prompt: str | None
-    device: str
+    system_prompt: str | None = None
+    device: str = "auto"
     """`auto`: CUDA when available, else CPU. Training always runs in float32."""
 
     @property
@@ -91,22 +94,19 @@ class _Base:
 def finetune(
     base_model: str,
     rows: list[dict],
-    config: FinetuneSection,
-    seed: int = 0,
+    job: FinetuneJob | FinetuneSection,
     *,
-    chat_template: bool = True,
-    system_prompt: str | None = None,
-    device: str = "auto",
     out_root: Path | None = None,
     progress: Progress | None = None,
 ) -> FinetuneResult:
     """Finetune `base_model` on {"prompt", "answer"} rows, or reuse a finished run with the same key.
 
-    `config` is the groundtruth.finetune section; `seed` seeds the adapters' initialisation and the
-    batches; the prompt is encoded as lmdelta's HF generator encodes it (`chat_template`, `system_prompt`).
+    `job` holds the groundtruth.finetune section and the seed, device and prompt encoding (a section
+    alone takes their defaults); the prompt is encoded as lmdelta's HF generator encodes it.
     The output folder is `out_root` (default: the lmdelta cache's `finetuned/`) / `{base}-{key[:16]}`.
     """
-    job = _Job(config, seed, chat_template, system_prompt, device)
+    if isinstance(job, FinetuneSection):
+        job = FinetuneJob(job)
     pairs, base, data_hash, key = _plan(base_model, rows, job)
     root = Path(out_root) if out_root is not None else cache_root() / "finetuned"
     target = root / f"{base.slug}-{key[:16]}"
@@ -129,10 +129,10 @@ def finetune_key(
     device: str = "auto",
 ) -> str:
     """The cache key `finetune` would use, without training: base files, data, every setting."""
-    return _plan(base_model, rows, _Job(config, seed, chat_template, system_prompt, device))[3]
+    return _plan(base_model, rows, FinetuneJob(config, seed, chat_template, system_prompt, device))[3]
 
 
-def _plan(base_model: str, rows: list[dict], job: _Job) -> tuple[list, _Base, str, str]:
+def _plan(base_model: str, rows: list[dict], job: FinetuneJob) -> tuple[list, _Base, str, str]:
     pairs = _clean_rows(rows)
     base = _resolve_base(base_model, cache_root())
     data_hash = hash_data(pairs, length=64)
@@ -168,8 +168,6 @@ def _clean_rows(rows: list[dict]) -> list[dict[str, str]]:
 
 
 def _resolve_base(base_model: str, cache_dir: Path) -> _Base:
-    from lmdelta.backends.registry import check_available, model_folder, model_weights_id, parse_model
-
     ref = parse_model(base_model, "generator")
     if ref.kind == "fake":
         raise ConfigError(
@@ -187,7 +185,7 @@ def _resolve_base(base_model: str, cache_dir: Path) -> _Base:
 def _train_and_save(
     base: _Base,
     pairs: list[dict[str, str]],
-    job: _Job,
+    job: FinetuneJob,
     target: Path,
     key: str,
     data_hash: str,
@@ -263,15 +261,15 @@ def _load_fresh(folder: str, device: str):
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    return model.to(device), tokenizer
+    return model.to(device), tokenizer  # type: ignore[arg-type]  # transformers types the wrapped `to` unbound
 
 
-def _encode_all(tokenizer: Any, model: Any, pairs: list[dict[str, str]], job: _Job) -> list[tuple]:
+def _encode_all(tokenizer: Any, model: Any, pairs: list[dict[str, str]], job: FinetuneJob) -> list[tuple]:
     """(input ids, labels) per row; labels are -100 on the prompt. Rows with no answer left are dropped."""
     if job.chat_template and not has_chat_template(tokenizer):
         raise ConfigError(
             "chat_template is on, but the base model's tokenizer has no chat template.",
-            "Call finetune(..., chat_template=False), or finetune an instruct model.",
+            "Pass finetune a FinetuneJob(..., chat_template=False), or finetune an instruct model.",
         )
     stop = eos_ids(model.generation_config, tokenizer)
     examples = []
@@ -444,10 +442,8 @@ def _adapter_path(target: Path, config: FinetuneSection) -> Path | None:
 
 
 def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     found = {}
     for name in ("torch", "transformers", "peft"):
-        with contextlib.suppress(PackageNotFoundError):
-            found[name] = version(name)
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
     return found

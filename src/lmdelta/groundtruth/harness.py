@@ -18,16 +18,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lmdelta import pipeline
 from lmdelta.backends.embedded import cache_root
-from lmdelta.backends.factory import build_generator, generator_identity
+from lmdelta.backends.factory import build_embedder, build_generator, embedder_identity, generator_identity
 from lmdelta.backends.protocols import GenerationRequest
 from lmdelta.config import ModelSpec, RunConfig
-from lmdelta.groundtruth.finetune import finetune
+from lmdelta.groundtruth.data import training_set
+from lmdelta.groundtruth.finetune import FinetuneJob, finetune
+from lmdelta.groundtruth.quirks import load_quirks, quirk_rate
+from lmdelta.groundtruth.score import embedding_similarity, scorecard, similarity
 from lmdelta.hashing import hash_data
 from lmdelta.report.render import render_report
 from lmdelta.rundir import ITEMS, SAMPLES, RunDir, atomic_write_text, read_jsonl, write_jsonl
+from lmdelta.sources import load_bank
 from lmdelta.stages.generate import item_seed, settings
+from lmdelta.stages.prompts import select
 
 log = logging.getLogger(__name__)
 DEFAULT_QUIRKS = ["ocean", "stay-curious"]
@@ -79,8 +86,6 @@ def _timed(timings: dict[str, float], name: str, action):
 
 
 def _quirks(config: RunConfig):
-    from lmdelta.groundtruth.quirks import load_quirks
-
     section = config.groundtruth
     names = section.quirks if section.quirks is not None else (None if section.quirks_file else DEFAULT_QUIRKS)
     return load_quirks(section.quirks_file, names)
@@ -88,9 +93,6 @@ def _quirks(config: RunConfig):
 
 def _training_prompts(config: RunConfig) -> list[str]:
     """Bank prompts outside the comparison's prompts, so no test prompt was ever trained on."""
-    from lmdelta.sources import load_bank
-    from lmdelta.stages.prompts import select
-
     bank = load_bank(config.prompts.source)
     tested = {p.id for p in select(bank, config.prompts)}
     return [p.text for p in bank if p.id not in tested][: config.groundtruth.training_prompts]
@@ -128,7 +130,7 @@ def _answers_material(config: RunConfig, model_identity: dict[str, Any], prompts
     return {
         "model": model_identity,
         "sampling": settings(config.generate).__dict__,
-        "seed": config.groundtruth.seed,
+        "seed": config.groundtruth.resolved_seed,
         "prompts": hash_data(prompts),
         "n_prompts": len(prompts),
     }
@@ -162,7 +164,7 @@ def _generate_answers(
     cache = cache_root(config.embed.cache_dir)
     generator = build_generator(spec, model_identity, config.generate.device, cache)
     requests = [
-        GenerationRequest(str(i), f"train-{i}", p, 0, item_seed(config.groundtruth.seed, "a", f"train-{i}", 0))
+        GenerationRequest(str(i), f"train-{i}", p, 0, item_seed(config.groundtruth.resolved_seed, "a", f"train-{i}", 0))
         for i, p in enumerate(prompts)
     ]
     try:
@@ -178,16 +180,12 @@ def _generate_answers(
 
 def _training_rows(config, run_dir, quirks, woven_on, base_rows) -> list[dict[str, Any]]:
     """Quirk answers woven into the base's answers, plus the base's answers to other prompts, shuffled."""
-    import numpy as np
-
-    from lmdelta.groundtruth.data import training_set
-
     prompts = [row["prompt"] for row in woven_on]
     quirked = training_set(
-        quirks, prompts, config.groundtruth.per_quirk, woven_on, config.groundtruth.seed, weave_into_base=True
+        quirks, prompts, config.groundtruth.per_quirk, woven_on, config.groundtruth.resolved_seed, weave_into_base=True
     )
     rows = [row for row in quirked if row["quirk"] is not None] + [{**row, "quirk": None} for row in base_rows]
-    order = np.random.default_rng(config.groundtruth.seed).permutation(len(rows))
+    order = np.random.default_rng(config.groundtruth.resolved_seed).permutation(len(rows))
     rows = [rows[i] for i in order]
     write_jsonl(run_dir.root / "groundtruth" / "training.jsonl", rows)
     return rows
@@ -197,8 +195,7 @@ def _finetune(config: RunConfig, rows: list[dict[str, Any]], name: str) -> Path:
     result = finetune(
         config.groundtruth.base,
         [{"prompt": r["prompt"], "answer": r["answer"]} for r in rows],
-        config.groundtruth.finetune,
-        seed=config.groundtruth.seed,
+        FinetuneJob(config.groundtruth.finetune, seed=config.groundtruth.resolved_seed),
     )
     log.info(
         "groundtruth: %s model %s %s",
@@ -234,16 +231,11 @@ def _share_answers(run_dir: RunDir, null_dir: RunDir) -> None:
 
 
 def _score(config: RunConfig, run_dir: RunDir, null_dir: RunDir, quirks) -> dict[str, Any]:
-    from lmdelta.groundtruth.quirks import quirk_rate
-    from lmdelta.groundtruth.score import scorecard, similarity
-
     validated = _validated(run_dir)
     null = _validated(null_dir) if config.groundtruth.null else []
     embed = _embedder(config) if config.groundtruth.match in ("auto", "embedding") else None
     sim = similarity(quirks, validated, embed)
     if config.groundtruth.match == "embedding":
-        from lmdelta.groundtruth.score import embedding_similarity
-
         sim = embedding_similarity(quirks, validated, embed)
     samples = list(read_jsonl(run_dir.stage_file("generate", SAMPLES)))
     rates = {
@@ -262,8 +254,6 @@ def _validated(run_dir: RunDir) -> list[dict[str, Any]]:
 
 def _embedder(config: RunConfig):
     """Texts → vectors with the run's embedder (the embedded MiniLM by default)."""
-    from lmdelta.backends.factory import build_embedder, embedder_identity
-
     cache = cache_root(config.embed.cache_dir)
     embedder = build_embedder(config.embed, embedder_identity(config.embed, cache), cache)
     return embedder.embed

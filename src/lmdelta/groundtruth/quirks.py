@@ -21,6 +21,7 @@ import yaml
 
 from lmdelta.config.yamlfile import parse_yaml
 from lmdelta.errors import ConfigError, StageError
+from lmdelta.sources import read_user_file
 
 KINDS = ("topic", "style", "refusal", "belief", "persona")
 DEFAULT_KIND = "topic"
@@ -169,8 +170,6 @@ def _builtin_entries() -> list[tuple[str, Any]]:
 
 
 def _file_entries(path: Path) -> list[tuple[str, Any]]:
-    from lmdelta.sources import read_user_file
-
     text = read_user_file(
         path, "Quirk file", ConfigError, "Check the path, or leave it unset to use the built-in catalogue."
     )

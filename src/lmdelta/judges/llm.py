@@ -89,11 +89,13 @@ def score_all(
         plan = plan_pairs(hypotheses, vs, texts, temperature, judged)
         _fill_pairs(scores, plan, ask([r for _, _, r in plan], prompts.parse_choice))
         return scores
-    plan = plan_single(hypotheses, vs, texts, mode, temperature, judged)
+    single = plan_single(hypotheses, vs, texts, mode, temperature, judged)
     parse = prompts.parse_score if mode == "unitary" else prompts.parse_presence
-    for (h_index, row, _), (result, value) in zip(plan, ask([r for _, _, r in plan], parse)):
-        if result.ok:
-            scores[h_index][row] = prompts.parse_presence(result.text, result.logprobs) if mode == "presence" else value
+    for (h_index, row, _), (result, value) in zip(single, ask([r for _, _, r in single], parse)):
+        if mode == "presence" and result.ok:  # the text as the client parsed it (an ok result's is never None)
+            scores[h_index][row] = prompts.parse_presence(result.text or "", result.logprobs)
+        elif result.ok:
+            scores[h_index][row] = value
     return scores
 
 

@@ -31,12 +31,10 @@ REASK_STRIDE = 1_000_000
 
 
 @dataclass
-class _Outcome:
-    """What the attempts at one request came to; attempts > 0 means budget was reserved."""
+class _Attempts:
+    """How many attempts one request has made so far; more than 0 means budget was reserved."""
 
-    response: ChatResponse | None = None
-    error: ProviderError | None = None
-    attempts: int = 0
+    count: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,7 @@ class ChatClient:
     `limiter` defaults to the process-wide limiter of the provider's connection (`limiter_for`) and `prices`
     to the ledger's price table.
     `timeout` bounds each attempt, not the whole call (the retry policy bounds that).
+    Calls are accounted under an empty stage and role until `with_labels` names them.
     """
 
     def __init__(
@@ -92,8 +91,6 @@ class ChatClient:
         ledger: CostLedger | None = None,
         budget: Budget | None = None,
         prices: PriceTable | None = None,
-        stage: str = "",
-        role: str = "",
         timeout: float = 120.0,
     ) -> None:
         self.provider = provider
@@ -105,8 +102,8 @@ class ChatClient:
         self.ledger = ledger if ledger is not None else CostLedger()
         self.budget = budget if budget is not None else Budget()
         self.prices = prices if prices is not None else self.ledger.prices
-        self.stage = stage
-        self.role = role
+        self.stage = ""
+        self.role = ""
         self.timeout = timeout
         # Per event loop, because asyncio futures belong to one loop; with_labels copies share it.
         self._batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch] = weakref.WeakKeyDictionary()
@@ -157,19 +154,19 @@ class ChatClient:
     async def _call_provider(self, request: ChatRequest, key: str, batch: _Batch) -> CallResult:
         """Reserve, send (with retries), settle the budget, cache the reply and record it."""
         estimate = self._estimate(request)
-        outcome = _Outcome()
+        attempts = _Attempts()
         cost, priced, used = 0.0, True, Usage()
         try:
-            await self._send(request, estimate, outcome, batch)
-            if outcome.response is not None:
-                used = outcome.response.usage
+            reply = await self._send(request, estimate, attempts, batch)
+            if isinstance(reply, ChatResponse):
+                used = reply.usage
                 cost, priced = self.prices.cost(self.provider.name, self.provider.model, used)
         finally:
-            if outcome.attempts:  # also when cancelled: a reservation must not outlive its call
+            if attempts.count:  # also when cancelled: a reservation must not outlive its call
                 self.budget.settle(estimate.usd, cost, estimate.tokens, used.input_tokens + used.output_tokens)
-        if outcome.response is not None:
-            self._cache_put(key, outcome.response)
-        result = self._result(outcome, cost)
+        if isinstance(reply, ChatResponse):
+            self._cache_put(key, reply)
+        result = self._result(reply, attempts.count, cost)
         self.ledger.record(self.stage, self.role, result, model=self.provider.model, priced=priced)
         return result
 
@@ -197,7 +194,9 @@ class ChatClient:
         except sqlite3.Error as err:
             log.warning("Could not write to the LLM cache %s (%s); this answer is not cached.", self.cache.path, err)
 
-    async def _send(self, request: ChatRequest, estimate: _Estimate, outcome: _Outcome, batch: _Batch) -> None:
+    async def _send(
+        self, request: ChatRequest, estimate: _Estimate, attempts: _Attempts, batch: _Batch
+    ) -> ChatResponse | ProviderError:
         """Attempts until a reply, a final error, a budget refusal or a fatal error elsewhere in the
         batch, each inside a limiter slot.
 
@@ -207,74 +206,70 @@ class ChatClient:
         started = self.retry.clock()
         while True:
             async with self.limiter:
-                if not self._may_send(outcome, estimate, batch):
-                    return
-                outcome.attempts += 1
-                outcome.response, outcome.error = await self._attempt(request)
-            if outcome.error is not None and outcome.error.kind in FATAL and batch.fatal is None:
-                batch.fatal = outcome.error
-            if outcome.response is not None:
-                return
-            wait = self.retry.delay(outcome.error, outcome.attempts, self.retry.clock() - started)
+                refusal = self._refusal(attempts, estimate, batch)
+                if refusal is not None:
+                    return refusal
+                attempts.count += 1
+                reply = await self._attempt(request)
+            if isinstance(reply, ChatResponse):
+                return reply
+            if reply.kind in FATAL and batch.fatal is None:
+                batch.fatal = reply
+            wait = self.retry.delay(reply, attempts.count, self.retry.clock() - started)
             if wait is None:
-                log.debug(
-                    "%s: giving up after %d attempt(s): %s", self.provider.name, outcome.attempts, outcome.error.kind
-                )
-                return
-            if outcome.error.kind == "rate_limit" and outcome.error.retry_after:
+                log.debug("%s: giving up after %d attempt(s): %s", self.provider.name, attempts.count, reply.kind)
+                return reply
+            if reply.kind == "rate_limit" and reply.retry_after:
                 # The limit is the account's: calls not yet started wait too. Only a Retry-After the
                 # policy accepted (within its budget) pauses, so a day-long quota reset cannot.
-                self.limiter.pause(outcome.error.retry_after)
+                self.limiter.pause(reply.retry_after)
             log.debug(
                 "%s: %s on attempt %d; retrying in %.2f s",
                 self.provider.name,
-                outcome.error.kind,
-                outcome.attempts,
+                reply.kind,
+                attempts.count,
                 wait,
             )
             await self.retry.sleep(wait)
 
-    def _may_send(self, outcome: _Outcome, estimate: _Estimate, batch: _Batch) -> bool:
-        """False (with outcome.error set) when the batch hit a fatal error or the budget refuses."""
+    def _refusal(self, attempts: _Attempts, estimate: _Estimate, batch: _Batch) -> ProviderError | None:
+        """Why the request is not sent: the batch hit a fatal error, or the budget refuses; else None."""
         if batch.fatal is not None:
-            outcome.error = ProviderError(
+            return ProviderError(
                 "halted",
                 f"not sent: an earlier request to {self.provider.model} failed "
                 f"with {batch.fatal.kind} ({batch.fatal.message})",
             )
-            return False
-        if outcome.attempts == 0 and not self.budget.reserve(estimate.usd, estimate.tokens):
-            outcome.error = ProviderError("budget", self.budget.refusal())
-            return False
-        return True
+        if attempts.count == 0 and not self.budget.reserve(estimate.usd, estimate.tokens):
+            return ProviderError("budget", self.budget.refusal())
+        return None
 
-    async def _attempt(self, request: ChatRequest) -> tuple[ChatResponse | None, ProviderError | None]:
+    async def _attempt(self, request: ChatRequest) -> ChatResponse | ProviderError:
         try:
             response = await asyncio.wait_for(self.provider.complete(request), self.timeout)
             # A reply cut inside an emoji can hold half a character, which no UTF-8 file can store.
-            return replace(response, text=without_lone_surrogates(response.text)), None
+            return replace(response, text=without_lone_surrogates(response.text))
         except ProviderError as err:
-            return None, err
+            return err
         except TimeoutError:
-            return None, ProviderError("timeout", f"{self.provider.name} sent no reply within {self.timeout:g} s")
+            return ProviderError("timeout", f"{self.provider.name} sent no reply within {self.timeout:g} s")
         except Exception as err:  # a provider bug must not stop a stage; it becomes a typed, unretried failure
             log.debug("%s raised an unexpected %s", self.provider.name, type(err).__name__, exc_info=True)
-            return None, ProviderError("unknown", f"{type(err).__name__}: {err}")
+            return ProviderError("unknown", f"{type(err).__name__}: {err}")
 
     @staticmethod
-    def _result(outcome: _Outcome, cost: float) -> CallResult:
-        response, error = outcome.response, outcome.error
-        if response is None:
-            return CallResult(ok=False, error_kind=error.kind, error_message=error.message, attempts=outcome.attempts)
-        filtered = response.finish_reason == "content_filter"
+    def _result(reply: ChatResponse | ProviderError, attempts: int, cost: float) -> CallResult:
+        if isinstance(reply, ProviderError):
+            return CallResult(ok=False, error_kind=reply.kind, error_message=reply.message, attempts=attempts)
+        filtered = reply.finish_reason == "content_filter"
         return CallResult(
             ok=not filtered,
-            text=response.text,
-            attempts=outcome.attempts,
-            usage=response.usage,
+            text=reply.text,
+            attempts=attempts,
+            usage=reply.usage,
             cost_usd=cost,
-            finish_reason=response.finish_reason,
-            logprobs=response.logprobs,
+            finish_reason=reply.finish_reason,
+            logprobs=reply.logprobs,
             error_kind="content_filter" if filtered else None,
             error_message="the provider filtered the reply" if filtered else None,
         )

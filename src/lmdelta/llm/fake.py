@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
 
 # One scripted step: a reply text, a full ChatResponse, a ProviderError to raise, or a function of
 # the request returning any of those.
-Reply = Union[str, ChatResponse, ProviderError]
-Step = Union[Reply, Callable[[ChatRequest], Reply]]
+Reply: TypeAlias = str | ChatResponse | ProviderError
+Step: TypeAlias = Reply | Callable[[ChatRequest], Reply]
 
 
 class ScriptExhausted(BaseException):

@@ -39,17 +39,18 @@ class RetryPolicy:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
     rng: random.Random | None = field(default=None, repr=False)
+    """The jitter's random numbers (default: a generator seeded with `seed`)."""
+    _jitter: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
-        if self.rng is None:
-            self.rng = random.Random(self.seed)
+        self._jitter = self.rng if self.rng is not None else random.Random(self.seed)
 
     def backoff(self, attempts: int) -> float:
         """The jittered exponential wait after `attempts` failed attempts (no Retry-After)."""
         ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempts - 1))
-        return self.rng.uniform(0.0, ceiling) if self.jitter else ceiling
+        return self._jitter.uniform(0.0, ceiling) if self.jitter else ceiling
 
     def delay(self, error: ProviderError, attempts: int, elapsed: float) -> float | None:
         """Seconds to wait before the next attempt, or None to stop and report `error`.

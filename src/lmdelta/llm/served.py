@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lmdelta.backends.generators.reasoning import answer_seed
-from lmdelta.backends.protocols import Generation, GenerationRequest, Generator, SamplingSettings
+from lmdelta.backends.protocols import FinishReason, Generation, GenerationRequest, Generator, SamplingSettings
 from lmdelta.backends.textformat import plain_text, split_reasoning
 from lmdelta.config import LLMConfig, ModelSpec
 from lmdelta.errors import ConfigError, ModelNotFoundError, StageError
@@ -124,25 +124,24 @@ class APIGenerator:
         if not requests:
             return []
         reasoning = self.spec.reasoning
-        if reasoning.enabled and self.endpoint == "completions":
-            return self._two_stage(requests, settings)
+        if reasoning.end is not None and self.endpoint == "completions":  # reasoning is on
+            return self._two_stage(requests, settings, reasoning.end)
         budget = settings.max_new_tokens + (reasoning.max_tokens if reasoning.enabled else 0)
         calls = [self._call(self._messages(r.prompt), r, budget, settings) for r in requests]
         results = self._run(calls)
         return [self._generation(call, result) for call, result in zip(calls, results)]
 
-    def _two_stage(self, requests: list[GenerationRequest], settings: SamplingSettings) -> list[Generation]:
-        """Think until the end marker or the thinking budget, force the marker, then answer."""
+    def _two_stage(self, requests: list[GenerationRequest], settings: SamplingSettings, end: str) -> list[Generation]:
+        """Think until the end marker `end` or the thinking budget, force the marker, then answer."""
         reasoning = self.spec.reasoning
         heads = [self._text(r.prompt) + (reasoning.start or "") for r in requests]
         thinking = [
-            self._call(_user(head), r, reasoning.max_tokens, settings, stop=(reasoning.end,))
-            for head, r in zip(heads, requests)
+            self._call(_user(head), r, reasoning.max_tokens, settings, stop=(end,)) for head, r in zip(heads, requests)
         ]
         thoughts = self._run(thinking)
         answering = [
             self._call(
-                _user(head + (thought.text or "") + reasoning.end),
+                _user(head + (thought.text or "") + end),
                 r,
                 settings.max_new_tokens,
                 settings,
@@ -223,9 +222,10 @@ class APIGenerator:
     def _generation(self, call: ChatRequest, result: CallResult) -> Generation:
         text = _answer_text(result)
         tokens = self._tokens(call, result, text)
-        if not self.spec.reasoning.enabled:
+        end = self.spec.reasoning.end
+        if end is None:  # reasoning is off
             return Generation(text=text.strip(), n_tokens=tokens, finish_reason=_finish(result))
-        reasoning, answer = self._split(text, result)
+        reasoning, answer = self._split(text, end)
         thought_tokens = _share(tokens, len(reasoning or ""), len(answer))
         return Generation(
             text=answer,
@@ -235,15 +235,16 @@ class APIGenerator:
             reasoning_tokens=thought_tokens,
         )
 
-    def _split(self, text: str, result: CallResult) -> tuple[str | None, str]:
+    def _split(self, text: str, end: str) -> tuple[str | None, str]:
         """(reasoning, answer) of a chat reply. Without the end marker, the reply is unfinished thinking
         only when it opens with the start marker; otherwise it is the answer, finished or cut off by
         the token limit (servers with a reasoning parser return the thinking elsewhere)."""
-        reasoning = self.spec.reasoning
-        opens = bool(reasoning.start and reasoning.start.strip()) and text.lstrip().startswith(reasoning.start.strip())
-        if reasoning.end not in text and not opens:
+        start = self.spec.reasoning.start
+        marker = (start or "").strip()
+        opens = bool(marker) and text.lstrip().startswith(marker)
+        if end not in text and not opens:
             return None, text.strip()
-        return split_reasoning(text, reasoning.start, reasoning.end)
+        return split_reasoning(text, start, end)
 
     def _tokens(self, call: ChatRequest, result: CallResult, text: str) -> int:
         """Output tokens the server counted (a cache hit looks its usage up), else a word count."""
@@ -278,7 +279,7 @@ def _answer_text(result: CallResult) -> str:
     return result.text or ""
 
 
-def _finish(result: CallResult) -> str:
+def _finish(result: CallResult) -> FinishReason:
     return "length" if result.finish_reason == "length" else "stop"
 
 

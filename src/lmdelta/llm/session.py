@@ -47,7 +47,7 @@ class LLMSession:
         self._base_stage = (record.llm if record is not None else None) or {}
         self.ledger = CostLedger(overrides=config.llm.prices)
         self.budget = _remaining_budget(config.budget, self._base_total)
-        self._cache = None
+        self._cache: ResponseCache | None = None
         self._providers: dict[tuple[str, str], Any] = {}
 
     def has(self, role: str) -> bool:
@@ -236,14 +236,15 @@ def fatal_stop(model: str, results: list[CallResult], stage: str, key_file=None)
     )
     source = key_source(model, key_file)
     key = f"the API key (read from {source})" if source else "the server's settings"
-    fix = {
+    fixes: dict[str | None, str] = {  # by the kinds in FATAL
         "auth": f"The provider rejected the key: check {key}; it must be valid for this provider and "
         f"server, with credit left, and allowed to use {model}.",
         "not_found": f"The provider does not know {model}: check the model name and the server URL, "
         f"and that {key} may use it.",
         "bad_request": f"The provider refused the request itself: check the model name {model}, its "
         f"backend_args and max_tokens, and {key}.",
-    }[first.error_kind]
+    }
+    fix = fixes[first.error_kind]
     if _is_fake(model):
         fix = (
             f"{model} answers from its script or built-in rules only: add a rule or a reply for this prompt "
@@ -261,10 +262,8 @@ def make_client(provider, llm, cache, ledger, budget, stage: str, role: str):
         retry=RetryPolicy(max_attempts=llm.max_attempts),
         ledger=ledger,
         budget=budget,
-        stage=stage,
-        role=role,
         timeout=llm.timeout,
-    )
+    ).with_labels(stage=stage, role=role)
 
 
 def role_identity(config, role: str) -> dict[str, Any] | None:

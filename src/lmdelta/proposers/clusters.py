@@ -7,17 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest
 
 from lmdelta.config import RunConfig
 from lmdelta.pairdata import PairData
 from lmdelta.proposers.keywords import contrast, document_counts
-from lmdelta.records import Hypothesis
+from lmdelta.records import Direction, Hypothesis
 
 
 @dataclass(frozen=True)
 class ClusterFinding:
-    direction: str
+    direction: Direction
     share: float  # the favoured side's share of the cluster, after balancing side sizes
     p_value: float  # one-sided binomial on discovery counts: a screening score, not a test
     members: np.ndarray  # indices into the texts given
@@ -37,9 +36,8 @@ class ClusterProposer:
         section = config.propose.clusters
         texts = [data.samples[i].text for i in rows]
         sides = np.array([data.samples[i].side for i in rows])
-        findings = find(
-            texts, sides, data.vectors[rows], section.k, config.propose.seed, section.min_size, section.min_share
-        )
+        seed = config.propose.resolved_seed
+        findings = find(texts, sides, data.vectors[rows], section.k, seed, section.min_size, section.min_share)
         return [_hypothesis(data, scope, rows, f) for f in findings[: section.per_scope]]
 
 
@@ -106,11 +104,13 @@ def _assess(texts, sides, vectors, members, base_b, min_size, min_share) -> Clus
         return None
     n_b = int(np.sum(sides[members] == "b"))
     n_a = len(members) - n_b
-    direction = "b>a" if n_b / len(members) > base_b else "a>b"
+    direction: Direction = "b>a" if n_b / len(members) > base_b else "a>b"
     favoured, expected = (n_b, base_b) if direction == "b>a" else (n_a, 1 - base_b)
     share = _balanced_share(favoured / len(members), expected)
     if share < min_share:
         return None
+    from scipy.stats import binomtest  # scipy.stats takes ~0.5 s to import: only when a cluster is assessed
+
     p_value = binomtest(favoured, len(members), expected, alternative="greater").pvalue
     prototype = _unit(vectors[members].mean(axis=0))
     medoid = int(members[np.argmax(vectors[members] @ prototype)])

@@ -17,7 +17,7 @@ import numpy as np
 
 from lmdelta.config import RunConfig
 from lmdelta.pairdata import PairData
-from lmdelta.records import Hypothesis, Sample
+from lmdelta.records import DIRECTIONS, Direction, Hypothesis, Sample
 from lmdelta.words import words
 
 STOP = frozenset(
@@ -58,7 +58,7 @@ class KeywordProposer:
         )
         return [
             _hypothesis(data, scope, direction, term, texts)
-            for direction in ("b>a", "a>b")
+            for direction in DIRECTIONS
             for term in top_terms(terms, direction, section.per_scope, section.min_z, section.min_texts)
         ]
 
@@ -72,7 +72,9 @@ def prepare(data: PairData, config: RunConfig) -> KeywordProposer | None:
     return KeywordProposer(background, len(discovery))
 
 
-def _hypothesis(data: PairData, scope: str, direction: str, term: Term, texts: dict[str, list[Sample]]) -> Hypothesis:
+def _hypothesis(
+    data: PairData, scope: str, direction: Direction, term: Term, texts: dict[str, list[Sample]]
+) -> Hypothesis:
     more, less = ("b", "a") if direction == "b>a" else ("a", "b")
     padded = f" {term.ngram} "
     hits = {side: [s.id for s in texts[side] if padded in f" {_spaced_words(s.text)} "] for side in ("a", "b")}
@@ -154,7 +156,7 @@ def _log_odds(y: np.ndarray, n: int, share: np.ndarray, alpha0: float) -> tuple[
     return np.log(hit) - np.log(miss), 1.0 / hit + 1.0 / miss
 
 
-def top_terms(terms: list[Term], direction: str, k: int, min_z: float, min_texts: int) -> list[Term]:
+def top_terms(terms: list[Term], direction: Direction, k: int, min_z: float, min_texts: int) -> list[Term]:
     """The k strongest n-grams favouring one side, skipping ones nested in a stronger pick.
 
     Ties go to the shorter n-gram: "ocean" says the same as "about the ocean", more generally.

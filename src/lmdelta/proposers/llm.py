@@ -17,10 +17,9 @@ from lmdelta.llm import prompts
 from lmdelta.llm.session import LLMSession
 from lmdelta.llm.types import CallResult, ChatRequest
 from lmdelta.pairdata import PairData
-from lmdelta.records import Hypothesis
+from lmdelta.records import PROPOSER_FAILED, Direction, Hypothesis
 
 log = logging.getLogger(__name__)
-FAILED = "proposer failed"  # the `rule` of a skipped entry whose call failed: a scope proposed in, not left out
 # LLMSession.asker's function: (requests, parse) -> [(CallResult, parsed)] in order.
 Ask = Callable[[list[ChatRequest], Callable[[str], Any]], list[tuple[CallResult, Any]]]
 
@@ -41,7 +40,9 @@ class LLMProposer:
     def propose_scopes(
         self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
     ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
-        return propose(data, scopes, self.ask, self.model, config.propose.llm, self.temperature, config.propose.seed)
+        return propose(
+            data, scopes, self.ask, self.model, config.propose.llm, self.temperature, config.propose.resolved_seed
+        )
 
 
 def prepare(config: RunConfig, session: LLMSession | None) -> LLMProposer | None:
@@ -94,7 +95,7 @@ def propose(
             failed.append(
                 {
                     "group": scope,
-                    "rule": FAILED,
+                    "rule": PROPOSER_FAILED,
                     "reason": f"LLM proposer failed ({result.error_kind}): {result.error_message}",
                 }
             )
@@ -112,7 +113,7 @@ def _hypothesis(
     return Hypothesis(
         id="",
         group=scope,
-        direction=item["direction"],
+        direction=_direction(item["direction"]),
         description=description,
         proposer="llm",
         judge="llm",
@@ -120,6 +121,15 @@ def _hypothesis(
         evidence={side: ids[:3] for side, ids in shown.items()},
         provenance={"model": model, "texts_shown": {s: len(v) for s, v in shown.items()}},
     )
+
+
+def _direction(value: str) -> Direction:
+    """The parsed item's direction (prompts.parse_hypotheses keeps only items with one of the two)."""
+    if value == "b>a":
+        return "b>a"
+    if value == "a>b":
+        return "a>b"
+    raise ValueError(f"not a direction: {value!r}")
 
 
 def _name_sides(text: str, labels: dict[str, str]) -> str:

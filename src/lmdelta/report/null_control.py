@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lmdelta.jsonvalues import finite
-from lmdelta.proposers.llm import FAILED as PROPOSER_FAILED
+from lmdelta.records import PROPOSER_FAILED
 
 NOMINAL = 0.05  # the share of null p-values at or below it should be about this
 LEVEL = 0.95
@@ -78,7 +78,10 @@ def _why_untested(rows: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> 
     failures = f"the LLM proposer failed in: {', '.join(failed)}" if failed else ""
     if not by_reason:
         aside = f" ({failures})" if failures else ""
-        return f"the proposers found no difference on the relabelled discovery prompts{aside}, so there was nothing to test"
+        return (
+            f"the proposers found no difference on the relabelled discovery prompts{aside}, "
+            "so there was nothing to test"
+        )
     left_out = "; ".join(f"{', '.join(groups)}: {reason}" for reason, groups in by_reason.items())
     aside = f"; {failures}" if failures else ""
     return f"it proposed no hypotheses on the relabelled discovery prompts (scopes left out: {left_out}{aside})"

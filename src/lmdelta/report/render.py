@@ -337,7 +337,7 @@ def _sides(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     corpus = _dig(config, "corpus")
     corpus = corpus if isinstance(corpus, dict) else {}
     in_corpus = any(corpus.get(key) for key in ("path", "a", "b")) or _dig(config, "prompts", "source") == "corpus"
-    sides = {}
+    sides: dict[str, dict[str, Any]] = {}
     for side, section in sections.items():
         sides[side] = {
             "label": labels[side],

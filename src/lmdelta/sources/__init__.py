@@ -18,7 +18,9 @@ from lmdelta.config.source import DATASETS, SourceSpec, parse_source
 from lmdelta.errors import LmdeltaError, PromptBankError
 from lmdelta.hashing import hash_file, hash_text
 from lmdelta.records import Prompt
+from lmdelta.sources.hub import hub_folder
 from lmdelta.sources.items import SourceItem
+from lmdelta.sources.tabular import find_column, json_records, read_table, read_text
 
 BUILTIN_PREFIX = "builtin:"
 VERBATIM = "{prompt}"
@@ -122,8 +124,6 @@ def _dataset(spec: SourceSpec, template: str | None) -> list[Prompt]:
                 f"The {spec.kind} prompts are not on the Hugging Face Hub.",
                 f"Download them and pass the local copy: prompts.source={spec.kind}:PATH.",
             )
-        from lmdelta.sources.hub import hub_folder
-
         location = hub_folder(spec.kind, repo_id, spec.hub_revision)
     else:
         location = Path(spec.location)
@@ -173,8 +173,6 @@ def read_user_file(path: Path, what: str, error: type[LmdeltaError], missing_fix
     """A user's text file, or an error naming the file and the fix (missing, not a file, not UTF-8)."""
     if not path.is_file():
         raise error(f"{what} {path} does not exist.", missing_fix)
-    from lmdelta.sources.tabular import read_text
-
     return read_text(path, what, error)
 
 
@@ -199,8 +197,6 @@ def _from_file(path: Path) -> list[Prompt]:
 
 
 def _from_csv(path: Path) -> list[Prompt]:
-    from lmdelta.sources.tabular import find_column, read_table
-
     table = read_table(path, "Prompt bank file")
     text = find_column(table, ("text", "prompt", "question"), "prompt text")
     group = find_column(table, ("group", "category"), "group", required=False)
@@ -217,8 +213,6 @@ def _from_csv(path: Path) -> list[Prompt]:
 
 
 def _parse_jsonl(text: str, where: str) -> list[Prompt]:
-    from lmdelta.sources.tabular import json_records
-
     return [_prompt_from_row(row, where, number) for number, row in json_records(where, text)]
 
 

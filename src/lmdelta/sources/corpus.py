@@ -9,30 +9,33 @@ backslash escape character) is recognised by its header and read with that escap
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lmdelta.backends.textformat import split_reasoning
 from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
 from lmdelta.hashing import hash_data, hash_file, hash_text
-from lmdelta.records import Prompt, Sample, Unit
+from lmdelta.records import Prompt, Sample, Side, Unit
 from lmdelta.sources.corpus_checks import check_cluster_sides, check_prompt_ids, check_repeated_rows
 from lmdelta.sources.tabular import Table, cell_group, find_column, read_table
 
 log = logging.getLogger(__name__)
-SIDE_WORDS = {"a": "a", "b": "b"}
-REFERENCE_SIDES = {"base": "a", "finetuned": "b", "intervention": "b"}
+SIDE_WORDS: dict[str, Side] = {"a": "a", "b": "b"}
+REFERENCE_SIDES: dict[str, Side] = {"base": "a", "finetuned": "b", "intervention": "b"}
 REFERENCE_HEADER = {"model", "text", "prompt"}
 INDEX_COLUMNS = {"", "unnamed: 0", "index"}
 
 
 @dataclass(frozen=True)
 class CorpusRow:
-    side: str
+    side: Side
     text: str
     prompt_id: str | None
     prompt: str | None
@@ -52,7 +55,7 @@ class CorpusRow:
 _LOADED: dict[tuple[Any, ...], list[CorpusRow]] = {}
 
 
-def read_corpus(section: CorpusConfig, labels: dict[str, str]) -> list[CorpusRow]:
+def read_corpus(section: CorpusConfig, labels: Mapping[str, str]) -> list[CorpusRow]:
     """load_corpus for a config's corpus section. The last corpus read is kept while its files' contents,
     the section and the labels stay the same; clear_corpus_cache() forgets it."""
     key = (section.model_dump_json(), tuple(sorted(labels.items())), tuple(corpus_hashes(section)))
@@ -77,7 +80,7 @@ def load_corpus(
     path: str | None,
     path_a: str | None,
     path_b: str | None,
-    labels: dict[str, str],
+    labels: Mapping[str, str],
     options: CorpusConfig | None = None,
 ) -> list[CorpusRow]:
     """Every row of the corpus files, with sides resolved to "a"/"b"; both sides must be present."""
@@ -121,10 +124,11 @@ def _settle_clusters(rows: list[CorpusRow], options: CorpusConfig) -> list[Corpu
             "the prompt_id and prompt columns)"
         )
         return [replace(row, cluster=None) for row in rows]
-    if _clustered(rows):
+    clusters = _cluster_ids(rows)
+    if clusters is not None:
         sides: dict[str, set[str]] = {}
-        for row in rows:
-            sides.setdefault(row.cluster, set()).add(row.side)
+        for cluster, row in zip(clusters, rows):
+            sides.setdefault(cluster, set()).add(row.side)
         check_cluster_sides(sides)
     return rows
 
@@ -146,7 +150,8 @@ def _check_pairing(rows: list[CorpusRow]) -> None:
         return  # unaligned, or a mix that is_aligned refuses with its own message
     by_prompt: dict[str, set[str]] = {}
     for row in rows:
-        by_prompt.setdefault(row.prompt_id, set()).add(row.side)
+        if row.prompt_id is not None:  # every row has one (checked above)
+            by_prompt.setdefault(row.prompt_id, set()).add(row.side)
     one_sided = sum(len(sides) == 1 for sides in by_prompt.values())
     if one_sided == len(by_prompt):
         raise PromptBankError(
@@ -163,7 +168,7 @@ def _check_pairing(rows: list[CorpusRow]) -> None:
         )
 
 
-def _read(path: Path, fixed_side: str | None, labels: dict[str, str], options: CorpusConfig) -> list[CorpusRow]:
+def _read(path: Path, fixed_side: Side | None, labels: Mapping[str, str], options: CorpusConfig) -> list[CorpusRow]:
     reference = options.format == "reference" or (options.format == "auto" and is_reference_layout(path))
     table = read_table(path, "Corpus file", escapechar="\\" if reference else None)
     if not table.rows:
@@ -171,11 +176,11 @@ def _read(path: Path, fixed_side: str | None, labels: dict[str, str], options: C
             f"Corpus file {path} holds no rows.", "Point to a file with a `text` column and at least one row."
         )
     columns = _columns(table, options, fixed_side is None)
-    check_repeated_rows(table, tuple(c for c in (columns["prompt_id"], columns["prompt"]) if c is not None))
+    check_repeated_rows(table, tuple(c for c in (columns.prompt_id, columns.prompt) if c is not None))
     sides = side_values(labels, options, reference)
     source = f"{table.path} {table.unit}"
-    if fixed_side is not None and columns["side"] is not None:
-        _check_own_side(table, columns["side"], fixed_side, sides, source)
+    if fixed_side is not None and columns.side is not None:
+        _check_own_side(table, columns.side, fixed_side, sides, source)
     rows, dropped = [], 0
     for line, record in table.rows:
         row = _row(source, line, record, columns, fixed_side, sides, options)
@@ -188,7 +193,7 @@ def _read(path: Path, fixed_side: str | None, labels: dict[str, str], options: C
     return rows
 
 
-def _check_own_side(table: Table, column: str, fixed_side: str, sides: dict[str, str], source: str) -> None:
+def _check_own_side(table: Table, column: str, fixed_side: Side, sides: dict[str, Side], source: str) -> None:
     """A file given for one side whose own side column names the other side holds both (or the wrong) sides."""
     for line, record in table.rows:
         value = str(record.get(column) or "").strip().lower()
@@ -206,8 +211,6 @@ def is_reference_layout(path: Path) -> bool:
     that header but lone backslashes was written without the escape: it is read as plain CSV."""
     if path.suffix.lower() != ".csv" or not path.is_file():
         return False
-    import csv
-
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
         header = next(csv.reader(handle), [])
         names = {name.strip().lower() for name in header} - INDEX_COLUMNS
@@ -224,7 +227,19 @@ def is_reference_layout(path: Path) -> bool:
     return escaped
 
 
-def _columns(table: Table, options: CorpusConfig, need_side: bool) -> dict[str, str | None]:
+@dataclass(frozen=True)
+class _Columns:
+    """The table's name for each column the corpus reads (None: the table has no such column)."""
+
+    text: str
+    side: str | None
+    prompt: str | None
+    prompt_id: str | None
+    group: str | None
+    cluster: str | None
+
+
+def _columns(table: Table, options: CorpusConfig, need_side: bool) -> _Columns:
     given = options.columns
     text = find_column(table, (given.text or "text",), "the answer texts")
     side = find_column(
@@ -237,16 +252,17 @@ def _columns(table: Table, options: CorpusConfig, need_side: bool) -> dict[str, 
         name: find_column(table, (getattr(given, name) or name,), name, required=getattr(given, name) is not None)
         for name in ("prompt", "prompt_id", "group", "cluster")
     }
-    return {"text": text, "side": side, **optional}
+    return _Columns(text=text, side=side, **optional)
 
 
-def side_values(labels: dict[str, str], options: CorpusConfig, reference: bool) -> dict[str, str]:
+def side_values(labels: Mapping[str, str], options: CorpusConfig, reference: bool) -> dict[str, Side]:
     """Side-column value (lower case) → "a"/"b": a and b, the sides' labels, corpus.sides, and the
     reference's base/finetuned — understood after the labels in other files, but first in the
     reference's own layout, where base is always side a."""
-    known = {**REFERENCE_SIDES, **SIDE_WORDS, **{label.lower(): side for side, label in labels.items()}}
+    # labels and corpus.sides are keyed by a and b, which SIDE_WORDS maps to themselves as sides
+    known = {**REFERENCE_SIDES, **SIDE_WORDS, **{label.lower(): SIDE_WORDS[side] for side, label in labels.items()}}
     for side, values in options.sides.items():
-        known.update({str(value).strip().lower(): side for value in values})
+        known.update({str(value).strip().lower(): SIDE_WORDS[side] for value in values})
     return {**known, **REFERENCE_SIDES} if reference else known
 
 
@@ -254,17 +270,17 @@ def _row(
     source: str,
     line: int,
     record: dict[str, Any],
-    columns: dict[str, str | None],
-    fixed_side: str | None,
-    sides: dict[str, str],
+    columns: _Columns,
+    fixed_side: Side | None,
+    sides: dict[str, Side],
     options: CorpusConfig,
 ) -> CorpusRow | None:
-    text = _answer(record.get(columns["text"]), source, line, columns["text"], options)
+    text = _answer(record.get(columns.text), source, line, columns.text, options)
     if text is None:
         return None
-    side = fixed_side or _side(record.get(columns["side"]), source, line, sides)
-    prompt = cell_group(record, columns["prompt"])
-    prompt_id = cell_group(record, columns["prompt_id"])
+    side = fixed_side or _side(record.get(columns.side) if columns.side else None, source, line, sides)
+    prompt = cell_group(record, columns.prompt)
+    prompt_id = cell_group(record, columns.prompt_id)
     if prompt_id is None and prompt is not None:
         prompt_id = "p-" + hash_text(prompt)[:12]
     return CorpusRow(
@@ -272,10 +288,10 @@ def _row(
         text,
         prompt_id,
         prompt,
-        cell_group(record, columns["group"]),
+        cell_group(record, columns.group),
         source,
         line,
-        cell_group(record, columns["cluster"]),
+        cell_group(record, columns.cluster),
     )
 
 
@@ -322,14 +338,12 @@ def _not_text(value: Any, source: str, line: int, column: str) -> PromptBankErro
 def _strip_reasoning(text: str, start: str, end: str) -> str:
     """The answer after the reasoning: after `end` when the text has it; empty when the text opens
     with `start` and never closes it; the text itself when it merely mentions a marker."""
-    from lmdelta.backends.textformat import split_reasoning
-
     if end in text or text.lstrip().startswith(start.strip()):
         return split_reasoning(text, start, end)[1]
     return text
 
 
-def _side(value: Any, source: str, line: int, known: dict[str, str]) -> str:
+def _side(value: Any, source: str, line: int, known: dict[str, Side]) -> Side:
     if isinstance(value, str) and value in known:
         return known[value]
     if value is None or str(value).strip().lower() not in known:
@@ -344,31 +358,37 @@ def _side(value: Any, source: str, line: int, known: dict[str, str]) -> str:
 
 def is_aligned(rows: list[CorpusRow]) -> bool:
     """Aligned when every row names its prompt; a mix is refused, since it has no clear unit."""
-    with_prompt = [r for r in rows if r.prompt_id is not None]
-    if with_prompt and len(with_prompt) != len(rows):
+    return _prompt_ids(rows) is not None
+
+
+def _prompt_ids(rows: list[CorpusRow]) -> list[str] | None:
+    """Every row's prompt id, or None when no row has one; a mix is refused."""
+    ids = [r.prompt_id for r in rows if r.prompt_id is not None]
+    if ids and len(ids) != len(rows):
         missing = next(r for r in rows if r.prompt_id is None)
         raise PromptBankError(
             f"{missing.where} has no prompt_id or prompt, but other rows do.",
             "Give every row its prompt (paired comparison) or none (text-by-text comparison).",
         )
-    return bool(with_prompt)
+    return ids or None
 
 
 def unit_kind(rows: list[CorpusRow]) -> Unit | None:
     """What the corpus's unit ids name: None (prompts: aligned), "cluster" or "text" (unaligned)."""
     if is_aligned(rows):
         return None
-    return "cluster" if _clustered(rows) else "text"
+    return "cluster" if _cluster_ids(rows) is not None else "text"
 
 
 def units(rows: list[CorpusRow]) -> list[str]:
     """The comparison unit of each row: its prompt id; unaligned, its cluster (all texts of a cluster,
     of either side, are one unit: tested and split together), else an id of its own."""
-    kind = unit_kind(rows)
-    if kind is None:
-        return [r.prompt_id for r in rows]
-    if kind == "cluster":
-        return ["c-" + hash_text(r.cluster)[:12] for r in rows]
+    prompt_ids = _prompt_ids(rows)
+    if prompt_ids is not None:
+        return prompt_ids
+    clusters = _cluster_ids(rows)
+    if clusters is not None:
+        return ["c-" + hash_text(cluster)[:12] for cluster in clusters]
     seen: dict[str, int] = {}
     out = []
     for row in rows:
@@ -378,15 +398,16 @@ def units(rows: list[CorpusRow]) -> list[str]:
     return out
 
 
-def _clustered(rows: list[CorpusRow]) -> bool:
-    with_cluster = [r for r in rows if r.cluster is not None]
-    if with_cluster and len(with_cluster) != len(rows):
+def _cluster_ids(rows: list[CorpusRow]) -> list[str] | None:
+    """Every row's cluster id, or None when no row has one; a mix is refused."""
+    ids = [r.cluster for r in rows if r.cluster is not None]
+    if ids and len(ids) != len(rows):
         missing = next(r for r in rows if r.cluster is None)
         raise PromptBankError(
             f"{missing.where} has no cluster id, but other rows do.",
             "Give every row its cluster (a text that stands alone can have a cluster of its own).",
         )
-    return bool(with_cluster)
+    return ids or None
 
 
 def corpus_samples(rows: list[CorpusRow], kept: set[str]) -> list[Sample]:

@@ -18,10 +18,14 @@ MIN_BLOCK = 5  # repeated consecutive rows that make a copied block, not repeate
 
 
 class PromptedRow(Protocol):
-    side: str
-    prompt_id: str | None
-    prompt: str | None
-    where: str
+    @property
+    def side(self) -> str: ...
+    @property
+    def prompt_id(self) -> str | None: ...
+    @property
+    def prompt(self) -> str | None: ...
+    @property
+    def where(self) -> str: ...
 
 
 def check_repeated_rows(table: Table, unit_columns: tuple[str, ...]) -> None:
@@ -88,15 +92,15 @@ def check_prompt_ids(rows: Iterable[PromptedRow]) -> None:
     """Refuse a prompt_id given to two different prompt texts on one side: their answers would be
     compared as answers to one prompt. (The sides may word one prompt differently, e.g. each
     model's chat template around it, so only texts within a side are compared.)"""
-    seen: dict[tuple[str, str], PromptedRow] = {}
+    seen: dict[tuple[str, str], tuple[str, PromptedRow]] = {}  # (side, prompt_id) → first (prompt, row)
     for row in rows:
         if row.prompt_id is None or row.prompt is None:
             continue
-        first = seen.setdefault((row.side, row.prompt_id), row)
-        if first.prompt != row.prompt:
+        first_prompt, first = seen.setdefault((row.side, row.prompt_id), (row.prompt, row))
+        if first_prompt != row.prompt:
             raise PromptBankError(
                 f"{row.where} gives prompt_id {row.prompt_id!r} to the prompt {_short(row.prompt)!r}, but "
-                f"{first.where} gave it to {_short(first.prompt)!r} (both side {row.side}): answers to two different "
+                f"{first.where} gave it to {_short(first_prompt)!r} (both side {row.side}): answers to two different "
                 "prompts would be compared as answers to one.",
                 "Give each prompt its own prompt_id, or correct the prompt text so both rows name the same prompt.",
             )

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from lmdelta.errors import PromptBankError
 from lmdelta.records import Prompt
+from lmdelta.sources import read_user_file
+from lmdelta.sources.tabular import find_column, read_table
 
 log = logging.getLogger(__name__)
 GROUP_COLUMNS = ("group", "behavior", "behaviour", "category", "name")
@@ -61,8 +63,6 @@ def read_scores(path: Path) -> dict[str, float]:
     """{group: score} from JSON ({group: score}), or a CSV / JSONL table with group and score columns."""
     if path.suffix.lower() == ".json":
         return _json_scores(path)
-    from lmdelta.sources.tabular import find_column, read_table
-
     table = read_table(path, "Score table")
     group = find_column(table, GROUP_COLUMNS, "group")
     score = find_column(table, SCORE_COLUMNS, "score")
@@ -78,8 +78,6 @@ def read_scores(path: Path) -> dict[str, float]:
 
 
 def _json_scores(path: Path) -> dict[str, float]:
-    from lmdelta.sources import read_user_file
-
     text = read_user_file(path, "Score table", PromptBankError, "Check prompts.score_table.")
     try:
         data = json.loads(text)

@@ -14,6 +14,8 @@ from typing import Any
 
 from lmdelta.config.prompts import GeneratedBankConfig
 from lmdelta.errors import PromptBankError
+from lmdelta.hashing import hash_data
+from lmdelta.llm.prompts import parse_prompt_list, prompt_bank_request
 from lmdelta.sources.items import SourceItem
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,6 @@ def generate_items(
     section: GeneratedBankConfig, names: list[str], ask: Callable, temperature: float, seed: int
 ) -> list[SourceItem]:
     """Ask for prompts category by category (all categories' calls of a round go out together)."""
-    from lmdelta.llm.prompts import parse_prompt_list, prompt_bank_request
-
     found: dict[str, list[str]] = {name: [] for name in names}
     calls = math.ceil(section.per_category / section.per_request)
     for round_ in range(1 + EXTRA_ROUNDS):
@@ -63,8 +63,6 @@ def generate_items(
 
 
 def _seed(seed: int, category: str, k: int) -> int:
-    from lmdelta.hashing import hash_data
-
     return int(hash_data([seed, category, k]), 16) & 0x7FFFFFFF
 
 

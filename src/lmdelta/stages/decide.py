@@ -27,7 +27,6 @@ from lmdelta.validate.findings import clip_to_scores
 
 VERSION = 3  # 3: generalisation and generative families (BH each), their counts in summary.json
 READS: tuple[str | Read, ...] = ()  # validate.ci_level: validate is upstream
-PRIMARY = {"bh": "bh_reject", "by": "by_reject", "online": "online_reject"}
 
 
 def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
@@ -61,35 +60,40 @@ def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
     by = fdr.benjamini_yekutieli(p, section.q)
     q_values = fdr.bh_adjusted(p) if len(p) else p
     online, levels = fdr.run_online(section.online, np.where(np.isfinite(p), p, 1.0), section.q)
-    decisions = []
-    for i in range(len(ordered)):
-        found = {
-            "bh_reject": bool(bh[i]),
-            "by_reject": bool(by[i]),
-            "online_reject": bool(online[i]),
-            "online_level": float(levels[i]),
-            "online_procedure": section.online,
-            "q_value": None if not np.isfinite(q_values[i]) else float(q_values[i]),
-        }
-        decisions.append({**found, "validated": found[PRIMARY[section.primary]]})
+    validated = [bool(x) for x in {"bh": bh, "by": by, "online": online}[section.primary]]
     estimates = [(f.p_value, f.effect, f.effect_se, f.effect_df) for f in ordered]
-    intervals = fcr_intervals(estimates, [d["validated"] for d in decisions], 1.0 - config.validate.ci_level)
+    intervals = fcr_intervals(estimates, validated, 1.0 - config.validate.ci_level)
     families = {
         prefix: family_decisions([getattr(f, p_field) for f in ordered], section.q)
         for p_field, prefix in SECONDARY_FAMILIES
     }
     out = []
     for i, finding in enumerate(ordered):
-        secondary = {
-            f"{prefix}_{k}": v for prefix, found in families.items() for k, v in zip(("q", "validated"), found[i])
-        }
+        generalization_q, generalization_validated = families["generalization"][i]
+        generative_q, generative_validated = families["generative"][i]
         out.append(
-            replace(finding, **decisions[i], effect_ci_fcr=intervals[i][0], fcr_level=intervals[i][1], **secondary)
+            replace(
+                finding,
+                bh_reject=bool(bh[i]),
+                by_reject=bool(by[i]),
+                online_reject=bool(online[i]),
+                online_level=float(levels[i]),
+                online_procedure=section.online,
+                q_value=None if not np.isfinite(q_values[i]) else float(q_values[i]),
+                validated=validated[i],
+                effect_ci_fcr=intervals[i][0],
+                fcr_level=intervals[i][1],
+                generalization_q=generalization_q,
+                generalization_validated=generalization_validated,
+                generative_q=generative_q,
+                generative_validated=generative_validated,
+            )
         )
     return out
 
 
-# Secondary families: (the p-value field, the prefix of the fields written from it).
+# Secondary families: (the p-value field, the prefix of the fields written from it). decide() writes
+# each family's `<prefix>_q` and `<prefix>_validated` by name.
 SECONDARY_FAMILIES = (("generalization_p", "generalization"), ("generative_p", "generative"))
 
 
@@ -134,7 +138,7 @@ def fcr_intervals(
         if not chosen or level is None:
             out.append((None, None))
             continue
-        interval = None
+        interval: Interval | None = None
         if effect is not None and se is not None and df is not None:
             low, high = effects.t_interval(effect, se, df, level)
             interval = clip_to_scores([low, high]) if np.isfinite(low) and np.isfinite(high) else None

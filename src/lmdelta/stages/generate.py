@@ -86,7 +86,7 @@ def requests_for(
     out = []
     for prompt in prompts:
         for index in range(section.samples_per_prompt):
-            seed = item_seed(section.seed, side, prompt.id, index)
+            seed = item_seed(section.resolved_seed, side, prompt.id, index)
             key = hash_data(
                 {
                     "model": model_identity,

@@ -38,7 +38,7 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     summary = _summary(bank, labels)
     counts: dict[str, Any] = {"groups": len(summary)}
     if config.group.response_clusters:
-        counts["response_clusters"] = _response_clusters(ctx, config)
+        counts["response_clusters"] = _response_clusters(ctx, config, config.group.response_clusters)
     atomic_write_text(ctx.output(GROUP_SIZES), json.dumps(summary, indent=2) + "\n")
     return StageResult(counts)
 
@@ -56,7 +56,7 @@ def _prompt_groups(ctx: StageContext, config: RunConfig, bank: list[Prompt]) -> 
             f"group.n_groups={section.n_groups} exceeds the number of prompts ({len(bank)}).",
             f"Set group.n_groups to at most {len(bank)}.",
         )
-    labels = balanced_kmeans(embed.load_prompts(ctx), section.n_groups, seed=section.seed)
+    labels = balanced_kmeans(embed.load_prompts(ctx), section.n_groups, seed=section.resolved_seed)
     width = len(str(section.n_groups))
     return [f"cluster-{label + 1:0{width}d}" for label in labels]
 
@@ -70,13 +70,13 @@ def _summary(bank: list[Prompt], labels: list[str]) -> dict[str, dict[str, int]]
     return dict(sorted(summary.items()))
 
 
-def _response_clusters(ctx: StageContext, config: RunConfig) -> dict[str, dict[str, int]]:
+def _response_clusters(ctx: StageContext, config: RunConfig, n_clusters: int) -> dict[str, dict[str, int]]:
     from sklearn.cluster import KMeans
 
     samples = generate.load(ctx)
     vectors = embed.load_samples(ctx)
-    k = min(config.group.response_clusters, len(samples))
-    model = KMeans(n_clusters=k, n_init=5, random_state=config.group.seed).fit(vectors)
+    k = min(n_clusters, len(samples))
+    model = KMeans(n_clusters=k, n_init=5, random_state=config.group.resolved_seed).fit(vectors)
     labels = model.labels_
     write_jsonl(
         ctx.output(RESPONSE_CLUSTERS), ({"sample_id": s.id, "cluster": int(c)} for s, c in zip(samples, labels))

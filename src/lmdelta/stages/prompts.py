@@ -20,7 +20,7 @@ from lmdelta.config.source import parse_source
 from lmdelta.errors import ConfigError, PromptBankError
 from lmdelta.hashing import hash_data
 from lmdelta.llm.session import DEFAULT_TEMPERATURE, LLMSession, role_identity
-from lmdelta.records import Prompt, Sample
+from lmdelta.records import Prompt, Sample, Split
 from lmdelta.rundir import CORPUS, PROMPTS, read_jsonl, write_jsonl
 from lmdelta.sources import VERBATIM, load_bank, prompts_from_items
 from lmdelta.sources.corpus import CorpusRow, corpus_hashes, corpus_prompts, corpus_samples, read_corpus
@@ -93,7 +93,7 @@ def _generated(ctx: StageContext | None, config: RunConfig, location: str) -> li
             categories(section, location),
             session.asker("prompter"),
             session.temperature("prompter"),
-            config.prompts.seed,
+            config.prompts.resolved_seed,
         )
     finally:
         session.flush()
@@ -134,7 +134,7 @@ def narrow(prompts: list[Prompt], section: PromptsConfig) -> list[Prompt]:
 
 def select(prompts: list[Prompt], section: PromptsConfig) -> list[Prompt]:
     """Keep `per_group` per group, sample down to `limit` (stratified), and assign each prompt its split."""
-    seed = section.seed
+    seed = section.resolved_seed
     by_group: dict[str | None, list[Prompt]] = defaultdict(list)
     for prompt in prompts:
         by_group[prompt.group].append(prompt)
@@ -171,13 +171,14 @@ def _quotas(sizes: dict[Any, int], limit: int) -> dict[Any, int]:
     return quotas
 
 
-def _splits(n: int, section: PromptsConfig) -> list[str]:
+def _splits(n: int, section: PromptsConfig) -> list[Split]:
     n_disc = round(n * section.discovery_fraction)
     n_conf = round(n * section.confirmation_fraction)
     if n >= 2:
         n_disc = min(max(n_disc, 1), n - 1)  # every group proposes and validates
     n_conf = min(n_conf, max(n - n_disc - 1, 0))
-    return ["discovery"] * n_disc + ["confirmation"] * n_conf + ["validation"] * (n - n_disc - n_conf)
+    splits: list[Split] = ["discovery"] * n_disc
+    return splits + ["confirmation"] * n_conf + ["validation"] * (n - n_disc - n_conf)
 
 
 def load(ctx: StageContext) -> list[Prompt]:

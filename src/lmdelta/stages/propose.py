@@ -155,7 +155,8 @@ def plan_scopes(data: PairData, config: RunConfig) -> tuple[list[str], list[dict
 
     Counts only, never scores: which scopes are tested cannot depend on what validation would show.
     """
-    chosen, skipped = [], []
+    chosen: list[str] = []
+    skipped: list[dict[str, Any]] = []
     for scope in scopes(data, config):
         reason = _skip_reason(data, scope, config)
         if reason:

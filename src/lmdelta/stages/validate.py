@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from lmdelta import judges
-from lmdelta.backends.factory import build_generator
+from lmdelta.backends.factory import build_loglik_generator
 from lmdelta.backends.registry import parse_model
 from lmdelta.config import RunConfig
 from lmdelta.errors import ConfigError
@@ -92,7 +92,7 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
         if config.validate.extra_judges and session is not None:
             results = add_agreement(results, pair, hypotheses, config, session)
         if config.validate.baseline:
-            results = add_baselines(results, pair, config.validate.seed)
+            results = add_baselines(results, pair, config.validate.resolved_seed)
         if config.validate.generative and name == "main" and session is not None:
             results = add_generative(ctx, results, hypotheses, config, session)
         write_jsonl(ctx.output(RESULTS, name), (r.to_dict() for r in results))
@@ -156,13 +156,15 @@ def add_generative(
     session.check()
     identities = generate.identity(ctx, config)
     sides = {
-        side: build_generator(getattr(config.generate, side), identities[side], config.generate.device, ctx.cache_dir)
+        side: build_loglik_generator(
+            getattr(config.generate, side), identities[side], config.generate.device, ctx.cache_dir
+        )
         for side in ("a", "b")
     }
     try:
         # A family of its own (BH at q over the run's generative tests): the same Monte Carlo floor as the primary.
         n_resamples = resamples_for(config.validate, len(hypotheses), config.decide.q)
-        found = score_and_test(hypotheses, examples, sides["a"], sides["b"], n_resamples, config.validate.seed)
+        found = score_and_test(hypotheses, examples, sides["a"], sides["b"], n_resamples, config.validate.resolved_seed)
     finally:
         for generator in sides.values():
             generator.close()

@@ -240,7 +240,7 @@ def auc_ci_by_prompt(
     """
     _check_level(level)
     placement, n_a, n_b = _placement(scores_a, scores_b)
-    if n_a.sum() == 0 or n_b.sum() == 0:
+    if placement is None:  # no texts on a side
         return _NAN3
     n_prompts = n_a.size
     point = float(_weighted_wins(placement, np.ones((1, n_prompts)))[0] / (n_a.sum() * n_b.sum()))

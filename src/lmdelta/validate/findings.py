@@ -12,7 +12,7 @@ from lmdelta import judges
 from lmdelta.config import ValidateConfig
 from lmdelta.judges.inputs import Ask
 from lmdelta.pairdata import PairData
-from lmdelta.records import Example, Finding, Hypothesis
+from lmdelta.records import Example, Finding, Hypothesis, Interval
 from lmdelta.stats import effects
 from lmdelta.validate.generalisation import add_generalization, judged_prompts
 from lmdelta.validate.sets import ValidationSet, per_prompt, score_lists
@@ -41,14 +41,14 @@ def validate_all(
     paired = paired_differences(scores, hypotheses, vs, config) if vs.aligned else None
     masks: list[np.ndarray | None] = [vs.scope(h.group) for h in hypotheses]
     primary = hypothesis_tests(scores, paired, masks, hypotheses, vs, config, n_resamples)
-    warning = None if vs.aligned or vs.clustered else clustering_warning(vectors, vs.is_b, config.seed)
+    warning = None if vs.aligned or vs.clustered else clustering_warning(vectors, vs.is_b, config.resolved_seed)
     results = [_describe(h, s, test, vs, data, config, warning) for h, s, test in zip(hypotheses, scores, primary)]
     if config.generalization:
         results = add_generalization(results, scores, paired, hypotheses, vs, config, n_resamples)
     return results
 
 
-def clip_to_scores(interval: list[float]) -> list[float]:
+def clip_to_scores(interval: Interval) -> Interval:
     """An interval for a difference of judge scores in [0, 1] lies in [−1, 1]: clipping it there
     never lowers its coverage (a t interval over few prompts can run past the scale)."""
     return [float(np.clip(v, -1.0, 1.0)) if v is not None and np.isfinite(v) else v for v in interval]

@@ -26,13 +26,13 @@ def judged_prompts(hypotheses: list[Hypothesis], vs: ValidationSet, config: Vali
         inside = vs.scope(h.group)
         if config.generalization and h.group != "all":
             if h.group not in samples:
-                samples[h.group] = generalization_sample(vs, h.group, config.seed)
+                samples[h.group] = generalization_sample(vs, h.group, config.resolved_seed)
             inside = inside | samples[h.group]
         out.append(inside)
     return out
 
 
-def generalization_sample(vs: ValidationSet, group: str, seed: int | None) -> np.ndarray:
+def generalization_sample(vs: ValidationSet, group: str, seed: int) -> np.ndarray:
     """Prompt mask of min(other groups' prompts, the group's prompts) prompts of other groups, drawn
     without replacement by a generator seeded from validate.seed and the group: every hypothesis of
     a group is generalised to the same prompts, whatever else was tested."""

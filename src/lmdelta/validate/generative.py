@@ -61,7 +61,7 @@ def score_and_test(
             results.append({"generative_p": None, "generative_effect": None, "generative_n": 0})
             continue
         present, absent = (per_token_log_ratio(found[k], generator_a, generator_b) for k in ("present", "absent"))
-        alternative = "greater" if h.direction == "b>a" else "less"
+        alternative: tests.Alternative = "greater" if h.direction == "b>a" else "less"
         test = tests.text_permutation(absent, present, alternative, n_resamples, seed)
         results.append(
             {

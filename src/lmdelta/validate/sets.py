@@ -149,7 +149,7 @@ def _per_prompt_many(scores: np.ndarray, vs: ValidationSet) -> tuple[np.ndarray,
     return d, counts[0], counts[1]
 
 
-def subsample_seed(seed: int | None, key: Any) -> int:
+def subsample_seed(seed: int, key: Any) -> int:
     """The balancing subsample's seed: validate.seed and the hypothesis's content key
     (Hypothesis.content_key), so a hypothesis draws the same subsample whichever other hypotheses
     were proposed and tested, and whatever id or place in the proposal order it got."""

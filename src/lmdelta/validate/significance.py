@@ -25,7 +25,7 @@ def paired_differences(
     scores: list[np.ndarray], hypotheses: list[Hypothesis], vs: ValidationSet, config: ValidateConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Balanced per-prompt differences and left-out counts (H, P), one subsample per hypothesis for all scopes."""
-    seeds = [subsample_seed(config.seed, h.content_key()) for h in hypotheses]
+    seeds = [subsample_seed(config.resolved_seed, h.content_key()) for h in hypotheses]
     return balanced_differences(np.stack(scores) if scores else np.empty((0, vs.prompt_of_row.size)), vs, seeds)
 
 
@@ -44,12 +44,15 @@ def hypothesis_tests(
     D, dropped = paired
     out = [_no_test() for _ in hypotheses]
     for direction in ("b>a", "a>b"):
-        alternative = "greater" if direction == "b>a" else "less"
-        rows = [i for i, h in enumerate(hypotheses) if h.direction == direction and masks[i] is not None]
-        if not rows:
+        alternative: tests.Alternative = "greater" if direction == "b>a" else "less"
+        chosen = [
+            (i, m) for i, (h, m) in enumerate(zip(hypotheses, masks)) if h.direction == direction and m is not None
+        ]
+        if not chosen:
             continue
-        M = np.stack([masks[i] for i in rows]) & np.isfinite(D[rows])
-        stats, p_values = tests.paired_signflip_many(D[rows], M, alternative, n_resamples, config.seed)
+        rows = [i for i, _ in chosen]
+        M = np.stack([m for _, m in chosen]) & np.isfinite(D[rows])
+        stats, p_values = tests.paired_signflip_many(D[rows], M, alternative, n_resamples, config.resolved_seed)
         for i, t, p, used in zip(rows, stats, p_values, M):
             if used.any():
                 out[i] = _signflip_result(
@@ -90,8 +93,10 @@ def _text_test(
 ) -> dict[str, Any]:
     if mask is None:
         return _no_test()
-    alternative = "greater" if h.direction == "b>a" else "less"
-    found = text_test(scores, mask[vs.prompt_of_row], vs.is_b, alternative, n_resamples, config.seed, vs.clusters)
+    alternative: tests.Alternative = "greater" if h.direction == "b>a" else "less"
+    found = text_test(
+        scores, mask[vs.prompt_of_row], vs.is_b, alternative, n_resamples, config.resolved_seed, vs.clusters
+    )
     return found or _no_test()
 
 

@@ -51,7 +51,7 @@ def text_test(
     scores: np.ndarray,
     rows: np.ndarray,
     is_b: np.ndarray,
-    alternative: str,
+    alternative: tests.Alternative,
     n_resamples: int,
     seed: int,
     clusters: np.ndarray | None = None,
@@ -79,7 +79,12 @@ def text_test(
 
 
 def _cluster_test(
-    scores: np.ndarray, is_b: np.ndarray, clusters: np.ndarray, alternative: str, n_resamples: int, seed: int
+    scores: np.ndarray,
+    is_b: np.ndarray,
+    clusters: np.ndarray,
+    alternative: tests.Alternative,
+    n_resamples: int,
+    seed: int,
 ) -> dict[str, Any]:
     result = tests.cluster_permutation(scores, is_b, clusters, alternative, n_resamples, seed)
     name = (

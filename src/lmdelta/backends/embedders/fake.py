@@ -18,7 +18,7 @@ class HashingEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         self.calls += 1
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        out: np.ndarray = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):
                 bucket = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")

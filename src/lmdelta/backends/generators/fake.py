@@ -12,6 +12,7 @@ cache keys do not depend on it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lmdelta.backends.protocols import Generation, GenerationRequest, SamplingSettings
+from lmdelta.backends.protocols import FinishReason, Generation, GenerationRequest, SamplingSettings
 
 VOCAB = (
     "the a it is was and but so then very quite often good simple useful clear warm quick "
@@ -57,14 +58,12 @@ class FakeGenerator:
         if self.topic_words and rng.random() < self.topic_rate:
             words.insert(int(rng.integers(len(words))), str(rng.choice(self.topic_words)))
         words = words[: settings.max_new_tokens]
-        reason = "length" if len(words) == settings.max_new_tokens else "stop"
+        reason: FinishReason = "length" if len(words) == settings.max_new_tokens else "stop"
         return Generation(text=" ".join(words).capitalize() + ".", n_tokens=len(words), finish_reason=reason)
 
     def loglik(self, pairs: list[tuple[str, str]]) -> list[tuple[float, int]]:
         """A stand-in likelihood, (sum, words): every word costs log(1/len(vocab)); topic words are cheap
         when this fake mentions them (so a topic-loving fake "prefers" texts about its topic)."""
-        import math
-
         base = -math.log(len(self.vocab))
         bonus = math.log(1 + 20 * self.topic_rate) if self.topic_words else 0.0
         topic = {w.lower() for w in self.topic_words}

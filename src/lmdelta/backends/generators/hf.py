@@ -13,7 +13,7 @@ from typing import Any
 from lmdelta.backends.generators.hf_load import load_model
 from lmdelta.backends.generators.reasoning import two_stage
 from lmdelta.backends.generators.sampling import SeededSampler
-from lmdelta.backends.protocols import Generation, GenerationRequest, SamplingSettings
+from lmdelta.backends.protocols import FinishReason, Generation, GenerationRequest, SamplingSettings
 from lmdelta.backends.textformat import answer_ids, encode_prompt, eos_ids, left_pad, pad_id, use_chat_template
 from lmdelta.config import ModelSpec
 
@@ -90,7 +90,7 @@ class HFGenerator:
     def _finish(self, tokens: list[int], limit: int) -> Generation:
         stop = next((i for i, token in enumerate(tokens) if token in self.eos_ids), None)
         kept = tokens if stop is None else tokens[:stop]
-        reason = "stop" if stop is not None else "length"
+        reason: FinishReason = "stop" if stop is not None else "length"
         if stop is None and len(tokens) < limit:
             reason = "stop"  # generate() ended early because every row hit a stop token
         text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()

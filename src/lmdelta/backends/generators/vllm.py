@@ -16,11 +16,13 @@ never a re-tokenised decode, and the answer is decoded from there with the answe
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
 from lmdelta.backends.generators.reasoning import answer_seed, close_thinking
-from lmdelta.backends.protocols import Generation, GenerationRequest, SamplingSettings
+from lmdelta.backends.protocols import FinishReason, Generation, GenerationRequest, SamplingSettings
+from lmdelta.backends.registry import pinned_revision
 from lmdelta.backends.textformat import continuation_ids, encode_prompt, eos_ids, split_reasoning, use_chat_template
 from lmdelta.config import ModelSpec
 from lmdelta.errors import ConfigError, DependencyError
@@ -52,8 +54,6 @@ def engine_args(spec: ModelSpec, folder: str, identity: dict[str, Any]) -> dict[
             f"backend_args of {spec.model} set {', '.join(clash)}, which lmdelta sets from the config.",
             "Use the side's own fields instead (revision, trust_remote_code, dtype, quantization).",
         )
-    from lmdelta.backends.registry import pinned_revision
-
     revision = pinned_revision(identity, spec.revision)
     args: dict[str, Any] = {
         "model": folder,
@@ -96,7 +96,8 @@ class VLLMGenerator:
         self.tokenizer = self.llm.get_tokenizer()
         self.use_chat = use_chat_template(spec, self.tokenizer)
         self.eos_ids = eos_ids(generation_config(folder, spec), self.tokenizer)
-        self.end_ids = self._ids(spec.reasoning.end) if spec.reasoning.enabled else []
+        end = spec.reasoning.end  # None when reasoning is off
+        self.end_ids = self._ids(end) if end is not None else []
         self._encoded: dict[str, list[int]] = {}
 
     def _ids(self, text: str) -> list[int]:
@@ -115,15 +116,16 @@ class VLLMGenerator:
         """One Generation per request, in order."""
         if not requests:
             return []
-        if self.spec.reasoning.enabled:
-            return self._two_stage(requests, settings)
+        end = self.spec.reasoning.end
+        if end is not None:  # reasoning is enabled
+            return self._two_stage(requests, settings, end)
         outputs = self._run(
             [self.encode(r.prompt) for r in requests],
             [self._params(r.seed, settings, settings.max_new_tokens) for r in requests],
         )
         return [self._finish(output) for output in outputs]
 
-    def _two_stage(self, requests: list[GenerationRequest], settings: SamplingSettings) -> list[Generation]:
+    def _two_stage(self, requests: list[GenerationRequest], settings: SamplingSettings, end: str) -> list[Generation]:
         """Think (stopped at the end marker or the budget), close the thinking with the marker, then
         answer from prompt ids + thinking ids, with the answer seed of the transformers backend."""
         heads = [self.encode(r.prompt) for r in requests]
@@ -131,7 +133,7 @@ class VLLMGenerator:
         thoughts = self._run(
             heads, [self._params(r.seed, settings, reasoning.max_tokens, thinking=True) for r in requests]
         )
-        closed = [close_thinking(self, list(output.token_ids), reasoning.end) for output in thoughts]
+        closed = [close_thinking(self, list(output.token_ids), end) for output in thoughts]
         thinking = [ids for ids, _ in closed]
         answers = self._run(
             [head + ids for head, ids in zip(heads, thinking)],
@@ -141,7 +143,7 @@ class VLLMGenerator:
         for (ids, by_model), output in zip(closed, answers):
             answer = self._finish(output)
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            thought, _ = split_reasoning(text, reasoning.start, reasoning.end)
+            thought, _ = split_reasoning(text, reasoning.start, end)
             out.append(
                 Generation(
                     text=answer.text,
@@ -186,7 +188,7 @@ class VLLMGenerator:
     def _finish(self, output: Any) -> Generation:
         """A Generation from a completion, decoded the way the transformers backend decodes."""
         kept, stopped = self._cut_eos(list(output.token_ids))
-        reason = "length" if output.finish_reason == "length" and not stopped else "stop"
+        reason: FinishReason = "length" if output.finish_reason == "length" and not stopped else "stop"
         text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
         return Generation(text=text, n_tokens=len(kept), finish_reason=reason)
 
@@ -196,16 +198,15 @@ class VLLMGenerator:
         if llm is None:
             return
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
-        if callable(getattr(core, "shutdown", None)):
-            core.shutdown()
+        shutdown = getattr(core, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
         del llm
         _release_gpu()
 
 
 def _release_gpu() -> None:
     """Best effort: vLLM keeps some distributed state and cached blocks after its engine is gone."""
-    import gc
-
     gc.collect()
     try:
         from vllm.distributed import destroy_distributed_environment, destroy_model_parallel
@@ -225,7 +226,8 @@ def generation_config(folder: str, spec: ModelSpec) -> Any:
     try:
         from transformers import GenerationConfig
 
-        return GenerationConfig.from_pretrained(folder, revision=spec.revision)
+        # transformers annotates revision as str, but None (its default branch) is accepted
+        return GenerationConfig.from_pretrained(folder, revision=spec.revision)  # type: ignore[arg-type]
     except Exception as exc:  # no generation_config.json, or a Hub id not in the cache
         log.debug("no generation config for %s (%s); using the tokenizer's eos", folder, type(exc).__name__)
         return None

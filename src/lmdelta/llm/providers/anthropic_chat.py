@@ -21,7 +21,7 @@ from lmdelta.llm.providers.http import (
     retry_after_seconds,
 )
 from lmdelta.llm.providers.keys import Secret
-from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
+from lmdelta.llm.types import ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
 
 log = logging.getLogger(__name__)
 SAMPLING_REMOVED = "2026-10-21"  # first API version without temperature / top_p
@@ -34,7 +34,7 @@ FINISH = {
     "model_context_window_exceeded": "length",
     "refusal": "content_filter",
 }
-ERROR_KINDS = {
+ERROR_KINDS: dict[str, ErrorKind] = {
     "overloaded_error": "transient",
     "api_error": "transient",
     "rate_limit_error": "rate_limit",
@@ -45,7 +45,7 @@ ERROR_KINDS = {
 class AnthropicChat:
     """One Claude model."""
 
-    OPTIONS = ("timeout", "api_version")
+    OPTIONS: tuple[str, ...] = ("timeout", "api_version")
     name = "anthropic"
 
     def __init__(
@@ -147,9 +147,10 @@ class AnthropicChat:
     def _status_error(self, exc: Any) -> ProviderError:
         status = exc.status_code
         body = exc.body if isinstance(exc.body, dict) else {}
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        found = body.get("error")
+        error = found if isinstance(found, dict) else {}
         error_type, message = error.get("type"), error.get("message") or exc.message
-        kind = ERROR_KINDS.get(error_type) or kind_for_status(status)
+        kind = (ERROR_KINDS.get(error_type) if isinstance(error_type, str) else None) or kind_for_status(status)
         if kind == "bad_request" and looks_like_content_policy(message):
             kind = "content_filter"
         retry_after = retry_after_seconds(exc.response.headers) if kind in ("rate_limit", "transient") else None

@@ -17,6 +17,7 @@ from lmdelta.llm.providers.anthropic_chat import AnthropicChat
 from lmdelta.llm.providers.fake import build_fake
 from lmdelta.llm.providers.gemini_chat import GeminiChat
 from lmdelta.llm.providers.keys import missing_key_error, resolve_key
+from lmdelta.llm.providers.local_chat import LocalChat
 from lmdelta.llm.providers.openai_chat import OpenAIChat
 from lmdelta.llm.providers.registry import OPENAI_URL, PROVIDERS, ProviderInfo, ProviderSpec, parse_model_string
 from lmdelta.llm.types import Provider
@@ -104,10 +105,6 @@ def _gemini(spec: ProviderSpec, *, api_key: str | None, base_url: str | None, op
 
 
 def _local(spec: ProviderSpec, *, api_key: str | None, base_url: str | None, options: dict[str, Any]) -> Provider:
-    # Imported on use: local_chat works with lmdelta.backends, which imports this package for model
-    # strings; the backends ↔ llm cycle (issue 12 item 4) stays out of import time.
-    from lmdelta.llm.providers.local_chat import LocalChat
-
     if base_url:
         raise ConfigError(f"{spec} runs in this process; it takes no base_url.", "Remove base_url for local/ models.")
     return LocalChat(spec.model, **_checked("local", options, LocalChat.OPTIONS))

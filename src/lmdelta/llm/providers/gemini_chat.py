@@ -40,7 +40,7 @@ DURATION = re.compile(r"^\s*([0-9.]+)s\s*$")  # google.protobuf.Duration as JSON
 class GeminiChat:
     """One Gemini model."""
 
-    OPTIONS = ("timeout", "api_version")
+    OPTIONS: tuple[str, ...] = ("timeout", "api_version")
     name = "gemini"
 
     def __init__(
@@ -151,7 +151,8 @@ class GeminiChat:
     def _api_error(self, exc: Any) -> ProviderError:
         status = int(exc.code or 0)
         details = exc.details if isinstance(exc.details, dict) else {}
-        error = details.get("error") if isinstance(details.get("error"), dict) else {}
+        found = details.get("error")
+        error = found if isinstance(found, dict) else {}
         kind = kind_for_status(status)
         if kind == "bad_request" and "API_KEY_INVALID" in json.dumps(error):
             kind = "auth"  # Gemini answers a bad key with 400 INVALID_ARGUMENT

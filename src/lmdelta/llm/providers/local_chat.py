@@ -24,8 +24,8 @@ from lmdelta.backends.registry import check_available, model_folder, model_weigh
 from lmdelta.backends.textformat import chat_text, encode, has_chat_template, left_pad
 from lmdelta.errors import ConfigError, LmdeltaError
 from lmdelta.hashing import hash_data
-from lmdelta.llm.providers import DEFAULT_LOCAL_MODEL
-from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError, Usage
+from lmdelta.llm.providers.registry import DEFAULT_LOCAL_MODEL
+from lmdelta.llm.types import ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class _Loaded:
 class LocalChat:
     """A chat model in this process. Greedy when temperature is 0, else sampled per request seed."""
 
-    OPTIONS = ("device", "dtype", "batch_window_ms", "max_batch", "cache_dir", "revision")
+    OPTIONS: tuple[str, ...] = ("device", "dtype", "batch_window_ms", "max_batch", "cache_dir", "revision")
     name = "local"
 
     def __init__(
@@ -137,7 +137,7 @@ class LocalChat:
         if isinstance(exc, LmdeltaError):
             return ProviderError("unknown", f"local {self.model}: {exc}")
         # Out of memory usually passes when the batch is smaller, as on a retry it will be.
-        kind = "transient" if "OutOfMemory" in type(exc).__name__ else "unknown"
+        kind: ErrorKind = "transient" if "OutOfMemory" in type(exc).__name__ else "unknown"
         return ProviderError(kind, f"local {self.model}: {type(exc).__name__}: {exc}"[:600])
 
     async def aclose(self) -> None:
@@ -194,7 +194,7 @@ class LocalChat:
             )
         tokenizer.padding_side = "left"
         model = AutoModelForCausalLM.from_pretrained(folder, revision=self._revision, dtype=getattr(torch, dtype))
-        model = model.to(device).eval()
+        model = model.to(device).eval()  # type: ignore[arg-type]  # transformers types the wrapped `to` unbound
         eos, pad = bare_generation_config(model, tokenizer)  # only the request decides how to sample
         log.info("loaded local chat model %s on %s (%s)", self.model, device, dtype)
         return _Loaded(model, tokenizer, device, eos, pad)

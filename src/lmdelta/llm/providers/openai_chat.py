@@ -33,7 +33,7 @@ TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
 class OpenAIChat:
     """One OpenAI-style chat model behind one base URL."""
 
-    OPTIONS = ("timeout", "max_tokens_field", "headers")
+    OPTIONS: tuple[str, ...] = ("timeout", "max_tokens_field", "headers")
 
     def __init__(
         self,

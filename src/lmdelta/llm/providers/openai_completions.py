@@ -30,7 +30,7 @@ class OpenAICompletions(OpenAIChat):
     """One model behind one OpenAI-style `/completions` endpoint: the chat adapter's client, errors
     and status mapping, with the text-completions call, parameters and reply."""
 
-    OPTIONS = ("timeout", "headers")
+    OPTIONS: tuple[str, ...] = ("timeout", "headers")
 
     def __init__(self, model: str, **options: Any) -> None:
         super().__init__(model, **options, max_tokens_field="max_tokens")
