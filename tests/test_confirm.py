@@ -192,6 +192,7 @@ def _llm_config(tmp_path, server, *overrides):
             f"llm.prices={prices}",
             "propose.keywords.enabled=false",
             "propose.clusters.enabled=false",
+            "propose.properties.enabled=false",
             "propose.scopes=all",
             "controls.null=false",
             "prompts.confirmation_fraction=0.25",

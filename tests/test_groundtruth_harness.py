@@ -9,6 +9,7 @@ from conftest import fake_config
 from lmdelta.cli import main
 from lmdelta.config import load_config
 from lmdelta.groundtruth import harness
+from lmdelta.report.render import render_report
 from lmdelta.rundir import RunDir, read_jsonl
 
 
@@ -57,6 +58,16 @@ def test_the_experiment_writes_a_scorecard_and_both_runs(tmp_path, tiny_model):
     assert "Ground truth" in (root / "report.html").read_text()
     b_model = RunDir(root).load_manifest().stages["generate"].material["identity"]["b"]["model"]
     assert b_model != str(tiny_model) and "finetuned" in b_model
+
+
+def test_a_scorecard_written_before_null_also_in_main_still_renders(tmp_path, tiny_model):
+    config = tiny_config(tmp_path, tiny_model)
+    harness.run(config, RunDir(tmp_path / "run"))
+    path = tmp_path / "run" / "scorecard.json"
+    old = json.loads(path.read_text())
+    old.pop("null_also_in_main")
+    path.write_text(json.dumps(old))
+    assert "Null experiment" in render_report(tmp_path / "run").read_text()
 
 
 def test_a_rerun_reuses_the_finetune_and_every_stage(tmp_path, tiny_model, caplog):

@@ -62,3 +62,33 @@ def test_embedding_similarity_adds_to_keywords():
     rows = [hyp(1, "b talks about marine life")]
     assert similarity([OCEAN], rows)[0, 0] == 0.0
     assert similarity([OCEAN], rows, embed)[0, 0] == pytest.approx(1.0)
+
+
+def finding(i, proposer, judge, direction, group="all", measure=None, keywords=()):
+    return {
+        "id": f"h{i}",
+        "description": f"finding {i}",
+        "property": None,
+        "keywords": list(keywords),
+        "proposer": proposer,
+        "judge": judge,
+        "direction": direction,
+        "group": group,
+        "measure": measure,
+    }
+
+
+def test_null_findings_the_main_experiment_also_validated_are_marked_as_effects_of_finetuning():
+    main = [
+        finding(1, "properties", "property", "a>b", measure="characters"),
+        finding(2, "keywords", "keyword", "b>a", keywords=["sea"]),
+        finding(3, "clusters", "embedding", "b>a"),
+    ]
+    null = [
+        finding(7, "properties", "property", "a>b", group="travel", measure="characters"),  # same claim, other scope
+        finding(8, "properties", "property", "b>a", measure="characters"),  # the other direction
+        finding(2, "keywords", "keyword", "b>a", keywords=["stay"]),  # same id, other claim
+        finding(3, "clusters", "embedding", "b>a"),  # clusters never match: prototypes differ per run
+    ]
+    card = scorecard([OCEAN], main, similarity([OCEAN], main), 0.5, null_validated=null)
+    assert card["null_validated"] == 4 and card["null_also_in_main"] == [True, False, False, False]

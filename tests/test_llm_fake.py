@@ -195,6 +195,7 @@ def fake_llm_config(tmp_path: Path, proposer: list | dict, judge: list | dict) -
         generate__b={"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "topic_rate": 0.8}},
         propose__keywords={"enabled": False},
         propose__clusters={"enabled": False},
+        propose__properties={"enabled": False},
         propose__scopes="all",
         controls__null=False,
         budget__usd=1.0,

@@ -72,6 +72,7 @@ def llm_config(tmp_path, server, *overrides, **config):
             f"llm.prices={prices}",
             "propose.keywords.enabled=false",
             "propose.clusters.enabled=false",
+            "propose.properties.enabled=false",
             "propose.scopes=all",
             "controls.null=false",
             *overrides,

@@ -51,8 +51,11 @@ def test_cluster_finder_reports_the_side_that_owns_a_cluster():
 
 
 def test_keyword_judge_matches_whole_words_blind_to_side():
-    scores = keyword_presence(("sea", "blue whale"), ["The sea!", "seaside town", "A Blue  whale", "a blue whale"])
-    assert scores.tolist() == [1.0, 0.0, 0.0, 1.0]
+    texts = ["The sea!", "seaside town", "A Blue  whale", "a blue whale", "blue, whale", "blue and whale"]
+    scores = keyword_presence(("sea", "blue whale"), texts)
+    # a phrase is found across any spacing or punctuation between its words, as the proposer counts it
+    assert scores.tolist() == [1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
+    assert [("blue whale" in keywords.ngrams(text, 2)) for text in texts[2:]] == [True, True, True, False]
 
 
 def test_embedding_judge_maps_cosine_to_unit_interval_and_flags_zero_vectors():

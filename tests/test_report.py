@@ -196,6 +196,7 @@ def test_the_null_section_shows_the_p_value_distribution(run_dir: Path) -> None:
 def test_highlight_never_marks_inside_entities() -> None:
     assert str(highlight("a < b lt", ["lt"])) == "a &lt; b <mark>lt</mark>"
     assert str(highlight("category cats", ["cat"])) == "category <mark>cats</mark>"
+    assert str(highlight("Take care! Really?!", ["!", "?!"])) == "Take care<mark>!</mark> Really<mark>?!</mark>"
     assert fmt_p(0.0123) == "0.012" and fmt_p(float("nan")) == "–"
 
 
@@ -513,3 +514,150 @@ def test_the_terminal_table_of_an_older_run_shows_plain_intervals(run_dir: Path)
     out = findings_table(run_dir)
     assert re.search(r"effect \[95% CI\]\s+AUC\s+p\s+q\s+finding", out) and "replicated" not in out
     assert "0.31 [0.18, 0.44]" in out and "adjusted" not in out
+
+
+# ---------------------------------------------------------------- one card per claim, limits, data warnings
+
+
+def _keyword_in_groups(groups: dict[str, tuple[bool, float]]) -> list[dict]:
+    """The same keyword hypothesis tested in each group: {group: (validated, p)}."""
+    return [
+        _hypothesis(
+            number,
+            "tuned uses “important” in more answers than base"
+            + ("" if group == "all" else f" (prompts about {group})"),
+            validated=validated,
+            p=p,
+            group=group,
+            proposer="keywords",
+            judge="keyword",
+            keywords=["important"],
+            effect=0.1 * number,
+            effect_ci=[0.1 * number - 0.1, 0.1 * number + 0.1],
+        )
+        for number, (group, (validated, p)) in enumerate(groups.items(), start=1)
+    ]
+
+
+def test_a_keyword_validated_in_several_groups_is_one_card_with_each_groups_effect(run_dir: Path) -> None:
+    rows = _keyword_in_groups(
+        {"finance": (True, 1e-4), "medicine": (True, 2e-4), "open_qa": (True, 3e-3), "reddit": (False, 0.4)}
+    )
+    _write_jsonl(run_dir / "hypotheses.jsonl", [*rows, _hypothesis(9, "Other finding", validated=True, p=0.01)])
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert html.count('<article class="card"') == 2
+    card = _card(html, "tuned uses “important” in more answers than base")
+    assert "validated in 3 of 4 groups" in _text(card) and "numbers below: group finance" in _text(card)
+    forest = [
+        (css, name.strip())
+        for css, name in re.findall(r"<tr class=\"(validated|muted)[^\"]*\">\s*<td class=\"scope\">([^<]*)", card)
+    ]
+    assert forest == [
+        ("validated", "finance"),
+        ("validated", "medicine"),
+        ("validated", "open_qa"),
+        ("muted", "reddit"),
+    ]
+    assert card.count('<svg class="ci ') == 5  # four scopes in the forest, the lead's headline interval
+    assert 'class="ci muted"' in card
+    assert "Not tested in tone: the proposers did not single it out there." in _text(card)
+    assert "The 4 validated hypotheses make 2 distinct findings" in _text(html)
+    links = re.findall(r'<a href="#([^"]+)">tuned uses “important”', html)
+    assert links == ["h-h1", "h-h1", "h-h1"]  # every validated test links to the one card
+    assert 'id="h-h2"' not in html
+
+
+def test_the_pooled_scope_leads_and_is_named_in_the_forest(run_dir: Path) -> None:
+    rows = _keyword_in_groups({"finance": (True, 1e-4), "medicine": (True, 2e-4), "all": (True, 3e-3)})
+    _write_jsonl(run_dir / "hypotheses.jsonl", rows)
+    card = _card(render_report(run_dir).read_text(encoding="utf-8"), "tuned uses “important” in more answers than base")
+    assert "validated in 2 groups and pooled" in _text(card)
+    assert "all prompts (pooled) numbers below" in _text(card) and "numbers below: group all" in _text(card)
+
+
+def test_the_terminal_table_shows_one_line_per_claim_with_its_groups(run_dir: Path) -> None:
+    from lmdelta.report.table import findings_table
+
+    rows = _keyword_in_groups(
+        {"finance": (True, 1e-4), "medicine": (True, 2e-4), "open_qa": (True, 3e-3), "reddit": (True, 4e-3)}
+    )
+    _write_jsonl(run_dir / "hypotheses.jsonl", [*rows, _hypothesis(9, "Other finding", validated=True, p=0.01)])
+    out = findings_table(run_dir, width=130)
+    assert "5 of 5 tested hypotheses validated at q = 0.05 (BH), 2 distinct findings" in out
+    assert re.search(r"\n  1 .*\[finance; in 4 groups\] tuned uses “important” in more answers than base\n", out)
+    narrow = findings_table(run_dir, width=90)
+    assert re.search(r"\n  1 [^\n]*\[finance; in 4 groups\] tuned uses “important”[^\n]*…\n", narrow)
+    assert re.search(r"\n  2 .*\[tone\] Other finding\n", out + "\n") and "\n  3 " not in out
+
+
+def _config(run_dir: Path, extra: str) -> None:
+    (run_dir / "config.yaml").write_text(
+        "generate:\n  a: {model: 'fake:base', label: base}\n  b: {model: 'fake:tuned', label: tuned}\n" + extra,
+        encoding="utf-8",
+    )
+
+
+def test_an_offline_run_says_what_it_can_and_cannot_see(run_dir: Path) -> None:
+    from lmdelta.report.table import findings_table
+
+    _write_jsonl(run_dir / "hypotheses.jsonl", _keyword_in_groups({"finance": (True, 1e-4)}))
+    _config(run_dir, "propose:\n  keywords: {enabled: true}\n  clusters: {enabled: false}\n  properties: {}\n")
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    limits = _text(re.search(r'<p class="limits" id="limits">(.*?)</p>', html, re.S).group(1))
+    assert "No LLM proposer ran" in limits and "which words and phrases each side uses" in limits
+    assert "length, punctuation" in limits and "embedding similarity" not in limits
+    assert "factual accuracy, reasoning quality, stance, persona" in limits
+    assert "llm.proposer.model" in limits and "llm.judge.model" in limits and "docs/llm.md" in limits
+    headline = html.split('<section class="headline"')[1].split("</section>")[0]
+    assert 'id="limits"' in headline  # near the top
+    line = [ln for ln in findings_table(run_dir).splitlines() if ln.startswith("limits:")]
+    assert len(line) == 1 and "keywords, properties" in line[0] and "llm.proposer.model" in line[0]
+
+
+def test_a_run_with_an_llm_proposer_states_no_limits(run_dir: Path) -> None:
+    from lmdelta.report.table import findings_table
+
+    _write_jsonl(run_dir / "hypotheses.jsonl", _keyword_in_groups({"finance": (True, 1e-4)}))
+    _config(run_dir, "llm:\n  proposer: {model: 'openai/gpt-4.1-mini'}\npropose:\n  llm: {enabled: true}\n")
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert 'id="limits"' not in html and "What this run can see" not in html
+    assert "limits:" not in findings_table(run_dir)
+
+
+def test_corpus_artefact_warnings_are_shown_in_a_box_and_in_the_terminal(run_dir: Path) -> None:
+    from lmdelta.report.table import findings_table
+
+    folder = run_dir / "stages" / "prompts"
+    folder.mkdir(parents=True)
+    warning = "corpus: texts hold literal escape sequences — side b: 12 of 40 texts (30.0%); found “\\n” ×31"
+    rows = [{"kind": "escapes", "message": warning}, {"kind": "pretokenised", "message": SCRIPT}]
+    (folder / "artefacts.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    box = re.search(r'<div class="data-warn" id="data-warnings" role="note">(.*?)</div>', html, re.S).group(1)
+    assert "Data warnings" in box and f"<li>{warning}</li>" in box
+    assert "<li>&lt;script&gt;alert(1)&lt;/script&gt;</li>" in box
+    assert f"data warning: {warning}" in findings_table(run_dir)
+
+
+def test_no_data_warnings_no_box(run_dir: Path) -> None:
+    assert 'id="data-warnings"' not in render_report(run_dir).read_text(encoding="utf-8")
+
+
+def test_a_property_finding_shows_its_raw_summary_and_older_rows_do_not(run_dir: Path) -> None:
+    measured = {
+        "proposer": "properties",
+        "judge": "property",
+        "measure": "word_count",
+        "measure_statistic": "median",
+        "measure_a": 131.0,
+        "measure_b": 182.0,
+        "measure_unit": "words",
+    }
+    rows = [
+        _hypothesis(1, "Longer answers: median 182 vs 131 words", validated=True, p=1e-4, **measured),
+        _hypothesis(2, "Older row", validated=True, p=2e-4),
+    ]
+    _write_jsonl(run_dir / "hypotheses.jsonl", rows)
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert "word count, a → b median 131 → 182 words" in _text(_card(html, rows[0]["description"]))
+    assert "a → b median" not in _text(_card(html, "Older row"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -143,7 +144,7 @@ def _print_findings(run_dir: Path) -> None:
     files = RunDir(run_dir)
     if files.findings_path().exists():
         _say("")
-        _say(findings_table(run_dir))
+        _say(findings_table(run_dir, width=min(max(shutil.get_terminal_size((100, 24)).columns, 100), 160)))
     if files.report_path.exists():
         _say(f"report: {files.report_path}")
 
@@ -209,12 +210,20 @@ def _groundtruth(config: RunConfig, run_dir: Path) -> None:
         _say(_scorecard_lines(card))
 
 
+def _procedure_effects(card: dict[str, Any]) -> str:
+    shared = sum(card.get("null_also_in_main") or [])
+    if not shared:
+        return ""
+    return f" ({shared} also validated in the main experiment: a change the finetuning itself makes, not a quirk)"
+
+
 def _scorecard_lines(card: dict[str, Any]) -> str:
     recall = card.get("recall")
     lines = [
         f"ground truth: {sum(q['recovered'] for q in card['quirks'])} of {len(card['quirks'])} injected quirks "
         f"recovered (recall {recall:.2f}); {card['validated']} validated findings, "
         f"{len(card['unmatched_hypotheses'])} matching no quirk; null experiment: {card['null_validated']} validated"
+        + _procedure_effects(card)
     ]
     for quirk in card["quirks"]:
         rate = quirk.get("rate") or {}

@@ -71,26 +71,35 @@ class Hypothesis:
     direction: Literal["b>a", "a>b"]
     description: str
     proposer: str
-    judge: Literal["keyword", "embedding", "llm"]
+    judge: Literal["keyword", "embedding", "llm", "property"]
     keywords: tuple[str, ...] = ()
     property: str | None = None  # the hypothesis stated without either side, for blind judges
     prototype: tuple[float, ...] | None = None
     evidence: dict[str, list[str]] | None = None
     provenance: dict[str, Any] | None = None
     order: int = 0
+    # The text property the "property" judge scores (lmdelta.properties): its name, and for a user property
+    # its config entry, so validate and confirm rebuild the scorer without reading propose's config.
+    measure: str | None = None
+    measure_spec: dict[str, Any] | None = None
 
     def content_key(self) -> list[Any]:
         """What the hypothesis claims and how it is scored, without its id or place in the proposal
         order: the same hypothesis gets the same key whatever else was proposed. The side-free
         property stands for the description when there is one (the description names the sides'
-        labels); the prototype is rounded as to_dict writes it, so one read back from disk keys the same."""
+        labels); the prototype is rounded as to_dict writes it, so one read back from disk keys the same.
+        The measure is appended only when there is one, so other hypotheses key as before it existed."""
         claim = self.property if self.property is not None else self.description
-        return [self.group, self.direction, self.judge, list(self.keywords), claim, _rounded(self.prototype)]
+        key = [self.group, self.direction, self.judge, list(self.keywords), claim, _rounded(self.prototype)]
+        return key if self.measure is None else [*key, self.measure, self.measure_spec]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["keywords"] = list(self.keywords)
         data["prototype"] = _rounded(self.prototype)
+        for name in ("measure", "measure_spec"):  # rows without a measure are written as before the fields existed
+            if data[name] is None:
+                del data[name]
         return data
 
     @classmethod
@@ -135,7 +144,8 @@ class Finding:
     hypotheses.jsonl and null_control.jsonl, in that order of growth.
 
     The field order is the key order of those files. Fields that only some rows have default to UNSET and
-    are not written: the generalisation test (validate.generalization), judge agreement
+    are not written: the measured property and its numbers (property judges only), the generalisation
+    test (validate.generalization), judge agreement
     (validate.extra_judges), the lexical baseline (validate.baseline), the generative test
     (validate.generative), the decisions (decide) and the replication (the report stage, from confirm).
     Numbers are held as the files hold them: finite floats or None, plain Python types.
@@ -153,6 +163,8 @@ class Finding:
     evidence: dict[str, list[str]] | None
     provenance: dict[str, Any] | None
     order: int
+    measure: str | Unset = UNSET  # the property a property judge scored (Hypothesis.measure)
+    measure_spec: dict[str, Any] | Unset = UNSET  # a user property's config entry
     # Its test on the validation prompts (or texts, or clusters: `unit`).
     statistic: float | None
     p_value: float | None
@@ -180,6 +192,13 @@ class Finding:
     prevalence_a_ci: Interval
     prevalence_b_ci: Interval
     prevalence_ci_note: str | None
+    # For a property judge, the property in its own unit on the texts tested: the statistic ("median",
+    # "mean" or "share" of answers), its value on each side, and the unit ("words"; "" for a share), so a
+    # report can say "median 182 vs 131 words". The test itself runs on the judge's [0, 1] scores.
+    measure_statistic: str | Unset = UNSET
+    measure_a: float | None | Unset = UNSET
+    measure_b: float | None | Unset = UNSET
+    measure_unit: str | Unset = UNSET
     examples: dict[str, list[Example]]
     # The generalisation test on other groups' prompts (validate.generalization).
     generalization_p: float | None | Unset = UNSET

@@ -41,6 +41,7 @@ LOCK = ".lock"
 COMPARISON_PREFIX = {"main": "", "null": "null_"}
 PROMPTS = "prompts.jsonl"  # prompts
 CORPUS = "corpus.jsonl"  # prompts, in corpus mode: the kept prompts' saved answers, as samples (generate imports them)
+ARTEFACTS = "artefacts.jsonl"  # prompts, in corpus mode: export artefacts of its texts (sources.corpus_checks)
 ITEMS = "items.jsonl"  # generate: every answer by key, appended as batches finish
 SAMPLES = "samples.jsonl"  # generate: the answers of this run, in order
 SAMPLE_VECTORS = "samples.npy"  # embed: rows in samples.jsonl order

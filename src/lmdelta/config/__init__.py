@@ -25,6 +25,7 @@ from lmdelta.config.stages import (
     GroupConfig,
     KeywordProposerConfig,
     LLMProposerConfig,
+    PropertyProposerConfig,
     ProposeConfig,
     ValidateConfig,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "KeywordProposerConfig",
     "LLMConfig",
     "LLMProposerConfig",
+    "PropertyProposerConfig",
     "ModelSpec",
     "PromptsConfig",
     "ProposeConfig",

@@ -3,12 +3,14 @@ group, propose (and its proposers), validate, decide, and the controls run besid
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lmdelta.config.base import VOLATILE, Section, Seeded
 from lmdelta.config.models import ModelSpec
+from lmdelta.errors import ConfigError
+from lmdelta.properties import Property, select, with_user_properties
 
 
 class GenerateConfig(Section, Seeded):
@@ -71,6 +73,8 @@ class KeywordProposerConfig(Section):
     """The favoured side must use the n-gram in at least this many discovery answers."""
     prior_strength: float = Field(default=10.0, gt=0.0)
     """Pseudo-texts of the Dirichlet prior (shrinks rare n-grams)."""
+    symbols: bool = True
+    """Also contrast punctuation and symbols ("!", "**", "—", emoji; "!!!" also as itself); off: words only."""
 
 
 class ClusterProposerConfig(Section):
@@ -84,6 +88,56 @@ class ClusterProposerConfig(Section):
     """Smallest cluster considered."""
     min_share: float = Field(default=0.7, gt=0.5, lt=1.0)
     """The favoured side's balanced share of the cluster must reach this."""
+    within_prompt: bool = True
+    (
+        "Cluster how each answer differs from its prompt's answers (its embedding minus the mean of the two sides' "
+        "mean embeddings for that prompt), so clusters gather kinds of difference rather than topics; off, or in "
+        "corpora without shared prompts: the answers' own embeddings (where both sides' answers to a prompt share "
+        "its topic, and so every cluster)."
+    )
+    properties: int = Field(default=2, ge=0)
+    """Text properties named in a cluster's description, those that set its answers apart most (0: none)."""
+
+
+class PropertyProposerConfig(Section):
+    enabled: bool = True
+    (
+        'Propose "one side\'s answers are longer / use more exclamation marks / …" hypotheses from the text '
+        "properties (docs/properties.md), each validated with the property itself as the judge."
+    )
+    per_scope: int = Field(default=8, ge=1)
+    """At most this many property hypotheses per group, the strongest on discovery data first."""
+    max_p: float = Field(default=0.05, gt=0.0, le=1.0)
+    (
+        "Screening on discovery data: the largest two-sided p-value of a paired t test on the per-prompt "
+        "differences (a Welch t test over texts in unaligned corpora)."
+    )
+    min_effect: float = Field(default=0.2, ge=0.0)
+    """Screening on discovery data: the smallest standardized difference, |mean difference| / its sd."""
+    include: list[str] = Field(default_factory=list)
+    """Property names to consider (empty: all); a name covers its `has_<name>` presence view too."""
+    exclude: list[str] = Field(default_factory=list)
+    """Property names never proposed; a name covers its `has_<name>` presence view too."""
+    custom: list[dict[str, Any]] = Field(default_factory=list)
+    """Your own properties: each {name, description, regex or lexicon, count?, phrase?, noun?} (docs/properties.md)."""
+
+    @model_validator(mode="after")
+    def _known_properties(self) -> Self:
+        self.chosen()
+        return self
+
+    def chosen(self) -> tuple[Property, ...]:
+        """The properties to propose from: the catalogue and the custom ones, filtered by include and
+        exclude; ConfigError naming the field for a bad custom entry or an unknown name."""
+        try:
+            registry = with_user_properties(self.custom)
+        except ConfigError as exc:
+            raise ConfigError(f"Config field propose.properties.custom is invalid: {exc.problem}", exc.fix) from None
+        try:
+            return select(registry, self.include, self.exclude)
+        except ConfigError as exc:
+            field = "include" if any(name not in registry for name in self.include) else "exclude"
+            raise ConfigError(f"Config field propose.properties.{field} is invalid: {exc.problem}", exc.fix) from None
 
 
 class LLMProposerConfig(Section):
@@ -106,6 +160,8 @@ class ProposeConfig(Section, Seeded):
     """Keyword-contrast proposer."""
     clusters: ClusterProposerConfig = Field(default_factory=ClusterProposerConfig)
     """Cluster over-representation proposer."""
+    properties: PropertyProposerConfig = Field(default_factory=PropertyProposerConfig)
+    """Text-property proposer (length, punctuation, markdown, tone, … and your own)."""
     llm: LLMProposerConfig = Field(default_factory=LLMProposerConfig)
     """LLM proposer (needs llm.proposer.model)."""
     seed: int | None = None

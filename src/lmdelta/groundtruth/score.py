@@ -3,7 +3,8 @@
 Similarity between each quirk and each validated hypothesis (keywords, embeddings, or an LLM
 judge), a one-to-one Hungarian matching on it, and the scorecard: per quirk recovered or not,
 the matched hypothesis and its rank among validated findings; recall, precision, and the
-validated hypotheses that match no quirk. The null experiment's validated count sits beside it.
+validated hypotheses that match no quirk. The null experiment's validated findings sit beside it, each
+marked when the main experiment validated the same claim (a change the finetuning itself makes).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from lmdelta.proposers.keywords import STOP
+from lmdelta.report.merge import content_key
 
 
 def hypothesis_text(row: dict[str, Any]) -> str:
@@ -99,5 +101,17 @@ def scorecard(
         "unmatched_hypotheses": [r["id"] for r, ok in zip(validated, explained) if not ok],
         "null_validated": len(null_validated),
         "null_hypotheses": [r["description"] for r in null_validated],
+        "null_also_in_main": also_in_main(null_validated, validated),
         "threshold": threshold,
     }
+
+
+def also_in_main(null_validated: list[dict[str, Any]], validated: list[dict[str, Any]]) -> list[bool]:
+    """Per null-experiment finding, whether the main experiment validated the same claim (report.merge's
+    content key: proposer, judge, direction and what it measures, in any scope). The null finetune shares
+    every setting with the quirk finetune but the quirks, so such a finding is a change the finetuning
+    procedure itself makes (e.g. shorter answers after training on truncated ones), seen by both
+    experiments, rather than a false discovery. Answer clusters are never matched: each run's prototypes
+    come from its own answers."""
+    main = {content_key(row) for row in validated if row.get("judge") != "embedding"}
+    return [row.get("judge") != "embedding" and content_key(row) in main for row in null_validated]

@@ -1,19 +1,21 @@
 """Judges score texts for a hypothesis, blind to which side wrote them.
 
 Scores lie in [0, 1]; NaN marks a text the judge could not score (dropped and counted). One module
-per judge (keyword, embedding, llm), each registered in JUDGES under its Hypothesis.judge name;
+per judge (keyword, embedding, llm, property), each registered in JUDGES under its Hypothesis.judge name;
 loglik holds the generative test's log-likelihood ratio, which is not a judge.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
 from lmdelta.errors import ConfigError
 from lmdelta.judges import embedding, keyword, llm
+from lmdelta.judges import property as text_property
 from lmdelta.judges.inputs import Ask, JudgeInput, PromptLayout
 from lmdelta.records import Hypothesis
 
@@ -29,9 +31,19 @@ class Judge(Protocol):
 
 
 # Hypothesis.judge → the judge that scores its hypotheses. A new judge: its module, and a line here.
-JUDGES: dict[str, Judge] = {"keyword": keyword.score, "embedding": embedding.score, "llm": llm.score}
-# Judges whose scores are 0 or 1 (a property present or not): their findings get prevalences.
-PRESENCE_JUDGES = frozenset({"keyword"})
+JUDGES: dict[str, Judge] = {
+    "keyword": keyword.score,
+    "embedding": embedding.score,
+    "llm": llm.score,
+    "property": text_property.score,
+}
+# Judges whose scores are 0 or 1 (a property present or not) for some hypotheses, each with the test of
+# which: those findings get prevalences. A keyword is always present or not; a text property when it
+# is a presence (has_exclamation_marks), not an amount (words).
+PRESENCE_JUDGES: dict[str, Callable[[Hypothesis], bool]] = {
+    "keyword": lambda hypothesis: True,
+    "property": text_property.is_presence,
+}
 
 
 def judge_named(name: str) -> Judge:
@@ -81,4 +93,7 @@ def score_hypotheses(
 
 def is_presence_mode(hypothesis: Hypothesis, mode: str) -> bool:
     """Whether the hypothesis's scores are presences (0/1 or P(yes)): findings then get prevalences."""
-    return mode == "presence" or (mode == "auto" and hypothesis.judge in PRESENCE_JUDGES)
+    if mode != "auto":
+        return mode == "presence"
+    presence = PRESENCE_JUDGES.get(hypothesis.judge)
+    return presence is not None and presence(hypothesis)

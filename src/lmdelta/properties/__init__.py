@@ -8,6 +8,7 @@ scorers that run offline and vectorised, for proposers to compare two sides and 
         → "b's answers have more exclamation marks: median 2 vs 0 exclamation marks"
 
     table = score_all(CATALOGUE, texts)   # one Texts batch: tokens and sentences computed once
+    build("has_links", spec)              # what a hypothesis names (Hypothesis.measure, measure_spec)
 
 Amount properties with a natural yes/no reading have a presence view named has_<name>
 ("has_exclamation_marks": "uses exclamation marks"); CATALOGUE holds the amounts, PRESENCE_VIEWS
@@ -20,8 +21,8 @@ from __future__ import annotations
 from lmdelta.properties.base import Property, Scale, presence_view, saturating
 from lmdelta.properties.batch import Texts
 from lmdelta.properties.catalogue import CATALOGUE, PRESENCE_VIEWS
-from lmdelta.properties.registry import Registry, get, score_all
-from lmdelta.properties.render import Contrast, contrast, describe
+from lmdelta.properties.registry import Registry, build, get, score_all, select, with_user_properties
+from lmdelta.properties.render import Contrast, contrast, describe, summary_statistic
 from lmdelta.properties.user import from_spec
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Property",
     "Registry",
     "Scale",
+    "build",
     "contrast",
     "describe",
     "from_spec",
@@ -38,5 +40,8 @@ __all__ = [
     "presence_view",
     "saturating",
     "score_all",
+    "select",
+    "summary_statistic",
     "Texts",
+    "with_user_properties",
 ]

@@ -8,13 +8,13 @@ and its presence views, and takes user properties from Python (`register`) or fr
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from lmdelta.errors import ConfigError
-from lmdelta.properties.base import Property
+from lmdelta.properties.base import PRESENCE_PREFIX, Property, presence_view
 from lmdelta.properties.batch import as_texts
 from lmdelta.properties.catalogue import CATALOGUE, PRESENCE_VIEWS
 from lmdelta.properties.user import from_spec
@@ -78,3 +78,48 @@ def score_all(properties: Iterable[Property], texts: Iterable[str]) -> dict[str,
     """Each property's raw values for the texts, by name, sharing one batch's tokenisation and sentences."""
     batch = as_texts(texts)
     return {prop.name: prop.score(batch) for prop in properties}
+
+
+def with_user_properties(specs: Iterable[Mapping[str, Any]]) -> Registry:
+    """The catalogue and its presence views, then each user property from its config entry (see
+    properties.user) followed by its has_<name> presence view when it counts matches."""
+    registry = Registry()
+    for spec in specs:
+        prop = registry.register_spec(spec)
+        if prop.kind == "amount" and prop.phrase:
+            registry.register(presence_view(prop))
+    return registry
+
+
+def select(registry: Registry, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> tuple[Property, ...]:
+    """The registry's properties named in `include` (every one when it is empty) less those named in
+    `exclude`, in registry order. A base name covers its has_<name> presence view as well; a has_<name>
+    covers the view alone. ConfigError, with near matches, for a name the registry does not hold."""
+    for name in (*include, *exclude):
+        registry.get(name)
+    return tuple(
+        prop
+        for prop in registry
+        if (not include or _named(prop, include, registry)) and not _named(prop, exclude, registry)
+    )
+
+
+def _named(prop: Property, names: Sequence[str], registry: Registry) -> bool:
+    base = prop.name.removeprefix(PRESENCE_PREFIX)
+    return prop.name in names or (base != prop.name and base in registry and base in names)
+
+
+def build(name: str, spec: Mapping[str, Any] | None = None) -> Property:
+    """The property a hypothesis names: a built-in one (catalogue or presence view) when there is no
+    spec, else the user property its config entry defines, or that one's has_<name> presence view."""
+    if spec is None:
+        return get(name)
+    prop = from_spec(spec)
+    if name == prop.name:
+        return prop
+    if name == PRESENCE_PREFIX + prop.name and prop.kind == "amount" and prop.phrase:
+        return presence_view(prop)
+    raise ConfigError(
+        f"The property {name!r} is neither the user property {prop.name!r} nor its presence view.",
+        "The hypothesis was written by another lmdelta version or edited: propose again.",
+    )

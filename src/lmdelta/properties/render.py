@@ -41,6 +41,16 @@ def contrast(
     return Contrast(more, less, statistic)
 
 
+def summary_statistic(prop: Property, values_a: np.ndarray, values_b: np.ndarray) -> Statistic:
+    """The statistic that says how two sides differ on a property in its own unit: the share of answers
+    that have it for presence; for amounts the median, or the mean where the medians are equal (a mark
+    most answers lack has median 0 on both sides, while its mean still tells them apart)."""
+    if prop.kind == "presence":
+        return "share"
+    medians = contrast(prop, values_a, values_b, "median")
+    return "mean" if medians.more == medians.less else "median"
+
+
 def describe(prop: Property, more_label: str, less_label: str, stats: Contrast) -> str:
     """One sentence saying that `more_label` has more of the property than `less_label`, with numbers."""
     if stats.more < stats.less:

@@ -1,4 +1,6 @@
-"""Keyword contrast: which 1–3-grams does one side use in more answers than the other?
+"""Keyword contrast: which 1–3-grams of words, and which symbols ("!", "**", "—", emoji), does one
+side use in more answers than the other? Texts are read through lmdelta.words, as the keyword judge
+reads them: literal escapes decoded and Treebank-split contractions joined before words are counted.
 
 The score is the log-odds ratio with an informative Dirichlet prior (Monroe, Colaresi & Quinn
 2008, "Fightin' Words"), applied to document frequencies: y_w of N texts on a side contain w,
@@ -17,14 +19,18 @@ import numpy as np
 
 from lmdelta.config import RunConfig
 from lmdelta.pairdata import PairData
-from lmdelta.records import DIRECTIONS, Direction, Hypothesis, Sample
-from lmdelta.words import words
+from lmdelta.records import DIRECTIONS, Direction, Hypothesis
+from lmdelta.words import Keyword, Tokens, is_symbol, tokens, words
 
+_CONTRACTED = """don't can't won't isn't aren't wasn't weren't doesn't didn't haven't hasn't wouldn't couldn't
+shouldn't i'm i've i'll i'd it's you're we're they're he's she's that's there's let's""".split()
 STOP = frozenset(
     """a an the and or but if of to in on at by for with from as is are was were be been being it its
 this that these those i you he she we they me my your our their his her them us do does did so not no yes can
 could would should will just than then there here what which who whom how when where why all any some such
-very too also into about over more most other only own same s t don't i'm it's you're don’t i’m it’s you’re""".split()
+very too also into about over more most other only own same s t""".split()
+    + _CONTRACTED
+    + [word.replace("'", "’") for word in _CONTRACTED]
 )
 
 
@@ -55,9 +61,11 @@ class KeywordProposer:
             self.n_background,
             section.max_ngram,
             section.prior_strength,
+            symbols=section.symbols,
         )
+        found = {side: [(s.id, tokens(s.text)) for s in texts[side]] for side in ("a", "b")}
         return [
-            _hypothesis(data, scope, direction, term, texts)
+            _hypothesis(data, scope, direction, term, found)
             for direction in DIRECTIONS
             for term in top_terms(terms, direction, section.per_scope, section.min_z, section.min_texts)
         ]
@@ -68,24 +76,26 @@ def prepare(data: PairData, config: RunConfig) -> KeywordProposer | None:
     if not config.propose.keywords.enabled:
         return None
     discovery = data.rows("discovery")
-    background = document_counts([data.samples[i].text for i in discovery], config.propose.keywords.max_ngram)
+    section = config.propose.keywords
+    background = document_counts([data.samples[i].text for i in discovery], section.max_ngram, symbols=section.symbols)
     return KeywordProposer(background, len(discovery))
 
 
 def _hypothesis(
-    data: PairData, scope: str, direction: Direction, term: Term, texts: dict[str, list[Sample]]
+    data: PairData, scope: str, direction: Direction, term: Term, found: dict[str, list[tuple[str, Tokens]]]
 ) -> Hypothesis:
     more, less = ("b", "a") if direction == "b>a" else ("a", "b")
-    padded = f" {term.ngram} "
-    hits = {side: [s.id for s in texts[side] if padded in f" {_spaced_words(s.text)} "] for side in ("a", "b")}
+    keyword = Keyword.of(term.ngram)
+    hits = {side: [sid for sid, text in found[side] if keyword.found_in(text)] for side in ("a", "b")}
     description = f"{data.labels[more]} uses “{term.ngram}” in more answers than {data.labels[less]}" + (
         "" if scope == "all" else f" (prompts about {scope})"
     )
+    kind = "symbol" if keyword.symbol else "word or phrase"
     provenance = {
         "z": round(term.z, 3),
         "log_odds": round(term.delta, 3),
         "discovery_texts_with_term": {"a": term.count_a, "b": term.count_b},
-        "discovery_texts": {"a": len(texts["a"]), "b": len(texts["b"])},
+        "discovery_texts": {"a": len(found["a"]), "b": len(found["b"])},
     }
     return Hypothesis(
         id="",
@@ -95,33 +105,34 @@ def _hypothesis(
         proposer="keywords",
         judge="keyword",
         keywords=(term.ngram,),
-        property=f"uses the word or phrase “{term.ngram}”",
+        property=f"uses the {kind} “{term.ngram}”",
         evidence={k: v[:3] for k, v in hits.items()},
         provenance=provenance,
     )
 
 
-def _spaced_words(text: str) -> str:
-    """The text's words joined by single spaces, so an n-gram padded with spaces matches whole words only."""
-    return " ".join(words(text))
-
-
-def ngrams(text: str, max_n: int) -> set[str]:
-    """The distinct 1..max_n-grams of a text; n-grams made only of stop words are left out."""
-    tokens = words(text)
-    found = set()
+def ngrams(text: str, max_n: int, *, symbols: bool = False) -> set[str]:
+    """The distinct 1..max_n-grams of a text's words (n-grams made only of stop words left out) and,
+    with `symbols`, its distinct symbols. Word n-grams run over words only, so punctuation between two
+    words does not part them: the keyword judge finds them the same way (lmdelta.words.Keyword)."""
+    if symbols:
+        found_tokens = tokens(text)
+        text_words, found = found_tokens.words, set(found_tokens.symbols)
+    else:
+        text_words, found = tuple(words(text)), set()
     for n in range(1, max_n + 1):
-        for start in range(len(tokens) - n + 1):
-            gram = tokens[start : start + n]
+        for start in range(len(text_words) - n + 1):
+            gram = text_words[start : start + n]
             if not all(w in STOP for w in gram):
                 found.add(" ".join(gram))
     return found
 
 
-def document_counts(texts: list[str], max_n: int) -> Counter:
+def document_counts(texts: list[str], max_n: int, *, symbols: bool = False) -> Counter:
+    """How many of the texts hold each n-gram (and each symbol, with `symbols`)."""
     counts: Counter = Counter()
     for text in texts:
-        counts.update(ngrams(text, max_n))
+        counts.update(ngrams(text, max_n, symbols=symbols))
     return counts
 
 
@@ -132,9 +143,13 @@ def contrast(
     n_background: int,
     max_n: int = 3,
     prior_strength: float = 10.0,
+    *,
+    symbols: bool = False,
 ) -> list[Term]:
-    """Every n-gram seen on either side, scored b-versus-a (positive z: more frequent in b)."""
-    count_a, count_b = document_counts(texts_a, max_n), document_counts(texts_b, max_n)
+    """Every n-gram (and symbol, with `symbols`) seen on either side, scored b-versus-a (positive z: more
+    frequent in b)."""
+    count_a = document_counts(texts_a, max_n, symbols=symbols)
+    count_b = document_counts(texts_b, max_n, symbols=symbols)
     vocab = sorted(set(count_a) | set(count_b))
     if not vocab:
         return []
@@ -175,5 +190,8 @@ def top_terms(terms: list[Term], direction: Direction, k: int, min_z: float, min
 
 
 def _nested(one: str, other: str) -> bool:
+    """One n-gram inside the other, or one symbol the run (or the emoji variant) of the other: "*" and "**"."""
+    if is_symbol(one) or is_symbol(other):
+        return one.startswith(other) or other.startswith(one)
     padded_one, padded_other = f" {one} ", f" {other} "
     return padded_one in padded_other or padded_other in padded_one

@@ -105,8 +105,15 @@ def _keyword_pattern(keywords: list[str]) -> re.Pattern[str] | None:
         return None
     # Longest first so "thank you" wins over "thank"; a short suffix allowance lets "apology"
     # also mark "apologies"-style plurals without marking "cat" inside "category".
-    alternatives = "|".join(re.escape(word) for word in words)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?:s|es|ed|ing)?(?!\w)", re.IGNORECASE)
+    return re.compile("|".join(_keyword_alternative(word) for word in words), re.IGNORECASE)
+
+
+def _keyword_alternative(word: str) -> str:
+    """A keyword as whole words: no word character right before or after it. A keyword that starts or ends with a
+    symbol ("!", "**", "?!") needs no boundary on that side: "!" is marked in "care!"."""
+    before = r"(?<!\w)" if re.match(r"\w", word) else ""
+    after = r"(?:s|es|ed|ing)?(?!\w)" if re.search(r"\w$", word) else ""
+    return f"{before}{re.escape(word)}{after}"
 
 
 def ci_bar(

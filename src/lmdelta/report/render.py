@@ -6,7 +6,6 @@ Reads only files inside the run directory, so a copied run can be re-rendered of
 from __future__ import annotations
 
 import importlib.resources
-import json
 import logging
 import math
 import re
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 from pydantic import ValidationError
 
 from lmdelta import __version__
@@ -23,6 +21,7 @@ from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import RunDirError
 from lmdelta.jsonvalues import finite
 from lmdelta.records import Finding
+from lmdelta.report.data_warnings import read_data_warnings
 from lmdelta.report.filters import (
     DASH,
     DEFAULT_CI_LEVEL,
@@ -38,8 +37,12 @@ from lmdelta.report.filters import (
     fmt_signed,
     highlight,
 )
+from lmdelta.report.limits import CANNOT_SEE, LLM_DOCS, LLM_ROLES, run_limits
+from lmdelta.report.measure import raw_summary
+from lmdelta.report.merge import POOLED, merge_findings
 from lmdelta.report.null_control import LEVEL as NULL_LEVEL
 from lmdelta.report.null_control import NOMINAL, summarize_null
+from lmdelta.report.runfiles import load_json, load_yaml
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl
 from lmdelta.sources.corpus import side_values
 
@@ -74,9 +77,9 @@ def render_report(run_dir: Path) -> Path:
 def build_context(run_dir: Path) -> dict[str, Any]:
     """Everything the template shows, gathered from the run directory's files."""
     files = RunDir(run_dir)
-    config = _load_yaml(files.config_path)
-    manifest = _load_json(files.manifest_path)
-    summary = _load_json(files.summary_path)
+    config = load_yaml(files.config_path)
+    manifest = load_json(files.manifest_path)
+    summary = load_json(files.summary_path)
     primary = str(summary.get("primary") or _dig(config, "decide", "primary") or DEFAULT_PRIMARY).lower()
     q = finite(summary.get("q"))
     q = q if q is not None else finite(_dig(config, "decide", "q"))
@@ -112,8 +115,23 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "skipped_scopes": _skipped(_dict(summary.get("main")).get("skipped_groups")),
         "stages": _stages(manifest),
         "llm_usage": _llm_usage(manifest),
-        "scorecard": _load_json(files.scorecard_path) or None,
+        "scorecard": load_json(files.scorecard_path) or None,
+        **_findings_context(hypotheses),
+        "limits": run_limits(config, hypotheses),
+        "cannot_see": CANNOT_SEE,
+        "llm_roles": LLM_ROLES,
+        "llm_docs": LLM_DOCS,
+        "data_warnings": read_data_warnings(run_dir),
     }
+
+
+def _findings_context(rows: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The validated claims, each once with its scopes (`merged`), and the card each validated row is shown on
+    (`card_of`, by the row's anchor): a claim validated in several groups has one card."""
+    merged = merge_findings(rows or [])
+    card_of = {row["anchor"]: finding.lead["anchor"] for finding in merged for row in finding.rows}
+    groups = sorted({str(row["group"]) for row in rows or [] if row["group"] and row["group"] != POOLED})
+    return {"merged": merged, "card_of": card_of, "pooled": POOLED, "groups": groups}
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -154,25 +172,6 @@ def _usage_row(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def _load_json(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        # A report is a view; a damaged side file should not stop it, only be visible in the log.
-        logger.warning("%s is not valid JSON; the report ignores it", path)
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
 def _load_rows(path: Path, primary: str, ci_level: float = DEFAULT_CI_LEVEL) -> list[dict[str, Any]] | None:
     """Normalised hypothesis rows, sorted by p-value; None when the file does not exist."""
     if not path.exists():
@@ -194,6 +193,8 @@ def _normalize(row: dict[str, Any], primary: str, ci_level: float = DEFAULT_CI_L
     view["clustering_warning"] = str(view["clustering_warning"]) if view["clustering_warning"] else None
     view["replication"] = _replication(view["replication"], view["ci_level"])
     view["examples"] = _examples(row.get("examples"))
+    view["measure"] = _text(row.get("measure"))
+    view["raw"] = raw_summary(row)
     view["anchor"] = "h-" + re.sub(r"[^A-Za-z0-9_-]+", "-", str(view["id"] or view["order"] or "x"))
     return view
 

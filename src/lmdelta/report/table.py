@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 from typing import Any
 
+from lmdelta.report.data_warnings import read_data_warnings
+from lmdelta.report.limits import run_limits
+from lmdelta.report.merge import MergedFinding, merge_findings
 from lmdelta.report.null_control import headline, summarize_null
+from lmdelta.report.runfiles import load_json, load_yaml
 from lmdelta.rundir import FINDINGS, RunDir, read_jsonl
 from lmdelta.safetext import safe_terminal_text
+
+GROUP_WIDTH = 24  # a group name longer than this is shortened in the table
 
 
 def _num(value: Any, digits: int = 2) -> str:
@@ -23,32 +28,46 @@ def _p(value: Any) -> str:
 
 
 def findings_table(run_dir: Path, width: int = 100) -> str:
+    """The headline, the run's warnings and what it cannot see, and one line per validated claim (a claim validated
+    in several groups once, with the number of groups)."""
     files = RunDir(run_dir)
     rows = list(read_jsonl(files.findings_path("main")))
-    summary = json.loads(files.summary_path.read_text()) if files.summary_path.exists() else {}
-    validated = sorted((r for r in rows if r.get("validated")), key=lambda r: r["p_value"])
-    lines = [_headline(summary, rows, validated)]
-    null_path = files.findings_path("null")
-    null = headline(summarize_null(list(read_jsonl(null_path)) if null_path.exists() else None, summary.get("null")))
-    if null is not None:  # its reason quotes group names, which come from the user's data
-        lines.append(safe_terminal_text(null))
-    replication = (summary.get("main") or {}).get("replication")
-    if validated and isinstance(replication, dict):
-        lines.append(_replication_line(replication))
-    for warning in sorted({r["clustering_warning"] for r in rows if r.get("clustering_warning")}):
-        lines.append(safe_terminal_text(f"warning: {warning}"))
-    if validated:
-        lines += _table(validated, rows, summary, width)
+    summary = load_json(files.summary_path)
+    merged = merge_findings(rows)
+    validated = [row for finding in merged for row in finding.validated]
+    lines = [_headline(summary, rows, len(validated), len(merged))]
+    # Warnings quote group names and corpus text, which come from the user's data.
+    lines += [safe_terminal_text(line) for line in _notes(files, rows, summary)]
+    if validated and isinstance((summary.get("main") or {}).get("replication"), dict):
+        lines.append(_replication_line(summary["main"]["replication"]))
+    if merged:
+        lines += _table(merged, rows, summary, width)
+    limits = run_limits(load_yaml(files.config_path), rows)
+    if limits is not None:
+        lines.append(safe_terminal_text(limits.line()))
     return "\n".join(lines)
 
 
-def _table(
-    validated: list[dict[str, Any]], rows: list[dict[str, Any]], summary: dict[str, Any], width: int
-) -> list[str]:
-    """The validated findings, each with its selection-adjusted interval (the plain one where a run has none)."""
-    adjusted = all(r.get("effect_ci_fcr") for r in validated)
-    replicated = any(isinstance(r.get("replication"), dict) for r in validated)
-    level = _level(validated[0].get("fcr_level") if adjusted else validated[0].get("ci_level"))
+def _notes(files: RunDir, rows: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """The null control's line, then the clustering and data warnings."""
+    null_path = files.findings_path("null")
+    null = headline(summarize_null(list(read_jsonl(null_path)) if null_path.exists() else None, summary.get("null")))
+    clustering = sorted({r["clustering_warning"] for r in rows if r.get("clustering_warning")})
+    data = read_data_warnings(files.root)
+    return (
+        ([null] if null is not None else [])
+        + [f"warning: {warning}" for warning in clustering]
+        + [f"data warning: {warning}" for warning in data]
+    )
+
+
+def _table(merged: list[MergedFinding], rows: list[dict[str, Any]], summary: dict[str, Any], width: int) -> list[str]:
+    """One line per validated claim, with its lead row's numbers and selection-adjusted interval (the plain one where
+    a run has none), and in how many groups it was validated when that is more than one."""
+    leads = [finding.lead for finding in merged]
+    adjusted = all(r.get("effect_ci_fcr") for r in leads)
+    replicated = any(isinstance(r.get("replication"), dict) for r in leads)
+    level = _level(leads[0].get("fcr_level") if adjusted else leads[0].get("ci_level"))
     label = f"effect [{level} CI]" + ("*" if adjusted else "")
     out = [
         f"{'#':>3}  {label:<20} {'AUC':>5} {'p':>8} {'q':>8}  "
@@ -56,24 +75,34 @@ def _table(
         + "finding"
     ]
     used = 50 + (12 if replicated else 0)
-    for i, row in enumerate(validated, start=1):
+    for i, finding in enumerate(merged, start=1):
+        row = finding.lead
         ci = (row.get("effect_ci_fcr") if adjusted else row.get("effect_ci")) or [None, None]
         effect = f"{_num(row['effect'])} [{_num(ci[0])}, {_num(ci[1])}]"
-        # Groups and descriptions quote corpus texts and LLM output: nothing in them may drive the terminal.
-        finding = safe_terminal_text(f"[{row['group']}] {row['description']}")
-        text = textwrap.shorten(finding, width=max(width - used, 30), placeholder="…")
         again = f"{_replicated(row.get('replication')):<11} " if replicated else ""
         out.append(
             f"{i:>3}  {effect:<20} {_num(row['auc']):>5} {_p(row['p_value']):>8} "
-            f"{_p(row.get('q_value')):>8}  {again}{text}"
+            f"{_p(row.get('q_value')):>8}  {again}{_finding_text(finding, max(width - used, 30))}"
         )
     if adjusted:
         tested = (summary.get("main") or {}).get("tested", sum(r.get("p_value") is not None for r in rows))
         out.append(
             f"* adjusted for having been selected among {tested} tested (false coverage-statement rate); "
-            f"plain {_level(validated[0].get('ci_level'))} intervals in {FINDINGS['main']}"
+            f"plain {_level(leads[0].get('ci_level'))} intervals in {FINDINGS['main']}"
         )
     return out
+
+
+def _finding_text(finding: MergedFinding, width: int) -> str:
+    """The lead's group in brackets (with the groups the claim was validated in, when more than one scope), then the
+    description shortened to fit. Groups and descriptions quote corpus texts and LLM output: nothing in them may
+    drive the terminal."""
+    group = str(finding.lead.get("group"))
+    group = group if len(group) <= GROUP_WIDTH else group[: GROUP_WIDTH - 1] + "…"
+    where = f"; {finding.groups_phrase()}" if finding.merged else ""
+    scope = safe_terminal_text(f"[{group}{where}] ")
+    room = max(width - len(scope), 30)
+    return scope + textwrap.shorten(safe_terminal_text(finding.description()), width=room, placeholder="…")
 
 
 def _replicated(replication: Any) -> str:
@@ -108,9 +137,10 @@ def _level(value: Any) -> str:
     return f"{value * 100:.1f}".rstrip("0").rstrip(".") + "%"
 
 
-def _headline(summary: dict[str, Any], rows: list[dict[str, Any]], validated: list[dict[str, Any]]) -> str:
+def _headline(summary: dict[str, Any], rows: list[dict[str, Any]], validated: int, distinct: int) -> str:
+    """How many tested hypotheses were validated, and how many distinct claims they make when that is fewer."""
     q = summary.get("q", 0.05)
-    tested = summary.get("main", {}).get("tested", len(rows))
-    return (
-        f"{len(validated)} of {tested} tested hypotheses validated at q = {q} ({summary.get('primary', 'bh').upper()})"
-    )
+    tested = (summary.get("main") or {}).get("tested", len(rows))
+    claims = f", {distinct} distinct findings" if distinct < validated else ""
+    primary = str(summary.get("primary", "bh")).upper()
+    return f"{validated} of {tested} tested hypotheses validated at q = {q} ({primary}){claims}"

@@ -23,7 +23,14 @@ from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
 from lmdelta.hashing import hash_data, hash_file, hash_text
 from lmdelta.records import Prompt, Sample, Side, Unit
-from lmdelta.sources.corpus_checks import check_cluster_sides, check_prompt_ids, check_repeated_rows
+from lmdelta.sources.corpus_checks import (
+    TextArtefact,
+    check_cluster_sides,
+    check_prompt_ids,
+    check_repeated_rows,
+    find_artefacts,
+    warn_artefacts,
+)
 from lmdelta.sources.tabular import Table, cell_group, find_column, read_table
 
 log = logging.getLogger(__name__)
@@ -106,7 +113,19 @@ def load_corpus(
             )
     check_prompt_ids(rows)
     _check_pairing(rows)
+    warn_artefacts(side_texts(rows), labels)
     return _settle_clusters(rows, options)
+
+
+def side_texts(rows: list[CorpusRow]) -> dict[str, list[str]]:
+    """Each side's texts, in file order."""
+    return {side: [row.text for row in rows if row.side == side] for side in ("a", "b")}
+
+
+def corpus_artefacts(rows: list[CorpusRow], labels: Mapping[str, str]) -> list[TextArtefact]:
+    """The export artefacts of the corpus's texts (literal escapes, Treebank tokenisation), as load_corpus
+    warned of them, for the prompts stage to record."""
+    return find_artefacts(side_texts(rows), labels)
 
 
 def _settle_clusters(rows: list[CorpusRow], options: CorpusConfig) -> list[CorpusRow]:

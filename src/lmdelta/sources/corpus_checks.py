@@ -1,20 +1,28 @@
 """Checks on a corpus that no single row shows: the same rows twice (a file appended to itself),
-one prompt_id naming two different prompts, clusters that mix paired and one-sided. Each says what to fix.
+one prompt_id naming two different prompts, clusters that mix paired and one-sided; and artefacts of
+how the texts were exported (literal escape sequences, Penn Treebank tokenisation), which are kept
+with a warning that the prompts stage records. Each says what to fix.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
-from collections.abc import Iterable
-from typing import Protocol
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal, Protocol
 
 from lmdelta.errors import PromptBankError
 from lmdelta.hashing import canonical_json
 from lmdelta.sources.tabular import Table
+from lmdelta.words import CONTRACTION, TREEBANK_TOKEN, escapes
 
 log = logging.getLogger(__name__)
 MIN_BLOCK = 5  # repeated consecutive rows that make a copied block, not repeated samples
+ARTEFACT_SHARE = 0.05  # a side holds an export artefact when this share of its texts show it …
+ARTEFACT_MIN_TEXTS = 3  # … and at least this many texts
 
 
 class PromptedRow(Protocol):
@@ -125,3 +133,150 @@ def check_cluster_sides(sides_by_cluster: dict[str, set[str]], where: str = "The
 
 def _short(text: str) -> str:
     return textwrap.shorten(text, 60, placeholder="…")
+
+
+# ---- export artefacts ----
+
+ArtefactKind = Literal["escapes", "pretokenised"]
+_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.DOTALL)  # code may hold \n on purpose
+_SPACED_PUNCTUATION = re.compile(r"(?<=\w) [,.](?=\s|$)")  # "word , word ." (not French " !", " ?")
+_SPACED_MIN = 2  # a stray " ," is a typo; two make a text look tokenised
+
+
+@dataclass(frozen=True)
+class TextArtefact:
+    """An artefact of how the corpus's texts were exported, seen in a share of one or both sides'
+    texts: literal escape sequences ("escapes") or Penn Treebank tokenisation ("pretokenised").
+    lmdelta's word counting reads through it (lmdelta.words); the warning says what else it can touch."""
+
+    kind: ArtefactKind
+    affected: dict[str, int]  # texts showing it, per side
+    texts: dict[str, int]  # texts, per side
+    marks: dict[str, int]  # what was found and how often: "\\n": 345, "n't": 12, " ,": 200
+    example: str  # an excerpt around one occurrence, on example_side
+    example_side: str
+    one_sided: bool  # one side shows it in under half the other's share: a confound between the sides
+    message: str  # the warning, as logged
+
+    def share(self, side: str) -> float:
+        """The share of a side's texts that show it."""
+        return self.affected[side] / self.texts[side] if self.texts[side] else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> TextArtefact:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+def _escape_marks(text: str) -> list[tuple[int, str]]:
+    """Literal escape sequences outside code, with where they sit."""
+    prose = _CODE.sub(lambda m: " " * len(m.group(0)), text) if "`" in text else text
+    if "\\" not in prose:
+        return []
+    found = escapes(prose)
+    return [(prose.find(found[0]), mark) for mark in found] if found else []
+
+
+def _treebank_marks(text: str) -> list[tuple[int, str]]:
+    """Split contractions, Treebank quote and bracket tokens, and (from two on) punctuation spaced off words."""
+    marks = [(m.start(), m.group(1).lower().replace("’", "'")) for m in CONTRACTION.finditer(text)]
+    marks += [(m.start(), m.group(0)) for m in TREEBANK_TOKEN.finditer(text)]
+    spaced = [(m.start(), m.group(0)) for m in _SPACED_PUNCTUATION.finditer(text)]
+    return sorted(marks + (spaced if len(spaced) >= _SPACED_MIN else []))
+
+
+_FINDERS: dict[ArtefactKind, Callable[[str], list[tuple[int, str]]]] = {
+    "escapes": _escape_marks,
+    "pretokenised": _treebank_marks,
+}
+
+
+def find_artefacts(texts: Mapping[str, list[str]], labels: Mapping[str, str]) -> list[TextArtefact]:
+    """The export artefacts that at least ARTEFACT_SHARE (and ARTEFACT_MIN_TEXTS) of one side's texts show."""
+    found = [_artefact(kind, finder, texts) for kind, finder in _FINDERS.items()]
+    return [replace(artefact, message=_message(artefact, labels)) for artefact in found if artefact is not None]
+
+
+def _artefact(
+    kind: ArtefactKind, finder: Callable[[str], list[tuple[int, str]]], texts: Mapping[str, list[str]]
+) -> TextArtefact | None:
+    """The artefact `finder` sees, when enough of a side's texts show it (its message left empty)."""
+    affected = {side: 0 for side in texts}
+    marks: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for side, side_texts in texts.items():
+        for text in side_texts:
+            found = finder(text)
+            if found:
+                affected[side] += 1
+                marks.update(mark for _, mark in found)
+                examples.setdefault(side, _excerpt(text, found[0][0]))
+    counts = {side: len(side_texts) for side, side_texts in texts.items()}
+    shares = {side: affected[side] / counts[side] if counts[side] else 0.0 for side in texts}
+    if not any(affected[side] >= ARTEFACT_MIN_TEXTS and shares[side] >= ARTEFACT_SHARE for side in texts):
+        return None
+    worst = max(shares, key=lambda side: shares[side])
+    one_sided = min(shares.values()) < shares[worst] / 2
+    return TextArtefact(kind, affected, counts, dict(marks.most_common()), examples[worst], worst, one_sided, "")
+
+
+def _excerpt(text: str, at: int, width: int = 30) -> str:
+    start, end = max(at - width, 0), min(at + width, len(text))
+    return ("…" if start else "") + text[start:end].replace("\n", " ") + ("…" if end < len(text) else "")
+
+
+_WHAT = {
+    "escapes": 'hold literal escape sequences (a line break, tab, quote or accent written as \\n, \\t, \\", '
+    "\\u00e9: two or more characters)",
+    "pretokenised": "look pre-tokenised, Penn Treebank style (contractions split off their word, as in "
+    "\"ca n't\" and \"it 's\"; punctuation spaced off words; `` '' -LRB- for quotes and brackets)",
+}
+_DONE = {
+    "escapes": "lmdelta decodes them before it counts words and symbols (keyword proposer and judge), so they "
+    'make no keyword such as "n"',
+    "pretokenised": "lmdelta joins split contractions again (ca n't → can't) and reads `` '' -LRB- as the "
+    'characters they stand for before it counts words and symbols, so they make no keyword such as "ca" or '
+    '"n\'t"; the spaces before punctuation stay',
+}
+_FIX = {
+    "escapes": "decode the escapes in the export (write each text itself, not its escaped form: e.g. json.loads "
+    "on a JSON string) and run again",
+    "pretokenised": "export the original texts, or detokenise them (e.g. sacremoses' MosesDetokenizer or nltk's "
+    "TreebankWordDetokenizer), and run again",
+}
+
+
+def _message(artefact: TextArtefact, labels: Mapping[str, str]) -> str:
+    sides = sorted(artefact.texts, key=lambda side: -artefact.share(side))
+    shares = "; ".join(
+        f"{_side(side, labels)}: {artefact.affected[side]} of {artefact.texts[side]} texts ({artefact.share(side):.1%})"
+        for side in sides
+    )
+    marks = ", ".join(f"“{mark}” ×{count}" for mark, count in list(artefact.marks.items())[:5])
+    text = (
+        f"corpus: texts {_WHAT[artefact.kind]} — {shares}; found {marks}; e.g. {_side(artefact.example_side, labels)}: "
+        f"“{artefact.example}”. {_DONE[artefact.kind]}; the other judges, the text properties and the embeddings "
+        "see the texts as they are."
+    )
+    if artefact.one_sided:
+        text += (
+            f" Only {_side(sides[0], labels)} is affected (or far more than the other): a difference in form that "
+            "comes from the export, not from the models, is itself a confound — findings about length, punctuation, "
+            "layout or style may reflect it."
+        )
+    return f"{text} Fix: {_FIX[artefact.kind]}."
+
+
+def _side(side: str, labels: Mapping[str, str]) -> str:
+    label = labels.get(side, side)
+    return f"side {side}" if label == side else f"side {side} ({label})"
+
+
+def warn_artefacts(texts: Mapping[str, list[str]], labels: Mapping[str, str]) -> list[TextArtefact]:
+    """find_artefacts, each found logged as a warning."""
+    found = find_artefacts(texts, labels)
+    for artefact in found:
+        log.warning("%s", artefact.message)
+    return found

@@ -21,9 +21,17 @@ from lmdelta.errors import ConfigError, PromptBankError
 from lmdelta.hashing import hash_data
 from lmdelta.llm.session import DEFAULT_TEMPERATURE, LLMSession, role_identity
 from lmdelta.records import Prompt, Sample, Split
-from lmdelta.rundir import CORPUS, PROMPTS, read_jsonl, write_jsonl
+from lmdelta.rundir import ARTEFACTS, CORPUS, PROMPTS, read_jsonl, write_jsonl
 from lmdelta.sources import VERBATIM, load_bank, prompts_from_items
-from lmdelta.sources.corpus import CorpusRow, corpus_hashes, corpus_prompts, corpus_samples, read_corpus
+from lmdelta.sources.corpus import (
+    CorpusRow,
+    corpus_artefacts,
+    corpus_hashes,
+    corpus_prompts,
+    corpus_samples,
+    read_corpus,
+)
+from lmdelta.sources.corpus_checks import TextArtefact
 from lmdelta.sources.filters import keep_groups, read_scores, score_filter
 from lmdelta.sources.generated import categories, describe, generate_items
 from lmdelta.stages.contract import Read, StageContext, StageResult
@@ -108,17 +116,28 @@ def corpus_rows(config: RunConfig) -> list[CorpusRow]:
 def run(ctx: StageContext, config: RunConfig) -> StageResult:
     section = config.prompts
     if config.uses_corpus:
-        rows = corpus_rows(config)
-        prompts = select(narrow(corpus_prompts(rows), section), section)
-        write_jsonl(ctx.output(CORPUS), (s.to_dict() for s in corpus_samples(rows, {p.id for p in prompts})))
+        prompts = _corpus_prompts(ctx, config)
     else:
         prompts = select(narrow(source_prompts(config, ctx), section), section)
-        ctx.output(CORPUS).unlink(missing_ok=True)  # left by an earlier corpus-mode run of this directory
+        for name in (CORPUS, ARTEFACTS):  # left by an earlier corpus-mode run of this directory
+            ctx.output(name).unlink(missing_ok=True)
     write_jsonl(ctx.output(PROMPTS), (p.to_dict() for p in prompts))
     counts: dict[str, Any] = {"prompts": len(prompts), "groups": len({p.group for p in prompts})}
     for split in ("discovery", "validation", "confirmation"):
         counts[split] = sum(p.split == split for p in prompts)
+    if config.uses_corpus:
+        counts["artefacts"] = len(load_artefacts(ctx))  # export artefacts warned of: see artefacts.jsonl
     return StageResult(counts)
+
+
+def _corpus_prompts(ctx: StageContext, config: RunConfig) -> list[Prompt]:
+    """The corpus's kept prompts; their saved answers and the corpus's export artefacts written beside them."""
+    rows = corpus_rows(config)
+    prompts = select(narrow(corpus_prompts(rows), config.prompts), config.prompts)
+    write_jsonl(ctx.output(CORPUS), (s.to_dict() for s in corpus_samples(rows, {p.id for p in prompts})))
+    artefacts = corpus_artefacts(rows, {"a": config.label("a"), "b": config.label("b")})
+    write_jsonl(ctx.output(ARTEFACTS), (a.to_dict() for a in artefacts))
+    return prompts
 
 
 def narrow(prompts: list[Prompt], section: PromptsConfig) -> list[Prompt]:
@@ -184,6 +203,13 @@ def _splits(n: int, section: PromptsConfig) -> list[Split]:
 def load(ctx: StageContext) -> list[Prompt]:
     """The prompts stage's output, for downstream stages."""
     return [Prompt.from_dict(row) for row in read_jsonl(ctx.input("prompts", PROMPTS))]
+
+
+def load_artefacts(ctx: StageContext) -> list[TextArtefact]:
+    """Corpus mode: the export artefacts the prompts stage found in the corpus (none otherwise, or for a
+    run made before they were recorded)."""
+    path = ctx.input("prompts", ARTEFACTS)
+    return [TextArtefact.from_dict(row) for row in read_jsonl(path)] if path.is_file() else []
 
 
 def load_corpus_samples(ctx: StageContext) -> list[Sample]:

@@ -16,14 +16,14 @@ import numpy as np
 from lmdelta.config import RunConfig
 from lmdelta.llm.session import LLMSession, role_identity
 from lmdelta.pairdata import PairData
-from lmdelta.proposers import BatchProposer, Proposer, clusters, keywords, llm
+from lmdelta.proposers import BatchProposer, Proposer, clusters, keywords, llm, properties
 from lmdelta.records import Hypothesis
 from lmdelta.rundir import HYPOTHESES, SKIPPED, read_jsonl, write_jsonl
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stages.pairs import comparisons, load_pair
 from lmdelta.stats.tests import smallest_p
 
-VERSION = 4  # 4: validate.min_prompts, decide.q and run.seed in the fingerprint as declared reads (were in identity)
+VERSION = 5  # 5: the text-property proposer (propose.properties, on by default)
 READS: tuple[str | Read, ...] = (
     "validate.min_prompts",  # scopes with too few validation prompts are left out
     Read("decide.q", when=lambda config: config.propose.scopes != "all"),  # which groups can be validated
@@ -34,7 +34,11 @@ UNREACHABLE = "unreachable"  # the `rule` of a group skipped because even a perf
 # The proposers, each by its module's `prepare`, in proposal order (the online-FDR order): in each
 # scope every scope proposer in turn, then every batch proposer once over all the planned scopes.
 # A new proposer is its module and one entry here.
-SCOPE_PROPOSERS: tuple[Callable[[PairData, RunConfig], Proposer | None], ...] = (keywords.prepare, clusters.prepare)
+SCOPE_PROPOSERS: tuple[Callable[[PairData, RunConfig], Proposer | None], ...] = (
+    keywords.prepare,
+    clusters.prepare,
+    properties.prepare,
+)
 BATCH_PROPOSERS: tuple[Callable[[RunConfig, LLMSession | None], BatchProposer | None], ...] = (llm.prepare,)
 
 

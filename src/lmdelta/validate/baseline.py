@@ -15,7 +15,7 @@ from lmdelta.pairdata import PairData
 from lmdelta.records import Finding
 from lmdelta.stats.effects import auc
 from lmdelta.validate.sets import ValidationSet
-from lmdelta.words import WORD_PATTERN
+from lmdelta.words import WORD_PATTERN, normalize
 
 
 def add_baselines(results: list[Finding], data: PairData, seed: int) -> list[Finding]:
@@ -39,7 +39,8 @@ def bow_auc(texts: list[str], is_b: np.ndarray, prompt_index: np.ndarray, seed: 
     n_prompts = len(np.unique(prompt_index))
     if n_prompts < 2 or is_b.all() or not is_b.any():
         return None
-    vectorizer = CountVectorizer(lowercase=True, token_pattern=WORD_PATTERN)  # words as the keyword proposer sees them
+    # words as the keyword proposer sees them: escapes decoded, split contractions joined, then lowercased
+    vectorizer = CountVectorizer(preprocessor=_normalized, token_pattern=WORD_PATTERN)
     try:
         features = vectorizer.fit_transform(texts)
     except ValueError:  # no words at all
@@ -50,3 +51,7 @@ def bow_auc(texts: list[str], is_b: np.ndarray, prompt_index: np.ndarray, seed: 
         model, features, is_b.astype(int), groups=prompt_index, cv=splitter, method="predict_proba"
     )[:, 1]
     return auc(proba[is_b], proba[~is_b])
+
+
+def _normalized(text: str) -> str:
+    return normalize(text).lower()

@@ -11,7 +11,9 @@ import numpy as np
 from lmdelta import judges
 from lmdelta.config import ValidateConfig
 from lmdelta.judges.inputs import Ask
+from lmdelta.judges.property import measure_of
 from lmdelta.pairdata import PairData
+from lmdelta.properties import Property, Texts, contrast, summary_statistic
 from lmdelta.records import Example, Finding, Hypothesis, Interval
 from lmdelta.stats import effects
 from lmdelta.validate.generalisation import add_generalization, judged_prompts
@@ -42,7 +44,10 @@ def validate_all(
     masks: list[np.ndarray | None] = [vs.scope(h.group) for h in hypotheses]
     primary = hypothesis_tests(scores, paired, masks, hypotheses, vs, config, n_resamples)
     warning = None if vs.aligned or vs.clustered else clustering_warning(vectors, vs.is_b, config.resolved_seed)
-    results = [_describe(h, s, test, vs, data, config, warning) for h, s, test in zip(hypotheses, scores, primary)]
+    batch = Texts(texts)  # the property judges' raw values, all from one batch
+    results = [
+        _describe(h, s, test, vs, data, config, warning, batch) for h, s, test in zip(hypotheses, scores, primary)
+    ]
     if config.generalization:
         results = add_generalization(results, scores, paired, hypotheses, vs, config, n_resamples)
     return results
@@ -62,6 +67,7 @@ def _describe(
     data: PairData,
     config: ValidateConfig,
     warning: str | None,
+    batch: Texts,
 ) -> Finding:
     mask = vs.scope(h.group)
     in_scope_rows = mask[vs.prompt_of_row]
@@ -85,6 +91,7 @@ def _describe(
         n_texts=int(used_rows.sum()),
         n_dropped=int((in_scope_rows & ~np.isfinite(scores)).sum()),
         **_prevalence_fields(groups_a, groups_b, config.ci_level, presence),
+        **(_measure_fields(measure_of(h), batch, used_rows, vs.is_b) if h.judge == "property" else {}),
         examples=_examples(h, scores, vs, data, used_rows, config.examples),
         clustering_warning=warning,
     )
@@ -144,6 +151,23 @@ def _prevalence_fields(
             notes.append(f"{side}: {found.note}")
     fields["prevalence_ci_note"] = "; ".join(notes) or None
     return fields
+
+
+def _measure_fields(prop: Property, batch: Texts, used_rows: np.ndarray, is_b: np.ndarray) -> dict[str, Any]:
+    """A property judge's property in its own unit on the texts the test used, per side: the share of
+    answers that have it, or the median (the mean where the medians tie). The test ran on the judge's
+    [0, 1] scores, a fixed monotone map of these values: the same difference, in words, marks or shares."""
+    values = prop.score(batch)
+    used = used_rows & np.isfinite(values)
+    values_a, values_b = values[used & ~is_b], values[used & is_b]
+    statistic = summary_statistic(prop, values_a, values_b)
+    found = contrast(prop, values_a, values_b, statistic)  # "more" is a here: the fields name their side
+    return {
+        "measure_statistic": statistic,
+        "measure_a": found.more,
+        "measure_b": found.less,
+        "measure_unit": prop.unit,
+    }
 
 
 def _judge_name(h: Hypothesis, mode: str) -> str:

@@ -46,7 +46,9 @@ SCRIPT_FIX = (
     "{match: REGEX, reply: TEXT}) and/or `replies` (a list), in YAML or JSON."
 )
 FAKE_MODELS = ("script@PATH", "keywords")
-KEYWORDS_VERSION = 1  # part of fake/keywords' identity: a change in how it answers must miss old cache entries
+# Part of fake/keywords' identity: a change in how it answers must miss old cache entries.
+# 2: words() decodes escapes and joins split contractions.
+KEYWORDS_VERSION = 2
 
 
 class _FakeChat:

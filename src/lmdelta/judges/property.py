@@ -1,0 +1,30 @@
+"""The property judge: a text property from lmdelta.properties scores each text itself, by its fixed
+monotone map into [0, 1] (Property.to_unit of its raw value). Free to compute, so every text is scored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lmdelta.judges.inputs import JudgeInput
+from lmdelta.properties import Property, Texts, build
+from lmdelta.records import Hypothesis
+
+
+def measure_of(hypothesis: Hypothesis) -> Property:
+    """The property a hypothesis names (Hypothesis.measure, and measure_spec for a user property)."""
+    if hypothesis.measure is None:
+        raise ValueError(f"hypothesis {hypothesis.id} is judged by a property but names none (measure is unset)")
+    return build(hypothesis.measure, hypothesis.measure_spec)
+
+
+def is_presence(hypothesis: Hypothesis) -> bool:
+    """Whether the hypothesis's property is a presence (scores 0/1), so its findings get prevalences."""
+    return measure_of(hypothesis).kind == "presence"
+
+
+def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """The Judge: each hypothesis's property in [0, 1] for every text (`judged` is ignored: it is free).
+    One batch of the texts serves every hypothesis, so shared analyses (tokens, sentences) run once."""
+    batch = Texts(inputs.texts)
+    return [measure_of(h).judge_scores(batch) for h in hypotheses]
