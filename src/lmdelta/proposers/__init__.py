@@ -41,3 +41,8 @@ class BatchProposer(Protocol):
     def propose_scopes(
         self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
     ) -> tuple[list[Hypothesis], list[dict[str, Any]]]: ...
+
+
+def in_scope(description: str, scope: str) -> str:
+    """A hypothesis's description with the scope it was proposed in, unless that is all prompts."""
+    return description if scope == "all" else f"{description} (prompts about {scope})"

@@ -24,6 +24,7 @@ import numpy as np
 from lmdelta.config import ClusterProposerConfig, RunConfig
 from lmdelta.pairdata import PairData
 from lmdelta.properties import CATALOGUE, Property, Texts
+from lmdelta.proposers import in_scope
 from lmdelta.proposers.keywords import contrast, document_counts
 from lmdelta.records import Direction, Hypothesis
 
@@ -318,8 +319,8 @@ def _hypothesis(
     snippet = medoid.text if len(medoid.text) <= SNIPPET else medoid.text[: SNIPPET - 3].rstrip() + "…"
     marks = _marks(found, finding.terms)
     # The example leads, as the findings table cuts descriptions short: what the cluster holds shows first.
-    description = f"{data.labels[more]}'s answers more often resemble “{snippet}”{marks} than {data.labels[less]}'s" + (
-        "" if scope == "all" else f" (prompts about {scope})"
+    description = in_scope(
+        f"{data.labels[more]}'s answers more often resemble “{snippet}”{marks} than {data.labels[less]}'s", scope
     )
     return Hypothesis(
         id="",

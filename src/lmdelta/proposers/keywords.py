@@ -19,6 +19,7 @@ import numpy as np
 
 from lmdelta.config import RunConfig
 from lmdelta.pairdata import PairData
+from lmdelta.proposers import in_scope
 from lmdelta.records import DIRECTIONS, Direction, Hypothesis
 from lmdelta.words import Keyword, Tokens, is_symbol, tokens, words
 
@@ -87,9 +88,7 @@ def _hypothesis(
     more, less = ("b", "a") if direction == "b>a" else ("a", "b")
     keyword = Keyword.of(term.ngram)
     hits = {side: [sid for sid, text in found[side] if keyword.found_in(text)] for side in ("a", "b")}
-    description = f"{data.labels[more]} uses “{term.ngram}” in more answers than {data.labels[less]}" + (
-        "" if scope == "all" else f" (prompts about {scope})"
-    )
+    description = in_scope(f"{data.labels[more]} uses “{term.ngram}” in more answers than {data.labels[less]}", scope)
     kind = "symbol" if keyword.symbol else "word or phrase"
     provenance = {
         "z": round(term.z, 3),

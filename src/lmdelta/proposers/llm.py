@@ -17,6 +17,7 @@ from lmdelta.llm import prompts
 from lmdelta.llm.session import LLMSession
 from lmdelta.llm.types import CallResult, ChatRequest
 from lmdelta.pairdata import PairData
+from lmdelta.proposers import in_scope
 from lmdelta.records import PROPOSER_FAILED, Direction, Hypothesis
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,7 @@ def propose(
 def _hypothesis(
     scope: str, item: dict[str, str], shown: dict[str, list[str]], labels: dict[str, str], model: str
 ) -> Hypothesis:
-    description = _name_sides(item["description"], labels)
-    if scope != "all":
-        description += f" (prompts about {scope})"
+    description = in_scope(_name_sides(item["description"], labels), scope)
     return Hypothesis(
         id="",
         group=scope,

@@ -26,6 +26,7 @@ from lmdelta.config import PropertyProposerConfig, RunConfig
 from lmdelta.pairdata import PairData
 from lmdelta.properties import Contrast, Property, Texts, contrast, describe, summary_statistic
 from lmdelta.properties.base import PRESENCE_PREFIX
+from lmdelta.proposers import in_scope
 from lmdelta.records import Direction, Hypothesis
 
 EVIDENCE = 3  # answers per side kept as evidence
@@ -110,9 +111,7 @@ class PropertyProposer:
     ) -> Hypothesis:
         s, prop = candidate.screen, candidate.screen.prop
         more, less = ("b", "a") if s.direction == "b>a" else ("a", "b")
-        description = describe(prop, data.labels[more], data.labels[less], candidate.readable) + (
-            "" if scope == "all" else f" (prompts about {scope})"
-        )
+        description = in_scope(describe(prop, data.labels[more], data.labels[less], candidate.readable), scope)
         column = values[:, candidate.column]
         return Hypothesis(
             id="",
