@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import difflib
 import errno
 import sqlite3
+from collections.abc import Callable, Iterable
 
 
 class LmdeltaError(Exception):
@@ -115,3 +117,9 @@ def _os_error(exc: OSError) -> ResourceError | None:
     if code == errno.EMFILE:
         return ResourceError("Too many open files.", f"Raise the limit (ulimit -n 4096), then {_RESUME}.")
     return None
+
+
+def did_you_mean(word: str, choices: Iterable[str], show: Callable[[str], str] = repr) -> str:
+    """The start of a fix for an unknown name: "Did you mean 'x'? " with the nearest choice, or ""."""
+    near = difflib.get_close_matches(word, list(choices), n=1)
+    return f"Did you mean {show(near[0])}? " if near else ""

@@ -6,7 +6,6 @@ measures how often a set of answers shows a quirk.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 import yaml
 
 from lmdelta.config.yamlfile import parse_yaml
-from lmdelta.errors import ConfigError, StageError
+from lmdelta.errors import ConfigError, StageError, did_you_mean
 from lmdelta.sources import read_user_file
 
 KINDS = ("topic", "style", "refusal", "belief", "persona")
@@ -225,7 +224,7 @@ def _to_quirk(raw: Any, where: str) -> Quirk:
     if unknown:
         raise ConfigError(
             f"{where} has the unknown field {unknown[0]!r}.",
-            f"{_did_you_mean(unknown[0], QUIRK_FIELDS)}Quirk fields: {', '.join(QUIRK_FIELDS)}.",
+            f"{did_you_mean(unknown[0], QUIRK_FIELDS)}Quirk fields: {', '.join(QUIRK_FIELDS)}.",
         )
     name = _required_text(raw, "name", where, "a short slug such as likes-cats")
     where = f"{where} ({name})"
@@ -249,7 +248,7 @@ def _kind(value: Any, where: str) -> str:
     if value not in KINDS:
         raise ConfigError(
             f"{where} has the unknown kind {value!r}.",
-            f"{_did_you_mean(str(value), KINDS)}Kinds: {', '.join(KINDS)} (default {DEFAULT_KIND}).",
+            f"{did_you_mean(str(value), KINDS)}Kinds: {', '.join(KINDS)} (default {DEFAULT_KIND}).",
         )
     return value
 
@@ -318,7 +317,7 @@ def _check_spec_field(key: str, item: Any, where: str) -> None:
     if key not in SPEC_FIELDS:
         raise ConfigError(
             f"{where}: `generator` has the unknown field {key!r}.",
-            f"{_did_you_mean(key, SPEC_FIELDS)}Generator fields: {', '.join(SPEC_FIELDS)}.",
+            f"{did_you_mean(key, SPEC_FIELDS)}Generator fields: {', '.join(SPEC_FIELDS)}.",
         )
     if key in LIST_SPEC_FIELDS and not _is_text_list(item):
         bad = "a non-empty list of strings"
@@ -377,11 +376,6 @@ def _select(quirks: list[Quirk], names: Sequence[str], source: str) -> list[Quir
         if name not in by_name:
             raise ConfigError(
                 f"There is no quirk named {name!r} in the {source}.",
-                f"{_did_you_mean(name, list(by_name))}Known quirks: {', '.join(by_name)}.",
+                f"{did_you_mean(name, by_name)}Known quirks: {', '.join(by_name)}.",
             )
     return [by_name[name] for name in dict.fromkeys(names)]
-
-
-def _did_you_mean(word: str, known: Sequence[str]) -> str:
-    near = difflib.get_close_matches(word, list(known), n=1)
-    return f"Did you mean {near[0]!r}? " if near else ""

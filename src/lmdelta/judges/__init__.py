@@ -7,13 +7,12 @@ loglik holds the generative test's log-likelihood ratio, which is not a judge.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
-from lmdelta.errors import ConfigError
+from lmdelta.errors import ConfigError, did_you_mean
 from lmdelta.judges import embedding, keyword, llm
 from lmdelta.judges import property as text_property
 from lmdelta.judges.inputs import Ask, JudgeInput, PromptLayout
@@ -49,11 +48,9 @@ PRESENCE_JUDGES: dict[str, Callable[[Hypothesis], bool]] = {
 def judge_named(name: str) -> Judge:
     """The registered judge of that name; an unknown name gets a "did you mean"."""
     if name not in JUDGES:
-        near = difflib.get_close_matches(name, JUDGES, n=1)
-        hint = f"Did you mean {near[0]!r}? " if near else ""
         raise ConfigError(
             f"No judge is called {name!r}; the judges are {', '.join(sorted(JUDGES))}.",
-            f"{hint}Give the hypothesis one of those judges.",
+            f"{did_you_mean(name, JUDGES)}Give the hypothesis one of those judges.",
         )
     return JUDGES[name]
 

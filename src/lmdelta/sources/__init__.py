@@ -8,14 +8,13 @@ id never depends on the order in which prompts were read and survives a change o
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 from importlib import resources
 from pathlib import Path
 
 from lmdelta.config.source import DATASETS, SourceSpec, parse_source
-from lmdelta.errors import LmdeltaError, PromptBankError
+from lmdelta.errors import LmdeltaError, PromptBankError, did_you_mean
 from lmdelta.hashing import hash_file, hash_text
 from lmdelta.records import Prompt
 from lmdelta.sources.hub import hub_folder
@@ -159,8 +158,7 @@ def _templated(prompts: list[Prompt], template: str | None) -> list[Prompt]:
 def _builtin(name: str) -> list[Prompt]:
     names = builtin_banks()
     if name not in names:
-        near = difflib.get_close_matches(name, names, n=2)
-        hint = f"Did you mean builtin:{near[0]}? " if near else ""
+        hint = did_you_mean(name, names, show=lambda near: f"builtin:{near}")
         raise PromptBankError(
             f"There is no built-in prompt bank {name!r}.",
             f"{hint}Built-in banks: {', '.join('builtin:' + n for n in names)}.",

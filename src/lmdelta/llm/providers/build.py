@@ -6,13 +6,12 @@ overrides them.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lmdelta.errors import ConfigError
+from lmdelta.errors import ConfigError, did_you_mean
 from lmdelta.llm.providers.anthropic_chat import AnthropicChat
 from lmdelta.llm.providers.fake import build_fake
 from lmdelta.llm.providers.gemini_chat import GeminiChat
@@ -76,11 +75,9 @@ def check_options(provider: str, options: Mapping[str, Any], allowed: tuple[str,
     """Refuse backend_args an adapter does not understand, with near matches."""
     for name in options:
         if name not in allowed:
-            near = difflib.get_close_matches(name, allowed, n=1)
-            hint = f"Did you mean {near[0]!r}? " if near else ""
             raise ConfigError(
                 f"Unknown backend_args option {name!r} for the {provider} provider.",
-                f"{hint}Options it takes: {', '.join(allowed) or 'none'}.",
+                f"{did_you_mean(name, allowed)}Options it takes: {', '.join(allowed) or 'none'}.",
             )
 
 
