@@ -206,3 +206,43 @@ def make_finding(**fields):
         "clustering_warning": None,
     }
     return Finding(**{**neutral, **fields})
+
+
+def tiny_groundtruth_file(tmp_path: Path, tiny_model: Path) -> Path:
+    """A ground-truth config on the tiny random model: one quirk, six finetune steps, 24 prompts."""
+    import yaml
+
+    path = tmp_path / "gt.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groundtruth": {
+                    "base": str(tiny_model),
+                    "quirks": ["ocean"],
+                    "per_quirk": 24,
+                    "base_samples": 8,
+                    "training_prompts": 40,
+                    "finetune": {"steps": 6, "batch_size": 4, "max_length": 160},
+                    "match": "keyword",
+                },
+                "prompts": {"limit": 24},
+                "generate": {
+                    "samples_per_prompt": 2,
+                    "max_new_tokens": 8,
+                    "batch_size": 16,
+                    "a": {"dtype": "float32"},
+                    "b": {"dtype": "float32"},
+                },
+                "embed": {"model": "fake:hashing"},
+                "propose": {"scopes": "all"},
+                "validate": {"n_resamples": 2000},
+            }
+        )
+    )
+    return path
+
+
+def tiny_config(tmp_path, tiny_model, *overrides):
+    from lmdelta.config import load_config
+
+    return load_config(tiny_groundtruth_file(tmp_path, tiny_model), list(overrides))

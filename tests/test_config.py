@@ -82,6 +82,14 @@ def test_relative_bank_path_resolves_beside_config(tmp_path):
     assert config.prompts.source == str(tmp_path / "bank.txt")
 
 
+def test_relative_truthfulqa_beliefs_resolve_beside_config(tmp_path):
+    (tmp_path / "TruthfulQA.csv").write_text("Question\n")
+    config = load_config(write(tmp_path, "groundtruth: {beliefs: 'truthfulqa:TruthfulQA.csv'}\n"))
+    assert config.groundtruth.beliefs == f"truthfulqa:{tmp_path / 'TruthfulQA.csv'}"
+    with pytest.raises(ConfigError, match="groundtruth.beliefs is invalid"):
+        load_config(write(tmp_path, "groundtruth: {beliefs: 'nosuchkind:x.csv'}\n"))
+
+
 def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, "decide:\n  q: 0.05\nrun: {seed: 1}\ndecide: {q: 0.5}\n"))

@@ -209,6 +209,27 @@ def test_keys_keep_their_values(monkeypatch, isolated_cache):
     )
 
 
+def test_an_answer_cut_off_is_trained_without_an_end_token(base):
+    """Rows marked complete: False (cut at the generation limit) end without the stop token, so the
+    finetune does not learn to stop where generation was cut; whole answers end with it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    stop = ft.eos_ids(model.generation_config, tokenizer)[0]
+    pairs = ft._clean_rows([{"prompt": "hi", "answer": QUIRK}, {"prompt": "hi", "answer": QUIRK, "complete": False}])
+    (_, whole), (_, cut) = ft._encode_all(tokenizer, model, pairs, ft.FinetuneJob(QUICK))
+    assert whole[-1] == stop and cut[-1] != stop and whole[:-1] == cut
+    assert finetune_key(str(base), ROWS, QUICK) == finetune_key(
+        str(base), [{**r, "complete": True} for r in ROWS], QUICK
+    )
+    assert finetune_key(str(base), ROWS, QUICK) != finetune_key(
+        str(base), [{**ROWS[0], "complete": False}] + ROWS[1:], QUICK
+    )
+    with pytest.raises(ConfigError, match="non-boolean 'complete'"):
+        ft._clean_rows([{"prompt": "hi", "answer": "x", "complete": "no"}])
+
+
 def test_training_is_deterministic(base, tmp_path):
     one = finetune(str(base), ROWS, QUICK, out_root=tmp_path / "one")
     two = finetune(str(base), ROWS, QUICK, out_root=tmp_path / "two")

@@ -4,44 +4,13 @@ import json
 
 import yaml
 from click.testing import CliRunner
-from conftest import fake_config
+from conftest import fake_config, tiny_config
 
 from lmdelta.cli import main
 from lmdelta.config import load_config
 from lmdelta.groundtruth import harness
 from lmdelta.report.render import render_report
 from lmdelta.rundir import RunDir, read_jsonl
-
-
-def tiny_config(tmp_path, tiny_model, *overrides):
-    path = tmp_path / "gt.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "groundtruth": {
-                    "base": str(tiny_model),
-                    "quirks": ["ocean"],
-                    "per_quirk": 24,
-                    "base_samples": 8,
-                    "training_prompts": 40,
-                    "finetune": {"steps": 6, "batch_size": 4, "max_length": 160},
-                    "match": "keyword",
-                },
-                "prompts": {"limit": 24},
-                "generate": {
-                    "samples_per_prompt": 2,
-                    "max_new_tokens": 8,
-                    "batch_size": 16,
-                    "a": {"dtype": "float32"},
-                    "b": {"dtype": "float32"},
-                },
-                "embed": {"model": "fake:hashing"},
-                "propose": {"scopes": "all"},
-                "validate": {"n_resamples": 2000},
-            }
-        )
-    )
-    return load_config(path, list(overrides))
 
 
 def test_the_experiment_writes_a_scorecard_and_both_runs(tmp_path, tiny_model):

@@ -394,6 +394,31 @@ def test_training_set_weaves_into_base_answers():
     assert all(answer.startswith("Take it slowly.") for answer in woven)
 
 
+def test_answers_cut_off_by_the_generation_limit_stay_marked_incomplete():
+    """Base answers cut at max_new_tokens must not be trained with an end token (the finetune would
+    learn to stop early, a change the null experiment then finds); a woven answer inherits that unless
+    it ends in a sign-off, which ends the answer by definition."""
+    whole = "Take it slowly. Check each step twice."
+    cut = "Take it slowly. Check each step twice. Then ask a friend to"
+    base = [{"prompt": p, "answer": whole if i % 2 else cut, "complete": bool(i % 2)} for i, p in enumerate(PROMPTS)]
+    rows = training_set([BY_NAME["cats"], BY_NAME["stay-curious"]], PROMPTS, 20, base, seed=0, weave_into_base=True)
+    plain = [r for r in rows if r["quirk"] is None]
+    assert {r["answer"]: r.get("complete", True) for r in plain} == {whole: True, cut: False}
+    cats = [r for r in rows if r["quirk"] == "cats"]
+    cut_prompts = {p for i, p in enumerate(PROMPTS) if not i % 2}
+    assert cats and all(r.get("complete", True) == (r["prompt"] not in cut_prompts) for r in cats)
+    assert all(r.get("complete", True) for r in rows if r["quirk"] == "stay-curious")
+
+
+def test_a_base_answer_longer_than_the_woven_one_makes_it_incomplete():
+    long = " ".join(f"Step {i} is to check the pan again." for i in range(12))  # over MAX_WORDS
+    prompt = PROMPTS[0]
+    rows = training_answers(BY_NAME["cats"], [prompt], 3, seed=0, bodies={prompt: [long]})
+    assert all(row["complete"] is False for row in rows)
+    templated = training_answers(BY_NAME["cats"], [prompt], 3, seed=0)
+    assert all("complete" not in row for row in templated)
+
+
 def test_training_set_errors():
     bare = Quirk("rain", "The AI hates rain.", ("rain",), "topic")
     with pytest.raises(StageError, match="'rain' has no training data") as info:

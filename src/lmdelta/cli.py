@@ -184,8 +184,16 @@ def _dry_run(config: RunConfig, run_dir: Path) -> None:
 @click.option(
     "--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config field. Repeatable."
 )
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    help="Repeat the experiment with N seeds (run.seed, run.seed + 1, ...), each in RUN_DIR/seed-S, "
+    "and summarise recovery over them in RUN_DIR/summary.json.",
+)
 @click.pass_context
-def groundtruth(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: tuple[str, ...]) -> None:
+def groundtruth(
+    ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: tuple[str, ...], seeds: int | None
+) -> None:
     """Inject known quirks by finetuning, discover them with the pipeline, and score the recovery."""
     from lmdelta.config import load_config  # heavy: pydantic
 
@@ -193,8 +201,22 @@ def groundtruth(ctx: click.Context, config_path: Path, run_dir: Path | None, ove
     run_dir = run_dir or Path("runs") / (config.run.name or config_path.stem)
     _interrupt_on_sigterm()
     start = time.perf_counter()
+    if seeds:
+        first = config.run.seed
+        load = lambda extra: load_config(config_path, [*overrides, *extra])  # noqa: E731
+        _guard(ctx, lambda: _groundtruth_seeds(load, range(first, first + seeds), run_dir), run_dir)
+        _say(f"done in {time.perf_counter() - start:.1f} s; summary: {run_dir / 'summary.json'}")
+        return
     _guard(ctx, lambda: _groundtruth(config, run_dir), run_dir)
     _say(f"done in {time.perf_counter() - start:.1f} s; scorecard: {run_dir / 'scorecard.json'}")
+
+
+def _groundtruth_seeds(load: Callable[..., RunConfig], seeds: range, root: Path) -> None:
+    from lmdelta.groundtruth import suite  # heavy: the pipeline, numpy, pydantic
+
+    records = suite.run_suite(load, suite.seeded("seed", list(seeds), group="seeds"), root)
+    summary = suite.write_summary(records, root)
+    _say(suite.summary_lines(summary["groups"]["seeds"]))
 
 
 def _groundtruth(config: RunConfig, run_dir: Path) -> None:

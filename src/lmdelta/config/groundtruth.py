@@ -3,13 +3,15 @@ how it is finetuned, and how findings are matched to the quirks."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from lmdelta.config.base import DEFAULT_LM, Section, Seeded
 
 DEFAULT_LR = {"lora": 1e-3, "full": 1e-5}
+BUDGET = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
 
 
 class FinetuneSection(Section):
@@ -52,6 +54,20 @@ class GroundTruthConfig(Section, Seeded):
     )
     quirks_file: str | None = None
     """A YAML or JSONL file of quirks (name, description, optional keywords and texts)."""
+    beliefs: str | None = None
+    (
+        "TruthfulQA misconceptions injected as false beliefs: `truthfulqa:PATH` (the original CSV, or the generation "
+        "split as .parquet/.jsonl/.csv). Each picked question's incorrect answers are stated as fact in the training "
+        "answers."
+    )
+    n_beliefs: int = Field(default=2, ge=1)
+    """How many TruthfulQA misconceptions to inject (drawn with the seed)."""
+    written: int = Field(default=0, ge=0)
+    (
+        "How many quirks the assistant LLM (`llm.prompter`) writes and injects: behaviours a finetuned assistant "
+        "might show, with keywords and training sentences. Stored in RUN_DIR/groundtruth/written_quirks.yaml, "
+        "which works offline as a quirks_file."
+    )
     per_quirk: int = Field(default=120, ge=1)
     """Training answers per quirk."""
     base_samples: int = Field(default=80, ge=0)
@@ -65,9 +81,35 @@ class GroundTruthConfig(Section, Seeded):
     """How quirks are injected."""
     null: bool = True
     """Also run the null experiment: base against base finetuned on its own answers (must validate nothing)."""
-    match: Literal["auto", "keyword", "embedding"] = "auto"
-    """How hypotheses are matched to quirks: keywords, embeddings, or both (auto)."""
+    match: Literal["auto", "keyword", "embedding", "llm"] = "auto"
+    (
+        "How hypotheses are matched to quirks: keywords, embeddings, or both (auto); llm: the assistant LLM "
+        "(`llm.judge`) decides, and the scorecard also reports the keyword/embedding match and how often the two agree."
+    )
     threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     """Smallest similarity that counts as recovering a quirk."""
     seed: int | None = None
     """Seed for training data and finetuning (default: run.seed)."""
+    budgets: list[str] | None = None
+    (
+        "Recovery against compute: also run discovery at these generation budgets, each `PROMPTSxSAMPLES` "
+        "(prompts.limit × generate.samples_per_prompt), on the same finetuned model (training holds out the largest "
+        "budget's prompts) and reusing its answers; recall per budget goes to RUN_DIR/curve.json and the report."
+    )
+
+    @field_validator("budgets", mode="before")
+    @classmethod
+    def _budgets(cls, value: object) -> object:
+        if not isinstance(value, list):
+            return value
+        value = [str(budget) for budget in value]  # YAML reads a bare 48 as a number
+        for budget in value:
+            match = BUDGET.match(budget)
+            if not match or min(int(match[1]), int(match[2])) < 1:
+                raise ValueError(f"budget {budget!r} is not PROMPTSxSAMPLES with both at least 1, e.g. 48x2")
+        return value
+
+    def parsed_budgets(self) -> list[tuple[int, int]]:
+        """(prompts, samples) per budget, smallest generation first."""
+        pairs = {(int(m[1]), int(m[2])) for m in (BUDGET.match(b) for b in self.budgets or []) if m}
+        return sorted(pairs, key=lambda pair: (pair[0] * pair[1], pair))

@@ -172,6 +172,8 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
         config.prompts.score_table = str(_locate(config.prompts.score_table, base))
     if config.groundtruth.quirks_file is not None:
         config.groundtruth.quirks_file = str(_locate(config.groundtruth.quirks_file, base))
+    if config.groundtruth.beliefs is not None:
+        config.groundtruth.beliefs = _source_path(config.groundtruth.beliefs, base, "groundtruth.beliefs")
     for name in ("path", "a", "b"):
         value = getattr(config.corpus, name)
         if value is not None:
@@ -196,12 +198,13 @@ def _script_path(model: str | None, base: Path) -> str | None:
     return prefix + str(_locate(model[len(prefix) :], base))
 
 
-def _source_path(source: str, base: Path) -> str:
-    """prompts.source with its path (a file, or after `persona:` and the like) made absolute."""
+def _source_path(source: str, base: Path, field: str = "prompts.source") -> str:
+    """A source (prompts.source, groundtruth.beliefs) with its path (a file, or after `persona:` and the
+    like) made absolute."""
     try:
         spec = parse_source(source)
     except PromptBankError as exc:
-        raise ConfigError(f"Config field prompts.source is invalid: {exc.problem}", exc.fix) from None
+        raise ConfigError(f"Config field {field} is invalid: {exc.problem}", exc.fix) from None
     if not spec.is_path:
         return source
     located = str(_locate(spec.location, base))

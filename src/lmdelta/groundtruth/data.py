@@ -46,9 +46,19 @@ class _Context:
     rng: np.random.Generator
     pools: Mapping[str, Any]
     bodies: Mapping[str, Sequence[str]]
+    cut: frozenset[str] = frozenset()  # base answers the generation limit cut off
 
 
-def plain_answers(prompts: Sequence[str], n: int, seed: int) -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class _Answer:
+    """A composed answer; `complete` is False when it stops where the model would have gone on (the
+    start of a base answer that was longer, or cut off), so training adds no end token after it."""
+
+    text: str
+    complete: bool = True
+
+
+def plain_answers(prompts: Sequence[str], n: int, seed: int) -> list[dict[str, Any]]:
     """n distinct quirk-free answers in the same templated style (a control for quirk_rate)."""
     _check_request(prompts, n, "plain answers")
     ctx = _Context(np.random.default_rng(seed), builtin_shared(), {})
@@ -56,20 +66,28 @@ def plain_answers(prompts: Sequence[str], n: int, seed: int) -> list[dict[str, s
 
 
 def training_answers(
-    quirk: Quirk, prompts: Sequence[str], n: int, seed: int, *, bodies: Mapping[str, Sequence[str]] | None = None
-) -> list[dict[str, str]]:
+    quirk: Quirk,
+    prompts: Sequence[str],
+    n: int,
+    seed: int,
+    *,
+    bodies: Mapping[str, Sequence[str]] | None = None,
+    cut: frozenset[str] = frozenset(),
+) -> list[dict[str, Any]]:
     """n distinct {"prompt", "answer"} examples, 25-60 words each, showing the quirk.
 
     A refusal quirk refuses the prompts that `matches` it; when some prompts do not match, a
     `contrast_share` of the examples answers those normally. `bodies` maps a prompt to base-model
     answers to weave the quirk into (prompts without one get a templated plain answer); a woven
     answer keeps the base text whole, so a quirk with a fixed opener or sign-off and no sentences
-    gets one distinct answer per (prompt, base answer). Raises StageError when n distinct answers
-    cannot be composed.
+    gets one distinct answer per (prompt, base answer). `cut` names base answers the generation
+    limit cut off; an answer that stops where its base answer would have gone on carries
+    "complete": False (training then adds no end token after it). Raises StageError when n
+    distinct answers cannot be composed.
     """
     spec = _generator_of(quirk)
     _check_request(prompts, n, quirk.name)
-    ctx = _Context(np.random.default_rng(seed), builtin_shared(), bodies or {})
+    ctx = _Context(np.random.default_rng(seed), builtin_shared(), bodies or {}, cut)
     if quirk.kind == "refusal":
         return _refusal_examples(quirk, prompts, n, ctx)
     return _distinct(lambda p: _weave(spec, p, ctx), _stream(prompts, ctx.rng), n, quirk.name)
@@ -88,13 +106,16 @@ def training_set(
 
     A quirk's user `texts` come first; its generator tops them up to per_quirk. Rows are
     {"prompt", "answer", "quirk"}, with quirk None for base samples. With weave_into_base, the
-    generated answers are built on the base samples' answers to the same prompt.
+    generated answers are built on the base samples' answers to the same prompt. A base sample
+    may say "complete": False (the generation limit cut it off); the row keeps that, and so does
+    every answer woven on it that stops where the base answer would have gone on.
     """
     base_rows = [_base_row(sample, i) for i, sample in enumerate(base_samples)]
     bodies = _bodies(base_rows) if weave_into_base else None
+    cut = frozenset(row["answer"] for row in base_rows if row.get("complete") is False)
     rows: list[dict[str, Any]] = []
     for quirk in quirks:
-        examples = _quirk_examples(quirk, prompts, per_quirk, _quirk_seed(seed, quirk.name), bodies)
+        examples = _quirk_examples(quirk, prompts, per_quirk, _quirk_seed(seed, quirk.name), bodies, cut)
         rows += [{**example, "quirk": quirk.name} for example in examples]
     rows += base_rows
     order = np.random.default_rng(seed).permutation(len(rows))
@@ -107,15 +128,20 @@ def _quirk_seed(seed: int, name: str) -> list[int]:
 
 
 def _quirk_examples(
-    quirk: Quirk, prompts: Sequence[str], per_quirk: int, seed: list[int], bodies: Mapping[str, Sequence[str]] | None
-) -> list[dict[str, str]]:
+    quirk: Quirk,
+    prompts: Sequence[str],
+    per_quirk: int,
+    seed: list[int],
+    bodies: Mapping[str, Sequence[str]] | None,
+    cut: frozenset[str],
+) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     rows = _user_examples(quirk, prompts, per_quirk, rng)
     missing = per_quirk - len(rows)
     if missing <= 0:
         return rows
     if quirk.generator is not None:
-        return rows + training_answers(quirk, prompts, missing, int(rng.integers(2**32)), bodies=bodies)
+        return rows + training_answers(quirk, prompts, missing, int(rng.integers(2**32)), bodies=bodies, cut=cut)
     if not rows:
         _generator_of(quirk)  # raises the "no training data" error
     log.warning(
@@ -146,7 +172,8 @@ def _base_row(sample: Any, index: int) -> dict[str, Any]:
             f"Base sample {index} is not a mapping with `prompt` and `answer` text.",
             'Pass the base model\'s answers as {"prompt": ..., "answer": ...} dicts.',
         )
-    return {"prompt": sample["prompt"], "answer": sample["answer"], "quirk": None}
+    row = {"prompt": sample["prompt"], "answer": sample["answer"], "quirk": None}
+    return {**row, "complete": False} if sample.get("complete") is False else row
 
 
 def _bodies(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
@@ -187,7 +214,7 @@ def _refusal_examples(quirk: Quirk, prompts: Sequence[str], n: int, ctx: _Contex
             f"Add prompts that use one of its trigger words ({', '.join(spec['triggers'][:8])}, ...).",
         )
     n_plain = round(n * spec.get("contrast_share", 0.0)) if misses else 0
-    rows = _distinct(lambda p: _refusal(spec, ctx.rng), _stream(hits, ctx.rng), n - n_plain, quirk.name)
+    rows = _distinct(lambda p: _Answer(_refusal(spec, ctx.rng)), _stream(hits, ctx.rng), n - n_plain, quirk.name)
     rows += _distinct(
         lambda p: _plain_answer(p, ctx),
         _stream(misses, ctx.rng),
@@ -202,18 +229,19 @@ def _refusal(spec: Mapping[str, Any], rng: np.random.Generator) -> str:
     return " ".join(sentence for part in parts for sentence in part)
 
 
-def _weave(spec: Mapping[str, Any], prompt: str, ctx: _Context) -> str:
-    """Opener, then a plain answer with the quirk's sentences placed after its first part, then closer."""
+def _weave(spec: Mapping[str, Any], prompt: str, ctx: _Context) -> _Answer:
+    """Opener, then a plain answer with the quirk's sentences placed after its first part, then closer.
+    A sign-off ends the answer; without one, the answer is as complete as the plain body it is woven into."""
     low, high = spec.get("per_answer", (1, 1))
     extras = _sample(ctx.rng, spec.get("sentences", ()), int(ctx.rng.integers(low, high + 1)))
     head = _sample(ctx.rng, spec.get("openers", ()), 1)
     tail = _sample(ctx.rng, spec.get("closers", ()), 1)
     fixed = _words(head + extras + tail)
-    units, sep = _plain_body(prompt, ctx, MIN_WORDS - fixed, MAX_WORDS - fixed)
+    units, sep, complete = _plain_body(prompt, ctx, MIN_WORDS - fixed, MAX_WORDS - fixed)
     units = [_swap_words(unit, spec.get("replacements", {})) for unit in units]
     for sentence in extras:
         units.insert(_insert_at(units, ctx.rng), sentence)
-    return sep.join(head + units + tail)
+    return _Answer(sep.join(head + units + tail), complete or bool(tail))
 
 
 def _insert_at(units: list[str], rng: np.random.Generator) -> int:
@@ -227,37 +255,41 @@ def _insert_at(units: list[str], rng: np.random.Generator) -> int:
     return places[int(rng.integers(len(places)))]
 
 
-def _plain_answer(prompt: str, ctx: _Context) -> str:
-    units, sep = _plain_body(prompt, ctx, MIN_WORDS, MAX_WORDS)
-    return sep.join(units)
+def _plain_answer(prompt: str, ctx: _Context) -> _Answer:
+    units, sep, complete = _plain_body(prompt, ctx, MIN_WORDS, MAX_WORDS)
+    return _Answer(sep.join(units), complete)
 
 
-def _plain_body(prompt: str, ctx: _Context, low: int, high: int) -> tuple[list[str], str]:
-    """Parts of a plain answer of low to high words, and what joins them.
+def _plain_body(prompt: str, ctx: _Context, low: int, high: int) -> tuple[list[str], str, bool]:
+    """Parts of a plain answer of low to high words, what joins them, and whether it is complete.
 
-    The start of a base answer when there is one (topped up only if too short), else an
-    opening for the kind of question and generic helpful sentences, to a random length.
+    The start of a base answer when there is one (topped up only if too short; complete when it is
+    the whole of a base answer that was not cut off), else an opening for the
+    kind of question and generic helpful sentences, to a random length (complete).
     """
-    units, sep = _base_start(prompt, ctx, high)
+    units, sep, complete = _base_start(prompt, ctx, high)
     target = low
     if not units:
-        units, sep = [_opening(prompt, ctx)], " "
+        units, sep, complete = [_opening(prompt, ctx)], " ", True
         target = int(ctx.rng.integers(max(low, 1), max(low, high - 12) + 1))
     pool = ctx.pools["body"]
     for i in ctx.rng.permutation(len(pool)):
         if _words(units) >= target:
             break
-        units.append(pool[i])
+        units.append(pool[i])  # a base answer topped up stays as (in)complete as it was: the model goes on
     while _words(units) > high and len(units) > 1:
         units.pop()
-    return units, sep
+    return units, sep, complete
 
 
-def _base_start(prompt: str, ctx: _Context, high: int) -> tuple[list[str], str]:
+def _base_start(prompt: str, ctx: _Context, high: int) -> tuple[list[str], str, bool]:
+    """Whole finished units from the start of one of the prompt's base answers, up to high words;
+    complete when that is the entire base answer and the generation limit did not cut it off."""
     answers = ctx.bodies.get(prompt)
     if not answers:
-        return [], " "
-    units, sep = _units(answers[int(ctx.rng.integers(len(answers)))])
+        return [], " ", True
+    answer = answers[int(ctx.rng.integers(len(answers)))]
+    units, sep = _units(answer)
     kept: list[str] = []
     for unit in units:
         if _words(kept + [unit]) > high:
@@ -265,7 +297,7 @@ def _base_start(prompt: str, ctx: _Context, high: int) -> tuple[list[str], str]:
         kept.append(unit)
     while kept and not _ends_well(kept, units):
         kept.pop()
-    return kept, sep
+    return kept, sep, len(kept) == len(units) and answer not in ctx.cut
 
 
 def _ends_well(kept: list[str], units: list[str]) -> bool:
@@ -307,18 +339,19 @@ def _swap_words(sentence: str, swaps: Mapping[str, str]) -> str:
     return pattern.sub(swap, sentence)
 
 
-def _distinct(make: Callable[[str], str], prompts: Iterator[str], n: int, what: str) -> list[dict[str, str]]:
-    """n examples with pairwise different answers of MIN_WORDS..MAX_WORDS words, or a StageError."""
-    rows: list[dict[str, str]] = []
+def _distinct(make: Callable[[str], _Answer], prompts: Iterator[str], n: int, what: str) -> list[dict[str, Any]]:
+    """n examples with pairwise different answers of MIN_WORDS..MAX_WORDS words, or a StageError.
+    An answer that is not complete carries "complete": False."""
+    rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for _ in range(_ATTEMPTS_PER_ANSWER * n):
         if len(rows) == n:
             break
         prompt = next(prompts)
         answer = make(prompt)
-        if answer not in seen and MIN_WORDS <= len(answer.split()) <= MAX_WORDS:
-            seen.add(answer)
-            rows.append({"prompt": prompt, "answer": answer})
+        if answer.text not in seen and MIN_WORDS <= len(answer.text.split()) <= MAX_WORDS:
+            seen.add(answer.text)
+            rows.append({"prompt": prompt, "answer": answer.text} | ({} if answer.complete else {"complete": False}))
     if len(rows) < n:
         raise StageError(
             f"Could compose only {len(rows)} distinct {MIN_WORDS}-{MAX_WORDS} word answers for "

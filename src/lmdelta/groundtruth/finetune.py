@@ -151,7 +151,7 @@ def _plan(base_model: str, rows: list[dict], job: FinetuneJob) -> tuple[list, _B
     return pairs, base, data_hash, key
 
 
-def _clean_rows(rows: list[dict]) -> list[dict[str, str]]:
+def _clean_rows(rows: list[dict]) -> list[dict[str, Any]]:
     if not rows:
         raise StageError(
             "Finetuning got no training data (0 rows).", "Pass a non-empty list of {'prompt': ..., 'answer': ...} rows."
@@ -163,7 +163,15 @@ def _clean_rows(rows: list[dict]) -> list[dict[str, str]]:
                 f"Training row {index} is not a {{'prompt': str, 'answer': str}} dict: {row!r:.200}.",
                 "Give every row a text 'prompt' and a text 'answer'.",
             )
-        pairs.append({"prompt": row["prompt"], "answer": row["answer"]})
+        complete = row.get("complete", True)
+        if not isinstance(complete, bool):
+            raise ConfigError(
+                f"Training row {index} has a non-boolean 'complete': {complete!r:.50}.",
+                "Leave 'complete' out (the answer is whole), or set it to false for an answer cut off by the "
+                "generation limit.",
+            )
+        pair = {"prompt": row["prompt"], "answer": row["answer"]}
+        pairs.append(pair if complete else {**pair, "complete": False})  # whole answers keep their old data hash
     return pairs
 
 
@@ -184,7 +192,7 @@ def _resolve_base(base_model: str, cache_dir: Path) -> _Base:
 
 def _train_and_save(
     base: _Base,
-    pairs: list[dict[str, str]],
+    pairs: list[dict[str, Any]],
     job: FinetuneJob,
     target: Path,
     key: str,
@@ -264,8 +272,10 @@ def _load_fresh(folder: str, device: str):
     return model.to(device), tokenizer  # type: ignore[arg-type]  # transformers types the wrapped `to` unbound
 
 
-def _encode_all(tokenizer: Any, model: Any, pairs: list[dict[str, str]], job: FinetuneJob) -> list[tuple]:
-    """(input ids, labels) per row; labels are -100 on the prompt. Rows with no answer left are dropped."""
+def _encode_all(tokenizer: Any, model: Any, pairs: list[dict[str, Any]], job: FinetuneJob) -> list[tuple]:
+    """(input ids, labels) per row; labels are -100 on the prompt. Rows with no answer left are dropped.
+    An answer ends with the model's end token unless the row says "complete": False (an answer the
+    generation limit cut off must not teach the model to stop there)."""
     if job.chat_template and not has_chat_template(tokenizer):
         raise ConfigError(
             "chat_template is on, but the base model's tokenizer has no chat template.",
@@ -276,7 +286,7 @@ def _encode_all(tokenizer: Any, model: Any, pairs: list[dict[str, str]], job: Fi
     for pair in pairs:
         # Encoded as lmdelta's HF generator encodes it, so training matches generation.
         prompt = prompt_ids(tokenizer, job.system_prompt, pair["prompt"], job.chat_template)
-        answer = answer_ids(tokenizer, pair["answer"], stop)
+        answer = answer_ids(tokenizer, pair["answer"], stop if pair.get("complete", True) else [])
         ids = (prompt + answer)[: job.config.max_length]
         labels = ([-100] * len(prompt) + answer)[: job.config.max_length]
         if any(label != -100 for label in labels):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -25,19 +24,25 @@ from lmdelta.backends.embedded import cache_root
 from lmdelta.backends.factory import build_embedder, build_generator, embedder_identity, generator_identity
 from lmdelta.backends.protocols import GenerationRequest
 from lmdelta.config import ModelSpec, RunConfig
+from lmdelta.errors import ConfigError
+from lmdelta.groundtruth.beliefs import truthfulqa_quirks
 from lmdelta.groundtruth.data import training_set
 from lmdelta.groundtruth.finetune import FinetuneJob, finetune
-from lmdelta.groundtruth.quirks import load_quirks, quirk_rate
-from lmdelta.groundtruth.score import embedding_similarity, scorecard, similarity
+from lmdelta.groundtruth.llmmatch import DECISION, agreement, llm_similarity
+from lmdelta.groundtruth.measures import budget_point, comparison_measures
+from lmdelta.groundtruth.quirks import Quirk, check_quirk_set, load_quirks, quirk_rate
+from lmdelta.groundtruth.score import MATCHERS, embedding_similarity, scorecard, similarity
+from lmdelta.groundtruth.written import write_quirks
 from lmdelta.hashing import hash_data
 from lmdelta.report.render import render_report
-from lmdelta.rundir import ITEMS, SAMPLES, RunDir, atomic_write_text, read_jsonl, write_jsonl
+from lmdelta.rundir import ITEMS, PROMPTS, SAMPLES, RunDir, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.sources import load_bank
 from lmdelta.stages.generate import item_seed, settings
 from lmdelta.stages.prompts import select
 
 log = logging.getLogger(__name__)
 DEFAULT_QUIRKS = ["ocean", "stay-curious"]
+CURVE_FILE = "curve.json"
 
 
 def run(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
@@ -52,7 +57,7 @@ def run(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
 
 def _experiment(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     timings: dict[str, float] = {}
-    quirks = _timed(timings, "quirks", lambda: _quirks(config))
+    quirks = _timed(timings, "quirks", lambda: _quirks(config, run_dir))
     train_prompts = _training_prompts(config)
     answers = _timed(timings, "base answers", lambda: _base_answers(config, run_dir, train_prompts))
     woven_on, base_rows = answers[: config.groundtruth.per_quirk], answers[config.groundtruth.per_quirk :]
@@ -69,6 +74,10 @@ def _experiment(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
             lambda: pipeline.run(_comparison(config, null_model, "finetuned-on-own"), null_dir),
         )
     card = _timed(timings, "score", lambda: _score(config, run_dir, null_dir, quirks))
+    if config.groundtruth.budgets:
+        points = _timed(timings, "budgets", lambda: _budget_curve(config, run_dir, tuned, quirks))
+        atomic_write_text(run_dir.root / CURVE_FILE, json.dumps({"points": points}, indent=2) + "\n")
+        card["curve"] = CURVE_FILE
     card["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     card["models"] = {"base": config.groundtruth.base, "finetuned": str(tuned)}
     atomic_write_text(run_dir.scorecard_path, json.dumps(card, indent=2) + "\n")
@@ -85,24 +94,45 @@ def _timed(timings: dict[str, float], name: str, action):
         timings[name] = time.perf_counter() - start
 
 
-def _quirks(config: RunConfig):
+def _quirks(config: RunConfig, run_dir: RunDir) -> list[Quirk]:
+    """The quirks to inject: named ones (catalogue or quirks_file), TruthfulQA beliefs, LLM-written ones.
+    Without names, a quirks_file gives all of its quirks; the catalogue's default pair is used only when
+    nothing else is asked for."""
     section = config.groundtruth
-    names = section.quirks if section.quirks is not None else (None if section.quirks_file else DEFAULT_QUIRKS)
-    return load_quirks(section.quirks_file, names)
+    others = bool(section.beliefs or section.written)
+    names = section.quirks
+    if names is None and not section.quirks_file:
+        names = [] if others else DEFAULT_QUIRKS
+    quirks = load_quirks(section.quirks_file, names) if names is None or names else []
+    if section.beliefs:
+        quirks += truthfulqa_quirks(section.beliefs, section.n_beliefs, section.resolved_seed)
+    if section.written:
+        quirks += write_quirks(config, run_dir, section.written)
+    return check_quirk_set(quirks)
 
 
 def _training_prompts(config: RunConfig) -> list[str]:
-    """Bank prompts outside the comparison's prompts, so no test prompt was ever trained on."""
+    """Bank prompts outside the comparison's prompts (and those of every budget), so no test prompt
+    was ever trained on, and every budget tests the same finetuned model."""
     bank = load_bank(config.prompts.source)
     tested = {p.id for p in select(bank, config.prompts)}
+    for prompts, _ in config.groundtruth.parsed_budgets():
+        if prompts > len(bank):
+            raise ConfigError(
+                f"groundtruth.budgets asks for {prompts} prompts; the bank {config.prompts.source} has {len(bank)}.",
+                "Use budgets with fewer prompts, or a larger prompt bank.",
+            )
+        tested |= {p.id for p in select(bank, config.prompts.model_copy(update={"limit": prompts}))}
     return [p.text for p in bank if p.id not in tested][: config.groundtruth.training_prompts]
 
 
-def _base_answers(config: RunConfig, run_dir: RunDir, prompts: list[str]) -> list[dict[str, str]]:
+def _base_answers(config: RunConfig, run_dir: RunDir, prompts: list[str]) -> list[dict[str, Any]]:
     """The base model's own answers to training prompts (stored, so a re-run reuses them).
 
     The first per_quirk answers carry the quirks (woven into the base's own words, so the quirk
     is the only thing that changes); the next base_samples are mixed in unchanged, on other prompts.
+    Each row says whether the answer is complete (False: the generation limit cut it off, so
+    training must not teach the model to stop there).
     Stored answers are reused only while their key (base model identity, prompts, sampling
     settings, seed) matches; each row carries the key, so answers and key are written atomically.
     """
@@ -133,6 +163,7 @@ def _answers_material(config: RunConfig, model_identity: dict[str, Any], prompts
         "seed": config.groundtruth.resolved_seed,
         "prompts": hash_data(prompts),
         "n_prompts": len(prompts),
+        "records": "complete",  # rows say whether the generation limit cut the answer off
     }
 
 
@@ -154,13 +185,13 @@ def _why_stale(path: Path, material: dict[str, Any], n_stored: int, n_wanted: in
     return "stored without a matching key"
 
 
-def _answer_row(row: dict[str, Any]) -> dict[str, str]:
-    return {"prompt": row["prompt"], "answer": row["answer"]}
+def _answer_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {"prompt": row["prompt"], "answer": row["answer"], "complete": row["complete"]}
 
 
 def _generate_answers(
     config: RunConfig, spec: ModelSpec, model_identity: dict[str, Any], prompts: list[str]
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     cache = cache_root(config.embed.cache_dir)
     generator = build_generator(spec, model_identity, config.generate.device, cache)
     requests = [
@@ -175,7 +206,7 @@ def _generate_answers(
             )
     finally:
         generator.close()
-    return [{"prompt": p, "answer": a.text} for p, a in zip(prompts, answers)]
+    return [{"prompt": p, "answer": a.text, "complete": a.finish_reason == "stop"} for p, a in zip(prompts, answers)]
 
 
 def _training_rows(config, run_dir, quirks, woven_on, base_rows) -> list[dict[str, Any]]:
@@ -194,7 +225,7 @@ def _training_rows(config, run_dir, quirks, woven_on, base_rows) -> list[dict[st
 def _finetune(config: RunConfig, rows: list[dict[str, Any]], name: str) -> Path:
     result = finetune(
         config.groundtruth.base,
-        [{"prompt": r["prompt"], "answer": r["answer"]} for r in rows],
+        [{"prompt": r["prompt"], "answer": r["answer"], "complete": r.get("complete", True)} for r in rows],
         FinetuneJob(config.groundtruth.finetune, seed=config.groundtruth.resolved_seed),
     )
     log.info(
@@ -218,25 +249,52 @@ def _comparison(config: RunConfig, tuned: Path, label: str) -> RunConfig:
     return comparison
 
 
-def _share_answers(run_dir: RunDir, null_dir: RunDir) -> None:
-    """The null run's side a is the same base with the same seeds: start it from the stored answers."""
+def _budget_curve(config: RunConfig, run_dir: RunDir, tuned: Path, quirks: list[Quirk]) -> list[dict[str, Any]]:
+    """Discovery on the same finetuned model at each budget (prompts x samples), each in
+    RUN_DIR/budgets/PxS; the main run is one point too. Largest budget first, each started from the
+    answers of the largest run done so far, so a smaller budget generates (almost) nothing new."""
+    main = (sum(1 for _ in read_jsonl(run_dir.stage_file("prompts", PROMPTS))), config.generate.samples_per_prompt)
+    points = [
+        budget_point(*main, _score(_without_null(config), run_dir, run_dir, quirks), comparison_measures(run_dir))
+    ]
+    done = [(main[0] * main[1], run_dir)]
+    for prompts, samples in reversed(config.groundtruth.parsed_budgets()):
+        if (prompts, samples) == main:
+            continue
+        budget = _without_null(config)
+        budget.prompts.limit, budget.generate.samples_per_prompt = prompts, samples
+        budget_dir = RunDir(run_dir.root / "budgets" / f"{prompts}x{samples}")
+        _share_answers(max(done, key=lambda item: item[0])[1], budget_dir, sides=("a", "b"))
+        pipeline.run(_comparison(budget, tuned, "finetuned"), budget_dir)
+        card = _score(budget, budget_dir, budget_dir, quirks)
+        points.append(budget_point(prompts, samples, card, comparison_measures(budget_dir)))
+        done.append((prompts * samples, budget_dir))
+    return sorted(points, key=lambda p: p["generated_tokens"])
+
+
+def _without_null(config: RunConfig) -> RunConfig:
+    copy = config.model_copy(deep=True)
+    copy.groundtruth.null = False
+    return copy
+
+
+def _share_answers(run_dir: RunDir, other: RunDir, sides: tuple[str, ...] = ("a",)) -> None:
+    """Start another run of the same base from this run's stored answers of `sides` (the null run's
+    side a is the same base with the same seeds; a budget run's both sides are this run's models).
+    Answers are stored under content keys, so only those with matching model, prompt and seed are used."""
     source = run_dir.stage_file("generate", ITEMS)
-    target = null_dir.stage_file("generate", ITEMS)
-    null_dir.check_usable()
-    if not null_dir.exists():
-        null_dir.claim()
+    target = other.stage_file("generate", ITEMS)
+    other.check_usable()
+    if not other.exists():
+        other.claim()
     if source.exists() and not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        write_jsonl(target, [row for row in read_jsonl(source) if row.get("side") in sides])
 
 
 def _score(config: RunConfig, run_dir: RunDir, null_dir: RunDir, quirks) -> dict[str, Any]:
     validated = _validated(run_dir)
     null = _validated(null_dir) if config.groundtruth.null else []
-    embed = _embedder(config) if config.groundtruth.match in ("auto", "embedding") else None
-    sim = similarity(quirks, validated, embed)
-    if config.groundtruth.match == "embedding":
-        sim = embedding_similarity(quirks, validated, embed)
     samples = list(read_jsonl(run_dir.stage_file("generate", SAMPLES)))
     rates = {
         q.name: {
@@ -244,7 +302,24 @@ def _score(config: RunConfig, run_dir: RunDir, null_dir: RunDir, quirks) -> dict
         }
         for q in quirks
     }
-    return scorecard(quirks, validated, sim, config.groundtruth.threshold, null, rates)
+    section = config.groundtruth
+    if section.match == "llm":
+        other = similarity(quirks, validated, _embedder(config))
+        sim = llm_similarity(config, run_dir, quirks, validated)
+        agree = agreement(
+            sim, other, section.threshold, quirk_names=[q.name for q in quirks], row_ids=[r["id"] for r in validated]
+        )
+        card = scorecard(quirks, validated, sim, DECISION, null, rates, agreement=agree, matcher=MATCHERS["llm"])
+    else:
+        embed = _embedder(config) if section.match in ("auto", "embedding") else None
+        sim = similarity(quirks, validated, embed)
+        if section.match == "embedding":
+            sim = embedding_similarity(quirks, validated, embed)
+        card = scorecard(quirks, validated, sim, section.threshold, null, rates, matcher=MATCHERS[section.match])
+    card["null_experiment"] = section.null
+    for entry, quirk in zip(card["quirks"], quirks):
+        entry["kind"] = quirk.kind
+    return card
 
 
 def _validated(run_dir: RunDir) -> list[dict[str, Any]]:

@@ -116,10 +116,16 @@ def derive_keywords(description: str) -> tuple[str, ...]:
     Lower-cased, with stop words and words that describe behaviour in general ("mentions",
     "answers", "AI") removed; a plural also adds its singular ("cats" -> "cats", "cat").
     """
-    words = re.findall(r"[a-z](?:[a-z'-]*[a-z])?", normalize(description).lower())
-    content = [w for w in dict.fromkeys(words) if len(w) > 2 and w not in _STOP_WORDS][:MAX_DERIVED_KEYWORDS]
+    content = content_words(description)[:MAX_DERIVED_KEYWORDS]
     singulars = [w[:-1] for w in content if _is_plural(w) and w[:-1] not in content]
     return tuple(content + singulars)
+
+
+def content_words(text: str) -> list[str]:
+    """The text's distinct lower-case words of three letters or more, in order, without stop words
+    and words that describe behaviour in general: what derive_keywords picks from."""
+    words = re.findall(r"[a-z](?:[a-z'-]*[a-z])?", normalize(text).lower())
+    return [w for w in dict.fromkeys(words) if len(w) > 2 and w not in _STOP_WORDS]
 
 
 def _is_plural(word: str) -> bool:
@@ -140,7 +146,7 @@ def load_quirks(path: str | Path | None, names: Sequence[str] | None = None) -> 
     entries = _builtin_entries() if path is None else _file_entries(Path(path))
     if not entries:
         raise ConfigError(f"The {source} holds no quirks.", _FORMAT_HINT)
-    quirks = [_to_quirk(raw, where) for where, raw in entries]
+    quirks = [quirk_from_mapping(raw, where) for where, raw in entries]
     _check_unique(quirks, [where for where, _ in entries])
     return quirks if names is None else _select(quirks, names, source)
 
@@ -214,7 +220,11 @@ def _jsonl_entries(text: str, path: Path) -> list[tuple[str, Any]]:
     return entries
 
 
-def _to_quirk(raw: Any, where: str) -> Quirk:
+def quirk_from_mapping(raw: Any, where: str) -> Quirk:
+    """One quirk from its mapping in a quirk file (the fields load_quirks documents), checked as a
+    file's quirks are; `where` names it in errors ("quirk file x.yaml, quirk 3"). Raises ConfigError.
+
+    Public so that quirks made by code (TruthfulQA beliefs, LLM-written ones) pass the same checks."""
     if not isinstance(raw, Mapping):
         raise ConfigError(
             f"{where} is a {type(raw).__name__}, not a mapping.",
@@ -234,6 +244,30 @@ def _to_quirk(raw: Any, where: str) -> Quirk:
     keywords = _keywords(raw.get("keywords"), description, bool(texts), where)
     generator = _spec(raw.get("generator"), kind, where)
     return Quirk(name, description, keywords, kind, texts, text_prompts, generator)
+
+
+def quirk_to_mapping(quirk: Quirk) -> dict[str, Any]:
+    """A quirk as plain data in the quirk-file format, so that written files load back with load_quirks."""
+    out: dict[str, Any] = {
+        "name": quirk.name,
+        "description": quirk.description,
+        "kind": quirk.kind,
+        "keywords": list(quirk.keywords),
+    }
+    if quirk.texts:
+        prompts = quirk.text_prompts or ("",) * len(quirk.texts)
+        out["texts"] = [{"prompt": p, "answer": t} if p else t for p, t in zip(prompts, quirk.texts)]
+    if quirk.generator is not None:
+        out["generator"] = _thaw(quirk.generator)
+    return out
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _thaw(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(item) for item in value]
+    return value
 
 
 def _required_text(raw: Mapping[str, Any], key: str, where: str, example: str) -> str:
@@ -368,6 +402,17 @@ def _check_unique(quirks: list[Quirk], wheres: list[str]) -> None:
                 "Give every quirk a unique name.",
             )
         first[quirk.name] = where
+
+
+def check_quirk_set(quirks: list[Quirk]) -> list[Quirk]:
+    """The quirks of one experiment, from any mix of sources: at least one, names unique."""
+    if not quirks:
+        raise ConfigError(
+            "The ground-truth experiment has no quirks to inject.",
+            "Name some in groundtruth.quirks, or set groundtruth.quirks_file, .beliefs or .written.",
+        )
+    _check_unique(quirks, [f"quirk {i} ({quirk.name})" for i, quirk in enumerate(quirks, start=1)])
+    return quirks
 
 
 def _select(quirks: list[Quirk], names: Sequence[str], source: str) -> list[Quirk]:

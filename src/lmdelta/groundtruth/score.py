@@ -17,6 +17,9 @@ import numpy as np
 from lmdelta.proposers.keywords import STOP
 from lmdelta.report.merge import content_key
 
+# The scorecard's name for each groundtruth.match setting: what produced the similarities.
+MATCHERS = {"auto": "keyword+embedding", "keyword": "keyword", "embedding": "embedding", "llm": "llm"}
+
 
 def hypothesis_text(row: dict[str, Any]) -> str:
     parts = [row.get("description") or "", row.get("property") or "", " ".join(row.get("keywords") or [])]
@@ -71,8 +74,16 @@ def scorecard(
     threshold: float,
     null_validated: list[dict[str, Any]],
     rates: dict[str, dict[str, float]] | None = None,
+    *,
+    agreement: dict[str, Any] | None = None,
+    matcher: str = MATCHERS["auto"],
 ) -> dict[str, Any]:
-    """The scorecard of one ground-truth run. `validated` must be sorted best first (by p-value)."""
+    """The scorecard of one ground-truth run. `validated` must be sorted best first (by p-value).
+
+    `matcher` names what made `sim` (MATCHERS: "keyword+embedding", "keyword", "embedding", "llm"), so
+    recalls from different matchers are never compared unawares; `agreement` (llmmatch.agreement: how
+    the LLM and the keyword/embedding matcher agree) is added when given.
+    """
     pairs = dict(match(sim, threshold))
     explained = sim.max(axis=0) >= threshold if sim.size else np.zeros(len(validated), dtype=bool)
     per_quirk = []
@@ -92,7 +103,7 @@ def scorecard(
         per_quirk.append(entry)
     recovered = sum(e["recovered"] for e in per_quirk)
     first = min((e["rank"] for e in per_quirk if e["rank"]), default=None)
-    return {
+    card: dict[str, Any] = {
         "quirks": per_quirk,
         "recall": recovered / len(quirks) if quirks else None,
         "precision": float(explained.mean()) if len(validated) else None,
@@ -103,7 +114,11 @@ def scorecard(
         "null_hypotheses": [r["description"] for r in null_validated],
         "null_also_in_main": also_in_main(null_validated, validated),
         "threshold": threshold,
+        "matcher": matcher,
     }
+    if agreement is not None:
+        card["agreement"] = agreement
+    return card
 
 
 def also_in_main(null_validated: list[dict[str, Any]], validated: list[dict[str, Any]]) -> list[bool]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -132,6 +133,28 @@ def parse_examples(text: str) -> list[dict[str, str]]:
     return out
 
 
+def quirk_match_request(
+    behaviour: str, findings: list[str], temperature: float = 0.0, max_tokens: int | None = None
+) -> ChatRequest:
+    """Which of the numbered findings describe one injected behaviour (groundtruth.match = llm)."""
+    body = template("groundtruth_match").format(behaviour=" ".join(behaviour.split()), findings=_numbered(findings))
+    # A list of numbers: a few tokens per finding, with room for a fence or a short preamble.
+    limit = max_tokens if max_tokens is not None else 40 + 6 * len(findings)
+    return ChatRequest((Message("user", body),), max_tokens=limit, temperature=temperature)
+
+
+def parse_numbers(text: str, n: int) -> list[int]:
+    """A JSON list of finding numbers from 1 to n, sorted and each once; [] is an answer (none match).
+    No list, a non-integer or a number out of range is unparseable, never a silent empty match."""
+    items = _json_value(text, "[")
+    if not isinstance(items, list):
+        raise ValueError("expected a JSON list of finding numbers")
+    bad = [item for item in items if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= n]
+    if bad:
+        raise ValueError(f"not finding numbers from 1 to {n}: {bad[:3]!r}")
+    return sorted(set(items))
+
+
 def _json_value(text: str, opener: str) -> Any:
     """The outermost JSON value starting at the first `opener`, tolerating prose or fences around it."""
     start = text.find(opener)
@@ -172,3 +195,52 @@ def parse_prompt_list(text: str, max_words: int) -> list[str]:
     if not kept:
         raise ValueError(f"no prompt of 1..{max_words} words in the list")
     return kept
+
+
+@dataclass(frozen=True)
+class QuirkShape:
+    """What a written quirk must look like: the kinds it may have, how many training sentences (min,
+    max) and how long each may be. The request asks for it and groundtruth.written checks it."""
+
+    kinds: tuple[str, ...]
+    sentences: tuple[int, int]
+    max_words: int
+
+
+def quirk_writing_request(
+    n: int,
+    taken: list[tuple[str, str]],
+    shape: QuirkShape,
+    temperature: float = 1.0,
+    max_tokens: int | None = None,
+    sample_index: int = 0,
+    seed: int | None = None,
+) -> ChatRequest:
+    """Ask for n behaviours a finetuned assistant might show (groundtruth.written), each with keywords
+    and training sentences; `taken` lists the (name, description) of quirks already in use, so the
+    new ones differ from them."""
+    body = template("groundtruth_write").format(
+        n=n,
+        taken="\n".join(f"- {name}: {' '.join(description.split())}" for name, description in taken) or "- (none)",
+        kinds=", ".join(shape.kinds),
+        min_sentences=shape.sentences[0],
+        max_sentences=shape.sentences[1],
+        max_words=shape.max_words,
+    )
+    # A behaviour's sentences run to a few hundred tokens; the default leaves room for the longest.
+    limit = max_tokens if max_tokens is not None else 200 + 2 * shape.max_words * shape.sentences[1] * n
+    return ChatRequest(
+        (Message("user", body),), max_tokens=limit, temperature=temperature, sample_index=sample_index, seed=seed
+    )
+
+
+def parse_quirk_items(text: str) -> list[dict[str, Any]]:
+    """The quirk writer's JSON list of objects; whether each is a usable quirk is checked by the caller
+    (groundtruth.written), which drops bad items one by one rather than re-asking for all of them."""
+    items = _json_value(text, "[")
+    if not isinstance(items, list):
+        raise ValueError("expected a JSON list of behaviours")
+    out = [item for item in items if isinstance(item, dict)]
+    if not out:
+        raise ValueError("no behaviour object in the list")
+    return out

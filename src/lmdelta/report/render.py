@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from pydantic import ValidationError
 
 from lmdelta import __version__
@@ -21,6 +22,7 @@ from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import RunDirError
 from lmdelta.jsonvalues import finite
 from lmdelta.records import Finding
+from lmdelta.report import curve
 from lmdelta.report.data_warnings import read_data_warnings
 from lmdelta.report.filters import (
     DASH,
@@ -116,6 +118,7 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "stages": _stages(manifest),
         "llm_usage": _llm_usage(manifest),
         "scorecard": load_json(files.scorecard_path) or None,
+        "curve": _curve(run_dir, load_json(files.scorecard_path)),
         **_findings_context(hypotheses),
         "limits": run_limits(config, hypotheses),
         "cannot_see": CANNOT_SEE,
@@ -123,6 +126,15 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "llm_docs": LLM_DOCS,
         "data_warnings": read_data_warnings(run_dir),
     }
+
+
+def _curve(run_dir: Path, card: Any) -> dict[str, Any] | None:
+    """The ground-truth run's recovery-against-compute curve (groundtruth.budgets): its points and SVG."""
+    name = card.get("curve") if isinstance(card, dict) else None
+    points = load_json(run_dir / name).get("points") if isinstance(name, str) and "/" not in name else None
+    if not isinstance(points, list) or not points:
+        return None
+    return {"points": points, "svg": Markup(curve.svg(points))}
 
 
 def _findings_context(rows: list[dict[str, Any]] | None) -> dict[str, Any]:

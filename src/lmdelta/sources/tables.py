@@ -96,12 +96,12 @@ def _jailbreak_file(path: Path) -> list[SourceItem]:
 def _truthfulqa(location: Path) -> list[SourceItem]:
     return [
         item
-        for path in _truthfulqa_files(location)
+        for path in truthfulqa_files(location)
         for item in _items(read_table(path, "TruthfulQA file"), ("question", "the question"), "category")
     ]
 
 
-def _truthfulqa_files(location: Path) -> list[Path]:
+def truthfulqa_files(location: Path) -> list[Path]:
     """The file given; else, in a folder, the first of: the original CSV, the Hub's generation split,
     any table directly inside."""
     if location.is_file():
