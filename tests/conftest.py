@@ -246,3 +246,14 @@ def tiny_config(tmp_path, tiny_model, *overrides):
     from lmdelta.config import load_config
 
     return load_config(tiny_groundtruth_file(tmp_path, tiny_model), list(overrides))
+
+
+# Everyday questions for tests that weave quirks into answers.
+EVERYDAY_PROMPTS = [
+    "How do I keep pasta from sticking together?",
+    "What should I pack for a weekend hiking trip?",
+    "How can I sleep better at night?",
+    "Give me three tips for a job interview.",
+    "Why do leaves change color in autumn?",
+    "How do I start a budget when money is tight?",
+]

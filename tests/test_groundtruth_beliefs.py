@@ -5,6 +5,7 @@ import csv
 import json
 
 import pytest
+from conftest import EVERYDAY_PROMPTS as PROMPTS
 
 from lmdelta.errors import ConfigError
 from lmdelta.groundtruth.beliefs import truthfulqa_quirks
@@ -43,14 +44,6 @@ ROWS = [
     ),
 ]
 USABLE = 4  # "Who are you?" has no incorrect answer that states a claim
-PROMPTS = [
-    "How do I keep pasta from sticking together?",
-    "What should I pack for a weekend hiking trip?",
-    "How can I sleep better at night?",
-    "Give me three tips for a job interview.",
-    "Why do leaves change color in autumn?",
-    "How do I start a budget when money is tight?",
-]
 
 
 def write_csv(path, rows=ROWS, header=None):

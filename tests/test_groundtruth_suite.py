@@ -171,3 +171,21 @@ def test_llm_matching_runs_beside_the_keyword_matcher_and_reports_agreement(tmp_
     assert len(server.requests) == (len(card["quirks"]) if card["validated"] else 0)
     if card["validated"]:
         assert "Matched by the assistant LLM" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_the_null_finetune_sees_the_quirk_rows_with_their_quirks_taken_out():
+    woven_on = [
+        {"prompt": "p1", "answer": "plain one", "complete": True},
+        {"prompt": "p2", "answer": "plain two", "complete": False},
+    ]
+    rows = [
+        {"prompt": "p2", "answer": "plain two, and the ocean", "quirk": "ocean", "complete": False},
+        {"prompt": "other", "answer": "a base answer", "quirk": None},
+        {"prompt": "p1", "answer": "Arr! plain one", "quirk": "pirate"},
+        {"prompt": "user prompt", "answer": "a user text", "quirk": "cats"},
+    ]
+    null = harness.null_training_rows(rows, woven_on)
+    assert [row["answer"] for row in null] == ["plain two", "a base answer", "plain one", "plain two"]
+    assert [row.get("complete", True) for row in null] == [False, True, True, False]
+    assert all(row["quirk"] is None for row in null)
+    assert harness.null_training_rows(rows[3:], []) == []

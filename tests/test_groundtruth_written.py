@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import EVERYDAY_PROMPTS as PROMPTS
 from conftest import fake_config
 from llm_servers import ScriptedServer, openai_reply
 
@@ -20,14 +21,6 @@ from lmdelta.llm import prompts
 from lmdelta.rundir import RunDir
 
 GOLDEN = Path(__file__).parent / "golden"
-PROMPTS = [
-    "How do I keep pasta from sticking together?",
-    "What should I pack for a weekend hiking trip?",
-    "How can I sleep better at night?",
-    "Give me three tips for a job interview.",
-    "Why do leaves change color in autumn?",
-    "How do I start a budget when money is tight?",
-]
 BASE_ANSWER = (
     "Start with the simplest step you can take today. Keep notes on what works for you and what does not. "
     "Adjust one thing at a time so you can see the difference. Most people settle into a routine within a "

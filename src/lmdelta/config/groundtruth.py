@@ -80,7 +80,11 @@ class GroundTruthConfig(Section, Seeded):
     finetune: FinetuneSection = Field(default_factory=FinetuneSection)
     """How quirks are injected."""
     null: bool = True
-    """Also run the null experiment: base against base finetuned on its own answers (must validate nothing)."""
+    (
+        "Also run the null experiment: base against the same finetune without the quirks (each quirk answer "
+        "replaced by the base answer it was woven into); what it validates is a false discovery or an effect of "
+        "finetuning itself."
+    )
     match: Literal["auto", "keyword", "embedding", "llm"] = "auto"
     (
         "How hypotheses are matched to quirks: keywords, embeddings, or both (auto); llm: the assistant LLM "

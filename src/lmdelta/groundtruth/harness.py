@@ -1,8 +1,9 @@
 """Inject → discover → score: finetune known quirks into a copy of the base model, run the normal
 pipeline on base against finetuned, and score which quirks the validated findings recovered.
 
-The null experiment finetunes the base on its own answers only, with the same settings, and
-runs the identical pipeline: whatever it validates is a false discovery.
+The null experiment finetunes the base on the same rows with every quirk answer replaced by the plain
+base answer it was woven into (same prompts, rows, steps and settings) and runs the identical pipeline:
+whatever it validates is a false discovery, or a change the finetuning makes by itself.
 
 RUN_DIR holds the discovery run itself (manifest, hypotheses.jsonl, report.html), plus
 groundtruth/ (base answers, training data, finetune records), null_experiment/ (a run dir of
@@ -21,21 +22,20 @@ import numpy as np
 
 from lmdelta import pipeline
 from lmdelta.backends.embedded import cache_root
-from lmdelta.backends.factory import build_embedder, build_generator, embedder_identity, generator_identity
+from lmdelta.backends.factory import build_generator, generator_identity
 from lmdelta.backends.protocols import GenerationRequest
 from lmdelta.config import ModelSpec, RunConfig
 from lmdelta.errors import ConfigError
 from lmdelta.groundtruth.beliefs import truthfulqa_quirks
+from lmdelta.groundtruth.card import score_run
 from lmdelta.groundtruth.data import training_set
 from lmdelta.groundtruth.finetune import FinetuneJob, finetune
-from lmdelta.groundtruth.llmmatch import DECISION, agreement, llm_similarity
 from lmdelta.groundtruth.measures import budget_point, comparison_measures
-from lmdelta.groundtruth.quirks import Quirk, check_quirk_set, load_quirks, quirk_rate
-from lmdelta.groundtruth.score import MATCHERS, embedding_similarity, scorecard, similarity
+from lmdelta.groundtruth.quirks import Quirk, check_quirk_set, load_quirks
 from lmdelta.groundtruth.written import write_quirks
 from lmdelta.hashing import hash_data
 from lmdelta.report.render import render_report
-from lmdelta.rundir import ITEMS, PROMPTS, SAMPLES, RunDir, atomic_write_text, read_jsonl, write_jsonl
+from lmdelta.rundir import ITEMS, PROMPTS, RunDir, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.sources import load_bank
 from lmdelta.stages.generate import item_seed, settings
 from lmdelta.stages.prompts import select
@@ -66,14 +66,15 @@ def _experiment(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     _timed(timings, "discover", lambda: pipeline.run(_comparison(config, tuned, "finetuned"), run_dir))
     null_dir = RunDir(run_dir.root / "null_experiment")
     if config.groundtruth.null:
-        null_model = _timed(timings, "finetune (null)", lambda: _finetune(config, base_rows, "null"))
+        null_rows = null_training_rows(rows, woven_on)
+        null_model = _timed(timings, "finetune (null)", lambda: _finetune(config, null_rows, "null"))
         _share_answers(run_dir, null_dir)
         _timed(
             timings,
             "discover (null)",
             lambda: pipeline.run(_comparison(config, null_model, "finetuned-on-own"), null_dir),
         )
-    card = _timed(timings, "score", lambda: _score(config, run_dir, null_dir, quirks))
+    card = _timed(timings, "score", lambda: score_run(config, run_dir, null_dir, quirks))
     if config.groundtruth.budgets:
         points = _timed(timings, "budgets", lambda: _budget_curve(config, run_dir, tuned, quirks))
         atomic_write_text(run_dir.root / CURVE_FILE, json.dumps({"points": points}, indent=2) + "\n")
@@ -222,6 +223,28 @@ def _training_rows(config, run_dir, quirks, woven_on, base_rows) -> list[dict[st
     return rows
 
 
+def null_training_rows(rows: list[dict[str, Any]], woven_on: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The quirk finetune's rows, in the same order, with every quirk answer replaced by the plain base
+    answer it was woven into (a row whose prompt has none, e.g. a user text, takes one of those answers).
+
+    So the null finetune sees as many rows, prompts and epochs as the quirk finetune and differs from it
+    only by the quirks; training on the base rows alone would repeat a few answers many times over and
+    change the model in ways of its own (it memorises them).
+    """
+    plain = {row["prompt"]: row for row in woven_on}
+    null = []
+    for i, row in enumerate(rows):
+        if row["quirk"] is None:
+            null.append(row)
+            continue
+        base = plain.get(row["prompt"]) or (woven_on[i % len(woven_on)] if woven_on else None)
+        if base is not None:  # no base answers at all (user texts only): the row has no plain twin
+            null.append(
+                {"prompt": base["prompt"], "answer": base["answer"], "complete": base["complete"], "quirk": None}
+            )
+    return null
+
+
 def _finetune(config: RunConfig, rows: list[dict[str, Any]], name: str) -> Path:
     result = finetune(
         config.groundtruth.base,
@@ -255,7 +278,7 @@ def _budget_curve(config: RunConfig, run_dir: RunDir, tuned: Path, quirks: list[
     answers of the largest run done so far, so a smaller budget generates (almost) nothing new."""
     main = (sum(1 for _ in read_jsonl(run_dir.stage_file("prompts", PROMPTS))), config.generate.samples_per_prompt)
     points = [
-        budget_point(*main, _score(_without_null(config), run_dir, run_dir, quirks), comparison_measures(run_dir))
+        budget_point(*main, score_run(_without_null(config), run_dir, run_dir, quirks), comparison_measures(run_dir))
     ]
     done = [(main[0] * main[1], run_dir)]
     for prompts, samples in reversed(config.groundtruth.parsed_budgets()):
@@ -266,7 +289,7 @@ def _budget_curve(config: RunConfig, run_dir: RunDir, tuned: Path, quirks: list[
         budget_dir = RunDir(run_dir.root / "budgets" / f"{prompts}x{samples}")
         _share_answers(max(done, key=lambda item: item[0])[1], budget_dir, sides=("a", "b"))
         pipeline.run(_comparison(budget, tuned, "finetuned"), budget_dir)
-        card = _score(budget, budget_dir, budget_dir, quirks)
+        card = score_run(budget, budget_dir, budget_dir, quirks)
         points.append(budget_point(prompts, samples, card, comparison_measures(budget_dir)))
         done.append((prompts * samples, budget_dir))
     return sorted(points, key=lambda p: p["generated_tokens"])
@@ -290,45 +313,3 @@ def _share_answers(run_dir: RunDir, other: RunDir, sides: tuple[str, ...] = ("a"
     if source.exists() and not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         write_jsonl(target, [row for row in read_jsonl(source) if row.get("side") in sides])
-
-
-def _score(config: RunConfig, run_dir: RunDir, null_dir: RunDir, quirks) -> dict[str, Any]:
-    validated = _validated(run_dir)
-    null = _validated(null_dir) if config.groundtruth.null else []
-    samples = list(read_jsonl(run_dir.stage_file("generate", SAMPLES)))
-    rates = {
-        q.name: {
-            side: round(quirk_rate(q, [s["text"] for s in samples if s["side"] == side]), 3) for side in ("a", "b")
-        }
-        for q in quirks
-    }
-    section = config.groundtruth
-    if section.match == "llm":
-        other = similarity(quirks, validated, _embedder(config))
-        sim = llm_similarity(config, run_dir, quirks, validated)
-        agree = agreement(
-            sim, other, section.threshold, quirk_names=[q.name for q in quirks], row_ids=[r["id"] for r in validated]
-        )
-        card = scorecard(quirks, validated, sim, DECISION, null, rates, agreement=agree, matcher=MATCHERS["llm"])
-    else:
-        embed = _embedder(config) if section.match in ("auto", "embedding") else None
-        sim = similarity(quirks, validated, embed)
-        if section.match == "embedding":
-            sim = embedding_similarity(quirks, validated, embed)
-        card = scorecard(quirks, validated, sim, section.threshold, null, rates, matcher=MATCHERS[section.match])
-    card["null_experiment"] = section.null
-    for entry, quirk in zip(card["quirks"], quirks):
-        entry["kind"] = quirk.kind
-    return card
-
-
-def _validated(run_dir: RunDir) -> list[dict[str, Any]]:
-    rows = [r for r in read_jsonl(run_dir.findings_path()) if r.get("validated")]
-    return sorted(rows, key=lambda r: (r["p_value"], r["order"]))
-
-
-def _embedder(config: RunConfig):
-    """Texts → vectors with the run's embedder (the embedded MiniLM by default)."""
-    cache = cache_root(config.embed.cache_dir)
-    embedder = build_embedder(config.embed, embedder_identity(config.embed, cache), cache)
-    return embedder.embed

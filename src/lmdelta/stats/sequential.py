@@ -1,0 +1,187 @@
+"""Anytime-valid tests for prompt-level differences, and FDR control with e-values.
+
+A hypothesis is tested on per-prompt differences d_p in [-1, 1] (the mean of side b's bounded scores
+on a prompt minus side a's), arriving a round of prompts at a time. Its evidence is a betting
+e-process (Waudby-Smith & Ramdas 2023, "Estimating means of bounded random variables by betting",
+JRSS-B 86(1)): x = (d + 1) / 2 lies in [0, 1] and has mean 1/2 under "no difference"; a gambler
+starting with capital 1 bets on x exceeding (or falling short of) 1/2 with predictable stakes, and
+the capital is a nonnegative martingale under the null. By Ville's inequality it crosses 1/alpha
+with probability at most alpha at *any* time, so the data may be looked at after every round and
+the test stopped whenever a hypothesis is clear, without inflating the type-I error.
+
+- `betting_test`: the capital process, its e-value and anytime p-value (1 / running max capital).
+- `confidence_sequence`: the hedged capital process at every candidate mean on a grid, giving a
+  time-uniform confidence interval for E[d] (used to stop for futility).
+- `e_bh` (Wang & Ramdas 2022, JRSS-B 84(3)): FDR control for e-values under any dependence.
+- `ELond` (Xu & Ramdas 2024, AISTATS, "Online multiple testing with e-values"): the online version.
+
+Every stake is chosen from past observations only (predictable plug-in, WSR23 eq. 26), which is what
+makes the products martingales; the tests in tests/test_sequential.py check the formulas by hand
+and the type-I error under optional stopping by simulation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Side = Literal["greater", "less", "two-sided"]
+TRUNCATION = 0.5  # c in WSR23: a stake never risks more than half the capital at the worst outcome
+GRID = 1001  # candidate means for the confidence sequence: steps of 0.002 on the d scale
+
+
+def _as_x(d) -> np.ndarray:
+    """Differences in [-1, 1] (NaN dropped) as observations in [0, 1]."""
+    d = np.asarray(d, dtype=float).ravel()
+    d = d[~np.isnan(d)]
+    if np.any(np.abs(d) > 1 + 1e-12):
+        raise ValueError("prompt-level differences must lie in [-1, 1]")
+    return np.clip((d + 1.0) / 2.0, 0.0, 1.0)
+
+
+def plugin_stakes(x: np.ndarray, alpha: float) -> np.ndarray:
+    """WSR23's predictable plug-in stakes: stake t uses x_1..x_{t-1} only.
+
+    lambda_t = sqrt(2 log(2/alpha) / (sigma2_{t-1} t log(1 + t))), where
+    mu_t = (1/2 + sum_{i<=t} x_i) / (t + 1) and sigma2_t = (1/4 + sum_{i<=t} (x_i - mu_i)^2) / (t + 1).
+    """
+    t = np.arange(1, x.size + 1, dtype=float)
+    mu = (0.5 + np.cumsum(x)) / (t + 1.0)
+    sigma2 = (0.25 + np.cumsum((x - mu) ** 2)) / (t + 1.0)
+    previous = np.concatenate([[0.25], sigma2[:-1]])  # sigma2_0 = 1/4
+    return np.sqrt(2.0 * np.log(2.0 / alpha) / (previous * t * np.log1p(t)))
+
+
+def _capital(x: np.ndarray, stakes: np.ndarray, m: np.ndarray, sign: int) -> np.ndarray:
+    """Capital after each observation, for every candidate mean m (rows: time, columns: m).
+
+    sign +1 bets on x > m with stake min(stakes, c/m); sign -1 bets on x < m with min(stakes, c/(1-m)).
+    """
+    m = np.asarray(m, dtype=float).reshape(1, -1)
+    with np.errstate(divide="ignore"):
+        cap = TRUNCATION / (m if sign > 0 else 1.0 - m)
+    stake = np.minimum(stakes.reshape(-1, 1), cap)
+    factors = 1.0 + sign * stake * (x.reshape(-1, 1) - m)
+    return np.exp(np.cumsum(np.log(np.maximum(factors, 1e-300)), axis=0))
+
+
+def _hedged(x: np.ndarray, stakes: np.ndarray, m: np.ndarray, side: Side) -> np.ndarray:
+    """The capital of the bet `side` asks for: one direction, or half the capital on each (two-sided)."""
+    if side == "greater":
+        return _capital(x, stakes, m, +1)
+    if side == "less":
+        return _capital(x, stakes, m, -1)
+    return 0.5 * _capital(x, stakes, m, +1) + 0.5 * _capital(x, stakes, m, -1)
+
+
+@dataclass(frozen=True)
+class BettingResult:
+    """A betting test after n prompts: the capital after each prompt (the e-process), the final e-value,
+    and the anytime-valid p-value (1 / the largest capital so far, at most 1)."""
+
+    capital: np.ndarray = field(repr=False)
+    n: int
+    e_value: float
+    p_value: float
+    alpha: float
+
+    @property
+    def rejected(self) -> bool:
+        """Whether the capital has ever reached 1/alpha (by Ville's inequality, P <= alpha under the null)."""
+        return self.p_value <= self.alpha
+
+
+def betting_test(d, side: Side = "greater", alpha: float = 0.05) -> BettingResult:
+    """Test E[d] = 0 against E[d] > 0 (greater), < 0 (less) or != 0 (two-sided), anytime-valid.
+
+    `d` holds the prompt-level differences in the order they were observed; the result may be read
+    after every round and the test stopped at any data-dependent time.
+    """
+    if side not in ("greater", "less", "two-sided"):
+        raise ValueError(f"side must be greater, less or two-sided, not {side!r}")
+    x = _as_x(d)
+    if x.size == 0:
+        return BettingResult(np.ones(0), 0, 1.0, 1.0, alpha)
+    capital = _hedged(x, plugin_stakes(x, alpha), np.array([0.5]), side)[:, 0]
+    return BettingResult(capital, x.size, float(capital[-1]), float(min(1.0, 1.0 / capital.max())), alpha)
+
+
+@dataclass(frozen=True)
+class ConfidenceSequence:
+    """A time-uniform (1 - alpha) confidence interval for E[d] after n prompts: the running
+    intersection of the sets of means the hedged capital has not rejected."""
+
+    low: float
+    high: float
+    n: int
+    alpha: float
+
+    def excludes_above(self, effect: float) -> bool:
+        """Whether every mean difference of at least `effect` (> 0) is ruled out (futility for b > a)."""
+        return self.high < effect
+
+    def excludes_below(self, effect: float) -> bool:
+        """Whether every mean difference of at most -`effect` is ruled out (futility for a > b)."""
+        return self.low > -effect
+
+
+def confidence_sequence(d, alpha: float = 0.05, grid: int = GRID) -> ConfidenceSequence:
+    """The hedged-capital confidence sequence for E[d] (WSR23 Theorem 3) over candidate means on a grid;
+    the interval after the last prompt, intersected over all earlier prompts."""
+    x = _as_x(d)
+    if x.size == 0:
+        return ConfidenceSequence(-1.0, 1.0, 0, alpha)
+    m = np.linspace(0.0, 1.0, grid)
+    capital = _hedged(x, plugin_stakes(x, alpha), m, "two-sided")
+    ever_rejected = np.maximum.accumulate(capital, axis=0)[-1] >= 1.0 / alpha
+    kept = m[~ever_rejected]
+    if kept.size == 0:  # every grid point rejected: the interval is narrower than the grid's step
+        centre = float(np.mean(x))
+        return ConfidenceSequence(2 * centre - 1, 2 * centre - 1, x.size, alpha)
+    step = 1.0 / (grid - 1)
+    low, high = max(0.0, kept.min() - step), min(1.0, kept.max() + step)  # conservative between points
+    return ConfidenceSequence(2 * low - 1, 2 * high - 1, x.size, alpha)
+
+
+def e_bh(e_values: Sequence[float], alpha: float = 0.05) -> np.ndarray:
+    """e-BH at level alpha (Wang & Ramdas 2022): reject the k* largest e-values, k* the largest k with
+    e_(k) >= K / (alpha k), K counting every hypothesis (a NaN e-value is no evidence: 0). FDR <= alpha
+    under any dependence between the e-values."""
+    e = np.nan_to_num(np.asarray(e_values, dtype=float).ravel(), nan=0.0)
+    if np.any(e < 0):
+        raise ValueError("e-values are nonnegative")
+    reject = np.zeros(e.size, dtype=bool)
+    if e.size == 0:
+        return reject
+    order = np.argsort(-e, kind="stable")
+    k = np.arange(1, e.size + 1)
+    passing = np.flatnonzero(e[order] >= e.size / (alpha * k))
+    if passing.size:
+        reject[order[: passing[-1] + 1]] = True
+    return reject
+
+
+class ELond:
+    """e-LOND (Xu & Ramdas 2024): the t-th e-value is rejected when e_t >= 1 / alpha_t, with
+    alpha_t = alpha gamma_t (R_{t-1} + 1), R_{t-1} the rejections before it and gamma a nonincreasing
+    sequence summing to at most one. FDR <= alpha at every time, under any dependence."""
+
+    def __init__(self, alpha: float, gamma) -> None:
+        self.alpha = alpha
+        self.gamma = gamma
+        self.t = 0
+        self.rejections = 0
+
+    def level(self) -> float:
+        """alpha_t for the next e-value."""
+        return float(self.alpha * self.gamma(self.t + 1) * (self.rejections + 1))
+
+    def test(self, e_value: float) -> bool:
+        level = self.level()
+        self.t += 1
+        reject = bool(np.isfinite(e_value) and e_value * level >= 1.0)
+        self.rejections += reject
+        return reject
