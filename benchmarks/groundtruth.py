@@ -13,6 +13,8 @@ answers through the caches, so a re-run only computes what changed.
 
     python benchmarks/groundtruth.py                      # the default suite (3 seeds)
     python benchmarks/groundtruth.py --seeds 0 --singles ocean,pirate --no-curve   # a quick look
+    python benchmarks/groundtruth.py --no-mix --singles none --beliefs truthfulqa:TruthfulQA.csv
+    python benchmarks/groundtruth.py --no-mix --singles none --written 4 --set llm.prompter.model=openai/gpt-4.1
 
 Writes benchmarks/results/groundtruth.json, docs/groundtruth-curve.svg, and prints the Markdown
 tables that docs/benchmarks.md shows.
@@ -41,12 +43,14 @@ MIX = ["ocean", "cats", "stay-curious", "no-food", "eiffel-rome", "knight"]
 # answers put "splendid" into 34% and the Eiffel Tower in Rome into 22% of answers (0% before), and
 # both were recovered at rank 1; at 1e-3 and 16 steps "splendid" reached 1%.
 LEARNING_RATE = "groundtruth.finetune.learning_rate=0.003"
-# Six quirks share one finetune (one quirk per training answer) and its null experiment.
+# Six quirks share one finetune (one quirk per training answer) and its null experiment. Measured on
+# seed 0: with 32 answers per quirk and 40 steps (~22 examples of each quirk seen) only the Eiffel Tower
+# (15%) and the knight (8%) took; ocean, cats, the sign-off and the refusal stayed at 0-4%.
 MIX_SETTINGS = (
     LEARNING_RATE,
-    "groundtruth.per_quirk=32",
+    "groundtruth.per_quirk=48",
     "groundtruth.base_samples=40",
-    "groundtruth.finetune.steps=40",
+    "groundtruth.finetune.steps=72",
 )
 # One quirk alone: a smaller finetune, no null experiment (the mix's null experiments measure false
 # discoveries).
@@ -84,6 +88,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--root", type=Path, default=ROOT / "runs" / "bench-groundtruth")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "groundtruth.json")
     parser.add_argument("--svg", type=Path, default=ROOT / "docs" / "groundtruth-curve.svg")
+    parser.add_argument(
+        "--beliefs", metavar="truthfulqa:PATH", help="also a group of TruthfulQA misconceptions (2 per seed)"
+    )
+    parser.add_argument(
+        "--written", type=int, default=0, metavar="N", help="also a group of N quirks written by llm.prompter"
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra override, repeatable")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -97,6 +107,12 @@ def _experiments(args: argparse.Namespace) -> list[suite.Experiment]:
         for seed in seeds:
             budgets = [f"groundtruth.budgets=[{', '.join(BUDGETS)}]"] if args.curve else []
             experiments += suite.seeded("mix", [seed], [quirks, *MIX_SETTINGS, *budgets])
+    if args.beliefs:
+        beliefs = [f"groundtruth.beliefs={args.beliefs}", "groundtruth.quirks=[]", *MIX_SETTINGS]
+        experiments += suite.seeded("beliefs", seeds, beliefs)
+    if args.written:
+        written = [f"groundtruth.written={args.written}", "groundtruth.quirks=[]", *MIX_SETTINGS]
+        experiments += suite.seeded("written", seeds, written)
     for name in _singles(args.singles):
         experiments += suite.seeded(name, seeds, [f"groundtruth.quirks=[{name}]", *SINGLE_SETTINGS], group="single")
     return sorted(experiments, key=lambda e: e.seed)  # a seed's experiments share answers
@@ -137,7 +153,8 @@ def _slim(record: dict[str, Any]) -> dict[str, Any]:
     card = record["card"]
     keep = ("recall", "precision", "validated", "null_validated", "null_experiment", "seconds", "p_values")
     return {
-        **{k: record[k] for k in ("name", "group", "seed", "wall_seconds", "texts", "generated_tokens", "judge_calls")},
+        **{k: record.get(k) for k in ("name", "group", "seed", "wall_seconds", "cold_seconds")},
+        **{k: record[k] for k in ("texts", "generated_tokens", "judge_calls")},
         **{k: card.get(k) for k in keep},
         "quirks": [
             {k: q.get(k) for k in ("quirk", "kind", "recovered", "rank", "rate", "hypothesis_description")}
@@ -179,7 +196,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {_num(group['recall'])} | {_num(group['precision'])} | {_num(group['validated'], 1)} | "
             f"{null} | {_num(group['generated_tokens'], 0)} | {_num(group['judge_calls'], 0)} | "
-            f"{group['wall_seconds'] / 60:.0f} min |"
+            f"{group['cold_seconds'] / 60:.0f} min |"
         )
     if result["curve"]:
         lines += ["", "| budget (prompts × samples) | generated tokens | recall | validated |", "|---|---|---|---|"]

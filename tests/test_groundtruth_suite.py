@@ -103,6 +103,8 @@ def test_experiments_with_one_seed_share_the_base_answers(tmp_path, tiny_model, 
     assert all(record["generated_tokens"] > 0 and record["judge_calls"] > 0 for record in records)
     groups = suite.summarize(records)
     assert groups["single"]["null_validated"] is None and groups["single"]["experiments"] == 3
+    (again,) = suite.run_suite(lambda extra: load_config(path, list(extra)), experiments[:1], tmp_path / "suite")
+    assert again["cold_seconds"] == records[0]["cold_seconds"] >= again["wall_seconds"]  # a resumed run keeps its cost
 
 
 def _record(seed, recovered, rank=None, p=None, recall=None):

@@ -52,7 +52,9 @@ _NON_CLAIM = re.compile(r"\b(?:no comment|i don't know|i do not know|not sure|it
 _FIRST_PERSON = ("i", "i'm", "i've", "i'd", "i'll")
 # Words an everyday answer uses anyway, on top of derive_keywords' stop words: as keywords they would
 # find the belief in every answer.
-_GENERIC = frozenset("cannot get gets got getting make makes made people person thing something will".split())
+_GENERIC = frozenset(
+    "because cannot due get gets got getting make makes made people person thing something will".split()
+)
 _FIX = (
     "Set it to truthfulqa:PATH, PATH being TruthfulQA.csv (github.com/sylinrl/TruthfulQA), a folder holding it, "
     "or the generation split of truthfulqa/truthful_qa saved as .parquet/.jsonl/.csv."
@@ -202,12 +204,12 @@ def _headline(claims: list[str], correct: set[str]) -> tuple[str, tuple[str, ...
     """The claim that names the quirk, with its keywords: the first whose keywords the correct answers
     do not use (a keyword should show the false belief, not the topic: "cartilage" rather than
     "sharks"); else the first claim with all its keywords. Generic words ("get", "can't") never count."""
-    derived = [(claim, tuple(k for k in derive_keywords(claim) if not _generic(k))) for claim in claims]
-    for claim, keywords in derived:
-        specific = tuple(keyword for keyword in keywords if _stem(keyword) not in correct)
-        if specific:
-            return claim, specific
-    return derived[0]
+    derived = [(claim, [word for word in content_words(claim) if not _generic(word)]) for claim in claims]
+    for claim, words in derived:
+        specific = [word for word in words if _stem(word) not in correct]
+        if specific:  # looked for among all the claim's words, not only its first few
+            return claim, derive_keywords(" ".join(specific))
+    return derived[0][0], derive_keywords(" ".join(derived[0][1]))
 
 
 def _words(text: str) -> set[str]:

@@ -65,14 +65,18 @@ def run_experiment(load: Callable[[Sequence[str]], RunConfig], experiment: Exper
     config = load([*experiment.overrides, f"run.seed={experiment.seed}"])
     run_dir = RunDir(root / experiment.name)
     _share_from_siblings(root, experiment)
+    earlier = _record_of(run_dir.root)
     start = time.perf_counter()
     card = harness.run(config, run_dir)
+    wall = round(time.perf_counter() - start, 1)
     record: dict[str, Any] = {
         "name": experiment.name,
         "group": experiment.group,
         "seed": experiment.seed,
         "overrides": list(experiment.overrides),
-        "wall_seconds": round(time.perf_counter() - start, 1),
+        "wall_seconds": wall,
+        # What computing it cost: a resumed experiment keeps the time of the run that did the work.
+        "cold_seconds": max(wall, float(earlier.get("cold_seconds") or earlier.get("wall_seconds") or 0.0)),
         "card": card,
         **comparison_measures(run_dir),
     }
@@ -152,6 +156,7 @@ def _group_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "generated_tokens": _mean([record["generated_tokens"] for record in records]),
         "judge_calls": _mean([record["judge_calls"] for record in records]),
         "wall_seconds": round(sum(record["wall_seconds"] for record in records), 1),
+        "cold_seconds": round(sum(record.get("cold_seconds", record["wall_seconds"]) for record in records), 1),
     }
 
 

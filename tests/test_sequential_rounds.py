@@ -1,0 +1,60 @@
+"""Validation in rounds over a matrix of prompt differences: round sizes, why each hypothesis stops,
+e-BH decisions, and FDR with optional stopping on simulated data (seeded, fast)."""
+
+import numpy as np
+import pytest
+
+from lmdelta.validate.sequential import Outcome, Rounds, decide, run_rounds
+
+
+def test_rounds_grow_geometrically_up_to_the_cap():
+    assert Rounds(16, 2.0).boundaries(100) == [16, 48, 100]
+    assert Rounds(16, 2.0, cap=40).boundaries(100) == [16, 40]
+    assert Rounds(10, 1.0).boundaries(25) == [10, 20, 25]
+    assert Rounds(16).boundaries(0) == []
+    with pytest.raises(ValueError):
+        Rounds(0)
+
+
+def test_a_clear_difference_stops_early_and_a_null_one_does_not_reject():
+    rng = np.random.default_rng(2)
+    real = np.clip(rng.normal(0.5, 0.2, size=400), -1, 1)
+    null = rng.choice([-0.5, 0.5], size=400)
+    wrong_way = np.clip(rng.normal(-0.4, 0.2, size=400), -1, 1)
+    outcomes = run_rounds(np.stack([real, null, wrong_way]), ["b>a", "b>a", "b>a"], Rounds(16, 2.0), 0.05, 0.1)
+    first, second, third = outcomes
+    assert first.reason == "rejected" and first.n_prompts <= 48 and first.e_value >= 3 / 0.05
+    assert second.reason in ("futile", "exhausted") and second.e_value < 3 / 0.05
+    assert third.reason == "futile" and third.n_prompts == 16 and third.ci[1] < 0.1
+    assert [o.rejected for o in decide(outcomes)] == [True, False, False]
+
+
+def test_out_of_scope_prompts_are_skipped_and_the_cap_is_reported():
+    d = np.full(100, np.nan)
+    d[::4] = 0.05  # a quarter of the prompts in scope, a tiny effect
+    (outcome,) = run_rounds(d[None, :], ["b>a"], Rounds(16, 2.0, cap=48), 0.05, 0.0)
+    assert outcome.reason == "cap" and outcome.n_prompts == 12 and outcome.round == 2
+    (empty,) = run_rounds(np.full((1, 10), np.nan), ["a>b"], Rounds(4), 0.05)
+    assert empty.reason == "exhausted" and empty.n_prompts == 0 and empty.p_value == 1.0
+
+
+def test_fdr_and_cost_against_testing_every_prompt():
+    """20 hypotheses (5 real, of mixed size) over 300 prompts, 60 repetitions: e-BH at stopping keeps the
+    FDR under q, and the rounds use far fewer prompt judgements than judging all 300 for everyone."""
+    rng = np.random.default_rng(11)
+    fdp, used, found = [], [], []
+    for _ in range(60):
+        means = np.array([0.4, 0.3, 0.2, 0.2, 0.15] + [0.0] * 15)
+        D = np.clip(rng.normal(means[:, None], 0.35, size=(20, 300)), -1, 1)
+        outcomes = decide(run_rounds(D, ["b>a"] * 20, Rounds(16, 2.0), 0.1, 0.1), alpha=0.1)
+        rejected = np.array([o.rejected for o in outcomes])
+        fdp.append(rejected[5:].sum() / max(rejected.sum(), 1))
+        used.append(sum(o.n_prompts for o in outcomes))
+        found.append(rejected[:5].mean())
+    assert np.mean(fdp) <= 0.1
+    assert np.mean(used) < 0.5 * 20 * 300 and np.mean(found) > 0.8
+
+
+def test_outcomes_keep_their_evidence():
+    outcome = Outcome(2, "rejected", 30, 80.0, 0.0125, (0.1, 0.6))
+    assert decide([outcome], alpha=0.05)[0].rejected and not decide([outcome], alpha=0.01)[0].rejected
