@@ -55,7 +55,8 @@ def test_budgets_draw_a_curve_on_one_finetune_reusing_answers(tmp_path, tiny_mod
     }
     training = {row["prompt"] for row in read_jsonl(tmp_path / "run" / "groundtruth" / "training.jsonl")}
     assert not tested & training  # no budget tests a prompt the model was trained on
-    assert "Recovery against compute" in (tmp_path / "run" / "report.html").read_text()
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "Recovery against compute" in report and "No null experiment was run" in report
 
 
 def test_a_budget_larger_than_the_bank_is_refused(tmp_path, tiny_model):
@@ -191,3 +192,17 @@ def test_the_null_finetune_sees_the_quirk_rows_with_their_quirks_taken_out():
     assert [row.get("complete", True) for row in null] == [False, True, True, False]
     assert all(row["quirk"] is None for row in null)
     assert harness.null_training_rows(rows[3:], []) == []
+
+
+def test_an_experiment_without_quirks_says_where_to_name_them(tmp_path, tiny_model):
+    with pytest.raises(ConfigError, match="no quirks to inject") as info:
+        harness.run(tiny_config(tmp_path, tiny_model, "groundtruth.quirks=[]"), RunDir(tmp_path / "run"))
+    assert "groundtruth.quirks" in info.value.fix
+
+
+def test_the_terminal_scorecard_says_when_no_null_experiment_ran():
+    from lmdelta.cli import _scorecard_lines
+
+    card = {"quirks": [], "recall": 0.0, "validated": 0, "unmatched_hypotheses": [], "null_validated": 0}
+    assert "null experiment: 0 validated" in _scorecard_lines(card)
+    assert "no null experiment" in _scorecard_lines({**card, "null_experiment": False})

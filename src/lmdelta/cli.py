@@ -244,7 +244,12 @@ def _scorecard_lines(card: dict[str, Any]) -> str:
     lines = [
         f"ground truth: {sum(q['recovered'] for q in card['quirks'])} of {len(card['quirks'])} injected quirks "
         f"recovered (recall {recall:.2f}); {card['validated']} validated findings, "
-        f"{len(card['unmatched_hypotheses'])} matching no quirk; null experiment: {card['null_validated']} validated"
+        f"{len(card['unmatched_hypotheses'])} matching no quirk; "
+        + (
+            f"null experiment: {card['null_validated']} validated"
+            if card.get("null_experiment", True)
+            else "no null experiment"
+        )
         + _procedure_effects(card)
     ]
     for quirk in card["quirks"]:
