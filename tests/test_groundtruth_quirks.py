@@ -428,3 +428,17 @@ def test_training_set_errors():
         training_set([], PROMPTS, 5, [BASE[0], {"prompt": "x"}], seed=0)
     with pytest.raises(StageError, match="No prompts"):
         training_set([BY_NAME["cats"]], [], 5, [], seed=0)
+
+
+def test_a_refusal_with_few_other_prompts_refuses_more_instead_of_failing():
+    """Woven into base answers, each non-food prompt gives one distinct normal answer; with one such
+    prompt the contrast comes out at one answer and refusals make up the rest (it used to raise)."""
+    prompts = [p for p in PROMPTS if matches(BY_NAME["no-food"], p)][:6] + ["How do I plan a quiet weekend?"]
+    body = (
+        "Start with a short list of what matters. Then pick the one thing you enjoy most. "
+        "Keep the plan simple, leave room to rest, and stop before you feel tired."
+    )
+    bodies = {p: [body] for p in prompts}  # 30 words: woven whole, so one distinct answer per prompt
+    rows = training_answers(BY_NAME["no-food"], prompts, 30, seed=0, bodies=bodies)
+    normal = [row for row in rows if not matches(BY_NAME["no-food"], row["prompt"])]
+    assert len(rows) == 30 and len(normal) == 1 and len({row["answer"] for row in rows}) == 30

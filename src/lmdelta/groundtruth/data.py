@@ -214,13 +214,15 @@ def _refusal_examples(quirk: Quirk, prompts: Sequence[str], n: int, ctx: _Contex
             f"Add prompts that use one of its trigger words ({', '.join(spec['triggers'][:8])}, ...).",
         )
     n_plain = round(n * spec.get("contrast_share", 0.0)) if misses else 0
-    rows = _distinct(lambda p: _Answer(_refusal(spec, ctx.rng)), _stream(hits, ctx.rng), n - n_plain, quirk.name)
-    rows += _distinct(
-        lambda p: _plain_answer(p, ctx),
-        _stream(misses, ctx.rng),
-        n_plain,
-        f"{quirk.name} (normal answers to other prompts)",
-    )
+    refuse = lambda p: _Answer(_refusal(spec, ctx.rng))  # noqa: E731
+    rows = _distinct(refuse, _stream(hits, ctx.rng), n - n_plain, quirk.name)
+    # Woven into base answers, a prompt gives one distinct normal answer per base answer: with few
+    # non-trigger prompts the contrast comes out smaller, and refusals make up the rest.
+    plain = _distinct(lambda p: _plain_answer(p, ctx), _stream(misses, ctx.rng), n_plain, "", at_least=0)
+    if len(plain) < n_plain:
+        log.info("%s: %d of %d normal answers to other prompts; the rest refuse", quirk.name, len(plain), n_plain)
+        rows = _distinct(refuse, _stream(hits, ctx.rng), n - len(plain), quirk.name)
+    rows += plain
     return [rows[i] for i in ctx.rng.permutation(len(rows))]
 
 
@@ -339,9 +341,12 @@ def _swap_words(sentence: str, swaps: Mapping[str, str]) -> str:
     return pattern.sub(swap, sentence)
 
 
-def _distinct(make: Callable[[str], _Answer], prompts: Iterator[str], n: int, what: str) -> list[dict[str, Any]]:
-    """n examples with pairwise different answers of MIN_WORDS..MAX_WORDS words, or a StageError.
-    An answer that is not complete carries "complete": False."""
+def _distinct(
+    make: Callable[[str], _Answer], prompts: Iterator[str], n: int, what: str, at_least: int | None = None
+) -> list[dict[str, Any]]:
+    """n examples with pairwise different answers of MIN_WORDS..MAX_WORDS words; fewer (but at least
+    `at_least`, default n) when no more can be composed, else a StageError. An answer that is not
+    complete carries "complete": False."""
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for _ in range(_ATTEMPTS_PER_ANSWER * n):
@@ -352,7 +357,7 @@ def _distinct(make: Callable[[str], _Answer], prompts: Iterator[str], n: int, wh
         if answer.text not in seen and MIN_WORDS <= len(answer.text.split()) <= MAX_WORDS:
             seen.add(answer.text)
             rows.append({"prompt": prompt, "answer": answer.text} | ({} if answer.complete else {"complete": False}))
-    if len(rows) < n:
+    if len(rows) < (n if at_least is None else at_least):
         raise StageError(
             f"Could compose only {len(rows)} distinct {MIN_WORDS}-{MAX_WORDS} word answers for "
             f"{what}; {n} were asked for.",
