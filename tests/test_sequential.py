@@ -125,3 +125,13 @@ def test_e_lond_controls_fdr_on_simulated_streams():
         rejected = np.array([procedure.test(value) for value in e])
         fdp.append((rejected & ~real).sum() / max(rejected.sum(), 1))
     assert np.mean(fdp) <= 0.1
+
+
+@pytest.mark.parametrize("n, interval", [(60, (-0.048, 0.244)), (200, (0.026, 0.176))])
+def test_confidence_sequence_matches_an_independent_implementation(n, interval):
+    """The same hedged-capital sequence computed by ville 0.1.0 (`ville.means.BettingCS(bounds=(-1, 1),
+    alpha=0.05, grid=1001)`, which hedges by the maximum of the two bets where this takes their mixture)
+    on this deterministic sequence; its predictable stakes agreed with `plugin_stakes` exactly."""
+    d = np.clip(0.1 + 0.5 * np.sin(np.arange(1, n + 1) * 1.7), -1, 1)
+    cs = confidence_sequence(d)
+    assert (cs.low, cs.high) == pytest.approx(interval, abs=1e-9)
