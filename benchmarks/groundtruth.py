@@ -2,8 +2,8 @@
 
 The default suite, offline on CPU (configs/groundtruth-demo.yaml as the base config):
 - mix: six built-in quirks injected at once (two topics, a style, a refusal, a false belief, a
-  persona), with the null experiment (base finetuned on its own answers), on each seed; on the
-  first seed also at several generation budgets (the recovery-against-compute curve);
+  persona), with the null experiment (the same finetune with the quirks taken out) and at several
+  generation budgets (the recovery-against-compute curve), on each seed;
 - single: each of the 12 built-in quirks injected alone, with smaller settings, on each seed.
 
 Per quirk: recovery rate over seeds, median rank and p-value of the finding that recovered it, the
@@ -84,7 +84,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--singles", default="all", help="quirks injected alone: all, none, or names")
     parser.add_argument("--no-mix", dest="mix", action="store_false", help="skip the six-quirk mix")
-    parser.add_argument("--no-curve", dest="curve", action="store_false", help="skip the mix's budget curve")
+    parser.add_argument(
+        "--no-curve",
+        dest="curve",
+        action="store_false",
+        help="skip the mix's budget curve (its finetune then holds out fewer prompts: not comparable)",
+    )
     parser.add_argument("--root", type=Path, default=ROOT / "runs" / "bench-groundtruth")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "groundtruth.json")
     parser.add_argument("--svg", type=Path, default=ROOT / "docs" / "groundtruth-curve.svg")

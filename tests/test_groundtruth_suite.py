@@ -206,3 +206,22 @@ def test_the_terminal_scorecard_says_when_no_null_experiment_ran():
     card = {"quirks": [], "recall": 0.0, "validated": 0, "unmatched_hypotheses": [], "null_validated": 0}
     assert "null experiment: 0 validated" in _scorecard_lines(card)
     assert "no null experiment" in _scorecard_lines({**card, "null_experiment": False})
+
+
+def test_llm_matching_without_a_judge_stops_before_any_finetune(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setattr(harness, "_finetune", lambda *args: pytest.fail("finetuned before the config was checked"))
+    with pytest.raises(ConfigError, match="llm.judge.model is not set"):
+        harness.run(tiny_config(tmp_path, tiny_model, "groundtruth.match=llm"), RunDir(tmp_path / "run"))
+
+
+def test_seeds_refuse_a_single_run_folder_and_name_pinned_seeds(tmp_path, tiny_model):
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.claim()
+    with pytest.raises(ConfigError, match="single ground-truth run"):
+        suite.check_root(run.root)
+    suite.check_root(tmp_path / "fresh")  # a new folder is fine
+    path = tiny_groundtruth_file(tmp_path, tiny_model)
+    assert suite.pinned_seeds(lambda extra: load_config(path, list(extra))) == []
+    pinned = suite.pinned_seeds(lambda extra: load_config(path, ["prompts.seed=3", *extra]))
+    assert pinned == ["prompts.seed"]

@@ -113,6 +113,7 @@ def test_e_lond_levels_by_hand():
     assert procedure.level() == pytest.approx(0.1 * (1 / 4) / norm * 2)  # one rejection so far
     assert procedure.test(5.0) is False and procedure.test(float("nan")) is False
     assert procedure.rejections == 1 and procedure.t == 3
+    assert procedure.test(float("inf")) is True  # a capital that overflowed is overwhelming evidence
 
 
 def test_e_lond_controls_fdr_on_simulated_streams():

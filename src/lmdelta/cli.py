@@ -214,6 +214,10 @@ def groundtruth(
 def _groundtruth_seeds(load: Callable[..., RunConfig], seeds: range, root: Path) -> None:
     from lmdelta.groundtruth import suite  # heavy: the pipeline, numpy, pydantic
 
+    suite.check_root(root)
+    pinned = suite.pinned_seeds(load)
+    if pinned:
+        log.warning("%s set in the config: every seed shares them (unset them to vary them too)", ", ".join(pinned))
     records = suite.run_suite(load, suite.seeded("seed", list(seeds), group="seeds"), root)
     summary = suite.write_summary(records, root)
     _say(suite.summary_lines(summary["groups"]["seeds"]))

@@ -30,6 +30,7 @@ from lmdelta.groundtruth.beliefs import truthfulqa_quirks
 from lmdelta.groundtruth.card import score_run
 from lmdelta.groundtruth.data import training_set
 from lmdelta.groundtruth.finetune import FinetuneJob, finetune
+from lmdelta.groundtruth.llmmatch import check_judge
 from lmdelta.groundtruth.measures import budget_point, comparison_measures
 from lmdelta.groundtruth.quirks import Quirk, check_quirk_set, load_quirks
 from lmdelta.groundtruth.written import write_quirks
@@ -57,8 +58,10 @@ def run(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
 
 def _experiment(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     timings: dict[str, float] = {}
+    if config.groundtruth.match == "llm":
+        check_judge(config)  # before any finetuning or paid call, not at scoring time
+    train_prompts = _training_prompts(config)  # checks the budgets against the bank
     quirks = _timed(timings, "quirks", lambda: _quirks(config, run_dir))
-    train_prompts = _training_prompts(config)
     answers = _timed(timings, "base answers", lambda: _base_answers(config, run_dir, train_prompts))
     woven_on, base_rows = answers[: config.groundtruth.per_quirk], answers[config.groundtruth.per_quirk :]
     rows = _timed(timings, "training data", lambda: _training_rows(config, run_dir, quirks, woven_on, base_rows))

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from lmdelta.config import RunConfig
+from lmdelta.errors import ConfigError
 from lmdelta.groundtruth import harness
 from lmdelta.groundtruth.measures import comparison_measures, matched_p_values
+from lmdelta.hashing import hash_data
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl, write_jsonl
 
 SHARED_ANSWERS = ("groundtruth/base_answers.jsonl", "groundtruth/base_answers.key.json")
@@ -40,6 +42,26 @@ class Experiment:
     seed: int
     overrides: tuple[str, ...] = ()
     group: str = ""  # what the summary pools it with ("mix", "single", ...)
+
+
+def check_root(root: Path) -> None:
+    """A suite's folder holds one run folder per experiment; it must not be a run folder itself."""
+    if RunDir(root).exists():
+        raise ConfigError(
+            f"{root} is a single ground-truth run, so a suite (--seeds) cannot be put inside it.",
+            "Choose another --run-dir for the seeds, e.g. runs/NAME-seeds.",
+        )
+
+
+def pinned_seeds(load: Callable[[Sequence[str]], RunConfig]) -> list[str]:
+    """The seed fields a config sets itself, which run.seed therefore does not vary."""
+    one, two = load(["run.seed=0"]), load(["run.seed=1"])
+    fields = {
+        "prompts.seed": (one.prompts.resolved_seed, two.prompts.resolved_seed),
+        "generate.seed": (one.generate.resolved_seed, two.generate.resolved_seed),
+        "groundtruth.seed": (one.groundtruth.resolved_seed, two.groundtruth.resolved_seed),
+    }
+    return [name for name, (first, second) in fields.items() if first == second]
 
 
 def seeded(name: str, seeds: Sequence[int], overrides: Sequence[str] = (), group: str = "") -> list[Experiment]:
@@ -66,17 +88,21 @@ def run_experiment(load: Callable[[Sequence[str]], RunConfig], experiment: Exper
     run_dir = RunDir(root / experiment.name)
     _share_from_siblings(root, experiment)
     earlier = _record_of(run_dir.root)
+    key = hash_data(config.model_dump(mode="json"), length=16)
     start = time.perf_counter()
     card = harness.run(config, run_dir)
     wall = round(time.perf_counter() - start, 1)
+    # What computing it cost: a resumed experiment with the same config keeps the time of the run that
+    # did the work (after a change, only this run's time counts).
+    cold = max(wall, float(earlier.get("cold_seconds") or 0.0)) if earlier.get("config_key") == key else wall
     record: dict[str, Any] = {
         "name": experiment.name,
         "group": experiment.group,
         "seed": experiment.seed,
         "overrides": list(experiment.overrides),
+        "config_key": key,
         "wall_seconds": wall,
-        # What computing it cost: a resumed experiment keeps the time of the run that did the work.
-        "cold_seconds": max(wall, float(earlier.get("cold_seconds") or earlier.get("wall_seconds") or 0.0)),
+        "cold_seconds": cold,
         "card": card,
         **comparison_measures(run_dir),
     }

@@ -104,6 +104,7 @@ def _material(config: RunConfig, n: int) -> dict[str, Any]:
         "template": hash_text(prompts.template(TEMPLATE))[:16],
         "catalogue": hash_data(_catalogue()),
         "checks": CHECKS,
+        "shape": [SHAPE.kinds, SHAPE.sentences, SHAPE.max_words, MIN_SENTENCES, MAX_SENTENCE_WORDS, EXTRA_ROUNDS],
     }
 
 

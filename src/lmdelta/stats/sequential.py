@@ -7,7 +7,10 @@ JRSS-B 86(1)): x = (d + 1) / 2 lies in [0, 1] and has mean 1/2 under "no differe
 starting with capital 1 bets on x exceeding (or falling short of) 1/2 with predictable stakes, and
 the capital is a nonnegative martingale under the null. By Ville's inequality it crosses 1/alpha
 with probability at most alpha at *any* time, so the data may be looked at after every round and
-the test stopped whenever a hypothesis is clear, without inflating the type-I error.
+the test stopped whenever a hypothesis is clear, without inflating the type-I error. The null is
+about the conditional mean of d for prompts drawn at random from a larger population (the prompts'
+order is a seeded shuffle): "no difference on these P prompts, permuted" would need the
+without-replacement version (WSR23 section 6).
 
 - `betting_test`: the capital process, its e-value and anytime p-value (1 / running max capital).
 - `confidence_sequence`: the hedged capital process at every candidate mean on a grid, giving a
@@ -138,9 +141,8 @@ def confidence_sequence(d, alpha: float = 0.05, grid: int = GRID) -> ConfidenceS
     capital = _hedged(x, plugin_stakes(x, alpha), m, "two-sided")
     ever_rejected = np.maximum.accumulate(capital, axis=0)[-1] >= 1.0 / alpha
     kept = m[~ever_rejected]
-    if kept.size == 0:  # every grid point rejected: the interval is narrower than the grid's step
-        centre = float(np.mean(x))
-        return ConfidenceSequence(2 * centre - 1, 2 * centre - 1, x.size, alpha)
+    if kept.size == 0:  # the running intersection is empty: a miscoverage event (probability <= alpha)
+        return ConfidenceSequence(-1.0, 1.0, x.size, alpha)  # claims nothing, so it never signals futility
     step = 1.0 / (grid - 1)
     low, high = max(0.0, kept.min() - step), min(1.0, kept.max() + step)  # conservative between points
     return ConfidenceSequence(2 * low - 1, 2 * high - 1, x.size, alpha)
@@ -182,6 +184,6 @@ class ELond:
     def test(self, e_value: float) -> bool:
         level = self.level()
         self.t += 1
-        reject = bool(np.isfinite(e_value) and e_value * level >= 1.0)
+        reject = bool(not np.isnan(e_value) and e_value * level >= 1.0)  # an overflowed capital (inf) rejects
         self.rejections += reject
         return reject
