@@ -22,17 +22,23 @@ kept for this comparison, and are labelled as such.
 6. validated (selected) findings: plain against FCR-adjusted intervals;
 7. the random-relabelling null control: how often it flags a test that over-rejects;
 8. FDR and power of BH, BY, SAFFRON, ADDIS and LORD++ over mixed streams, next to the reference;
-9. power of the sign-flip against effect size x prompt count; 10. timing at pipeline scale.
+9. power of the sign-flip against effect size x prompt count; 10. timing at pipeline scale;
+11. the sequential mode (`validate.mode: sequential`, `validate.sequential.run_rounds` + `decide`):
+   type-I error of the betting e-process under optional stopping (stopped at the first round, or
+   the first prompt, whose e-value reaches 1/alpha) under the null designs above, and FDR, power and
+   cost of e-BH over families of 20 hypotheses against the fixed sign-flip + BH at equal cost.
 
 Verdicts use the Clopper-Pearson 95% interval of a rejection rate: "over-rejects" when its lower
 end is above alpha, "conservative" when its upper end is below alpha, else "consistent with alpha".
 
-    .venv/bin/python benchmarks/calibration.py [--quick] [--seed 2024] [--out PATH]
+    .venv/bin/python benchmarks/calibration.py [--quick] [--seed 2024] [--out PATH] [--only SECTION ...]
 
-The full run takes 7-10 minutes on 2 shared cores; --quick (1-2 minutes) uses far fewer data sets,
-so its intervals are wide and its verdicts are hints for development, not findings.
+The full run takes 8-12 minutes on 2 shared cores (section 11 about 1.5-2 of them); --quick (1-2
+minutes) uses far fewer data sets, so its intervals are wide and its verdicts are hints for
+development, not findings. --only runs the named sections alone, with the same seeds as a whole run.
 
-Writes benchmarks/results/calibration.json and prints the tables as Markdown.
+Writes benchmarks/results/calibration.json (with --only and no --out, calibration-SECTION.json, so
+that a partial run never overwrites the whole one) and prints the tables as Markdown.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +62,12 @@ from lmdelta.config import ValidateConfig
 from lmdelta.pairdata import PairData, null_pair
 from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.report.null_control import summarize_null
-from lmdelta.stages.decide import fcr_intervals
+from lmdelta.stages.decide import e_lond, fcr_intervals
 from lmdelta.stats import effects, fdr
 from lmdelta.stats import tests as st
+from lmdelta.stats.sequential import betting_test
+from lmdelta.validate import sequential as seq
+from lmdelta.validate.sequential import Rounds
 from lmdelta.validate.sets import ValidationSet, balanced_differences, score_lists
 from lmdelta.validate.significance import hypothesis_tests, paired_differences, resamples_for
 
@@ -93,6 +103,9 @@ FULL = {
     "selection_runs": 300,
     "control_runs": 1000,
     "old_control_runs": 300,
+    "sequential_sets": 2000,
+    "sequential_checks": 10,
+    "sequential_families": 100,
 }
 QUICK = {
     "null_sets": 300,
@@ -111,6 +124,9 @@ QUICK = {
     "selection_runs": 40,
     "control_runs": 100,
     "old_control_runs": 40,
+    "sequential_sets": 300,
+    "sequential_checks": 4,
+    "sequential_families": 12,
 }
 
 # What lmdelta does with each test or interval (a column of every table).
@@ -142,13 +158,40 @@ def main() -> None:
             "coverage_target": COVERAGE_TARGET,
             "stream": STREAM,
             "power_shifts": SHIFTS,
+            "sequential": {
+                "prompts": SEQ_PROMPTS,
+                "rounds": {"first": SEQ_ROUNDS.first, "growth": SEQ_ROUNDS.growth},
+                "min_effect": SEQ_MIN_EFFECT,
+                "q": SEQ_Q,
+                "family": SEQ_FAMILY,
+            },
             "quick": args.quick,
+            "only": args.only,
             **sizes,
         },
         "seed": args.seed,
         "machine": machine(),
     }
-    sections = [
+    section_seconds = {}
+    for name, function, offset in sections():
+        if args.only and name not in args.only:
+            continue
+        start = time.perf_counter()
+        results[name] = function(sizes, args.seed + offset)
+        section_seconds[name] = round(time.perf_counter() - start, 1)
+        print(f"[{name}: {section_seconds[name]} s]", flush=True)
+    if not args.only or "timing" in args.only:
+        results["timing"] = timing(args.seed + 3000)
+    results["section_seconds"] = section_seconds
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
+
+
+def sections() -> list[tuple[str, Callable[[dict, int], Any], int]]:
+    """(results key, function, seed offset) of each section, in the order a whole run takes them."""
+    return [
         ("type_one_error", type_one_error, 0),
         ("unequal_counts", unequal_counts, 4000),
         ("skew", skew, 5000),
@@ -158,27 +201,25 @@ def main() -> None:
         ("null_control", null_control, 9000),
         ("fdr", fdr_streams, 1000),
         ("power", power, 2000),
+        ("sequential", sequential, 11_000),
     ]
-    section_seconds = {}
-    for name, function, offset in sections:
-        start = time.perf_counter()
-        results[name] = function(sizes, args.seed + offset)
-        section_seconds[name] = round(time.perf_counter() - start, 1)
-        print(f"[{name}: {section_seconds[name]} s]", flush=True)
-    results["timing"] = timing(args.seed + 3000)
-    results["section_seconds"] = section_seconds
-    results["seconds"] = round(time.perf_counter() - started, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(markdown(results))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer data sets (1-2 minutes; verdicts are hints)")
     parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    return parser.parse_args()
+    parser.add_argument("--out", type=Path, default=None, help=f"default {RESULTS} (see --only)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[name for name, _, _ in sections()] + ["timing"],
+        help="run only these sections (default out: results/calibration-SECTION.json)",
+    )
+    args = parser.parse_args()
+    if args.out is None:
+        args.out = RESULTS.with_name(f"calibration-{'-'.join(args.only)}.json") if args.only else RESULTS
+    return args
 
 
 def machine() -> dict:
@@ -368,11 +409,13 @@ def old_fallback_p(scores: np.ndarray, vs: ValidationSet, hyps, seed: int, n_res
 # --- 1. type-I error ---------------------------------------------------------------------------
 
 
-def signflip_p(D: np.ndarray, seed: int, block: int = 100, alternative: str = "greater") -> np.ndarray:
+def signflip_p(
+    D: np.ndarray, seed: int, block: int = 100, alternative: str = "greater", n_resamples: int = SIGNFLIP_R
+) -> np.ndarray:
     """Sign-flip p-values, a fresh sign matrix per block of data sets."""
     return np.concatenate(
         [
-            st.paired_signflip_many(D[i : i + block], None, alternative, SIGNFLIP_R, seed + i)[1]
+            st.paired_signflip_many(D[i : i + block], None, alternative, n_resamples, seed + i)[1]
             for i in range(0, D.shape[0], block)
         ]
     )
@@ -1176,6 +1219,228 @@ def timing(seed: int) -> list[dict]:
     ]
 
 
+# --- 11. sequential (anytime-valid) validation -------------------------------------------------
+
+SEQ_PROMPTS = 1000  # the validation split a hypothesis may use up: rounds end at 16, 48, 112, 240, 496, 1000
+SEQ_ROUNDS = Rounds(16, 2.0)  # validate.first_round and validate.growth defaults
+SEQ_MIN_EFFECT = 0.05  # validate.min_effect default
+SEQ_CHUNK = 250  # data sets drawn at once: bounded memory at 1000 prompts x 8 answers
+SEQ_Q = (0.05, 0.1)
+# The families of section 11b: answers_per_prompt's default (1 a side), the audit's interaction, four real
+# effects among 20 hypotheses (latent shifts in the hypothesis's direction, at places spread through the
+# proposal order that e-LOND follows).
+SEQ_FAMILY = {
+    "hypotheses": 20,
+    "k": 1,
+    "icc": ICC,
+    "interaction": INTERACTION,
+    "latent_shifts": (0.15, 0.3, 0.5, 0.8),
+    "real_at": (2, 7, 12, 17),
+}
+# Null designs of section 11a: (label, answers of a, answers of b, scores), built like table 2's rows.
+SEQ_NULLS = (
+    ("k = 1, ICC 0.5", 1, 1, ScoreDesign(0.5, interaction=0.0)),
+    ("k = 1, ICC 0.9", 1, 1, ScoreDesign(0.9, interaction=0.0)),
+    ("k = 1, ICC 0.9, weak null (interaction SD 0.5)", 1, 1, ScoreDesign(0.9)),
+    (
+        "k = 1, presence judge, prevalence about 0.15, ICC 0.5",
+        1,
+        1,
+        ScoreDesign(0.5, interaction=0.0, kind="presence", base=-2.0),
+    ),
+    ("1 a vs 4 b answers (balanced subsample), ICC 0.9, weak null", 1, 4, ScoreDesign(0.9)),
+    ("k = 4, 5% NaN, ICC 0.5, weak null", K, K, ScoreDesign(0.5, nan_rate=NAN_RATE)),
+    ("k = 4, 5% NaN, ICC 0.9, weak null", K, K, ScoreDesign(0.9, nan_rate=NAN_RATE)),
+)
+
+
+def sequential(sizes: dict, seed: int) -> dict:
+    """The sequential mode: per-hypothesis type-I error under optional stopping (11a), and FDR, power and
+    cost of run_rounds + e-BH against the fixed sign-flip + BH at equal cost (11b)."""
+    return {"type_one": sequential_type_one(sizes, seed), "families": sequential_families(sizes, seed + 500)}
+
+
+def sequential_type_one(sizes: dict, seed: int) -> list[dict]:
+    """Null data sets of SEQ_PROMPTS prompts, one hypothesis each (directions alternate), tested at alpha."""
+    rows = []
+    n_sets = sizes["sequential_sets"]
+    for c, (label, k_a, k_b, design) in enumerate(SEQ_NULLS):
+        rng = np.random.default_rng(seed + c)
+        vs = layout(SEQ_PROMPTS, k_a, k_b)
+        D = np.concatenate(
+            [
+                balanced_differences(row_scores(rng, n, vs, design), vs, list(range(start, start + n)))[0]
+                for start, n in chunks(n_sets)
+            ]
+        )
+        sides = np.where(np.arange(n_sets) % 2 == 0, "greater", "less")
+        rows.append(sequential_null_row(label, D, sides, sizes, seed + 100 * c))
+    rng = np.random.default_rng(seed + 50)
+    centre = skewed_score_mean(ICC)
+    D = np.concatenate([skewed_differences(rng, n, SEQ_PROMPTS, "judge scores", centre) for _, n in chunks(n_sets)])
+    D = np.clip(D, -1.0, 1.0)  # |d| > 1 only after centring, for a few in a million prompts
+    for j, side in enumerate(("greater", "less")):
+        label = f"k = {K}, ICC {ICC}, skewed interaction (Exp(1) - 1), mean zero, all '{side}'"
+        rows.append(sequential_null_row(label, D, np.full(n_sets, side), sizes, seed + 60 + j))
+    return rows
+
+
+def chunks(n_sets: int) -> list[tuple[int, int]]:
+    return [(start, min(SEQ_CHUNK, n_sets - start)) for start in range(0, n_sets, SEQ_CHUNK)]
+
+
+def crossings(d: np.ndarray, side: str, ends: list[int]) -> tuple[bool, bool]:
+    """Whether the e-process reaches 1/alpha at a round's end, and after any prompt.
+
+    The stakes are predictable, so the capital after the first n prompts of d is the e-value
+    run_rounds computes from those n alone: one pass gives every round's e-value (the first
+    `sequential_checks` data sets check this against run_rounds itself).
+    """
+    test = betting_test(d, side=side, alpha=ALPHA)
+    seen = np.cumsum(np.isfinite(d))[np.asarray(ends) - 1]
+    at_ends = test.capital[seen[seen > 0] - 1]
+    return bool(np.any(at_ends >= 1.0 / ALPHA)), bool(test.capital.size and test.capital.max() >= 1.0 / ALPHA)
+
+
+def sequential_null_row(label: str, D: np.ndarray, sides: np.ndarray, sizes: dict, seed: int) -> dict:
+    ends = SEQ_ROUNDS.boundaries(D.shape[1])
+    hits = np.array([crossings(d, side, ends) for d, side in zip(D, sides)])
+    checked = min(sizes["sequential_checks"], len(D))
+    agree = sum(
+        (seq.run_rounds(D[i : i + 1], [DIRECTION[sides[i]]], SEQ_ROUNDS, ALPHA, 0.0)[0].reason == "rejected")
+        == hits[i, 0]
+        for i in range(checked)
+    )
+    p_flip = np.full(len(D), np.nan)
+    for side in ("greater", "less"):
+        rows = np.flatnonzero(sides == side)
+        if rows.size:
+            p_flip[rows] = signflip_p(D[rows], seed, alternative=side, n_resamples=PERMUTATION_R)
+    return {
+        "design": label,
+        "prompts": D.shape[1],
+        "round_ends": ends,
+        "rounds": {"lmdelta": SHIPS, **rate(hits[:, 0])},
+        "every_prompt": {"lmdelta": "continuous monitoring (bounds any stopping rule)", **rate(hits[:, 1])},
+        "signflip": {"lmdelta": "fixed mode, all prompts", **rejections(p_flip)},
+        "run_rounds_checked": checked,
+        "run_rounds_agree": int(agree),
+    }
+
+
+DIRECTION = {"greater": "b>a", "less": "a>b"}
+
+
+def sequential_families(sizes: dict, seed: int) -> list[dict]:
+    """Families of 20 hypotheses on SEQ_PROMPTS shared prompts: run_rounds + e-BH against the fixed sign-flip
+    + BH on every prompt and on the sequential mode's mean prompts per hypothesis (equal cost)."""
+    f = SEQ_FAMILY
+    vs = layout(SEQ_PROMPTS, f["k"], f["k"])
+    hyps = hypotheses(f["hypotheses"])
+    directions = [h.direction for h in hyps]
+    real = np.isin(np.arange(len(hyps)), f["real_at"])
+    shift = np.zeros(len(hyps))
+    shift[list(f["real_at"])] = f["latent_shifts"]
+    shift *= np.where(np.array(directions) == "b>a", 1.0, -1.0)
+    rng = np.random.default_rng(seed)
+    runs = []
+    for r in range(sizes["sequential_families"]):
+        scores = row_scores(rng, len(hyps), vs, ScoreDesign(f["icc"], f["interaction"], shift))
+        runs.append((scores, paired_differences(list(scores), hyps, vs, ValidateConfig(seed=seed + r))))
+    every = fixed_p(runs, vs, hyps, seed, SEQ_PROMPTS)
+    rows = []
+    for q in SEQ_Q:
+        found = [sequential_run(paired[0], directions, q) for _, paired in runs]
+        n_seq = int(round(float(np.mean([run.used for run, _ in found]))))
+        rows.append(family_row(q, "sequential: run_rounds + e-BH", [e_bh_run for e_bh_run, _ in found], real))
+        rows.append(
+            family_row(q, "sequential: run_rounds + e-LOND (proposal order)", [lond for _, lond in found], real)
+        )
+        rows.append(family_row(q, "fixed: sign-flip + BH, every prompt", fixed_bh(every, SEQ_PROMPTS, q), real))
+        p = fixed_p(runs, vs, hyps, seed + 1, n_seq)
+        rows.append(
+            family_row(q, "fixed: sign-flip + BH, as many prompts as the sequential mean", fixed_bh(p, n_seq, q), real)
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class FamilyRun:
+    """One family's decisions: prompts judged per hypothesis, rejections, and why each stopped (sequential)."""
+
+    used: np.ndarray
+    rejected: np.ndarray
+    reasons: tuple[str, ...] = ()
+
+
+def sequential_run(D: np.ndarray, directions: list[str], q: float) -> tuple[FamilyRun, FamilyRun]:
+    """The sequential mode on one family: run_rounds at level q, then e-BH over the e-values at stopping
+    (decide.primary bh), and e-LOND over them in proposal order (decide.primary online), as stages.decide
+    runs it."""
+    ends = [0] + SEQ_ROUNDS.boundaries(D.shape[1])
+    outcomes = seq.decide(seq.run_rounds(D, directions, SEQ_ROUNDS, q, SEQ_MIN_EFFECT), q)
+    used = np.array([ends[o.round] for o in outcomes])  # prompts judged: the end of the round it stopped after
+    reasons = tuple(o.reason for o in outcomes)
+    online, _ = e_lond(np.array([o.e_value for o in outcomes]), q)
+    return FamilyRun(used, np.array([o.rejected for o in outcomes]), reasons), FamilyRun(used, online, reasons)
+
+
+def fixed_p(runs: list, vs: ValidationSet, hyps: list[Hypothesis], seed: int, n_prompts: int) -> np.ndarray:
+    """(families, hypotheses) p-values of the pipeline's sign-flip (significance.hypothesis_tests) on each
+    hypothesis's first n_prompts prompts. All families go in one call, so they share one sign matrix
+    (as one run's hypotheses do): the matrix is most of the cost at 1000 prompts and R = 10,000."""
+    scores = [row for family, _ in runs for row in family]
+    paired = tuple(np.concatenate([pair[i] for _, pair in runs]) for i in (0, 1))
+    mask = np.arange(len(vs.prompt_ids)) < n_prompts
+    n_resamples = resamples_for(ValidateConfig(), len(hyps), min(SEQ_Q))
+    found = hypothesis_tests(
+        scores, paired, [mask] * len(scores), hyps * len(runs), vs, ValidateConfig(seed=seed), n_resamples
+    )
+    return np.array([r["p_value"] for r in found], dtype=float).reshape(len(runs), len(hyps))
+
+
+def fixed_bh(p: np.ndarray, n_prompts: int, q: float) -> list[FamilyRun]:
+    """BH at q within each family (a row of p)."""
+    return [FamilyRun(np.full(row.size, n_prompts), fdr.benjamini_hochberg(row, q)) for row in p]
+
+
+def family_row(q: float, procedure: str, found: list[FamilyRun], real: np.ndarray) -> dict:
+    rejected = np.array([run.rejected for run in found])
+    fdp = (rejected & ~real).sum(axis=1) / np.maximum(1, rejected.sum(axis=1))
+    judged = float(np.mean([run.used for run in found]))
+    sd = np.sqrt(1.0 + SEQ_FAMILY["interaction"] ** 2)  # latent SD of b's scores (ICC + noise = 1)
+    return {
+        "q": q,
+        "procedure": procedure,
+        "families": len(found),
+        "prompts": SEQ_PROMPTS,
+        "prompts_judged_per_hypothesis": judged,
+        "share_of_fixed": judged / SEQ_PROMPTS,
+        "prompts_answered": float(np.mean([run.used.max() for run in found])),  # the family's furthest round
+        "fdr": float(fdp.mean()),
+        "fdr_se": float(fdp.std() / np.sqrt(fdp.size)),
+        "power": float(rejected[:, real].mean()),
+        "power_by_effect": [
+            {
+                "latent_shift": s,
+                "mean_difference": normal_expit_mean(s, sd) - 0.5,
+                "power": float(rejected[:, i].mean()),
+            }
+            for i, s in zip(SEQ_FAMILY["real_at"], SEQ_FAMILY["latent_shifts"])
+        ],
+        "stops": stop_reasons(found, real),
+    }
+
+
+def stop_reasons(found: list[FamilyRun], real: np.ndarray) -> dict:
+    """Shares of null and real hypotheses by why they left the loop (empty for the fixed tests)."""
+    out = {}
+    for name, which in (("null", ~real), ("real", real)):
+        reasons = [reason for run in found for reason, keep in zip(run.reasons, which) if keep]
+        out[name] = {reason: reasons.count(reason) / len(reasons) for reason in sorted(set(reasons))}
+    return out
+
+
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -1186,24 +1451,27 @@ def ci(r: dict, key: str = "rate") -> str:
 def markdown(results: dict) -> str:
     machine_ = results["machine"]
     mode = "quick" if results["parameters"]["quick"] else "full"
+    only = results["parameters"].get("only")
+    if only:
+        mode += f"; only {', '.join(only)}"
     header = (
         f"Calibration run {results['date']}, seed {results['seed']}, {results['seconds']} s ({mode}; "
         f"numpy {machine_['numpy']}, scipy {machine_['scipy']}, {machine_['cpus']} CPUs)."
     )
-    sections = [
-        header,
-        type_one_table(results["type_one_error"]),
-        unequal_tables(results["unequal_counts"]),
-        skew_table(results["skew"]),
-        coverage_tables(results["coverage"]),
-        unaligned_table(results["unaligned"]),
-        selection_table(results["selection"]),
-        control_table(results["null_control"]),
-        fdr_table(results["fdr"]),
-        power_table(results["power"]),
-        timing_table(results["timing"]),
-    ]
-    return "\n\n".join(sections)
+    tables = {
+        "type_one_error": type_one_table,
+        "unequal_counts": unequal_tables,
+        "skew": skew_table,
+        "coverage": coverage_tables,
+        "unaligned": unaligned_table,
+        "selection": selection_table,
+        "null_control": control_table,
+        "fdr": fdr_table,
+        "power": power_table,
+        "timing": timing_table,
+        "sequential": sequential_tables,
+    }
+    return "\n\n".join([header] + [table(results[key]) for key, table in tables.items() if key in results])
 
 
 def type_one_table(rows: list[dict]) -> str:
@@ -1393,6 +1661,52 @@ def power_table(rows: list[dict]) -> str:
 def timing_table(rows: list[dict]) -> str:
     lines = ["**10. Timing** (best of 3)", "", "| task | seconds |", "|---|---:|"]
     return "\n".join(lines + [f"| {r['task']} | {r['seconds']:.2f} |" for r in rows])
+
+
+def sequential_tables(found: dict) -> str:
+    ends = ", ".join(str(end) for end in SEQ_ROUNDS.boundaries(SEQ_PROMPTS))
+    lines = [
+        f"**11a. Sequential mode: type-I error at alpha = {ALPHA} under optional stopping** (one hypothesis per "
+        f"data set, directions alternating unless stated; rounds end after {ends} prompts; a rejection is an "
+        f"e-value >= 1/alpha = {1 / ALPHA:g} at any round's end (what run_rounds stops on, without the futility "
+        f"rule, which only removes rejections) or after any prompt; the fixed sign-flip (R = {PERMUTATION_R}) on all "
+        "the prompts of the same data sets for comparison)",
+        "",
+        "| design | prompts | data sets | rounds [95% CI] | verdict | every prompt [95% CI] | verdict "
+        "| fixed sign-flip [95% CI] | verdict | run_rounds agrees |",
+        "|---|---:|---:|---|---|---|---|---|---|---:|",
+    ]
+    for r in found["type_one"]:
+        rounds, every, flip = r["rounds"], r["every_prompt"], r["signflip"]
+        lines.append(
+            f"| {r['design']} | {r['prompts']} | {rounds['n']} | {ci(rounds)} | {rounds['verdict']} | {ci(every)} | "
+            f"{every['verdict']} | {ci(flip)} | {flip['verdict']} | {r['run_rounds_agree']}/{r['run_rounds_checked']} |"
+        )
+    return "\n".join(lines + ["", family_table(found["families"])])
+
+
+def family_table(rows: list[dict]) -> str:
+    f = SEQ_FAMILY
+    effects_ = ", ".join(f"{e['mean_difference']:.3f}" for e in rows[0]["power_by_effect"])
+    lines = [
+        f"**11b. Sequential mode: FDR, power and cost** ({f['hypotheses']} hypotheses per family, "
+        f"{len(f['latent_shifts'])} real with latent shifts {', '.join(map(str, f['latent_shifts']))} (mean "
+        f"differences {effects_}), {SEQ_PROMPTS} prompts, k = {f['k']}, ICC {f['icc']}, interaction SD "
+        f"{f['interaction']}, min_effect {SEQ_MIN_EFFECT}; cost: prompts judged per hypothesis, and prompts "
+        "answered (the family's furthest round), as shares of the fixed protocol)",
+        "",
+        "| q | procedure | families | prompts judged per hypothesis (share) | prompts answered (share) "
+        "| FDR (+- s.e.) | power | power by mean difference |",
+        "|---:|---|---:|---|---|---|---:|---|",
+    ]
+    for r in rows:
+        by_effect = " / ".join(f"{e['power']:.2f}" for e in r["power_by_effect"])
+        lines.append(
+            f"| {r['q']} | {r['procedure']} | {r['families']} | {r['prompts_judged_per_hypothesis']:.0f} "
+            f"({r['share_of_fixed']:.2f}) | {r['prompts_answered']:.0f} ({r['prompts_answered'] / r['prompts']:.2f}) "
+            f"| {r['fdr']:.3f} +- {r['fdr_se']:.3f} | {r['power']:.3f} | {by_effect} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,8 @@ STRONG = {"model": "fake:words", "backend_args": {"topic_words": ["ocean"], "top
         # the pooled scope only, no null control: propose's conditional reads do not apply and must not happen
         ["propose.scopes=all", "controls.null=false", "validate.baseline=false", "decide.primary=by"],
         ["group.by=kmeans", "group.n_groups=2", "group.response_clusters=3", "propose.scopes=groups"],
+        # validation in rounds, decided online: validate reads decide.primary (declared when sequential)
+        ["validate.mode=sequential", "decide.primary=online", "prompts.confirmation_fraction=0.25"],
     ],
 )
 def test_every_config_read_of_a_stage_is_in_its_fingerprint(tmp_path, monkeypatch, overrides):

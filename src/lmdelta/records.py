@@ -174,6 +174,13 @@ class Finding:
     test: str
     n_subsample_dropped: int
     smallest_p: float | None
+    # The sequential test (validate.mode = sequential; then p_value is its anytime-valid p = 1 / the largest
+    # capital): the betting e-value at stopping, the round it stopped after, why ("rejected", "futile", "cap",
+    # "exhausted") and the confidence sequence for the mean difference there.
+    e_value: float | None | Unset = UNSET
+    stop_round: int | Unset = UNSET
+    stop_reason: str | Unset = UNSET
+    confidence_sequence: Interval | Unset = UNSET
     # Its effects, each with an interval or the reason it has none.
     effect: float | None
     effect_ci: Interval
@@ -219,6 +226,7 @@ class Finding:
     online_procedure: str | Unset = UNSET
     q_value: float | None | Unset = UNSET
     validated: bool | Unset = UNSET
+    procedure: str | Unset = UNSET  # the procedure whose decision `validated` is ("BH", "e-BH", "SAFFRON", …)
     effect_ci_fcr: Interval | None | Unset = UNSET
     fcr_level: float | None | Unset = UNSET
     generalization_q: float | None | Unset = UNSET

@@ -16,3 +16,13 @@ class BudgetConfig(Section):
     )
     tokens: int | None = Field(default=None, gt=0, json_schema_extra=VOLATILE)
     """Stop cleanly (and resumably) before LLM calls would pass this many input + output tokens, priced or not."""
+    judge_calls: int | None = Field(default=None, gt=0, json_schema_extra=VOLATILE)
+    (
+        "Sequential validation: stop cleanly (and resumably) before a round would judge more than this many "
+        "(hypothesis, text) pairs in all."
+    )
+    generated_tokens: int | None = Field(default=None, gt=0, json_schema_extra=VOLATILE)
+    (
+        "Sequential validation: stop cleanly (and resumably) before a round's answers would take the validation "
+        "answers past this many generated tokens."
+    )

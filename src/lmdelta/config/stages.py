@@ -207,6 +207,33 @@ class ValidateConfig(Section, Seeded):
     """Evidence texts kept per side and hypothesis."""
     seed: int | None = None
     """Seed for randomization and the balancing subsample (default: run.seed)."""
+    mode: Literal["fixed", "sequential"] = "fixed"
+    (
+        "`fixed`: every validation prompt is answered and judged for every hypothesis, sign-flip tests, BH. "
+        "`sequential`: prompts in rounds, answered and judged only while some hypothesis in their scope is "
+        "undecided; betting e-processes, e-BH (docs/statistics.md §9.1, docs/adaptive.md)."
+    )
+    first_round: int = Field(default=16, ge=2)
+    """Sequential: in-scope prompts per hypothesis in the first round."""
+    growth: float = Field(default=2.0, ge=1.0, le=10.0)
+    """Sequential: each round gives every undecided hypothesis this many times the prompts of the last."""
+    max_prompts: int | None = Field(default=None, ge=2)
+    """Sequential: at most this many in-scope prompts per hypothesis (unset: the whole validation split)."""
+    min_effect: float = Field(default=0.05, ge=0.0, lt=1.0)
+    (
+        "Sequential: a hypothesis stops as futile once its confidence sequence rules out every mean difference "
+        "of at least this size in its direction (0: once it rules out the direction)."
+    )
+    futility_alpha: float = Field(default=0.2, gt=0.0, le=0.5)
+    (
+        "Sequential: futility is read from a confidence sequence at level 1 − this; it never adds a rejection, "
+        "so it costs no validity, and a real effect of at least min_effect is stopped with probability at most this."
+    )
+    answers_per_prompt: int | None = Field(default=1, ge=1)
+    (
+        "Sequential: answers per validation prompt and side (unset: generate.samples_per_prompt); a fresh "
+        "prompt tells more than another answer to a seen one."
+    )
 
     @field_validator("test", mode="before")
     @classmethod

@@ -44,6 +44,7 @@ from lmdelta.report.measure import raw_summary
 from lmdelta.report.merge import POOLED, merge_findings
 from lmdelta.report.null_control import LEVEL as NULL_LEVEL
 from lmdelta.report.null_control import NOMINAL, summarize_null
+from lmdelta.report.rounds import validation_rounds
 from lmdelta.report.runfiles import load_json, load_yaml
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl
 from lmdelta.sources.corpus import side_values
@@ -53,6 +54,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_Q = 0.05
 DEFAULT_PRIMARY = "bh"
 PROCEDURES = {"bh": "Benjamini–Hochberg", "by": "Benjamini–Yekutieli", "online": "online FDR"}
+E_PROCEDURES = {  # validate.mode = sequential: decided on the betting e-values
+    "e-BH": "e-BH on sequential betting e-values",
+    "e-LOND": "online FDR, e-LOND on sequential betting e-values",
+}
 
 # The template reads a finding's fields (records.Finding) from each row; rows written by older or
 # partial runs may lack some, and the template runs with StrictUndefined so a typo there fails loudly
@@ -116,6 +121,8 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "null_level": NULL_LEVEL,
         "skipped_scopes": _skipped(_dict(summary.get("main")).get("skipped_groups")),
         "stages": _stages(manifest),
+        "rounds": validation_rounds(files),
+        "spent": _spent(summary),
         "llm_usage": _llm_usage(manifest),
         "scorecard": load_json(files.scorecard_path) or None,
         "curve": _curve(run_dir, load_json(files.scorecard_path)),
@@ -409,7 +416,26 @@ def _stages(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _spent(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Generated tokens per split and judge calls, from summary.json (None for runs before they were counted)."""
+    tokens = _dict(summary.get("tokens_generated"))
+    calls = _dict(summary.get("judge_calls"))
+    if not tokens:
+        return None
+    by_split = [(split, _dict(v).get("total")) for split, v in tokens.items() if split != "total"]
+    return {
+        "tokens": [(split, n) for split, n in by_split if isinstance(n, int)],
+        "total": _dict(tokens.get("total")).get("total"),
+        "judged_pairs": calls.get("validation_pairs"),
+        "llm_calls": calls.get("llm_total"),
+        "mode": summary.get("mode") or "fixed",
+    }
+
+
 def _procedure_name(primary: str, rows: list[dict[str, Any]]) -> str:
+    decided_by = next((row.get("procedure") for row in rows if row.get("procedure") in E_PROCEDURES), None)
+    if decided_by:
+        return E_PROCEDURES[decided_by]
     if primary == "online":
         named = next((row["online_procedure"] for row in rows if row["online_procedure"]), None)
         return f"online FDR, {named}" if named else PROCEDURES["online"]

@@ -142,5 +142,5 @@ def _headline(summary: dict[str, Any], rows: list[dict[str, Any]], validated: in
     q = summary.get("q", 0.05)
     tested = (summary.get("main") or {}).get("tested", len(rows))
     claims = f", {distinct} distinct findings" if distinct < validated else ""
-    primary = str(summary.get("primary", "bh")).upper()
+    primary = summary.get("procedure") or str(summary.get("primary", "bh")).upper()
     return f"{validated} of {tested} tested hypotheses validated at q = {q} ({primary}){claims}"

@@ -17,15 +17,17 @@ import numpy as np
 
 from lmdelta.config import RunConfig
 from lmdelta.jsonvalues import finite
-from lmdelta.records import Finding, Interval
+from lmdelta.records import UNSET, Finding, Interval, StageRecord
 from lmdelta.rundir import DECISIONS, SUMMARY, atomic_write_text, read_jsonl, write_jsonl
-from lmdelta.stages import propose, validate
+from lmdelta.stages import generate, prompts, propose, rounds, validate
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stages.pairs import comparisons_names
 from lmdelta.stats import effects, fdr
+from lmdelta.stats import sequential as stats_sequential
 from lmdelta.validate.findings import clip_to_scores
 
-VERSION = 3  # 3: generalisation and generative families (BH each), their counts in summary.json
+VERSION = 4  # 4: sequential mode (e-BH / e-LOND on e-values), procedure, tokens and judge calls
+# 3: generalisation and generative families (BH each), their counts in summary.json
 READS: tuple[str | Read, ...] = ()  # validate.ci_level: validate is upstream
 
 
@@ -45,9 +47,44 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
             "skipped_groups": propose.load_skipped(ctx, name),
             "families": {prefix: _family_counts(decided, prefix) for _, prefix in SECONDARY_FAMILIES},
         }
+    summary["procedure"] = next((f.procedure for f in decided if isinstance(f.procedure, str)), None)
+    summary["mode"] = config.validate.mode
+    summary.update(accounting(ctx))
     atomic_write_text(ctx.output(SUMMARY), json.dumps(summary, indent=2) + "\n")
     shown = ("tested", "validated")
     return StageResult({name: {k: summary[name][k] for k in shown} for name in comparisons_names(config)})
+
+
+def accounting(ctx: StageContext) -> dict[str, Any]:
+    """What the run spent: generated tokens per split and side (discovery, validation and confirmation
+    apart; in sequential mode the validation answers are the validate stage's), and judge calls: the
+    (hypothesis, text) pairs judged in validation (offline judges included) and the LLM calls per stage
+    and role (from the run's ledger)."""
+    split = {p.id: p.split or "other" for p in prompts.load(ctx)}
+    tokens: dict[str, dict[str, int]] = {}
+    for sample in generate.load(ctx):
+        side_tokens = tokens.setdefault(split.get(sample.prompt_id, "other"), {"a": 0, "b": 0})
+        side_tokens[sample.side] += sample.n_tokens
+    counts = (ctx.run_dir.stage_record("validate") or StageRecord()).counts or {}
+    sequential = counts.get("sequential") or {}
+    if sequential.get("validation_tokens"):
+        tokens["validation"] = dict(sequential["validation_tokens"])
+    for by_side in tokens.values():
+        by_side["total"] = by_side["a"] + by_side["b"]
+    tokens["total"] = {side: sum(t[side] for t in list(tokens.values())) for side in ("a", "b", "total")}
+    pairs = sequential.get("judge_calls")
+    if pairs is None:
+        pairs = sum((counts.get(name) or {}).get("judged_pairs", 0) for name in ("main", "null"))
+    usage = ctx.run_dir.load_manifest().llm_usage or {}
+    llm = {
+        f"{stage}/{role}": entry.get("calls", 0)
+        for stage, roles in (usage.get("by_stage") or {}).items()
+        for role, entry in roles.items()
+    }
+    return {
+        "tokens_generated": tokens,
+        "judge_calls": {"validation_pairs": pairs, "llm": llm, "llm_total": sum(llm.values())},
+    }
 
 
 def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
@@ -59,8 +96,18 @@ def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
     bh = fdr.benjamini_hochberg(p, section.q)
     by = fdr.benjamini_yekutieli(p, section.q)
     q_values = fdr.bh_adjusted(p) if len(p) else p
-    online, levels = fdr.run_online(section.online, np.where(np.isfinite(p), p, 1.0), section.q)
-    validated = [bool(x) for x in {"bh": bh, "by": by, "online": online}[section.primary]]
+    if any(f.stop_reason is not UNSET for f in ordered):  # validate.mode = sequential: decided on e-values
+        e = np.array([f.e_value if isinstance(f.e_value, (int, float)) else 1.0 for f in ordered], dtype=float)
+        online, levels, online_name = *e_lond(e, section.q), "e-LOND"
+        q_values = fdr.bh_adjusted(np.minimum(1.0, 1.0 / e)) if len(e) else e  # e-BH is BH on 1/e (Wang & Ramdas)
+        e_rejected = stats_sequential.e_bh(list(e), section.q)
+        validated = [bool(x) for x in (online if section.primary == "online" else e_rejected)]
+        procedure = "e-LOND" if section.primary == "online" else "e-BH"
+    else:
+        online, levels = fdr.run_online(section.online, np.where(np.isfinite(p), p, 1.0), section.q)
+        online_name = section.online
+        validated = [bool(x) for x in {"bh": bh, "by": by, "online": online}[section.primary]]
+        procedure = {"bh": "BH", "by": "BY", "online": section.online.upper()}[section.primary]
     estimates = [(f.p_value, f.effect, f.effect_se, f.effect_df) for f in ordered]
     intervals = fcr_intervals(estimates, validated, 1.0 - config.validate.ci_level)
     families = {
@@ -78,9 +125,10 @@ def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
                 by_reject=bool(by[i]),
                 online_reject=bool(online[i]),
                 online_level=float(levels[i]),
-                online_procedure=section.online,
+                online_procedure=online_name,
                 q_value=None if not np.isfinite(q_values[i]) else float(q_values[i]),
                 validated=validated[i],
+                procedure=procedure,
                 effect_ci_fcr=intervals[i][0],
                 fcr_level=intervals[i][1],
                 generalization_q=generalization_q,
@@ -90,6 +138,16 @@ def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
             )
         )
     return out
+
+
+def e_lond(e_values: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """e-LOND in proposal order over the sequential mode's e-values: (rejections, levels alpha_t)."""
+    procedure = stats_sequential.ELond(q, rounds.E_LOND_GAMMA)
+    rejected, levels = np.zeros(e_values.size, dtype=bool), np.zeros(e_values.size)
+    for t, e in enumerate(e_values):
+        levels[t] = procedure.level()
+        rejected[t] = procedure.test(float(e))
+    return rejected, levels
 
 
 # Secondary families: (the p-value field, the prefix of the fields written from it). decide() writes

@@ -48,6 +48,18 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     return StageResult(counts)
 
 
+def embed_texts(ctx: StageContext, config: RunConfig, texts: list[str]) -> np.ndarray:
+    """Vectors of more texts with the run's embedder, through the shared cache (the sequential validate
+    stage embeds each round's new answers)."""
+    model_identity = identity(ctx, config)
+    cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite", hash_data(model_identity, length=32))
+    try:
+        vectors, _ = _embed_all(texts, cache, lambda: build_embedder(config.embed, model_identity, ctx.cache_dir))
+    finally:
+        cache.close()
+    return vectors
+
+
 def _embed_all(texts: list[str], cache: EmbeddingCache, make_embedder) -> tuple[np.ndarray, dict[str, Any]]:
     hashes = [hash_text(t) for t in texts]
     known = cache.get_many(hashes)

@@ -19,6 +19,7 @@ from lmdelta.pairdata import PairData
 from lmdelta.proposers import BatchProposer, Proposer, clusters, keywords, llm, properties
 from lmdelta.records import Hypothesis
 from lmdelta.rundir import HYPOTHESES, SKIPPED, read_jsonl, write_jsonl
+from lmdelta.stages import generate
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stages.pairs import comparisons, load_pair
 from lmdelta.stats.tests import smallest_p
@@ -28,6 +29,7 @@ READS: tuple[str | Read, ...] = (
     "validate.min_prompts",  # scopes with too few validation prompts are left out
     Read("decide.q", when=lambda config: config.propose.scopes != "all"),  # which groups can be validated
     Read("run.seed", when=lambda config: config.controls.null),  # the null control's relabelling
+    "validate.mode",  # sequential: validation prompts are counted before they are answered
 )
 log = logging.getLogger(__name__)
 UNREACHABLE = "unreachable"  # the `rule` of a group skipped because even a perfect result could not be validated
@@ -167,8 +169,9 @@ def plan_scopes(data: PairData, config: RunConfig) -> tuple[list[str], list[dict
             skipped.append({"group": scope, "reason": reason})
         else:
             chosen.append(scope)
-    if not data.shares_prompts():
-        return chosen, skipped  # a text-level test's smallest p-value is not 2^-n: no such bound
+    if not data.shares_prompts() or generate.sequential(config):
+        # A text-level test's smallest p-value is not 2^-n, and an e-process has no such floor either.
+        return chosen, skipped
     n_paired = {scope: _n_paired_prompts(data, scope) for scope in chosen if scope != "all"}
     if not n_paired:  # the pooled scope only: no group to leave out, and decide.q does not matter (READS)
         return chosen, skipped
@@ -227,7 +230,7 @@ def _n_paired_prompts(data: PairData, scope: str) -> int:
 
 def _skip_reason(data: PairData, scope: str, config: RunConfig) -> str | None:
     n_discovery = _n_prompts(data, data.rows("discovery", scope))
-    n_validation = _n_prompts(data, data.rows("validation", scope))
+    n_validation = _n_validation_prompts(data, scope, config)
     least = config.propose.min_discovery_prompts
     if n_discovery < least:
         return f"{n_discovery} discovery prompts (< propose.min_discovery_prompts={least})"
@@ -237,6 +240,14 @@ def _skip_reason(data: PairData, scope: str, config: RunConfig) -> str | None:
     if sides != {"a", "b"}:
         return f"discovery answers only from side {''.join(sorted(sides)) or 'none'}"
     return None
+
+
+def _n_validation_prompts(data: PairData, scope: str, config: RunConfig) -> int:
+    """The scope's validation prompts: those answered, or in sequential mode (answered later, round by round)
+    those of the split."""
+    if not generate.sequential(config):
+        return _n_prompts(data, data.rows("validation", scope))
+    return sum(p.split == "validation" and scope in ("all", data.groups.get(p.id)) for p in data.prompts)
 
 
 def _n_prompts(data: PairData, rows: np.ndarray) -> int:

@@ -21,7 +21,7 @@ from lmdelta.llm.session import LLMSession, role_identity
 from lmdelta.pairdata import PairData
 from lmdelta.records import Finding, Hypothesis
 from lmdelta.rundir import RESULTS, read_jsonl, write_jsonl
-from lmdelta.stages import generate, propose
+from lmdelta.stages import generate, propose, rounds
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stages.pairs import comparisons, comparisons_names, load_pair
 from lmdelta.validate.baseline import add_baselines
@@ -30,8 +30,12 @@ from lmdelta.validate.generative import score_and_test, write_examples
 from lmdelta.validate.sets import ValidationSet
 from lmdelta.validate.significance import resamples_for
 
-VERSION = 3  # 3: decide.q in the fingerprint as a declared read (was `q` in identity)
-READS: tuple[str | Read, ...] = ("decide.q",)  # the resample count depends on q
+VERSION = 4  # 4: validate.mode = sequential, judged_pairs counts
+# 3: decide.q in the fingerprint as a declared read (was `q` in identity)
+READS: tuple[str | Read, ...] = (
+    "decide.q",  # the resample count depends on q
+    Read("decide.primary", when=lambda config: config.validate.mode == "sequential"),  # when a hypothesis stops
+)
 log = logging.getLogger(__name__)
 
 
@@ -79,14 +83,22 @@ def _check_generative(config: RunConfig) -> None:
 
 
 def run(ctx: StageContext, config: RunConfig) -> StageResult:
-    data = load_pair(ctx, config)
     counts: dict[str, Any] = {}
     session = _session(ctx, config)
+    judge = session.asker("judge") if session is not None and session.has("judge") else None
+    tested: dict[str, list[Finding]] = {}
+    if config.validate.mode == "sequential":
+        families = {name: propose.load(ctx, name) for name in comparisons_names(config)}
+        tested, counts["sequential"], data = rounds.run_sequential(ctx, config, families, judge)
+    else:
+        data = load_pair(ctx, config)
     warned = False
     for name, pair in comparisons(data, config).items():
         hypotheses = propose.load(ctx, name)
-        judge = session.asker("judge") if session is not None and session.has("judge") else None
-        results = validate_all(pair, hypotheses, config.validate, config.decide.q, judge)
+        if name in tested:
+            results = tested[name]
+        else:
+            results = validate_all(pair, hypotheses, config.validate, config.decide.q, judge)
         if session is not None:
             session.check()
         if config.validate.extra_judges and session is not None:
@@ -100,9 +112,17 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
             "tested": sum(r.n_units > 0 for r in results),
             "untestable": sum(r.n_units == 0 for r in results),
         }
+        if name not in tested:
+            counts[name]["judged_pairs"] = judged_pairs(pair, hypotheses)
         log.info("validate %s: %d hypotheses tested", name, counts[name]["tested"])
         warned = _warn_once(results, warned)
     return StageResult(counts)
+
+
+def judged_pairs(pair: PairData, hypotheses: list[Hypothesis]) -> int:
+    """The fixed protocol's (hypothesis, text) pairs judged: every validation text in each hypothesis's scope."""
+    vs = ValidationSet.build(pair)
+    return int(sum(vs.scope(h.group)[vs.prompt_of_row].sum() for h in hypotheses))
 
 
 def _warn_once(results: list[Finding], warned: bool) -> bool:

@@ -34,6 +34,7 @@ import numpy as np
 Side = Literal["greater", "less", "two-sided"]
 TRUNCATION = 0.5  # c in WSR23: a stake never risks more than half the capital at the worst outcome
 GRID = 1001  # candidate means for the confidence sequence: steps of 0.002 on the d scale
+ROUND_GRID = 401  # the rounds' grid: steps of 0.005 (the cost is prompts × grid points, every round)
 
 
 def _as_x(d) -> np.ndarray:
@@ -134,18 +135,29 @@ class ConfidenceSequence:
 def confidence_sequence(d, alpha: float = 0.05, grid: int = GRID) -> ConfidenceSequence:
     """The hedged-capital confidence sequence for E[d] (WSR23 Theorem 3) over candidate means on a grid;
     the interval after the last prompt, intersected over all earlier prompts."""
+    return confidence_sequences(d, (alpha,), grid)[0]
+
+
+def confidence_sequences(d, alphas: Sequence[float], grid: int = GRID) -> list[ConfidenceSequence]:
+    """Confidence sequences at several levels from one capital process (stakes tuned for alphas[0]): any
+    predictable stakes give a valid sequence at every level, so a cheaper, looser one (a futility rule's)
+    costs nothing more than reading the same capitals against another threshold."""
     x = _as_x(d)
     if x.size == 0:
-        return ConfidenceSequence(-1.0, 1.0, 0, alpha)
+        return [ConfidenceSequence(-1.0, 1.0, 0, alpha) for alpha in alphas]
     m = np.linspace(0.0, 1.0, grid)
-    capital = _hedged(x, plugin_stakes(x, alpha), m, "two-sided")
-    ever_rejected = np.maximum.accumulate(capital, axis=0)[-1] >= 1.0 / alpha
-    kept = m[~ever_rejected]
+    capital = _hedged(x, plugin_stakes(x, alphas[0]), m, "two-sided")
+    peak = np.maximum.accumulate(capital, axis=0)[-1]
+    return [_kept_interval(m, peak < 1.0 / alpha, x.size, alpha) for alpha in alphas]
+
+
+def _kept_interval(m: np.ndarray, kept_mask: np.ndarray, n: int, alpha: float) -> ConfidenceSequence:
+    kept = m[kept_mask]
     if kept.size == 0:  # the running intersection is empty: a miscoverage event (probability <= alpha)
-        return ConfidenceSequence(-1.0, 1.0, x.size, alpha)  # claims nothing, so it never signals futility
-    step = 1.0 / (grid - 1)
+        return ConfidenceSequence(-1.0, 1.0, n, alpha)  # claims nothing, so it never signals futility
+    step = 1.0 / (m.size - 1)
     low, high = max(0.0, kept.min() - step), min(1.0, kept.max() + step)  # conservative between points
-    return ConfidenceSequence(2 * low - 1, 2 * high - 1, x.size, alpha)
+    return ConfidenceSequence(2 * low - 1, 2 * high - 1, n, alpha)
 
 
 def e_bh(e_values: Sequence[float], alpha: float = 0.05) -> np.ndarray:

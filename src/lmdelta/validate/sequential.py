@@ -18,9 +18,10 @@ from typing import Literal
 
 import numpy as np
 
-from lmdelta.stats.sequential import Side, betting_test, confidence_sequence, e_bh
+from lmdelta.hashing import child_seed
+from lmdelta.stats.sequential import ROUND_GRID, Side, betting_test, confidence_sequences, e_bh
 
-Reason = Literal["rejected", "futile", "cap", "exhausted"]
+Reason = Literal["rejected", "futile", "cap", "exhausted", "live"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def run_rounds(
     rounds: Rounds,
     alpha: float = 0.05,
     min_effect: float = 0.0,
+    futility_alpha: float | None = None,
 ) -> list[Outcome]:
     """Test each row of D (in column order, the prompts' seeded order) round by round.
 
@@ -76,22 +78,45 @@ def run_rounds(
     """
     D = np.asarray(D, dtype=float)
     ends = rounds.boundaries(D.shape[1])
-    sure = len(D) / alpha
-    return [_one(D[h], direction, ends, alpha, sure, min_effect) for h, direction in enumerate(directions)]
+    rule = Stopping(alpha, len(D) / alpha, min_effect, futility_alpha)
+    return [_one(D[h], direction, ends, rule) for h, direction in enumerate(directions)]
 
 
-def _one(d: np.ndarray, direction: str, ends: list[int], alpha: float, sure: float, min_effect: float) -> Outcome:
-    side: Side = "greater" if direction == "b>a" else "less"
+def _one(d: np.ndarray, direction: str, ends: list[int], rule: Stopping) -> Outcome:
     outcome = None
     for number, end in enumerate(ends, start=1):
         seen = d[:end][~np.isnan(d[:end])]
-        test = betting_test(seen, side=side, alpha=alpha)
-        cs = confidence_sequence(seen, alpha=alpha)
-        reason = _reason(test.e_value, sure, cs, direction, min_effect, number == len(ends), end < d.size)
-        outcome = Outcome(number, reason or "cap", seen.size, test.e_value, test.p_value, (cs.low, cs.high))
-        if reason:
+        outcome = assess(seen, direction, rule, number, last=number == len(ends), more=end < d.size)
+        if outcome.reason != "live":
             return outcome
     return outcome or Outcome(0, "exhausted", 0, 1.0, 1.0, (-1.0, 1.0))
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """When a hypothesis leaves the rounds: rejected once its e-value reaches `sure`, futile once a confidence
+    sequence at level 1 - `futility_alpha` (default alpha) rules out every effect of at least `min_effect` in
+    its direction. `alpha` is the level of the test's confidence sequence and of its stakes."""
+
+    alpha: float
+    sure: float
+    min_effect: float = 0.0
+    futility_alpha: float | None = None
+
+
+def assess(seen: np.ndarray, direction: str, rule: Stopping, number: int, last: bool, more: bool) -> Outcome:
+    """One hypothesis after round `number`, from the finite differences of the prompts it has seen (in
+    the seeded order): its outcome, with reason "live" while it should go on. `last`: no round follows
+    (the cap, or the prompts ran out when `more` is False).
+
+    Stopping for futility never makes a rejection, so its level costs no validity, only power: a real
+    effect of at least min_effect is stopped as futile with probability at most futility_alpha
+    (time-uniformly)."""
+    side: Side = "greater" if direction == "b>a" else "less"
+    test = betting_test(seen, side=side, alpha=rule.alpha)
+    cs, loose = confidence_sequences(seen, (rule.alpha, rule.futility_alpha or rule.alpha), ROUND_GRID)
+    reason = _reason(test.e_value, rule.sure, loose, direction, rule.min_effect, last, more) or "live"
+    return Outcome(number, reason, seen.size, test.e_value, test.p_value, (cs.low, cs.high))
 
 
 def _reason(e_value, sure, cs, direction, min_effect, last: bool, more: bool) -> Reason | None:
@@ -103,6 +128,13 @@ def _reason(e_value, sure, cs, direction, min_effect, last: bool, more: bool) ->
     if last:
         return "cap" if more else "exhausted"
     return None
+
+
+def round_order(prompt_ids: Sequence[str], seed: int) -> list[str]:
+    """The validation prompts in the order the rounds take them: a seeded hash of each id, so a prompt's
+    place does not depend on which other prompts exist, and is fixed before any answer is seen (the
+    e-process needs its observations in an order chosen in advance)."""
+    return sorted(prompt_ids, key=lambda pid: (child_seed(seed, "round order", pid), pid))
 
 
 def decide(outcomes: list[Outcome], alpha: float = 0.05) -> list[Outcome]:

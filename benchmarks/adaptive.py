@@ -1,0 +1,260 @@
+"""Adaptive validation at the reference's scale: the fixed protocol against validate.mode = sequential.
+
+A deterministic synthetic pair with known differences: 20,000 validation prompts in 10 groups of
+2,000, 100 hypotheses (20 over all prompts, 80 over one group each), 10 of them real (mean
+differences from 0.03 to 0.34 in presence share, b over a), 90 null; a latent prompt effect makes
+answers to one prompt alike (ICC about 0.4 on the logit scale). Per answer, the judge gives 0/1
+(presence), every answer has TOKENS tokens.
+
+- fixed: every prompt answered K_FIXED times per side, every text in a hypothesis's scope judged,
+  the prompt-level test on all of them (a one-sample t-test on d_p: at 2,000-20,000 prompts the
+  sign-flip's p-value and the t-test's agree to the Monte Carlo error, and the sign-flip at that size
+  would take hours per repetition), BH at q;
+- sequential: lmdelta's own code (`validate.sequential.assess`, `round_order`, `Rounds`,
+  `stats.sequential.e_bh`): one answer per prompt and side, rounds of 16, 32, 64, ... in-scope prompts
+  per undecided hypothesis, a prompt answered only when some undecided hypothesis needs it, the
+  stage's stop thresholds (e >= H/q), futility at validate.min_effect, e-BH at q.
+
+Counts (machine-independent): generated tokens (answers × TOKENS), judge calls ((hypothesis, text)
+pairs judged); power per effect size and false discoveries over the repetitions; time per repetition.
+
+    .venv/bin/python benchmarks/adaptive.py [--quick] [--reps 200] [--out PATH]
+
+Writes benchmarks/results/adaptive.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from lmdelta.stats import fdr
+from lmdelta.stats.sequential import e_bh
+from lmdelta.validate.sequential import Rounds, Stopping, assess, round_order
+
+RESULTS = Path(__file__).parent / "results" / "adaptive.json"
+N_PROMPTS, N_GROUPS = 20_000, 10
+N_ALL, PER_GROUP = 20, 8  # hypotheses over all prompts; per group
+K_FIXED, K_SEQUENTIAL, TOKENS = 4, 1, 100
+Q, FIRST, GROWTH, FUTILITY_ALPHA = 0.05, 16, 2.0, 0.2
+MIN_EFFECTS = (0.05, 0.1)  # validate.min_effect: the default, and a coarser one
+# (hypothesis index, logit shift of b): five real pooled hypotheses, five real group ones.
+REAL = {0: 0.45, 1: 0.6, 2: 0.8, 3: 1.0, 4: 1.5, 20: 0.45, 36: 0.6, 52: 0.8, 68: 1.0, 84: 1.5}
+BASE_LOGIT, PROMPT_SD = -1.0, 1.5
+
+
+def main() -> None:
+    args = parse_args()
+    reps = 20 if args.quick and args.reps is None else (args.reps or 200)
+    effects = true_effects(np.random.default_rng(args.seed))
+    start = time.perf_counter()
+    with Pool(max(1, min(2, os.cpu_count() or 1))) as pool:
+        outcomes = pool.map(one_rep, [(args.seed, r) for r in range(reps)])
+    results = {
+        "parameters": parameters(reps, args.seed),
+        "effects": {str(h): effects[h] for h in REAL},
+        "summary": summarize(outcomes, effects),
+        "seconds": round(time.perf_counter() - start, 1),
+        "date": datetime.date.today().isoformat(),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20 repetitions (a minute or two)")
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser.parse_args()
+
+
+def parameters(reps: int, seed: int) -> dict[str, Any]:
+    return {
+        "prompts": N_PROMPTS,
+        "groups": N_GROUPS,
+        "hypotheses": N_ALL + N_GROUPS * PER_GROUP,
+        "real": len(REAL),
+        "answers_per_prompt": {"fixed": K_FIXED, "sequential": K_SEQUENTIAL},
+        "tokens_per_answer": TOKENS,
+        "q": Q,
+        "min_effect": list(MIN_EFFECTS),
+        "futility_alpha": FUTILITY_ALPHA,
+        "rounds": {"first": FIRST, "growth": GROWTH},
+        "repetitions": reps,
+        "seed": seed,
+    }
+
+
+def scope_of(h: int) -> int | None:
+    """None: every prompt; else the group."""
+    return None if h < N_ALL else (h - N_ALL) // PER_GROUP
+
+
+def true_effects(rng: np.random.Generator) -> dict[int, float]:
+    """E[d] of each real hypothesis (presence share of b minus a), by Monte Carlo over the prompt effect."""
+    u = rng.normal(0.0, PROMPT_SD, 400_000)
+    base = expit(BASE_LOGIT + u)
+    return {h: float(np.mean(expit(BASE_LOGIT + u + shift) - base)) for h, shift in REAL.items()}
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def draw(seed: int, rep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per hypothesis and prompt, the presence counts of K_FIXED answers per side; the first answer of each
+    side is the one the sequential mode asks for (answer 0 has the same key in both modes)."""
+    rng = np.random.default_rng([seed, rep])
+    n_hyp = N_ALL + N_GROUPS * PER_GROUP
+    u = rng.normal(0.0, PROMPT_SD, (n_hyp, N_PROMPTS))
+    shift = np.zeros((n_hyp, 1))
+    for h, value in REAL.items():
+        shift[h] = value
+    p_a, p_b = expit(BASE_LOGIT + u), expit(BASE_LOGIT + u + shift)
+    a = rng.random((K_FIXED, n_hyp, N_PROMPTS)) < p_a
+    b = rng.random((K_FIXED, n_hyp, N_PROMPTS)) < p_b
+    groups = np.repeat(np.arange(N_GROUPS), N_PROMPTS // N_GROUPS)
+    return a, b, groups
+
+
+def one_rep(task: tuple[int, int]) -> dict[str, Any]:
+    seed, rep = task
+    a, b, groups = draw(seed, rep)
+    found = {"fixed": fixed(a, b, groups)}
+    for min_effect in MIN_EFFECTS:
+        found[f"sequential {min_effect}"] = sequential(a[0], b[0], groups, seed, min_effect)
+    return found
+
+
+def scope_mask(h: int, groups: np.ndarray) -> np.ndarray:
+    group = scope_of(h)
+    return np.ones(groups.size, dtype=bool) if group is None else groups == group
+
+
+def fixed(a: np.ndarray, b: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
+    start = time.perf_counter()
+    d = b.mean(axis=0) - a.mean(axis=0)
+    p = []
+    for h in range(d.shape[0]):
+        scoped = d[h, scope_mask(h, groups)]
+        p.append(stats.ttest_1samp(scoped, 0.0, alternative="greater").pvalue)
+    rejected = fdr.benjamini_hochberg(np.nan_to_num(np.array(p), nan=1.0), Q)
+    calls = sum(int(scope_mask(h, groups).sum()) * 2 * K_FIXED for h in range(d.shape[0]))
+    return {
+        "rejected": [int(h) for h in np.flatnonzero(rejected)],
+        "tokens": N_PROMPTS * 2 * K_FIXED * TOKENS,
+        "judge_calls": calls,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def sequential(a: np.ndarray, b: np.ndarray, groups: np.ndarray, seed: int, min_effect: float) -> dict[str, Any]:
+    """The sequential stage's allocation and stops on one answer per prompt and side."""
+    start = time.perf_counter()
+    n_hyp = a.shape[0]
+    d = b.astype(float) - a.astype(float)
+    order = np.array([int(pid) for pid in round_order([str(i) for i in range(N_PROMPTS)], seed)])
+    scoped = [order[scope_mask(h, groups)[order]] for h in range(n_hyp)]
+    rule = Stopping(Q, n_hyp / Q, min_effect, FUTILITY_ALPHA)
+    outcomes: dict[int, Any] = {}
+    answered: set[int] = set()
+    ends = Rounds(FIRST, GROWTH).boundaries(N_PROMPTS)
+    used = np.zeros(n_hyp, dtype=int)
+    for number, end in enumerate(ends, start=1):
+        live = [h for h in range(n_hyp) if h not in outcomes or outcomes[h].reason == "live"]
+        if not live:
+            break
+        for h in live:
+            take = min(end, scoped[h].size)
+            answered.update(scoped[h][:take].tolist())
+            more = scoped[h].size > take
+            seen = d[h, scoped[h][:take]]
+            last = number == len(ends) or not more
+            outcomes[h] = assess(seen, "b>a", rule, number, last, more)
+            used[h] = take
+    e = [outcomes[h].e_value for h in range(n_hyp)]
+    rejected = e_bh(e, Q)
+    return {
+        "rejected": [int(h) for h in np.flatnonzero(rejected)],
+        "tokens": len(answered) * 2 * K_SEQUENTIAL * TOKENS,
+        "judge_calls": int(used.sum()) * 2 * K_SEQUENTIAL,
+        "prompts_answered": len(answered),
+        "futile_nulls": sum(outcomes[h].reason == "futile" for h in range(n_hyp) if h not in REAL),
+        "rounds": max(o.round for o in outcomes.values()),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def summarize(outcomes: list[dict[str, Any]], effects: dict[int, float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    n_null = N_ALL + N_GROUPS * PER_GROUP - len(REAL)
+    for mode in outcomes[0]:
+        runs = [o[mode] for o in outcomes]
+        fdp = [sum(h not in REAL for h in r["rejected"]) / max(1, len(r["rejected"])) for r in runs]
+        out[mode] = {
+            "tokens": float(np.mean([r["tokens"] for r in runs])),
+            "judge_calls": float(np.mean([r["judge_calls"] for r in runs])),
+            "fdr": float(np.mean(fdp)),
+            "false_discoveries": int(sum(sum(h not in REAL for h in r["rejected"]) for r in runs)),
+            "nulls_tested": n_null * len(runs),
+            "power": {str(h): float(np.mean([h in r["rejected"] for r in runs])) for h in REAL},
+            "seconds_per_rep": float(np.mean([r["seconds"] for r in runs])),
+        }
+        if mode != "fixed":
+            out[mode]["prompts_answered"] = float(np.mean([r["prompts_answered"] for r in runs]))
+            out[mode]["futile_share_of_nulls"] = float(np.mean([r["futile_nulls"] for r in runs]) / n_null)
+            out[mode]["rounds"] = float(np.mean([r["rounds"] for r in runs]))
+            out[mode]["saving"] = {
+                "tokens": out["fixed"]["tokens"] / out[mode]["tokens"],
+                "judge_calls": out["fixed"]["judge_calls"] / out[mode]["judge_calls"],
+            }
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s, effects = results["summary"], results["effects"]
+    modes = list(s)
+    header = " | ".join(["fixed"] + [f"sequential, min_effect {m.split()[1]}" for m in modes[1:]])
+    lines = [
+        f"{results['parameters']['repetitions']} repetitions, {N_PROMPTS:,} prompts, 100 hypotheses (10 real), "
+        f"q = {Q}, futility_alpha = {FUTILITY_ALPHA}",
+        "",
+        f"| | {header} |",
+        "|---|" + "---:|" * len(modes),
+        _row("generated tokens", [f"{s[m]['tokens']:,.0f}" + _saving(s[m], "tokens") for m in modes]),
+        _row("judge calls", [f"{s[m]['judge_calls']:,.0f}" + _saving(s[m], "judge_calls") for m in modes]),
+        _row("FDR (mean FDP)", [f"{s[m]['fdr']:.3f}" for m in modes]),
+        _row("false discoveries / nulls", [f"{s[m]['false_discoveries']} / {s[m]['nulls_tested']}" for m in modes]),
+        _row("nulls stopped as futile", ["–"] + [f"{s[m]['futile_share_of_nulls']:.2f}" for m in modes[1:]]),
+        _row("time per repetition (s)", [f"{s[m]['seconds_per_rep']:.2f}" for m in modes]),
+    ]
+    for h in sorted(effects, key=lambda k: effects[k]):
+        scope = "all prompts" if scope_of(int(h)) is None else "one group"
+        lines.append(_row(f"power, effect {effects[h]:.3f} ({scope})", [f"{s[m]['power'][h]:.2f}" for m in modes]))
+    return "\n".join(lines)
+
+
+def _row(name: str, cells: list[str]) -> str:
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def _saving(entry: dict[str, Any], key: str) -> str:
+    return f" ({entry['saving'][key]:.1f}× less)" if "saving" in entry else ""
+
+
+if __name__ == "__main__":
+    main()

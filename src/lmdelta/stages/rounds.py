@@ -1,0 +1,319 @@
+"""The validate stage in sequential mode (validate.mode = sequential): validation in rounds.
+
+Each hypothesis reads the validation prompts of its scope in one seeded order fixed in advance
+(validate.sequential.round_order). Round r gives every hypothesis still undecided the first n_r
+prompts of its scope (n_1 = validate.first_round, then × validate.growth, at most
+validate.max_prompts); only the prompts some undecided hypothesis needs are answered (both sides,
+validate.answers_per_prompt each, appended to this stage's own answer store, keyed like generate's)
+and embedded, and only their texts are judged for the hypotheses that need them. After each round a
+hypothesis's betting e-process and confidence sequence decide whether it stops: rejected, futile,
+at its cap, or out of prompts (validate.sequential.assess). A decided hypothesis costs nothing more.
+
+Resumable: answers are appended batch by batch, vectors and LLM verdicts are cached, and a rerun
+replays the rounds from the stored answers (the same seeded order gives the same decisions), so
+nothing is generated or paid twice. A budget (budget.generated_tokens, budget.judge_calls) stops
+the stage before the round that would pass it; raising it resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from lmdelta import judges
+from lmdelta.config import RunConfig
+from lmdelta.errors import StageError
+from lmdelta.judges.inputs import Ask
+from lmdelta.pairdata import PairData
+from lmdelta.records import Finding, Hypothesis, Prompt, Sample
+from lmdelta.rundir import ROUNDS, VALIDATION_ITEMS, atomic_write_text
+from lmdelta.stages import embed, generate, group, prompts
+from lmdelta.stages.contract import StageContext
+from lmdelta.stages.pairs import comparisons, load_pair
+from lmdelta.stats import fdr
+from lmdelta.validate.findings import validate_all
+from lmdelta.validate.sequential import Outcome, Rounds, Stopping, assess, round_order
+from lmdelta.validate.sets import ValidationSet, balanced_differences, subsample_seed
+
+TEST = "betting e-process"
+E_LOND_GAMMA = fdr.PowerGamma(1.5, horizon=100_000)  # decide's e-LOND spending sequence
+MAX_E = 1e300  # the files hold finite numbers: a larger capital is stored as this (it rejects all the same)
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Family:
+    """One comparison's hypotheses and where each stands."""
+
+    name: str
+    hypotheses: list[Hypothesis]
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    ends: dict[str, int] = field(default_factory=dict)  # prompts of its scope the hypothesis has been given
+    judged: set[tuple[str, str]] = field(default_factory=set)  # (hypothesis id, answer key) pairs judged
+    sure: dict[str, float] = field(default_factory=dict)  # the e-value past which it is rejected whatever else
+
+    def __post_init__(self) -> None:
+        self.sure = {h.id: float(len(self.hypotheses)) for h in self.hypotheses}
+
+    def set_thresholds(self, q: float, online: bool) -> None:
+        """Stop a hypothesis once its decision can no longer change: e >= H/q rejects it under e-BH whatever the
+        others show; under e-LOND (decide.primary = online) the t-th in proposal order also needs
+        e >= 1/(q gamma_t), its level with no earlier rejection, so it goes on betting until both hold."""
+        ranked = sorted(self.hypotheses, key=lambda h: h.order)
+        for t, h in enumerate(ranked, start=1):
+            self.sure[h.id] = len(self.hypotheses) / q
+            if online:
+                self.sure[h.id] = max(self.sure[h.id], 1.0 / (q * float(E_LOND_GAMMA(t))))
+
+    def live(self) -> list[Hypothesis]:
+        return [h for h in self.hypotheses if self.outcomes.get(h.id) is None or self.outcomes[h.id].reason == "live"]
+
+
+class Answers:
+    """The validation answers generated so far (both sides), with their vectors."""
+
+    def __init__(self, ctx: StageContext, config: RunConfig) -> None:
+        self.ctx, self.config = ctx, config
+        self.samples: list[Sample] = []
+        self.vectors = np.zeros((0, 1), dtype=np.float32)
+        self.answered: set[str] = set()
+        self.tokens = {"a": 0, "b": 0}
+        if config.uses_corpus:
+            self._import(load_pair(ctx, config))
+
+    def _import(self, data: PairData) -> None:
+        """Corpus mode: the saved validation answers are all there already; rounds only save judging."""
+        rows = data.rows("validation")
+        if not data.shares_prompts():
+            raise StageError(
+                "validate.mode = sequential tests per-prompt differences, but these corpora share no prompts "
+                "(each text is its own unit).",
+                "Set validate.mode=fixed for unaligned corpora.",
+            )
+        self.samples = [data.samples[i] for i in rows]
+        self.vectors = data.vectors[rows]
+        self.answered = {s.prompt_id for s in self.samples}
+
+    def ensure(self, needed: list[Prompt]) -> None:
+        """Answer (or read back) every prompt of `needed` not answered yet, and embed the new answers."""
+        fresh = [p for p in needed if p.id not in self.answered]
+        if not fresh:
+            return
+        found, _ = generate.answer(
+            self.ctx, self.config, fresh, self.config.validate.answers_per_prompt, self.ctx.output(VALIDATION_ITEMS)
+        )
+        vectors = embed.embed_texts(self.ctx, self.config, [s.text for s in found])
+        self.vectors = vectors if not self.samples else np.concatenate([self.vectors, vectors])
+        self.samples += found
+        self.answered.update(p.id for p in fresh)
+        for sample in found:
+            self.tokens[sample.side] += sample.n_tokens
+
+    def pair(self, bank: list[Prompt], groups: dict[str, str], keep: set[str] | None = None) -> PairData:
+        """The comparison over the answers so far (or those of the prompts in `keep`)."""
+        rows = [i for i, s in enumerate(self.samples) if keep is None or s.prompt_id in keep]
+        labels = {"a": self.config.label("a"), "b": self.config.label("b")}
+        return PairData(bank, [self.samples[i] for i in rows], self.vectors[rows], groups, labels)
+
+
+@dataclass
+class Loop:
+    """The rounds over every comparison: the prompt order per scope, the answers, the accounting."""
+
+    ctx: StageContext
+    config: RunConfig
+    ask: Ask | None
+    bank: list[Prompt]
+    groups: dict[str, str]
+    order: dict[str, list[str]]  # scope → its validation prompts in the rounds' order
+    answers: Answers
+    log_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, ctx: StageContext, config: RunConfig, ask: Ask | None) -> Loop:
+        bank, groups = prompts.load(ctx), group.load(ctx)
+        ordered = round_order([p.id for p in bank if p.split == "validation"], config.validate.resolved_seed)
+        order: dict[str, list[str]] = {}
+        for pid in ordered:
+            order.setdefault(groups.get(pid, "all"), []).append(pid)
+        order["all"] = ordered  # the pooled scope (also when every prompt is in the one group "all")
+        return cls(ctx, config, ask, bank, groups, order, Answers(ctx, config))
+
+    def scope(self, h: Hypothesis) -> list[str]:
+        return self.order.get(h.group, [])
+
+    def run(self, families: list[Family]) -> None:
+        boundaries = self.boundaries(families)
+        for number, end in enumerate(boundaries, start=1):
+            wanted = {h.id: min(end, len(self.scope(h))) for fam in families for h in fam.live()}
+            if not wanted:
+                break
+            self.check_budget(families, wanted)
+            needed = {pid for fam in families for h in fam.live() for pid in self.scope(h)[: wanted[h.id]]}
+            by_id = {p.id: p for p in self.bank}
+            self.answers.ensure([by_id[pid] for pid in self.order["all"] if pid in needed])
+            pairs = comparisons(self.answers.pair(self.bank, self.groups), self.config)
+            for fam in families:
+                self.step(fam, pairs[fam.name], number, wanted, last=number == len(boundaries))
+            self.record(number, families)
+
+    def boundaries(self, families: list[Family]) -> list[int]:
+        largest = max((len(self.scope(h)) for fam in families for h in fam.hypotheses), default=0)
+        section = self.config.validate
+        return Rounds(section.first_round, section.growth, section.max_prompts).boundaries(largest)
+
+    def step(self, fam: Family, pair: PairData, number: int, wanted: dict[str, int], last: bool) -> None:
+        """Judge the texts the family's undecided hypotheses need this round, then assess each."""
+        live = fam.live()
+        if not live:
+            return
+        vs = ValidationSet.build(pair)
+        position = {pid: k for k, pid in enumerate(vs.prompt_ids)}
+        masks = [self._mask(vs, position, self.scope(h)[: wanted[h.id]]) for h in live]
+        texts = [pair.samples[i].text for i in vs.rows]
+        scores = judges.score_hypotheses(
+            live, vs, texts, pair.vectors[vs.rows], self.config.validate.judge, self.ask, judged=masks
+        )
+        scores = [np.where(mask[vs.prompt_of_row], s, np.nan) for s, mask in zip(scores, masks)]
+        seed = self.config.validate.resolved_seed
+        D, _ = balanced_differences(np.array(scores), vs, [subsample_seed(seed, h.content_key) for h in live])
+        for row, (h, mask) in enumerate(zip(live, masks)):
+            sure = fam.sure[h.id]
+            fam.judged.update((h.id, pair.samples[i].key) for i in vs.rows[mask[vs.prompt_of_row]])
+            d = D[row, [position[pid] for pid in self.scope(h)[: wanted[h.id]] if pid in position]]
+            scope_left = len(self.scope(h)) > wanted[h.id]
+            final = last or not scope_left
+            section = self.config.validate
+            rule = Stopping(self.config.decide.q, sure, section.min_effect, section.futility_alpha)
+            fam.outcomes[h.id] = assess(d[np.isfinite(d)], h.direction, rule, number, last=final, more=scope_left)
+            fam.ends[h.id] = wanted[h.id]
+
+    @staticmethod
+    def _mask(vs: ValidationSet, position: dict[str, int], ids: Iterable[str]) -> np.ndarray:
+        mask = np.zeros(len(vs.prompt_ids), dtype=bool)
+        mask[[position[pid] for pid in ids if pid in position]] = True
+        return mask
+
+    def check_budget(self, families: list[Family], wanted: dict[str, int]) -> None:
+        """Stop before a round that would pass budget.generated_tokens or budget.judge_calls."""
+        budget, section = self.config.budget, self.config.validate
+        answers = section.answers_per_prompt or self.config.generate.samples_per_prompt
+        new_prompts = {
+            pid
+            for fam in families
+            for h in fam.live()
+            for pid in self.scope(h)[: wanted[h.id]]
+            if pid not in self.answers.answered
+        }
+        if budget.generated_tokens is not None and new_prompts:
+            per_answer = self._tokens_per_answer()
+            expected = sum(self.answers.tokens.values()) + len(new_prompts) * 2 * answers * per_answer
+            if expected > budget.generated_tokens:
+                raise _budget_stop("budget.generated_tokens", budget.generated_tokens, expected, "generated tokens")
+        if budget.judge_calls is not None:
+            expected_calls = self.judge_calls(families) + sum(
+                2 * answers * (wanted[h.id] - fam.ends.get(h.id, 0)) for fam in families for h in fam.live()
+            )
+            if expected_calls > budget.judge_calls:
+                raise _budget_stop("budget.judge_calls", budget.judge_calls, expected_calls, "judge calls")
+
+    def _tokens_per_answer(self) -> float:
+        n = len(self.answers.samples)
+        return sum(self.answers.tokens.values()) / n if n else float(self.config.generate.max_new_tokens)
+
+    @staticmethod
+    def judge_calls(families: list[Family]) -> int:
+        return sum(len(fam.judged) for fam in families)
+
+    def record(self, number: int, families: list[Family]) -> None:
+        """One line per round: what was answered and judged so far and where the hypotheses stand."""
+        row: dict[str, Any] = {
+            "round": number,
+            "prompts_answered": len(self.answers.answered),
+            "tokens_generated": dict(self.answers.tokens),
+            "judge_calls": self.judge_calls(families),
+        }
+        for fam in families:
+            reasons = [fam.outcomes[h.id].reason for h in fam.hypotheses if h.id in fam.outcomes]
+            row[fam.name] = {reason: reasons.count(reason) for reason in sorted(set(reasons))}
+        self.log_rows.append(row)
+        atomic_write_text(self.ctx.output(ROUNDS), "".join(json.dumps(r) + "\n" for r in self.log_rows))
+        log.info(
+            "validate round %d: %d prompts answered, %d judge calls, %s",
+            number,
+            row["prompts_answered"],
+            row["judge_calls"],
+            row.get("main", {}),
+        )
+
+
+def _budget_stop(name: str, cap: int, expected: float, what: str) -> StageError:
+    return StageError(
+        f"The next validation round would take the run to about {expected:,.0f} {what}, past {name} = {cap:,}; "
+        "validation stopped after the last whole round (its answers and verdicts are kept).",
+        f"Raise it (e.g. --set {name}={2 * cap}) and run again: the run resumes where it stopped.",
+    )
+
+
+def run_sequential(
+    ctx: StageContext, config: RunConfig, hypotheses: dict[str, list[Hypothesis]], ask: Ask | None
+) -> tuple[dict[str, list[Finding]], dict[str, Any], PairData]:
+    """Every comparison's findings from validation in rounds, the counts for the manifest, and the main
+    comparison over every validation answer the rounds used (for the baseline and judge agreement)."""
+    loop = Loop.build(ctx, config, ask)
+    families = [Family(name, found) for name, found in hypotheses.items()]
+    for fam in families:
+        fam.set_thresholds(config.decide.q, config.decide.primary == "online")
+    loop.run(families)
+    results = {fam.name: findings(loop, fam) for fam in families}
+    counts = {
+        "rounds": len(loop.log_rows),
+        "prompts_answered": len(loop.answers.answered),
+        "validation_tokens": dict(loop.answers.tokens),
+        "judge_calls": loop.judge_calls(families),
+    }
+    return results, counts, loop.answers.pair(loop.bank, loop.groups)
+
+
+def findings(loop: Loop, fam: Family) -> list[Finding]:
+    """The family's Finding rows: each hypothesis's numbers on exactly the prompts its test used (validate_all
+    on those prompts' answers, the generalisation test off), with the sequential test's fields."""
+    by_prompts: dict[tuple[str, int], list[Hypothesis]] = {}
+    for h in fam.hypotheses:
+        by_prompts.setdefault((h.group, fam.ends.get(h.id, 0)), []).append(h)
+    section = loop.config.validate.model_copy(update={"generalization": False})
+    found: dict[str, Finding] = {}
+    for (scope, end), members in by_prompts.items():
+        keep = set(loop.order.get(scope, [])[:end])
+        pair = comparisons(loop.answers.pair(loop.bank, loop.groups, keep), loop.config)[fam.name]
+        for h, result in zip(members, validate_all(pair, members, section, loop.config.decide.q, loop.ask)):
+            found[h.id] = sequential_fields(result, fam.outcomes.get(h.id))
+    return [found[h.id] for h in fam.hypotheses]
+
+
+def sequential_fields(result: Finding, outcome: Outcome | None) -> Finding:
+    """A finding's test fields replaced by the sequential test's: the anytime-valid p-value, the e-value,
+    where and why it stopped, and its confidence sequence as the effect's interval (a t interval is not
+    valid after a data-dependent stop)."""
+    if outcome is None or result.n_units == 0:
+        return replace(result, e_value=None, stop_round=0, stop_reason="untestable", confidence_sequence=[None, None])
+    cs: list[float | None] = [outcome.ci[0], outcome.ci[1]]
+    return replace(
+        result,
+        test=TEST,
+        p_value=outcome.p_value,
+        smallest_p=None,
+        e_value=min(outcome.e_value, MAX_E),
+        stop_round=outcome.round,
+        stop_reason=outcome.reason,
+        confidence_sequence=cs,
+        effect_ci=cs,
+        effect_se=None,
+        effect_df=None,
+        effect_ci_note="confidence sequence (anytime-valid)",
+    )
