@@ -1224,6 +1224,7 @@ def timing(seed: int) -> list[dict]:
 SEQ_PROMPTS = 1000  # the validation split a hypothesis may use up: rounds end at 16, 48, 112, 240, 496, 1000
 SEQ_ROUNDS = Rounds(16, 2.0)  # validate.first_round and validate.growth defaults
 SEQ_MIN_EFFECT = 0.05  # validate.min_effect default
+SEQ_FUTILITY = 0.2  # validate.futility_alpha default
 SEQ_CHUNK = 250  # data sets drawn at once: bounded memory at 1000 prompts x 8 answers
 SEQ_Q = (0.05, 0.1)
 # The families of section 11b: answers_per_prompt's default (1 a side), the audit's interaction, four real
@@ -1378,11 +1379,17 @@ def sequential_run(D: np.ndarray, directions: list[str], q: float) -> tuple[Fami
     (decide.primary bh), and e-LOND over them in proposal order (decide.primary online), as stages.decide
     runs it."""
     ends = [0] + SEQ_ROUNDS.boundaries(D.shape[1])
-    outcomes = seq.decide(seq.run_rounds(D, directions, SEQ_ROUNDS, q, SEQ_MIN_EFFECT), q)
+    outcomes = seq.decide(seq.run_rounds(D, directions, SEQ_ROUNDS, q, SEQ_MIN_EFFECT, SEQ_FUTILITY), q)
     used = np.array([ends[o.round] for o in outcomes])  # prompts judged: the end of the round it stopped after
     reasons = tuple(o.reason for o in outcomes)
-    online, _ = e_lond(np.array([o.e_value for o in outcomes]), q)
-    return FamilyRun(used, np.array([o.rejected for o in outcomes]), reasons), FamilyRun(used, online, reasons)
+    # decide.primary online: the stage keeps betting until e-LOND's own level for each place is reached
+    betting = seq.run_rounds(D, directions, SEQ_ROUNDS, q, SEQ_MIN_EFFECT, SEQ_FUTILITY, online=True)
+    online, _ = e_lond(np.array([o.e_value for o in betting]), q)
+    lond_used = np.array([ends[o.round] for o in betting])
+    return (
+        FamilyRun(used, np.array([o.rejected for o in outcomes]), reasons),
+        FamilyRun(lond_used, online, tuple(o.reason for o in betting)),
+    )
 
 
 def fixed_p(runs: list, vs: ValidationSet, hyps: list[Hypothesis], seed: int, n_prompts: int) -> np.ndarray:

@@ -19,12 +19,13 @@ from lmdelta.config import RunConfig
 from lmdelta.jsonvalues import finite
 from lmdelta.records import UNSET, Finding, Interval, StageRecord
 from lmdelta.rundir import DECISIONS, SUMMARY, atomic_write_text, read_jsonl, write_jsonl
-from lmdelta.stages import generate, prompts, propose, rounds, validate
+from lmdelta.stages import generate, prompts, propose, validate
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stages.pairs import comparisons_names
 from lmdelta.stats import effects, fdr
 from lmdelta.stats import sequential as stats_sequential
 from lmdelta.validate.findings import clip_to_scores
+from lmdelta.validate.sequential import E_LOND_GAMMA
 
 VERSION = 4  # 4: sequential mode (e-BH / e-LOND on e-values), procedure, tokens and judge calls
 # 3: generalisation and generative families (BH each), their counts in summary.json
@@ -142,7 +143,7 @@ def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
 
 def e_lond(e_values: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
     """e-LOND in proposal order over the sequential mode's e-values: (rejections, levels alpha_t)."""
-    procedure = stats_sequential.ELond(q, rounds.E_LOND_GAMMA)
+    procedure = stats_sequential.ELond(q, E_LOND_GAMMA)
     rejected, levels = np.zeros(e_values.size, dtype=bool), np.zeros(e_values.size)
     for t, e in enumerate(e_values):
         levels[t] = procedure.level()

@@ -35,13 +35,11 @@ from lmdelta.rundir import ROUNDS, VALIDATION_ITEMS, atomic_write_text
 from lmdelta.stages import embed, generate, group, prompts
 from lmdelta.stages.contract import StageContext
 from lmdelta.stages.pairs import comparisons, load_pair
-from lmdelta.stats import fdr
 from lmdelta.validate.findings import validate_all
-from lmdelta.validate.sequential import Outcome, Rounds, Stopping, assess, round_order
+from lmdelta.validate.sequential import Outcome, Rounds, Stopping, assess, round_order, stop_thresholds
 from lmdelta.validate.sets import ValidationSet, balanced_differences, subsample_seed
 
 TEST = "betting e-process"
-E_LOND_GAMMA = fdr.PowerGamma(1.5, horizon=100_000)  # decide's e-LOND spending sequence
 MAX_E = 1e300  # the files hold finite numbers: a larger capital is stored as this (it rejects all the same)
 log = logging.getLogger(__name__)
 
@@ -61,14 +59,9 @@ class Family:
         self.sure = {h.id: float(len(self.hypotheses)) for h in self.hypotheses}
 
     def set_thresholds(self, q: float, online: bool) -> None:
-        """Stop a hypothesis once its decision can no longer change: e >= H/q rejects it under e-BH whatever the
-        others show; under e-LOND (decide.primary = online) the t-th in proposal order also needs
-        e >= 1/(q gamma_t), its level with no earlier rejection, so it goes on betting until both hold."""
+        """The e-value past which each hypothesis's decision cannot change (validate.sequential.stop_thresholds)."""
         ranked = sorted(self.hypotheses, key=lambda h: h.order)
-        for t, h in enumerate(ranked, start=1):
-            self.sure[h.id] = len(self.hypotheses) / q
-            if online:
-                self.sure[h.id] = max(self.sure[h.id], 1.0 / (q * float(E_LOND_GAMMA(t))))
+        self.sure = {h.id: sure for h, sure in zip(ranked, stop_thresholds(len(ranked), q, online))}
 
     def live(self) -> list[Hypothesis]:
         return [h for h in self.hypotheses if self.outcomes.get(h.id) is None or self.outcomes[h.id].reason == "live"]

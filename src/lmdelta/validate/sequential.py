@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from lmdelta.hashing import child_seed
+from lmdelta.stats.fdr import PowerGamma
 from lmdelta.stats.sequential import ROUND_GRID, Side, betting_test, confidence_sequences, e_bh
 
 Reason = Literal["rejected", "futile", "cap", "exhausted", "live"]
@@ -68,18 +69,36 @@ def run_rounds(
     alpha: float = 0.05,
     min_effect: float = 0.0,
     futility_alpha: float | None = None,
+    online: bool = False,
 ) -> list[Outcome]:
     """Test each row of D (in column order, the prompts' seeded order) round by round.
 
     A hypothesis stops when its e-value reaches len(D)/alpha (then e-BH rejects it whatever the others
-    show), when its confidence sequence excludes every effect of at least `min_effect` in its direction
-    (futile; with min_effect 0, when it excludes the direction altogether), at the prompt cap, or when
-    the prompts run out. Directions are "b>a" (E[d] > 0) or "a>b".
+    show; with `online`, also e-LOND's level for its place, the rows being in proposal order), when its
+    confidence sequence at level 1 - futility_alpha (default alpha) excludes every effect of at least
+    `min_effect` in its direction (futile; with min_effect 0, when it excludes the direction altogether),
+    at the prompt cap, or when the prompts run out. Directions are "b>a" (E[d] > 0) or "a>b".
     """
     D = np.asarray(D, dtype=float)
     ends = rounds.boundaries(D.shape[1])
-    rule = Stopping(alpha, len(D) / alpha, min_effect, futility_alpha)
-    return [_one(D[h], direction, ends, rule) for h, direction in enumerate(directions)]
+    sure = stop_thresholds(len(D), alpha, online)
+    return [
+        _one(D[h], direction, ends, Stopping(alpha, sure[h], min_effect, futility_alpha))
+        for h, direction in enumerate(directions)
+    ]
+
+
+E_LOND_GAMMA = PowerGamma(1.5, horizon=100_000)  # the spending sequence of decide's e-LOND
+
+
+def stop_thresholds(m: int, q: float, online: bool = False) -> list[float]:
+    """Per hypothesis, in proposal order, the e-value past which its decision cannot change, so that it may
+    stop betting: m/q, where e-BH rejects it whatever the others show; under e-LOND (online) the t-th also
+    needs e >= 1/(q gamma_t), its level when nothing before it was rejected."""
+    sure = [m / q] * m
+    if online:
+        sure = [max(s, 1.0 / (q * float(E_LOND_GAMMA(t)))) for t, s in enumerate(sure, start=1)]
+    return sure
 
 
 def _one(d: np.ndarray, direction: str, ends: list[int], rule: Stopping) -> Outcome:
