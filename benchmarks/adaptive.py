@@ -30,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -38,6 +39,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from lmdelta import pipeline
+from lmdelta.config import load_config
+from lmdelta.rundir import RunDir
 from lmdelta.stats import fdr
 from lmdelta.stats.sequential import e_bh
 from lmdelta.validate.sequential import Rounds, Stopping, assess, round_order
@@ -60,7 +64,9 @@ def main() -> None:
     start = time.perf_counter()
     with Pool(max(1, min(2, os.cpu_count() or 1))) as pool:
         outcomes = pool.map(one_rep, [(args.seed, r) for r in range(reps)])
+    pipeline_runs = pipeline_comparison(args.pipeline) if args.pipeline else None
     results = {
+        "pipeline": pipeline_runs,
         "parameters": parameters(reps, args.seed),
         "effects": {str(h): effects[h] for h in REAL},
         "summary": summarize(outcomes, effects),
@@ -76,10 +82,57 @@ def main() -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="20 repetitions (a minute or two)")
+    parser.add_argument(
+        "--pipeline", type=int, default=0, metavar="PROMPTS", help="also run the pipeline on fake models, both modes"
+    )
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parser.parse_args()
+
+
+def pipeline_comparison(n_prompts: int) -> dict[str, Any]:
+    """The real pipeline on a fake pair (b mentions "ocean" in 30% of its answers and writes longer ones),
+    n_prompts in 20 groups, 4 answers per prompt and side in the fixed mode: summary.json's tokens and
+    judge calls, what validated, and the wall time, per mode."""
+    root = Path(tempfile.mkdtemp(prefix="lmdelta-adaptive-"))
+    bank = root / "bank.jsonl"
+    rows = [
+        {"id": f"p{i}", "text": f"Question {i} about topic {i % 20}: how does thing {i} work?", "group": f"g{i % 20}"}
+        for i in range(n_prompts)
+    ]
+    bank.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    found = {}
+    for mode in ("fixed", "sequential"):
+        config = load_config(None, [f"{k}={v}" for k, v in pipeline_settings(bank, mode).items()])
+        start = time.perf_counter()
+        pipeline.run(config, RunDir(root / mode))
+        summary = json.loads(RunDir(root / mode).summary_path.read_text())
+        found[mode] = {
+            "seconds": round(time.perf_counter() - start, 1),
+            "tokens_generated": summary["tokens_generated"],
+            "judge_calls": summary["judge_calls"],
+            "tested": summary["main"]["tested"],
+            "validated": summary["main"]["validated"],
+            "null_validated": summary["null"]["validated"],
+            "procedure": summary["procedure"],
+        }
+    return {"prompts": n_prompts, "groups": 20, "runs": found}
+
+
+def pipeline_settings(bank: Path, mode: str) -> dict[str, Any]:
+    return {
+        "prompts.source": str(bank),
+        "generate.a.model": "fake:words",
+        "generate.b.model": "fake:words",
+        "generate.b.backend_args": json.dumps({"topic_words": ["ocean"], "topic_rate": 0.3, "length": 14}),
+        "generate.samples_per_prompt": 4,
+        "generate.batch_size": 64,
+        "embed.model": "fake:hashing",
+        "group.by": "bank",
+        "validate.mode": mode,
+        "validate.n_resamples": 2000,
+    }
 
 
 def parameters(reps: int, seed: int) -> dict[str, Any]:

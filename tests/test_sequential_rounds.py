@@ -58,3 +58,35 @@ def test_fdr_and_cost_against_testing_every_prompt():
 def test_outcomes_keep_their_evidence():
     outcome = Outcome(2, "rejected", 30, 80.0, 0.0125, (0.1, 0.6))
     assert decide([outcome], alpha=0.05)[0].rejected and not decide([outcome], alpha=0.01)[0].rejected
+
+
+def test_stop_thresholds_are_e_bh_s_and_under_e_lond_also_its_level_for_the_place():
+    from lmdelta.stages.decide import e_lond
+    from lmdelta.validate.sequential import E_LOND_GAMMA, stop_thresholds
+
+    assert stop_thresholds(20, 0.05) == [400.0] * 20
+    online = stop_thresholds(20, 0.05, online=True)
+    assert online[0] == 400.0  # gamma_1 is large: e-BH's m/q is the binding threshold
+    assert online[17] == pytest.approx(1 / (0.05 * E_LOND_GAMMA(18)))
+    assert online[17] > 400.0 and online == sorted(online)
+    e = np.ones(20)
+    e[17] = online[17]  # at its own threshold, e-LOND rejects it with nothing before it
+    assert e_lond(e, 0.05)[0][17]
+    e[17] = 401.0  # past e-BH's threshold, short of e-LOND's
+    assert not e_lond(e, 0.05)[0][17]
+
+
+def test_online_rounds_keep_betting_until_e_lond_s_level():
+    rng = np.random.default_rng(5)
+    D = np.clip(rng.normal(0.35, 0.4, (20, 3000)), -1, 1)
+    rounds = Rounds(16, 2.0)
+    offline = run_rounds(D, ["b>a"] * 20, rounds, alpha=0.05)
+    online = run_rounds(D, ["b>a"] * 20, rounds, alpha=0.05, online=True)
+    assert all(o.reason == "rejected" for o in offline + online)
+    assert online[17].e_value >= stop_thresholds_for(17) and online[17].n_prompts > offline[17].n_prompts
+
+
+def stop_thresholds_for(place: int) -> float:
+    from lmdelta.validate.sequential import stop_thresholds
+
+    return stop_thresholds(20, 0.05, online=True)[place]

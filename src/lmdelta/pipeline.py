@@ -45,7 +45,7 @@ STAGES = (
     StageEntry("embed", embed, ("embed",), ("generate", "prompts")),
     StageEntry("group", group, ("group",), ("embed", "prompts")),
     StageEntry("propose", propose, ("propose", "controls", "llm.proposer"), ("group", "embed", "generate", "prompts")),
-    StageEntry("validate", validate, ("validate", "llm.judge"), ("propose",)),
+    StageEntry("validate", validate, ("validate", "llm.judge", "llm.strong_judge"), ("propose",)),
     StageEntry("decide", decide, ("decide",), ("validate",)),
     # Scores the confirmation answers with validation's judge and test, decides at decide.q.
     StageEntry(

@@ -144,7 +144,8 @@ class Finding:
     hypotheses.jsonl and null_control.jsonl, in that order of growth.
 
     The field order is the key order of those files. Fields that only some rows have default to UNSET and
-    are not written: the measured property and its numbers (property judges only), the generalisation
+    are not written: the measured property and its numbers (property judges only), the sequential test
+    (validate.mode = sequential), the judge cascade (llm.strong_judge), the generalisation
     test (validate.generalization), judge agreement
     (validate.extra_judges), the lexical baseline (validate.baseline), the generative test
     (validate.generative), the decisions (decide) and the replication (the report stage, from confirm).
@@ -181,6 +182,17 @@ class Finding:
     stop_round: int | Unset = UNSET
     stop_reason: str | Unset = UNSET
     confidence_sequence: Interval | Unset = UNSET
+    # The judge cascade (llm.strong_judge set; fixed mode): the test above and the effect below are PPI++'s
+    # (p-value, estimate of the strong judge's mean difference, its interval and standard error), from the
+    # hypothesis's own (cheap) judge on every prompt and the strong judge on a seeded sample of them. Here: the
+    # texts the strong judge was asked to score and the prompts labelled; the judges' agreement on those prompts'
+    # differences (n, sign_agreement, correlation, and cheap_weight, the PPI++ lambda); and the cheap judge's own
+    # p-value and effect. auc, prevalences and examples stay the cheap judge's.
+    strong_calls: int | Unset = UNSET
+    strong_prompts: int | Unset = UNSET
+    cascade_agreement: dict[str, Any] | Unset = UNSET
+    cheap_p_value: float | None | Unset = UNSET
+    cheap_effect: float | None | Unset = UNSET
     # Its effects, each with an interval or the reason it has none.
     effect: float | None
     effect_ci: Interval

@@ -1,4 +1,4 @@
-"""Config sections for the assistant LLMs: one per role (proposer, judge, summariser, prompter) and
+"""Config sections for the assistant LLMs: one per role (proposer, judge, strong_judge, summariser, prompter) and
 the settings every call shares (keys, concurrency, retries, prices, failure tolerance)."""
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ class LLMConfig(Section):
     """The model that writes hypotheses (a stronger one pays off here)."""
     judge: RoleConfig = Field(default_factory=RoleConfig)
     """The model that scores texts (a cheaper one is usually enough)."""
+    strong_judge: RoleConfig = Field(default_factory=RoleConfig)
+    (
+        "The judge cascade's strong judge: it scores the texts of a seeded sample of each hypothesis's validation "
+        "prompts (validate.strong_share), the hypothesis's own judge scores all, and the test combines both by "
+        "PPI++ (docs/llm.md, judge cascade). Unset: no cascade."
+    )
     summariser: RoleConfig = Field(default_factory=RoleConfig)
     """The model that summarises themes."""
     prompter: RoleConfig = Field(default_factory=RoleConfig)

@@ -184,7 +184,7 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
             spec.adapter = str(_locate(spec.adapter, base))
         if _looks_like_path(spec.model):
             spec.model = str(_locate(spec.model, base))
-    for role in ("proposer", "judge", "summariser", "prompter"):
+    for role in ("proposer", "judge", "strong_judge", "summariser", "prompter"):
         section = getattr(config.llm, role)
         section.model = _script_path(section.model, base)
     return config

@@ -31,7 +31,8 @@ OUTAGE = frozenset({"rate_limit", "transient", "timeout", "unknown"})
 # Failures left out of the failure share (llm.max_failure_share): unparseable answers are re-asked and
 # counted apart, a budget refusal stops the stage with its own message.
 NOT_COUNTED = frozenset({"unparseable", "budget"})
-DEFAULT_TEMPERATURE = {"proposer": 1.0, "judge": 0.0, "summariser": 0.3, "prompter": 1.0}
+# Every role, with its default temperature: the judges score at 0, the writers sample.
+DEFAULT_TEMPERATURE = {"proposer": 1.0, "judge": 0.0, "strong_judge": 0.0, "summariser": 0.3, "prompter": 1.0}
 
 
 class LLMSession:

@@ -30,6 +30,7 @@ READS: tuple[str | Read, ...] = (
     Read("decide.q", when=lambda config: config.propose.scopes != "all"),  # which groups can be validated
     Read("run.seed", when=lambda config: config.controls.null),  # the null control's relabelling
     "validate.mode",  # sequential: validation prompts are counted before they are answered
+    Read("validate.max_prompts", when=generate.sequential),  # at most this many count
 )
 log = logging.getLogger(__name__)
 UNREACHABLE = "unreachable"  # the `rule` of a group skipped because even a perfect result could not be validated
@@ -89,15 +90,17 @@ def unreachable_line(skipped: list[dict[str, Any]], q: float, pooled: bool, wher
     by_size: dict[tuple[int, int], list[str]] = {}
     for entry in skipped:
         by_size.setdefault((entry["n_validation_prompts"], entry["scopes"]), []).append(entry["group"])
+    sequential = any(entry.get("test") == SEQUENTIAL_TEST for entry in skipped)
     sizes = "; ".join(
-        f"{n} validation prompts, 2^-{n} = {smallest_p(n):.2g} > {q:g} / {scopes} = {q / scopes:.2g}: "
+        f"{n} validation prompts, {_floor_text(n, sequential)} > {q:g} / {scopes} = {q / scopes:.2g}: "
         + ", ".join(groups)
         for (n, scopes), groups in by_size.items()
     )
     cover = "the pooled scope still covers their prompts" if pooled else "no pooled scope covers their prompts"
+    bound = "a betting e-value cannot pass 1.5^n" if sequential else "the smallest p-value is 2^-n"
     return (
         f"propose{where}: not proposing in {len(skipped)} group(s) where even a perfect result could not be "
-        f"validated at q = {q:g} (on n validation prompts the smallest p-value is 2^-n, above q / the number "
+        f"validated at q = {q:g} (on n validation prompts {bound}, above q / the number "
         f"of scopes proposed in with them; {cover}): {sizes}"
     )
 
@@ -169,24 +172,28 @@ def plan_scopes(data: PairData, config: RunConfig) -> tuple[list[str], list[dict
             skipped.append({"group": scope, "reason": reason})
         else:
             chosen.append(scope)
-    if not data.shares_prompts() or generate.sequential(config):
-        # A text-level test's smallest p-value is not 2^-n, and an e-process has no such floor either.
-        return chosen, skipped
-    n_paired = {scope: _n_paired_prompts(data, scope) for scope in chosen if scope != "all"}
+    if not data.shares_prompts():
+        return chosen, skipped  # a text-level test's smallest p-value is not 2^-n: no such bound
+    sequential = generate.sequential(config)
+    count = _n_validation_prompts if sequential else _n_paired_prompts
+    n_paired = {scope: count(data, scope, config) for scope in chosen if scope != "all"}
     if not n_paired:  # the pooled scope only: no group to leave out, and decide.q does not matter (READS)
         return chosen, skipped
     pooled = "all" in chosen
-    unreachable = unreachable_groups(n_paired, config.decide.q, pooled)
+    floor = sequential_floor if sequential else smallest_p
+    unreachable = unreachable_groups(n_paired, config.decide.q, pooled, floor)
     for scope, n_scopes in unreachable.items():
         n, q = n_paired[scope], config.decide.q
         skipped.append(
             {
                 "group": scope,
                 "rule": UNREACHABLE,
+                "test": SEQUENTIAL_TEST if sequential else "sign-flip",
                 "n_validation_prompts": n,
                 "scopes": n_scopes,
                 "pooled": pooled,
-                "reason": f"{n} validation prompts: even a perfect result (p = 2^-{n} = {smallest_p(n):.2g}) "
+                "reason": f"{n} validation prompts: even a perfect result ({'' if sequential else 'p = '}"
+                f"{_floor_text(n, sequential)}) "
                 f"would be above q / {n_scopes} = {q / n_scopes:.2g} ({n_scopes} scopes counting "
                 f"this one), so it could not be validated",
             }
@@ -194,7 +201,24 @@ def plan_scopes(data: PairData, config: RunConfig) -> tuple[list[str], list[dict
     return [scope for scope in chosen if scope not in unreachable], skipped
 
 
-def unreachable_groups(n_validation: dict[str, int], q: float, pooled: bool) -> dict[str, int]:
+SEQUENTIAL_TEST = "betting e-process"
+
+
+def sequential_floor(n: int) -> float:
+    """The smallest 1/e a betting e-process can reach on n prompts: every stake risks at most half the
+    capital (stats.sequential.TRUNCATION), so a perfect prompt multiplies it by at most 1.5."""
+    return float(1.5**-n)
+
+
+def _floor_text(n: int, sequential: bool) -> str:
+    if sequential:
+        return f"1/e >= 1.5^-{n} = {sequential_floor(n):.2g}"
+    return f"2^-{n} = {smallest_p(n):.2g}"
+
+
+def unreachable_groups(
+    n_validation: dict[str, int], q: float, pooled: bool, floor: Callable[[int], float] = smallest_p
+) -> dict[str, int]:
     """Groups where even a perfect result could not be validated (2^-n > q / S), each with its S.
 
     n is a group's number of validation prompts answered by both sides: no prompt-level
@@ -211,7 +235,7 @@ def unreachable_groups(n_validation: dict[str, int], q: float, pooled: bool) -> 
     levels = sorted(set(n_validation.values()), reverse=True)
     kept_down_to = None
     for n in levels:  # the bound tightens as n falls and S grows: the first failure ends it
-        if smallest_p(n) > q / (int(pooled) + sum(v >= n for v in n_validation.values())):
+        if floor(n) > q / (int(pooled) + sum(v >= n for v in n_validation.values())):
             break
         kept_down_to = n
     return {
@@ -221,7 +245,7 @@ def unreachable_groups(n_validation: dict[str, int], q: float, pooled: bool) -> 
     }
 
 
-def _n_paired_prompts(data: PairData, scope: str) -> int:
+def _n_paired_prompts(data: PairData, scope: str, config: RunConfig | None = None) -> int:
     sides: dict[str, set[str]] = {}
     for i in data.rows("validation", scope):
         sides.setdefault(data.samples[i].prompt_id, set()).add(data.samples[i].side)
@@ -247,7 +271,9 @@ def _n_validation_prompts(data: PairData, scope: str, config: RunConfig) -> int:
     those of the split."""
     if not generate.sequential(config):
         return _n_prompts(data, data.rows("validation", scope))
-    return sum(p.split == "validation" and scope in ("all", data.groups.get(p.id)) for p in data.prompts)
+    n = sum(p.split == "validation" and scope in ("all", data.groups.get(p.id)) for p in data.prompts)
+    cap = config.validate.max_prompts
+    return n if cap is None else min(n, cap)
 
 
 def _n_prompts(data: PairData, rows: np.ndarray) -> int:

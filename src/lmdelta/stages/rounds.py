@@ -52,7 +52,7 @@ class Family:
     hypotheses: list[Hypothesis]
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     ends: dict[str, int] = field(default_factory=dict)  # prompts of its scope the hypothesis has been given
-    judged: set[tuple[str, str]] = field(default_factory=set)  # (hypothesis id, answer key) pairs judged
+    judged: dict[str, int] = field(default_factory=dict)  # texts judged per hypothesis (its prefix only grows)
     sure: dict[str, float] = field(default_factory=dict)  # the e-value past which it is rejected whatever else
 
     def __post_init__(self) -> None:
@@ -177,7 +177,7 @@ class Loop:
         D, _ = balanced_differences(np.array(scores), vs, [subsample_seed(seed, h.content_key) for h in live])
         for row, (h, mask) in enumerate(zip(live, masks)):
             sure = fam.sure[h.id]
-            fam.judged.update((h.id, pair.samples[i].key) for i in vs.rows[mask[vs.prompt_of_row]])
+            fam.judged[h.id] = int(mask[vs.prompt_of_row].sum())
             d = D[row, [position[pid] for pid in self.scope(h)[: wanted[h.id]] if pid in position]]
             scope_left = len(self.scope(h)) > wanted[h.id]
             final = last or not scope_left
@@ -221,7 +221,7 @@ class Loop:
 
     @staticmethod
     def judge_calls(families: list[Family]) -> int:
-        return sum(len(fam.judged) for fam in families)
+        return sum(sum(fam.judged.values()) for fam in families)
 
     def record(self, number: int, families: list[Family]) -> None:
         """One line per round: what was answered and judged so far and where the hypotheses stand."""

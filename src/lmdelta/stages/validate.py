@@ -19,12 +19,13 @@ from lmdelta.errors import ConfigError
 from lmdelta.judges.llm import agreement
 from lmdelta.llm.session import LLMSession, role_identity
 from lmdelta.pairdata import PairData
-from lmdelta.records import Finding, Hypothesis
+from lmdelta.records import UNSET, Finding, Hypothesis
 from lmdelta.rundir import RESULTS, read_jsonl, write_jsonl
 from lmdelta.stages import generate, propose, rounds
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stages.pairs import comparisons, comparisons_names, load_pair
 from lmdelta.validate.baseline import add_baselines
+from lmdelta.validate.cascade import StrongJudge, cascade_all
 from lmdelta.validate.findings import validate_all
 from lmdelta.validate.generative import score_and_test, write_examples
 from lmdelta.validate.sets import ValidationSet
@@ -43,6 +44,8 @@ def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if config.llm.judge.model:
         found["judge"] = role_identity(config, "judge")
+    if config.llm.strong_judge.model:
+        found["strong_judge"] = role_identity(config, "strong_judge")
     return found
 
 
@@ -65,6 +68,14 @@ def check(config: RunConfig) -> None:
             )
     if section.generative:
         _check_generative(config)
+    if llm.strong_judge.model is not None and section.mode == "sequential":
+        raise ConfigError(
+            "llm.strong_judge.model is set (the judge cascade), but validate.mode = sequential: the cascade "
+            "runs in fixed mode only. Its PPI++ terms weigh each strong label by 1/pi, so an e-process over "
+            "them would have to bet within the bound 1/pi_min and would lose most of its power.",
+            "Set validate.mode=fixed to validate with the cascade, or unset llm.strong_judge.model to "
+            "validate sequentially with the hypotheses' own judges.",
+        )
 
 
 def _check_generative(config: RunConfig) -> None:
@@ -99,6 +110,8 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
             results = tested[name]
         else:
             results = validate_all(pair, hypotheses, config.validate, config.decide.q, judge)
+            if session is not None and session.has("strong_judge"):
+                results = add_cascade(results, pair, hypotheses, config, session)
         if session is not None:
             session.check()
         if config.validate.extra_judges and session is not None:
@@ -114,6 +127,8 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
         }
         if name not in tested:
             counts[name]["judged_pairs"] = judged_pairs(pair, hypotheses)
+        if any(r.strong_calls is not UNSET for r in results):
+            counts[name]["strong_calls"] = sum(r.strong_calls for r in results if isinstance(r.strong_calls, int))
         log.info("validate %s: %d hypotheses tested", name, counts[name]["tested"])
         warned = _warn_once(results, warned)
     return StageResult(counts)
@@ -140,6 +155,7 @@ def _session(ctx: StageContext, config: RunConfig) -> LLMSession | None:
         section.judge != "auto"
         or section.extra_judges
         or section.generative
+        or config.llm.strong_judge.model is not None
         or any(h.judge == "llm" for name in comparisons_names(config) for h in propose.load(ctx, name))
     )
     if not needs:
@@ -163,6 +179,19 @@ def add_agreement(
             by_model[model] = agreement(ours, theirs)
         session.check()
     return [replace(result, judge_agreement=by_model) for result, by_model in zip(results, found)]
+
+
+def add_cascade(
+    results: list[Finding], pair: PairData, hypotheses: list[Hypothesis], config: RunConfig, session: LLMSession
+) -> list[Finding]:
+    """The findings tested by the judge cascade: their own judge on every prompt, llm.strong_judge on a seeded
+    sample, combined by PPI++ (lmdelta.validate.cascade)."""
+    role = "strong_judge"
+    strong = StrongJudge(session.asker(role), session.model(role), session.temperature(role))
+    cheap = session.asker("judge") if session.has("judge") else None
+    found = cascade_all(results, pair, hypotheses, config.validate, cheap, strong)
+    session.check()
+    return found
 
 
 def add_generative(

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import optimize, special
 
 Alternative = Literal["two-sided", "greater", "less"]
 ALTERNATIVES: tuple[str, ...] = ("two-sided", "greater", "less")
@@ -102,6 +101,8 @@ def _z_result(estimate: float, se: float, alpha: float, alternative: str, null: 
 
     scipy.special's normal functions, not scipy.stats.norm: the same values at a tenth of the overhead,
     which the benchmark's many small tests notice."""
+    from scipy import special  # lazy: importing the pipeline stays quick
+
     if not (math.isfinite(se) and se > 0.0):
         return _NAN, _NAN, _NAN
     z = (estimate - null) / se
@@ -226,6 +227,8 @@ def classical_mean(
 
 def _scaled(uncertainty: np.ndarray, budget: float, low: float) -> np.ndarray:
     """min(1, max(low, c·u)) with c chosen so that the probabilities sum to `budget`."""
+    from scipy import optimize  # lazy: importing the pipeline stays quick
+
     positive = uncertainty > 0
     if not positive.any():
         return np.full(uncertainty.shape, budget / uncertainty.size)
