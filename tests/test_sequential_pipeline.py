@@ -193,3 +193,34 @@ def test_status_and_report_show_the_rounds_and_the_spending(runs):
     assert "Validation rounds" in html and "(hypothesis, text) pairs judged" in html and "e-BH" in html
     fixed_html = fixed.report_path.read_text()
     assert "Validation rounds" not in fixed_html and "Spent (fixed validation)" in fixed_html
+
+
+def test_an_llm_judge_through_a_loopback_server_is_asked_only_what_the_rounds_need(tmp_path, monkeypatch):
+    """validate.judge = presence with an OpenAI-compatible judge: each (property, text) is asked once, and
+    fewer are asked than the fixed mode judges; a rerun with other stop settings pays nothing more."""
+    from llm_servers import ScriptedServer
+    from test_cascade import STRONG_B, TEXT, presence_answer
+
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", "sk-test-judge")
+    with ScriptedServer("openai", [], responder=presence_answer) as server:
+        overrides = [
+            f"llm.judge.model=openai-compatible/judge@{server.url}/v1",
+            "validate.judge=presence",
+            "propose.scopes=all",
+            "controls.null=false",
+            "propose.clusters.enabled=false",
+            "propose.properties.enabled=false",
+            "propose.keywords.per_scope=2",
+        ]
+        config = fake_config(tmp_path, per_group=48, generate__b=STRONG_B)
+        seq = run(config, tmp_path / "sequential", *overrides, *SEQUENTIAL)
+        prompts = [r.body["messages"][-1]["content"] for r in server.requests]
+        asked = [(p.split("Property:")[1].split("\n")[0], TEXT.findall(p)[0]) for p in prompts]
+        found = rows(seq.findings_path())
+        run(config, tmp_path / "sequential", *overrides, *SEQUENTIAL, "validate.min_effect=0.1")
+        assert len(server.requests) == len(asked)  # replayed from the cache: nothing asked twice
+        fixed = run(config, tmp_path / "fixed", *overrides)
+    assert asked and len(set(asked)) == len(asked)
+    assert any(f["validated"] and "ocean" in f["description"] for f in found)
+    assert len(asked) == sum(f["n_texts"] for f in found)  # exactly the texts the tests used
+    assert len(asked) < sum(f["n_texts"] for f in rows(fixed.findings_path()))

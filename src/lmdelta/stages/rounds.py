@@ -143,16 +143,15 @@ class Loop:
     def run(self, families: list[Family]) -> None:
         boundaries = self.boundaries(families)
         for number, end in enumerate(boundaries, start=1):
-            wanted = {h.id: min(end, len(self.scope(h))) for fam in families for h in fam.live()}
-            if not wanted:
+            if not any(fam.live() for fam in families):
                 break
-            self.check_budget(families, wanted)
-            needed = {pid for fam in families for h in fam.live() for pid in self.scope(h)[: wanted[h.id]]}
+            self.check_budget(families, end)
+            needed = {pid for fam in families for h in fam.live() for pid in self.scope(h)[:end]}
             by_id = {p.id: p for p in self.bank}
             self.answers.ensure([by_id[pid] for pid in self.order["all"] if pid in needed])
             pairs = comparisons(self.answers.pair(self.bank, self.groups), self.config)
             for fam in families:
-                self.step(fam, pairs[fam.name], number, wanted, last=number == len(boundaries))
+                self.step(fam, pairs[fam.name], number, end, last=number == len(boundaries))
             self.record(number, families)
 
     def boundaries(self, families: list[Family]) -> list[int]:
@@ -160,14 +159,14 @@ class Loop:
         section = self.config.validate
         return Rounds(section.first_round, section.growth, section.max_prompts).boundaries(largest)
 
-    def step(self, fam: Family, pair: PairData, number: int, wanted: dict[str, int], last: bool) -> None:
+    def step(self, fam: Family, pair: PairData, number: int, end: int, last: bool) -> None:
         """Judge the texts the family's undecided hypotheses need this round, then assess each."""
         live = fam.live()
         if not live:
             return
         vs = ValidationSet.build(pair)
         position = {pid: k for k, pid in enumerate(vs.prompt_ids)}
-        masks = [self._mask(vs, position, self.scope(h)[: wanted[h.id]]) for h in live]
+        masks = [self._mask(vs, position, self.scope(h)[:end]) for h in live]
         texts = [pair.samples[i].text for i in vs.rows]
         scores = judges.score_hypotheses(
             live, vs, texts, pair.vectors[vs.rows], self.config.validate.judge, self.ask, judged=masks
@@ -178,13 +177,13 @@ class Loop:
         for row, (h, mask) in enumerate(zip(live, masks)):
             sure = fam.sure[h.id]
             fam.judged[h.id] = int(mask[vs.prompt_of_row].sum())
-            d = D[row, [position[pid] for pid in self.scope(h)[: wanted[h.id]] if pid in position]]
-            scope_left = len(self.scope(h)) > wanted[h.id]
+            d = D[row, [position[pid] for pid in self.scope(h)[:end] if pid in position]]
+            scope_left = len(self.scope(h)) > end
             final = last or not scope_left
             section = self.config.validate
             rule = Stopping(self.config.decide.q, sure, section.min_effect, section.futility_alpha)
             fam.outcomes[h.id] = assess(d[np.isfinite(d)], h.direction, rule, number, last=final, more=scope_left)
-            fam.ends[h.id] = wanted[h.id]
+            fam.ends[h.id] = min(end, len(self.scope(h)))
 
     @staticmethod
     def _mask(vs: ValidationSet, position: dict[str, int], ids: Iterable[str]) -> np.ndarray:
@@ -192,7 +191,7 @@ class Loop:
         mask[[position[pid] for pid in ids if pid in position]] = True
         return mask
 
-    def check_budget(self, families: list[Family], wanted: dict[str, int]) -> None:
+    def check_budget(self, families: list[Family], end: int) -> None:
         """Stop before a round that would pass budget.generated_tokens or budget.judge_calls."""
         budget, section = self.config.budget, self.config.validate
         answers = section.answers_per_prompt or self.config.generate.samples_per_prompt
@@ -200,7 +199,7 @@ class Loop:
             pid
             for fam in families
             for h in fam.live()
-            for pid in self.scope(h)[: wanted[h.id]]
+            for pid in self.scope(h)[:end]
             if pid not in self.answers.answered
         }
         if budget.generated_tokens is not None and new_prompts:
@@ -210,7 +209,9 @@ class Loop:
                 raise _budget_stop("budget.generated_tokens", budget.generated_tokens, expected, "generated tokens")
         if budget.judge_calls is not None:
             expected_calls = self.judge_calls(families) + sum(
-                2 * answers * (wanted[h.id] - fam.ends.get(h.id, 0)) for fam in families for h in fam.live()
+                2 * answers * (min(end, len(self.scope(h))) - fam.ends.get(h.id, 0))
+                for fam in families
+                for h in fam.live()
             )
             if expected_calls > budget.judge_calls:
                 raise _budget_stop("budget.judge_calls", budget.judge_calls, expected_calls, "judge calls")
