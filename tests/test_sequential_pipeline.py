@@ -85,9 +85,12 @@ def test_summary_counts_tokens_and_judge_calls_and_sequential_spends_less(runs):
 
 def test_switching_modes_reuses_every_answer(runs, tmp_path):
     config, seq, _ = runs
+    answered = {row["key"] for row in read_jsonl(seq.stage_file("validate", "validation_items.jsonl"))}
+    n_validation = sum(p["split"] == "validation" for p in rows(seq.stage_file("prompts", "prompts.jsonl")))
     manifest = run(config, seq.root, "validate.mode=fixed").load_manifest()
     counts = manifest.stages["generate"].counts
-    assert counts["a"]["generated"] > 0  # the validation prompts' second answers: fixed asks for 2
+    # fixed asks for 2 answers per validation prompt and side: the rounds' first answers are reused by key
+    assert counts["a"]["generated"] + counts["b"]["generated"] == 2 * 2 * n_validation - len(answered)
     assert counts["a"]["reused"] > 0
     back = run(config, seq.root, *SEQUENTIAL).load_manifest()
     assert back.stages["generate"].counts["a"]["generated"] == 0

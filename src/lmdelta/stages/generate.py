@@ -23,7 +23,7 @@ from lmdelta.hashing import hash_data
 from lmdelta.llm.served import ServedModels
 from lmdelta.llm.session import LLMSession
 from lmdelta.records import SIDES, Prompt, Sample, Side
-from lmdelta.rundir import ITEMS, SAMPLES, JsonlAppender, read_jsonl, salvage_jsonl, write_jsonl
+from lmdelta.rundir import ITEMS, SAMPLES, VALIDATION_ITEMS, JsonlAppender, read_jsonl, salvage_jsonl, write_jsonl
 from lmdelta.stages import prompts as prompts_stage
 from lmdelta.stages.contract import Read, StageContext, StageResult
 
@@ -121,7 +121,8 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     prompts = prompts_stage.load(ctx)
     if sequential(config):
         prompts = [p for p in prompts if p.split != "validation"]
-    samples, counts = answer(ctx, config, prompts, None, ctx.output(ITEMS))
+    # Validation answers the sequential mode stored in this directory are the same answers (same keys): reused.
+    samples, counts = answer(ctx, config, prompts, None, ctx.output(ITEMS), ctx.input("validate", VALIDATION_ITEMS))
     write_jsonl(ctx.output(SAMPLES), (s.to_dict() for s in samples))
     counts["samples"] = len(samples)
     if sequential(config):
@@ -130,12 +131,19 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
 
 
 def answer(
-    ctx: StageContext, config: RunConfig, prompts: list[Prompt], samples: int | None, items: Path
+    ctx: StageContext,
+    config: RunConfig,
+    prompts: list[Prompt],
+    samples: int | None,
+    items: Path,
+    known: Path | None = None,
 ) -> tuple[list[Sample], dict[str, Any]]:
     """Both sides' answers to `prompts` (`samples` each, default generate.samples_per_prompt): stored ones
-    from the append-only store `items`, the rest generated and appended batch by batch."""
+    from the append-only store `items` (or the store `known`, read only), the rest generated and appended to
+    `items` batch by batch."""
     identities = identity(ctx, config)
-    store = {row["key"]: row for row in salvage_jsonl(items)}
+    store = {row["key"]: row for row in salvage_jsonl(known)} if known is not None and known.exists() else {}
+    store.update((row["key"], row) for row in salvage_jsonl(items))
     counts: dict[str, Any] = {}
     found: list[Sample] = []
     with JsonlAppender(items) as appender:

@@ -31,7 +31,7 @@ from lmdelta.errors import StageError
 from lmdelta.judges.inputs import Ask
 from lmdelta.pairdata import PairData
 from lmdelta.records import Finding, Hypothesis, Prompt, Sample
-from lmdelta.rundir import ROUNDS, VALIDATION_ITEMS, atomic_write_text
+from lmdelta.rundir import ITEMS, ROUNDS, VALIDATION_ITEMS, atomic_write_text
 from lmdelta.stages import embed, generate, group, prompts
 from lmdelta.stages.contract import StageContext
 from lmdelta.stages.pairs import comparisons, load_pair
@@ -97,9 +97,9 @@ class Answers:
         fresh = [p for p in needed if p.id not in self.answered]
         if not fresh:
             return
-        found, _ = generate.answer(
-            self.ctx, self.config, fresh, self.config.validate.answers_per_prompt, self.ctx.output(VALIDATION_ITEMS)
-        )
+        # Answers the generate stage stored (a fixed run of this config in this directory) are reused by key.
+        items, known = self.ctx.output(VALIDATION_ITEMS), self.ctx.input("generate", ITEMS)
+        found, _ = generate.answer(self.ctx, self.config, fresh, self.config.validate.answers_per_prompt, items, known)
         vectors = embed.embed_texts(self.ctx, self.config, [s.text for s in found])
         self.vectors = vectors if not self.samples else np.concatenate([self.vectors, vectors])
         self.samples += found
