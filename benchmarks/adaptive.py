@@ -51,7 +51,7 @@ N_PROMPTS, N_GROUPS = 20_000, 10
 N_ALL, PER_GROUP = 20, 8  # hypotheses over all prompts; per group
 K_FIXED, K_SEQUENTIAL, TOKENS = 4, 1, 100
 Q, FIRST, GROWTH, FUTILITY_ALPHA = 0.05, 16, 2.0, 0.2
-MIN_EFFECTS = (0.05, 0.1)  # validate.min_effect: the default, and a coarser one
+MIN_EFFECTS = (0.1, 0.2)  # validate.min_effect (standard deviations of d): the default, and a coarser one
 # (hypothesis index, logit shift of b): five real pooled hypotheses, five real group ones.
 REAL = {0: 0.45, 1: 0.6, 2: 0.8, 3: 1.0, 4: 1.5, 20: 0.45, 36: 0.6, 52: 0.8, 68: 1.0, 84: 1.5}
 BASE_LOGIT, PROMPT_SD = -1.0, 1.5
@@ -222,7 +222,7 @@ def sequential(a: np.ndarray, b: np.ndarray, groups: np.ndarray, seed: int, min_
     d = b.astype(float) - a.astype(float)
     order = np.array([int(pid) for pid in round_order([str(i) for i in range(N_PROMPTS)], seed)])
     scoped = [order[scope_mask(h, groups)[order]] for h in range(n_hyp)]
-    rule = Stopping(Q, n_hyp / Q, min_effect, FUTILITY_ALPHA)
+    rule = Stopping(Q, n_hyp / Q, min_effect, FUTILITY_ALPHA, standardized=True)
     outcomes: dict[int, Any] = {}
     answered: set[int] = set()
     ends = Rounds(FIRST, GROWTH).boundaries(N_PROMPTS)

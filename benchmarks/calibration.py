@@ -1223,7 +1223,7 @@ def timing(seed: int) -> list[dict]:
 
 SEQ_PROMPTS = 1000  # the validation split a hypothesis may use up: rounds end at 16, 48, 112, 240, 496, 1000
 SEQ_ROUNDS = Rounds(16, 2.0)  # validate.first_round and validate.growth defaults
-SEQ_MIN_EFFECT = 0.05  # validate.min_effect default
+SEQ_MIN_EFFECT = 0.1  # validate.min_effect default (standard deviations of d, as the stage reads it)
 SEQ_FUTILITY = 0.2  # validate.futility_alpha default
 SEQ_CHUNK = 250  # data sets drawn at once: bounded memory at 1000 prompts x 8 answers
 SEQ_Q = (0.05, 0.1)
@@ -1379,11 +1379,13 @@ def sequential_run(D: np.ndarray, directions: list[str], q: float) -> tuple[Fami
     (decide.primary bh), and e-LOND over them in proposal order (decide.primary online), as stages.decide
     runs it."""
     ends = [0] + SEQ_ROUNDS.boundaries(D.shape[1])
-    outcomes = seq.decide(seq.run_rounds(D, directions, SEQ_ROUNDS, q, SEQ_MIN_EFFECT, SEQ_FUTILITY), q)
+    outcomes = seq.decide(
+        seq.run_rounds(D, directions, SEQ_ROUNDS, q, SEQ_MIN_EFFECT, SEQ_FUTILITY, standardized=True), q
+    )
     used = np.array([ends[o.round] for o in outcomes])  # prompts judged: the end of the round it stopped after
     reasons = tuple(o.reason for o in outcomes)
     # decide.primary online: the stage keeps betting until e-LOND's own level for each place is reached
-    betting = seq.run_rounds(D, directions, SEQ_ROUNDS, q, SEQ_MIN_EFFECT, SEQ_FUTILITY, online=True)
+    betting = seq.run_rounds(D, directions, SEQ_ROUNDS, q, SEQ_MIN_EFFECT, SEQ_FUTILITY, online=True, standardized=True)
     online, _ = e_lond(np.array([o.e_value for o in betting]), q)
     lond_used = np.array([ends[o.round] for o in betting])
     return (
@@ -1699,7 +1701,7 @@ def family_table(rows: list[dict]) -> str:
         f"**11b. Sequential mode: FDR, power and cost** ({f['hypotheses']} hypotheses per family, "
         f"{len(f['latent_shifts'])} real with latent shifts {', '.join(map(str, f['latent_shifts']))} (mean "
         f"differences {effects_}), {SEQ_PROMPTS} prompts, k = {f['k']}, ICC {f['icc']}, interaction SD "
-        f"{f['interaction']}, min_effect {SEQ_MIN_EFFECT}; cost: prompts judged per hypothesis, and prompts "
+        f"{f['interaction']}, min_effect {SEQ_MIN_EFFECT} SD of d; cost: prompts judged per hypothesis, and prompts "
         "answered (the family's furthest round), as shares of the fixed protocol)",
         "",
         "| q | procedure | families | prompts judged per hypothesis (share) | prompts answered (share) "

@@ -90,3 +90,17 @@ def stop_thresholds_for(place: int) -> float:
     from lmdelta.validate.sequential import stop_thresholds
 
     return stop_thresholds(20, 0.05, online=True)[place]
+
+
+def test_a_standardized_min_effect_keeps_a_small_scale_difference_that_a_raw_one_gives_up():
+    """A text property on a fixed [0, 1] scale: b's answers two words longer is a mean score difference of
+    0.01 with SD 0.05 (a standardized effect of 0.2). A raw min_effect of 0.05 stops it as futile; the
+    stage's standardized 0.1 (0.005 here) keeps betting and rejects it."""
+    rng = np.random.default_rng(11)
+    d = np.clip(rng.normal(0.01, 0.05, size=(1, 4000)), -1, 1)
+    raw = run_rounds(d, ["b>a"], Rounds(16, 2.0), alpha=0.05, min_effect=0.05, futility_alpha=0.2)[0]
+    scaled = run_rounds(d, ["b>a"], Rounds(16, 2.0), 0.05, 0.1, futility_alpha=0.2, standardized=True)[0]
+    assert raw.reason == "futile"
+    assert scaled.reason == "rejected" and scaled.n_prompts > raw.n_prompts
+    null = np.clip(rng.normal(0.0, 0.05, size=(1, 4000)), -1, 1)
+    assert run_rounds(null, ["b>a"], Rounds(16, 2.0), 0.05, 0.1, 0.2, standardized=True)[0].reason == "futile"

@@ -219,10 +219,11 @@ class ValidateConfig(Section, Seeded):
     """Sequential: each round gives every undecided hypothesis this many times the prompts of the last."""
     max_prompts: int | None = Field(default=None, ge=2)
     """Sequential: at most this many in-scope prompts per hypothesis (unset: the whole validation split)."""
-    min_effect: float = Field(default=0.05, ge=0.0, lt=1.0)
+    min_effect: float = Field(default=0.1, ge=0.0, lt=10.0)
     (
         "Sequential: a hypothesis stops as futile once its confidence sequence rules out every mean difference "
-        "of at least this size in its direction (0: once it rules out the direction)."
+        "of at least this many standard deviations of its per-prompt differences, in its direction (a standardized "
+        "effect: judges score on scales of their own; 0: once it rules out the direction)."
     )
     futility_alpha: float = Field(default=0.2, gt=0.0, le=0.5)
     (

@@ -181,7 +181,7 @@ class Loop:
             scope_left = len(self.scope(h)) > end
             final = last or not scope_left
             section = self.config.validate
-            rule = Stopping(self.config.decide.q, sure, section.min_effect, section.futility_alpha)
+            rule = Stopping(self.config.decide.q, sure, section.min_effect, section.futility_alpha, standardized=True)
             fam.outcomes[h.id] = assess(d[np.isfinite(d)], h.direction, rule, number, last=final, more=scope_left)
             fam.ends[h.id] = min(end, len(self.scope(h)))
 

@@ -70,6 +70,7 @@ def run_rounds(
     min_effect: float = 0.0,
     futility_alpha: float | None = None,
     online: bool = False,
+    standardized: bool = False,
 ) -> list[Outcome]:
     """Test each row of D (in column order, the prompts' seeded order) round by round.
 
@@ -77,13 +78,14 @@ def run_rounds(
     show; with `online`, also e-LOND's level for its place, the rows being in proposal order), when its
     confidence sequence at level 1 - futility_alpha (default alpha) excludes every effect of at least
     `min_effect` in its direction (futile; with min_effect 0, when it excludes the direction altogether),
-    at the prompt cap, or when the prompts run out. Directions are "b>a" (E[d] > 0) or "a>b".
+    at the prompt cap, or when the prompts run out (`standardized`: min_effect in standard deviations of d,
+    as the validate stage reads it). Directions are "b>a" (E[d] > 0) or "a>b".
     """
     D = np.asarray(D, dtype=float)
     ends = rounds.boundaries(D.shape[1])
     sure = stop_thresholds(len(D), alpha, online)
     return [
-        _one(D[h], direction, ends, Stopping(alpha, sure[h], min_effect, futility_alpha))
+        _one(D[h], direction, ends, Stopping(alpha, sure[h], min_effect, futility_alpha, standardized))
         for h, direction in enumerate(directions)
     ]
 
@@ -121,6 +123,18 @@ class Stopping:
     sure: float
     min_effect: float = 0.0
     futility_alpha: float | None = None
+    standardized: bool = False  # min_effect in standard deviations of d (the validate stage's), not in d's units
+
+    def futility_bound(self, seen: np.ndarray) -> float:
+        """The smallest mean difference worth pursuing: min_effect, or min_effect standard deviations of the
+        differences seen so far (at least one step of the confidence sequence's grid). Judges score on scales
+        of their own (a share of answers, a fixed scale for a text property), so a raw 0.05 is a large effect
+        for one and a small one for another; a standardized bound means the same for all. It may depend on
+        the data seen: futility only ever removes rejections."""
+        if not self.standardized:
+            return self.min_effect
+        spread = float(np.std(seen, ddof=1)) if seen.size > 1 else 1.0
+        return max(self.min_effect * spread, 2.0 / (ROUND_GRID - 1))
 
 
 def assess(seen: np.ndarray, direction: str, rule: Stopping, number: int, last: bool, more: bool) -> Outcome:
@@ -134,7 +148,7 @@ def assess(seen: np.ndarray, direction: str, rule: Stopping, number: int, last: 
     side: Side = "greater" if direction == "b>a" else "less"
     test = betting_test(seen, side=side, alpha=rule.alpha)
     cs, loose = confidence_sequences(seen, (rule.alpha, rule.futility_alpha or rule.alpha), ROUND_GRID)
-    reason = _reason(test.e_value, rule.sure, loose, direction, rule.min_effect, last, more) or "live"
+    reason = _reason(test.e_value, rule.sure, loose, direction, rule.futility_bound(seen), last, more) or "live"
     return Outcome(number, reason, seen.size, test.e_value, test.p_value, (cs.low, cs.high))
 
 
