@@ -69,7 +69,8 @@ def _capital(x: np.ndarray, stakes: np.ndarray, m: np.ndarray, sign: int) -> np.
         cap = TRUNCATION / (m if sign > 0 else 1.0 - m)
     stake = np.minimum(stakes.reshape(-1, 1), cap)
     factors = 1.0 + sign * stake * (x.reshape(-1, 1) - m)
-    return np.exp(np.cumsum(np.log(np.maximum(factors, 1e-300)), axis=0))
+    with np.errstate(over="ignore"):  # a capital past 1e308 is inf: it rejects all the same
+        return np.exp(np.cumsum(np.log(np.maximum(factors, 1e-300)), axis=0))
 
 
 def _hedged(x: np.ndarray, stakes: np.ndarray, m: np.ndarray, side: Side) -> np.ndarray:
