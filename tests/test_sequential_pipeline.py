@@ -61,6 +61,8 @@ def test_sequential_findings_carry_their_stop_and_are_decided_by_e_bh(runs):
         low, high = f["confidence_sequence"]
         assert -1 <= low <= high <= 1 and f["effect_ci"] == [low, high]
         assert f["p_value"] <= 1 / f["e_value"] + 1e-12  # anytime p = 1 / the largest capital <= 1 / the last
+        assert "no symmetry needed" in f["assumption"]  # the e-process's null, not the sign-flip's
+        assert f["effect_ci_fcr"] is None and f["fcr_level"] is None  # no t interval to adjust for selection
     ocean = [f for f in found if f["validated"] and "ocean" in f["description"] and f["direction"] == "b>a"]
     assert ocean and ocean[0]["stop_reason"] == "rejected"
     validated = sorted(f["e_value"] for f in found if f["validated"])

@@ -27,7 +27,8 @@ from lmdelta.stats import sequential as stats_sequential
 from lmdelta.validate.findings import clip_to_scores
 from lmdelta.validate.sequential import E_LOND_GAMMA
 
-VERSION = 4  # 4: sequential mode (e-BH / e-LOND on e-values), procedure, tokens and judge calls
+VERSION = 5  # 5: no FCR interval on e-value decisions
+# 4: sequential mode (e-BH / e-LOND on e-values), procedure, tokens and judge calls
 # 3: generalisation and generative families (BH each), their counts in summary.json
 READS: tuple[str | Read, ...] = ()  # validate.ci_level: validate is upstream
 
@@ -111,6 +112,8 @@ def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
         procedure = {"bh": "BH", "by": "BY", "online": section.online.upper()}[section.primary]
     estimates = [(f.p_value, f.effect, f.effect_se, f.effect_df) for f in ordered]
     intervals = fcr_intervals(estimates, validated, 1.0 - config.validate.ci_level)
+    if procedure in ("e-BH", "e-LOND"):  # the findings carry confidence sequences, not t intervals to adjust
+        intervals = [(None, None)] * len(ordered)
     families = {
         prefix: family_decisions([getattr(f, p_field) for f in ordered], section.q)
         for p_field, prefix in SECONDARY_FAMILIES

@@ -40,6 +40,11 @@ from lmdelta.validate.sequential import Outcome, Rounds, Stopping, assess, round
 from lmdelta.validate.sets import ValidationSet, balanced_differences, subsample_seed
 
 TEST = "betting e-process"
+ASSUMPTION = (
+    "the prompts are drawn at random from a larger population and taken in a seeded order fixed in advance; "
+    "under the null the mean per-prompt difference d_p is zero (no symmetry needed); answers to one prompt may "
+    "be arbitrarily correlated; valid whenever the rounds stop"
+)
 MAX_E = 1e300  # the files hold finite numbers: a larger capital is stored as this (it rejects all the same)
 log = logging.getLogger(__name__)
 
@@ -310,4 +315,5 @@ def sequential_fields(result: Finding, outcome: Outcome | None) -> Finding:
         effect_se=None,
         effect_df=None,
         effect_ci_note="confidence sequence (anytime-valid)",
+        assumption=ASSUMPTION,
     )
