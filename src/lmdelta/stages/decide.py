@@ -111,9 +111,9 @@ def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
         validated = [bool(x) for x in {"bh": bh, "by": by, "online": online}[section.primary]]
         procedure = {"bh": "BH", "by": "BY", "online": section.online.upper()}[section.primary]
     estimates = [(f.p_value, f.effect, f.effect_se, f.effect_df) for f in ordered]
-    intervals = fcr_intervals(estimates, validated, 1.0 - config.validate.ci_level)
-    if procedure in ("e-BH", "e-LOND"):  # the findings carry confidence sequences, not t intervals to adjust
-        intervals = [(None, None)] * len(ordered)
+    intervals: list[tuple[Interval | None, float | None]] = [(None, None)] * len(ordered)
+    if procedure not in ("e-BH", "e-LOND"):  # e-value decisions carry confidence sequences, no t interval to adjust
+        intervals = fcr_intervals(estimates, validated, 1.0 - config.validate.ci_level)
     families = {
         prefix: family_decisions([getattr(f, p_field) for f in ordered], section.q)
         for p_field, prefix in SECONDARY_FAMILIES

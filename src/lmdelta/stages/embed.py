@@ -33,13 +33,7 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     model_identity = identity(ctx, config)
     sample_texts = [s.text for s in generate.load(ctx)]
     prompt_texts = [p.text for p in prompts.load(ctx)] if config.embed.embed_prompts else []
-    cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite", hash_data(model_identity, length=32))
-    try:
-        vectors, counts = _embed_all(
-            sample_texts + prompt_texts, cache, lambda: build_embedder(config.embed, model_identity, ctx.cache_dir)
-        )
-    finally:
-        cache.close()
+    vectors, counts = _embed_cached(ctx, config, sample_texts + prompt_texts)
     _save(ctx.output(SAMPLE_VECTORS), vectors[: len(sample_texts)])
     if prompt_texts:
         _save(ctx.output(PROMPT_VECTORS), vectors[len(sample_texts) :])
@@ -51,13 +45,17 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
 def embed_texts(ctx: StageContext, config: RunConfig, texts: list[str]) -> np.ndarray:
     """Vectors of more texts with the run's embedder, through the shared cache (the sequential validate
     stage embeds each round's new answers)."""
+    return _embed_cached(ctx, config, texts)[0]
+
+
+def _embed_cached(ctx: StageContext, config: RunConfig, texts: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Vectors of `texts` from the shared cache, the missing ones computed (the embedder loads only then)."""
     model_identity = identity(ctx, config)
     cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite", hash_data(model_identity, length=32))
     try:
-        vectors, _ = _embed_all(texts, cache, lambda: build_embedder(config.embed, model_identity, ctx.cache_dir))
+        return _embed_all(texts, cache, lambda: build_embedder(config.embed, model_identity, ctx.cache_dir))
     finally:
         cache.close()
-    return vectors
 
 
 def _embed_all(texts: list[str], cache: EmbeddingCache, make_embedder) -> tuple[np.ndarray, dict[str, Any]]:
