@@ -306,7 +306,7 @@ def test_escape_sequences_in_a_corpus_never_reach_the_terminal(corpus_run, tmp_p
     )
     assert result.exit_code == 0, result.output
     table = result.output[result.output.index("tested hypotheses validated") :]
-    assert "SEA" in table or "sea" in table
+    assert any(word in table.lower() for word in ("sea", "foam", "tide"))  # the texts' words, as keywords
     assert not any(ch in table for ch in "\x1b\x07\x9b\x9d\r\t")
 
 

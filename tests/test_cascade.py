@@ -255,7 +255,7 @@ def test_the_cascade_runs_end_to_end_on_fake_models(tmp_path):
     pipeline.run(config, RunDir(tmp_path / "run"))
     rows = list(read_jsonl(tmp_path / "run/hypotheses.jsonl"))
     assert rows and all(r["test"].startswith("PPI++") for r in rows if r["n_units"])
-    ocean = next(r for r in rows if r["group"] == "all" and r["keywords"] == ["ocean"])
+    ocean = next(r for r in rows if r["group"] == "all" and r["keywords"][0] == "ocean")  # may have merged others
     assert ocean["validated"] and ocean["cascade_agreement"]["sign_agreement"] == 1.0
     manifest = RunDir(tmp_path / "run").load_manifest()
     counts = manifest.stages["validate"].counts

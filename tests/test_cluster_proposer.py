@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from lmdelta.config import RunConfig
+from lmdelta.config import ClusterProposerConfig, RunConfig
 from lmdelta.pairdata import PairData
 from lmdelta.properties import get
 from lmdelta.proposers import clusters
@@ -39,7 +39,7 @@ def test_raw_embeddings_of_paired_answers_cluster_by_topic_and_never_by_side():
     """The HC3 diagnosis in small: both sides' answers to a prompt land in the same topic cluster."""
     vectors, sides, _ = paired_vectors()
     texts = ["answer text"] * len(sides)
-    assert clusters.find(texts, sides, vectors, k=4, seed=0, min_size=6, min_share=0.7) == []
+    assert clusters.find(texts, sides, vectors, ClusterProposerConfig(k=4, min_size=6, min_share=0.7), seed=0) == []
 
 
 def test_within_prompt_differences_separate_the_sides():
@@ -47,7 +47,7 @@ def test_within_prompt_differences_separate_the_sides():
     keep, differences = clusters.within_prompt_differences(vectors, prompts, sides == "b")
     assert keep.all() and np.allclose(np.linalg.norm(differences, axis=1), 1.0)
     texts = ["plain answer"] * len(sides)
-    found = clusters.find(texts, sides, differences, k=4, seed=0, min_size=6, min_share=0.7)
+    found = clusters.find(texts, sides, differences, ClusterProposerConfig(k=4, min_size=6, min_share=0.7), seed=0)
     assert {f.direction for f in found} == {"a>b", "b>a"}
     for f in found:
         favoured = f.count_b if f.direction == "b>a" else f.count_a

@@ -284,10 +284,10 @@ def test_a_word_in_another_script_is_found_and_validated(tmp_path):
     found = [
         r
         for r in read_jsonl(tmp_path / "run/hypotheses.jsonl")
-        if r["proposer"] == "keywords" and r["keywords"] == ["океан"] and r["direction"] == "b>a"
+        if r["proposer"] == "keywords" and "океан" in r["keywords"] and r["direction"] == "b>a"
     ]
     assert found and any(r["validated"] for r in found)
-    assert "tuned uses “океан”" in found[0]["description"]
+    assert "“океан”" in found[0]["description"] and found[0]["description"].startswith("tuned uses")
 
 
 def test_exact_repeats_of_rows_and_one_id_for_two_prompts_name_their_lines(tmp_path):

@@ -108,8 +108,10 @@ def test_a_second_run_is_served_from_the_cache_at_no_cost(tmp_path, server):
 
 def test_a_cold_run_pays_for_each_distinct_request_once(tmp_path, server):
     """Hypotheses of four scopes share two properties, and each scores every validation text: identical
-    requests in flight share one call (issue #10 item 12; the audit saw 46 % duplicates)."""
-    pipeline.run(llm_config(tmp_path, server, "propose.scopes=both"), RunDir(tmp_path / "run"))
+    requests in flight share one call (issue #10 item 12; the audit saw 46 % duplicates). Deduplication
+    is off: it would drop each group's repeat of the pooled scope's hypothesis before any judging."""
+    overrides = ("propose.scopes=both", "propose.dedup.enabled=false")
+    pipeline.run(llm_config(tmp_path, server, *overrides), RunDir(tmp_path / "run"))
     bodies = [json.dumps(r.body, sort_keys=True) for r in server.requests]
     assert len(bodies) == len(set(bodies)), f"{len(bodies) - len(set(bodies))} paid requests were duplicates"
     usage = RunDir(tmp_path / "run").load_manifest().llm_usage

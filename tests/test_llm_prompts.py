@@ -20,6 +20,15 @@ CASES = {
     ),
     "judge_presence": lambda: prompts.presence_request("mentions the ocean", "We sailed the sea."),
     "examples": lambda: prompts.examples_request("mentions the ocean", present=True, n=3),
+    "summarise": lambda: prompts.summary_request(
+        "base",
+        "tuned",
+        [
+            "tuned mentions the ocean (largest effect +0.42; 2 finding(s))\n   Also: tuned mentions the sea\n   "
+            "Example answer of b: <<<The ocean is calm today.>>>",
+            "base writes longer answers (largest effect -0.21; 1 finding(s))",
+        ],
+    ),
 }
 
 

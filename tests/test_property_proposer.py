@@ -117,7 +117,8 @@ def test_include_and_exclude_choose_the_properties_and_cover_presence_views():
 def test_the_property_proposer_comes_after_keywords_and_clusters():
     assert [p.__module__.rsplit(".", 1)[-1] for p in SCOPE_PROPOSERS] == ["keywords", "clusters", "properties"]
     data = pair(b=LONG)
-    hypotheses, _ = propose_all(data, config())
+    no_dedup = RunConfig.model_validate({"propose": {"dedup": {"enabled": False}}}).resolved()
+    hypotheses, _ = propose_all(data, no_dedup)  # each group repeats the pooled scope's length finding
     order = ["keywords", "clusters", "properties"]
     for scope in ("all", "g0", "g1"):  # each scope: every scope proposer in turn
         proposers = [h.proposer for h in hypotheses if h.group == scope]

@@ -40,7 +40,7 @@ class BatchStub:
         return self
 
     def propose_scopes(
-        self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
+        self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig, search: Any = None
     ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
         self.asked.append(list(scopes))
         found = [_hypothesis("batch", scope) for scope in scopes if scope != "g2"]

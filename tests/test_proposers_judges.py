@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lmdelta import judges
+from lmdelta.config import ClusterProposerConfig
 from lmdelta.errors import ConfigError
 from lmdelta.judges import llm
 from lmdelta.judges.embedding import prototype_similarity
@@ -46,7 +47,7 @@ def test_cluster_finder_reports_the_side_that_owns_a_cluster():
     vectors = np.vstack([shared, only_b])
     sides = np.array(["a"] * 20 + ["b"] * 20 + ["b"] * 12)
     texts = ["shared words here"] * 40 + ["ocean waves sea"] * 12
-    found = clusters.find(texts, sides, vectors, k=3, seed=0, min_size=6, min_share=0.7)
+    found = clusters.find(texts, sides, vectors, ClusterProposerConfig(k=3, min_size=6, min_share=0.7), seed=0)
     assert found and found[0].direction == "b>a" and found[0].count_b >= 12 and "ocean" in found[0].terms
 
 

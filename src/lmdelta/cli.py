@@ -308,6 +308,36 @@ def _require_run(run_dir: Path) -> None:
         )
 
 
+@main.group()
+def findings() -> None:
+    """Work with a finished run's findings."""
+
+
+@findings.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write: .yaml/.yml or .jsonl (the format follows the extension).",
+)
+@click.option("--all", "everything", is_flag=True, help="Every tested hypothesis, not only the validated ones.")
+@click.pass_context
+def export(ctx: click.Context, run_dir: Path, output: Path, everything: bool) -> None:
+    """Write RUN_DIR's validated findings as hypotheses to test again (propose.given; docs/given.md)."""
+    from lmdelta.given import export_findings  # heavy: pydantic, numpy
+
+    _guard(ctx, lambda: _require_run(run_dir))
+    count = _guard(ctx, lambda: export_findings(run_dir, output, everything))
+    what = "tested" if everything else "validated"
+    _say(
+        f"wrote {count} {what} finding{'s' if count != 1 else ''} to {output}; test them again in a run with "
+        f"--set propose.given={output}"
+        + ("" if count or everything else " (none was validated: --all writes every tested one)")
+    )
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.pass_context

@@ -25,6 +25,13 @@ class PairData:
     vectors: np.ndarray
     groups: dict[str, str]
     labels: dict[str, str] = field(default_factory=lambda: {"a": "a", "b": "b"})
+    # Per sample, how much it counts for the offline proposers (None: all 1). Later search rounds weight
+    # down the discovery texts earlier hypotheses already explain (lmdelta.diversity).
+    weights: np.ndarray | None = None
+
+    def weight(self, rows: np.ndarray) -> np.ndarray:
+        """The rows' weights (all 1 unless a search round set them)."""
+        return np.ones(len(rows)) if self.weights is None else self.weights[np.asarray(rows, dtype=int)]
 
     @cached_property
     def prompt_by_id(self) -> dict[str, Prompt]:

@@ -54,7 +54,8 @@ STAGES = (
         ("validate", "llm.judge", "decide"),
         ("decide", "propose", "group", "embed", "generate", "prompts"),
     ),
-    StageEntry("report", report, (), ("confirm", "decide")),
+    # Its own section: llm.summariser, which writes the themes' summary (stages/theming.py).
+    StageEntry("report", report, ("llm.summariser",), ("confirm", "decide")),
 )
 
 

@@ -343,6 +343,13 @@ class Replication:
         return cls(**{name: data[name] for name in _names(cls)})
 
 
+# --- given hypotheses ----------------------------------------------------------------------------------
+
+# The `proposer` of the hypotheses read from a file (propose.given, lmdelta.given): a confirmatory family of their
+# own, decided apart from the proposed ones (stages.decide).
+GIVEN: Final = "given"
+
+
 # --- skipped scopes: propose's skipped.jsonl rows {"group", "reason", "rule"?} --------------------------
 
 # The `rule` of a scope whose LLM proposer call failed: a scope proposed in, not one left out.

@@ -52,11 +52,14 @@ GROUP_SIZES = "groups.json"  # group: prompts per group and split
 RESPONSE_CLUSTERS = "response_clusters.jsonl"  # group
 HYPOTHESES = "hypotheses.jsonl"  # propose, per comparison
 SKIPPED = "skipped.jsonl"  # propose, per comparison: the scopes left out
+DUPLICATES = "duplicates.jsonl"  # propose, per comparison: near-duplicate hypotheses merged or dropped
+SEARCH_ROUNDS = "search_rounds.jsonl"  # propose, per comparison: one line per search round, then why it stopped
 RESULTS = "results.jsonl"  # validate, per comparison: one Finding per hypothesis
 VALIDATION_ITEMS = "validation_items.jsonl"  # validate (sequential mode): the rounds' answers by key, appended
 ROUNDS = "rounds.jsonl"  # validate (sequential mode): one line per round
 DECISIONS = "decisions.jsonl"  # decide, per comparison: the Findings with their decisions
 REPLICATIONS = "replications.jsonl"  # confirm
+THEMES = "themes.json"  # report: the validated findings' themes, the summary and a line per discovery round
 TEMP = re.compile(r"^\..+\.tmp(-\d+)?$")  # ours: .NAME.XXXX.tmp (and .NAME.tmp-PID of older versions)
 log = logging.getLogger(__name__)
 

@@ -172,6 +172,8 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
         config.prompts.score_table = str(_locate(config.prompts.score_table, base))
     if config.groundtruth.quirks_file is not None:
         config.groundtruth.quirks_file = str(_locate(config.groundtruth.quirks_file, base))
+    if config.propose.given is not None:
+        config.propose.given = str(_locate(config.propose.given, base))
     if config.groundtruth.beliefs is not None:
         config.groundtruth.beliefs = _source_path(config.groundtruth.beliefs, base, "groundtruth.beliefs")
     for name in ("path", "a", "b"):

@@ -151,6 +151,23 @@ class LLMProposerConfig(Section):
     """What to look for (default: content and meaning, not surface form)."""
 
 
+class DedupConfig(Section):
+    enabled: bool = True
+    """Drop (or, two keyword hypotheses, merge) a hypothesis that repeats an earlier one of its scope and direction."""
+    similarity: float = Field(default=0.85, gt=0.0, le=1.0)
+    (
+        "Near-duplicate when the cosine similarity of the two side-free claims' embeddings reaches this "
+        "(MiniLM: near-identical wording 0.85+, restatements in other words 0.56-0.74, unrelated claims 0.25-0.47)."
+    )
+    overlap: float = Field(default=0.6, gt=0.0, le=1.0)
+    (
+        "Or when the discovery texts the two fire on overlap this much (Jaccard: shared texts over texts either "
+        "fires on; keyword, presence-property and cluster hypotheses)."
+    )
+    max_keywords: int = Field(default=6, ge=1)
+    """A merged keyword hypothesis keeps at most this many keywords."""
+
+
 class ProposeConfig(Section, Seeded):
     scopes: Literal["all", "groups", "both"] = "both"
     """Propose over all prompts pooled (`all`), per group (`groups`), or both."""
@@ -166,6 +183,23 @@ class ProposeConfig(Section, Seeded):
     """LLM proposer (needs llm.proposer.model)."""
     seed: int | None = None
     """Seed for clustering (default: run.seed)."""
+    rounds: int = Field(default=1, ge=1, le=20)
+    (
+        "Rounds of proposing on the discovery answers (at most this many; the loop stops by itself when a round "
+        "adds no new distinct hypothesis). After each round the texts the hypotheses so far fire on are explained "
+        "away (weighted down) for the offline proposers, and the LLM proposer is told what was proposed "
+        "(docs/search.md)."
+    )
+    explain_weight: float = Field(default=0.25, ge=0.0, le=1.0)
+    """Rounds: the weight a discovery text keeps in later rounds once an earlier hypothesis fires on it (1: none)."""
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    """Label diversification: near-duplicate hypotheses are merged or dropped before any test."""
+    given: str | None = None
+    (
+        "A YAML or JSONL file of hypotheses to test as given (description, direction, optional keywords, judge; "
+        "`lmdelta findings export` writes one): a confirmatory family of its own, decided by BH "
+        "(e-BH in sequential mode), beside or instead of the proposed ones (docs/given.md)."
+    )
 
 
 class ValidateConfig(Section, Seeded):

@@ -1,9 +1,12 @@
 """YAML as config files use it: PyYAML's safe loader, refusing a key written twice in one mapping
 (YAML would keep the last silently) and aliases that expand a few lines into millions of values.
+Also the JSON-lines reading that the entry files beside configs share (quirks, given hypotheses).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -78,3 +81,20 @@ def expanded_size(value: Any, memo: dict[int, int] | None = None) -> int:
         items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
         memo[id(value)] = 1 + sum(expanded_size(item, memo) for item in items)
     return memo[id(value)]
+
+
+def jsonl_entries(text: str, path: Path, example: str) -> list[tuple[str, Any]]:
+    """Each non-blank line's JSON value with where it is ("PATH, line N"); a line that is not JSON stops with
+    its number and `example`, one line of the format."""
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append((f"{path}, line {number}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{path}, line {number} is not valid JSON ({exc.msg}).",
+                f"Write one JSON object per line, e.g. {example}.",
+            ) from None
+    return entries

@@ -6,7 +6,6 @@ measures how often a set of answers shows a quirk.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from lmdelta.config.yamlfile import parse_yaml
+from lmdelta.config.yamlfile import jsonl_entries, parse_yaml
 from lmdelta.errors import ConfigError, StageError, did_you_mean
 from lmdelta.sources import read_user_file
 
@@ -181,7 +180,7 @@ def _file_entries(path: Path) -> list[tuple[str, Any]]:
     if path.suffix in (".yaml", ".yml", ".json"):
         return _yaml_entries(text, path)
     if path.suffix == ".jsonl":
-        return _jsonl_entries(text, path)
+        return jsonl_entries(text, path, '{"name": ..., "description": ...}')
     raise ConfigError(
         f"Quirk file {path} has the unsupported extension {path.suffix!r}.",
         "Use .yaml / .yml (a list of quirks) or .jsonl (one quirk per line).",
@@ -203,21 +202,6 @@ def _yaml_entries(text: str, path: Path) -> list[tuple[str, Any]]:
     if not isinstance(items, list):
         raise ConfigError(f"Quirk file {path} holds a {type(items).__name__}, not a list of quirks.", _FORMAT_HINT)
     return [(f"{path}, quirk {i}", raw) for i, raw in enumerate(items, start=1)]
-
-
-def _jsonl_entries(text: str, path: Path) -> list[tuple[str, Any]]:
-    entries = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entries.append((f"{path}, line {number}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{path}, line {number} is not valid JSON ({exc.msg}).",
-                'Write one JSON object per line, e.g. {"name": ..., "description": ...}.',
-            ) from None
-    return entries
 
 
 def quirk_from_mapping(raw: Any, where: str) -> Quirk:

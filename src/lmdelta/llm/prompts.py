@@ -34,15 +34,29 @@ def propose_request(
     temperature: float = 1.0,
     max_tokens: int = 1200,
     sample_index: int = 0,
+    exhausted: list[str] | None = None,
 ) -> ChatRequest:
     body = template("propose").format(
         instruction=(instruction or template("propose_instruction")).strip(),
+        exhausted=_exhausted(exhausted or []),
         texts_a=_numbered(texts_a),
         texts_b=_numbered(texts_b),
         k=k,
     )
     return ChatRequest(
         (Message("user", body),), max_tokens=max_tokens, temperature=temperature, sample_index=sample_index
+    )
+
+
+def _exhausted(claims: list[str]) -> str:
+    """The directions an earlier search round already proposed (empty in the first round: the request
+    reads as it did before rounds existed)."""
+    if not claims:
+        return ""
+    listed = "\n".join(f"- {' '.join(c.split())}" for c in claims)
+    return (
+        "\n\nThese differences were already proposed. Do not repeat them or restate them in other words; "
+        f"look for differences of another kind:\n{listed}"
     )
 
 
@@ -244,3 +258,30 @@ def parse_quirk_items(text: str) -> list[dict[str, Any]]:
     if not out:
         raise ValueError("no behaviour object in the list")
     return out
+
+
+def summary_request(a: str, b: str, themes: list[str], temperature: float = 0.3, max_tokens: int = 400) -> ChatRequest:
+    """Ask llm.summariser for a short plain-language summary of the themes (lmdelta.themes.briefs), strongest first."""
+    body = template("summarise").format(a=a, b=b, n=len(themes), themes=_numbered_blocks(themes))
+    return ChatRequest((Message("user", body),), max_tokens=max_tokens, temperature=temperature)
+
+
+def _numbered_blocks(blocks: list[str]) -> str:
+    """Numbered blocks that may span lines (unlike _numbered, which folds each text onto one line)."""
+    return "\n".join(f"{i}. {block.strip()}" for i, block in enumerate(blocks, start=1))
+
+
+MAX_SUMMARY_CHARS = 2000
+
+
+def parse_summary(text: str) -> str:
+    """The summary as one paragraph (whitespace folded), at most MAX_SUMMARY_CHARS; nothing left is unparseable.
+    The text stays untrusted: the report escapes it, the terminal strips control sequences."""
+    folded = " ".join(text.replace("```", " ").split()).strip("\"' ")
+    if not folded:
+        raise ValueError("an empty summary")
+    if len(folded) > MAX_SUMMARY_CHARS:
+        cut = folded[:MAX_SUMMARY_CHARS]
+        end = cut.rfind(". ")
+        folded = cut[: end + 1] if end > 0 else cut.rstrip() + "…"
+    return folded

@@ -36,10 +36,11 @@ class BatchProposer(Protocol):
     LLMSession, None when the run opens none). `propose_scopes` returns the hypotheses (id="") in
     scope order, and a skipped record (group, rule, reason) per scope it was asked for but could not
     propose in, e.g. a failed call: such a scope was proposed in, so it is reported, never dropped.
+    `search` is the search round (lmdelta.proposers.llm.Search: its number, and what earlier rounds proposed).
     """
 
     def propose_scopes(
-        self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
+        self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig, search: Any = None
     ) -> tuple[list[Hypothesis], list[dict[str, Any]]]: ...
 
 

@@ -94,16 +94,8 @@ class ClusterProposer:
         answers = scope_answers(data, rows, self.within_prompt)
         texts = [data.samples[i].text for i in answers.rows]
         seed = config.propose.resolved_seed
-        findings = find(
-            texts,
-            answers.sides,
-            answers.vectors,
-            section.k,
-            seed,
-            section.min_size,
-            section.min_share,
-            section.per_scope,
-        )
+        weights = None if data.weights is None else data.weight(answers.rows)
+        findings = find(texts, answers.sides, answers.vectors, section, seed, section.per_scope, weights)
         _log_scope(scope, answers, findings, section)
         values = self.values[answers.rows]
         return [
@@ -164,22 +156,25 @@ def find(
     texts: list[str],
     sides: np.ndarray,
     vectors: np.ndarray,
-    k: int,
+    section: ClusterProposerConfig,
     seed: int,
-    min_size: int,
-    min_share: float,
     limit: int | None = None,
+    weights: np.ndarray | None = None,
 ) -> list[ClusterFinding]:
     """Over-represented clusters among discovery texts (sides: array of "a"/"b"), smallest screening p
-    first; the first `limit` (all by default) with their distinctive words."""
-    labels = cluster_labels(vectors, k, seed, min_size)
+    first; the first `limit` (all by default) with their distinctive words. With `weights` (a later search
+    round's), texts count by their weight in the clustering, the sizes and the shares."""
+    min_size, min_share = section.min_size, section.min_share
+    labels = cluster_labels(vectors, section.k, seed, min_size, weights)
     if labels is None:
         return []
-    base_b = float(np.mean(sides == "b"))
+    weight = np.ones(len(sides)) if weights is None else np.asarray(weights, dtype=float)
+    base_b = float(np.sum(weight[sides == "b"]) / max(np.sum(weight), 1e-12))
     _log_clusters(labels, sides, base_b)
     found = []
     for cluster in range(int(labels.max()) + 1):
-        finding = _assess(sides, vectors, np.flatnonzero(labels == cluster), base_b, min_size, min_share)
+        members = np.flatnonzero(labels == cluster)
+        finding = _assess(sides, vectors, members, base_b, min_size, min_share, weight)
         if finding is not None:
             found.append(finding)
     found.sort(key=lambda f: f.p_value)
@@ -188,7 +183,9 @@ def find(
     return [replace(f, terms=_terms(texts, f.members, background)) for f in chosen]
 
 
-def cluster_labels(vectors: np.ndarray, k: int, seed: int, min_size: int) -> np.ndarray | None:
+def cluster_labels(
+    vectors: np.ndarray, k: int, seed: int, min_size: int, weights: np.ndarray | None = None
+) -> np.ndarray | None:
     """k-means labels, k lowered so that clusters can average min_size members and to the number of distinct
     vectors (identical answers to a prompt all have a zero difference); None when fewer than 2."""
     from sklearn.cluster import KMeans  # heavy: only when a scope is clustered
@@ -196,26 +193,30 @@ def cluster_labels(vectors: np.ndarray, k: int, seed: int, min_size: int) -> np.
     k = min(k, len(vectors) // max(min_size, 1), len(np.unique(vectors, axis=0)) if len(vectors) else 0)
     if k < 2:
         return None
-    return KMeans(n_clusters=k, n_init=5, random_state=seed).fit_predict(vectors)
+    return KMeans(n_clusters=k, n_init=5, random_state=seed).fit_predict(vectors, sample_weight=weights)
 
 
-def _assess(sides, vectors, members, base_b, min_size, min_share) -> ClusterFinding | None:
-    if len(members) < min_size:
+def _assess(sides, vectors, members, base_b, min_size, min_share, weight) -> ClusterFinding | None:
+    size = float(np.sum(weight[members]))
+    if size < min_size:
         return None
-    n_b = int(np.sum(sides[members] == "b"))
-    n_a = len(members) - n_b
-    direction: Direction = "b>a" if n_b / len(members) > base_b else "a>b"
+    n_b = float(np.sum(weight[members][sides[members] == "b"]))
+    n_a = size - n_b
+    direction: Direction = "b>a" if n_b / size > base_b else "a>b"
     favoured, expected = (n_b, base_b) if direction == "b>a" else (n_a, 1 - base_b)
-    share = _balanced_share(favoured / len(members), expected)
+    share = _balanced_share(favoured / size, expected)
     if share < min_share:
         return None
     from scipy.stats import binomtest  # scipy.stats takes ~0.5 s to import: only when a cluster is assessed
 
-    p_value = binomtest(favoured, len(members), expected, alternative="greater").pvalue
+    trials = max(int(round(size)), 1)  # a screening score: weighted counts are rounded to whole texts
+    p_value = binomtest(min(int(round(favoured)), trials), trials, expected, alternative="greater").pvalue
     prototype = _unit(vectors[members].mean(axis=0))
     own = members[sides[members] == ("b" if direction == "b>a" else "a")]  # the example is the favoured side's
     medoid = int(own[np.argmax(vectors[own] @ prototype)])
-    return ClusterFinding(direction, share, float(p_value), members, medoid, prototype, (), n_a, n_b)
+    texts_b = int(np.sum(sides[members] == "b"))  # the texts themselves, whatever their weight
+    texts_a = len(members) - texts_b
+    return ClusterFinding(direction, share, float(p_value), members, medoid, prototype, (), texts_a, texts_b)
 
 
 def _balanced_share(observed: float, expected: float) -> float:

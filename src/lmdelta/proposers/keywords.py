@@ -55,6 +55,10 @@ class KeywordProposer:
         """Per direction (b>a first), the scope's strongest n-grams, one hypothesis each."""
         section = config.propose.keywords
         texts = {side: [data.samples[i] for i in rows if data.samples[i].side == side] for side in ("a", "b")}
+        weights = None
+        if data.weights is not None:  # a later search round: explained-away texts count less
+            side_rows = [np.array([i for i in rows if data.samples[i].side == side], dtype=int) for side in ("a", "b")]
+            weights = (data.weight(side_rows[0]), data.weight(side_rows[1]))
         terms = contrast(
             [s.text for s in texts["a"]],
             [s.text for s in texts["b"]],
@@ -63,6 +67,7 @@ class KeywordProposer:
             section.max_ngram,
             section.prior_strength,
             symbols=section.symbols,
+            weights=weights,
         )
         found = {side: [(s.id, tokens(s.text)) for s in texts[side]] for side in ("a", "b")}
         return [
@@ -127,11 +132,18 @@ def ngrams(text: str, max_n: int, *, symbols: bool = False) -> set[str]:
     return found
 
 
-def document_counts(texts: list[str], max_n: int, *, symbols: bool = False) -> Counter:
-    """How many of the texts hold each n-gram (and each symbol, with `symbols`)."""
+def document_counts(
+    texts: list[str], max_n: int, *, symbols: bool = False, weights: np.ndarray | None = None
+) -> Counter:
+    """How many of the texts hold each n-gram (and each symbol, with `symbols`); with `weights`, the
+    sum of the weights of the texts that hold it (a search round's explained-away texts count less)."""
     counts: Counter = Counter()
-    for text in texts:
-        counts.update(ngrams(text, max_n, symbols=symbols))
+    for i, text in enumerate(texts):
+        found = ngrams(text, max_n, symbols=symbols)
+        if weights is None:
+            counts.update(found)
+        else:
+            counts.update(dict.fromkeys(found, float(weights[i])))
     return counts
 
 
@@ -144,11 +156,14 @@ def contrast(
     prior_strength: float = 10.0,
     *,
     symbols: bool = False,
+    weights: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Term]:
     """Every n-gram (and symbol, with `symbols`) seen on either side, scored b-versus-a (positive z: more
-    frequent in b)."""
-    count_a = document_counts(texts_a, max_n, symbols=symbols)
-    count_b = document_counts(texts_b, max_n, symbols=symbols)
+    frequent in b). With `weights` (per text of a, per text of b) texts count by their weight: N is the
+    sum of a side's weights and y the weighted count of the texts holding the n-gram."""
+    weight_a, weight_b = weights if weights is not None else (None, None)
+    count_a = document_counts(texts_a, max_n, symbols=symbols, weights=weight_a)
+    count_b = document_counts(texts_b, max_n, symbols=symbols, weights=weight_b)
     vocab = sorted(set(count_a) | set(count_b))
     if not vocab:
         return []
@@ -156,14 +171,19 @@ def contrast(
     y_b = np.array([count_b[w] for w in vocab], dtype=float)
     share = np.array([background[w] for w in vocab], dtype=float) / max(n_background, 1)
     share = np.clip(share, 1e-3, 1 - 1e-3)
-    logit_a, var_a = _log_odds(y_a, len(texts_a), share, prior_strength)
-    logit_b, var_b = _log_odds(y_b, len(texts_b), share, prior_strength)
+    n_a = len(texts_a) if weight_a is None else float(np.sum(weight_a))
+    n_b = len(texts_b) if weight_b is None else float(np.sum(weight_b))
+    logit_a, var_a = _log_odds(y_a, n_a, share, prior_strength)
+    logit_b, var_b = _log_odds(y_b, n_b, share, prior_strength)
     delta = logit_b - logit_a
     z = delta / np.sqrt(var_a + var_b)
-    return [Term(w, float(zv), float(dv), int(ca), int(cb)) for w, zv, dv, ca, cb in zip(vocab, z, delta, y_a, y_b)]
+    return [
+        Term(w, float(zv), float(dv), int(round(ca)), int(round(cb)))
+        for w, zv, dv, ca, cb in zip(vocab, z, delta, y_a, y_b)
+    ]
 
 
-def _log_odds(y: np.ndarray, n: int, share: np.ndarray, alpha0: float) -> tuple[np.ndarray, np.ndarray]:
+def _log_odds(y: np.ndarray, n: float, share: np.ndarray, alpha0: float) -> tuple[np.ndarray, np.ndarray]:
     """Posterior log-odds of containing each n-gram under a Beta(α0·share, α0·(1 − share)) prior."""
     hit = y + alpha0 * share
     miss = np.maximum(n - y, 0) + alpha0 * (1 - share)

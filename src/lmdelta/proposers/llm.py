@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 Ask = Callable[[list[ChatRequest], Callable[[str], Any]], list[tuple[CallResult, Any]]]
 
 
+@dataclass(frozen=True)
+class Search:
+    """Where a search round stands, for the LLM proposer: the round (1-based) and, per scope, the claims
+    proposed before it that the proposer is told not to repeat."""
+
+    round: int = 1
+    earlier: dict[str, list[str]] = field(default_factory=dict)
+
+    def seed_extra(self) -> list[int]:
+        """Nothing in the first round (its draws are as before rounds existed), else the round."""
+        return [] if self.round == 1 else [self.round]
+
+
 def enabled(config: RunConfig) -> bool:
     """The LLM proposer runs when it is on and a proposer model is set (else propose opens no LLM session)."""
     return bool(config.propose.llm.enabled and config.llm.proposer.model)
@@ -39,10 +52,17 @@ class LLMProposer:
     temperature: float
 
     def propose_scopes(
-        self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig
+        self, data: PairData, scopes: dict[str, np.ndarray], config: RunConfig, search: Search | None = None
     ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
         return propose(
-            data, scopes, self.ask, self.model, config.propose.llm, self.temperature, config.propose.resolved_seed
+            data,
+            scopes,
+            self.ask,
+            self.model,
+            config.propose.llm,
+            self.temperature,
+            config.propose.resolved_seed,
+            search or Search(),
         )
 
 
@@ -54,23 +74,41 @@ def prepare(config: RunConfig, session: LLMSession | None) -> LLMProposer | None
 
 
 def requests_for(
-    data: PairData, scopes_rows: dict[str, np.ndarray], section: LLMProposerConfig, temperature: float, seed: int
+    data: PairData,
+    scopes_rows: dict[str, np.ndarray],
+    section: LLMProposerConfig,
+    temperature: float,
+    seed: int,
+    search: Search | None = None,
 ) -> dict[str, tuple[ChatRequest, dict[str, list[str]]]]:
-    """One proposal request per scope, with the answers shown (sample ids) for provenance."""
+    """One proposal request per scope, with the answers shown (sample ids) for provenance. In a later search
+    round the texts shown are drawn afresh, unexplained ones first, and the request lists what was proposed."""
+    search = search or Search()
     out = {}
     for scope, rows in scopes_rows.items():
-        rng = np.random.default_rng([seed, len(scope), sum(map(ord, scope))])
+        rng = np.random.default_rng([seed, len(scope), sum(map(ord, scope)), *search.seed_extra()])
         shown = {side: _pick(data, rows, side, section.texts_per_side, rng) for side in ("a", "b")}
         texts = {side: [data.samples[i].text for i in shown[side]] for side in shown}
-        request = prompts.propose_request(texts["a"], texts["b"], section.per_scope, section.instruction, temperature)
+        request = prompts.propose_request(
+            texts["a"],
+            texts["b"],
+            section.per_scope,
+            section.instruction,
+            temperature,
+            exhausted=search.earlier.get(scope, []),
+        )
         out[scope] = (request, {side: [data.samples[i].id for i in shown[side]] for side in shown})
     return out
 
 
 def _pick(data: PairData, rows: np.ndarray, side: str, n: int, rng: np.random.Generator) -> list[int]:
-    candidates = [int(i) for i in rows if data.samples[i].side == side]
+    """n of the side's texts at random; texts an earlier round explained away only when too few others remain."""
+    candidates = np.array([int(i) for i in rows if data.samples[i].side == side], dtype=int)
     if len(candidates) <= n:
-        return candidates
+        return sorted(candidates.tolist())
+    fresh = candidates[data.weight(candidates) >= 1.0]
+    if len(fresh) >= n and len(fresh) < len(candidates):
+        candidates = fresh
     return sorted(rng.choice(candidates, size=n, replace=False).tolist())
 
 
@@ -82,12 +120,13 @@ def propose(
     section: LLMProposerConfig,
     temperature: float,
     seed: int,
+    search: Search | None = None,
 ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
     """Hypotheses per scope, plus a record per scope whose call failed (kept, never silent).
 
     `ask(requests, parse)` returns [(CallResult, parsed)] in order (see LLMSession.asker).
     """
-    planned = requests_for(data, scopes_rows, section, temperature, seed)
+    planned = requests_for(data, scopes_rows, section, temperature, seed, search)
     answers = ask([request for request, _ in planned.values()], prompts.parse_hypotheses)
     found: list[Hypothesis] = []
     failed: list[dict[str, Any]] = []

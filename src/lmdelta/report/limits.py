@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lmdelta.records import GIVEN
+
 # The offline proposers (their `proposer` value and config section under `propose`), in proposal order, and what
 # each one can notice.
 OFFLINE: dict[str, str] = {
@@ -46,7 +48,7 @@ def run_limits(config: Mapping[str, Any], rows: Iterable[Mapping[str, Any]] | No
     llm.proposer.model set with propose.llm on), a proposer this module does not know did (it may see more), or
     nothing says what ran (no config and no rows). `config` is the run's config.yaml as read; `rows` its finding
     rows."""
-    proposers = {str(row.get("proposer")) for row in rows or []}
+    proposers = {str(row.get("proposer")) for row in rows or []} - {GIVEN}  # given ones say nothing of what was seen
     if proposers - set(OFFLINE) or _llm_proposer_on(config):
         return None
     if not config and not proposers:

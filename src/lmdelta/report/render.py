@@ -46,6 +46,7 @@ from lmdelta.report.null_control import LEVEL as NULL_LEVEL
 from lmdelta.report.null_control import NOMINAL, summarize_null
 from lmdelta.report.rounds import validation_rounds
 from lmdelta.report.runfiles import load_json, load_yaml
+from lmdelta.report.themes_view import themes_context
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl
 from lmdelta.sources.corpus import side_values
 
@@ -96,6 +97,7 @@ def build_context(run_dir: Path) -> dict[str, Any]:
     null = _load_rows(files.findings_path("null"), primary, ci_level)
     main = _dict(summary.get("main"))
     counts = _counts(summary, hypotheses)
+    findings = _findings_context(hypotheses)
     return {
         "run_dir": str(run_dir),
         "sides": _sides(config),
@@ -126,7 +128,8 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "llm_usage": _llm_usage(manifest),
         "scorecard": load_json(files.scorecard_path) or None,
         "curve": _curve(run_dir, load_json(files.scorecard_path)),
-        **_findings_context(hypotheses),
+        **findings,
+        "themes": themes_context(run_dir, hypotheses, findings["merged"]),
         "limits": run_limits(config, hypotheses),
         "cannot_see": CANNOT_SEE,
         "llm_roles": LLM_ROLES,

@@ -6,15 +6,17 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from lmdelta.records import GIVEN
 from lmdelta.report.data_warnings import read_data_warnings
 from lmdelta.report.limits import run_limits
 from lmdelta.report.merge import MergedFinding, merge_findings
 from lmdelta.report.null_control import headline, summarize_null
 from lmdelta.report.runfiles import load_json, load_yaml
-from lmdelta.rundir import FINDINGS, RunDir, read_jsonl
+from lmdelta.rundir import FINDINGS, THEMES, RunDir, read_jsonl
 from lmdelta.safetext import safe_terminal_text
 
 GROUP_WIDTH = 24  # a group name longer than this is shortened in the table
+THEME_LINES = 8  # themes listed; the rest are counted
 
 
 def _num(value: Any, digits: int = 2) -> str:
@@ -34,14 +36,16 @@ def findings_table(run_dir: Path, width: int = 100) -> str:
     rows = list(read_jsonl(files.findings_path("main")))
     summary = load_json(files.summary_path)
     merged = merge_findings(rows)
-    validated = [row for finding in merged for row in finding.validated]
-    lines = [_headline(summary, rows, len(validated), len(merged))]
+    proposed = [finding for finding in merged if finding.lead.get("proposer") != GIVEN]  # the headline's family
+    validated = [row for finding in proposed for row in finding.validated]
+    lines = [_headline(summary, rows, len(validated), len(proposed)), *_given_line(summary)]
     # Warnings quote group names and corpus text, which come from the user's data.
     lines += [safe_terminal_text(line) for line in _notes(files, rows, summary)]
     if validated and isinstance((summary.get("main") or {}).get("replication"), dict):
         lines.append(_replication_line(summary["main"]["replication"]))
     if merged:
         lines += _table(merged, rows, summary, width)
+        lines += _themes(load_json(files.stage_file("report", THEMES)), width)
     limits = run_limits(load_yaml(files.config_path), rows)
     if limits is not None:
         lines.append(safe_terminal_text(limits.line()))
@@ -87,9 +91,34 @@ def _table(merged: list[MergedFinding], rows: list[dict[str, Any]], summary: dic
     if adjusted:
         tested = (summary.get("main") or {}).get("tested", sum(r.get("p_value") is not None for r in rows))
         out.append(
-            f"* adjusted for having been selected among {tested} tested (false coverage-statement rate); "
-            f"plain {_level(leads[0].get('ci_level'))} intervals in {FINDINGS['main']}"
+            f"* adjusted for having been selected among {tested} tested (false coverage-statement rate"
+            + ("; given ones among the given" if any(r.get("proposer") == GIVEN for r in leads) else "")
+            + f"); plain {_level(leads[0].get('ci_level'))} intervals in {FINDINGS['main']}"
         )
+    return out
+
+
+def _themes(data: dict[str, Any], width: int) -> list[str]:
+    """The themes in brief (stages/report/themes.json), strongest first with their largest effect; then an LLM's
+    summary (an extractive one only repeats these lines) and a line per discovery round. Titles, the summary and
+    round lines quote findings and LLM output: nothing in them may drive the terminal."""
+    themes = [theme for theme in data.get("themes") or [] if isinstance(theme, dict)]
+    if not themes:
+        return []
+    out = [f"themes ({len(themes)}): the validated findings grouped by what they claim and the answers they fire on"]
+    for i, theme in enumerate(themes[:THEME_LINES], start=1):
+        size = len(theme.get("members") or [])
+        more = f" ({size} findings)" if size > 1 else ""
+        title = textwrap.shorten(safe_terminal_text(str(theme.get("title"))), width=max(width - 14 - len(more), 30))
+        out.append(f"{i:>3}  {_signed(theme.get('effect')):>6}  {title}{more}")
+    if len(themes) > THEME_LINES:
+        out.append(f"     … and {len(themes) - THEME_LINES} more in the report")
+    found = data.get("summary")
+    summary: dict[str, Any] = found if isinstance(found, dict) else {}
+    if summary.get("source") == "llm" and summary.get("text"):
+        said = f"summary by {summary.get('model')}: {summary['text']}"
+        out += textwrap.wrap(safe_terminal_text(said), width=width, subsequent_indent="  ")
+    out += [safe_terminal_text(str(line)) for line in data.get("rounds") or []]
     return out
 
 
@@ -100,7 +129,8 @@ def _finding_text(finding: MergedFinding, width: int) -> str:
     group = str(finding.lead.get("group"))
     group = group if len(group) <= GROUP_WIDTH else group[: GROUP_WIDTH - 1] + "…"
     where = f"; {finding.groups_phrase()}" if finding.merged else ""
-    scope = safe_terminal_text(f"[{group}{where}] ")
+    given = f"{GIVEN}, " if finding.lead.get("proposer") == GIVEN else ""
+    scope = safe_terminal_text(f"[{given}{group}{where}] ")
     room = max(width - len(scope), 30)
     return scope + textwrap.shorten(safe_terminal_text(finding.description()), width=room, placeholder="…")
 
@@ -135,6 +165,18 @@ def _level(value: Any) -> str:
     if not isinstance(value, (int, float)):
         return "95%"
     return f"{value * 100:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def _given_line(summary: dict[str, Any]) -> list[str]:
+    """The hypotheses given in propose.given, decided as a family of their own: their line under the headline."""
+    family: dict[str, Any] = ((summary.get("main") or {}).get("families") or {}).get(GIVEN) or {}
+    if not family.get("tested"):
+        return []
+    procedure = str(family.get("procedure") or "BH").removesuffix(f" ({GIVEN})")
+    return [
+        f"{family.get('validated')} of {family['tested']} given hypotheses validated at q = {summary.get('q', 0.05)} "
+        f"({procedure} within them, a family of their own)"
+    ]
 
 
 def _headline(summary: dict[str, Any], rows: list[dict[str, Any]], validated: int, distinct: int) -> str:

@@ -1,10 +1,11 @@
 """Multiple-testing control over every tested hypothesis of a comparison.
 
-Benjamini–Hochberg and Benjamini–Yekutieli over all hypotheses (untestable ones count in the
-denominator and are never rejected), plus an online procedure in proposal order. Every
+Benjamini–Hochberg and Benjamini–Yekutieli over all proposed hypotheses (untestable ones count in
+the denominator and are never rejected), plus an online procedure in proposal order. Every
 decision is stored per hypothesis; `validated` is the primary procedure's decision. Validated
 findings also get an interval adjusted for their selection (`effect_ci_fcr`). Generalisation and
-generative tests are families of their own (BH at q each), apart from the primary decision.
+generative tests are families of their own (BH at q each), apart from the primary decision, and so
+are the hypotheses given in propose.given (BH within them, e-BH in sequential mode).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from lmdelta.config import RunConfig
 from lmdelta.jsonvalues import finite
-from lmdelta.records import UNSET, Finding, Interval, StageRecord
+from lmdelta.records import GIVEN, UNSET, Finding, Interval, StageRecord
 from lmdelta.rundir import DECISIONS, SUMMARY, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.stages import generate, prompts, propose, validate
 from lmdelta.stages.contract import Read, StageContext, StageResult
@@ -27,7 +28,8 @@ from lmdelta.stats import sequential as stats_sequential
 from lmdelta.validate.findings import clip_to_scores
 from lmdelta.validate.sequential import E_LOND_GAMMA
 
-VERSION = 5  # 5: no FCR interval on e-value decisions
+VERSION = 6  # 6: given hypotheses (propose.given) decided apart, by BH within their family; its counts in summary.json
+# 5: no FCR interval on e-value decisions
 # 4: sequential mode (e-BH / e-LOND on e-values), procedure, tokens and judge calls
 # 3: generalisation and generative families (BH each), their counts in summary.json
 READS: tuple[str | Read, ...] = ()  # validate.ci_level: validate is upstream
@@ -42,14 +44,18 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     for name in comparisons_names(config):
         decided = decide(validate.load(ctx, name), config)
         write_jsonl(ctx.output(DECISIONS, name), (f.to_dict() for f in decided))
+        proposed = [f for f in decided if f.proposer != GIVEN]  # the counts of the primary family
         summary[name] = {
-            "tested": sum(f.p_value is not None for f in decided),
-            "validated": sum(bool(f.validated) for f in decided),
-            "fcr_level": next((f.fcr_level for f in decided if f.fcr_level is not None), None),
+            "tested": sum(f.p_value is not None for f in proposed),
+            "validated": sum(bool(f.validated) for f in proposed),
+            "fcr_level": next((f.fcr_level for f in proposed if f.fcr_level is not None), None),
             "skipped_groups": propose.load_skipped(ctx, name),
-            "families": {prefix: _family_counts(decided, prefix) for _, prefix in SECONDARY_FAMILIES},
+            "families": {
+                **{prefix: _family_counts(decided, prefix) for _, prefix in SECONDARY_FAMILIES},
+                GIVEN: given_counts(decided),
+            },
         }
-    summary["procedure"] = next((f.procedure for f in decided if isinstance(f.procedure, str)), None)
+    summary["procedure"] = next((f.procedure for f in proposed if isinstance(f.procedure, str)), None)
     summary["mode"] = config.validate.mode
     summary.update(accounting(ctx))
     atomic_write_text(ctx.output(SUMMARY), json.dumps(summary, indent=2) + "\n")
@@ -91,15 +97,51 @@ def accounting(ctx: StageContext) -> dict[str, Any]:
 
 def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
     """The findings in proposal order with every procedure's decision, `validated` the primary one's, the
-    validated findings' selection-adjusted intervals and the secondary families' decisions."""
-    section = config.decide
+    validated findings' selection-adjusted intervals and the secondary families' decisions.
+
+    Given hypotheses (propose.given) are a confirmatory family of their own: decided by BH within it (e-BH on
+    their e-values in sequential mode), never in the proposed ones' BH, BY or online stream, nor in their m."""
     ordered = sorted(findings, key=lambda f: f.order)
-    p = np.array([np.nan if f.p_value is None else f.p_value for f in ordered], dtype=float)
+    sequential = any(f.stop_reason is not UNSET for f in ordered)  # validate.mode = sequential: decided on e-values
+    proposed = [i for i, f in enumerate(ordered) if f.proposer != GIVEN]
+    given = [i for i, f in enumerate(ordered) if f.proposer == GIVEN]
+    by_family: list[dict[str, Any]] = [{}] * len(ordered)  # each finding's decisions within its own family
+    for members, decisions in (
+        (proposed, primary_decisions([ordered[i] for i in proposed], config, sequential)),
+        (given, given_decisions([ordered[i] for i in given], config, sequential)),
+    ):
+        for i, decision in zip(members, decisions):
+            by_family[i] = decision
+    families = {
+        prefix: family_decisions([getattr(f, p_field) for f in ordered], config.decide.q)
+        for p_field, prefix in SECONDARY_FAMILIES
+    }
+    out = []
+    for i, finding in enumerate(ordered):
+        generalization_q, generalization_validated = families["generalization"][i]
+        generative_q, generative_validated = families["generative"][i]
+        out.append(
+            replace(
+                finding,
+                **by_family[i],
+                generalization_q=generalization_q,
+                generalization_validated=generalization_validated,
+                generative_q=generative_q,
+                generative_validated=generative_validated,
+            )
+        )
+    return out
+
+
+def primary_decisions(ordered: list[Finding], config: RunConfig, sequential: bool) -> list[dict[str, Any]]:
+    """Per finding of the proposed family (in proposal order), every procedure's decision and the primary one's."""
+    section = config.decide
+    p = _p_values(ordered)
     bh = fdr.benjamini_hochberg(p, section.q)
     by = fdr.benjamini_yekutieli(p, section.q)
     q_values = fdr.bh_adjusted(p) if len(p) else p
-    if any(f.stop_reason is not UNSET for f in ordered):  # validate.mode = sequential: decided on e-values
-        e = np.array([f.e_value if isinstance(f.e_value, (int, float)) else 1.0 for f in ordered], dtype=float)
+    if sequential:
+        e = _e_values(ordered)
         online, levels, online_name = *e_lond(e, section.q), "e-LOND"
         q_values = fdr.bh_adjusted(np.minimum(1.0, 1.0 / e)) if len(e) else e  # e-BH is BH on 1/e (Wang & Ramdas)
         e_rejected = stats_sequential.e_bh(list(e), section.q)
@@ -110,38 +152,70 @@ def decide(findings: list[Finding], config: RunConfig) -> list[Finding]:
         online_name = section.online
         validated = [bool(x) for x in {"bh": bh, "by": by, "online": online}[section.primary]]
         procedure = {"bh": "BH", "by": "BY", "online": section.online.upper()}[section.primary]
-    estimates = [(f.p_value, f.effect, f.effect_se, f.effect_df) for f in ordered]
-    intervals: list[tuple[Interval | None, float | None]] = [(None, None)] * len(ordered)
-    if procedure not in ("e-BH", "e-LOND"):  # e-value decisions carry confidence sequences, no t interval to adjust
-        intervals = fcr_intervals(estimates, validated, 1.0 - config.validate.ci_level)
-    families = {
-        prefix: family_decisions([getattr(f, p_field) for f in ordered], section.q)
-        for p_field, prefix in SECONDARY_FAMILIES
-    }
-    out = []
-    for i, finding in enumerate(ordered):
-        generalization_q, generalization_validated = families["generalization"][i]
-        generative_q, generative_validated = families["generative"][i]
-        out.append(
-            replace(
-                finding,
-                bh_reject=bool(bh[i]),
-                by_reject=bool(by[i]),
-                online_reject=bool(online[i]),
-                online_level=float(levels[i]),
-                online_procedure=online_name,
-                q_value=None if not np.isfinite(q_values[i]) else float(q_values[i]),
-                validated=validated[i],
-                procedure=procedure,
-                effect_ci_fcr=intervals[i][0],
-                fcr_level=intervals[i][1],
-                generalization_q=generalization_q,
-                generalization_validated=generalization_validated,
-                generative_q=generative_q,
-                generative_validated=generative_validated,
-            )
-        )
-    return out
+    intervals = _intervals(ordered, validated, config, sequential)
+    rows = _family_rows(bh, by, q_values, validated, procedure, intervals)
+    for i, row in enumerate(rows):
+        row.update(online_reject=bool(online[i]), online_level=float(levels[i]), online_procedure=online_name)
+    return rows
+
+
+def _family_rows(
+    bh: np.ndarray,
+    by: np.ndarray,
+    q_values: np.ndarray,
+    validated: list[bool],
+    procedure: str,
+    intervals: list[tuple[Interval | None, float | None]],
+) -> list[dict[str, Any]]:
+    """Per finding of one family, the decision fields every family writes."""
+    return [
+        {
+            "bh_reject": bool(bh[i]),
+            "by_reject": bool(by[i]),
+            "q_value": None if not np.isfinite(q_values[i]) else float(q_values[i]),
+            "validated": validated[i],
+            "procedure": procedure,
+            "effect_ci_fcr": intervals[i][0],
+            "fcr_level": intervals[i][1],
+        }
+        for i in range(len(validated))
+    ]
+
+
+def given_decisions(ordered: list[Finding], config: RunConfig, sequential: bool) -> list[dict[str, Any]]:
+    """Per given finding, BH at decide.q within the given family (e-BH on e-values in sequential mode): they were
+    not chosen from this run's data, so they form a confirmatory family of their own, with no online order."""
+    q = config.decide.q
+    p = _p_values(ordered)
+    bh, by = fdr.benjamini_hochberg(p, q), fdr.benjamini_yekutieli(p, q)
+    if sequential:
+        e = _e_values(ordered)
+        validated = [bool(x) for x in stats_sequential.e_bh(list(e), q)]
+        q_values = fdr.bh_adjusted(np.minimum(1.0, 1.0 / e)) if len(e) else e
+    else:
+        validated = [bool(x) for x in bh]
+        q_values = fdr.bh_adjusted(p) if len(p) else p
+    intervals = _intervals(ordered, validated, config, sequential)
+    procedure = f"{'e-BH' if sequential else 'BH'} ({GIVEN})"
+    return _family_rows(bh, by, q_values, validated, procedure, intervals)
+
+
+def _p_values(findings: list[Finding]) -> np.ndarray:
+    return np.array([np.nan if f.p_value is None else f.p_value for f in findings], dtype=float)
+
+
+def _e_values(findings: list[Finding]) -> np.ndarray:
+    return np.array([f.e_value if isinstance(f.e_value, (int, float)) else 1.0 for f in findings], dtype=float)
+
+
+def _intervals(
+    findings: list[Finding], validated: list[bool], config: RunConfig, sequential: bool
+) -> list[tuple[Interval | None, float | None]]:
+    """Selection-adjusted intervals within one family; none on e-value decisions, which carry confidence sequences."""
+    if sequential:
+        return [(None, None)] * len(findings)
+    estimates = [(f.p_value, f.effect, f.effect_se, f.effect_df) for f in findings]
+    return fcr_intervals(estimates, validated, 1.0 - config.validate.ci_level)
 
 
 def e_lond(e_values: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +245,16 @@ def family_decisions(p_values: list[Any], q: float) -> list[tuple[float | None, 
     for k, i in enumerate(members):
         out[i] = (float(adjusted[k]), bool(rejected[k]))
     return out
+
+
+def given_counts(findings: list[Finding]) -> dict[str, Any]:
+    """The given family's counts (propose.given): tested and validated within it, and the procedure that decided it."""
+    given = [f for f in findings if f.proposer == GIVEN]
+    return {
+        "tested": sum(f.p_value is not None for f in given),
+        "validated": sum(bool(f.validated) for f in given),
+        "procedure": next((f.procedure for f in given if isinstance(f.procedure, str)), None),
+    }
 
 
 def _family_counts(findings: list[Finding], prefix: str) -> dict[str, int]:

@@ -154,6 +154,22 @@ def answer(
     return found, counts
 
 
+def stored(
+    ctx: StageContext, config: RunConfig, prompts: list[Prompt], samples: int | None, stores: list[Path]
+) -> list[Sample]:
+    """Both sides' answers to `prompts` that the append-only `stores` hold, read only: nothing is generated,
+    and an answer never asked for is left out (the sequential rounds answer only the prompts they need)."""
+    identities = identity(ctx, config)
+    store: dict[str, dict[str, Any]] = {}
+    for path in stores:
+        store.update((row["key"], row) for row in read_jsonl(path))
+    found: list[Sample] = []
+    for side in SIDES:
+        requests = requests_for(side, prompts, config.generate, identities[side], samples)
+        found += [_sample(side, request, store[request.key]) for request in requests if request.key in store]
+    return found
+
+
 def _import_corpus(ctx: StageContext) -> StageResult:
     """Corpus mode: the saved answers of the prompts the prompts stage kept become the samples."""
     samples = prompts_stage.load_corpus_samples(ctx)

@@ -1,7 +1,8 @@
 """Propose hypotheses per scope (all prompts pooled, and each group) from discovery prompts only.
 
 Writes hypotheses.jsonl (proposal order is the online-FDR order) and skipped.jsonl (scopes
-left out, with the reason), and the same for the null control when it is on.
+left out, with the reason), and the same for the null control when it is on. The hypotheses given in
+propose.given (lmdelta.given) follow the proposed ones, ids g001…: a family of their own.
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ from typing import Any
 
 import numpy as np
 
+from lmdelta import given
 from lmdelta.config import RunConfig
+from lmdelta.diversity import Embed
 from lmdelta.llm.session import LLMSession, role_identity
 from lmdelta.pairdata import PairData
 from lmdelta.proposers import BatchProposer, Proposer, clusters, keywords, llm, properties
+from lmdelta.proposers.llm import Search
 from lmdelta.records import Hypothesis
-from lmdelta.rundir import HYPOTHESES, SKIPPED, read_jsonl, write_jsonl
-from lmdelta.stages import generate
+from lmdelta.rundir import DUPLICATES, EMBEDDER, HYPOTHESES, SEARCH_ROUNDS, SKIPPED, read_jsonl, write_jsonl
+from lmdelta.search import SearchResult, search
+from lmdelta.stages import embed, generate
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.stages.pairs import comparisons, load_pair
 from lmdelta.stats.tests import smallest_p
 
-VERSION = 5  # 5: the text-property proposer (propose.properties, on by default)
+VERSION = 6  # 6: the search loop: near-duplicates merged or dropped (propose.dedup), propose.rounds
+# 5: the text-property proposer (propose.properties, on by default)
 READS: tuple[str | Read, ...] = (
     "validate.min_prompts",  # scopes with too few validation prompts are left out
     Read("decide.q", when=lambda config: config.propose.scopes != "all"),  # which groups can be validated
@@ -49,7 +55,14 @@ def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     found: dict[str, Any] = {"labels": [config.label("a"), config.label("b")]}
     if llm.enabled(config):
         found["proposer"] = role_identity(config, "proposer")
+    if config.propose.given is not None:
+        found["given"] = given.content_hash(config.propose.given)
     return found
+
+
+def check(config: RunConfig) -> None:
+    """Refuse, before any stage runs, a propose.given file that cannot be read (lmdelta.given)."""
+    given.check(config)
 
 
 def run(ctx: StageContext, config: RunConfig) -> StageResult:
@@ -57,11 +70,23 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     session = _session(ctx, config)
     counts: dict[str, Any] = {}
     skipped_by: dict[str, list[dict[str, Any]]] = {}
+    embed_claims = _claim_embedder(ctx, config)
+    entries = _given_entries(ctx, config, data)
     for name, pair in comparisons(data, config).items():
-        hypotheses, skipped = propose_all(pair, config, session)
+        found, skipped = search_all(pair, config, session, embed_claims)
+        hypotheses = found.hypotheses + given.hypotheses(entries, pair.labels, after=len(found.hypotheses))
         write_jsonl(ctx.output(HYPOTHESES, name), (h.to_dict() for h in hypotheses))
         write_jsonl(ctx.output(SKIPPED, name), skipped)
-        counts[name] = {"hypotheses": len(hypotheses), "skipped_scopes": len(skipped)}
+        write_jsonl(ctx.output(DUPLICATES, name), (d.to_dict() for d in found.duplicates))
+        write_jsonl(ctx.output(SEARCH_ROUNDS, name), [*found.rounds, {"stopped": found.stopped}])
+        counts[name] = {
+            "hypotheses": len(hypotheses),
+            "skipped_scopes": len(skipped),
+            "near_duplicates": len(found.duplicates),
+            "rounds": len(found.rounds),
+        }
+        if entries:
+            counts[name]["given"] = len(entries)
         skipped_by[name] = skipped
     _log_skipped(skipped_by, config)
     if session is not None:
@@ -105,6 +130,24 @@ def unreachable_line(skipped: list[dict[str, Any]], q: float, pooled: bool, wher
     )
 
 
+def _given_entries(ctx: StageContext, config: RunConfig, data: PairData) -> list[given.GivenEntry]:
+    """The propose.given file's entries, checked against this run (its groups, its embedding space); none when unset.
+    They are tested after the proposed ones, as a family of their own (stages.decide)."""
+    if config.propose.given is None:
+        return []
+    entries = given.read(config.propose.given)
+    embedder = {"model": config.embed.model, "id": ctx.input("embed", EMBEDDER).read_text().strip()}
+    given.check_fits(entries, data.group_names(), data.vectors.shape[1], embedder)
+    return entries
+
+
+def _claim_embedder(ctx: StageContext, config: RunConfig) -> Embed | None:
+    """The claims' embedder for deduplication: the run's own, through the shared cache (None when dedup is off)."""
+    if not config.propose.dedup.enabled:
+        return None
+    return lambda texts: embed.embed_texts(ctx, config, texts)
+
+
 def _session(ctx: StageContext, config: RunConfig) -> LLMSession | None:
     if not llm.enabled(config):
         return None
@@ -123,12 +166,28 @@ def propose_all(
     data: PairData, config: RunConfig, session: LLMSession | None = None
 ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
     """Every proposer's hypotheses, numbered in proposal order, and the scopes skipped (with why)."""
+    found, skipped = search_all(data, config, session)
+    return found.hypotheses, skipped
+
+
+def search_all(
+    data: PairData, config: RunConfig, session: LLMSession | None = None, embed: Embed | None = None
+) -> tuple[SearchResult, list[dict[str, Any]]]:
+    """The search loop's result (lmdelta.search) with its hypotheses numbered in proposal order, and the scopes
+    skipped (with why). `embed` gives the claims' vectors for deduplication (None: firing overlap only)."""
     chosen, skipped = plan_scopes(data, config)
     usable = {scope: data.rows("discovery", scope) for scope in chosen}
-    per_scope = _propose_per_scope(data, usable, config)
-    batched, failed = _propose_batched(data, usable, config, session)
-    numbered = [replace(h, id=f"h{i:03d}", order=i) for i, h in enumerate(per_scope + batched, start=1)]
-    return numbered, skipped + failed
+
+    def one_round(view: PairData, where: Search) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+        batched, failed = _propose_batched(view, usable, config, session, where)
+        return _propose_per_scope(view, usable, config) + batched, failed
+
+    found = search(data, chosen, config, one_round, embed)
+    numbered = [replace(h, id=f"h{i:03d}", order=i) for i, h in enumerate(found.hypotheses, start=1)]
+    renamed = {id(old): new for old, new in zip(found.hypotheses, numbered)}
+    found.duplicates = [replace(d, kept=renamed.get(id(d.kept), d.kept)) for d in found.duplicates]
+    found.hypotheses = numbered
+    return found, skipped + found.failed
 
 
 def _propose_per_scope(data: PairData, usable: dict[str, np.ndarray], config: RunConfig) -> list[Hypothesis]:
@@ -143,7 +202,11 @@ def _propose_per_scope(data: PairData, usable: dict[str, np.ndarray], config: Ru
 
 
 def _propose_batched(
-    data: PairData, usable: dict[str, np.ndarray], config: RunConfig, session: LLMSession | None
+    data: PairData,
+    usable: dict[str, np.ndarray],
+    config: RunConfig,
+    session: LLMSession | None,
+    where: Search | None = None,
 ) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
     """Each batch proposer once over all the usable scopes, and the scopes they failed in."""
     found: list[Hypothesis] = []
@@ -153,7 +216,7 @@ def _propose_batched(
     for prepare in BATCH_PROPOSERS:
         proposer = prepare(config, session)
         if proposer is not None:
-            proposed, not_proposed = proposer.propose_scopes(data, usable, config)
+            proposed, not_proposed = proposer.propose_scopes(data, usable, config, where)
             found += proposed
             failed += not_proposed
     return found, failed

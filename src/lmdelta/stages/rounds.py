@@ -30,7 +30,7 @@ from lmdelta.config import RunConfig
 from lmdelta.errors import StageError
 from lmdelta.judges.inputs import Ask
 from lmdelta.pairdata import PairData
-from lmdelta.records import Finding, Hypothesis, Prompt, Sample
+from lmdelta.records import GIVEN, Finding, Hypothesis, Prompt, Sample
 from lmdelta.rundir import ITEMS, ROUNDS, VALIDATION_ITEMS, atomic_write_text
 from lmdelta.stages import embed, generate, group, prompts
 from lmdelta.stages.contract import StageContext
@@ -64,9 +64,13 @@ class Family:
         self.sure = {h.id: float(len(self.hypotheses)) for h in self.hypotheses}
 
     def set_thresholds(self, q: float, online: bool) -> None:
-        """The e-value past which each hypothesis's decision cannot change (validate.sequential.stop_thresholds)."""
+        """The e-value past which each hypothesis's decision cannot change (validate.sequential.stop_thresholds);
+        the given hypotheses (propose.given) are decided by e-BH within their own family, so theirs count them alone."""
         ranked = sorted(self.hypotheses, key=lambda h: h.order)
-        self.sure = {h.id: sure for h, sure in zip(ranked, stop_thresholds(len(ranked), q, online))}
+        proposed = [h for h in ranked if h.proposer != GIVEN]
+        given = [h for h in ranked if h.proposer == GIVEN]
+        self.sure = {h.id: sure for h, sure in zip(proposed, stop_thresholds(len(proposed), q, online))}
+        self.sure.update({h.id: sure for h, sure in zip(given, stop_thresholds(len(given), q))})
 
     def live(self) -> list[Hypothesis]:
         return [h for h in self.hypotheses if self.outcomes.get(h.id) is None or self.outcomes[h.id].reason == "live"]
@@ -277,6 +281,18 @@ def run_sequential(
         "judge_calls": loop.judge_calls(families),
     }
     return results, counts, loop.answers.pair(loop.bank, loop.groups)
+
+
+def stored_pair(ctx: StageContext, config: RunConfig) -> PairData:
+    """The main comparison over the validation answers the rounds stored (in this stage's store, or in generate's
+    when a fixed run of this config answered them first), read back without generating or judging anything."""
+    bank, groups = prompts.load(ctx), group.load(ctx)
+    wanted = [p for p in bank if p.split == "validation"]
+    stores = [ctx.input("generate", ITEMS), ctx.input("validate", VALIDATION_ITEMS)]
+    samples = generate.stored(ctx, config, wanted, config.validate.answers_per_prompt, stores)
+    vectors = embed.embed_texts(ctx, config, [s.text for s in samples])
+    labels = {"a": config.label("a"), "b": config.label("b")}
+    return PairData(bank, samples, vectors, groups, labels)
 
 
 def findings(loop: Loop, fam: Family) -> list[Finding]:

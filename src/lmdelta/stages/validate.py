@@ -232,5 +232,11 @@ def _check_loglik_backends(config: RunConfig) -> None:
             )
 
 
+def load_answers(ctx: StageContext, config: RunConfig) -> PairData:
+    """The main comparison over every answer validation used: generate's (fixed mode, corpus mode), or those the
+    sequential rounds stored (read back, nothing generated)."""
+    return rounds.stored_pair(ctx, config) if generate.sequential(config) else load_pair(ctx, config)
+
+
 def load(ctx: StageContext, comparison: str = "main") -> list[Finding]:
     return [Finding.from_dict(row) for row in read_jsonl(ctx.input("validate", RESULTS, comparison))]

@@ -272,7 +272,8 @@ class KeywordChat(_FakeChat):
     judges score a text by whether it contains the property's keywords (its quoted words, else its
     words of four letters or more that are not in STOP_WORDS): 90 or 10, yes or no, and the text
     with more of them in a pair (the first on a tie). The example and prompt-bank writers write
-    plain sentences that do or do not use the keywords. Any other prompt fails as `bad_request`.
+    plain sentences that do or do not use the keywords; the summariser names the themes in order. Any
+    other prompt fails as `bad_request`.
     """
 
     def __init__(self) -> None:
@@ -396,6 +397,15 @@ def _prompt_bank(fields: dict[str, str], sample_index: int) -> str:
     return json.dumps(prompts)
 
 
+def _summarise(fields: dict[str, str], sample_index: int) -> str:
+    """A summary that names the themes in order, as a summariser would, in a few sentences."""
+    titles = [title.split(" (largest effect")[0] for title in _numbered_items(fields["themes"])]
+    a, b, n = fields["a"], fields["b"], len(titles)
+    sentences = [f"{b} differs from {a} in {n} way{'s' if n != 1 else ''}."]
+    sentences += [f"{'Most clearly' if i == 0 else 'Also'}: {title.rstrip('.')}." for i, title in enumerate(titles[:4])]
+    return " ".join(sentences)
+
+
 # Template name → how fake/keywords answers it, from the template's placeholders (as sent) and the
 # request's sample index.
 ANSWERS: dict[str, Callable[[dict[str, str], int], str]] = {
@@ -405,4 +415,5 @@ ANSWERS: dict[str, Callable[[dict[str, str], int], str]] = {
     "propose": _propose,
     "examples": _examples,
     "prompt_bank": _prompt_bank,
+    "summarise": _summarise,
 }
