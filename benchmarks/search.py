@@ -9,7 +9,8 @@ Each runs three variants in one run folder, so the answers are generated once an
 what follows it re-run:
 - before: `propose.rounds=1, propose.dedup.enabled=false` (the proposers as they ran before the loop);
 - dedup: `propose.rounds=1` (near-duplicates merged or dropped);
-- loop: `propose.rounds=4` (rounds with explaining away; the loop stops by itself).
+- loop: `propose.rounds=3`, the default (rounds with explaining away), and up to 10 rounds (where the
+  loop stops by itself).
 
 Per variant: hypotheses tested, validated, near-duplicate pairs among the validated findings and the
 distinct findings they leave (connected groups of near-duplicates, judged on the *validation* texts
@@ -37,9 +38,10 @@ import numpy as np
 from lmdelta import pipeline
 from lmdelta.backends.embedded import cache_root
 from lmdelta.config import DedupConfig, RunConfig, load_config
-from lmdelta.diversity import claimed, comparable, overlap
+from lmdelta.diversity import claimed, near_duplicates
 from lmdelta.groundtruth import suite
 from lmdelta.rundir import RunDir, read_jsonl
+from lmdelta.search import NO_NEW
 from lmdelta.stages import decide, embed, propose
 from lmdelta.stages.contract import StageContext
 from lmdelta.stages.pairs import load_pair
@@ -51,7 +53,8 @@ import groundtruth as groundtruth_bench  # noqa: E402  (the mix's settings, shar
 VARIANTS = {
     "before": ["propose.rounds=1", "propose.dedup.enabled=false"],
     "dedup": ["propose.rounds=1"],
-    "loop": ["propose.rounds=4"],
+    "loop (default, 3 rounds)": ["propose.rounds=3"],
+    "loop, up to 10 rounds": ["propose.rounds=10"],
 }
 DEMO = ROOT / "configs" / "demo.yaml"
 
@@ -126,13 +129,15 @@ def measures(run_dir: RunDir, config: RunConfig) -> dict[str, Any]:
         "stopped": rounds[-1].get("stopped") if rounds else None,
         "generated_tokens": summary["tokens_generated"]["total"]["total"],
         "judge_calls": summary["judge_calls"]["validation_pairs"] + summary["judge_calls"]["llm_total"],
+        "null_control_validated": (summary.get("null") or {}).get("validated"),
+        "themes": _themes(run_dir),
         "validated_descriptions": [f.description for f in findings if f.validated],
     }
 
 
 def near_duplicate_pairs(ctx: StageContext, config: RunConfig, ids: list[str]) -> list[tuple[int, int]]:
-    """Index pairs of validated findings that propose.dedup's rules call near-duplicates, judged on the
-    validation texts (what the reader sees), with the default thresholds."""
+    """Index pairs of validated findings that propose.dedup's rules (lmdelta.diversity.near_duplicates, default
+    thresholds) call near-duplicates, judged on the validation texts, the texts the reader sees."""
     by_id = {h.id: h for h in propose.load(ctx)}
     hypotheses = [by_id[i] for i in ids]
     data = load_pair(ctx, config)
@@ -140,17 +145,18 @@ def near_duplicate_pairs(ctx: StageContext, config: RunConfig, ids: list[str]) -
     texts = [data.samples[i].text for i in rows]
     found = claimed(hypotheses, texts, data.vectors[rows], lambda claims: embed.embed_texts(ctx, config, claims))
     rules = DedupConfig()
-    out = []
-    for i in range(len(found)):
-        for j in range(i + 1, len(found)):
-            one, other = found[i], found[j]
-            if not (comparable(one.hypothesis, other.hypothesis) or comparable(other.hypothesis, one.hypothesis)):
-                continue
-            similar = one.vector is not None and other.vector is not None and one.vector @ other.vector
-            shared = overlap(one.fires, other.fires)
-            if (similar and similar >= rules.similarity) or (shared is not None and shared >= rules.overlap):
-                out.append((i, j))
-    return out
+    return [
+        (i, j)
+        for i in range(len(found))
+        for j in range(i + 1, len(found))
+        if near_duplicates(found[i], found[j], rules) is not None
+    ]
+
+
+def _themes(run_dir: RunDir) -> int | None:
+    """How many themes the report grouped the validated findings into (None before themes existed)."""
+    path = run_dir.stage_file("report", "themes.json")
+    return len(json.loads(path.read_text())["themes"]) if path.exists() else None
 
 
 def _components(n: int, pairs: list[tuple[int, int]]) -> int:
@@ -169,17 +175,19 @@ def _components(n: int, pairs: list[tuple[int, int]]) -> int:
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         "| experiment | variant | tested | validated | near-duplicate pairs | distinct validated | recall "
-        "| null exp. validated | rounds (stop) | tokens | judge calls |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| themes | null exp. validated | null control validated | rounds (stop) | tokens | judge calls |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for experiment, variants in result["experiments"].items():
         for name, row in variants.items():
             recall = "–" if row.get("recall") is None else f"{row['recall']:.2f}"
             null = "–" if row.get("null_validated") is None else str(row["null_validated"])
-            stop = "" if row["rounds"] == 1 and row["stopped"] != "no new distinct hypothesis" else " (by itself)"
+            stop = " (by itself)" if row["stopped"] == NO_NEW else " (cap)" if row["rounds"] > 1 else ""
             lines.append(
                 f"| {experiment} | {name} | {row['tested']} | {row['validated']} | {row['near_duplicate_pairs']} "
-                f"| {row['distinct_validated']} | {recall} | {null} | {row['rounds']}{stop} "
+                f"| {row['distinct_validated']} | {recall} | {row.get('themes')} | {null} "
+                f"| {row.get('null_control_validated')} "
+                f"| {row['rounds']}{stop} "
                 f"| {row['generated_tokens']:,} | {row['judge_calls']:,} |"
             )
     return "\n".join(lines)

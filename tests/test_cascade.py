@@ -309,7 +309,7 @@ def test_the_strong_judge_end_to_end_through_a_loopback_server(tmp_path, monkeyp
         assert len(prompts) == finding["strong_prompts"] and texts == set().union(*(texts_of[p] for p in prompts))
         assert finding["strong_calls"] == len(texts) < finding["n_texts"] / 2  # 30 of 100 prompts expected
     assert sum(f["strong_calls"] for f in findings) == len(server.requests)
-    ocean = next(f for f in findings if f["keywords"] == ["ocean"])
+    ocean = next(f for f in findings if "ocean" in f["keywords"])
     assert ocean["p_value"] < 1e-3 and ocean["effect"] > 0.2 and ocean["strong_prompts"] >= 20
     usage = RunDir(tmp_path / "run").load_manifest().llm_usage
     assert usage["by_stage"]["validate"]["strong_judge"]["calls"] == len(server.requests) and usage["cost_usd"] > 0

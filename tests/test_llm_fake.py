@@ -197,6 +197,7 @@ def fake_llm_config(tmp_path: Path, proposer: list | dict, judge: list | dict) -
         propose__clusters={"enabled": False},
         propose__properties={"enabled": False},
         propose__scopes="all",
+        propose__rounds=1,  # a script's replies are used in order: one proposal, one round
         controls__null=False,
         budget__usd=1.0,
         llm={

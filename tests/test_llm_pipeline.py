@@ -74,6 +74,7 @@ def llm_config(tmp_path, server, *overrides, **config):
             "propose.clusters.enabled=false",
             "propose.properties.enabled=false",
             "propose.scopes=all",
+            "propose.rounds=1",  # the calls these tests count; rounds: tests/test_search_pipeline.py
             "controls.null=false",
             *overrides,
         ],

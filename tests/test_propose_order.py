@@ -60,7 +60,8 @@ def test_proposers_are_asked_scope_by_scope_then_in_one_batch(monkeypatch):
         (ScopeStub("first", prepared).prepare, turned_off, ScopeStub("second", prepared).prepare),
     )
     monkeypatch.setattr(propose, "BATCH_PROPOSERS", (batch.prepare, lambda config, session: None))
-    found, skipped = propose.propose_all(grouped_pair({"g1": 9, "g2": 9}), RunConfig())
+    one_round = RunConfig.model_validate({"propose": {"rounds": 1}})  # rounds: tests/test_search.py
+    found, skipped = propose.propose_all(grouped_pair({"g1": 9, "g2": 9}), one_round)
     assert [(h.id, h.order, h.proposer, h.group) for h in found] == [
         ("h001", 1, "first", "all"),
         ("h002", 2, "second", "all"),

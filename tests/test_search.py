@@ -121,13 +121,14 @@ def test_claim_similarity_drops_a_restated_llm_hypothesis_but_not_another_claim(
     assert len(kept) == 3
 
 
-def test_only_same_direction_and_nested_scopes_can_duplicate():
+def test_only_hypotheses_of_one_direction_and_one_scope_can_duplicate():
     texts = ["ocean"] * 4 + ["lake"] * 2
     same = DedupConfig(overlap=0.5)
     cases = [
         (keyword_hypothesis("ocean", "all"), keyword_hypothesis("ocean", "all", "a>b"), 2),  # other direction
         (keyword_hypothesis("ocean", "g1"), keyword_hypothesis("ocean", "g2"), 2),  # two different groups
-        (keyword_hypothesis("ocean", "all"), keyword_hypothesis("ocean", "g1"), 1),  # the pooled scope covers g1
+        (keyword_hypothesis("ocean", "all"), keyword_hypothesis("ocean", "g1"), 2),  # a claim about g1 itself
+        (keyword_hypothesis("ocean", "g1"), keyword_hypothesis("ocean", "g1"), 1),
     ]
     for first, second, n_kept in cases:
         found = claimed([first, second], texts, np.zeros((6, 4)), None)
@@ -201,6 +202,8 @@ def test_one_round_finds_one_quirk_and_the_loop_finds_both_then_stops_by_itself(
     assert [h.order for h in found.hypotheses] == sorted(h.order for h in found.hypotheses)
     assert [h.provenance["round"] for h in found.hypotheses] == sorted(h.provenance["round"] for h in found.hypotheses)
     assert found.rounds[1]["explained_texts"] > 0
+    kept_ids = {h.id for h in found.hypotheses}
+    assert found.duplicates and all(d.kept.id in kept_ids for d in found.duplicates)  # named by their final ids
 
 
 def test_without_explaining_away_a_second_round_repeats_the_first_and_stops():
@@ -246,3 +249,14 @@ def test_claimed_vectors_are_unit_length():
         [llm_hypothesis("x"), llm_hypothesis("y")], [], np.zeros((0, 2)), lambda t: np.array([[3.0, 4.0], [0.0, 2.0]])
     )
     assert all(isinstance(c, Claimed) and np.isclose(np.linalg.norm(c.vector), 1.0) for c in found)
+
+
+def test_two_properties_firing_on_the_same_answers_are_two_findings():
+    def presence(name: str) -> Hypothesis:
+        return Hypothesis("", "all", "b>a", f"b {name}", "properties", "property", property=name, measure=name)
+
+    texts = ["- one\n- two", "- a\n- b\n- c", "plain", "- x\n- y"]
+    found = claimed([presence("has_bullet_points"), presence("has_line_breaks")], texts, np.zeros((4, 4)), None)
+    assert found[0].fires is not None and overlap(found[0].fires, found[1].fires) == 1.0
+    kept, _, left_out = deduplicate(found, [], DedupConfig(overlap=0.5))
+    assert len(kept) == 2 and left_out == []

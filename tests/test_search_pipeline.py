@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from click.testing import CliRunner
 from llm_servers import ScriptedServer, openai_reply
 from test_llm_pipeline import SECRET, llm_config
 from test_llm_pipeline import answer as judge_answer
 
 from lmdelta import pipeline, search
+from lmdelta.cli import main
 from lmdelta.rundir import RunDir, read_jsonl
 
 OCEAN = {"direction": "b>a", "property": "mentions the ocean", "description": "Model B brings up the ocean"}
@@ -66,6 +68,10 @@ def test_rounds_tell_the_llm_what_was_proposed_and_stop_by_themselves(tmp_path, 
     duplicates = list(read_jsonl(stage / "duplicates.jsonl"))
     assert [d["action"] for d in duplicates] == ["dropped", "dropped"]  # the restated ocean, twice
     assert all(d["hypothesis"]["property"] == "mentions the ocean" for d in duplicates)
+    said = "Search: 3 rounds of proposing (stopped: no new distinct hypothesis), new hypotheses per round 1, 1, 0"
+    assert said in (tmp_path / "run/report.html").read_text()
+    assert said in CliRunner().invoke(main, ["status", str(tmp_path / "run")]).output
+    assert "search round 1" in (tmp_path / "run/report.html").read_text()  # the validated ocean card
 
 
 def test_a_run_killed_mid_round_resumes_without_paying_twice(tmp_path, server, monkeypatch):

@@ -20,7 +20,7 @@ import click
 from lmdelta import __version__
 from lmdelta.backends.embedded import cache_root
 from lmdelta.errors import LmdeltaError, RunDirError, explain_environment_error
-from lmdelta.report.rounds import validation_rounds
+from lmdelta.report.rounds import search_line, validation_rounds
 from lmdelta.report.table import findings_table
 from lmdelta.rundir import MANIFEST, RunDir
 from lmdelta.safetext import safe_terminal_text
@@ -356,6 +356,9 @@ def _print_status(run_dir: Path) -> None:
         seconds = record.seconds
         shown = f"{seconds:.1f}s" if isinstance(seconds, (int, float)) else "-"
         _say(f"  {name:<9} {record.status or '?':<12} {shown:>8}  {_format_counts(record.counts or {})}")
+    line = search_line(rd)
+    if line:
+        _say(f"  {line}")
     for row in validation_rounds(rd):
         _say(
             f"  validation round {row['round']}: {row['prompts']} prompts answered, {row['tokens']} tokens, "

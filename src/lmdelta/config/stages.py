@@ -183,7 +183,7 @@ class ProposeConfig(Section, Seeded):
     """LLM proposer (needs llm.proposer.model)."""
     seed: int | None = None
     """Seed for clustering (default: run.seed)."""
-    rounds: int = Field(default=1, ge=1, le=20)
+    rounds: int = Field(default=3, ge=1, le=20)
     (
         "Rounds of proposing on the discovery answers (at most this many; the loop stops by itself when a round "
         "adds no new distinct hypothesis). After each round the texts the hypotheses so far fire on are explained "

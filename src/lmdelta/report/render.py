@@ -44,7 +44,7 @@ from lmdelta.report.measure import raw_summary
 from lmdelta.report.merge import POOLED, merge_findings
 from lmdelta.report.null_control import LEVEL as NULL_LEVEL
 from lmdelta.report.null_control import NOMINAL, summarize_null
-from lmdelta.report.rounds import validation_rounds
+from lmdelta.report.rounds import search_line, validation_rounds
 from lmdelta.report.runfiles import load_json, load_yaml
 from lmdelta.report.themes_view import themes_context
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl
@@ -124,6 +124,7 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "skipped_scopes": _skipped(_dict(summary.get("main")).get("skipped_groups")),
         "stages": _stages(manifest),
         "rounds": validation_rounds(files),
+        "search": search_line(files),
         "spent": _spent(summary),
         "llm_usage": _llm_usage(manifest),
         "scorecard": load_json(files.scorecard_path) or None,

@@ -177,22 +177,24 @@ def search_all(
     skipped (with why). `embed` gives the claims' vectors for deduplication (None: firing overlap only)."""
     chosen, skipped = plan_scopes(data, config)
     usable = {scope: data.rows("discovery", scope) for scope in chosen}
+    proposers = [proposer for prepare in SCOPE_PROPOSERS if (proposer := prepare(data, config)) is not None]
 
     def one_round(view: PairData, where: Search) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
         batched, failed = _propose_batched(view, usable, config, session, where)
-        return _propose_per_scope(view, usable, config) + batched, failed
+        return _propose_per_scope(view, usable, config, proposers) + batched, failed
 
     found = search(data, chosen, config, one_round, embed)
     numbered = [replace(h, id=f"h{i:03d}", order=i) for i, h in enumerate(found.hypotheses, start=1)]
-    renamed = {id(old): new for old, new in zip(found.hypotheses, numbered)}
-    found.duplicates = [replace(d, kept=renamed.get(id(d.kept), d.kept)) for d in found.duplicates]
+    found.duplicates = [replace(d, kept=numbered[d.kept_index]) for d in found.duplicates]
     found.hypotheses = numbered
     return found, skipped + found.failed
 
 
-def _propose_per_scope(data: PairData, usable: dict[str, np.ndarray], config: RunConfig) -> list[Hypothesis]:
-    """Scope by scope, each scope proposer in turn (prepared once for all the scopes)."""
-    proposers = [proposer for prepare in SCOPE_PROPOSERS if (proposer := prepare(data, config)) is not None]
+def _propose_per_scope(
+    data: PairData, usable: dict[str, np.ndarray], config: RunConfig, proposers: list[Proposer]
+) -> list[Hypothesis]:
+    """Scope by scope, each scope proposer in turn (prepared once per comparison, for every scope and round:
+    a round's weights reach them through `data`)."""
     return [
         hypothesis
         for scope, rows in usable.items()

@@ -18,7 +18,7 @@ from lmdelta.records import Example, Finding, Hypothesis, Interval
 from lmdelta.stats import effects
 from lmdelta.validate.generalisation import add_generalization, judged_prompts
 from lmdelta.validate.sets import ValidationSet, per_prompt, score_lists
-from lmdelta.validate.significance import hypothesis_tests, paired_differences, resamples_for
+from lmdelta.validate.significance import hypothesis_tests, largest_family, paired_differences, resamples_for
 from lmdelta.validate.texts import (
     ASSUMPTION,
     CLUSTER_ASSUMPTION,
@@ -39,7 +39,7 @@ def validate_all(
     scores = judges.score_hypotheses(
         hypotheses, vs, texts, vectors, config.judge, llm_ask, judged=judged_prompts(hypotheses, vs, config)
     )
-    n_resamples = resamples_for(config, len(hypotheses), q)
+    n_resamples = resamples_for(config, largest_family(hypotheses), q)
     paired = paired_differences(scores, hypotheses, vs, config) if vs.aligned else None
     masks: list[np.ndarray | None] = [vs.scope(h.group) for h in hypotheses]
     primary = hypothesis_tests(scores, paired, masks, hypotheses, vs, config, n_resamples)

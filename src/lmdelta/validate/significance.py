@@ -10,10 +10,17 @@ from typing import Any
 import numpy as np
 
 from lmdelta.config import ValidateConfig
-from lmdelta.records import Hypothesis
+from lmdelta.records import GIVEN, Hypothesis
 from lmdelta.stats import tests
 from lmdelta.validate.sets import ValidationSet, balanced_differences, subsample_seed
 from lmdelta.validate.texts import text_test
+
+
+def largest_family(hypotheses: list[Hypothesis]) -> int:
+    """The most hypotheses one FDR family holds: the proposed ones, or those given in propose.given (a family
+    of their own, so that adding given hypotheses leaves the proposed ones' tests as they were)."""
+    given = sum(h.proposer == GIVEN for h in hypotheses)
+    return max(given, len(hypotheses) - given)
 
 
 def resamples_for(config: ValidateConfig, m: int, q: float) -> int:
