@@ -93,7 +93,7 @@ BAD = [
     ("g.yaml", "- {description: x, judge: embedding}\n", ["judge embedding and no prototype", "findings export"]),
     ("g.yaml", "- {description: x, keywords: ocean}\n", ["not a list of words", "keywords: [ocean, sea]"]),
     ("g.yaml", "- {description: x, keywords: [a]}\n- {description: x, keywords: [a]}\n", ["entry 2", "repeats"]),
-    ("g.yaml", "- description: [x\n", ["not valid YAML at line", "Fix the YAML syntax"]),
+    ("g.yaml", "- description: [x\n", ["not valid YAML near line", "Fix the YAML syntax"]),
     ("g.yaml", "description: x\n", ["not `hypotheses` alone", "`hypotheses:`"]),
     ("g.yaml", "hypotheses: []\n", ["holds no hypotheses", "docs/given.md"]),
     ("g.jsonl", '{"description": "x"}\n{"description": \n', ["line 2 is not valid JSON", "one JSON object per line"]),

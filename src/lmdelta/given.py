@@ -17,7 +17,7 @@ from typing import Any, Literal, cast, get_args
 import yaml
 
 from lmdelta.config import RunConfig
-from lmdelta.config.yamlfile import jsonl_entries, parse_yaml
+from lmdelta.config.yamlfile import jsonl_entries, yaml_document
 from lmdelta.errors import ConfigError, RunDirError, did_you_mean
 from lmdelta.hashing import hash_file
 from lmdelta.properties import Property, build
@@ -177,12 +177,7 @@ def _raw_entries(path: Path) -> list[tuple[str, Any]]:
 
 
 def _yaml_entries(text: str, path: Path) -> list[tuple[str, Any]]:
-    try:
-        doc = parse_yaml(text, f"{WHAT} {path}")  # no duplicate keys, no alias bombs
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        near = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{WHAT} {path} is not valid YAML{near}.", "Fix the YAML syntax there.") from None
+    doc = yaml_document(text, f"{WHAT} {path}")
     if isinstance(doc, Mapping):
         if set(doc) != {"hypotheses"}:
             raise ConfigError(

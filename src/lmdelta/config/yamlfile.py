@@ -98,3 +98,13 @@ def jsonl_entries(text: str, path: Path, example: str) -> list[tuple[str, Any]]:
                 f"Write one JSON object per line, e.g. {example}.",
             ) from None
     return entries
+
+
+def yaml_document(text: str, what: str) -> Any:
+    """An entry file's YAML (parse_yaml's checks), or a ConfigError naming `what` and the line of a syntax error."""
+    try:
+        return parse_yaml(text, what)  # no duplicate keys, no alias bombs
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        near = f" near line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{what} is not valid YAML{near}.", "Fix the YAML syntax there.") from None

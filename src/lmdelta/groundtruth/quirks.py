@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from lmdelta.config.yamlfile import jsonl_entries, parse_yaml
+from lmdelta.config.yamlfile import jsonl_entries, yaml_document
 from lmdelta.errors import ConfigError, StageError, did_you_mean
 from lmdelta.sources import read_user_file
 
@@ -188,12 +188,7 @@ def _file_entries(path: Path) -> list[tuple[str, Any]]:
 
 
 def _yaml_entries(text: str, path: Path) -> list[tuple[str, Any]]:
-    try:
-        doc = parse_yaml(text, f"Quirk file {path}")  # no duplicate keys, no alias bombs
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        near = f" near line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"Quirk file {path} is not valid YAML{near}.", "Fix the syntax there.") from None
+    doc = yaml_document(text, f"Quirk file {path}")
     if isinstance(doc, Mapping) and "quirks" not in doc:
         raise ConfigError(f"Quirk file {path} holds a mapping without a `quirks` key.", _FORMAT_HINT)
     items = doc["quirks"] if isinstance(doc, Mapping) else doc
