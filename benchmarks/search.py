@@ -10,7 +10,9 @@ what follows it re-run:
 - before: `propose.rounds=1, propose.dedup.enabled=false` (the proposers as they ran before the loop);
 - dedup: `propose.rounds=1` (near-duplicates merged or dropped);
 - loop: `propose.rounds=3`, the default (rounds with explaining away), and up to 10 rounds (where the
-  loop stops by itself).
+  loop stops by itself);
+- loop with the discovery answers generated round by round: `propose.first_share=0.34` (a third of the
+  discovery prompts answered before round 1, a third more before each later round that runs).
 
 Per variant: hypotheses tested, validated, near-duplicate pairs among the validated findings and the
 distinct findings they leave (connected groups of near-duplicates, judged on the *validation* texts
@@ -55,6 +57,7 @@ VARIANTS = {
     "dedup": ["propose.rounds=1"],
     "loop (default, 3 rounds)": ["propose.rounds=3"],
     "loop, up to 10 rounds": ["propose.rounds=10"],
+    "loop, discovery answered in rounds": ["propose.rounds=3", "propose.first_share=0.34"],
 }
 DEMO = ROOT / "configs" / "demo.yaml"
 

@@ -260,3 +260,22 @@ def test_two_properties_firing_on_the_same_answers_are_two_findings():
     assert found[0].fires is not None and overlap(found[0].fires, found[1].fires) == 1.0
     kept, _, left_out = deduplicate(found, [], DedupConfig(overlap=0.5))
     assert len(kept) == 2 and left_out == []
+
+
+def test_the_discovery_schedule_grows_evenly_from_the_first_share_to_all():
+    from lmdelta.search import discovery_schedule
+
+    prompts_ = [Prompt(f"p{i}", f"q {i}", "g", "discovery") for i in range(10)] + [
+        Prompt("v0", "q v", "g", "validation")
+    ]
+    config = RunConfig.model_validate({"propose": {"rounds": 3, "first_share": 0.4}}).resolved()
+    schedule = discovery_schedule(prompts_, config)
+    assert [len(r) for r in schedule] == [4, 7, 10]
+    assert all(set(p.id for p in a) <= set(p.id for p in b) for a, b in zip(schedule, schedule[1:]))
+    assert all(p.split == "discovery" for p in schedule[-1])
+    again = discovery_schedule(list(reversed(prompts_)), config)  # a seeded order of its own, not the bank's
+    assert [p.id for p in again[0]] == [p.id for p in schedule[0]]
+    for whole in ({"rounds": 3, "first_share": 1.0}, {"rounds": 1, "first_share": 0.4}):
+        assert [
+            len(r) for r in discovery_schedule(prompts_, RunConfig.model_validate({"propose": whole}).resolved())
+        ] == [10]

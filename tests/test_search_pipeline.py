@@ -99,3 +99,59 @@ def test_a_run_killed_mid_round_resumes_without_paying_twice(tmp_path, server, m
     resumed = [(r["id"], r["property"], r["p_value"]) for r in read_jsonl(tmp_path / "run/hypotheses.jsonl")]
     clean = [(r["id"], r["property"], r["p_value"]) for r in read_jsonl(tmp_path / "clean/hypotheses.jsonl")]
     assert resumed == clean
+
+
+def growing_config(tmp_path, *overrides):
+    from conftest import fake_config
+
+    from lmdelta.config import load_config
+
+    path = fake_config(tmp_path, per_group=20, generate__b={"model": "fake:words", "backend_args": STRONG_B})
+    return load_config(path, ["propose.rounds=3", "propose.first_share=0.34", *overrides])
+
+
+STRONG_B = {"topic_words": ["ocean", "castle"], "topic_rate": 0.8}
+
+
+def test_discovery_answers_grow_round_by_round_and_are_counted(tmp_path):
+    config = growing_config(tmp_path)
+    pipeline.run(config, RunDir(tmp_path / "run"))
+    run = RunDir(tmp_path / "run")
+    counts = run.load_manifest().stages["propose"].counts["discovery"]
+    samples = list(read_jsonl(tmp_path / "run/stages/generate/samples.jsonl"))
+    prompts = {p["id"]: p["split"] for p in read_jsonl(tmp_path / "run/stages/prompts/prompts.jsonl")}
+    up_front = {s["prompt_id"] for s in samples if prompts[s["prompt_id"]] == "discovery"}
+    assert 0 < len(up_front) < counts["prompts"] and counts["generated"] > 0
+    rounds = [r for r in read_jsonl(tmp_path / "run/stages/propose/search_rounds.jsonl") if "round" in r]
+    answered = [r["discovery_prompts"] for r in rounds]
+    assert answered[0] == len(up_front) and answered == sorted(answered) and answered[-1] == counts["prompts_answered"]
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    tokens = summary["tokens_generated"]["discovery"]
+    stored = sum(s["n_tokens"] for s in samples if prompts[s["prompt_id"]] == "discovery")
+    assert tokens["total"] == stored + sum(counts["tokens"].values())
+
+
+def test_a_run_killed_while_discovery_grows_resumes_without_generating_twice(tmp_path, monkeypatch):
+    config = growing_config(tmp_path)
+    real = search.deduplicate
+    calls = []
+
+    def dies_in_round_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # round 2's discovery answers are stored by then
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search, "deduplicate", dies_in_round_two)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(config, RunDir(tmp_path / "run"))
+    stored = list(read_jsonl(tmp_path / "run/stages/propose/discovery_items.jsonl"))
+    assert stored
+    monkeypatch.setattr(search, "deduplicate", real)
+    pipeline.run(config, RunDir(tmp_path / "run"))
+    again = list(read_jsonl(tmp_path / "run/stages/propose/discovery_items.jsonl"))
+    assert again[: len(stored)] == stored and len({r["key"] for r in again}) == len(again)
+    pipeline.run(config, RunDir(tmp_path / "clean"))
+    resumed = [(r["id"], r["description"], r["p_value"]) for r in read_jsonl(tmp_path / "run/hypotheses.jsonl")]
+    clean = [(r["id"], r["description"], r["p_value"]) for r in read_jsonl(tmp_path / "clean/hypotheses.jsonl")]
+    assert resumed == clean

@@ -141,6 +141,16 @@ def claimed(hypotheses: list[Hypothesis], texts: list[str], vectors: np.ndarray,
     return [Claimed(h, v, f) for h, v, f in zip(hypotheses, claim_vectors, firing)]
 
 
+def refired(items: list[Claimed], texts: list[str], vectors: np.ndarray) -> list[Claimed]:
+    """The same hypotheses and claim vectors with their firing sets over other discovery texts (a grown set)."""
+    kept = [i for i, item in enumerate(items) if item.fires is not None]
+    sets = firing_sets([items[i].hypothesis for i in kept], texts, vectors)
+    out = list(items)
+    for i, found in zip(kept, sets):
+        out[i] = Claimed(items[i].hypothesis, items[i].vector, found)
+    return out
+
+
 def _amount(hypothesis: Hypothesis) -> bool:
     """A property judged by how much of it a text has, not whether it is there (see the module docstring)."""
     return hypothesis.judge == "property" and not judges.PRESENCE_JUDGES["property"](hypothesis)

@@ -53,6 +53,7 @@ RESPONSE_CLUSTERS = "response_clusters.jsonl"  # group
 HYPOTHESES = "hypotheses.jsonl"  # propose, per comparison
 SKIPPED = "skipped.jsonl"  # propose, per comparison: the scopes left out
 DUPLICATES = "duplicates.jsonl"  # propose, per comparison: near-duplicate hypotheses merged or dropped
+DISCOVERY_ITEMS = "discovery_items.jsonl"  # propose (propose.first_share < 1): later rounds' discovery answers by key
 SEARCH_ROUNDS = "search_rounds.jsonl"  # propose, per comparison: one line per search round, then why it stopped
 RESULTS = "results.jsonl"  # validate, per comparison: one Finding per hypothesis
 VALIDATION_ITEMS = "validation_items.jsonl"  # validate (sequential mode): the rounds' answers by key, appended

@@ -15,6 +15,7 @@ on the validation data; docs/search.md says why the loop does not.)
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,15 +23,18 @@ from typing import Any
 import numpy as np
 
 from lmdelta.config import RunConfig
-from lmdelta.diversity import Claimed, Duplicate, Embed, claim, claimed, deduplicate, explained
+from lmdelta.diversity import Claimed, Duplicate, Embed, claim, claimed, deduplicate, explained, refired
 from lmdelta.pairdata import PairData
 from lmdelta.proposers.llm import Search
-from lmdelta.records import Hypothesis
+from lmdelta.records import Hypothesis, Prompt
+from lmdelta.validate.sequential import round_order
 
 log = logging.getLogger(__name__)
 # One round of every proposer over the planned scopes: (data with the round's weights, the round) →
 # (hypotheses in proposal order, records of scopes a proposer failed in).
 ProposeRound = Callable[[PairData, Search], tuple[list[Hypothesis], list[dict[str, Any]]]]
+# The comparison a round proposes on, by round (1-based), when discovery answers grow round by round.
+Grow = Callable[[int], PairData]
 NO_NEW = "no new distinct hypothesis"
 LAST_ROUND = "propose.rounds reached"
 
@@ -45,17 +49,27 @@ class SearchResult:
 
 
 def search(
-    data: PairData, scopes: list[str], config: RunConfig, propose_round: ProposeRound, embed: Embed | None = None
+    data: PairData,
+    scopes: list[str],
+    config: RunConfig,
+    propose_round: ProposeRound,
+    embed: Embed | None = None,
+    grow: Grow | None = None,
 ) -> SearchResult:
-    """Run the rounds; see the module docstring."""
+    """Run the rounds; see the module docstring. With `grow`, each round's comparison is grow(round): the
+    discovery answers of that round's prompts (discovery_schedule) are generated before it proposes."""
     section = config.propose
-    discovery = data.rows("discovery")
-    texts = [data.samples[i].text for i in discovery]
-    vectors = data.vectors[discovery] if len(discovery) else np.zeros((0, data.vectors.shape[-1]))
     kept: list[Claimed] = []
     result = SearchResult([])
-    weights: np.ndarray | None = None
     for number in range(1, section.rounds + 1):
+        if grow is not None:
+            data = grow(number)
+        discovery = data.rows("discovery")
+        texts = [data.samples[i].text for i in discovery]
+        vectors = data.vectors[discovery] if len(discovery) else np.zeros((0, data.vectors.shape[-1]))
+        if grow is not None and number > 1:  # the kept ones' firing sets over the grown discovery answers
+            kept = refired(kept, texts, vectors)
+        weights = None if number == 1 else _weights(kept, discovery, len(data.samples), section.explain_weight)
         view = data if weights is None else replace(data, weights=weights)
         proposed, failed = propose_round(view, Search(number, _earlier(kept, scopes)))
         if section.rounds > 1:
@@ -64,12 +78,11 @@ def search(
         kept += fresh
         result.failed += failed
         result.duplicates += left_out
-        result.rounds.append(_round_row(number, proposed, fresh, left_out, weights, discovery))
+        result.rounds.append(_round_row(number, proposed, fresh, left_out, weights, data, discovery))
         log.info("propose: round %d: %s", number, _brief(result.rounds[-1]))
         if not fresh:
             result.stopped = NO_NEW
             break
-        weights = _weights(kept, discovery, len(data.samples), section.explain_weight)
     result.hypotheses = [item.hypothesis for item in kept]
     return result
 
@@ -108,6 +121,7 @@ def _round_row(
     fresh: list[Claimed],
     left_out: list[Duplicate],
     weights: np.ndarray | None,
+    data: PairData,
     discovery: np.ndarray,
 ) -> dict[str, Any]:
     """One line of the propose stage's rounds record."""
@@ -120,4 +134,25 @@ def _round_row(
         "dropped": sum(d.action == "dropped" for d in left_out),
         "explained_texts": explained_texts,
         "discovery_texts": len(discovery),
+        "discovery_prompts": len({data.samples[i].prompt_id for i in discovery}),
     }
+
+
+def grows(config: RunConfig) -> bool:
+    """Whether discovery answers are generated round by round (propose.first_share < 1 with several rounds)."""
+    return config.propose.first_share < 1.0 and config.propose.rounds > 1 and not config.uses_corpus
+
+
+def discovery_schedule(prompts: list[Prompt], config: RunConfig) -> list[list[Prompt]]:
+    """Per round, the discovery prompts answered by then: the first ceil(n·s_r) of them in a seeded order
+    fixed in advance, s_1 = propose.first_share rising evenly to 1 at the last round (all of them, one
+    round, when discovery answers do not grow)."""
+    discovery = [p for p in prompts if p.split == "discovery"]
+    rounds = config.propose.rounds if grows(config) else 1
+    if rounds == 1:
+        return [discovery]
+    by_id = {p.id: p for p in discovery}
+    ordered = [by_id[pid] for pid in round_order(list(by_id), config.propose.resolved_seed)]
+    first = config.propose.first_share
+    shares = [first + (1.0 - first) * r / (rounds - 1) for r in range(rounds)]
+    return [ordered[: math.ceil(len(ordered) * share - 1e-9)] for share in shares]

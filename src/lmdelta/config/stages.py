@@ -190,6 +190,12 @@ class ProposeConfig(Section, Seeded):
         "away (weighted down) for the offline proposers, and the LLM proposer is told what was proposed "
         "(docs/search.md)."
     )
+    first_share: float = Field(default=1.0, gt=0.0, le=1.0)
+    (
+        "Rounds: the share of the discovery prompts answered before the first round (in a seeded order); each "
+        "later round answers an equal part of the rest before it proposes, so answers are generated only while "
+        "rounds find something new (1: every discovery prompt answered up front)."
+    )
     explain_weight: float = Field(default=0.25, ge=0.0, le=1.0)
     """Rounds: the weight a discovery text keeps in later rounds once an earlier hypothesis fires on it (1: none)."""
     dedup: DedupConfig = Field(default_factory=DedupConfig)

@@ -73,6 +73,9 @@ def accounting(ctx: StageContext) -> dict[str, Any]:
     for sample in generate.load(ctx):
         side_tokens = tokens.setdefault(split.get(sample.prompt_id, "other"), {"a": 0, "b": 0})
         side_tokens[sample.side] += sample.n_tokens
+    grown = ((ctx.run_dir.stage_record("propose") or StageRecord()).counts or {}).get("discovery") or {}
+    for side, n in (grown.get("tokens") or {}).items():  # later search rounds' discovery answers (propose's)
+        tokens.setdefault("discovery", {"a": 0, "b": 0})[side] += int(n)
     counts = (ctx.run_dir.stage_record("validate") or StageRecord()).counts or {}
     sequential = counts.get("sequential") or {}
     if sequential.get("validation_tokens"):

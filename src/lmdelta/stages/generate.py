@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from lmdelta import search
 from lmdelta.backends.factory import build_generator, generator_identity
 from lmdelta.backends.protocols import GenerationRequest, Generator, SamplingSettings
 from lmdelta.config import GenerateConfig, RunConfig
@@ -35,7 +36,14 @@ def sequential(config: RunConfig) -> bool:
     return config.validate.mode == "sequential" and not config.uses_corpus
 
 
-READS: tuple[str | Read, ...] = ("validate.mode",)  # sequential: validation answers are validate's
+READS: tuple[str | Read, ...] = (
+    "validate.mode",  # sequential: validation answers are validate's
+    # Discovery answers in rounds (lmdelta.search.grows): only the first round's are generated here.
+    Read("propose.first_share", when=lambda config: not config.uses_corpus),
+    Read("propose.rounds", when=lambda config: config.propose.first_share < 1.0 and not config.uses_corpus),
+    Read("propose.seed", when=search.grows),
+    Read("run.seed", when=search.grows),
+)
 MAX_ANSWERS = 10_000_000  # both sides: past this, a run's requests alone fill the memory of most machines
 log = logging.getLogger(__name__)
 
@@ -121,12 +129,16 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     prompts = prompts_stage.load(ctx)
     if sequential(config):
         prompts = [p for p in prompts if p.split != "validation"]
+    first_round = {p.id for p in search.discovery_schedule(prompts, config)[0]}
+    prompts = [p for p in prompts if p.split != "discovery" or p.id in first_round]
     # Validation answers the sequential mode stored in this directory are the same answers (same keys): reused.
     samples, counts = answer(ctx, config, prompts, None, ctx.output(ITEMS), ctx.input("validate", VALIDATION_ITEMS))
     write_jsonl(ctx.output(SAMPLES), (s.to_dict() for s in samples))
     counts["samples"] = len(samples)
     if sequential(config):
         counts["validation"] = "deferred to validate (validate.mode = sequential)"
+    if search.grows(config):
+        counts["discovery"] = f"{len(first_round)} prompts; the rest answered by propose's rounds"
     return StageResult(counts)
 
 

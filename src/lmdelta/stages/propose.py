@@ -18,14 +18,16 @@ from lmdelta import given
 from lmdelta.config import RunConfig
 from lmdelta.diversity import Embed
 from lmdelta.llm.session import LLMSession, role_identity
-from lmdelta.pairdata import PairData
+from lmdelta.pairdata import PairData, null_pair
 from lmdelta.proposers import BatchProposer, Proposer, clusters, keywords, llm, properties
 from lmdelta.proposers.llm import Search
 from lmdelta.records import Hypothesis
 from lmdelta.rundir import DUPLICATES, EMBEDDER, HYPOTHESES, SEARCH_ROUNDS, SKIPPED, read_jsonl, write_jsonl
-from lmdelta.search import SearchResult, search
+from lmdelta.search import Grow, SearchResult, search
+from lmdelta.search import grows as search_grows
 from lmdelta.stages import embed, generate
 from lmdelta.stages.contract import Read, StageContext, StageResult
+from lmdelta.stages.discovery import DiscoveryAnswers
 from lmdelta.stages.pairs import comparisons, load_pair
 from lmdelta.stats.tests import smallest_p
 
@@ -72,8 +74,9 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     skipped_by: dict[str, list[dict[str, Any]]] = {}
     embed_claims = _claim_embedder(ctx, config)
     entries = _given_entries(ctx, config, data)
+    answers = DiscoveryAnswers(ctx, config, data) if search_grows(config) else None
     for name, pair in comparisons(data, config).items():
-        found, skipped = search_all(pair, config, session, embed_claims)
+        found, skipped = search_all(pair, config, session, embed_claims, _grow(answers, name, config))
         hypotheses = found.hypotheses + given.hypotheses(entries, pair.labels, after=len(found.hypotheses))
         write_jsonl(ctx.output(HYPOTHESES, name), (h.to_dict() for h in hypotheses))
         write_jsonl(ctx.output(SKIPPED, name), skipped)
@@ -88,6 +91,8 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
         if entries:
             counts[name]["given"] = len(entries)
         skipped_by[name] = skipped
+    if answers is not None:
+        counts["discovery"] = answers.counts()
     _log_skipped(skipped_by, config)
     if session is not None:
         session.check()
@@ -141,6 +146,16 @@ def _given_entries(ctx: StageContext, config: RunConfig, data: PairData) -> list
     return entries
 
 
+def _grow(answers: DiscoveryAnswers | None, name: str, config: RunConfig) -> Grow | None:
+    """Round by round, the comparison with that round's discovery answers: the main one, or the null control
+    built from it (None when every discovery prompt was answered up front)."""
+    if answers is None:
+        return None
+    if name == "main":
+        return answers.pair
+    return lambda number: null_pair(answers.pair(number), config.run.seed)
+
+
 def _claim_embedder(ctx: StageContext, config: RunConfig) -> Embed | None:
     """The claims' embedder for deduplication: the run's own, through the shared cache (None when dedup is off)."""
     if not config.propose.dedup.enabled:
@@ -171,19 +186,29 @@ def propose_all(
 
 
 def search_all(
-    data: PairData, config: RunConfig, session: LLMSession | None = None, embed: Embed | None = None
+    data: PairData,
+    config: RunConfig,
+    session: LLMSession | None = None,
+    embed: Embed | None = None,
+    grow: Grow | None = None,
 ) -> tuple[SearchResult, list[dict[str, Any]]]:
     """The search loop's result (lmdelta.search) with its hypotheses numbered in proposal order, and the scopes
-    skipped (with why). `embed` gives the claims' vectors for deduplication (None: firing overlap only)."""
+    skipped (with why). `embed` gives the claims' vectors for deduplication (None: firing overlap only); `grow`
+    the comparison of each round when discovery answers are generated round by round."""
     chosen, skipped = plan_scopes(data, config)
-    usable = {scope: data.rows("discovery", scope) for scope in chosen}
-    proposers = [proposer for prepare in SCOPE_PROPOSERS if (proposer := prepare(data, config)) is not None]
+    # Scope proposers are prepared once per set of answers: a round's weights make a new view of the same
+    # samples, and discovery answers that grow only ever append samples, so their count names the set.
+    prepared: dict[int, list[Proposer]] = {}
 
     def one_round(view: PairData, where: Search) -> tuple[list[Hypothesis], list[dict[str, Any]]]:
+        usable = {scope: view.rows("discovery", scope) for scope in chosen}
+        if len(view.samples) not in prepared:
+            prepared.clear()
+            prepared[len(view.samples)] = [p for make in SCOPE_PROPOSERS if (p := make(view, config)) is not None]
         batched, failed = _propose_batched(view, usable, config, session, where)
-        return _propose_per_scope(view, usable, config, proposers) + batched, failed
+        return _propose_per_scope(view, usable, config, prepared[len(view.samples)]) + batched, failed
 
-    found = search(data, chosen, config, one_round, embed)
+    found = search(data, chosen, config, one_round, embed, grow)
     numbered = [replace(h, id=f"h{i:03d}", order=i) for i, h in enumerate(found.hypotheses, start=1)]
     found.duplicates = [replace(d, kept=numbered[d.kept_index]) for d in found.duplicates]
     found.hypotheses = numbered
@@ -318,7 +343,8 @@ def _n_paired_prompts(data: PairData, scope: str, config: RunConfig | None = Non
 
 
 def _skip_reason(data: PairData, scope: str, config: RunConfig) -> str | None:
-    n_discovery = _n_prompts(data, data.rows("discovery", scope))
+    grown = search_grows(config)  # discovery prompts are answered round by round: count them all, as planned
+    n_discovery = _planned(data, "discovery", scope) if grown else _n_prompts(data, data.rows("discovery", scope))
     n_validation = _n_validation_prompts(data, scope, config)
     least = config.propose.min_discovery_prompts
     if n_discovery < least:
@@ -326,7 +352,7 @@ def _skip_reason(data: PairData, scope: str, config: RunConfig) -> str | None:
     if n_validation < config.validate.min_prompts:
         return f"{n_validation} validation prompts (< validate.min_prompts={config.validate.min_prompts})"
     sides = {data.samples[i].side for i in data.rows("discovery", scope)}
-    if sides != {"a", "b"}:
+    if sides != {"a", "b"} and not grown:
         return f"discovery answers only from side {''.join(sorted(sides)) or 'none'}"
     return None
 
@@ -336,9 +362,14 @@ def _n_validation_prompts(data: PairData, scope: str, config: RunConfig) -> int:
     those of the split."""
     if not generate.sequential(config):
         return _n_prompts(data, data.rows("validation", scope))
-    n = sum(p.split == "validation" and scope in ("all", data.groups.get(p.id)) for p in data.prompts)
+    n = _planned(data, "validation", scope)
     cap = config.validate.max_prompts
     return n if cap is None else min(n, cap)
+
+
+def _planned(data: PairData, split: str, scope: str) -> int:
+    """The scope's prompts of a split, answered yet or not."""
+    return sum(p.split == split and scope in ("all", data.groups.get(p.id)) for p in data.prompts)
 
 
 def _n_prompts(data: PairData, rows: np.ndarray) -> int:
