@@ -21,6 +21,7 @@ from lmdelta import __version__
 from lmdelta.backends.embedded import cache_root
 from lmdelta.errors import LmdeltaError, RunDirError, explain_environment_error
 from lmdelta.report.rounds import search_line, validation_rounds
+from lmdelta.report.stagecounts import counts_in_words
 from lmdelta.report.table import findings_table
 from lmdelta.rundir import MANIFEST, RunDir
 from lmdelta.safetext import safe_terminal_text
@@ -355,7 +356,7 @@ def _print_status(run_dir: Path) -> None:
     for name, record in manifest.stages.items():
         seconds = record.seconds
         shown = f"{seconds:.1f}s" if isinstance(seconds, (int, float)) else "-"
-        _say(f"  {name:<9} {record.status or '?':<12} {shown:>8}  {_format_counts(record.counts or {})}")
+        _say(f"  {name:<9} {record.status or '?':<12} {shown:>8}  {counts_in_words(record.counts or {})}")
     line = search_line(rd)
     if line:
         _say(f"  {line}")
@@ -379,17 +380,6 @@ def _usage_line(entry: dict[str, Any]) -> str:
         f"{failed} failed, {entry.get('reasks', 0)} re-asks), {entry.get('input_tokens', 0)} in / "
         f"{entry.get('output_tokens', 0)} out tokens, ${entry.get('cost_usd', 0.0):.4f}"
     )
-
-
-def _format_counts(counts: dict[str, Any], prefix: str = "") -> str:
-    parts = []
-    for key, value in counts.items():
-        if isinstance(value, dict):
-            inner = _format_counts(value)
-            parts.append(f"{prefix}{key}[{inner}]")
-        else:
-            parts.append(f"{prefix}{key}={value}")
-    return " ".join(parts)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from lmdelta.report.null_control import LEVEL as NULL_LEVEL
 from lmdelta.report.null_control import NOMINAL, summarize_null
 from lmdelta.report.rounds import search_line, validation_rounds
 from lmdelta.report.runfiles import load_json, load_yaml
+from lmdelta.report.stagecounts import counts_in_words
 from lmdelta.report.themes_view import themes_context
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl
 from lmdelta.sources.corpus import side_values
@@ -413,7 +414,7 @@ def _stages(manifest: dict[str, Any]) -> list[dict[str, Any]]:
             "name": name,
             "status": str(record.get("status") or DASH),
             "seconds": finite(record.get("seconds")),
-            "counts": record.get("counts") if isinstance(record.get("counts"), dict) else {},
+            "counts": counts_in_words(record["counts"]) if isinstance(record.get("counts"), dict) else DASH,
         }
         for name, record in stages.items()
         if isinstance(record, dict)
