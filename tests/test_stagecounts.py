@@ -20,3 +20,29 @@ def test_flat_counts_texts_and_rates():
     assert said == "72 prompts, status: not run: no confirmation prompts, 296.9 tokens per second"
     assert counts_in_words({}) == "–"
     assert counts_in_words({"ok": True, "seconds": 0.0123}) == "ok: yes, 0.0123 seconds"
+
+
+def test_a_long_finding_wraps_under_its_column_within_the_width(tmp_path):
+    import json
+
+    from lmdelta.report.table import FINDING_LINES, findings_table
+
+    words = " ".join(f"word{i}" for i in range(80))
+    row = {
+        "validated": True,
+        "p_value": 0.001,
+        "q_value": 0.01,
+        "effect": 0.5,
+        "effect_ci": [0.4, 0.6],
+        "auc": 0.8,
+        "group": "all",
+        "description": f"b says {words}",
+    }
+    (tmp_path / "hypotheses.jsonl").write_text(json.dumps(row) + "\n")
+    lines = findings_table(tmp_path, width=100).splitlines()
+    first = next(i for i, line in enumerate(lines) if "[all] b says word0" in line)
+    block = lines[first : first + FINDING_LINES]
+    assert all(len(line) <= 100 for line in block)
+    column = block[0].index("b says")
+    assert all(line[:column].strip() == "" and line[column:].startswith("word") for line in block[1:])
+    assert block[-1].endswith("…") and "word79" not in "\n".join(lines)

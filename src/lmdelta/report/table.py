@@ -16,6 +16,7 @@ from lmdelta.rundir import FINDINGS, THEMES, RunDir, read_jsonl
 from lmdelta.safetext import safe_terminal_text
 
 GROUP_WIDTH = 24  # a group name longer than this is shortened in the table
+FINDING_LINES = 3  # a finding's description wraps onto at most this many lines
 THEME_LINES = 8  # themes listed; the rest are counted
 
 
@@ -84,10 +85,10 @@ def _table(merged: list[MergedFinding], rows: list[dict[str, Any]], summary: dic
         ci = (row.get("effect_ci_fcr") if adjusted else row.get("effect_ci")) or [None, None]
         effect = f"{_num(row['effect'])} [{_num(ci[0])}, {_num(ci[1])}]"
         again = f"{_replicated(row.get('replication')):<11} " if replicated else ""
-        out.append(
-            f"{i:>3}  {effect:<20} {_num(row['auc']):>5} {_p(row['p_value']):>8} "
-            f"{_p(row.get('q_value')):>8}  {again}{_finding_text(finding, max(width - used, 30))}"
-        )
+        numbers = f"{_num(row['auc']):>5} {_p(row['p_value']):>8} {_p(row.get('q_value')):>8}"
+        lead = f"{i:>3}  {effect:<20} {numbers}  {again}"
+        text = _finding_lines(finding, max(width - max(used, len(lead)), 30))
+        out += [lead + text[0], *(" " * len(lead) + line for line in text[1:])]
     if adjusted:
         tested = (summary.get("main") or {}).get("tested", sum(r.get("p_value") is not None for r in rows))
         out.append(
@@ -122,17 +123,20 @@ def _themes(data: dict[str, Any], width: int) -> list[str]:
     return out
 
 
-def _finding_text(finding: MergedFinding, width: int) -> str:
+def _finding_lines(finding: MergedFinding, width: int) -> list[str]:
     """The lead's group in brackets (with the groups the claim was validated in, when more than one scope), then the
-    description shortened to fit. Groups and descriptions quote corpus texts and LLM output: nothing in them may
-    drive the terminal."""
+    description wrapped to the width (at most FINDING_LINES lines, the last shortened with "…"), continuation
+    lines indented under the description. Groups and descriptions quote corpus texts and LLM output: nothing in
+    them may drive the terminal."""
     group = str(finding.lead.get("group"))
     group = group if len(group) <= GROUP_WIDTH else group[: GROUP_WIDTH - 1] + "…"
     where = f"; {finding.groups_phrase()}" if finding.merged else ""
     given = f"{GIVEN}, " if finding.lead.get("proposer") == GIVEN else ""
     scope = safe_terminal_text(f"[{given}{group}{where}] ")
     room = max(width - len(scope), 30)
-    return scope + textwrap.shorten(safe_terminal_text(finding.description()), width=room, placeholder="…")
+    text = " ".join(safe_terminal_text(finding.description()).split())
+    lines = textwrap.wrap(text, width=room, max_lines=FINDING_LINES, placeholder=" …") or [""]
+    return [scope + lines[0], *(" " * len(scope) + line for line in lines[1:])]
 
 
 def _replicated(replication: Any) -> str:
