@@ -161,6 +161,20 @@ def restore_lmdelta_logger():
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
 
 
+def validated_row(description: str, group: str = "all") -> dict:
+    """The fields the terminal findings table reads of one validated finding (a root hypotheses.jsonl row)."""
+    return {
+        "validated": True,
+        "p_value": 0.001,
+        "q_value": 0.01,
+        "effect": 0.5,
+        "effect_ci": [0.4, 0.6],
+        "auc": 0.8,
+        "group": group,
+        "description": description,
+    }
+
+
 def make_finding(**fields):
     """A records.Finding with neutral values for every field a test does not set (an untested hypothesis)."""
     from lmdelta.records import Finding

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import fake_config
+from conftest import fake_config, validated_row
 
 from lmdelta import pipeline
 from lmdelta.cli import main
@@ -314,16 +314,7 @@ def test_the_findings_table_strips_escapes_controls_and_line_breaks(tmp_path):
     from lmdelta.report.table import findings_table
 
     description = "b says " + "".join(f"{e}x{i}" for i, e in enumerate(ESCAPES)) + "\nnext\tline\u2028end\x00\x7f"
-    row = {
-        "validated": True,
-        "p_value": 0.001,
-        "q_value": 0.01,
-        "effect": 0.5,
-        "effect_ci": [0.4, 0.6],
-        "auc": 0.8,
-        "group": "g\x1b[1m1",
-        "description": description,
-    }
+    row = validated_row(description, group="g\x1b[1m1")
     (tmp_path / "hypotheses.jsonl").write_text(json.dumps(row) + "\n")
     table = findings_table(tmp_path, width=200)
     finding = table.splitlines()[-1]

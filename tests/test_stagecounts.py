@@ -1,5 +1,7 @@
 """A stage's counts in words: the report's run table and `lmdelta status` never print raw mappings."""
 
+from conftest import validated_row
+
 from lmdelta.report.stagecounts import counts_in_words
 
 
@@ -28,16 +30,7 @@ def test_a_long_finding_wraps_under_its_column_within_the_width(tmp_path):
     from lmdelta.report.table import FINDING_LINES, findings_table
 
     words = " ".join(f"word{i}" for i in range(80))
-    row = {
-        "validated": True,
-        "p_value": 0.001,
-        "q_value": 0.01,
-        "effect": 0.5,
-        "effect_ci": [0.4, 0.6],
-        "auc": 0.8,
-        "group": "all",
-        "description": f"b says {words}",
-    }
+    row = validated_row(f"b says {words}")
     (tmp_path / "hypotheses.jsonl").write_text(json.dumps(row) + "\n")
     lines = findings_table(tmp_path, width=100).splitlines()
     first = next(i for i, line in enumerate(lines) if "[all] b says word0" in line)
