@@ -11,9 +11,10 @@ answers to one prompt alike (ICC about 0.4 on the logit scale). Per answer, the 
   sign-flip's p-value and the t-test's agree to the Monte Carlo error, and the sign-flip at that size
   would take hours per repetition), BH at q;
 - sequential: lmdelta's own code (`validate.sequential.assess`, `round_order`, `Rounds`,
-  `stats.sequential.e_bh`): one answer per prompt and side, rounds of 16, 32, 64, ... in-scope prompts
+  `stats.sequential.e_bh`): one answer per prompt and side, rounds of 16, 24, 36, ... in-scope prompts
   per undecided hypothesis, a prompt answered only when some undecided hypothesis needs it, the
-  stage's stop thresholds (e >= H/q), futility at validate.min_effect, e-BH at q.
+  stage's stop thresholds (e >= H/(q (s + 1)) once s have settled), futility at validate.min_effect and
+  validate.futility_alpha, e-BH at q.
 
 Counts (machine-independent): generated tokens (answers × TOKENS), judge calls ((hypothesis, text)
 pairs judged); power per effect size and false discoveries over the repetitions; time per repetition.
@@ -44,14 +45,16 @@ from lmdelta.config import load_config
 from lmdelta.rundir import RunDir
 from lmdelta.stats import fdr
 from lmdelta.stats.sequential import e_bh
-from lmdelta.validate.sequential import Rounds, Stopping, assess, round_order
+from lmdelta.validate.sequential import Rounds, Stopping, assess, round_order, settled_threshold
 
 RESULTS = Path(__file__).parent / "results" / "adaptive.json"
 N_PROMPTS, N_GROUPS = 20_000, 10
 N_ALL, PER_GROUP = 20, 8  # hypotheses over all prompts; per group
 K_FIXED, K_SEQUENTIAL, TOKENS = 4, 1, 100
-Q, FIRST, GROWTH, FUTILITY_ALPHA = 0.05, 16, 2.0, 0.2
-MIN_EFFECTS = (0.1, 0.2)  # validate.min_effect (standard deviations of d): the default, and a coarser one
+Q, FIRST, GROWTH = 0.05, 16, 1.5
+# (validate.min_effect in standard deviations of d, validate.futility_alpha): the defaults first, then a
+# safer futility rule and two coarser effects worth reporting.
+VARIANTS = ((0.1, 0.2), (0.1, 0.05), (0.15, 0.2), (0.2, 0.2))
 # (hypothesis index, logit shift of b): five real pooled hypotheses, five real group ones.
 REAL = {0: 0.45, 1: 0.6, 2: 0.8, 3: 1.0, 4: 1.5, 20: 0.45, 36: 0.6, 52: 0.8, 68: 1.0, 84: 1.5}
 BASE_LOGIT, PROMPT_SD = -1.0, 1.5
@@ -144,8 +147,7 @@ def parameters(reps: int, seed: int) -> dict[str, Any]:
         "answers_per_prompt": {"fixed": K_FIXED, "sequential": K_SEQUENTIAL},
         "tokens_per_answer": TOKENS,
         "q": Q,
-        "min_effect": list(MIN_EFFECTS),
-        "futility_alpha": FUTILITY_ALPHA,
+        "variants (min_effect, futility_alpha)": [list(v) for v in VARIANTS],
         "rounds": {"first": FIRST, "growth": GROWTH},
         "repetitions": reps,
         "seed": seed,
@@ -188,8 +190,9 @@ def one_rep(task: tuple[int, int]) -> dict[str, Any]:
     seed, rep = task
     a, b, groups = draw(seed, rep)
     found = {"fixed": fixed(a, b, groups)}
-    for min_effect in MIN_EFFECTS:
-        found[f"sequential {min_effect}"] = sequential(a[0], b[0], groups, seed, min_effect)
+    for min_effect, futility_alpha in VARIANTS:
+        key = f"sequential {min_effect} {futility_alpha}"
+        found[key] = sequential(a[0], b[0], groups, seed, min_effect, futility_alpha)
     return found
 
 
@@ -215,14 +218,15 @@ def fixed(a: np.ndarray, b: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
     }
 
 
-def sequential(a: np.ndarray, b: np.ndarray, groups: np.ndarray, seed: int, min_effect: float) -> dict[str, Any]:
+def sequential(
+    a: np.ndarray, b: np.ndarray, groups: np.ndarray, seed: int, min_effect: float, futility_alpha: float
+) -> dict[str, Any]:
     """The sequential stage's allocation and stops on one answer per prompt and side."""
     start = time.perf_counter()
     n_hyp = a.shape[0]
     d = b.astype(float) - a.astype(float)
     order = np.array([int(pid) for pid in round_order([str(i) for i in range(N_PROMPTS)], seed)])
     scoped = [order[scope_mask(h, groups)[order]] for h in range(n_hyp)]
-    rule = Stopping(Q, n_hyp / Q, min_effect, FUTILITY_ALPHA, standardized=True)
     outcomes: dict[int, Any] = {}
     answered: set[int] = set()
     ends = Rounds(FIRST, GROWTH).boundaries(N_PROMPTS)
@@ -237,6 +241,8 @@ def sequential(a: np.ndarray, b: np.ndarray, groups: np.ndarray, seed: int, min_
             more = scoped[h].size > take
             seen = d[h, scoped[h][:take]]
             last = number == len(ends) or not more
+            settled = sum(o.reason == "rejected" for o in outcomes.values())
+            rule = Stopping(Q, settled_threshold(n_hyp, Q, settled), min_effect, futility_alpha, standardized=True)
             outcomes[h] = assess(seen, "b>a", rule, number, last, more)
             used[h] = take
     e = [outcomes[h].e_value for h in range(n_hyp)]
@@ -281,10 +287,11 @@ def summarize(outcomes: list[dict[str, Any]], effects: dict[int, float]) -> dict
 def markdown(results: dict[str, Any]) -> str:
     s, effects = results["summary"], results["effects"]
     modes = list(s)
-    header = " | ".join(["fixed"] + [f"sequential, min_effect {m.split()[1]}" for m in modes[1:]])
+    names = [f"sequential, min_effect {m.split()[1]}, futility {m.split()[2]}" for m in modes[1:]]
+    header = " | ".join(["fixed", *names])
     lines = [
         f"{results['parameters']['repetitions']} repetitions, {N_PROMPTS:,} prompts, 100 hypotheses (10 real), "
-        f"q = {Q}, futility_alpha = {FUTILITY_ALPHA}",
+        f"q = {Q}, rounds {FIRST} × {GROWTH}",
         "",
         f"| | {header} |",
         "|---|" + "---:|" * len(modes),

@@ -1221,8 +1221,8 @@ def timing(seed: int) -> list[dict]:
 
 # --- 11. sequential (anytime-valid) validation -------------------------------------------------
 
-SEQ_PROMPTS = 1000  # the validation split a hypothesis may use up: rounds end at 16, 48, 112, 240, 496, 1000
-SEQ_ROUNDS = Rounds(16, 2.0)  # validate.first_round and validate.growth defaults
+SEQ_PROMPTS = 1000  # the validation split a hypothesis may use up: rounds end at 16, 40, 76, 130, ..., 1000
+SEQ_ROUNDS = Rounds(16, 1.5)  # validate.first_round and validate.growth defaults
 SEQ_MIN_EFFECT = 0.1  # validate.min_effect default (standard deviations of d, as the stage reads it)
 SEQ_FUTILITY = 0.2  # validate.futility_alpha default
 SEQ_CHUNK = 250  # data sets drawn at once: bounded memory at 1000 prompts x 8 answers

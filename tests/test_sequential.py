@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 
 from lmdelta.stats.fdr import PowerGamma, benjamini_hochberg
-from lmdelta.stats.sequential import ELond, betting_test, confidence_sequence, e_bh, plugin_stakes
+from lmdelta.stats.sequential import (
+    ELond,
+    betting_test,
+    confidence_sequence,
+    e_bh,
+    growth_stakes,
+    horizon_stakes,
+    lower_bound,
+    plugin_stakes,
+    upper_bound,
+)
 
 
 def test_plugin_stakes_follow_wsr23_by_hand():
@@ -25,15 +35,54 @@ def test_plugin_stakes_follow_wsr23_by_hand():
     assert plugin_stakes(x, 0.05) == pytest.approx(expected)
 
 
+def test_growth_stakes_are_wsr23_agrapa_by_hand():
+    """aGRAPA: (mu_{t-1} - m) / (sigma2_{t-1} + (mu_{t-1} - m)^2) from the regularised running estimates,
+    never negative; the first stake (nothing seen) is the cap."""
+    x = np.array([1.0, 1.0, 0.0, 0.0])
+    mu1 = (0.5 + 1) / 2
+    sigma1 = (0.25 + (1 - mu1) ** 2) / 2
+    mu2 = (0.5 + 2) / 3
+    sigma2 = (0.25 + (1 - mu1) ** 2 + (1 - mu2) ** 2) / 3
+    mu3 = (0.5 + 2) / 4
+    sigma3 = (0.25 + (1 - mu1) ** 2 + (1 - mu2) ** 2 + (0 - mu3) ** 2) / 4
+    expected = [(mu - 0.5) / (var + (mu - 0.5) ** 2) for mu, var in ((mu1, sigma1), (mu2, sigma2), (mu3, sigma3))]
+    stakes = growth_stakes(x, 0.5, +1)
+    assert np.isinf(stakes[0]) and stakes[1:] == pytest.approx(expected)
+    assert growth_stakes(x, 0.5, -1)[1:] == pytest.approx([0.0, 0.0, 0.0])  # no bet against the evidence
+
+
+def test_horizon_stakes_by_hand():
+    x = np.array([1.0, 0.0])
+    sigma1 = (0.25 + (1 - 0.75) ** 2) / 2
+    expected = [math.sqrt(2 * math.log(1 / 0.2) / (v * 300)) for v in (0.25, sigma1)]
+    assert horizon_stakes(x, 0.2, 300) == pytest.approx(expected)
+
+
+def test_one_sided_bounds_cover_the_mean_uniformly_in_time_and_mirror():
+    rng = np.random.default_rng(5)
+    truth = float(np.mean(np.clip(rng.normal(0.1, 0.5, size=1_000_000), -1, 1)))
+    misses = 0
+    runs = 300
+    for _ in range(runs):
+        d = np.clip(rng.normal(0.1, 0.5, size=200), -1, 1)
+        misses += upper_bound(d, 0.2, 100) < truth  # the running intersection over all 200 looks
+    assert misses / runs <= 0.2
+    d = np.clip(rng.normal(0.1, 0.5, size=300), -1, 1)
+    assert lower_bound(d, 0.2, 100) == pytest.approx(-upper_bound(-d, 0.2, 100))
+    assert lower_bound(d, 0.2, 100) < float(np.mean(d)) < upper_bound(d, 0.2, 100)
+    assert upper_bound([], 0.2, 100) == 1.0
+
+
 def test_capital_grows_by_half_on_each_top_score_and_rejects_at_one_over_alpha():
     """With every difference +1 the stake is capped at c/m = 1, so each prompt multiplies the capital by
     1.5: 1.5^7 = 17.1 < 20 <= 1.5^8 = 25.6."""
     seven, eight = betting_test([1.0] * 7), betting_test([1.0] * 8)
     assert seven.capital == pytest.approx(1.5 ** np.arange(1, 8))
     assert not seven.rejected and eight.rejected and eight.p_value == pytest.approx(1 / 1.5**8)
-    both = betting_test([1.0] * 3, side="two-sided")
-    assert both.capital == pytest.approx(0.5 * 1.5 ** np.arange(1, 4) + 0.5 * 0.5 ** np.arange(1, 4))
-    assert betting_test([1.0] * 20, side="less").e_value < 1e-5  # betting the wrong way loses
+    both = betting_test([1.0] * 3, side="two-sided")  # the "less" half loses its first stake, then stops betting
+    assert both.capital == pytest.approx(0.5 * 1.5 ** np.arange(1, 4) + 0.5 * 0.5)
+    # betting the wrong way loses the first stake, then the stakes follow the evidence and stop
+    assert betting_test([1.0] * 20, side="less").e_value == pytest.approx(0.5)
 
 
 def test_empty_and_nan_differences():

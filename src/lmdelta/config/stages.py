@@ -255,7 +255,7 @@ class ValidateConfig(Section, Seeded):
     )
     first_round: int = Field(default=16, ge=2)
     """Sequential: in-scope prompts per hypothesis in the first round."""
-    growth: float = Field(default=2.0, ge=1.0, le=10.0)
+    growth: float = Field(default=1.5, ge=1.0, le=10.0)
     """Sequential: each round gives every undecided hypothesis this many times the prompts of the last."""
     max_prompts: int | None = Field(default=None, ge=2)
     """Sequential: at most this many in-scope prompts per hypothesis (unset: the whole validation split)."""
@@ -267,8 +267,9 @@ class ValidateConfig(Section, Seeded):
     )
     futility_alpha: float = Field(default=0.2, gt=0.0, le=0.5)
     (
-        "Sequential: futility is read from a confidence sequence at level 1 − this; it never adds a rejection, "
-        "so it costs no validity, and a real effect of at least min_effect is stopped with probability at most this."
+        "Sequential: futility is read from a one-sided confidence sequence at level 1 − this, tuned for the prompts "
+        "a bound of min_effect needs; it never adds a rejection, so it costs no validity, and a real effect of at "
+        "least min_effect is stopped with probability at most this."
     )
     answers_per_prompt: int | None = Field(default=1, ge=1)
     (

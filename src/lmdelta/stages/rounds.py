@@ -36,7 +36,15 @@ from lmdelta.stages import embed, generate, group, prompts
 from lmdelta.stages.contract import StageContext
 from lmdelta.stages.pairs import comparisons, load_pair
 from lmdelta.validate.findings import validate_all
-from lmdelta.validate.sequential import Outcome, Rounds, Stopping, assess, round_order, stop_thresholds
+from lmdelta.validate.sequential import (
+    Outcome,
+    Rounds,
+    Stopping,
+    assess,
+    round_order,
+    settled_threshold,
+    stop_thresholds,
+)
 from lmdelta.validate.sets import ValidationSet, balanced_differences, subsample_seed
 
 TEST = "betting e-process"
@@ -58,7 +66,8 @@ class Family:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     ends: dict[str, int] = field(default_factory=dict)  # prompts of its scope the hypothesis has been given
     judged: dict[str, int] = field(default_factory=dict)  # texts judged per hypothesis (its prefix only grows)
-    sure: dict[str, float] = field(default_factory=dict)  # the e-value past which it is rejected whatever else
+    sure: dict[str, float] = field(default_factory=dict)  # static stop thresholds (e-LOND's, per place)
+    online: bool = False
 
     def __post_init__(self) -> None:
         self.sure = {h.id: float(len(self.hypotheses)) for h in self.hypotheses}
@@ -69,8 +78,19 @@ class Family:
         ranked = sorted(self.hypotheses, key=lambda h: h.order)
         proposed = [h for h in ranked if h.proposer != GIVEN]
         given = [h for h in ranked if h.proposer == GIVEN]
+        self.online = online
         self.sure = {h.id: sure for h, sure in zip(proposed, stop_thresholds(len(proposed), q, online))}
         self.sure.update({h.id: sure for h, sure in zip(given, stop_thresholds(len(given), q))})
+
+    def threshold(self, h: Hypothesis, q: float) -> float:
+        """Where `h` may stop as rejected now. Under e-BH the bar falls as others settle
+        (validate.sequential.settled_threshold, counted within h's own e-BH family: proposed or given);
+        e-LOND's per-place levels are static."""
+        if self.online and h.proposer != GIVEN:
+            return self.sure[h.id]
+        kin = [k for k in self.hypotheses if (k.proposer == GIVEN) == (h.proposer == GIVEN)]
+        settled = sum(self.outcomes.get(k.id) is not None and self.outcomes[k.id].reason == "rejected" for k in kin)
+        return settled_threshold(len(kin), q, settled)
 
     def live(self) -> list[Hypothesis]:
         return [h for h in self.hypotheses if self.outcomes.get(h.id) is None or self.outcomes[h.id].reason == "live"]
@@ -184,7 +204,7 @@ class Loop:
         seed = self.config.validate.resolved_seed
         D, _ = balanced_differences(np.array(scores), vs, [subsample_seed(seed, h.content_key) for h in live])
         for row, (h, mask) in enumerate(zip(live, masks)):
-            sure = fam.sure[h.id]
+            sure = fam.threshold(h, self.config.decide.q)
             fam.judged[h.id] = int(mask[vs.prompt_of_row].sum())
             d = D[row, [position[pid] for pid in self.scope(h)[:end] if pid in position]]
             scope_left = len(self.scope(h)) > end

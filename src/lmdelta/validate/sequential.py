@@ -20,7 +20,15 @@ import numpy as np
 
 from lmdelta.hashing import child_seed
 from lmdelta.stats.fdr import PowerGamma
-from lmdelta.stats.sequential import ROUND_GRID, Side, betting_test, confidence_sequences, e_bh
+from lmdelta.stats.sequential import (
+    ROUND_GRID,
+    Side,
+    betting_test,
+    confidence_sequences,
+    e_bh,
+    lower_bound,
+    upper_bound,
+)
 
 Reason = Literal["rejected", "futile", "cap", "exhausted", "live"]
 
@@ -74,28 +82,43 @@ def run_rounds(
 ) -> list[Outcome]:
     """Test each row of D (in column order, the prompts' seeded order) round by round.
 
-    A hypothesis stops when its e-value reaches len(D)/alpha (then e-BH rejects it whatever the others
-    show; with `online`, also e-LOND's level for its place, the rows being in proposal order), when its
-    confidence sequence at level 1 - futility_alpha (default alpha) excludes every effect of at least
-    `min_effect` in its direction (futile; with min_effect 0, when it excludes the direction altogether),
-    at the prompt cap, or when the prompts run out (`standardized`: min_effect in standard deviations of d,
-    as the validate stage reads it). Directions are "b>a" (E[d] > 0) or "a>b".
+    A hypothesis stops when its e-value reaches the point past which e-BH rejects it whatever the others
+    show (`settled_threshold`: m/alpha, lower once others have settled; with `online`, also e-LOND's level
+    for its place, the rows being in proposal order), when a one-sided confidence sequence at level
+    1 - futility_alpha (default alpha) excludes every effect of at least `min_effect` in its direction
+    (futile; with min_effect 0, when it excludes the direction altogether), at the prompt cap, or when the
+    prompts run out (`standardized`: min_effect in standard deviations of d, as the validate stage reads
+    it). Directions are "b>a" (E[d] > 0) or "a>b".
     """
     D = np.asarray(D, dtype=float)
     ends = rounds.boundaries(D.shape[1])
-    sure = stop_thresholds(len(D), alpha, online)
-    return [
-        _one(D[h], direction, ends, Stopping(alpha, sure[h], min_effect, futility_alpha, standardized))
-        for h, direction in enumerate(directions)
-    ]
+    static = stop_thresholds(len(D), alpha, online)
+    outcomes: list[Outcome | None] = [None] * len(D)
+    for number, end in enumerate(ends, start=1):
+        for h, direction in enumerate(directions):
+            if not _live(outcomes[h]):
+                continue
+            sure = static[h] if online else settled_threshold(len(D), alpha, _settled(outcomes))
+            rule = Stopping(alpha, sure, min_effect, futility_alpha, standardized)
+            seen = D[h, :end][~np.isnan(D[h, :end])]
+            outcomes[h] = assess(seen, direction, rule, number, last=number == len(ends), more=end < D.shape[1])
+    return [o or Outcome(0, "exhausted", 0, 1.0, 1.0, (-1.0, 1.0)) for o in outcomes]
+
+
+def _live(outcome: Outcome | None) -> bool:
+    return outcome is None or outcome.reason == "live"
+
+
+def _settled(outcomes: Sequence[Outcome | None]) -> int:
+    return sum(o is not None and o.reason == "rejected" for o in outcomes)
 
 
 E_LOND_GAMMA = PowerGamma(1.5, horizon=100_000)  # the spending sequence of decide's e-LOND
 
 
 def stop_thresholds(m: int, q: float, online: bool = False) -> list[float]:
-    """Per hypothesis, in proposal order, the e-value past which its decision cannot change, so that it may
-    stop betting: m/q, where e-BH rejects it whatever the others show; under e-LOND (online) the t-th also
+    """Per hypothesis, in proposal order, the e-value past which its decision cannot change before any other
+    has settled: m/q, where e-BH rejects it whatever the others show; under e-LOND (online) the t-th also
     needs e >= 1/(q gamma_t), its level when nothing before it was rejected."""
     sure = [m / q] * m
     if online:
@@ -103,21 +126,22 @@ def stop_thresholds(m: int, q: float, online: bool = False) -> list[float]:
     return sure
 
 
-def _one(d: np.ndarray, direction: str, ends: list[int], rule: Stopping) -> Outcome:
-    outcome = None
-    for number, end in enumerate(ends, start=1):
-        seen = d[:end][~np.isnan(d[:end])]
-        outcome = assess(seen, direction, rule, number, last=number == len(ends), more=end < d.size)
-        if outcome.reason != "live":
-            return outcome
-    return outcome or Outcome(0, "exhausted", 0, 1.0, 1.0, (-1.0, 1.0))
+def settled_threshold(m: int, q: float, settled: int) -> float:
+    """The e-value past which e-BH at level q over m hypotheses rejects a hypothesis whatever the unsettled
+    ones show, once `settled` others have stopped past this rule's threshold: m / (q (settled + 1)).
+
+    Why: the j-th to settle had e >= m/(q j) >= m/(q s) with s = settled + 1 counting the new one, so at least
+    s e-values are >= m/(q s); e-BH rejects the k* largest with k* the largest k where the k-th largest is
+    >= m/(q k), hence k* >= s and every e-value >= m/(q s) is rejected, the s settled ones included. The
+    settled e-values are frozen (they stop betting) and the others can only add rejections."""
+    return m / (q * (settled + 1))
 
 
 @dataclass(frozen=True)
 class Stopping:
     """When a hypothesis leaves the rounds: rejected once its e-value reaches `sure`, futile once a confidence
     sequence at level 1 - `futility_alpha` (default alpha) rules out every effect of at least `min_effect` in
-    its direction. `alpha` is the level of the test's confidence sequence and of its stakes."""
+    its direction. `alpha` is the level of the confidence sequence reported with a finding."""
 
     alpha: float
     sure: float
@@ -136,6 +160,15 @@ class Stopping:
         spread = float(np.std(seen, ddof=1)) if seen.size > 1 else 1.0
         return max(self.min_effect * spread, 2.0 / (ROUND_GRID - 1))
 
+    @property
+    def horizon(self) -> float:
+        """The number of prompts the futility bound is tuned for: where a bound of width min_effect standard
+        deviations is first within reach, 2 log(1/futility_alpha) / min_effect^2 (min_effect read as standard
+        deviations of d; d's standard deviation is at most 1 when it is raw). A constant, so the stakes stay
+        predictable; with min_effect 0 the bound is tuned for 1,000 prompts."""
+        level = self.futility_alpha or self.alpha
+        return 2.0 * np.log(1.0 / level) / self.min_effect**2 if self.min_effect > 0 else 1000.0
+
 
 def assess(seen: np.ndarray, direction: str, rule: Stopping, number: int, last: bool, more: bool) -> Outcome:
     """One hypothesis after round `number`, from the finite differences of the prompts it has seen (in
@@ -144,23 +177,30 @@ def assess(seen: np.ndarray, direction: str, rule: Stopping, number: int, last: 
 
     Stopping for futility never makes a rejection, so its level costs no validity, only power: a real
     effect of at least min_effect is stopped as futile with probability at most futility_alpha
-    (time-uniformly)."""
+    (time-uniformly: the bound is a one-sided confidence sequence)."""
     side: Side = "greater" if direction == "b>a" else "less"
     test = betting_test(seen, side=side, alpha=rule.alpha)
-    cs, loose = confidence_sequences(seen, (rule.alpha, rule.futility_alpha or rule.alpha), ROUND_GRID)
-    reason = _reason(test.e_value, rule.sure, loose, direction, rule.futility_bound(seen), last, more) or "live"
+    (cs,) = confidence_sequences(seen, (rule.alpha,), ROUND_GRID)
+    reason = _reason(test.e_value, rule, seen, direction, last, more) or "live"
     return Outcome(number, reason, seen.size, test.e_value, test.p_value, (cs.low, cs.high))
 
 
-def _reason(e_value, sure, cs, direction, min_effect, last: bool, more: bool) -> Reason | None:
-    if e_value >= sure:
+def _reason(e_value: float, rule: Stopping, seen: np.ndarray, direction: str, last: bool, more: bool) -> Reason | None:
+    if e_value >= rule.sure:
         return "rejected"
-    futile = cs.excludes_above(min_effect) if direction == "b>a" else cs.excludes_below(min_effect)
-    if futile and cs.n:
+    if seen.size and _futile(seen, direction, rule):
         return "futile"
     if last:
         return "cap" if more else "exhausted"
     return None
+
+
+def _futile(seen: np.ndarray, direction: str, rule: Stopping) -> bool:
+    """Whether the one-sided confidence sequence rules out every effect worth pursuing in the direction."""
+    level, bound = rule.futility_alpha or rule.alpha, rule.futility_bound(seen)
+    if direction == "b>a":
+        return upper_bound(seen, level, rule.horizon, ROUND_GRID) < bound
+    return lower_bound(seen, level, rule.horizon, ROUND_GRID) > -bound
 
 
 def round_order(prompt_ids: Sequence[str], seed: int) -> list[str]:
