@@ -7,7 +7,7 @@ TORCH := torch==2.13.0
 # Every install is constrained to the versions the test suite passed with; `make lock` refreshes them.
 LOCK := requirements.lock
 
-.PHONY: demo demo-compare test lint install lock clean
+.PHONY: demo demo-compare test lint install lock clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,19 @@ demo-compare: install
 	$(BIN)/lmdelta run configs/demo.yaml --run-dir runs/demo-compare
 
 # The gates STYLE.md names (line length, complexity, argument count, formatting, types), then the suite.
-test: lint
+test: lint chromium
 	$(BIN)/pytest -q
+
+# The browser tests (tests/test_browser_report.py) drive Debian's chromium through playwright (never
+# `playwright install`). Installed here when missing and apt-get can run; without it those tests skip and say why.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium for the browser tests (apt-get)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "warning: apt-get could not install chromium; the browser tests will skip" >&2; \
+	else echo "warning: no $(CHROMIUM) (as root: apt-get install chromium); the browser tests will skip" >&2; fi
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -131,7 +131,7 @@ def test_file_errors_missing_unknown_extension_and_field_count(tmp_path):
     with pytest.raises(PromptBankError, match="does not exist"):
         read_records(tmp_path / "gone.csv", "Test file")
     with pytest.raises(PromptBankError) as err:
-        read_records(write(tmp_path / "x.tsv", "a\tb\n"), "Test file")
+        read_records(write(tmp_path / "x.xlsx", "a\tb\n"), "Test file")
     assert ".csv" in err.value.fix and ".parquet" in err.value.fix
     with pytest.raises(PromptBankError, match=r"line 3 has 3 fields but the header \(line 1\) has 2"):
         read_records(write(tmp_path / "w.csv", "a,b\n1,2\n1,2,3\n"), "Test file")

@@ -20,6 +20,8 @@ import click
 from lmdelta import __version__
 from lmdelta.backends.embedded import cache_root
 from lmdelta.errors import LmdeltaError, RunDirError, explain_environment_error
+from lmdelta.examples import DEFAULT, example_names, write_example
+from lmdelta.inputs import Inputs, as_override_strings, default_run_dir, point_latest
 from lmdelta.report.rounds import search_line, validation_rounds
 from lmdelta.report.stagecounts import counts_in_words
 from lmdelta.report.table import findings_table
@@ -112,11 +114,32 @@ def _interrupt_on_sigterm() -> None:
 
 
 @main.command()
-@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config_path", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--a", "model_a", metavar="MODEL", help="Side a's model (generate.a.model): a Hub id, folder, or API model."
+)
+@click.option("--b", "model_b", metavar="MODEL", help="Side b's model (generate.b.model).")
+@click.option(
+    "--corpus",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Saved outputs instead of models: once (one file with both sides) or twice (side a's, then side b's).",
+)
+@click.option("--a-label", metavar="NAME", help="What to call side a in the findings (generate.a.label).")
+@click.option("--b-label", metavar="NAME", help="What to call side b (generate.b.label).")
+@click.option(
+    "--text-columns",
+    nargs=2,
+    metavar="COL_A COL_B",
+    help="A wide corpus (one row per prompt): the columns holding side a's and side b's answers.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Use at most this many prompts (prompts.limit).")
 @click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the run lives (default: runs/<config name>). Re-running resumes it.",
+    help="Where the run lives (default: runs/<name>-<key of what is compared>, linked from runs/latest). "
+    "Re-running resumes it.",
 )
 @click.option(
     "--set",
@@ -127,19 +150,49 @@ def _interrupt_on_sigterm() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Check config, models and files without loading weights, then stop.")
 @click.pass_context
-def run(ctx: click.Context, config_path: Path, run_dir: Path | None, overrides: tuple[str, ...], dry_run: bool) -> None:
-    """Run the pipeline described by CONFIG, resuming whatever is already done."""
+def run(
+    ctx: click.Context,
+    config_path: Path | None,
+    run_dir: Path | None,
+    overrides: tuple[str, ...],
+    dry_run: bool,
+    **given: Any,
+) -> None:
+    """Run the pipeline described by CONFIG (or by --a/--b or --corpus alone), resuming whatever is done.
+
+    \b
+    lmdelta run configs/demo.yaml
+    lmdelta run --a HuggingFaceTB/SmolLM2-135M-Instruct --b ./my-finetune
+    lmdelta run --corpus answers.csv --text-columns model_x model_y
+    """
     from lmdelta.config import load_config  # heavy: pydantic
 
-    config = _guard(ctx, lambda: load_config(config_path, list(overrides)))
-    run_dir = run_dir or Path("runs") / (config.run.name or config_path.stem)
+    inputs = _inputs(given)
+    settings = _guard(ctx, lambda: as_override_strings(inputs.overrides(config_path is not None)))
+    config = _guard(ctx, lambda: load_config(config_path, [*settings, *overrides]))
+    name = config.run.name or (config_path.stem if config_path else ("corpus" if inputs.corpus else "models"))
+    chosen = run_dir is not None
+    run_dir = run_dir or default_run_dir(config, name)
     if dry_run:
         _guard(ctx, lambda: _dry_run(config, run_dir))
         return
     _interrupt_on_sigterm()
     start = time.perf_counter()
-    _guard(ctx, lambda: _run(config, run_dir), run_dir)
+    _guard(ctx, lambda: _run(config, run_dir, link_latest=not chosen), run_dir)
     _say(f"done in {time.perf_counter() - start:.1f} s; outputs in {run_dir}")
+
+
+def _inputs(given: dict[str, Any]) -> Inputs:
+    columns = given.get("text_columns")
+    return Inputs(
+        a=given.get("model_a"),
+        b=given.get("model_b"),
+        corpus=[str(path) for path in given.get("corpus") or ()],
+        a_label=given.get("a_label"),
+        b_label=given.get("b_label"),
+        text_columns=list(columns) if columns else None,
+        limit=given.get("limit"),
+    )
 
 
 def _print_findings(run_dir: Path) -> None:
@@ -151,13 +204,15 @@ def _print_findings(run_dir: Path) -> None:
         _say(f"report: {files.report_path}")
 
 
-def _run(config: RunConfig, run_dir: Path) -> None:
+def _run(config: RunConfig, run_dir: Path, link_latest: bool = False) -> None:
     """The run, then what it found, printed under the lock so no other run can change it meanwhile."""
     from lmdelta import pipeline  # heavy: every stage, numpy, pydantic
 
     rd = RunDir(run_dir)
     rd.check_usable()
     with rd.lock():
+        if link_latest:
+            point_latest(run_dir)
         pipeline.run(config, rd)
         _print_status(run_dir)
         _print_findings(run_dir)
@@ -165,6 +220,7 @@ def _run(config: RunConfig, run_dir: Path) -> None:
 
 def _dry_run(config: RunConfig, run_dir: Path) -> None:
     from lmdelta import pipeline  # heavy: every stage, numpy, pydantic
+    from lmdelta.preview import describe_run  # heavy: reads the prompt bank or corpus
 
     rd = RunDir(run_dir)
     rd.check_usable()
@@ -172,6 +228,8 @@ def _dry_run(config: RunConfig, run_dir: Path) -> None:
     holder = rd.in_use_by()
     usable = f"in use by another process ({holder}): a run now would be refused" if holder else "usable"
     _say(f"config is valid; models and files are available; run directory {run_dir} is {usable}.")
+    for line in describe_run(config):
+        _say(f"  {line}")
     for stage, reason in the_plan.reason.items():
         _say(f"  {stage:<9} {'would run: ' + reason if reason else 'done, would be skipped'}")
 
@@ -265,6 +323,27 @@ def _scorecard_lines(card: dict[str, Any]) -> str:
         lines.append(f"  {quirk['quirk']}{rates}: {found}")
     lines.append("  time: " + ", ".join(f"{k} {v:.0f}s" for k, v in card.get("seconds", {}).items()))
     return "\n".join(lines)
+
+
+@main.command()
+@click.argument("name", required=False, default=DEFAULT)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="File or folder to write (default: NAME.yaml here).",
+)
+@click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
+@click.option("--list", "listing", is_flag=True, help="List the example configs and stop.")
+@click.pass_context
+def init(ctx: click.Context, name: str, output: Path, force: bool, listing: bool) -> None:
+    """Write an example config (NAME: demo, corpus-pair, persona, …) to start from."""
+    if listing:
+        _say("\n".join(example_names()))
+        return
+    path = _guard(ctx, lambda: write_example(name, output, force))
+    _say(f"wrote {path}; edit it, then: lmdelta run {path} --dry-run")
 
 
 @main.command("config")

@@ -126,8 +126,9 @@ class CorpusColumns(Section):
 class CorpusConfig(Section):
     path: str | None = None
     (
-        "One JSONL/CSV/Parquet file with both sides' outputs (columns text, side or model; optional prompt_id, prompt, "
-        "group)."
+        "One JSONL/CSV/TSV/Parquet file (.gz too) with both sides' outputs: long (columns text, side or model; "
+        "optional prompt_id, prompt, group) or wide (a prompt column and one answer column per side; see "
+        "text_columns)."
     )
     a: str | None = None
     """Side a's outputs, when each side has its own file."""
@@ -137,6 +138,12 @@ class CorpusConfig(Section):
     (
         "`reference`: the reference tool's CSV (model = base/finetuned, text, prompt; backslash-escaped); `auto` "
         "detects it by its header."
+    )
+    text_columns: list[str] | None = None
+    (
+        "Wide layout of corpus.path, one row per prompt: the column of side a's answers, then side b's, e.g. "
+        "[model_x, model_y]; each row's two answers are compared paired (default: detected when the file has no text "
+        "or side column, a prompt column and exactly two other text columns, taken in file order)."
     )
     columns: CorpusColumns = Field(default_factory=CorpusColumns)
     """Column names, when another tool named them differently."""
@@ -158,6 +165,19 @@ class CorpusConfig(Section):
         if unknown:
             raise ValueError(f"sides maps values to a and b only, not {', '.join(unknown)}")
         return value
+
+    @field_validator("text_columns")
+    @classmethod
+    def _two_answer_columns(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        names = [name.strip() for name in value]
+        if len(names) != 2 or not all(names) or names[0].lower() == names[1].lower():
+            raise ValueError(
+                "text_columns takes two different non-empty column names, side a's answers first, then side b's, "
+                "e.g. [model_x, model_y]"
+            )
+        return names
 
     @field_validator("reasoning")
     @classmethod

@@ -22,7 +22,7 @@ from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import RunDirError
 from lmdelta.jsonvalues import finite
 from lmdelta.records import Finding
-from lmdelta.report import curve
+from lmdelta.report import curve, forest
 from lmdelta.report.data_warnings import read_data_warnings
 from lmdelta.report.filters import (
     DASH,
@@ -41,7 +41,7 @@ from lmdelta.report.filters import (
 )
 from lmdelta.report.limits import CANNOT_SEE, LLM_DOCS, LLM_ROLES, run_limits
 from lmdelta.report.measure import raw_summary
-from lmdelta.report.merge import POOLED, merge_findings
+from lmdelta.report.merge import POOLED, MergedFinding, merge_findings
 from lmdelta.report.null_control import LEVEL as NULL_LEVEL
 from lmdelta.report.null_control import NOMINAL, summarize_null
 from lmdelta.report.rounds import search_line, validation_rounds
@@ -99,9 +99,10 @@ def build_context(run_dir: Path) -> dict[str, Any]:
     main = _dict(summary.get("main"))
     counts = _counts(summary, hypotheses)
     findings = _findings_context(hypotheses)
+    sides = _sides(config)
     return {
         "run_dir": str(run_dir),
-        "sides": _sides(config),
+        "sides": sides,
         "version": manifest.get("version") or __version__,
         "renderer_version": __version__,
         "run_date": _run_date(manifest),
@@ -131,6 +132,7 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "scorecard": load_json(files.scorecard_path) or None,
         "curve": _curve(run_dir, load_json(files.scorecard_path)),
         **findings,
+        "forest_plot": _forest_plot(findings["merged"], sides),
         "themes": themes_context(run_dir, hypotheses, findings["merged"]),
         "limits": run_limits(config, hypotheses),
         "cannot_see": CANNOT_SEE,
@@ -147,6 +149,11 @@ def _curve(run_dir: Path, card: Any) -> dict[str, Any] | None:
     if not isinstance(points, list) or not points:
         return None
     return {"points": points, "svg": Markup(curve.svg(points))}
+
+
+def _forest_plot(merged: list[MergedFinding], sides: dict[str, dict[str, Any]]) -> Markup:
+    """The overview: every validated finding's effect and interval in one SVG (empty when nothing validated)."""
+    return Markup(forest.svg(forest.forest_rows(merged), sides["a"]["label"], sides["b"]["label"]))
 
 
 def _findings_context(rows: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -305,16 +312,34 @@ def _interval(value: Any) -> tuple[float, float] | None:
     return None if low is None or high is None else (low, high)
 
 
-def _examples(value: Any) -> dict[str, list[dict[str, Any]]]:
+PROMPT_CHARS = 160  # a paired example's prompt, folded past this: the answers are what the reader compares
+
+
+def _examples(value: Any) -> dict[str, Any]:
+    """Each side's examples, and the same examples as same-prompt pairs where they are that (else [])."""
     value = value if isinstance(value, dict) else {}
-    return {side: [_example(e) for e in value.get(side) or [] if isinstance(e, dict)] for side in ("a", "b")}
+    sides = {side: [_example(e) for e in value.get(side) or [] if isinstance(e, dict)] for side in ("a", "b")}
+    return {**sides, "pairs": _pairs(sides["a"], sides["b"])}
+
+
+def _pairs(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """validate writes paired evidence as a[i] and b[i] answering one prompt; the report knows it by the prompt
+    text, equal and not empty at every index. Otherwise (unaligned corpora, a run from before paired evidence)
+    the two sides are independent lists and [] says so."""
+    if not a or len(a) != len(b) or any(not x["prompt"] or x["prompt"] != y["prompt"] for x, y in zip(a, b)):
+        return []
+    return [{"prompt": x["prompt"], "short": _clip(x["prompt"]), "a": x, "b": y} for x, y in zip(a, b)]
+
+
+def _clip(text: str, limit: int = PROMPT_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _example(entry: dict[str, Any]) -> dict[str, Any]:
     return {
         "sample_id": entry.get("sample_id"),
-        "prompt": entry.get("prompt") or "",
-        "text": entry.get("text") or "",
+        "prompt": str(entry.get("prompt") or ""),
+        "text": str(entry.get("text") or ""),
         "score": finite(entry.get("score")),
     }
 
@@ -394,6 +419,8 @@ def _corpus_side(corpus: dict[str, Any], side: str, labels: dict[str, str]) -> d
         options = CorpusConfig.model_validate(corpus)
     except ValidationError:  # a config.yaml from another version: the file name is still worth showing
         options = CorpusConfig()
+    if options.text_columns:  # a wide file: each side's answers are a column of their own
+        return {"corpus": f"{corpus['path']} (column {options.text_columns['ab'.index(side)]})", "corpus_values": []}
     known = side_values(labels, options, options.format == "reference")
     return {"corpus": str(corpus["path"]), "corpus_values": sorted(value for value, s in known.items() if s == side)}
 

@@ -1,7 +1,8 @@
 """Saved corpora of model outputs, compared without any model: decodings made by other tools
-or by the reference system, as JSONL, CSV or Parquet. One file holds both sides (a `side` or
-`model` column) or each side has its own; `prompt_id`, `prompt` and `group` columns are optional.
-Answers that share a prompt are compared paired; otherwise text by text.
+or by the reference system, as JSONL, CSV, TSV (each perhaps gzipped) or Parquet. One file holds
+both sides (a `side` or `model` column, or wide: one answer column per side, see sources.wide) or
+each side has its own; `prompt_id`, `prompt` and `group` columns are optional. Answers that share
+a prompt are compared paired; otherwise text by text.
 
 The reference system's CSV (`model` = base / finetuned, `text`, `prompt`, written with a
 backslash escape character) is recognised by its header and read with that escape.
@@ -10,6 +11,7 @@ backslash escape character) is recognised by its header and read with that escap
 from __future__ import annotations
 
 import csv
+import gzip
 import logging
 import re
 import textwrap
@@ -31,13 +33,13 @@ from lmdelta.sources.corpus_checks import (
     find_artefacts,
     warn_artefacts,
 )
-from lmdelta.sources.tabular import Table, cell_group, find_column, read_table
+from lmdelta.sources.tabular import Table, cell_group, find_column, read_table, suffix_of
+from lmdelta.sources.wide import INDEX_COLUMNS, WideColumns, wide_columns
 
 log = logging.getLogger(__name__)
 SIDE_WORDS: dict[str, Side] = {"a": "a", "b": "b"}
 REFERENCE_SIDES: dict[str, Side] = {"base": "a", "finetuned": "b", "intervention": "b"}
 REFERENCE_HEADER = {"model", "text", "prompt"}
-INDEX_COLUMNS = {"", "unnamed: 0", "index"}
 
 
 @dataclass(frozen=True)
@@ -194,21 +196,43 @@ def _read(path: Path, fixed_side: Side | None, labels: Mapping[str, str], option
         raise PromptBankError(
             f"Corpus file {path} holds no rows.", "Point to a file with a `text` column and at least one row."
         )
+    wide = wide_columns(table, options, one_file=fixed_side is None)
+    if wide is not None:
+        rows, expected = _wide_rows(table, wide, options), 2 * len(table.rows)
+    else:
+        rows, expected = _long_rows(table, fixed_side, labels, options, reference), len(table.rows)
+    if len(rows) < expected:
+        log.warning("corpus %s: %d empty texts dropped (corpus.empty_texts = drop)", path, expected - len(rows))
+    return rows
+
+
+def _long_rows(
+    table: Table, fixed_side: Side | None, labels: Mapping[str, str], options: CorpusConfig, reference: bool
+) -> list[CorpusRow]:
+    """One row per answer, its side in a side column (or the file's, for corpus.a/corpus.b); empty ones dropped."""
     columns = _columns(table, options, fixed_side is None)
     check_repeated_rows(table, tuple(c for c in (columns.prompt_id, columns.prompt) if c is not None))
     sides = side_values(labels, options, reference)
     source = f"{table.path} {table.unit}"
     if fixed_side is not None and columns.side is not None:
         _check_own_side(table, columns.side, fixed_side, sides, source)
-    rows, dropped = [], 0
+    rows = (_row(source, line, record, columns, fixed_side, sides, options) for line, record in table.rows)
+    return [row for row in rows if row is not None]
+
+
+def _wide_rows(table: Table, wide: WideColumns, options: CorpusConfig) -> list[CorpusRow]:
+    """Two rows per line of a wide file, side a's answer and side b's, sharing the line's prompt (or, without
+    one, an id of the line's own); empty ones dropped."""
+    check_repeated_rows(table, wide.unit_columns)
+    source = f"{table.path} {table.unit}"
+    sides: tuple[tuple[Side, str], ...] = (("a", wide.a), ("b", wide.b))
+    per_side = {side: _Columns(text, None, wide.prompt, wide.prompt_id, wide.group, None) for side, text in sides}
+    rows = []
     for line, record in table.rows:
-        row = _row(source, line, record, columns, fixed_side, sides, options)
-        if row is None:
-            dropped += 1
-        else:
-            rows.append(row)
-    if dropped:
-        log.warning("corpus %s: %d empty texts dropped (corpus.empty_texts = drop)", path, dropped)
+        for side, columns in per_side.items():
+            row = _row(source, line, record, columns, side, {}, options)
+            if row is not None:
+                rows.append(row if row.prompt_id is not None else replace(row, prompt_id=wide.row_id(record)))
     return rows
 
 
@@ -228,14 +252,19 @@ def is_reference_layout(path: Path) -> bool:
     """A CSV with the reference system's header (model, text, prompt; perhaps a pandas index column)
     whose backslashes all come in pairs, as pandas' to_csv(escapechar='\\') writes them. A file with
     that header but lone backslashes was written without the escape: it is read as plain CSV."""
-    if path.suffix.lower() != ".csv" or not path.is_file():
+    kind = suffix_of(path)
+    if kind not in (".csv", ".csv.gz") or not path.is_file():
         return False
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
-        header = next(csv.reader(handle), [])
-        names = {name.strip().lower() for name in header} - INDEX_COLUMNS
-        if names not in (REFERENCE_HEADER, REFERENCE_HEADER - {"prompt"}):
-            return False
-        escaped = "\\" not in re.sub(r"\\\\", "", handle.read())
+    opener = gzip.open if kind == ".csv.gz" else open
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as handle:
+            header = next(csv.reader(handle), [])
+            names = {name.strip().lower() for name in header} - INDEX_COLUMNS
+            if names not in (REFERENCE_HEADER, REFERENCE_HEADER - {"prompt"}):
+                return False
+            escaped = "\\" not in re.sub(r"\\\\", "", handle.read())
+    except (OSError, EOFError):  # a broken gzip file: reading it says so
+        return False
     if not escaped:
         log.warning(
             "corpus %s has the reference layout's header but lone backslashes, so it was not written with "
@@ -349,8 +378,8 @@ def _not_text(value: Any, source: str, line: int, column: str) -> PromptBankErro
     kind = _KINDS.get(type(value), f"a {type(value).__name__}")
     return PromptBankError(
         f"{source} {line} holds {kind} ({value!r}) in `{column}`, not a text.",
-        "Check that corpus.columns.text names the column of answer texts; if the answers really "
-        'are numbers, write them as strings ("42").',
+        "Check that corpus.columns.text (or, in a wide file, corpus.text_columns) names the column of answer "
+        'texts; if the answers really are numbers, write them as strings ("42").',
     )
 
 

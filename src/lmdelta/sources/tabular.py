@@ -1,5 +1,5 @@
-"""Rows of a CSV, JSON, JSON-lines (optionally gzipped) or Parquet file, each with the line it
-starts on, so that every complaint about a row names the file and the line to fix.
+"""Rows of a CSV, TSV or JSON-lines file (each perhaps gzipped), a JSON or a Parquet file, each with the line
+it starts on, so that every complaint about a row names the file and the line to fix.
 
 Shared by the public-dataset loaders and the corpus importer.
 """
@@ -24,7 +24,9 @@ from typing import Any, Literal, overload
 from lmdelta.errors import LmdeltaError, PromptBankError
 from lmdelta.safetext import lone_surrogate
 
-SUFFIXES = (".csv", ".jsonl", ".jsonl.gz", ".json", ".parquet")
+SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".jsonl", ".jsonl.gz", ".json", ".parquet")
+GZIPPED = tuple(suffix for suffix in SUFFIXES if suffix.endswith(".gz"))
+DELIMITERS = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
 Row = dict[str, Any]
 
 
@@ -58,9 +60,10 @@ def read_records(path: Path, what: str, escapechar: str | None = None) -> list[t
 
 
 def read_table(path: Path, what: str, escapechar: str | None = None) -> Table:
-    """A .csv, .jsonl, .jsonl.gz, .json (list of objects or JSON lines) or .parquet file as a Table.
+    """A .csv, .tsv, .jsonl (each perhaps gzipped: .csv.gz), .json (list of objects or JSON lines) or .parquet
+    file as a Table.
 
-    `what` names the file in messages ("TruthfulQA file"); `escapechar` is passed to the CSV reader.
+    `what` names the file in messages ("TruthfulQA file"); `escapechar` is passed to the CSV/TSV reader.
     """
     if not path.exists():
         raise PromptBankError(f"{what} {path} does not exist.", "Check the path (and the dataset's folder layout).")
@@ -74,17 +77,17 @@ def read_table(path: Path, what: str, escapechar: str | None = None) -> Table:
     if kind == ".parquet":
         return _parquet(path)
     text = read_text(path, what)
-    if kind == ".csv":
-        return _csv(path, text, escapechar)
+    if kind in DELIMITERS:
+        return _csv(path, text, escapechar, DELIMITERS[kind])
     if kind == ".json":
         return _json(path, text)
     return _objects(path, json_records(path, text))
 
 
 def suffix_of(path: Path) -> str:
-    """The file's (lower-case) extension, with `.jsonl.gz` counted as one."""
+    """The file's (lower-case) extension, with a gzipped one (`.jsonl.gz`, `.csv.gz`) counted as one."""
     name = path.name.lower()
-    return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
+    return next((suffix for suffix in GZIPPED if name.endswith(suffix)), path.suffix.lower())
 
 
 def read_text(path: Path, what: str, error: type[LmdeltaError] = PromptBankError) -> str:
@@ -132,11 +135,11 @@ def _long_csv_fields() -> Iterator[None]:
         csv.field_size_limit(old)
 
 
-def _csv(path: Path, text: str, escapechar: str | None) -> Table:
+def _csv(path: Path, text: str, escapechar: str | None, delimiter: str = ",") -> Table:
     # newline="" keeps line breaks inside quoted fields, and reader.line_num counts physical lines,
     # so a record starts on the line after the previous record ended. strict: a quote never closed,
     # or closed with text right after it, is an error; leniently read, a stray quote merges rows.
-    reader = csv.reader(_physical_lines(text), escapechar=escapechar, strict=True)
+    reader = csv.reader(_physical_lines(text), escapechar=escapechar, delimiter=delimiter, strict=True)
     header: list[str] = []
     header_line: int | None = None
     rows: list[tuple[int, Row]] = []
@@ -155,7 +158,7 @@ def _csv(path: Path, text: str, escapechar: str | None) -> Table:
                 header, header_line = fields, start
                 continue
             rows.append((start, _csv_row(path, start, fields, header, header_line)))
-    _check_swallowed_rows(path, header, rows, escapechar)
+    _check_swallowed_rows(path, header, rows, escapechar, delimiter)
     return Table(path, tuple(header), rows, header_line)
 
 
@@ -187,7 +190,9 @@ def _csv_error(path: Path, start: int, end: int, message: str) -> PromptBankErro
     )
 
 
-def _check_swallowed_rows(path: Path, header: list[str], rows: list[tuple[int, Row]], escapechar: str | None) -> None:
+def _check_swallowed_rows(
+    path: Path, header: list[str], rows: list[tuple[int, Row]], escapechar: str | None, delimiter: str = ","
+) -> None:
     """Refuse a quoted field holding lines that read as rows of this file: a stray quote closed by a
     later one merges the rows between them into one field, with the right number of fields.
 
@@ -203,7 +208,7 @@ def _check_swallowed_rows(path: Path, header: list[str], rows: list[tuple[int, R
             if "\n" not in value or not set(values) - {column}:
                 continue
             for offset, inner in enumerate(value.split("\n")[1:], start=1):
-                fields = next(csv.reader([inner.rstrip("\r")], escapechar=escapechar), [])
+                fields = next(csv.reader([inner.rstrip("\r")], escapechar=escapechar, delimiter=delimiter), [])
                 if _reads_as_row(fields, header, column, values, shapes):
                     raise PromptBankError(
                         f"{path} line {line} opens a quoted `{column}` field whose line {line + offset} reads as a "
@@ -405,10 +410,16 @@ def _missing_column(table: Table, candidates: tuple[str, ...], what: str) -> Pro
         problem = f"{table.path} line {table.header_line} (header) has no {want} column (columns: {listed})."
     else:
         problem = f"{table.path} has no {want} field (fields: {listed})."
-    lowered = {name.strip().lower(): name for name in table.columns}
-    near = difflib.get_close_matches(candidates[0].lower(), list(lowered), n=1, cutoff=0.6)
-    hint = f"Did you mean `{lowered[near[0]]}`? Rename it to `{candidates[0]}`. " if near else ""
+    near = closest_column(table, candidates[0])
+    hint = f"Did you mean `{near}`? Rename it to `{candidates[0]}`. " if near else ""
     return PromptBankError(problem, f"{hint}The `{candidates[0]}` column must hold {what}.")
+
+
+def closest_column(table: Table, name: str) -> str | None:
+    """The table's column whose name is closest to `name` (case aside), for a did-you-mean; None if none is close."""
+    lowered = {column.strip().lower(): column for column in table.columns}
+    near = difflib.get_close_matches(name.strip().lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[near[0]] if near else None
 
 
 def cell_text(table: Table, line: int, row: Row, column: str) -> str:

@@ -204,7 +204,49 @@ def _assumption(unit: str, paired: bool) -> str:
 def _examples(
     h: Hypothesis, scores: np.ndarray, vs: ValidationSet, data: PairData, used_rows: np.ndarray, k: int
 ) -> dict[str, list[Example]]:
-    """The validation answers that show the hypothesis most strongly, per side."""
+    """The finding's evidence: where a and b answered the same prompts, k same-prompt pairs (a[i] and b[i]
+    answer one prompt); otherwise each side's k answers that show the hypothesis most."""
+    pairs = _contrast_pairs(h.direction, scores, vs, used_rows, k) if vs.aligned else []
+    if not pairs:
+        return _top_per_side(scores, vs, data, used_rows, k)
+    return {
+        "a": [_example(data, vs.rows[a], float(scores[a])) for a, _ in pairs],
+        "b": [_example(data, vs.rows[b], float(scores[b])) for _, b in pairs],
+    }
+
+
+def _contrast_pairs(
+    direction: str, scores: np.ndarray, vs: ValidationSet, used_rows: np.ndarray, k: int
+) -> list[tuple[int, int]]:
+    """(a's row, b's row) on the k used prompts whose difference d_p runs furthest in the finding's direction,
+    furthest first (ties in prompt order). Each row is its side's answer that shows the contrast best: the
+    side said to show more gives its highest-scoring answer, the other side its lowest. A side's "top"
+    answers to different prompts would show each model at its most, not how they differ."""
+    d, _, _ = per_prompt(np.where(used_rows, scores, np.nan), vs)
+    toward = d if direction == "b>a" else -d
+    prompts = np.flatnonzero(np.isfinite(toward))
+    chosen = prompts[np.argsort(-toward[prompts], kind="stable")][:k]
+    more_in_b = direction == "b>a"
+    return [
+        (
+            _pick(scores, used_rows & ~vs.is_b & (vs.prompt_of_row == p), highest=not more_in_b),
+            _pick(scores, used_rows & vs.is_b & (vs.prompt_of_row == p), highest=more_in_b),
+        )
+        for p in chosen
+    ]
+
+
+def _pick(scores: np.ndarray, rows: np.ndarray, highest: bool) -> int:
+    """The row of the highest (or lowest) score among `rows`, the first in row order on a tie."""
+    candidates = np.flatnonzero(rows)
+    values = scores[candidates]
+    return int(candidates[np.argmax(values) if highest else np.argmin(values)])
+
+
+def _top_per_side(
+    scores: np.ndarray, vs: ValidationSet, data: PairData, used_rows: np.ndarray, k: int
+) -> dict[str, list[Example]]:
+    """Unpaired data (no prompt answered by both sides): each side's k highest-scoring used answers."""
     out = {}
     for side, is_side in (("a", ~vs.is_b), ("b", vs.is_b)):
         candidates = np.flatnonzero(used_rows & is_side)

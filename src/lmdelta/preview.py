@@ -1,0 +1,105 @@
+"""What a run will contain, said before it runs (`lmdelta run --dry-run`): prompts, splits, groups, texts,
+pairing, the most tokens generation can take, and the groups where nothing could ever be validated.
+
+Reads the prompt bank or the corpus (the prompts stage's own selection, so the numbers are the run's);
+loads no model and calls no API."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from lmdelta.config import RunConfig
+from lmdelta.config.source import parse_source
+from lmdelta.records import Prompt
+from lmdelta.sources.corpus import corpus_prompts, is_aligned
+from lmdelta.stages.prompts import corpus_rows, narrow, select, source_prompts
+from lmdelta.stages.propose import sequential_floor, unreachable_groups
+from lmdelta.stats.tests import smallest_p
+
+
+def describe_run(config: RunConfig) -> list[str]:
+    """Lines for the terminal: what the run will hold, then warnings (each starting "warning:")."""
+    if parse_source(config.prompts.source).kind == "generated":
+        bank = config.prompts.generated
+        return [
+            f"prompts: written by llm.prompter at run time ({len(bank.categories)} categories × {bank.per_category})"
+        ]
+    prompts = _prompts(config)
+    lines = [_prompt_line(prompts, config), _groups_line(prompts, config), *_texts_lines(prompts, config)]
+    return lines + _unreachable(prompts, config)
+
+
+def _prompts(config: RunConfig) -> list[Prompt]:
+    if config.uses_corpus:
+        return select(narrow(corpus_prompts(corpus_rows(config)), config.prompts), config.prompts)
+    return select(narrow(source_prompts(config), config.prompts), config.prompts)
+
+
+def _prompt_line(prompts: list[Prompt], config: RunConfig) -> str:
+    splits = Counter(p.split for p in prompts)
+    parts = [f"{splits[name]} {name}" for name in ("discovery", "validation", "confirmation") if splits[name]]
+    unit = "units" if config.uses_corpus and not _paired(config) else "prompts"
+    return f"{unit}: {len(prompts):,} from {config.prompts.source} ({', '.join(parts)})"
+
+
+def _groups_line(prompts: list[Prompt], config: RunConfig) -> str:
+    by = config.group.by
+    if by == "kmeans":
+        return f"groups: {config.group.n_groups}, formed at run time by k-means over prompt embeddings"
+    if by == "none":
+        return "groups: one (group.by = none)"
+    sizes = Counter(p.group for p in prompts)
+    low, high = min(sizes.values()), max(sizes.values())
+    each = low if low == high else f"{low}-{high}"
+    return f"groups: {len(sizes)} from the bank ({each} prompt{'' if high == 1 else 's'} each)"
+
+
+def _texts_lines(prompts: list[Prompt], config: RunConfig) -> list[str]:
+    if config.uses_corpus:
+        rows = corpus_rows(config)
+        sides = Counter(row.side for row in rows)
+        pairing = "paired by prompt" if _paired(config) else "unaligned: each text is its own unit"
+        return [f"texts: {sides['a']:,} of side a, {sides['b']:,} of side b ({pairing})"]
+    k, cap = config.generate.samples_per_prompt, config.generate.max_new_tokens
+    answered = len(prompts) if config.validate.mode == "fixed" else sum(p.split != "validation" for p in prompts)
+    lines = [
+        f"answers: {answered * k:,} per side ({k} per prompt), at most {answered * k * cap * 2:,} generated tokens"
+    ]
+    if config.validate.mode == "sequential":
+        lines.append("validation answers: generated round by round, only while a hypothesis needs them")
+    return lines
+
+
+def _paired(config: RunConfig) -> bool:
+    return is_aligned(corpus_rows(config)) if config.uses_corpus else True
+
+
+def _unreachable(prompts: list[Prompt], config: RunConfig) -> list[str]:
+    """Warnings for a run, or groups of it, with too few prompts for any result to be proposed or validated."""
+    n_validation = Counter(p.group or "all" for p in prompts if p.split == "validation")
+    floor = sequential_floor if config.validate.mode == "sequential" else smallest_p
+    q, total = config.decide.q, sum(n_validation.values())
+    lines = []
+    if not any(p.split == "discovery" for p in prompts):
+        lines.append(
+            "warning: no discovery prompts: nothing will be proposed (more prompts, or prompts.discovery_fraction)"
+        )
+    if floor(total) > q:
+        lines.append(f"warning: {total} validation prompts in all: nothing can be validated at q = {q}")
+    if config.group.by == "bank" and len(n_validation) > 1 and (_paired(config) or not config.uses_corpus):
+        lines += _group_warning(dict(n_validation), q, floor)
+    return lines
+
+
+def _group_warning(n_validation: dict[str, int], q: float, floor: Callable[[int], float]) -> list[str]:
+    skipped = unreachable_groups(n_validation, q, pooled=True, floor=floor)
+    if not skipped:
+        return []
+    shown = ", ".join(f"{name} ({n_validation[name]})" for name in list(skipped)[:6])
+    more = f" and {len(skipped) - 6} more" if len(skipped) > 6 else ""
+    return [
+        f"warning: {len(skipped)} of {len(n_validation)} groups have too few validation prompts for any finding "
+        f"of theirs to be validated, so no hypothesis will be proposed in them: {shown}{more} "
+        "(more prompts per group, fewer groups, or group.by = none fix it)"
+    ]
