@@ -67,9 +67,8 @@ def main() -> None:
     start = time.perf_counter()
     with Pool(max(1, min(2, os.cpu_count() or 1))) as pool:
         outcomes = pool.map(one_rep, [(args.seed, r) for r in range(reps)])
-    pipeline_runs = pipeline_comparison(args.pipeline) if args.pipeline else None
     results = {
-        "pipeline": pipeline_runs,
+        "pipeline": None,
         "parameters": parameters(reps, args.seed),
         "effects": {str(h): effects[h] for h in REAL},
         "summary": summarize(outcomes, effects),
@@ -78,7 +77,10 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.write_text(json.dumps(results, indent=2) + "\n")  # the repetitions are kept if the pipeline fails
+    if args.pipeline:
+        results["pipeline"] = pipeline_comparison(args.pipeline)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))
 
 

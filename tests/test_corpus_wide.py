@@ -8,6 +8,7 @@ import json
 import logging
 
 import pytest
+from test_corpus import config as corpus_config  # the corpus-mode config with the fast embedder
 
 from lmdelta import pipeline
 from lmdelta.config import load_config
@@ -234,19 +235,7 @@ def test_a_wide_file_pairs_as_the_same_answers_in_long_format_do(tmp_path):
 
 def test_a_wide_csv_runs_paired_end_to_end(tmp_path):
     path = write(tmp_path / "wide.csv", wide_rows(40))
-    settings = tmp_path / "config.yaml"
-    settings.write_text(
-        json.dumps(
-            {
-                "prompts": {"source": "corpus"},
-                "generate": {"a": {"label": "base"}, "b": {"label": "tuned"}},
-                "embed": {"model": "fake:hashing"},
-                "validate": {"n_resamples": 2000},
-                "controls": {"null": False},
-            }
-        )
-    )
-    pipeline.run(load_config(settings, [f"corpus.path={path}"]), RunDir(tmp_path / "run"))
+    pipeline.run(corpus_config(tmp_path, f"corpus.path={path}"), RunDir(tmp_path / "run"))
     rows = list(read_jsonl(tmp_path / "run/hypotheses.jsonl"))
     ocean = [r for r in rows if r["validated"] and r["direction"] == "b>a" and "ocean" in r["description"]]
     assert ocean and ocean[0]["test"].startswith("paired sign-flip")
