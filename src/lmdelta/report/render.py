@@ -24,6 +24,7 @@ from lmdelta.jsonvalues import finite
 from lmdelta.records import Finding
 from lmdelta.report import curve, forest
 from lmdelta.report.data_warnings import read_data_warnings
+from lmdelta.report.evidence import examples_view
 from lmdelta.report.filters import (
     DASH,
     DEFAULT_CI_LEVEL,
@@ -223,7 +224,7 @@ def _normalize(row: dict[str, Any], primary: str, ci_level: float = DEFAULT_CI_L
         view[name] = view[name] if isinstance(view[name], bool) else None
     view["clustering_warning"] = str(view["clustering_warning"]) if view["clustering_warning"] else None
     view["replication"] = _replication(view["replication"], view["ci_level"])
-    view["examples"] = _examples(row.get("examples"))
+    view["examples"] = examples_view(row.get("examples"))
     view["measure"] = _text(row.get("measure"))
     view["raw"] = raw_summary(row)
     view["anchor"] = "h-" + re.sub(r"[^A-Za-z0-9_-]+", "-", str(view["id"] or view["order"] or "x"))
@@ -310,38 +311,6 @@ def _interval(value: Any) -> tuple[float, float] | None:
         return None
     low, high = finite(value[0]), finite(value[1])
     return None if low is None or high is None else (low, high)
-
-
-PROMPT_CHARS = 160  # a paired example's prompt, folded past this: the answers are what the reader compares
-
-
-def _examples(value: Any) -> dict[str, Any]:
-    """Each side's examples, and the same examples as same-prompt pairs where they are that (else [])."""
-    value = value if isinstance(value, dict) else {}
-    sides = {side: [_example(e) for e in value.get(side) or [] if isinstance(e, dict)] for side in ("a", "b")}
-    return {**sides, "pairs": _pairs(sides["a"], sides["b"])}
-
-
-def _pairs(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """validate writes paired evidence as a[i] and b[i] answering one prompt; the report knows it by the prompt
-    text, equal and not empty at every index. Otherwise (unaligned corpora, a run from before paired evidence)
-    the two sides are independent lists and [] says so."""
-    if not a or len(a) != len(b) or any(not x["prompt"] or x["prompt"] != y["prompt"] for x, y in zip(a, b)):
-        return []
-    return [{"prompt": x["prompt"], "short": _clip(x["prompt"]), "a": x, "b": y} for x, y in zip(a, b)]
-
-
-def _clip(text: str, limit: int = PROMPT_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _example(entry: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "sample_id": entry.get("sample_id"),
-        "prompt": str(entry.get("prompt") or ""),
-        "text": str(entry.get("text") or ""),
-        "score": finite(entry.get("score")),
-    }
 
 
 def _baselines(rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
