@@ -1,6 +1,7 @@
 """The Python API (lmdelta.compare, lmdelta.open_run) and the command line without a config file."""
 
 import json
+import logging
 import os
 
 import pytest
@@ -220,3 +221,19 @@ def test_init_writes_a_shipped_config_and_never_over_a_file(in_tmp):
     assert unknown.exit_code == 2 and "Choose one of" in unknown.output
     dry = runner.invoke(main, ["run", "corpus-pair.yaml", "--dry-run"])
     assert "corpus" in dry.output  # the written config is a real one: it asks for its corpus files
+
+
+def test_progress_lines_go_to_a_function_when_one_is_given(in_tmp):
+    lines: list[str] = []
+    lmdelta.compare(rows(), a_label="base", b_label="tuned", progress=lines.append, **FAST)
+    assert any(line.startswith("stage ") or "validate" in line for line in lines), lines[:5]
+    assert not logging.getLogger("lmdelta").handlers  # the handler is gone afterwards
+
+
+def test_quiet_keeps_the_stage_log_lines_out(in_tmp):
+    corpus = write(in_tmp / "answers.jsonl", rows())
+    fast = ["--set", "embed.model=fake:hashing", "--set", "validate.n_resamples=2000", "--set", "controls.null=false"]
+    labels = ["--a-label", "base", "--b-label", "tuned"]
+    quiet = CliRunner().invoke(main, ["--quiet", "run", "--corpus", str(corpus), *labels, *fast])
+    assert quiet.exit_code == 0, quiet.output
+    assert logging.getLogger("lmdelta").level == logging.WARNING and "ocean" in quiet.output

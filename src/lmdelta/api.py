@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,7 +140,7 @@ def compare(
     b: str | None = None,
     config: str | Path | None = None,
     run_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: Progress = True,
     **settings: Any,
 ) -> Comparison:
     """Compare two models (`a=`, `b=`) or two sets of saved outputs (`data`), and return the findings.
@@ -151,7 +151,8 @@ def compare(
     `settings`: any config field, as `validate={"mode": "sequential"}`, `validate__mode="sequential"` or
     `**{"validate.mode": "sequential"}`, and the short names `a_label`, `b_label`, `text_columns` (a wide
     table's two answer columns) and `limit` (prompts). `progress`: log the stages to stderr (notebooks show
-    it). Re-running with the same arguments resumes the run; errors say what is wrong and how to fix it.
+    it), or pass a function to receive each progress line (e.g. a tqdm bar's `set_description`).
+    Re-running with the same arguments resumes the run; errors say what is wrong and how to fix it.
     """
     corpus = _corpus_files(data)
     values = {**Inputs(a, b, corpus).overrides(config is not None), **dict(_flatten(settings))}
@@ -234,19 +235,37 @@ def _is_value_mapping(dotted: str) -> bool:
     return dotted.rpartition(".")[2] in VALUE_MAPPINGS
 
 
-class _progress:
-    """While a comparison runs, show the stages' log lines on stderr when nothing else shows them."""
+Progress = bool | Callable[[str], None]
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and not log.handlers
+
+class _CallbackHandler(logging.Handler):
+    """Hands each stage log line to a function (a notebook widget, a tqdm bar's set_description, a logger)."""
+
+    def __init__(self, callback: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self.callback = callback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.callback(record.getMessage())
+
+
+class _progress:
+    """While a comparison runs, show the stages' log lines: on stderr (True, when nothing else shows them), or
+    to a function given as `progress`."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
         self.handler: logging.Handler | None = None
+        self.level = log.level
 
     def __enter__(self) -> None:
-        if self.enabled:
+        if callable(self.progress):
+            self.handler = _CallbackHandler(self.progress)
+        elif self.progress and not log.handlers:
             self.handler = logging.StreamHandler(sys.stderr)
             self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+        if self.handler is not None:
             log.addHandler(self.handler)
-            self.level = log.level
             log.setLevel(logging.INFO)
 
     def __exit__(self, *exc: object) -> None:

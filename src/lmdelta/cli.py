@@ -65,21 +65,22 @@ def _say(text: str = "") -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lmdelta")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors while stages run (CI logs).")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     """Find, in plain language, how two language models behave differently."""
     ctx.obj = {"debug": debug}
-    _configure_logging(debug)
+    _configure_logging(debug, quiet)
 
 
-def _configure_logging(debug: bool) -> None:
+def _configure_logging(debug: bool, quiet: bool = False) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     log.handlers[:] = [handler]
-    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
     log.propagate = False
 
 
