@@ -50,3 +50,5 @@ def test_a_corpus_dry_run_says_how_texts_pair(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "texts: 30 of side a, 30 of side b (paired by prompt)" in result.output
     assert "prompts: 30 from corpus" in result.output and "would run" in result.output
+    with_path = describe_run(load_config(None, [f"corpus.path={tmp_path / 'c.jsonl'}"]))  # source left at its default
+    assert with_path[0].startswith("prompts: 30 from corpus")

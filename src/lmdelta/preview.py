@@ -40,7 +40,8 @@ def _prompt_line(prompts: list[Prompt], config: RunConfig) -> str:
     splits = Counter(p.split for p in prompts)
     parts = [f"{splits[name]} {name}" for name in ("discovery", "validation", "confirmation") if splits[name]]
     unit = "units" if config.uses_corpus and not _paired(config) else "prompts"
-    return f"{unit}: {len(prompts):,} from {config.prompts.source} ({', '.join(parts)})"
+    source = "corpus" if config.uses_corpus else config.prompts.source  # a corpus file set wins over the source
+    return f"{unit}: {len(prompts):,} from {source} ({', '.join(parts)})"
 
 
 def _groups_line(prompts: list[Prompt], config: RunConfig) -> str:
