@@ -21,6 +21,7 @@ from lmdelta.llm.cache import ResponseCache
 from lmdelta.llm.client import ChatClient
 from lmdelta.llm.limiter import Connection, limiter_for
 from lmdelta.llm.pricing import Budget, CostLedger, PriceTable
+from lmdelta.llm.progress import BatchProgress
 from lmdelta.llm.providers import build_provider, key_source, parse_model_string
 from lmdelta.llm.retry import RetryPolicy
 from lmdelta.llm.types import FATAL, CallResult
@@ -78,10 +79,11 @@ class LLMSession:
 
         def ask(requests, parse):
             client = self.client_for(role, model, backend_args)
+            progress = BatchProgress(f"{self.stage} {role}", len(requests), lambda: self.ledger.total().cost_usd)
 
             async def ask_all():
                 try:
-                    return await asyncio.gather(*(client.ask_parsed(r, parse) for r in requests))
+                    return await asyncio.gather(*(progress.track(client.ask_parsed(r, parse)) for r in requests))
                 finally:
                     await client.provider.aclose()
 
