@@ -157,8 +157,7 @@ def compare(
     corpus = _corpus_files(data)
     values = {**Inputs(a, b, corpus).overrides(config is not None), **dict(_flatten(settings))}
     loaded = load_config(config, as_override_strings(values))
-    name = loaded.run.name or (Path(config).stem if config else ("corpus" if corpus else "models"))
-    folder = Path(run_dir) if run_dir is not None else default_run_dir(loaded, name)
+    folder = Path(run_dir) if run_dir is not None else default_run_dir(loaded, config)
     files = RunDir(folder)
     files.check_usable()
     with _progress(progress), files.lock():

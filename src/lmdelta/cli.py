@@ -171,9 +171,8 @@ def run(
     inputs = _inputs(given)
     settings = _guard(ctx, lambda: as_override_strings(inputs.overrides(config_path is not None)))
     config = _guard(ctx, lambda: load_config(config_path, [*settings, *overrides]))
-    name = config.run.name or (config_path.stem if config_path else ("corpus" if inputs.corpus else "models"))
     chosen = run_dir is not None
-    run_dir = run_dir or default_run_dir(config, name)
+    run_dir = run_dir or default_run_dir(config, config_path)
     if dry_run:
         _guard(ctx, lambda: _dry_run(config, run_dir))
         return

@@ -83,10 +83,11 @@ def as_override_strings(values: Mapping[str, Any]) -> list[str]:
     return [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in values.items()]
 
 
-def default_run_dir(config: RunConfig, name: str) -> Path:
-    """runs/NAME-KEY: KEY a short hash of what is compared (the prompt source, corpus files and columns, and
-    each side's model, adapter, revision and system prompt), so another comparison under the same config
-    name gets a folder of its own, and the same comparison resumes its own."""
+def default_run_dir(config: RunConfig, config_path: str | Path | None) -> Path:
+    """runs/NAME-KEY: NAME the config's run.name, else its file name, else "corpus" or "models"; KEY a short
+    hash of what is compared (the prompt source, corpus files and columns, and each side's model, adapter,
+    revision and system prompt), so another comparison under the same name gets a folder of its own, and
+    the same comparison resumes its own."""
     sides = {
         side: {
             "model": spec.model,
@@ -103,6 +104,8 @@ def default_run_dir(config: RunConfig, name: str) -> Path:
         "corpus": [corpus.path, corpus.a, corpus.b, corpus.text_columns],
         "sides": sides if not corpus.active else None,
     }
+    fallback = "corpus" if corpus.active or config.uses_corpus else "models"
+    name = config.run.name or (Path(config_path).stem if config_path is not None else fallback)
     return RUNS / f"{_slug(name)}-{hash_text(json.dumps(what, sort_keys=True))[:8]}"
 
 
