@@ -10,9 +10,10 @@ from pathlib import Path
 
 from conftest import make_finding
 
-from lmdelta.report.forest import ForestRow, axis_limit, forest_rows, shorten, svg
+from lmdelta.report.forest import ForestRow, axis_limit, forest_rows, svg
 from lmdelta.report.merge import merge_findings
 from lmdelta.report.render import render_report
+from lmdelta.report.svgplot import shorten
 
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
 

@@ -22,7 +22,7 @@ from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import RunDirError
 from lmdelta.jsonvalues import finite
 from lmdelta.records import Finding
-from lmdelta.report import curve, forest
+from lmdelta.report import curve, forest, prevalence
 from lmdelta.report.data_warnings import read_data_warnings
 from lmdelta.report.evidence import examples_view
 from lmdelta.report.filters import (
@@ -133,7 +133,7 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "scorecard": load_json(files.scorecard_path) or None,
         "curve": _curve(run_dir, load_json(files.scorecard_path)),
         **findings,
-        "forest_plot": _forest_plot(findings["merged"], sides),
+        **_overview_plots(findings["merged"], sides),
         "themes": themes_context(run_dir, hypotheses, findings["merged"]),
         "limits": run_limits(config, hypotheses),
         "cannot_see": CANNOT_SEE,
@@ -152,9 +152,14 @@ def _curve(run_dir: Path, card: Any) -> dict[str, Any] | None:
     return {"points": points, "svg": Markup(curve.svg(points))}
 
 
-def _forest_plot(merged: list[MergedFinding], sides: dict[str, dict[str, Any]]) -> Markup:
-    """The overview: every validated finding's effect and interval in one SVG (empty when nothing validated)."""
-    return Markup(forest.svg(forest.forest_rows(merged), sides["a"]["label"], sides["b"]["label"]))
+def _overview_plots(merged: list[MergedFinding], sides: dict[str, dict[str, Any]]) -> dict[str, Markup]:
+    """The overview: every validated finding's effect and interval, and its prevalence a → b (each SVG empty when
+    there is nothing to draw)."""
+    a, b = sides["a"]["label"], sides["b"]["label"]
+    return {
+        "forest_plot": Markup(forest.svg(forest.forest_rows(merged), a, b)),
+        "prevalence_plot": Markup(prevalence.svg(prevalence.prevalence_rows(merged), a, b)),
+    }
 
 
 def _findings_context(rows: list[dict[str, Any]] | None) -> dict[str, Any]:
