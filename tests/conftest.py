@@ -158,7 +158,8 @@ def restore_lmdelta_logger():
     logger = logging.getLogger("lmdelta")
     saved = (logger.handlers[:], logger.level, logger.propagate)
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+    logger.handlers[:], logger.propagate = saved[0], saved[2]
+    logger.setLevel(saved[1])  # setLevel, not the attribute: it also clears the child loggers' cached levels
 
 
 def validated_row(description: str, group: str = "all") -> dict:
@@ -271,3 +272,24 @@ EVERYDAY_PROMPTS = [
     "Why do leaves change color in autumn?",
     "How do I start a budget when money is tight?",
 ]
+
+
+def report_view(number: int, group: str, p: float, **fields) -> dict:
+    """A validated row as the report holds it (render._normalize): intervals as tuples, the card anchor."""
+    return {
+        "id": f"h{number}",
+        "anchor": f"h-h{number}",
+        "group": group,
+        "description": f"says “important” more (prompts about {group})",
+        "proposer": "keywords",
+        "judge": "keyword",
+        "direction": "b>a",
+        "keywords": ["important"],
+        "validated": True,
+        "p_value": p,
+        "order": number,
+        "effect": 0.2,
+        "effect_ci": (0.1, 0.3),
+        "ci_level": 0.95,
+        **fields,
+    }

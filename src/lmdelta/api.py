@@ -17,6 +17,7 @@ import logging
 import math
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from lmdelta.config import load_config
 from lmdelta.errors import ConfigError, RunDirError
 from lmdelta.hashing import hash_text
 from lmdelta.inputs import RUNS, Inputs, as_override_strings, default_run_dir, point_latest
+from lmdelta.live import LiveDisplay
 from lmdelta.pipeline import run as run_pipeline
+from lmdelta.progress import choose, listening, on_events
 from lmdelta.report.table import findings_table
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl
 
@@ -150,8 +153,9 @@ def compare(
     runs/inputs/ by content, so the same table resumes the same run. `config`: a YAML config to start from.
     `settings`: any config field, as `validate={"mode": "sequential"}`, `validate__mode="sequential"` or
     `**{"validate.mode": "sequential"}`, and the short names `a_label`, `b_label`, `text_columns` (a wide
-    table's two answer columns) and `limit` (prompts). `progress`: log the stages to stderr (notebooks show
-    it), or pass a function to receive each progress line (e.g. a tqdm bar's `set_description`).
+    table's two answer columns) and `limit` (prompts). `progress`: show how far the run is on stderr (a live
+    display on a terminal, log lines in a notebook or a pipe), or pass a function to receive each progress line
+    (e.g. a tqdm bar's `set_description`), or `lmdelta.progress.on_events(fn)` to receive ProgressEvents.
     Re-running with the same arguments resumes the run; errors say what is wrong and how to fix it.
     """
     corpus = _corpus_files(data)
@@ -234,7 +238,7 @@ def _is_value_mapping(dotted: str) -> bool:
     return dotted.rpartition(".")[2] in VALUE_MAPPINGS
 
 
-Progress = bool | Callable[[str], None]
+Progress = bool | Callable[[str], None] | on_events
 
 
 class _CallbackHandler(logging.Handler):
@@ -248,26 +252,30 @@ class _CallbackHandler(logging.Handler):
         self.callback(record.getMessage())
 
 
-class _progress:
-    """While a comparison runs, show the stages' log lines: on stderr (True, when nothing else shows them), or
-    to a function given as `progress`."""
+def _progress(progress: Progress) -> AbstractContextManager[object]:
+    """While a comparison runs, show how far it is: with True, when nothing else shows lmdelta's log lines, as a
+    live display on a terminal or as the lines on stderr elsewhere (a notebook, a pipe); to a function of each
+    line; or to a function of each ProgressEvent (`on_events(fn)`)."""
+    if isinstance(progress, on_events):
+        return listening(progress)
+    if callable(progress):
+        return _lines_to(_CallbackHandler(progress))
+    if not progress or log.handlers:
+        return nullcontext()
+    if choose("auto", sys.stderr) == "bar":
+        return LiveDisplay()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    return _lines_to(handler)
 
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.handler: logging.Handler | None = None
-        self.level = log.level
 
-    def __enter__(self) -> None:
-        if callable(self.progress):
-            self.handler = _CallbackHandler(self.progress)
-        elif self.progress and not log.handlers:
-            self.handler = logging.StreamHandler(sys.stderr)
-            self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-        if self.handler is not None:
-            log.addHandler(self.handler)
-            log.setLevel(logging.INFO)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.handler is not None:
-            log.removeHandler(self.handler)
-            log.setLevel(self.level)
+@contextmanager
+def _lines_to(handler: logging.Handler) -> Iterator[None]:
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmdelta import progress
 from lmdelta.backends.embedded import cache_root
 from lmdelta.config import RunConfig
 from lmdelta.config.base import Section
@@ -157,13 +158,17 @@ def run(config: RunConfig, run_dir: RunDir, cache_dir: Path | None = None) -> Pl
         run_dir.check_usable()
         the_plan = plan(config, run_dir, cache_dir)
         run_dir.claim()
+        to_run = [stage.name for stage in STAGES if the_plan.reason[stage.name] is not None]
+        progress.planned(list(the_plan.reason.items()))
         for stage in STAGES:
             reason = the_plan.reason[stage.name]
             if reason is None:
                 log.info("%-8s done before, skipped", stage.name)
+                progress.skipped(stage.name)
                 continue
             log.info("%-8s running (%s)", stage.name, reason)
-            _run_stage(stage, config, run_dir, cache_dir, the_plan)
+            with progress.stage(stage.name, to_run.index(stage.name) + 1, len(to_run), reason):
+                _run_stage(stage, config, run_dir, cache_dir, the_plan)
     return the_plan
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from lmdelta import progress
 from lmdelta.backends.factory import build_embedder, embedder_identity
 from lmdelta.config import RunConfig
 from lmdelta.embedcache import EmbeddingCache
@@ -65,13 +66,14 @@ def _embed_all(texts: list[str], cache: EmbeddingCache, make_embedder) -> tuple[
     if missing:
         embedder = make_embedder()
         items = list(missing.items())
+        meter = progress.Meter("embed", len(items), "new texts")
         for start in range(0, len(items), CHUNK):
             chunk = items[start : start + CHUNK]
             fresh = embedder.embed([t for _, t in chunk])
             computed = dict(zip((h for h, _ in chunk), fresh))
             cache.put_many(computed)
             known.update(computed)
-            log.info("embed: %d/%d new texts", min(start + CHUNK, len(items)), len(items))
+            log.info("%s", meter.update(min(start + CHUNK, len(items))))
     if not texts:
         return np.zeros((0, 1), dtype=np.float32), {"cached": 0, "computed": 0}
     matrix = np.stack([known[h] for h in hashes]).astype(np.float32)

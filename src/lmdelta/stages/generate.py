@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lmdelta import search
+from lmdelta import progress, search
 from lmdelta.backends.factory import build_generator, generator_identity
 from lmdelta.backends.protocols import GenerationRequest, Generator, SamplingSettings
 from lmdelta.config import GenerateConfig, RunConfig
@@ -259,7 +259,7 @@ def _decode(
 ) -> dict[str, Any]:
     sampling = settings(section)
     todo_batches = [b for b in batches(generator, requests, section.batch_size) if any(r.key not in store for r in b)]
-    total = sum(r.key not in store for r in requests)
+    meter = progress.Meter(f"generate {side}", sum(r.key not in store for r in requests), "answers")
     done = tokens = 0
     start = time.perf_counter()
     for batch in todo_batches:
@@ -269,7 +269,8 @@ def _decode(
         store.update((row["key"], row) for row in rows)
         done += len(rows)
         tokens += sum(row["n_tokens"] for row in rows)
-        _progress(side, done, total, tokens, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        log.info("%s", meter.update(done, tokens_per_second=tokens / seconds if seconds > 0 else 0.0))
     seconds = time.perf_counter() - start
     counts = {
         "generated": done,
@@ -324,12 +325,6 @@ def _item(side: Side, request: GenerationRequest, generation) -> dict[str, Any]:
         if generation.reasoning_closed is not None:
             row["reasoning_closed"] = generation.reasoning_closed
     return row
-
-
-def _progress(side: Side, done: int, total: int, tokens: int, seconds: float) -> None:
-    rate = tokens / seconds if seconds > 0 else 0.0
-    left = seconds / done * (total - done) if done else 0.0
-    log.info("generate %s: %d/%d answers, %.0f tok/s, ~%.0f s left", side, done, total, rate, left)
 
 
 def load(ctx: StageContext) -> list[Sample]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lmdelta import judges
+from lmdelta import judges, progress
 from lmdelta.config import RunConfig
 from lmdelta.errors import StageError
 from lmdelta.judges.inputs import Ask
@@ -171,6 +171,7 @@ class Loop:
 
     def run(self, families: list[Family]) -> None:
         boundaries = self.boundaries(families)
+        meter = progress.Meter("validate rounds", len(boundaries), "rounds")
         for number, end in enumerate(boundaries, start=1):
             if not any(fam.live() for fam in families):
                 break
@@ -182,6 +183,7 @@ class Loop:
             for fam in families:
                 self.step(fam, pairs[fam.name], number, end, last=number == len(boundaries))
             self.record(number, families)
+            meter.update(number)
 
     def boundaries(self, families: list[Family]) -> list[int]:
         largest = max((len(self.scope(h)) for fam in families for h in fam.hypotheses), default=0)
