@@ -296,7 +296,7 @@ def test_bad_inputs_raise_helpful_errors(base, tmp_path):
 
 def test_missing_peft_names_the_install(base, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "peft", None)
-    with pytest.raises(DependencyError, match="pip install peft"):
+    with pytest.raises(DependencyError, match=r"lmdelta\[finetune\]"):
         finetune(str(base), ROWS, QUICK, out_root=tmp_path)
 
 

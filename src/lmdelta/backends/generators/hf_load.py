@@ -90,7 +90,7 @@ def with_adapter(model: Any, adapter: str, merge: bool = True) -> Any:
         from peft import PeftModel
     except ImportError:
         raise DependencyError(
-            "Loading an adapter needs the package peft.", "Install it with `pip install peft`."
+            "Loading an adapter needs the package peft.", "Install it with `pip install 'lmdelta[finetune]'`."
         ) from None
     model = PeftModel.from_pretrained(model, adapter)
     return model.merge_and_unload() if merge else model
