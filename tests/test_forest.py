@@ -8,7 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conftest import make_finding
+from conftest import make_finding, report_view
 
 from lmdelta.report.forest import ForestRow, axis_limit, forest_rows, svg
 from lmdelta.report.merge import merge_findings
@@ -107,32 +107,11 @@ def test_shorten_cuts_at_a_word_when_it_can() -> None:
     assert shorten("x" * 30, 10) == "x" * 9 + "…"
 
 
-def _view(number: int, group: str, p: float, **fields) -> dict:
-    """A validated row as the report holds it (render._normalize): intervals as tuples, the card anchor."""
-    return {
-        "id": f"h{number}",
-        "anchor": f"h-h{number}",
-        "group": group,
-        "description": f"says “important” more (prompts about {group})",
-        "proposer": "keywords",
-        "judge": "keyword",
-        "direction": "b>a",
-        "keywords": ["important"],
-        "validated": True,
-        "p_value": p,
-        "order": number,
-        "effect": 0.2,
-        "effect_ci": (0.1, 0.3),
-        "ci_level": 0.95,
-        **fields,
-    }
-
-
 def test_a_claim_validated_in_several_scopes_gives_a_row_per_scope_linking_to_its_one_card() -> None:
     rows = [
-        _view(1, "finance", 1e-4, effect_ci_fcr=(0.0, 0.4), fcr_level=0.99),
-        _view(2, "medicine", 1e-3),
-        _view(3, "reddit", 0.3, validated=False),
+        report_view(1, "finance", 1e-4, effect_ci_fcr=(0.0, 0.4), fcr_level=0.99),
+        report_view(2, "medicine", 1e-3),
+        report_view(3, "reddit", 0.3, validated=False),
     ]
     found = forest_rows(merge_findings(rows))
     assert [(r.finding, r.label, r.href) for r in found] == [

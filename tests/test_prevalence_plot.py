@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import make_finding
+from conftest import make_finding, report_view
 
 from lmdelta.report import svgplot
 from lmdelta.report.forest import forest_rows
@@ -122,35 +122,16 @@ def test_no_finding_with_prevalences_is_no_plot() -> None:
     assert svg([_row("h1", None, None), _row("h2", 0.3, None)], "a", "b") == ""
 
 
-def _view(number: int, group: str, p: float, **fields) -> dict:
-    """A validated row as the report holds it (render._normalize): intervals as tuples, the card anchor."""
-    return {
-        "id": f"h{number}",
-        "anchor": f"h-h{number}",
-        "group": group,
-        "description": f"says “important” more (prompts about {group})",
-        "proposer": "keywords",
-        "judge": "keyword",
-        "direction": "b>a",
-        "keywords": ["important"],
-        "validated": True,
-        "p_value": p,
-        "order": number,
-        "effect": 0.2,
-        "effect_ci": (0.1, 0.3),
-        "ci_level": 0.95,
-        "prevalence_a": 0.1,
-        "prevalence_b": 0.3,
-        **fields,
-    }
+def prevalence_view(number: int, group: str, p: float, **fields) -> dict:
+    return report_view(number, group, p, **{"prevalence_a": 0.1, "prevalence_b": 0.3, **fields})
 
 
 def test_rows_follow_the_forest_plot_in_order_labels_and_links() -> None:
     rows = [
-        _view(1, "finance", 1e-4),
-        _view(2, "medicine", 1e-3, prevalence_a=None, prevalence_b=None),
-        _view(3, "reddit", 0.3, validated=False),
-        {**_view(4, "all", 1e-5, keywords=["other"], description="says “other” more"), "judge": "length"},
+        prevalence_view(1, "finance", 1e-4),
+        prevalence_view(2, "medicine", 1e-3, prevalence_a=None, prevalence_b=None),
+        prevalence_view(3, "reddit", 0.3, validated=False),
+        {**prevalence_view(4, "all", 1e-5, keywords=["other"], description="says “other” more"), "judge": "length"},
     ]
     merged = merge_findings(rows)
     found = prevalence_rows(merged)

@@ -4,6 +4,7 @@ commands that use them, each marked "heavy"."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -11,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -22,6 +24,8 @@ from lmdelta.backends.embedded import cache_root
 from lmdelta.errors import LmdeltaError, RunDirError, explain_environment_error
 from lmdelta.examples import DEFAULT, example_names, write_example
 from lmdelta.inputs import Inputs, as_override_strings, default_run_dir, point_latest
+from lmdelta.live import LiveDisplay
+from lmdelta.progress import choose
 from lmdelta.report.rounds import search_line, validation_rounds
 from lmdelta.report.stagecounts import counts_in_words
 from lmdelta.report.table import findings_table
@@ -66,11 +70,20 @@ def _say(text: str = "") -> None:
 @click.version_option(__version__, prog_name="lmdelta")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors while stages run (CI logs).")
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "bar", "lines", "none"]),
+    default="auto",
+    show_default=True,
+    help="How `run` shows its stages: a live display (bar), log lines, or nothing but warnings and errors; "
+    "auto is the display on a terminal, lines elsewhere and with --debug (--quiet means none).",
+)
 @click.pass_context
-def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
+def main(ctx: click.Context, debug: bool, quiet: bool, progress: str) -> None:
     """Find, in plain language, how two language models behave differently."""
-    ctx.obj = {"debug": debug}
-    _configure_logging(debug, quiet)
+    mode = choose(progress, sys.stderr, quiet, debug)
+    ctx.obj = {"debug": debug, "progress": mode}
+    _configure_logging(debug, mode == "none")
 
 
 def _configure_logging(debug: bool, quiet: bool = False) -> None:
@@ -86,25 +99,36 @@ def _configure_logging(debug: bool, quiet: bool = False) -> None:
 
 def _guard(ctx: click.Context, action: Callable[[], T], run_dir: Path | None = None) -> T:
     """Run an action, turning known failures into clean messages (tracebacks with --debug)."""
-    kept = f" Finished work is kept in {run_dir}." if run_dir else ""
     try:
         return action()
     except LmdeltaError as exc:
         if ctx.obj["debug"]:
             raise
-        raise KnownFailure(f"{exc}{kept}") from None
+        raise KnownFailure(f"{exc}{_kept(run_dir)}") from None
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted.{kept} Run the same command again to resume.") from None
+        raise Interrupted(f"interrupted.{_kept(run_dir)} Run the same command again to resume.") from None
     except Exception as exc:
         if ctx.obj["debug"]:
             raise
         known = explain_environment_error(exc)
         if known is not None:
-            raise KnownFailure(f"{known}{kept}") from None
+            raise KnownFailure(f"{known}{_kept(run_dir)}") from None
         raise Failure(
-            f"unexpected {type(exc).__name__}: {exc}.{kept} Re-run with --debug for the traceback, "
+            f"unexpected {type(exc).__name__}: {exc}.{_kept(run_dir)} Re-run with --debug for the traceback, "
             "and please report it."
         ) from None
+
+
+def _kept(run_dir: Path | None) -> str:
+    """Where finished work is, once a stage has finished; a run that failed before any stage says nothing of it."""
+    if run_dir is None:
+        return ""
+    try:
+        stages = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8")).get("stages", {})
+    except (OSError, ValueError, AttributeError):
+        return ""
+    finished = any(isinstance(entry, dict) and entry.get("status") == "complete" for entry in stages.values())
+    return f" Finished work is kept in {run_dir}." if finished else ""
 
 
 def _interrupt_on_sigterm() -> None:
@@ -178,7 +202,8 @@ def run(
         return
     _interrupt_on_sigterm()
     start = time.perf_counter()
-    _guard(ctx, lambda: _run(config, run_dir, link_latest=not chosen), run_dir)
+    display = _display(ctx.obj["progress"], ctx.obj["debug"], config)
+    _guard(ctx, lambda: _run(config, run_dir, display, link_latest=not chosen), run_dir)
     _say(f"done in {time.perf_counter() - start:.1f} s; outputs in {run_dir}")
 
 
@@ -204,8 +229,19 @@ def _print_findings(run_dir: Path) -> None:
         _say(f"report: {files.report_path}")
 
 
-def _run(config: RunConfig, run_dir: Path, link_latest: bool = False) -> None:
-    """The run, then what it found, printed under the lock so no other run can change it meanwhile."""
+def _display(mode: str, debug: bool, config: RunConfig) -> AbstractContextManager[object]:
+    """The live display for `--progress bar` (its overall time left from the stages' estimated times); the other
+    modes are the log handler _configure_logging set."""
+    if mode != "bar":
+        return nullcontext()
+    from lmdelta.preview import stage_seconds  # heavy: reads the prompt bank or the corpus
+
+    return LiveDisplay(debug=debug, estimates=stage_seconds(config))
+
+
+def _run(config: RunConfig, run_dir: Path, display: AbstractContextManager[object], link_latest: bool = False) -> None:
+    """The run (shown by `display`), then what it found, printed under the lock so no other run can change it
+    meanwhile."""
     from lmdelta import pipeline  # heavy: every stage, numpy, pydantic
 
     rd = RunDir(run_dir)
@@ -213,25 +249,17 @@ def _run(config: RunConfig, run_dir: Path, link_latest: bool = False) -> None:
     with rd.lock():
         if link_latest:
             point_latest(run_dir)
-        pipeline.run(config, rd)
+        with display:
+            pipeline.run(config, rd)
         _print_status(run_dir)
         _print_findings(run_dir)
 
 
 def _dry_run(config: RunConfig, run_dir: Path) -> None:
-    from lmdelta import pipeline  # heavy: every stage, numpy, pydantic
-    from lmdelta.preview import describe_run  # heavy: reads the prompt bank or corpus
+    from lmdelta.dryrun import dry_run_lines  # heavy: every stage, numpy, pydantic; reads the prompt bank
 
-    rd = RunDir(run_dir)
-    rd.check_usable()
-    the_plan = pipeline.plan(config, rd, cache_root(config.embed.cache_dir))
-    holder = rd.in_use_by()
-    usable = f"in use by another process ({holder}): a run now would be refused" if holder else "usable"
-    _say(f"config is valid; models and files are available; run directory {run_dir} is {usable}.")
-    for line in describe_run(config):
-        _say(f"  {line}")
-    for stage, reason in the_plan.reason.items():
-        _say(f"  {stage:<9} {'would run: ' + reason if reason else 'done, would be skipped'}")
+    for line in dry_run_lines(config, RunDir(run_dir), cache_root(config.embed.cache_dir)):
+        _say(line)
 
 
 @main.command()
@@ -338,7 +366,7 @@ def _scorecard_lines(card: dict[str, Any]) -> str:
 @click.option("--list", "listing", is_flag=True, help="List the example configs and stop.")
 @click.pass_context
 def init(ctx: click.Context, name: str, output: Path, force: bool, listing: bool) -> None:
-    """Write an example config (NAME: demo, corpus-pair, persona, …) to start from."""
+    """Write an example config (NAME: demo, corpus-pair, persona, paper/quantization, …; --list shows all)."""
     if listing:
         _say("\n".join(example_names()))
         return

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+from lmdelta import estimate
 from lmdelta.config import RunConfig
 from lmdelta.config.source import parse_source
+from lmdelta.errors import LmdeltaError
 from lmdelta.records import Prompt
-from lmdelta.sources.corpus import corpus_prompts, is_aligned
+from lmdelta.sources.corpus import corpus_prompts, is_aligned, units
 from lmdelta.stages.prompts import corpus_rows, narrow, select, source_prompts
 from lmdelta.stages.propose import sequential_floor, unreachable_groups
 from lmdelta.stats.tests import smallest_p
@@ -27,7 +29,35 @@ def describe_run(config: RunConfig) -> list[str]:
         ]
     prompts = _prompts(config)
     lines = [_prompt_line(prompts, config), _groups_line(prompts, config), *_texts_lines(prompts, config)]
-    return lines + _unreachable(prompts, config)
+    return lines + estimate.lines(_estimate(prompts, config)) + _unreachable(prompts, config)
+
+
+def stage_seconds(config: RunConfig) -> dict[str, float] | None:
+    """Each stage's expected seconds where the speed is known (the live view's overall time left); None when
+    the prompts cannot be counted before the run (an LLM writes them, or their data is not readable yet)."""
+    if parse_source(config.prompts.source).kind == "generated":
+        return None
+    try:
+        return _estimate(_prompts(config), config).seconds
+    except LmdeltaError:  # the run's own checks will say what is wrong, with its fix
+        return None
+
+
+def _estimate(prompts: list[Prompt], config: RunConfig) -> estimate.Estimate:
+    validation = {p.id for p in prompts if p.split == "validation"}
+    if config.uses_corpus:
+        validation_texts = sum(unit in validation for unit in units(corpus_rows(config)))
+    else:
+        validation_texts = 2 * len(validation) * config.generate.samples_per_prompt
+    groups = config.group.n_groups if config.group.by == "kmeans" else len({p.group for p in prompts})
+    scopes = {"all": 1, "groups": groups, "both": groups + 1 if groups > 1 else 1}[config.propose.scopes]
+    answered = 0 if config.uses_corpus else _answered(prompts, config)
+    return estimate.estimate(config, answered, validation_texts, scopes)
+
+
+def _answered(prompts: list[Prompt], config: RunConfig) -> int:
+    """Prompts each side answers: all of them, or in sequential mode the non-validation ones up front."""
+    return len(prompts) if config.validate.mode == "fixed" else sum(p.split != "validation" for p in prompts)
 
 
 def _prompts(config: RunConfig) -> list[Prompt]:
@@ -63,7 +93,7 @@ def _texts_lines(prompts: list[Prompt], config: RunConfig) -> list[str]:
         pairing = "paired by prompt" if _paired(config) else "unaligned: each text is its own unit"
         return [f"texts: {sides['a']:,} of side a, {sides['b']:,} of side b ({pairing})"]
     k, cap = config.generate.samples_per_prompt, config.generate.max_new_tokens
-    answered = len(prompts) if config.validate.mode == "fixed" else sum(p.split != "validation" for p in prompts)
+    answered = _answered(prompts, config)
     lines = [
         f"answers: {answered * k:,} per side ({k} per prompt), at most {answered * k * cap * 2:,} generated tokens"
     ]
@@ -88,7 +118,8 @@ def _unreachable(prompts: list[Prompt], config: RunConfig) -> list[str]:
         )
     if floor(total) > q:
         lines.append(f"warning: {total} validation prompts in all: nothing can be validated at q = {q}")
-    if config.group.by == "bank" and len(n_validation) > 1 and (_paired(config) or not config.uses_corpus):
+    proposes_in_groups = config.group.by == "bank" and config.propose.scopes != "all"  # "all": pooled only
+    if proposes_in_groups and len(n_validation) > 1 and (_paired(config) or not config.uses_corpus):
         lines += _group_warning(dict(n_validation), q, floor)
     return lines
 

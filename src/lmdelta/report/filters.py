@@ -5,6 +5,7 @@ Every piece of text from the run goes through escape() before markup is added ar
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -21,10 +22,19 @@ def fmt_num(value: Any, digits: int = 2) -> str:
     return DASH if number is None else f"{number:.{digits}f}"
 
 
-def fmt_signed(value: Any, digits: int = 2) -> str:
+def effect_digits(*values: Any) -> int:
+    """Decimals that show an effect: 2, or up to 4 so a small one (a length property's 0.0015 on its [0, 1]
+    scale) reads as two significant figures rather than 0.00."""
+    sizes = [abs(n) for n in map(finite, values) if n is not None and n != 0]
+    if not sizes or max(sizes) >= 0.01:
+        return 2
+    return min(4, 1 - math.floor(math.log10(max(sizes))))
+
+
+def fmt_signed(value: Any, digits: int | None = None) -> str:
     """Effects carry their sign so 'b − a' reads at a glance."""
     number = finite(value)
-    return DASH if number is None else f"{number:+.{digits}f}"
+    return DASH if number is None else f"{number:+.{digits or effect_digits(number)}f}"
 
 
 def fmt_p(value: Any) -> str:
@@ -58,9 +68,10 @@ def fmt_int(value: Any) -> str:
     return DASH if number is None else f"{int(number):,}"
 
 
-def fmt_ci(interval: tuple[float, float] | None, digits: int = 2) -> str:
+def fmt_ci(interval: tuple[float, float] | None, digits: int | None = None) -> str:
     if interval is None:
         return DASH
+    digits = digits or effect_digits(*interval)
     return f"[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from lmdelta.records import GIVEN
 from lmdelta.report.data_warnings import read_data_warnings
+from lmdelta.report.filters import effect_digits
 from lmdelta.report.limits import run_limits
 from lmdelta.report.merge import MergedFinding, merge_findings
 from lmdelta.report.null_control import headline, summarize_null
@@ -83,7 +84,8 @@ def _table(merged: list[MergedFinding], rows: list[dict[str, Any]], summary: dic
     for i, finding in enumerate(merged, start=1):
         row = finding.lead
         ci = (row.get("effect_ci_fcr") if adjusted else row.get("effect_ci")) or [None, None]
-        effect = f"{_num(row['effect'])} [{_num(ci[0])}, {_num(ci[1])}]"
+        digits = effect_digits(row["effect"], *ci)
+        effect = f"{_num(row['effect'], digits)} [{_num(ci[0], digits)}, {_num(ci[1], digits)}]"
         again = f"{_replicated(row.get('replication')):<11} " if replicated else ""
         numbers = f"{_num(row['auc']):>5} {_p(row['p_value']):>8} {_p(row.get('q_value')):>8}"
         lead = f"{i:>3}  {effect:<20} {numbers}  {again}"
@@ -162,7 +164,7 @@ def _replication_line(replication: dict[str, Any]) -> str:
 
 
 def _signed(value: Any) -> str:
-    return "–" if value is None else f"{value:+.2f}"
+    return "–" if value is None else f"{value:+.{effect_digits(value)}f}"
 
 
 def _level(value: Any) -> str:
