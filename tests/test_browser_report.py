@@ -1,7 +1,8 @@
 """The HTML report in a real browser (Debian's chromium driven by Playwright): it runs without errors, fetches
 nothing, filters and sorts, draws one forest-plot mark per validated finding and one prevalence mark per validated
 finding with prevalences, keeps its contents bar in view, shows hostile text as text and fits the page at 1280 and
-390 px. Screenshots go to the test's folder and, when LMDELTA_ARTIFACTS is set, there too."""
+390 px, weights section (the weight-difference analysis) included. Screenshots go to the test's folder and, when
+LMDELTA_ARTIFACTS is set, there too."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_finding
+from test_report_weights import weights_rows, write_weights
 
 from lmdelta.report.render import render_report
 
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 WIDE, NARROW = 1280, 390
-SECTIONS = ["summary", "overview", "findings", "all", "null", "run"]  # the contents bar's, in order
+SECTIONS = ["summary", "overview", "findings", "all", "null", "weights", "run"]  # the contents bar's, in order
 HOSTILE = '<script>window.__pwned=1</script> and <img src=x onerror="window.__pwned=2">'
 LONG = (
     "Answers questions about cooking with long step-by-step recipes that list every ingredient twice, "
@@ -108,6 +110,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         encoding="utf-8",
     )
     (run_dir / "manifest.json").write_text(json.dumps({"version": "0.1.0", "stages": {}}), encoding="utf-8")
+    write_weights(run_dir, weights_rows())
     return render_report(run_dir)
 
 
@@ -226,6 +229,22 @@ def test_no_text_in_a_plot_is_cut_off(wide: Visit, plot: str) -> None:
     assert LONG in long_mark.locator("title").text_content()
 
 
+@pytest.mark.parametrize("plot", ["weights-spectrum", "weights-heat"])
+def test_no_text_in_a_weights_plot_is_cut_off(wide: Visit, plot: str) -> None:
+    overflow = wide.page.evaluate(
+        """(kind) => {
+        const svg = document.querySelector(`svg.${kind}`);
+        const box = svg.viewBox.baseVal;
+        return [...svg.querySelectorAll("text:not([transform])")].filter(t => {  // a rotated one's box is unrotated
+            const b = t.getBBox();
+            return b.x < 0 || b.x + b.width > box.width || b.y < 0 || b.y + b.height > box.height;
+        }).map(t => t.textContent);
+    }""",
+        plot,
+    )
+    assert overflow == []
+
+
 def test_the_dot_plot_has_one_mark_per_finding_with_prevalences_in_the_forest_plots_order(wide: Visit) -> None:
     marks = wide.page.locator("svg.prevalence-plot .prevalence-mark")
     ids = [marks.nth(i).get_attribute("data-finding") for i in range(marks.count())]
@@ -328,6 +347,8 @@ def test_the_page_fits_its_width_and_is_saved_as_screenshots(
         assert shot.stat().st_size > 10_000
         overview = _screenshot(visit.page, folder, f"overview-{width}.png", "#overview")
         assert overview.stat().st_size > 5_000
+        weights = _screenshot(visit.page, folder, f"weights-{width}.png", "#weights")
+        assert weights.stat().st_size > 5_000
         visit.page.locator("#null").scroll_into_view_if_needed()
         _screenshot(visit.page, folder, f"scrolled-{width}.png", full_page=False)  # the contents bar over the page
         assert visit.errors == []

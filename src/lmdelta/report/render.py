@@ -49,6 +49,7 @@ from lmdelta.report.rounds import search_line, validation_rounds
 from lmdelta.report.runfiles import load_json, load_yaml
 from lmdelta.report.stagecounts import counts_in_words
 from lmdelta.report.themes_view import themes_context
+from lmdelta.report.weights_view import weights_context
 from lmdelta.rundir import RunDir, atomic_write_text, read_jsonl
 from lmdelta.sources.corpus import side_values
 
@@ -135,6 +136,7 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         **findings,
         **_overview_plots(findings["merged"], sides),
         "themes": themes_context(run_dir, hypotheses, findings["merged"]),
+        "weights": weights_context(run_dir),
         "limits": run_limits(config, hypotheses),
         "cannot_see": CANNOT_SEE,
         "llm_roles": LLM_ROLES,

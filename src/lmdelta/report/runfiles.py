@@ -1,5 +1,5 @@
-"""The run directory's side files (config.yaml, summary.json, manifest.json) read as the report's views need them:
-a missing or damaged file reads as empty, so a view never fails on one; the log says which."""
+"""The run directory's side files (config.yaml, summary.json, manifest.json, the weight analysis's) read as the
+report's views need them: a missing or damaged file reads as empty, so a view never fails on one; the log says which."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from lmdelta.errors import RunDirError
+from lmdelta.rundir import read_jsonl
+from lmdelta.weights import WEIGHTS, WEIGHTS_SUMMARY
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +37,17 @@ def load_json(path: Path) -> dict[str, Any]:
         logger.warning("%s is not valid JSON; the report ignores it", path)
         return {}
     return loaded if isinstance(loaded, dict) else {}
+
+
+def weights_files(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The weight analysis's summary and rows, from the run directory's root where the weights stage (and
+    `lmdelta weights --run-dir`) writes them; ({}, []) without a summary, no rows when weights.jsonl is damaged."""
+    summary = load_json(run_dir / WEIGHTS_SUMMARY)
+    if not summary:
+        return {}, []
+    try:
+        rows = [row for row in read_jsonl(run_dir / WEIGHTS) if isinstance(row, dict)]
+    except (RunDirError, UnicodeDecodeError):
+        logger.warning("%s is damaged; the report's weights section shows the summary only", run_dir / WEIGHTS)
+        rows = []
+    return summary, rows
