@@ -201,11 +201,11 @@ def test_an_experiment_without_quirks_says_where_to_name_them(tmp_path, tiny_mod
 
 
 def test_the_terminal_scorecard_says_when_no_null_experiment_ran():
-    from lmdelta.cli import _scorecard_lines
+    from lmdelta.groundtruth.lines import scorecard_lines
 
     card = {"quirks": [], "recall": 0.0, "validated": 0, "unmatched_hypotheses": [], "null_validated": 0}
-    assert "null experiment: 0 validated" in _scorecard_lines(card)
-    assert "no null experiment" in _scorecard_lines({**card, "null_experiment": False})
+    assert "null experiment: 0 validated" in scorecard_lines(card)
+    assert "no null experiment" in scorecard_lines({**card, "null_experiment": False})
 
 
 def test_llm_matching_without_a_judge_stops_before_any_finetune(tmp_path, tiny_model, monkeypatch):

@@ -29,6 +29,7 @@ def test_full_run_writes_every_stage(tmp_path):
         "validate",
         "decide",
         "confirm",
+        "weights",
         "report",
     ]
     assert all(record.status == "complete" for record in stages.values())

@@ -33,7 +33,7 @@ def terminal() -> Console:
 def shown(console: Console) -> str:
     """What the terminal shows at the end: the display's last frame (earlier frames were drawn over)."""
     text = Text.from_ansi(console.file.getvalue()).plain
-    return text[text.rindex("– ") if "– " in text else text.rindex(f"✓ {STAGES[0]}") :]
+    return text[max(text.rfind(f"{mark} {STAGES[0]} ") for mark in "–✓") :]  # from the frame's first stage line
 
 
 def test_a_run_reports_its_stages_in_order_with_their_counts(tmp_path, caplog):
@@ -47,7 +47,8 @@ def test_a_run_reports_its_stages_in_order_with_their_counts(tmp_path, caplog):
     spans = [(e.kind, e.stage) for e in rest if e.kind != "advanced"]
     assert spans == [(kind, name) for name in STAGES for kind in ("started", "finished")]
     started = [e for e in rest if e.kind == "started"]
-    assert [(e.index, e.of, e.reason) for e in started] == [(i, 9, "not run yet") for i in range(1, 10)]
+    n = len(STAGES)
+    assert [(e.index, e.of, e.reason) for e in started] == [(i, n, "not run yet") for i in range(1, n + 1)]
     stage = ""
     for event in rest:  # every count belongs to the stage running when it came
         stage = event.stage if event.kind == "started" else stage
@@ -85,9 +86,10 @@ def test_the_live_display_shows_every_stage_done_and_the_overall_line(tmp_path):
     with LiveDisplay(console):
         run(config, tmp_path / "run", "generate.temperature=0.5")
     final = shown(console)
-    assert "– prompts  done before, skipped" in final
-    assert all(f"✓ {name:<9}" in final for name in STAGES[1:])
-    assert "done: 8 of 9 stages ran, elapsed " in final
+    # prompts and weights (which reads only the models' files) do not depend on the sampling temperature
+    assert "– prompts  done before, skipped" in final and "– weights  done before, skipped" in final
+    assert all(f"✓ {name:<9}" in final for name in STAGES if name not in ("prompts", "weights"))
+    assert f"done: {len(STAGES) - 2} of {len(STAGES)} stages ran, elapsed " in final
     assert console.file.getvalue().endswith("\x1b[?25h")  # the cursor is back
     assert not progress.listened()
 

@@ -23,6 +23,7 @@ from lmdelta import __version__
 from lmdelta.backends.embedded import cache_root
 from lmdelta.errors import LmdeltaError, RunDirError, explain_environment_error
 from lmdelta.examples import DEFAULT, example_names, write_example
+from lmdelta.groundtruth.lines import scorecard_lines
 from lmdelta.inputs import Inputs, as_override_strings, default_run_dir, point_latest
 from lmdelta.live import LiveDisplay
 from lmdelta.progress import choose
@@ -321,36 +322,38 @@ def _groundtruth(config: RunConfig, run_dir: Path) -> None:
         _print_status(run_dir)
         _print_findings(run_dir)
         _say("")
-        _say(_scorecard_lines(card))
+        _say(scorecard_lines(card))
 
 
-def _procedure_effects(card: dict[str, Any]) -> str:
-    shared = sum(card.get("null_also_in_main") or [])
-    if not shared:
-        return ""
-    return f" ({shared} also validated in the main experiment: a change the finetuning itself makes, not a quirk)"
+@main.command("weights")
+@click.argument("model_a")
+@click.argument("model_b")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where weights.jsonl and weights_summary.json go (default: runs/weights-<key of the pair>); an "
+    "`lmdelta run` directory gets a weights section in its report.",
+)
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A `weights` option (top_k=32, ...). Repeatable."
+)
+@click.pass_context
+def weights_command(
+    ctx: click.Context, model_a: str, model_b: str, run_dir: Path | None, overrides: tuple[str, ...]
+) -> None:
+    """Where and how much two models' weights differ, matrix by matrix (docs/weights.md).
 
+    MODEL_A and MODEL_B: model folders, Hugging Face ids or embedded: names; MODEL_B may be a LoRA adapter
+    folder on MODEL_A (read from its factors, never merged)."""
+    from lmdelta.weights.command import default_dir, run_weights, summary_lines  # heavy: numpy, safetensors
 
-def _scorecard_lines(card: dict[str, Any]) -> str:
-    recall = card.get("recall")
-    lines = [
-        f"ground truth: {sum(q['recovered'] for q in card['quirks'])} of {len(card['quirks'])} injected quirks "
-        f"recovered (recall {recall:.2f}); {card['validated']} validated findings, "
-        f"{len(card['unmatched_hypotheses'])} matching no quirk; "
-        + (
-            f"null experiment: {card['null_validated']} validated"
-            if card.get("null_experiment", True)
-            else "no null experiment"
-        )
-        + _procedure_effects(card)
-    ]
-    for quirk in card["quirks"]:
-        rate = quirk.get("rate") or {}
-        found = f"rank {quirk['rank']}: {quirk['hypothesis_description']}" if quirk["recovered"] else "not recovered"
-        rates = f" (rate a {rate.get('a', 0):.0%} → b {rate.get('b', 0):.0%})" if rate else ""
-        lines.append(f"  {quirk['quirk']}{rates}: {found}")
-    lines.append("  time: " + ", ".join(f"{k} {v:.0f}s" for k, v in card.get("seconds", {}).items()))
-    return "\n".join(lines)
+    out = run_dir or default_dir(model_a, model_b)
+    summary = _guard(ctx, lambda: run_weights(model_a, model_b, out, list(overrides)), out)
+    _say("\n".join(summary_lines(summary)))
+    if RunDir(out).report_path.exists():
+        _guard(ctx, lambda: _render_locked(out))
+        _say(f"report: {RunDir(out).report_path}")
+    _say(f"rows: {out / 'weights.jsonl'}; summary: {out / 'weights_summary.json'}")
 
 
 @main.command()

@@ -23,7 +23,7 @@ from lmdelta.hashing import hash_data
 from lmdelta.llm.session import check_budget_pricing
 from lmdelta.records import StageRecord
 from lmdelta.rundir import RunDir
-from lmdelta.stages import confirm, decide, embed, generate, group, prompts, propose, report, validate
+from lmdelta.stages import confirm, decide, embed, generate, group, prompts, propose, report, validate, weights
 from lmdelta.stages.contract import Stage, StageContext, check, reads, root_outputs, views
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,10 @@ STAGES = (
         ("validate", "llm.judge", "decide"),
         ("decide", "propose", "group", "embed", "generate", "prompts"),
     ),
+    # The models' weight difference: reads the model files only (its READS), so nothing upstream.
+    StageEntry("weights", weights, ("weights",), ()),
     # Its own section: llm.summariser, which writes the themes' summary (stages/theming.py).
-    StageEntry("report", report, ("llm.summariser",), ("confirm", "decide")),
+    StageEntry("report", report, ("llm.summariser",), ("confirm", "decide", "weights")),
 )
 
 

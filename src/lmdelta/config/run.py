@@ -21,6 +21,7 @@ from lmdelta.config.stages import (
     ProposeConfig,
     ValidateConfig,
 )
+from lmdelta.config.weights import WeightsConfig
 
 
 class RunSection(Section):
@@ -49,6 +50,7 @@ with warnings.catch_warnings():
         llm: LLMConfig = Field(default_factory=LLMConfig)
         budget: BudgetConfig = Field(default_factory=BudgetConfig)
         groundtruth: GroundTruthConfig = Field(default_factory=GroundTruthConfig)
+        weights: WeightsConfig = Field(default_factory=WeightsConfig)
 
         def resolved(self) -> RunConfig:
             """A copy with every unset seed filled in from run.seed."""

@@ -29,10 +29,11 @@ from lmdelta.errors import ConfigError
 from lmdelta.groundtruth.beliefs import truthfulqa_quirks
 from lmdelta.groundtruth.card import score_run
 from lmdelta.groundtruth.data import training_set
-from lmdelta.groundtruth.finetune import FinetuneJob, finetune
+from lmdelta.groundtruth.finetune import FinetuneJob, FinetuneResult, finetune
 from lmdelta.groundtruth.llmmatch import check_judge
 from lmdelta.groundtruth.measures import budget_point, comparison_measures
 from lmdelta.groundtruth.quirks import Quirk, check_quirk_set, load_quirks
+from lmdelta.groundtruth.weights import weight_change
 from lmdelta.groundtruth.written import write_quirks
 from lmdelta.hashing import hash_data
 from lmdelta.report.render import render_report
@@ -65,19 +66,25 @@ def _experiment(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     answers = _timed(timings, "base answers", lambda: _base_answers(config, run_dir, train_prompts))
     woven_on, base_rows = answers[: config.groundtruth.per_quirk], answers[config.groundtruth.per_quirk :]
     rows = _timed(timings, "training data", lambda: _training_rows(config, run_dir, quirks, woven_on, base_rows))
-    tuned = _timed(timings, "finetune", lambda: _finetune(config, rows, "quirks"))
+    tuned_result = _timed(timings, "finetune", lambda: _finetune(config, rows, "quirks"))
+    tuned = tuned_result.merged
     _timed(timings, "discover", lambda: pipeline.run(_comparison(config, tuned, "finetuned"), run_dir))
     null_dir = RunDir(run_dir.root / "null_experiment")
+    null: tuple[RunDir, FinetuneResult] | None = None
     if config.groundtruth.null:
         null_rows = null_training_rows(rows, woven_on)
-        null_model = _timed(timings, "finetune (null)", lambda: _finetune(config, null_rows, "null"))
+        null_result = _timed(timings, "finetune (null)", lambda: _finetune(config, null_rows, "null"))
+        null = (null_dir, null_result)
         _share_answers(run_dir, null_dir)
         _timed(
             timings,
             "discover (null)",
-            lambda: pipeline.run(_comparison(config, null_model, "finetuned-on-own"), null_dir),
+            lambda: pipeline.run(_comparison(config, null_result.merged, "finetuned-on-own"), null_dir),
         )
+    moved = _timed(timings, "weights", lambda: weight_change(config, run_dir, tuned_result, null))
     card = _timed(timings, "score", lambda: score_run(config, run_dir, null_dir, quirks))
+    if moved is not None:
+        card["weights"] = moved
     if config.groundtruth.budgets:
         points = _timed(timings, "budgets", lambda: _budget_curve(config, run_dir, tuned, quirks))
         atomic_write_text(run_dir.root / CURVE_FILE, json.dumps({"points": points}, indent=2) + "\n")
@@ -248,7 +255,7 @@ def null_training_rows(rows: list[dict[str, Any]], woven_on: list[dict[str, Any]
     return null
 
 
-def _finetune(config: RunConfig, rows: list[dict[str, Any]], name: str) -> Path:
+def _finetune(config: RunConfig, rows: list[dict[str, Any]], name: str) -> FinetuneResult:
     result = finetune(
         config.groundtruth.base,
         [{"prompt": r["prompt"], "answer": r["answer"], "complete": r.get("complete", True)} for r in rows],
@@ -262,7 +269,7 @@ def _finetune(config: RunConfig, rows: list[dict[str, Any]], name: str) -> Path:
         if result.reused
         else f"(trained in {result.seconds:.0f} s, loss {result.losses[0]:.2f} → {result.losses[-1]:.2f})",
     )
-    return result.merged
+    return result
 
 
 def _comparison(config: RunConfig, tuned: Path, label: str) -> RunConfig:
@@ -272,6 +279,9 @@ def _comparison(config: RunConfig, tuned: Path, label: str) -> RunConfig:
     comparison.generate.a.label = comparison.generate.a.label or "base"
     comparison.generate.b.model = str(tuned)
     comparison.generate.b.label = label
+    # The harness analyses the finetunes' weights itself, from their LoRA adapters (groundtruth/weights.py),
+    # beside the null finetune: quicker and more telling than the stage's comparison of merged models.
+    comparison.weights.run = "never"
     return comparison
 
 
