@@ -28,7 +28,7 @@ from lmdelta.inputs import Inputs, as_override_strings, default_run_dir, point_l
 from lmdelta.live import LiveDisplay
 from lmdelta.progress import choose
 from lmdelta.report.rounds import search_line, validation_rounds
-from lmdelta.report.stagecounts import counts_in_words
+from lmdelta.report.stagecounts import counts_in_words, usage_line
 from lmdelta.report.table import findings_table
 from lmdelta.rundir import MANIFEST, RunDir
 from lmdelta.safetext import safe_terminal_text
@@ -337,9 +337,15 @@ def _groundtruth(config: RunConfig, run_dir: Path) -> None:
 @click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A `weights` option (top_k=32, ...). Repeatable."
 )
+@click.option(
+    "--quantized",
+    type=click.Choice(["none", "4bit", "8bit"]),
+    default="none",
+    help="MODEL_B as bitsandbytes loads it: `lmdelta weights M M --quantized 4bit` measures the quantization error.",
+)
 @click.pass_context
 def weights_command(
-    ctx: click.Context, model_a: str, model_b: str, run_dir: Path | None, overrides: tuple[str, ...]
+    ctx: click.Context, model_a: str, model_b: str, run_dir: Path | None, overrides: tuple[str, ...], quantized: str
 ) -> None:
     """Where and how much two models' weights differ, matrix by matrix (docs/weights.md).
 
@@ -348,7 +354,7 @@ def weights_command(
     from lmdelta.weights.command import default_dir, run_weights, summary_lines  # heavy: numpy, safetensors
 
     out = run_dir or default_dir(model_a, model_b)
-    summary = _guard(ctx, lambda: run_weights(model_a, model_b, out, list(overrides)), out)
+    summary = _guard(ctx, lambda: run_weights(model_a, model_b, out, list(overrides), quantized), out)
     _say("\n".join(summary_lines(summary)))
     if RunDir(out).report_path.exists():
         _guard(ctx, lambda: _render_locked(out))
@@ -477,19 +483,10 @@ def _print_status(run_dir: Path) -> None:
         )
     usage = manifest.llm_usage
     if usage:
-        _say(f"  LLM: {_usage_line(usage)}")
+        _say(f"  LLM: {usage_line(usage)}")
         for stage, roles in usage.get("by_stage", {}).items():
             for role, entry in roles.items():
-                _say(f"    {stage}/{role}: {_usage_line(entry)}")
-
-
-def _usage_line(entry: dict[str, Any]) -> str:
-    failed = sum((entry.get("failures") or {}).values())
-    return (
-        f"{entry.get('requests', 0)} requests, {entry.get('calls', 0)} calls ({entry.get('cached', 0)} cached, "
-        f"{failed} failed, {entry.get('reasks', 0)} re-asks), {entry.get('input_tokens', 0)} in / "
-        f"{entry.get('output_tokens', 0)} out tokens, ${entry.get('cost_usd', 0.0):.4f}"
-    )
+                _say(f"    {stage}/{role}: {usage_line(entry)}")
 
 
 if __name__ == "__main__":

@@ -37,3 +37,13 @@ def _number(value: float) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def usage_line(entry: dict[str, Any]) -> str:
+    """An LLM ledger entry in one line: requests, calls, cache hits, failures, tokens, dollars."""
+    failed = sum((entry.get("failures") or {}).values())
+    return (
+        f"{entry.get('requests', 0)} requests, {entry.get('calls', 0)} calls ({entry.get('cached', 0)} cached, "
+        f"{failed} failed, {entry.get('reasks', 0)} re-asks), {entry.get('input_tokens', 0)} in / "
+        f"{entry.get('output_tokens', 0)} out tokens, ${entry.get('cost_usd', 0.0):.4f}"
+    )

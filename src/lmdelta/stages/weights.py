@@ -20,7 +20,7 @@ from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.weights import WEIGHTS, WEIGHTS_SUMMARY, analyse, resolve_model_folder
 
 VERSION = 1
-SIDE_FIELDS = ("model", "revision", "adapter")
+SIDE_FIELDS = ("model", "revision", "adapter", "quantization")
 READS: tuple[str | Read, ...] = (
     *(f"generate.{side}.{name}" for side in ("a", "b") for name in SIDE_FIELDS),
     "generate.a.label",
@@ -49,7 +49,7 @@ def why_not(config: RunConfig) -> str | None:
     same_model = (a.model, a.revision) == (b.model, b.revision)
     if b.adapter and not same_model:
         return "side b's adapter sits on another model than side a's"
-    if same_model and not b.adapter:
+    if same_model and not b.adapter and a.quantization == b.quantization:
         return "both sides load the same weights (they differ in how they are run, not in their weights)"
     return None
 
@@ -87,7 +87,8 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     a, b = config.generate.a, config.generate.b
     folder_a = resolve_model_folder(a.model, ctx.cache_dir, a.revision)
     folder_b = b.adapter or resolve_model_folder(b.model, ctx.cache_dir, b.revision)
-    summary = analyse(folder_a, folder_b, root, config.weights, labels=(config.label("a"), config.label("b")))
+    labels, quantization = (config.label("a"), config.label("b")), (a.quantization, b.quantization)
+    summary = analyse(folder_a, folder_b, root, config.weights, labels=labels, quantization=quantization)
     totals = summary.get("totals", {})
     return StageResult(
         {

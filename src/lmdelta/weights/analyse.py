@@ -18,6 +18,7 @@ from lmdelta.weights.checkpoint import Checkpoint
 from lmdelta.weights.lora import Adapter, is_adapter, open_adapter
 from lmdelta.weights.options import WeightsOptions
 from lmdelta.weights.pairs import plan_pairs
+from lmdelta.weights.quantize import as_loaded
 from lmdelta.weights.streaming import dense_row, lora_row
 
 WEIGHTS = "weights.jsonl"
@@ -35,9 +36,12 @@ def analyse(
     options: WeightsOptions | None = None,
     *,
     labels: tuple[str, str] | None = None,
+    quantization: tuple[str, str] = ("none", "none"),
 ) -> dict[str, Any]:
     """Compare the weights of model folder a with b (a full model, or a LoRA adapter on a as its base);
-    write weights.jsonl and weights_summary.json into `out_dir`; return the summary."""
+    write weights.jsonl and weights_summary.json into `out_dir`; return the summary. `quantization`: each
+    side's bitsandbytes setting (none, 4bit, 8bit), whose weights are rebuilt as that side runs them
+    (weights/quantize.py); an adapter is read on side a's weights as stored."""
     options = options or WeightsOptions()
     started = time.perf_counter()
     folder_a, folder_b = Path(folder_a), Path(folder_b)
@@ -51,9 +55,13 @@ def analyse(
         adapter = open_adapter(folder_b, base)
         rows, left_out = _adapter_rows(base, adapter, options), _adapter_left_out(base, adapter)
     else:
-        rows, left_out = _dense_rows(base, Checkpoint.open(folder_b), options)
+        loaded = (as_loaded(base, quantization[0]), as_loaded(Checkpoint.open(folder_b), quantization[1]))
+        rows, left_out = _dense_rows(*loaded, options)
     null = _null_comparison(rows, options.null_summary)
     sides = {"a": _identity(folder_a, labels, 0), "b": _identity(folder_b, labels, 1)}
+    for side, setting in zip(("a", "b"), quantization):
+        if setting != "none":
+            sides[side]["quantization"] = setting
     summary = _summary(rows, left_out, sides, options, null, time.perf_counter() - started)
     out = Path(out_dir)
     write_jsonl(out / WEIGHTS, rows)

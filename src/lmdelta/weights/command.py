@@ -20,11 +20,13 @@ def default_dir(model_a: str, model_b: str) -> Path:
     return Path("runs") / f"weights-{hash_data([model_a, model_b], length=8)}"
 
 
-def run_weights(model_a: str, model_b: str, out_dir: Path, overrides: list[str]) -> dict[str, Any]:
+def run_weights(
+    model_a: str, model_b: str, out_dir: Path, overrides: list[str], quantized: str = "none"
+) -> dict[str, Any]:
     """Analyse and write weights.jsonl and weights_summary.json into `out_dir`. `overrides`: fields of the config's
-    `weights` section, as KEY=VALUE."""
+    `weights` section, as KEY=VALUE; `quantized`: side b as bitsandbytes loads it (4bit, 8bit)."""
     options = load_config(None, [f"weights.{item}" for item in overrides]).weights
     folder_a = resolve_model_folder(model_a)
     folder_b = resolve_model_folder(model_b)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return analyse(folder_a, folder_b, out_dir, options, labels=(model_a, model_b))
+    return analyse(folder_a, folder_b, out_dir, options, labels=(model_a, model_b), quantization=("none", quantized))
