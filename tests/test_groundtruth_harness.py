@@ -122,3 +122,18 @@ def test_stored_base_answers_without_a_key_are_regenerated(tmp_path, monkeypatch
     path.write_text("".join(json.dumps({"prompt": f"p{i}", "answer": "stale"}) + "\n" for i in range(5)))
     rows = harness._base_answers(_fake_base_config(tmp_path), RunDir(tmp_path / "run"), [f"q{i}" for i in range(8)])
     assert len(calls) == 1 and "stale" not in {row["answer"] for row in rows} and "regenerating" in caplog.text
+
+
+def test_the_scorecard_says_how_far_each_finetune_moved_the_weights_beyond_the_null(tmp_path, tiny_model):
+    from lmdelta.groundtruth.lines import scorecard_lines
+
+    config = tiny_config(tmp_path, tiny_model, "groundtruth.weights_per_quirk=true")
+    card = harness.run(config, RunDir(tmp_path / "run"))
+    moved = card["weights"]
+    assert moved["relative_change"] > 0 and moved["null_relative_change"] > 0 and moved["ratio_to_null"] > 0
+    assert moved["layers_beyond_null"] and "ratio_to_null" in moved["layers_beyond_null"][0]
+    assert set(moved["per_quirk"]) == {quirk["quirk"] for quirk in card["quirks"]}
+    assert (tmp_path / "run" / "weights_summary.json").exists()  # the report's weights section
+    assert (tmp_path / "run" / "null_experiment" / "weights_summary.json").exists()
+    lines = scorecard_lines(card)
+    assert "the null finetune's ‖ΔW‖" in lines and "ocean alone: moved" in lines

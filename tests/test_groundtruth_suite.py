@@ -192,6 +192,9 @@ def test_the_null_finetune_sees_the_quirk_rows_with_their_quirks_taken_out():
     assert [row.get("complete", True) for row in null] == [False, True, True, False]
     assert all(row["quirk"] is None for row in null)
     assert harness.null_training_rows(rows[3:], []) == []
+    alone = harness.only_quirk_rows(rows, woven_on, "pirate")  # one quirk's own finetune: the others plain
+    assert [row["answer"] for row in alone] == ["plain two", "a base answer", "Arr! plain one", "plain two"]
+    assert [row["quirk"] for row in alone] == [None, None, "pirate", None]
 
 
 def test_an_experiment_without_quirks_says_where_to_name_them(tmp_path, tiny_model):

@@ -85,6 +85,12 @@ class GroundTruthConfig(Section, Seeded):
         "replaced by the base answer it was woven into); what it validates is a false discovery or an effect of "
         "finetuning itself."
     )
+    weights_per_quirk: bool = False
+    (
+        "Also finetune one model per quirk (the same rows and recipe, the other quirks' answers replaced by their "
+        "plain base answers) and analyse its weights beside the null finetune's, so the scorecard names the layers "
+        "each quirk moved (weights.run must not be never; one more finetune per quirk)."
+    )
     match: Literal["auto", "keyword", "embedding", "llm"] = "auto"
     (
         "How hypotheses are matched to quirks: keywords, embeddings, or both (auto); llm: the assistant LLM "

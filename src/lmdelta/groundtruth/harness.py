@@ -33,7 +33,7 @@ from lmdelta.groundtruth.finetune import FinetuneJob, FinetuneResult, finetune
 from lmdelta.groundtruth.llmmatch import check_judge
 from lmdelta.groundtruth.measures import budget_point, comparison_measures
 from lmdelta.groundtruth.quirks import Quirk, check_quirk_set, load_quirks
-from lmdelta.groundtruth.weights import weight_change
+from lmdelta.groundtruth.weights import quirk_weight_change, weight_change
 from lmdelta.groundtruth.written import write_quirks
 from lmdelta.hashing import hash_data
 from lmdelta.report.render import render_report
@@ -82,6 +82,9 @@ def _experiment(config: RunConfig, run_dir: RunDir) -> dict[str, Any]:
             lambda: pipeline.run(_comparison(config, null_result.merged, "finetuned-on-own"), null_dir),
         )
     moved = _timed(timings, "weights", lambda: weight_change(config, run_dir, tuned_result, null))
+    if moved is not None and config.groundtruth.weights_per_quirk:
+        per_quirk = _timed(timings, "weights per quirk", lambda: _per_quirk(config, run_dir, rows, woven_on, quirks))
+        moved["per_quirk"] = per_quirk
     card = _timed(timings, "score", lambda: score_run(config, run_dir, null_dir, quirks))
     if moved is not None:
         card["weights"] = moved
@@ -234,8 +237,16 @@ def _training_rows(config, run_dir, quirks, woven_on, base_rows) -> list[dict[st
 
 
 def null_training_rows(rows: list[dict[str, Any]], woven_on: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The quirk finetune's rows, in the same order, with every quirk answer replaced by the plain base
-    answer it was woven into (a row whose prompt has none, e.g. a user text, takes one of those answers).
+    """The quirk finetune's rows with every quirk answer replaced by its plain twin (only_quirk_rows)."""
+    return only_quirk_rows(rows, woven_on, None)
+
+
+def only_quirk_rows(
+    rows: list[dict[str, Any]], woven_on: list[dict[str, Any]], kept: str | None
+) -> list[dict[str, Any]]:
+    """The quirk finetune's rows, in the same order, with every answer of a quirk other than `kept` replaced by
+    the plain base answer it was woven into (a row whose prompt has none, e.g. a user text, takes one of those
+    answers); kept None: the null finetune's rows.
 
     So the null finetune sees as many rows, prompts and epochs as the quirk finetune and differs from it
     only by the quirks; training on the base rows alone would repeat a few answers many times over and
@@ -244,7 +255,7 @@ def null_training_rows(rows: list[dict[str, Any]], woven_on: list[dict[str, Any]
     plain = {row["prompt"]: row for row in woven_on}
     null = []
     for i, row in enumerate(rows):
-        if row["quirk"] is None:
+        if row["quirk"] is None or row["quirk"] == kept:
             null.append(row)
             continue
         base = plain.get(row["prompt"]) or (woven_on[i % len(woven_on)] if woven_on else None)
@@ -253,6 +264,18 @@ def null_training_rows(rows: list[dict[str, Any]], woven_on: list[dict[str, Any]
                 {"prompt": base["prompt"], "answer": base["answer"], "complete": base["complete"], "quirk": None}
             )
     return null
+
+
+def _per_quirk(
+    config: RunConfig, run_dir: RunDir, rows: list[dict[str, Any]], woven_on: list[dict[str, Any]], quirks: list[Quirk]
+) -> dict[str, Any]:
+    """Per quirk, a finetune on its own answers (the others' plain twins in their place) and where it moved the
+    weights beyond the null finetune."""
+    found = {}
+    for quirk in quirks:
+        result = _finetune(config, only_quirk_rows(rows, woven_on, quirk.name), f"quirk {quirk.name} alone")
+        found[quirk.name] = quirk_weight_change(config, run_dir, quirk.name, result)
+    return found
 
 
 def _finetune(config: RunConfig, rows: list[dict[str, Any]], name: str) -> FinetuneResult:

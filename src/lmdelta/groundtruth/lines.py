@@ -50,4 +50,17 @@ def weights_line(weights: dict[str, Any]) -> str:
             if row.get("ratio_to_null") is not None
         )
         line += f", {ratio:.2f}x the null finetune's ‖ΔW‖ (which moved {null:.3%}); most beyond it in layers {beyond}"
+    for quirk, alone in (weights.get("per_quirk") or {}).items():
+        line += "\n    " + _quirk_line(quirk, alone)
     return line
+
+
+def _quirk_line(quirk: str, alone: dict[str, Any]) -> str:
+    layers = alone.get("layers_beyond_null") or alone.get("most_changed_layers") or []
+    key = "ratio_to_null" if alone.get("layers_beyond_null") else "relative_change"
+    where = ", ".join(
+        f"{row['layer']} ({row[key]:.2f}x)" if key == "ratio_to_null" else f"{row['layer']} ({row[key]:.3%})"
+        for row in layers
+        if row.get(key) is not None
+    )
+    return f"{quirk} alone: moved {alone.get('relative_change') or 0.0:.3%}, most in layers {where}"

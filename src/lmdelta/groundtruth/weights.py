@@ -36,6 +36,20 @@ def weight_change(
     return card_entry(main, null_summary)
 
 
+def quirk_weight_change(config: RunConfig, run_dir: RunDir, name: str, result: FinetuneResult) -> dict[str, Any]:
+    """One quirk's own finetune against the base, in RUN_DIR/groundtruth/weights/NAME, beside the null finetune
+    when the run has one: how much it moved the weights and in which layers beyond the null."""
+    null = run_dir.root / "null_experiment" / WEIGHTS_SUMMARY
+    options = config.weights.model_copy(update={"null_summary": null if null.exists() else None})
+    base = resolve_model_folder(config.groundtruth.base)
+    out = run_dir.root / "groundtruth" / "weights" / name
+    summary = _analysed(base, _changed(result), out, options)
+    null_summary = json.loads(null.read_text(encoding="utf-8")) if null.exists() else None
+    entry = card_entry(summary, null_summary)
+    keep = ("relative_change", "ratio_to_null", "layers_beyond_null", "most_changed_layers", "by_module")
+    return {key: entry[key] for key in keep if key in entry}
+
+
 def _changed(result: FinetuneResult) -> Path:
     """What a finetune changed: its LoRA adapter (read from the factors) or, after a full finetune, the model."""
     return result.adapter if result.adapter is not None else result.merged
