@@ -11,8 +11,7 @@ from typing import Any
 import yaml
 
 from lmdelta.errors import RunDirError
-from lmdelta.rundir import read_jsonl
-from lmdelta.weights import WEIGHTS, WEIGHTS_SUMMARY
+from lmdelta.rundir import WEIGHTS, WEIGHTS_SUMMARY, read_jsonl
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 from lmdelta.backends.registry import model_weights_id, parse_model
 from lmdelta.config import RunConfig
 from lmdelta.config.models import ModelSpec
-from lmdelta.errors import ConfigError
+from lmdelta.errors import ConfigError, LmdeltaError
 from lmdelta.filehash import folder_sha256
 from lmdelta.stages.contract import Read, StageContext, StageResult
 from lmdelta.weights import WEIGHTS, WEIGHTS_SUMMARY, analyse, resolve_model_folder
@@ -42,8 +42,8 @@ def why_not(config: RunConfig) -> str | None:
     if config.uses_corpus:
         return "the run compares saved outputs, not models"
     a, b = config.generate.a, config.generate.b
-    if any(parse_model(spec.model, "generator").weights.kind not in LOADED_HERE for spec in (a, b)):
-        return "a side is not a model whose weights are on this machine (a served or fake model)"
+    if any(_kind(spec.model) not in LOADED_HERE for spec in (a, b)):
+        return "a side is not a model whose weights are on this machine (a served or fake model, or not found)"
     if a.adapter:
         return "side a has an adapter (the analysis reads an adapter as side b's change to side a's model)"
     same_model = (a.model, a.revision) == (b.model, b.revision)
@@ -52,6 +52,14 @@ def why_not(config: RunConfig) -> str | None:
     if same_model and not b.adapter and a.quantization == b.quantization:
         return "both sides load the same weights (they differ in how they are run, not in their weights)"
     return None
+
+
+def _kind(model: str) -> str | None:
+    """The kind of model a string names; None for one that is not here (generate's own check says so)."""
+    try:
+        return parse_model(model, "generator").weights.kind
+    except LmdeltaError:
+        return None
 
 
 def check(config: RunConfig) -> None:

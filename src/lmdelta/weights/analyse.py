@@ -12,7 +12,7 @@ from typing import Any
 
 from lmdelta import progress
 from lmdelta.errors import StageError
-from lmdelta.rundir import atomic_write_text, read_jsonl, write_jsonl
+from lmdelta.rundir import WEIGHTS, WEIGHTS_SUMMARY, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.weights.aggregate import compare_with_null, group_stats, grouped, top_changed
 from lmdelta.weights.checkpoint import Checkpoint
 from lmdelta.weights.lora import Adapter, is_adapter, open_adapter
@@ -21,8 +21,6 @@ from lmdelta.weights.pairs import plan_pairs
 from lmdelta.weights.quantize import as_loaded
 from lmdelta.weights.streaming import dense_row, lora_row
 
-WEIGHTS = "weights.jsonl"
-WEIGHTS_SUMMARY = "weights_summary.json"
 LISTED = 20  # names listed per left-out kind in the summary (all are counted)
 ADAPTER_KEYS = ("peft_type", "base_model_name_or_path", "r", "lora_alpha", "use_rslora", "target_modules")
 log = logging.getLogger(__name__)
