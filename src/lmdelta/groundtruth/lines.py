@@ -63,4 +63,5 @@ def _quirk_line(quirk: str, alone: dict[str, Any]) -> str:
         for row in layers
         if row.get(key) is not None
     )
-    return f"{quirk} alone: moved {alone.get('relative_change') or 0.0:.3%}, most in layers {where}"
+    beyond = " beyond the null" if key == "ratio_to_null" else ""
+    return f"{quirk} alone: moved {alone.get('relative_change') or 0.0:.3%}, most{beyond} in layers {where}"
