@@ -414,3 +414,41 @@ def test_a_real_peft_adapter_reads_like_its_merged_model(tiny_model, tmp_path):
     for name, row in lora.items():
         assert row["singular_values"][:4] == pytest.approx(dense[name]["singular_values"][:4], rel=1e-4)
         assert row["numerical_rank"] == dense[name]["numerical_rank"] == 4
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_every_float_type_reads_back_exactly(tmp_path, dtype):
+    values = np.random.default_rng(3).standard_normal((7, 5)).astype(dtype)
+    save_file({"w.weight": values, "x.weight": values[:2] * 2}, str(tmp_path / "model.safetensors"))
+    checkpoint = Checkpoint.open(tmp_path)
+    back = checkpoint.read("w.weight")
+    assert back.dtype == (np.float64 if dtype == np.float64 else np.float32)
+    assert np.array_equal(back, values.astype(back.dtype)) and np.array_equal(
+        checkpoint.read("x.weight"), values[:2] * 2
+    )
+
+
+def test_bf16_is_widened_in_blocks_that_need_not_divide_the_tensor(tmp_path, monkeypatch):
+    import lmdelta.weights.checkpoint as checkpoint_module
+
+    monkeypatch.setattr(checkpoint_module, "BF16_BLOCK", 7)
+    values = np.arange(-30, 30, dtype=np.float32).reshape(6, 10) / 8  # exact in bf16
+    write_bf16_file(tmp_path / "model.safetensors", "w.weight", values)
+    assert np.array_equal(Checkpoint.open(tmp_path).read("w.weight"), values)
+
+
+def test_bf16_rounding_does_not_count_toward_the_numerical_rank(tmp_path):
+    from lmdelta.weights.quantize import to_bfloat16
+
+    rng = np.random.default_rng(4)
+    w_a = to_bfloat16(rng.standard_normal((96, 64)).astype(np.float32) / 8)
+    edit = 0.5 * orthonormal(rng, 96, 2) @ orthonormal(rng, 64, 2).T
+    w_b = to_bfloat16((w_a + edit).astype(np.float32))  # the edit, plus b's own rounding to bf16
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_bf16_file(tmp_path / "a" / "model.safetensors", Q.format(0), w_a)
+    write_bf16_file(tmp_path / "b" / "model.safetensors", Q.format(0), w_b)
+    analyse(tmp_path / "a", tmp_path / "b", tmp_path / "out")
+    row = rows_by_name(tmp_path / "out")[Q.format(0)]
+    assert row["numerical_rank"] == 2  # float32's rule alone counts every rounding direction: 64
+    assert row["singular_values"][:2] == pytest.approx([0.5, 0.5], rel=0.02)

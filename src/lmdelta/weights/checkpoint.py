@@ -1,8 +1,9 @@
 """A model folder's safetensors weights, listed from the file headers and read one tensor at a time.
 
-Single files and sharded checkpoints (model.safetensors.index.json) read the same way. NumPy has no
-bfloat16, so BF16 tensors are read as raw bytes and widened to float32 here; other float types go
-through `safetensors.safe_open(framework="numpy")`. Nothing is read before it is asked for.
+Single files and sharded checkpoints (model.safetensors.index.json) read the same way. Each tensor is read
+from its byte span with np.fromfile, not through a memory map (whose pages would count toward the resident set
+beside the copy); NumPy has no bfloat16, so BF16 is widened to float32 a block at a time into the result.
+Nothing is read before it is asked for.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from lmdelta.errors import ModelNotFoundError, StageError
 
 INDEX = "model.safetensors.index.json"
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")  # what a difference can be taken of; others are quantized
+FLOAT_CODES = {"F64": "<f8", "F32": "<f4", "F16": "<f2"}  # safetensors stores little-endian
+BF16_BLOCK = 1 << 22  # values widened at a time (8 MiB read, 16 MiB written)
 MAX_HEADER = 100_000_000  # bytes; safetensors' own limit, a larger one means a damaged file
 OTHER_FORMATS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.gguf", "*.ckpt")
 
@@ -112,15 +115,24 @@ def read_tensor(info: TensorInfo) -> np.ndarray:
             f"{info.name} is stored as {info.dtype}, a quantized type this analysis cannot dequantise.",
             "Compare float checkpoints (dequantise the model and save it in bf16/fp16/fp32 first).",
         )
+    count = math.prod(info.shape)
     if info.dtype == "BF16":
-        count = math.prod(info.shape)
-        raw = np.fromfile(info.file, dtype="<u2", count=count, offset=info.start)
-        return bf16_to_float32(raw.reshape(info.shape))
-    from safetensors import safe_open
-
-    with safe_open(str(info.file), framework="numpy") as handle:
-        array = handle.get_tensor(info.name)
+        return _widen_bf16(info, count)
+    # Read the bytes at their offset: a memory map's pages would count toward the resident set on top of the copy.
+    stored = np.dtype(FLOAT_CODES[info.dtype])
+    array = np.fromfile(info.file, dtype=stored, count=count, offset=info.start).reshape(info.shape)
     return array if array.dtype in (np.float32, np.float64) else array.astype(np.float32)
+
+
+def _widen_bf16(info: TensorInfo, count: int) -> np.ndarray:
+    """bf16 → float32 a block at a time into the result, so only the result and one block are ever held."""
+    out = np.empty(count, dtype=np.float32)
+    with open(info.file, "rb") as handle:
+        handle.seek(info.start)
+        for start in range(0, count, BF16_BLOCK):
+            raw = np.fromfile(handle, dtype="<u2", count=min(BF16_BLOCK, count - start))
+            out[start : start + raw.size] = bf16_to_float32(raw)
+    return out.reshape(info.shape)
 
 
 def bf16_to_float32(raw: np.ndarray) -> np.ndarray:

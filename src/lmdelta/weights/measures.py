@@ -36,11 +36,12 @@ def effective_rank(values: np.ndarray, energy: float, dims: int, complete: bool)
     return math.exp(entropy)
 
 
-def numerical_rank(values: np.ndarray, shape: tuple[int, int], eps: float) -> int:
-    """Values above σ₁·max(m, n)·eps, NumPy's matrix_rank rule (a lower bound from a truncated spectrum)."""
+def numerical_rank(values: np.ndarray, shape: tuple[int, int], eps: float, floor: float = 0.0) -> int:
+    """Values above σ₁·max(m, n)·eps (NumPy's matrix_rank rule) and above `floor`, the spectrum storage rounding
+    alone would give (a lower bound from a truncated spectrum)."""
     if not values.size or values[0] <= 0:
         return 0
-    return int(np.sum(values > values[0] * max(shape) * eps))
+    return int(np.sum(values > max(values[0] * max(shape) * eps, floor)))
 
 
 def energy_shares(values: np.ndarray, energy: float, ranks: list[int]) -> dict[str, float | None]:

@@ -25,6 +25,11 @@ NO_ALIGNMENT = dict.fromkeys(
 )
 
 
+# Unit roundoff of the stored types (half the spacing of numbers near 1): rounding to them changes an entry by at
+# most this share of itself, about 1/sqrt(3) of it on average, which the edge below leaves as a margin.
+ROUNDOFF = {"BF16": 2.0**-8, "F16": 2.0**-11, "F32": 2.0**-24, "F64": 2.0**-53}
+
+
 @dataclass(frozen=True)
 class MatrixPair:
     """One compared matrix: its name and shape, the stored dtype on each side, and how ΔW was read."""
@@ -43,6 +48,16 @@ class MatrixPair:
         wide = self.dtype_a == "F64" and self.dtype_b == "F64"
         return float(np.finfo(np.float64 if wide else np.float32).eps)
 
+    def rounding_edge(self, base_rms: float) -> float:
+        """The largest singular value storing W_a and W_b in their dtypes alone would put into a dense ΔW: each
+        entry rounded by up to half a unit in the last place (relative ROUNDOFF), a noise matrix of entry size
+        ~ROUNDOFF·rms(W) on each side, whose spectrum ends at its Marchenko–Pastur edge. Zero for an adapter."""
+        if self.source == "lora":
+            return 0.0
+        unit = math.hypot(ROUNDOFF.get(self.dtype_a, 0.0), ROUNDOFF.get(self.dtype_b, 0.0))
+        m, n = self.shape
+        return unit * base_rms * (math.sqrt(m) + math.sqrt(n))
+
 
 def matrix_row(
     pair: MatrixPair, delta: Spectrum, base_energy: float, base: Spectrum | None, ranks: list[int], top_k: int
@@ -55,7 +70,7 @@ def matrix_row(
     edge = mp_edge(rms, pair.shape)
     values = delta.values
     count, spike_energy = spikes(values, delta.energy, edge)
-    rank = numerical_rank(values, pair.shape, pair.eps)
+    rank = numerical_rank(values, pair.shape, pair.eps, pair.rounding_edge(base_fro / math.sqrt(m * n)))
     row: dict[str, Any] = {
         "name": pair.name,
         "layer": where.layer,
