@@ -13,7 +13,8 @@ import numpy as np
 
 from lmdelta.weights.options import WeightsOptions
 
-BLOCK = 1 << 22  # entries of a row block: norms and QR work a block at a time, never on a copy of the matrix
+BLOCK = 1 << 20  # entries of a QR row block (4 MiB in float32; LAPACK works on a float64 copy of a few)
+NORM_BLOCK = 1 << 16  # entries of a norm's row block, widened to float64 (512 KiB)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Spectrum:
 def frobenius_sq(x: np.ndarray) -> float:
     """‖x‖_F², accumulated in float64 a block of rows at a time."""
     total = 0.0
-    for block in _row_blocks(x):
+    for block in _row_blocks(x, NORM_BLOCK):  # small: the float64 copy of a block is twice its size
         wide = block.astype(np.float64, copy=False)
         total += float(np.einsum("ij,ij->", wide, wide))
     return total
@@ -79,8 +80,8 @@ def triangular_factor(x: np.ndarray) -> np.ndarray:
     return r
 
 
-def _row_blocks(x: np.ndarray) -> Iterator[np.ndarray]:
-    rows = max(1, BLOCK // max(1, x.shape[1]))
+def _row_blocks(x: np.ndarray, entries: int = BLOCK) -> Iterator[np.ndarray]:
+    rows = max(1, entries // max(1, x.shape[1]))
     for start in range(0, x.shape[0], rows):
         yield x[start : start + rows]
 
