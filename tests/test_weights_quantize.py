@@ -70,3 +70,17 @@ def test_quantized_weights_are_deterministic(tmp_path, scheme):
     one = analyse(folder, folder, tmp_path / "one", quantization=("none", scheme))["totals"]["delta_fro"]
     two = analyse(folder, folder, tmp_path / "two", quantization=("none", scheme))["totals"]["delta_fro"]
     assert one == two > 0
+
+
+def test_an_adapter_on_a_quantized_side_says_the_quantization_was_not_applied(tmp_path):
+    from test_weights import write_adapter
+
+    rng = np.random.default_rng(5)
+    factors = {"model.layers.0.self_attn.q_proj": (rng.standard_normal((2, 48)), rng.standard_normal((48, 2)))}
+    config = {"r": 2, "lora_alpha": 2, "target_modules": ["q_proj"], "base_model_name_or_path": "x"}
+    base = write_model(tmp_path / "base", base_tensors())
+    adapter = write_adapter(tmp_path / "adapter", factors, config)
+    summary = analyse(base, adapter, tmp_path / "out", quantization=("none", "4bit"))
+    assert summary["mode"] == "lora" and summary["models"]["b"]["quantization_applied"] is False
+    dense = analyse(base, base, tmp_path / "dense", quantization=("none", "4bit"))
+    assert dense["models"]["b"]["quantization_applied"] is True

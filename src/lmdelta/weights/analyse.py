@@ -49,7 +49,8 @@ def analyse(
             "Pass the base model as side a and the adapter folder as side b.",
         )
     base = Checkpoint.open(folder_a)
-    if is_adapter(folder_b):
+    lora = is_adapter(folder_b)
+    if lora:
         adapter = open_adapter(folder_b, base)
         rows, left_out = _adapter_rows(base, adapter, options), _adapter_left_out(base, adapter)
     else:
@@ -60,6 +61,9 @@ def analyse(
     for side, setting in zip(("a", "b"), quantization):
         if setting != "none":
             sides[side]["quantization"] = setting
+            sides[side]["quantization_applied"] = not lora
+    if lora and set(quantization) != {"none"}:
+        log.warning("weights: the adapter is read on side a's weights as stored; their quantization is not applied")
     summary = _summary(rows, left_out, sides, options, null, time.perf_counter() - started)
     out = Path(out_dir)
     write_jsonl(out / WEIGHTS, rows)
