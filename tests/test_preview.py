@@ -13,8 +13,9 @@ def test_a_model_run_lists_prompts_splits_groups_and_the_token_ceiling():
     config = load_config(None, ["prompts.limit=120", "generate.samples_per_prompt=2"])
     lines = describe_run(config)
     assert lines[0] == "prompts: 120 from builtin:everyday (36 discovery, 84 validation)"
-    assert lines[1] == "groups: 12 from the bank (10 prompts each)"
-    assert lines[2] == f"answers: 240 per side (2 per prompt), at most {240 * 64 * 2:,} generated tokens"
+    assert lines[1] == "validation: fixed (auto: 84 validation prompts, under validate.auto_prompts = 1,000)"
+    assert lines[2] == "groups: 12 from the bank (10 prompts each)"
+    assert lines[3] == f"answers: 240 per side (2 per prompt), at most {240 * 64 * 2:,} generated tokens"
     # 7 validation prompts a group: 2^-7 > q / 13, so no group's own finding could pass BH
     assert any(line.startswith("warning: 12 of 12 groups have too few validation prompts") for line in lines)
     assert not [
@@ -25,8 +26,9 @@ def test_a_model_run_lists_prompts_splits_groups_and_the_token_ceiling():
 def test_enough_prompts_per_group_raise_no_warning_and_sequential_defers_validation():
     config = load_config(None, ["prompts.limit=120", "group.by=none", "validate.mode=sequential"])
     lines = describe_run(config)
-    assert lines[1] == "groups: one (group.by = none)"
-    assert "answers: 36 per side" in lines[2] and "round by round" in lines[3]
+    assert lines[1] == "validation: sequential"
+    assert lines[2] == "groups: one (group.by = none)"
+    assert "answers: 36 per side" in lines[3] and "round by round" in lines[4]
     assert not any(line.startswith("warning") for line in lines)
 
 

@@ -12,6 +12,7 @@ from lmdelta.llm.session import check_budget_pricing
 from lmdelta.needs import Need, missing_needs
 from lmdelta.preview import describe_run
 from lmdelta.rundir import RunDir
+from lmdelta.stages import mode
 from lmdelta.stages.contract import StageContext, check
 
 UNKNOWN = "unknown here: it depends on what is needed at run time"
@@ -25,6 +26,8 @@ def dry_run_lines(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> list[s
     lines = [_header(run_dir, needs), *(f"  needed at run time: {need}" for need in needs)]
     if any(need.prompts for need in needs):
         lines.append("  prompts: not counted here: their data is needed at run time")
+        if config.validate.mode == "auto":
+            lines.append("  validation: auto: fixed or sequential, chosen at run time once the prompts are counted")
     else:
         lines += [f"  {line}" for line in describe_run(config)]
     return lines + [f"  {stage:<9} {_state(reason)}" for stage, reason in reasons.items()]
@@ -49,7 +52,7 @@ def _plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> dict[str, str 
 def _checks_here(config: RunConfig, run_dir: RunDir, cache_dir: Path, needs: list[Need]) -> dict[str, str | None]:
     """pipeline.plan's checks less those the needs block; without fingerprints, a stage already in the
     run directory cannot be said to be done or changed."""
-    config = config.resolved()
+    config = mode.resolve(config.resolved(), countable=not any(need.prompts for need in needs))
     blocked = frozenset().union(*(need.blocks for need in needs))
     if "budget" not in blocked:
         check_budget_pricing(config)

@@ -23,7 +23,7 @@ from lmdelta.hashing import hash_data
 from lmdelta.llm.session import check_budget_pricing
 from lmdelta.records import StageRecord
 from lmdelta.rundir import RunDir
-from lmdelta.stages import confirm, decide, embed, generate, group, prompts, propose, report, validate, weights
+from lmdelta.stages import confirm, decide, embed, generate, group, mode, prompts, propose, report, validate, weights
 from lmdelta.stages.contract import Stage, StageContext, check, reads, root_outputs, views
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Plan:
 def plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> Plan:
     """Fingerprint every stage and decide which run. Checks the config, models and inputs first
     (each stage's optional `check(config)`), so nothing runs that could only fail later; loads no weights."""
-    config = config.resolved()
+    config = mode.resolve(config.resolved())
     result = Plan()
     manifest = run_dir.load_manifest()
     check_budget_pricing(config)
@@ -153,7 +153,7 @@ def run(config: RunConfig, run_dir: RunDir, cache_dir: Path | None = None) -> Pl
 
     Returns the plan that was carried out.
     """
-    config = config.resolved()
+    config = mode.resolve(config.resolved())
     cache_dir = cache_dir or cache_root(config.embed.cache_dir)
     run_dir.check_usable()
     with run_dir.lock():

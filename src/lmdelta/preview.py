@@ -15,6 +15,7 @@ from lmdelta.config.source import parse_source
 from lmdelta.errors import LmdeltaError
 from lmdelta.records import Prompt
 from lmdelta.sources.corpus import corpus_prompts, is_aligned, units
+from lmdelta.stages import mode
 from lmdelta.stages.prompts import corpus_rows, narrow, select, source_prompts
 from lmdelta.stages.propose import sequential_floor, unreachable_groups
 from lmdelta.stats.tests import smallest_p
@@ -22,13 +23,17 @@ from lmdelta.stats.tests import smallest_p
 
 def describe_run(config: RunConfig) -> list[str]:
     """Lines for the terminal: what the run will hold, then warnings (each starting "warning:")."""
+    choice = mode.choose(config)
+    protocol = f"validation: {choice.mode}" + (f" (auto: {choice.reason})" if config.validate.mode == "auto" else "")
+    config = mode.resolve(config)
     if parse_source(config.prompts.source).kind == "generated":
         bank = config.prompts.generated
         return [
-            f"prompts: written by llm.prompter at run time ({len(bank.categories)} categories × {bank.per_category})"
+            f"prompts: written by llm.prompter at run time ({len(bank.categories)} categories × {bank.per_category})",
+            protocol,
         ]
     prompts = _prompts(config)
-    lines = [_prompt_line(prompts, config), _groups_line(prompts, config), *_texts_lines(prompts, config)]
+    lines = [_prompt_line(prompts, config), protocol, _groups_line(prompts, config), *_texts_lines(prompts, config)]
     return lines + estimate.lines(_estimate(prompts, config)) + _unreachable(prompts, config)
 
 
@@ -38,6 +43,7 @@ def stage_seconds(config: RunConfig) -> dict[str, float] | None:
     if parse_source(config.prompts.source).kind == "generated":
         return None
     try:
+        config = mode.resolve(config)
         return _estimate(_prompts(config), config).seconds
     except LmdeltaError:  # the run's own checks will say what is wrong, with its fix
         return None

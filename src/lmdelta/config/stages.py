@@ -250,11 +250,19 @@ class ValidateConfig(Section, Seeded):
     """Evidence texts kept per side and hypothesis."""
     seed: int | None = None
     """Seed for randomization and the balancing subsample (default: run.seed)."""
-    mode: Literal["fixed", "sequential"] = "fixed"
+    mode: Literal["auto", "fixed", "sequential"] = "auto"
     (
         "`fixed`: every validation prompt is answered and judged for every hypothesis, sign-flip tests, BH. "
         "`sequential`: prompts in rounds, answered and judged only while some hypothesis in their scope is "
-        "undecided; betting e-processes, e-BH (docs/statistics.md §9.1, docs/adaptive.md)."
+        "undecided; betting e-processes, e-BH (docs/statistics.md §9.1, docs/adaptive.md). `auto`: sequential "
+        "when the validation split has at least auto_prompts prompts paired by prompt and there is generation or "
+        "an LLM judge to save (no judge cascade), fixed otherwise; the run's log and --dry-run say which and why."
+    )
+    auto_prompts: int = Field(default=1000, ge=2, json_schema_extra=VOLATILE)
+    (
+        "`auto`: the fewest validation prompts for the sequential mode. Below a few hundred the fixed test finds "
+        "more (an e-value must pass m/q); from about 1,000 the sequential mode keeps most of its power at a "
+        "fraction of the cost (docs/adaptive.md, choosing a mode). Not fingerprinted itself: the mode it picks is."
     )
     first_round: int = Field(default=16, ge=2)
     """Sequential: in-scope prompts per hypothesis in the first round."""
