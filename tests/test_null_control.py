@@ -209,3 +209,20 @@ def test_clopper_pearson_and_ks_against_known_values():
     assert clopper_pearson(10, 10) == pytest.approx((0.69150, 1.0), abs=1e-5)
     statistic, p = ks_excess_small([0.5])
     assert statistic == pytest.approx(0.5) and p == pytest.approx(0.5)
+
+
+def test_the_null_control_and_weighted_views_share_the_scored_discovery_texts():
+    """Main, null and a search round's weighted view hold the same texts: one batch, scored once."""
+    from dataclasses import replace
+
+    from lmdelta.properties import CATALOGUE
+
+    data = make_pair()
+    rows = data.rows("discovery")
+    views = [data, null_pair(data, seed=3), replace(data, weights=np.full(len(data.samples), 0.5))]
+    batches = [view.texts(rows) for view in views]
+    assert all(batch is batches[0] for batch in batches)
+    assert list(batches[0]) == [data.samples[i].text for i in rows]
+    CATALOGUE[0].score(batches[0])
+    assert CATALOGUE[0].scorer in views[1].texts(rows).__dict__["_results"]  # scored once, for every view
+    assert data.texts(rows[:3]) is not batches[0]  # other rows, another batch

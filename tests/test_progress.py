@@ -65,7 +65,7 @@ def test_a_run_reports_its_stages_in_order_with_their_counts(tmp_path, caplog):
     # The log lines are the ones pipes and CI always had.
     assert "generate running (not run yet)" in caplog.text and "generate complete in " in caplog.text
     assert "generate a: 36/36 answers, " in caplog.text and " tok/s" in caplog.text
-    assert "embed: 90/90 new texts" in caplog.text
+    assert "embed: 90/90 texts" in caplog.text
 
     again: list[ProgressEvent] = []
     with listening(again.append):

@@ -53,7 +53,12 @@ def _plus_plus(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
 
 
 def _sq_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    return ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    """n × k squared distances as |x|² − 2 x·c + |c|² (an n × k × d difference array would need d times
+    the memory), in float64 and clipped at 0 against rounding."""
+    x = np.asarray(points, dtype=np.float64)
+    c = np.asarray(centres, dtype=np.float64)
+    out = (x * x).sum(axis=1)[:, None] - 2.0 * (x @ c.T) + (c * c).sum(axis=1)[None, :]
+    return np.maximum(out, 0.0)
 
 
 def _capacitated_assign(distances: np.ndarray, k: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 
 from lmdelta.hashing import child_seed
+from lmdelta.properties.batch import Texts
 from lmdelta.records import Prompt, Sample, Side
 
 NULL_LABELS = {"a": "relabelled a", "b": "relabelled b"}
@@ -28,6 +29,19 @@ class PairData:
     # Per sample, how much it counts for the offline proposers (None: all 1). Later search rounds weight
     # down the discovery texts earlier hypotheses already explain (lmdelta.diversity).
     weights: np.ndarray | None = None
+    # Analyses of the same texts that every view of these samples shares (a search round's weighted view and
+    # the null control keep the texts, so they keep this dict): what is costly to compute is computed once.
+    shared: dict[object, object] = field(default_factory=dict, repr=False, compare=False)
+
+    def texts(self, rows: np.ndarray) -> Texts:
+        """The rows' texts as one Texts batch, the same object (with its scored properties) for every view
+        of these samples: the property and cluster proposers of the main comparison and of the null control
+        score the discovery answers once between them, not four times."""
+        key = ("texts", len(self.samples), np.asarray(rows, dtype=np.int64).tobytes())
+        found = self.shared.get(key)
+        if not isinstance(found, Texts):
+            found = self.shared[key] = Texts(self.samples[i].text for i in rows)
+        return found
 
     def weight(self, rows: np.ndarray) -> np.ndarray:
         """The rows' weights (all 1 unless a search round set them)."""
@@ -39,15 +53,20 @@ class PairData:
 
     def rows(self, split: str, group: str | None = None) -> np.ndarray:
         """Indices of samples whose prompt is in `split` (and `group`, unless None or "all")."""
-        keep = []
-        for row, sample in enumerate(self.samples):
-            prompt = self.prompt_by_id.get(sample.prompt_id)
-            if prompt is None or prompt.split != split:
-                continue
-            if group not in (None, "all") and self.groups.get(sample.prompt_id) != group:
-                continue
-            keep.append(row)
-        return np.asarray(keep, dtype=int)
+        splits, groups = self._sample_labels
+        keep = splits == split
+        if group not in (None, "all"):
+            keep &= groups == group
+        return np.flatnonzero(keep).astype(int)
+
+    @cached_property
+    def _sample_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each sample's prompt split ("" for a prompt not in this view) and group, read once: `rows` is asked
+        per scope, split and search round, and a loop over every sample each time grows with the run."""
+        prompts = self.prompt_by_id
+        splits = np.array([getattr(prompts.get(s.prompt_id), "split", "") for s in self.samples], dtype=object)
+        groups = np.array([self.groups.get(s.prompt_id) for s in self.samples], dtype=object)
+        return splits, groups
 
     def group_names(self) -> list[str]:
         return sorted(set(self.groups.values()))
@@ -75,7 +94,7 @@ def null_pair(data: PairData, seed: int) -> PairData:
     samples = [
         replace(sample, side=_OTHER[sample.side]) if swapped[sample.prompt_id] else sample for sample in data.samples
     ]
-    return PairData(data.prompts, samples, data.vectors, data.groups, labels=dict(NULL_LABELS))
+    return PairData(data.prompts, samples, data.vectors, data.groups, labels=dict(NULL_LABELS), shared=data.shared)
 
 
 def held_out_view(data: PairData, split: str = "confirmation") -> PairData:

@@ -23,7 +23,7 @@ import numpy as np
 
 from lmdelta.config import ClusterProposerConfig, RunConfig
 from lmdelta.pairdata import PairData
-from lmdelta.properties import CATALOGUE, Property, Texts
+from lmdelta.properties import CATALOGUE, Property
 from lmdelta.proposers import in_scope
 from lmdelta.proposers.keywords import contrast, document_counts
 from lmdelta.records import Direction, Hypothesis
@@ -113,7 +113,7 @@ def prepare(data: PairData, config: RunConfig) -> ClusterProposer | None:
     discovery = data.rows("discovery")
     values = np.full((len(data.samples), len(measures)), np.nan)
     if len(discovery) and measures:
-        batch = Texts(data.samples[i].text for i in discovery)
+        batch = data.texts(discovery)
         values[discovery] = np.column_stack([prop.score(batch) for prop in measures])
     return ClusterProposer(section.within_prompt and data.shares_prompts(), measures, values)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,28 +49,23 @@ class Term:
 class KeywordProposer:
     """The keyword proposer for one comparison: the background is every discovery text, shared by all scopes."""
 
-    background: Counter
-    n_background: int
+    index: NgramIndex
 
     def propose(self, data: PairData, scope: str, rows: np.ndarray, config: RunConfig) -> list[Hypothesis]:
         """Per direction (b>a first), the scope's strongest n-grams, one hypothesis each."""
         section = config.propose.keywords
-        texts = {side: [data.samples[i] for i in rows if data.samples[i].side == side] for side in ("a", "b")}
-        weights = None
-        if data.weights is not None:  # a later search round: explained-away texts count less
-            side_rows = [np.array([i for i in rows if data.samples[i].side == side], dtype=int) for side in ("a", "b")]
-            weights = (data.weight(side_rows[0]), data.weight(side_rows[1]))
-        terms = contrast(
-            [s.text for s in texts["a"]],
-            [s.text for s in texts["b"]],
-            self.background,
-            self.n_background,
-            section.max_ngram,
-            section.prior_strength,
-            symbols=section.symbols,
-            weights=weights,
-        )
-        found = {side: [(s.id, tokens(s.text)) for s in texts[side]] for side in ("a", "b")}
+        side_rows = [np.array([i for i in rows if data.samples[i].side == side], dtype=int) for side in ("a", "b")]
+        weights = (None, None) if data.weights is None else (data.weight(side_rows[0]), data.weight(side_rows[1]))
+        counts = [self.index.counts(r, w) for r, w in zip(side_rows, weights)]  # later rounds: weighted
+        sizes = [float(len(r)) if w is None else float(np.sum(w)) for r, w in zip(side_rows, weights)]
+        index = self.index
+        held = None if data.weights is None else (index.counts(side_rows[0]) + index.counts(side_rows[1])) > 0
+        prior = section.prior_strength
+        least = max(section.min_z, 0.0)  # top_terms keeps |z| ≥ min_z only
+        terms = scored_terms(index.vocab, counts, sizes, index.background, len(index.rows), prior, held, least)
+        found = {
+            side: [(data.samples[i].id, tokens(data.samples[i].text)) for i in r] for side, r in zip("ab", side_rows)
+        }
         return [
             _hypothesis(data, scope, direction, term, found)
             for direction in DIRECTIONS
@@ -78,13 +74,58 @@ class KeywordProposer:
 
 
 def prepare(data: PairData, config: RunConfig) -> KeywordProposer | None:
-    """The keyword proposer for this comparison (None when propose.keywords is off)."""
+    """The keyword proposer for this comparison (None when propose.keywords is off): the discovery texts'
+    n-grams indexed once, shared with the null control's proposer (the same texts)."""
     if not config.propose.keywords.enabled:
         return None
-    discovery = data.rows("discovery")
     section = config.propose.keywords
-    background = document_counts([data.samples[i].text for i in discovery], section.max_ngram, symbols=section.symbols)
-    return KeywordProposer(background, len(discovery))
+    discovery = data.rows("discovery")
+    key = ("ngram-index", len(data.samples), discovery.tobytes(), section.max_ngram, section.symbols)
+    index = data.shared.get(key)
+    if not isinstance(index, NgramIndex):
+        texts = [data.samples[i].text for i in discovery]
+        index = data.shared[key] = NgramIndex.build(discovery, texts, section.max_ngram, symbols=section.symbols)
+    return KeywordProposer(index)
+
+
+@dataclass(frozen=True)
+class NgramIndex:
+    """Which discovery texts hold which n-grams, as a sparse texts × n-grams 0/1 matrix: a scope's
+    (weighted) document counts are one sparse product instead of re-reading its texts, each search round
+    and each scope."""
+
+    rows: np.ndarray  # the sample rows indexed (ascending), in matrix row order
+    vocab: list[str]  # column names, sorted
+    matrix: Any  # scipy.sparse.csr_matrix, float64
+    background: np.ndarray  # per n-gram, how many indexed texts hold it
+
+    @classmethod
+    def build(cls, rows: np.ndarray, texts: list[str], max_n: int, *, symbols: bool = False) -> NgramIndex:
+        from scipy import sparse  # heavy: only when keywords are proposed
+
+        ids: dict[str, int] = {}
+        columns: list[int] = []
+        starts = [0]
+        for text in texts:
+            columns += [ids.setdefault(gram, len(ids)) for gram in ngrams(text, max_n, symbols=symbols)]
+            starts.append(len(columns))
+        order = sorted(ids, key=ids.__getitem__)
+        rank = np.empty(len(order), dtype=np.int64)
+        vocab = sorted(order)
+        rank[[ids[gram] for gram in vocab]] = np.arange(len(vocab))
+        data = np.ones(len(columns))
+        shape = (len(texts), len(vocab))
+        matrix = sparse.csr_matrix((data, rank[np.asarray(columns, dtype=np.int64)], np.asarray(starts)), shape=shape)
+        return cls(np.asarray(rows, dtype=np.int64), vocab, matrix, np.asarray(matrix.sum(axis=0)).ravel())
+
+    def counts(self, rows: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Per n-gram, how many of `rows` (sample rows, all indexed) hold it; with `weights`, their weight sum."""
+        where = np.searchsorted(self.rows, rows)
+        if len(rows) and not np.array_equal(self.rows[np.minimum(where, len(self.rows) - 1)], rows):
+            raise ValueError("rows outside the n-gram index (only discovery texts are indexed)")
+        selector = np.zeros(len(self.rows))
+        np.add.at(selector, where, 1.0 if weights is None else np.asarray(weights, dtype=float))
+        return np.asarray(self.matrix.T @ selector).ravel()
 
 
 def _hypothesis(
@@ -165,21 +206,44 @@ def contrast(
     count_a = document_counts(texts_a, max_n, symbols=symbols, weights=weight_a)
     count_b = document_counts(texts_b, max_n, symbols=symbols, weights=weight_b)
     vocab = sorted(set(count_a) | set(count_b))
-    if not vocab:
-        return []
-    y_a = np.array([count_a[w] for w in vocab], dtype=float)
-    y_b = np.array([count_b[w] for w in vocab], dtype=float)
-    share = np.array([background[w] for w in vocab], dtype=float) / max(n_background, 1)
-    share = np.clip(share, 1e-3, 1 - 1e-3)
     n_a = len(texts_a) if weight_a is None else float(np.sum(weight_a))
     n_b = len(texts_b) if weight_b is None else float(np.sum(weight_b))
-    logit_a, var_a = _log_odds(y_a, n_a, share, prior_strength)
-    logit_b, var_b = _log_odds(y_b, n_b, share, prior_strength)
+    counts = [np.array([count[w] for w in vocab], dtype=float) for count in (count_a, count_b)]
+    shares = np.array([background[w] for w in vocab], dtype=float)
+    held = np.ones(len(vocab), dtype=bool)  # the vocabulary is what the texts hold
+    return scored_terms(vocab, counts, [n_a, n_b], shares, n_background, prior_strength, held)
+
+
+def scored_terms(
+    vocab: list[str],
+    counts: list[np.ndarray],
+    sizes: list[float],
+    background: np.ndarray,
+    n_background: int,
+    prior_strength: float,
+    held: np.ndarray | None = None,
+    min_abs_z: float = 0.0,
+) -> list[Term]:
+    """The log-odds z of every n-gram of `vocab` held by some text of either side (counts: per side, per
+    n-gram; sizes: N per side; background: discovery texts holding each n-gram; held: whether some text of
+    the scope holds it, which a weighted count of 0 does not tell; default: a count above 0). Only n-grams
+    with |z| ≥ min_abs_z become Terms (top_terms keeps none below its min_z): a scope of many texts holds
+    hundreds of thousands of n-grams, nearly all of them near z = 0."""
+    y_a, y_b = counts
+    seen = np.flatnonzero((y_a > 0) | (y_b > 0) if held is None else held)
+    if not len(seen):
+        return []
+    y_a, y_b = y_a[seen], y_b[seen]
+    share = np.clip(background[seen] / max(n_background, 1), 1e-3, 1 - 1e-3)
+    logit_a, var_a = _log_odds(y_a, sizes[0], share, prior_strength)
+    logit_b, var_b = _log_odds(y_b, sizes[1], share, prior_strength)
     delta = logit_b - logit_a
     z = delta / np.sqrt(var_a + var_b)
+    keep = np.flatnonzero(np.abs(z) >= min_abs_z)
+    counts_a, counts_b = np.rint(y_a[keep]).astype(int).tolist(), np.rint(y_b[keep]).astype(int).tolist()
     return [
-        Term(w, float(zv), float(dv), int(round(ca)), int(round(cb)))
-        for w, zv, dv, ca, cb in zip(vocab, z, delta, y_a, y_b)
+        Term(vocab[w], zv, dv, ca, cb)
+        for w, zv, dv, ca, cb in zip(seen[keep].tolist(), z[keep].tolist(), delta[keep].tolist(), counts_a, counts_b)
     ]
 
 

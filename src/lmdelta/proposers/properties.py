@@ -24,7 +24,7 @@ import numpy as np
 
 from lmdelta.config import PropertyProposerConfig, RunConfig
 from lmdelta.pairdata import PairData
-from lmdelta.properties import Contrast, Property, Texts, contrast, describe, summary_statistic
+from lmdelta.properties import Contrast, Property, contrast, describe, summary_statistic
 from lmdelta.properties.base import PRESENCE_PREFIX
 from lmdelta.proposers import in_scope
 from lmdelta.records import Direction, Hypothesis
@@ -138,7 +138,7 @@ def prepare(data: PairData, config: RunConfig) -> PropertyProposer | None:
     discovery = data.rows("discovery")
     values = np.full((len(data.samples), len(measures)), np.nan)
     if len(discovery) and measures:
-        batch = Texts(data.samples[i].text for i in discovery)
+        batch = data.texts(discovery)
         values[discovery] = np.column_stack([prop.score(batch) for prop in measures])
     specs = {}
     for spec in section.custom:

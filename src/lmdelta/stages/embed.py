@@ -1,6 +1,7 @@
 """Embed every answer (and prompt) once; vectors come from the shared cache when they exist.
 
-Outputs: samples.npy (rows in samples.jsonl order), prompts.npy (rows in prompts.jsonl order).
+Outputs: samples.npy (rows in samples.jsonl order), prompts.npy (rows in prompts.jsonl order), written a
+chunk at a time (memory holds one chunk of vectors) and read back memory-mapped.
 """
 
 from __future__ import annotations
@@ -34,60 +35,89 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     model_identity = identity(ctx, config)
     sample_texts = [s.text for s in generate.load(ctx)]
     prompt_texts = [p.text for p in prompts.load(ctx)] if config.embed.embed_prompts else []
-    vectors, counts = _embed_cached(ctx, config, sample_texts + prompt_texts)
-    _save(ctx.output(SAMPLE_VECTORS), vectors[: len(sample_texts)])
-    if prompt_texts:
-        _save(ctx.output(PROMPT_VECTORS), vectors[len(sample_texts) :])
+    with _Embedder(ctx, config) as embedder:
+        embedder.meter = progress.Meter("embed", len(sample_texts) + len(prompt_texts), "texts")
+        dim = embedder.to_file(ctx.output(SAMPLE_VECTORS), sample_texts)
+        if prompt_texts:
+            dim = embedder.to_file(ctx.output(PROMPT_VECTORS), prompt_texts)
+        counts: dict[str, Any] = {"cached": embedder.cached, "computed": embedder.computed}
     atomic_write_text(ctx.output(EMBEDDER), hash_data(model_identity, length=32) + "\n")
-    counts.update(samples=len(sample_texts), prompts=len(prompt_texts), dim=int(vectors.shape[1]))
+    counts.update(samples=len(sample_texts), prompts=len(prompt_texts), dim=dim)
     return StageResult(counts)
 
 
 def embed_texts(ctx: StageContext, config: RunConfig, texts: list[str]) -> np.ndarray:
     """Vectors of more texts with the run's embedder, through the shared cache (the sequential validate
     stage embeds each round's new answers)."""
-    return _embed_cached(ctx, config, texts)[0]
+    with _Embedder(ctx, config) as embedder:
+        return embedder.matrix(texts)
 
 
-def _embed_cached(ctx: StageContext, config: RunConfig, texts: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Vectors of `texts` from the shared cache, the missing ones computed (the embedder loads only then)."""
-    model_identity = identity(ctx, config)
-    cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite", hash_data(model_identity, length=32))
-    try:
-        return _embed_all(texts, cache, lambda: build_embedder(config.embed, model_identity, ctx.cache_dir))
-    finally:
-        cache.close()
+class _Embedder:
+    """Texts → vectors a chunk at a time: each chunk's vectors from the shared cache, the missing ones
+    computed (the model loads only then) and committed to the cache before the next chunk, so an
+    interrupted stage keeps every finished chunk and memory holds one chunk, not every vector."""
 
+    def __init__(self, ctx: StageContext, config: RunConfig) -> None:
+        model_identity = identity(ctx, config)
+        self._cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite", hash_data(model_identity, length=32))
+        self._make = lambda: build_embedder(config.embed, model_identity, ctx.cache_dir)
+        self._model: Any = None
+        self._seen: set[str] = set()
+        self.meter: progress.Meter | None = None  # the stage's progress over every text it embeds
+        self._done = 0
+        self.cached = 0
+        self.computed = 0
 
-def _embed_all(texts: list[str], cache: EmbeddingCache, make_embedder) -> tuple[np.ndarray, dict[str, Any]]:
-    hashes = [hash_text(t) for t in texts]
-    known = cache.get_many(hashes)
-    missing = {h: t for h, t in zip(hashes, texts) if h not in known}
-    if missing:
-        embedder = make_embedder()
-        items = list(missing.items())
-        meter = progress.Meter("embed", len(items), "new texts")
-        for start in range(0, len(items), CHUNK):
-            chunk = items[start : start + CHUNK]
-            fresh = embedder.embed([t for _, t in chunk])
-            computed = dict(zip((h for h, _ in chunk), fresh))
-            cache.put_many(computed)
-            known.update(computed)
-            log.info("%s", meter.update(min(start + CHUNK, len(items))))
-    if not texts:
-        return np.zeros((0, 1), dtype=np.float32), {"cached": 0, "computed": 0}
-    matrix = np.stack([known[h] for h in hashes]).astype(np.float32)
-    return matrix, {"cached": len(set(hashes)) - len(missing), "computed": len(missing)}
+    def __enter__(self) -> _Embedder:
+        return self
 
+    def __exit__(self, *exc: object) -> None:
+        self._cache.close()
 
-def _save(path: Path, array: np.ndarray) -> None:
-    with atomic_file(path, "wb") as handle:
-        np.save(handle, array)
+    def to_file(self, path: Path, texts: list[str]) -> int:
+        """Write `texts`' vectors (float32, in order) to the .npy file `path` chunk by chunk; their dimension."""
+        dim = 1
+        with atomic_file(path, "wb") as handle:
+            for start in range(0, max(len(texts), 1), CHUNK):
+                block = self._chunk(texts[start : start + CHUNK])
+                if start == 0:
+                    dim = int(block.shape[1]) if len(texts) else 1
+                    header = {"descr": "<f4", "fortran_order": False, "shape": (len(texts), dim)}
+                    np.lib.format.write_array_header_1_0(handle, header)
+                handle.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+                self._done += len(block)
+                if self.meter is not None and len(block):
+                    log.info("%s", self.meter.update(self._done))
+        return dim
+
+    def matrix(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 1), dtype=np.float32)
+        return np.concatenate([self._chunk(texts[start : start + CHUNK]) for start in range(0, len(texts), CHUNK)])
+
+    def _chunk(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 1), dtype=np.float32)
+        hashes = [hash_text(t) for t in texts]
+        known = self._cache.get_many(hashes)
+        missing = {h: t for h, t in zip(hashes, texts) if h not in known}
+        if missing:
+            self._model = self._model or self._make()
+            fresh = dict(zip(missing, self._model.embed(list(missing.values()))))
+            self._cache.put_many(fresh)
+            known.update(fresh)
+        new = set(hashes) - self._seen  # a text met again later in the run counts once
+        self.computed += len(missing)
+        self.cached += len(new) - len(missing)
+        self._seen |= new
+        return np.stack([known[h] for h in hashes]).astype(np.float32)
 
 
 def load_samples(ctx: StageContext) -> np.ndarray:
-    return np.load(ctx.input("embed", SAMPLE_VECTORS))
+    """The answers' vectors, memory-mapped (read-only): rows are paged in as they are used."""
+    return np.load(ctx.input("embed", SAMPLE_VECTORS), mmap_mode="r")
 
 
 def load_prompts(ctx: StageContext) -> np.ndarray:
-    return np.load(ctx.input("embed", PROMPT_VECTORS))
+    return np.load(ctx.input("embed", PROMPT_VECTORS), mmap_mode="r")

@@ -9,6 +9,8 @@ import logging
 from collections import Counter
 from typing import Any
 
+import numpy as np
+
 from lmdelta.clustering import balanced_kmeans
 from lmdelta.config import RunConfig
 from lmdelta.errors import ConfigError
@@ -19,6 +21,8 @@ from lmdelta.stages.contract import Read, StageContext, StageResult
 
 VERSION = 1
 READS: tuple[str | Read, ...] = ()
+MINIBATCH_FROM = 50_000  # answers from which response clusters come from mini-batch k-means
+LABEL_BLOCK = 65_536  # answers labelled at once (a block × k distance matrix)
 log = logging.getLogger(__name__)
 
 
@@ -71,18 +75,29 @@ def _summary(bank: list[Prompt], labels: list[str]) -> dict[str, dict[str, int]]
 
 
 def _response_clusters(ctx: StageContext, config: RunConfig, n_clusters: int) -> dict[str, dict[str, int]]:
-    from sklearn.cluster import KMeans
-
     samples = generate.load(ctx)
-    vectors = embed.load_samples(ctx)
     k = min(n_clusters, len(samples))
-    model = KMeans(n_clusters=k, n_init=5, random_state=config.group.resolved_seed).fit(vectors)
-    labels = model.labels_
+    labels = response_labels(embed.load_samples(ctx), k, config.group.resolved_seed)
     write_jsonl(
         ctx.output(RESPONSE_CLUSTERS), ({"sample_id": s.id, "cluster": int(c)} for s, c in zip(samples, labels))
     )
     by_side = Counter((int(c), s.side) for s, c in zip(samples, labels))
     return {str(c): {"a": by_side[(c, "a")], "b": by_side[(c, "b")]} for c in range(k)}
+
+
+def response_labels(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k-means labels of the answers' vectors: exact Lloyd (best of 5 starts) up to MINIBATCH_FROM answers, then
+    mini-batch k-means (Sculley 2010: centres move on seeded batches, 3 starts) and labels assigned a
+    block at a time, so 2,000,000 answers and 1,000 clusters take minutes and one block of distances."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans  # heavy: only when responses are clustered
+
+    if len(vectors) < MINIBATCH_FROM:
+        return np.asarray(KMeans(n_clusters=k, n_init=5, random_state=seed).fit(vectors).labels_)
+    model = MiniBatchKMeans(
+        n_clusters=k, batch_size=max(4096, 4 * k), n_init=3, random_state=seed, compute_labels=False
+    ).fit(vectors)
+    blocks = range(0, len(vectors), LABEL_BLOCK)
+    return np.concatenate([model.predict(np.asarray(vectors[i : i + LABEL_BLOCK])) for i in blocks])
 
 
 def load(ctx: StageContext) -> dict[str, str]:

@@ -14,7 +14,8 @@ import logging
 import numpy as np
 
 from lmdelta.config import RunConfig
-from lmdelta.diversity import OFFLINE_JUDGES, fires
+from lmdelta.diversity import OFFLINE_JUDGES
+from lmdelta.diversity import firing_sets as diversity_firing_sets
 from lmdelta.llm import prompts
 from lmdelta.llm.session import LLMSession
 from lmdelta.records import Finding
@@ -55,7 +56,12 @@ def firing_sets(ctx: StageContext, config: RunConfig, findings: list[Finding]) -
     pair = validate.load_answers(ctx, config)
     rows = pair.rows("validation")
     texts, vectors = [pair.samples[i].text for i in rows], pair.vectors[rows]
-    return [None if h is None else fires(h, texts, vectors) for h in hypotheses]
+    known = [i for i, h in enumerate(hypotheses) if h is not None]
+    out: list[np.ndarray | None] = [None] * len(findings)
+    # All at once: each offline judge reads the answers once, not once per finding.
+    for i, fired in zip(known, diversity_firing_sets([h for h in hypotheses if h is not None], texts, vectors)):
+        out[i] = fired
+    return out
 
 
 def summarise(ctx: StageContext, config: RunConfig, themes: list[Theme], labels: dict[str, str]) -> Summary:

@@ -1,0 +1,45 @@
+"""The keyword proposer reads scope counts off a sparse n-gram index built once per comparison; the
+terms are exactly those the text-by-text contrast gives, weighted (later search rounds) or not."""
+
+import numpy as np
+import pytest
+
+from lmdelta.proposers import keywords
+
+WORDS = "ocean sea wave castle tower the of a curious stay !".split()
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(1, 9))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_index_counts_give_the_contrast_terms(weighted):
+    texts = _texts(120, seed=1)
+    rows = np.arange(0, 240, 2)  # sample rows of the discovery texts (not 0..n-1)
+    index = keywords.NgramIndex.build(rows, texts, 3, symbols=True)
+    scope = np.sort(np.random.default_rng(2).choice(len(texts), size=70, replace=False))
+    half = scope[::2], scope[1::2]  # side a, side b (positions in `texts`)
+    weights = (np.where(np.arange(len(half[0])) % 3 == 0, 0.0, 1.0), np.full(len(half[1]), 0.25)) if weighted else None
+    side_texts = [[texts[i] for i in h] for h in half]
+    background = keywords.document_counts(texts, 3, symbols=True)
+    expected = keywords.contrast(*side_texts, background, len(texts), 3, 10.0, symbols=True, weights=weights)
+    counts = [index.counts(rows[h], None if weights is None else w) for h, w in zip(half, weights or (None, None))]
+    sizes = [float(len(h)) if weights is None else float(np.sum(w)) for h, w in zip(half, weights or (None, None))]
+    held = (index.counts(rows[half[0]]) + index.counts(rows[half[1]])) > 0
+    got = keywords.scored_terms(index.vocab, counts, sizes, index.background, len(texts), 10.0, held)
+    assert [t.ngram for t in got] == [t.ngram for t in expected]
+    for new, old in zip(got, expected):
+        assert (new.count_a, new.count_b) == (old.count_a, old.count_b)
+        assert new.z == pytest.approx(old.z, rel=1e-12) and new.delta == pytest.approx(old.delta, rel=1e-12)
+    strong = keywords.scored_terms(index.vocab, counts, sizes, index.background, len(texts), 10.0, held, 1.0)
+    assert [t.ngram for t in strong] == [t.ngram for t in expected if abs(t.z) >= 1.0]
+    assert 0 < len(strong) < len(expected)
+
+
+def test_rows_outside_the_index_are_refused():
+    index = keywords.NgramIndex.build(np.array([3, 5]), ["ocean", "sea"], 1)
+    assert list(index.counts(np.array([5]))) == [0.0, 1.0]  # vocabulary sorted: ocean, sea
+    with pytest.raises(ValueError, match="outside the n-gram index"):
+        index.counts(np.array([4]))
