@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import accumulate
+
 import numpy as np
 
 from lmdelta.judges.inputs import JudgeInput
@@ -16,9 +19,7 @@ def keyword_presence(keywords: tuple[str, ...], texts: list[str] | list[Tokens])
     across any spaces or punctuation between its words); a symbol keyword ("!", "**", "😊") matches
     that symbol. Texts are read as the keyword proposer reads them (lmdelta.words.tokens): escapes
     decoded, Treebank-split contractions joined."""
-    parsed = [Keyword.of(k) for k in keywords]
-    found = [text if isinstance(text, Tokens) else tokens(text) for text in texts]
-    return np.array([1.0 if any(k.found_in(text) for k in parsed) else 0.0 for text in found])
+    return Presence([text if isinstance(text, Tokens) else tokens(text) for text in texts]).any_of(keywords)
 
 
 def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
@@ -26,5 +27,41 @@ def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndar
     Each text is cut into tokens once, for all the hypotheses."""
     if not hypotheses:
         return []
-    found = [tokens(text) for text in inputs.texts]
-    return [keyword_presence(h.keywords, found) for h in hypotheses]
+    found = Presence([tokens(text) for text in inputs.texts])
+    return [found.any_of(h.keywords) for h in hypotheses]
+
+
+class Presence:
+    """Which texts hold a keyword, for many keywords over the same texts: the texts' word strings
+    (Tokens.spaced, " w1 w2 ") joined into one, searched with str.find from text to text (a text that holds
+    the keyword is left at once), and each symbol's texts listed once. The same answers as
+    `Keyword.found_in` text by text, without a Python call per (keyword, text)."""
+
+    SEPARATOR = "\x00"  # in no word, so no phrase spans two texts
+
+    def __init__(self, found: list[Tokens]) -> None:
+        self.n = len(found)
+        self.joined = self.SEPARATOR.join(t.spaced for t in found)
+        self.starts = list(accumulate((len(t.spaced) + 1 for t in found[:-1]), initial=0)) if found else []
+        self.by_symbol: dict[str, list[int]] = {}
+        for i, t in enumerate(found):
+            for symbol in t.symbols:
+                self.by_symbol.setdefault(symbol, []).append(i)
+
+    def any_of(self, keywords: tuple[str, ...]) -> np.ndarray:
+        hit = np.zeros(self.n, dtype=bool)
+        for keyword in (Keyword.of(k) for k in keywords):
+            holders = self.by_symbol.get(keyword.key, []) if keyword.symbol else self._holding(f" {keyword.key} ")
+            hit[holders] = True
+        return hit.astype(float)
+
+    def _holding(self, needle: str) -> list[int]:
+        out: list[int] = []
+        position = self.joined.find(needle)
+        while position >= 0:
+            owner = bisect_right(self.starts, position) - 1
+            out.append(owner)
+            if owner + 1 >= self.n:
+                break
+            position = self.joined.find(needle, self.starts[owner + 1])
+        return out

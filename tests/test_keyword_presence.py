@@ -1,0 +1,34 @@
+"""The keyword judge searches all texts at once (one joined string, text to text); its answers are those of
+Keyword.found_in asked text by text, for words, phrases across punctuation, symbols and edge positions."""
+
+import numpy as np
+import pytest
+
+from lmdelta.judges.keyword import Presence, keyword_presence
+from lmdelta.words import Keyword, tokens
+
+PIECES = ["ocean", "Ocean!", "sea", "the sea", "sea-side", "**", "😊", "don't", "ca n't", "x", "", "\\n", "—", "oceans"]
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(PIECES, size=rng.integers(0, 7))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_presence_is_found_in_text_by_text(seed):
+    texts = _texts(300, seed)
+    keywords = [("ocean",), ("the sea",), ("sea side",), ("**",), ("😊", "x"), ("don't",), ("oceans", "—"), ("absent",)]
+    found = [tokens(t) for t in texts]
+    presence = Presence(found)
+    for group in keywords:
+        parsed = [Keyword.of(k) for k in group]
+        expected = np.array([1.0 if any(k.found_in(t) for k in parsed) else 0.0 for t in found])
+        assert np.array_equal(presence.any_of(group), expected), group
+        assert np.array_equal(keyword_presence(group, texts), expected)
+
+
+def test_the_first_and_last_text_and_no_texts():
+    assert keyword_presence(("sea",), ["sea", "no", "a sea"]).tolist() == [1.0, 0.0, 1.0]
+    assert keyword_presence(("sea",), []).tolist() == []
+    assert keyword_presence(("sea",), ["", "", "sea"]).tolist() == [0.0, 0.0, 1.0]
