@@ -154,7 +154,7 @@ def paired_signflip_many(
     if mc_rows.size:
         width = int(n[mc_rows].max())
         bits = _sign_bits(width, int(n_resamples), seed)
-        blocks = _monte_carlo_sign_blocks(bits)
+        blocks = _monte_carlo_sign_blocks(bits, int(n_resamples))
         counts = _count_sign_flips(
             blocks, packed[mc_rows, :width], t_obs[mc_rows], tol[mc_rows], alternative, n[mc_rows]
         )
@@ -179,13 +179,14 @@ def _pack_rows(D, mask) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sign_bits(width: int, n_resamples: int, seed: int) -> np.ndarray:
-    """(width, R) random signs as booleans, drawn prompt by prompt so that a shorter draw is a prefix."""
+    """(width, R) random signs, bit-packed along R ((width, ceil(R/8)) uint8: a P × R matrix in an eighth of
+    the memory), drawn prompt by prompt so that a shorter draw is a prefix."""
     rng = np.random.default_rng(seed)
-    bits = np.empty((width, n_resamples), dtype=bool)
+    bits = np.empty((width, -(-n_resamples // 8)), dtype=np.uint8)
     step = _chunk_rows(n_resamples)
     for start in range(0, width, step):
         stop = min(width, start + step)
-        bits[start:stop] = rng.random((stop - start, n_resamples)) < 0.5
+        bits[start:stop] = np.packbits(rng.random((stop - start, n_resamples)) < 0.5, axis=1)
     return bits
 
 
@@ -199,10 +200,14 @@ def _exact_sign_blocks(n: int) -> Iterator[np.ndarray]:
         yield ((codes[:, None] >> shifts) & 1) * 2.0 - 1.0
 
 
-def _monte_carlo_sign_blocks(bits: np.ndarray) -> Iterator[np.ndarray]:
+def _monte_carlo_sign_blocks(bits: np.ndarray, n_resamples: int) -> Iterator[np.ndarray]:
+    """Blocks of resamples (rows) × prompts of ±1, unpacked from `_sign_bits` a block at a time."""
     step = _chunk_rows(bits.shape[0])
-    for start in range(0, bits.shape[1], step):
-        yield bits[:, start : start + step].T * 2.0 - 1.0
+    for start in range(0, n_resamples, step):
+        stop = min(n_resamples, start + step)
+        unpacked = np.unpackbits(bits[:, start // 8 : -(-stop // 8)], axis=1)
+        offset = start % 8
+        yield unpacked[:, offset : offset + stop - start].T * 2.0 - 1.0
 
 
 def _count_sign_flips(blocks, packed, t_obs, tol, alternative, n=None) -> np.ndarray:

@@ -1,0 +1,79 @@
+"""The Monte Carlo sign-flip's memory: its P × R sign matrix as booleans (lmdelta before issue 19) against
+bit-packed and unpacked a block at a time (now), side by side in fresh subprocesses with one BLAS thread.
+H hypotheses × P prompts of N(0.01, 1) differences, R resamples; seconds, peak RSS (ru_maxrss) and whether
+the p-values agree exactly.
+
+    .venv/bin/python benchmarks/signflip.py --baseline abfc0cb [--hypotheses 50 --prompts 30000 --resamples 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+CHILD = """
+import json, resource, sys, time
+import numpy as np
+from lmdelta.stats.tests import paired_signflip_many
+h, p, r = (int(x) for x in sys.argv[1:4])
+D = np.random.default_rng(0).normal(0.01, 1.0, size=(h, p))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+_, values = paired_signflip_many(D, None, "greater", n_resamples=r, seed=1)
+print(json.dumps({"seconds": round(time.perf_counter() - started, 2),
+                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                  "rss_before_mib": round(before / 1024), "p_values": values.tolist()}))
+"""
+
+
+def measure(code: Path | None, args: argparse.Namespace) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    sizes = [str(args.hypotheses), str(args.prompts), str(args.resamples)]
+    out = subprocess.run([sys.executable, "-c", CHILD, *sizes], env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def baseline_source(revision: str, scratch: Path) -> Path:
+    target = scratch / f"baseline-{revision}"
+    if not (target / "src" / "lmdelta").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        repo = Path(__file__).parent.parent
+        archive = subprocess.run(["git", "archive", revision, "src"], cwd=repo, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target / "src"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", required=True, metavar="REV", help="the git revision to compare with")
+    parser.add_argument("--hypotheses", type=int, default=50)
+    parser.add_argument("--prompts", type=int, default=30_000)
+    parser.add_argument("--resamples", type=int, default=20_000)
+    parser.add_argument("--scratch", default="/tmp/signflip")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "signflip.json"))
+    args = parser.parse_args()
+    before = measure(baseline_source(args.baseline, Path(args.scratch)), args)
+    after = measure(None, args)
+    same = before.pop("p_values") == after.pop("p_values")
+    result = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "baseline": before,
+        "lmdelta": after,
+        "same_p_values": same,
+    }
+    print(json.dumps(result, indent=2))
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
