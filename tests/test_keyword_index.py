@@ -43,3 +43,7 @@ def test_rows_outside_the_index_are_refused():
     assert list(index.counts(np.array([5]))) == [0.0, 1.0]  # vocabulary sorted: ocean, sea
     with pytest.raises(ValueError, match="outside the n-gram index"):
         index.counts(np.array([4]))
+    empty = keywords.NgramIndex.build(np.array([], dtype=int), [], 1)
+    assert empty.counts(np.array([], dtype=int)).tolist() == []
+    with pytest.raises(ValueError, match="outside the n-gram index"):
+        empty.counts(np.array([0]))

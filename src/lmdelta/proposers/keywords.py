@@ -56,9 +56,9 @@ class KeywordProposer:
         section = config.propose.keywords
         side_rows = [np.array([i for i in rows if data.samples[i].side == side], dtype=int) for side in ("a", "b")]
         weights = (None, None) if data.weights is None else (data.weight(side_rows[0]), data.weight(side_rows[1]))
-        counts = [self.index.counts(r, w) for r, w in zip(side_rows, weights)]  # later rounds: weighted
-        sizes = [float(len(r)) if w is None else float(np.sum(w)) for r, w in zip(side_rows, weights)]
         index = self.index
+        counts = [index.counts(r, w) for r, w in zip(side_rows, weights)]  # later rounds: weighted
+        sizes = [float(len(r)) if w is None else float(np.sum(w)) for r, w in zip(side_rows, weights)]
         held = None if data.weights is None else (index.counts(side_rows[0]) + index.counts(side_rows[1])) > 0
         prior = section.prior_strength
         least = max(section.min_z, 0.0)  # top_terms keeps |z| ≥ min_z only
@@ -109,9 +109,8 @@ class NgramIndex:
         for text in texts:
             columns += [ids.setdefault(gram, len(ids)) for gram in ngrams(text, max_n, symbols=symbols)]
             starts.append(len(columns))
-        order = sorted(ids, key=ids.__getitem__)
-        rank = np.empty(len(order), dtype=np.int64)
-        vocab = sorted(order)
+        vocab = sorted(ids)
+        rank = np.empty(len(vocab), dtype=np.int64)  # first-seen id → column in sorted order
         rank[[ids[gram] for gram in vocab]] = np.arange(len(vocab))
         data = np.ones(len(columns))
         shape = (len(texts), len(vocab))
@@ -121,7 +120,8 @@ class NgramIndex:
     def counts(self, rows: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Per n-gram, how many of `rows` (sample rows, all indexed) hold it; with `weights`, their weight sum."""
         where = np.searchsorted(self.rows, rows)
-        if len(rows) and not np.array_equal(self.rows[np.minimum(where, len(self.rows) - 1)], rows):
+        inside = len(self.rows) and np.array_equal(self.rows[np.minimum(where, len(self.rows) - 1)], rows)
+        if len(rows) and not inside:
             raise ValueError("rows outside the n-gram index (only discovery texts are indexed)")
         selector = np.zeros(len(self.rows))
         np.add.at(selector, where, 1.0 if weights is None else np.asarray(weights, dtype=float))
