@@ -17,6 +17,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
+# Run as a script, benchmarks/ is on the path: the same git-archive checkout of a revision as scale.py.
+from scale import baseline_source
+
 CHILD = """
 import json, resource, sys, time
 import numpy as np
@@ -39,16 +42,6 @@ def measure(code: Path | None, args: argparse.Namespace) -> dict:
     sizes = [str(args.hypotheses), str(args.prompts), str(args.resamples)]
     out = subprocess.run([sys.executable, "-c", CHILD, *sizes], env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
-
-
-def baseline_source(revision: str, scratch: Path) -> Path:
-    target = scratch / f"baseline-{revision}"
-    if not (target / "src" / "lmdelta").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        repo = Path(__file__).parent.parent
-        archive = subprocess.run(["git", "archive", revision, "src"], cwd=repo, check=True, capture_output=True)
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target / "src"
 
 
 def main() -> None:
