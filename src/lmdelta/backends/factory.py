@@ -42,12 +42,12 @@ def generator_identity(
     ref = parse_model(spec.model, "generator")
     if ref.kind == "api":
         ref = ModelRef("api", _served(served, spec).name(ref.name))
-    backend = BACKENDS.get(ref.kind, "hf")
-    if backend == "hf":
+    if ref.kind not in BACKENDS:
         check_local_models_installed(spec.model)
+    backend = generator_backend(spec, ref, device)
     check_available(ref, spec.revision)
     if backend == "vllm" or (backend == "hf" and spec.quantization != "none"):
-        check_accelerator(spec, ref, device)
+        check_accelerator(spec, backend, device)
     identity: dict[str, Any] = {
         "backend": backend,
         "model": str(ref),
@@ -69,6 +69,39 @@ def generator_identity(
     return identity
 
 
+def generator_backend(spec: ModelSpec, ref: ModelRef, device: str) -> str:
+    """Who runs the side: the model string's prefix decides (fake:, api:, vllm:); a model loaded in this
+    process runs on `spec.backend`, whose `auto` is vLLM where it can run the side here, else transformers."""
+    if ref.kind in BACKENDS:
+        return BACKENDS[ref.kind]
+    if spec.backend == "vllm":
+        _check_vllm_settings(spec)
+        if not importable("vllm"):
+            raise DependencyError(
+                f"{spec.model}: backend is vllm, and vLLM is not installed.",
+                "pip install 'lmdelta[vllm]' on a machine with a CUDA GPU, or set backend: auto (transformers "
+                "runs the side where vLLM cannot).",
+            )
+        return "vllm"
+    if spec.backend == "transformers" or spec.adapter or spec.quantization == "8bit":
+        return "hf"
+    return "vllm" if importable("vllm") and resolve_device(device).startswith("cuda") else "hf"
+
+
+def _check_vllm_settings(spec: ModelSpec) -> None:
+    """backend: vllm asked for settings vLLM cannot run: say which, before anything loads."""
+    if spec.adapter:
+        raise ConfigError(
+            f"{spec.model}: backend vllm cannot apply the adapter {spec.adapter}.",
+            "Set backend: transformers (or auto), or merge the adapter into a copy of the model.",
+        )
+    if spec.quantization == "8bit":
+        raise ConfigError(
+            f"{spec.model}: backend vllm quantizes in 4-bit only.",
+            "Set quantization: 4bit, or backend: transformers (or auto) for 8-bit.",
+        )
+
+
 def _served(served: ServedModels | None, spec: ModelSpec) -> ServedModels:
     if not isinstance(served, ServedModels):
         raise ConfigError(
@@ -86,15 +119,15 @@ def _dtype(spec: ModelSpec, backend: str, device: str) -> str:
     return resolve_dtype(spec.dtype, resolve_device(device))
 
 
-def check_accelerator(spec: ModelSpec, ref: ModelRef, device: str) -> None:
+def check_accelerator(spec: ModelSpec, backend: str, device: str) -> None:
     """bitsandbytes quantization and vLLM need a CUDA GPU: say so before anything loads."""
     resolved = resolve_device(device)
-    what = "vLLM" if ref.kind == "vllm" else f"{spec.quantization} quantization (bitsandbytes)"
+    what = "vLLM" if backend == "vllm" else f"{spec.quantization} quantization (bitsandbytes)"
     if not resolved.startswith("cuda"):
         raise DependencyError(
             f"{spec.model}: {what} needs a CUDA GPU, and this run's device is {resolved}.",
             "Run on a machine with an NVIDIA GPU, or set quantization: none and use dtype: "
-            "bfloat16 / float32 (on CPU), or a model without the vllm: prefix.",
+            "bfloat16 / float32 (on CPU), and a model without the vllm: prefix (backend: auto or transformers).",
         )
 
 
@@ -117,14 +150,17 @@ def build_generator(
         served = _served(served, spec)
         return served.generator(spec, served.name(ref.name), identity, cache_dir)
     folder = model_folder(ref, spec.revision, cache_dir)
-    if ref.kind == "vllm":
+    if identity["backend"] == "vllm":
         return VLLMGenerator(spec, folder, identity)
     return HFGenerator(spec, folder, identity, resolve_device(device))
 
 
 def build_loglik_generator(spec: ModelSpec, identity: dict[str, Any], device: str, cache_dir: Path) -> LoglikGenerator:
     """The side's generator, for scoring answers by log-likelihood: a model run in this process by
-    transformers (or a fake), since vLLM and served models do not score given texts."""
+    transformers (or a fake), since vLLM and served models do not score given texts. A side whose answers
+    vLLM generated because `backend` is `auto` is scored with transformers."""
+    if identity["backend"] == "vllm" and parse_model(spec.model, "generator").kind != "vllm":
+        identity = {**identity, "backend": "hf"}
     generator = build_generator(spec, identity, device, cache_dir)
     if not isinstance(generator, LoglikGenerator):
         generator.close()

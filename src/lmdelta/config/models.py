@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from lmdelta.config.base import DEFAULT_LM, Section
+from lmdelta.config.base import DEFAULT_LM, VOLATILE, Section
 
 
 class ReasoningConfig(Section):
@@ -34,6 +34,12 @@ class ModelSpec(Section):
     (
         "`embedded:smollm2-135m-instruct`, a local folder, a Hugging Face id, `vllm:ID_OR_FOLDER` (in-process vLLM), "
         "`api:PROVIDER/MODEL` or `openai-compatible/MODEL@URL` (a served model), or `fake:NAME` for tests."
+    )
+    backend: Literal["auto", "transformers", "vllm"] = Field(default="auto", json_schema_extra=VOLATILE)
+    (
+        "Who runs a model loaded in this process (a folder, a Hugging Face id, `embedded:`): `auto` picks vLLM on a "
+        "CUDA machine where vLLM is installed and can run the side as configured (no adapter, no 8-bit), else "
+        "transformers. The model identity records the backend that ran, so answers are never mixed across backends."
     )
     label: str | None = None
     """Human name for this side in reports (default: the side, `a` or `b`)."""
