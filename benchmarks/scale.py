@@ -305,6 +305,14 @@ def planted_found(run_dir: Path) -> dict[str, Any]:
     }
 
 
+SAME = ("hypotheses.jsonl", "stages/embed/samples.npy", "stages/embed/prompts.npy", "stages/decide/decisions.jsonl")
+
+
+def same_outputs(run_dir: Path, single: Path) -> dict[str, bool]:
+    """Whether the Ray run wrote byte-identical files to the single-process run's."""
+    return {name: (run_dir / name).read_bytes() == (single / name).read_bytes() for name in SAME}
+
+
 # --- main ------------------------------------------------------------------------------------------------------
 
 
@@ -313,14 +321,16 @@ def main() -> None:
     scratch = Path(args.scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
-    variants: list[tuple[str, Path | None, float]] = [("lmdelta", None, args.time_limit_min)]
+    variants: list[tuple[str, Path | None, float, list[str]]] = [("lmdelta", None, args.time_limit_min, [])]
     if args.baseline:
-        variants.insert(0, ("baseline", baseline_source(args.baseline, scratch), args.baseline_time_limit_min))
+        variants.insert(0, ("baseline", baseline_source(args.baseline, scratch), args.baseline_time_limit_min, []))
+    if args.ray:
+        variants.append(("lmdelta-ray", None, args.time_limit_min, ["execution.engine=ray"]))
     stopped: dict[str, str] = {}
     for n in args.sizes:
         corpus, planted, write_s = corpus_for(n, scratch, args)
         clusters = max(2, min(args.clusters, n // 20))
-        for variant, code, limit in variants:
+        for variant, code, limit, sets in variants:
             entry = {"texts": n, "code": variant, "response_clusters": clusters, "corpus": planted}
             if variant in stopped:
                 results.append({**entry, "status": f"skipped ({stopped[variant]})"})
@@ -332,9 +342,11 @@ def main() -> None:
                 f"\n{n:,} texts, {variant}: corpus {planted['file_mib']} MiB ({write_s:.0f} s); K = {clusters}",
                 flush=True,
             )
-            timed = argparse.Namespace(**{**vars(args), "time_limit_min": limit})
+            timed = argparse.Namespace(**{**vars(args), "time_limit_min": limit, "set": (args.set or []) + sets})
             entry.update(run_pipeline(corpus, run_dir, scratch / f"run-{variant}-{n}.log", timed, clusters, code))
             entry["planted"] = planted_found(run_dir) if entry["status"] == "complete" else None
+            if variant == "lmdelta-ray" and entry["status"] == "complete":
+                entry["same_as_single_process"] = same_outputs(run_dir, scratch / f"run-lmdelta-{n}")
             results.append(entry)
             print(table([entry]), flush=True)
             if entry["status"] != "complete":
@@ -418,6 +430,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="run under cProfile (RUN_DIR.prof beside the run)")
     parser.add_argument("--resume", action="store_true", help="keep an existing run directory (resumes it)")
     parser.add_argument("--scratch", default="/tmp/scale", help="corpora and run directories")
+    parser.add_argument("--ray", action="store_true", help="also run each size with execution.engine=ray (local)")
     parser.add_argument("--baseline", metavar="REV", help="also run this git revision's code first, side by side")
     parser.add_argument("--baseline-time-limit-min", type=float, default=30.0, help="the baseline's time limit")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale.json"))

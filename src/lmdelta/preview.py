@@ -24,16 +24,19 @@ from lmdelta.stats.tests import smallest_p
 def describe_run(config: RunConfig) -> list[str]:
     """Lines for the terminal: what the run will hold, then warnings (each starting "warning:")."""
     choice = mode.choose(config)
-    protocol = f"validation: {choice.mode}" + (f" (auto: {choice.reason})" if config.validate.mode == "auto" else "")
+    protocol = [f"validation: {choice.mode}" + (f" (auto: {choice.reason})" if config.validate.mode == "auto" else "")]
+    if config.execution.engine == "ray":
+        where = f"the Ray cluster at {config.execution.address}" if config.execution.address else "a local Ray cluster"
+        protocol.append(f"execution: generation and embedding on {where}")
     config = mode.resolve(config)
     if parse_source(config.prompts.source).kind == "generated":
         bank = config.prompts.generated
         return [
             f"prompts: written by llm.prompter at run time ({len(bank.categories)} categories × {bank.per_category})",
-            protocol,
+            *protocol,
         ]
     prompts = _prompts(config)
-    lines = [_prompt_line(prompts, config), protocol, _groups_line(prompts, config), *_texts_lines(prompts, config)]
+    lines = [_prompt_line(prompts, config), *protocol, _groups_line(prompts, config), *_texts_lines(prompts, config)]
     return lines + estimate.lines(_estimate(prompts, config)) + _unreachable(prompts, config)
 
 

@@ -19,9 +19,18 @@ from lmdelta.backends.embedders.numpy_bert import NumpyBertEmbedder
 from lmdelta.backends.embedders.st import SentenceTransformerEmbedder
 from lmdelta.backends.generators.fake import FakeGenerator
 from lmdelta.backends.generators.hf import HFGenerator
+from lmdelta.backends.generators.hf_load import load_tokenizer
 from lmdelta.backends.generators.vllm import VLLMGenerator
-from lmdelta.backends.protocols import Embedder, Generator, LoglikGenerator, ServedModels
+from lmdelta.backends.protocols import (
+    Embedder,
+    GenerationRequest,
+    Generator,
+    LoglikGenerator,
+    PromptLengths,
+    ServedModels,
+)
 from lmdelta.backends.registry import ModelRef, check_available, model_folder, model_weights_id, parse_model
+from lmdelta.backends.textformat import encode_prompt, use_chat_template
 from lmdelta.config import EmbedConfig, ModelSpec
 from lmdelta.credentials import redact
 from lmdelta.errors import ConfigError, DependencyError, ModelNotFoundError
@@ -153,6 +162,27 @@ def build_generator(
     if identity["backend"] == "vllm":
         return VLLMGenerator(spec, folder, identity)
     return HFGenerator(spec, folder, identity, resolve_device(device))
+
+
+class TokenizerLengths:
+    """Prompt lengths from the side's tokenizer alone, encoded as its generator encodes them: what batching
+    needs, without loading weights (the weights load where a Ray worker runs)."""
+
+    def __init__(self, spec: ModelSpec, folder: str, identity: dict[str, Any]) -> None:
+        self.spec = spec
+        self.tokenizer = load_tokenizer(spec, folder, identity)
+        self.use_chat = use_chat_template(spec, self.tokenizer)
+
+    def prompt_length(self, request: GenerationRequest) -> int:
+        return len(encode_prompt(self.spec, self.tokenizer, request.prompt, self.use_chat))
+
+
+def build_prompt_lengths(spec: ModelSpec, identity: dict[str, Any], cache_dir: Path) -> PromptLengths:
+    """What the side's generator says of prompt lengths, without its weights."""
+    ref = parse_model(spec.model, "generator")
+    if ref.kind == "fake":
+        return FakeGenerator(ref.name, spec.backend_args, identity)
+    return TokenizerLengths(spec, model_folder(ref, spec.revision, cache_dir), identity)
 
 
 def build_loglik_generator(spec: ModelSpec, identity: dict[str, Any], device: str, cache_dir: Path) -> LoglikGenerator:

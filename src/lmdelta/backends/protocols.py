@@ -47,14 +47,16 @@ class Generation:
     reasoning_closed: bool | None = None  # the model wrote the end marker itself (False: it was forced)
 
 
-class Generator(Protocol):
-    """Answers batches of prompts with one model. `identity` names everything that shapes its output."""
-
-    identity: dict[str, Any]
-
+class PromptLengths(Protocol):
     def prompt_length(self, request: GenerationRequest) -> int:
         """Length of the request's encoded input, for bucketing batches."""
         ...
+
+
+class Generator(PromptLengths, Protocol):
+    """Answers batches of prompts with one model. `identity` names everything that shapes its output."""
+
+    identity: dict[str, Any]
 
     def generate(self, requests: list[GenerationRequest], settings: SamplingSettings) -> list[Generation]: ...
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from lmdelta.config.base import DEFAULT_LM, VOLATILE, Section
 from lmdelta.config.budget import BudgetConfig
+from lmdelta.config.execution import ExecutionConfig
 from lmdelta.config.groundtruth import FinetuneSection, GroundTruthConfig
 from lmdelta.config.llm import LLMConfig, RoleConfig
 from lmdelta.config.load import dump_config, load_config, validate_config
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_LM",
     "VOLATILE",
     "BudgetConfig",
+    "ExecutionConfig",
     "ClusterProposerConfig",
     "ControlsConfig",
     "CorpusColumns",

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from lmdelta.config.base import Section
 from lmdelta.config.budget import BudgetConfig
+from lmdelta.config.execution import ExecutionConfig
 from lmdelta.config.groundtruth import GroundTruthConfig
 from lmdelta.config.llm import LLMConfig
 from lmdelta.config.prompts import CorpusConfig, PromptsConfig
@@ -49,6 +50,7 @@ with warnings.catch_warnings():
         controls: ControlsConfig = Field(default_factory=ControlsConfig)
         llm: LLMConfig = Field(default_factory=LLMConfig)
         budget: BudgetConfig = Field(default_factory=BudgetConfig)
+        execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
         groundtruth: GroundTruthConfig = Field(default_factory=GroundTruthConfig)
         weights: WeightsConfig = Field(default_factory=WeightsConfig)
 

@@ -7,14 +7,16 @@ chunk at a time (memory holds one chunk of vectors) and read back memory-mapped.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lmdelta import progress
+from lmdelta import execution, progress
 from lmdelta.backends.factory import build_embedder, embedder_identity
-from lmdelta.config import RunConfig
+from lmdelta.backends.protocols import Embedder
+from lmdelta.config import EmbedConfig, RunConfig
 from lmdelta.embedcache import EmbeddingCache
 from lmdelta.hashing import hash_data, hash_text
 from lmdelta.rundir import EMBEDDER, PROMPT_VECTORS, SAMPLE_VECTORS, atomic_file, atomic_write_text
@@ -27,6 +29,10 @@ CHUNK = 512
 log = logging.getLogger(__name__)
 
 
+def check(config: RunConfig) -> None:
+    execution.check(config)  # the first stage that can run on Ray, in every mode
+
+
 def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     return embedder_identity(config.embed, ctx.cache_dir)
 
@@ -36,6 +42,8 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     sample_texts = [s.text for s in generate.load(ctx)]
     prompt_texts = [p.text for p in prompts.load(ctx)] if config.embed.embed_prompts else []
     with _Embedder(ctx, config) as embedder:
+        if execution.on_ray(config.execution):
+            embedder.compute_on_ray(config, [sample_texts, prompt_texts])
         embedder.meter = progress.Meter("embed", len(sample_texts) + len(prompt_texts), "texts")
         dim = embedder.to_file(ctx.output(SAMPLE_VECTORS), sample_texts)
         if prompt_texts:
@@ -61,9 +69,10 @@ class _Embedder:
     def __init__(self, ctx: StageContext, config: RunConfig) -> None:
         model_identity = identity(ctx, config)
         self._cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite", hash_data(model_identity, length=32))
-        self._make = lambda: build_embedder(config.embed, model_identity, ctx.cache_dir)
+        self._task = EmbedTask(config.embed, model_identity, ctx.cache_dir)
         self._model: Any = None
         self._seen: set[str] = set()
+        self._fresh: set[str] = set()  # computed on Ray before the files are written
         self.meter: progress.Meter | None = None  # the stage's progress over every text it embeds
         self._done = 0
         self.cached = 0
@@ -103,15 +112,61 @@ class _Embedder:
         known = self._cache.get_many(hashes)
         missing = {h: t for h, t in zip(hashes, texts) if h not in known}
         if missing:
-            self._model = self._model or self._make()
-            fresh = dict(zip(missing, self._model.embed(list(missing.values()))))
+            self._model = self._model or self._task.start()
+            fresh = dict(zip(missing, self._model(list(missing.values()))))
             self._cache.put_many(fresh)
             known.update(fresh)
         new = set(hashes) - self._seen  # a text met again later in the run counts once
-        self.computed += len(missing)
-        self.cached += len(new) - len(missing)
+        on_ray = len(new & self._fresh)
+        self.computed += len(missing) + on_ray
+        self.cached += len(new) - len(missing) - on_ray
         self._seen |= new
         return np.stack([known[h] for h in hashes]).astype(np.float32)
+
+    def compute_on_ray(self, config: RunConfig, files: list[list[str]]) -> None:
+        """Fill the cache on Ray with the vectors the files lack: the texts each chunk would embed here, one
+        item per chunk, each committed as it arrives; the files are then written from the cache."""
+        hashes: list[list[str]] = []
+        items: list[list[str]] = []
+        scheduled: set[str] = set()
+        for texts in files:
+            for start in range(0, len(texts), CHUNK):
+                chunk = texts[start : start + CHUNK]
+                chunk_hashes = [hash_text(t) for t in chunk]
+                known = self._cache.get_many(chunk_hashes)
+                missing = {h: t for h, t in zip(chunk_hashes, chunk) if h not in known and h not in scheduled}
+                if missing:
+                    hashes.append(list(missing))
+                    items.append(list(missing.values()))
+                    scheduled |= set(missing)
+        log.info("embed: %d texts to compute on Ray in %d chunks", len(scheduled), len(items))
+        meter = progress.Meter("embed on Ray", len(scheduled), "texts")
+        done = 0
+        for chunk_hashes, vectors in zip(hashes, execution.run_items(config.execution, self._task, items, "embed")):
+            self._cache.put_many(dict(zip(chunk_hashes, vectors)))
+            done += len(chunk_hashes)
+            log.info("%s", meter.update(done))
+        self._fresh = scheduled
+
+
+@dataclass(frozen=True)
+class EmbedTask:
+    """The run's embedder, loaded where it computes (in this process, or on a Ray worker)."""
+
+    section: EmbedConfig
+    identity: dict[str, Any]
+    cache_dir: Path
+
+    def start(self) -> _EmbedWorker:
+        return _EmbedWorker(build_embedder(self.section, self.identity, self.cache_dir))
+
+
+class _EmbedWorker:
+    def __init__(self, model: Embedder) -> None:
+        self._model = model
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self._model.embed(texts), dtype=np.float32)
 
 
 def load_samples(ctx: StageContext) -> np.ndarray:

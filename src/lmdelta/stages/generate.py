@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmdelta import progress, search
-from lmdelta.backends.factory import build_generator, generator_identity
-from lmdelta.backends.protocols import GenerationRequest, Generator, SamplingSettings
-from lmdelta.config import GenerateConfig, RunConfig
+from lmdelta import execution, progress, search
+from lmdelta.backends.factory import build_generator, build_prompt_lengths, generator_identity
+from lmdelta.backends.protocols import Generation, GenerationRequest, PromptLengths, SamplingSettings
+from lmdelta.config import GenerateConfig, ModelSpec, RunConfig
 from lmdelta.config.source import parse_source
 from lmdelta.errors import ConfigError
 from lmdelta.hashing import hash_data
@@ -225,10 +227,18 @@ def _generate_side(
         return counts
     spec = getattr(section, side)
     log.info("generate %s: loading %s", side, spec.model)
+    if execution.on_ray(config.execution) and model_identity["backend"] != "api":
+        task = GenerateTask(spec, model_identity, section.device, ctx.cache_dir, settings(section))
+        lengths = build_prompt_lengths(spec, model_identity, ctx.cache_dir)
+        todo_batches = _todo_batches(lengths, requests, store, section.batch_size)
+        answered = execution.run_items(config.execution, task, todo_batches, f"generate {side}")
+        return counts | _decode(side, zip(todo_batches, answered), requests, store, appender, section)
     session = _session(ctx, config, model_identity)
     generator = build_generator(spec, model_identity, section.device, ctx.cache_dir, ServedModels(config.llm, session))
     try:
-        counts.update(_decode(side, generator, requests, store, appender, section))
+        todo_batches = _todo_batches(generator, requests, store, section.batch_size)
+        answered = (generator.generate(batch, settings(section)) for batch in todo_batches)
+        counts.update(_decode(side, zip(todo_batches, answered), requests, store, appender, section))
     finally:
         generator.close()
         if session is not None:
@@ -243,27 +253,32 @@ def _session(ctx: StageContext, config: RunConfig, model_identity: dict[str, Any
     return LLMSession(config, "generate", ctx.cache_dir, ctx.run_dir)
 
 
-def batches(generator: Generator, requests: list[GenerationRequest], size: int) -> list[list[GenerationRequest]]:
+def batches(generator: PromptLengths, requests: list[GenerationRequest], size: int) -> list[list[GenerationRequest]]:
     """A fixed partition of all requests into batches of similar prompt length."""
     ordered = sorted(requests, key=lambda r: (generator.prompt_length(r), r.prompt_id, r.index))
     return [ordered[start : start + size] for start in range(0, len(ordered), size)]
 
 
+def _todo_batches(
+    generator: PromptLengths, requests: list[GenerationRequest], store: dict[str, Any], size: int
+) -> list[list[GenerationRequest]]:
+    """The batches of the fixed partition that still hold an answer to generate."""
+    return [b for b in batches(generator, requests, size) if any(r.key not in store for r in b)]
+
+
 def _decode(
     side: Side,
-    generator: Generator,
+    answered: Iterator[tuple[list[GenerationRequest], list[Generation]]],
     requests: list[GenerationRequest],
     store: dict[str, dict[str, Any]],
     appender: JsonlAppender,
     section: GenerateConfig,
 ) -> dict[str, Any]:
-    sampling = settings(section)
-    todo_batches = [b for b in batches(generator, requests, section.batch_size) if any(r.key not in store for r in b)]
+    """Store each batch's answers as it arrives (`answered`: batches with their generations)."""
     meter = progress.Meter(f"generate {side}", sum(r.key not in store for r in requests), "answers")
     done = tokens = 0
     start = time.perf_counter()
-    for batch in todo_batches:
-        results = generator.generate(batch, sampling)
+    for batch, results in answered:
         rows = [_item(side, r, g) for r, g in zip(batch, results) if r.key not in store]
         appender.write(rows)
         store.update((row["key"], row) for row in rows)
@@ -279,6 +294,32 @@ def _decode(
         "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
     }
     return counts | reasoning_counts(side, [store[r.key] for r in requests], section)
+
+
+@dataclass(frozen=True)
+class GenerateTask:
+    """A side's generator, to be loaded where a Ray worker runs (lmdelta.execution); the batches it gets
+    are this stage's own, so each answer is the one this process would decode."""
+
+    spec: ModelSpec
+    identity: dict[str, Any]
+    device: str
+    cache_dir: Path
+    sampling: SamplingSettings
+
+    def start(self) -> _GenerateWorker:
+        return _GenerateWorker(self)
+
+
+class _GenerateWorker:
+    """One replica of the side's model, answering batches."""
+
+    def __init__(self, task: GenerateTask) -> None:
+        self._sampling = task.sampling
+        self._generator = build_generator(task.spec, task.identity, task.device, task.cache_dir)
+
+    def __call__(self, batch: list[GenerationRequest]) -> list[Generation]:
+        return self._generator.generate(batch, self._sampling)
 
 
 def reasoning_counts(side: Side, rows: list[dict[str, Any]], section: GenerateConfig) -> dict[str, Any]:

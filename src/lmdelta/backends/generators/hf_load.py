@@ -15,11 +15,10 @@ REMOTE_CODE_HINTS = ("trust_remote_code", "custom code")
 
 def load_model(spec: ModelSpec, folder: str, identity: dict[str, Any], device: str) -> tuple[Any, Any]:
     """(tokenizer, model) ready to generate: left padding, eval mode, on `device`."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    options = {"revision": pinned_revision(identity, spec.revision), "trust_remote_code": spec.trust_remote_code}
-    tokenizer = _remote_code_guard(spec, lambda: AutoTokenizer.from_pretrained(folder, **options))
-    tokenizer.padding_side = "left"
+    options = _options(spec, identity)
+    tokenizer = load_tokenizer(spec, folder, identity)
     weights = weight_options(spec, identity, device)
     model = _remote_code_guard(spec, lambda: AutoModelForCausalLM.from_pretrained(folder, **options, **weights))
     if spec.adapter:
@@ -29,6 +28,20 @@ def load_model(spec: ModelSpec, folder: str, identity: dict[str, Any], device: s
     model.eval()
     bare_generation_config(model, tokenizer)
     return tokenizer, model
+
+
+def load_tokenizer(spec: ModelSpec, folder: str, identity: dict[str, Any]) -> Any:
+    """The side's tokenizer, padding on the left."""
+    from transformers import AutoTokenizer
+
+    options = _options(spec, identity)
+    tokenizer = _remote_code_guard(spec, lambda: AutoTokenizer.from_pretrained(folder, **options))
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def _options(spec: ModelSpec, identity: dict[str, Any]) -> dict[str, Any]:
+    return {"revision": pinned_revision(identity, spec.revision), "trust_remote_code": spec.trust_remote_code}
 
 
 def bare_generation_config(model: Any, tokenizer: Any) -> tuple[list[int], int]:

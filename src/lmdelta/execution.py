@@ -1,0 +1,134 @@
+"""Run a model's batches on a Ray cluster (`execution.engine: ray`) and stream the results back.
+
+A stage hands over a Task (a picklable recipe that loads the model) and its work items (batches of
+requests, chunks of texts). Ray Data spreads the items over a pool of actors, each holding one replica
+of the model, and returns each item's result as soon as the pool has it, in item order; the stage
+stores results as they arrive, exactly as it does in this process, so an interrupted run keeps every
+finished batch and resumes from there. The items are the ones the stage would compute here, so
+results do not depend on the engine wherever the model computes a batch the same on every machine.
+
+Ray is imported only when a Ray run starts (`pip install 'lmdelta[ray]'`).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from lmdelta.config import ExecutionConfig, RunConfig
+from lmdelta.errors import DependencyError
+
+log = logging.getLogger(__name__)
+RAY_EXTRA = "pip install 'lmdelta[ray]'"
+
+
+class Worker(Protocol):
+    """One model replica: computes an item's result (its model is freed when the actor ends)."""
+
+    def __call__(self, item: Any, /) -> Any: ...
+
+
+class Task(Protocol):
+    """A picklable recipe for a Worker: it loads the model where the worker runs."""
+
+    def start(self) -> Worker: ...
+
+
+def on_ray(section: ExecutionConfig) -> bool:
+    return section.engine == "ray"
+
+
+def check(config: RunConfig) -> None:
+    """A Ray run on a machine without Ray: say so before any stage runs."""
+    if on_ray(config.execution):
+        _import_ray()
+
+
+def _import_ray() -> Any:
+    """The ray module with Ray Data loaded, or a DependencyError that says how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise DependencyError(
+            f"execution.engine is ray, and Ray cannot be imported ({exc}).",
+            f"{RAY_EXTRA}, or set execution.engine: local.",
+        ) from None
+    return ray
+
+
+def run_items(section: ExecutionConfig, task: Task, items: Sequence[Any], what: str) -> Iterator[Any]:
+    """Each item's result, in order, computed by a pool of Ray actors that each start `task` once. A local Ray
+    started here is shut down when the items are done, so later stages get its memory back."""
+    if not items:
+        return
+    ray, started = _connect(section)
+    try:
+        yield from _map(ray, section, task, items, what)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _map(ray: Any, section: ExecutionConfig, task: Task, items: Sequence[Any], what: str) -> Iterator[Any]:
+    data = ray.data
+    workers, cpus, gpus = _pool(section, len(items))
+    log.info("%s: %d items on %d Ray workers (%g CPU, %g GPU each)", what, len(items), workers, cpus, gpus)
+    context = data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    rows = [{"index": i, "payload": pickle.dumps(item)} for i, item in enumerate(items)]
+    mapped = data.from_items(rows).map_batches(
+        RayWorker,
+        fn_constructor_args=(pickle.dumps(task),),
+        batch_size=1,
+        compute=data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus,
+        num_gpus=gpus,
+    )
+    for expected, row in enumerate(mapped.iter_rows()):
+        if int(row["index"]) != expected:  # preserve_order is Ray's promise; a result never lands on another item
+            raise RuntimeError(f"Ray returned item {row['index']} where item {expected} was due")
+        yield pickle.loads(row["result"])
+
+
+class RayWorker:
+    """The actor Ray Data runs: it starts the task once and computes one item per call."""
+
+    def __init__(self, task: bytes) -> None:
+        self._worker: Worker = pickle.loads(task).start()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        results = [pickle.dumps(self._worker(pickle.loads(payload))) for payload in batch["payload"]]
+        return {"index": list(batch["index"]), "result": results}
+
+
+def _connect(section: ExecutionConfig) -> tuple[Any, bool]:
+    """The ray module connected to the configured cluster (a Ray this process already joined, or a local one
+    started here), and whether it was started or joined here."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return ray, False
+    options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if section.address is None:
+        options["include_dashboard"] = False
+    log.info("connecting to Ray at %s", section.address or "a local cluster on this machine")
+    ray.init(address=section.address, **{**options, **section.init_args})
+    return ray, True
+
+
+def _pool(section: ExecutionConfig, n_items: int) -> tuple[int, float, float]:
+    """Workers, CPUs and GPUs per worker: the configured ones, else what the cluster holds."""
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus = section.gpus_per_worker
+    if gpus is None:
+        gpus = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
+    workers = section.workers
+    if workers is None:
+        per = resources.get("GPU", 0) / gpus if gpus else resources.get("CPU", 1) / section.cpus_per_worker
+        workers = max(1, int(per))
+    return min(workers, n_items), section.cpus_per_worker, gpus

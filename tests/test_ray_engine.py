@@ -1,0 +1,146 @@
+"""`execution.engine: ray`: generation and embedding on a local Ray cluster (ray runs on CPU here) give the
+run a single process gives, and a Ray stage interrupted mid-way resumes from its finished batches. Skipped,
+with the reason, where Ray is not installed (the `ray` extra; `make test` installs it with `dev`)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from conftest import fake_config
+
+from lmdelta import execution, pipeline
+from lmdelta.config import ExecutionConfig, load_config
+from lmdelta.errors import DependencyError
+from lmdelta.rundir import RunDir, read_jsonl
+
+RAY_MISSING = "Ray is not installed: pip install 'lmdelta[ray]' (or the dev extra) to run the Ray tests"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray cluster (2 CPUs) for the module's tests."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        pytest.skip(RAY_MISSING)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def run(config_path, run_dir, *overrides):
+    pipeline.run(load_config(config_path, list(overrides)), RunDir(run_dir))
+    return RunDir(run_dir).load_manifest()
+
+
+def stage_file(run_dir, stage, name):
+    return run_dir / "stages" / stage / name
+
+
+def answers(run_dir):
+    return sorted(
+        (r["key"], r["text"], r["n_tokens"]) for r in read_jsonl(stage_file(run_dir, "generate", "items.jsonl"))
+    )
+
+
+def test_a_ray_run_is_the_single_process_run(local_ray, tmp_path, monkeypatch):
+    config = fake_config(tmp_path)
+    monkeypatch.setenv("LMDELTA_CACHE_DIR", str(tmp_path / "cache-local"))
+    run(config, tmp_path / "local")
+    monkeypatch.setenv("LMDELTA_CACHE_DIR", str(tmp_path / "cache-ray"))  # nothing reused: Ray computes it all
+    manifest = run(config, tmp_path / "ray", "execution.engine=ray")
+    assert manifest.stages["embed"].counts["computed"] > 0
+    assert answers(tmp_path / "ray") == answers(tmp_path / "local")
+    for name in ("samples.jsonl",):
+        assert (
+            stage_file(tmp_path / "ray", "generate", name).read_bytes()
+            == stage_file(tmp_path / "local", "generate", name).read_bytes()
+        )
+    for name in ("samples.npy", "prompts.npy"):
+        assert np.array_equal(
+            np.load(stage_file(tmp_path / "ray", "embed", name)), np.load(stage_file(tmp_path / "local", "embed", name))
+        )
+    for stage, name in (("propose", "hypotheses.jsonl"), ("decide", "decisions.jsonl")):
+        assert list(read_jsonl(stage_file(tmp_path / "ray", stage, name))) == list(
+            read_jsonl(stage_file(tmp_path / "local", stage, name))
+        )
+    assert manifest.stages["generate"].counts["b"]["generated"] == 36
+
+
+def test_a_ray_generation_stopped_mid_way_resumes_from_its_finished_batches(local_ray, tmp_path, monkeypatch):
+    config = fake_config(tmp_path)
+    real = execution.run_items
+
+    def stopped_after_three(section, task, items, what):
+        for done, result in enumerate(real(section, task, items, what)):
+            if done == 3:
+                raise KeyboardInterrupt  # as if the run were killed between batches
+            yield result
+
+    monkeypatch.setattr(execution, "run_items", stopped_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path / "run", "execution.engine=ray")
+    stored = list(read_jsonl(stage_file(tmp_path / "run", "generate", "items.jsonl")))
+    assert len(stored) == 3 * 4  # three batches of generate.batch_size answers, side a
+    monkeypatch.setattr(execution, "run_items", real)
+    manifest = run(config, tmp_path / "run", "execution.engine=ray")
+    counts = manifest.stages["generate"].counts
+    assert counts["a"]["reused"] == 12 and counts["a"]["generated"] == 36 - 12
+    assert answers(tmp_path / "run") == sorted(set(answers(tmp_path / "run")))  # nothing generated twice
+
+
+def test_workers_default_to_the_clusters_cpus_and_never_outnumber_the_items(local_ray):
+    assert execution._pool(ExecutionConfig(engine="ray"), 100) == (2, 1.0, 0.0)
+    assert execution._pool(ExecutionConfig(engine="ray"), 1) == (1, 1.0, 0.0)
+    assert execution._pool(ExecutionConfig(engine="ray", workers=3, cpus_per_worker=0.5), 10) == (3, 0.5, 0.0)
+
+
+def test_a_ray_run_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    config = load_config(fake_config(tmp_path), ["execution.engine=ray"])
+    with pytest.raises(DependencyError, match="Ray cannot be imported") as err:
+        execution.check(config)
+    assert "lmdelta[ray]" in err.value.fix and "engine: local" in err.value.fix
+
+
+def test_the_engine_is_not_part_of_any_fingerprint(tmp_path):
+    config = fake_config(tmp_path)
+    run_dir, cache = RunDir(tmp_path / "run"), tmp_path / "cache"
+    local = pipeline.plan(load_config(config), run_dir, cache)
+    on_ray = pipeline.plan(load_config(config, ["execution.engine=ray", "execution.workers=4"]), run_dir, cache)
+    assert local.fingerprint == on_ray.fingerprint
+
+
+def test_a_dry_run_says_where_the_models_run(tmp_path):
+    from lmdelta.preview import describe_run
+
+    lines = describe_run(load_config(fake_config(tmp_path), ["execution.engine=ray", "execution.address=auto"]))
+    assert "execution: generation and embedding on the Ray cluster at auto" in lines
+    assert not any(line.startswith("execution:") for line in describe_run(load_config(fake_config(tmp_path))))
+
+
+def test_a_transformers_model_answers_the_same_on_ray(local_ray, tmp_path, tiny_model, isolated_cache):
+    """The real backend on Ray: the workers load the weights; the driver reads only the tokenizer (to partition
+    the batches as a single process does). One thread on both sides, so the kernels sum in the same order."""
+    torch = pytest.importorskip("torch")
+    config = fake_config(
+        tmp_path,
+        generate__a={"model": str(tiny_model), "dtype": "float32"},
+        generate__b={"model": str(tiny_model), "dtype": "float32", "system_prompt": "Talk about the sea."},
+        generate__max_new_tokens=6,
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run(config, tmp_path / "local")
+    finally:
+        torch.set_num_threads(threads)
+    manifest = run(config, tmp_path / "ray", "execution.engine=ray")
+    assert manifest.stages["generate"].counts["a"]["generated"] == 36
+    assert answers(tmp_path / "ray") == answers(tmp_path / "local")
