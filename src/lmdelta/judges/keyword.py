@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 from itertools import accumulate
 
 import numpy as np
@@ -19,7 +20,7 @@ def keyword_presence(keywords: tuple[str, ...], texts: list[str] | list[Tokens])
     across any spaces or punctuation between its words); a symbol keyword ("!", "**", "😊") matches
     that symbol. Texts are read as the keyword proposer reads them (lmdelta.words.tokens): escapes
     decoded, Treebank-split contractions joined."""
-    return Presence([text if isinstance(text, Tokens) else tokens(text) for text in texts]).any_of(keywords)
+    return Presence(text if isinstance(text, Tokens) else tokens(text) for text in texts).any_of(keywords)
 
 
 def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
@@ -27,7 +28,7 @@ def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndar
     Each text is cut into tokens once, for all the hypotheses."""
     if not hypotheses:
         return []
-    found = Presence([tokens(text) for text in inputs.texts])
+    found = Presence(tokens(text) for text in inputs.texts)
     return [found.any_of(h.keywords) for h in hypotheses]
 
 
@@ -39,14 +40,17 @@ class Presence:
 
     SEPARATOR = "\x00"  # in no word, so no phrase spans two texts
 
-    def __init__(self, found: list[Tokens]) -> None:
-        self.n = len(found)
-        self.joined = self.SEPARATOR.join(t.spaced for t in found)
-        self.starts = list(accumulate((len(t.spaced) + 1 for t in found[:-1]), initial=0)) if found else []
+    def __init__(self, found: Iterable[Tokens]) -> None:
+        """`found` is read once, a text at a time: only each text's word string and symbols are kept."""
+        spaced: list[str] = []
         self.by_symbol: dict[str, list[int]] = {}
         for i, t in enumerate(found):
+            spaced.append(t.spaced)
             for symbol in t.symbols:
                 self.by_symbol.setdefault(symbol, []).append(i)
+        self.n = len(spaced)
+        self.joined = self.SEPARATOR.join(spaced)
+        self.starts = list(accumulate((len(s) + 1 for s in spaced[:-1]), initial=0)) if spaced else []
 
     def any_of(self, keywords: tuple[str, ...]) -> np.ndarray:
         hit = np.zeros(self.n, dtype=bool)

@@ -190,10 +190,21 @@ def cluster_labels(
     vectors (identical answers to a prompt all have a zero difference); None when fewer than 2."""
     from sklearn.cluster import KMeans  # heavy: only when a scope is clustered
 
-    k = min(k, len(vectors) // max(min_size, 1), len(np.unique(vectors, axis=0)) if len(vectors) else 0)
+    k = distinct_rows_up_to(vectors, min(k, len(vectors) // max(min_size, 1)))
     if k < 2:
         return None
     return KMeans(n_clusters=k, n_init=5, random_state=seed).fit_predict(vectors, sample_weight=weights)
+
+
+def distinct_rows_up_to(vectors: np.ndarray, bound: int) -> int:
+    """min(bound, the number of distinct rows), reading rows only until `bound` distinct ones are seen: memory
+    for `bound` rows, not a sorted copy of them all."""
+    seen: set[bytes] = set()
+    for row in vectors:
+        if len(seen) >= bound:
+            break
+        seen.add(np.ascontiguousarray(row).tobytes())
+    return min(bound, len(seen))
 
 
 def _assess(sides, vectors, members, base_b, min_size, min_share, weight) -> ClusterFinding | None:

@@ -21,8 +21,8 @@ import numpy as np
 from lmdelta.config import RunConfig
 from lmdelta.pairdata import PairData
 from lmdelta.proposers import in_scope
-from lmdelta.records import DIRECTIONS, Direction, Hypothesis
-from lmdelta.words import Keyword, Tokens, is_symbol, tokens, words
+from lmdelta.records import DIRECTIONS, Direction, Hypothesis, Sample
+from lmdelta.words import Keyword, is_symbol, tokens, words
 
 _CONTRACTED = """don't can't won't isn't aren't wasn't weren't doesn't didn't haven't hasn't wouldn't couldn't
 shouldn't i'm i've i'll i'd it's you're we're they're he's she's that's there's let's""".split()
@@ -63,9 +63,7 @@ class KeywordProposer:
         prior = section.prior_strength
         least = max(section.min_z, 0.0)  # top_terms keeps |z| ≥ min_z only
         terms = scored_terms(index.vocab, counts, sizes, index.background, len(index.rows), prior, held, least)
-        found = {
-            side: [(data.samples[i].id, tokens(data.samples[i].text)) for i in r] for side, r in zip("ab", side_rows)
-        }
+        found = {side: [data.samples[i] for i in r] for side, r in zip("ab", side_rows)}
         return [
             _hypothesis(data, scope, direction, term, found)
             for direction in DIRECTIONS
@@ -128,12 +126,24 @@ class NgramIndex:
         return np.asarray(self.matrix.T @ selector).ravel()
 
 
+def _first_holding(keyword: Keyword, samples: list[Sample], count: int = 3) -> list[str]:
+    """The ids of the first `count` answers that hold the keyword, tokenised one at a time as they are read
+    (a scope can hold hundreds of thousands of answers; their tokens are not kept)."""
+    hits: list[str] = []
+    for sample in samples:
+        if keyword.found_in(tokens(sample.text)):
+            hits.append(sample.id)
+            if len(hits) == count:
+                break
+    return hits
+
+
 def _hypothesis(
-    data: PairData, scope: str, direction: Direction, term: Term, found: dict[str, list[tuple[str, Tokens]]]
+    data: PairData, scope: str, direction: Direction, term: Term, found: dict[str, list[Sample]]
 ) -> Hypothesis:
     more, less = ("b", "a") if direction == "b>a" else ("a", "b")
     keyword = Keyword.of(term.ngram)
-    hits = {side: [sid for sid, text in found[side] if keyword.found_in(text)] for side in ("a", "b")}
+    hits = {side: _first_holding(keyword, found[side]) for side in ("a", "b")}
     description = in_scope(f"{data.labels[more]} uses “{term.ngram}” in more answers than {data.labels[less]}", scope)
     kind = "symbol" if keyword.symbol else "word or phrase"
     provenance = {
@@ -151,7 +161,7 @@ def _hypothesis(
         judge="keyword",
         keywords=(term.ngram,),
         property=f"uses the {kind} “{term.ngram}”",
-        evidence={k: v[:3] for k, v in hits.items()},
+        evidence=hits,
         provenance=provenance,
     )
 
