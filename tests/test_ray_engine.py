@@ -144,3 +144,17 @@ def test_a_transformers_model_answers_the_same_on_ray(local_ray, tmp_path, tiny_
     manifest = run(config, tmp_path / "ray", "execution.engine=ray")
     assert manifest.stages["generate"].counts["a"]["generated"] == 36
     assert answers(tmp_path / "ray") == answers(tmp_path / "local")
+
+
+def test_a_worker_that_cannot_load_its_model_stops_the_stage_with_the_fix(local_ray, tmp_path):
+    from lmdelta.backends.protocols import GenerationRequest, SamplingSettings
+    from lmdelta.config import ModelSpec
+    from lmdelta.errors import StageError
+    from lmdelta.stages.generate import GenerateTask
+
+    spec = ModelSpec(model=str(tmp_path / "no-such-model"))
+    task = GenerateTask(spec, {"backend": "hf", "dtype": "float32"}, "cpu", tmp_path, SamplingSettings(4, 1.0, 1.0))
+    batch = [GenerationRequest(key="k", prompt_id="p", prompt="hi", index=0, seed=1)]
+    with pytest.raises(StageError, match="generate a: a Ray worker failed") as err:
+        list(execution.run_items(ExecutionConfig(engine="ray"), task, [batch], "generate a"))
+    assert "finished batch is kept" in err.value.fix and "engine: local" in err.value.fix

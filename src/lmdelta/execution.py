@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from lmdelta.config import ExecutionConfig, RunConfig
-from lmdelta.errors import DependencyError
+from lmdelta.errors import DependencyError, StageError
 
 log = logging.getLogger(__name__)
 RAY_EXTRA = "pip install 'lmdelta[ray]'"
@@ -67,6 +67,8 @@ def run_items(section: ExecutionConfig, task: Task, items: Sequence[Any], what: 
     ray, started = _connect(section)
     try:
         yield from _map(ray, section, task, items, what)
+    except Exception as exc:  # a worker's failure reaches here wrapped in Ray's own error types
+        raise _failed(what, exc) from exc
     finally:
         if started:
             ray.shutdown()
@@ -92,6 +94,16 @@ def _map(ray: Any, section: ExecutionConfig, task: Task, items: Sequence[Any], w
         if int(row["index"]) != expected:  # preserve_order is Ray's promise; a result never lands on another item
             raise RuntimeError(f"Ray returned item {row['index']} where item {expected} was due")
         yield pickle.loads(row["result"])
+
+
+def _failed(what: str, exc: Exception) -> StageError:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return StageError(
+        f"{what}: a Ray worker failed ({type(exc).__name__}: {lines[-1] if lines else 'no message'}).",
+        "Every finished batch is kept. Check that the workers can import this lmdelta and load the models at the "
+        "paths the config names (Ray's logs: /tmp/ray/session_latest/logs on each node), then run the same command "
+        "again; or set execution.engine: local.",
+    )
 
 
 class RayWorker:
