@@ -47,3 +47,30 @@ def test_rows_outside_the_index_are_refused():
     assert empty.counts(np.array([], dtype=int)).tolist() == []
     with pytest.raises(ValueError, match="outside the n-gram index"):
         empty.counts(np.array([0]))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("min_df", [2, 3, 5])
+def test_an_index_without_rare_ngrams_proposes_the_same_terms(weighted, min_df):
+    """Leaving out n-grams fewer than min_texts discovery texts hold loses no term top_terms keeps."""
+    texts = _texts(300, seed=min_df)
+    rows = np.arange(len(texts)) * 3
+    full = keywords.NgramIndex.build(rows, texts, 3, symbols=True)
+    pruned = keywords.NgramIndex.build(rows, texts, 3, symbols=True, min_df=min_df)
+    frequent = {gram for gram, df in zip(full.vocab, full.background) if df >= min_df}
+    assert frequent <= set(pruned.vocab) <= set(full.vocab) and len(pruned.vocab) < len(full.vocab)
+    assert all(pruned.background[i] == full.background[full.vocab.index(g)] for i, g in enumerate(pruned.vocab))
+    rng = np.random.default_rng(min_df)
+    for _ in range(4):
+        scope = np.sort(rng.choice(len(texts), size=150, replace=False))
+        half = rows[scope[::2]], rows[scope[1::2]]
+        weights = (rng.choice([0.25, 1.0], size=len(half[0])), rng.choice([0.25, 1.0], size=len(half[1])))
+        chosen = []
+        for index in (full, pruned):
+            w = weights if weighted else (None, None)
+            counts = [index.counts(h, x) for h, x in zip(half, w)]
+            sizes = [float(len(h)) if x is None else float(np.sum(x)) for h, x in zip(half, w)]
+            held = (index.counts(half[0]) + index.counts(half[1])) > 0
+            terms = keywords.scored_terms(index.vocab, counts, sizes, index.background, len(texts), 10.0, held)
+            chosen.append([keywords.top_terms(terms, d, 8, 0.5, min_df) for d in ("b>a", "a>b")])
+        assert chosen[0] == chosen[1] and any(chosen[0])

@@ -78,11 +78,13 @@ def prepare(data: PairData, config: RunConfig) -> KeywordProposer | None:
         return None
     section = config.propose.keywords
     discovery = data.rows("discovery")
-    key = ("ngram-index", len(data.samples), discovery.tobytes(), section.max_ngram, section.symbols)
+    key = ("ngram-index", len(data.samples), discovery.tobytes(), section.max_ngram, section.symbols, section.min_texts)
     index = data.shared.get(key)
     if not isinstance(index, NgramIndex):
         texts = [data.samples[i].text for i in discovery]
-        index = data.shared[key] = NgramIndex.build(discovery, texts, section.max_ngram, symbols=section.symbols)
+        index = data.shared[key] = NgramIndex.build(
+            discovery, texts, section.max_ngram, symbols=section.symbols, min_df=section.min_texts
+        )
     return KeywordProposer(index)
 
 
@@ -98,14 +100,23 @@ class NgramIndex:
     background: np.ndarray  # per n-gram, how many indexed texts hold it
 
     @classmethod
-    def build(cls, rows: np.ndarray, texts: list[str], max_n: int, *, symbols: bool = False) -> NgramIndex:
+    def build(
+        cls, rows: np.ndarray, texts: list[str], max_n: int, *, symbols: bool = False, min_df: int = 1
+    ) -> NgramIndex:
+        """The index of `texts` (the discovery texts at sample `rows`). With `min_df` > 1 it leaves out n-grams
+        fewer texts hold: no scope can count them min_df times (a scope's texts are discovery texts, and a
+        search round's weights are at most 1), so no term that min_texts = min_df lets through is lost, and
+        the vocabulary, most of which are n-grams one text holds, shrinks to what can be proposed."""
         from scipy import sparse  # heavy: only when keywords are proposed
 
+        frequent = _frequent_hashes(texts, max_n, symbols, min_df) if min_df > 1 else None
         ids: dict[str, int] = {}
         columns: list[int] = []
         starts = [0]
         for text in texts:
-            columns += [ids.setdefault(gram, len(ids)) for gram in ngrams(text, max_n, symbols=symbols)]
+            grams = ngrams(text, max_n, symbols=symbols)
+            kept = grams if frequent is None else [gram for gram in grams if hash(gram) in frequent]
+            columns += [ids.setdefault(gram, len(ids)) for gram in kept]
             starts.append(len(columns))
         vocab = sorted(ids)
         rank = np.empty(len(vocab), dtype=np.int64)  # first-seen id → column in sorted order
@@ -136,6 +147,15 @@ def _first_holding(keyword: Keyword, samples: list[Sample], count: int = 3) -> l
             if len(hits) == count:
                 break
     return hits
+
+
+def _frequent_hashes(texts: list[str], max_n: int, symbols: bool, min_df: int) -> set[int]:
+    """The hashes of the n-grams at least `min_df` texts hold, counted as 64-bit hashes (16 bytes an n-gram, not
+    a string). Two n-grams that share a hash count each other's texts too: one can be kept that did not need
+    to be, never one left out that is needed."""
+    hashes = np.fromiter((hash(g) for text in texts for g in ngrams(text, max_n, symbols=symbols)), dtype=np.int64)
+    values, counts = np.unique(hashes, return_counts=True)
+    return set(values[counts >= min_df].tolist())
 
 
 def _hypothesis(
