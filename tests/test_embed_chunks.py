@@ -72,3 +72,18 @@ def test_no_texts_give_an_empty_file(setup, tmp_path):
     with embed._Embedder(ctx, config) as embedder:
         assert embedder.to_file(tmp_path / "v.npy", []) == 1
     assert np.load(tmp_path / "v.npy").shape == (0, 1)
+
+
+def test_the_log_gets_a_progress_line_every_few_seconds_and_the_last(setup, monkeypatch, tmp_path, caplog):
+    import logging
+
+    from lmdelta import progress
+
+    ctx, config, texts = setup
+    _with(monkeypatch, Flaky())
+    monkeypatch.setattr(embed, "LOG_EVERY", 3600.0)
+    with caplog.at_level(logging.INFO, logger="lmdelta"), embed._Embedder(ctx, config) as embedder:
+        embedder.meter = progress.Meter("embed", len(texts), "texts")
+        embedder.to_file(tmp_path / "v.npy", texts)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("embed:")]
+    assert len(lines) == 2 and lines[0].startswith("embed: 7/41") and lines[-1].startswith("embed: 41/41")

@@ -7,6 +7,7 @@ chunk at a time (memory holds one chunk of vectors) and read back memory-mapped.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from lmdelta.stages.contract import Read, StageContext, StageResult
 VERSION = 1
 READS: tuple[str | Read, ...] = ()
 CHUNK = 512
+LOG_EVERY = 5.0  # seconds between progress lines in the log
 log = logging.getLogger(__name__)
 
 
@@ -73,6 +75,7 @@ class _Embedder:
         self._model: Any = None
         self._seen: set[str] = set()
         self._fresh: set[str] = set()  # computed on Ray before the files are written
+        self._logged_at = -LOG_EVERY
         self.meter: progress.Meter | None = None  # the stage's progress over every text it embeds
         self._done = 0
         self.cached = 0
@@ -97,8 +100,17 @@ class _Embedder:
                 handle.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
                 self._done += len(block)
                 if self.meter is not None and len(block):
-                    log.info("%s", self.meter.update(self._done))
+                    self._report(self.meter, self._done)
         return dim
+
+    def _report(self, meter: progress.Meter, done: int) -> None:
+        """Every chunk advances the meter (the live display); the log gets a line every LOG_EVERY seconds and
+        the last one (a 2M-text run would log 4,000 lines)."""
+        line = str(meter.update(done))
+        now = time.monotonic()
+        if done >= meter.total or now - self._logged_at >= LOG_EVERY:
+            log.info("%s", line)
+            self._logged_at = now
 
     def matrix(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -145,7 +157,7 @@ class _Embedder:
         for chunk_hashes, vectors in zip(hashes, execution.run_items(config.execution, self._task, items, "embed")):
             self._cache.put_many(dict(zip(chunk_hashes, vectors)))
             done += len(chunk_hashes)
-            log.info("%s", meter.update(done))
+            self._report(meter, done)
         self._fresh = scheduled
 
 
