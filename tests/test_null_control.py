@@ -226,3 +226,22 @@ def test_the_null_control_and_weighted_views_share_the_scored_discovery_texts():
     CATALOGUE[0].score(batches[0])
     assert CATALOGUE[0].scorer in views[1].texts(rows).__dict__["_results"]  # scored once, for every view
     assert data.texts(rows[:3]) is not batches[0]  # other rows, another batch
+
+
+def test_released_analyses_keep_every_scored_property_for_every_view():
+    """Once the proposers are prepared the texts' token-level analyses go; the scores stay, and a property scored
+    after that computes what it needs again, to the same values."""
+    from lmdelta.properties import CATALOGUE
+
+    data = make_pair()
+    rows = data.rows("discovery")
+    batch = data.texts(rows)
+    first = [prop.score(batch) for prop in CATALOGUE[:3]]
+    assert "_tokenised" in batch.__dict__
+    null_pair(data, seed=3).release_analyses()  # any view: they share the batches
+    assert "_tokenised" not in batch.__dict__ and "prose" not in batch.__dict__
+    scorers = set(batch.__dict__["_results"])
+    assert all(prop.scorer in scorers for prop in CATALOGUE[:3])
+    assert all(np.array_equal(prop.score(batch), old, equal_nan=True) for prop, old in zip(CATALOGUE[:3], first))
+    late = CATALOGUE[-1].score(batch)  # not scored before the release: recomputed from the texts
+    assert np.array_equal(late, CATALOGUE[-1].score(list(batch)), equal_nan=True)

@@ -43,6 +43,13 @@ class PairData:
             found = self.shared[key] = Texts(self.samples[i].text for i in rows)
         return found
 
+    def release_analyses(self) -> None:
+        """The shared text batches keep their scored properties and drop their token-level analyses (the
+        proposers call this once every one of them has scored what it needs)."""
+        for found in self.shared.values():
+            if isinstance(found, Texts):
+                found.drop_analyses()
+
     def weight(self, rows: np.ndarray) -> np.ndarray:
         """The rows' weights (all 1 unless a search round set them)."""
         return np.ones(len(rows)) if self.weights is None else self.weights[np.asarray(rows, dtype=int)]

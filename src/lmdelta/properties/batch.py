@@ -40,6 +40,15 @@ class Texts(tuple):
             results[key] = values
         return results[key]
 
+    def drop_analyses(self) -> None:
+        """Forget the shared analyses (tokens, their hashes and owners, sentences, prose), keeping every scored
+        property: they hold several times the texts' size and are needed only while properties are scored. A
+        property scored later computes what it needs again."""
+        results = self.__dict__.get("_results")
+        self.__dict__.clear()
+        if results is not None:
+            self.__dict__["_results"] = results
+
     @cached_property
     def prose(self) -> list[str]:
         """Each text with fenced code blocks replaced (text.prose)."""

@@ -205,6 +205,7 @@ def search_all(
         if len(view.samples) not in prepared:
             prepared.clear()
             prepared[len(view.samples)] = [p for make in SCOPE_PROPOSERS if (p := make(view, config)) is not None]
+            view.release_analyses()  # the proposers hold their scores; the texts' tokens need not stay
         batched, failed = _propose_batched(view, usable, config, session, where)
         return _propose_per_scope(view, usable, config, prepared[len(view.samples)]) + batched, failed
 
