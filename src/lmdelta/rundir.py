@@ -97,30 +97,38 @@ def atomic_write_text(path: Path, text: str, permissions: int | None = None) -> 
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Write a whole JSONL file atomically; returns the number of rows."""
-    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return len(lines)
+    """Write a whole JSONL file atomically, a row at a time (memory holds one line, not the file); returns the
+    number of rows."""
+    count = 0
+    with atomic_file(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a JSONL file. A torn last line (a killed writer) is skipped; damage elsewhere raises."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.readlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines) and not line.endswith("\n"):
-                return
-            raise RunDirError(
-                f"{path} line {number} is not valid JSON: the file was edited or damaged after lmdelta wrote it.",
-                _recompute_hint(path),
-            ) from None
+    with open(path, encoding="utf-8") as handle:  # a line at a time: memory holds one line, not the file
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                if not line.endswith("\n"):  # only the last line can lack one: a writer killed mid-line
+                    return
+                raise _damaged_line(path, number) from None
+            yield row
+
+
+def _damaged_line(path: Path, number: int) -> RunDirError:
+    return RunDirError(
+        f"{path} line {number} is not valid JSON: the file was edited or damaged after lmdelta wrote it.",
+        _recompute_hint(path),
+    )
 
 
 def salvage_jsonl(path: Path) -> list[dict[str, Any]]:
