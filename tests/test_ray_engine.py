@@ -146,15 +146,64 @@ def test_a_transformers_model_answers_the_same_on_ray(local_ray, tmp_path, tiny_
     assert answers(tmp_path / "ray") == answers(tmp_path / "local")
 
 
-def test_a_worker_that_cannot_load_its_model_stops_the_stage_with_the_fix(local_ray, tmp_path):
-    from lmdelta.backends.protocols import GenerationRequest, SamplingSettings
+def _task(tmp_path, model: str, **backend_args):
+    from lmdelta.backends.protocols import SamplingSettings
     from lmdelta.config import ModelSpec
-    from lmdelta.errors import StageError
     from lmdelta.stages.generate import GenerateTask
 
-    spec = ModelSpec(model=str(tmp_path / "no-such-model"))
-    task = GenerateTask(spec, {"backend": "hf", "dtype": "float32"}, "cpu", tmp_path, SamplingSettings(4, 1.0, 1.0))
-    batch = [GenerationRequest(key="k", prompt_id="p", prompt="hi", index=0, seed=1)]
+    spec = ModelSpec(model=model, backend_args=backend_args)
+    return GenerateTask(spec, {"backend": "hf", "dtype": "float32"}, "cpu", tmp_path, SamplingSettings(4, 1.0, 1.0))
+
+
+def _batch(prompt: str = "hi"):
+    from lmdelta.backends.protocols import GenerationRequest
+
+    return [GenerationRequest(key=prompt, prompt_id=prompt, prompt=prompt, index=0, seed=1)]
+
+
+def test_a_worker_that_cannot_load_its_model_stops_the_stage_with_its_own_error(local_ray, tmp_path):
+    from lmdelta.errors import ModelNotFoundError
+
+    task = _task(tmp_path, str(tmp_path / "no-such-model"))
+    with pytest.raises(ModelNotFoundError, match="Unknown language model") as err:
+        list(execution.run_items(ExecutionConfig(engine="ray"), task, [_batch()], "generate a"))
+    assert err.value.fix  # the worker's own fix reaches the user
+
+
+def test_any_other_worker_failure_is_a_stage_error_with_the_fix(local_ray, tmp_path):
+    from lmdelta.errors import StageError
+
+    task = _task(tmp_path, "fake:words", length="not a number")  # the fake generator fails to start
     with pytest.raises(StageError, match="generate a: a Ray worker failed") as err:
-        list(execution.run_items(ExecutionConfig(engine="ray"), task, [batch], "generate a"))
+        list(execution.run_items(ExecutionConfig(engine="ray"), task, [_batch()], "generate a"))
     assert "finished batch is kept" in err.value.fix and "engine: local" in err.value.fix
+
+
+def test_each_item_is_a_block_of_its_own_so_results_stream_back(local_ray, tmp_path, monkeypatch):
+    """Ray Data returns a block's results once the whole block is done: one item per block."""
+    seen = {}
+    real = local_ray.data.from_items
+
+    def recording(rows, **options):
+        seen.update(options, rows=len(rows))
+        return real(rows, **options)
+
+    monkeypatch.setattr(local_ray.data, "from_items", recording)
+    items = [_batch(f"p{i}") for i in range(5)]
+    answers = list(execution.run_items(ExecutionConfig(engine="ray"), _task(tmp_path, "fake:words"), items, "gen"))
+    assert seen == {"override_num_blocks": 5, "rows": 5}
+    assert [a[0].text for a in answers] == [a[0].text for a in map(_task(tmp_path, "fake:words").start(), items)]
+
+
+def test_a_cluster_that_cannot_be_joined_names_the_address(local_ray, monkeypatch):
+    from lmdelta.errors import StageError
+
+    def refused(**options):
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(local_ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(local_ray, "init", refused)
+    section = ExecutionConfig(engine="ray", address="10.0.0.9:6379")
+    with pytest.raises(StageError, match="Could not start or join the Ray cluster at 10.0.0.9:6379") as err:
+        list(execution.run_items(section, None, [1], "embed"))
+    assert "execution.address" in err.value.fix

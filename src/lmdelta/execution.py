@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import pickle
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lmdelta.config import ExecutionConfig, RunConfig
-from lmdelta.errors import DependencyError, StageError
+from lmdelta.errors import DependencyError, LmdeltaError, StageError
 
 log = logging.getLogger(__name__)
 RAY_EXTRA = "pip install 'lmdelta[ray]'"
@@ -65,24 +66,25 @@ def run_items(section: ExecutionConfig, task: Task, items: Sequence[Any], what: 
     if not items:
         return
     ray, started = _connect(section)
+    context = ray.data.DataContext.get_current()
+    saved = context.execution_options.preserve_order, context.enable_progress_bars
+    context.execution_options.preserve_order, context.enable_progress_bars = True, False
     try:
-        yield from _map(ray, section, task, items, what)
-    except Exception as exc:  # a worker's failure reaches here wrapped in Ray's own error types
-        raise _failed(what, exc) from exc
+        yield from _checked(_results(ray, section, task, items, what), what)
     finally:
+        context.execution_options.preserve_order, context.enable_progress_bars = saved
         if started:
             ray.shutdown()
 
 
-def _map(ray: Any, section: ExecutionConfig, task: Task, items: Sequence[Any], what: str) -> Iterator[Any]:
+def _results(ray: Any, section: ExecutionConfig, task: Task, items: Sequence[Any], what: str) -> Iterator[Any]:
+    """The rows Ray returns, one per item. One block per item: Ray Data hands a block's results back when the
+    whole block is done, so a block of many items would hold finished batches back (and lose them to a kill)."""
     data = ray.data
     workers, cpus, gpus = _pool(section, len(items))
     log.info("%s: %d items on %d Ray workers (%g CPU, %g GPU each)", what, len(items), workers, cpus, gpus)
-    context = data.DataContext.get_current()
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = False
     rows = [{"index": i, "payload": pickle.dumps(item)} for i, item in enumerate(items)]
-    mapped = data.from_items(rows).map_batches(
+    mapped = data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         RayWorker,
         fn_constructor_args=(pickle.dumps(task),),
         batch_size=1,
@@ -90,10 +92,30 @@ def _map(ray: Any, section: ExecutionConfig, task: Task, items: Sequence[Any], w
         num_cpus=cpus,
         num_gpus=gpus,
     )
-    for expected, row in enumerate(mapped.iter_rows()):
-        if int(row["index"]) != expected:  # preserve_order is Ray's promise; a result never lands on another item
-            raise RuntimeError(f"Ray returned item {row['index']} where item {expected} was due")
-        yield pickle.loads(row["result"])
+    return iter(mapped.iter_rows())
+
+
+def _checked(rows: Iterator[Any], what: str) -> Iterator[Any]:
+    """The items' results in order; a worker's failure as the lmdelta error it raised, or a StageError."""
+    try:
+        for expected, row in enumerate(rows):
+            if int(row["index"]) != expected:  # preserve_order is Ray's promise; never a result on another item
+                raise StageError(
+                    f"{what}: Ray returned item {row['index']} where item {expected} was due.",
+                    "Nothing was stored for it; run the same command again, or set execution.engine: local.",
+                )
+            result = pickle.loads(row["result"])
+            if isinstance(result, Raised):
+                raise result.kind(result.problem, result.fix)
+            yield result
+    except LmdeltaError:
+        raise
+    except Exception as exc:  # any other failure of a worker reaches here wrapped in Ray's own error types
+        raise _failed(what, exc) from exc
+    finally:
+        close = getattr(rows, "close", None)
+        if callable(close):
+            close()  # Ray Data's iterator ends its execution now, not when it is collected
 
 
 def _failed(what: str, exc: Exception) -> StageError:
@@ -106,15 +128,41 @@ def _failed(what: str, exc: Exception) -> StageError:
     )
 
 
+@dataclass(frozen=True)
+class Raised:
+    """An lmdelta error a worker raised, sent back as its result: Ray passes exceptions on as text, and the
+    user's answer is the error's own problem and fix (a model the worker cannot load, a missing extra)."""
+
+    kind: type[LmdeltaError]
+    problem: str
+    fix: str | None
+
+    @classmethod
+    def of(cls, exc: LmdeltaError) -> Raised:
+        return cls(type(exc), exc.problem, exc.fix)
+
+
 class RayWorker:
     """The actor Ray Data runs: it starts the task once and computes one item per call."""
 
     def __init__(self, task: bytes) -> None:
-        self._worker: Worker = pickle.loads(task).start()
+        self._worker: Worker | None = None
+        self._raised: Raised | None = None
+        try:
+            self._worker = pickle.loads(task).start()
+        except LmdeltaError as exc:  # reported with each item, as the driver would have raised it
+            self._raised = Raised.of(exc)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        results = [pickle.dumps(self._worker(pickle.loads(payload))) for payload in batch["payload"]]
-        return {"index": list(batch["index"]), "result": results}
+        return {"index": list(batch["index"]), "result": [self._compute(payload) for payload in batch["payload"]]}
+
+    def _compute(self, payload: bytes) -> bytes:
+        if self._worker is None:
+            return pickle.dumps(self._raised)
+        try:
+            return pickle.dumps(self._worker(pickle.loads(payload)))
+        except LmdeltaError as exc:
+            return pickle.dumps(Raised.of(exc))
 
 
 def _connect(section: ExecutionConfig) -> tuple[Any, bool]:
@@ -123,11 +171,19 @@ def _connect(section: ExecutionConfig) -> tuple[Any, bool]:
     ray = _import_ray()
     if ray.is_initialized():
         return ray, False
-    options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    options: dict[str, Any] = {"address": section.address, "log_to_driver": False, "configure_logging": False}
     if section.address is None:
         options["include_dashboard"] = False
-    log.info("connecting to Ray at %s", section.address or "a local cluster on this machine")
-    ray.init(address=section.address, **{**options, **section.init_args})
+    where = f"the Ray cluster at {section.address}" if section.address else "a local Ray on this machine"
+    log.info("connecting to %s", where)
+    try:
+        ray.init(**{**options, **section.init_args})
+    except Exception as exc:
+        raise StageError(
+            f"Could not start or join {where} ({type(exc).__name__}: {exc}).",
+            "Check execution.address (a running cluster: `ray status` on its head) and execution.init_args, and that "
+            "this machine runs the cluster's Ray version; or set execution.engine: local.",
+        ) from exc
     return ray, True
 
 
