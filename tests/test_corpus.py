@@ -456,6 +456,7 @@ def test_the_corpus_is_parsed_once_per_run_and_dropped_once_imported(tmp_path, m
     pipeline.run(settings, run_dir)
     assert parsed == [corpus] and not corpus_module._LOADED
     assert not any(pipeline.run(settings, run_dir).reason.values()) and parsed == [corpus] * 2
+    assert not corpus_module._LOADED  # also when the prompts stage was skipped
     rows[0]["text"] = "An edited answer."
     corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     edited = pipeline.run(settings, run_dir)

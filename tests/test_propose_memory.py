@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lmdelta.proposers.clusters import distinct_rows_up_to
-from lmdelta.proposers.keywords import _first_holding
+from lmdelta.proposers.keywords import ReadInOrder
 from lmdelta.records import Sample
 from lmdelta.words import Keyword, tokens
 
@@ -24,6 +24,11 @@ def test_distinct_rows_up_to_is_the_sorted_count_capped(bound):
     assert distinct_rows_up_to(vectors[:0], bound) == 0
 
 
+def test_distinct_rows_up_to_counts_signed_zeros_as_one_value():
+    vectors = np.array([[0.0, 1.0], [-0.0, 1.0], [0.0, -0.0]])
+    assert distinct_rows_up_to(vectors, 5) == len(np.unique(vectors, axis=0)) == 2
+
+
 def test_distinct_rows_up_to_reads_a_non_contiguous_view():
     vectors = np.arange(24, dtype=float).reshape(6, 4)[:, ::2]
     assert distinct_rows_up_to(vectors, 10) == 6
@@ -36,10 +41,13 @@ def sample(i: int, text: str) -> Sample:
 
 
 @pytest.mark.parametrize("term", ["ocean", "the ocean", "deep blue", "!"])
-def test_first_holding_is_the_first_three_of_every_holder(term):
+def test_the_evidence_is_the_first_three_of_every_holder(term):
     texts = ["The ocean is deep!", "no sea here", "the ocean, the deep blue ocean", "Ocean.", "deep blue sea!", "ocean"]
     samples = [sample(i, t) for i, t in enumerate(texts * 2)]
     keyword = Keyword.of(term)
     every = [s.id for s in samples if keyword.found_in(tokens(s.text))]
-    assert _first_holding(keyword, samples) == every[:3]
-    assert _first_holding(keyword, samples[:1]) == [i for i in every[:1] if i == samples[0].id]
+    answers = ReadInOrder(samples)
+    assert answers.first_holding(keyword) == every[:3]
+    assert answers.first_holding(Keyword.of("nowhere")) == []  # reads every answer, each tokenised once
+    assert answers.first_holding(keyword) == every[:3] and len(answers._tokens) == len(samples)
+    assert ReadInOrder(samples[:1]).first_holding(keyword) == [i for i in every[:1] if i == samples[0].id]

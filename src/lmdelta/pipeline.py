@@ -23,6 +23,7 @@ from lmdelta.hashing import hash_data
 from lmdelta.llm.session import check_budget_pricing
 from lmdelta.records import StageRecord
 from lmdelta.rundir import RunDir
+from lmdelta.sources.corpus import clear_corpus_cache
 from lmdelta.stages import confirm, decide, embed, generate, group, mode, prompts, propose, report, validate, weights
 from lmdelta.stages.contract import Stage, StageContext, check, reads, root_outputs, views
 
@@ -167,10 +168,12 @@ def run(config: RunConfig, run_dir: RunDir, cache_dir: Path | None = None) -> Pl
             if reason is None:
                 log.info("%-8s done before, skipped", stage.name)
                 progress.skipped(stage.name)
-                continue
-            log.info("%-8s running (%s)", stage.name, reason)
-            with progress.stage(stage.name, to_run.index(stage.name) + 1, len(to_run), reason):
-                _run_stage(stage, config, run_dir, cache_dir, the_plan)
+            else:
+                log.info("%-8s running (%s)", stage.name, reason)
+                with progress.stage(stage.name, to_run.index(stage.name) + 1, len(to_run), reason):
+                    _run_stage(stage, config, run_dir, cache_dir, the_plan)
+            if stage.name == "prompts":
+                clear_corpus_cache()  # parsed by the checks; later stages read the answers the prompts stage wrote
     return the_plan
 
 

@@ -203,7 +203,7 @@ def distinct_rows_up_to(vectors: np.ndarray, bound: int) -> int:
     for row in vectors:
         if len(seen) >= bound:
             break
-        seen.add(np.ascontiguousarray(row).tobytes())
+        seen.add(np.ascontiguousarray(row + 0.0).tobytes())  # + 0.0: -0.0 and 0.0 are one value, as np.unique sees
     return min(bound, len(seen))
 
 

@@ -22,7 +22,7 @@ from lmdelta.config import RunConfig
 from lmdelta.pairdata import PairData
 from lmdelta.proposers import in_scope
 from lmdelta.records import DIRECTIONS, Direction, Hypothesis, Sample
-from lmdelta.words import Keyword, is_symbol, tokens, words
+from lmdelta.words import Keyword, Tokens, is_symbol, tokens, words
 
 _CONTRACTED = """don't can't won't isn't aren't wasn't weren't doesn't didn't haven't hasn't wouldn't couldn't
 shouldn't i'm i've i'll i'd it's you're we're they're he's she's that's there's let's""".split()
@@ -63,7 +63,7 @@ class KeywordProposer:
         prior = section.prior_strength
         least = max(section.min_z, 0.0)  # top_terms keeps |z| ≥ min_z only
         terms = scored_terms(index.vocab, counts, sizes, index.background, len(index.rows), prior, held, least)
-        found = {side: [data.samples[i] for i in r] for side, r in zip("ab", side_rows)}
+        found = {side: ReadInOrder([data.samples[i] for i in r]) for side, r in zip("ab", side_rows)}
         return [
             _hypothesis(data, scope, direction, term, found)
             for direction in DIRECTIONS
@@ -137,16 +137,29 @@ class NgramIndex:
         return np.asarray(self.matrix.T @ selector).ravel()
 
 
-def _first_holding(keyword: Keyword, samples: list[Sample], count: int = 3) -> list[str]:
-    """The ids of the first `count` answers that hold the keyword, tokenised one at a time as they are read
-    (a scope can hold hundreds of thousands of answers; their tokens are not kept)."""
-    hits: list[str] = []
-    for sample in samples:
-        if keyword.found_in(tokens(sample.text)):
-            hits.append(sample.id)
-            if len(hits) == count:
-                break
-    return hits
+class ReadInOrder:
+    """A side's answers in a scope, tokenised as the evidence search first reads them and kept: every hypothesis
+    reads from the first answer until three hold its term, so each answer is tokenised at most once per scope,
+    and only as far as some hypothesis read (often a few answers; before, all of them, up front)."""
+
+    def __init__(self, samples: list[Sample]) -> None:
+        self.samples = samples
+        self._tokens: list[Tokens] = []
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def first_holding(self, keyword: Keyword, count: int = 3) -> list[str]:
+        """The ids of the first `count` answers that hold the keyword."""
+        hits: list[str] = []
+        for i, sample in enumerate(self.samples):
+            if i == len(self._tokens):
+                self._tokens.append(tokens(sample.text))
+            if keyword.found_in(self._tokens[i]):
+                hits.append(sample.id)
+                if len(hits) == count:
+                    break
+        return hits
 
 
 def _frequent_hashes(texts: list[str], max_n: int, symbols: bool, min_df: int) -> set[int]:
@@ -159,11 +172,11 @@ def _frequent_hashes(texts: list[str], max_n: int, symbols: bool, min_df: int) -
 
 
 def _hypothesis(
-    data: PairData, scope: str, direction: Direction, term: Term, found: dict[str, list[Sample]]
+    data: PairData, scope: str, direction: Direction, term: Term, found: dict[str, ReadInOrder]
 ) -> Hypothesis:
     more, less = ("b", "a") if direction == "b>a" else ("a", "b")
     keyword = Keyword.of(term.ngram)
-    hits = {side: _first_holding(keyword, found[side]) for side in ("a", "b")}
+    hits = {side: found[side].first_holding(keyword) for side in ("a", "b")}
     description = in_scope(f"{data.labels[more]} uses “{term.ngram}” in more answers than {data.labels[less]}", scope)
     kind = "symbol" if keyword.symbol else "word or phrase"
     provenance = {

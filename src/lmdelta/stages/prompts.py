@@ -25,7 +25,6 @@ from lmdelta.rundir import ARTEFACTS, CORPUS, PROMPTS, read_jsonl, write_jsonl
 from lmdelta.sources import VERBATIM, load_bank, prompts_from_items
 from lmdelta.sources.corpus import (
     CorpusRow,
-    clear_corpus_cache,
     corpus_artefacts,
     corpus_hashes,
     corpus_prompts,
@@ -138,7 +137,6 @@ def _corpus_prompts(ctx: StageContext, config: RunConfig) -> list[Prompt]:
     write_jsonl(ctx.output(CORPUS), (s.to_dict() for s in corpus_samples(rows, {p.id for p in prompts})))
     artefacts = corpus_artefacts(rows, {"a": config.label("a"), "b": config.label("b")})
     write_jsonl(ctx.output(ARTEFACTS), (a.to_dict() for a in artefacts))
-    clear_corpus_cache()  # later stages read the answers written here: the parsed corpus (~2.6 KB a text) can go
     return prompts
 
 
