@@ -10,7 +10,15 @@ import pytest
 from lmdelta import RUN_FORMAT
 from lmdelta.errors import RunDirError
 from lmdelta.records import StageRecord
-from lmdelta.rundir import JsonlAppender, RunDir, atomic_file, atomic_write_text, read_jsonl, salvage_jsonl
+from lmdelta.rundir import (
+    JsonlAppender,
+    RunDir,
+    atomic_file,
+    atomic_write_text,
+    read_jsonl,
+    salvage_jsonl,
+    write_jsonl,
+)
 
 
 def test_torn_last_line_is_skipped_and_repaired(tmp_path):
@@ -173,3 +181,15 @@ def test_salvage_drops_damaged_lines_and_keeps_the_rest(tmp_path, caplog):
     assert [row["k"] for row in salvage_jsonl(path)] == [1, 3]
     assert "2 damaged line(s)" in caplog.text
     assert [row["k"] for row in read_jsonl(path)] == [1, 3]
+
+
+def test_answers_with_unicode_line_separators_are_stored_and_read_whole(tmp_path):
+    """json.dumps leaves U+2028, U+2029 and U+0085 unescaped: only "\\n" ends a row (they were cut and dropped)."""
+    path = tmp_path / "items.jsonl"
+    texts = ["one\u2028two", "three\u2029four", "five\u0085six", "seven\x1cEight"]
+    with JsonlAppender(path) as appender:
+        appender.write([{"k": i, "text": t} for i, t in enumerate(texts)])
+    assert [row["text"] for row in salvage_jsonl(path)] == texts
+    assert [row["text"] for row in read_jsonl(path)] == texts
+    write_jsonl(tmp_path / "copy.jsonl", ({"text": t} for t in texts))
+    assert [row["text"] for row in read_jsonl(tmp_path / "copy.jsonl")] == texts

@@ -140,15 +140,18 @@ def salvage_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows, dropped = [], 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            row = None
-        if isinstance(row, dict):
-            rows.append(row)
-        elif line.strip():
-            dropped += 1
+    # A line at a time, ended by "\n" only: json.dumps leaves U+2028 and U+0085 in answers unescaped, and
+    # str.splitlines() would cut a row there.
+    with open(path, encoding="utf-8", errors="replace", newline="\n") as handle:
+        for line in handle:
+            try:
+                row = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+            elif line.strip():
+                dropped += 1
     if dropped:
         log.warning("%s had %d damaged line(s); dropped them, their items are computed again.", path, dropped)
         write_jsonl(path, rows)

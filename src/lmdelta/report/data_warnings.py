@@ -24,7 +24,8 @@ def read_data_warnings(run_dir: Path) -> list[str]:
 
 def _rows(path: Path) -> list[Any]:
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        # "\n" only: json.dumps leaves U+2028 and U+0085 unescaped, and str.splitlines() would cut a row there
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         logger.warning("%s is not readable JSON lines; the report shows no data warnings from it", path)
         return []
