@@ -47,7 +47,9 @@ def generator_identity(
     spec: ModelSpec, device: str, cache_dir: Path, served: ServedModels | None = None
 ) -> dict[str, Any]:
     """Everything that shapes this side's answers. Options left at their defaults are left out, so
-    adding an option never changes the keys of answers generated before it existed."""
+    adding an option never changes the keys of answers generated before it existed. The backend is the
+    one that runs here: `backend: auto` on a machine that gains CUDA and vLLM names vLLM, so answers
+    transformers generated are generated again."""
     ref = parse_model(spec.model, "generator")
     if ref.kind == "api":
         ref = ModelRef("api", _served(served, spec).name(ref.name))

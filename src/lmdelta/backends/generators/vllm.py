@@ -40,8 +40,8 @@ def import_vllm(model: str) -> Any:
     except ImportError as exc:
         raise DependencyError(
             f"{model}: in-process generation (vllm:) needs vLLM, which cannot be imported ({exc}).",
-            "pip install 'lmdelta[vllm]' on a machine with a CUDA GPU, or drop the vllm: prefix "
-            "to generate with transformers.",
+            "pip install 'lmdelta[vllm]' on a machine with a CUDA GPU, or generate with transformers: drop the "
+            "vllm: prefix, or set the side's backend: transformers.",
         ) from None
     return vllm
 
