@@ -110,19 +110,11 @@ def test_log_likelihood_scoring_of_an_auto_vllm_side_uses_transformers(tiny_mode
 
 @pytest.mark.gpu
 def test_auto_runs_vllm_on_a_real_gpu(tmp_path, isolated_cache):
-    pytest.importorskip("vllm")
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
-    from conftest import build_tiny_model
-    from test_gen_vllm import SETTINGS, requests
+    from test_gen_vllm import GPU_ARGS, SETTINGS, gpu_tiny_model, requests
 
     from lmdelta.backends.generators.vllm import VLLMGenerator
 
-    folder = build_tiny_model(tmp_path / "tiny", hidden=256)  # head size 64, which vLLM's kernels support
-    spec = ModelSpec(
-        model=str(folder), backend_args={"gpu_memory_utilization": 0.2, "enforce_eager": True, "max_model_len": 256}
-    )
+    spec = ModelSpec(model=str(gpu_tiny_model(tmp_path)), backend_args=GPU_ARGS)
     identity = factory.generator_identity(spec, "auto", isolated_cache)
     assert identity["backend"] == "vllm"
     generator = factory.build_generator(spec, identity, "auto", isolated_cache)

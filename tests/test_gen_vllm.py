@@ -294,21 +294,26 @@ def test_factory_builds_the_vllm_generator(engine, tiny_model, isolated_cache):
     assert gen.llm is None
 
 
-@pytest.mark.gpu
-def test_real_vllm_generation(tmp_path):
+GPU_ARGS = {"gpu_memory_utilization": 0.2, "enforce_eager": True, "max_model_len": 256}
+
+
+def gpu_tiny_model(tmp_path: Path) -> Path:
+    """A tiny model folder vLLM can serve, on a machine with vLLM and a CUDA GPU (else the test is skipped)."""
     pytest.importorskip("vllm")
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     from conftest import build_tiny_model
 
+    return build_tiny_model(tmp_path / "tiny", hidden=256)  # head size 64, which vLLM's kernels support
+
+
+@pytest.mark.gpu
+def test_real_vllm_generation(tmp_path):
     from lmdelta.backends.generators.vllm import VLLMGenerator
 
-    folder = build_tiny_model(tmp_path / "tiny", hidden=256)  # head size 64, which vLLM's kernels support
-    spec = ModelSpec(
-        model=f"vllm:{folder}",
-        backend_args={"gpu_memory_utilization": 0.2, "enforce_eager": True, "max_model_len": 256},
-    )
+    folder = gpu_tiny_model(tmp_path)
+    spec = ModelSpec(model=f"vllm:{folder}", backend_args=GPU_ARGS)
     gen = VLLMGenerator(spec, str(folder), {"dtype": "bfloat16"})
     try:
         batch = requests("how do tides work", "write a short poem")
