@@ -207,3 +207,32 @@ def test_a_cluster_that_cannot_be_joined_names_the_address(local_ray, monkeypatc
     with pytest.raises(StageError, match="Could not start or join the Ray cluster at 10.0.0.9:6379") as err:
         list(execution.run_items(section, None, [1], "embed"))
     assert "execution.address" in err.value.fix
+
+
+def test_an_embed_stage_stopped_mid_way_on_ray_keeps_its_finished_chunks(local_ray, tmp_path, monkeypatch):
+    from lmdelta.stages import embed
+    from lmdelta.stages.contract import StageContext
+
+    monkeypatch.setattr(embed, "CHUNK", 5)
+    config = load_config(None, ["embed.model=fake:hashing", "execution.engine=ray"])
+    ctx = StageContext(RunDir(tmp_path / "run"), "embed", tmp_path / "cache")
+    texts = [f"answer {i} about the {'sea' if i % 2 else 'hills'}" for i in range(23)]
+    real = execution.run_items
+
+    def stopped_after_two(section, task, items, what):
+        for done, result in enumerate(real(section, task, items, what)):
+            if done == 2:
+                raise KeyboardInterrupt  # as if the run were killed between chunks
+            yield result
+
+    monkeypatch.setattr(execution, "run_items", stopped_after_two)
+    with pytest.raises(KeyboardInterrupt), embed._Embedder(ctx, config) as embedder:
+        embedder.compute_on_ray(config, [texts])
+    monkeypatch.setattr(execution, "run_items", real)
+    with embed._Embedder(ctx, config) as embedder:
+        embedder.compute_on_ray(config, [texts])
+        vectors = embedder.matrix(texts)
+        assert (embedder.computed, embedder.cached) == (13, 10)  # two chunks of 5 were kept
+    single = load_config(None, ["embed.model=fake:hashing"])
+    with embed._Embedder(StageContext(RunDir(tmp_path / "one"), "embed", tmp_path / "cache-one"), single) as one:
+        assert np.array_equal(vectors, one.matrix(texts))
