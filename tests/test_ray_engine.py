@@ -73,17 +73,22 @@ def test_a_ray_run_is_the_single_process_run(local_ray, tmp_path, monkeypatch):
     assert manifest.stages["generate"].counts["b"]["generated"] == 36
 
 
+def stopped_after(count: int, real):
+    """run_items that stops the run after `count` results, as if it were killed between batches."""
+
+    def stopping(section, task, items, what):
+        for done, result in enumerate(real(section, task, items, what)):
+            if done == count:
+                raise KeyboardInterrupt
+            yield result
+
+    return stopping
+
+
 def test_a_ray_generation_stopped_mid_way_resumes_from_its_finished_batches(local_ray, tmp_path, monkeypatch):
     config = fake_config(tmp_path)
     real = execution.run_items
-
-    def stopped_after_three(section, task, items, what):
-        for done, result in enumerate(real(section, task, items, what)):
-            if done == 3:
-                raise KeyboardInterrupt  # as if the run were killed between batches
-            yield result
-
-    monkeypatch.setattr(execution, "run_items", stopped_after_three)
+    monkeypatch.setattr(execution, "run_items", stopped_after(3, real))
     with pytest.raises(KeyboardInterrupt):
         run(config, tmp_path / "run", "execution.engine=ray")
     stored = list(read_jsonl(stage_file(tmp_path / "run", "generate", "items.jsonl")))
@@ -218,14 +223,7 @@ def test_an_embed_stage_stopped_mid_way_on_ray_keeps_its_finished_chunks(local_r
     ctx = StageContext(RunDir(tmp_path / "run"), "embed", tmp_path / "cache")
     texts = [f"answer {i} about the {'sea' if i % 2 else 'hills'}" for i in range(23)]
     real = execution.run_items
-
-    def stopped_after_two(section, task, items, what):
-        for done, result in enumerate(real(section, task, items, what)):
-            if done == 2:
-                raise KeyboardInterrupt  # as if the run were killed between chunks
-            yield result
-
-    monkeypatch.setattr(execution, "run_items", stopped_after_two)
+    monkeypatch.setattr(execution, "run_items", stopped_after(2, real))
     with pytest.raises(KeyboardInterrupt), embed._Embedder(ctx, config) as embedder:
         embedder.compute_on_ray(config, [texts])
     monkeypatch.setattr(execution, "run_items", real)
