@@ -10,9 +10,10 @@ answers to one prompt alike (ICC about 0.4 on the logit scale). Per answer, the 
   the prompt-level test on all of them (a one-sample t-test on d_p: at 2,000-20,000 prompts the
   sign-flip's p-value and the t-test's agree to the Monte Carlo error, and the sign-flip at that size
   would take hours per repetition), BH at q;
-- sequential: lmdelta's own code (`validate.sequential.assess`, `round_order`, `Rounds`,
-  `stats.sequential.e_bh`): one answer per prompt and side, rounds of 16, 24, 36, ... in-scope prompts
-  per undecided hypothesis, a prompt answered only when some undecided hypothesis needs it, the
+- sequential: lmdelta's own code (`validate.sequential.assess`, `round_order`, `Rounds`, `Depth`,
+  `stats.sequential.e_bh`): one answer per prompt and side (up to K_FIXED for the next prompts of a
+  hypothesis whose prompts run short, as validate.max_answers_per_prompt allows), rounds of 16, 24,
+  36, ... in-scope prompts per undecided hypothesis, a prompt answered only when some undecided hypothesis needs it, the
   stage's stop thresholds (e >= H/(q (s + 1)) once s have settled), futility at validate.min_effect and
   validate.futility_alpha, e-BH at q.
 
@@ -45,7 +46,7 @@ from lmdelta.config import load_config
 from lmdelta.rundir import RunDir
 from lmdelta.stats import fdr
 from lmdelta.stats.sequential import e_bh
-from lmdelta.validate.sequential import Rounds, Stopping, assess, round_order, settled_threshold
+from lmdelta.validate.sequential import Depth, Rounds, Stopping, assess, round_order, settled_threshold, within_share
 
 RESULTS = Path(__file__).parent / "results" / "adaptive.json"
 N_PROMPTS, N_GROUPS = 20_000, 10
@@ -194,7 +195,7 @@ def one_rep(task: tuple[int, int]) -> dict[str, Any]:
     found = {"fixed": fixed(a, b, groups)}
     for min_effect, futility_alpha in VARIANTS:
         key = f"sequential {min_effect} {futility_alpha}"
-        found[key] = sequential(a[0], b[0], groups, seed, min_effect, futility_alpha)
+        found[key] = sequential(a, b, groups, seed, min_effect, futility_alpha)
     return found
 
 
@@ -223,37 +224,49 @@ def fixed(a: np.ndarray, b: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
 def sequential(
     a: np.ndarray, b: np.ndarray, groups: np.ndarray, seed: int, min_effect: float, futility_alpha: float
 ) -> dict[str, Any]:
-    """The sequential stage's allocation and stops on one answer per prompt and side."""
+    """The sequential stage's allocation, stops and answer depths: K_SEQUENTIAL answers per prompt and side, up to
+    K_FIXED where a hypothesis's prompts run short (`Depth`, as the stage reads it: its static bar H/q)."""
     start = time.perf_counter()
-    n_hyp = a.shape[0]
-    d = b.astype(float) - a.astype(float)
+    n_hyp = a.shape[1]
     order = np.array([int(pid) for pid in round_order([str(i) for i in range(N_PROMPTS)], seed)])
     scoped = [order[scope_mask(h, groups)[order]] for h in range(n_hyp)]
     outcomes: dict[int, Any] = {}
-    answered: set[int] = set()
+    depth_rule = Depth(K_SEQUENTIAL, K_FIXED, min_effect)
+    seen: list[list[float]] = [[] for _ in range(n_hyp)]
+    pairs: list[list[np.ndarray]] = [[] for _ in range(n_hyp)]
+    depth, held = [K_SEQUENTIAL] * n_hyp, np.zeros(N_PROMPTS, dtype=int)
     ends = Rounds(FIRST, GROWTH).boundaries(N_PROMPTS)
-    used = np.zeros(n_hyp, dtype=int)
+    used, calls = np.zeros(n_hyp, dtype=int), 0
     for number, end in enumerate(ends, start=1):
         live = [h for h in range(n_hyp) if h not in outcomes or outcomes[h].reason == "live"]
         if not live:
             break
         for h in live:
             take = min(end, scoped[h].size)
-            answered.update(scoped[h][:take].tolist())
+            fresh, m = scoped[h][used[h] : take], depth[h]
+            held[fresh] = np.maximum(held[fresh], m)
+            seen[h] += (b[:m, h, fresh].mean(axis=0) - a[:m, h, fresh].mean(axis=0)).tolist()
+            if m > 1:
+                pairs[h] += list((b[:m, h, fresh].astype(float) - a[:m, h, fresh]).T)
+            calls += fresh.size * 2 * m
             more = scoped[h].size > take
-            seen = d[h, scoped[h][:take]]
             last = number == len(ends) or not more
             settled = sum(o.reason == "rejected" for o in outcomes.values())
             rule = Stopping(Q, settled_threshold(n_hyp, Q, settled), min_effect, futility_alpha, standardized=True)
-            outcomes[h] = assess(seen, "b>a", rule, number, last, more)
+            d = np.array(seen[h])
+            outcomes[h] = assess(d, "b>a", rule, number, last, more)
             used[h] = take
+            if outcomes[h].reason == "live":
+                left, within = scoped[h].size - take, within_share(pairs[h])
+                depth[h] = depth_rule.next(d, "b>a", outcomes[h].e_value, n_hyp / Q, left, m, within)
     e = [outcomes[h].e_value for h in range(n_hyp)]
     rejected = e_bh(e, Q)
     return {
         "rejected": [int(h) for h in np.flatnonzero(rejected)],
-        "tokens": len(answered) * 2 * K_SEQUENTIAL * TOKENS,
-        "judge_calls": int(used.sum()) * 2 * K_SEQUENTIAL,
-        "prompts_answered": len(answered),
+        "tokens": int(held.sum()) * 2 * TOKENS,
+        "judge_calls": calls,
+        "prompts_answered": int((held > 0).sum()),
+        "prompts_deeper": int((held > K_SEQUENTIAL).sum()),
         "futile_nulls": sum(outcomes[h].reason == "futile" for h in range(n_hyp) if h not in REAL),
         "rounds": max(o.round for o in outcomes.values()),
         "seconds": time.perf_counter() - start,
@@ -277,6 +290,7 @@ def summarize(outcomes: list[dict[str, Any]], effects: dict[int, float]) -> dict
         }
         if mode != "fixed":
             out[mode]["prompts_answered"] = float(np.mean([r["prompts_answered"] for r in runs]))
+            out[mode]["prompts_deeper"] = float(np.mean([r["prompts_deeper"] for r in runs]))
             out[mode]["futile_share_of_nulls"] = float(np.mean([r["futile_nulls"] for r in runs]) / n_null)
             out[mode]["rounds"] = float(np.mean([r["rounds"] for r in runs]))
             out[mode]["saving"] = {
@@ -302,12 +316,17 @@ def markdown(results: dict[str, Any]) -> str:
         _row("FDR (mean FDP)", [f"{s[m]['fdr']:.3f}" for m in modes]),
         _row("false discoveries / nulls", [f"{s[m]['false_discoveries']} / {s[m]['nulls_tested']}" for m in modes]),
         _row("nulls stopped as futile", ["–"] + [f"{s[m]['futile_share_of_nulls']:.2f}" for m in modes[1:]]),
+        _row("prompts answered (deeper than 1)", ["20,000 (all 4)"] + [_answered(s[m]) for m in modes[1:]]),
         _row("time per repetition (s)", [f"{s[m]['seconds_per_rep']:.2f}" for m in modes]),
     ]
     for h in sorted(effects, key=lambda k: effects[k]):
         scope = "all prompts" if scope_of(int(h)) is None else "one group"
         lines.append(_row(f"power, effect {effects[h]:.3f} ({scope})", [f"{s[m]['power'][h]:.2f}" for m in modes]))
     return "\n".join(lines)
+
+
+def _answered(entry: dict[str, Any]) -> str:
+    return f"{entry['prompts_answered']:,.0f} ({entry['prompts_deeper']:,.1f})"
 
 
 def _row(name: str, cells: list[str]) -> str:

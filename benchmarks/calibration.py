@@ -1283,7 +1283,70 @@ def sequential_type_one(sizes: dict, seed: int) -> list[dict]:
     for j, side in enumerate(("greater", "less")):
         label = f"k = {K}, ICC {ICC}, skewed interaction (Exp(1) - 1), mean zero, all '{side}'"
         rows.append(sequential_null_row(label, D, np.full(n_sets, side), sizes, seed + 60 + j))
+    for c, (label, design) in enumerate(SEQ_DEPTH_NULLS):
+        rows.append(sequential_depth_row(label, design, sizes, seed + 70 + c))
     return rows
+
+
+# Nulls of section 11a where the answers per prompt grow (validate.sequential.Depth, from 1 a side up to 4),
+# chosen after each round from the prompts seen; min_effect 0, so that null data sets deepen often.
+SEQ_DEPTH_NULLS = (
+    (
+        "k grows 1 -> 4 (Depth), presence judge, prevalence about 0.15, ICC 0.5",
+        ScoreDesign(0.5, interaction=0.0, kind="presence", base=-2.0),
+    ),
+    ("k grows 1 -> 4 (Depth), ICC 0.9, weak null (interaction SD 0.5)", ScoreDesign(0.9)),
+)
+
+
+def sequential_depth_row(label: str, design: ScoreDesign, sizes: dict, seed: int) -> dict:
+    """Type-I error when each round's answers per prompt are chosen by `Depth` from the prompts seen: the
+    e-process reads prompt p's first m answers a side, m fixed before p is answered."""
+    rng = np.random.default_rng(seed)
+    n_sets, ends = sizes["sequential_sets"], SEQ_ROUNDS.boundaries(SEQ_PROMPTS)
+    sides = np.where(np.arange(n_sets) % 2 == 0, "greater", "less")
+    hits, deeper, p_flip = [], [], np.full(n_sets, np.nan)
+    vs = layout(SEQ_PROMPTS, K, K)
+    for start, n in chunks(n_sets):
+        scores = row_scores(rng, n, vs, design).reshape(n, 2, SEQ_PROMPTS, K)  # (set, side a/b, prompt, answer)
+        for i in range(n):
+            d, used = depth_path(scores[i, 0], scores[i, 1], DIRECTION[sides[start + i]], ends)
+            hits.append(crossings(d, sides[start + i], ends))
+            deeper.append(used > 1)
+        every = np.nanmean(scores[:, 1], axis=2) - np.nanmean(scores[:, 0], axis=2)
+        for side in ("greater", "less"):
+            rows = np.flatnonzero(sides[start : start + n] == side)
+            p_flip[start + rows] = signflip_p(every[rows], seed, alternative=side, n_resamples=PERMUTATION_R)
+    hit = np.array(hits)
+    return {
+        "design": label,
+        "prompts": SEQ_PROMPTS,
+        "round_ends": ends,
+        "rounds": {"lmdelta": SHIPS, **rate(hit[:, 0])},
+        "every_prompt": {"lmdelta": "continuous monitoring (bounds any stopping rule)", **rate(hit[:, 1])},
+        "signflip": {"lmdelta": f"fixed mode, all prompts, {K} answers a side", **rejections(p_flip)},
+        "deepened_share": float(np.mean(deeper)),
+        "run_rounds_checked": 0,
+        "run_rounds_agree": 0,
+    }
+
+
+def depth_path(a: np.ndarray, b: np.ndarray, direction: str, ends: list[int]) -> tuple[np.ndarray, int]:
+    """One data set's per-prompt differences when the depth for each round's new prompts comes from Depth on
+    the prompts before them (a, b: prompts × K answers); and the deepest depth it took."""
+    rule, depth, deepest = seq.Depth(1, K, 0.0), 1, 1
+    d, begin, pairs = np.full(a.shape[0], np.nan), 0, []
+    for end in ends:
+        block = slice(begin, end)
+        d[block] = np.nanmean(b[block, :depth], axis=1) - np.nanmean(a[block, :depth], axis=1)
+        if depth > 1:
+            pairs += [row[np.isfinite(row)] for row in b[block, :depth] - a[block, :depth]]
+        seen = d[:end][np.isfinite(d[:end])]
+        e_value = betting_test(seen, side="greater" if direction == "b>a" else "less").e_value
+        within = seq.within_share([p for p in pairs if p.size >= 2])
+        depth = rule.next(seen, direction, e_value, 1.0 / ALPHA, a.shape[0] - end, depth, within)
+        deepest, begin = max(deepest, depth), end
+    return d, deepest
 
 
 def chunks(n_sets: int) -> list[tuple[int, int]]:
@@ -1687,9 +1750,11 @@ def sequential_tables(found: dict) -> str:
     ]
     for r in found["type_one"]:
         rounds, every, flip = r["rounds"], r["every_prompt"], r["signflip"]
+        design = r["design"] + (f", deeper in {r['deepened_share']:.0%} of data sets" if "deepened_share" in r else "")
+        agrees = f"{r['run_rounds_agree']}/{r['run_rounds_checked']}" if r["run_rounds_checked"] else "–"
         lines.append(
-            f"| {r['design']} | {r['prompts']} | {rounds['n']} | {ci(rounds)} | {rounds['verdict']} | {ci(every)} | "
-            f"{every['verdict']} | {ci(flip)} | {flip['verdict']} | {r['run_rounds_agree']}/{r['run_rounds_checked']} |"
+            f"| {design} | {r['prompts']} | {rounds['n']} | {ci(rounds)} | {rounds['verdict']} | {ci(every)} | "
+            f"{every['verdict']} | {ci(flip)} | {flip['verdict']} | {agrees} |"
         )
     return "\n".join(lines + ["", family_table(found["families"])])
 

@@ -115,7 +115,9 @@ def test_llm_judge_plans_cover_the_judged_prompts_given_else_the_scope():
     )
     h = Hypothesis("h", "g1", "b>a", "d", "llm", "llm", property="p")
     texts = [f"text {i}" for i in range(12)]
-    judged = [vs.scope("g1") | (np.arange(6) == 1)]  # g1 (prompts 0, 2, 4) and prompt 1 of g2
+    judged = [
+        (vs.scope("g1") | (np.arange(6) == 1))[prompt_of_row]
+    ]  # the texts of g1 (prompts 0, 2, 4) and of prompt 1
     assert [row for _, row, _ in llm.plan_single([h], vs, texts, "unitary", 0.0)] == [0, 1, 4, 5, 8, 9]
     assert [row for _, row, _ in llm.plan_single([h], vs, texts, "unitary", 0.0, judged)] == [0, 1, 2, 3, 4, 5, 8, 9]
     pairs = {rows[:2] for _, rows, _ in llm.plan_pairs([h], vs, texts, 0.0, judged)}

@@ -79,7 +79,7 @@ def test_stop_thresholds_are_e_bh_s_and_under_e_lond_also_its_level_for_the_plac
 
 def test_online_rounds_keep_betting_until_e_lond_s_level():
     rng = np.random.default_rng(5)
-    D = np.clip(rng.normal(0.35, 0.4, (20, 3000)), -1, 1)
+    D = np.clip(rng.normal(0.25, 0.4, (20, 3000)), -1, 1)
     rounds = Rounds(16, 2.0)
     offline = run_rounds(D, ["b>a"] * 20, rounds, alpha=0.05)
     online = run_rounds(D, ["b>a"] * 20, rounds, alpha=0.05, online=True)

@@ -284,8 +284,16 @@ class ValidateConfig(Section, Seeded):
     )
     answers_per_prompt: int | None = Field(default=1, ge=1)
     (
-        "Sequential: answers per validation prompt and side (unset: generate.samples_per_prompt); a fresh "
-        "prompt tells more than another answer to a seen one."
+        "Sequential: answers per validation prompt and side to start with (unset: generate.samples_per_prompt); "
+        "a fresh prompt tells more than another answer to a seen one."
+    )
+    max_answers_per_prompt: int | None = Field(default=None, ge=1, le=1000)
+    (
+        "Sequential: a hypothesis whose scope has too few prompts left for the evidence it still needs takes up to "
+        "this many answers per prompt and side for its next prompts, where answers to one prompt differ enough for "
+        "more of them to help (unset: generate.samples_per_prompt, so no prompt is answered more often than in the "
+        "fixed mode; docs/adaptive.md). At or below answers_per_prompt the depth stays fixed. Corpus runs read every "
+        "saved answer."
     )
     strong_share: float = Field(default=0.1, gt=0.0, le=1.0)
     (

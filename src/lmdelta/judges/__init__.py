@@ -21,8 +21,8 @@ from lmdelta.records import Hypothesis
 
 class Judge(Protocol):
     """Scores texts for hypotheses, blind to side: one array per hypothesis over `inputs.texts`, in [0, 1],
-    NaN where it could not score. `judged` holds a prompt mask per hypothesis (None: its scope) for
-    judges that cost a call per text; free judges may score every text."""
+    NaN where it could not score. `judged` holds a mask over the texts per hypothesis (None: its scope's
+    texts) for judges that cost a call per text; free judges may score every text."""
 
     def __call__(
         self, hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None
@@ -75,7 +75,7 @@ def score_hypotheses(
     mode "auto" keeps each hypothesis's own judge (the unitary LLM judge for LLM-proposed ones);
     "unitary", "pairwise" or "presence" use that LLM judge for all. Each judge is called once,
     with its hypotheses in order. Offline judges score every text (they are free); the LLM judge
-    scores the texts of `judged` prompts, a mask per hypothesis (default: its scope), and leaves the rest NaN.
+    scores the `judged` texts, a mask over `texts` per hypothesis (default: its scope's), and leaves the rest NaN.
     """
     inputs = JudgeInput(texts, vectors, vs, "unitary" if mode == "auto" else mode, llm_ask, temperature)
     names = [h.judge if mode == "auto" else "llm" for h in hypotheses]

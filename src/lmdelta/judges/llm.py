@@ -17,8 +17,8 @@ from lmdelta.records import Hypothesis
 
 
 def _judged(hypotheses: list[Hypothesis], vs: PromptLayout, judged: list[np.ndarray] | None) -> list[np.ndarray]:
-    """The prompt mask each hypothesis's texts are judged on: `judged` when given, else its scope."""
-    return list(judged) if judged is not None else [vs.scope(h.group) for h in hypotheses]
+    """The texts each hypothesis is judged on (a mask over the texts): `judged` when given, else its scope's."""
+    return list(judged) if judged is not None else [vs.scope(h.group)[vs.prompt_of_row] for h in hypotheses]
 
 
 def plan_single(
@@ -29,11 +29,11 @@ def plan_single(
     temperature: float,
     judged: list[np.ndarray] | None = None,
 ) -> list[tuple[int, int, Any]]:
-    """(hypothesis index, row, request) for every validation text of each hypothesis's judged prompts."""
+    """(hypothesis index, row, request) for every judged text of each hypothesis."""
     make = prompts.unitary_request if mode == "unitary" else prompts.presence_request
     plan = []
-    for h_index, (h, prompt_mask) in enumerate(zip(hypotheses, _judged(hypotheses, vs, judged))):
-        for row in np.flatnonzero(prompt_mask[vs.prompt_of_row]):
+    for h_index, (h, text_mask) in enumerate(zip(hypotheses, _judged(hypotheses, vs, judged))):
+        for row in np.flatnonzero(text_mask):
             plan.append((h_index, int(row), make(h.property or h.description, texts[row], temperature=temperature)))
     return plan
 
@@ -45,12 +45,12 @@ def plan_pairs(
     temperature: float,
     judged: list[np.ndarray] | None = None,
 ) -> list[tuple[int, tuple[int, int, bool], Any]]:
-    """Both orders of (a answer i, b answer i) for every judged prompt; bool: b shown first."""
+    """Both orders of (a answer i, b answer i) for every prompt's judged texts; bool: b shown first."""
     plan = []
-    for h_index, (h, prompt_mask) in enumerate(zip(hypotheses, _judged(hypotheses, vs, judged))):
+    for h_index, (h, text_mask) in enumerate(zip(hypotheses, _judged(hypotheses, vs, judged))):
         prop = h.property or h.description
-        for prompt in np.flatnonzero(prompt_mask):
-            rows = np.flatnonzero(vs.prompt_of_row == prompt)
+        for prompt in np.unique(vs.prompt_of_row[text_mask]):
+            rows = np.flatnonzero((vs.prompt_of_row == prompt) & text_mask)
             a_rows, b_rows = rows[~vs.is_b[rows]], rows[vs.is_b[rows]]
             for ra, rb in zip(a_rows, b_rows):
                 plan.append(

@@ -127,7 +127,7 @@ def unreachable_line(skipped: list[dict[str, Any]], q: float, pooled: bool, wher
         for (n, scopes), groups in by_size.items()
     )
     cover = "the pooled scope still covers their prompts" if pooled else "no pooled scope covers their prompts"
-    bound = "a betting e-value cannot pass 1.5^n" if sequential else "the smallest p-value is 2^-n"
+    bound = "a betting e-value cannot pass 1.5 × 1.75^(n-1)" if sequential else "the smallest p-value is 2^-n"
     return (
         f"propose{where}: not proposing in {len(skipped)} group(s) where even a perfect result could not be "
         f"validated at q = {q:g} (on n validation prompts {bound}, above q / the number "
@@ -296,14 +296,15 @@ SEQUENTIAL_TEST = "betting e-process"
 
 
 def sequential_floor(n: int) -> float:
-    """The smallest 1/e a betting e-process can reach on n prompts: every stake risks at most half the
-    capital (stats.sequential.TRUNCATION), so a perfect prompt multiplies it by at most 1.5."""
-    return float(1.5**-n)
+    """The smallest 1/e a betting e-process can reach on n prompts: its first stake risks at most half the
+    capital (stats.sequential.TRUNCATION) and every later one three quarters (STAKE_CAP), so a perfect prompt
+    multiplies it by at most 1.5, then 1.75."""
+    return float(1.0 / (1.5 * 1.75 ** (n - 1))) if n > 0 else 1.0
 
 
 def _floor_text(n: int, sequential: bool) -> str:
     if sequential:
-        return f"1/e >= 1.5^-{n} = {sequential_floor(n):.2g}"
+        return f"1/e >= 1/(1.5 × 1.75^{n - 1}) = {sequential_floor(n):.2g}"
     return f"2^-{n} = {smallest_p(n):.2g}"
 
 

@@ -4,10 +4,14 @@ Each hypothesis reads the validation prompts of its scope in one seeded order fi
 (validate.sequential.round_order). Round r gives every hypothesis still undecided the first n_r
 prompts of its scope (n_1 = validate.first_round, then × validate.growth, at most
 validate.max_prompts); only the prompts some undecided hypothesis needs are answered (both sides,
-validate.answers_per_prompt each, appended to this stage's own answer store, keyed like generate's)
-and embedded, and only their texts are judged for the hypotheses that need them. After each round a
-hypothesis's betting e-process and confidence sequence decide whether it stops: rejected, futile,
-at its cap, or out of prompts (validate.sequential.assess). A decided hypothesis costs nothing more.
+appended to this stage's own answer store, keyed like generate's) and embedded, and only their texts
+are judged for the hypotheses that need them. A hypothesis takes validate.answers_per_prompt answers
+a side from each of its prompts, and more (up to validate.max_answers_per_prompt) for its next
+prompts when its scope has too few left for the evidence it still needs (validate.sequential.Depth);
+it reads only the first answers it asked for, whatever depth other hypotheses asked of a prompt.
+After each round a hypothesis's betting e-process and confidence sequence decide whether it stops:
+rejected, futile, at its cap, or out of prompts (validate.sequential.assess). A decided hypothesis
+costs nothing more.
 
 Resumable: answers are appended batch by batch, vectors and LLM verdicts are cached, and a rerun
 replays the rounds from the stored answers (the same seeded order gives the same decisions), so
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,6 +40,7 @@ from lmdelta.stages.contract import StageContext
 from lmdelta.stages.pairs import comparisons, load_pair
 from lmdelta.validate.findings import validate_all
 from lmdelta.validate.sequential import (
+    Depth,
     Outcome,
     Rounds,
     Stopping,
@@ -44,8 +48,9 @@ from lmdelta.validate.sequential import (
     round_order,
     settled_threshold,
     stop_thresholds,
+    within_share,
 )
-from lmdelta.validate.sets import ValidationSet, balanced_differences, subsample_seed
+from lmdelta.validate.sets import ValidationSet, balanced_differences, pair_differences, subsample_seed
 
 TEST = "betting e-process"
 ASSUMPTION = (
@@ -54,6 +59,7 @@ ASSUMPTION = (
     "be arbitrarily correlated; valid whenever the rounds stop"
 )
 MAX_E = 1e300  # the files hold finite numbers: a larger capital is stored as this (it rejects all the same)
+EVERY = 1 << 30  # "every answer there is": the depth of a corpus run, whose answers exist already
 log = logging.getLogger(__name__)
 
 
@@ -68,6 +74,9 @@ class Family:
     judged: dict[str, int] = field(default_factory=dict)  # texts judged per hypothesis (its prefix only grows)
     sure: dict[str, float] = field(default_factory=dict)  # static stop thresholds (e-LOND's, per place)
     online: bool = False
+    # Per hypothesis, the answers a side it reads from its prompts: (end, m) segments in its scope's order.
+    depths: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    deeper: dict[str, int] = field(default_factory=dict)  # the depth for its next prompts, when not the start
 
     def __post_init__(self) -> None:
         self.sure = {h.id: float(len(self.hypotheses)) for h in self.hypotheses}
@@ -95,6 +104,20 @@ class Family:
     def live(self) -> list[Hypothesis]:
         return [h for h in self.hypotheses if self.outcomes.get(h.id) is None or self.outcomes[h.id].reason == "live"]
 
+    def depth(self, h: Hypothesis, start: int) -> int:
+        """The answers a side `h` takes from its next prompts."""
+        return self.deeper.get(h.id, start)
+
+    def read(self, h: Hypothesis, scope: list[str], end: int | None = None) -> dict[str, int]:
+        """Prompt → the answers a side `h` reads from it, over the first `end` prompts of its scope it has been
+        given (default: all of them)."""
+        found: dict[str, int] = {}
+        begin = 0
+        for stop, m in self.depths.get(h.id, []):
+            found.update((pid, m) for pid in scope[begin:stop])
+            begin = stop
+        return found if end is None else {pid: found[pid] for pid in scope[:end] if pid in found}
+
 
 class Answers:
     """The validation answers generated so far (both sides), with their vectors."""
@@ -103,7 +126,8 @@ class Answers:
         self.ctx, self.config = ctx, config
         self.samples: list[Sample] = []
         self.vectors = np.zeros((0, 1), dtype=np.float32)
-        self.answered: set[str] = set()
+        self.held: dict[str, int] = {}  # prompt → answers a side held
+        self.corpus = config.uses_corpus
         self.tokens = {"a": 0, "b": 0}
         if config.uses_corpus:
             self._import(load_pair(ctx, config))
@@ -119,26 +143,38 @@ class Answers:
             )
         self.samples = [data.samples[i] for i in rows]
         self.vectors = data.vectors[rows]
-        self.answered = {s.prompt_id for s in self.samples}
+        for sample in self.samples:
+            self.held[sample.prompt_id] = max(self.held.get(sample.prompt_id, 0), sample.index + 1)
 
-    def ensure(self, needed: list[Prompt]) -> None:
-        """Answer (or read back) every prompt of `needed` not answered yet, and embed the new answers."""
-        fresh = [p for p in needed if p.id not in self.answered]
-        if not fresh:
-            return
-        # Answers the generate stage stored (a fixed run of this config in this directory) are reused by key.
-        items, known = self.ctx.output(VALIDATION_ITEMS), self.ctx.input("generate", ITEMS)
-        found, _ = generate.answer(self.ctx, self.config, fresh, self.config.validate.answers_per_prompt, items, known)
-        vectors = embed.embed_texts(self.ctx, self.config, [s.text for s in found])
-        self.vectors = vectors if not self.samples else np.concatenate([self.vectors, vectors])
-        self.samples += found
-        self.answered.update(p.id for p in fresh)
-        for sample in found:
-            self.tokens[sample.side] += sample.n_tokens
+    @property
+    def answered(self) -> set[str]:
+        return set(self.held)
 
-    def pair(self, bank: list[Prompt], groups: dict[str, str], keep: set[str] | None = None) -> PairData:
-        """The comparison over the answers so far (or those of the prompts in `keep`)."""
-        rows = [i for i, s in enumerate(self.samples) if keep is None or s.prompt_id in keep]
+    def missing(self, needed: dict[str, int]) -> int:
+        """Answers a side still to generate for `needed` (prompt → answers a side)."""
+        return 0 if self.corpus else sum(max(0, m - self.held.get(pid, 0)) for pid, m in needed.items())
+
+    def ensure(self, needed: list[tuple[Prompt, int]]) -> None:
+        """Give every prompt of `needed` its answers a side (generated, or read back), and embed the new ones."""
+        by_depth: dict[int, list[Prompt]] = {}
+        for prompt, m in [] if self.corpus else needed:
+            if m > self.held.get(prompt.id, 0):
+                by_depth.setdefault(m, []).append(prompt)
+        for m, fresh in sorted(by_depth.items()):
+            # Answers the generate stage stored (a fixed run of this config in this directory) are reused by key.
+            items, known = self.ctx.output(VALIDATION_ITEMS), self.ctx.input("generate", ITEMS)
+            found, _ = generate.answer(self.ctx, self.config, fresh, m, items, known)
+            found = [s for s in found if s.index >= self.held.get(s.prompt_id, 0)]
+            vectors = embed.embed_texts(self.ctx, self.config, [s.text for s in found])
+            self.vectors = vectors if not self.samples else np.concatenate([self.vectors, vectors])
+            self.samples += found
+            self.held.update((p.id, m) for p in fresh)
+            for sample in found:
+                self.tokens[sample.side] += sample.n_tokens
+
+    def pair(self, bank: list[Prompt], groups: dict[str, str], keep: dict[str, int] | None = None) -> PairData:
+        """The comparison over the answers so far, or over the first keep[prompt] answers a side of `keep`'s prompts."""
+        rows = [i for i, s in enumerate(self.samples) if keep is None or s.index < keep.get(s.prompt_id, 0)]
         labels = {"a": self.config.label("a"), "b": self.config.label("b")}
         return PairData(bank, [self.samples[i] for i in rows], self.vectors[rows], groups, labels)
 
@@ -169,21 +205,51 @@ class Loop:
     def scope(self, h: Hypothesis) -> list[str]:
         return self.order.get(h.group, [])
 
+    @property
+    def start(self) -> int:
+        """The answers a side every hypothesis starts with (a corpus run reads every saved answer)."""
+        return (
+            EVERY
+            if self.config.uses_corpus
+            else self.config.validate.answers_per_prompt or self.config.generate.samples_per_prompt
+        )
+
     def run(self, families: list[Family]) -> None:
         boundaries = self.boundaries(families)
         meter = progress.Meter("validate rounds", len(boundaries), "rounds")
+        by_id = {p.id: p for p in self.bank}
         for number, end in enumerate(boundaries, start=1):
             if not any(fam.live() for fam in families):
                 break
-            self.check_budget(families, end)
-            needed = {pid for fam in families for h in fam.live() for pid in self.scope(h)[:end]}
-            by_id = {p.id: p for p in self.bank}
-            self.answers.ensure([by_id[pid] for pid in self.order["all"] if pid in needed])
+            new_rows = self.give(families, end)
+            needed: dict[str, int] = {}
+            for fam in families:
+                for h in fam.live():
+                    for pid, m in fam.read(h, self.scope(h)).items():
+                        needed[pid] = max(needed.get(pid, 0), m)
+            self.check_budget(families, needed, new_rows)
+            self.answers.ensure([(by_id[pid], needed[pid]) for pid in self.order["all"] if pid in needed])
             pairs = comparisons(self.answers.pair(self.bank, self.groups), self.config)
             for fam in families:
-                self.step(fam, pairs[fam.name], number, end, last=number == len(boundaries))
+                self.step(fam, pair=pairs[fam.name], number=number, end=end, last=number == len(boundaries))
             self.record(number, families)
             meter.update(number)
+
+    def give(self, families: list[Family], end: int) -> int:
+        """Give every undecided hypothesis the first `end` prompts of its scope, its new ones at its current depth;
+        returns the texts that will be judged for the first time (2 × depth per new prompt, for the budget)."""
+        new_rows = 0
+        for fam in families:
+            for h in fam.live():
+                segments = fam.depths.setdefault(h.id, [])
+                begin, stop = (segments[-1][0] if segments else 0), min(end, len(self.scope(h)))
+                if stop > begin:
+                    depth = fam.depth(h, self.start)
+                    segments.append((stop, depth))
+                    new_rows += sum(
+                        2 * min(depth, self.answers.held.get(pid, depth)) for pid in self.scope(h)[begin:stop]
+                    )
+        return new_rows
 
     def boundaries(self, families: list[Family]) -> list[int]:
         largest = max((len(self.scope(h)) for fam in families for h in fam.hypotheses), default=0)
@@ -197,53 +263,63 @@ class Loop:
             return
         vs = ValidationSet.build(pair)
         position = {pid: k for k, pid in enumerate(vs.prompt_ids)}
-        masks = [self._mask(vs, position, self.scope(h)[:end]) for h in live]
+        index = np.array([pair.samples[i].index for i in vs.rows], dtype=int)
+        masks = [self._rows(vs, position, index, fam.read(h, self.scope(h))) for h in live]
         texts = [pair.samples[i].text for i in vs.rows]
         scores = judges.score_hypotheses(
             live, vs, texts, pair.vectors[vs.rows], self.config.validate.judge, self.ask, judged=masks
         )
-        scores = [np.where(mask[vs.prompt_of_row], s, np.nan) for s, mask in zip(scores, masks)]
+        scores = [np.where(mask, s, np.nan) for s, mask in zip(scores, masks)]
         seed = self.config.validate.resolved_seed
         D, _ = balanced_differences(np.array(scores), vs, [subsample_seed(seed, h.content_key) for h in live])
+        section = self.config.validate
         for row, (h, mask) in enumerate(zip(live, masks)):
             sure = fam.threshold(h, self.config.decide.q)
-            fam.judged[h.id] = int(mask[vs.prompt_of_row].sum())
+            fam.judged[h.id] = int(mask.sum())
             d = D[row, [position[pid] for pid in self.scope(h)[:end] if pid in position]]
+            d = d[np.isfinite(d)]
             scope_left = len(self.scope(h)) > end
-            final = last or not scope_left
-            section = self.config.validate
             rule = Stopping(self.config.decide.q, sure, section.min_effect, section.futility_alpha, standardized=True)
-            fam.outcomes[h.id] = assess(d[np.isfinite(d)], h.direction, rule, number, last=final, more=scope_left)
+            outcome = assess(d, h.direction, rule, number, last=last or not scope_left, more=scope_left)
+            fam.outcomes[h.id] = outcome
             fam.ends[h.id] = min(end, len(self.scope(h)))
+            if outcome.reason == "live":
+                within = within_share(pair_differences(scores[row], vs, index))
+                self.deepen(fam, h, d, outcome.e_value, within)
+
+    def deepen(self, fam: Family, h: Hypothesis, d: np.ndarray, e_value: float, within: float | None) -> None:
+        """Choose the depth of `h`'s next prompts (validate.sequential.Depth) from its own evidence alone: its
+        differences, its e-value, its static bar (m/q: the settled bar moves with the other hypotheses) and the
+        prompts its scope has left."""
+        section = self.config.validate
+        rule = Depth(self.start, max(self.start, most_answers(self.config)), section.min_effect)
+        if self.config.uses_corpus or rule.most <= rule.start:
+            return
+        cap = len(self.scope(h)) if section.max_prompts is None else min(section.max_prompts, len(self.scope(h)))
+        left = cap - fam.ends[h.id]
+        depth = rule.next(d, h.direction, e_value, fam.sure[h.id], left, fam.depth(h, self.start), within)
+        fam.deeper[h.id] = depth
 
     @staticmethod
-    def _mask(vs: ValidationSet, position: dict[str, int], ids: Iterable[str]) -> np.ndarray:
-        mask = np.zeros(len(vs.prompt_ids), dtype=bool)
-        mask[[position[pid] for pid in ids if pid in position]] = True
-        return mask
+    def _rows(vs: ValidationSet, position: dict[str, int], index: np.ndarray, read: dict[str, int]) -> np.ndarray:
+        """The texts a hypothesis reads: the first read[prompt] answers a side of each prompt it has been given."""
+        depth = np.zeros(len(vs.prompt_ids), dtype=int)
+        for pid, m in read.items():
+            if pid in position:
+                depth[position[pid]] = m
+        return index < depth[vs.prompt_of_row]
 
-    def check_budget(self, families: list[Family], end: int) -> None:
-        """Stop before a round that would pass budget.generated_tokens or budget.judge_calls."""
-        budget, section = self.config.budget, self.config.validate
-        answers = section.answers_per_prompt or self.config.generate.samples_per_prompt
-        new_prompts = {
-            pid
-            for fam in families
-            for h in fam.live()
-            for pid in self.scope(h)[:end]
-            if pid not in self.answers.answered
-        }
-        if budget.generated_tokens is not None and new_prompts:
-            per_answer = self._tokens_per_answer()
-            expected = sum(self.answers.tokens.values()) + len(new_prompts) * 2 * answers * per_answer
+    def check_budget(self, families: list[Family], needed: dict[str, int], new_rows: int) -> None:
+        """Stop before a round that would pass budget.generated_tokens or budget.judge_calls: `needed` holds the
+        answers a side each prompt must have this round, `new_rows` the texts it will judge for the first time."""
+        budget = self.config.budget
+        missing = self.answers.missing(needed)
+        if budget.generated_tokens is not None and missing:
+            expected = sum(self.answers.tokens.values()) + missing * 2 * self._tokens_per_answer()
             if expected > budget.generated_tokens:
                 raise _budget_stop("budget.generated_tokens", budget.generated_tokens, expected, "generated tokens")
         if budget.judge_calls is not None:
-            expected_calls = self.judge_calls(families) + sum(
-                2 * answers * (min(end, len(self.scope(h))) - fam.ends.get(h.id, 0))
-                for fam in families
-                for h in fam.live()
-            )
+            expected_calls = self.judge_calls(families) + new_rows
             if expected_calls > budget.judge_calls:
                 raise _budget_stop("budget.judge_calls", budget.judge_calls, expected_calls, "judge calls")
 
@@ -255,11 +331,19 @@ class Loop:
     def judge_calls(families: list[Family]) -> int:
         return sum(sum(fam.judged.values()) for fam in families)
 
+    def depths(self) -> dict[str, int]:
+        """How many prompts hold how many answers a side ("1": 130, "4": 12)."""
+        counts: dict[int, int] = {}
+        for m in self.answers.held.values():
+            counts[m] = counts.get(m, 0) + 1
+        return {str(m): counts[m] for m in sorted(counts)}
+
     def record(self, number: int, families: list[Family]) -> None:
         """One line per round: what was answered and judged so far and where the hypotheses stand."""
         row: dict[str, Any] = {
             "round": number,
             "prompts_answered": len(self.answers.answered),
+            "answers_per_prompt": self.depths(),
             "tokens_generated": dict(self.answers.tokens),
             "judge_calls": self.judge_calls(families),
         }
@@ -275,6 +359,11 @@ class Loop:
             row["judge_calls"],
             row.get("main", {}),
         )
+
+
+def most_answers(config: RunConfig) -> int:
+    """validate.max_answers_per_prompt, unset: generate.samples_per_prompt (no deeper than the fixed mode)."""
+    return config.validate.max_answers_per_prompt or config.generate.samples_per_prompt
 
 
 def _budget_stop(name: str, cap: int, expected: float, what: str) -> StageError:
@@ -311,7 +400,8 @@ def stored_pair(ctx: StageContext, config: RunConfig) -> PairData:
     bank, groups = prompts.load(ctx), group.load(ctx)
     wanted = [p for p in bank if p.split == "validation"]
     stores = [ctx.input("generate", ITEMS), ctx.input("validate", VALIDATION_ITEMS)]
-    samples = generate.stored(ctx, config, wanted, config.validate.answers_per_prompt, stores)
+    most = max(config.validate.answers_per_prompt or config.generate.samples_per_prompt, most_answers(config))
+    samples = generate.stored(ctx, config, wanted, most, stores)
     vectors = embed.embed_texts(ctx, config, [s.text for s in samples])
     labels = {"a": config.label("a"), "b": config.label("b")}
     return PairData(bank, samples, vectors, groups, labels)
@@ -320,13 +410,13 @@ def stored_pair(ctx: StageContext, config: RunConfig) -> PairData:
 def findings(loop: Loop, fam: Family) -> list[Finding]:
     """The family's Finding rows: each hypothesis's numbers on exactly the prompts its test used (validate_all
     on those prompts' answers, the generalisation test off), with the sequential test's fields."""
-    by_prompts: dict[tuple[str, int], list[Hypothesis]] = {}
+    by_texts: dict[tuple[str, tuple[tuple[int, int], ...]], list[Hypothesis]] = {}
     for h in fam.hypotheses:
-        by_prompts.setdefault((h.group, fam.ends.get(h.id, 0)), []).append(h)
+        by_texts.setdefault((h.group, tuple(fam.depths.get(h.id, []))), []).append(h)
     section = loop.config.validate.model_copy(update={"generalization": False})
     found: dict[str, Finding] = {}
-    for (scope, end), members in by_prompts.items():
-        keep = set(loop.order.get(scope, [])[:end])
+    for (_, _), members in by_texts.items():
+        keep = fam.read(members[0], loop.scope(members[0]))
         pair = comparisons(loop.answers.pair(loop.bank, loop.groups, keep), loop.config)[fam.name]
         for h, result in zip(members, validate_all(pair, members, section, loop.config.decide.q, loop.ask)):
             found[h.id] = sequential_fields(result, fam.outcomes.get(h.id))

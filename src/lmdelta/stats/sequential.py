@@ -36,6 +36,10 @@ import numpy as np
 
 Side = Literal["greater", "less", "two-sided"]
 TRUNCATION = 0.5  # c in WSR23: a stake never risks more than half the capital at the worst outcome
+# The test's own stakes (aGRAPA) after the first prompt: at most three quarters of the capital at the worst outcome
+# (WSR23's other truncation, c = 3/4). Any predictable stake in [0, 1) keeps the test valid; the cap only decides how
+# fast the capital can grow where the evidence is one-sided (a perfect prompt multiplies it by 1.75, not 1.5).
+STAKE_CAP = 0.75
 GRID = 1001  # candidate means for the confidence sequence: steps of 0.002 on the d scale
 ROUND_GRID = 401  # the rounds' grid: steps of 0.005 (the cost is prompts × grid points, every round)
 
@@ -73,12 +77,13 @@ def growth_stakes(x: np.ndarray, m: float, sign: int) -> np.ndarray:
     Unlike the confidence sequence's plug-in stakes, which shrink like 1/sqrt(t log t) whatever the data
     show, these settle where the evidence grows fastest: on a real difference the capital grows at
     nearly the Kelly rate, so a test reaches its threshold on fewer prompts (measured in
-    benchmarks/adaptive.py). Truncation (TRUNCATION) is applied by `_capital`. The first prompt, with nothing
-    seen, is staked at that cap (as the plug-in stakes are), so n perfect prompts still make 1.5^n."""
+    benchmarks/adaptive.py). The cap (STAKE_CAP in `betting_test`) is applied by `_capital`. The first prompt,
+    with nothing seen, is staked at TRUNCATION's cap (as the plug-in stakes are): half the capital at the worst
+    outcome, so one unlucky first prompt costs no more than half."""
     mu, sigma2 = _running_estimates(x)
     gap = sign * (mu - m)
     stakes = np.maximum(gap, 0.0) / (sigma2 + gap**2)
-    stakes[:1] = np.inf
+    stakes[:1] = TRUNCATION / (m if sign > 0 else 1.0 - m)
     return stakes
 
 
@@ -91,14 +96,14 @@ def horizon_stakes(x: np.ndarray, alpha: float, horizon: float) -> np.ndarray:
     return np.sqrt(2.0 * np.log(1.0 / alpha) / (sigma2 * horizon))
 
 
-def _capital(x: np.ndarray, stakes: np.ndarray, m: np.ndarray, sign: int) -> np.ndarray:
+def _capital(x: np.ndarray, stakes: np.ndarray, m: np.ndarray, sign: int, c: float = TRUNCATION) -> np.ndarray:
     """Capital after each observation, for every candidate mean m (rows: time, columns: m).
 
     sign +1 bets on x > m with stake min(stakes, c/m); sign -1 bets on x < m with min(stakes, c/(1-m)).
     """
     m = np.asarray(m, dtype=float).reshape(1, -1)
     with np.errstate(divide="ignore"):
-        cap = TRUNCATION / (m if sign > 0 else 1.0 - m)
+        cap = c / (m if sign > 0 else 1.0 - m)
     stake = np.minimum(stakes.reshape(-1, 1), cap)
     factors = 1.0 + sign * stake * (x.reshape(-1, 1) - m)
     with np.errstate(over="ignore"):  # a capital past 1e308 is inf: it rejects all the same
@@ -148,12 +153,12 @@ def betting_test(d, side: Side = "greater", alpha: float = 0.05) -> BettingResul
 
 def _bet(x: np.ndarray, side: Side) -> np.ndarray:
     """The capital after each observation of a bet against mean 1/2: aGRAPA stakes in the asked
-    direction, or half the capital on each direction (two-sided)."""
+    direction, capped at STAKE_CAP, or half the capital on each direction (two-sided)."""
     half = np.array([0.5])
     if side == "two-sided":
         return 0.5 * _bet(x, "greater") + 0.5 * _bet(x, "less")
     sign = 1 if side == "greater" else -1
-    return _capital(x, growth_stakes(x, 0.5, sign), half, sign)[:, 0]
+    return _capital(x, growth_stakes(x, 0.5, sign), half, sign, STAKE_CAP)[:, 0]
 
 
 @dataclass(frozen=True)

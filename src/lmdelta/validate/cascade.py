@@ -125,7 +125,7 @@ def strong_scores(
             name,
             strong.ask,
             strong.temperature,
-            judged=[plans[i].labelled for i in picked],
+            judged=[plans[i].labelled[vs.prompt_of_row] for i in picked],
         )
         for i, values in zip(picked, found):
             scores[i] = values
@@ -150,7 +150,7 @@ def cascade_all(
         )
     texts = [data.samples[i].text for i in vs.rows]
     vectors = data.vectors[vs.rows] if len(vs.rows) else data.vectors[:0]
-    scopes = [vs.scope(h.group) for h in hypotheses]
+    scopes = [vs.scope(h.group)[vs.prompt_of_row] for h in hypotheses]
     cheap = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.judge, cheap_ask, judged=scopes)
     seeds = [subsample_seed(config.resolved_seed, h.content_key()) for h in hypotheses]
     d_cheap = _differences(cheap, vs, seeds)

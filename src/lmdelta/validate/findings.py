@@ -37,7 +37,13 @@ def validate_all(
     texts = [data.samples[i].text for i in vs.rows]
     vectors = data.vectors[vs.rows] if len(vs.rows) else data.vectors[:0]
     scores = judges.score_hypotheses(
-        hypotheses, vs, texts, vectors, config.judge, llm_ask, judged=judged_prompts(hypotheses, vs, config)
+        hypotheses,
+        vs,
+        texts,
+        vectors,
+        config.judge,
+        llm_ask,
+        judged=[prompts[vs.prompt_of_row] for prompts in judged_prompts(hypotheses, vs, config)],
     )
     n_resamples = resamples_for(config, largest_family(hypotheses), q)
     paired = paired_differences(scores, hypotheses, vs, config) if vs.aligned else None

@@ -22,6 +22,7 @@ from lmdelta.hashing import child_seed
 from lmdelta.stats.fdr import PowerGamma
 from lmdelta.stats.sequential import (
     ROUND_GRID,
+    STAKE_CAP,
     Side,
     betting_test,
     confidence_sequences,
@@ -201,6 +202,83 @@ def _futile(seen: np.ndarray, direction: str, rule: Stopping) -> bool:
     if direction == "b>a":
         return upper_bound(seen, level, rule.horizon, ROUND_GRID) < bound
     return lower_bound(seen, level, rule.horizon, ROUND_GRID) > -bound
+
+
+WORTH = 0.25  # a further answer to a prompt must add this share of one answer's growth to be worth taking
+
+
+@dataclass(frozen=True)
+class Depth:
+    """How many answers per prompt and side a hypothesis takes for its next prompts: `start`, and up to `most`
+    where its scope has too few prompts left for the evidence it still needs (validate.answers_per_prompt,
+    validate.max_answers_per_prompt). `min_effect` in standard deviations of d, as the futility rule reads it."""
+
+    start: int = 1
+    most: int = 1
+    min_effect: float = 0.1
+
+    def next(
+        self,
+        seen: np.ndarray,
+        direction: str,
+        e_value: float,
+        sure: float,
+        left: int,
+        current: int,
+        within: float | None,
+    ) -> int:
+        """The answers per prompt for the prompts a live hypothesis takes next, from what it has seen.
+
+        Fresh prompts tell more than further answers to seen ones, and cost the same, so a hypothesis stays at
+        `start` while its scope has prompts enough: deeper answers only pay when the prompts left (`left`) are
+        fewer than the evidence still needed, log(sure / e_value), would take at the current depth. The rate is
+        the betting e-process's growth per prompt at m answers a side (`growth`: the Kelly stake for the mean
+        and variance seen, capped as the test caps it), and m answers a side shrink d's variance only in its
+        within-prompt part: `within`, the share of a single answer pair's variance that lies within prompts,
+        estimated once prompts with two answers or more exist (None: not yet; then taken as 1, the case where
+        more answers help most). A further answer is worth taking only while it adds at least WORTH of the
+        growth one answer a side gives (with answers to a prompt all alike, or a stake already at its cap, it
+        adds little); with no depth enough, the deepest worth taking. Only a hypothesis whose estimate is at
+        least one standard error past `min_effect` in its direction gets deeper answers, so null hypotheses stay
+        cheap. The choice uses only prompts already seen and applies to prompts not yet answered, so it is
+        predictable: the capital stays an e-process (statistics.md section 9.1)."""
+        if self.most <= self.start or left <= 0 or seen.size < 2:
+            return self.start
+        mean = float(np.mean(seen)) * (1.0 if direction == "b>a" else -1.0)
+        spread = float(np.std(seen, ddof=1))
+        if spread <= 0.0 or mean - spread / np.sqrt(seen.size) < self.min_effect * spread:
+            return self.start
+        share = 1.0 if within is None else min(max(within, 0.0), 1.0)
+        factor = [1.0 - share + share / m for m in range(1, self.most + 1)]  # d's variance at m over at 1
+        single = spread**2 / factor[current - 1]  # the variance of d with one answer a side
+        rate = [growth(mean, single * f) for f in factor]
+        useful = self.start
+        while useful < self.most and rate[useful] - rate[useful - 1] >= WORTH * rate[0]:
+            useful += 1
+        need = max(np.log(sure / max(e_value, 1e-300)), 0.0)
+        for m in range(self.start, useful + 1):
+            if need <= left * rate[m - 1]:
+                return m
+        return useful
+
+
+def growth(mean: float, variance: float) -> float:
+    """The betting e-process's expected log growth per prompt on differences of this mean and variance (mean in
+    the bet's direction): the Kelly stake mean / (variance + mean^2), capped at STAKE_CAP as the test's stakes
+    are (a factor 1 + stake × d), to second order. Near its cap a stake gains little from a smaller variance."""
+    stake = min(mean / (variance + mean**2), STAKE_CAP)
+    return stake * mean - stake**2 * (variance + mean**2) / 2.0
+
+
+def within_share(pairs: Sequence[np.ndarray], least: int = 8) -> float | None:
+    """The share of one answer pair's variance that lies within prompts: `pairs` holds, per prompt with two
+    answer pairs or more, the differences b_i - a_i of its pairs. The mean within-prompt variance over the
+    variance of all the differences together; None with fewer than `least` such prompts."""
+    if len(pairs) < least:
+        return None
+    within = float(np.mean([np.var(d, ddof=1) for d in pairs]))
+    total = float(np.var(np.concatenate(list(pairs)), ddof=1))
+    return min(within / total, 1.0) if total > 0 else None
 
 
 def round_order(prompt_ids: Sequence[str], seed: int) -> list[str]:

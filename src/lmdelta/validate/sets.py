@@ -177,3 +177,17 @@ def _split_by_slot(scores: np.ndarray, rows: np.ndarray, slot_of_row: np.ndarray
     bounds = np.searchsorted(slots[order], np.arange(n_slots + 1))
     values = scores[rows[order]]
     return [values[bounds[i] : bounds[i + 1]] for i in range(n_slots)]
+
+
+def pair_differences(scores: np.ndarray, vs: ValidationSet, index: np.ndarray) -> list[np.ndarray]:
+    """Per prompt with two answer pairs or more, the differences b_i - a_i of its pairs (answer i of each side,
+    both scores finite): what the within-prompt variance is estimated from (validate.sequential.within_share).
+    `index` is each text's answer number."""
+    keep = np.flatnonzero(np.isfinite(scores))
+    if keep.size == 0:
+        return []
+    table = np.full((2, len(vs.prompt_ids), int(index[keep].max()) + 1), np.nan)
+    table[vs.is_b[keep].astype(int), vs.prompt_of_row[keep], index[keep]] = scores[keep]
+    diff = table[1] - table[0]
+    finite = np.isfinite(diff)
+    return [row[ok] for row, ok in zip(diff, finite) if ok.sum() >= 2]
