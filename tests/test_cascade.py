@@ -210,15 +210,14 @@ def test_untested_hypotheses_are_left_as_they_are():
 # ---- config: the role and its checks ----
 
 
-def test_sequential_validation_with_a_strong_judge_is_refused(tmp_path):
-    config = load_config(
-        fake_config(tmp_path), ["validate.mode=sequential", "llm.strong_judge.model=fake/keywords"]
-    ).resolved()
+def test_sequential_validation_with_active_strong_labels_is_refused(tmp_path):
+    strong = ["validate.mode=sequential", "llm.strong_judge.model=fake/keywords"]
+    config = load_config(fake_config(tmp_path), [*strong, "validate.strong_labels=active"]).resolved()
     with pytest.raises(ConfigError) as caught:
         validate_stage.check(config)
     text = str(caught.value.problem) + str(caught.value.fix)
-    assert "llm.strong_judge.model" in text and "validate.mode" in text and "fixed" in text
-    validate_stage.check(load_config(fake_config(tmp_path), ["llm.strong_judge.model=fake/keywords"]).resolved())
+    assert "strong_labels" in text and "validate.mode" in text and "uniform" in text
+    validate_stage.check(load_config(fake_config(tmp_path), strong).resolved())  # uniform labels: the rounds' cascade
 
 
 def test_the_strong_judge_is_a_role_like_the_others(tmp_path):

@@ -117,10 +117,11 @@ def test_a_real_run_still_refuses_what_the_dry_run_lists(offline):
 
 
 def test_the_dry_run_still_refuses_a_config_error_beside_what_is_missing(offline):
-    """Absences do not hide mistakes: the judge cascade in sequential mode is refused with keys and data missing."""
+    """Absences do not hide mistakes: active strong labels in sequential mode are refused with keys and data missing."""
     args = ["run", str(path_of("paper/flash-pro")), "--dry-run", "--set", "validate.mode=sequential"]
+    args += ["--set", "validate.strong_labels=active"]
     result = CliRunner().invoke(main, [*args, "--run-dir", str(offline / "run")])
-    assert result.exit_code == 2 and "fixed mode only" in result.output
+    assert result.exit_code == 2 and "validate.strong_labels=uniform" in result.output
 
 
 def test_a_present_file_is_read_not_listed(offline):

@@ -297,7 +297,7 @@ class ValidateConfig(Section, Seeded):
     )
     strong_share: float = Field(default=0.1, gt=0.0, le=1.0)
     (
-        "Judge cascade (llm.strong_judge.model set; fixed mode): the expected share of each hypothesis's "
+        "Judge cascade (llm.strong_judge.model set): the expected share of each hypothesis's "
         "in-scope validation prompts whose texts the strong judge scores, drawn by a seeded coin per prompt "
         "(at least 20 prompts expected, all of them below that); PPI++ combines them with the hypothesis's own judge."
     )
@@ -305,7 +305,7 @@ class ValidateConfig(Section, Seeded):
     (
         "Judge cascade: `uniform` labels every prompt with probability strong_share; `active` labels prompts "
         "the cheap judge is unsure of more often (probability proportional to sqrt(m(1 − m)), m the mean of the "
-        "prompt's cheap scores, at least a fifth of the uniform rate), same expected count."
+        "prompt's cheap scores, at least a fifth of the uniform rate), same expected count; fixed mode only."
     )
 
     @field_validator("test", mode="before")

@@ -11,7 +11,7 @@ when it has something to save and room to work:
 - the answers are paired by prompt (prompt runs; aligned corpora),
 - there is something costly to save: answers to generate, or an LLM judge to pay (a corpus judged
   offline costs next to nothing, and the fixed test is exact),
-- and no judge cascade is set (llm.strong_judge: fixed mode only).
+- and no judge cascade is set (llm.strong_judge: it finds small differences far more often in fixed mode).
 
 The choice is made once per run, from the prompts stage's own selection (no model is loaded), and the
 rest of the pipeline sees the chosen mode, so an `auto` run fingerprints like the mode it chose.
@@ -53,7 +53,11 @@ def choose(config: RunConfig) -> Choice:
     if section.mode != "auto":
         return Choice(section.mode, f"validate.mode = {section.mode}")
     if config.llm.strong_judge.model is not None:
-        return Choice("fixed", "the judge cascade (llm.strong_judge) runs in fixed mode")
+        return Choice(
+            "fixed",
+            "the judge cascade (llm.strong_judge) finds small differences far more often in fixed mode "
+            "(validate.mode=sequential runs it as an e-process that stops early on large ones)",
+        )
     if config.uses_corpus and config.llm.judge.model is None:
         return Choice("fixed", "the corpus's texts exist and its judges are offline: nothing costly to save")
     counted = _validation_prompts(config)  # unreadable data: the prompts stage's own error, with its fix

@@ -38,6 +38,8 @@ from lmdelta.rundir import ITEMS, ROUNDS, VALIDATION_ITEMS, atomic_write_text
 from lmdelta.stages import embed, generate, group, prompts
 from lmdelta.stages.contract import StageContext
 from lmdelta.stages.pairs import comparisons, load_pair
+from lmdelta.validate.cascade import StrongJudge
+from lmdelta.validate.cascade_rounds import CascadeRounds, Strong, finding_fields, label_share
 from lmdelta.validate.findings import validate_all
 from lmdelta.validate.sequential import (
     Depth,
@@ -77,6 +79,7 @@ class Family:
     # Per hypothesis, the answers a side it reads from its prompts: (end, m) segments in its scope's order.
     depths: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     deeper: dict[str, int] = field(default_factory=dict)  # the depth for its next prompts, when not the start
+    strong: dict[str, Strong] = field(default_factory=dict)  # the judge cascade's side, per hypothesis
 
     def __post_init__(self) -> None:
         self.sure = {h.id: float(len(self.hypotheses)) for h in self.hypotheses}
@@ -190,17 +193,19 @@ class Loop:
     groups: dict[str, str]
     order: dict[str, list[str]]  # scope → its validation prompts in the rounds' order
     answers: Answers
+    cascade: CascadeRounds | None = None
     log_rows: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, ctx: StageContext, config: RunConfig, ask: Ask | None) -> Loop:
+    def build(cls, ctx: StageContext, config: RunConfig, ask: Ask | None, strong: StrongJudge | None = None) -> Loop:
         bank, groups = prompts.load(ctx), group.load(ctx)
         ordered = round_order([p.id for p in bank if p.split == "validation"], config.validate.resolved_seed)
         order: dict[str, list[str]] = {}
         for pid in ordered:
             order.setdefault(groups.get(pid, "all"), []).append(pid)
         order["all"] = ordered  # the pooled scope (also when every prompt is in the one group "all")
-        return cls(ctx, config, ask, bank, groups, order, Answers(ctx, config))
+        cascade = CascadeRounds(strong, config.validate) if strong is not None else None
+        return cls(ctx, config, ask, bank, groups, order, Answers(ctx, config), cascade)
 
     def scope(self, h: Hypothesis) -> list[str]:
         return self.order.get(h.group, [])
@@ -271,13 +276,18 @@ class Loop:
         )
         scores = [np.where(mask, s, np.nan) for s, mask in zip(scores, masks)]
         seed = self.config.validate.resolved_seed
-        D, _ = balanced_differences(np.array(scores), vs, [subsample_seed(seed, h.content_key) for h in live])
+        seeds = [subsample_seed(seed, h.content_key()) for h in live]
+        D, _ = balanced_differences(np.array(scores), vs, seeds)
         section = self.config.validate
+        if self.cascade is not None:
+            states = [fam.strong.setdefault(h.id, Strong(label_share(section, len(self.scope(h))))) for h in live]
+            self.cascade.ask(live, states, masks, vs, texts, pair.vectors[vs.rows], seeds)
         for row, (h, mask) in enumerate(zip(live, masks)):
             sure = fam.threshold(h, self.config.decide.q)
             fam.judged[h.id] = int(mask.sum())
-            d = D[row, [position[pid] for pid in self.scope(h)[:end] if pid in position]]
-            d = d[np.isfinite(d)]
+            ids = [pid for pid in self.scope(h)[:end] if pid in position]
+            d = D[row, [position[pid] for pid in ids]]
+            d = self.cascade.evidence(h, fam.strong[h.id], ids, d) if self.cascade else d[np.isfinite(d)]
             scope_left = len(self.scope(h)) > end
             rule = Stopping(self.config.decide.q, sure, section.min_effect, section.futility_alpha, standardized=True)
             outcome = assess(d, h.direction, rule, number, last=last or not scope_left, more=scope_left)
@@ -329,7 +339,8 @@ class Loop:
 
     @staticmethod
     def judge_calls(families: list[Family]) -> int:
-        return sum(sum(fam.judged.values()) for fam in families)
+        """(hypothesis, text) pairs judged: by the hypotheses' own judges, and by the strong judge (cascade)."""
+        return sum(sum(fam.judged.values()) + sum(s.calls for s in fam.strong.values()) for fam in families)
 
     def depths(self) -> dict[str, int]:
         """How many prompts hold how many answers a side ("1": 130, "4": 12)."""
@@ -375,11 +386,16 @@ def _budget_stop(name: str, cap: int, expected: float, what: str) -> StageError:
 
 
 def run_sequential(
-    ctx: StageContext, config: RunConfig, hypotheses: dict[str, list[Hypothesis]], ask: Ask | None
+    ctx: StageContext,
+    config: RunConfig,
+    hypotheses: dict[str, list[Hypothesis]],
+    ask: Ask | None,
+    strong: StrongJudge | None = None,
 ) -> tuple[dict[str, list[Finding]], dict[str, Any], PairData]:
-    """Every comparison's findings from validation in rounds, the counts for the manifest, and the main
-    comparison over every validation answer the rounds used (for the baseline and judge agreement)."""
-    loop = Loop.build(ctx, config, ask)
+    """Every comparison's findings from validation in rounds (with `strong`, the judge cascade's), the counts
+    for the manifest, and the main comparison over every validation answer the rounds used (for the baseline
+    and judge agreement)."""
+    loop = Loop.build(ctx, config, ask, strong)
     families = [Family(name, found) for name, found in hypotheses.items()]
     for fam in families:
         fam.set_thresholds(config.decide.q, config.decide.primary == "online")
@@ -420,6 +436,9 @@ def findings(loop: Loop, fam: Family) -> list[Finding]:
         pair = comparisons(loop.answers.pair(loop.bank, loop.groups, keep), loop.config)[fam.name]
         for h, result in zip(members, validate_all(pair, members, section, loop.config.decide.q, loop.ask)):
             found[h.id] = sequential_fields(result, fam.outcomes.get(h.id))
+            state = fam.strong.get(h.id)
+            if loop.cascade is not None and state is not None and state.read is not None and result.n_units:
+                found[h.id] = finding_fields(found[h.id], state, *state.read, loop.cascade.strong.model)
     return [found[h.id] for h in fam.hypotheses]
 
 

@@ -70,13 +70,11 @@ def check(config: RunConfig) -> None:
             )
     if section.generative:
         _check_generative(config)
-    if llm.strong_judge.model is not None and section.mode == "sequential":
+    if llm.strong_judge.model is not None and section.mode == "sequential" and section.strong_labels == "active":
         raise ConfigError(
-            "llm.strong_judge.model is set (the judge cascade), but validate.mode = sequential: the cascade "
-            "runs in fixed mode only. Its PPI++ terms weigh each strong label by 1/pi, so an e-process over "
-            "them would have to bet within the bound 1/pi_min and would lose most of its power.",
-            "Set validate.mode=fixed to validate with the cascade, or unset llm.strong_judge.model to "
-            "validate sequentially with the hypotheses' own judges.",
+            "validate.strong_labels = active, but validate.mode = sequential: active labelling sets each prompt's "
+            "probability from every prompt's cheap scores, which a round does not have yet.",
+            "Set validate.strong_labels=uniform for the sequential cascade, or validate.mode=fixed.",
         )
 
 
@@ -102,7 +100,8 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
     tested: dict[str, list[Finding]] = {}
     if config.validate.mode == "sequential":
         families = {name: propose.load(ctx, name) for name in comparisons_names(config)}
-        tested, counts["sequential"], data = rounds.run_sequential(ctx, config, families, judge)
+        strong = _strong(session)
+        tested, counts["sequential"], data = rounds.run_sequential(ctx, config, families, judge, strong)
     else:
         data = load_pair(ctx, config)
     warned = False
@@ -183,13 +182,22 @@ def add_agreement(
     return [replace(result, judge_agreement=by_model) for result, by_model in zip(results, found)]
 
 
+def _strong(session: LLMSession | None) -> StrongJudge | None:
+    """The judge cascade's strong judge (llm.strong_judge), when one is set."""
+    if session is None or not session.has("strong_judge"):
+        return None
+    role = "strong_judge"
+    return StrongJudge(session.asker(role), session.model(role), session.temperature(role))
+
+
 def add_cascade(
     results: list[Finding], pair: PairData, hypotheses: list[Hypothesis], config: RunConfig, session: LLMSession
 ) -> list[Finding]:
     """The findings tested by the judge cascade: their own judge on every prompt, llm.strong_judge on a seeded
     sample, combined by PPI++ (lmdelta.validate.cascade)."""
-    role = "strong_judge"
-    strong = StrongJudge(session.asker(role), session.model(role), session.temperature(role))
+    strong = _strong(session)
+    if strong is None:
+        return results
     cheap = session.asker("judge") if session.has("judge") else None
     found = cascade_all(results, pair, hypotheses, config.validate, cheap, strong)
     session.check()

@@ -205,6 +205,9 @@ def _futile(seen: np.ndarray, direction: str, rule: Stopping) -> bool:
 
 
 WORTH = 0.25  # a further answer to a prompt must add this share of one answer's growth to be worth taking
+# Deeper answers are planned on this share of the growth the estimates promise: an undecided hypothesis's estimate
+# is optimistic (the clear ones have stopped), and on the demos the full rate deepened 60 prompts for no finding.
+PLAN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -231,14 +234,16 @@ class Depth:
 
         Fresh prompts tell more than further answers to seen ones, and cost the same, so a hypothesis stays at
         `start` while its scope has prompts enough: deeper answers only pay when the prompts left (`left`) are
-        fewer than the evidence still needed, log(sure / e_value), would take at the current depth. The rate is
+        fewer than the evidence still needed, log(sure / e_value), would take at the current depth, and some
+        depth would make them enough (a hypothesis no depth can save is not paid for). The rate is
         the betting e-process's growth per prompt at m answers a side (`growth`: the Kelly stake for the mean
         and variance seen, capped as the test caps it), and m answers a side shrink d's variance only in its
         within-prompt part: `within`, the share of a single answer pair's variance that lies within prompts,
         estimated once prompts with two answers or more exist (None: not yet; then taken as 1, the case where
-        more answers help most). A further answer is worth taking only while it adds at least WORTH of the
-        growth one answer a side gives (with answers to a prompt all alike, or a stake already at its cap, it
-        adds little); with no depth enough, the deepest worth taking. Only a hypothesis whose estimate is at
+        more answers help most), and the plan counts on PLAN_SHARE of it (an undecided hypothesis's estimate is
+        optimistic). A further answer is worth taking only while it adds at least WORTH of the growth one answer
+        a side gives (with answers to a prompt all alike, or a stake already at its cap, it adds little). It
+        takes the fewest answers that suffice. Only a hypothesis whose estimate is at
         least one standard error past `min_effect` in its direction gets deeper answers, so null hypotheses stay
         cheap. The choice uses only prompts already seen and applies to prompts not yet answered, so it is
         predictable: the capital stays an e-process (statistics.md section 9.1)."""
@@ -257,9 +262,9 @@ class Depth:
             useful += 1
         need = max(np.log(sure / max(e_value, 1e-300)), 0.0)
         for m in range(self.start, useful + 1):
-            if need <= left * rate[m - 1]:
+            if need <= left * rate[m - 1] * PLAN_SHARE:
                 return m
-        return useful
+        return self.start
 
 
 def growth(mean: float, variance: float) -> float:
