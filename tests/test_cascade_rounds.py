@@ -10,9 +10,11 @@ from conftest import fake_config
 
 from lmdelta import pipeline
 from lmdelta.config import ValidateConfig, load_config
+from lmdelta.records import Hypothesis
 from lmdelta.rundir import RunDir, read_jsonl
 from lmdelta.stats.sequential import betting_test
-from lmdelta.validate.cascade_rounds import bound, label_share, ppi_terms
+from lmdelta.validate.cascade import StrongJudge
+from lmdelta.validate.cascade_rounds import CascadeRounds, Strong, bound, label_share, ppi_terms
 
 
 def test_each_term_has_the_strong_judges_mean_over_the_labelling_coins():
@@ -37,6 +39,23 @@ def test_terms_stay_within_their_bound_and_use_only_earlier_prompts():
     later[0][20:], later[1][20:] = -later[0][20:], -later[1][20:]
     first, changed = ppi_terms(c, s, xi, 0.5), ppi_terms(later[0], later[1], xi, 0.5)
     assert np.array_equal(first[:20], changed[:20]) and not np.array_equal(first[20:], changed[20:])
+
+
+def test_a_labelled_prompt_needs_a_strong_difference_and_a_failed_one_counts_against_the_hypothesis():
+    with pytest.raises(ValueError, match="least favourable"):
+        ppi_terms(np.array([1.0, 1.0]), np.array([1.0, np.nan]), np.array([True, True]), 1.0)
+    # pi = 1 (small scopes): every prompt labelled, and a strong judge that failed on the last one
+    rounds = CascadeRounds(strong_judge_stub(), ValidateConfig(strong_share=1.0, seed=0))
+    h = Hypothesis("h1", "all", "b>a", "d", "keyword", "keyword", keywords=("x",))
+    state = Strong(pi=1.0, differences={"p0": -1.0, "p1": -1.0, "p2": -1.0, "p3": np.nan})
+    d, spread = rounds.evidence(h, state, ["p0", "p1", "p2", "p3", "p4"], np.array([-1.0, -1.0, -1.0, 1.0, np.nan]))
+    assert d[:4].tolist() == [-1.0, -1.0, -1.0, -1.0] and np.isnan(d[4])  # y = s, the failure at -1; within [-1, 1]
+    assert state.read is not None and state.read[2].tolist() == [True, True, True, False]  # 3 usable labels
+    assert spread == pytest.approx(0.0)
+
+
+def strong_judge_stub():
+    return StrongJudge(ask=lambda requests, parse: [], model="fake/none")
 
 
 def test_pi_follows_strong_share_with_at_least_twenty_expected_labels():

@@ -11,6 +11,7 @@ from lmdelta.validate.sequential import Depth, Rounds, Stopping, assess, growth,
 from lmdelta.validate.sets import ValidationSet, pair_differences
 
 RULE = Depth(start=1, most=4, min_effect=0.1)
+ONE, TWO = np.ones(16, dtype=int), np.full(16, 2)  # the depth each seen prompt was read at
 EAGER = Depth(start=1, most=4, min_effect=0.0)  # deepens on any estimate a standard error past zero
 
 
@@ -28,9 +29,9 @@ NOISY = np.array([1.0] * 6 + [-1.0] * 2 + [0.0] * 8)
 def test_a_promising_hypothesis_short_of_prompts_takes_deeper_answers():
     # mean 0.25, sd 0.68: e = 2 -> 280 takes about 84 prompts at one answer a side, 47 at two, 39 at three;
     # planned on half that growth (PLAN_SHARE), 168, 94 and 78
-    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=100, current=1, within=None) == 2
-    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=400, current=1, within=None) == 1  # prompts enough: stay
-    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=16, current=1, within=None) == 1  # no depth is enough: stay
+    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=100, depths=ONE, within=None) == 2
+    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=400, depths=ONE, within=None) == 1  # prompts enough: stay
+    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=16, depths=ONE, within=None) == 1  # no depth is enough: stay
 
 
 def test_deeper_answers_are_worth_less_where_the_stake_nears_its_cap():
@@ -38,25 +39,25 @@ def test_deeper_answers_are_worth_less_where_the_stake_nears_its_cap():
     # the variance adds less growth than where the stake is free
     assert growth(0.17, 0.16) == pytest.approx(0.75 * 0.17 - 0.75**2 * (0.16 + 0.17**2) / 2)
     assert growth(0.17, 0.08) / growth(0.17, 0.16) < 1.35
-    assert RULE.next(sparse(3, 16), "b>a", 2.0, 280.0, left=100, current=1, within=None) == 2
-    assert RULE.next(sparse(3, 16), "b>a", 2.0, 280.0, left=100, current=1, within=0.6) == 1
+    assert RULE.next(sparse(3, 16), "b>a", 2.0, 280.0, left=100, depths=ONE, within=None) == 2
+    assert RULE.next(sparse(3, 16), "b>a", 2.0, 280.0, left=100, depths=ONE, within=0.6) == 1
 
 
 def test_no_deeper_answers_for_the_wrong_direction_a_null_looking_estimate_or_no_room():
-    assert RULE.next(-NOISY, "b>a", 1.0, 280.0, left=100, current=1, within=None) == 1
-    assert RULE.next(NOISY, "a>b", 1.0, 280.0, left=100, current=1, within=None) == 1
+    assert RULE.next(-NOISY, "b>a", 1.0, 280.0, left=100, depths=ONE, within=None) == 1
+    assert RULE.next(NOISY, "a>b", 1.0, 280.0, left=100, depths=ONE, within=None) == 1
     noise = np.array([1.0, -1.0] * 8 + [1.0])  # mean 1/17, far less than a standard error past min_effect
-    assert RULE.next(noise, "b>a", 1.0, 280.0, left=100, current=1, within=None) == 1
-    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=0, current=1, within=None) == 1
-    assert Depth(2, 2).next(NOISY, "b>a", 2.0, 280.0, left=100, current=2, within=None) == 2  # a fixed depth
-    assert RULE.next(NOISY[:1], "b>a", 2.0, 280.0, left=100, current=1, within=None) == 1  # too little seen
+    assert RULE.next(noise, "b>a", 1.0, 280.0, left=100, depths=ONE, within=None) == 1
+    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=0, depths=ONE, within=None) == 1
+    assert Depth(2, 2).next(NOISY, "b>a", 2.0, 280.0, left=100, depths=TWO, within=None) == 2  # a fixed depth
+    assert RULE.next(NOISY[:1], "b>a", 2.0, 280.0, left=100, depths=ONE, within=None) == 1  # too little seen
 
 
 def test_answers_to_one_prompt_that_agree_make_deeper_answers_worthless():
     # within 0: the difference is all between prompts, so more answers to a prompt change nothing
-    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=150, current=1, within=0.0) == 1
-    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=150, current=1, within=0.3) == 1
-    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=150, current=1, within=0.6) == 2
+    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=150, depths=ONE, within=0.0) == 1
+    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=150, depths=ONE, within=0.3) == 1
+    assert RULE.next(NOISY, "b>a", 2.0, 280.0, left=150, depths=ONE, within=0.6) == 2
 
 
 def test_within_share_reads_the_variance_inside_prompts():
@@ -100,21 +101,21 @@ def rejections(n_sets: int, prompts: int, deepen: str, seed: int = 7) -> tuple[f
         p_b, p_a = 1 / (1 + np.exp(-(eta + u))), 1 / (1 + np.exp(-(eta - u)))
         first_b, first_a = rng.random(prompts) < p_b, rng.random(prompts) < p_a
         more_b, more_a = rng.random((prompts, 3)) < p_b[:, None], rng.random((prompts, 3)) < p_a[:, None]
-        d = np.zeros(prompts)
+        d, read = np.zeros(prompts), np.ones(prompts, dtype=int)
         depth, begin = 1, 0
         for number, end in enumerate(rounds, start=1):
             for p in range(begin, end):
                 m = depth if deepen == "rule" else (4 if first_a[p] > first_b[p] else 1)
                 b = np.concatenate([[first_b[p]], more_b[p, : m - 1]]).mean()
                 a = np.concatenate([[first_a[p]], more_a[p, : m - 1]]).mean()
-                d[p] = b - a
+                d[p], read[p] = b - a, m
             outcome = assess(d[:end], "b>a", rule, number, last=end == prompts, more=False)
             if outcome.reason == "rejected":
                 hits += 1
                 break
             if outcome.reason != "live":
                 break
-            depth = EAGER.next(d[:end], "b>a", outcome.e_value, 20.0, prompts - end, depth, None)
+            depth = EAGER.next(d[:end], "b>a", outcome.e_value, 20.0, prompts - end, read[:end], None)
             deepened += depth > 1 and end < prompts
             begin = end
     return hits / n_sets, deepened / n_sets

@@ -82,7 +82,7 @@ def score_all(
     """One score array per hypothesis over the validation rows (NaN where not scored).
 
     `ask(requests, parse)` returns [(CallResult, parsed)] in order (see LLMSession.asker). `judged`
-    holds a prompt mask per hypothesis (default: its scope); texts of other prompts stay NaN.
+    holds a mask over the texts per hypothesis (default: its scope's texts); the other texts stay NaN.
     """
     scores = [np.full(len(texts), np.nan) for _ in hypotheses]
     if mode == "pairwise":
@@ -100,7 +100,7 @@ def score_all(
 
 
 def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
-    """The Judge: score_all in `inputs.llm_mode`; it costs a call per text, so only `judged` prompts are scored."""
+    """The Judge: score_all in `inputs.llm_mode`; it costs a call per text, so only the `judged` texts are scored."""
     if inputs.ask is None:
         raise ConfigError(
             "Some hypotheses need an LLM judge, but llm.judge.model is not set.",

@@ -213,11 +213,7 @@ class Loop:
     @property
     def start(self) -> int:
         """The answers a side every hypothesis starts with (a corpus run reads every saved answer)."""
-        return (
-            EVERY
-            if self.config.uses_corpus
-            else self.config.validate.answers_per_prompt or self.config.generate.samples_per_prompt
-        )
+        return EVERY if self.config.uses_corpus else first_answers(self.config)
 
     def run(self, families: list[Family]) -> None:
         boundaries = self.boundaries(families)
@@ -242,7 +238,8 @@ class Loop:
 
     def give(self, families: list[Family], end: int) -> int:
         """Give every undecided hypothesis the first `end` prompts of its scope, its new ones at its current depth;
-        returns the texts that will be judged for the first time (2 × depth per new prompt, for the budget)."""
+        returns the texts that will be judged for the first time (2 × depth per new prompt, and with the judge
+        cascade the strong judge's expected share of them; for the budget)."""
         new_rows = 0
         for fam in families:
             for h in fam.live():
@@ -251,10 +248,14 @@ class Loop:
                 if stop > begin:
                     depth = fam.depth(h, self.start)
                     segments.append((stop, depth))
-                    new_rows += sum(
-                        2 * min(depth, self.answers.held.get(pid, depth)) for pid in self.scope(h)[begin:stop]
-                    )
+                    rows = sum(2 * self.texts_at(pid, depth) for pid in self.scope(h)[begin:stop])
+                    strong = label_share(self.config.validate, self.capped(h)) if self.cascade is not None else 0.0
+                    new_rows += rows + round(strong * rows)  # the strong judge's expected calls too
         return new_rows
+
+    def texts_at(self, pid: str, depth: int) -> int:
+        """Texts a side judged for a hypothesis reading `pid` at `depth` (a corpus run: the answers it holds)."""
+        return min(depth, self.answers.held.get(pid, 0)) if self.config.uses_corpus else depth
 
     def boundaries(self, families: list[Family]) -> list[int]:
         largest = max((len(self.scope(h)) for fam in families for h in fam.hypotheses), default=0)
@@ -280,35 +281,54 @@ class Loop:
         D, _ = balanced_differences(np.array(scores), vs, seeds)
         section = self.config.validate
         if self.cascade is not None:
-            states = [fam.strong.setdefault(h.id, Strong(label_share(section, len(self.scope(h))))) for h in live]
+            states = [fam.strong.setdefault(h.id, Strong(label_share(section, self.capped(h)))) for h in live]
             self.cascade.ask(live, states, masks, vs, texts, pair.vectors[vs.rows], seeds)
         for row, (h, mask) in enumerate(zip(live, masks)):
             sure = fam.threshold(h, self.config.decide.q)
             fam.judged[h.id] = int(mask.sum())
             ids = [pid for pid in self.scope(h)[:end] if pid in position]
             d = D[row, [position[pid] for pid in ids]]
-            d = self.cascade.evidence(h, fam.strong[h.id], ids, d) if self.cascade else d[np.isfinite(d)]
+            spread = None
+            if self.cascade is not None:
+                d, spread = self.cascade.evidence(h, fam.strong[h.id], ids, d)
+            seen = [pid for pid, value in zip(ids, d) if np.isfinite(value)]
+            d = d[np.isfinite(d)]
             scope_left = len(self.scope(h)) > end
-            rule = Stopping(self.config.decide.q, sure, section.min_effect, section.futility_alpha, standardized=True)
+            rule = Stopping(self.config.decide.q, sure, section.min_effect, section.futility_alpha, True, spread)
             outcome = assess(d, h.direction, rule, number, last=last or not scope_left, more=scope_left)
             fam.outcomes[h.id] = outcome
             fam.ends[h.id] = min(end, len(self.scope(h)))
             if outcome.reason == "live":
-                within = within_share(pair_differences(scores[row], vs, index))
-                self.deepen(fam, h, d, outcome.e_value, within)
+                self.deepen(fam, h, d, outcome.e_value, seen, (scores[row], vs, index))
 
-    def deepen(self, fam: Family, h: Hypothesis, d: np.ndarray, e_value: float, within: float | None) -> None:
+    def capped(self, h: Hypothesis) -> int:
+        """The prompts `h` may take: its scope, at most validate.max_prompts."""
+        cap = self.config.validate.max_prompts
+        return len(self.scope(h)) if cap is None else min(cap, len(self.scope(h)))
+
+    def deepen(
+        self,
+        fam: Family,
+        h: Hypothesis,
+        d: np.ndarray,
+        e_value: float,
+        seen: list[str],
+        texts: tuple[np.ndarray, ValidationSet, np.ndarray],
+    ) -> None:
         """Choose the depth of `h`'s next prompts (validate.sequential.Depth) from its own evidence alone: its
-        differences, its e-value, its static bar (m/q: the settled bar moves with the other hypotheses) and the
-        prompts its scope has left."""
-        section = self.config.validate
-        rule = Depth(self.start, max(self.start, most_answers(self.config)), section.min_effect)
-        if self.config.uses_corpus or rule.most <= rule.start:
+        differences (on the prompts `seen`, read at their own depths), its e-value, its static bar (m/q: the
+        settled bar moves with the other hypotheses), the prompts its scope has left, and the within-prompt
+        share of its scores' variance (`texts`: its scores, the layout, each text's answer number). Off in corpus
+        runs (every answer is read) and with the judge cascade (more answers do not shrink the labelling noise
+        that dominates its terms)."""
+        rule = Depth(self.start, max(self.start, most_answers(self.config)), self.config.validate.min_effect)
+        if self.config.uses_corpus or self.cascade is not None or rule.most <= rule.start:
             return
-        cap = len(self.scope(h)) if section.max_prompts is None else min(section.max_prompts, len(self.scope(h)))
-        left = cap - fam.ends[h.id]
-        depth = rule.next(d, h.direction, e_value, fam.sure[h.id], left, fam.depth(h, self.start), within)
-        fam.deeper[h.id] = depth
+        read = fam.read(h, self.scope(h))
+        depths = np.array([read[pid] for pid in seen], dtype=int)
+        within = within_share(pair_differences(*texts))
+        left = self.capped(h) - fam.ends[h.id]
+        fam.deeper[h.id] = rule.next(d, h.direction, e_value, fam.sure[h.id], left, depths, within)
 
     @staticmethod
     def _rows(vs: ValidationSet, position: dict[str, int], index: np.ndarray, read: dict[str, int]) -> np.ndarray:
@@ -372,6 +392,11 @@ class Loop:
         )
 
 
+def first_answers(config: RunConfig) -> int:
+    """validate.answers_per_prompt, unset: generate.samples_per_prompt."""
+    return config.validate.answers_per_prompt or config.generate.samples_per_prompt
+
+
 def most_answers(config: RunConfig) -> int:
     """validate.max_answers_per_prompt, unset: generate.samples_per_prompt (no deeper than the fixed mode)."""
     return config.validate.max_answers_per_prompt or config.generate.samples_per_prompt
@@ -416,7 +441,7 @@ def stored_pair(ctx: StageContext, config: RunConfig) -> PairData:
     bank, groups = prompts.load(ctx), group.load(ctx)
     wanted = [p for p in bank if p.split == "validation"]
     stores = [ctx.input("generate", ITEMS), ctx.input("validate", VALIDATION_ITEMS)]
-    most = max(config.validate.answers_per_prompt or config.generate.samples_per_prompt, most_answers(config))
+    most = max(first_answers(config), most_answers(config))
     samples = generate.stored(ctx, config, wanted, most, stores)
     vectors = embed.embed_texts(ctx, config, [s.text for s in samples])
     labels = {"a": config.label("a"), "b": config.label("b")}

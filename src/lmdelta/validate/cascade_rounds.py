@@ -19,8 +19,11 @@ small difference is found less often than by the fixed mode's z-test on every pr
 early. benchmarks/cascade_sequential.py measures both (docs/benchmarks.md, judge cascade).
 Labelling is uniform (pi per hypothesis from validate.strong_share and its scope's size, as in the fixed
 mode): active labelling's pi depends on every prompt's cheap scores, which a round does not have yet.
-A labelled prompt whose strong score is NaN counts as unlabelled (valid when strong failures are
-unrelated to the answers; it costs power).
+A labelled prompt the strong judge could not score gets the least favourable strong difference (-1
+against a "b>a" hypothesis, +1 against "a>b"): its term is then no larger than the true one would have
+been, so the capital stays below a supermartingale under the null whatever the failures are (treating it
+as unlabelled would not be valid: its term, lam g, need not have mean zero). Futility reads min_effect in
+standard deviations of the strong judge's differences (y's own spread is mostly labelling noise).
 """
 
 from __future__ import annotations
@@ -55,11 +58,13 @@ def bound(pi: float) -> float:
 
 
 def ppi_terms(cheap: np.ndarray, strong: np.ndarray, labelled: np.ndarray, pi: float) -> np.ndarray:
-    """y_p for prompts in order (cheap: finite c_p; strong: s_p, NaN where not labelled or not scored; labelled:
-    xi_p), each using only the prompts before it for lam and the centring."""
+    """y_p for prompts in order (cheap: finite c_p; strong: s_p, finite wherever labelled; labelled: xi_p), each
+    using only the prompts before it for lam and the centring."""
     c = np.asarray(cheap, dtype=float)
     s = np.asarray(strong, dtype=float)
-    xi = np.asarray(labelled, dtype=bool) & np.isfinite(s)
+    xi = np.asarray(labelled, dtype=bool)
+    if not np.all(np.isfinite(s[xi])):
+        raise ValueError("every labelled prompt needs a strong difference (give a failed one the least favourable)")
     before = np.concatenate([[0.0], np.cumsum(c)[:-1]])
     n_before = np.arange(c.size, dtype=float)
     g = c - np.divide(before, n_before, out=np.zeros_like(before), where=n_before > 0)
@@ -157,17 +162,26 @@ class CascadeRounds:
             state.differences.update((vs.prompt_ids[p], float(row[p])) for p in asked)
             state.calls += int(mask.sum())
 
-    def evidence(self, h: Hypothesis, state: Strong, prompt_ids: list[str], cheap: np.ndarray) -> np.ndarray:
-        """The hypothesis's differences for the e-process: its PPI++ terms over B, in [-1, 1], on the prompts it
-        has read in order (those with a cheap difference)."""
+    def evidence(
+        self, h: Hypothesis, state: Strong, prompt_ids: list[str], cheap: np.ndarray
+    ) -> tuple[np.ndarray, float | None]:
+        """The hypothesis's differences for the e-process, aligned with `prompt_ids` (NaN where the cheap judge
+        gave none): its PPI++ terms over B, in [-1, 1]; and the spread futility reads min_effect in, the strong
+        judge's differences' standard deviation over B (the cheap judge's until two labels have come back)."""
         keep = np.isfinite(cheap)
         ids = [pid for pid, k in zip(prompt_ids, keep) if k]
         c = cheap[keep]
         labelled = self.labels(h, state, ids) if ids else np.zeros(0, dtype=bool)
         s = np.array([state.differences.get(pid, np.nan) if lab else np.nan for pid, lab in zip(ids, labelled)])
-        y = ppi_terms(c, s, labelled, state.pi)
-        state.read = (c, s, labelled, y)
-        return y / bound(state.pi)
+        scored = labelled & np.isfinite(s)
+        worst = -1.0 if h.direction == "b>a" else 1.0
+        y = ppi_terms(c, np.where(labelled & ~scored, worst, s), labelled, state.pi)
+        state.read = (c, np.where(scored, s, np.nan), scored, y)
+        out = np.full(len(prompt_ids), np.nan)
+        out[keep] = y / bound(state.pi)
+        basis = s[scored] if scored.sum() >= 2 else c
+        spread = float(np.std(basis, ddof=1)) / bound(state.pi) if basis.size >= 2 else None
+        return out, spread
 
 
 def finding_fields(

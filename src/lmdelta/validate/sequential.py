@@ -149,16 +149,19 @@ class Stopping:
     min_effect: float = 0.0
     futility_alpha: float | None = None
     standardized: bool = False  # min_effect in standard deviations of d (the validate stage's), not in d's units
+    spread: float | None = None  # the standard deviation min_effect is read in (None: that of the differences seen)
 
     def futility_bound(self, seen: np.ndarray) -> float:
         """The smallest mean difference worth pursuing: min_effect, or min_effect standard deviations of the
-        differences seen so far (at least one step of the confidence sequence's grid). Judges score on scales
-        of their own (a share of answers, a fixed scale for a text property), so a raw 0.05 is a large effect
-        for one and a small one for another; a standardized bound means the same for all. It may depend on
-        the data seen: futility only ever removes rejections."""
+        differences seen so far, or of `spread` when given (at least one step of the confidence sequence's grid).
+        Judges score on scales of their own (a share of answers, a fixed scale for a text property), so a raw
+        0.05 is a large effect for one and a small one for another; a standardized bound means the same for all.
+        The judge cascade's differences are PPI++ terms whose spread is mostly labelling noise, so it passes the
+        strong judge's own (validate.cascade_rounds). It may depend on the data seen: futility only ever removes
+        rejections."""
         if not self.standardized:
             return self.min_effect
-        spread = float(np.std(seen, ddof=1)) if seen.size > 1 else 1.0
+        spread = self.spread if self.spread is not None else float(np.std(seen, ddof=1)) if seen.size > 1 else 1.0
         return max(self.min_effect * spread, 2.0 / (ROUND_GRID - 1))
 
     @property
@@ -227,14 +230,14 @@ class Depth:
         e_value: float,
         sure: float,
         left: int,
-        current: int,
+        depths: np.ndarray,
         within: float | None,
     ) -> int:
         """The answers per prompt for the prompts a live hypothesis takes next, from what it has seen.
 
         Fresh prompts tell more than further answers to seen ones, and cost the same, so a hypothesis stays at
         `start` while its scope has prompts enough: deeper answers only pay when the prompts left (`left`) are
-        fewer than the evidence still needed, log(sure / e_value), would take at the current depth, and some
+        fewer than the evidence still needed, log(sure / e_value), would take at `start`, and some
         depth would make them enough (a hypothesis no depth can save is not paid for). The rate is
         the betting e-process's growth per prompt at m answers a side (`growth`: the Kelly stake for the mean
         and variance seen, capped as the test caps it), and m answers a side shrink d's variance only in its
@@ -245,8 +248,9 @@ class Depth:
         a side gives (with answers to a prompt all alike, or a stake already at its cap, it adds little). It
         takes the fewest answers that suffice. Only a hypothesis whose estimate is at
         least one standard error past `min_effect` in its direction gets deeper answers, so null hypotheses stay
-        cheap. The choice uses only prompts already seen and applies to prompts not yet answered, so it is
-        predictable: the capital stays an e-process (statistics.md section 9.1)."""
+        cheap. `depths` holds the answers a side each seen prompt was read at. The choice uses only prompts
+        already seen and applies to prompts not yet answered, so it is predictable: the capital stays an
+        e-process (statistics.md section 9.1)."""
         if self.most <= self.start or left <= 0 or seen.size < 2:
             return self.start
         mean = float(np.mean(seen)) * (1.0 if direction == "b>a" else -1.0)
@@ -255,7 +259,8 @@ class Depth:
             return self.start
         share = 1.0 if within is None else min(max(within, 0.0), 1.0)
         factor = [1.0 - share + share / m for m in range(1, self.most + 1)]  # d's variance at m over at 1
-        single = spread**2 / factor[current - 1]  # the variance of d with one answer a side
+        # the variance of d with one answer a side: the prompts seen were read at their own depths
+        single = spread**2 / float(np.mean([factor[min(int(m), self.most) - 1] for m in depths]))
         rate = [growth(mean, single * f) for f in factor]
         useful = self.start
         while useful < self.most and rate[useful] - rate[useful - 1] >= WORTH * rate[0]:
