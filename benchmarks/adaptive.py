@@ -233,6 +233,7 @@ def sequential(
     outcomes: dict[int, Any] = {}
     depth_rule = Depth(K_SEQUENTIAL, K_FIXED, min_effect)
     seen: list[list[float]] = [[] for _ in range(n_hyp)]
+    read: list[list[int]] = [[] for _ in range(n_hyp)]  # the depth each seen prompt was read at
     pairs: list[list[np.ndarray]] = [[] for _ in range(n_hyp)]
     depth, held = [K_SEQUENTIAL] * n_hyp, np.zeros(N_PROMPTS, dtype=int)
     ends = Rounds(FIRST, GROWTH).boundaries(N_PROMPTS)
@@ -246,6 +247,7 @@ def sequential(
             fresh, m = scoped[h][used[h] : take], depth[h]
             held[fresh] = np.maximum(held[fresh], m)
             seen[h] += (b[:m, h, fresh].mean(axis=0) - a[:m, h, fresh].mean(axis=0)).tolist()
+            read[h] += [m] * fresh.size
             if m > 1:
                 pairs[h] += list((b[:m, h, fresh].astype(float) - a[:m, h, fresh]).T)
             calls += fresh.size * 2 * m
@@ -258,7 +260,8 @@ def sequential(
             used[h] = take
             if outcomes[h].reason == "live":
                 left, within = scoped[h].size - take, within_share(pairs[h])
-                depth[h] = depth_rule.next(d, "b>a", outcomes[h].e_value, n_hyp / Q, left, m, within)
+                depths = np.array(read[h])
+                depth[h] = depth_rule.next(d, "b>a", outcomes[h].e_value, n_hyp / Q, left, depths, within)
     e = [outcomes[h].e_value for h in range(n_hyp)]
     rejected = e_bh(e, Q)
     return {

@@ -1335,16 +1335,18 @@ def depth_path(a: np.ndarray, b: np.ndarray, direction: str, ends: list[int]) ->
     """One data set's per-prompt differences when the depth for each round's new prompts comes from Depth on
     the prompts before them (a, b: prompts × K answers); and the deepest depth it took."""
     rule, depth, deepest = seq.Depth(1, K, 0.0), 1, 1
-    d, begin, pairs = np.full(a.shape[0], np.nan), 0, []
+    d, begin, pairs, read = np.full(a.shape[0], np.nan), 0, [], np.ones(a.shape[0], dtype=int)
     for end in ends:
         block = slice(begin, end)
         d[block] = np.nanmean(b[block, :depth], axis=1) - np.nanmean(a[block, :depth], axis=1)
+        read[block] = depth
         if depth > 1:
             pairs += [row[np.isfinite(row)] for row in b[block, :depth] - a[block, :depth]]
-        seen = d[:end][np.isfinite(d[:end])]
+        finite = np.isfinite(d[:end])
+        seen = d[:end][finite]
         e_value = betting_test(seen, side="greater" if direction == "b>a" else "less").e_value
         within = seq.within_share([p for p in pairs if p.size >= 2])
-        depth = rule.next(seen, direction, e_value, 1.0 / ALPHA, a.shape[0] - end, depth, within)
+        depth = rule.next(seen, direction, e_value, 1.0 / ALPHA, a.shape[0] - end, read[:end][finite], within)
         deepest, begin = max(deepest, depth), end
     return d, deepest
 

@@ -4,8 +4,12 @@ when the depth is chosen from the prompts seen (seeded simulations, fast)."""
 
 import numpy as np
 import pytest
+from conftest import fake_config
 
+from lmdelta import pipeline
+from lmdelta.config import load_config
 from lmdelta.records import Hypothesis
+from lmdelta.rundir import RunDir, read_jsonl
 from lmdelta.stages.rounds import Family, Loop
 from lmdelta.validate.sequential import Depth, Rounds, Stopping, assess, growth, within_share
 from lmdelta.validate.sets import ValidationSet, pair_differences
@@ -145,3 +149,27 @@ def test_a_hypothesis_reads_only_the_answers_it_asked_for():
     position = {pid: k for k, pid in enumerate(vs.prompt_ids)}
     rows = Loop._rows(vs, position, index, fam.read(h, scope))
     assert rows.reshape(3, 2, 4).sum(axis=2).tolist() == [[1, 1], [3, 3], [0, 0]]
+
+
+def test_the_stage_answers_deeper_where_the_rule_says_and_a_rerun_generates_nothing(tmp_path, monkeypatch):
+    """The stage's mechanics, with the rule forced to deepen every live hypothesis after its first round:
+    the extra answers are generated for the later prompts only (answer keys stay unique), a hypothesis's test
+    reads the texts of its own depths, and a rerun of the stage replays the rounds from the stored answers."""
+    monkeypatch.setattr(Depth, "next", lambda self, *args, **kwargs: self.most)
+    overrides = ["validate.mode=sequential", "validate.max_answers_per_prompt=3"]
+    run = RunDir(tmp_path / "run")
+    pipeline.run(load_config(fake_config(tmp_path, per_group=40), overrides), run)
+    items = run.stage_file("validate", "validation_items.jsonl")
+    answered = list(read_jsonl(items))
+    depth: dict[str, int] = {}
+    for row in answered:
+        depth[row["prompt_id"]] = max(depth.get(row["prompt_id"], 0), row["index"] + 1)
+    assert set(depth.values()) == {1, 3} and len({row["key"] for row in answered}) == len(answered)
+    log = list(read_jsonl(run.stage_file("validate", "rounds.jsonl")))
+    assert log[0]["answers_per_prompt"] == {"1": log[0]["prompts_answered"]}
+    assert log[-1]["answers_per_prompt"] == {str(m): list(depth.values()).count(m) for m in (1, 3)}
+    found = [f for f in read_jsonl(run.findings_path()) if f["n_units"]]
+    assert any(f["n_texts"] > 2 * f["n_units"] for f in found)  # some tests read three answers a side
+    assert all(f["n_texts"] <= 6 * f["n_units"] for f in found)
+    pipeline.run(load_config(fake_config(tmp_path, per_group=40), [*overrides, "decide.q=0.1"]), run)
+    assert len(list(read_jsonl(items))) == len(answered)  # validate re-ran; every answer came from the store

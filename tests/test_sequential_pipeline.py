@@ -45,14 +45,14 @@ def test_sequential_run_answers_validation_prompts_only_in_rounds(runs):
     assert answered and all(splits[a["prompt_id"]] == "validation" for a in answered)
     assert len({a["key"] for a in answered}) == len(answered)
     log = rows(seq.stage_file("validate", "rounds.jsonl"))
-    # Every prompt starts at validate.answers_per_prompt = 1 answer a side; some grow to samples_per_prompt = 2
-    # (validate.max_answers_per_prompt unset), and the last round's count of prompts per depth says which.
+    # validate.answers_per_prompt = 1 answer a side, and validate.max_answers_per_prompt unset: no deeper answers
+    # (the last round's count of prompts per depth says so).
     depth: dict[str, int] = {}
     for a in answered:
         depth[a["prompt_id"]] = max(depth.get(a["prompt_id"], 0), a["index"] + 1)
     assert sum(a["index"] == 0 for a in answered) == 2 * len(depth)
     assert log[-1]["answers_per_prompt"] == {str(m): list(depth.values()).count(m) for m in sorted(set(depth.values()))}
-    assert set(depth.values()) <= {1, 2}
+    assert set(depth.values()) == {1} and log[-1]["answers_per_prompt"] == {"1": len(depth)}
     assert [r["round"] for r in log] == list(range(1, len(log) + 1))
     answered_per_round = [r["prompts_answered"] for r in log]
     assert answered_per_round == sorted(answered_per_round) and answered_per_round[0] < answered_per_round[-1]

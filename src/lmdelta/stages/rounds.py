@@ -398,8 +398,8 @@ def first_answers(config: RunConfig) -> int:
 
 
 def most_answers(config: RunConfig) -> int:
-    """validate.max_answers_per_prompt, unset: generate.samples_per_prompt (no deeper than the fixed mode)."""
-    return config.validate.max_answers_per_prompt or config.generate.samples_per_prompt
+    """validate.max_answers_per_prompt, unset: the answers every hypothesis starts with (no deeper answers)."""
+    return config.validate.max_answers_per_prompt or first_answers(config)
 
 
 def _budget_stop(name: str, cap: int, expected: float, what: str) -> StageError:
