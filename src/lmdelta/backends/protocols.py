@@ -3,6 +3,7 @@ factory asks of the LLM layer for served models."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -61,6 +62,20 @@ class Generator(PromptLengths, Protocol):
     def generate(self, requests: list[GenerationRequest], settings: SamplingSettings) -> list[Generation]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingGenerator(Generator, Protocol):
+    """A generator that takes all of a side's requests at once and returns answers as they finish
+    (transformers: continuous batching), where `streams` says it can."""
+
+    streams: bool
+
+    def stream(
+        self, requests: list[GenerationRequest], settings: SamplingSettings, rows: int
+    ) -> Iterator[tuple[list[GenerationRequest], list[Generation]]]:
+        """(requests, their answers) in chunks of about `rows`, every request exactly once."""
+        ...
 
 
 @runtime_checkable

@@ -40,10 +40,10 @@ def _section(path: str, model: type[Section]) -> list[str]:
         section = _section_type(field)
         if section is not None:
             nested.append((f"{path}.{name}", section))
-            lines.append(f"| `{name}` | (section) | {field.description or ''} See `{path}.{name}` below. |")
+            lines.append(f"| `{name}` | (section) | {_one_line(field.description)} See `{path}.{name}` below. |")
             continue
         volatile = isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("volatile")
-        meaning = (field.description or "").replace("|", "\\|") + (" *volatile*" if volatile else "")
+        meaning = _one_line(field.description).replace("|", "\\|") + (" *volatile*" if volatile else "")
         lines.append(f"| `{name}` | `{_default(field)}` | {meaning} |")
     lines.append("")
     for child_path, child in nested:
@@ -56,3 +56,8 @@ def _default(field: FieldInfo) -> str:
     if isinstance(value, BaseModel):
         return "…"
     return "null" if value is None else str(value).replace("|", "\\|")
+
+
+def _one_line(description: str | None) -> str:
+    """A docstring wrapped over several lines, as one table cell."""
+    return " ".join((description or "").split())

@@ -29,7 +29,8 @@ class GenerateConfig(Section, Seeded):
     seed: int | None = None
     """Seed from which each (side, prompt, sample) draws its own seed (default: run.seed)."""
     batch_size: int = Field(default=32, ge=1, json_schema_extra=VOLATILE)
-    """Prompts decoded together; batches are bucketed by prompt length."""
+    """Answers decoded together: a transformers model's continuous batch (a finished answer's row takes the next
+    request); a batch of similar prompt length on other backends."""
     device: str = Field(default="auto", json_schema_extra=VOLATILE)
     """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`."""
 

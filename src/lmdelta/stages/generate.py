@@ -18,7 +18,14 @@ from typing import Any
 
 from lmdelta import execution, progress, search
 from lmdelta.backends.factory import build_generator, build_prompt_lengths, generator_identity
-from lmdelta.backends.protocols import Generation, GenerationRequest, PromptLengths, SamplingSettings
+from lmdelta.backends.protocols import (
+    Generation,
+    GenerationRequest,
+    Generator,
+    PromptLengths,
+    SamplingSettings,
+    StreamingGenerator,
+)
 from lmdelta.config import GenerateConfig, ModelSpec, RunConfig
 from lmdelta.config.source import parse_source
 from lmdelta.errors import ConfigError
@@ -236,9 +243,7 @@ def _generate_side(
     session = _session(ctx, config, model_identity)
     generator = build_generator(spec, model_identity, section.device, ctx.cache_dir, ServedModels(config.llm, session))
     try:
-        todo_batches = _todo_batches(generator, requests, store, section.batch_size)
-        answered = (generator.generate(batch, settings(section)) for batch in todo_batches)
-        counts.update(_decode(side, zip(todo_batches, answered), requests, store, appender, section))
+        counts.update(_decode(side, _answers(generator, requests, store, section), requests, store, appender, section))
     finally:
         generator.close()
         if session is not None:
@@ -253,10 +258,28 @@ def _session(ctx: StageContext, config: RunConfig, model_identity: dict[str, Any
     return LLMSession(config, "generate", ctx.cache_dir, ctx.run_dir)
 
 
+def _answers(
+    generator: Generator, requests: list[GenerationRequest], store: dict[str, Any], section: GenerateConfig
+) -> Iterator[tuple[list[GenerationRequest], list[Generation]]]:
+    """Answers to the requests not in the store, in chunks: a generator that streams (continuous batching)
+    gets them all in length order; others get the fixed partition's unfinished batches, so a resumed run
+    decodes the batches an uninterrupted one would have."""
+    if isinstance(generator, StreamingGenerator) and generator.streams:
+        todo = [r for r in ordered(generator, requests) if r.key not in store]
+        return generator.stream(todo, settings(section), section.batch_size)
+    todo_batches = _todo_batches(generator, requests, store, section.batch_size)
+    return zip(todo_batches, (generator.generate(batch, settings(section)) for batch in todo_batches))
+
+
+def ordered(generator: PromptLengths, requests: list[GenerationRequest]) -> list[GenerationRequest]:
+    """Requests by prompt length (then prompt and sample), so neighbours pad little and share prompts."""
+    return sorted(requests, key=lambda r: (generator.prompt_length(r), r.prompt_id, r.index))
+
+
 def batches(generator: PromptLengths, requests: list[GenerationRequest], size: int) -> list[list[GenerationRequest]]:
     """A fixed partition of all requests into batches of similar prompt length."""
-    ordered = sorted(requests, key=lambda r: (generator.prompt_length(r), r.prompt_id, r.index))
-    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
+    in_order = ordered(generator, requests)
+    return [in_order[start : start + size] for start in range(0, len(in_order), size)]
 
 
 def _todo_batches(
@@ -298,8 +321,9 @@ def _decode(
 
 @dataclass(frozen=True)
 class GenerateTask:
-    """A side's generator, to be loaded where a Ray worker runs (lmdelta.execution); the batches it gets
-    are this stage's own, so each answer is the one this process would decode."""
+    """A side's generator, to be loaded where a Ray worker runs (lmdelta.execution). It gets the stage's fixed
+    partition batch by batch (a transformers replica decodes each with continuous batching); in float32 each
+    answer is the one this process would decode."""
 
     spec: ModelSpec
     identity: dict[str, Any]

@@ -1,15 +1,19 @@
-"""Generation with Hugging Face transformers: chat templates, left padding, per-item seeds.
+"""Generation with Hugging Face transformers: chat templates, continuous batching, per-item seeds.
 
 Each row samples with its own torch.Generator seeded from (side, prompt, sample index), so an
 answer does not depend on which other prompts share its batch (`sampling`). Prompts are formatted
-and encoded by `textformat`, as finetuning and the local chat provider encode them.
+and encoded by `textformat`, as finetuning and the local chat provider encode them. Models with full
+attention decode through `continuous` (finished rows refilled, each prompt prefilled once); others,
+and stop strings, through transformers' generate() over left-padded batches.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
+from lmdelta.backends.generators import continuous
 from lmdelta.backends.generators.hf_load import load_model
 from lmdelta.backends.generators.reasoning import two_stage
 from lmdelta.backends.generators.sampling import SeededSampler
@@ -29,6 +33,8 @@ class HFGenerator:
         self.eos_ids = eos_ids(self.model.generation_config, self.tokenizer)
         self.pad_id = pad_id(self.tokenizer, self.eos_ids)
         self.use_chat = use_chat_template(spec, self.tokenizer)
+        self.continuous = continuous.supported(self.model)
+        self.streams = self.continuous and not spec.reasoning.enabled  # the stage hands it the whole side
         self._encoded: dict[str, list[int]] = {}
 
     def encode(self, prompt: str) -> list[int]:
@@ -49,6 +55,27 @@ class HFGenerator:
             return [self._finish(row, settings.max_new_tokens) for row in self._sample(prompts, seeds, settings)]
         return two_stage(self, prompts, seeds, settings)
 
+    def stream(
+        self, requests: list[GenerationRequest], settings: SamplingSettings, rows: int
+    ) -> Iterator[tuple[list[GenerationRequest], list[Generation]]]:
+        """Answers to `requests` (in length order, as the stage sorts them) in chunks of about `rows`, as
+        they finish: one continuous batch of `rows` rows where the model allows (`streams`), else batches."""
+        if not self.streams:
+            for start in range(0, len(requests), rows):
+                batch = requests[start : start + rows]
+                yield batch, self.generate(batch, settings)
+            return
+        decoder = continuous.Decoder(self.model, self.eos_ids, self.pad_id, rows)
+        prompts = [self.encode(r.prompt) for r in requests]
+        done: list[tuple[GenerationRequest, Generation]] = []
+        for i, tokens in decoder.run(prompts, [r.seed for r in requests], settings):
+            done.append((requests[i], self._finish(tokens, settings.max_new_tokens)))
+            if len(done) >= rows:
+                yield [r for r, _ in done], [g for _, g in done]
+                done = []
+        if done:
+            yield [r for r, _ in done], [g for _, g in done]
+
     def _sample(
         self,
         prompts: list[list[int]],
@@ -58,6 +85,11 @@ class HFGenerator:
     ) -> list[list[int]]:
         """New token ids for each prompt (up to and including a stop token or string, then padding)."""
         import torch
+
+        if stop_strings is None and self.continuous:
+            decoder = continuous.Decoder(self.model, self.eos_ids, self.pad_id, len(prompts))
+            answers = dict(decoder.run(prompts, seeds, settings))
+            return [answers[i] for i in range(len(prompts))]
         from transformers import GenerationConfig, LogitsProcessorList
 
         input_ids, attention = self._pad(prompts)

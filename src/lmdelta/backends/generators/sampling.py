@@ -21,15 +21,25 @@ class SeededSampler:
 
         if self.settings.temperature == 0:
             return scores
-        probs = torch.softmax(scores.float() / self.settings.temperature, dim=-1)
-        candidates, token_ids = _nucleus(probs, self.settings.top_p)
-        cdf = candidates.double().cumsum(dim=-1).cpu()
-        cdf = cdf / cdf[:, -1:]
-        uniforms = torch.cat([torch.rand(1, 1, generator=g, dtype=torch.float64) for g in self.generators])
-        picks = torch.searchsorted(cdf, uniforms).clamp(max=candidates.shape[-1] - 1).to(scores.device)
-        tokens = picks if token_ids is None else token_ids.gather(1, picks)
+        tokens = draw(scores, self.generators, self.settings).unsqueeze(1)
         onehot = torch.full_like(scores, float("-inf"))
         return onehot.scatter_(1, tokens, 0.0)
+
+
+def draw(scores, generators: list, settings: SamplingSettings):
+    """One token id per row of `scores` (rows × vocabulary): the arg-max at temperature 0, else a draw from
+    the row's own generator (one uniform per row and step) through the tempered, nucleus-cut distribution."""
+    import torch
+
+    if settings.temperature == 0:
+        return scores.argmax(dim=-1)
+    probs = torch.softmax(scores.float() / settings.temperature, dim=-1)
+    candidates, token_ids = _nucleus(probs, settings.top_p)
+    cdf = candidates.double().cumsum(dim=-1).cpu()
+    cdf = cdf / cdf[:, -1:]
+    uniforms = torch.cat([torch.rand(1, 1, generator=g, dtype=torch.float64) for g in generators])
+    picks = torch.searchsorted(cdf, uniforms).clamp(max=candidates.shape[-1] - 1).to(scores.device)
+    return (picks if token_ids is None else token_ids.gather(1, picks)).squeeze(1)
 
 
 def _nucleus(probs, top_p: float, shortlist: int = 1024):
