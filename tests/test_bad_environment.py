@@ -146,11 +146,24 @@ def test_a_run_dir_below_a_file_is_refused(tmp_path):
     assert_clear_refusal(result, "is a file, so the run directory", "Choose another --run-dir")
 
 
-def test_running_out_of_memory_names_the_settings_to_lower(finished, monkeypatch):
+class OutOfMemoryError(RuntimeError):  # named as torch names the CUDA allocator's
+    pass
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError(),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried"),
+        OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    ],
+    ids=["python", "torch-cpu", "torch-cuda"],
+)
+def test_running_out_of_memory_names_the_settings_to_lower(finished, monkeypatch, error):
     config, run_dir, before = finished
     from lmdelta.stages import validate
 
-    fail_on(monkeypatch, validate, "validate_all", MemoryError())
+    fail_on(monkeypatch, validate, "validate_all", error)
     result = invoke("run", config, "--run-dir", run_dir, "--set", "validate.n_resamples=2500")
     assert_clear_refusal(result, "ran out of memory", "prompts.limit")
     monkeypatch.undo()

@@ -66,7 +66,7 @@ _RESUME = "run the same command again: finished work is kept and the run resumes
 
 def explain_environment_error(exc: BaseException) -> ResourceError | None:
     """A ResourceError saying what the machine refused and what to do, or None if `exc` is not one."""
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or _tensor_out_of_memory(exc):
         return ResourceError(
             "The machine ran out of memory.",
             "Use fewer prompts or samples (prompts.limit, generate.samples_per_prompt) or smaller "
@@ -77,6 +77,15 @@ def explain_environment_error(exc: BaseException) -> ResourceError | None:
     if isinstance(exc, OSError) and exc.errno is not None:
         return _os_error(exc)
     return None
+
+
+def _tensor_out_of_memory(exc: BaseException) -> bool:
+    """torch's allocators say so in their own ways: torch.OutOfMemoryError (CUDA), a RuntimeError from the CPU
+    allocator ("can't allocate memory")."""
+    text = str(exc)
+    return type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
+    )
 
 
 def _sqlite_error(exc: sqlite3.OperationalError) -> ResourceError | None:
