@@ -255,3 +255,19 @@ def test_windowed_or_unlisted_attention_decodes_through_generate():
         attention_types=[[["global", "local"], 1]],
     )
     assert not continuous.supported(GPTNeoForCausalLM(neo))  # local attention over key columns
+
+
+@pytest.mark.parametrize("streams", [True, False], ids=["continuous", "batches"])
+def test_answer_all_returns_each_request_its_own_answer_in_order(generator, streams):
+    from lmdelta.stages.generate import answer_all
+
+    requests = [
+        GenerationRequest(key=str(i), prompt_id=str(i), prompt=p, index=0, seed=7 + i)
+        for i, p in enumerate(PROMPTS * 2)
+    ]
+    alone = [generator.generate([r], SAMPLED)[0].text for r in requests]
+    generator.streams = streams
+    try:
+        assert [g.text for g in answer_all(generator, requests, SAMPLED, 3)] == alone
+    finally:
+        generator.streams = True

@@ -39,7 +39,7 @@ from lmdelta.hashing import hash_data
 from lmdelta.report.render import render_report
 from lmdelta.rundir import ITEMS, PROMPTS, RunDir, atomic_write_text, read_jsonl, write_jsonl
 from lmdelta.sources import load_bank
-from lmdelta.stages.generate import item_seed, settings
+from lmdelta.stages.generate import answer_all, item_seed, settings
 from lmdelta.stages.prompts import select
 
 log = logging.getLogger(__name__)
@@ -213,11 +213,7 @@ def _generate_answers(
         for i, p in enumerate(prompts)
     ]
     try:
-        answers = []
-        for start in range(0, len(requests), config.generate.batch_size):
-            answers += generator.generate(
-                requests[start : start + config.generate.batch_size], settings(config.generate)
-            )
+        answers = answer_all(generator, requests, settings(config.generate), config.generate.batch_size)
     finally:
         generator.close()
     return [{"prompt": p, "answer": a.text, "complete": a.finish_reason == "stop"} for p, a in zip(prompts, answers)]

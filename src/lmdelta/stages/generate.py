@@ -271,6 +271,21 @@ def _answers(
     return zip(todo_batches, (generator.generate(batch, settings(section)) for batch in todo_batches))
 
 
+def answer_all(
+    generator: Generator, requests: list[GenerationRequest], sampling: SamplingSettings, size: int
+) -> list[Generation]:
+    """Every request's answer, in the requests' order, with nothing stored: one continuous batch of `size` rows
+    where the generator streams, else batches of `size` by prompt length."""
+    if isinstance(generator, StreamingGenerator) and generator.streams:
+        chunks: Iterator[tuple[list[GenerationRequest], list[Generation]]] = generator.stream(
+            ordered(generator, requests), sampling, size
+        )
+    else:
+        chunks = ((batch, generator.generate(batch, sampling)) for batch in batches(generator, requests, size))
+    answers = {r.key: g for batch, generations in chunks for r, g in zip(batch, generations)}
+    return [answers[r.key] for r in requests]
+
+
 def ordered(generator: PromptLengths, requests: list[GenerationRequest]) -> list[GenerationRequest]:
     """Requests by prompt length (then prompt and sample), so neighbours pad little and share prompts."""
     return sorted(requests, key=lambda r: (generator.prompt_length(r), r.prompt_id, r.index))
