@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from lmdelta import execution, progress, search
 from lmdelta.backends.factory import build_generator, build_prompt_lengths, generator_identity
@@ -264,7 +264,7 @@ def _answers(
     """Answers to the requests not in the store, in chunks: a generator that streams (continuous batching)
     gets them all in length order; others get the fixed partition's unfinished batches, so a resumed run
     decodes the batches an uninterrupted one would have."""
-    if isinstance(generator, StreamingGenerator) and generator.streams:
+    if _streams(generator):
         todo = [r for r in ordered(generator, requests) if r.key not in store]
         return generator.stream(todo, settings(section), section.batch_size)
     todo_batches = _todo_batches(generator, requests, store, section.batch_size)
@@ -276,7 +276,7 @@ def answer_all(
 ) -> list[Generation]:
     """Every request's answer, in the requests' order, with nothing stored: one continuous batch of `size` rows
     where the generator streams, else batches of `size` by prompt length."""
-    if isinstance(generator, StreamingGenerator) and generator.streams:
+    if _streams(generator):
         chunks: Iterator[tuple[list[GenerationRequest], list[Generation]]] = generator.stream(
             ordered(generator, requests), sampling, size
         )
@@ -284,6 +284,11 @@ def answer_all(
         chunks = ((batch, generator.generate(batch, sampling)) for batch in batches(generator, requests, size))
     answers = {r.key: g for batch, generations in chunks for r, g in zip(batch, generations)}
     return [answers[r.key] for r in requests]
+
+
+def _streams(generator: Generator) -> TypeGuard[StreamingGenerator]:
+    """Whether the generator decodes a whole side as one continuous batch (transformers, where it can)."""
+    return isinstance(generator, StreamingGenerator) and generator.streams
 
 
 def ordered(generator: PromptLengths, requests: list[GenerationRequest]) -> list[GenerationRequest]:

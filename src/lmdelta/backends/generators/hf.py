@@ -59,12 +59,7 @@ class HFGenerator:
         self, requests: list[GenerationRequest], settings: SamplingSettings, rows: int
     ) -> Iterator[tuple[list[GenerationRequest], list[Generation]]]:
         """Answers to `requests` (in length order, as the stage sorts them) in chunks of about `rows`, as
-        they finish: one continuous batch of `rows` rows where the model allows (`streams`), else batches."""
-        if not self.streams:
-            for start in range(0, len(requests), rows):
-                batch = requests[start : start + rows]
-                yield batch, self.generate(batch, settings)
-            return
+        they finish, from one continuous batch of `rows` rows. Only where `streams` says the model allows it."""
         decoder = continuous.Decoder(self.model, self.eos_ids, self.pad_id, rows)
         prompts = [self.encode(r.prompt) for r in requests]
         done: list[tuple[GenerationRequest, Generation]] = []
