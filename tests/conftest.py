@@ -293,3 +293,22 @@ def report_view(number: int, group: str, p: float, **fields) -> dict:
         "ci_level": 0.95,
         **fields,
     }
+
+
+RAY_MISSING = "Ray is not installed: pip install 'lmdelta[ray]' (or the dev extra) to run the Ray tests"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray cluster (2 CPUs) for the module's tests."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        pytest.skip(RAY_MISSING)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    if started:
+        ray.shutdown()

@@ -15,24 +15,6 @@ from lmdelta.config import ExecutionConfig, load_config
 from lmdelta.errors import DependencyError
 from lmdelta.rundir import RunDir, read_jsonl
 
-RAY_MISSING = "Ray is not installed: pip install 'lmdelta[ray]' (or the dev extra) to run the Ray tests"
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray cluster (2 CPUs) for the module's tests."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        pytest.skip(RAY_MISSING)
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
 
 def run(config_path, run_dir, *overrides):
     pipeline.run(load_config(config_path, list(overrides)), RunDir(run_dir))
@@ -126,7 +108,7 @@ def test_a_dry_run_says_where_the_models_run(tmp_path):
     from lmdelta.preview import describe_run
 
     lines = describe_run(load_config(fake_config(tmp_path), ["execution.engine=ray", "execution.address=auto"]))
-    assert "execution: generation and embedding on the Ray cluster at auto" in lines
+    assert "execution: generation, embedding and local LLMs on the Ray cluster at auto" in lines
     assert not any(line.startswith("execution:") for line in describe_run(load_config(fake_config(tmp_path))))
 
 

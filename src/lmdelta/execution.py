@@ -1,11 +1,15 @@
 """Run a model's batches on a Ray cluster (`execution.engine: ray`) and stream the results back.
 
 A stage hands over a Task (a picklable recipe that loads the model) and its work items (batches of
-requests, chunks of texts). Ray Data spreads the items over a pool of actors, each holding one replica
+requests, chunks of texts): `run_items`. Ray Data spreads the items over a pool of actors, each holding one replica
 of the model, and returns each item's result as soon as the pool has it, in item order; the stage
 stores results as they arrive, exactly as it does in this process, so an interrupted run keeps every
 finished batch and resumes from there. The items are the ones the stage would compute here, so
 results do not depend on the engine wherever the model computes a batch the same on every machine.
+
+Work that arrives a batch at a time rather than as one list (an LLM judge's calls, gathered by the LLM
+client) goes to a `Pool`: long-lived actors, one replica each, that the caller awaits batch by batch.
+Pools are closed, and a local Ray started for them shut down, by `release` when the stage ends.
 
 Ray is imported only when a Ray run starts (`pip install 'lmdelta[ray]'`).
 """
@@ -23,6 +27,7 @@ from lmdelta.errors import DependencyError, LmdeltaError, StageError
 
 log = logging.getLogger(__name__)
 RAY_EXTRA = "pip install 'lmdelta[ray]'"
+_OPEN: list[Pool] = []  # pools not yet released; Ray itself is process-wide state, and so are they
 
 
 class Worker(Protocol):
@@ -154,15 +159,69 @@ class RayWorker:
             self._raised = Raised.of(exc)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return {"index": list(batch["index"]), "result": [self._compute(payload) for payload in batch["payload"]]}
+        return {"index": list(batch["index"]), "result": [self.compute(payload) for payload in batch["payload"]]}
 
-    def _compute(self, payload: bytes) -> bytes:
+    def compute(self, payload: bytes) -> bytes:
+        """One pickled item's pickled result (or the lmdelta error it raised, as a Raised)."""
         if self._worker is None:
             return pickle.dumps(self._raised)
         try:
             return pickle.dumps(self._worker(pickle.loads(payload)))
         except LmdeltaError as exc:
             return pickle.dumps(Raised.of(exc))
+
+
+class Pool:
+    """Long-lived Ray actors, each holding one replica of a task's model, for work that arrives a batch at a
+    time: `await pool.compute(item)` runs the item on the actor with the fewest items in flight. Open until
+    `close` (or `release`, which the pipeline calls after every stage)."""
+
+    def __init__(self, section: ExecutionConfig, task: Task, what: str) -> None:
+        ray, self._started = _connect(section)
+        workers, cpus, gpus = _pool(section, None)
+        log.info("%s: %d Ray workers (%g CPU, %g GPU each)", what, workers, cpus, gpus)
+        actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(RayWorker)
+        self._ray, self.what = ray, what
+        self._actors = [actor.remote(pickle.dumps(task)) for _ in range(workers)]
+        self._in_flight = [0] * workers
+        _OPEN.append(self)
+
+    @property
+    def size(self) -> int:
+        return len(self._actors)
+
+    async def compute(self, item: Any) -> Any:
+        """The item's result; the lmdelta error the worker raised, or a StageError for any other failure."""
+        if not self._actors:
+            raise StageError(f"{self.what}: the Ray workers were released before this batch.", "Run the command again.")
+        chosen = min(range(len(self._actors)), key=self._in_flight.__getitem__)
+        self._in_flight[chosen] += 1
+        try:
+            raw = await self._actors[chosen].compute.remote(pickle.dumps(item))
+        except Exception as exc:  # a worker that died, or one Ray could not place
+            raise _failed(self.what, exc) from exc
+        finally:
+            self._in_flight[chosen] -= 1
+        result = pickle.loads(raw)
+        if isinstance(result, Raised):
+            raise result.kind(result.problem, result.fix)
+        return result
+
+    def close(self) -> None:
+        """End the actors (their models are freed), and a local Ray started for this pool."""
+        actors, self._actors = self._actors, []
+        for actor in actors:
+            self._ray.kill(actor)
+        if self in _OPEN:
+            _OPEN.remove(self)
+        if self._started and self._ray.is_initialized():
+            self._ray.shutdown()
+
+
+def release() -> None:
+    """Close every open pool (the pipeline calls this when a stage ends, however it ends)."""
+    for pool in list(_OPEN):
+        pool.close()
 
 
 def _connect(section: ExecutionConfig) -> tuple[Any, bool]:
@@ -187,8 +246,9 @@ def _connect(section: ExecutionConfig) -> tuple[Any, bool]:
     return ray, True
 
 
-def _pool(section: ExecutionConfig, n_items: int) -> tuple[int, float, float]:
-    """Workers, CPUs and GPUs per worker: the configured ones, else what the cluster holds."""
+def _pool(section: ExecutionConfig, n_items: int | None) -> tuple[int, float, float]:
+    """Workers, CPUs and GPUs per worker: the configured ones, else what the cluster holds (no more workers than
+    items, where their number is known)."""
     import ray
 
     resources = ray.cluster_resources()
@@ -199,4 +259,4 @@ def _pool(section: ExecutionConfig, n_items: int) -> tuple[int, float, float]:
     if workers is None:
         per = resources.get("GPU", 0) / gpus if gpus else resources.get("CPU", 1) / section.cpus_per_worker
         workers = max(1, int(per))
-    return min(workers, n_items), section.cpus_per_worker, gpus
+    return min(workers, n_items or workers), section.cpus_per_worker, gpus

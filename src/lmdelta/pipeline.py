@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmdelta import progress
+from lmdelta import execution, progress
 from lmdelta.backends.embedded import cache_root
 from lmdelta.config import RunConfig
 from lmdelta.config.base import Section
@@ -198,6 +198,8 @@ def _run_stage(stage: StageEntry, config: RunConfig, run_dir: RunDir, cache_dir:
     except BaseException:
         _mark_interrupted(run_dir, stage.name, spent + time.perf_counter() - start)
         raise
+    finally:
+        execution.release()  # Ray workers a stage kept (an LLM served on Ray) end with it, and give back memory
     seconds = spent + time.perf_counter() - start
     outputs = run_dir.record_outputs(stage.name, root_outputs(stage.module), views(stage.module))
     run_dir.update_stage(

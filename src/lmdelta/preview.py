@@ -27,7 +27,7 @@ def describe_run(config: RunConfig) -> list[str]:
     protocol = [f"validation: {choice.mode}" + (f" (auto: {choice.reason})" if config.validate.mode == "auto" else "")]
     if config.execution.engine == "ray":
         where = f"the Ray cluster at {config.execution.address}" if config.execution.address else "a local Ray cluster"
-        protocol.append(f"execution: generation and embedding on {where}")
+        protocol.append(f"execution: generation, embedding and local LLMs on {where}")
     config = mode.resolve(config)
     if parse_source(config.prompts.source).kind == "generated":
         bank = config.prompts.generated

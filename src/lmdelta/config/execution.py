@@ -13,9 +13,10 @@ from lmdelta.config.base import VOLATILE, Section
 class ExecutionConfig(Section):
     engine: Literal["local", "ray"] = Field(default="local", json_schema_extra=VOLATILE)
     (
-        "`local`: every model runs in this process. `ray`: generation by models loaded in process and embedding "
-        "run on a Ray cluster (`pip install 'lmdelta[ray]'`), one model replica per worker, the batches spread over "
-        "the workers and streamed back into this run's stores as they finish."
+        "`local`: every model runs in this process. `ray`: generation by models loaded in process, embedding and the "
+        "calls of `local/…` LLMs (judge, proposer) run on a Ray cluster (`pip install 'lmdelta[ray]'`), one model "
+        "replica per worker, the batches spread over the workers and streamed back into this run's stores as they "
+        "finish."
     )
     address: str | None = Field(default=None, json_schema_extra=VOLATILE)
     (

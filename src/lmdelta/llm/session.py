@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from lmdelta import execution
 from lmdelta.backends.registry import parse_model
 from lmdelta.errors import ConfigError, StageError
 from lmdelta.llm.cache import ResponseCache
@@ -23,6 +24,8 @@ from lmdelta.llm.limiter import Connection, limiter_for
 from lmdelta.llm.pricing import Budget, CostLedger, PriceTable
 from lmdelta.llm.progress import BatchProgress
 from lmdelta.llm.providers import build_provider, key_source, parse_model_string
+from lmdelta.llm.providers.local_chat import LocalChat
+from lmdelta.llm.providers.ray_chat import RayChat
 from lmdelta.llm.retry import RetryPolicy
 from lmdelta.llm.types import FATAL, CallResult
 
@@ -138,10 +141,17 @@ class LLMSession:
         if (role, model) not in self._providers:
             # One provider per (role, model) for the whole stage: HTTP adapters reopen their SDK
             # client in each new event loop, and a local model stays loaded.
-            self._providers[(role, model)] = build_provider(model, key_file=llm.key_file, backend_args=backend_args)
+            self._providers[(role, model)] = self._provider(model, backend_args)
         if self._cache is None:
             self._cache = ResponseCache(self.cache_dir / "llm.sqlite")
         return make_client(self._providers[(role, model)], llm, self._cache, self.ledger, self.budget, self.stage, role)
+
+    def _provider(self, model: str, backend_args: dict[str, Any]):
+        """The model's adapter; a local model on a Ray run is served by Ray workers (its pool ends with the stage)."""
+        provider = build_provider(model, key_file=self.config.llm.key_file, backend_args=backend_args)
+        if isinstance(provider, LocalChat) and execution.on_ray(self.config.execution):
+            return RayChat(parse_model_string(model).model, dict(backend_args), self.config.execution)
+        return provider
 
     def flush(self) -> None:
         """Record this stage's spending in the manifest: per stage and for the whole run, over resumes."""
@@ -261,7 +271,8 @@ def make_client(provider, llm, cache, ledger, budget, stage: str, role: str):
     return ChatClient(
         provider,
         cache=cache,
-        limiter=limiter_for(Connection.of(provider), llm.concurrency),
+        # A provider that knows how many calls it serves at once (RayChat: its workers' batches) sets its own limit.
+        limiter=limiter_for(Connection.of(provider), getattr(provider, "concurrency", None) or llm.concurrency),
         retry=RetryPolicy(max_attempts=llm.max_attempts),
         ledger=ledger,
         budget=budget,

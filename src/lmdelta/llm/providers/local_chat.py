@@ -24,6 +24,7 @@ from lmdelta.backends.registry import check_available, model_folder, model_weigh
 from lmdelta.backends.textformat import chat_text, encode, has_chat_template, left_pad
 from lmdelta.errors import ConfigError, LmdeltaError
 from lmdelta.hashing import hash_data
+from lmdelta.llm.providers.gather import Gatherer
 from lmdelta.llm.providers.registry import DEFAULT_LOCAL_MODEL
 from lmdelta.llm.types import ChatRequest, ChatResponse, ErrorKind, ProviderError, Usage
 
@@ -73,11 +74,9 @@ class LocalChat:
         self._revision = revision
         self._cache = cache_root(cache_dir)
         self._device_setting, self._dtype_setting = device, dtype
-        self._window = max(0.0, float(batch_window_ms)) / 1000
-        self._max_batch = max(1, int(max_batch))
         self._executor: ThreadPoolExecutor | None = None  # one worker: generate() calls run one at a time
-        self._pending: list[tuple[ChatRequest, asyncio.Future]] = []
-        self._drainer: asyncio.Task | None = None
+        window, size = max(0.0, float(batch_window_ms)) / 1000, max(1, int(max_batch))
+        self._gatherer = Gatherer(self._send, window=window, size=size, parallel=1, error=self._error)
         self._loaded: _Loaded | None = None
         self._weights: str | None = None
         self.generate_calls = 0  # how many generate() calls ran: batching is visible in tests and logs
@@ -100,53 +99,16 @@ class LocalChat:
     # ---- async: gather concurrent requests into batches ----
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._pending.append((request, future))
-        if self._drainer is None or self._drainer.done() or self._drainer.get_loop() is not loop:
-            self._drainer = loop.create_task(self._drain())
-        return await future
+        return await self._gatherer.submit(request)
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            await asyncio.sleep(self._window)  # let the other callers of this moment join the batch
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            live = [(r, f) for r, f in batch if not f.done() and f.get_loop() is loop]
-            if not live:
-                continue
-            try:
-                replies = await loop.run_in_executor(self._worker(), self.generate_batch, [r for r, _ in live])
-            except asyncio.CancelledError:  # aclose() while generating: nobody will answer these callers
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(ProviderError("unknown", f"local {self.model}: closed before answering"))
-                raise
-            except Exception as exc:  # one failure fails the whole batch, each caller with its own error
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(self._error(exc))
-                continue
-            for (_, future), reply in zip(live, replies):
-                if not future.done():
-                    future.set_result(reply)
+    async def _send(self, batch: list[ChatRequest]) -> list[ChatResponse]:
+        return await asyncio.get_running_loop().run_in_executor(self._worker(), self.generate_batch, batch)
 
     def _error(self, exc: Exception) -> ProviderError:
-        if isinstance(exc, ProviderError):
-            return exc
-        if isinstance(exc, LmdeltaError):
-            return ProviderError("unknown", f"local {self.model}: {exc}")
-        # Out of memory usually passes when the batch is smaller, as on a retry it will be.
-        kind: ErrorKind = "transient" if "OutOfMemory" in type(exc).__name__ else "unknown"
-        return ProviderError(kind, f"local {self.model}: {type(exc).__name__}: {exc}"[:600])
+        return provider_error(self.model, exc)
 
     async def aclose(self) -> None:
-        if self._drainer is not None and not self._drainer.done():
-            self._drainer.cancel()
-        for _, future in self._pending:  # nobody will answer these now
-            if not future.done() and not future.get_loop().is_closed():
-                future.set_exception(ProviderError("unknown", f"local {self.model}: closed before answering"))
-        self._pending = []
+        self._gatherer.close(ProviderError("unknown", f"local {self.model}: closed before answering"))
         # The worker thread ends; the loaded model stays, because `llm.client` closes providers at
         # the end of each event loop and calls them again from the next one.
         if self._executor is not None:
@@ -270,6 +232,17 @@ class _LogprobRecorder:
             [(top_ids[r][s], top_lp[r][s], picked[r][s], picked_lp[r][s]) for s in range(n_steps)]
             for r in range(n_rows)
         ]
+
+
+def provider_error(model: str, exc: Exception) -> ProviderError:
+    """A local model's failure as the client's error: out of memory usually passes when the batch is smaller,
+    as on a retry it will be."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, LmdeltaError):
+        return ProviderError("unknown", f"local {model}: {exc}")
+    kind: ErrorKind = "transient" if "OutOfMemory" in type(exc).__name__ else "unknown"
+    return ProviderError(kind, f"local {model}: {type(exc).__name__}: {exc}"[:600])
 
 
 def _sampling(request: ChatRequest) -> tuple[float, float]:
