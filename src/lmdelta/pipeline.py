@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmdelta import execution, progress
+from lmdelta import execution, heap, progress
 from lmdelta.backends.embedded import cache_root
 from lmdelta.config import RunConfig
 from lmdelta.config.base import Section
@@ -174,6 +174,7 @@ def run(config: RunConfig, run_dir: RunDir, cache_dir: Path | None = None) -> Pl
                     _run_stage(stage, config, run_dir, cache_dir, the_plan)
             if stage.name == "prompts":
                 clear_corpus_cache()  # parsed by the checks; later stages read the answers the prompts stage wrote
+            heap.give_back()  # what the stage freed, so that the next stage's peak does not stack on it
     return the_plan
 
 

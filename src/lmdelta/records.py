@@ -4,6 +4,7 @@ manifest. Frozen, singular, JSON round-trippable."""
 from __future__ import annotations
 
 import enum
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from typing import Any, Final, Literal
@@ -37,9 +38,10 @@ class Prompt:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
-    """One model's answer to one prompt. `key` is the content address of the request."""
+    """One model's answer to one prompt. `key` is the content address of the request. Slotted, and its repeated
+    strings shared, because a run holds every answer: about 200 bytes less per answer (400 MB at 2M answers)."""
 
     prompt_id: str
     side: Side
@@ -59,7 +61,10 @@ class Sample:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sample:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        fields = {name: data[name] for name in cls.__dataclass_fields__}
+        for name in ("prompt_id", "side", "finish_reason"):  # one string per prompt, per side, per reason
+            fields[name] = sys.intern(fields[name])
+        return cls(**fields)
 
 
 @dataclass(frozen=True)

@@ -27,4 +27,6 @@ def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndar
     """The Judge: each hypothesis's property in [0, 1] for every text (`judged` is ignored: it is free).
     One batch of the texts serves every hypothesis, so shared analyses (tokens, sentences) run once."""
     batch = Texts(inputs.texts)
-    return [measure_of(h).judge_scores(batch) for h in hypotheses]
+    measures = [measure_of(h) for h in hypotheses]
+    batch.score_in_parts(prop.scorer for prop in measures)
+    return [prop.judge_scores(batch) for prop in measures]

@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from itertools import chain
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
 from lmdelta.properties.text import BARRIER, prose, sentences, tokens
+
+PART = 20_000  # texts whose shared analyses are held at once by Texts.score_in_parts
 
 
 class Texts(tuple):
@@ -39,6 +41,25 @@ class Texts(tuple):
             values.flags.writeable = False
             results[key] = values
         return results[key]
+
+    def score_in_parts(self, scorers: Iterable[Callable[[Texts], Any]], part: int = PART) -> None:
+        """Compute the scorers' values `part` texts at a time, each part's analyses shared by all the scorers and
+        dropped before the next part, and keep the values as `memo` would. The analyses hold several times the
+        texts' size (Python strings per token), so a batch of 600,000 answers would hold gigabytes of them at
+        once; a part holds a bounded amount. The values are the same: every scorer scores each text by itself."""
+        results = self.__dict__.setdefault("_results", {})
+        todo = [scorer for scorer in dict.fromkeys(scorers) if scorer not in results]
+        if len(self) <= part or not todo:
+            return
+        pieces: dict[Any, list[np.ndarray]] = {scorer: [] for scorer in todo}
+        for start in range(0, len(self), part):
+            texts = Texts(self[start : start + part])
+            for scorer in todo:
+                pieces[scorer].append(np.array(scorer(texts), dtype=float))
+        for scorer in todo:
+            values = np.concatenate(pieces.pop(scorer))
+            values.flags.writeable = False
+            results[scorer] = values
 
     def drop_analyses(self) -> None:
         """Forget the shared analyses (tokens, their hashes and owners, sentences, prose), keeping every scored

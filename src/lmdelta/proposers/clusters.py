@@ -26,6 +26,7 @@ from lmdelta.pairdata import PairData
 from lmdelta.properties import CATALOGUE, Property
 from lmdelta.proposers import in_scope
 from lmdelta.proposers.keywords import contrast, document_counts
+from lmdelta.proposers.properties import DiscoveryScores, score_discovery
 from lmdelta.records import Direction, Hypothesis
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class ClusterProposer:
 
     within_prompt: bool  # the section's setting, where the corpora share prompts
     measures: tuple[Property, ...]
-    values: np.ndarray  # (samples, measures)
+    values: DiscoveryScores
 
     def propose(self, data: PairData, scope: str, rows: np.ndarray, config: RunConfig) -> list[Hypothesis]:
         """The scope's most over-represented clusters (smallest screening p first), one hypothesis each."""
@@ -110,12 +111,7 @@ def prepare(data: PairData, config: RunConfig) -> ClusterProposer | None:
     if not section.enabled:
         return None
     measures = CATALOGUE if section.properties else ()
-    discovery = data.rows("discovery")
-    values = np.full((len(data.samples), len(measures)), np.nan)
-    if len(discovery) and measures:
-        batch = data.texts(discovery)
-        values[discovery] = np.column_stack([prop.score(batch) for prop in measures])
-    return ClusterProposer(section.within_prompt and data.shares_prompts(), measures, values)
+    return ClusterProposer(section.within_prompt and data.shares_prompts(), measures, score_discovery(data, measures))
 
 
 def scope_answers(data: PairData, rows: np.ndarray, within_prompt: bool) -> ScopeAnswers:

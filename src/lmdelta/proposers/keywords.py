@@ -154,7 +154,8 @@ class ReadInOrder:
         hits: list[str] = []
         for i, sample in enumerate(self.samples):
             if i == len(self._tokens):
-                self._tokens.append(tokens(sample.text))
+                found = tokens(sample.text)  # kept without its word tuple, which matching never reads
+                self._tokens.append(Tokens((), found.spaced, found.symbols))
             if keyword.found_in(self._tokens[i]):
                 hits.append(sample.id)
                 if len(hits) == count:

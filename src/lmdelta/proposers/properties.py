@@ -89,7 +89,7 @@ class PropertyProposer:
 
     measures: tuple[Property, ...]
     specs: dict[str, dict[str, Any]]  # a user property's name (and its has_<name> view's) → its config entry
-    values: np.ndarray  # (samples, measures): raw values of discovery answers, NaN for other rows
+    values: DiscoveryScores  # raw values of discovery answers, NaN for other rows
     paired: bool
 
     def propose(self, data: PairData, scope: str, rows: np.ndarray, config: RunConfig) -> list[Hypothesis]:
@@ -135,15 +135,42 @@ def prepare(data: PairData, config: RunConfig) -> PropertyProposer | None:
     if not section.enabled:
         return None
     measures = section.chosen()
-    discovery = data.rows("discovery")
-    values = np.full((len(data.samples), len(measures)), np.nan)
-    if len(discovery) and measures:
-        batch = data.texts(discovery)
-        values[discovery] = np.column_stack([prop.score(batch) for prop in measures])
+    values = score_discovery(data, measures)
     specs = {}
     for spec in section.custom:
         specs[spec["name"]] = specs[PRESENCE_PREFIX + spec["name"]] = dict(spec)
     return PropertyProposer(measures, specs, values, data.shares_prompts())
+
+
+@dataclass(frozen=True)
+class DiscoveryScores:
+    """Properties' raw values for the discovery answers (discovery answers × measures), read by the comparison's
+    row numbers: `scores[rows]` is rows × measures, NaN for a row that is not a discovery answer. Only the
+    discovery rows are stored (about a third of the answers: 0.8 GB less at 2M texts)."""
+
+    position: np.ndarray  # per row of the comparison: its row in `values`, -1 for other answers
+    values: np.ndarray
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        at = self.position[np.asarray(rows, dtype=np.int64)]
+        if not len(self.values):
+            return np.full((len(at), self.values.shape[1]), np.nan)
+        found = self.values[np.maximum(at, 0)]
+        found[at < 0] = np.nan
+        return found
+
+
+def score_discovery(data: PairData, measures: tuple[Property, ...]) -> DiscoveryScores:
+    """Every measure scored over all discovery answers in one batch."""
+    discovery = data.rows("discovery")
+    position = np.full(len(data.samples), -1, dtype=np.int64)
+    position[discovery] = np.arange(len(discovery))
+    values = np.full((len(discovery), len(measures)), np.nan)
+    if len(discovery) and measures:
+        batch = data.texts(discovery)
+        batch.score_in_parts(prop.scorer for prop in measures)
+        values[:] = np.column_stack([prop.score(batch) for prop in measures])
+    return DiscoveryScores(position, values)
 
 
 def scope_units(data: PairData, rows: np.ndarray, paired: bool) -> ScopeAnswers:

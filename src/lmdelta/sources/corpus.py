@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lmdelta import heap
 from lmdelta.backends.textformat import split_reasoning
 from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
@@ -71,6 +72,7 @@ def read_corpus(section: CorpusConfig, labels: Mapping[str, str]) -> list[Corpus
     if key not in _LOADED:
         _LOADED.clear()
         _LOADED[key] = load_corpus(section.path, section.a, section.b, labels, section)
+        heap.give_back()  # the parsed file's rows and Arrow's buffers, gone now that the corpus rows are built
     return list(_LOADED[key])
 
 

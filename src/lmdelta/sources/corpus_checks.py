@@ -6,6 +6,7 @@ with a warning that the prompts stage records. Each says what to fix.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import textwrap
@@ -41,8 +42,8 @@ def check_repeated_rows(table: Table, unit_columns: tuple[str, ...]) -> None:
     least MIN_BLOCK rows, holding two different rows, and in an aligned corpus two different
     prompts): a copy that would count every answer in it twice. Other exact repeats are kept,
     with a warning: identical answers to one prompt can be real samples (short or greedy ones)."""
-    keys = [canonical_json(record) for _, record in table.rows]
-    first: dict[str, int] = {}
+    keys = [_row_key(record) for _, record in table.rows]
+    first: dict[bytes, int] = {}
     repeats = 0
     for index, key in enumerate(keys):
         original = first.setdefault(key, index)
@@ -60,7 +61,13 @@ def check_repeated_rows(table: Table, unit_columns: tuple[str, ...]) -> None:
         )
 
 
-def _copied_block(table: Table, keys: list[str], original: int, copy: int, unit_columns: tuple[str, ...]) -> bool:
+def _row_key(record: Mapping[str, Any]) -> bytes:
+    """A row's content as a 128-bit digest of its canonical JSON: equal rows, equal keys (49 bytes a row held,
+    not the row's text again: a million-row corpus would hold a gigabyte of keys)."""
+    return hashlib.blake2b(canonical_json(record).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _copied_block(table: Table, keys: list[bytes], original: int, copy: int, unit_columns: tuple[str, ...]) -> bool:
     length = _run_length(keys, original, copy, limit=MIN_BLOCK)
     if length < MIN_BLOCK or len(set(keys[copy : copy + length])) < 2:
         return False
@@ -70,7 +77,7 @@ def _copied_block(table: Table, keys: list[str], original: int, copy: int, unit_
     return len(units) >= 2
 
 
-def _run_length(keys: list[str], original: int, copy: int, limit: int | None = None) -> int:
+def _run_length(keys: list[bytes], original: int, copy: int, limit: int | None = None) -> int:
     """How many rows from `copy` on equal those from `original` on (the original ending before the copy)."""
     length = 0
     while (
@@ -83,7 +90,7 @@ def _run_length(keys: list[str], original: int, copy: int, limit: int | None = N
     return length
 
 
-def _block_error(table: Table, keys: list[str], original: int, copy: int) -> PromptBankError:
+def _block_error(table: Table, keys: list[bytes], original: int, copy: int) -> PromptBankError:
     length = _run_length(keys, original, copy)
     line = [line for line, _ in table.rows]
     first, second = (f"{line[start]}–{line[start + length - 1]}" for start in (original, copy))

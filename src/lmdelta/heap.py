@@ -1,0 +1,41 @@
+"""Give memory that a finished stage freed back to the operating system.
+
+Python's and Arrow's allocators keep freed memory for reuse: after a stage that held a whole corpus, the
+process stays that size through every later stage, and the next stage's peak adds to it. `give_back` runs
+the collector, asks Arrow's pool (when Arrow is loaded) to release what it holds unused, and asks glibc
+(`malloc_trim`) to return free pages at the top and in the middle of its heaps. It changes no result.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import logging
+import sys
+from functools import cache
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def give_back() -> None:
+    """Free what is unreachable and return freed memory to the system (where the allocators allow)."""
+    gc.collect()
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@cache
+def _malloc_trim() -> Any:
+    """glibc's malloc_trim, or None on systems without it (macOS, musl)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        log.debug("no malloc_trim in %s", name)
+        return None

@@ -1,0 +1,42 @@
+"""heap.give_back returns freed memory between stages: the collector, Arrow's pool and glibc's malloc_trim,
+each called when present and skipped where the platform lacks it; the pipeline calls it after every stage."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+from conftest import fake_config
+
+from lmdelta import heap, pipeline
+from lmdelta.config import load_config
+from lmdelta.rundir import RunDir
+
+
+def test_give_back_releases_arrows_pool_and_trims_the_c_heap(monkeypatch):
+    calls = []
+    pool = types.SimpleNamespace(release_unused=lambda: calls.append("arrow"))
+    monkeypatch.setitem(sys.modules, "pyarrow", types.SimpleNamespace(default_memory_pool=lambda: pool))
+    monkeypatch.setattr(heap, "_malloc_trim", lambda: lambda pad: calls.append(("trim", pad)))
+    heap.give_back()
+    assert calls == ["arrow", ("trim", 0)]
+
+
+def test_give_back_skips_what_the_platform_lacks(monkeypatch):
+    monkeypatch.delitem(sys.modules, "pyarrow", raising=False)  # never imported only to release it
+    monkeypatch.setattr(heap, "_malloc_trim", lambda: None)  # no glibc (macOS, musl)
+    heap.give_back()
+    assert "pyarrow" not in sys.modules
+
+
+def test_malloc_trim_is_found_or_absent_without_error():
+    heap._malloc_trim.cache_clear()
+    trim = heap._malloc_trim()
+    assert trim is None or trim(0) in (0, 1)
+
+
+def test_the_pipeline_gives_memory_back_after_every_stage(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(heap, "give_back", lambda: calls.append(1))
+    the_plan = pipeline.run(load_config(fake_config(tmp_path)), RunDir(tmp_path / "run"))
+    assert len(calls) == len(the_plan.reason) and len(calls) > 5
