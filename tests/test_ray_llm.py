@@ -12,7 +12,7 @@ from conftest import build_tiny_model, fake_config
 
 from lmdelta import execution, pipeline
 from lmdelta.config import ExecutionConfig, load_config
-from lmdelta.errors import ModelNotFoundError
+from lmdelta.errors import StageError
 from lmdelta.llm.providers import build_provider
 from lmdelta.llm.providers.ray_chat import ChatTask, RayChat, _ChatWorker, _Failure
 from lmdelta.llm.types import ChatRequest, Message
@@ -60,14 +60,68 @@ def test_ray_workers_answer_as_the_local_model_does(local_ray, tiny_chat):
     assert execution._OPEN == []
 
 
-def test_a_worker_that_cannot_load_the_model_raises_its_own_error(local_ray, tmp_path):
-    pool = execution.Pool(RAY, ChatTask(str(tmp_path / "no-such-model"), {}), "LLM judge")
+def test_two_local_models_share_one_pool_of_workers(local_ray, tiny_chat, tmp_path):
+    """A judge and a strong judge (or a proposer) both local: one pool, whose workers load each model; a second
+    pool would wait for ever for workers the first holds."""
+    other = build_tiny_model(tmp_path / "other", seed=1)
+    judge = RayChat(str(tiny_chat), {"dtype": "float32", "max_batch": 4}, RAY)
+    strong = RayChat(str(other), {"dtype": "float32"}, RAY)
     try:
-        with pytest.raises(ModelNotFoundError) as err:
-            asyncio.run(pool.compute(requests()[:1]))
-        assert err.value.fix
+        assert len(execution._OPEN) == 1
+        local = build_provider(f"local/{other}", backend_args={"dtype": "float32"})
+        assert answers(strong, requests()[:4]) == answers(local, requests()[:4])
+        float32 = {"dtype": "float32"}
+        assert answers(judge, requests()[:4]) == answers(
+            build_provider(f"local/{tiny_chat}", backend_args=float32), requests()[:4]
+        )
     finally:
         execution.release()
+    assert execution._OPEN == []
+
+
+def test_the_driver_decides_the_dtype_the_cache_key_names(local_ray, tiny_chat):
+    on_ray = RayChat(str(tiny_chat), {"dtype": "auto"}, RAY)
+    try:
+        assert on_ray._options["dtype"] == on_ray.identity()["dtype"] != "auto"  # not resolved again on a worker
+    finally:
+        execution.release()
+
+
+def test_a_worker_that_cannot_load_the_model_raises_its_own_error(local_ray, tmp_path):
+    pool = execution.Pool.of(RAY, ChatTask(), "local LLMs")
+    try:
+        failure = asyncio.run(pool.compute((str(tmp_path / "no-such-model"), {}, requests()[:1])))
+        assert isinstance(failure, _Failure) and "no-such-model" in failure.message
+    finally:
+        execution.release()
+
+
+def test_release_ends_every_pool_before_the_ray_one_started_and_never_raises():
+    """Pools end in any order; the Ray one of them started shuts down once, after all of them, and a worker
+    already gone does not turn the stage's outcome into an error."""
+    events = []
+
+    class FakeRay:
+        def kill(self, actor):
+            events.append(("kill", actor))
+            if actor == "gone":
+                raise RuntimeError("actor handle not found")
+
+        def is_initialized(self):
+            return True
+
+        def shutdown(self):
+            events.append(("shutdown",))
+
+    pools = []
+    for started, actors in ((True, ["a1", "gone"]), (False, ["b1"])):
+        pool = object.__new__(execution.Pool)
+        pool._ray, pool._started, pool._actors, pool.what, pool.task = FakeRay(), started, actors, "x", object()
+        pools.append(pool)
+    execution._OPEN[:] = pools
+    execution.release()
+    assert events == [("kill", "a1"), ("kill", "gone"), ("kill", "b1"), ("shutdown",)]
+    assert execution._OPEN == []
 
 
 def test_a_failed_batch_comes_back_as_a_provider_error_kind():
@@ -80,15 +134,17 @@ def test_a_failed_batch_comes_back_as_a_provider_error_kind():
         def generate_batch(self, batch):
             raise OutOfMemoryError("CUDA out of memory")
 
-    failure = _ChatWorker(Chat())(requests()[:2])  # type: ignore[arg-type]
+    worker = _ChatWorker()
+    worker.chats[("tiny", "[]")] = Chat()  # type: ignore[assignment]
+    failure = worker(("tiny", {}, requests()[:2]))
     assert failure == _Failure("transient", "local tiny: OutOfMemoryError: CUDA out of memory")  # retried
 
 
 def test_a_released_pool_refuses_work_with_a_fix(local_ray):
-    pool = execution.Pool(RAY, ChatTask("embedded:smollm2-135m-instruct", {}), "LLM judge")
+    pool = execution.Pool.of(RAY, ChatTask(), "local LLMs")
     execution.release()
-    with pytest.raises(Exception, match="released before this batch"):
-        asyncio.run(pool.compute(requests()[:1]))
+    with pytest.raises(StageError, match="released before this batch"):
+        asyncio.run(pool.compute(("embedded:smollm2-135m-instruct", {}, requests()[:1])))
 
 
 def test_a_ray_run_judges_with_the_local_model_as_one_process_does(local_ray, tmp_path, tiny_chat, monkeypatch):

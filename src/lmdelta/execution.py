@@ -172,19 +172,25 @@ class RayWorker:
 
 
 class Pool:
-    """Long-lived Ray actors, each holding one replica of a task's model, for work that arrives a batch at a
-    time: `await pool.compute(item)` runs the item on the actor with the fewest items in flight. Open until
-    `close` (or `release`, which the pipeline calls after every stage)."""
+    """Long-lived Ray actors, each holding what a task loads, for work that arrives a batch at a time:
+    `await pool.compute(item)` runs the item on the actor with the fewest items in flight. One pool per task
+    (`Pool.of`): the pool takes every worker the cluster holds, so a second pool of its own could never be
+    placed. Open until `release`, which the pipeline calls after every stage."""
 
     def __init__(self, section: ExecutionConfig, task: Task, what: str) -> None:
         ray, self._started = _connect(section)
         workers, cpus, gpus = _pool(section, None)
         log.info("%s: %d Ray workers (%g CPU, %g GPU each)", what, workers, cpus, gpus)
         actor = ray.remote(num_cpus=cpus, num_gpus=gpus)(RayWorker)
-        self._ray, self.what = ray, what
+        self._ray, self.task, self.what = ray, task, what
         self._actors = [actor.remote(pickle.dumps(task)) for _ in range(workers)]
         self._in_flight = [0] * workers
         _OPEN.append(self)
+
+    @classmethod
+    def of(cls, section: ExecutionConfig, task: Task, what: str) -> Pool:
+        """The open pool of an equal task, else a new one."""
+        return next((pool for pool in _OPEN if pool.task == task), None) or cls(section, task, what)
 
     @property
     def size(self) -> int:
@@ -207,21 +213,26 @@ class Pool:
             raise result.kind(result.problem, result.fix)
         return result
 
-    def close(self) -> None:
-        """End the actors (their models are freed), and a local Ray started for this pool."""
+    def _end(self) -> bool:
+        """End the actors (their models are freed); whether this pool started the local Ray."""
         actors, self._actors = self._actors, []
         for actor in actors:
-            self._ray.kill(actor)
-        if self in _OPEN:
-            _OPEN.remove(self)
-        if self._started and self._ray.is_initialized():
-            self._ray.shutdown()
+            try:
+                self._ray.kill(actor)
+            except Exception as exc:  # already gone with its node: nothing is left to free
+                log.debug("%s: could not end a Ray worker: %s", self.what, exc)
+        return self._started
 
 
 def release() -> None:
-    """Close every open pool (the pipeline calls this when a stage ends, however it ends)."""
-    for pool in list(_OPEN):
-        pool.close()
+    """End every open pool's actors, then the local Ray one of them started (the pipeline calls this when a stage
+    ends, however it ends; it never raises over the stage's own outcome)."""
+    pools, _OPEN[:] = list(_OPEN), []
+    started = [pool._end() for pool in pools]
+    if any(started):
+        ray = pools[started.index(True)]._ray
+        if ray.is_initialized():
+            ray.shutdown()
 
 
 def _connect(section: ExecutionConfig) -> tuple[Any, bool]:

@@ -63,7 +63,8 @@ class Sample:
     def from_dict(cls, data: dict[str, Any]) -> Sample:
         fields = {name: data[name] for name in cls.__dataclass_fields__}
         for name in ("prompt_id", "side", "finish_reason"):  # one string per prompt, per side, per reason
-            fields[name] = sys.intern(fields[name])
+            if type(fields[name]) is str:
+                fields[name] = sys.intern(fields[name])
         return cls(**fields)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from lmdelta import execution
 from lmdelta.backends.embedded import cache_root
 from lmdelta.config import RunConfig
 from lmdelta.errors import ConfigError, StageError
@@ -52,6 +53,7 @@ def llm_similarity(
         answers = session.asker(ROLE)(requests, partial(prompts.parse_numbers, n=len(rows)))
     finally:
         session.flush()
+        execution.release()  # a local model served on Ray (outside any stage): its workers end here
     for qi, (quirk, (result, numbers)) in enumerate(zip(quirks, answers)):
         if not result.ok:
             raise unanswered(quirk, result, model)

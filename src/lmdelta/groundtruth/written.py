@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from lmdelta import execution
 from lmdelta.backends.embedded import cache_root
 from lmdelta.config import RunConfig
 from lmdelta.config.yamlfile import parse_yaml
@@ -74,6 +75,7 @@ def write_quirks(config: RunConfig, run_dir: RunDir, n: int) -> list[Quirk]:
         quirks = _collect(session.asker(ROLE), n, config, session.model(ROLE))
     finally:
         session.flush()
+        execution.release()  # a local model served on Ray (outside any stage): its workers end here
     _save(path, quirks, material)
     return quirks
 

@@ -152,7 +152,10 @@ class DiscoveryScores:
     values: np.ndarray
 
     def __getitem__(self, rows: np.ndarray) -> np.ndarray:
-        at = self.position[np.asarray(rows, dtype=np.int64)]
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            raise TypeError("DiscoveryScores takes row numbers, not a boolean mask (np.flatnonzero(mask))")
+        at = self.position[rows.astype(np.int64, copy=False)]
         if not len(self.values):
             return np.full((len(at), self.values.shape[1]), np.nan)
         found = self.values[np.maximum(at, 0)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from lmdelta.llm.types import ChatRequest, ChatResponse, ProviderError
@@ -51,24 +52,29 @@ class Gatherer:
             if not live:
                 slots.release()
                 continue
-            task = loop.create_task(self._answer(live, slots))
+            task = loop.create_task(self._answer(live))
             self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            task.add_done_callback(partial(self._settled, live, slots))
 
-    async def _answer(self, live: list[tuple[ChatRequest, asyncio.Future]], slots: asyncio.Semaphore) -> None:
+    async def _answer(self, live: list[tuple[ChatRequest, asyncio.Future]]) -> None:
         try:
             replies = await self._send([r for r, _ in live])
-        except asyncio.CancelledError:  # closed while computing: nobody will answer these callers
-            _fail(live, self._error(RuntimeError("closed before answering")))
-            raise
         except Exception as exc:  # one failure fails the whole batch, each caller with its own error
             _fail(live, self._error(exc))
         else:
             for (_, future), reply in zip(live, replies):
                 if not future.done():
                     future.set_result(reply)
-        finally:
-            slots.release()
+
+    def _settled(
+        self, live: list[tuple[ChatRequest, asyncio.Future]], slots: asyncio.Semaphore, task: asyncio.Task
+    ) -> None:
+        """A batch's end, however it ended: its slot is free again, and callers of a batch cancelled by `close`
+        (while computing, or before it started) get an error rather than waiting for ever."""
+        self._sending.discard(task)
+        slots.release()
+        if task.cancelled():
+            _fail(live, self._error(RuntimeError("closed before answering")))
 
     def close(self, error: ProviderError) -> None:
         """Stop gathering; every caller still waiting gets `error`."""

@@ -23,13 +23,11 @@ BATCHES_PER_WORKER = 2  # one computing and one waiting, so a worker never idles
 
 @dataclass(frozen=True)
 class ChatTask:
-    """LocalChat's arguments, to build the model where a Ray worker runs (execution.Task)."""
-
-    model: str
-    options: dict[str, Any]
+    """The workers of a stage's local LLMs (execution.Task): each loads a model the first time a batch asks for
+    it, so the judge, the strong judge and the proposer share one pool however many local models they name."""
 
     def start(self) -> _ChatWorker:
-        return _ChatWorker(LocalChat(self.model, **self.options))
+        return _ChatWorker()
 
 
 @dataclass(frozen=True)
@@ -41,14 +39,18 @@ class _Failure:
 
 
 class _ChatWorker:
-    def __init__(self, chat: LocalChat) -> None:
-        self.chat = chat
+    def __init__(self) -> None:
+        self.chats: dict[tuple[str, str], LocalChat] = {}
 
-    def __call__(self, batch: list[ChatRequest]) -> list[ChatResponse] | _Failure:
+    def __call__(self, item: tuple[str, dict[str, Any], list[ChatRequest]]) -> list[ChatResponse] | _Failure:
+        model, options, batch = item
+        key = (model, repr(sorted(options.items())))
         try:
-            return self.chat.generate_batch(batch)
+            if key not in self.chats:
+                self.chats[key] = LocalChat(model, **options)
+            return self.chats[key].generate_batch(batch)
         except Exception as exc:  # returned, so that out of memory stays transient and is retried
-            error = provider_error(self.chat.model, exc)
+            error = provider_error(model, exc)
             return _Failure(error.kind, error.message)
 
 
@@ -62,7 +64,10 @@ class RayChat:
     def __init__(self, model: str, options: dict[str, Any], section: ExecutionConfig) -> None:
         self._local = LocalChat(model, **options)  # checks the model and options here; never loaded here
         self.model = self._local.model
-        self._pool = execution.Pool(section, ChatTask(model, options), f"LLM {self.model}")
+        # The dtype the identity (the cache key) names, decided here as for generation, not on each worker.
+        self._options = {**options, "dtype": self._local.identity()["dtype"]}
+        self._model_arg = model
+        self._pool = execution.Pool.of(section, ChatTask(), "local LLMs")
         window = max(0.0, float(options.get("batch_window_ms", 5.0))) / 1000
         size = max(1, int(options.get("max_batch", 16)))
         parallel = self._pool.size * BATCHES_PER_WORKER
@@ -79,7 +84,7 @@ class RayChat:
         return await self._gatherer.submit(request)
 
     async def _send(self, batch: list[ChatRequest]) -> list[ChatResponse]:
-        result = await self._pool.compute(batch)
+        result = await self._pool.compute((self._model_arg, self._options, batch))
         if isinstance(result, _Failure):
             raise ProviderError(result.kind, result.message)
         return result
