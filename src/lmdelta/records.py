@@ -41,7 +41,7 @@ class Prompt:
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One model's answer to one prompt. `key` is the content address of the request. Slotted, and its repeated
-    strings shared, because a run holds every answer: about 200 bytes less per answer (400 MB at 2M answers)."""
+    strings shared, because a run holds every answer: 755 → 646 bytes per answer (tracemalloc, 20,000 answers)."""
 
     prompt_id: str
     side: Side
