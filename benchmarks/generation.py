@@ -13,7 +13,7 @@ Three decoders on the same model, prompts and settings, in one process, one afte
 does is reported.
 
     .venv/bin/python benchmarks/generation.py [--prompts 128] [--samples 1] [--batch-size 32] [--max-new-tokens 48]
-        [--dtype auto] [--repeats 2]
+        [--dtype auto] [--repeats 2] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
     generators = {}
     for name in VARIANTS:
         spec = ModelSpec(model=args.model, dtype="float32" if name == "baseline" else args.dtype)
-        generators[name] = build_generator(spec, generator_identity(spec, "cpu", cache), "cpu", cache)
+        generators[name] = build_generator(spec, generator_identity(spec, args.device, cache), args.device, cache)
         RUNS[name](generators[name], requests[:2], args)  # warm-up
     results, answers = {}, {}
     for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits every variant
@@ -70,7 +70,7 @@ def main() -> None:
         )
     same = sum(answers["batched"][key] == text for key, text in answers["continuous"].items())
     results["continuous"]["same_answers_as_batched"] = round(same / len(answers["continuous"]), 3)
-    report(results, args, resolve_dtype("auto", "cpu"))
+    report(results, args, resolve_dtype("auto", args.device))
 
 
 def parse_args() -> argparse.Namespace:
@@ -80,6 +80,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=1, help="answers per prompt (k)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
     parser.add_argument("--dtype", default="auto", help="lmdelta's dtype (the baseline's is float32)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each variant, the fastest reported")
     parser.add_argument("--out", type=Path, default=None, help="default: results/generation-k{samples}.json")
@@ -181,11 +182,13 @@ def report(results: dict, args: argparse.Namespace, auto_dtype: str) -> None:
             "platform": platform.platform(),
             "auto_dtype": auto_dtype,
             "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         },
         "date": time.strftime("%Y-%m-%d"),
         "results": results,
     }
-    name = f"generation-k{args.samples}-t{args.max_new_tokens}-{args.dtype}.json"
+    where = "" if args.device == "cpu" else f"-{args.device}"
+    name = f"generation-k{args.samples}-t{args.max_new_tokens}-{args.dtype}{where}.json"
     out = args.out or Path(__file__).parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")

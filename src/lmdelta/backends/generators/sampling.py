@@ -35,10 +35,11 @@ def draw(scores, generators: list, settings: SamplingSettings):
         return scores.argmax(dim=-1)
     probs = torch.softmax(scores.float() / settings.temperature, dim=-1)
     candidates, token_ids = _nucleus(probs, settings.top_p)
-    cdf = candidates.double().cumsum(dim=-1).cpu()
-    cdf = cdf / cdf[:, -1:]
+    cdf = candidates.double().cumsum(dim=-1)
+    # The generators live on the CPU; only their uniforms travel, so on a GPU the distribution stays there.
+    # Each uniform is scaled to its row's total mass rather than the row's cumulative sums normalized.
     uniforms = torch.cat([torch.rand(1, 1, generator=g, dtype=torch.float64) for g in generators])
-    picks = torch.searchsorted(cdf, uniforms).clamp(max=candidates.shape[-1] - 1).to(scores.device)
+    picks = torch.searchsorted(cdf, uniforms.to(cdf.device) * cdf[:, -1:]).clamp(max=candidates.shape[-1] - 1)
     return (picks if token_ids is None else token_ids.gather(1, picks)).squeeze(1)
 
 
