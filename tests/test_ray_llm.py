@@ -11,10 +11,11 @@ import pytest
 from conftest import build_tiny_model, fake_config
 
 from lmdelta import execution, pipeline
-from lmdelta.config import ExecutionConfig, load_config
+from lmdelta.config import ExecutionConfig, LLMConfig, load_config
 from lmdelta.errors import StageError
 from lmdelta.llm.providers import build_provider
 from lmdelta.llm.providers.ray_chat import ChatTask, RayChat, _ChatWorker, _Failure
+from lmdelta.llm.session import concurrency
 from lmdelta.llm.types import ChatRequest, Message
 from lmdelta.rundir import RESULTS, RunDir, read_jsonl
 
@@ -53,6 +54,8 @@ def test_ray_workers_answer_as_the_local_model_does(local_ray, tiny_chat):
     try:
         assert on_ray.identity() == local.identity()  # one response cache for both engines
         assert on_ray.concurrency == 4 * 2 * 2  # a batch computing and one waiting on each of two workers
+        assert concurrency(on_ray, LLMConfig()) == 16 and concurrency(on_ray, LLMConfig(concurrency=64)) == 16
+        assert concurrency(on_ray, LLMConfig(concurrency=3)) == 3  # a limit the config sets still holds
         assert answers(on_ray, requests()) == answers(local, requests())
         assert answers(on_ray, requests()[:3]) == answers(local, requests()[:3])  # a second event loop, same workers
     finally:

@@ -271,13 +271,21 @@ def make_client(provider, llm, cache, ledger, budget, stage: str, role: str):
     return ChatClient(
         provider,
         cache=cache,
-        # A provider that knows how many calls it serves at once (RayChat: its workers' batches) sets its own limit.
-        limiter=limiter_for(Connection.of(provider), getattr(provider, "concurrency", None) or llm.concurrency),
+        limiter=limiter_for(Connection.of(provider), concurrency(provider, llm)),
         retry=RetryPolicy(max_attempts=llm.max_attempts),
         ledger=ledger,
         budget=budget,
         timeout=llm.timeout,
     ).with_labels(stage=stage, role=role)
+
+
+def concurrency(provider, llm) -> int:
+    """In-flight calls to `provider`: `llm.concurrency`, unless the provider knows how many calls it serves at
+    once (RayChat: its workers' batches); a `llm.concurrency` the config sets still caps that."""
+    own = getattr(provider, "concurrency", None)
+    if own is None:
+        return llm.concurrency
+    return min(own, llm.concurrency) if "concurrency" in llm.model_fields_set else own
 
 
 def role_identity(config, role: str) -> dict[str, Any] | None:
