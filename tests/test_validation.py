@@ -262,6 +262,9 @@ def test_balanced_differences_do_not_depend_on_the_block_size(monkeypatch):
     monkeypatch.setattr(sets, "_BLOCK_ELEMENTS", 1)  # one hypothesis per block
     for got, want in zip(balanced_differences(scores, vs, list(range(7))), expected):
         assert np.array_equal(got, want, equal_nan=True)
+    monkeypatch.setattr(sets, "_BLOCK_ELEMENTS", 3 * vs.prompt_of_row.size)  # three per block, the last short
+    for got, want in zip(balanced_differences(list(scores), vs, list(range(7))), expected):  # rows, never stacked
+        assert np.array_equal(got, want, equal_nan=True)
 
 
 def test_wilcoxon_is_refused_with_the_reason():

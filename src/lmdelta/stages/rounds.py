@@ -278,7 +278,7 @@ class Loop:
         scores = [np.where(mask, s, np.nan) for s, mask in zip(scores, masks)]
         seed = self.config.validate.resolved_seed
         seeds = [subsample_seed(seed, h.content_key()) for h in live]
-        D, _ = balanced_differences(np.array(scores), vs, seeds)
+        D, _ = balanced_differences(scores, vs, seeds)
         section = self.config.validate
         if self.cascade is not None:
             states = [fam.strong.setdefault(h.id, Strong(label_share(section, self.capped(h)))) for h in live]

@@ -173,9 +173,11 @@ def _pack_rows(D, mask) -> tuple[np.ndarray, np.ndarray]:
         if mask.shape != D.shape:
             raise ValueError(f"mask shape {mask.shape} differs from D shape {D.shape}")
         usable &= mask
-    order = np.argsort(~usable, axis=1, kind="stable")
-    packed = np.take_along_axis(np.where(usable, D, 0.0), order, axis=1)
-    return packed, usable.sum(axis=1)
+    n = usable.sum(axis=1)
+    packed = np.zeros(D.shape)
+    for row, (values, keep) in enumerate(zip(D, usable)):  # a row at a time: no (H, P) sort order or copy
+        packed[row, : n[row]] = values[keep]
+    return packed, n
 
 
 def _sign_bits(width: int, n_resamples: int, seed: int) -> np.ndarray:

@@ -172,8 +172,7 @@ def cascade_all(
 
 
 def _differences(scores: list[np.ndarray], vs: ValidationSet, seeds: list[int]) -> np.ndarray:
-    stacked = np.stack(scores) if scores else np.empty((0, vs.prompt_of_row.size))
-    return balanced_differences(stacked, vs, seeds)[0]
+    return balanced_differences(scores, vs, seeds)[0]
 
 
 def rectified(

@@ -156,7 +156,7 @@ class CascadeRounds:
             )
             for i, values in zip(picked, found):
                 scores[i] = np.where(masks[i], values, np.nan)
-        differences = balanced_differences(np.stack(scores), vs, seeds)[0]
+        differences = balanced_differences(scores, vs, seeds)[0]
         for state, mask, row in zip(states, masks, differences):
             asked = np.unique(vs.prompt_of_row[mask])
             state.differences.update((vs.prompt_ids[p], float(row[p])) for p in asked)

@@ -82,22 +82,30 @@ def per_prompt(scores: np.ndarray, vs: ValidationSet) -> tuple[np.ndarray, np.nd
     return d[0], count_a[0], count_b[0]
 
 
-def balanced_differences(scores: np.ndarray, vs: ValidationSet, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def balanced_differences(
+    scores: np.ndarray | list[np.ndarray], vs: ValidationSet, seeds: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-prompt differences of H hypotheses at once, each prompt balanced by a seeded subsample.
 
-    scores is (H, rows). In every prompt each side keeps k = min(k_a, k_b) of its finite scores,
-    drawn without replacement by hypothesis h's own generator (`seeds[h]`), so a hypothesis's
-    subsample does not depend on the others. A side with k scores keeps them all: with equal
-    counts nothing is drawn and D[h] equals per_prompt(scores[h])[0] bit for bit. Why: d_p of a
-    mean of 4 against a mean of 1 is not symmetric under the null, which the sign-flip needs.
+    scores is (H, rows), or a list of H rows: a list is stacked a block of hypotheses at a time, so the
+    whole (H, rows) table is never built (at 2,000,000 texts it would be gigabytes). In every prompt each
+    side keeps k = min(k_a, k_b) of its finite scores, drawn without replacement by hypothesis h's own
+    generator (`seeds[h]`), so a hypothesis's subsample does not depend on the others. A side with k
+    scores keeps them all: with equal counts nothing is drawn and D[h] equals per_prompt(scores[h])[0] bit
+    for bit. Why: d_p of a mean of 4 against a mean of 1 is not symmetric under the null, which the
+    sign-flip needs.
     Returns D (H, P), NaN where a side is empty, and the finite scores left out per prompt (H, P).
     """
-    scores = np.asarray(scores, dtype=float).reshape(len(seeds), vs.prompt_of_row.size)
-    step = max(1, _BLOCK_ELEMENTS // max(1, scores.shape[1]))  # hypotheses per block: bounded memory
-    parts = [_balanced_block(scores[i : i + step], vs, seeds[i : i + step]) for i in range(0, len(seeds), step)]
-    if not parts:
-        return np.empty((0, len(vs.prompt_ids))), np.zeros((0, len(vs.prompt_ids)), dtype=int)
-    return np.concatenate([d for d, _ in parts]), np.concatenate([left for _, left in parts])
+    n_rows = vs.prompt_of_row.size
+    if isinstance(scores, np.ndarray):
+        scores = scores.reshape(len(seeds), n_rows)
+    step = max(1, _BLOCK_ELEMENTS // max(1, n_rows))  # hypotheses per block: bounded memory
+    D = np.empty((len(seeds), len(vs.prompt_ids)))
+    dropped = np.zeros((len(seeds), len(vs.prompt_ids)), dtype=int)
+    for i in range(0, len(seeds), step):
+        block = np.asarray(scores[i : i + step], dtype=float).reshape(-1, n_rows)
+        D[i : i + step], dropped[i : i + step] = _balanced_block(block, vs, seeds[i : i + step])
+    return D, dropped
 
 
 def _balanced_block(scores: np.ndarray, vs: ValidationSet, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:

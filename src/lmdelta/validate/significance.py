@@ -33,7 +33,7 @@ def paired_differences(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Balanced per-prompt differences and left-out counts (H, P), one subsample per hypothesis for all scopes."""
     seeds = [subsample_seed(config.resolved_seed, h.content_key()) for h in hypotheses]
-    return balanced_differences(np.stack(scores) if scores else np.empty((0, vs.prompt_of_row.size)), vs, seeds)
+    return balanced_differences(scores, vs, seeds)  # the list, stacked a block at a time
 
 
 def hypothesis_tests(

@@ -1,0 +1,126 @@
+"""Memory of the paired test over many hypotheses at scale: a baseline revision and lmdelta side by side.
+
+What `validate` does once its judges have scored the texts, for one comparison: per-prompt differences of
+H hypotheses balanced by a seeded subsample (`paired_differences`), then the sign-flip tests of all of them
+(`hypothesis_tests`). Synthetic, the size of a 2,000,000-text corpus run's validation split scaled by
+--prompts: P prompts with k a and k b texts each (--answers), H keyword-like hypotheses (scores 0 or 1, 5 % of them
+with a planted difference), each scope the whole set, q = 0.05, the validate defaults otherwise.
+
+Each variant runs in a fresh subprocess on its own source tree (the baseline from `git archive REV`): the
+scores are made first, then tracemalloc's peak (numpy's buffers included) and the wall time of the two calls
+are taken. Both variants must give the same statistics and p-values; the table says whether they do.
+
+    .venv/bin/python benchmarks/validate_memory.py [--prompts 250000] [--hypotheses 240] [--answers 1]
+        [--baseline 118cc61]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(prompts: int, hypotheses: int, answers: int) -> dict:
+    from lmdelta.config import ValidateConfig
+    from lmdelta.records import Hypothesis
+    from lmdelta.validate.sets import ValidationSet
+    from lmdelta.validate.significance import hypothesis_tests, paired_differences, resamples_for
+
+    rng = np.random.default_rng(0)
+    prompt_of_row = np.repeat(np.arange(prompts), 2 * answers)
+    is_b = np.tile([False] * answers + [True] * answers, prompts)
+    ids = [f"p{i}" for i in range(prompts)]
+    vs = ValidationSet(np.arange(is_b.size), ids, prompt_of_row, is_b, np.array(["all"] * prompts))
+    hyps = [
+        Hypothesis(f"h{h}", "all", "b>a" if h % 2 else "a>b", f"word {h}", "keywords", "keyword", keywords=(f"w{h}",))
+        for h in range(hypotheses)
+    ]
+    rates = [(0.10, 0.13) if h % 20 == 0 else (0.10, 0.10) for h in range(hypotheses)]
+    scores = [(rng.random(is_b.size) < np.where(is_b, b, a)).astype(float) for a, b in rates]
+    config = ValidateConfig(seed=0)
+    n_resamples = resamples_for(config, hypotheses, 0.05)
+    tracemalloc.start()
+    start = time.perf_counter()
+    paired = paired_differences(scores, hyps, vs, config)
+    tests = hypothesis_tests(scores, paired, [vs.scope("all")] * hypotheses, hyps, vs, config, n_resamples)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    digest = hashlib.sha256(json.dumps([[t["statistic"], t["p_value"]] for t in tests]).encode()).hexdigest()
+    return {
+        "seconds": round(seconds, 1),
+        "peak_mib": round(peak / 2**20),
+        "scores_mib": round(sum(s.nbytes for s in scores) / 2**20),
+        "n_resamples": n_resamples,
+        "smallest_p": min(t["p_value"] for t in tests),
+        "results_sha256": digest[:16],
+    }
+
+
+def run_variant(src: Path, args: argparse.Namespace) -> dict:
+    sizes = ["--prompts", str(args.prompts), "--hypotheses", str(args.hypotheses), "--answers", str(args.answers)]
+    command = [sys.executable, __file__, "--child", *sizes]
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        print(json.dumps(child(args.prompts, args.hypotheses, args.answers)))
+        return
+    baseline = Path(args.scratch) / f"src-{args.baseline}"
+    if not baseline.exists():
+        baseline.parent.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.baseline, "src"], check=True, capture_output=True
+        )
+        (baseline.parent / "extract").mkdir(exist_ok=True)
+        subprocess.run(["tar", "-x", "-C", str(baseline.parent / "extract")], input=archive.stdout, check=True)
+        (baseline.parent / "extract" / "src").rename(baseline)
+    results = {f"baseline ({args.baseline})": run_variant(baseline, args), "lmdelta": run_variant(ROOT / "src", args)}
+    same = len({r["results_sha256"] for r in results.values()}) == 1
+    record = {
+        "date": str(date.today()),
+        "prompts": args.prompts,
+        "answers_per_side": args.answers,
+        "texts": 2 * args.answers * args.prompts,
+        "hypotheses": args.hypotheses,
+        "same_results": same,
+        "results": results,
+    }
+    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    print("| code | peak MiB (scores aside) | seconds | scores MiB | resamples |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in results.items():
+        print(f"| {name} | {r['peak_mib']:,} | {r['seconds']} | {r['scores_mib']:,} | {r['n_resamples']:,} |")
+    print(f"same statistics and p-values: {same}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=250_000)
+    parser.add_argument("--hypotheses", type=int, default=240)
+    parser.add_argument("--answers", type=int, default=1, help="answers per prompt and side (k)")
+    parser.add_argument("--baseline", default="118cc61")
+    parser.add_argument("--scratch", default="/tmp/lmdelta-validate-memory")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "validate_memory.json"))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
