@@ -1,5 +1,8 @@
-"""The Monte Carlo sign-flip keeps its P × R sign matrix bit-packed (an eighth of the memory) and unpacks a
-block of resamples at a time: the signs, and so every p-value, are exactly those of the unpacked draw."""
+"""The Monte Carlo sign-flip draws its shared sign matrix a block of resamples at a time, each block from its own
+generator, and never holds the P x R matrix: the p-values are exactly those of a count over the matrix built
+straight from its definition, whatever the chunking, and the memory does not grow with P x R."""
+
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -7,37 +10,73 @@ import pytest
 from lmdelta.stats import tests as st
 
 
-def _plain_bits(width: int, n_resamples: int, seed: int) -> np.ndarray:
-    """The draw as it was kept before: (width, R) booleans, prompt by prompt from one generator."""
-    rng = np.random.default_rng(seed)
-    bits = np.empty((width, n_resamples), dtype=bool)
-    step = st._chunk_rows(n_resamples)
-    for start in range(0, width, step):
-        stop = min(width, start + step)
-        bits[start:stop] = rng.random((stop - start, n_resamples)) < 0.5
-    return bits
+def _plain_signs(width: int, n_resamples: int, seed: int) -> np.ndarray:
+    """The (width, R) matrix of +-1 from its definition: block j of 1,024 resamples is PCG64(SeedSequence([seed, j])),
+    16 raw little-endian 64-bit words a prompt, bit i of a prompt's words the sign of resample j * 1024 + i."""
+    blocks = []
+    for j in range(-(-n_resamples // 1024)):
+        words = np.random.PCG64(np.random.SeedSequence([seed, j])).random_raw(width * 16).astype("<u8")
+        bits = np.unpackbits(words.view(np.uint8).reshape(width, 128), axis=1, bitorder="little")
+        blocks.append(bits)
+    return np.concatenate(blocks, axis=1)[:, :n_resamples] * 2.0 - 1.0
 
 
-@pytest.mark.parametrize(("width", "n_resamples", "chunk"), [(37, 1001, 1 << 21), (300, 999, 5000), (9, 64, 40)])
-def test_packed_blocks_are_the_plain_signs(monkeypatch, width, n_resamples, chunk):
-    monkeypatch.setattr(st, "_CHUNK_ELEMENTS", chunk)  # small chunks: blocks that start mid-byte
-    packed = st._sign_bits(width, n_resamples, seed=7)
-    assert packed.dtype == np.uint8 and packed.shape == (width, -(-n_resamples // 8))
-    blocks = np.concatenate(list(st._monte_carlo_sign_blocks(packed, n_resamples)))
-    assert np.array_equal(blocks, _plain_bits(width, n_resamples, seed=7).T * 2.0 - 1.0)
+def _hand_p(d: np.ndarray, signs: np.ndarray, alternative: str) -> float:
+    t_star = d @ signs[: d.size] / d.size
+    tol = st._tolerance(d[None, :], axis=1)[0]
+    count = np.sum(st._as_extreme(t_star, d.mean(), tol, alternative))
+    return (1 + count) / (1 + signs.shape[1])
 
 
-def test_p_values_are_unchanged_by_packing(monkeypatch):
-    """Hand-checkable: the p-values against a count over the plain signs, for ragged rows."""
-    monkeypatch.setattr(st, "_CHUNK_ELEMENTS", 3000)
+@pytest.mark.parametrize("chunk", [1 << 21, 3 * 1024, 1024])  # 2,048 / 3 / 1 prompts a chunk
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+def test_p_values_are_a_count_over_the_defined_signs(monkeypatch, chunk, alternative):
+    """Ragged rows (fewer prompts see the first rows of the same signs), R not a multiple of the block."""
+    monkeypatch.setattr(st, "_CHUNK_ELEMENTS", chunk)
     rng = np.random.default_rng(3)
     D = rng.normal(0.1, 1.0, size=(4, 60))
-    D[1, 40:] = np.nan  # a row with fewer prompts sees the first rows of the same signs
-    stats, p = st.paired_signflip_many(D, None, "greater", n_resamples=999, seed=11)
-    signs = _plain_bits(60, 999, seed=11).T * 2.0 - 1.0
+    D[1, 40:] = np.nan
+    D[3, ::3] = np.nan  # gaps are packed to the front, order kept
+    stats, p = st.paired_signflip_many(D, None, alternative, n_resamples=2500, seed=11)
+    signs = _plain_signs(60, 2500, seed=11)
     for h in range(4):
         d = D[h][np.isfinite(D[h])]
-        t_star = signs[:, : len(d)] @ d / len(d)
-        tol = st._tolerance(d[None, :], axis=1)[0]
-        count = np.sum(t_star >= d.mean() - tol)
-        assert p[h] == pytest.approx((1 + count) / 1000, abs=0) and stats[h] == pytest.approx(d.mean())
+        assert p[h] == pytest.approx(_hand_p(d, signs, alternative), abs=0)
+        assert stats[h] == pytest.approx(d.mean())
+        single = st.paired_signflip(d, alternative, n_resamples=2500, seed=11)  # the row-wise test
+        assert single.p_value == p[h]
+
+
+def test_less_is_greater_on_the_negated_differences():
+    rng = np.random.default_rng(8)
+    D = np.round(rng.normal(0.0, 1.0, size=(5, 80)), 1)  # discrete: ties are counted exactly
+    _, p_less = st.paired_signflip_many(D, None, "less", n_resamples=3000, seed=2)
+    _, p_greater = st.paired_signflip_many(-D, None, "greater", n_resamples=3000, seed=2)
+    assert np.array_equal(p_less, p_greater)
+
+
+def test_memory_does_not_grow_with_prompts_times_resamples(monkeypatch):
+    """200,000 prompts x R = 2,048: the sign matrix would take 51 MB even bit-packed; the test holds a chunk."""
+    monkeypatch.setattr(st, "_CHUNK_ELEMENTS", 1 << 16)  # 64 prompts x 1,024 resamples a chunk
+    d = np.random.default_rng(0).normal(0.0, 1.0, size=(1, 200_000))
+    tracemalloc.start()
+    try:
+        _, p = st.paired_signflip_many(d, None, "greater", n_resamples=2048, seed=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0 < p[0] <= 1
+    assert peak < 12 * 2**20  # the data twice (1.6 MB each), a mask and a chunk; 51 MB with the matrix held
+
+
+def test_overwrite_packs_in_place_with_the_same_results():
+    rng = np.random.default_rng(4)
+    D = rng.normal(0.2, 1.0, size=(3, 50))
+    D[0, 10:30] = np.nan
+    mask = rng.random(D.shape) < 0.8
+    expected = st.paired_signflip_many(D, mask, "greater", n_resamples=1500, seed=5)
+    own = D.copy()
+    got = st.paired_signflip_many(own, mask, "greater", n_resamples=1500, seed=5, overwrite=True)
+    assert all(np.array_equal(a, b) for a, b in zip(expected, got))
+    usable = np.isfinite(D) & mask
+    assert np.array_equal(own[0, : usable[0].sum()], D[0][usable[0]]) and not own[0, usable[0].sum() :].any()

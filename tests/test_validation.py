@@ -195,18 +195,20 @@ def test_unequal_counts_under_a_weak_null_keep_the_type_one_error():
 
 def test_equal_counts_give_the_same_tests_as_before():
     """With equal counts nothing is subsampled: p-values and statistics equal the previous code's
-    (recorded before the change), to the last bit."""
+    (recorded before the change), to the last bit. Re-recorded when the Monte Carlo signs came to be drawn a block
+    of resamples at a time (validate VERSION 8): the p-values moved by Monte Carlo error (0.716 -> 0.712,
+    0.130 -> 0.139, 0.127 -> 0.147 at R = 2,000), the statistics not at all."""
     config = ValidateConfig(n_resamples=2000, seed=7)
     g2 = Hypothesis("h6", "g2", "a>b", "a mentions park in g2", "keywords", "keyword", keywords=("park",), order=6)
     before = {  # (n_prompts, per_side, id): (statistic, p_value, n_prompts, generalization_p)
-        (40, 2, "h1"): (-0.016666666666666666, 0.7161419290354822, 30, None),
-        (40, 2, "h2"): (0.016666666666666666, 0.7161419290354822, 30, None),
-        (40, 2, "h3"): (0.05, 0.5, 10, 0.8340829585207397),
-        (40, 2, "h6"): (0.05, 0.8340829585207397, 20, 0.5),
-        (120, 3, "h1"): (0.04814814814814815, 0.13043478260869565, 90, None),
-        (120, 3, "h2"): (-0.048148148148148155, 0.13043478260869565, 90, None),
-        (120, 3, "h3"): (0.03333333333333333, 0.3798100949525237, 30, 0.12693653173413294),
-        (120, 3, "h6"): (-0.055555555555555566, 0.12693653173413294, 60, 0.3798100949525237),
+        (40, 2, "h1"): (-0.016666666666666666, 0.7116441779110445, 30, None),
+        (40, 2, "h2"): (0.016666666666666666, 0.7116441779110445, 30, None),
+        (40, 2, "h3"): (0.05, 0.5, 10, 0.8150924537731135),
+        (40, 2, "h6"): (0.05, 0.8150924537731135, 20, 0.5),
+        (120, 3, "h1"): (0.04814814814814815, 0.13943028485757122, 90, None),
+        (120, 3, "h2"): (-0.048148148148148155, 0.13943028485757122, 90, None),
+        (120, 3, "h3"): (0.03333333333333333, 0.3888055972013993, 30, 0.14742628685657172),
+        (120, 3, "h6"): (-0.055555555555555566, 0.14742628685657172, 60, 0.3888055972013993),
     }
     for n_prompts, per_side in ((40, 2), (120, 3)):
         data = make_pair(n_prompts=n_prompts, per_side=per_side, rate_a=0.3, rate_b=0.36, seed=3)

@@ -29,6 +29,9 @@ ALTERNATIVES: tuple[str, ...] = ("greater", "less", "two-sided")
 _REL_TOL = 1e-10
 # Bounds the largest temporary array of a chunked resampling loop (elements, ~16 MB in float64).
 _CHUNK_ELEMENTS = 1 << 21
+# The Monte Carlo sign-flip's signs come in blocks of this many resamples, each block from its own generator
+# (`_sign_block`). Part of the draw's definition: changing it changes every Monte Carlo p-value.
+_RESAMPLE_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,13 @@ def monte_carlo_floor(n_resamples: int) -> float:
 
 
 def paired_signflip_many(
-    D, mask=None, alternative: Alternative = "greater", n_resamples: int = 10_000, seed: int = 0
+    D,
+    mask=None,
+    alternative: Alternative = "greater",
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    *,
+    overwrite: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sign-flip tests for many hypotheses at once; row h equals paired_signflip(D[h, mask[h]]).
 
@@ -135,11 +144,12 @@ def paired_signflip_many(
     `seed` -- exactly the signs paired_signflip(d, seed=seed) draws for a d of length P_h.
     The p-values of different rows are therefore computed from the same sign draws (they are
     dependent through the Monte Carlo error only). Rows with 2^P_h <= n_resamples are
-    enumerated exactly. Returns (statistics, p_values), NaN for rows without data.
+    enumerated exactly. Returns (statistics, p_values), NaN for rows without data. With overwrite=True a
+    float64 D is packed in place (its contents are lost): no second (H, P) table.
     """
     _check_alternative(alternative)
     _check_resamples(n_resamples)
-    packed, n = _pack_rows(D, mask)
+    packed, n = _pack_rows(D, mask, overwrite)
     with np.errstate(invalid="ignore", divide="ignore"):
         t_obs = packed.sum(axis=1) / n
     tol = _tolerance(packed, axis=1)
@@ -152,18 +162,16 @@ def paired_signflip_many(
         p_values[rows] = counts / 2.0**size
     mc_rows = np.flatnonzero((n > 0) & ~exact)
     if mc_rows.size:
-        width = int(n[mc_rows].max())
-        bits = _sign_bits(width, int(n_resamples), seed)
-        blocks = _monte_carlo_sign_blocks(bits, int(n_resamples))
-        counts = _count_sign_flips(
-            blocks, packed[mc_rows, :width], t_obs[mc_rows], tol[mc_rows], alternative, n[mc_rows]
-        )
+        rows = packed if mc_rows.size == n.size else packed[mc_rows]  # no copy when every row is Monte Carlo
+        counts = _monte_carlo_counts(rows, n[mc_rows], t_obs[mc_rows], tol[mc_rows], alternative, n_resamples, seed)
         p_values[mc_rows] = _monte_carlo_p(counts, int(n_resamples))
     return t_obs, p_values
 
 
-def _pack_rows(D, mask) -> tuple[np.ndarray, np.ndarray]:
-    """Move each row's usable entries to the front (original order kept), zeros after them."""
+def _pack_rows(D, mask, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Move each row's usable entries to the front (original order kept), zeros after them: in D itself when
+    `overwrite` and D is a float64 array (each row's entries are copied out before the row is written)."""
+    in_place = overwrite and isinstance(D, np.ndarray) and D.dtype == np.float64
     D = np.asarray(D, dtype=float)
     if D.ndim != 2:
         raise ValueError(f"D must be 2-D (hypotheses x prompts), got shape {D.shape}")
@@ -174,22 +182,44 @@ def _pack_rows(D, mask) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"mask shape {mask.shape} differs from D shape {D.shape}")
         usable &= mask
     n = usable.sum(axis=1)
-    packed = np.zeros(D.shape)
+    packed = D if in_place else np.zeros(D.shape)
     for row, (values, keep) in enumerate(zip(D, usable)):  # a row at a time: no (H, P) sort order or copy
         packed[row, : n[row]] = values[keep]
+        packed[row, n[row] :] = 0.0
     return packed, n
 
 
-def _sign_bits(width: int, n_resamples: int, seed: int) -> np.ndarray:
-    """(width, R) random signs, bit-packed along R ((width, ceil(R/8)) uint8: a P × R matrix in an eighth of
-    the memory), drawn prompt by prompt so that a shorter draw is a prefix."""
-    rng = np.random.default_rng(seed)
-    bits = np.empty((width, -(-n_resamples // 8)), dtype=np.uint8)
-    step = _chunk_rows(n_resamples)
+def _sign_block(seed: int, block: int, width: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Resamples block*B .. block*B + B - 1 of the shared sign matrix (B = _RESAMPLE_BLOCK), for prompts 0..width-1,
+    a chunk of prompts at a time: (start, stop, bits), bits (stop - start, B) float64 0/1 (1: the sign is +1).
+
+    Block j is drawn from its own generator, PCG64(SeedSequence([seed, j])), prompt by prompt, B/64 raw 64-bit
+    words a prompt: so a shorter width is a prefix, any block can be drawn without the others, and the whole
+    P x R matrix never exists (at 1,000,000 prompts and R = 48,000 it would take 6 GB even bit-packed)."""
+    bitgen = np.random.PCG64(np.random.SeedSequence([int(seed), int(block)]))
+    step = _chunk_rows(_RESAMPLE_BLOCK)
     for start in range(0, width, step):
         stop = min(width, start + step)
-        bits[start:stop] = np.packbits(rng.random((stop - start, n_resamples)) < 0.5, axis=1)
-    return bits
+        words = bitgen.random_raw((stop - start) * (_RESAMPLE_BLOCK // 64)).astype("<u8", copy=False)
+        bits = np.unpackbits(words.view(np.uint8).reshape(stop - start, -1), axis=1, bitorder="little")
+        yield start, stop, bits.astype(np.float64)
+
+
+def _monte_carlo_counts(packed, n, t_obs, tol, alternative, n_resamples, seed: int) -> np.ndarray:
+    """For each row of `packed` (usable prompts at the front, zeros after), how many of R random sign vectors give
+    a statistic at least as extreme as the observed one. A block of B resamples at a time: with s_p = 2 bit_p - 1,
+    T* = (2 sum_{bit_p = 1} d_p - sum_p d_p) / n, one (rows x chunk) @ (chunk x B) product per chunk of prompts."""
+    n_resamples, width = int(n_resamples), int(n.max())
+    total = packed[:, :width].sum(axis=1, keepdims=True)
+    counts = np.zeros(packed.shape[0])
+    for block in range(-(-n_resamples // _RESAMPLE_BLOCK)):
+        ones = np.zeros((packed.shape[0], _RESAMPLE_BLOCK))
+        for start, stop, bits in _sign_block(seed, block, width):
+            ones += packed[:, start:stop] @ bits
+        used = min(_RESAMPLE_BLOCK, n_resamples - block * _RESAMPLE_BLOCK)
+        t_star = (2.0 * ones[:, :used] - total) / n[:, None]
+        counts += _as_extreme(t_star, t_obs[:, None], tol[:, None], alternative).sum(axis=1)
+    return counts
 
 
 def _exact_sign_blocks(n: int) -> Iterator[np.ndarray]:
@@ -202,19 +232,9 @@ def _exact_sign_blocks(n: int) -> Iterator[np.ndarray]:
         yield ((codes[:, None] >> shifts) & 1) * 2.0 - 1.0
 
 
-def _monte_carlo_sign_blocks(bits: np.ndarray, n_resamples: int) -> Iterator[np.ndarray]:
-    """Blocks of resamples (rows) × prompts of ±1, unpacked from `_sign_bits` a block at a time."""
-    step = _chunk_rows(bits.shape[0])
-    for start in range(0, n_resamples, step):
-        stop = min(n_resamples, start + step)
-        unpacked = np.unpackbits(bits[:, start // 8 : -(-stop // 8)], axis=1)
-        offset = start % 8
-        yield unpacked[:, offset : offset + stop - start].T * 2.0 - 1.0
-
-
-def _count_sign_flips(blocks, packed, t_obs, tol, alternative, n=None) -> np.ndarray:
-    """For each row, how many sign vectors give a statistic at least as extreme as the observed one."""
-    n = packed.shape[1] if n is None else n
+def _count_sign_flips(blocks, packed, t_obs, tol, alternative) -> np.ndarray:
+    """For each row, how many enumerated sign vectors give a statistic at least as extreme as the observed one."""
+    n = packed.shape[1]
     counts = np.zeros(packed.shape[0])
     for signs in blocks:
         t_star = (signs @ packed.T) / n

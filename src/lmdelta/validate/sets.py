@@ -101,7 +101,7 @@ def balanced_differences(
         scores = scores.reshape(len(seeds), n_rows)
     step = max(1, _BLOCK_ELEMENTS // max(1, n_rows))  # hypotheses per block: bounded memory
     D = np.empty((len(seeds), len(vs.prompt_ids)))
-    dropped = np.zeros((len(seeds), len(vs.prompt_ids)), dtype=int)
+    dropped = np.zeros((len(seeds), len(vs.prompt_ids)), dtype=np.int32)  # counts: half of int64's memory
     for i in range(0, len(seeds), step):
         block = np.asarray(scores[i : i + step], dtype=float).reshape(-1, n_rows)
         D[i : i + step], dropped[i : i + step] = _balanced_block(block, vs, seeds[i : i + step])
