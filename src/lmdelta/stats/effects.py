@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lmdelta.stats.ragged import flatten
+
 if TYPE_CHECKING:
     from scipy import sparse
 
@@ -346,12 +348,10 @@ def _placement_values(scores_a: Sequence, scores_b: Sequence):
     """(AUC, V10 per prompt, V01 per prompt, a texts per prompt, b texts per prompt); None without texts on a side."""
     if len(scores_a) != len(scores_b):
         raise ValueError(f"scores_a has {len(scores_a)} prompts, scores_b has {len(scores_b)}")
-    a_list, b_list = [_finite(x) for x in scores_a], [_finite(x) for x in scores_b]
-    n_a = np.array([x.size for x in a_list], dtype=float)
-    n_b = np.array([x.size for x in b_list], dtype=float)
+    (a_all, n_a), (b_all, n_b) = flatten(scores_a), flatten(scores_b)
+    n_a, n_b = n_a.astype(float), n_b.astype(float)
     if n_a.sum() == 0 or n_b.sum() == 0:
         return None
-    a_all, b_all = np.concatenate(a_list), np.concatenate(b_list)
     a_sorted, b_sorted = np.sort(a_all), np.sort(b_all)
     # Twice the wins of each text (below + ties/2): integers, so the sums are exact in float64.
     twice_b = np.searchsorted(a_sorted, b_all, "left") + np.searchsorted(a_sorted, b_all, "right")
@@ -402,11 +402,11 @@ def prevalence_ci(presence_per_prompt: Sequence, level: float = 0.95) -> Estimat
     from scipy import stats
 
     _check_level(level)
-    per_prompt = [x for x in (_finite(x) for x in presence_per_prompt) if x.size]
-    if not per_prompt:
+    values, counts = flatten(presence_per_prompt)
+    if values.size == 0:
         return Estimate(_NAN, note="no scored text")
-    sums = np.array([x.sum() for x in per_prompt], dtype=float)
-    counts = np.array([x.size for x in per_prompt], dtype=float)
+    sums = np.bincount(np.repeat(np.arange(counts.size), counts), values, minlength=counts.size)[counts > 0]
+    counts = counts[counts > 0].astype(float)
     n, n_prompts = counts.sum(), counts.size
     point = float(sums.sum() / n)
     if n_prompts < 2:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -77,8 +78,8 @@ def _describe(
 ) -> Finding:
     mask = vs.scope(h.group)
     in_scope_rows = mask[vs.prompt_of_row]
-    groups_a: list[np.ndarray]
-    groups_b: list[np.ndarray]
+    groups_a: Sequence[np.ndarray]
+    groups_b: Sequence[np.ndarray]
     if test["unit"] == "none":
         effect = auc = None
         groups_a, groups_b, used_rows = [], [], np.zeros(len(scores), dtype=bool)
@@ -137,7 +138,7 @@ def _effect_fields(
 
 
 def _prevalence_fields(
-    groups_a: list[np.ndarray], groups_b: list[np.ndarray], level: float, presence: bool
+    groups_a: Sequence[np.ndarray], groups_b: Sequence[np.ndarray], level: float, presence: bool
 ) -> dict[str, Any]:
     """Prevalence per side for presence judges, each with a prompt-clustered Korn–Graubard interval."""
     fields: dict[str, Any] = {
@@ -184,7 +185,7 @@ def _judge_name(h: Hypothesis, mode: str) -> str:
 
 def _prompt_effects(
     scores: np.ndarray, vs: ValidationSet, mask: np.ndarray, config: ValidateConfig
-) -> tuple[effects.Estimate, effects.Estimate, list[np.ndarray], list[np.ndarray], np.ndarray]:
+) -> tuple[effects.Estimate, effects.Estimate, Sequence[np.ndarray], Sequence[np.ndarray], np.ndarray]:
     """Effects from every scored answer (full per-prompt means, no subsample): an interval does not
     need d_p to be symmetric, and the subsample would only add noise to the estimate."""
     d, _, _ = per_prompt(scores, vs)

@@ -14,6 +14,7 @@ import numpy as np
 from lmdelta.hashing import child_seed
 from lmdelta.pairdata import PairData
 from lmdelta.sources.corpus_checks import check_cluster_sides
+from lmdelta.stats.ragged import Ragged
 from lmdelta.validate.texts import holds_clusters
 
 # Scores per block of hypotheses in balanced_differences (about 50 MB of temporaries).
@@ -164,10 +165,9 @@ def subsample_seed(seed: int, key: Any) -> int:
     return child_seed(seed, "balanced subsample", key)
 
 
-def score_lists(
-    scores: np.ndarray, vs: ValidationSet, prompts: np.ndarray | list[int]
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Each listed prompt's finite scores, per side, in row order: one sort, not a scan per prompt."""
+def score_lists(scores: np.ndarray, vs: ValidationSet, prompts: np.ndarray | list[int]) -> tuple[Ragged, Ragged]:
+    """Each listed prompt's finite scores, per side, in row order: one sort, not a scan per prompt; stored flat
+    (`Ragged`), not as a list of arrays."""
     prompts = np.asarray(prompts, dtype=int)
     slot = np.full(max(int(vs.prompt_of_row.max(initial=-1)), int(prompts.max(initial=-1))) + 1, -1)
     slot[prompts] = np.arange(prompts.size)
@@ -179,12 +179,10 @@ def score_lists(
     )
 
 
-def _split_by_slot(scores: np.ndarray, rows: np.ndarray, slot_of_row: np.ndarray, n_slots: int) -> list[np.ndarray]:
+def _split_by_slot(scores: np.ndarray, rows: np.ndarray, slot_of_row: np.ndarray, n_slots: int) -> Ragged:
     slots = slot_of_row[rows]  # rows ascend; a stable sort keeps that order within a slot
     order = np.argsort(slots, kind="stable")
-    bounds = np.searchsorted(slots[order], np.arange(n_slots + 1))
-    values = scores[rows[order]]
-    return [values[bounds[i] : bounds[i + 1]] for i in range(n_slots)]
+    return Ragged(scores[rows[order]], np.bincount(slots, minlength=n_slots))
 
 
 def pair_differences(scores: np.ndarray, vs: ValidationSet, index: np.ndarray) -> list[np.ndarray]:

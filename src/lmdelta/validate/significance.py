@@ -50,14 +50,15 @@ def hypothesis_tests(
         return [_text_test(s, m, h, vs, config, n_resamples) for s, m, h in zip(scores, masks, hypotheses)]
     D, dropped = paired
     out = [_no_test() for _ in hypotheses]
-    rows = [i for i, m in enumerate(masks) if m is not None]
-    if not rows:
+    scoped = [(i, m) for i, m in enumerate(masks) if m is not None]
+    if not scoped:
         return out
+    rows = [i for i, _ in scoped]
     # One call for both directions, one draw of the signs: "a > b" on d is "b > a" on -d, to the last bit (the
     # same signs, the same tolerance), so those rows are negated and their statistics negated back.
     less = np.array([hypotheses[i].direction != "b>a" for i in rows])
     signed = D[rows]  # the one (H, P) copy: negated where needed, then packed in place
-    M = np.stack([masks[i] for i in rows]) & np.isfinite(signed)
+    M = np.stack([m for _, m in scoped]) & np.isfinite(signed)
     signed[less] *= -1.0
     seed = config.resolved_seed
     stats, p_values = tests.paired_signflip_many(signed, M, "greater", n_resamples, seed, overwrite=True)
