@@ -61,7 +61,8 @@ def _tolerance(values: np.ndarray, axis: int | None = None) -> np.ndarray:
     """Absolute tolerance for "T* ties T": relative to the largest |value| the statistic is built from."""
     if values.size == 0:
         return np.zeros(()) if axis is None else np.zeros(values.shape[0])
-    return _REL_TOL * np.max(np.abs(values), axis=axis)
+    # max |value| from the largest and the smallest value: no temporary |values| as large as the data
+    return _REL_TOL * np.maximum(np.max(values, axis=axis), -np.min(values, axis=axis))
 
 
 def _as_extreme(t_star: np.ndarray, t_obs, tol, alternative: str) -> np.ndarray:

@@ -102,10 +102,14 @@ def balanced_differences(
         scores = scores.reshape(len(seeds), n_rows)
     step = max(1, _BLOCK_ELEMENTS // max(1, n_rows))  # hypotheses per block: bounded memory
     D = np.empty((len(seeds), len(vs.prompt_ids)))
-    dropped = np.zeros((len(seeds), len(vs.prompt_ids)), dtype=np.int32)  # counts: half of int64's memory
+    # Counts in int32, written only where a block left something out: np.zeros' pages stay untouched (and take no
+    # memory) when nothing is subsampled, as in every corpus with one answer a side.
+    dropped = np.zeros((len(seeds), len(vs.prompt_ids)), dtype=np.int32)
     for i in range(0, len(seeds), step):
         block = np.asarray(scores[i : i + step], dtype=float).reshape(-1, n_rows)
-        D[i : i + step], dropped[i : i + step] = _balanced_block(block, vs, seeds[i : i + step])
+        D[i : i + step], left_out = _balanced_block(block, vs, seeds[i : i + step])
+        if left_out.any():
+            dropped[i : i + step] = left_out
     return D, dropped
 
 
