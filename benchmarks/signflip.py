@@ -1,7 +1,10 @@
-"""The Monte Carlo sign-flip's memory: its P × R sign matrix as booleans (lmdelta before issue 19) against
-bit-packed and unpacked a block at a time (now), side by side in fresh subprocesses with one BLAS thread.
-H hypotheses × P prompts of N(0.01, 1) differences, R resamples; seconds, peak RSS (ru_maxrss) and whether
-the p-values agree exactly.
+"""The Monte Carlo sign-flip's time and memory: a baseline revision and lmdelta now, side by side in fresh
+subprocesses with one BLAS thread. Before issue 19 the P × R sign matrix was held as booleans; from 449c127 it
+was held bit-packed and unpacked a block at a time; since validate VERSION 8 it is never held (each block of 1,024
+resamples is drawn from its own generator, a chunk of prompts at a time). H hypotheses × P prompts of N(0.01, 1)
+differences, R resamples; seconds, peak RSS (ru_maxrss) and whether the p-values agree: exactly when both
+revisions draw the same signs, otherwise within Monte Carlo error (the largest difference and the expected scale,
+sqrt(p (1 - p) / R) at p = 0.5, are reported).
 
     .venv/bin/python benchmarks/signflip.py --baseline abfc0cb [--hypotheses 50 --prompts 30000 --resamples 20000]
 """
@@ -16,6 +19,8 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+
+import numpy as np
 
 # Run as a script, benchmarks/ is on the path: the same git-archive checkout of a revision as scale.py.
 from scale import baseline_source
@@ -55,7 +60,8 @@ def main() -> None:
     args = parser.parse_args()
     before = measure(baseline_source(args.baseline, Path(args.scratch)), args)
     after = measure(None, args)
-    same = before.pop("p_values") == after.pop("p_values")
+    p_before, p_after = np.array(before.pop("p_values")), np.array(after.pop("p_values"))
+    same = bool(np.array_equal(p_before, p_after))
     result = {
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -63,6 +69,8 @@ def main() -> None:
         "baseline": before,
         "lmdelta": after,
         "same_p_values": same,
+        "largest_p_value_difference": float(np.max(np.abs(p_before - p_after))),
+        "monte_carlo_sd_at_p_half": float(np.sqrt(0.25 / args.resamples)),
     }
     print(json.dumps(result, indent=2))
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -31,7 +31,8 @@ from lmdelta.stages.discovery import DiscoveryAnswers
 from lmdelta.stages.pairs import comparisons, load_pair
 from lmdelta.stats.tests import smallest_p
 
-VERSION = 6  # 6: the search loop: near-duplicates merged or dropped (propose.dedup), propose.rounds
+VERSION = 7  # 7: a scope of more than 20,000 answers is clustered on a seeded sample of 20,000, the rest assigned
+# 6: the search loop: near-duplicates merged or dropped (propose.dedup), propose.rounds
 # 5: the text-property proposer (propose.properties, on by default)
 READS: tuple[str | Read, ...] = (
     "validate.min_prompts",  # scopes with too few validation prompts are left out
