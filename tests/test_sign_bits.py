@@ -80,3 +80,37 @@ def test_overwrite_packs_in_place_with_the_same_results():
     assert all(np.array_equal(a, b) for a, b in zip(expected, got))
     usable = np.isfinite(D) & mask
     assert np.array_equal(own[0, : usable[0].sum()], D[0][usable[0]]) and not own[0, usable[0].sum() :].any()
+
+
+def test_both_directions_in_one_call_give_each_direction_alone():
+    """hypothesis_tests negates the a > b rows to test them with the b > a rows: statistics and p-values are those
+    of each direction's own call, a zero statistic included (0.0, not -0.0)."""
+    from lmdelta.config import ValidateConfig
+    from lmdelta.records import Hypothesis
+    from lmdelta.validate.sets import ValidationSet
+    from lmdelta.validate.significance import hypothesis_tests, paired_differences
+
+    prompts = 40
+    vs = ValidationSet(
+        np.arange(2 * prompts),
+        [f"p{i}" for i in range(prompts)],
+        np.repeat(np.arange(prompts), 2),
+        np.tile([False, True], prompts),
+        np.array(["all"] * prompts),
+    )
+    rng = np.random.default_rng(6)
+    scores = [(rng.random(2 * prompts) < 0.3).astype(float) for _ in range(4)]
+    scores[3] = np.tile([1.0, 0.0, 0.0, 1.0], prompts // 2)  # d = -1, +1, -1, +1, ...: mean exactly 0
+    hyps = [
+        Hypothesis(f"h{i}", "all", "a>b" if i % 2 else "b>a", f"word {i}", "keywords", "keyword", keywords=(f"w{i}",))
+        for i in range(4)
+    ]
+    config = ValidateConfig(seed=2)
+    paired = paired_differences(scores, hyps, vs, config)
+    together = hypothesis_tests(scores, paired, [vs.scope("all")] * 4, hyps, vs, config, 3000)
+    for i in range(4):
+        alone = hypothesis_tests(
+            [scores[i]], (paired[0][i : i + 1], paired[1][i : i + 1]), [vs.scope("all")], [hyps[i]], vs, config, 3000
+        )[0]
+        assert (together[i]["statistic"], together[i]["p_value"]) == (alone["statistic"], alone["p_value"])
+    assert together[3]["statistic"] == 0.0 and np.copysign(1.0, together[3]["statistic"]) == 1.0

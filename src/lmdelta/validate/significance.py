@@ -63,7 +63,7 @@ def hypothesis_tests(
     seed = config.resolved_seed
     stats, p_values = tests.paired_signflip_many(signed, M, "greater", n_resamples, seed, overwrite=True)
     del signed
-    stats = np.where(less, -stats, stats)
+    stats = np.where(less, -stats, stats) + 0.0  # + 0.0: a zero statistic is 0.0, not the negation's -0.0
     for i, t, p, used in zip(rows, stats, p_values, M):
         if used.any():
             out[i] = _signflip_result(
