@@ -103,6 +103,26 @@ def test_baseline_auc_sees_the_word_difference():
     assert results[0].baseline_auc > 0.6
 
 
+def test_a_large_scope_fits_its_baseline_on_a_seeded_sample_of_prompts(monkeypatch):
+    from lmdelta.validate import baseline
+
+    data = make_pair(n_prompts=120, per_side=2)
+    seen: list[tuple[int, int]] = []
+    real = baseline.bow_auc
+
+    def spy(texts, is_b, prompt_index, seed, folds=5):
+        seen.append((len(texts), len(set(prompt_index.tolist()))))
+        return real(texts, is_b, prompt_index, seed, folds)
+
+    monkeypatch.setattr(baseline, "bow_auc", spy)
+    results = validate_all(data, [OCEAN], CONFIG, q=0.05)
+    whole = add_baselines(results, data, seed=0)[0].baseline_auc
+    monkeypatch.setattr(baseline, "BASELINE_PROMPTS", 30)
+    sampled = [add_baselines(results, data, seed=0)[0].baseline_auc for _ in range(2)]
+    assert seen[0][1] > 30 and seen[1] == seen[2] == (30 * 4, 30)  # every answer of 30 prompts, both sides
+    assert sampled[0] == sampled[1] and sampled[0] > 0.6 and whole > 0.6
+
+
 def test_null_pair_relabelling_finds_nothing():
     data = make_pair(rate_a=0.3, rate_b=0.9)
     null = null_pair(data, seed=0)

@@ -31,7 +31,8 @@ from lmdelta.validate.generative import score_and_test, write_examples
 from lmdelta.validate.sets import ValidationSet
 from lmdelta.validate.significance import resamples_for
 
-VERSION = 8  # 8: Monte Carlo signs drawn a block of 1,024 resamples at a time (no P x R matrix)
+VERSION = 9  # 9: the bag-of-words baseline of a scope past 20,000 prompts is fitted on a seeded sample of 20,000
+# 8: Monte Carlo signs drawn a block of 1,024 resamples at a time (no P x R matrix)
 # 7: sequential answers per prompt grow where prompts run short (validate.max_answers_per_prompt)
 # 6: evidence as same-prompt pairs (largest directional d_p first)
 # 5: sequential findings state the e-process's assumption; 4: validate.mode = sequential, judged_pairs
