@@ -59,7 +59,7 @@ def hypothesis_tests(
     less = np.array([hypotheses[i].direction != "b>a" for i in rows])
     signed = D[rows]  # the one (H, P) copy: negated where needed, then packed in place
     M = np.stack([m for _, m in scoped]) & np.isfinite(signed)
-    signed[less] *= -1.0
+    np.negative(signed, out=signed, where=less[:, None])  # in place: no copy of the negated rows
     seed = config.resolved_seed
     stats, p_values = tests.paired_signflip_many(signed, M, "greater", n_resamples, seed, overwrite=True)
     del signed
