@@ -13,7 +13,7 @@ def _groups(seed: int, n_prompts: int = 40):
     values = (rng.random(counts.sum()) < 0.3).astype(float)
     values[rng.random(values.size) < 0.1] = np.nan  # unscorable answers
     ragged = Ragged(values, counts)
-    return ragged, [values[s : s + c] for s, c in zip(ragged.starts(), counts)]
+    return ragged, [values[s : s + c] for s, c in zip(ragged.starts, counts)]
 
 
 def test_ragged_is_the_sequence_of_its_prompts():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -30,13 +31,14 @@ class Ragged(Sequence):
         return int(self.counts.size)
 
     def __getitem__(self, p):  # one prompt's scores (a view); slices are not needed by any caller
-        starts = self.starts()
-        return self.values[starts[p] : starts[p] + self.counts[p]]
+        return self.values[self.starts[p] : self.starts[p] + self.counts[p]]
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        return iter(np.split(self.values, self.starts()[1:]))
+        return iter(np.split(self.values, self.starts[1:]))
 
+    @cached_property
     def starts(self) -> np.ndarray:
+        """Where each prompt's scores begin in `values` (computed once: indexing prompt by prompt stays linear)."""
         return np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(int)
 
 
