@@ -15,12 +15,14 @@ def _texts(n: int, seed: int) -> list[str]:
     return [" ".join(rng.choice(PIECES, size=rng.integers(0, 7))) for _ in range(n)]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_presence_is_found_in_text_by_text(seed):
+@pytest.mark.parametrize("seed,shard", [(0, Presence.SHARD), (1, Presence.SHARD), (2, Presence.SHARD), (3, 7), (4, 1)])
+def test_presence_is_found_in_text_by_text(seed, shard):
+    """Also when the texts are split into shards of 7 or 1 texts (a keyword at a shard's edge)."""
     texts = _texts(300, seed)
     keywords = [("ocean",), ("the sea",), ("sea side",), ("**",), ("😊", "x"), ("don't",), ("oceans", "—"), ("absent",)]
     found = [tokens(t) for t in texts]
-    presence = Presence(found)
+    presence = Presence(found, shard=shard)
+    assert len(presence.shards) == -(-300 // shard)
     for group in keywords:
         parsed = [Keyword.of(k) for k in group]
         expected = np.array([1.0 if any(k.found_in(t) for k in parsed) else 0.0 for t in found])

@@ -69,17 +69,36 @@ def test_memory_does_not_grow_with_prompts_times_resamples(monkeypatch):
     assert peak < 12 * 2**20  # the data twice (1.6 MB each), a mask and a chunk; 51 MB with the matrix held
 
 
-def test_overwrite_packs_in_place_with_the_same_results():
+def test_row_masks_rows_and_alternatives_per_row_give_each_call_alone():
+    """One P-long mask per row (hypothesis_tests passes its scopes' masks, without an (H, P) stack), the rows
+    picked by `rows`, and an alternative per row: each row's statistic and p-value are those of its own call."""
     rng = np.random.default_rng(4)
-    D = rng.normal(0.2, 1.0, size=(3, 50))
+    D = rng.normal(0.2, 1.0, size=(5, 50))
     D[0, 10:30] = np.nan
     mask = rng.random(D.shape) < 0.8
-    expected = st.paired_signflip_many(D, mask, "greater", n_resamples=1500, seed=5)
-    own = D.copy()
-    got = st.paired_signflip_many(own, mask, "greater", n_resamples=1500, seed=5, overwrite=True)
-    assert all(np.array_equal(a, b) for a, b in zip(expected, got))
-    usable = np.isfinite(D) & mask
-    assert np.array_equal(own[0, : usable[0].sum()], D[0][usable[0]]) and not own[0, usable[0].sum() :].any()
+    kinds = ["greater", "less", "two-sided", "less"]
+    stats, p = st.paired_signflip_many(D, list(mask), kinds, n_resamples=1500, seed=5, rows=[4, 0, 2, 1])
+    for k, (row, kind) in enumerate(zip([4, 0, 2, 1], kinds)):
+        alone = st.paired_signflip_many(D[row : row + 1], mask[row : row + 1], kind, n_resamples=1500, seed=5)
+        assert (stats[k], p[k]) == (alone[0][0], alone[1][0])
+
+
+def test_the_differences_are_neither_copied_nor_changed(monkeypatch):
+    """150 hypotheses x 40,000 prompts, each scoped to a tenth of the prompts: the test holds their positions
+    and a chunk, not a second (H, P) table (48 MB here, 0.8 GB at 700,000 prompts)."""
+    monkeypatch.setattr(st, "_CHUNK_ELEMENTS", 1 << 16)  # 64 prompts x 1,024 resamples a chunk
+    rng = np.random.default_rng(1)
+    D = rng.normal(0.0, 1.0, size=(150, 40_000))
+    before = D.copy()
+    masks = [np.arange(40_000) % 10 == h % 10 for h in range(150)]
+    tracemalloc.start()
+    try:
+        _, p = st.paired_signflip_many(D, masks, "greater", n_resamples=1100, seed=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(D, before) and np.all((0 < p) & (p <= 1))
+    assert peak < D.nbytes / 4
 
 
 def test_both_directions_in_one_call_give_each_direction_alone():

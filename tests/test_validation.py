@@ -10,6 +10,8 @@ from scipy import stats
 
 from lmdelta.config import RunConfig, ValidateConfig, validate_config
 from lmdelta.errors import ConfigError
+from lmdelta.judges import embedding
+from lmdelta.judges.inputs import JudgeInput
 from lmdelta.pairdata import PairData, null_pair
 from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.stages.decide import decide
@@ -217,7 +219,9 @@ def test_equal_counts_give_the_same_tests_as_before():
     """With equal counts nothing is subsampled: p-values and statistics equal the previous code's
     (recorded before the change), to the last bit. Re-recorded when the Monte Carlo signs came to be drawn a block
     of resamples at a time (validate VERSION 8): the p-values moved by Monte Carlo error (0.716 -> 0.712,
-    0.130 -> 0.139, 0.127 -> 0.147 at R = 2,000), the statistics not at all."""
+    0.130 -> 0.139, 0.127 -> 0.147 at R = 2,000), the statistics not at all. Re-recorded when each row's statistic
+    came to be summed over its own prompts (no longer over the widest row's, zeros after): two statistics moved
+    in the last bit (0.03333333333333333 -> 0.033333333333333326), no p-value."""
     config = ValidateConfig(n_resamples=2000, seed=7)
     g2 = Hypothesis("h6", "g2", "a>b", "a mentions park in g2", "keywords", "keyword", keywords=("park",), order=6)
     before = {  # (n_prompts, per_side, id): (statistic, p_value, n_prompts, generalization_p)
@@ -227,8 +231,8 @@ def test_equal_counts_give_the_same_tests_as_before():
         (40, 2, "h6"): (0.05, 0.8150924537731135, 20, 0.5),
         (120, 3, "h1"): (0.04814814814814815, 0.13943028485757122, 90, None),
         (120, 3, "h2"): (-0.048148148148148155, 0.13943028485757122, 90, None),
-        (120, 3, "h3"): (0.03333333333333333, 0.3888055972013993, 30, 0.14742628685657172),
-        (120, 3, "h6"): (-0.055555555555555566, 0.14742628685657172, 60, 0.3888055972013993),
+        (120, 3, "h3"): (0.033333333333333326, 0.3888055972013993, 30, 0.14742628685657172),
+        (120, 3, "h6"): (-0.05555555555555556, 0.14742628685657172, 60, 0.3888055972013993),
     }
     for n_prompts, per_side in ((40, 2), (120, 3)):
         data = make_pair(n_prompts=n_prompts, per_side=per_side, rate_a=0.3, rate_b=0.36, seed=3)
@@ -597,3 +601,34 @@ def test_the_signflip_row_names_its_unit_and_smallest_p():
     big = significance._signflip_result(0.2, 0.03, 12, 3, 2000)
     assert big["unit"] == "prompt" and "Monte Carlo, R=2000" in big["test"] and big["smallest_p"] == 1 / 2001
     assert "per prompt (3 left out" in big["test"]
+
+
+class _Unread(np.ndarray):
+    """Vectors that fail when any row is read (validation by keyword judges must not read them)."""
+
+    def __getitem__(self, key):
+        found = super().__getitem__(key)
+        if np.asarray(found).size:
+            raise AssertionError(f"vectors read: {key!r}")
+        return found
+
+
+def test_keyword_judges_read_no_vectors_and_the_embedding_judge_reads_them():
+    """At 700,000 validation prompts, copying the validation texts' vectors costs 0.9 GB of resident memory;
+    only a judge that reads them (the embedding judge) gets them."""
+    data = make_pair()
+    plain = validate_all(data, [OCEAN, PARK_A], CONFIG, q=0.05)
+    data.vectors = np.asarray(data.vectors).view(_Unread)
+    assert validate_all(data, [OCEAN, PARK_A], CONFIG, q=0.05) == plain
+    prototype = Hypothesis("h4", "all", "b>a", "b near ocean", "clusters", "embedding", prototype=(1.0, 0.0), order=4)
+    with pytest.raises(AssertionError, match="vectors read"):
+        validate_all(data, [OCEAN, prototype], CONFIG, q=0.05)
+    data.vectors = np.asarray(data.vectors)
+    found = validate_all(data, [OCEAN, prototype], CONFIG, q=0.05)
+    assert found[1].p_value < 0.001 and found[0] == plain[0]
+
+
+def test_the_embedding_judge_refuses_vectors_that_do_not_match_the_texts():
+    near = Hypothesis("h4", "all", "b>a", "b near ocean", "clusters", "embedding", prototype=(1.0, 0.0), order=4)
+    with pytest.raises(ValueError, match="2 vectors for 3 texts"):
+        embedding.score([near], JudgeInput(["a", "b", "c"], np.ones((2, 2))))

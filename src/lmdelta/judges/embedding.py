@@ -21,4 +21,9 @@ def prototype_similarity(prototype: np.ndarray, vectors: np.ndarray) -> np.ndarr
 
 def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """The Judge: each hypothesis's prototype similarity of every text (`judged` is ignored: it is free)."""
+    if hypotheses and len(inputs.vectors) < len(inputs.texts):
+        raise ValueError(
+            f"the embedding judge was handed {len(inputs.vectors)} vectors for {len(inputs.texts)} texts "
+            "(judges.judge_vectors hands vectors only to hypotheses whose judge reads them)"
+        )
     return [prototype_similarity(np.asarray(h.prototype, dtype=float), inputs.vectors) for h in hypotheses]

@@ -272,9 +272,8 @@ class Loop:
         index = np.array([pair.samples[i].index for i in vs.rows], dtype=int)
         masks = [self._rows(vs, position, index, fam.read(h, self.scope(h))) for h in live]
         texts = [pair.samples[i].text for i in vs.rows]
-        scores = judges.score_hypotheses(
-            live, vs, texts, pair.vectors[vs.rows], self.config.validate.judge, self.ask, judged=masks
-        )
+        vectors = judges.judge_vectors(pair.vectors, vs.rows, live, self.config.validate.judge)
+        scores = judges.score_hypotheses(live, vs, texts, vectors, self.config.validate.judge, self.ask, judged=masks)
         scores = [np.where(mask, s, np.nan) for s, mask in zip(scores, masks)]
         seed = self.config.validate.resolved_seed
         seeds = [subsample_seed(seed, h.content_key()) for h in live]
@@ -282,7 +281,7 @@ class Loop:
         section = self.config.validate
         if self.cascade is not None:
             states = [fam.strong.setdefault(h.id, Strong(label_share(section, self.capped(h)))) for h in live]
-            self.cascade.ask(live, states, masks, vs, texts, pair.vectors[vs.rows], seeds)
+            self.cascade.ask(live, states, masks, vs, texts, vectors, seeds)
         for row, (h, mask) in enumerate(zip(live, masks)):
             sure = fam.threshold(h, self.config.decide.q)
             fam.judged[h.id] = int(mask.sum())

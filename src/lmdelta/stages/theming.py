@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 
+from lmdelta import judges
 from lmdelta.config import RunConfig
 from lmdelta.diversity import OFFLINE_JUDGES
 from lmdelta.diversity import firing_sets as diversity_firing_sets
@@ -55,11 +56,12 @@ def firing_sets(ctx: StageContext, config: RunConfig, findings: list[Finding]) -
         return [None] * len(findings)
     pair = validate.load_answers(ctx, config)
     rows = pair.rows("validation")
-    texts, vectors = [pair.samples[i].text for i in rows], pair.vectors[rows]
     known = [i for i, h in enumerate(hypotheses) if h is not None]
+    found = [h for h in hypotheses if h is not None]
+    texts, vectors = [pair.samples[i].text for i in rows], judges.judge_vectors(pair.vectors, rows, found, "auto")
     out: list[np.ndarray | None] = [None] * len(findings)
     # All at once: each offline judge reads the answers once, not once per finding.
-    for i, fired in zip(known, diversity_firing_sets([h for h in hypotheses if h is not None], texts, vectors)):
+    for i, fired in zip(known, diversity_firing_sets(found, texts, vectors)):
         out[i] = fired
     return out
 

@@ -32,6 +32,8 @@ _CHUNK_ELEMENTS = 1 << 21
 # The Monte Carlo sign-flip's signs come in blocks of this many resamples, each block from its own generator
 # (`_sign_block`). Part of the draw's definition: changing it changes every Monte Carlo p-value.
 _RESAMPLE_BLOCK = 1024
+# Bounds the Monte Carlo sign-flip's resampled sums, rows x R float64: more rows are tested a group at a time.
+_SUMS_BYTES = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -131,63 +133,111 @@ def monte_carlo_floor(n_resamples: int) -> float:
 def paired_signflip_many(
     D,
     mask=None,
-    alternative: Alternative = "greater",
+    alternative: Alternative | Sequence[str] = "greater",
     n_resamples: int = 10_000,
     seed: int = 0,
     *,
-    overwrite: bool = False,
+    rows: Sequence[int] | np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sign-flip tests for many hypotheses at once; row h equals paired_signflip(D[h, mask[h]]).
 
-    D is (H, P) per-prompt differences and mask (H, P) marks the prompts each hypothesis has
-    data for (None: all finite entries). Each row's valid prompts are packed to the front, so
-    row h with P_h prompts sees the first P_h rows of one shared (P, R) sign matrix drawn from
+    D is (H, P) per-prompt differences and mask marks the prompts each hypothesis has data for: an (H, P)
+    array, or one P-long mask per row (None: all finite entries). Each row's valid prompts are taken in
+    order, so row h with P_h prompts sees the first P_h rows of one shared (P, R) sign matrix drawn from
     `seed` -- exactly the signs paired_signflip(d, seed=seed) draws for a d of length P_h.
     The p-values of different rows are therefore computed from the same sign draws (they are
     dependent through the Monte Carlo error only). Rows with 2^P_h <= n_resamples are
-    enumerated exactly. Returns (statistics, p_values), NaN for rows without data. With overwrite=True a
-    float64 D is packed in place (its contents are lost): no second (H, P) table.
+    enumerated exactly. `alternative` is one for every row or one per row; `rows` picks the rows tested
+    (default all). Returns (statistics, p_values) per tested row, NaN for rows without data. D is neither
+    copied (when float64) nor changed: each row's prompts are read a chunk at a time by their positions.
     """
-    _check_alternative(alternative)
     _check_resamples(n_resamples)
-    packed, n = _pack_rows(D, mask, overwrite)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t_obs = packed.sum(axis=1) / n
-    tol = _tolerance(packed, axis=1)
+    D = np.asarray(D, dtype=float)
+    if D.ndim != 2:
+        raise ValueError(f"D must be 2-D (hypotheses x prompts), got shape {D.shape}")
+    picked = np.arange(D.shape[0]) if rows is None else np.asarray(rows, dtype=np.intp).reshape(-1)
+    kinds = np.broadcast_to(np.asarray(alternative, dtype=object), picked.shape)
+    for kind in set(kinds.tolist()):
+        _check_alternative(kind)
+    flip = kinds == "less"  # "less" on d is "greater" on -d: the same signs, the same tolerance
+    usable = _Usable(D, mask, picked, flip)
+    p_values = np.full(picked.shape, np.nan)
+    for kind in ("greater", "two-sided"):
+        which = np.flatnonzero((kinds == kind) | (flip if kind == "greater" else False))
+        p_values[which] = _signflip_p(usable.subset(which), kind, int(n_resamples), seed)
+    return np.where(flip, -usable.t_obs, usable.t_obs) + 0.0, p_values  # + 0.0: no -0.0 from the negation
+
+
+def _signflip_p(usable: _Usable, alternative: str, n_resamples: int, seed: int) -> np.ndarray:
+    """The p-values of `usable`'s rows: exact enumeration where 2^n <= R, else R signs drawn from `seed`."""
+    n = usable.n
     p_values = np.full(n.shape, np.nan)
     exact = (n > 0) & (n <= exact_up_to(n_resamples))  # 2^n <= R
     for size in np.unique(n[exact]):
         rows = np.flatnonzero(n == size)
-        blocks = _exact_sign_blocks(int(size))
-        counts = _count_sign_flips(blocks, packed[rows, :size], t_obs[rows], tol[rows], alternative)
+        part = usable.subset(rows)
+        counts = _count_sign_flips(
+            _exact_sign_blocks(int(size)), part.chunk(0, int(size)), part.t_obs, part.tol, alternative
+        )
         p_values[rows] = counts / 2.0**size
     mc_rows = np.flatnonzero((n > 0) & ~exact)
-    if mc_rows.size:
-        rows = packed if mc_rows.size == n.size else packed[mc_rows]  # no copy when every row is Monte Carlo
-        counts = _monte_carlo_counts(rows, n[mc_rows], t_obs[mc_rows], tol[mc_rows], alternative, n_resamples, seed)
-        p_values[mc_rows] = _monte_carlo_p(counts, int(n_resamples))
-    return t_obs, p_values
+    for group in _row_groups(mc_rows, n_resamples):
+        counts = _monte_carlo_counts(usable.subset(group), alternative, n_resamples, seed)
+        p_values[group] = _monte_carlo_p(counts, n_resamples)
+    return p_values
 
 
-def _pack_rows(D, mask, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Move each row's usable entries to the front (original order kept), zeros after them: in D itself when
-    `overwrite` and D is a float64 array (each row's entries are copied out before the row is written)."""
-    in_place = overwrite and isinstance(D, np.ndarray) and D.dtype == np.float64
-    D = np.asarray(D, dtype=float)
-    if D.ndim != 2:
-        raise ValueError(f"D must be 2-D (hypotheses x prompts), got shape {D.shape}")
-    usable = np.isfinite(D)
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != D.shape:
+def _row_groups(rows: np.ndarray, n_resamples: int) -> list[np.ndarray]:
+    """The rows in groups whose (rows x R) resampled sums stay within _SUMS_BYTES (most calls: one group)."""
+    per_group = max(1, _SUMS_BYTES // (8 * _RESAMPLE_BLOCK * -(-n_resamples // _RESAMPLE_BLOCK)))
+    return [rows[i : i + per_group] for i in range(0, rows.size, per_group)]
+
+
+class _Usable:
+    """The tested rows' usable entries (finite, inside the row's mask), each row's in order: their positions in
+    D (int32 where they fit; one row's positions as large as D's row at most), the entries read a chunk of
+    positions at a time, negated where `flip`. Per row: n, the observed mean, its sum and the tie tolerance."""
+
+    def __init__(self, D: np.ndarray, mask, rows: np.ndarray, flip: np.ndarray) -> None:
+        if mask is not None and not isinstance(mask, np.ndarray | list | tuple):
+            mask = np.asarray(mask, dtype=bool)
+        if isinstance(mask, np.ndarray) and mask.shape != D.shape:
             raise ValueError(f"mask shape {mask.shape} differs from D shape {D.shape}")
-        usable &= mask
-    n = usable.sum(axis=1)
-    packed = D if in_place else np.zeros(D.shape)
-    for row, (values, keep) in enumerate(zip(D, usable)):  # a row at a time: no (H, P) sort order or copy
-        packed[row, : n[row]] = values[keep]
-        packed[row, n[row] :] = 0.0
-    return packed, n
+        index = np.int32 if D.shape[1] < 2**31 else np.int64
+        self.D, self.rows, self.flip = D, rows, np.asarray(flip, dtype=bool)
+        self.positions: list[np.ndarray] = []
+        self.n = np.zeros(rows.size, dtype=np.int64)
+        self.total, self.tol = np.zeros(rows.size), np.zeros(rows.size)
+        for k, row in enumerate(rows):
+            keep = np.isfinite(D[row])
+            if mask is not None:
+                keep &= np.asarray(mask[row], dtype=bool)
+            self.positions.append(np.flatnonzero(keep).astype(index))
+            values = D[row, self.positions[-1]]
+            if self.flip[k]:
+                np.negative(values, out=values)
+            self.n[k], self.total[k] = values.size, values.sum()
+            self.tol[k] = _tolerance(values) if values.size else 0.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.t_obs = self.total / self.n
+
+    def subset(self, which: np.ndarray) -> _Usable:
+        """The same entries for the rows `which` (indices into this object's rows), nothing copied."""
+        out = object.__new__(_Usable)
+        out.D, out.rows, out.flip = self.D, self.rows[which], self.flip[which]
+        out.positions = [self.positions[k] for k in which]
+        out.n, out.total, out.tol, out.t_obs = self.n[which], self.total[which], self.tol[which], self.t_obs[which]
+        return out
+
+    def chunk(self, start: int, stop: int) -> np.ndarray:
+        """(rows, stop - start): row k's usable entries start..stop-1 in its order, zeros past its last one."""
+        out = np.zeros((self.rows.size, stop - start))
+        for k, (row, positions) in enumerate(zip(self.rows, self.positions)):
+            part = positions[start:stop]
+            if part.size:
+                out[k, : part.size] = self.D[row, part]
+        np.negative(out, out=out, where=self.flip[:, None])
+        return out
 
 
 def _sign_block(seed: int, block: int, width: int) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -201,26 +251,39 @@ def _sign_block(seed: int, block: int, width: int) -> Iterator[tuple[int, int, n
     step = _chunk_rows(_RESAMPLE_BLOCK)
     for start in range(0, width, step):
         stop = min(width, start + step)
-        words = bitgen.random_raw((stop - start) * (_RESAMPLE_BLOCK // 64)).astype("<u8", copy=False)
-        bits = np.unpackbits(words.view(np.uint8).reshape(stop - start, -1), axis=1, bitorder="little")
-        yield start, stop, bits.astype(np.float64)
+        # no local holds the chunk: the generators of all blocks are alive at once (_monte_carlo_counts)
+        yield start, stop, _bits(bitgen.random_raw((stop - start) * (_RESAMPLE_BLOCK // 64)), stop - start)
 
 
-def _monte_carlo_counts(packed, n, t_obs, tol, alternative, n_resamples, seed: int) -> np.ndarray:
-    """For each row of `packed` (usable prompts at the front, zeros after), how many of R random sign vectors give
-    a statistic at least as extreme as the observed one. A block of B resamples at a time: with s_p = 2 bit_p - 1,
-    T* = (2 sum_{bit_p = 1} d_p - sum_p d_p) / n, one (rows x chunk) @ (chunk x B) product per chunk of prompts."""
-    n_resamples, width = int(n_resamples), int(n.max())
-    total = packed[:, :width].sum(axis=1, keepdims=True)
-    counts = np.zeros(packed.shape[0])
-    for block in range(-(-n_resamples // _RESAMPLE_BLOCK)):
-        ones = np.zeros((packed.shape[0], _RESAMPLE_BLOCK))
-        for start, stop, bits in _sign_block(seed, block, width):
-            ones += packed[:, start:stop] @ bits
+def _bits(raw: np.ndarray, prompts: int) -> np.ndarray:
+    """Raw 64-bit words, B/64 a prompt, as a (prompts, B) float64 0/1 matrix, bit i of a prompt's words column i."""
+    words = raw.astype("<u8", copy=False)
+    return np.unpackbits(words.view(np.uint8).reshape(prompts, -1), axis=1, bitorder="little").astype(np.float64)
+
+
+def _monte_carlo_counts(usable: _Usable, alternative: str, n_resamples: int, seed: int) -> np.ndarray:
+    """For each row of `usable`, how many of R random sign vectors give a statistic at least as extreme as the
+    observed one. With s_p = 2 bit_p - 1, T* = (2 sum_{bit_p = 1} d_p - sum_p d_p) / n: per chunk of prompts, the
+    rows still holding prompts there times each block's bits, (rows x chunk) @ (chunk x B); each block's bits come
+    from its own stream (`_sign_block`), all streams advanced together, so each chunk's entries are read once."""
+    order = np.argsort(-usable.n, kind="stable")  # rows with more prompts first: a chunk's rows are a prefix
+    usable = usable.subset(order)
+    n, width, blocks = usable.n, int(usable.n.max()), -(-n_resamples // _RESAMPLE_BLOCK)
+    ones = np.zeros((blocks, n.size, _RESAMPLE_BLOCK))
+    streams = [_sign_block(seed, block, width) for block in range(blocks)]
+    for start in range(0, width, _chunk_rows(_RESAMPLE_BLOCK)):
+        live = int(np.sum(n > start))
+        values = usable.subset(np.arange(live)).chunk(start, min(width, start + _chunk_rows(_RESAMPLE_BLOCK)))
+        for block, stream in enumerate(streams):
+            ones[block, :live] += values @ next(stream)[2]
+    counts = np.zeros(n.size)
+    for block in range(blocks):
         used = min(_RESAMPLE_BLOCK, n_resamples - block * _RESAMPLE_BLOCK)
-        t_star = (2.0 * ones[:, :used] - total) / n[:, None]
-        counts += _as_extreme(t_star, t_obs[:, None], tol[:, None], alternative).sum(axis=1)
-    return counts
+        t_star = (2.0 * ones[block, :, :used] - usable.total[:, None]) / n[:, None]
+        counts += _as_extreme(t_star, usable.t_obs[:, None], usable.tol[:, None], alternative).sum(axis=1)
+    out = np.empty(n.size)
+    out[order] = counts
+    return out
 
 
 def _exact_sign_blocks(n: int) -> Iterator[np.ndarray]:

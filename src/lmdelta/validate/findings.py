@@ -29,6 +29,8 @@ from lmdelta.validate.texts import (
     text_effects,
 )
 
+_SPENT = np.empty(0)  # a hypothesis's scores once nothing reads them
+
 
 def validate_all(
     data: PairData, hypotheses: list[Hypothesis], config: ValidateConfig, q: float, llm_ask: Ask | None = None
@@ -36,7 +38,7 @@ def validate_all(
     """Every number STATISTICS.md asks for, per hypothesis (except the FDR decisions)."""
     vs = ValidationSet.build(data)
     texts = [data.samples[i].text for i in vs.rows]
-    vectors = data.vectors[vs.rows] if len(vs.rows) else data.vectors[:0]
+    vectors = judges.judge_vectors(data.vectors, vs.rows, hypotheses, config.judge)
     scores = judges.score_hypotheses(
         hypotheses,
         vs,
@@ -50,11 +52,15 @@ def validate_all(
     paired = paired_differences(scores, hypotheses, vs, config) if vs.aligned else None
     masks: list[np.ndarray | None] = [vs.scope(h.group) for h in hypotheses]
     primary = hypothesis_tests(scores, paired, masks, hypotheses, vs, config, n_resamples)
-    warning = None if vs.aligned or vs.clustered else clustering_warning(vectors, vs.is_b, config.resolved_seed)
+    warning = None
+    if not (vs.aligned or vs.clustered):
+        warning = clustering_warning(data.vectors[vs.rows], vs.is_b, config.resolved_seed)
     batch = Texts(texts)  # the property judges' raw values, all from one batch
-    results = [
-        _describe(h, s, test, vs, data, config, warning, batch) for h, s, test in zip(hypotheses, scores, primary)
-    ]
+    results = []
+    for i, (h, test) in enumerate(zip(hypotheses, primary)):
+        results.append(_describe(h, scores[i], test, vs, data, config, warning, batch))
+        if paired is not None:  # the paired tests left read the differences: 1.6 GB of scores at 2 M texts
+            scores[i] = _SPENT
     if config.generalization:
         results = add_generalization(results, scores, paired, hypotheses, vs, config, n_resamples)
     return results

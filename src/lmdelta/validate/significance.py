@@ -54,17 +54,12 @@ def hypothesis_tests(
     if not scoped:
         return out
     rows = [i for i, _ in scoped]
-    # One call for both directions, one draw of the signs: "a > b" on d is "b > a" on -d, to the last bit (the
-    # same signs, the same tolerance), so those rows are negated and their statistics negated back.
-    less = np.array([hypotheses[i].direction != "b>a" for i in rows])
-    signed = D[rows]  # the one (H, P) copy: negated where needed, then packed in place
-    M = np.stack([m for _, m in scoped]) & np.isfinite(signed)
-    np.negative(signed, out=signed, where=less[:, None])  # in place: no copy of the negated rows
-    seed = config.resolved_seed
-    stats, p_values = tests.paired_signflip_many(signed, M, "greater", n_resamples, seed, overwrite=True)
-    del signed
-    stats = np.where(less, -stats, stats) + 0.0  # + 0.0: a zero statistic is 0.0, not the negation's -0.0
-    for i, t, p, used in zip(rows, stats, p_values, M):
+    # One call for both directions, one draw of the signs ("a > b" is the alternative "less"); D is read, not
+    # copied: at 700,000 validation prompts a copy of 150 hypotheses' differences is 0.8 GB.
+    kinds = ["greater" if hypotheses[i].direction == "b>a" else "less" for i in rows]
+    stats, p_values = tests.paired_signflip_many(D, masks, kinds, n_resamples, config.resolved_seed, rows=rows)
+    for (i, mask), t, p in zip(scoped, stats, p_values):
+        used = mask & np.isfinite(D[i])
         if used.any():
             out[i] = _signflip_result(
                 float(t), float(p), int(used.sum()), int(dropped[i][used].sum()), n_resamples, vs.unit
