@@ -74,3 +74,19 @@ def test_an_index_without_rare_ngrams_proposes_the_same_terms(weighted, min_df):
             terms = keywords.scored_terms(index.vocab, counts, sizes, index.background, len(texts), 10.0, held)
             chosen.append([keywords.top_terms(terms, d, 8, 0.5, min_df) for d in ("b>a", "a>b")])
         assert chosen[0] == chosen[1] and any(chosen[0])
+
+
+@pytest.mark.parametrize("chunk,parts", [(7, 4), (1, 16), (10_000, 1)])
+def test_frequent_hashes_counted_a_chunk_at_a_time_are_those_of_all_texts_at_once(monkeypatch, chunk, parts):
+    """The n-grams' document counts are summed over chunks of texts (an n-gram in several chunks adds up), in
+    parts by hash: the same hashes as counting every text's n-grams at once."""
+    monkeypatch.setattr(keywords, "_HASH_CHUNK", chunk)
+    monkeypatch.setattr(keywords, "_HASH_PARTS", parts)
+    texts = _texts(200, seed=4)
+    df: dict[int, int] = {}
+    for text in texts:
+        for gram in keywords.ngrams(text, 3, symbols=True):
+            df[hash(gram)] = df.get(hash(gram), 0) + 1
+    for min_df in (2, 5):
+        expected = {h for h, count in df.items() if count >= min_df}
+        assert keywords._frequent_hashes(texts, 3, True, min_df) == expected and expected
