@@ -32,8 +32,9 @@ _CHUNK_ELEMENTS = 1 << 21
 # The Monte Carlo sign-flip's signs come in blocks of this many resamples, each block from its own generator
 # (`_sign_block`). Part of the draw's definition: changing it changes every Monte Carlo p-value.
 _RESAMPLE_BLOCK = 1024
-# Bounds the Monte Carlo sign-flip's resampled sums, rows x R float64: more rows are tested a group at a time.
-_SUMS_BYTES = 1 << 26
+# Bounds the Monte Carlo sign-flip's resampled sums, rows x R float64 (92 MB for 240 rows at R = 48,000): more rows
+# are tested a group at a time, each group drawing the signs again.
+_SUMS_BYTES = 1 << 28
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def _row_groups(rows: np.ndarray, n_resamples: int) -> list[np.ndarray]:
 
 class _Usable:
     """The tested rows' usable entries (finite, inside the row's mask), each row's in order: their positions in
-    D (int32 where they fit; one row's positions as large as D's row at most), the entries read a chunk of
+    D (int32 where they fit; none kept for a row whose every entry is usable), the entries read a chunk of
     positions at a time, negated where `flip`. Per row: n, the observed mean, its sum and the tie tolerance."""
 
     def __init__(self, D: np.ndarray, mask, rows: np.ndarray, flip: np.ndarray) -> None:
@@ -205,15 +206,16 @@ class _Usable:
             raise ValueError(f"mask shape {mask.shape} differs from D shape {D.shape}")
         index = np.int32 if D.shape[1] < 2**31 else np.int64
         self.D, self.rows, self.flip = D, rows, np.asarray(flip, dtype=bool)
-        self.positions: list[np.ndarray] = []
+        self.positions: list[np.ndarray | None] = []  # None: every entry of the row is usable
         self.n = np.zeros(rows.size, dtype=np.int64)
         self.total, self.tol = np.zeros(rows.size), np.zeros(rows.size)
         for k, row in enumerate(rows):
             keep = np.isfinite(D[row])
             if mask is not None:
                 keep &= np.asarray(mask[row], dtype=bool)
-            self.positions.append(np.flatnonzero(keep).astype(index))
-            values = D[row, self.positions[-1]]
+            everything = bool(keep.all())
+            self.positions.append(None if everything else np.flatnonzero(keep).astype(index))
+            values = D[row].copy() if everything else D[row, self.positions[-1]]
             if self.flip[k]:
                 np.negative(values, out=values)
             self.n[k], self.total[k] = values.size, values.sum()
@@ -233,9 +235,8 @@ class _Usable:
         """(rows, stop - start): row k's usable entries start..stop-1 in its order, zeros past its last one."""
         out = np.zeros((self.rows.size, stop - start))
         for k, (row, positions) in enumerate(zip(self.rows, self.positions)):
-            part = positions[start:stop]
-            if part.size:
-                out[k, : part.size] = self.D[row, part]
+            part = self.D[row, start:stop] if positions is None else self.D[row, positions[start:stop]]
+            out[k, : part.size] = part
         np.negative(out, out=out, where=self.flip[:, None])
         return out
 
