@@ -72,6 +72,23 @@ def test_a_zero_difference_stays_zero():
     assert keep.all() and np.all(differences == 0.0)
 
 
+def test_within_prompt_differences_a_chunk_of_rows_at_a_time_are_those_of_one_pass(monkeypatch):
+    """At 600,000 answers the differences are computed a chunk of rows at a time (no temporary as large as the
+    result): the same bits as in one pass, float32 vectors included; a row with no direction (zero or NaN) is 0."""
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(500, 6)).astype(np.float32)
+    vectors[3] = np.nan
+    prompts = np.array([f"p{i % 170}" for i in range(500)])
+    is_b = rng.random(500) < 0.5
+    one = clusters.within_prompt_differences(vectors, prompts, is_b)
+    monkeypatch.setattr(clusters, "_DIFFERENCE_CHUNK", 7)
+    chunked = clusters.within_prompt_differences(vectors, prompts, is_b)
+    assert np.array_equal(one[0], chunked[0]) and np.array_equal(one[1], chunked[1])
+    centre_rows = one[1][np.flatnonzero(one[0]) == 3]
+    assert one[1].dtype == np.float64 and (centre_rows.size == 0 or np.all(centre_rows == 0.0))
+    assert np.allclose(np.linalg.norm(one[1], axis=1)[np.any(one[1] != 0, axis=1)], 1.0)
+
+
 def test_member_auc_is_the_pairwise_win_rate_with_ties_and_missing_values():
     rng = np.random.default_rng(1)
     values = rng.integers(0, 4, size=(30, 3)).astype(float)
