@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import mmap
 import sys
 from functools import cache
 from typing import Any
@@ -27,6 +28,17 @@ def give_back() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+def release_mapped(array: Any) -> None:
+    """Let go of the resident pages of a memory-mapped array (np.load's mmap_mode): a page of the file that was read
+    counts towards the process's RSS until the kernel wants the memory back. Read again, it comes back from the
+    page cache. Nothing happens for an array that is not memory-mapped, or where madvise is missing."""
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED") and not base.closed:
+        base.madvise(mmap.MADV_DONTNEED)
 
 
 @cache

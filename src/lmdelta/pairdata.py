@@ -11,6 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
+from lmdelta import heap
 from lmdelta.hashing import child_seed
 from lmdelta.properties.batch import Texts
 from lmdelta.records import Prompt, Sample, Side
@@ -49,6 +50,15 @@ class PairData:
         for found in self.shared.values():
             if isinstance(found, Texts):
                 found.drop_analyses()
+
+    def vectors_of(self, rows: np.ndarray) -> np.ndarray:
+        """The rows' vectors, copied out of the (memory-mapped) vectors, whose pages read for them are then let go:
+        at 2,000,000 answers the file is 0.5 GB, and the discovery rows touch nearly every page of it."""
+        if not len(rows):
+            return np.zeros((0, self.vectors.shape[-1]), dtype=self.vectors.dtype)
+        found = self.vectors[np.asarray(rows, dtype=np.intp)]
+        heap.release_mapped(self.vectors)
+        return found
 
     def weight(self, rows: np.ndarray) -> np.ndarray:
         """The rows' weights (all 1 unless a search round set them)."""

@@ -66,7 +66,7 @@ def search(
             data = grow(number)
         discovery = data.rows("discovery")
         texts = [data.samples[i].text for i in discovery]
-        vectors = data.vectors[discovery] if len(discovery) else np.zeros((0, data.vectors.shape[-1]))
+        vectors = data.vectors_of(discovery)
         if grow is not None and number > 1:  # the kept ones' firing sets over the grown discovery answers
             kept = refired(kept, texts, vectors)
         weights = None if number == 1 else _weights(kept, discovery, len(data.samples), section.explain_weight)

@@ -122,9 +122,9 @@ def scope_answers(data: PairData, rows: np.ndarray, within_prompt: bool) -> Scop
     differences, for which answers to prompts only one side answered here are left out, or raw embeddings."""
     sides = np.array([data.samples[i].side for i in rows], dtype="U1")
     if not within_prompt:
-        return ScopeAnswers(rows, sides, data.vectors[rows], within_prompt=False)
+        return ScopeAnswers(rows, sides, data.vectors_of(rows), within_prompt=False)
     prompts = np.array([data.samples[i].prompt_id for i in rows], dtype=str)
-    keep, differences = within_prompt_differences(data.vectors[rows], prompts, sides == "b")
+    keep, differences = within_prompt_differences(data.vectors_of(rows), prompts, sides == "b")
     return ScopeAnswers(rows[keep], sides[keep], differences, within_prompt=True)
 
 
