@@ -55,16 +55,20 @@ def test_less_is_greater_on_the_negated_differences():
     assert np.array_equal(p_less, p_greater)
 
 
+def _peak(call):
+    """call()'s result and the peak of the memory it traced (numpy's buffers included)."""
+    tracemalloc.start()
+    try:
+        return call(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_memory_does_not_grow_with_prompts_times_resamples(monkeypatch):
     """200,000 prompts x R = 2,048: the sign matrix would take 51 MB even bit-packed; the test holds a chunk."""
     monkeypatch.setattr(st, "_CHUNK_ELEMENTS", 1 << 16)  # 64 prompts x 1,024 resamples a chunk
     d = np.random.default_rng(0).normal(0.0, 1.0, size=(1, 200_000))
-    tracemalloc.start()
-    try:
-        _, p = st.paired_signflip_many(d, None, "greater", n_resamples=2048, seed=1)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (_, p), peak = _peak(lambda: st.paired_signflip_many(d, None, "greater", n_resamples=2048, seed=1))
     assert 0 < p[0] <= 1
     assert peak < 12 * 2**20  # the data twice (1.6 MB each), a mask and a chunk; 51 MB with the matrix held
 
@@ -91,12 +95,7 @@ def test_the_differences_are_neither_copied_nor_changed(monkeypatch):
     D = rng.normal(0.0, 1.0, size=(150, 40_000))
     before = D.copy()
     masks = [np.arange(40_000) % 10 == h % 10 for h in range(150)]
-    tracemalloc.start()
-    try:
-        _, p = st.paired_signflip_many(D, masks, "greater", n_resamples=1100, seed=3)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (_, p), peak = _peak(lambda: st.paired_signflip_many(D, masks, "greater", n_resamples=1100, seed=3))
     assert np.array_equal(D, before) and np.all((0 < p) & (p <= 1))
     assert peak < D.nbytes / 4
 
