@@ -63,7 +63,7 @@ from lmdelta.pairdata import PairData, null_pair
 from lmdelta.records import Hypothesis, Prompt, Sample
 from lmdelta.report.null_control import summarize_null
 from lmdelta.stages.decide import e_lond, fcr_intervals
-from lmdelta.stats import effects, fdr
+from lmdelta.stats import cluster_tests, effects, fdr
 from lmdelta.stats import tests as st
 from lmdelta.stats.sequential import betting_test
 from lmdelta.validate import sequential as seq
@@ -512,7 +512,9 @@ def unpaired_null_rows(rng, n_prompts, sizes, seed) -> list[dict]:
     is_b = clusters >= n_prompts
     slow = sizes["slow_null_sets"]
     p_cluster = [
-        st.cluster_permutation(np.concatenate([x, y]), is_b, clusters, n_resamples=PERMUTATION_R, seed=seed + j).p_value
+        cluster_tests.cluster_permutation(
+            np.concatenate([x, y]), is_b, clusters, n_resamples=PERMUTATION_R, seed=seed + j
+        ).p_value
         for j, (x, y) in enumerate(zip(a[:slow], b[:slow]))
     ]
     status = "ships (corpus.cluster)" if cluster_unit_reachable() else STATS_ONLY
@@ -784,10 +786,10 @@ def unaligned(sizes: dict, seed: int) -> list[dict]:
             if unit != "cluster":
                 cases.append(
                     (
-                        "whole-cluster permutation (tests.cluster_permutation)",
+                        "whole-cluster permutation (cluster_tests.cluster_permutation)",
                         STATS_ONLY,
                         [
-                            st.cluster_permutation(
+                            cluster_tests.cluster_permutation(
                                 x, vs_clusters.is_b, vs_clusters.prompt_of_row, "greater", PERMUTATION_R, seed + j
                             ).p_value
                             for j, x in enumerate(scores)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from lmdelta.stats import cluster_tests
 from lmdelta.stats import tests as st
 
 ALPHA = 0.05
@@ -160,7 +161,7 @@ def test_text_level_mann_whitney_over_rejects_when_texts_share_prompts():
         a, b = prompt_scores(rng, 15, 10, 10, shared=False)
         mw.append(st.mann_whitney(a.ravel(), b.ravel()).p_value)
         scores = np.concatenate([a.ravel(), b.ravel()])
-        clustered.append(st.cluster_permutation(scores, is_b, prompts, n_resamples=999, seed=i).p_value)
+        clustered.append(cluster_tests.cluster_permutation(scores, is_b, prompts, n_resamples=999, seed=i).p_value)
     assert np.mean(np.array(mw) <= ALPHA) > 0.15
     low, high = binomial_interval(400)
     assert low <= np.mean(np.array(clustered) <= ALPHA) <= high
@@ -244,7 +245,7 @@ def test_cluster_permutation_whole_clusters_matches_enumeration():
     cluster_is_b = np.array([False, True, False, True, True, False])
     is_b = cluster_is_b[clusters]
     scores = rng.normal(0.0, 1.0, clusters.size) + 0.8 * is_b
-    result = st.cluster_permutation(scores, is_b, clusters, n_resamples=20_000, seed=1)
+    result = cluster_tests.cluster_permutation(scores, is_b, clusters, n_resamples=20_000, seed=1)
     assert "whole clusters" in result.method and result.n_units == 6
 
     def contrast(on_b):
@@ -268,7 +269,7 @@ def test_cluster_permutation_mixed_clusters_permutes_within_clusters():
     is_b = np.tile([False, False, False, True, True, True], 8)
     is_b[-6:] = True  # cluster 7 holds b only: dropped
     scores = rng.normal(0.0, 1.0, clusters.size) + 0.5 * is_b
-    result = st.cluster_permutation(scores, is_b, clusters, n_resamples=2000, seed=2)
+    result = cluster_tests.cluster_permutation(scores, is_b, clusters, n_resamples=2000, seed=2)
     assert "within clusters" in result.method and result.n_units == 7
     scores_a = [scores[(clusters == c) & ~is_b] for c in range(7)]
     scores_b = [scores[(clusters == c) & is_b] for c in range(7)]

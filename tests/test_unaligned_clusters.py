@@ -9,7 +9,7 @@ from lmdelta.config import ValidateConfig
 from lmdelta.hashing import child_seed
 from lmdelta.pairdata import PairData, null_pair
 from lmdelta.records import Hypothesis, Prompt, Sample
-from lmdelta.stats import effects
+from lmdelta.stats import cluster_tests, effects
 from lmdelta.stats import tests as st
 from lmdelta.validate import texts
 from lmdelta.validate.findings import validate_all
@@ -74,7 +74,7 @@ def test_cluster_units_give_the_cluster_permutation_with_its_unit_named():
     assert result.test.startswith("cluster-level") and "80 clusters of 400 texts" in result.test
     assert result.assumption == texts.CLUSTER_ASSUMPTION
     scores = first_axis_scores(data, vs)
-    expected = st.cluster_permutation(scores, vs.is_b, vs.prompt_of_row, "greater", 2000, 0)
+    expected = cluster_tests.cluster_permutation(scores, vs.is_b, vs.prompt_of_row, "greater", 2000, 0)
     assert (result.statistic, result.p_value) == (expected.statistic, expected.p_value)
     assert result.clustering_warning is None
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from lmdelta.config import ValidateConfig
 from lmdelta.hashing import child_seed
-from lmdelta.stats import effects, tests
+from lmdelta.stats import cluster_tests, effects, tests
 
 ASSUMPTION = (
     "texts are independent draws (unaligned corpora share no prompts, so the text is the unit); "
@@ -86,7 +86,7 @@ def _cluster_test(
     n_resamples: int,
     seed: int,
 ) -> dict[str, Any]:
-    result = tests.cluster_permutation(scores, is_b, clusters, alternative, n_resamples, seed)
+    result = cluster_tests.cluster_permutation(scores, is_b, clusters, alternative, n_resamples, seed)
     name = (
         f"cluster-level label permutation test: whole clusters (corpus.columns.cluster) swap sides, "
         f"T = mean(b texts) - mean(a texts) (unaligned corpora; {result.n_units} clusters of "
