@@ -16,6 +16,7 @@ from lmdelta.errors import ConfigError, did_you_mean
 from lmdelta.judges import embedding, keyword, llm
 from lmdelta.judges import property as text_property
 from lmdelta.judges.inputs import Ask, JudgeInput, PromptLayout
+from lmdelta.pairdata import PairData
 from lmdelta.records import Hypothesis
 
 
@@ -54,12 +55,12 @@ def needs_vectors(hypotheses: list[Hypothesis], mode: str = "auto") -> bool:
     return mode == "auto" and any(h.judge in VECTOR_JUDGES for h in hypotheses)
 
 
-def judge_vectors(vectors: np.ndarray, rows: np.ndarray, hypotheses: list[Hypothesis], mode: str) -> np.ndarray:
-    """The rows' embeddings where a judge of these hypotheses reads them, else none (no rows). At 700,000
-    validation prompts the copy is 0.4 GB and the mapped file's pages another 0.5 GB of resident memory."""
-    if len(rows) and needs_vectors(hypotheses, mode):
-        return vectors[rows]
-    return vectors[:0]
+def judge_vectors(data: PairData, rows: np.ndarray, hypotheses: list[Hypothesis], mode: str) -> np.ndarray:
+    """The rows' embeddings where a judge of these hypotheses reads them (PairData.vectors_of), else none (no rows):
+    at 700,000 validation prompts the copy is 0.4 GB and the mapped file's pages read for it another 0.5 GB."""
+    if needs_vectors(hypotheses, mode):
+        return data.vectors_of(rows)
+    return data.vectors[:0]
 
 
 def judge_named(name: str) -> Judge:

@@ -272,7 +272,7 @@ class Loop:
         index = np.array([pair.samples[i].index for i in vs.rows], dtype=int)
         masks = [self._rows(vs, position, index, fam.read(h, self.scope(h))) for h in live]
         texts = [pair.samples[i].text for i in vs.rows]
-        vectors = judges.judge_vectors(pair.vectors, vs.rows, live, self.config.validate.judge)
+        vectors = judges.judge_vectors(pair, vs.rows, live, self.config.validate.judge)
         scores = judges.score_hypotheses(live, vs, texts, vectors, self.config.validate.judge, self.ask, judged=masks)
         scores = [np.where(mask, s, np.nan) for s, mask in zip(scores, masks)]
         seed = self.config.validate.resolved_seed

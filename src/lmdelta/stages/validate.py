@@ -173,7 +173,7 @@ def add_agreement(
     vs = ValidationSet.build(pair)
     texts = [pair.samples[i].text for i in vs.rows]
     mode = "unitary" if config.validate.judge == "auto" else config.validate.judge
-    vectors = judges.judge_vectors(pair.vectors, vs.rows, hypotheses, config.validate.judge)
+    vectors = judges.judge_vectors(pair, vs.rows, hypotheses, config.validate.judge)
     main = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.validate.judge, session.asker("judge"))
     found: list[dict[str, dict[str, Any]]] = [{} for _ in results]
     for model in config.validate.extra_judges:

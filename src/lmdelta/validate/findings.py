@@ -38,7 +38,7 @@ def validate_all(
     """Every number STATISTICS.md asks for, per hypothesis (except the FDR decisions)."""
     vs = ValidationSet.build(data)
     texts = [data.samples[i].text for i in vs.rows]
-    vectors = judges.judge_vectors(data.vectors, vs.rows, hypotheses, config.judge)
+    vectors = judges.judge_vectors(data, vs.rows, hypotheses, config.judge)
     scores = judges.score_hypotheses(
         hypotheses,
         vs,
@@ -54,7 +54,7 @@ def validate_all(
     primary = hypothesis_tests(scores, paired, masks, hypotheses, vs, config, n_resamples)
     warning = None
     if not (vs.aligned or vs.clustered):
-        warning = clustering_warning(data.vectors[vs.rows], vs.is_b, config.resolved_seed)
+        warning = clustering_warning(data.vectors_of(vs.rows), vs.is_b, config.resolved_seed)
     batch = Texts(texts)  # the property judges' raw values, all from one batch
     results = []
     for i, (h, test) in enumerate(zip(hypotheses, primary)):
