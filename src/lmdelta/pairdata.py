@@ -14,16 +14,16 @@ import numpy as np
 from lmdelta import heap
 from lmdelta.hashing import child_seed
 from lmdelta.properties.batch import Texts
-from lmdelta.records import Prompt, Sample, Side
+from lmdelta.records import Prompt
+from lmdelta.sampletable import SampleTable
 
 NULL_LABELS = {"a": "relabelled a", "b": "relabelled b"}
-_OTHER: dict[Side, Side] = {"a": "b", "b": "a"}
 
 
 @dataclass
 class PairData:
     prompts: list[Prompt]
-    samples: list[Sample]
+    samples: SampleTable  # any sequence of Sample given is made a table
     vectors: np.ndarray
     groups: dict[str, str]
     labels: dict[str, str] = field(default_factory=lambda: {"a": "a", "b": "b"})
@@ -34,6 +34,9 @@ class PairData:
     # the null control keep the texts, so they keep this dict): what is costly to compute is computed once.
     shared: dict[object, object] = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        self.samples = SampleTable.of(self.samples)
+
     def texts(self, rows: np.ndarray) -> Texts:
         """The rows' texts as one Texts batch, the same object (with its scored properties) for every view
         of these samples: the property and cluster proposers of the main comparison and of the null control
@@ -41,7 +44,7 @@ class PairData:
         key = ("texts", len(self.samples), np.asarray(rows, dtype=np.int64).tobytes())
         found = self.shared.get(key)
         if not isinstance(found, Texts):
-            found = self.shared[key] = Texts(self.samples[i].text for i in rows)
+            found = self.shared[key] = Texts(self.samples.texts(rows))
         return found
 
     def release_analyses(self) -> None:
@@ -80,20 +83,18 @@ class PairData:
     def _sample_labels(self) -> tuple[np.ndarray, np.ndarray]:
         """Each sample's prompt split ("" for a prompt not in this view) and group, read once: `rows` is asked
         per scope, split and search round, and a loop over every sample each time grows with the run."""
-        prompts = self.prompt_by_id
-        splits = np.array([getattr(prompts.get(s.prompt_id), "split", "") for s in self.samples], dtype=object)
-        groups = np.array([self.groups.get(s.prompt_id) for s in self.samples], dtype=object)
-        return splits, groups
+        (units, codes), prompts = self.samples.prompt_index(), self.prompt_by_id
+        splits = np.array([getattr(prompts.get(p), "split", "") for p in units], dtype=object)
+        groups = np.array([self.groups.get(p) for p in units], dtype=object)
+        return splits[codes], groups[codes]
 
     def group_names(self) -> list[str]:
         return sorted(set(self.groups.values()))
 
     def shares_prompts(self) -> bool:
         """True when some prompt has answers from both sides (else the corpora are unaligned)."""
-        sides: dict[str, set[str]] = {}
-        for sample in self.samples:
-            sides.setdefault(sample.prompt_id, set()).add(sample.side)
-        return any(len(found) == 2 for found in sides.values())
+        prompt, is_b = self.samples.prompt_index()[1], self.samples.is_b()
+        return bool(np.intersect1d(prompt[is_b], prompt[~is_b]).size)
 
 
 def null_pair(data: PairData, seed: int) -> PairData:
@@ -107,10 +108,9 @@ def null_pair(data: PairData, seed: int) -> PairData:
     Unaligned corpora make each text its own prompt, so there each text swaps on its own coin (and a
     cluster of texts, when it is one unit, swaps whole, keeping the unaligned test's unit intact).
     """
-    swapped = {unit: _coin(seed, unit) for unit in {sample.prompt_id for sample in data.samples}}
-    samples = [
-        replace(sample, side=_OTHER[sample.side]) if swapped[sample.prompt_id] else sample for sample in data.samples
-    ]
+    units, codes = data.samples.prompt_index()
+    swapped = np.array([_coin(seed, unit) for unit in units], dtype=bool)
+    samples = data.samples.with_swapped(swapped[codes] if len(codes) else np.zeros(0, dtype=bool))
     return PairData(data.prompts, samples, data.vectors, data.groups, labels=dict(NULL_LABELS), shared=data.shared)
 
 
@@ -128,7 +128,8 @@ def held_out_view(data: PairData, split: str = "confirmation") -> PairData:
 
 def split_prompts(data: PairData, split: str) -> int:
     """How many prompts of `split` have an answer in the data (of either side)."""
-    answered = {sample.prompt_id for sample in data.samples}
+    units, codes = data.samples.prompt_index()
+    answered = {units[c] for c in np.unique(codes).tolist()}
     return sum(prompt.split == split and prompt.id in answered for prompt in data.prompts)
 
 

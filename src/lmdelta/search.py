@@ -65,7 +65,7 @@ def search(
         if grow is not None:
             data = grow(number)
         discovery = data.rows("discovery")
-        texts = [data.samples[i].text for i in discovery]
+        texts = data.samples.texts(discovery)
         vectors = data.vectors_of(discovery)
         if grow is not None and number > 1:  # the kept ones' firing sets over the grown discovery answers
             kept = refired(kept, texts, vectors)
@@ -134,7 +134,7 @@ def _round_row(
         "dropped": sum(d.action == "dropped" for d in left_out),
         "explained_texts": explained_texts,
         "discovery_texts": len(discovery),
-        "discovery_prompts": len({data.samples[i].prompt_id for i in discovery}),
+        "discovery_prompts": len(set(data.samples.prompt_ids(discovery))),
     }
 
 

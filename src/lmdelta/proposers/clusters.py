@@ -96,7 +96,7 @@ class ClusterProposer:
         """The scope's most over-represented clusters (smallest screening p first), one hypothesis each."""
         section = config.propose.clusters
         answers = scope_answers(data, rows, self.within_prompt)
-        texts = [data.samples[i].text for i in answers.rows]
+        texts = data.samples.texts(answers.rows)
         seed = config.propose.resolved_seed
         weights = None if data.weights is None else data.weight(answers.rows)
         findings = find(texts, answers.sides, answers.vectors, section, seed, section.per_scope, weights)
@@ -120,10 +120,10 @@ def prepare(data: PairData, config: RunConfig) -> ClusterProposer | None:
 def scope_answers(data: PairData, rows: np.ndarray, within_prompt: bool) -> ScopeAnswers:
     """The scope's answers and the vectors to cluster (see the module docstring): within-prompt
     differences, for which answers to prompts only one side answered here are left out, or raw embeddings."""
-    sides = np.array([data.samples[i].side for i in rows], dtype="U1")
+    sides = np.array(data.samples.sides(rows), dtype="U1")
     if not within_prompt:
         return ScopeAnswers(rows, sides, data.vectors_of(rows), within_prompt=False)
-    prompts = np.array([data.samples[i].prompt_id for i in rows], dtype=str)
+    prompts = np.array(data.samples.prompt_ids(rows), dtype=str)
     keep, differences = within_prompt_differences(data.vectors_of(rows), prompts, sides == "b")
     return ScopeAnswers(rows[keep], sides[keep], differences, within_prompt=True)
 

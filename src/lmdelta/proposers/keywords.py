@@ -13,6 +13,7 @@ and α0 = `prior_strength` pseudo-texts, and
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,8 @@ class KeywordProposer:
     def propose(self, data: PairData, scope: str, rows: np.ndarray, config: RunConfig) -> list[Hypothesis]:
         """Per direction (b>a first), the scope's strongest n-grams, one hypothesis each."""
         section = config.propose.keywords
-        side_rows = [np.array([i for i in rows if data.samples[i].side == side], dtype=int) for side in ("a", "b")]
+        is_b = data.samples.is_b(rows)
+        side_rows = [np.asarray(rows, dtype=int)[~is_b], np.asarray(rows, dtype=int)[is_b]]
         weights = (None, None) if data.weights is None else (data.weight(side_rows[0]), data.weight(side_rows[1]))
         index = self.index
         counts = [index.counts(r, w) for r, w in zip(side_rows, weights)]  # later rounds: weighted
@@ -66,7 +68,7 @@ class KeywordProposer:
         prior = section.prior_strength
         least = max(section.min_z, 0.0)  # top_terms keeps |z| ≥ min_z only
         terms = scored_terms(index.vocab, counts, sizes, index.background, len(index.rows), prior, held, least)
-        found = {side: ReadInOrder([data.samples[i] for i in r]) for side, r in zip("ab", side_rows)}
+        found = {side: ReadInOrder(data.samples.take(r)) for side, r in zip("ab", side_rows)}
         return [
             _hypothesis(data, scope, direction, term, found)
             for direction in DIRECTIONS
@@ -84,7 +86,7 @@ def prepare(data: PairData, config: RunConfig) -> KeywordProposer | None:
     key = ("ngram-index", len(data.samples), discovery.tobytes(), section.max_ngram, section.symbols, section.min_texts)
     index = data.shared.get(key)
     if not isinstance(index, NgramIndex):
-        texts = [data.samples[i].text for i in discovery]
+        texts = data.samples.texts(discovery)
         index = data.shared[key] = NgramIndex.build(
             discovery, texts, section.max_ngram, symbols=section.symbols, min_df=section.min_texts
         )
@@ -155,7 +157,7 @@ class ReadInOrder:
     reads from the first answer until three hold its term, so each answer is tokenised at most once per scope,
     and only as far as some hypothesis read (often a few answers; before, all of them, up front)."""
 
-    def __init__(self, samples: list[Sample]) -> None:
+    def __init__(self, samples: Sequence[Sample]) -> None:
         self.samples = samples
         self._tokens: list[Tokens] = []
 

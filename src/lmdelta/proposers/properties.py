@@ -179,10 +179,10 @@ def score_discovery(data: PairData, measures: tuple[Property, ...]) -> Discovery
 def scope_units(data: PairData, rows: np.ndarray, paired: bool) -> ScopeAnswers:
     """The scope's answers with their units: prompts answered by both sides when the corpora are
     paired (answers to other prompts left out), else each answer on its own."""
-    is_b = np.array([data.samples[i].side == "b" for i in rows], dtype=bool)
+    is_b = data.samples.is_b(rows)
     if not paired:
         return ScopeAnswers(rows, np.arange(len(rows)), is_b, paired=False)
-    prompt_ids = [data.samples[i].prompt_id for i in rows]
+    prompt_ids = data.samples.prompt_ids(rows)
     sides: dict[str, set[bool]] = {}
     for pid, b in zip(prompt_ids, is_b):
         sides.setdefault(pid, set()).add(bool(b))

@@ -70,9 +70,10 @@ def accounting(ctx: StageContext) -> dict[str, Any]:
     and role (from the run's ledger)."""
     split = {p.id: p.split or "other" for p in prompts.load(ctx)}
     tokens: dict[str, dict[str, int]] = {}
-    for sample in generate.load(ctx):
-        side_tokens = tokens.setdefault(split.get(sample.prompt_id, "other"), {"a": 0, "b": 0})
-        side_tokens[sample.side] += sample.n_tokens
+    samples = generate.load(ctx)
+    for prompt_id, side, n in zip(samples.prompt_ids(), samples.sides(), samples.n_tokens().tolist()):
+        side_tokens = tokens.setdefault(split.get(prompt_id, "other"), {"a": 0, "b": 0})
+        side_tokens[side] += n
     grown = ((ctx.run_dir.stage_record("propose") or StageRecord()).counts or {}).get("discovery") or {}
     for side, n in (grown.get("tokens") or {}).items():  # later search rounds' discovery answers (propose's)
         tokens.setdefault("discovery", {"a": 0, "b": 0})[side] += int(n)

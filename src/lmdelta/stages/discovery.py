@@ -29,7 +29,7 @@ class DiscoveryAnswers:
         self.schedule = search.discovery_schedule(base.prompts, config)
         self.samples: list[Sample] = []
         self.vectors = np.zeros((0, base.vectors.shape[-1]), dtype=base.vectors.dtype)
-        self.answered = {s.prompt_id for s in base.samples}
+        self.answered = set(base.samples.prompt_ids())
         self.tokens = {"a": 0, "b": 0}
         self.generated = 0  # answers generated here (not read back from a store)
 

@@ -41,7 +41,7 @@ def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
 
 def run(ctx: StageContext, config: RunConfig) -> StageResult:
     model_identity = identity(ctx, config)
-    sample_texts = [s.text for s in generate.load(ctx)]
+    sample_texts = generate.load(ctx).texts()
     prompt_texts = [p.text for p in prompts.load(ctx)] if config.embed.embed_prompts else []
     with _Embedder(ctx, config) as embedder:
         if execution.on_ray(config.execution):

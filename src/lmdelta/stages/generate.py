@@ -34,6 +34,7 @@ from lmdelta.llm.served import ServedModels
 from lmdelta.llm.session import LLMSession
 from lmdelta.records import SIDES, Prompt, Sample, Side
 from lmdelta.rundir import ITEMS, SAMPLES, VALIDATION_ITEMS, JsonlAppender, read_jsonl, salvage_jsonl, write_jsonl
+from lmdelta.sampletable import SampleTable
 from lmdelta.stages import prompts as prompts_stage
 from lmdelta.stages.contract import Read, StageContext, StageResult
 
@@ -412,5 +413,6 @@ def _item(side: Side, request: GenerationRequest, generation) -> dict[str, Any]:
     return row
 
 
-def load(ctx: StageContext) -> list[Sample]:
-    return [Sample.from_dict(row) for row in read_jsonl(ctx.input("generate", SAMPLES))]
+def load(ctx: StageContext) -> SampleTable:
+    """The run's answers, read a line at a time into columns (no object per answer is kept)."""
+    return SampleTable.from_rows(read_jsonl(ctx.input("generate", SAMPLES)))

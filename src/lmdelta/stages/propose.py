@@ -339,10 +339,9 @@ def unreachable_groups(
 
 
 def _n_paired_prompts(data: PairData, scope: str, config: RunConfig | None = None) -> int:
-    sides: dict[str, set[str]] = {}
-    for i in data.rows("validation", scope):
-        sides.setdefault(data.samples[i].prompt_id, set()).add(data.samples[i].side)
-    return sum(len(found) == 2 for found in sides.values())
+    rows = data.rows("validation", scope)
+    codes, is_b = data.samples.prompt_index()[1][rows], data.samples.is_b(rows)
+    return int(np.intersect1d(codes[is_b], codes[~is_b]).size)
 
 
 def _skip_reason(data: PairData, scope: str, config: RunConfig) -> str | None:
@@ -354,7 +353,7 @@ def _skip_reason(data: PairData, scope: str, config: RunConfig) -> str | None:
         return f"{n_discovery} discovery prompts (< propose.min_discovery_prompts={least})"
     if n_validation < config.validate.min_prompts:
         return f"{n_validation} validation prompts (< validate.min_prompts={config.validate.min_prompts})"
-    sides = {data.samples[i].side for i in data.rows("discovery", scope)}
+    sides = set(data.samples.sides(data.rows("discovery", scope)))
     if sides != {"a", "b"} and not grown:
         return f"discovery answers only from side {''.join(sorted(sides)) or 'none'}"
     return None
@@ -376,7 +375,7 @@ def _planned(data: PairData, split: str, scope: str) -> int:
 
 
 def _n_prompts(data: PairData, rows: np.ndarray) -> int:
-    return len({data.samples[i].prompt_id for i in rows})
+    return len(set(data.samples.prompt_ids(rows)))
 
 
 def load(ctx: StageContext, comparison: str = "main") -> list[Hypothesis]:

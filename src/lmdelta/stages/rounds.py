@@ -33,8 +33,9 @@ from lmdelta.config import RunConfig
 from lmdelta.errors import StageError
 from lmdelta.judges.inputs import Ask
 from lmdelta.pairdata import PairData
-from lmdelta.records import GIVEN, Finding, Hypothesis, Prompt, Sample
+from lmdelta.records import GIVEN, Finding, Hypothesis, Prompt
 from lmdelta.rundir import ITEMS, ROUNDS, VALIDATION_ITEMS, atomic_write_text
+from lmdelta.sampletable import SampleTable
 from lmdelta.stages import embed, generate, group, prompts
 from lmdelta.stages.contract import StageContext
 from lmdelta.stages.pairs import comparisons, load_pair
@@ -127,7 +128,7 @@ class Answers:
 
     def __init__(self, ctx: StageContext, config: RunConfig) -> None:
         self.ctx, self.config = ctx, config
-        self.samples: list[Sample] = []
+        self.samples = SampleTable.of([])
         self.vectors = np.zeros((0, 1), dtype=np.float32)
         self.held: dict[str, int] = {}  # prompt → answers a side held
         self.corpus = config.uses_corpus
@@ -144,10 +145,10 @@ class Answers:
                 "(each text is its own unit).",
                 "Set validate.mode=fixed for unaligned corpora.",
             )
-        self.samples = [data.samples[i] for i in rows]
+        self.samples = data.samples.take(rows)
         self.vectors = data.vectors[rows]
-        for sample in self.samples:
-            self.held[sample.prompt_id] = max(self.held.get(sample.prompt_id, 0), sample.index + 1)
+        for prompt_id, index in zip(self.samples.prompt_ids(), self.samples.indices().tolist()):
+            self.held[prompt_id] = max(self.held.get(prompt_id, 0), index + 1)
 
     @property
     def answered(self) -> set[str]:
@@ -177,9 +178,10 @@ class Answers:
 
     def pair(self, bank: list[Prompt], groups: dict[str, str], keep: dict[str, int] | None = None) -> PairData:
         """The comparison over the answers so far, or over the first keep[prompt] answers a side of `keep`'s prompts."""
-        rows = [i for i, s in enumerate(self.samples) if keep is None or s.index < keep.get(s.prompt_id, 0)]
+        indices, prompt_ids = self.samples.indices().tolist(), self.samples.prompt_ids()
+        rows = [i for i, (n, p) in enumerate(zip(indices, prompt_ids)) if keep is None or n < keep.get(p, 0)]
         labels = {"a": self.config.label("a"), "b": self.config.label("b")}
-        return PairData(bank, [self.samples[i] for i in rows], self.vectors[rows], groups, labels)
+        return PairData(bank, self.samples.take(rows), self.vectors[rows], groups, labels)
 
 
 @dataclass
@@ -269,9 +271,9 @@ class Loop:
             return
         vs = ValidationSet.build(pair)
         position = {pid: k for k, pid in enumerate(vs.prompt_ids)}
-        index = np.array([pair.samples[i].index for i in vs.rows], dtype=int)
+        index = pair.samples.indices(vs.rows).astype(int)
         masks = [self._rows(vs, position, index, fam.read(h, self.scope(h))) for h in live]
-        texts = [pair.samples[i].text for i in vs.rows]
+        texts = pair.samples.texts(vs.rows)
         vectors = judges.judge_vectors(pair, vs.rows, live, self.config.validate.judge)
         scores = judges.score_hypotheses(live, vs, texts, vectors, self.config.validate.judge, self.ask, judged=masks)
         scores = [np.where(mask, s, np.nan) for s, mask in zip(scores, masks)]
@@ -444,7 +446,7 @@ def stored_pair(ctx: StageContext, config: RunConfig) -> PairData:
     samples = generate.stored(ctx, config, wanted, most, stores)
     vectors = embed.embed_texts(ctx, config, [s.text for s in samples])
     labels = {"a": config.label("a"), "b": config.label("b")}
-    return PairData(bank, samples, vectors, groups, labels)
+    return PairData(bank, SampleTable.of(samples), vectors, groups, labels)
 
 
 def findings(loop: Loop, fam: Family) -> list[Finding]:

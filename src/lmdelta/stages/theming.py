@@ -58,7 +58,7 @@ def firing_sets(ctx: StageContext, config: RunConfig, findings: list[Finding]) -
     rows = pair.rows("validation")
     known = [i for i, h in enumerate(hypotheses) if h is not None]
     found = [h for h in hypotheses if h is not None]
-    texts, vectors = [pair.samples[i].text for i in rows], judges.judge_vectors(pair, rows, found, "auto")
+    texts, vectors = pair.samples.texts(rows), judges.judge_vectors(pair, rows, found, "auto")
     out: list[np.ndarray | None] = [None] * len(findings)
     # All at once: each offline judge reads the answers once, not once per finding.
     for i, fired in zip(known, diversity_firing_sets(found, texts, vectors)):

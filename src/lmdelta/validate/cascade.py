@@ -148,7 +148,7 @@ def cascade_all(
             "answers of both sides to the same prompt.",
             "Unset llm.strong_judge.model for this corpus, or give both sides' answers prompt ids they share.",
         )
-    texts = [data.samples[i].text for i in vs.rows]
+    texts = data.samples.texts(vs.rows)
     vectors = judges.judge_vectors(data, vs.rows, hypotheses, config.judge)
     scopes = [vs.scope(h.group)[vs.prompt_of_row] for h in hypotheses]
     cheap = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.judge, cheap_ask, judged=scopes)

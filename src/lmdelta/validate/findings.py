@@ -37,7 +37,7 @@ def validate_all(
 ) -> list[Finding]:
     """Every number STATISTICS.md asks for, per hypothesis (except the FDR decisions)."""
     vs = ValidationSet.build(data)
-    texts = [data.samples[i].text for i in vs.rows]
+    texts = data.samples.texts(vs.rows)
     vectors = judges.judge_vectors(data, vs.rows, hypotheses, config.judge)
     scores = judges.score_hypotheses(
         hypotheses,

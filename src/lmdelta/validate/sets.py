@@ -42,19 +42,20 @@ class ValidationSet:
     @classmethod
     def build(cls, data: PairData) -> ValidationSet:
         rows = data.rows("validation")
-        prompt_ids = sorted({data.samples[i].prompt_id for i in rows})
+        row_prompts, is_b = data.samples.prompt_ids(rows), data.samples.is_b(rows)
+        prompt_ids = sorted(set(row_prompts))
         position = {pid: k for k, pid in enumerate(prompt_ids)}
         sides: dict[str, set[str]] = {}
-        for i in rows:
-            sides.setdefault(data.samples[i].prompt_id, set()).add(data.samples[i].side)
-        prompt_of_row = np.array([position[data.samples[i].prompt_id] for i in rows], dtype=int)
+        for pid, b in zip(row_prompts, is_b.tolist()):
+            sides.setdefault(pid, set()).add("b" if b else "a")
+        prompt_of_row = np.array([position[pid] for pid in row_prompts], dtype=int)
         aligned = any(len(s) == 2 for s in sides.values())
         unit = _paired_unit(data, prompt_ids, sides)
         return cls(
             rows=rows,
             prompt_ids=prompt_ids,
             prompt_of_row=prompt_of_row,
-            is_b=np.array([data.samples[i].side == "b" for i in rows], dtype=bool),
+            is_b=is_b,
             groups=np.array([data.groups.get(pid, "all") for pid in prompt_ids]),
             aligned=aligned,
             clustered=holds_clusters(prompt_of_row, aligned),

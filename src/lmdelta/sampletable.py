@@ -1,0 +1,323 @@
+"""A run's answers as columns: what every stage reads, without an object per answer.
+
+At 2,000,000 answers a list of `Sample` objects held 1.1 GB (a slotted object, a text string, a key string
+each); here the texts are one UTF-8 buffer, the keys another, and the rest small arrays (prompt ids and the
+two repeated strings as codes). A `SampleTable` is a read-only sequence of `Sample`: indexing or iterating
+builds the record on the fly, so code that reads `samples[i].text` works unchanged, and the column readers
+(`texts`, `prompt_ids`, `is_b`) serve the loops that touch every answer. Selecting rows (`take`) and the null
+control's side swap (`with_swapped`) share the buffers.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, overload
+
+import numpy as np
+
+from lmdelta.records import SIDES, Sample
+
+
+class Strings:
+    """Strings in one UTF-8 buffer, the i-th at buffer[starts[i]:ends[i]]; rows taken share the buffer."""
+
+    def __init__(self, buffer: bytes | bytearray, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.buffer, self.starts, self.ends = buffer, starts, ends
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def get(self, i: int) -> str:
+        return self.buffer[self.starts[i] : self.ends[i]].decode("utf-8")
+
+    def many(self, rows: Iterable[int]) -> list[str]:
+        buffer, starts, ends = self.buffer, self.starts, self.ends
+        return [buffer[starts[i] : ends[i]].decode("utf-8") for i in rows]
+
+    def take(self, rows: np.ndarray) -> Strings:
+        return Strings(self.buffer, self.starts[rows], self.ends[rows])
+
+    def nbytes(self) -> int:
+        return len(self.buffer) + self.starts.nbytes + self.ends.nbytes
+
+    def joined(self, other: Strings) -> Strings:
+        """These strings, then the other's, in a buffer of their own."""
+        builder = _StringBuilder()
+        for strings in (self, other):
+            for start, end in zip(strings.starts.tolist(), strings.ends.tolist()):
+                builder.buffer += strings.buffer[start:end]
+                builder.ends.append(len(builder.buffer))
+        return builder.strings()
+
+
+class Codes:
+    """Repeated strings as integer codes into their distinct values, in order of first appearance."""
+
+    def __init__(self, values: list[str], codes: np.ndarray) -> None:
+        self.values, self.codes = values, codes
+
+    def get(self, i: int) -> str:
+        return self.values[self.codes[i]]
+
+    def many(self, rows: Iterable[int] | None = None) -> list[str]:
+        values = self.values
+        codes = self.codes if rows is None else self.codes[_positions(rows)]
+        return [values[c] for c in codes.tolist()]
+
+    def take(self, rows: np.ndarray) -> Codes:
+        return Codes(self.values, self.codes[rows])
+
+    def joined(self, other: Codes) -> Codes:
+        """These codes, then the other's, over the union of the values (this one's first)."""
+        values = list(self.values)
+        found = {v: k for k, v in enumerate(values)}
+        for value in other.values:
+            if value not in found:
+                found[value] = len(values)
+                values.append(value)
+        mapping = np.array([found[v] for v in other.values], dtype=np.int64)
+        codes = np.concatenate([self.codes.astype(np.int64), mapping[other.codes]]) if other.values else self.codes
+        dtype = np.uint8 if len(values) <= 256 and self.codes.dtype == np.uint8 else np.int32
+        return Codes(values, codes.astype(dtype))
+
+
+class SampleTable(Sequence[Sample]):
+    """Answers as columns (module docstring). Equal to any sequence of the same samples in the same order."""
+
+    def __init__(
+        self,
+        prompt: Codes,
+        side: Codes,
+        index: np.ndarray,
+        text: Strings,
+        n_tokens: np.ndarray,
+        finish: Codes,
+        seed: np.ndarray,
+        key: Strings,
+    ) -> None:
+        self._prompt, self._side, self._index, self._text = prompt, side, index, text
+        self._n_tokens, self._finish, self._seed, self._key = n_tokens, finish, seed, key
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> SampleTable:
+        """The table of samples given as their JSON records (a file's rows, read one at a time)."""
+        builder = _Builder()
+        for row in rows:
+            builder.add(row["prompt_id"], row["side"], row["index"], row["text"])
+            builder.add_rest(row["n_tokens"], row["finish_reason"], row["seed"], row["key"])
+        return builder.table()
+
+    @classmethod
+    def of(cls, samples: Iterable[Sample]) -> SampleTable:
+        """The table of these samples (a table is returned as it is)."""
+        if isinstance(samples, SampleTable):
+            return samples
+        builder = _Builder()
+        for s in samples:
+            builder.add(s.prompt_id, s.side, s.index, s.text)
+            builder.add_rest(s.n_tokens, s.finish_reason, s.seed, s.key)
+        return builder.table()
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @overload
+    def __getitem__(self, i: int) -> Sample: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> SampleTable: ...
+
+    def __getitem__(self, i: int | slice) -> Sample | SampleTable:
+        if isinstance(i, slice):
+            return self.take(np.arange(len(self))[i])
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"sample {i} of {n}")
+        i = int(i) % n
+        return Sample(
+            self._prompt.get(i),
+            self._side.get(i),  # type: ignore[arg-type]
+            int(self._index[i]),
+            self._text.get(i),
+            int(self._n_tokens[i]),
+            self._finish.get(i),  # type: ignore[arg-type]
+            int(self._seed[i]),
+            self._key.get(i),
+        )
+
+    def __iter__(self) -> Iterator[Sample]:
+        return (self[i] for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or len(other) != len(self):
+            return False
+        return all(mine == theirs for mine, theirs in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, so unhashable like them
+
+    def __add__(self, other: Iterable[Sample]) -> SampleTable:
+        """This table's samples, then the other's (a new table: the texts are copied once)."""
+        other = SampleTable.of(other)
+        if not len(other):
+            return self
+        if not len(self):
+            return other
+        return SampleTable(
+            self._prompt.joined(other._prompt),
+            self._side.joined(other._side),
+            np.concatenate([self._index, other._index]),
+            self._text.joined(other._text),
+            np.concatenate([self._n_tokens, other._n_tokens]),
+            self._finish.joined(other._finish),
+            np.concatenate([self._seed, other._seed]),
+            self._key.joined(other._key),
+        )
+
+    def __repr__(self) -> str:
+        return f"SampleTable({len(self)} samples)"
+
+    def texts(self, rows: Iterable[int] | None = None) -> list[str]:
+        """The rows' texts (all of them when rows is None), in the rows' order."""
+        return self._text.many(range(len(self)) if rows is None else rows)
+
+    def text(self, i: int) -> str:
+        return self._text.get(i)
+
+    def prompt_ids(self, rows: Iterable[int] | None = None) -> list[str]:
+        """The rows' prompt ids (one string object per prompt, shared by its answers)."""
+        return self._prompt.many(rows)
+
+    def prompt_index(self) -> tuple[list[str], np.ndarray]:
+        """Prompt ids as codes: (ids, code per row), ids[code] the row's prompt id. The ids may include prompts
+        of the table this one was taken from."""
+        return self._prompt.values, self._prompt.codes
+
+    def sides(self, rows: Iterable[int] | None = None) -> list[str]:
+        return self._side.many(rows)
+
+    def is_b(self, rows: Iterable[int] | None = None) -> np.ndarray:
+        """Whether each row's answer is side b's."""
+        codes = self._side.codes if rows is None else self._side.codes[_positions(rows)]
+        if "b" not in self._side.values:
+            return np.zeros(len(codes), dtype=bool)
+        return codes == self._side.values.index("b")
+
+    def indices(self, rows: Iterable[int] | None = None) -> np.ndarray:
+        """The rows' answer indices (0 for the first answer of a prompt and side)."""
+        return self._index if rows is None else self._index[_positions(rows)]
+
+    def n_tokens(self) -> np.ndarray:
+        return self._n_tokens
+
+    def take(self, rows: Iterable[int]) -> SampleTable:
+        """These rows, in this order, as a table sharing this one's buffers."""
+        picked = _positions(rows)
+        return SampleTable(
+            self._prompt.take(picked),
+            self._side.take(picked),
+            self._index[picked],
+            self._text.take(picked),
+            self._n_tokens[picked],
+            self._finish.take(picked),
+            self._seed[picked],
+            self._key.take(picked),
+        )
+
+    def with_swapped(self, swap: np.ndarray) -> SampleTable:
+        """The same answers with side a and b exchanged on the rows where `swap` is true."""
+        values = list(self._side.values)
+        values += [name for name in SIDES if name not in values]
+        codes = np.asarray([values.index(v) for v in self._side.values], dtype=np.uint8)[self._side.codes]
+        a, b = values.index("a"), values.index("b")
+        flipped = np.where(codes == a, b, np.where(codes == b, a, codes)).astype(np.uint8)
+        side = Codes(values, np.where(np.asarray(swap, dtype=bool), flipped, codes).astype(np.uint8))
+        return SampleTable(
+            self._prompt, side, self._index, self._text, self._n_tokens, self._finish, self._seed, self._key
+        )
+
+    def nbytes(self) -> int:
+        """The bytes the columns hold (the prompt ids' strings not counted)."""
+        arrays = (self._prompt.codes, self._side.codes, self._index, self._n_tokens, self._finish.codes, self._seed)
+        return sum(a.nbytes for a in arrays) + self._text.nbytes() + self._key.nbytes()
+
+
+def _positions(rows: Iterable[int]) -> np.ndarray:
+    """Row numbers as an index array (a numpy array as it is, without a Python loop)."""
+    return np.asarray(rows if isinstance(rows, np.ndarray) else list(rows), dtype=np.intp).reshape(-1)
+
+
+class _Builder:
+    """Columns grown a sample at a time in compact arrays (no object per sample survives)."""
+
+    def __init__(self) -> None:
+        self.prompt = _CodeBuilder("i")
+        self.side = _CodeBuilder("B")
+        self.finish = _CodeBuilder("B")
+        self.index, self.n_tokens = array("i"), array("i")  # 32 bits: an answer's number and its tokens
+        self.seeds: list[int] | array = array("Q")
+        self.text, self.key = _StringBuilder(), _StringBuilder()
+
+    def add(self, prompt_id: str, side: str, index: int, text: str) -> None:
+        self.prompt.add(prompt_id)
+        self.side.add(side)
+        self.index.append(index)
+        self.text.add(text)
+
+    def add_rest(self, n_tokens: int, finish_reason: str, seed: int, key: str) -> None:
+        self.n_tokens.append(n_tokens)
+        self.finish.add(finish_reason)
+        self.key.add(key)
+        try:
+            self.seeds.append(seed)
+        except OverflowError:  # a seed outside 64 unsigned bits (a hand-written record): keep them as objects
+            self.seeds = [*self.seeds, seed]
+
+    def table(self) -> SampleTable:
+        seeds = self.seeds
+        seed = np.frombuffer(seeds, dtype=np.uint64) if isinstance(seeds, array) else np.array(seeds, dtype=object)
+        return SampleTable(
+            self.prompt.codes(),
+            self.side.codes(),
+            np.frombuffer(self.index, dtype=np.int32),
+            self.text.strings(),
+            np.frombuffer(self.n_tokens, dtype=np.int32),
+            self.finish.codes(),
+            seed,
+            self.key.strings(),
+        )
+
+
+class _CodeBuilder:
+    def __init__(self, typecode: str) -> None:
+        self.found: dict[str, int] = {}
+        self.values: list[str] = []
+        self.column = array(typecode)
+
+    def add(self, value: str) -> None:
+        code = self.found.get(value)
+        if code is None:
+            code = self.found[value] = len(self.values)
+            self.values.append(value)
+            if self.column.typecode == "B" and code > 255:
+                self.column = array("i", self.column)
+        self.column.append(code)
+
+    def codes(self) -> Codes:
+        dtype = np.uint8 if self.column.typecode == "B" else np.int32
+        return Codes(self.values, np.frombuffer(self.column, dtype=dtype))
+
+
+class _StringBuilder:
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.ends = array("q")
+
+    def add(self, text: str) -> None:
+        self.buffer += text.encode("utf-8")
+        self.ends.append(len(self.buffer))
+
+    def strings(self) -> Strings:
+        ends = np.frombuffer(self.ends, dtype=np.int64)
+        starts = np.concatenate([np.zeros(1, dtype=np.int64), ends[:-1]]) if len(ends) else ends
+        return Strings(self.buffer, starts, ends)
