@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from lmdelta import sampletable
 from lmdelta.pairdata import PairData, null_pair, split_prompts
 from lmdelta.records import Prompt, Sample
 from lmdelta.sampletable import SampleTable
@@ -102,3 +103,24 @@ def test_unpaired_answers_share_no_prompt() -> None:
     samples = [Sample("p1", "a", 0, "one", 1, "stop", 0, "k1"), Sample("p2", "b", 0, "two", 1, "stop", 0, "k2")]
     data = PairData([], samples, np.zeros((2, 2), dtype=np.float32), {})
     assert not data.shares_prompts()
+
+
+def test_texts_past_the_spill_size_are_memory_mapped_and_read_back_the_same() -> None:
+    samples = _samples()
+    table = SampleTable.from_rows((s.to_dict() for s in samples), spill_bytes=40)
+    assert table._text.mapped and not SampleTable.of(samples)._text.mapped
+    assert table == samples
+    assert table.texts(range(len(samples))) == [s.text for s in samples]
+    assert table.take([3, 1]) + [samples[0]] == [samples[3], samples[1], samples[0]]
+    assert table.nbytes() < SampleTable.of(samples).nbytes()
+
+
+def test_reading_many_mapped_texts_lets_their_pages_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    released = []
+    monkeypatch.setattr(sampletable.heap, "release_mapped", released.append)
+    monkeypatch.setattr(sampletable, "MANY_ROWS", 5)
+    table = SampleTable.of(_samples(), spill_bytes=0)
+    table.texts([0, 1, 2, 3])
+    assert released == []
+    table.texts([0, 1, 2, 3, 4])
+    assert len(released) == 1 and released[0] is table._text.buffer

@@ -6,48 +6,69 @@ two repeated strings as codes). A `SampleTable` is a read-only sequence of `Samp
 builds the record on the fly, so code that reads `samples[i].text` works unchanged, and the column readers
 (`texts`, `prompt_ids`, `is_b`) serve the loops that touch every answer. Selecting rows (`take`) and the null
 control's side swap (`with_swapped`) share the buffers.
+
+Past SPILL_BYTES of text (about 800,000 answers of 300 characters) the texts go to an unlinked temporary file,
+memory-mapped: their pages count towards the process's memory only while read, and a reader of many rows
+(`texts`) lets them go again (`heap.release_mapped`), as the vectors' readers do. At 2,000,000 answers that keeps
+0.65 GB of text out of every stage's resident memory.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+import weakref
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
 import numpy as np
 
+from lmdelta import heap
 from lmdelta.records import SIDES, Sample
+
+SPILL_BYTES = 256 * 2**20  # texts past this many bytes are memory-mapped from a temporary file
+MANY_ROWS = 4096  # reading this many texts from a mapped buffer lets its pages go afterwards
 
 
 class Strings:
     """Strings in one UTF-8 buffer, the i-th at buffer[starts[i]:ends[i]]; rows taken share the buffer."""
 
-    def __init__(self, buffer: bytes | bytearray, starts: np.ndarray, ends: np.ndarray) -> None:
-        self.buffer, self.starts, self.ends = buffer, starts, ends
+    def __init__(self, buffer: bytes | bytearray | np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.buffer: Any = buffer  # anything whose slices are bytes-like: str(slice, "utf-8") reads a string
+        self.starts, self.ends = starts, ends
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def get(self, i: int) -> str:
-        return self.buffer[self.starts[i] : self.ends[i]].decode("utf-8")
+        return str(self.buffer[self.starts[i] : self.ends[i]], "utf-8")
 
     def many(self, rows: Iterable[int]) -> list[str]:
         buffer, starts, ends = self.buffer, self.starts, self.ends
-        return [buffer[starts[i] : ends[i]].decode("utf-8") for i in rows]
+        found = [str(buffer[starts[i] : ends[i]], "utf-8") for i in rows]
+        if len(found) >= MANY_ROWS:
+            heap.release_mapped(buffer)
+        return found
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the buffer is a memory-mapped file (past SPILL_BYTES)."""
+        return isinstance(self.buffer, np.memmap)
 
     def take(self, rows: np.ndarray) -> Strings:
         return Strings(self.buffer, self.starts[rows], self.ends[rows])
 
     def nbytes(self) -> int:
-        return len(self.buffer) + self.starts.nbytes + self.ends.nbytes
+        """Bytes held in memory (a mapped buffer's are the file's, not counted)."""
+        return (0 if self.mapped else len(self.buffer)) + self.starts.nbytes + self.ends.nbytes
 
     def joined(self, other: Strings) -> Strings:
         """These strings, then the other's, in a buffer of their own."""
-        builder = _StringBuilder()
+        builder = _StringBuilder(SPILL_BYTES)
         for strings in (self, other):
             for start, end in zip(strings.starts.tolist(), strings.ends.tolist()):
-                builder.buffer += strings.buffer[start:end]
-                builder.ends.append(len(builder.buffer))
+                builder.add_bytes(bytes(strings.buffer[start:end]))
         return builder.strings()
 
 
@@ -100,20 +121,21 @@ class SampleTable(Sequence[Sample]):
         self._n_tokens, self._finish, self._seed, self._key = n_tokens, finish, seed, key
 
     @classmethod
-    def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> SampleTable:
-        """The table of samples given as their JSON records (a file's rows, read one at a time)."""
-        builder = _Builder()
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]], spill_bytes: int = SPILL_BYTES) -> SampleTable:
+        """The table of samples given as their JSON records (a file's rows, read one at a time); texts past
+        `spill_bytes` in a memory-mapped temporary file."""
+        builder = _Builder(spill_bytes)
         for row in rows:
             builder.add(row["prompt_id"], row["side"], row["index"], row["text"])
             builder.add_rest(row["n_tokens"], row["finish_reason"], row["seed"], row["key"])
         return builder.table()
 
     @classmethod
-    def of(cls, samples: Iterable[Sample]) -> SampleTable:
+    def of(cls, samples: Iterable[Sample], spill_bytes: int = SPILL_BYTES) -> SampleTable:
         """The table of these samples (a table is returned as it is)."""
         if isinstance(samples, SampleTable):
             return samples
-        builder = _Builder()
+        builder = _Builder(spill_bytes)
         for s in samples:
             builder.add(s.prompt_id, s.side, s.index, s.text)
             builder.add_rest(s.n_tokens, s.finish_reason, s.seed, s.key)
@@ -250,13 +272,13 @@ def _positions(rows: Iterable[int]) -> np.ndarray:
 class _Builder:
     """Columns grown a sample at a time in compact arrays (no object per sample survives)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spill_bytes: int) -> None:
         self.prompt = _CodeBuilder("i")
         self.side = _CodeBuilder("B")
         self.finish = _CodeBuilder("B")
         self.index, self.n_tokens = array("i"), array("i")  # 32 bits: an answer's number and its tokens
         self.seeds: list[int] | array = array("Q")
-        self.text, self.key = _StringBuilder(), _StringBuilder()
+        self.text, self.key = _StringBuilder(spill_bytes), _StringBuilder(None)
 
     def add(self, prompt_id: str, side: str, index: int, text: str) -> None:
         self.prompt.add(prompt_id)
@@ -309,15 +331,55 @@ class _CodeBuilder:
 
 
 class _StringBuilder:
-    def __init__(self) -> None:
+    """Strings appended to a buffer, which moves to a temporary file once it passes `spill_bytes` (None: never)."""
+
+    FLUSH = 8 * 2**20  # a spilled builder writes its buffer out at this size
+
+    def __init__(self, spill_bytes: int | None) -> None:
         self.buffer = bytearray()
         self.ends = array("q")
+        self.spill_bytes = spill_bytes
+        self.file: Any = None
+        self.written = 0
 
     def add(self, text: str) -> None:
-        self.buffer += text.encode("utf-8")
-        self.ends.append(len(self.buffer))
+        self.add_bytes(text.encode("utf-8"))
+
+    def add_bytes(self, data: bytes) -> None:
+        self.buffer += data
+        self.ends.append(self.written + len(self.buffer))
+        limit = self.FLUSH if self.file is not None else self.spill_bytes
+        if limit is not None and len(self.buffer) > limit:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.file is None:
+            self.file = tempfile.NamedTemporaryFile(prefix="lmdelta-texts-", delete=False)  # noqa: SIM115
+        self.file.write(self.buffer)
+        self.written += len(self.buffer)
+        self.buffer = bytearray()
 
     def strings(self) -> Strings:
         ends = np.frombuffer(self.ends, dtype=np.int64)
         starts = np.concatenate([np.zeros(1, dtype=np.int64), ends[:-1]]) if len(ends) else ends
-        return Strings(self.buffer, starts, ends)
+        return Strings(self._mapped() if self.file is not None else self.buffer, starts, ends)
+
+    def _mapped(self) -> np.ndarray:
+        """The spilled texts, memory-mapped read-only; the file is unlinked at once where the system allows (the
+        mapping keeps it), else when the mapping is collected."""
+        self._flush()
+        self.file.close()
+        path = self.file.name
+        mapped = np.memmap(path, dtype=np.uint8, mode="r") if self.written else np.zeros(0, dtype=np.uint8)
+        try:
+            os.unlink(path)
+        except OSError:  # Windows keeps a mapped file: remove it with the mapping
+            weakref.finalize(mapped, _remove, path)
+        return mapped
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
