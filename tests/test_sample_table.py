@@ -124,3 +124,17 @@ def test_reading_many_mapped_texts_lets_their_pages_go(monkeypatch: pytest.Monke
     assert released == []
     table.texts([0, 1, 2, 3, 4])
     assert len(released) == 1 and released[0] is table._text.buffer
+
+
+def test_discovery_strings_are_the_shared_batch_not_new_copies() -> None:
+    samples = _samples()
+    prompts = [Prompt(f"p{k}", f"prompt {k}", split="validation" if k % 2 else "discovery") for k in range(4)]
+    data = PairData(prompts, samples, np.zeros((len(samples), 2), dtype=np.float32), {})
+    discovery, validation = data.rows("discovery"), data.rows("validation")
+    batch = data.texts(discovery)
+    picked = discovery[::-1][:3]
+    found = data.strings(picked)
+    assert found == [samples[i].text for i in picked]
+    assert all(any(s is t for t in batch) for s in found)  # the batch's objects, read again
+    assert data.strings(np.concatenate([validation[:1], picked])) == [samples[i].text for i in [validation[0], *picked]]
+    assert data.strings(np.array([], dtype=int)) == []

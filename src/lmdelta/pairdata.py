@@ -47,6 +47,22 @@ class PairData:
             found = self.shared[key] = Texts(self.samples.texts(rows))
         return found
 
+    def strings(self, rows: np.ndarray) -> list[str]:
+        """The rows' texts. When every row is a discovery answer they are the discovery batch's strings (`texts`),
+        which the proposers and the search loop share: the table decodes a new string at every read, and four
+        readers of 600,000 discovery answers each would hold their own 0.2 GB of them."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not rows.size:
+            return []
+        discovery = self.rows("discovery")
+        position = np.full(len(self.samples), -1, dtype=np.int64)
+        position[discovery] = np.arange(len(discovery))
+        found = position[rows]
+        if found.min() < 0:
+            return self.samples.texts(rows)
+        batch = self.texts(discovery)
+        return [batch[i] for i in found.tolist()]
+
     def release_analyses(self) -> None:
         """The shared text batches keep their scored properties and drop their token-level analyses (the
         proposers call this once every one of them has scored what it needs)."""

@@ -65,7 +65,7 @@ def search(
         if grow is not None:
             data = grow(number)
         discovery = data.rows("discovery")
-        texts = data.samples.texts(discovery)
+        texts = data.strings(discovery)
         vectors = data.vectors_of(discovery)
         if grow is not None and number > 1:  # the kept ones' firing sets over the grown discovery answers
             kept = refired(kept, texts, vectors)

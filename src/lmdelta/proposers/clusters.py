@@ -96,7 +96,7 @@ class ClusterProposer:
         """The scope's most over-represented clusters (smallest screening p first), one hypothesis each."""
         section = config.propose.clusters
         answers = scope_answers(data, rows, self.within_prompt)
-        texts = data.samples.texts(answers.rows)
+        texts = data.strings(answers.rows)
         seed = config.propose.resolved_seed
         weights = None if data.weights is None else data.weight(answers.rows)
         findings = find(texts, answers.sides, answers.vectors, section, seed, section.per_scope, weights)

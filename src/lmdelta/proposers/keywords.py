@@ -86,7 +86,7 @@ def prepare(data: PairData, config: RunConfig) -> KeywordProposer | None:
     key = ("ngram-index", len(data.samples), discovery.tobytes(), section.max_ngram, section.symbols, section.min_texts)
     index = data.shared.get(key)
     if not isinstance(index, NgramIndex):
-        texts = data.samples.texts(discovery)
+        texts = data.strings(discovery)
         index = data.shared[key] = NgramIndex.build(
             discovery, texts, section.max_ngram, symbols=section.symbols, min_df=section.min_texts
         )
