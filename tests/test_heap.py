@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import fake_config
 
-from lmdelta import heap, pipeline
+from lmdelta import heap, pairdata, pipeline
 from lmdelta.config import load_config
 from lmdelta.pairdata import PairData
 from lmdelta.rundir import RunDir
@@ -70,3 +70,16 @@ def test_release_mapped_lets_go_of_the_pages_read_and_the_data_stays(tmp_path):
     assert np.array_equal(mapped[rows], found)
     heap.release_mapped(np.zeros(3))  # not mapped: nothing happens
     assert data.vectors_of(np.array([], dtype=int)).shape == (0, 64)
+
+
+def test_vectors_are_copied_a_chunk_at_a_time_each_chunk_let_go(monkeypatch):
+    """vectors_of lets the mapped pages go after every chunk of rows, so a read of 600,000 rows holds one chunk's
+    stretch of the file, not all of it; the rows come back in their order, equal to one fancy-indexing read."""
+    vectors = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
+    released = []
+    monkeypatch.setattr(pairdata, "VECTOR_CHUNK", 8)
+    monkeypatch.setattr(pairdata.heap, "release_mapped", released.append)
+    rows = np.array([3, 1, 49, 7, 7, *range(10, 40)])
+    found = PairData([], [], vectors, {}).vectors_of(rows)
+    assert np.array_equal(found, vectors[rows]) and found.dtype == vectors.dtype
+    assert len(released) == -(-len(rows) // 8)
