@@ -138,3 +138,18 @@ def test_discovery_strings_are_the_shared_batch_not_new_copies() -> None:
     assert all(any(s is t for t in batch) for s in found)  # the batch's objects, read again
     assert data.strings(np.concatenate([validation[:1], picked])) == [samples[i].text for i in [validation[0], *picked]]
     assert data.strings(np.array([], dtype=int)) == []
+
+
+def test_without_a_temporary_directory_the_texts_stay_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(sampletable.tempfile, "NamedTemporaryFile", refuse)
+    samples = _samples()
+    table = SampleTable.of(samples, spill_bytes=10)
+    assert not table._text.mapped and table == samples
+
+
+def test_ids_are_the_samples_ids() -> None:
+    samples = _samples()
+    assert SampleTable.of(samples).ids() == [s.id for s in samples]

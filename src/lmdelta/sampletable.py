@@ -15,6 +15,7 @@ memory-mapped: their pages count towards the process's memory only while read, a
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import weakref
@@ -27,6 +28,7 @@ import numpy as np
 from lmdelta import heap
 from lmdelta.records import SIDES, Sample
 
+log = logging.getLogger(__name__)
 SPILL_BYTES = 256 * 2**20  # texts past this many bytes are memory-mapped from a temporary file
 MANY_ROWS = 4096  # reading this many texts from a mapped buffer lets its pages go afterwards
 
@@ -215,6 +217,11 @@ class SampleTable(Sequence[Sample]):
         of the table this one was taken from."""
         return self._prompt.values, self._prompt.codes
 
+    def ids(self) -> list[str]:
+        """Every sample's id (`Sample.id`), without building the samples."""
+        indices = self._index.tolist()
+        return [f"{side}:{prompt}:{index}" for side, prompt, index in zip(self.sides(), self.prompt_ids(), indices)]
+
     def sides(self, rows: Iterable[int] | None = None) -> list[str]:
         return self._side.many(rows)
 
@@ -354,7 +361,12 @@ class _StringBuilder:
 
     def _flush(self) -> None:
         if self.file is None:
-            self.file = tempfile.NamedTemporaryFile(prefix="lmdelta-texts-", delete=False)  # noqa: SIM115
+            try:
+                self.file = tempfile.NamedTemporaryFile(prefix="lmdelta-texts-", delete=False)  # noqa: SIM115
+            except OSError as error:  # no writable temporary directory: the texts stay in memory
+                log.warning("texts kept in memory: no temporary file for them in %s (%s)", tempfile.gettempdir(), error)
+                self.spill_bytes = None
+                return
         self.file.write(self.buffer)
         self.written += len(self.buffer)
         self.buffer = bytearray()

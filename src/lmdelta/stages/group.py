@@ -78,10 +78,9 @@ def _response_clusters(ctx: StageContext, config: RunConfig, n_clusters: int) ->
     samples = generate.load(ctx)
     k = min(n_clusters, len(samples))
     labels = response_labels(embed.load_samples(ctx), k, config.group.resolved_seed)
-    write_jsonl(
-        ctx.output(RESPONSE_CLUSTERS), ({"sample_id": s.id, "cluster": int(c)} for s, c in zip(samples, labels))
-    )
-    by_side = Counter((int(c), s.side) for s, c in zip(samples, labels))
+    sides, ids = samples.sides(), samples.ids()
+    write_jsonl(ctx.output(RESPONSE_CLUSTERS), ({"sample_id": i, "cluster": int(c)} for i, c in zip(ids, labels)))
+    by_side = Counter(zip(labels.tolist(), sides))
     return {str(c): {"a": by_side[(c, "a")], "b": by_side[(c, "b")]} for c in range(k)}
 
 
