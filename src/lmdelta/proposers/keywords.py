@@ -23,6 +23,7 @@ from lmdelta.config import RunConfig
 from lmdelta.pairdata import PairData
 from lmdelta.proposers import in_scope
 from lmdelta.records import DIRECTIONS, Direction, Hypothesis, Sample
+from lmdelta.sampletable import SampleTable
 from lmdelta.words import Keyword, Tokens, is_symbol, tokens, words
 
 _CONTRACTED = """don't can't won't isn't aren't wasn't weren't doesn't didn't haven't hasn't wouldn't couldn't
@@ -158,7 +159,7 @@ class ReadInOrder:
     and only as far as some hypothesis read (often a few answers; before, all of them, up front)."""
 
     def __init__(self, samples: Sequence[Sample]) -> None:
-        self.samples = samples
+        self.samples = SampleTable.of(samples)
         self._tokens: list[Tokens] = []
 
     def __len__(self) -> int:
@@ -167,12 +168,12 @@ class ReadInOrder:
     def first_holding(self, keyword: Keyword, count: int = 3) -> list[str]:
         """The ids of the first `count` answers that hold the keyword."""
         hits: list[str] = []
-        for i, sample in enumerate(self.samples):
+        for i in range(len(self.samples)):  # a text is decoded only to be tokenised, a sample built only for a hit
             if i == len(self._tokens):
-                found = tokens(sample.text)  # kept without its word tuple, which matching never reads
+                found = tokens(self.samples.text(i))  # kept without its word tuple, which matching never reads
                 self._tokens.append(Tokens((), found.spaced, found.symbols))
             if keyword.found_in(self._tokens[i]):
-                hits.append(sample.id)
+                hits.append(self.samples[i].id)
                 if len(hits) == count:
                     break
         return hits
