@@ -153,3 +153,12 @@ def test_without_a_temporary_directory_the_texts_stay_in_memory(monkeypatch: pyt
 def test_ids_are_the_samples_ids() -> None:
     samples = _samples()
     assert SampleTable.of(samples).ids() == [s.id for s in samples]
+
+
+def test_paired_prompts_are_those_both_sides_answered() -> None:
+    samples = [*_samples(), Sample("solo", "a", 0, "alone", 1, "stop", 0, "k-solo")]
+    table = SampleTable.of(samples)
+    ids, _ = table.prompt_index()
+    both = {p for p in {s.prompt_id for s in samples} if {s.side for s in samples if s.prompt_id == p} == {"a", "b"}}
+    assert {ids[c] for c in table.paired_prompts().tolist()} == both
+    assert table.paired_prompts([0, 2]).size == 0  # side a only

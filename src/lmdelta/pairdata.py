@@ -55,14 +55,19 @@ class PairData:
         rows = np.asarray(rows, dtype=np.int64)
         if not rows.size:
             return []
+        found = self._discovery_position[rows]
+        if found.min() < 0:
+            return self.samples.texts(rows)
+        batch = self.texts(self.rows("discovery"))
+        return [batch[i] for i in found.tolist()]
+
+    @cached_property
+    def _discovery_position(self) -> np.ndarray:
+        """Each sample's place among the discovery rows (-1: not a discovery answer)."""
         discovery = self.rows("discovery")
         position = np.full(len(self.samples), -1, dtype=np.int64)
         position[discovery] = np.arange(len(discovery))
-        found = position[rows]
-        if found.min() < 0:
-            return self.samples.texts(rows)
-        batch = self.texts(discovery)
-        return [batch[i] for i in found.tolist()]
+        return position
 
     def release_analyses(self) -> None:
         """The shared text batches keep their scored properties and drop their token-level analyses (the
@@ -112,8 +117,7 @@ class PairData:
 
     def shares_prompts(self) -> bool:
         """True when some prompt has answers from both sides (else the corpora are unaligned)."""
-        prompt, is_b = self.samples.prompt_index()[1], self.samples.is_b()
-        return bool(np.intersect1d(prompt[is_b], prompt[~is_b]).size)
+        return bool(self.samples.paired_prompts().size)
 
 
 def null_pair(data: PairData, seed: int) -> PairData:

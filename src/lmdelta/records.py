@@ -20,7 +20,7 @@ Unit = Literal["cluster", "text"]
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """A prompt (or, in corpus mode, a unit of texts). Slotted, and its group, split and unit strings shared: a
-    corpus run holds a million of them (390 → 230 bytes each with a 60-character text)."""
+    corpus run holds a million of them (391 → 237 bytes each, tracemalloc over 100,000 of the 2M run)."""
 
     id: str
     text: str

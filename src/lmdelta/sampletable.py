@@ -217,6 +217,12 @@ class SampleTable(Sequence[Sample]):
         of the table this one was taken from."""
         return self._prompt.values, self._prompt.codes
 
+    def paired_prompts(self, rows: Iterable[int] | None = None) -> np.ndarray:
+        """The codes (`prompt_index`) of the prompts both sides answered among the rows."""
+        codes = self._prompt.codes if rows is None else self._prompt.codes[_positions(rows)]
+        is_b = self.is_b(rows)
+        return np.intersect1d(codes[is_b], codes[~is_b])
+
     def ids(self) -> list[str]:
         """Every sample's id (`Sample.id`), without building the samples."""
         indices = self._index.tolist()

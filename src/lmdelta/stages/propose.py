@@ -339,9 +339,7 @@ def unreachable_groups(
 
 
 def _n_paired_prompts(data: PairData, scope: str, config: RunConfig | None = None) -> int:
-    rows = data.rows("validation", scope)
-    codes, is_b = data.samples.prompt_index()[1][rows], data.samples.is_b(rows)
-    return int(np.intersect1d(codes[is_b], codes[~is_b]).size)
+    return int(data.samples.paired_prompts(data.rows("validation", scope)).size)
 
 
 def _skip_reason(data: PairData, scope: str, config: RunConfig) -> str | None:
