@@ -4,11 +4,13 @@ columnar `SampleTable`, side by side in one run.
 A synthetic samples.jsonl of N answers (N/2 prompts, one answer a side; texts of 45-55 words, about 300 characters,
 like the scale benchmark's corpus; 32-hex keys) is read back each way in a fresh subprocess, and then the null
 control is made from it (each prompt's answers swap sides on a coin), and every text is read once (as the keyword
-index and the property scores do). The table is measured twice: texts in memory, and texts memory-mapped from a
-temporary file (what a table does past 256 MiB of text). Measured: the memory still held after each step
-(tracemalloc, numpy's buffers included) and its peak, in one traced run; the process's resident memory (VmRSS,
-which a mapped file's read pages count in and tracemalloc does not see) over its start, and the wall time of each
-step, in an untraced run. Every way must give the same samples.
+index and the property scores do). The table is measured three ways: texts in memory; texts memory-mapped from a
+temporary file (what a table read from the file does past 256 MiB of text); and every column mapped from the
+files `samplecolumns` keeps beside samples.jsonl (what a stage reads from a samples.jsonl of 32 MiB or more,
+since 2026-12-05; the columns are built once, timed apart as `columns_build_s`). Measured: the memory still held
+after each step (tracemalloc, numpy's buffers included) and its peak, in one traced run; the process's resident
+memory (VmRSS, which a mapped file's read pages count in and tracemalloc does not see) over its start, and the
+wall time of each step, in an untraced run. Every way must give the same samples.
 
     .venv/bin/python benchmarks/sample_table.py [--answers 200000] [--out benchmarks/results/sample_table.json]
 """
@@ -26,7 +28,7 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("objects", "table", "mapped")
+VARIANTS = ("objects", "table", "mapped", "columns")
 WORDS = "ocean tide waves shore game team player season coach league score goal stadium fan referee".split()
 
 
@@ -49,6 +51,7 @@ def write_samples(path: Path, answers: int) -> None:
 
 
 def load(variant: str, path: Path):
+    from lmdelta import samplecolumns
     from lmdelta.records import Sample
     from lmdelta.rundir import read_jsonl
     from lmdelta.sampletable import SampleTable
@@ -57,6 +60,8 @@ def load(variant: str, path: Path):
         return [Sample.from_dict(row) for row in read_jsonl(path)]
     if variant == "mapped":  # the texts in a memory-mapped file whatever their size (past 256 MiB by default)
         return SampleTable.from_rows(read_jsonl(path), spill_bytes=0)
+    if variant == "columns":
+        return samplecolumns.load(path, threshold=0)
     return SampleTable.from_rows(read_jsonl(path), spill_bytes=2**62)
 
 
@@ -80,6 +85,7 @@ def child(variant: str, path: Path, traced: bool) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     import lmdelta.pairdata  # noqa: F401  # imports are not the samples' memory
     import lmdelta.rundir  # noqa: F401
+    import lmdelta.samplecolumns  # noqa: F401
     import lmdelta.sampletable  # noqa: F401
 
     return (_traced if traced else _timed)(variant, path)
@@ -122,6 +128,19 @@ def _rss_mib() -> float:
         return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
 
 
+def build_columns(path: Path) -> float:
+    """Seconds to build the mapped columns of samples.jsonl (once; every later read maps them)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    import shutil
+
+    from lmdelta import samplecolumns
+
+    shutil.rmtree(samplecolumns.columns_folder(path), ignore_errors=True)
+    start = time.perf_counter()
+    samplecolumns.load(path, threshold=0)
+    return time.perf_counter() - start
+
+
 def run_child(variant: str, path: Path, traced: bool) -> dict:
     args = [sys.executable, __file__, "--child", variant, "--path", str(path)] + (["--traced"] if traced else [])
     done = subprocess.run(args, check=True, capture_output=True, text=True, env={"PYTHONHASHSEED": "0"})
@@ -141,9 +160,11 @@ def main() -> None:
         print(json.dumps(child(args.child, args.path, args.traced)))
         return
     args.scratch.mkdir(parents=True, exist_ok=True)
-    path = args.scratch / f"samples-{args.answers}.jsonl"
+    path = args.scratch / f"samples-{args.answers}" / "samples.jsonl"
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_samples(path, args.answers)
+    build_s = build_columns(path)
     results = {}
     for variant in VARIANTS:
         measured = run_child(variant, path, traced=True)
@@ -157,6 +178,7 @@ def main() -> None:
         "date": date.today().isoformat(),
         "answers": args.answers,
         "file_mib": path.stat().st_size / 2**20,
+        "columns_build_s": build_s,
         "results": results,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -63,7 +63,7 @@ class Strings:
 
     def nbytes(self) -> int:
         """Bytes held in memory (a mapped buffer's are the file's, not counted)."""
-        return (0 if self.mapped else len(self.buffer)) + self.starts.nbytes + self.ends.nbytes
+        return (0 if self.mapped else len(self.buffer)) + held(self.starts) + held(self.ends)
 
     def joined(self, other: Strings) -> Strings:
         """These strings, then the other's, in a buffer of their own."""
@@ -272,9 +272,14 @@ class SampleTable(Sequence[Sample]):
         )
 
     def nbytes(self) -> int:
-        """The bytes the columns hold (the prompt ids' strings not counted)."""
+        """The bytes the columns hold in memory (the prompt ids' strings and mapped files not counted)."""
         arrays = (self._prompt.codes, self._side.codes, self._index, self._n_tokens, self._finish.codes, self._seed)
-        return sum(a.nbytes for a in arrays) + self._text.nbytes() + self._key.nbytes()
+        return sum(held(a) for a in arrays) + self._text.nbytes() + self._key.nbytes()
+
+
+def held(column: np.ndarray) -> int:
+    """The bytes of an array held in memory: none for a memory-mapped one (`samplecolumns`)."""
+    return 0 if isinstance(column, np.memmap) else column.nbytes
 
 
 def _positions(rows: Iterable[int]) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from lmdelta import execution, progress, search
+from lmdelta import execution, progress, samplecolumns, search
 from lmdelta.backends.factory import build_generator, build_prompt_lengths, generator_identity
 from lmdelta.backends.protocols import (
     Generation,
@@ -414,5 +414,6 @@ def _item(side: Side, request: GenerationRequest, generation) -> dict[str, Any]:
 
 
 def load(ctx: StageContext) -> SampleTable:
-    """The run's answers, read a line at a time into columns (no object per answer is kept)."""
-    return SampleTable.from_rows(read_jsonl(ctx.input("generate", SAMPLES)))
+    """The run's answers as columns (no object per answer is kept); a large run's mapped from the files
+    `samplecolumns` keeps beside samples.jsonl."""
+    return samplecolumns.load(ctx.input("generate", SAMPLES))
