@@ -49,6 +49,18 @@ def test_a_large_file_is_read_through_mapped_columns_equal_to_its_records(tmp_pa
     ]
 
 
+def test_the_folder_gets_the_run_directorys_permissions_and_a_first_build_logs_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(tmp_path / "samples.jsonl", _samples())
+    with caplog.at_level(logging.WARNING, logger="lmdelta.samplecolumns"):
+        samplecolumns.load(path, threshold=0)
+    assert not caplog.records
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "samples.columns").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
 def test_a_small_file_is_read_into_memory_and_writes_nothing(tmp_path: Path) -> None:
     path = _write(tmp_path / "samples.jsonl", _samples())
     assert samplecolumns.load(path) == _samples()  # far below COLUMNS_BYTES
@@ -76,7 +88,7 @@ def test_columns_of_an_older_file_are_built_again(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate", "meta", "missing"])
-def test_damaged_columns_are_built_again(tmp_path: Path, damage: str) -> None:
+def test_damaged_columns_are_built_again(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
     path = _write(tmp_path / "samples.jsonl", _samples())
     samplecolumns.load(path, threshold=0)
     folder = tmp_path / "samples.columns"
@@ -86,8 +98,10 @@ def test_damaged_columns_are_built_again(tmp_path: Path, damage: str) -> None:
         (folder / "meta.json").write_text("{not json", encoding="utf-8")
     else:
         (folder / "seed.u64").unlink()
-    assert samplecolumns.load(path, threshold=0) == _samples()
+    with caplog.at_level(logging.WARNING, logger="lmdelta.samplecolumns"):
+        assert samplecolumns.load(path, threshold=0) == _samples()
     assert json.loads((folder / "meta.json").read_text(encoding="utf-8"))["rows"] == len(_samples())
+    assert "damaged" in caplog.text
 
 
 def test_a_torn_last_line_is_left_out_as_the_file_reader_does(tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def atomic_file(path: Path, mode: str = "w", permissions: int | None = None) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask() if permissions is None else permissions)
+        os.fchmod(fd, default_mode() if permissions is None else permissions)
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
             yield handle
             handle.flush()
@@ -473,6 +473,11 @@ def _fsync_dir(folder: Path) -> None:
 
 
 _UMASK: list[int] = []
+
+
+def default_mode(folder: bool = False) -> int:
+    """The permissions `open` or `mkdir` would give a new file or folder under this process's umask."""
+    return (0o777 if folder else 0o666) & ~_umask()
 
 
 def _umask() -> int:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from lmdelta.filelock import locked
-from lmdelta.rundir import read_jsonl
+from lmdelta.rundir import default_mode, read_jsonl
 from lmdelta.sampletable import Codes, SampleTable, Strings
 
 log = logging.getLogger(__name__)
@@ -75,13 +75,15 @@ def _source(path: Path) -> dict[str, int]:
 
 def _open(folder: Path, source: dict[str, int]) -> SampleTable | None:
     """The mapped table, or None when the folder is missing, unreadable, or built from another file."""
+    if not (folder / "meta.json").exists():
+        return None
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         if meta.get("version") != VERSION or meta.get("source") != source:
             return None
         return _mapped(folder, meta)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        log.info("the columns in %s are not usable (%s); building them again", folder, error)
+        log.warning("the columns in %s are damaged (%s); building them again", folder, error)
         return None
 
 
@@ -126,6 +128,7 @@ def _build(path: Path, folder: Path) -> SampleTable:
     source = _source(path)
     building = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
+        os.chmod(building, default_mode(folder=True))  # mkdtemp's folder is private; the run directory's are not
         meta = _write(read_jsonl(path), building)
         meta["source"] = source
         (building / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
