@@ -7,7 +7,7 @@ loglik holds the generative test's log-likelihood ratio, which is not a judge.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import numpy as np
@@ -16,6 +16,7 @@ from lmdelta.errors import ConfigError, did_you_mean
 from lmdelta.judges import embedding, keyword, llm
 from lmdelta.judges import property as text_property
 from lmdelta.judges.inputs import Ask, JudgeInput, PromptLayout
+from lmdelta.judges.scorelist import ScoreList
 from lmdelta.pairdata import PairData
 from lmdelta.records import Hypothesis
 
@@ -27,7 +28,7 @@ class Judge(Protocol):
 
     def __call__(
         self, hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None
-    ) -> list[np.ndarray]: ...
+    ) -> Iterable[np.ndarray]: ...
 
 
 # Hypothesis.judge → the judge that scores its hypotheses. A new judge: its module, and a line here.
@@ -75,7 +76,7 @@ def judge_named(name: str) -> Judge:
 
 def score(hypothesis: Hypothesis, texts: list[str], vectors: np.ndarray) -> np.ndarray:
     """One hypothesis's scores by its own judge, with no LLM at hand (keyword and embedding judges)."""
-    return judge_named(hypothesis.judge)([hypothesis], JudgeInput(texts, vectors))[0]
+    return next(iter(judge_named(hypothesis.judge)([hypothesis], JudgeInput(texts, vectors))))
 
 
 def score_hypotheses(
@@ -87,7 +88,7 @@ def score_hypotheses(
     llm_ask: Ask | None = None,
     temperature: float = 0.0,
     judged: list[np.ndarray] | None = None,
-) -> list[np.ndarray]:
+) -> ScoreList:
     """Scores per hypothesis: offline judges where they apply, the LLM judge for the rest.
 
     mode "auto" keeps each hypothesis's own judge (the unitary LLM judge for LLM-proposed ones);
@@ -97,7 +98,7 @@ def score_hypotheses(
     """
     inputs = JudgeInput(texts, vectors, vs, "unitary" if mode == "auto" else mode, llm_ask, temperature)
     names = [h.judge if mode == "auto" else "llm" for h in hypotheses]
-    scores: list[np.ndarray] = [np.empty(0)] * len(hypotheses)
+    scores = ScoreList([np.empty(0)] * len(hypotheses))  # each held in the narrowest exact type (scorelist)
     for name in dict.fromkeys(names):
         picked = [i for i, n in enumerate(names) if n == name]
         masks = None if judged is None else [judged[i] for i in picked]

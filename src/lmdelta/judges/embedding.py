@@ -4,6 +4,8 @@ Free to compute, so every text is scored.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from lmdelta.judges.inputs import JudgeInput
@@ -19,11 +21,14 @@ def prototype_similarity(prototype: np.ndarray, vectors: np.ndarray) -> np.ndarr
     return np.clip((cosine + 1.0) / 2.0, 0.0, 1.0)
 
 
-def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
-    """The Judge: each hypothesis's prototype similarity of every text (`judged` is ignored: it is free)."""
+def score(
+    hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None
+) -> Iterator[np.ndarray]:
+    """The Judge: each hypothesis's prototype similarity of every text (`judged` is ignored: it is free), one
+    hypothesis at a time as the caller reads them."""
     if hypotheses and len(inputs.vectors) < len(inputs.texts):
         raise ValueError(
             f"the embedding judge was handed {len(inputs.vectors)} vectors for {len(inputs.texts)} texts "
             "(judges.judge_vectors hands vectors only to hypotheses whose judge reads them)"
         )
-    return [prototype_similarity(np.asarray(h.prototype, dtype=float), inputs.vectors) for h in hypotheses]
+    return (prototype_similarity(np.asarray(h.prototype, dtype=float), inputs.vectors) for h in hypotheses)

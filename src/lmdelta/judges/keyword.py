@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -24,13 +24,16 @@ def keyword_presence(keywords: tuple[str, ...], texts: list[str] | list[Tokens])
     return Presence(text if isinstance(text, Tokens) else tokens(text) for text in texts).any_of(keywords)
 
 
-def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
-    """The Judge: each hypothesis's keyword presence in every text (`judged` is ignored: it is free).
-    Each text is cut into tokens once, for all the hypotheses."""
+def score(
+    hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None
+) -> Iterator[np.ndarray]:
+    """The Judge: each hypothesis's keyword presence in every text (`judged` is ignored: it is free), one
+    hypothesis at a time as the caller reads them (`judges.score_hypotheses` holds them narrowed). Each text is
+    cut into tokens once, for all the hypotheses."""
     if not hypotheses:
-        return []
+        return iter(())
     found = Presence(tokens(text) for text in inputs.texts)
-    return [found.any_of(h.keywords) for h in hypotheses]
+    return (found.any_of(h.keywords) for h in hypotheses)
 
 
 class Presence:

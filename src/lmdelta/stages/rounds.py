@@ -275,8 +275,8 @@ class Loop:
         masks = [self._rows(vs, position, index, fam.read(h, self.scope(h))) for h in live]
         texts = pair.samples.texts(vs.rows)
         vectors = judges.judge_vectors(pair, vs.rows, live, self.config.validate.judge)
-        scores = judges.score_hypotheses(live, vs, texts, vectors, self.config.validate.judge, self.ask, judged=masks)
-        scores = [np.where(mask, s, np.nan) for s, mask in zip(scores, masks)]
+        found = judges.score_hypotheses(live, vs, texts, vectors, self.config.validate.judge, self.ask, judged=masks)
+        scores = [np.where(mask, s, np.nan) for s, mask in zip(found, masks)]
         seed = self.config.validate.resolved_seed
         seeds = [subsample_seed(seed, h.content_key()) for h in live]
         D, _ = balanced_differences(scores, vs, seeds)

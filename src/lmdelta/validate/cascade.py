@@ -20,6 +20,7 @@ differences validate tests, with the hypothesis's subsample seed):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -171,7 +172,7 @@ def cascade_all(
     return out
 
 
-def _differences(scores: list[np.ndarray], vs: ValidationSet, seeds: list[int]) -> np.ndarray:
+def _differences(scores: Sequence[np.ndarray], vs: ValidationSet, seeds: list[int]) -> np.ndarray:
     return balanced_differences(scores, vs, seeds)[0]
 
 

@@ -4,6 +4,7 @@ groups? Also which prompts an LLM judge scores, so that test has texts to run on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -46,7 +47,7 @@ def generalization_sample(vs: ValidationSet, group: str, seed: int) -> np.ndarra
 
 def add_generalization(
     results: list[Finding],
-    scores: list[np.ndarray],
+    scores: Sequence[np.ndarray],
     paired: tuple[np.ndarray, np.ndarray] | None,
     hypotheses: list[Hypothesis],
     vs: ValidationSet,

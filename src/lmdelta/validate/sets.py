@@ -6,6 +6,7 @@ side, d_p is taken from a seeded balanced subsample, so that it stays symmetric 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +86,7 @@ def per_prompt(scores: np.ndarray, vs: ValidationSet) -> tuple[np.ndarray, np.nd
 
 
 def balanced_differences(
-    scores: np.ndarray | list[np.ndarray], vs: ValidationSet, seeds: list[int]
+    scores: np.ndarray | Sequence[np.ndarray], vs: ValidationSet, seeds: list[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-prompt differences of H hypotheses at once, each prompt balanced by a seeded subsample.
 

@@ -5,6 +5,7 @@ clusters), run for all hypotheses at once, or the text-level fallback when no pr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ def resamples_for(config: ValidateConfig, m: int, q: float) -> int:
 
 
 def paired_differences(
-    scores: list[np.ndarray], hypotheses: list[Hypothesis], vs: ValidationSet, config: ValidateConfig
+    scores: Sequence[np.ndarray], hypotheses: list[Hypothesis], vs: ValidationSet, config: ValidateConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Balanced per-prompt differences and left-out counts (H, P), one subsample per hypothesis for all scopes."""
     seeds = [subsample_seed(config.resolved_seed, h.content_key()) for h in hypotheses]
@@ -37,7 +38,7 @@ def paired_differences(
 
 
 def hypothesis_tests(
-    scores: list[np.ndarray],
+    scores: Sequence[np.ndarray],
     paired: tuple[np.ndarray, np.ndarray] | None,
     masks: list[np.ndarray | None],
     hypotheses: list[Hypothesis],
