@@ -38,6 +38,33 @@ def test_index_counts_give_the_contrast_terms(weighted):
     assert 0 < len(strong) < len(expected)
 
 
+@pytest.mark.parametrize("block", [1, 5, 10_000])
+def test_counts_add_each_texts_weight_in_index_order(monkeypatch, block):
+    """The weighted counts are float64 sums taken text by text in index order (what the 0/1 matrix's product
+    with the weights gave before the matrix's values were dropped): compared bit for bit with that loop, for
+    any block size, rows in any order, a row given twice, and weights of 0."""
+    monkeypatch.setattr(keywords, "_COUNT_BLOCK", block)
+    texts = _texts(200, seed=4)
+    rows = np.arange(len(texts)) * 2 + 1
+    index = keywords.NgramIndex.build(rows, texts, 3, symbols=True)
+    rng = np.random.default_rng(5)
+    for trial in range(6):
+        picked = rng.permutation(rows)[: rng.integers(1, len(rows))]
+        weights = rng.random(len(picked)) * (rng.random(len(picked)) < 0.8) if trial % 3 else None
+        if trial == 4:
+            picked = np.concatenate([picked, picked[:3]])
+            weights = np.concatenate([weights, weights[:3]])
+        selector = np.zeros(len(rows))
+        np.add.at(selector, np.searchsorted(rows, picked), 1.0 if weights is None else weights)
+        expected = np.zeros(len(index.vocab))
+        for position, weight in enumerate(selector.tolist()):
+            for gram in keywords.ngrams(texts[position], 3, symbols=True):
+                expected[index.vocab.index(gram)] += weight
+        got = index.counts(picked, weights)
+        assert got.view(np.uint64).tolist() == expected.view(np.uint64).tolist()
+    assert index.background.tolist() == index.counts(rows).tolist()
+
+
 def test_rows_outside_the_index_are_refused():
     index = keywords.NgramIndex.build(np.array([3, 5]), ["ocean", "sea"], 1)
     assert list(index.counts(np.array([5]))) == [0.0, 1.0]  # vocabulary sorted: ocean, sea
