@@ -43,7 +43,6 @@ CODES: dict[str, tuple[str, type[np.integer]]] = {
     "side": ("side", np.uint8),
     "finish": ("finish_reason", np.uint8),
 }
-STRINGS = {"text": "text", "key": "key"}
 
 
 def load(path: Path, threshold: int | None = None) -> SampleTable:
