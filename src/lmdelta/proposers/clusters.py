@@ -123,7 +123,7 @@ def scope_answers(data: PairData, rows: np.ndarray, within_prompt: bool) -> Scop
     sides = np.array(data.samples.sides(rows), dtype="U1")
     if not within_prompt:
         return ScopeAnswers(rows, sides, data.vectors_of(rows), within_prompt=False)
-    prompts = np.array(data.samples.prompt_ids(rows), dtype=str)
+    prompts = data.samples.prompt_index()[1][np.asarray(rows, dtype=np.intp)]  # codes: no string per answer
     keep, differences = within_prompt_differences(data.vectors_of(rows), prompts, sides == "b")
     return ScopeAnswers(rows[keep], sides[keep], differences, within_prompt=True)
 
