@@ -10,22 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_sample_table import _samples
 
 from lmdelta import samplecolumns
 from lmdelta.records import Sample
 from lmdelta.rundir import write_jsonl
 from lmdelta.sampletable import SampleTable
-
-
-def _samples(tag: str = "") -> list[Sample]:
-    texts = ["plain", "naïve café ☕", "", "line\nbreak", "sep\u2028arator", "x" * 300, "日本語のテキスト"]
-    out = []
-    for k, text in enumerate(texts):
-        for side in ("a", "b"):
-            seed = (2**64 - 1 - k) if side == "b" else k
-            finish = "length" if k % 3 == 0 else "stop"
-            out.append(Sample(f"p{k % 4}", side, k // 4, f"{tag}{side}:{text}", 7 * k, finish, seed, f"key{k}{side}"))
-    return out
 
 
 def _write(path: Path, samples: list[Sample]) -> Path:

@@ -14,14 +14,14 @@ from lmdelta.records import Prompt, Sample
 from lmdelta.sampletable import SampleTable
 
 
-def _samples() -> list[Sample]:
-    texts = ["plain", "naïve café ☕", "", "line\nbreak", "x" * 300, "日本語のテキスト"]
+def _samples(tag: str = "") -> list[Sample]:
+    texts = ["plain", "naïve café ☕", "", "line\nbreak", "sep\u2028arator", "x" * 300, "日本語のテキスト"]
     out = []
     for k, text in enumerate(texts):
         for side in ("a", "b"):
             seed = (2**64 - 1 - k) if side == "b" else k
             finish = "length" if k % 3 == 0 else "stop"
-            out.append(Sample(f"p{k % 4}", side, k // 4, f"{side}:{text}", 7 * k, finish, seed, f"key{k}{side}"))
+            out.append(Sample(f"p{k % 4}", side, k // 4, f"{tag}{side}:{text}", 7 * k, finish, seed, f"key{k}{side}"))
     return out
 
 
