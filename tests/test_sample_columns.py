@@ -157,3 +157,52 @@ def test_many_prompts_and_finish_reasons_get_wider_codes(tmp_path: Path) -> None
     samples = [Sample(f"p{k}", "a", 0, f"t{k}", 1, f"finish{k}", k, f"k{k}") for k in range(300)]
     path = _write(tmp_path / "samples.jsonl", samples)
     assert samplecolumns.load(path, threshold=0) == samples
+
+
+def test_a_rebuild_while_a_reader_opens_never_gives_it_a_mixed_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that read the old meta.json when another process put new columns in place gets one file's
+    answers, never the old meta's rows with the new files' texts."""
+    path = _write(tmp_path / "samples.jsonl", _samples())
+    samplecolumns.load(path, threshold=0)
+    mapped, rebuilt = samplecolumns._mapped, []
+
+    def rebuilt_meanwhile(directory: int, meta: dict) -> SampleTable:
+        if not rebuilt:
+            rebuilt.append(True)
+            _write(path, _samples("new ") + _samples("more "))
+            samplecolumns._build(path, samplecolumns.columns_folder(path))
+        return mapped(directory, meta)
+
+    monkeypatch.setattr(samplecolumns, "_mapped", rebuilt_meanwhile)
+    table = samplecolumns.load(path, threshold=0)
+    assert rebuilt and table == _samples("new ") + _samples("more ")
+
+
+def test_a_rewrite_of_the_same_size_and_time_is_seen(tmp_path: Path) -> None:
+    path = _write(tmp_path / "samples.jsonl", _samples("old "))
+    before = path.stat()
+    samplecolumns.load(path, threshold=0)
+    _write(path, _samples("new "))  # written by renaming a new file into place, as the generate stage does
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    assert samplecolumns.load(path, threshold=0) == _samples("new ")
+
+
+def test_an_old_folder_left_by_a_killed_rebuild_is_swept_by_the_next_open(tmp_path: Path) -> None:
+    path = _write(tmp_path / "samples.jsonl", _samples())
+    samplecolumns.load(path, threshold=0)
+    old = tmp_path / ".samples.columns.123.old.tmp"  # killed between putting the new folder in and removing this
+    old.mkdir()
+    (old / "text.utf8").write_bytes(b"x" * 100)
+    assert samplecolumns.load(path, threshold=0) == _samples()
+    assert not old.exists()
+
+
+def test_mapped_columns_are_plain_arrays_that_still_count_as_mapped(tmp_path: Path) -> None:
+    path = _write(tmp_path / "samples.jsonl", _samples())
+    table = samplecolumns.load(path, threshold=0)
+    buffer = table._text.buffer
+    assert type(buffer) is np.ndarray  # slicing a plain view is as fast as memory
+    assert table._text.mapped and table.nbytes() < 64

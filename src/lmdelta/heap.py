@@ -34,11 +34,17 @@ def release_mapped(array: Any) -> None:
     """Let go of the resident pages of a memory-mapped array (np.load's mmap_mode): a page of the file that was read
     counts towards the process's RSS until the kernel wants the memory back. Read again, it comes back from the
     page cache. Nothing happens for an array that is not memory-mapped, or where madvise is missing."""
+    base = mapping_of(array)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED") and not base.closed:
+        base.madvise(mmap.MADV_DONTNEED)
+
+
+def mapping_of(array: Any) -> mmap.mmap | None:
+    """The file mapping an array's memory belongs to (through views and slices of an np.memmap), or None."""
     base = array
     while base is not None and not isinstance(base, mmap.mmap):
         base = getattr(base, "base", None)
-    if base is not None and hasattr(mmap, "MADV_DONTNEED") and not base.closed:
-        base.madvise(mmap.MADV_DONTNEED)
+    return base
 
 
 @cache

@@ -52,11 +52,14 @@ def load(path: Path, threshold: int | None = None) -> SampleTable:
         return SampleTable.from_rows(read_jsonl(path))
     folder = columns_folder(path)
     table = _open(folder, _source(path))
-    if table is not None:
+    if table is not None and not _leftovers(folder):
         return table
     try:
-        with locked(path.parent / f".{folder.name}.lock"):
-            table = _open(folder, _source(path))  # another process may have built them while this one waited
+        with locked(path.parent / f".{folder.name}.lock"):  # no other process is building while it is held
+            for leftover in _leftovers(folder):  # a builder killed mid-way, or before it removed the old folder
+                shutil.rmtree(leftover, ignore_errors=True)
+            if table is None:
+                table = _open(folder, _source(path))  # another process may have built them while this one waited
             return table if table is not None else _build(path, folder)
     except (OSError, _Unsupported) as error:
         log.warning("reading %s into memory: its columns cannot be kept in %s (%s)", path, folder, error)
@@ -67,35 +70,53 @@ def columns_folder(path: Path) -> Path:
     return path.with_name(path.stem + ".columns")
 
 
+def _leftovers(folder: Path) -> list[Path]:
+    return list(folder.parent.glob(f".{folder.name}.*.tmp"))
+
+
 def _source(path: Path) -> dict[str, int]:
+    """What names this samples.jsonl: the stage writes it by renaming a new file into place (a new inode)."""
     stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
 
 
 def _open(folder: Path, source: dict[str, int]) -> SampleTable | None:
-    """The mapped table, or None when the folder is missing, unreadable, or built from another file."""
-    if not (folder / "meta.json").exists():
+    """The mapped table, or None when the folder is missing, unreadable, or built from another file. Every file
+    is opened through one handle on the folder, so a rebuild that puts a new folder in place meanwhile cannot
+    mix the two."""
+    try:
+        directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
         return None
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        with _opened("meta.json", directory) as handle:
+            meta = json.load(handle)
         if meta.get("version") != VERSION or meta.get("source") != source:
             return None
-        return _mapped(folder, meta)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        log.warning("the columns in %s are damaged (%s); building them again", folder, error)
+        return _mapped(directory, meta)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        if not isinstance(error, FileNotFoundError) or "meta.json" not in str(error.filename):
+            log.warning("the columns in %s are damaged (%s); building them again", folder, error)
         return None
+    finally:
+        os.close(directory)
 
 
-def _mapped(folder: Path, meta: Mapping[str, Any]) -> SampleTable:
+def _opened(name: str, directory: int) -> Any:
+    return os.fdopen(os.open(name, os.O_RDONLY, dir_fd=directory), "rb")
+
+
+def _mapped(directory: int, meta: Mapping[str, Any]) -> SampleTable:
     rows = int(meta["rows"])
 
     def column(name: str, dtype: Any, length: int = rows) -> np.ndarray:
         if length == 0:
             return np.zeros(0, dtype=dtype)
-        mapped = np.memmap(folder / name, dtype=dtype, mode="r")
+        with _opened(name, directory) as handle:
+            mapped = np.memmap(handle, dtype=dtype, mode="r")
         if len(mapped) < length:
             raise ValueError(f"{name} has {len(mapped)} values, not {length}")
-        return mapped[:length]
+        return mapped[:length].view(np.ndarray)  # a plain view: slicing an np.memmap runs Python code per slice
 
     def strings(name: str) -> Strings:
         offsets = column(f"{name}.offsets", np.int64, rows + 1)
@@ -122,8 +143,6 @@ class _Unsupported(Exception):
 
 def _build(path: Path, folder: Path) -> SampleTable:
     """Write the columns of samples.jsonl into a new folder, put it in place of `folder`, and open it."""
-    for leftover in path.parent.glob(f".{folder.name}.*.tmp"):  # a builder killed mid-way
-        shutil.rmtree(leftover, ignore_errors=True)
     source = _source(path)
     building = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
