@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_sample_table import _samples
 
-from lmdelta import samplecolumns
+from lmdelta import samplecolumns, sampletable
 from lmdelta.records import Sample
 from lmdelta.rundir import write_jsonl
 from lmdelta.sampletable import SampleTable
@@ -206,3 +206,14 @@ def test_mapped_columns_are_plain_arrays_that_still_count_as_mapped(tmp_path: Pa
     buffer = table._text.buffer
     assert type(buffer) is np.ndarray  # slicing a plain view is as fast as memory
     assert table._text.mapped and table.nbytes() < 64
+
+
+def test_reading_many_texts_lets_the_mapped_texts_and_offsets_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    released: list[np.ndarray] = []
+    monkeypatch.setattr(sampletable.heap, "release_mapped", released.append)
+    monkeypatch.setattr(sampletable, "MANY_ROWS", 5)
+    table = samplecolumns.load(_write(tmp_path / "samples.jsonl", _samples()), threshold=0)
+    table.texts(range(6))
+    assert [r is table._text.buffer for r in released] == [True, False] and released[1] is table._text.starts

@@ -51,6 +51,8 @@ class Strings:
         found = [str(buffer[starts[i] : ends[i]], "utf-8") for i in rows]
         if len(found) >= MANY_ROWS:
             heap.release_mapped(buffer)
+            if heap.mapping_of(starts) is not None:  # mapped offsets (`samplecolumns`): 16 bytes an answer
+                heap.release_mapped(starts)
         return found
 
     @property
