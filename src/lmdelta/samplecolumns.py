@@ -3,15 +3,16 @@ a moment instead of parsing the file.
 
 samples.jsonl stays the stage's output, written once and atomically; `samples.columns/` is derived from it by
 the first stage that reads it (under a lock) and checked against it on every read: its `meta.json` names the
-size and modification time of the file it was built from, and a file that differs (the stage ran again, the run
-directory was copied) has its columns built again. Below COLUMNS_BYTES of JSON lines nothing is written and the
-file is read into memory, as before.
+size, modification time and inode of the file it was built from, and a file that differs (the stage ran again,
+the run directory was copied) has its columns built again. Below COLUMNS_BYTES of JSON lines nothing is written
+and the file is read into memory, as before.
 
-The folder holds one file per column (see `Layout`): the texts and keys as UTF-8 with n + 1 offsets, the prompt
-ids, sides and finish reasons as codes (their values in meta.json), and the numbers as fixed-width integers.
-Every file is mapped read-only: a stage's resident memory holds only the pages it reads, and a reader of many
-texts lets them go again (`sampletable.Strings.many`). At 2,000,000 answers that replaces a minute of parsing
-and the 0.1 GB of columns each stage held.
+The folder holds one file per column: the texts and keys as UTF-8 with n + 1 offsets, the prompt ids, sides and
+finish reasons as codes (their values in meta.json), and the numbers as fixed-width integers. Every file is
+opened through one handle on the folder (a rebuild that puts a new folder in place meanwhile cannot mix two) and
+mapped read-only: a stage's resident memory holds only the pages it reads, and a reader of many texts lets them
+go again (`sampletable.Strings.many`). At 2,000,000 answers that replaces 11 seconds of parsing and the 0.2 GB
+each stage held.
 """
 
 from __future__ import annotations
