@@ -217,3 +217,16 @@ def test_reading_many_texts_lets_the_mapped_texts_and_offsets_go(
     table = samplecolumns.load(_write(tmp_path / "samples.jsonl", _samples()), threshold=0)
     table.texts(range(6))
     assert [r is table._text.buffer for r in released] == [True, False] and released[1] is table._text.starts
+
+
+def test_valid_columns_are_used_when_leftovers_cannot_be_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path / "samples.jsonl", _samples())
+    samplecolumns.load(path, threshold=0)
+    (tmp_path / ".samples.columns.9.old.tmp").mkdir()
+
+    def no_lock(lock: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(lock))
+
+    monkeypatch.setattr(samplecolumns, "locked", no_lock)
+    table = samplecolumns.load(path, threshold=0)
+    assert table == _samples() and table._text.mapped

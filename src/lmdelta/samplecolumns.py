@@ -63,6 +63,8 @@ def load(path: Path, threshold: int | None = None) -> SampleTable:
                 table = _open(folder, _source(path))  # another process may have built them while this one waited
             return table if table is not None else _build(path, folder)
     except (OSError, _Unsupported) as error:
+        if table is not None:  # valid columns, only the leftovers could not be swept (no lock: a read-only folder)
+            return table
         log.warning("reading %s into memory: its columns cannot be kept in %s (%s)", path, folder, error)
         return SampleTable.from_rows(read_jsonl(path))
 
