@@ -351,9 +351,39 @@ def main() -> None:
             print(table([entry]), flush=True)
             if entry["status"] != "complete":
                 stopped[variant] = f"{n:,} texts {entry['status']}"
+            else:
+                results += reruns(corpus, run_dir, scratch, timed, clusters, code, entry)
             write_out(args, results)
     print("\n" + table(results))
+    if args.rerun:
+        print("\n" + rerun_table(results))
     write_out(args, results)
+
+
+def reruns(
+    corpus: Path,
+    run_dir: Path,
+    scratch: Path,
+    args: argparse.Namespace,
+    clusters: int,
+    code: Path | None,
+    entry: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The finished run run again (--rerun), as a user re-runs a run: "" the same command, KEY=VALUE with that
+    setting changed (the changes add up, in order). Only the stages a change reaches run; the rest of the wall
+    time and the peak RSS is what planning costs (the checks)."""
+    out, changes = [], list(args.set or [])
+    for change in args.rerun or []:
+        changes += [change] if change else []
+        again = argparse.Namespace(**{**vars(args), "set": list(changes)})
+        log_path = scratch / f"{run_dir.name}-rerun.log"
+        result = run_pipeline(corpus, run_dir, log_path, again, clusters, code)
+        lines = STAGE_LINE.finditer(log_path.read_text(errors="replace"))
+        ran = [match.group(1) for match in lines if match.group(2) == "running"]
+        found = {key: result[key] for key in ("status", "wall_s", "peak_rss_mib")}
+        out.append({"texts": entry["texts"], "code": entry["code"], "rerun": change or "same", **found, "ran": ran})
+        print(f"  re-run ({change or 'same'}): {found} ran {ran}", flush=True)
+    return out
 
 
 def corpus_for(n: int, scratch: Path, args: argparse.Namespace) -> tuple[Path, dict[str, Any], float]:
@@ -397,7 +427,7 @@ def write_out(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
 def table(results: list[dict[str, Any]]) -> str:
     head = "| texts | code | status | total s | peak MiB | " + " | ".join(STAGES) + " | ocean found |"
     lines = [head, "|" + "---|" * (len(STAGES) + 6)]
-    for r in results:
+    for r in (r for r in results if "rerun" not in r):
         stages = r.get("stages", {})
         cells = []
         for name in STAGES:
@@ -411,6 +441,14 @@ def table(results: list[dict[str, Any]]) -> str:
             + " | ".join(cells)
             + f" | {planted.get('ocean_validated', '–')} |"
         )
+    return "\n".join(lines)
+
+
+def rerun_table(results: list[dict[str, Any]]) -> str:
+    lines = ["| texts | code | re-run | status | wall s | peak MiB | stages run |", "|---|---|---|---|---:|---:|---|"]
+    for r in (r for r in results if "rerun" in r):
+        cells = (f"{r['texts']:,}", r["code"], r["rerun"], r["status"], r["wall_s"], r["peak_rss_mib"])
+        lines.append("| " + " | ".join(map(str, cells)) + f" | {', '.join(r['ran']) or 'none'} |")
     return "\n".join(lines)
 
 
@@ -431,6 +469,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="keep an existing run directory (resumes it)")
     parser.add_argument("--scratch", default="/tmp/scale", help="corpora and run directories")
     parser.add_argument("--ray", action="store_true", help="also run each size with execution.engine=ray (local)")
+    parser.add_argument(
+        "--rerun",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help='after each complete run, run it again: "" unchanged, KEY=VALUE with that setting changed (adding up)',
+    )
     parser.add_argument("--baseline", metavar="REV", help="also run this git revision's code first, side by side")
     parser.add_argument("--baseline-time-limit-min", type=float, default=30.0, help="the baseline's time limit")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale.json"))

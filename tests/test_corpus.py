@@ -444,8 +444,9 @@ def test_pair_data_with_mixed_clusters_is_refused_at_validation_too():
 def test_the_corpus_is_parsed_once_per_run_and_dropped_once_imported(tmp_path, monkeypatch):
     """The prompts stage's check parses the user's file before any stage runs, its run reuses those rows
     (kept per process while the file's content stays the same) and then drops them (a large corpus holds
-    kilobytes a text); generate imports the answers from the run directory: one parse per run. A later run
-    parses once more (its check), and an edited file re-runs the prompts and generate stages."""
+    kilobytes a text); generate imports the answers from the run directory: one parse per run. A later run that
+    reuses the prompts stage parses nothing (the file's content is in its fingerprint, so it passed the check
+    already), also when a later stage re-runs; an edited file is parsed, checked, and re-runs prompts and generate."""
     parsed = []
     real = corpus_module._read
     monkeypatch.setattr(corpus_module, "_read", lambda path, *rest: parsed.append(path) or real(path, *rest))
@@ -455,14 +456,29 @@ def test_the_corpus_is_parsed_once_per_run_and_dropped_once_imported(tmp_path, m
     settings, run_dir = config(tmp_path, f"corpus.path={corpus}"), RunDir(tmp_path / "run")
     pipeline.run(settings, run_dir)
     assert parsed == [corpus] and not corpus_module._LOADED
-    assert not any(pipeline.run(settings, run_dir).reason.values()) and parsed == [corpus] * 2
-    assert not corpus_module._LOADED  # also when the prompts stage was skipped
+    assert not any(pipeline.run(settings, run_dir).reason.values()) and parsed == [corpus]
+    stricter = pipeline.run(config(tmp_path, f"corpus.path={corpus}", "decide.q=0.01"), run_dir)
+    assert stricter.reason["decide"] and stricter.reason["prompts"] is None and parsed == [corpus]
+    assert not corpus_module._LOADED
     rows[0]["text"] = "An edited answer."
     corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     edited = pipeline.run(settings, run_dir)
-    assert parsed == [corpus] * 3
+    assert parsed == [corpus] * 2
     assert edited.reason["prompts"].startswith("changed: identity.corpus") and edited.reason["generate"]
     assert "An edited answer." in {row["text"] for row in read_jsonl(run_dir.stage_file("generate", SAMPLES))}
+
+
+def test_an_edited_corpus_that_breaks_is_refused_before_any_stage_runs_again(tmp_path):
+    """The check skipped for a reused prompts stage runs again once the file changes: nothing re-runs."""
+    corpus = tmp_path / "outputs.jsonl"
+    corpus.write_text("\n".join(json.dumps(r) for r in corpus_rows()) + "\n")
+    settings, run_dir = config(tmp_path, f"corpus.path={corpus}"), RunDir(tmp_path / "run")
+    pipeline.run(settings, run_dir)
+    before = run_dir.load_manifest().stage("prompts")
+    corpus.write_text("\n".join(json.dumps({**r, "text": ""} if i == 3 else r) for i, r in enumerate(corpus_rows())))
+    with pytest.raises(PromptBankError, match="outputs.jsonl line 4 has an empty `text`"):
+        pipeline.run(settings, run_dir)
+    assert run_dir.load_manifest().stage("prompts") == before
 
 
 def test_a_bad_corpus_is_refused_before_any_stage_runs(tmp_path):

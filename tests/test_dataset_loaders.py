@@ -127,6 +127,29 @@ def test_parquet_rows_are_numbered_from_one(tmp_path):
         cell_text(table, *table.rows[1], "question")
 
 
+def test_parquet_rows_are_made_a_block_at_a_time_and_read_like_a_list(tmp_path, monkeypatch):
+    """A Parquet table's records are made as they are read (a million rows' dicts would double the table), and
+    the rows read as the list of (row number, record) they stand for: iterated across blocks, indexed, sliced."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lmdelta.sources.tabular import ArrowRows
+
+    monkeypatch.setattr(ArrowRows, "BLOCK", 3)
+    records = [{"q": f"q{i}", "n": i, "tag": None if i % 4 else "x"} for i in range(10)]
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pylist(records), path)
+    rows = read_table(path, "Test file").rows
+    whole = list(enumerate(records, start=1))
+    assert isinstance(rows, ArrowRows) and len(rows) == 10 and bool(rows)
+    assert list(rows) == whole and rows[0] == whole[0] and rows[-1] == whole[-1] and rows[4] == whole[4]
+    for piece in (slice(2, 8), slice(5, 5), slice(8, 20), slice(-3, None), slice(None, None, 4), slice(7, 2)):
+        assert rows[piece] == whole[piece]
+    with pytest.raises(IndexError):
+        rows[10]
+    assert read_records(path, "Test file") == whole
+
+
 def test_file_errors_missing_unknown_extension_and_field_count(tmp_path):
     with pytest.raises(PromptBankError, match="does not exist"):
         read_records(tmp_path / "gone.csv", "Test file")

@@ -25,7 +25,7 @@ from lmdelta.records import StageRecord
 from lmdelta.rundir import RunDir
 from lmdelta.sources.corpus import clear_corpus_cache
 from lmdelta.stages import confirm, decide, embed, generate, group, mode, prompts, propose, report, validate, weights
-from lmdelta.stages.contract import Stage, StageContext, check, reads, root_outputs, views
+from lmdelta.stages.contract import Stage, StageContext, check, checks_inputs, reads, root_outputs, views
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,16 @@ class Plan:
 
 def plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> Plan:
     """Fingerprint every stage and decide which run. Checks the config, models and inputs first
-    (each stage's optional `check(config)`), so nothing runs that could only fail later; loads no weights."""
+    (each stage's optional `check(config)`), so nothing runs that could only fail later; loads no weights.
+    A check of input files alone (`CHECKS_INPUTS`: the corpus's, which parses all of it) runs once the
+    stage's fingerprint is known, and only when the stage will run: a reused stage passed it on these files."""
     config = mode.resolve(config.resolved())
     result = Plan()
     manifest = run_dir.load_manifest()
     check_budget_pricing(config)
     for stage in STAGES:
-        check(stage.module, config)
+        if not checks_inputs(stage.module):
+            check(stage.module, config)
     for stage in STAGES:
         ctx = StageContext(run_dir, stage.name, cache_dir)
         material = {
@@ -93,6 +96,8 @@ def plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> Plan:
         result.material[stage.name] = material
         result.fingerprint[stage.name] = hash_data(material)
         result.reason[stage.name] = _reason(stage, manifest.stage(stage.name), material, result, run_dir)
+        if result.reason[stage.name] is not None and checks_inputs(stage.module):
+            check(stage.module, config)
     return result
 
 

@@ -43,7 +43,7 @@ REFERENCE_SIDES: dict[str, Side] = {"base": "a", "finetuned": "b", "intervention
 REFERENCE_HEADER = {"model", "text", "prompt"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a corpus holds millions: no __dict__ each
 class CorpusRow:
     side: Side
     text: str

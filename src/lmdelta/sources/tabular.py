@@ -15,12 +15,13 @@ import math
 import re
 import textwrap
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from lmdelta import heap
 from lmdelta.errors import LmdeltaError, PromptBankError
 from lmdelta.safetext import lone_surrogate
 
@@ -37,7 +38,7 @@ class Table:
 
     path: Path
     columns: tuple[str, ...]
-    rows: list[tuple[int, Row]]
+    rows: Sequence[tuple[int, Row]]
     header_line: int | None = None  # CSV only: the line holding the header
     unit: str = "line"  # what a row number counts, for messages: "line" or "row"
 
@@ -56,7 +57,7 @@ class Table:
 
 def read_records(path: Path, what: str, escapechar: str | None = None) -> list[tuple[int, Row]]:
     """(line where the record starts, record) for every non-blank record of a file."""
-    return read_table(path, what, escapechar).rows
+    return list(read_table(path, what, escapechar).rows)
 
 
 def read_table(path: Path, what: str, escapechar: str | None = None) -> Table:
@@ -379,8 +380,45 @@ def _parquet(path: Path) -> Table:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise PromptBankError(f"{path} is not a readable Parquet file ({exc}).", "Download it again.") from None
-    rows = list(enumerate(table.to_pylist(), start=1))
-    return Table(path, tuple(table.schema.names), rows, unit="row")
+    heap.give_back()  # decoding the pages left twice the table's size in Arrow's pool (measured: 483 → 320 MiB)
+    return Table(path, tuple(table.schema.names), ArrowRows(table), unit="row")
+
+
+class ArrowRows(Sequence[tuple[int, Row]]):
+    """A Parquet file's rows as (row number, record), each record made when it is read, a block at a time: a
+    reader that keeps what it needs of each (the corpus's rows) never holds every record's dict at once, which
+    for a million rows is as large as the table's own buffers."""
+
+    BLOCK = 65_536
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return int(self._table.num_rows)
+
+    def __iter__(self) -> Iterator[tuple[int, Row]]:
+        for start in range(0, len(self), self.BLOCK):
+            yield from self._block(start, min(start + self.BLOCK, len(self)))
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, Row]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, Row]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, Row] | list[tuple[int, Row]]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return self._block(start, stop) if start < stop else []
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError(index)
+        return self._block(position, position + 1)[0]
+
+    def _block(self, start: int, stop: int) -> list[tuple[int, Row]]:
+        return list(enumerate(self._table.slice(start, stop - start).to_pylist(), start=start + 1))
 
 
 @overload

@@ -66,7 +66,9 @@ class Stage(Protocol):
     upstream stages; the fingerprint holds those sections, READS, identity() and the upstream fingerprints.
 
     Optional module attributes, read with the functions below: `check(config)`, which refuses before any
-    stage runs what could only fail later; `ROOT_OUTPUTS`, files it writes at the run directory's root
+    stage runs what could only fail later; `CHECKS_INPUTS`, true when that check reads nothing but what the
+    fingerprint already holds (its config and input files' content), so that a stage reused unchanged, which
+    passed it when it ran, is not checked again; `ROOT_OUTPUTS`, files it writes at the run directory's root
     (hashed with its folder's files when it finishes); `VIEWS`, root files re-rendered on demand, whose
     presence only is recorded.
     """
@@ -91,6 +93,10 @@ def check(stage: Stage, config: RunConfig) -> None:
     found: Callable[[RunConfig], None] | None = getattr(stage, "check", None)
     if found is not None:
         found(config)
+
+
+def checks_inputs(stage: Stage) -> bool:
+    return bool(getattr(stage, "CHECKS_INPUTS", False))
 
 
 def root_outputs(stage: Stage) -> tuple[str, ...]:
