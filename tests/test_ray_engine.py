@@ -4,6 +4,7 @@ with the reason, where Ray is not installed (the `ray` extra; `make test` instal
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -14,6 +15,7 @@ from lmdelta import execution, pipeline
 from lmdelta.config import ExecutionConfig, load_config
 from lmdelta.errors import DependencyError
 from lmdelta.rundir import RunDir, read_jsonl
+from lmdelta.stages import generate
 
 
 def run(config_path, run_dir, *overrides):
@@ -56,7 +58,7 @@ def test_a_ray_run_is_the_single_process_run(local_ray, tmp_path, monkeypatch):
 
 
 def stopped_after(count: int, real):
-    """run_items that stops the run after `count` results, as if it were killed between batches."""
+    """run_items (or run_shaped) that stops the run after `count` results, as if it were killed between items."""
 
     def stopping(section, task, items, what):
         for done, result in enumerate(real(section, task, items, what)):
@@ -67,18 +69,24 @@ def stopped_after(count: int, real):
     return stopping
 
 
-def test_a_ray_generation_stopped_mid_way_resumes_from_its_finished_batches(local_ray, tmp_path, monkeypatch):
+@pytest.mark.parametrize("shard_items, items_done, kept", [(4, 3, 3 * 4), (1, 1, 4 * 4)])
+def test_a_ray_generation_stopped_mid_way_resumes_from_its_finished_batches(
+    local_ray, tmp_path, monkeypatch, shard_items, items_done, kept
+):
+    """Side a: 9 batches of generate.batch_size (4) answers, on 2 workers: an item a batch, or items of 4 batches
+    (SHARD_ITEMS 1). What the finished items answered is kept; the rest is generated on the next run."""
     config = fake_config(tmp_path)
-    real = execution.run_items
-    monkeypatch.setattr(execution, "run_items", stopped_after(3, real))
+    monkeypatch.setattr(generate, "SHARD_ITEMS", shard_items)
+    real = execution.run_shaped
+    monkeypatch.setattr(execution, "run_shaped", stopped_after(items_done, real))
     with pytest.raises(KeyboardInterrupt):
         run(config, tmp_path / "run", "execution.engine=ray")
     stored = list(read_jsonl(stage_file(tmp_path / "run", "generate", "items.jsonl")))
-    assert len(stored) == 3 * 4  # three batches of generate.batch_size answers, side a
-    monkeypatch.setattr(execution, "run_items", real)
+    assert len(stored) == kept
+    monkeypatch.setattr(execution, "run_shaped", real)
     manifest = run(config, tmp_path / "run", "execution.engine=ray")
     counts = manifest.stages["generate"].counts
-    assert counts["a"]["reused"] == 12 and counts["a"]["generated"] == 36 - 12
+    assert counts["a"]["reused"] == kept and counts["a"]["generated"] == 36 - kept
     assert answers(tmp_path / "run") == sorted(set(answers(tmp_path / "run")))  # nothing generated twice
 
 
@@ -112,7 +120,7 @@ def test_a_dry_run_says_where_the_models_run(tmp_path):
     assert not any(line.startswith("execution:") for line in describe_run(load_config(fake_config(tmp_path))))
 
 
-def test_a_transformers_model_answers_the_same_on_ray(local_ray, tmp_path, tiny_model, isolated_cache):
+def test_a_transformers_model_answers_the_same_on_ray(local_ray, tmp_path, tiny_model, isolated_cache, monkeypatch):
     """The real backend on Ray: the workers load the weights; the driver reads only the tokenizer (to partition
     the batches as a single process does). One thread on both sides, so the kernels sum in the same order."""
     torch = pytest.importorskip("torch")
@@ -131,6 +139,43 @@ def test_a_transformers_model_answers_the_same_on_ray(local_ray, tmp_path, tiny_
     manifest = run(config, tmp_path / "ray", "execution.engine=ray")
     assert manifest.stages["generate"].counts["a"]["generated"] == 36
     assert answers(tmp_path / "ray") == answers(tmp_path / "local")
+    monkeypatch.setattr(generate, "SHARD_ITEMS", 1)  # 9 batches a side on 2 workers: items of 4, 4 and 1 batches
+    run(config, tmp_path / "ray-shards", "execution.engine=ray")
+    assert answers(tmp_path / "ray-shards") == answers(tmp_path / "local")
+
+
+def test_consecutive_batches_travel_together_while_every_worker_gets_several_items():
+    batches = [[f"r{i}-{j}" for j in range(2)] for i in range(300)]
+    assert generate.shards(batches[:40], workers=10) == [[batch] for batch in batches[:40]]  # a batch an item
+    for n, workers, per in ((16, 2, 2), (64, 2, 8), (100, 8, 3), (300, 1, 8), (300, 64, 1)):
+        items = generate.shards(batches[:n], workers)
+        assert [len(item) for item in items] == [per] * (n // per) + ([n % per] if n % per else [])
+        assert [batch for item in items for batch in item] == batches[:n]
+
+
+def test_a_transformers_worker_decodes_an_item_as_one_continuous_batch(tmp_path, tiny_model, isolated_cache):
+    """Rows freed by a finished answer take the item's next batch's requests; the answers are those of the batches
+    decoded one by one (float32), in the item's order."""
+    pytest.importorskip("torch")
+    from lmdelta.backends.protocols import GenerationRequest
+
+    item = [
+        [
+            GenerationRequest(f"k{b}-{i}", f"p{b}-{i}", f"Question {b}.{i}: tell me {'more ' * i}", 0, 100 * b + i)
+            for i in range(3)
+        ]
+        for b in range(3)
+    ]
+    worker = dataclasses.replace(_task(tmp_path, str(tiny_model)), rows=4).start()  # 9 requests through 4 rows
+    streamed = []
+    real = worker._generator.stream
+    worker._generator.stream = lambda requests, sampling, rows: (
+        streamed.append((len(requests), rows)) or real(requests, sampling, rows)
+    )
+    together = worker(item)
+    assert streamed == [(9, 4)]
+    one_by_one = [answer for batch in item for answer in worker._generator.generate(batch, worker._sampling)]
+    assert [(a.text, a.n_tokens) for a in together] == [(a.text, a.n_tokens) for a in one_by_one]
 
 
 def _task(tmp_path, model: str, **backend_args):
@@ -142,10 +187,11 @@ def _task(tmp_path, model: str, **backend_args):
     return GenerateTask(spec, {"backend": "hf", "dtype": "float32"}, "cpu", tmp_path, SamplingSettings(4, 1.0, 1.0))
 
 
-def _batch(prompt: str = "hi"):
+def _item(prompt: str = "hi"):
+    """A Ray item of the generate stage: one batch of one request."""
     from lmdelta.backends.protocols import GenerationRequest
 
-    return [GenerationRequest(key=prompt, prompt_id=prompt, prompt=prompt, index=0, seed=1)]
+    return [[GenerationRequest(key=prompt, prompt_id=prompt, prompt=prompt, index=0, seed=1)]]
 
 
 def test_a_worker_that_cannot_load_its_model_stops_the_stage_with_its_own_error(local_ray, tmp_path):
@@ -153,7 +199,7 @@ def test_a_worker_that_cannot_load_its_model_stops_the_stage_with_its_own_error(
 
     task = _task(tmp_path, str(tmp_path / "no-such-model"))
     with pytest.raises(ModelNotFoundError, match="Unknown language model") as err:
-        list(execution.run_items(ExecutionConfig(engine="ray"), task, [_batch()], "generate a"))
+        list(execution.run_items(ExecutionConfig(engine="ray"), task, [_item()], "generate a"))
     assert err.value.fix  # the worker's own fix reaches the user
 
 
@@ -162,7 +208,7 @@ def test_any_other_worker_failure_is_a_stage_error_with_the_fix(local_ray, tmp_p
 
     task = _task(tmp_path, "fake:words", length="not a number")  # the fake generator fails to start
     with pytest.raises(StageError, match="generate a: a Ray worker failed") as err:
-        list(execution.run_items(ExecutionConfig(engine="ray"), task, [_batch()], "generate a"))
+        list(execution.run_items(ExecutionConfig(engine="ray"), task, [_item()], "generate a"))
     assert "finished batch is kept" in err.value.fix and "engine: local" in err.value.fix
 
 
@@ -176,7 +222,7 @@ def test_each_item_is_a_block_of_its_own_so_results_stream_back(local_ray, tmp_p
         return real(rows, **options)
 
     monkeypatch.setattr(local_ray.data, "from_items", recording)
-    items = [_batch(f"p{i}") for i in range(5)]
+    items = [_item(f"p{i}") for i in range(5)]
     answers = list(execution.run_items(ExecutionConfig(engine="ray"), _task(tmp_path, "fake:words"), items, "gen"))
     assert seen == {"override_num_blocks": 5, "rows": 5}
     assert [a[0].text for a in answers] == [a[0].text for a in map(_task(tmp_path, "fake:words").start(), items)]

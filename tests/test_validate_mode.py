@@ -3,9 +3,13 @@ the run then behaves, and fingerprints, exactly like the mode chosen."""
 
 import json
 
+import pytest
+
+import lmdelta.sources.corpus as corpus_module
 from lmdelta import pipeline
 from lmdelta.config import load_config
 from lmdelta.rundir import RunDir
+from lmdelta.sources.corpus import clear_corpus_cache
 from lmdelta.stages import mode
 
 JUDGE = "llm.judge.model=openai/gpt-4.1-mini"
@@ -103,3 +107,27 @@ def test_a_dry_run_without_the_prompt_data_leaves_the_choice_to_the_run(tmp_path
     assert result.exit_code == 0, result.output
     assert "validation: auto: fixed or sequential, chosen at run time once the prompts are counted" in result.output
     assert "auto → fixed" not in result.output  # no choice is claimed for prompts it could not count
+
+
+def _prompts_stage_done(config, run_dir, cache):
+    """Only the prompts stage run and recorded, as a run that stopped later (an LLM judge is not reachable here)."""
+    plan = pipeline.plan(config, run_dir, cache)
+    pipeline._run_stage(pipeline.STAGES[0], mode.resolve(config.resolved()), run_dir, cache, plan)
+
+
+@pytest.mark.parametrize("aligned, chosen", [(True, "sequential"), (False, "fixed")])
+def test_a_rerun_counts_a_corpus_from_its_reused_prompts_stage(tmp_path, monkeypatch, aligned, chosen):
+    """auto with an LLM judge counts a corpus's validation prompts; once the prompts stage is done, a re-run takes
+    them from its output instead of parsing the corpus again, and chooses as the parse did."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # planned, never called
+    config = load_config(None, [_corpus(tmp_path, 40, aligned), "validate.auto_prompts=2", JUDGE])
+    run_dir, cache = RunDir(tmp_path / "run"), tmp_path / "cache"
+    _prompts_stage_done(config, run_dir, cache)
+    parsed = []
+    real = corpus_module._read
+    monkeypatch.setattr(corpus_module, "_read", lambda path, *rest: parsed.append(path) or real(path, *rest))
+    clear_corpus_cache()
+    plan = pipeline.plan(config, run_dir, cache)
+    assert plan.reason["prompts"] is None and plan.material["validate"]["config"]["validate"]["mode"] == chosen
+    assert not parsed
+    assert mode.choose(config).mode == chosen and parsed  # what parsing the corpus chooses

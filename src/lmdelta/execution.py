@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,25 +68,37 @@ def _import_ray() -> Any:
 def run_items(section: ExecutionConfig, task: Task, items: Sequence[Any], what: str) -> Iterator[Any]:
     """Each item's result, in order, computed by a pool of Ray actors that each start `task` once. A local Ray
     started here is shut down when the items are done, so later stages get its memory back."""
-    if not items:
-        return
+    if items:
+        yield from (result for _, result in run_shaped(section, task, lambda workers: items, what))
+
+
+def run_shaped(
+    section: ExecutionConfig, task: Task, shape: Callable[[int], Sequence[Any]], what: str
+) -> Iterator[tuple[Any, Any]]:
+    """run_items for items made once the pool's size is known (`shape(workers)`), each with its result."""
     ray, started = _connect(section)
     context = ray.data.DataContext.get_current()
     saved = context.execution_options.preserve_order, context.enable_progress_bars
     context.execution_options.preserve_order, context.enable_progress_bars = True, False
     try:
-        yield from _checked(_results(ray, section, task, items, what), what)
+        workers, cpus, gpus = _pool(section, None)
+        items = shape(workers)
+        pool = (min(workers, len(items)), cpus, gpus)
+        for index, result in enumerate(_checked(_results(ray, section, task, items, what, pool), what)):
+            yield items[index], result
     finally:
         context.execution_options.preserve_order, context.enable_progress_bars = saved
         if started:
             ray.shutdown()
 
 
-def _results(ray: Any, section: ExecutionConfig, task: Task, items: Sequence[Any], what: str) -> Iterator[Any]:
+def _results(
+    ray: Any, section: ExecutionConfig, task: Task, items: Sequence[Any], what: str, pool: tuple[int, float, float]
+) -> Iterator[Any]:
     """The rows Ray returns, one per item. One block per item: Ray Data hands a block's results back when the
     whole block is done, so a block of many items would hold finished batches back (and lose them to a kill)."""
     data = ray.data
-    workers, cpus, gpus = _pool(section, len(items))
+    workers, cpus, gpus = pool
     log.info("%s: %d items on %d Ray workers (%g CPU, %g GPU each)", what, len(items), workers, cpus, gpus)
     rows = [{"index": i, "payload": pickle.dumps(item)} for i, item in enumerate(items)]
     mapped = data.from_items(rows, override_num_blocks=len(rows)).map_batches(

@@ -21,7 +21,7 @@ from lmdelta.config.base import Section
 from lmdelta.credentials import redact_backend_args
 from lmdelta.hashing import hash_data
 from lmdelta.llm.session import check_budget_pricing
-from lmdelta.records import StageRecord
+from lmdelta.records import Prompt, StageRecord
 from lmdelta.rundir import RunDir
 from lmdelta.sources.corpus import clear_corpus_cache
 from lmdelta.stages import confirm, decide, embed, generate, group, mode, prompts, propose, report, validate, weights
@@ -77,7 +77,7 @@ def plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> Plan:
     (each stage's optional `check(config)`), so nothing runs that could only fail later; loads no weights.
     A check of input files alone (`CHECKS_INPUTS`: the corpus's, which parses all of it) runs once the
     stage's fingerprint is known, and only when the stage will run: a reused stage passed it on these files."""
-    config = mode.resolve(config.resolved())
+    config = _resolved(config, run_dir, cache_dir)
     result = Plan()
     manifest = run_dir.load_manifest()
     check_budget_pricing(config)
@@ -85,20 +85,40 @@ def plan(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> Plan:
         if not checks_inputs(stage.module):
             check(stage.module, config)
     for stage in STAGES:
-        ctx = StageContext(run_dir, stage.name, cache_dir)
-        material = {
-            "stage": stage.name,
-            "version": stage.module.VERSION,
-            "config": redact_backend_args(config_material(stage, config)),
-            "identity": stage.module.identity(ctx, config),
-            "upstream": {name: result.fingerprint[name] for name in stage.upstream},
-        }
+        material = _material(stage, config, StageContext(run_dir, stage.name, cache_dir), result)
         result.material[stage.name] = material
         result.fingerprint[stage.name] = hash_data(material)
         result.reason[stage.name] = _reason(stage, manifest.stage(stage.name), material, result, run_dir)
         if result.reason[stage.name] is not None and checks_inputs(stage.module):
             check(stage.module, config)
     return result
+
+
+def _material(stage: StageEntry, config: RunConfig, ctx: StageContext, upstream: Plan) -> dict[str, Any]:
+    """What a stage's fingerprint hashes (`upstream`: the plan so far, holding its upstream stages' fingerprints)."""
+    return {
+        "stage": stage.name,
+        "version": stage.module.VERSION,
+        "config": redact_backend_args(config_material(stage, config)),
+        "identity": stage.module.identity(ctx, config),
+        "upstream": {name: upstream.fingerprint[name] for name in stage.upstream},
+    }
+
+
+def _resolved(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> RunConfig:
+    """The config with validate.mode auto decided. Where that counts a corpus's validation prompts, a prompts stage
+    that will be reused gives them from its output (its fingerprint does not depend on the mode)."""
+    config = config.resolved()
+
+    def stored() -> list[Prompt] | None:
+        entry, plan_so_far = STAGES[0], Plan()  # the prompts stage: the first, with nothing upstream
+        ctx = StageContext(run_dir, entry.name, cache_dir)
+        material = _material(entry, config, ctx, plan_so_far)
+        plan_so_far.fingerprint[entry.name] = hash_data(material)
+        record = run_dir.load_manifest().stage(entry.name)
+        return prompts.load(ctx) if _reason(entry, record, material, plan_so_far, run_dir) is None else None
+
+    return mode.resolve(config, stored=stored)
 
 
 def config_material(stage: StageEntry, config: RunConfig) -> dict[str, Any]:
@@ -159,8 +179,9 @@ def run(config: RunConfig, run_dir: RunDir, cache_dir: Path | None = None) -> Pl
 
     Returns the plan that was carried out.
     """
-    config = mode.resolve(config.resolved())
+    config = config.resolved()
     cache_dir = cache_dir or cache_root(config.embed.cache_dir)
+    config = _resolved(config, run_dir, cache_dir)
     run_dir.check_usable()
     with run_dir.lock():
         run_dir.check_usable()

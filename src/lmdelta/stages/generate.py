@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -236,11 +237,12 @@ def _generate_side(
     spec = getattr(section, side)
     log.info("generate %s: loading %s", side, spec.model)
     if execution.on_ray(config.execution) and model_identity["backend"] != "api":
-        task = GenerateTask(spec, model_identity, section.device, ctx.cache_dir, settings(section))
+        task = GenerateTask(spec, model_identity, section.device, ctx.cache_dir, settings(section), section.batch_size)
         lengths = build_prompt_lengths(spec, model_identity, ctx.cache_dir)
         todo_batches = _todo_batches(lengths, requests, store, section.batch_size)
-        answered = execution.run_items(config.execution, task, todo_batches, f"generate {side}")
-        return counts | _decode(side, zip(todo_batches, answered), requests, store, appender, section)
+        items = execution.run_shaped(config.execution, task, partial(shards, todo_batches), f"generate {side}")
+        answered = (([r for batch in item for r in batch], answers) for item, answers in items)
+        return counts | _decode(side, answered, requests, store, appender, section)
     session = _session(ctx, config, model_identity)
     generator = build_generator(spec, model_identity, section.device, ctx.cache_dir, ServedModels(config.llm, session))
     try:
@@ -303,6 +305,21 @@ def batches(generator: PromptLengths, requests: list[GenerationRequest], size: i
     return [in_order[start : start + size] for start in range(0, len(in_order), size)]
 
 
+# On Ray, consecutive batches of the partition travel together, up to SHARD_BATCHES, while every worker still gets
+# SHARD_ITEMS items: a transformers replica decodes an item as one continuous batch, refilling a finished answer's
+# row from the item's next batch, and vLLM schedules the whole item at once. An item's answers are stored when it
+# returns: a kill loses what the workers had in hand, at most SHARD_BATCHES batches each.
+SHARD_BATCHES = 8
+SHARD_ITEMS = 4
+
+
+def shards(todo: list[list[GenerationRequest]], workers: int) -> list[list[list[GenerationRequest]]]:
+    """The batches still to answer, in order, in items of up to SHARD_BATCHES consecutive batches: as many per item
+    as leaves SHARD_ITEMS items for each of the pool's `workers` (one batch an item where there are too few)."""
+    per = max(1, min(SHARD_BATCHES, len(todo) // (SHARD_ITEMS * workers)))
+    return [todo[start : start + per] for start in range(0, len(todo), per)]
+
+
 def _todo_batches(
     generator: PromptLengths, requests: list[GenerationRequest], store: dict[str, Any], size: int
 ) -> list[list[GenerationRequest]]:
@@ -343,28 +360,32 @@ def _decode(
 @dataclass(frozen=True)
 class GenerateTask:
     """A side's generator, to be loaded where a Ray worker runs (lmdelta.execution). It gets the stage's fixed
-    partition batch by batch (a transformers replica decodes each with continuous batching); in float32 each
-    answer is the one this process would decode."""
+    partition a few consecutive batches at a time (`shards`); in float32 each answer is the one this process
+    would decode."""
 
     spec: ModelSpec
     identity: dict[str, Any]
     device: str
     cache_dir: Path
     sampling: SamplingSettings
+    rows: int = 32  # generate.batch_size: the rows of a continuous batch
 
     def start(self) -> _GenerateWorker:
         return _GenerateWorker(self)
 
 
 class _GenerateWorker:
-    """One replica of the side's model, answering batches."""
+    """One replica of the side's model, answering an item's batches: in one continuous batch of `rows` rows where
+    the generator streams (a transformers model), else batch by batch. The answers come back in the item's order."""
 
     def __init__(self, task: GenerateTask) -> None:
-        self._sampling = task.sampling
+        self._sampling, self._rows = task.sampling, task.rows
         self._generator = build_generator(task.spec, task.identity, task.device, task.cache_dir)
 
-    def __call__(self, batch: list[GenerationRequest]) -> list[Generation]:
-        return self._generator.generate(batch, self._sampling)
+    def __call__(self, item: list[list[GenerationRequest]]) -> list[Generation]:
+        if _streams(self._generator):
+            return answer_all(self._generator, [r for batch in item for r in batch], self._sampling, self._rows)
+        return [answer for batch in item for answer in self._generator.generate(batch, self._sampling)]
 
 
 def reasoning_counts(side: Side, rows: list[dict[str, Any]], section: GenerateConfig) -> dict[str, Any]:

@@ -20,10 +20,12 @@ rest of the pipeline sees the chosen mode, so an `auto` run fingerprints like th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lmdelta.config import RunConfig
 from lmdelta.config.source import parse_source
+from lmdelta.records import Prompt
 from lmdelta.sources.corpus import corpus_prompts, is_aligned
 from lmdelta.stages.prompts import _splits, corpus_rows, narrow, select, source_prompts
 
@@ -36,18 +38,23 @@ class Choice:
     reason: str
 
 
-def resolve(config: RunConfig, countable: bool = True) -> RunConfig:
+Stored = Callable[[], "list[Prompt] | None"]  # a corpus run's prompts as its reused prompts stage holds them
+
+
+def resolve(config: RunConfig, countable: bool = True, stored: Stored | None = None) -> RunConfig:
     """The config with validate.mode = auto replaced by the mode `choose` picks (unchanged otherwise).
-    `countable=False` (a dry run whose prompt data is not here): fixed, for the checks only, said nowhere."""
+    `countable=False` (a dry run whose prompt data is not here): fixed, for the checks only, said nowhere.
+    `stored`: where a corpus's prompts are counted, the prompts stage's output when it will be reused (None
+    when it will run), so that a re-run does not parse the corpus again."""
     if config.validate.mode != "auto":
         return config
-    choice = choose(config) if countable else Choice("fixed", "the prompts cannot be counted here")
+    choice = choose(config, stored) if countable else Choice("fixed", "the prompts cannot be counted here")
     if countable:
         log.info("validate.mode auto → %s: %s", choice.mode, choice.reason)
     return config.model_copy(update={"validate": config.validate.model_copy(update={"mode": choice.mode})})
 
 
-def choose(config: RunConfig) -> Choice:
+def choose(config: RunConfig, stored: Stored | None = None) -> Choice:
     """What `auto` picks for this run, and why (one line, for the log and --dry-run)."""
     section = config.validate
     if section.mode != "auto":
@@ -60,7 +67,7 @@ def choose(config: RunConfig) -> Choice:
         )
     if config.uses_corpus and config.llm.judge.model is None:
         return Choice("fixed", "the corpus's texts exist and its judges are offline: nothing costly to save")
-    counted = _validation_prompts(config)  # unreadable data: the prompts stage's own error, with its fix
+    counted = _validation_prompts(config, stored)  # unreadable data: the prompts stage's own error, with its fix
     if counted is None:
         return Choice("fixed", "the corpus's answers are not paired by prompt")
     threshold = section.auto_prompts
@@ -69,10 +76,15 @@ def choose(config: RunConfig) -> Choice:
     return Choice("sequential", f"{counted:,} validation prompts, at least validate.auto_prompts = {threshold:,}")
 
 
-def _validation_prompts(config: RunConfig) -> int | None:
+def _validation_prompts(config: RunConfig, stored: Stored | None = None) -> int | None:
     """Validation prompts the run will hold; None for a corpus whose sides share no prompts."""
     section = config.prompts
-    if config.uses_corpus:
+    kept = stored() if stored is not None and config.uses_corpus else None
+    if kept is not None:  # the prompts stage's own selection, as it wrote it: units of texts when unaligned
+        if any(prompt.unit is not None for prompt in kept):
+            return None
+        prompts = kept
+    elif config.uses_corpus:
         rows = corpus_rows(config)
         if not is_aligned(rows):
             return None
