@@ -516,3 +516,19 @@ def test_an_edited_score_table_reruns_the_prompts_stage_in_corpus_mode(tmp_path)
     before = pipeline.plan(settings, RunDir(tmp_path / "run"), tmp_path / "cache").fingerprint["prompts"]
     table.write_text(json.dumps({"g0": 0.5, "g1": 0.9}))
     assert pipeline.plan(settings, RunDir(tmp_path / "run"), tmp_path / "cache").fingerprint["prompts"] != before
+
+
+def test_the_live_views_estimates_count_a_reused_prompts_stage_without_parsing(tmp_path, monkeypatch):
+    """`--progress bar` estimates the stages' times before the run; a re-run counts the corpus's prompts and texts
+    from the prompts stage's output (the validation texts in the validation prompts' share) instead of parsing."""
+    from lmdelta.preview import stage_seconds
+
+    corpus = tmp_path / "outputs.jsonl"
+    corpus.write_text("\n".join(json.dumps(r) for r in corpus_rows()) + "\n")
+    settings, run_dir = config(tmp_path, f"corpus.path={corpus}"), RunDir(tmp_path / "run")
+    parsed_estimate = stage_seconds(settings, run_dir)  # nothing run yet: the corpus is parsed
+    pipeline.run(settings, run_dir)
+    parsed = []
+    monkeypatch.setattr(corpus_module, "_read", lambda path, *rest: parsed.append(path) or pytest.fail("parsed"))
+    stored_estimate = stage_seconds(settings, run_dir)
+    assert not parsed and parsed_estimate is not None and stored_estimate == parsed_estimate

@@ -203,7 +203,7 @@ def run(
         return
     _interrupt_on_sigterm()
     start = time.perf_counter()
-    display = _display(ctx.obj["progress"], ctx.obj["debug"], config)
+    display = _display(ctx.obj["progress"], ctx.obj["debug"], config, run_dir)
     _guard(ctx, lambda: _run(config, run_dir, display, link_latest=not chosen), run_dir)
     _say(f"done in {time.perf_counter() - start:.1f} s; outputs in {run_dir}")
 
@@ -230,14 +230,14 @@ def _print_findings(run_dir: Path) -> None:
         _say(f"report: {files.report_path}")
 
 
-def _display(mode: str, debug: bool, config: RunConfig) -> AbstractContextManager[object]:
+def _display(mode: str, debug: bool, config: RunConfig, run_dir: Path) -> AbstractContextManager[object]:
     """The live display for `--progress bar` (its overall time left from the stages' estimated times); the other
     modes are the log handler _configure_logging set."""
     if mode != "bar":
         return nullcontext()
     from lmdelta.preview import stage_seconds  # heavy: reads the prompt bank or the corpus
 
-    return LiveDisplay(debug=debug, estimates=stage_seconds(config))
+    return LiveDisplay(debug=debug, estimates=stage_seconds(config, RunDir(run_dir)))
 
 
 def _run(config: RunConfig, run_dir: Path, display: AbstractContextManager[object], link_latest: bool = False) -> None:

@@ -83,6 +83,8 @@ def run_shaped(
     try:
         workers, cpus, gpus = _pool(section, None)
         items = shape(workers)
+        if not items:
+            return
         pool = (min(workers, len(items)), cpus, gpus)
         for index, result in enumerate(_checked(_results(ray, section, task, items, what, pool), what)):
             yield items[index], result

@@ -109,16 +109,18 @@ def _resolved(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> RunConfig:
     """The config with validate.mode auto decided. Where that counts a corpus's validation prompts, a prompts stage
     that will be reused gives them from its output (its fingerprint does not depend on the mode)."""
     config = config.resolved()
+    return mode.resolve(config, stored=lambda: reused_prompts(config, run_dir, cache_dir))
 
-    def stored() -> list[Prompt] | None:
-        entry, plan_so_far = STAGES[0], Plan()  # the prompts stage: the first, with nothing upstream
-        ctx = StageContext(run_dir, entry.name, cache_dir)
-        material = _material(entry, config, ctx, plan_so_far)
-        plan_so_far.fingerprint[entry.name] = hash_data(material)
-        record = run_dir.load_manifest().stage(entry.name)
-        return prompts.load(ctx) if _reason(entry, record, material, plan_so_far, run_dir) is None else None
 
-    return mode.resolve(config, stored=stored)
+def reused_prompts(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> list[Prompt] | None:
+    """The prompts stage's output when the stage will be reused as it stands (None when it will run): what a re-run
+    counts instead of reading the prompt bank or parsing the corpus again."""
+    entry, plan_so_far = STAGES[0], Plan()  # the prompts stage: the first, with nothing upstream
+    ctx = StageContext(run_dir, entry.name, cache_dir)
+    material = _material(entry, config, ctx, plan_so_far)
+    plan_so_far.fingerprint[entry.name] = hash_data(material)
+    record = run_dir.load_manifest().stage(entry.name)
+    return prompts.load(ctx) if _reason(entry, record, material, plan_so_far, run_dir) is None else None
 
 
 def config_material(stage: StageEntry, config: RunConfig) -> dict[str, Any]:
@@ -181,10 +183,10 @@ def run(config: RunConfig, run_dir: RunDir, cache_dir: Path | None = None) -> Pl
     """
     config = config.resolved()
     cache_dir = cache_dir or cache_root(config.embed.cache_dir)
-    config = _resolved(config, run_dir, cache_dir)
     run_dir.check_usable()
     with run_dir.lock():
         run_dir.check_usable()
+        config = _resolved(config, run_dir, cache_dir)  # may read the prompts stage's output: under the lock
         the_plan = plan(config, run_dir, cache_dir)
         run_dir.claim()
         to_run = [stage.name for stage in STAGES if the_plan.reason[stage.name] is not None]

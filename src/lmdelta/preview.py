@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from lmdelta import estimate
+from lmdelta import estimate, pipeline
+from lmdelta.backends.embedded import cache_root
 from lmdelta.config import RunConfig
 from lmdelta.config.source import parse_source
 from lmdelta.errors import LmdeltaError
 from lmdelta.records import Prompt
+from lmdelta.rundir import CORPUS, RunDir
 from lmdelta.sources.corpus import corpus_prompts, is_aligned, units
 from lmdelta.stages import mode
 from lmdelta.stages.prompts import corpus_rows, narrow, select, source_prompts
@@ -40,28 +42,55 @@ def describe_run(config: RunConfig) -> list[str]:
     return lines + estimate.lines(_estimate(prompts, config)) + _unreachable(prompts, config)
 
 
-def stage_seconds(config: RunConfig) -> dict[str, float] | None:
+def stage_seconds(config: RunConfig, run_dir: RunDir | None = None) -> dict[str, float] | None:
     """Each stage's expected seconds where the speed is known (the live view's overall time left); None when
-    the prompts cannot be counted before the run (an LLM writes them, or their data is not readable yet)."""
+    the prompts cannot be counted before the run (an LLM writes them, or their data is not readable yet). A corpus
+    run whose prompts stage will be reused is counted from that stage's output, not by parsing the corpus again."""
     if parse_source(config.prompts.source).kind == "generated":
         return None
     try:
-        config = mode.resolve(config)
+        reused = _reused(config, run_dir)
+        config = mode.resolve(config, stored=lambda: reused)
+        if reused is not None and run_dir is not None:
+            texts = _stored_validation_texts(reused, run_dir)
+            return _estimate(reused, config, texts).seconds
         return _estimate(_prompts(config), config).seconds
     except LmdeltaError:  # the run's own checks will say what is wrong, with its fix
         return None
 
 
-def _estimate(prompts: list[Prompt], config: RunConfig) -> estimate.Estimate:
-    validation = {p.id for p in prompts if p.split == "validation"}
-    if config.uses_corpus:
-        validation_texts = sum(unit in validation for unit in units(corpus_rows(config)))
-    else:
-        validation_texts = 2 * len(validation) * config.generate.samples_per_prompt
+def _reused(config: RunConfig, run_dir: RunDir | None) -> list[Prompt] | None:
+    if run_dir is None or not config.uses_corpus:
+        return None
+    resolved = config.resolved()
+    return pipeline.reused_prompts(resolved, run_dir, cache_root(resolved.embed.cache_dir))
+
+
+def _stored_validation_texts(prompts: list[Prompt], run_dir: RunDir) -> int:
+    """About how many of the corpus's kept texts answer validation prompts: its kept texts (the lines of the prompts
+    stage's corpus.jsonl) in the validation prompts' share. An estimate's input, so it need not be exact."""
+    lines = 0
+    with open(run_dir.stage_file("prompts", CORPUS), "rb") as handle:
+        while block := handle.read(1 << 24):
+            lines += block.count(b"\n")
+    return round(lines * sum(p.split == "validation" for p in prompts) / max(1, len(prompts)))
+
+
+def _estimate(prompts: list[Prompt], config: RunConfig, validation_texts: int | None = None) -> estimate.Estimate:
+    """`validation_texts`: known already (a reused corpus run's), else counted from the corpus or the prompts."""
+    if validation_texts is None:
+        validation_texts = _validation_texts(prompts, config)
     groups = config.group.n_groups if config.group.by == "kmeans" else len({p.group for p in prompts})
     scopes = {"all": 1, "groups": groups, "both": groups + 1 if groups > 1 else 1}[config.propose.scopes]
     answered = 0 if config.uses_corpus else _answered(prompts, config)
     return estimate.estimate(config, answered, validation_texts, scopes)
+
+
+def _validation_texts(prompts: list[Prompt], config: RunConfig) -> int:
+    validation = {p.id for p in prompts if p.split == "validation"}
+    if config.uses_corpus:
+        return sum(unit in validation for unit in units(corpus_rows(config)))
+    return 2 * len(validation) * config.generate.samples_per_prompt
 
 
 def _answered(prompts: list[Prompt], config: RunConfig) -> int:

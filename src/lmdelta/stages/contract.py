@@ -68,7 +68,8 @@ class Stage(Protocol):
     Optional module attributes, read with the functions below: `check(config)`, which refuses before any
     stage runs what could only fail later; `CHECKS_INPUTS`, true when that check reads nothing but what the
     fingerprint already holds (its config and input files' content), so that a stage reused unchanged, which
-    passed it when it ran, is not checked again; `ROOT_OUTPUTS`, files it writes at the run directory's root
+    passed it when it ran, is not checked again (a stricter check then needs the stage's VERSION bumped, or a reused
+    stage escapes it); `ROOT_OUTPUTS`, files it writes at the run directory's root
     (hashed with its folder's files when it finishes); `VIEWS`, root files re-rendered on demand, whose
     presence only is recorded.
     """

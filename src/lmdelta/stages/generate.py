@@ -240,7 +240,9 @@ def _generate_side(
         task = GenerateTask(spec, model_identity, section.device, ctx.cache_dir, settings(section), section.batch_size)
         lengths = build_prompt_lengths(spec, model_identity, ctx.cache_dir)
         todo_batches = _todo_batches(lengths, requests, store, section.batch_size)
-        items = execution.run_shaped(config.execution, task, partial(shards, todo_batches), f"generate {side}")
+        streams = model_identity["backend"] == "hf" and not spec.reasoning.enabled  # as HFGenerator.streams decides
+        shape = partial(shards, todo_batches) if streams else lambda workers: [[batch] for batch in todo_batches]
+        items = execution.run_shaped(config.execution, task, shape, f"generate {side}")
         answered = (([r for batch in item for r in batch], answers) for item, answers in items)
         return counts | _decode(side, answered, requests, store, appender, section)
     session = _session(ctx, config, model_identity)
@@ -305,10 +307,11 @@ def batches(generator: PromptLengths, requests: list[GenerationRequest], size: i
     return [in_order[start : start + size] for start in range(0, len(in_order), size)]
 
 
-# On Ray, consecutive batches of the partition travel together, up to SHARD_BATCHES, while every worker still gets
-# SHARD_ITEMS items: a transformers replica decodes an item as one continuous batch, refilling a finished answer's
-# row from the item's next batch, and vLLM schedules the whole item at once. An item's answers are stored when it
-# returns: a kill loses what the workers had in hand, at most SHARD_BATCHES batches each.
+# On Ray, a transformers side's consecutive batches travel together, up to SHARD_BATCHES, while every worker still
+# gets SHARD_ITEMS items: the replica decodes an item as one continuous batch, refilling a finished answer's row from
+# the item's next batch. An item's answers are stored when it returns (Ray hands them back in order), so a kill loses
+# what the workers had in hand and what finished behind a slower item. Sides that do not stream (vLLM, reasoning,
+# an API) keep one batch an item: their generator takes a batch at a time anyway.
 SHARD_BATCHES = 8
 SHARD_ITEMS = 4
 
