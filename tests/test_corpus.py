@@ -518,17 +518,19 @@ def test_an_edited_score_table_reruns_the_prompts_stage_in_corpus_mode(tmp_path)
     assert pipeline.plan(settings, RunDir(tmp_path / "run"), tmp_path / "cache").fingerprint["prompts"] != before
 
 
-def test_the_live_views_estimates_count_a_reused_prompts_stage_without_parsing(tmp_path, monkeypatch):
-    """`--progress bar` estimates the stages' times before the run; a re-run counts the corpus's prompts and texts
-    from the prompts stage's output (the validation texts in the validation prompts' share) instead of parsing."""
-    from lmdelta.preview import stage_seconds
+@pytest.mark.parametrize("with_prompts", [True, False])
+def test_a_reused_prompts_stage_is_described_and_estimated_without_parsing(tmp_path, monkeypatch, with_prompts):
+    """`--dry-run` (describe_run) and `--progress bar`'s estimates (stage_seconds) before a re-run read the prompts
+    stage's output and the texts per side the generate stage imported, instead of parsing the corpus again (the
+    validation texts in the validation prompts' share): the same lines and estimates, paired or unaligned."""
+    from lmdelta.preview import describe_run, stage_seconds
 
     corpus = tmp_path / "outputs.jsonl"
-    corpus.write_text("\n".join(json.dumps(r) for r in corpus_rows()) + "\n")
+    corpus.write_text("\n".join(json.dumps(r) for r in corpus_rows(with_prompts=with_prompts)) + "\n")
     settings, run_dir = config(tmp_path, f"corpus.path={corpus}"), RunDir(tmp_path / "run")
-    parsed_estimate = stage_seconds(settings, run_dir)  # nothing run yet: the corpus is parsed
+    parsed_lines, parsed_estimate = describe_run(settings, run_dir), stage_seconds(settings, run_dir)  # not run yet
     pipeline.run(settings, run_dir)
-    parsed = []
-    monkeypatch.setattr(corpus_module, "_read", lambda path, *rest: parsed.append(path) or pytest.fail("parsed"))
-    stored_estimate = stage_seconds(settings, run_dir)
-    assert not parsed and parsed_estimate is not None and stored_estimate == parsed_estimate
+    monkeypatch.setattr(corpus_module, "_read", lambda *args: pytest.fail("the corpus was parsed"))
+    assert describe_run(settings, run_dir) == parsed_lines
+    assert parsed_estimate is not None and stage_seconds(settings, run_dir) == parsed_estimate
+    assert any(("paired by prompt" if with_prompts else "unaligned") in line for line in parsed_lines)

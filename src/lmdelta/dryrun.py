@@ -29,7 +29,7 @@ def dry_run_lines(config: RunConfig, run_dir: RunDir, cache_dir: Path) -> list[s
         if config.validate.mode == "auto":
             lines.append("  validation: auto: fixed or sequential, chosen at run time once the prompts are counted")
     else:
-        lines += [f"  {line}" for line in describe_run(config)]
+        lines += [f"  {line}" for line in describe_run(config, run_dir)]
     return lines + [f"  {stage:<9} {_state(reason)}" for stage, reason in reasons.items()]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from lmdelta import estimate, pipeline
 from lmdelta.backends.embedded import cache_root
@@ -15,7 +16,7 @@ from lmdelta.config import RunConfig
 from lmdelta.config.source import parse_source
 from lmdelta.errors import LmdeltaError
 from lmdelta.records import Prompt
-from lmdelta.rundir import CORPUS, RunDir
+from lmdelta.rundir import RunDir
 from lmdelta.sources.corpus import corpus_prompts, is_aligned, units
 from lmdelta.stages import mode
 from lmdelta.stages.prompts import corpus_rows, narrow, select, source_prompts
@@ -23,23 +24,68 @@ from lmdelta.stages.propose import sequential_floor, unreachable_groups
 from lmdelta.stats.tests import smallest_p
 
 
-def describe_run(config: RunConfig) -> list[str]:
-    """Lines for the terminal: what the run will hold, then warnings (each starting "warning:")."""
-    choice = mode.choose(config)
+@dataclass(frozen=True)
+class _Corpus:
+    """What the preview needs of a corpus: the prompts stage's selection, the texts per side, whether they are paired
+    by prompt, and how many answer validation prompts. Parsed from the corpus, or read from a run directory whose
+    prompts stage will be reused (`held`)."""
+
+    prompts: list[Prompt]
+    sides: dict[str, int]
+    paired: bool
+    validation_texts: int
+
+    @classmethod
+    def parsed(cls, config: RunConfig) -> _Corpus:
+        rows = corpus_rows(config)
+        prompts = select(narrow(corpus_prompts(rows), config.prompts), config.prompts)
+        validation = {p.id for p in prompts if p.split == "validation"}
+        texts = sum(unit in validation for unit in units(rows))
+        return cls(prompts, dict(Counter(row.side for row in rows)), is_aligned(rows), texts)
+
+    @classmethod
+    def held(cls, config: RunConfig, run_dir: RunDir | None) -> _Corpus | None:
+        """From the run directory: the stored prompts, and the texts per side the generate stage imported; the
+        validation texts in the validation prompts' share (an estimate's input). None where either is missing."""
+        if run_dir is None:
+            return None
+        resolved = config.resolved()
+        prompts = pipeline.reused_prompts(resolved, run_dir, cache_root(resolved.embed.cache_dir))
+        imported = run_dir.load_manifest().stage("generate")
+        counts = imported.counts if imported is not None and imported.status == "complete" else None
+        if prompts is None or not counts or not {"a", "b"} <= set(counts):
+            return None
+        sides = {side: int(counts[side]) for side in ("a", "b")}
+        share = sum(p.split == "validation" for p in prompts) / max(1, len(prompts))
+        paired = all(p.unit is None for p in prompts)
+        return cls(prompts, sides, paired, round((sides["a"] + sides["b"]) * share))
+
+
+def describe_run(config: RunConfig, run_dir: RunDir | None = None) -> list[str]:
+    """Lines for the terminal: what the run will hold, then warnings (each starting "warning:"). A corpus run whose
+    prompts stage `run_dir` holds and will reuse is described from there, not by parsing the corpus again."""
+    corpus = _corpus(config, run_dir)
+    stored = (lambda: corpus.prompts) if corpus is not None else None
+    choice = mode.choose(config, stored)
     protocol = [f"validation: {choice.mode}" + (f" (auto: {choice.reason})" if config.validate.mode == "auto" else "")]
     if config.execution.engine == "ray":
         where = f"the Ray cluster at {config.execution.address}" if config.execution.address else "a local Ray cluster"
         protocol.append(f"execution: generation, embedding and local LLMs on {where}")
-    config = mode.resolve(config)
+    config = mode.resolve(config, stored=stored)
     if parse_source(config.prompts.source).kind == "generated":
         bank = config.prompts.generated
         return [
             f"prompts: written by llm.prompter at run time ({len(bank.categories)} categories × {bank.per_category})",
             *protocol,
         ]
-    prompts = _prompts(config)
-    lines = [_prompt_line(prompts, config), *protocol, _groups_line(prompts, config), *_texts_lines(prompts, config)]
-    return lines + estimate.lines(_estimate(prompts, config)) + _unreachable(prompts, config)
+    prompts = corpus.prompts if corpus is not None else _prompts(config)
+    lines = [
+        _prompt_line(prompts, config, corpus),
+        *protocol,
+        _groups_line(prompts, config),
+        *_texts_lines(prompts, config, corpus),
+    ]
+    return lines + estimate.lines(_estimate(prompts, config, corpus)) + _unreachable(prompts, config, corpus)
 
 
 def stage_seconds(config: RunConfig, run_dir: RunDir | None = None) -> dict[str, float] | None:
@@ -49,48 +95,30 @@ def stage_seconds(config: RunConfig, run_dir: RunDir | None = None) -> dict[str,
     if parse_source(config.prompts.source).kind == "generated":
         return None
     try:
-        reused = _reused(config, run_dir)
-        config = mode.resolve(config, stored=lambda: reused)
-        if reused is not None and run_dir is not None:
-            texts = _stored_validation_texts(reused, run_dir)
-            return _estimate(reused, config, texts).seconds
-        return _estimate(_prompts(config), config).seconds
+        corpus = _corpus(config, run_dir)
+        config = mode.resolve(config, stored=(lambda: corpus.prompts) if corpus is not None else None)
+        prompts = corpus.prompts if corpus is not None else _prompts(config)
+        return _estimate(prompts, config, corpus).seconds
     except LmdeltaError:  # the run's own checks will say what is wrong, with its fix
         return None
 
 
-def _reused(config: RunConfig, run_dir: RunDir | None) -> list[Prompt] | None:
-    if run_dir is None or not config.uses_corpus:
+def _corpus(config: RunConfig, run_dir: RunDir | None) -> _Corpus | None:
+    """A corpus run's _Corpus, from the run directory where it can, else parsed; None for a prompt bank."""
+    if not config.uses_corpus:
         return None
-    resolved = config.resolved()
-    return pipeline.reused_prompts(resolved, run_dir, cache_root(resolved.embed.cache_dir))
+    return _Corpus.held(config, run_dir) or _Corpus.parsed(config)
 
 
-def _stored_validation_texts(prompts: list[Prompt], run_dir: RunDir) -> int:
-    """About how many of the corpus's kept texts answer validation prompts: its kept texts (the lines of the prompts
-    stage's corpus.jsonl) in the validation prompts' share. An estimate's input, so it need not be exact."""
-    lines = 0
-    with open(run_dir.stage_file("prompts", CORPUS), "rb") as handle:
-        while block := handle.read(1 << 24):
-            lines += block.count(b"\n")
-    return round(lines * sum(p.split == "validation" for p in prompts) / max(1, len(prompts)))
-
-
-def _estimate(prompts: list[Prompt], config: RunConfig, validation_texts: int | None = None) -> estimate.Estimate:
-    """`validation_texts`: known already (a reused corpus run's), else counted from the corpus or the prompts."""
-    if validation_texts is None:
-        validation_texts = _validation_texts(prompts, config)
+def _estimate(prompts: list[Prompt], config: RunConfig, corpus: _Corpus | None) -> estimate.Estimate:
+    if corpus is not None:
+        validation_texts = corpus.validation_texts
+    else:
+        validation_texts = 2 * sum(p.split == "validation" for p in prompts) * config.generate.samples_per_prompt
     groups = config.group.n_groups if config.group.by == "kmeans" else len({p.group for p in prompts})
     scopes = {"all": 1, "groups": groups, "both": groups + 1 if groups > 1 else 1}[config.propose.scopes]
     answered = 0 if config.uses_corpus else _answered(prompts, config)
     return estimate.estimate(config, answered, validation_texts, scopes)
-
-
-def _validation_texts(prompts: list[Prompt], config: RunConfig) -> int:
-    validation = {p.id for p in prompts if p.split == "validation"}
-    if config.uses_corpus:
-        return sum(unit in validation for unit in units(corpus_rows(config)))
-    return 2 * len(validation) * config.generate.samples_per_prompt
 
 
 def _answered(prompts: list[Prompt], config: RunConfig) -> int:
@@ -99,15 +127,14 @@ def _answered(prompts: list[Prompt], config: RunConfig) -> int:
 
 
 def _prompts(config: RunConfig) -> list[Prompt]:
-    if config.uses_corpus:
-        return select(narrow(corpus_prompts(corpus_rows(config)), config.prompts), config.prompts)
+    """A prompt bank's selection, as the prompts stage makes it."""
     return select(narrow(source_prompts(config), config.prompts), config.prompts)
 
 
-def _prompt_line(prompts: list[Prompt], config: RunConfig) -> str:
+def _prompt_line(prompts: list[Prompt], config: RunConfig, corpus: _Corpus | None) -> str:
     splits = Counter(p.split for p in prompts)
     parts = [f"{splits[name]} {name}" for name in ("discovery", "validation", "confirmation") if splits[name]]
-    unit = "units" if config.uses_corpus and not _paired(config) else "prompts"
+    unit = "units" if corpus is not None and not corpus.paired else "prompts"
     source = "corpus" if config.uses_corpus else config.prompts.source  # a corpus file set wins over the source
     return f"{unit}: {len(prompts):,} from {source} ({', '.join(parts)})"
 
@@ -124,12 +151,11 @@ def _groups_line(prompts: list[Prompt], config: RunConfig) -> str:
     return f"groups: {len(sizes)} from the bank ({each} prompt{'' if high == 1 else 's'} each)"
 
 
-def _texts_lines(prompts: list[Prompt], config: RunConfig) -> list[str]:
-    if config.uses_corpus:
-        rows = corpus_rows(config)
-        sides = Counter(row.side for row in rows)
-        pairing = "paired by prompt" if _paired(config) else "unaligned: each text is its own unit"
-        return [f"texts: {sides['a']:,} of side a, {sides['b']:,} of side b ({pairing})"]
+def _texts_lines(prompts: list[Prompt], config: RunConfig, corpus: _Corpus | None) -> list[str]:
+    if corpus is not None:
+        sides = corpus.sides
+        pairing = "paired by prompt" if corpus.paired else "unaligned: each text is its own unit"
+        return [f"texts: {sides.get('a', 0):,} of side a, {sides.get('b', 0):,} of side b ({pairing})"]
     k, cap = config.generate.samples_per_prompt, config.generate.max_new_tokens
     answered = _answered(prompts, config)
     lines = [
@@ -140,11 +166,7 @@ def _texts_lines(prompts: list[Prompt], config: RunConfig) -> list[str]:
     return lines
 
 
-def _paired(config: RunConfig) -> bool:
-    return is_aligned(corpus_rows(config)) if config.uses_corpus else True
-
-
-def _unreachable(prompts: list[Prompt], config: RunConfig) -> list[str]:
+def _unreachable(prompts: list[Prompt], config: RunConfig, corpus: _Corpus | None) -> list[str]:
     """Warnings for a run, or groups of it, with too few prompts for any result to be proposed or validated."""
     n_validation = Counter(p.group or "all" for p in prompts if p.split == "validation")
     floor = sequential_floor if config.validate.mode == "sequential" else smallest_p
@@ -157,7 +179,7 @@ def _unreachable(prompts: list[Prompt], config: RunConfig) -> list[str]:
     if floor(total) > q:
         lines.append(f"warning: {total} validation prompts in all: nothing can be validated at q = {q}")
     proposes_in_groups = config.group.by == "bank" and config.propose.scopes != "all"  # "all": pooled only
-    if proposes_in_groups and len(n_validation) > 1 and (_paired(config) or not config.uses_corpus):
+    if proposes_in_groups and len(n_validation) > 1 and (corpus is None or corpus.paired):
         lines += _group_warning(dict(n_validation), q, floor)
     return lines
 
