@@ -270,3 +270,27 @@ def test_an_embed_stage_stopped_mid_way_on_ray_keeps_its_finished_chunks(local_r
     single = load_config(None, ["embed.model=fake:hashing"])
     with embed._Embedder(StageContext(RunDir(tmp_path / "one"), "embed", tmp_path / "cache-one"), single) as one:
         assert np.array_equal(vectors, one.matrix(texts))
+
+
+def test_a_failure_while_storing_ends_the_ray_items_at_once(local_ray, tmp_path, monkeypatch):
+    """An error raised while a stage stores what Ray returned closes the items' generator there and then (a local
+    Ray started for them shuts down), not when the error's traceback is dropped: a notebook keeps that for good."""
+    config = fake_config(tmp_path)
+    closed = []
+    real = execution.run_shaped
+
+    def recording(*args):
+        try:
+            yield from real(*args)
+        finally:
+            closed.append(True)
+
+    def failing(side, answered, *rest):
+        next(iter(answered))
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(execution, "run_shaped", recording)
+    monkeypatch.setattr(generate, "_decode", failing)
+    with pytest.raises(OSError, match="No space left") as caught:
+        run(config, tmp_path / "run", "execution.engine=ray")
+    assert closed == [True] and caught.value  # the traceback is still held here

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,16 +66,18 @@ def _import_ray() -> Any:
     return ray
 
 
-def run_items(section: ExecutionConfig, task: Task, items: Sequence[Any], what: str) -> Iterator[Any]:
+def run_items(section: ExecutionConfig, task: Task, items: Sequence[Any], what: str) -> Generator[Any, None, None]:
     """Each item's result, in order, computed by a pool of Ray actors that each start `task` once. A local Ray
     started here is shut down when the items are done, so later stages get its memory back."""
     if items:
-        yield from (result for _, result in run_shaped(section, task, lambda workers: items, what))
+        with closing(run_shaped(section, task, lambda workers: items, what)) as pairs:
+            for _, result in pairs:
+                yield result
 
 
 def run_shaped(
     section: ExecutionConfig, task: Task, shape: Callable[[int], Sequence[Any]], what: str
-) -> Iterator[tuple[Any, Any]]:
+) -> Generator[tuple[Any, Any], None, None]:
     """run_items for items made once the pool's size is known (`shape(workers)`), each with its result."""
     ray, started = _connect(section)
     context = ray.data.DataContext.get_current()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,10 +155,11 @@ class _Embedder:
         log.info("embed: %d texts to compute on Ray in %d chunks", len(scheduled), len(items))
         meter = progress.Meter("embed on Ray", len(scheduled), "texts")
         done = 0
-        for chunk_hashes, vectors in zip(hashes, execution.run_items(config.execution, self._task, items, "embed")):
-            self._cache.put_many(dict(zip(chunk_hashes, vectors)))
-            done += len(chunk_hashes)
-            self._report(meter, done)
+        with closing(execution.run_items(config.execution, self._task, items, "embed")) as results:
+            for chunk_hashes, vectors in zip(hashes, results):
+                self._cache.put_many(dict(zip(chunk_hashes, vectors)))
+                done += len(chunk_hashes)
+                self._report(meter, done)
         self._fresh = scheduled
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -242,9 +243,11 @@ def _generate_side(
         todo_batches = _todo_batches(lengths, requests, store, section.batch_size)
         streams = model_identity["backend"] == "hf" and not spec.reasoning.enabled  # as HFGenerator.streams decides
         shape = partial(shards, todo_batches) if streams else lambda workers: [[batch] for batch in todo_batches]
-        items = execution.run_shaped(config.execution, task, shape, f"generate {side}")
-        answered = (([r for batch in item for r in batch], answers) for item, answers in items)
-        return counts | _decode(side, answered, requests, store, appender, section)
+        # closed when _decode stops, however: a local Ray started for the items shuts down then, not when the
+        # traceback of an error is dropped
+        with closing(execution.run_shaped(config.execution, task, shape, f"generate {side}")) as items:
+            answered = (([r for batch in item for r in batch], answers) for item, answers in items)
+            return counts | _decode(side, answered, requests, store, appender, section)
     session = _session(ctx, config, model_identity)
     generator = build_generator(spec, model_identity, section.device, ctx.cache_dir, ServedModels(config.llm, session))
     try:
