@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from revisions import baseline_source
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -397,18 +398,6 @@ def corpus_for(n: int, scratch: Path, args: argparse.Namespace) -> tuple[Path, d
         planted = write_corpus(corpus, n, args.topics, args.ocean_a, args.ocean_b, args.seed)
         meta_path.write_text(json.dumps(planted))
     return corpus, planted, time.perf_counter() - t0
-
-
-def baseline_source(revision: str, scratch: Path) -> Path:
-    """The src folder of `revision` of this repository (git archive; the checkout itself is left alone)."""
-    target = scratch / f"baseline-{revision}"
-    if not (target / "src" / "lmdelta").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "archive", revision, "src"], cwd=Path(__file__).parent.parent, check=True, capture_output=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target / "src"
 
 
 def write_out(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:

@@ -33,6 +33,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from revisions import baseline_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,15 +95,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.prompts, args.hypotheses, args.answers, args.groups)))
         return
-    baseline = Path(args.scratch) / f"src-{args.baseline}"
-    if not baseline.exists():
-        baseline.parent.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.baseline, "src"], check=True, capture_output=True
-        )
-        (baseline.parent / "extract").mkdir(exist_ok=True)
-        subprocess.run(["tar", "-x", "-C", str(baseline.parent / "extract")], input=archive.stdout, check=True)
-        (baseline.parent / "extract" / "src").rename(baseline)
+    baseline = baseline_source(args.baseline, Path(args.scratch))
     results = {f"baseline ({args.baseline})": run_variant(baseline, args), "lmdelta": run_variant(ROOT / "src", args)}
     same = len({r["results_sha256"] for r in results.values()}) == 1
     before, now = (np.array(r.pop("p_values")) for r in results.values())
