@@ -36,3 +36,18 @@ def test_a_small_batch_is_scored_as_before():
     batch = Texts(TEXTS[:5])
     batch.score_in_parts((prop.scorer for prop in CATALOGUE), part=10)
     assert "_results" not in batch.__dict__ or not batch.__dict__["_results"]  # left to memo, analyses shared
+
+
+def test_values_scored_in_parts_are_the_values_of_one_batch_and_are_kept():
+    from lmdelta.properties.values import Values
+
+    whole = Texts(TEXTS)
+    held = Values(TEXTS, part=4)
+    found = held.of(CATALOGUE)
+    for prop, values in zip(CATALOGUE, found):
+        np.testing.assert_array_equal(values, prop.score(whole), err_msg=prop.name)
+    again = held.of(CATALOGUE[:2])
+    assert all(a is not b and np.array_equal(a, b, equal_nan=True) for a, b in zip(again, found))  # copies, kept
+    again[0][:] = -1.0
+    np.testing.assert_array_equal(held.of(CATALOGUE[:1])[0], found[0])  # a reader cannot change them
+    assert [v.size for v in Values([], part=4).of(CATALOGUE[:3])] == [0, 0, 0]

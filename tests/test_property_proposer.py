@@ -24,6 +24,7 @@ from lmdelta.records import Finding, Hypothesis, Prompt, Sample
 from lmdelta.rundir import RunDir, read_jsonl
 from lmdelta.stages.propose import SCOPE_PROPOSERS, propose_all
 from lmdelta.validate.findings import validate_all
+from lmdelta.validate.sets import ValidationSet
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "properties.md"
 PLAIN = "The answer to question {i} is short."
@@ -234,3 +235,30 @@ def test_the_properties_page_lists_every_property_as_the_catalogue_defines_it():
         "regenerate the table: .venv/bin/python -c "
         "\"from lmdelta.properties.reference import sync; sync('docs/properties.md')\""
     )
+
+
+def test_validation_scores_each_text_once_a_part_at_a_time(monkeypatch: pytest.MonkeyPatch):
+    """The judge's scores and the finding's property in its unit come from one pass over the validation texts, in
+    parts (the finding's summary had scored all validation texts again, in one batch: every token of 1.4 M texts)."""
+    from dataclasses import replace
+
+    from lmdelta.judges import property as property_judge
+    from lmdelta.properties import values as values_module
+    from lmdelta.validate import findings
+
+    batches: list[int] = []
+    words = get("words")
+
+    def counted(texts):
+        batches.append(len(texts))
+        return words.scorer(texts)
+
+    prop = replace(words, scorer=counted)
+    monkeypatch.setattr(property_judge, "measure_of", lambda h: prop)
+    monkeypatch.setattr(findings, "measure_of", lambda h: prop)
+    monkeypatch.setattr(findings, "Values", lambda texts: values_module.Values(texts, part=7))
+    h = Hypothesis("h1", "all", "b>a", "d", "properties", "property", measure="words", order=1)
+    data = pair(b=LONG)
+    (row,) = validate_all(data, [h], ValidateConfig(n_resamples=2000, seed=0), 0.05)
+    assert sum(batches) == len(ValidationSet.build(data).rows) == 40 and max(batches) == 7
+    assert row.measure_a == 7 and row.measure_b > 15

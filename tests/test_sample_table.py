@@ -162,3 +162,35 @@ def test_paired_prompts_are_those_both_sides_answered() -> None:
     both = {p for p in {s.prompt_id for s in samples} if {s.side for s in samples if s.prompt_id == p} == {"a", "b"}}
     assert {ids[c] for c in table.paired_prompts().tolist()} == both
     assert table.paired_prompts([0, 2]).size == 0  # side a only
+
+
+@pytest.mark.parametrize("spill", [sampletable.SPILL_BYTES, 0])
+def test_text_rows_decode_as_read_and_agree_with_the_texts(monkeypatch: pytest.MonkeyPatch, spill: int) -> None:
+    monkeypatch.setattr(sampletable.TextRows, "BLOCK", 3)  # iteration crosses blocks
+    samples = _samples()
+    table = SampleTable.of(samples, spill_bytes=spill)
+    rows = np.array([5, 0, 11, 3, 3, 13, 7, 2])
+    lazy, texts = table.text_rows(rows), table.texts(rows)
+    assert len(lazy) == len(texts) and list(lazy) == texts
+    assert [lazy[i] for i in range(-len(texts), len(texts))] == texts + texts
+    assert lazy[np.int64(2)] == texts[2]
+    for piece in (slice(1, 6), slice(None, None, -2), slice(6, 100), slice(4, 4)):
+        assert isinstance(lazy[piece], sampletable.TextRows) and list(lazy[piece]) == texts[piece]
+    assert list(table.text_rows()) == [s.text for s in samples]
+    assert list(table.text_rows([])) == []
+    with pytest.raises(IndexError):
+        lazy[len(texts)]
+
+
+def test_iterating_many_mapped_text_rows_lets_their_pages_go_a_block_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    released = []
+    monkeypatch.setattr(sampletable.heap, "release_mapped", released.append)
+    monkeypatch.setattr(sampletable, "MANY_ROWS", 4)
+    monkeypatch.setattr(sampletable.TextRows, "BLOCK", 4)
+    table = SampleTable.of(_samples(), spill_bytes=0)
+    reader = iter(table.text_rows(range(12)))
+    assert [next(reader) for _ in range(4)] and len(released) == 1  # one block decoded, its pages let go
+    next(reader)
+    assert len(released) == 2  # the next block only when its first text is read
+    list(reader)
+    assert len(released) == 3 and all(r is table._text.buffer for r in released)

@@ -7,7 +7,7 @@ loglik holds the generative test's log-likelihood ratio, which is not a judge.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -18,6 +18,7 @@ from lmdelta.judges import property as text_property
 from lmdelta.judges.inputs import Ask, JudgeInput, PromptLayout
 from lmdelta.judges.scorelist import ScoreList
 from lmdelta.pairdata import PairData
+from lmdelta.properties.values import Values
 from lmdelta.records import Hypothesis
 
 
@@ -82,7 +83,7 @@ def score(hypothesis: Hypothesis, texts: list[str], vectors: np.ndarray) -> np.n
 def score_hypotheses(
     hypotheses: list[Hypothesis],
     vs: PromptLayout,
-    texts: list[str],
+    texts: Sequence[str] | Values,
     vectors: np.ndarray,
     mode: str = "auto",
     llm_ask: Ask | None = None,
@@ -95,8 +96,11 @@ def score_hypotheses(
     "unitary", "pairwise" or "presence" use that LLM judge for all. Each judge is called once,
     with its hypotheses in order. Offline judges score every text (they are free); the LLM judge
     scores the `judged` texts, a mask over `texts` per hypothesis (default: its scope's), and leaves the rest NaN.
+    `texts` may be the texts' `Values` (properties.values): the property judge's raw values are then kept there,
+    for the caller to read again.
     """
-    inputs = JudgeInput(texts, vectors, vs, "unitary" if mode == "auto" else mode, llm_ask, temperature)
+    values, read = (texts, texts.texts) if isinstance(texts, Values) else (None, texts)
+    inputs = JudgeInput(read, vectors, vs, "unitary" if mode == "auto" else mode, llm_ask, temperature, values)
     names = [h.judge if mode == "auto" else "llm" for h in hypotheses]
     scores = ScoreList([np.empty(0)] * len(hypotheses))  # each held in the narrowest exact type (scorelist)
     for name in dict.fromkeys(names):

@@ -4,13 +4,14 @@ to reach an LLM judge. Its own module so that each judge can name it and judges/
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from lmdelta.llm.types import CallResult, ChatRequest
+from lmdelta.properties.values import Values
 
 # A batch of requests to an LLM role and the parser of its answers → [(CallResult, parsed)] in order
 # (LLMSession.asker makes one).
@@ -29,11 +30,14 @@ class PromptLayout(Protocol):
 @dataclass(frozen=True)
 class JudgeInput:
     """The texts to score and what judges need beyond the hypothesis; `llm_mode` is the LLM judge's
-    way of asking ("unitary", "pairwise" or "presence"), `ask` None where no LLM judge is configured."""
+    way of asking ("unitary", "pairwise" or "presence"), `ask` None where no LLM judge is configured. `texts` may
+    decode as they are read (sampletable.TextRows): judges index them, or read them in slices. `values`: the texts'
+    property values, kept by the caller for later readers (None: the property judge keeps its own)."""
 
-    texts: list[str]
+    texts: Sequence[str]
     vectors: np.ndarray
     layout: PromptLayout | None = None
     llm_mode: str = "unitary"
     ask: Ask | None = None
     temperature: float = 0.0
+    values: Values | None = None

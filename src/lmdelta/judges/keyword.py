@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -16,7 +16,7 @@ from lmdelta.records import Hypothesis
 from lmdelta.words import Keyword, Tokens, tokens
 
 
-def keyword_presence(keywords: tuple[str, ...], texts: list[str] | list[Tokens]) -> np.ndarray:
+def keyword_presence(keywords: tuple[str, ...], texts: Sequence[str] | Sequence[Tokens]) -> np.ndarray:
     """1.0 when any keyword occurs, else 0.0. A word keyword matches whole words and phrases (any case,
     across any spaces or punctuation between its words); a symbol keyword ("!", "**", "😊") matches
     that symbol. Texts are read as the keyword proposer reads them (lmdelta.words.tokens): escapes
@@ -27,13 +27,25 @@ def keyword_presence(keywords: tuple[str, ...], texts: list[str] | list[Tokens])
 def score(
     hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None
 ) -> Iterator[np.ndarray]:
-    """The Judge: each hypothesis's keyword presence in every text (`judged` is ignored: it is free), one
-    hypothesis at a time as the caller reads them (`judges.score_hypotheses` holds them narrowed). Each text is
-    cut into tokens once, for all the hypotheses."""
+    """The Judge: each hypothesis's keyword presence in every text (`judged` is ignored: it is free). The texts are
+    read a shard at a time (Presence.SHARD), each cut into tokens once for all the hypotheses, so only one shard's
+    strings and words are alive; what is kept is a byte per (hypothesis, text). The scores go out one hypothesis
+    at a time as the caller reads them (`judges.score_hypotheses` holds them narrowed)."""
     if not hypotheses:
         return iter(())
-    found = Presence(tokens(text) for text in inputs.texts)
-    return (found.any_of(h.keywords) for h in hypotheses)
+    n, shard = len(inputs.texts), Presence.SHARD
+    hits = [np.zeros(n, dtype=bool) for _ in hypotheses]
+    for start in range(0, n, shard):
+        found = Presence(tokens(text) for text in inputs.texts[start : start + shard])
+        for hit, h in zip(hits, hypotheses):
+            hit[start : start + found.n] = found.hits(h.keywords)
+    return _handed_out(hits)
+
+
+def _handed_out(hits: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """Each hypothesis's presences as floats, its booleans let go as soon as they are handed out."""
+    while hits:  # nothing named in this frame outlives the yield
+        yield hits.pop(0).astype(float)
 
 
 class Presence:
@@ -41,7 +53,8 @@ class Presence:
     (Tokens.spaced, " w1 w2 ") joined into one string per shard of SHARD texts, searched with str.find from
     text to text (a text that holds the keyword is left at once), and each symbol's texts listed once. The
     same answers as `Keyword.found_in` text by text, without a Python call per (keyword, text). Shards keep
-    the joining's transient copy to one shard's size (at 1.4 M validation texts the joined words are 0.4 GB)."""
+    the joining's transient copy to one shard's size; the judge (`score`) makes one Presence per shard of texts, so
+    only one shard's words are alive (all 1.4 M validation texts' words at 2M were 0.4 GB)."""
 
     SEPARATOR = "\x00"  # in no word, so no phrase spans two texts
     SHARD = 1 << 16
@@ -64,6 +77,11 @@ class Presence:
             self.n += len(spaced)
 
     def any_of(self, keywords: tuple[str, ...]) -> np.ndarray:
+        """1.0 for each text that holds any of the keywords, else 0.0."""
+        return self.hits(keywords).astype(float)
+
+    def hits(self, keywords: tuple[str, ...]) -> np.ndarray:
+        """Whether each text holds any of the keywords."""
         hit = np.zeros(self.n, dtype=bool)
         for keyword in (Keyword.of(k) for k in keywords):
             if keyword.symbol:
@@ -71,7 +89,7 @@ class Presence:
                 continue
             for shard in self.shards:
                 hit[shard.holding(f" {keyword.key} ")] = True
-        return hit.astype(float)
+        return hit
 
 
 @dataclass(frozen=True)

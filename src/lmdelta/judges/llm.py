@@ -6,6 +6,7 @@ both orders to cancel position bias). Unparseable or failed calls leave NaN: dro
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ def _judged(hypotheses: list[Hypothesis], vs: PromptLayout, judged: list[np.ndar
 def plan_single(
     hypotheses: list[Hypothesis],
     vs: PromptLayout,
-    texts: list[str],
+    texts: Sequence[str],
     mode: str,
     temperature: float,
     judged: list[np.ndarray] | None = None,
@@ -33,15 +34,15 @@ def plan_single(
     make = prompts.unitary_request if mode == "unitary" else prompts.presence_request
     plan = []
     for h_index, (h, text_mask) in enumerate(zip(hypotheses, _judged(hypotheses, vs, judged))):
-        for row in np.flatnonzero(text_mask):
-            plan.append((h_index, int(row), make(h.property or h.description, texts[row], temperature=temperature)))
+        for row in np.flatnonzero(text_mask).tolist():
+            plan.append((h_index, row, make(h.property or h.description, texts[row], temperature=temperature)))
     return plan
 
 
 def plan_pairs(
     hypotheses: list[Hypothesis],
     vs: PromptLayout,
-    texts: list[str],
+    texts: Sequence[str],
     temperature: float,
     judged: list[np.ndarray] | None = None,
 ) -> list[tuple[int, tuple[int, int, bool], Any]]:
@@ -73,7 +74,7 @@ def plan_pairs(
 def score_all(
     hypotheses: list[Hypothesis],
     vs: PromptLayout,
-    texts: list[str],
+    texts: Sequence[str],
     ask: Ask,
     mode: str,
     temperature: float = 0.0,

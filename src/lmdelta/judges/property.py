@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from lmdelta.judges.inputs import JudgeInput
-from lmdelta.properties import Property, Texts, build
+from lmdelta.properties import Property, build
+from lmdelta.properties.values import Values
 from lmdelta.records import Hypothesis
 
 
@@ -24,9 +25,9 @@ def is_presence(hypothesis: Hypothesis) -> bool:
 
 
 def score(hypotheses: list[Hypothesis], inputs: JudgeInput, judged: list[np.ndarray] | None = None) -> list[np.ndarray]:
-    """The Judge: each hypothesis's property in [0, 1] for every text (`judged` is ignored: it is free).
-    One batch of the texts serves every hypothesis, so shared analyses (tokens, sentences) run once."""
-    batch = Texts(inputs.texts)
+    """The Judge: each hypothesis's property in [0, 1] for every text (`judged` is ignored: it is free). The texts
+    are scored a part at a time for all the hypotheses together, into `inputs.values` when the caller keeps them
+    (validation reads the raw values again for the finding)."""
+    values = inputs.values if inputs.values is not None else Values(inputs.texts)
     measures = [measure_of(h) for h in hypotheses]
-    batch.score_in_parts(prop.scorer for prop in measures)
-    return [prop.judge_scores(batch) for prop in measures]
+    return [prop.to_unit(found) for prop, found in zip(measures, values.of(measures))]

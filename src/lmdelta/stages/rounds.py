@@ -273,7 +273,7 @@ class Loop:
         position = {pid: k for k, pid in enumerate(vs.prompt_ids)}
         index = pair.samples.indices(vs.rows).astype(int)
         masks = [self._rows(vs, position, index, fam.read(h, self.scope(h))) for h in live]
-        texts = pair.samples.texts(vs.rows)
+        texts = pair.samples.text_rows(vs.rows)
         vectors = judges.judge_vectors(pair, vs.rows, live, self.config.validate.judge)
         found = judges.score_hypotheses(live, vs, texts, vectors, self.config.validate.judge, self.ask, judged=masks)
         scores = [np.where(mask, s, np.nan) for s, mask in zip(found, masks)]

@@ -171,7 +171,7 @@ def add_agreement(
 ) -> list[Finding]:
     """The findings with each extra judge's agreement with the main judge, scoring the same texts."""
     vs = ValidationSet.build(pair)
-    texts = pair.samples.texts(vs.rows)
+    texts = pair.samples.text_rows(vs.rows)
     mode = "unitary" if config.validate.judge == "auto" else config.validate.judge
     vectors = judges.judge_vectors(pair, vs.rows, hypotheses, config.validate.judge)
     main = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.validate.judge, session.asker("judge"))

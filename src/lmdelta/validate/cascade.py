@@ -108,7 +108,7 @@ def strong_scores(
     hypotheses: list[Hypothesis],
     plans: list[Labels],
     vs: ValidationSet,
-    texts: list[str],
+    texts: Sequence[str],
     vectors: np.ndarray,
     mode: str,
     strong: StrongJudge,
@@ -149,7 +149,7 @@ def cascade_all(
             "answers of both sides to the same prompt.",
             "Unset llm.strong_judge.model for this corpus, or give both sides' answers prompt ids they share.",
         )
-    texts = data.samples.texts(vs.rows)
+    texts = data.samples.text_rows(vs.rows)
     vectors = judges.judge_vectors(data, vs.rows, hypotheses, config.judge)
     scopes = [vs.scope(h.group)[vs.prompt_of_row] for h in hypotheses]
     cheap = judges.score_hypotheses(hypotheses, vs, texts, vectors, config.judge, cheap_ask, judged=scopes)

@@ -28,6 +28,7 @@ standard deviations of the strong judge's differences (y's own spread is mostly 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -121,7 +122,7 @@ class CascadeRounds:
         states: list[Strong],
         texts_read: list[np.ndarray],
         vs: ValidationSet,
-        texts: list[str],
+        texts: Sequence[str],
         vectors: np.ndarray,
         seeds: list[int],
     ) -> None:

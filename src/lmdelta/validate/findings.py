@@ -14,7 +14,8 @@ from lmdelta.config import ValidateConfig
 from lmdelta.judges.inputs import Ask
 from lmdelta.judges.property import measure_of
 from lmdelta.pairdata import PairData
-from lmdelta.properties import Property, Texts, contrast, summary_statistic
+from lmdelta.properties import Property, contrast, summary_statistic
+from lmdelta.properties.values import Values
 from lmdelta.records import Example, Finding, Hypothesis, Interval
 from lmdelta.stats import effects
 from lmdelta.validate.generalisation import add_generalization, judged_prompts
@@ -37,12 +38,12 @@ def validate_all(
 ) -> list[Finding]:
     """Every number STATISTICS.md asks for, per hypothesis (except the FDR decisions)."""
     vs = ValidationSet.build(data)
-    texts = data.samples.texts(vs.rows)
+    values = Values(data.samples.text_rows(vs.rows))  # the property judge's raw values, read again by _describe
     vectors = judges.judge_vectors(data, vs.rows, hypotheses, config.judge)
     scores = judges.score_hypotheses(
         hypotheses,
         vs,
-        texts,
+        values,
         vectors,
         config.judge,
         llm_ask,
@@ -55,10 +56,9 @@ def validate_all(
     warning = None
     if not (vs.aligned or vs.clustered):
         warning = clustering_warning(data.vectors_of(vs.rows), vs.is_b, config.resolved_seed)
-    batch = Texts(texts)  # the property judges' raw values, all from one batch
     results = []
     for i, (h, test) in enumerate(zip(hypotheses, primary)):
-        results.append(_describe(h, scores[i], test, vs, data, config, warning, batch))
+        results.append(_describe(h, scores[i], test, vs, data, config, warning, values))
         if paired is not None:  # the paired tests left read the differences: 1.6 GB of scores at 2 M texts
             scores[i] = _SPENT
     if config.generalization:
@@ -80,7 +80,7 @@ def _describe(
     data: PairData,
     config: ValidateConfig,
     warning: str | None,
-    batch: Texts,
+    values: Values,
 ) -> Finding:
     mask = vs.scope(h.group)
     in_scope_rows = mask[vs.prompt_of_row]
@@ -104,7 +104,7 @@ def _describe(
         n_texts=int(used_rows.sum()),
         n_dropped=int((in_scope_rows & ~np.isfinite(scores)).sum()),
         **_prevalence_fields(groups_a, groups_b, config.ci_level, presence),
-        **(_measure_fields(measure_of(h), batch, used_rows, vs.is_b) if h.judge == "property" else {}),
+        **(_measure_fields(measure_of(h), values, used_rows, vs.is_b) if h.judge == "property" else {}),
         examples=_examples(h, scores, vs, data, used_rows, config.examples),
         clustering_warning=warning,
     )
@@ -166,11 +166,11 @@ def _prevalence_fields(
     return fields
 
 
-def _measure_fields(prop: Property, batch: Texts, used_rows: np.ndarray, is_b: np.ndarray) -> dict[str, Any]:
+def _measure_fields(prop: Property, held: Values, used_rows: np.ndarray, is_b: np.ndarray) -> dict[str, Any]:
     """A property judge's property in its own unit on the texts the test used, per side: the share of
     answers that have it, or the median (the mean where the medians tie). The test ran on the judge's
     [0, 1] scores, a fixed monotone map of these values: the same difference, in words, marks or shares."""
-    values = prop.score(batch)
+    (values,) = held.of([prop])
     used = used_rows & np.isfinite(values)
     values_a, values_b = values[used & ~is_b], values[used & is_b]
     statistic = summary_statistic(prop, values_a, values_b)
