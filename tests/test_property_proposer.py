@@ -262,3 +262,22 @@ def test_validation_scores_each_text_once_a_part_at_a_time(monkeypatch: pytest.M
     (row,) = validate_all(data, [h], ValidateConfig(n_resamples=2000, seed=0), 0.05)
     assert sum(batches) == len(ValidationSet.build(data).rows) == 40 and max(batches) == 7
     assert row.measure_a == 7 and row.measure_b > 15
+
+
+def test_a_user_property_is_built_once_so_its_values_are_scored_once():
+    from lmdelta.judges.property import measure_of
+    from lmdelta.properties.values import Values
+
+    spec = {"name": "citations", "description": "Bracketed numeric citations.", "regex": r"\[\d+\]", "count": True}
+    first = Hypothesis("h1", "all", "b>a", "d", "properties", "property", measure="has_citations", measure_spec=spec)
+    copied = dict(spec)  # an equal spec read from another hypothesis's record
+    second = Hypothesis("h2", "g1", "b>a", "d", "properties", "property", measure="has_citations", measure_spec=copied)
+    assert measure_of(first) is measure_of(second)  # one scorer: Values keeps one set of values for both
+    held = Values(["see [1] and [2]", "none"])
+    assert [v.tolist() for v in held.of([measure_of(first), measure_of(second)])] == [[1.0, 0.0], [1.0, 0.0]]
+    assert len(held._found) == 1
+    other = Hypothesis("h3", "all", "b>a", "d", "properties", "property", measure="citations", measure_spec=spec)
+    assert measure_of(other) is not measure_of(first) and measure_of(other).kind == "amount"
+    wrong = Hypothesis("h4", "all", "b>a", "d", "properties", "property", measure="links", measure_spec=spec)
+    with pytest.raises(ConfigError, match="neither the user property"):
+        measure_of(wrong)

@@ -4,6 +4,9 @@ monotone map into [0, 1] (Property.to_unit of its raw value). Free to compute, s
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 import numpy as np
 
 from lmdelta.judges.inputs import JudgeInput
@@ -16,7 +19,16 @@ def measure_of(hypothesis: Hypothesis) -> Property:
     """The property a hypothesis names (Hypothesis.measure, and measure_spec for a user property)."""
     if hypothesis.measure is None:
         raise ValueError(f"hypothesis {hypothesis.id} is judged by a property but names none (measure is unset)")
-    return build(hypothesis.measure, hypothesis.measure_spec)
+    if hypothesis.measure_spec is None:
+        return build(hypothesis.measure)
+    return _user_property(hypothesis.measure, json.dumps(hypothesis.measure_spec, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _user_property(name: str, spec: str) -> Property:
+    """A user property built once per (name, spec as JSON): every hypothesis and reader naming it gets the same
+    scorer, so its values are scored once (properties.Values keeps them per scorer). Properties are immutable."""
+    return build(name, json.loads(spec))
 
 
 def is_presence(hypothesis: Hypothesis) -> bool:
