@@ -281,3 +281,31 @@ def test_a_user_property_is_built_once_so_its_values_are_scored_once():
     wrong = Hypothesis("h4", "all", "b>a", "d", "properties", "property", measure="links", measure_spec=spec)
     with pytest.raises(ConfigError, match="neither the user property"):
         measure_of(wrong)
+
+
+def test_with_an_llm_judge_the_property_summaries_share_one_pass(monkeypatch: pytest.MonkeyPatch):
+    """validate.judge set to an LLM mode: no property judge scores the texts, and the findings' summaries of all
+    property hypotheses come from one pass over the texts (one batch, its tokens shared), not one pass each."""
+    from dataclasses import replace
+
+    from lmdelta.validate import findings
+
+    batches: list[object] = []
+
+    def counted(prop):
+        def scorer(texts):
+            batches.append(texts)
+            return prop.scorer(texts)
+
+        return replace(prop, scorer=scorer)
+
+    props = {name: counted(get(name)) for name in ("words", "has_exclamation_marks")}
+    monkeypatch.setattr(findings, "measure_of", lambda h: props[h.measure])
+    monkeypatch.setattr(findings.judges, "score_hypotheses", lambda hs, *rest, **named: [np.full(40, 0.5)] * len(hs))
+    hyps = [
+        Hypothesis(f"h{k}", "all", "b>a", "d", "properties", "property", measure=name, order=k)
+        for k, name in enumerate(props)
+    ]
+    rows = validate_all(pair(b=LONG), hyps, ValidateConfig(n_resamples=2000, seed=0, judge="unitary"), 0.05)
+    assert len(batches) == 2 and batches[0] is batches[1] and len(batches[0]) == 40  # one batch of the 40 texts
+    assert rows[0].measure_a == 7 and rows[0].measure_b > 15

@@ -180,6 +180,8 @@ def test_text_rows_decode_as_read_and_agree_with_the_texts(monkeypatch: pytest.M
     assert list(table.text_rows([])) == []
     with pytest.raises(IndexError):
         lazy[len(texts)]
+    with pytest.raises(TypeError):
+        lazy[1.7]  # type: ignore[call-overload]  # as a list refuses it
 
 
 def test_iterating_many_mapped_text_rows_lets_their_pages_go_a_block_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ memory-mapped: their pages count towards the process's memory only while read, a
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import tempfile
 import weakref
@@ -79,9 +80,9 @@ class Strings:
 class TextRows(Sequence[str]):
     """Some rows' texts, decoded only as they are read: a loop over every validation text holds one block of
     strings at a time, not all of them (at 2,000,000 answers the validation texts as strings were 0.5 GB).
-    Iterating decodes BLOCK texts at a time and lets a mapped buffer's pages go after each block; indexing decodes
-    one text; slicing gives the rows sliced, still undecoded (so `texts[start:stop]` is how a caller reads a block).
-    """
+    Iterating decodes BLOCK texts at a time and lets a mapped buffer's pages go after each block (of MANY_ROWS or
+    more); indexing decodes one text; slicing gives the rows sliced, still undecoded (so `texts[start:stop]` is how a
+    caller reads a block, at the block's cost)."""
 
     BLOCK = 1 << 16
 
@@ -99,11 +100,12 @@ class TextRows(Sequence[str]):
 
     def __getitem__(self, i: int | slice) -> str | TextRows:
         if isinstance(i, slice):
-            return TextRows(self._strings.take(np.arange(len(self))[i]))
-        n = len(self)
+            picked = range(len(self))[i]
+            return TextRows(self._strings.take(np.arange(picked.start, picked.stop, picked.step)))
+        i, n = operator.index(i), len(self)  # an int, or a TypeError as a list gives
         if not -n <= i < n:
             raise IndexError(f"text {i} of {n}")
-        return self._strings.get(int(i) % n)
+        return self._strings.get(i % n)
 
     def __iter__(self) -> Iterator[str]:
         for start in range(0, len(self), self.BLOCK):

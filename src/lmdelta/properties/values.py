@@ -25,8 +25,8 @@ class Values:
         self._found: dict[Callable[..., Any], np.ndarray] = {}
 
     def of(self, props: Iterable[Property]) -> list[np.ndarray]:
-        """Each property's values (a copy per property), one float per text; the properties not scored yet are
-        scored together in one pass over the texts (Property.score: shape and presence values checked)."""
+        """Each property's values (read-only), one float per text; the properties not scored yet are scored
+        together in one pass over the texts (Property.score: shape and presence values checked)."""
         props = list(props)
         todo = {prop.scorer: prop for prop in props if prop.scorer not in self._found}
         if todo:
@@ -39,4 +39,4 @@ class Values:
                 values = np.concatenate(found) if found else np.empty(0)
                 values.flags.writeable = False
                 self._found[scorer] = values
-        return [self._found[prop.scorer].copy() for prop in props]
+        return [self._found[prop.scorer] for prop in props]

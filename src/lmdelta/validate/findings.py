@@ -56,6 +56,7 @@ def validate_all(
     warning = None
     if not (vs.aligned or vs.clustered):
         warning = clustering_warning(data.vectors_of(vs.rows), vs.is_b, config.resolved_seed)
+    values.of(measure_of(h) for h in hypotheses if h.judge == "property")  # one pass for all, if no judge made it
     results = []
     for i, (h, test) in enumerate(zip(hypotheses, primary)):
         results.append(_describe(h, scores[i], test, vs, data, config, warning, values))
