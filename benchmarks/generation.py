@@ -6,14 +6,15 @@ Three decoders on the same model, prompts and settings, in one process, one afte
   own sampling;
 - **batched**, lmdelta's previous decoder: a fixed partition bucketed by prompt length, transformers'
   generate() with per-item seeded sampling, dtype `auto`;
-- **continuous**, lmdelta's generate stage now: continuous batching with `batch_size` rows (a finished
-  answer's row takes the next request), each prompt prefilled once for its k samples, the prefix every
-  prompt shares prefilled once, keys and values in preallocated buffers, the same seeded sampling.
+- **continuous**, lmdelta's generate stage now: continuous batching with `--rows` rows (a finished answer's
+  row takes the next request; `auto`, lmdelta's default, is 128 on a CPU), each prompt prefilled once for its k
+  samples, the prefix every prompt shares prefilled once, keys and values in preallocated buffers, the same
+  seeded sampling.
 `batched` and `continuous` draw the same seeded samples, so their answers should agree; the share that
 does is reported.
 
-    .venv/bin/python benchmarks/generation.py [--prompts 128] [--samples 1] [--batch-size 32] [--max-new-tokens 48]
-        [--dtype auto] [--repeats 2] [--device cpu|cuda]
+    .venv/bin/python benchmarks/generation.py [--prompts 128] [--samples 1] [--batch-size 32] [--rows auto]
+        [--max-new-tokens 48] [--dtype auto] [--repeats 2] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main() -> None:
     for name in VARIANTS:
         spec = ModelSpec(model=args.model, dtype="float32" if name == "baseline" else args.dtype)
         generators[name] = build_generator(spec, generator_identity(spec, args.device, cache), args.device, cache)
+        GENERATORS[name] = generators[name]
         RUNS[name](generators[name], requests[:2], args)  # warm-up
     results, answers = {}, {}
     for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits every variant
@@ -78,12 +80,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", default="embedded:smollm2-135m-instruct")
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--samples", type=int, default=1, help="answers per prompt (k)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="baseline's and batched's (the reference's: 32)")
+    parser.add_argument("--rows", default="auto", help="continuous's rows: a number, or auto (generate.batch_size)")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
     parser.add_argument("--dtype", default="auto", help="lmdelta's dtype (the baseline's is float32)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each variant, the fastest reported")
-    parser.add_argument("--out", type=Path, default=None, help="default: results/generation-k{samples}.json")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: results/generation-k{samples}-t{tokens}-{dtype}-b{batch}.json"
+    )
     return parser.parse_args()
 
 
@@ -149,7 +154,8 @@ def continuous_run(generator, requests, args):
     from lmdelta.stages.generate import ordered
 
     tokens, texts = 0, {}
-    for batch, answers in generator.stream(ordered(generator, requests), settings(args), args.batch_size):
+    rows = None if args.rows == "auto" else int(args.rows)
+    for batch, answers in generator.stream(ordered(generator, requests), settings(args), rows):
         for r, answer in zip(batch, answers):
             tokens, texts[r.key] = tokens + answer.n_tokens, answer.text
     return tokens, None, texts
@@ -164,6 +170,19 @@ def settings(args):
 RUNS = {"baseline": naive_run, "batched": batched_run, "continuous": continuous_run}
 
 
+def auto_rows(args: argparse.Namespace) -> int | None:
+    """The rows `auto` gives the continuous decoder here (the budget for keys and values binds only past ~4,000
+    columns for SmolLM2, so the columns are taken as the longest prompt's 128 tokens plus the answer's)."""
+    if args.rows != "auto":
+        return None
+    from lmdelta.backends.generators import continuous
+
+    return continuous.auto_rows(GENERATORS["continuous"].model, 128 + args.max_new_tokens)
+
+
+GENERATORS: dict = {}
+
+
 def report(results: dict, args: argparse.Namespace, auto_dtype: str) -> None:
     import torch
 
@@ -173,6 +192,8 @@ def report(results: dict, args: argparse.Namespace, auto_dtype: str) -> None:
         "prompts": args.prompts,
         "samples_per_prompt": args.samples,
         "batch_size": args.batch_size,
+        "rows": args.rows,
+        "auto_rows": auto_rows(args),
         "max_new_tokens": args.max_new_tokens,
         "dtype": args.dtype,
         "repeats": args.repeats,
@@ -188,7 +209,8 @@ def report(results: dict, args: argparse.Namespace, auto_dtype: str) -> None:
         "results": results,
     }
     where = "" if args.device == "cpu" else f"-{args.device}"
-    name = f"generation-k{args.samples}-t{args.max_new_tokens}-{args.dtype}{where}.json"
+    rows = "" if args.rows == "auto" else f"-r{args.rows}"
+    name = f"generation-k{args.samples}-t{args.max_new_tokens}-{args.dtype}-b{args.batch_size}{rows}{where}.json"
     out = args.out or Path(__file__).parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")

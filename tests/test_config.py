@@ -145,6 +145,16 @@ def test_samples_per_prompt_has_an_upper_bound(tmp_path):
         load_config(None, ["generate.samples_per_prompt=1000000000"])
 
 
+def test_generate_batch_size_is_auto_or_a_positive_whole_number():
+    assert RunConfig().generate.batch_size == "auto"
+    assert load_config(None, ["generate.batch_size=64"]).generate.batch_size == 64
+    for bad in ("big", "0", "2.5", "true"):
+        with pytest.raises(ConfigError) as err:
+            load_config(None, [f"generate.batch_size={bad}"])
+        assert "generate.batch_size takes a whole number of answers (1 or more) or auto" in str(err.value)
+        assert "constrained-int" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     "prices",
     ['{"x/y": {input: 1}}', '{"x/y": {input: 1, output: -2}}', '{"x/y": 3}', '{"x/y": {input: cheap, output: 1}}'],

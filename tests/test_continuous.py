@@ -271,3 +271,56 @@ def test_answer_all_returns_each_request_its_own_answer_in_order(generator, stre
         assert [g.text for g in answer_all(generator, requests, SAMPLED, 3)] == alone
     finally:
         generator.streams = True
+
+
+class _Model:
+    """What `auto_rows` reads of a model: its device, its config and a parameter's element size."""
+
+    def __init__(self, device, layers=2, heads=4, kv_heads=2, hidden=64, dtype="float32"):
+        import torch
+        from transformers import LlamaConfig
+
+        self.device = torch.device(device)
+        self.config = LlamaConfig(
+            num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads, hidden_size=hidden
+        )
+        self._parameter = torch.zeros(1, dtype=getattr(torch, dtype))
+
+    def parameters(self):
+        yield self._parameter
+
+
+def test_auto_rows_on_a_cpu_stay_under_the_key_and_value_budget():
+    # keys and values per row and column: 2 (k, v) x 2 layers x 2 heads x 16 (head size) x 4 bytes = 512 bytes
+    assert continuous.auto_rows(_Model("cpu"), 100) == continuous.CPU_ROWS
+    budget_columns = continuous.CPU_KV_BYTES // (512 * 100)
+    assert continuous.auto_rows(_Model("cpu"), budget_columns) == 100
+    assert continuous.auto_rows(_Model("cpu", dtype="bfloat16"), budget_columns) == continuous.CPU_ROWS
+    assert continuous.auto_rows(_Model("cpu"), 10**9) == continuous.DEFAULT_ROWS  # never under the old default
+
+
+def test_auto_rows_off_a_cpu_keep_the_old_default():
+    assert continuous.auto_rows(_Model("meta"), 100) == continuous.DEFAULT_ROWS
+
+
+def test_auto_rows_decode_the_same_answers_in_chunks_of_the_default(generator, monkeypatch):
+    monkeypatch.setattr(continuous, "DEFAULT_ROWS", 3)
+    monkeypatch.setattr(continuous, "CPU_ROWS", 8)
+    made: list[int] = []
+    real = continuous.Cache.__init__
+
+    def spying(self, model, rows, columns):
+        made.append(rows)
+        real(self, model, rows, columns)
+
+    monkeypatch.setattr(continuous.Cache, "__init__", spying)
+    requests = [
+        GenerationRequest(key=f"{i}-{j}", prompt_id=str(i), prompt=p, index=j, seed=10 * i + j)
+        for i, p in enumerate(PROMPTS)
+        for j in range(2)
+    ]
+    chunks = list(generator.stream(requests, SAMPLED, None))
+    assert made[0] == 8  # the main cache: CPU_ROWS rows (the others are the prefix's and the prefills' scratch)
+    assert [len(batch) for batch, _ in chunks] == [3, 3, 3, 1]
+    alone = {r.key: generator.generate([r], SAMPLED)[0].text for r in requests}
+    assert {r.key: g.text for batch, answers in chunks for r, g in zip(batch, answers)} == alone

@@ -72,9 +72,10 @@ class StreamingGenerator(Generator, Protocol):
     streams: bool
 
     def stream(
-        self, requests: list[GenerationRequest], settings: SamplingSettings, rows: int
+        self, requests: list[GenerationRequest], settings: SamplingSettings, rows: int | None
     ) -> Iterator[tuple[list[GenerationRequest], list[Generation]]]:
-        """(requests, their answers) in chunks of about `rows`, every request exactly once."""
+        """(requests, their answers) in chunks of about `rows` (None: the backend's own choice of rows), every
+        request exactly once."""
         ...
 
 

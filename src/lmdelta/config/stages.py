@@ -3,7 +3,7 @@ group, propose (and its proposers), validate, decide, and the controls run besid
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -28,11 +28,19 @@ class GenerateConfig(Section, Seeded):
     """Nucleus sampling mass."""
     seed: int | None = None
     """Seed from which each (side, prompt, sample) draws its own seed (default: run.seed)."""
-    batch_size: int = Field(default=32, ge=1, json_schema_extra=VOLATILE)
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(default="auto", json_schema_extra=VOLATILE)
     """Answers decoded together: a transformers model's continuous batch (a finished answer's row takes the next
-    request); a batch of similar prompt length on other backends."""
+    request); a batch of similar prompt length on other backends. `auto`: 128 rows for a continuous batch on a CPU
+    (fewer where their keys and values would pass 2 GiB; never fewer than 32), 32 otherwise."""
     device: str = Field(default="auto", json_schema_extra=VOLATILE)
     """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`."""
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _rows(cls, size: Any) -> Any:
+        if size == "auto" or (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+            return size
+        raise ValueError("generate.batch_size takes a whole number of answers (1 or more) or auto")
 
 
 class EmbedConfig(Section):

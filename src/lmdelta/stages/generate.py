@@ -16,7 +16,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 from lmdelta import execution, progress, samplecolumns, search
 from lmdelta.backends.factory import build_generator, build_prompt_lengths, generator_identity
@@ -58,6 +58,9 @@ READS: tuple[str | Read, ...] = (
 )
 MAX_ANSWERS = 10_000_000  # both sides: past this, a run's requests alone fill the memory of most machines
 log = logging.getLogger(__name__)
+
+BatchSize = int | Literal["auto"]  # generate.batch_size
+FIXED_BATCH = 32  # `auto`'s batches where a side does not stream: vLLM, API models, reasoning, generate()'s fallback
 
 
 def check(config: RunConfig) -> None:
@@ -240,7 +243,7 @@ def _generate_side(
     if execution.on_ray(config.execution) and model_identity["backend"] != "api":
         task = GenerateTask(spec, model_identity, section.device, ctx.cache_dir, settings(section), section.batch_size)
         lengths = build_prompt_lengths(spec, model_identity, ctx.cache_dir)
-        todo_batches = _todo_batches(lengths, requests, store, section.batch_size)
+        todo_batches = _todo_batches(lengths, requests, store, fixed_size(section.batch_size))
         streams = model_identity["backend"] == "hf" and not spec.reasoning.enabled  # as HFGenerator.streams decides
         shape = partial(shards, todo_batches) if streams else lambda workers: [[batch] for batch in todo_batches]
         # closed when _decode stops, however: a local Ray started for the items shuts down then, not when the
@@ -274,24 +277,35 @@ def _answers(
     decodes the batches an uninterrupted one would have."""
     if _streams(generator):
         todo = [r for r in ordered(generator, requests) if r.key not in store]
-        return generator.stream(todo, settings(section), section.batch_size)
-    todo_batches = _todo_batches(generator, requests, store, section.batch_size)
+        return generator.stream(todo, settings(section), stream_rows(section.batch_size))
+    todo_batches = _todo_batches(generator, requests, store, fixed_size(section.batch_size))
     return zip(todo_batches, (generator.generate(batch, settings(section)) for batch in todo_batches))
 
 
 def answer_all(
-    generator: Generator, requests: list[GenerationRequest], sampling: SamplingSettings, size: int
+    generator: Generator, requests: list[GenerationRequest], sampling: SamplingSettings, size: BatchSize
 ) -> list[Generation]:
     """Every request's answer, in the requests' order, with nothing stored: one continuous batch of `size` rows
-    where the generator streams, else batches of `size` by prompt length."""
+    where the generator streams, else batches of `size` by prompt length (`auto`: as `generate.batch_size` says)."""
     if _streams(generator):
         chunks: Iterator[tuple[list[GenerationRequest], list[Generation]]] = generator.stream(
-            ordered(generator, requests), sampling, size
+            ordered(generator, requests), sampling, stream_rows(size)
         )
     else:
-        chunks = ((batch, generator.generate(batch, sampling)) for batch in batches(generator, requests, size))
+        fixed = batches(generator, requests, fixed_size(size))
+        chunks = ((batch, generator.generate(batch, sampling)) for batch in fixed)
     answers = {r.key: g for batch, generations in chunks for r, g in zip(batch, generations)}
     return [answers[r.key] for r in requests]
+
+
+def fixed_size(size: BatchSize) -> int:
+    """The fixed partition's batch size: `generate.batch_size`, or FIXED_BATCH for `auto`."""
+    return FIXED_BATCH if size == "auto" else size
+
+
+def stream_rows(size: BatchSize) -> int | None:
+    """The rows of a continuous batch: `generate.batch_size`, or None for `auto` (the decoder's own choice)."""
+    return None if size == "auto" else size
 
 
 def _streams(generator: Generator) -> TypeGuard[StreamingGenerator]:
@@ -374,7 +388,7 @@ class GenerateTask:
     device: str
     cache_dir: Path
     sampling: SamplingSettings
-    rows: int = 32  # generate.batch_size: the rows of a continuous batch
+    rows: BatchSize = "auto"  # generate.batch_size: the rows of a continuous batch
 
     def start(self) -> _GenerateWorker:
         return _GenerateWorker(self)

@@ -32,6 +32,24 @@ MIN_PREFIX = 4  # shorter shared prefixes are prefilled with each prompt
 # or sliding windows over key columns (GPT-Neo; Mistral and Qwen2 with a window set are caught by their cache
 # layers), ALiBi built from a 2-D mask (Falcon-RW), values of another head size than keys (DeepSeek's MLA).
 ARCHITECTURES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "olmo2", "granite", "gpt2"})
+# Rows in flight when none are asked for (`generate.batch_size: auto`). On a CPU a decode step's matrix products
+# read every weight once for all rows, so more rows cost less each: SmolLM2 in float32 on 2 cores takes 4.0 ms a
+# row at 32 rows and 2.7 at 128 (docs/benchmarks.md). Elsewhere (GPUs: not measured) the old 32 stays.
+DEFAULT_ROWS = 32
+CPU_ROWS = 128
+CPU_KV_BYTES = 2 << 30  # the keys and values of `auto`'s rows on a CPU (DEFAULT_ROWS rows take what they need)
+
+
+def auto_rows(model: Any, columns: int) -> int:
+    """Rows for a continuous batch whose key and value buffers hold `columns` columns: CPU_ROWS on a CPU where
+    their keys and values fit in CPU_KV_BYTES (fewer where not, never under DEFAULT_ROWS), DEFAULT_ROWS elsewhere."""
+    if model.device.type != "cpu":
+        return DEFAULT_ROWS
+    config = model.config
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_size = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    per_row = 2 * config.num_hidden_layers * heads * head_size * columns * next(model.parameters()).element_size()
+    return max(DEFAULT_ROWS, min(CPU_ROWS, CPU_KV_BYTES // max(1, per_row)))
 
 
 def supported(model: Any) -> bool:
@@ -147,11 +165,12 @@ class Row:
 class Decoder:
     """Answers to token-id prompts with continuous batching (`run`), in the order they finish."""
 
-    def __init__(self, model: Any, eos_ids: list[int], pad_id: int, capacity: int) -> None:
+    def __init__(self, model: Any, eos_ids: list[int], pad_id: int, capacity: int | None) -> None:
+        """`capacity`: rows in flight; None: `auto_rows` for the call's prompts."""
         self.model = model
         self.eos = set(eos_ids)
         self.pad_id = pad_id
-        self.capacity = max(1, capacity)
+        self.capacity = None if capacity is None else max(1, capacity)
         parameters = inspect.signature(model.forward).parameters
         self.cache_arg = "cache" if "cache" in parameters else "past_key_values"
         self.options = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
@@ -206,8 +225,9 @@ class _Run:
         self.prefix = _common_prefix(distinct)
         longest = max((len(p) for p in prompts), default=1)
         span = longest + settings.max_new_tokens
-        rows = max(1, min(decoder.capacity, len(prompts)))
-        self.cache = Cache(decoder.model, rows, span + max(16, span // 4))
+        columns = span + max(16, span // 4)
+        self.capacity = decoder.capacity or auto_rows(decoder.model, columns)
+        self.cache = Cache(decoder.model, max(1, min(self.capacity, len(prompts))), columns)
         self.cache.window.hi = self.cache.window.lo = longest
         self.live: list[Row] = []
         self.torch = torch
@@ -219,8 +239,8 @@ class _Run:
         """One step: admit requests into free rows (when a quarter of them are free, or none is live), then
         decode one token for every live row. The answers that finished."""
         finished = []
-        free = self.d.capacity - len(self.live)
-        if self.queue and (not self.live or free >= max(1, self.d.capacity // 4)):
+        free = self.capacity - len(self.live)
+        if self.queue and (not self.live or free >= max(1, self.capacity // 4)):
             finished += self._admit(free)
         if self.live:
             finished += self._step()

@@ -56,16 +56,18 @@ class HFGenerator:
         return two_stage(self, prompts, seeds, settings)
 
     def stream(
-        self, requests: list[GenerationRequest], settings: SamplingSettings, rows: int
+        self, requests: list[GenerationRequest], settings: SamplingSettings, rows: int | None
     ) -> Iterator[tuple[list[GenerationRequest], list[Generation]]]:
         """Answers to `requests` (in length order, as the stage sorts them) in chunks of about `rows`, as
-        they finish, from one continuous batch of `rows` rows. Only where `streams` says the model allows it."""
+        they finish, from one continuous batch of `rows` rows (None: as many as `continuous.auto_rows` gives,
+        in chunks of its DEFAULT_ROWS). Only where `streams` says the model allows it."""
         decoder = continuous.Decoder(self.model, self.eos_ids, self.pad_id, rows)
         prompts = [self.encode(r.prompt) for r in requests]
+        chunk = rows or continuous.DEFAULT_ROWS
         done: list[tuple[GenerationRequest, Generation]] = []
         for i, tokens in decoder.run(prompts, [r.seed for r in requests], settings):
             done.append((requests[i], self._finish(tokens, settings.max_new_tokens)))
-            if len(done) >= rows:
+            if len(done) >= chunk:
                 yield [r for r, _ in done], [g for _, g in done]
                 done = []
         if done:
