@@ -21,7 +21,7 @@ def test_generated_tokens_and_time_for_the_embedded_model():
     assert found.texts == 400
     assert found.seconds["generate"] == pytest.approx(20_000 / GENERATED_TOKENS_PER_S[SMOLLM])
     assert not found.llm_calls and found.usd is None
-    assert any(line.startswith("time: generate ~3 min") for line in lines(found))
+    assert any(line.startswith("time: generate ~2 min") for line in lines(found))
 
 
 def test_an_unknown_model_gets_no_invented_time():

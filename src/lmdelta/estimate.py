@@ -13,10 +13,11 @@ from lmdelta.config import RunConfig
 from lmdelta.llm.pricing import PriceTable
 from lmdelta.llm.providers.registry import parse_model_string
 
-# Measured on a 2-core CPU without bf16 (docs/benchmarks.md): SmolLM2-135M generating at batch 32 in float32
-# (benchmarks/generation.py), all-MiniLM-L6-v2 embedding answer-length texts (benchmarks/embedding.py).
-# A faster machine finishes sooner: these are the slow end.
-GENERATED_TOKENS_PER_S = {"embedded:smollm2-135m-instruct": 104.8}
+# Measured on a 2-core CPU without bf16 (docs/benchmarks.md): SmolLM2-135M generating in float32 with 32 rows in
+# flight (benchmarks/generation.py --rows 32, 2026-12-05; the default's 128 rows gave 245-267 tokens/s, but a run
+# with fewer answers than that to give fills fewer), all-MiniLM-L6-v2 embedding answer-length texts
+# (benchmarks/embedding.py). A faster machine finishes sooner: these are the slow end.
+GENERATED_TOKENS_PER_S = {"embedded:smollm2-135m-instruct": 178.8}
 EMBEDDED_TEXTS_PER_S = {"embedded:all-MiniLM-L6-v2": 28.9}
 # One LLM judgement: the instruction, the hypothesis and one text in; a short verdict out (the judge templates).
 JUDGE_TOKENS_IN, JUDGE_TOKENS_OUT = 350, 40
