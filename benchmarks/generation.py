@@ -50,7 +50,6 @@ def main() -> None:
     for name in VARIANTS:
         spec = ModelSpec(model=args.model, dtype="float32" if name == "baseline" else args.dtype)
         generators[name] = build_generator(spec, generator_identity(spec, args.device, cache), args.device, cache)
-        GENERATORS[name] = generators[name]
         RUNS[name](generators[name], requests[:2], args)  # warm-up
     results, answers = {}, {}
     for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits every variant
@@ -72,7 +71,7 @@ def main() -> None:
         )
     same = sum(answers["batched"][key] == text for key, text in answers["continuous"].items())
     results["continuous"]["same_answers_as_batched"] = round(same / len(answers["continuous"]), 3)
-    report(results, args, resolve_dtype("auto", args.device))
+    report(results, args, resolve_dtype("auto", args.device), auto_rows(generators["continuous"].model, args))
 
 
 def parse_args() -> argparse.Namespace:
@@ -170,20 +169,17 @@ def settings(args):
 RUNS = {"baseline": naive_run, "batched": batched_run, "continuous": continuous_run}
 
 
-def auto_rows(args: argparse.Namespace) -> int | None:
-    """The rows `auto` gives the continuous decoder here (the budget for keys and values binds only past ~4,000
-    columns for SmolLM2, so the columns are taken as the longest prompt's 128 tokens plus the answer's)."""
+def auto_rows(model, args: argparse.Namespace) -> int | None:
+    """The rows `auto` gives the continuous decoder here, for prompts of up to 128 tokens (SmolLM2's keys and values
+    take 45 KiB a row and column in float32, so 128 rows fit the 2 GiB budget up to ~360 columns)."""
     if args.rows != "auto":
         return None
     from lmdelta.backends.generators import continuous
 
-    return continuous.auto_rows(GENERATORS["continuous"].model, 128 + args.max_new_tokens)
+    return continuous.auto_rows(model, 128 + args.max_new_tokens)
 
 
-GENERATORS: dict = {}
-
-
-def report(results: dict, args: argparse.Namespace, auto_dtype: str) -> None:
+def report(results: dict, args: argparse.Namespace, auto_dtype: str, rows: int | None) -> None:
     import torch
 
     record = {
@@ -193,7 +189,7 @@ def report(results: dict, args: argparse.Namespace, auto_dtype: str) -> None:
         "samples_per_prompt": args.samples,
         "batch_size": args.batch_size,
         "rows": args.rows,
-        "auto_rows": auto_rows(args),
+        "auto_rows": rows,
         "max_new_tokens": args.max_new_tokens,
         "dtype": args.dtype,
         "repeats": args.repeats,
