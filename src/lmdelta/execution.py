@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
+import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -28,6 +30,10 @@ from lmdelta.errors import DependencyError, LmdeltaError, StageError
 
 log = logging.getLogger(__name__)
 RAY_EXTRA = "pip install 'lmdelta[ray]'"
+# Ray Data's background threads. Ray gives its executor 2 s to stop; on a busy machine it can take longer, and a
+# thread that touches Ray after ray.shutdown() ends the whole process with exit status 1 and no error.
+RAY_DATA_THREADS = ("StreamingExecutor-", "ray-data-metadata-prefetch", "map_tp_")
+SETTLE_SECONDS = 60.0
 _OPEN: list[Pool] = []  # pools not yet released; Ray itself is process-wide state, and so are they
 
 
@@ -94,7 +100,7 @@ def run_shaped(
     finally:
         context.execution_options.preserve_order, context.enable_progress_bars = saved
         if started:
-            ray.shutdown()
+            shutdown(ray)
 
 
 def _results(
@@ -249,7 +255,16 @@ def release() -> None:
     if any(started):
         ray = pools[started.index(True)]._ray
         if ray.is_initialized():
-            ray.shutdown()
+            shutdown(ray)
+
+
+def shutdown(ray: Any) -> None:
+    """ray.shutdown(), once Ray Data's background threads have stopped (up to SETTLE_SECONDS in all)."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    for thread in threading.enumerate():
+        if thread.name.startswith(RAY_DATA_THREADS) and thread is not threading.current_thread():
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    ray.shutdown()
 
 
 def _connect(section: ExecutionConfig) -> tuple[Any, bool]:
