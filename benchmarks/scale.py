@@ -25,11 +25,17 @@ description or keywords name an ocean word, in b's favour) and summary.json.
     .venv/bin/python benchmarks/scale.py                                   # 20,000 and 200,000 texts
     .venv/bin/python benchmarks/scale.py --sizes 200000 --time-limit-min 60   # 200k took ~36 min here (estimated)
     .venv/bin/python benchmarks/scale.py --sizes 20000 --out /tmp/scale/scale.json --scratch /tmp/scale
+
+--until STAGE stops each run once STAGE is done (when the next stage starts) and records, besides the seconds and
+peaks of the stages through it, the SHA-256 of each of their .jsonl outputs, so that two codes' outputs can be
+compared: `--sizes 2000000 --until generate --baseline REV` measures reading the corpus (the checks, the prompts
+stage and the generate stage's import) in a few minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -178,11 +184,8 @@ def rss_mib(pids: list[int]) -> float:
 STAGE_LINE = re.compile(r"\b(" + "|".join(STAGES) + r")\s+(running|complete in|done before)")
 
 
-def run_pipeline(
-    corpus: Path, run_dir: Path, log_path: Path, args: argparse.Namespace, clusters: int, code: Path | None = None
-) -> dict[str, Any]:
-    """One run, with this checkout's lmdelta or (code) another's src folder first on PYTHONPATH; a fresh
-    embedding cache beside the run, so no run reads vectors another computed."""
+def lmdelta_command(corpus: Path, run_dir: Path, args: argparse.Namespace, clusters: int) -> list[str]:
+    """The run's command line, with a fresh embedding cache beside the run."""
     cache = run_dir.with_name(run_dir.name + "-cache")
     subprocess.run(["rm", "-rf", str(cache)], check=True)
     command = [
@@ -210,6 +213,14 @@ def run_pipeline(
     ]
     for extra in args.set or []:
         command += ["--set", extra]
+    if args.profile:
+        prof = run_dir.parent / f"{run_dir.name}.prof"
+        command = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "lmdelta"] + command[1:]
+    return command
+
+
+def run_environment(args: argparse.Namespace, code: Path | None) -> dict[str, str]:
+    """The run's environment: --threads BLAS threads, and another checkout's code first when `code` is given."""
     env = dict(
         os.environ,
         PYTHONUNBUFFERED="1",
@@ -219,9 +230,16 @@ def run_pipeline(
     )
     if code is not None:
         env["PYTHONPATH"] = str(code)
-    if args.profile:
-        prof = run_dir.parent / f"{run_dir.name}.prof"
-        command = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "lmdelta"] + command[1:]
+    return env
+
+
+def run_pipeline(
+    corpus: Path, run_dir: Path, log_path: Path, args: argparse.Namespace, clusters: int, code: Path | None = None
+) -> dict[str, Any]:
+    """One run, with this checkout's lmdelta or (code) another's src folder first on PYTHONPATH; a fresh
+    embedding cache beside the run, so no run reads vectors another computed."""
+    command = lmdelta_command(corpus, run_dir, args, clusters)
+    env = run_environment(args, code)
     started = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
@@ -238,6 +256,10 @@ def run_pipeline(
         for match in STAGE_LINE.finditer(new):
             if match.group(2) == "running":
                 stage = match.group(1)
+        if args.until and stage in STAGES and STAGES.index(stage) > STAGES.index(args.until):
+            os.killpg(proc.pid, signal.SIGKILL)  # the stages asked for are done: the next one is not measured
+            proc.wait()
+            break
         mib = rss_mib(descendants(proc.pid))
         elapsed = time.perf_counter() - started
         peaks[stage] = max(peaks.get(stage, 0.0), mib)
@@ -253,6 +275,8 @@ def run_pipeline(
             proc.wait()
             break
     wall = time.perf_counter() - started
+    if args.until and failure is None and stage != args.until and stage in STAGES:
+        return _until_result(command, run_dir, wall, peak, peaks, samples, args.until)
     if failure is None and proc.returncode != 0:
         tail = Path(log_path).read_text(errors="replace")[-2000:]
         failure = f"failed (exit {proc.returncode}): {tail.strip().splitlines()[-1] if tail.strip() else ''}"
@@ -272,6 +296,40 @@ def run_pipeline(
             for name in ("checks",) + STAGES
             if name in peaks or name in seconds
         },
+        "rss_timeline": samples,
+    }
+
+
+def _until_result(
+    command: list[str],
+    run_dir: Path,
+    wall: float,
+    peak: float,
+    peaks: dict[str, float],
+    samples: list[tuple[float, str, int]],
+    until: str,
+) -> dict[str, Any]:
+    """A run stopped once the stages through --until were done: their seconds and peaks, and a digest of each of
+    their output files (to compare two codes' outputs)."""
+    manifest = read_json(run_dir / "manifest.json") or {}
+    names = ("checks",) + STAGES[: STAGES.index(until) + 1]
+    stages = {}
+    for name in names:
+        record = (manifest.get("stages") or {}).get(name) or {}
+        seconds = record.get("seconds") if record.get("status") == "complete" else None
+        stages[name] = {"seconds": seconds, "peak_rss_mib": round(peaks[name]) if name in peaks else None}
+    outputs = {
+        str(path.relative_to(run_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for name in names[1:]
+        for path in sorted((run_dir / "stages" / name).glob("*.jsonl"))
+    }
+    return {
+        "command": command,
+        "status": f"complete through {until}",
+        "wall_s": round(wall, 1),
+        "peak_rss_mib": round(peak),
+        "stages": stages,
+        "outputs": outputs,
         "rss_timeline": samples,
     }
 
@@ -345,6 +403,11 @@ def main() -> None:
             )
             timed = argparse.Namespace(**{**vars(args), "time_limit_min": limit, "set": (args.set or []) + sets})
             entry.update(run_pipeline(corpus, run_dir, scratch / f"run-{variant}-{n}.log", timed, clusters, code))
+            if args.until:
+                print(table([entry]), flush=True)
+                results.append(entry)
+                write_out(args, results)
+                continue
             entry["planted"] = planted_found(run_dir) if entry["status"] == "complete" else None
             if variant == "lmdelta-ray" and entry["status"] == "complete":
                 entry["same_as_single_process"] = same_outputs(run_dir, scratch / f"run-lmdelta-{n}")
@@ -466,6 +529,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--baseline", metavar="REV", help="also run this git revision's code first, side by side")
     parser.add_argument("--baseline-time-limit-min", type=float, default=30.0, help="the baseline's time limit")
+    parser.add_argument(
+        "--until",
+        choices=STAGES,
+        help="stop each run once this stage is done (the next one starts); record its stages and output digests",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale.json"))
     return parser.parse_args()
 

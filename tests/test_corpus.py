@@ -15,7 +15,8 @@ from lmdelta.hashing import hash_data
 from lmdelta.pairdata import PairData
 from lmdelta.records import Prompt, Sample
 from lmdelta.rundir import SAMPLES, RunDir, read_jsonl
-from lmdelta.sources.corpus import clear_corpus_cache, corpus_prompts, load_corpus, units
+from lmdelta.sources.corpus import clear_corpus_cache, load_corpus
+from lmdelta.sources.units import corpus_prompts, units
 from lmdelta.stages import generate
 from lmdelta.stages import prompts as prompts_stage
 from lmdelta.stages.contract import StageContext
@@ -91,7 +92,7 @@ def write_jsonl(path, rows):
 )
 def test_bad_corpora_name_the_file_line_and_fix(tmp_path, rows, match):
     with pytest.raises(PromptBankError, match=match):
-        from lmdelta.sources.corpus import is_aligned
+        from lmdelta.sources.units import is_aligned
 
         loaded = load_corpus(write_jsonl(tmp_path / "c.jsonl", rows), None, None, {"a": "a", "b": "b"})
         is_aligned(loaded)

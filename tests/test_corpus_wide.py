@@ -14,8 +14,9 @@ from lmdelta import pipeline
 from lmdelta.config import load_config
 from lmdelta.errors import ConfigError, PromptBankError
 from lmdelta.rundir import RunDir, read_jsonl
-from lmdelta.sources.corpus import clear_corpus_cache, corpus_prompts, corpus_samples, load_corpus
+from lmdelta.sources.corpus import clear_corpus_cache, load_corpus
 from lmdelta.sources.tabular import read_table
+from lmdelta.sources.units import corpus_prompts, corpus_samples
 
 LABELS = {"a": "base", "b": "tuned"}
 
@@ -230,7 +231,7 @@ def test_a_wide_file_pairs_as_the_same_answers_in_long_format_do(tmp_path):
     assert by_prompt(wide) == by_prompt(long)
     assert corpus_prompts(wide) == corpus_prompts(long)
     kept = {p.id for p in corpus_prompts(long)}
-    assert corpus_samples(wide, kept) == corpus_samples(long, kept)
+    assert list(corpus_samples(wide, kept)) == list(corpus_samples(long, kept))
 
 
 def test_a_wide_csv_runs_paired_end_to_end(tmp_path):

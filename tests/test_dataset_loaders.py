@@ -127,27 +127,44 @@ def test_parquet_rows_are_numbered_from_one(tmp_path):
         cell_text(table, *table.rows[1], "question")
 
 
-def test_parquet_rows_are_made_a_block_at_a_time_and_read_like_a_list(tmp_path, monkeypatch):
-    """A Parquet table's records are made as they are read (a million rows' dicts would double the table), and
-    the rows read as the list of (row number, record) they stand for: iterated across blocks, indexed, sliced."""
+def test_parquet_rows_are_read_a_batch_at_a_time_and_read_like_a_list(tmp_path, monkeypatch):
+    """A Parquet file's records are read from the file a batch at a time (a million rows' decoded table and dicts
+    would be held at once), and the rows read as the list of (row number, record) they stand for: iterated across
+    batches and row groups, indexed and sliced in any order."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lmdelta.sources.tabular import ArrowRows
+    from lmdelta.sources.parquet import ParquetRows
 
-    monkeypatch.setattr(ArrowRows, "BLOCK", 3)
+    monkeypatch.setattr(ParquetRows, "BLOCK", 3)
     records = [{"q": f"q{i}", "n": i, "tag": None if i % 4 else "x"} for i in range(10)]
     path = tmp_path / "t.parquet"
-    pq.write_table(pa.Table.from_pylist(records), path)
+    pq.write_table(pa.Table.from_pylist(records), path, row_group_size=4)
     rows = read_table(path, "Test file").rows
     whole = list(enumerate(records, start=1))
-    assert isinstance(rows, ArrowRows) and len(rows) == 10 and bool(rows)
+    assert isinstance(rows, ParquetRows) and len(rows) == 10 and bool(rows)
     assert list(rows) == whole and rows[0] == whole[0] and rows[-1] == whole[-1] and rows[4] == whole[4]
     for piece in (slice(2, 8), slice(5, 5), slice(8, 20), slice(-3, None), slice(None, None, 4), slice(7, 2)):
         assert rows[piece] == whole[piece]
+    for at in (9, 0, 5, 6, 2, 3, 8):  # forwards, backwards, within and across batches
+        assert rows[at] == whole[at] and rows[at : at + 3] == whole[at : at + 3]
     with pytest.raises(IndexError):
         rows[10]
     assert read_records(path, "Test file") == whole
+
+
+def test_a_parquet_file_damaged_after_its_header_is_named_when_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pylist([{"q": f"question {i} " * 20} for i in range(2000)]), path, compression="none")
+    data = bytearray(path.read_bytes())
+    data[200:4000] = bytes(3800)  # the pages; the footer (schema, row count) stays readable
+    path.write_bytes(bytes(data))
+    rows = read_table(path, "Test file").rows
+    with pytest.raises(PromptBankError, match="is not a readable Parquet file"):
+        list(rows)
 
 
 def test_file_errors_missing_unknown_extension_and_field_count(tmp_path):

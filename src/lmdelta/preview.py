@@ -17,7 +17,7 @@ from lmdelta.config.source import parse_source
 from lmdelta.errors import LmdeltaError
 from lmdelta.records import Prompt
 from lmdelta.rundir import RunDir
-from lmdelta.sources.corpus import corpus_prompts, is_aligned, units
+from lmdelta.sources.units import corpus_prompts, is_aligned, units
 from lmdelta.stages import mode
 from lmdelta.stages.prompts import corpus_rows, narrow, select, source_prompts
 from lmdelta.stages.propose import sequential_floor, unreachable_groups
@@ -41,7 +41,7 @@ class _Corpus:
         prompts = select(narrow(corpus_prompts(rows), config.prompts), config.prompts)
         validation = {p.id for p in prompts if p.split == "validation"}
         texts = sum(unit in validation for unit in units(rows))
-        return cls(prompts, dict(Counter(row.side for row in rows)), is_aligned(rows), texts)
+        return cls(prompts, dict(Counter(rows.sides())), is_aligned(rows), texts)
 
     @classmethod
     def held(cls, config: RunConfig, run_dir: RunDir | None) -> _Corpus | None:

@@ -22,7 +22,7 @@ import tempfile
 import weakref
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from lmdelta.records import SIDES, Sample
 log = logging.getLogger(__name__)
 SPILL_BYTES = 256 * 2**20  # texts past this many bytes are memory-mapped from a temporary file
 MANY_ROWS = 4096  # reading this many texts from a mapped buffer lets its pages go afterwards
+V = TypeVar("V")
 
 
 class Strings:
@@ -70,7 +71,7 @@ class Strings:
 
     def joined(self, other: Strings) -> Strings:
         """These strings, then the other's, in a buffer of their own."""
-        builder = _StringBuilder(SPILL_BYTES)
+        builder = StringBuilder(SPILL_BYTES)
         for strings in (self, other):
             for start, end in zip(strings.starts.tolist(), strings.ends.tolist()):
                 builder.add_bytes(bytes(strings.buffer[start:end]))
@@ -115,24 +116,25 @@ class TextRows(Sequence[str]):
         return f"TextRows({len(self)} texts)"
 
 
-class Codes:
-    """Repeated strings as integer codes into their distinct values, in order of first appearance."""
+class Codes(Generic[V]):
+    """Repeated values (strings; a corpus's optional columns also None) as integer codes into their distinct
+    values, in order of first appearance."""
 
-    def __init__(self, values: list[str], codes: np.ndarray) -> None:
+    def __init__(self, values: list[V], codes: np.ndarray) -> None:
         self.values, self.codes = values, codes
 
-    def get(self, i: int) -> str:
+    def get(self, i: int) -> V:
         return self.values[self.codes[i]]
 
-    def many(self, rows: Iterable[int] | None = None) -> list[str]:
+    def many(self, rows: Iterable[int] | None = None) -> list[V]:
         values = self.values
         codes = self.codes if rows is None else self.codes[_positions(rows)]
         return [values[c] for c in codes.tolist()]
 
-    def take(self, rows: np.ndarray) -> Codes:
+    def take(self, rows: np.ndarray) -> Codes[V]:
         return Codes(self.values, self.codes[rows])
 
-    def joined(self, other: Codes) -> Codes:
+    def joined(self, other: Codes[V]) -> Codes[V]:
         """These codes, then the other's, over the union of the values (this one's first)."""
         values = list(self.values)
         found = {v: k for k, v in enumerate(values)}
@@ -151,12 +153,12 @@ class SampleTable(Sequence[Sample]):
 
     def __init__(
         self,
-        prompt: Codes,
-        side: Codes,
+        prompt: Codes[str],
+        side: Codes[str],
         index: np.ndarray,
         text: Strings,
         n_tokens: np.ndarray,
-        finish: Codes,
+        finish: Codes[str],
         seed: np.ndarray,
         key: Strings,
     ) -> None:
@@ -337,12 +339,12 @@ class _Builder:
     """Columns grown a sample at a time in compact arrays (no object per sample survives)."""
 
     def __init__(self, spill_bytes: int) -> None:
-        self.prompt = _CodeBuilder("i")
-        self.side = _CodeBuilder("B")
-        self.finish = _CodeBuilder("B")
+        self.prompt: CodeBuilder[str] = CodeBuilder("i")
+        self.side: CodeBuilder[str] = CodeBuilder("B")
+        self.finish: CodeBuilder[str] = CodeBuilder("B")
         self.index, self.n_tokens = array("i"), array("i")  # 32 bits: an answer's number and its tokens
         self.seeds: list[int] | array = array("Q")
-        self.text, self.key = _StringBuilder(spill_bytes), _StringBuilder(None)
+        self.text, self.key = StringBuilder(spill_bytes), StringBuilder(None)
 
     def add(self, prompt_id: str, side: str, index: int, text: str) -> None:
         self.prompt.add(prompt_id)
@@ -374,13 +376,15 @@ class _Builder:
         )
 
 
-class _CodeBuilder:
+class CodeBuilder(Generic[V]):
+    """Codes grown a value at a time: one byte a row while there are at most 256 values (typecode "B"), then four."""
+
     def __init__(self, typecode: str) -> None:
-        self.found: dict[str, int] = {}
-        self.values: list[str] = []
+        self.found: dict[V, int] = {}
+        self.values: list[V] = []
         self.column = array(typecode)
 
-    def add(self, value: str) -> None:
+    def add(self, value: V) -> None:
         code = self.found.get(value)
         if code is None:
             code = self.found[value] = len(self.values)
@@ -389,12 +393,12 @@ class _CodeBuilder:
                 self.column = array("i", self.column)
         self.column.append(code)
 
-    def codes(self) -> Codes:
+    def codes(self) -> Codes[V]:
         dtype = np.uint8 if self.column.typecode == "B" else np.int32
         return Codes(self.values, np.frombuffer(self.column, dtype=dtype))
 
 
-class _StringBuilder:
+class StringBuilder:
     """Strings appended to a buffer, which moves to a temporary file once it passes `spill_bytes` (None: never)."""
 
     FLUSH = 8 * 2**20  # a spilled builder writes its buffer out at this size

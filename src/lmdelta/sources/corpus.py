@@ -15,26 +15,28 @@ import gzip
 import logging
 import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from lmdelta import heap
 from lmdelta.backends.textformat import split_reasoning
 from lmdelta.config.prompts import CorpusConfig
 from lmdelta.errors import PromptBankError
-from lmdelta.hashing import hash_data, hash_file, hash_text
-from lmdelta.records import Prompt, Sample, Side, Unit
+from lmdelta.hashing import hash_file, hash_text
+from lmdelta.records import Side
 from lmdelta.sources.corpus_checks import (
-    TextArtefact,
     check_cluster_sides,
     check_prompt_ids,
     check_repeated_rows,
-    find_artefacts,
     warn_artefacts,
 )
+from lmdelta.sources.corpustable import CorpusBuilder, CorpusRow, CorpusTable
 from lmdelta.sources.tabular import Table, cell_group, find_column, read_table, suffix_of
+from lmdelta.sources.units import cluster_ids
 from lmdelta.sources.wide import INDEX_COLUMNS, WideColumns, wide_columns
 
 log = logging.getLogger(__name__)
@@ -43,29 +45,12 @@ REFERENCE_SIDES: dict[str, Side] = {"base": "a", "finetuned": "b", "intervention
 REFERENCE_HEADER = {"model", "text", "prompt"}
 
 
-@dataclass(frozen=True, slots=True)  # a corpus holds millions: no __dict__ each
-class CorpusRow:
-    side: Side
-    text: str
-    prompt_id: str | None
-    prompt: str | None
-    group: str | None
-    source: str  # "FILE line" or "FILE row", shared by every row of a file
-    line: int
-    cluster: str | None = None  # unaligned corpora: texts that are not independent of each other
-
-    @property
-    def where(self) -> str:
-        """File and line, for messages."""
-        return f"{self.source} {self.line}"
-
-
 # The last corpus read, so that checking it before a run and running the prompts stage parse it once.
 # Keyed by the content of its files: an edit is seen even when it keeps the size and the modification time.
-_LOADED: dict[tuple[Any, ...], list[CorpusRow]] = {}
+_LOADED: dict[tuple[Any, ...], CorpusTable] = {}
 
 
-def read_corpus(section: CorpusConfig, labels: Mapping[str, str]) -> list[CorpusRow]:
+def read_corpus(section: CorpusConfig, labels: Mapping[str, str]) -> CorpusTable:
     """load_corpus for a config's corpus section. The last corpus read is kept while its files' contents,
     the section and the labels stay the same; clear_corpus_cache() forgets it."""
     key = (section.model_dump_json(), tuple(sorted(labels.items())), tuple(corpus_hashes(section)))
@@ -73,7 +58,7 @@ def read_corpus(section: CorpusConfig, labels: Mapping[str, str]) -> list[Corpus
         _LOADED.clear()
         _LOADED[key] = load_corpus(section.path, section.a, section.b, labels, section)
         heap.give_back()  # the parsed file's rows and Arrow's buffers, gone now that the corpus rows are built
-    return list(_LOADED[key])
+    return _LOADED[key]
 
 
 def clear_corpus_cache() -> None:
@@ -93,52 +78,60 @@ def load_corpus(
     path_b: str | None,
     labels: Mapping[str, str],
     options: CorpusConfig | None = None,
-) -> list[CorpusRow]:
-    """Every row of the corpus files, with sides resolved to "a"/"b"; both sides must be present."""
+) -> CorpusTable:
+    """Every row of the corpus files, with sides resolved to "a"/"b"; both sides must be present. The export
+    artefacts found in the texts are logged and kept on the table (`artefacts`)."""
     options = options or CorpusConfig()
+    builder = CorpusBuilder()
     if path and (path_a or path_b):
         raise PromptBankError(
             "corpus.path and corpus.a/corpus.b are both set.",
             "Use corpus.path for one file holding both sides, or corpus.a and corpus.b, not both.",
         )
     if path:
-        rows = _read(Path(path), None, labels, options)
+        _read(Path(path), None, labels, options, builder)
     elif path_a and path_b:
-        rows = _read(Path(path_a), "a", labels, options) + _read(Path(path_b), "b", labels, options)
+        _read(Path(path_a), "a", labels, options, builder)
+        _read(Path(path_b), "b", labels, options, builder)
     else:
         raise PromptBankError(
             "Corpus mode needs both sides.", "Set corpus.a and corpus.b (one file per side), or corpus.path."
         )
+    rows = builder.table()
     for side in ("a", "b"):
-        if not any(r.side == side for r in rows):
+        if not rows.side_rows(side).size:
             raise PromptBankError(
                 f"The corpus has no texts for side {side} ({labels.get(side, side)}).",
                 "Check the `side` column values, or the file given for that side.",
             )
-    check_prompt_ids(rows)
+    check_prompt_ids(_side_prompt_keys(rows), rows.codes("prompt").codes, rows.__getitem__)
     _check_pairing(rows)
-    warn_artefacts(side_texts(rows), labels)
+    rows = rows.with_artefacts(warn_artefacts(side_texts(rows), labels))
     return _settle_clusters(rows, options)
 
 
-def side_texts(rows: list[CorpusRow]) -> dict[str, list[str]]:
-    """Each side's texts, in file order."""
-    return {side: [row.text for row in rows if row.side == side] for side in ("a", "b")}
+def _side_prompt_keys(rows: CorpusTable) -> np.ndarray:
+    """Each row's (side, prompt_id) as a number; -1 for a row without a prompt id or prompt text."""
+    prompt_ids, prompts = rows.codes("prompt_id"), rows.codes("prompt")
+    keys = rows.side_codes().codes.astype(np.int64) * len(prompt_ids.values) + prompt_ids.codes
+    for codes in (prompt_ids, prompts):
+        if None in codes.values:
+            keys[codes.codes == codes.values.index(None)] = -1
+    return keys
 
 
-def corpus_artefacts(rows: list[CorpusRow], labels: Mapping[str, str]) -> list[TextArtefact]:
-    """The export artefacts of the corpus's texts (literal escapes, Treebank tokenisation), as load_corpus
-    warned of them, for the prompts stage to record."""
-    return find_artefacts(side_texts(rows), labels)
+def side_texts(rows: CorpusTable) -> dict[str, Sequence[str]]:
+    """Each side's texts, in file order (decoded as they are read)."""
+    return {side: rows.texts(rows.side_rows(side)) for side in ("a", "b")}
 
 
-def _settle_clusters(rows: list[CorpusRow], options: CorpusConfig) -> list[CorpusRow]:
+def _settle_clusters(rows: CorpusTable, options: CorpusConfig) -> CorpusTable:
     """The cluster column sets the unit of an unaligned corpus. With prompt ids the unit is the prompt,
     so a cluster column set in corpus.columns is refused and one found by its default name is left
     out, with a warning. Unaligned, the clusters must all hold both sides' texts or all one side's."""
-    if not any(row.cluster is not None for row in rows):
+    if rows.codes("cluster").values == [None]:
         return rows
-    if any(row.prompt_id is not None for row in rows):
+    if any(value is not None for value in rows.codes("prompt_id").values):
         if options.columns.cluster is not None:
             raise _nested_prompts_error(options.columns.cluster)
         log.warning(
@@ -146,12 +139,12 @@ def _settle_clusters(rows: list[CorpusRow], options: CorpusConfig) -> list[Corpu
             "is a unit of its own (to compare whole clusters, e.g. the turns of one conversation, remove "
             "the prompt_id and prompt columns)"
         )
-        return [replace(row, cluster=None) for row in rows]
-    clusters = _cluster_ids(rows)
+        return rows.without_clusters()
+    clusters = cluster_ids(rows)
     if clusters is not None:
         sides: dict[str, set[str]] = {}
-        for cluster, row in zip(clusters, rows):
-            sides.setdefault(cluster, set()).add(row.side)
+        for cluster, side in zip(clusters, rows.sides()):
+            sides.setdefault(cluster, set()).add(side)
         check_cluster_sides(sides)
     return rows
 
@@ -167,16 +160,16 @@ def _nested_prompts_error(column: str) -> PromptBankError:
     )
 
 
-def _check_pairing(rows: list[CorpusRow]) -> None:
+def _check_pairing(rows: CorpusTable) -> None:
     """Prompts answered by one side only cannot be compared paired: refuse when none are shared."""
-    if any(row.prompt_id is None for row in rows):
+    prompt_ids = rows.codes("prompt_id")
+    if None in prompt_ids.values:
         return  # unaligned, or a mix that is_aligned refuses with its own message
-    by_prompt: dict[str, set[str]] = {}
-    for row in rows:
-        if row.prompt_id is not None:  # every row has one (checked above)
-            by_prompt.setdefault(row.prompt_id, set()).add(row.side)
-    one_sided = sum(len(sides) == 1 for sides in by_prompt.values())
-    if one_sided == len(by_prompt):
+    held = np.zeros(len(prompt_ids.values), dtype=np.uint8)  # per prompt: bit 1 side a, bit 2 side b
+    for bit, side in enumerate(("a", "b")):
+        held[np.unique(prompt_ids.codes[rows.side_rows(side)])] |= 1 << bit
+    one_sided = int(np.count_nonzero(held != 3))
+    if one_sided == len(held):
         raise PromptBankError(
             "No prompt of the corpus has answers from both sides, so nothing can be compared paired.",
             "The prompt columns differ between the sides (a system prefix or chat template inside "
@@ -187,30 +180,36 @@ def _check_pairing(rows: list[CorpusRow]) -> None:
         log.warning(
             "corpus: %d of %d prompts have answers from one side only; they are left out of paired tests",
             one_sided,
-            len(by_prompt),
+            len(held),
         )
 
 
-def _read(path: Path, fixed_side: Side | None, labels: Mapping[str, str], options: CorpusConfig) -> list[CorpusRow]:
+def _read(
+    path: Path, fixed_side: Side | None, labels: Mapping[str, str], options: CorpusConfig, into: CorpusBuilder
+) -> None:
+    """The file's answers, added to `into`."""
     reference = options.format == "reference" or (options.format == "auto" and is_reference_layout(path))
     table = read_table(path, "Corpus file", escapechar="\\" if reference else None)
     if not table.rows:
         raise PromptBankError(
             f"Corpus file {path} holds no rows.", "Point to a file with a `text` column and at least one row."
         )
+    before = len(into)
     wide = wide_columns(table, options, one_file=fixed_side is None)
     if wide is not None:
         rows, expected = _wide_rows(table, wide, options), 2 * len(table.rows)
     else:
         rows, expected = _long_rows(table, fixed_side, labels, options, reference), len(table.rows)
-    if len(rows) < expected:
-        log.warning("corpus %s: %d empty texts dropped (corpus.empty_texts = drop)", path, expected - len(rows))
-    return rows
+    for row in rows:
+        into.add(row)
+    if len(into) - before < expected:
+        dropped = expected - (len(into) - before)
+        log.warning("corpus %s: %d empty texts dropped (corpus.empty_texts = drop)", path, dropped)
 
 
 def _long_rows(
     table: Table, fixed_side: Side | None, labels: Mapping[str, str], options: CorpusConfig, reference: bool
-) -> list[CorpusRow]:
+) -> Iterator[CorpusRow]:
     """One row per answer, its side in a side column (or the file's, for corpus.a/corpus.b); empty ones dropped."""
     columns = _columns(table, options, fixed_side is None)
     check_repeated_rows(table, tuple(c for c in (columns.prompt_id, columns.prompt) if c is not None))
@@ -219,23 +218,21 @@ def _long_rows(
     if fixed_side is not None and columns.side is not None:
         _check_own_side(table, columns.side, fixed_side, sides, source)
     rows = (_row(source, line, record, columns, fixed_side, sides, options) for line, record in table.rows)
-    return [row for row in rows if row is not None]
+    return (row for row in rows if row is not None)
 
 
-def _wide_rows(table: Table, wide: WideColumns, options: CorpusConfig) -> list[CorpusRow]:
+def _wide_rows(table: Table, wide: WideColumns, options: CorpusConfig) -> Iterator[CorpusRow]:
     """Two rows per line of a wide file, side a's answer and side b's, sharing the line's prompt (or, without
     one, an id of the line's own); empty ones dropped."""
     check_repeated_rows(table, wide.unit_columns)
     source = f"{table.path} {table.unit}"
     sides: tuple[tuple[Side, str], ...] = (("a", wide.a), ("b", wide.b))
     per_side = {side: _Columns(text, None, wide.prompt, wide.prompt_id, wide.group, None) for side, text in sides}
-    rows = []
     for line, record in table.rows:
         for side, columns in per_side.items():
             row = _row(source, line, record, columns, side, {}, options)
             if row is not None:
-                rows.append(row if row.prompt_id is not None else replace(row, prompt_id=wide.row_id(record)))
-    return rows
+                yield row if row.prompt_id is not None else replace(row, prompt_id=wide.row_id(record))
 
 
 def _check_own_side(table: Table, column: str, fixed_side: Side, sides: dict[str, Side], source: str) -> None:
@@ -404,82 +401,3 @@ def _side(value: Any, source: str, line: int, known: dict[str, Side]) -> Side:
             "add others with corpus.sides, e.g. {a: [llama-base], b: [llama-rome]}).",
         )
     return known[str(value).strip().lower()]
-
-
-def is_aligned(rows: list[CorpusRow]) -> bool:
-    """Aligned when every row names its prompt; a mix is refused, since it has no clear unit."""
-    return _prompt_ids(rows) is not None
-
-
-def _prompt_ids(rows: list[CorpusRow]) -> list[str] | None:
-    """Every row's prompt id, or None when no row has one; a mix is refused."""
-    ids = [r.prompt_id for r in rows if r.prompt_id is not None]
-    if ids and len(ids) != len(rows):
-        missing = next(r for r in rows if r.prompt_id is None)
-        raise PromptBankError(
-            f"{missing.where} has no prompt_id or prompt, but other rows do.",
-            "Give every row its prompt (paired comparison) or none (text-by-text comparison).",
-        )
-    return ids or None
-
-
-def unit_kind(rows: list[CorpusRow]) -> Unit | None:
-    """What the corpus's unit ids name: None (prompts: aligned), "cluster" or "text" (unaligned)."""
-    if is_aligned(rows):
-        return None
-    return "cluster" if _cluster_ids(rows) is not None else "text"
-
-
-def units(rows: list[CorpusRow]) -> list[str]:
-    """The comparison unit of each row: its prompt id; unaligned, its cluster (all texts of a cluster,
-    of either side, are one unit: tested and split together), else an id of its own."""
-    prompt_ids = _prompt_ids(rows)
-    if prompt_ids is not None:
-        return prompt_ids
-    clusters = _cluster_ids(rows)
-    if clusters is not None:
-        return ["c-" + hash_text(cluster)[:12] for cluster in clusters]
-    seen: dict[str, int] = {}
-    out = []
-    for row in rows:
-        base = "t-" + hash_text(f"{row.side}\0{row.text}")[:12]
-        seen[base] = seen.get(base, 0) + 1
-        out.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
-    return out
-
-
-def _cluster_ids(rows: list[CorpusRow]) -> list[str] | None:
-    """Every row's cluster id, or None when no row has one; a mix is refused."""
-    ids = [r.cluster for r in rows if r.cluster is not None]
-    if ids and len(ids) != len(rows):
-        missing = next(r for r in rows if r.cluster is None)
-        raise PromptBankError(
-            f"{missing.where} has no cluster id, but other rows do.",
-            "Give every row its cluster (a text that stands alone can have a cluster of its own).",
-        )
-    return ids or None
-
-
-def corpus_samples(rows: list[CorpusRow], kept: set[str]) -> list[Sample]:
-    """The saved answers of the units in `kept`, in file order, as samples: numbered per unit and side,
-    keyed by their content (as generated answers are)."""
-    counter: dict[tuple[str, str], int] = {}
-    samples = []
-    for row, unit in zip(rows, units(rows)):
-        if unit not in kept:
-            continue
-        index = counter[(unit, row.side)] = counter.get((unit, row.side), -1) + 1
-        key = hash_data([row.side, unit, index, row.text], length=32)
-        samples.append(Sample(unit, row.side, index, row.text, len(row.text.split()), "stop", 0, key))
-    return samples
-
-
-def corpus_prompts(rows: list[CorpusRow]) -> list[Prompt]:
-    """One Prompt per unit (the prompt text when known), groups from the `group` column; unaligned,
-    each says whether it stands for a cluster or a text (Prompt.unit), for the tests to name their unit."""
-    kind = unit_kind(rows)
-    prompts: dict[str, Prompt] = {}
-    for row, unit in zip(rows, units(rows)):
-        if unit not in prompts:
-            prompts[unit] = Prompt(unit, row.prompt or "", row.group, unit=kind)
-    return list(prompts.values())

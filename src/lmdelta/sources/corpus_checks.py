@@ -11,9 +11,11 @@ import logging
 import re
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Protocol
+
+import numpy as np
 
 from lmdelta.errors import PromptBankError
 from lmdelta.hashing import canonical_json
@@ -24,17 +26,6 @@ log = logging.getLogger(__name__)
 MIN_BLOCK = 5  # repeated consecutive rows that make a copied block, not repeated samples
 ARTEFACT_SHARE = 0.05  # a side holds an export artefact when this share of its texts show it …
 ARTEFACT_MIN_TEXTS = 3  # … and at least this many texts
-
-
-class PromptedRow(Protocol):
-    @property
-    def side(self) -> str: ...
-    @property
-    def prompt_id(self) -> str | None: ...
-    @property
-    def prompt(self) -> str | None: ...
-    @property
-    def where(self) -> str: ...
 
 
 def check_repeated_rows(table: Table, unit_columns: tuple[str, ...]) -> None:
@@ -103,22 +94,44 @@ def _block_error(table: Table, keys: list[bytes], original: int, copy: int) -> P
     )
 
 
-def check_prompt_ids(rows: Iterable[PromptedRow]) -> None:
+class PromptedRow(Protocol):
+    @property
+    def side(self) -> str: ...
+    @property
+    def prompt_id(self) -> str | None: ...
+    @property
+    def prompt(self) -> str | None: ...
+    @property
+    def where(self) -> str: ...
+
+
+def check_prompt_ids(keys: np.ndarray, prompts: np.ndarray, row: Callable[[int], PromptedRow]) -> None:
     """Refuse a prompt_id given to two different prompt texts on one side: their answers would be
     compared as answers to one prompt. (The sides may word one prompt differently, e.g. each
-    model's chat template around it, so only texts within a side are compared.)"""
-    seen: dict[tuple[str, str], tuple[str, PromptedRow]] = {}  # (side, prompt_id) → first (prompt, row)
-    for row in rows:
-        if row.prompt_id is None or row.prompt is None:
-            continue
-        first_prompt, first = seen.setdefault((row.side, row.prompt_id), (row.prompt, row))
-        if first_prompt != row.prompt:
-            raise PromptBankError(
-                f"{row.where} gives prompt_id {row.prompt_id!r} to the prompt {_short(row.prompt)!r}, but "
-                f"{first.where} gave it to {_short(first_prompt)!r} (both side {row.side}): answers to two different "
-                "prompts would be compared as answers to one.",
-                "Give each prompt its own prompt_id, or correct the prompt text so both rows name the same prompt.",
-            )
+    model's chat template around it, so only texts within a side are compared.) `keys` numbers each
+    row's (side, prompt_id), -1 for a row without a prompt id or prompt text; `prompts` numbers its
+    prompt text (equal numbers, equal texts); `row(i)` is row i, for the message."""
+    held = np.flatnonzero(keys >= 0)
+    order = held[np.argsort(keys[held], kind="stable")]  # rows by key, each key's rows in file order
+    if not order.size:
+        return
+    ordered = keys[order]
+    starts = np.ones(order.size, dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    first = order[np.maximum.accumulate(np.where(starts, np.arange(order.size), 0))]  # each row's key's first row
+    clashing = np.flatnonzero(prompts[order] != prompts[first])
+    if clashing.size:
+        at = clashing[np.argmin(order[clashing])]  # the first row in the file that clashes
+        raise _prompt_id_error(row(int(order[at])), row(int(first[at])))
+
+
+def _prompt_id_error(row: PromptedRow, first: PromptedRow) -> PromptBankError:
+    return PromptBankError(
+        f"{row.where} gives prompt_id {row.prompt_id!r} to the prompt {_short(row.prompt or '')!r}, but "
+        f"{first.where} gave it to {_short(first.prompt or '')!r} (both side {row.side}): answers to two different "
+        "prompts would be compared as answers to one.",
+        "Give each prompt its own prompt_id, or correct the prompt text so both rows name the same prompt.",
+    )
 
 
 def check_cluster_sides(sides_by_cluster: dict[str, set[str]], where: str = "The corpus") -> None:
@@ -188,9 +201,15 @@ def _escape_marks(text: str) -> list[tuple[int, str]]:
 
 def _treebank_marks(text: str) -> list[tuple[int, str]]:
     """Split contractions, Treebank quote and bracket tokens, and (from two on) punctuation spaced off words."""
-    marks = [(m.start(), m.group(1).lower().replace("’", "'")) for m in CONTRACTION.finditer(text)]
-    marks += [(m.start(), m.group(0)) for m in TREEBANK_TOKEN.finditer(text)]
-    spaced = [(m.start(), m.group(0)) for m in _SPACED_PUNCTUATION.finditer(text)]
+    # Each pattern is searched only where the text holds a string every match of it holds (most texts hold none).
+    marks = []
+    if "'" in text or "’" in text:
+        marks = [(m.start(), m.group(1).lower().replace("’", "'")) for m in CONTRACTION.finditer(text)]
+    if "``" in text or "''" in text or "B-" in text:
+        marks += [(m.start(), m.group(0)) for m in TREEBANK_TOKEN.finditer(text)]
+    spaced = []
+    if " ," in text or " ." in text:
+        spaced = [(m.start(), m.group(0)) for m in _SPACED_PUNCTUATION.finditer(text)]
     return sorted(marks + (spaced if len(spaced) >= _SPACED_MIN else []))
 
 
@@ -200,14 +219,14 @@ _FINDERS: dict[ArtefactKind, Callable[[str], list[tuple[int, str]]]] = {
 }
 
 
-def find_artefacts(texts: Mapping[str, list[str]], labels: Mapping[str, str]) -> list[TextArtefact]:
+def find_artefacts(texts: Mapping[str, Sequence[str]], labels: Mapping[str, str]) -> list[TextArtefact]:
     """The export artefacts that at least ARTEFACT_SHARE (and ARTEFACT_MIN_TEXTS) of one side's texts show."""
     found = [_artefact(kind, finder, texts) for kind, finder in _FINDERS.items()]
     return [replace(artefact, message=_message(artefact, labels)) for artefact in found if artefact is not None]
 
 
 def _artefact(
-    kind: ArtefactKind, finder: Callable[[str], list[tuple[int, str]]], texts: Mapping[str, list[str]]
+    kind: ArtefactKind, finder: Callable[[str], list[tuple[int, str]]], texts: Mapping[str, Sequence[str]]
 ) -> TextArtefact | None:
     """The artefact `finder` sees, when enough of a side's texts show it (its message left empty)."""
     affected = {side: 0 for side in texts}
@@ -281,7 +300,7 @@ def _side(side: str, labels: Mapping[str, str]) -> str:
     return f"side {side}" if label == side else f"side {side} ({label})"
 
 
-def warn_artefacts(texts: Mapping[str, list[str]], labels: Mapping[str, str]) -> list[TextArtefact]:
+def warn_artefacts(texts: Mapping[str, Sequence[str]], labels: Mapping[str, str]) -> list[TextArtefact]:
     """find_artefacts, each found logged as a warning."""
     found = find_artefacts(texts, labels)
     for artefact in found:

@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from lmdelta import heap
 from lmdelta.errors import LmdeltaError, PromptBankError
 from lmdelta.safetext import lone_surrogate
+from lmdelta.sources.parquet import ParquetRows, Row
 
 SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".jsonl", ".jsonl.gz", ".json", ".parquet")
 GZIPPED = tuple(suffix for suffix in SUFFIXES if suffix.endswith(".gz"))
 DELIMITERS = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
-Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -373,52 +372,8 @@ def _skip_space(text: str, position: int) -> int:
 
 
 def _parquet(path: Path) -> Table:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise PromptBankError(f"{path} is not a readable Parquet file ({exc}).", "Download it again.") from None
-    heap.give_back()  # decoding the pages left twice the table's size in Arrow's pool (measured: 483 → 320 MiB)
-    return Table(path, tuple(table.schema.names), ArrowRows(table), unit="row")
-
-
-class ArrowRows(Sequence[tuple[int, Row]]):
-    """A Parquet file's rows as (row number, record), each record made when it is read, a block at a time: a
-    reader that keeps what it needs of each (the corpus's rows) never holds every record's dict at once, which
-    for a million rows is as large as the table's own buffers."""
-
-    BLOCK = 65_536
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def __len__(self) -> int:
-        return int(self._table.num_rows)
-
-    def __iter__(self) -> Iterator[tuple[int, Row]]:
-        for start in range(0, len(self), self.BLOCK):
-            yield from self._block(start, min(start + self.BLOCK, len(self)))
-
-    @overload
-    def __getitem__(self, index: int) -> tuple[int, Row]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[tuple[int, Row]]: ...
-
-    def __getitem__(self, index: int | slice) -> tuple[int, Row] | list[tuple[int, Row]]:
-        if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            if step != 1:
-                return [self[i] for i in range(start, stop, step)]
-            return self._block(start, stop) if start < stop else []
-        position = index + len(self) if index < 0 else index
-        if not 0 <= position < len(self):
-            raise IndexError(index)
-        return self._block(position, position + 1)[0]
-
-    def _block(self, start: int, stop: int) -> list[tuple[int, Row]]:
-        return list(enumerate(self._table.slice(start, stop - start).to_pylist(), start=start + 1))
+    rows = ParquetRows(path)
+    return Table(path, rows.columns, rows, unit="row")
 
 
 @overload

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
@@ -198,17 +198,17 @@ def stored(
 
 
 def _import_corpus(ctx: StageContext) -> StageResult:
-    """Corpus mode: the saved answers of the prompts the prompts stage kept become the samples."""
-    samples = prompts_stage.load_corpus_samples(ctx)
-    write_jsonl(ctx.output(SAMPLES), (s.to_dict() for s in samples))
-    return StageResult(
-        {
-            "samples": len(samples),
-            "imported": True,
-            "a": sum(s.side == "a" for s in samples),
-            "b": sum(s.side == "b" for s in samples),
-        }
-    )
+    """Corpus mode: the saved answers of the prompts the prompts stage kept become the samples, copied an answer
+    at a time."""
+    sides = {"a": 0, "b": 0}
+
+    def counted(samples: Iterable[Sample]) -> Iterator[dict[str, Any]]:
+        for sample in samples:
+            sides[sample.side] += 1
+            yield sample.to_dict()
+
+    written = write_jsonl(ctx.output(SAMPLES), counted(prompts_stage.corpus_samples(ctx)))
+    return StageResult({"samples": written, "imported": True, **sides})
 
 
 def _sample(side: Side, request: GenerationRequest, row: dict[str, Any]) -> Sample:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from lmdelta.config import RunConfig
 from lmdelta.config.source import parse_source
 from lmdelta.records import Prompt
-from lmdelta.sources.corpus import corpus_prompts, is_aligned
+from lmdelta.sources.units import corpus_prompts, is_aligned
 from lmdelta.stages.prompts import _splits, corpus_rows, narrow, select, source_prompts
 
 log = logging.getLogger(__name__)

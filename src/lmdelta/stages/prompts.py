@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,9 @@ from lmdelta.hashing import hash_data
 from lmdelta.llm.session import DEFAULT_TEMPERATURE, LLMSession, role_identity
 from lmdelta.records import Prompt, Sample, Split
 from lmdelta.rundir import ARTEFACTS, CORPUS, PROMPTS, read_jsonl, write_jsonl
-from lmdelta.sources import VERBATIM, load_bank, prompts_from_items
-from lmdelta.sources.corpus import (
-    CorpusRow,
-    corpus_artefacts,
-    corpus_hashes,
-    corpus_prompts,
-    corpus_samples,
-    read_corpus,
-)
+from lmdelta.sources import VERBATIM, corpus, load_bank, prompts_from_items, units
 from lmdelta.sources.corpus_checks import TextArtefact
+from lmdelta.sources.corpustable import CorpusTable
 from lmdelta.sources.filters import keep_groups, read_scores, score_filter
 from lmdelta.sources.generated import categories, describe, generate_items
 from lmdelta.stages.contract import Read, StageContext, StageResult
@@ -63,7 +57,7 @@ def identity(ctx: StageContext, config: RunConfig) -> dict[str, Any]:
     if config.prompts.score_table is not None:
         scores = {"scores": read_scores(Path(config.prompts.score_table))}  # an edited table re-runs the stage
     if config.uses_corpus:
-        return {"corpus": corpus_hashes(config.corpus), **scores}
+        return {"corpus": corpus.corpus_hashes(config.corpus), **scores}
     spec = parse_source(config.prompts.source)
     if spec.kind == "generated":
         return {"generated": _generated_description(config, spec.location), **scores}
@@ -113,9 +107,9 @@ def _generated(ctx: StageContext | None, config: RunConfig, location: str) -> li
     return prompts_from_items(items, config.prompts.template or VERBATIM)
 
 
-def corpus_rows(config: RunConfig) -> list[CorpusRow]:
+def corpus_rows(config: RunConfig) -> CorpusTable:
     """The corpus's rows, parsed once per process while its files and settings stay the same."""
-    return read_corpus(config.corpus, {"a": config.label("a"), "b": config.label("b")})
+    return corpus.read_corpus(config.corpus, {"a": config.label("a"), "b": config.label("b")})
 
 
 def run(ctx: StageContext, config: RunConfig) -> StageResult:
@@ -138,10 +132,9 @@ def run(ctx: StageContext, config: RunConfig) -> StageResult:
 def _corpus_prompts(ctx: StageContext, config: RunConfig) -> list[Prompt]:
     """The corpus's kept prompts; their saved answers and the corpus's export artefacts written beside them."""
     rows = corpus_rows(config)
-    prompts = select(narrow(corpus_prompts(rows), config.prompts), config.prompts)
-    write_jsonl(ctx.output(CORPUS), (s.to_dict() for s in corpus_samples(rows, {p.id for p in prompts})))
-    artefacts = corpus_artefacts(rows, {"a": config.label("a"), "b": config.label("b")})
-    write_jsonl(ctx.output(ARTEFACTS), (a.to_dict() for a in artefacts))
+    prompts = select(narrow(units.corpus_prompts(rows), config.prompts), config.prompts)
+    write_jsonl(ctx.output(CORPUS), (s.to_dict() for s in units.corpus_samples(rows, {p.id for p in prompts})))
+    write_jsonl(ctx.output(ARTEFACTS), (a.to_dict() for a in rows.artefacts))
     return prompts
 
 
@@ -217,6 +210,6 @@ def load_artefacts(ctx: StageContext) -> list[TextArtefact]:
     return [TextArtefact.from_dict(row) for row in read_jsonl(path)] if path.is_file() else []
 
 
-def load_corpus_samples(ctx: StageContext) -> list[Sample]:
-    """Corpus mode: the kept prompts' saved answers, as the prompts stage wrote them."""
-    return [Sample.from_dict(row) for row in read_jsonl(ctx.input("prompts", CORPUS))]
+def corpus_samples(ctx: StageContext) -> Iterator[Sample]:
+    """Corpus mode: the kept prompts' saved answers, as the prompts stage wrote them, read one at a time."""
+    return (Sample.from_dict(row) for row in read_jsonl(ctx.input("prompts", CORPUS)))
