@@ -19,7 +19,8 @@ from lmdelta.hashing import hash_file, hash_text
 from lmdelta.records import Prompt
 from lmdelta.sources.hub import hub_folder
 from lmdelta.sources.items import SourceItem
-from lmdelta.sources.tabular import find_column, json_records, read_table, read_text
+from lmdelta.sources.jsonrows import json_records
+from lmdelta.sources.tabular import find_column, read_table, read_text
 
 BUILTIN_PREFIX = "builtin:"
 VERBATIM = "{prompt}"

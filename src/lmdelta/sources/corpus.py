@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from lmdelta.sources.corpus_checks import (
 )
 from lmdelta.sources.corpustable import CorpusBuilder, CorpusRow, CorpusTable
 from lmdelta.sources.tabular import Table, cell_group, find_column, read_table, suffix_of
+from lmdelta.sources.textfile import CHUNK
 from lmdelta.sources.units import cluster_ids
 from lmdelta.sources.wide import INDEX_COLUMNS, WideColumns, wide_columns
 
@@ -261,7 +262,7 @@ def is_reference_layout(path: Path) -> bool:
             names = {name.strip().lower() for name in header} - INDEX_COLUMNS
             if names not in (REFERENCE_HEADER, REFERENCE_HEADER - {"prompt"}):
                 return False
-            escaped = "\\" not in re.sub(r"\\\\", "", handle.read())
+            escaped = _backslashes_paired(handle)
     except (OSError, EOFError):  # a broken gzip file: reading it says so
         return False
     if not escaped:
@@ -272,6 +273,18 @@ def is_reference_layout(path: Path) -> bool:
             path,
         )
     return escaped
+
+
+def _backslashes_paired(handle: TextIO) -> bool:
+    """Whether every run of backslashes in the rest of the text is of even length, read a chunk at a time."""
+    carried = ""  # the backslashes that ended the previous chunk: their run may go on
+    while chunk := handle.read(CHUNK):
+        text = carried + chunk
+        body = text.rstrip("\\")
+        carried = text[len(body) :]
+        if any(len(run) % 2 for run in re.findall(r"\\+", body)):
+            return False
+    return len(carried) % 2 == 0
 
 
 @dataclass(frozen=True)

@@ -6,24 +6,20 @@ Shared by the public-dataset loaders and the corpus importer.
 
 from __future__ import annotations
 
-import codecs
-import csv
 import difflib
-import gzip
 import json
 import math
-import re
-import textwrap
-import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from lmdelta.errors import LmdeltaError, PromptBankError
-from lmdelta.safetext import lone_surrogate
-from lmdelta.sources.parquet import ParquetRows, Row
+from lmdelta.errors import PromptBankError
+from lmdelta.sources.csvrows import csv_rows
+from lmdelta.sources.filerows import Row
+from lmdelta.sources.jsonrows import SURROGATE_ESCAPE, JsonlRows, as_object, check_surrogates, json_records
+from lmdelta.sources.parquet import ParquetRows
+from lmdelta.sources.textfile import read_text
 
 SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".jsonl", ".jsonl.gz", ".json", ".parquet")
 GZIPPED = tuple(suffix for suffix in SUFFIXES if suffix.endswith(".gz"))
@@ -76,12 +72,13 @@ def read_table(path: Path, what: str, escapechar: str | None = None) -> Table:
         )
     if kind == ".parquet":
         return _parquet(path)
-    text = read_text(path, what)
     if kind in DELIMITERS:
-        return _csv(path, text, escapechar, DELIMITERS[kind])
+        found = csv_rows(path, what, escapechar, DELIMITERS[kind])
+        return Table(path, tuple(found.header), found, found.header_line)
     if kind == ".json":
-        return _json(path, text)
-    return _objects(path, json_records(path, text))
+        return _json(path, read_text(path, what))
+    rows = JsonlRows(path, what)
+    return Table(path, rows.columns, rows)
 
 
 def suffix_of(path: Path) -> str:
@@ -90,236 +87,10 @@ def suffix_of(path: Path) -> str:
     return next((suffix for suffix in GZIPPED if name.endswith(suffix)), path.suffix.lower())
 
 
-def read_text(path: Path, what: str, error: type[LmdeltaError] = PromptBankError) -> str:
-    """A file's text: gunzipped when it ends in .gz, UTF-8 with or without a BOM. A problem is
-    raised as `error` (the caller's kind: a bank's, a config file's), naming the line of a bad byte."""
-    data = path.read_bytes()
-    if path.name.lower().endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise error(
-                f"{what} {path} is not a readable gzip file ({exc}).",
-                "Download it again, or gunzip it and pass the plain file.",
-            ) from None
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _encoding_error(path, what, data, exc.start, error) from None
-
-
-def _encoding_error(
-    path: Path, what: str, data: bytes, offset: int, error: type[LmdeltaError] = PromptBankError
-) -> LmdeltaError:
-    line = data.count(b"\n", 0, offset) + 1
-    column = offset - data.rfind(b"\n", 0, offset)
-    plain = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
-    return error(
-        f"{what} {path} line {line} is not UTF-8 text (byte 0x{data[offset]:02x} at byte column {column}); "
-        "the file may mix encodings.",
-        f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {plain} > utf8-{plain}` when it is all Latin-1; "
-        "if only some lines are in another encoding, fix those lines.",
-    )
-
-
-@contextmanager
-def _long_csv_fields() -> Iterator[None]:
-    # Jailbreak prompts can pass the csv module's 128 KiB field limit; raise it only while reading.
-    old = csv.field_size_limit()
-    csv.field_size_limit(max(old, 1 << 26))
-    try:
-        yield
-    finally:
-        csv.field_size_limit(old)
-
-
-def _csv(path: Path, text: str, escapechar: str | None, delimiter: str = ",") -> Table:
-    # newline="" keeps line breaks inside quoted fields, and reader.line_num counts physical lines,
-    # so a record starts on the line after the previous record ended. strict: a quote never closed,
-    # or closed with text right after it, is an error; leniently read, a stray quote merges rows.
-    reader = csv.reader(_physical_lines(text), escapechar=escapechar, delimiter=delimiter, strict=True)
-    header: list[str] = []
-    header_line: int | None = None
-    rows: list[tuple[int, Row]] = []
-    with _long_csv_fields():
-        while True:
-            start = reader.line_num + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                raise _csv_error(path, start, reader.line_num, str(exc)) from None
-            if not fields:
-                continue  # a blank line
-            if header_line is None:
-                header, header_line = fields, start
-                continue
-            rows.append((start, _csv_row(path, start, fields, header, header_line)))
-    _check_swallowed_rows(path, header, rows, escapechar, delimiter)
-    return Table(path, tuple(header), rows, header_line)
-
-
-QUOTE_FIX = 'Close the quote where the text ends, or write a quote that belongs to the text twice ("").'
-
-
-def _csv_error(path: Path, start: int, end: int, message: str) -> PromptBankError:
-    if message == "unexpected end of data":
-        return PromptBankError(
-            f"{path} line {start} opens a quoted field that is never closed, so lines "
-            f"{start}–{end} (the rest of the file) would be read as one field.",
-            QUOTE_FIX,
-        )
-    if "expected after" in message and end > start:
-        return PromptBankError(
-            f"{path} line {start} opens a quoted field that runs on to line {end} and is "
-            f"followed by more text there: probably a stray quote on line {start} merged "
-            f"lines {start}–{end} into one field.",
-            QUOTE_FIX,
-        )
-    if "expected after" in message:
-        return PromptBankError(
-            f"{path} line {start} has text right after a closing quote.",
-            'Quote the whole field and write each quote inside it twice ("like ""this"""), or do not quote the field.',
-        )
-    return PromptBankError(
-        f"{path} line {start} is not valid CSV ({message}).",
-        'Fix the quoting there (a quote inside a field is written twice: "").',
-    )
-
-
-def _check_swallowed_rows(
-    path: Path, header: list[str], rows: list[tuple[int, Row]], escapechar: str | None, delimiter: str = ","
-) -> None:
-    """Refuse a quoted field holding lines that read as rows of this file: a stray quote closed by a
-    later one merges the rows between them into one field, with the right number of fields.
-
-    A line reads as a row when it has the header's number of fields, one of its values in every
-    column with few distinct values (the side column, say), and the shape of the values in every
-    column whose values share a few shapes (ids like q17): a line of an answer rarely has all that."""
-    spanning = [(line, row) for line, row in rows if any("\n" in value for value in row.values())]
-    if not spanning:
-        return
-    values, shapes = _column_profiles(header, rows)
-    for line, row in spanning:
-        for column, value in row.items():
-            if "\n" not in value or not set(values) - {column}:
-                continue
-            for offset, inner in enumerate(value.split("\n")[1:], start=1):
-                fields = next(csv.reader([inner.rstrip("\r")], escapechar=escapechar, delimiter=delimiter), [])
-                if _reads_as_row(fields, header, column, values, shapes):
-                    raise PromptBankError(
-                        f"{path} line {line} opens a quoted `{column}` field whose line {line + offset} reads as a "
-                        f"row of its own ({textwrap.shorten(inner, 60, placeholder='…')!r}): probably a stray "
-                        f"quote on line {line} merged the rows after it into one field.",
-                        QUOTE_FIX,
-                    )
-
-
-def _reads_as_row(
-    fields: list[str], header: list[str], spanning: str, values: dict[str, set[str]], shapes: dict[str, set[str]]
-) -> bool:
-    if len(fields) != len(header):
-        return False
-    by_name = dict(zip(header, fields))
-    return all(by_name[c] in found for c, found in values.items() if c != spanning) and all(
-        _shape(by_name[c]) in found for c, found in shapes.items() if c != spanning
-    )
-
-
-def _column_profiles(header: list[str], rows: list[tuple[int, Row]]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-    """Columns with few distinct values (at most 10, and at most half the rows) with those values;
-    the other columns whose values come in at most 3 shapes, with those shapes. Values spanning
-    lines are left out: they may be the damage."""
-    limit = min(10, max(1, len(rows) // 2))
-    values: dict[str, set[str]] = {}
-    shapes: dict[str, set[str]] = {}
-    for name in dict.fromkeys(header):
-        seen = {row[name] for _, row in rows if "\n" not in row.get(name, "\n")}
-        if seen and len(seen) <= limit:
-            values[name] = seen
-        elif len(found := {_shape(value) for value in seen}) <= 3:
-            shapes[name] = found
-    return values, shapes
-
-
-def _shape(value: str) -> str:
-    """A value with every run of letters written `a` and of digits `9`: q17 and q3 are both a9."""
-    return re.sub(r"[^\W\d_]+", "a", re.sub(r"\d+", "9", value))
-
-
-def _physical_lines(text: str) -> Iterator[str]:
-    """The text's lines with their endings, split at "\n" only (as a file opened with newline=""
-    reads), one at a time: io.StringIO would hold a second, four-bytes-a-character copy."""
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start)
-        if end < 0:
-            yield text[start:]
-            return
-        yield text[start : end + 1]
-        start = end + 1
-
-
-def _csv_row(path: Path, line: int, fields: list[str], header: list[str], header_line: int) -> Row:
-    if len(fields) != len(header):
-        raise PromptBankError(
-            f"{path} line {line} has {len(fields)} fields but the header (line {header_line}) has {len(header)}.",
-            'Quote fields that hold commas or line breaks ("like, this"), or remove the row.',
-        )
-    return dict(zip(header, fields, strict=True))
-
-
-def json_records(path: Path | str, text: str) -> list[tuple[int, Any]]:
-    """(line number, parsed value) for every non-blank line of JSON-lines text."""
-    out = []
-    # Split on "\n" only: str.splitlines() also breaks at U+2028 and U+0085, which JSON strings may hold raw.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PromptBankError(
-                f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}).",
-                "Fix or remove that line: each line must be one JSON object.",
-            ) from None
-        if _SURROGATE_ESCAPE.search(line):
-            _check_surrogates(path, number, value)
-        out.append((number, value))
-    return out
-
-
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _check_surrogates(path: Path | str, line: int, value: Any) -> None:
-    """Refuse a string holding half of a UTF-16 pair ("\\ud83c" without its "\\udf0a"): nothing can
-    write it as UTF-8 later (run files, hashes), so it is named here, with its line."""
-    if isinstance(value, (dict, list)):
-        for item in [*value.keys(), *value.values()] if isinstance(value, dict) else value:
-            _check_surrogates(path, line, item)
-    elif isinstance(value, str) and (at := lone_surrogate(value)) is not None:
-        after = f" after {value[max(0, at - 20) : at]!r}" if at else ""
-        raise PromptBankError(
-            f"{path} line {line} holds a lone UTF-16 surrogate escape (\\u{ord(value[at]):04x}{after}): half of "
-            "a character whose other half is missing, which is not text and cannot be written as UTF-8.",
-            "Fix that escape (restore its pair, e.g. \\ud83c\\udf0a for 🌊, or delete it); the text was "
-            "probably cut in the middle of an emoji.",
-        )
-
-
 def _objects(path: Path, records: list[tuple[int, Any]]) -> Table:
     columns: dict[str, None] = {}
     for line, record in records:
-        if not isinstance(record, dict):
-            raise PromptBankError(
-                f"{path} line {line} is a JSON {type(record).__name__}, not an object.",
-                'Write one object per record, like {"question": "..."}.',
-            )
-        columns.update(dict.fromkeys(record))
+        columns.update(dict.fromkeys(as_object(path, line, record)))
     return Table(path, tuple(columns), records)
 
 
@@ -356,8 +127,8 @@ def _json_array(path: Path, text: str) -> list[tuple[int, Any]]:
     while text[position] != "]":
         line, counted = line + text.count("\n", counted, position), position
         value, end = decoder.raw_decode(text, position)
-        if _SURROGATE_ESCAPE.search(text, position, end):
-            _check_surrogates(path, line, value)
+        if SURROGATE_ESCAPE.search(text, position, end):
+            check_surrogates(path, line, value)
         out.append((line, value))
         position = _skip_space(text, end)
         if text[position] == ",":

@@ -1,0 +1,86 @@
+"""JSON lines: every non-blank line parsed, with its line number, from a text or from a file read a line at a
+time whenever its records are read (`JsonlRows`: opening the file reads it once through, so a line that is not
+JSON, not an object, or holds half a UTF-16 pair is refused then, naming its line)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from lmdelta.errors import PromptBankError
+from lmdelta.safetext import lone_surrogate
+from lmdelta.sources.filerows import FileRows, Row
+from lmdelta.sources.textfile import text_lines
+
+
+class JsonlRows(FileRows):
+    """(line number, record) for every non-blank line of a JSON-lines file (FileRows); `columns` is every key seen,
+    in first-seen order."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__()
+        self.path, self.what = path, what
+        columns: dict[str, None] = {}
+        for _, record in self._records():
+            self._length += 1
+            columns.update(dict.fromkeys(record))
+        self.columns = tuple(columns)
+
+    def _records(self) -> Iterator[tuple[int, Row]]:
+        for line, value in _values(self.path, text_lines(self.path, self.what)):
+            yield line, as_object(self.path, line, value)
+
+
+def as_object(path: Path | str, line: int, value: Any) -> Row:
+    """The record itself; anything but a JSON object is refused."""
+    if not isinstance(value, dict):
+        raise PromptBankError(
+            f"{path} line {line} is a JSON {type(value).__name__}, not an object.",
+            'Write one object per record, like {"question": "..."}.',
+        )
+    return value
+
+
+def json_records(path: Path | str, text: str) -> list[tuple[int, Any]]:
+    """(line number, parsed value) for every non-blank line of JSON-lines text."""
+    # Split on "\n" only: str.splitlines() also breaks at U+2028 and U+0085, which JSON strings may hold raw.
+    return list(_values(path, text.split("\n")))
+
+
+def _values(path: Path | str, lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for every non-blank line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PromptBankError(
+                f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}).",
+                "Fix or remove that line: each line must be one JSON object.",
+            ) from None
+        if SURROGATE_ESCAPE.search(line):
+            check_surrogates(path, number, value)
+        yield number, value
+
+
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def check_surrogates(path: Path | str, line: int, value: Any) -> None:
+    """Refuse a string holding half of a UTF-16 pair ("\\ud83c" without its "\\udf0a"): nothing can
+    write it as UTF-8 later (run files, hashes), so it is named here, with its line."""
+    if isinstance(value, (dict, list)):
+        for item in [*value.keys(), *value.values()] if isinstance(value, dict) else value:
+            check_surrogates(path, line, item)
+    elif isinstance(value, str) and (at := lone_surrogate(value)) is not None:
+        after = f" after {value[max(0, at - 20) : at]!r}" if at else ""
+        raise PromptBankError(
+            f"{path} line {line} holds a lone UTF-16 surrogate escape (\\u{ord(value[at]):04x}{after}): half of "
+            "a character whose other half is missing, which is not text and cannot be written as UTF-8.",
+            "Fix that escape (restore its pair, e.g. \\ud83c\\udf0a for 🌊, or delete it); the text was "
+            "probably cut in the middle of an emoji.",
+        )
