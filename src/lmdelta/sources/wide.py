@@ -102,7 +102,7 @@ def _may_detect(table: Table, options: CorpusConfig) -> bool:
 def _detect(table: Table, options: CorpusConfig) -> WideColumns | None:
     prompt = _prompt_column(table, options, ())
     taken = {c for c in (prompt, *_other_columns(table, options)) if c is not None}
-    candidates = [c for c in table.columns if c not in taken and _holds_text(table, c)]
+    candidates = _text_columns(table, [c for c in table.columns if c not in taken])
     if prompt is not None and len(candidates) == 2:
         log.info(
             "corpus %s has no text or side column: read wide, one row per prompt (`%s`), side a's answers from "
@@ -175,10 +175,26 @@ def _optional(table: Table, given: str | None, defaults: tuple[str, ...], answer
     return None
 
 
-def _holds_text(table: Table, column: str) -> bool:
-    """A column of texts: strings only (or blanks), not all of them numbers (a CSV's scores are strings too)."""
-    filled = [value for _, record in table.rows if (value := record.get(column)) is not None and not _blank(value)]
-    return bool(filled) and all(isinstance(v, str) for v in filled) and not all(_is_number(v) for v in filled)
+def _text_columns(table: Table, columns: list[str]) -> list[str]:
+    """The columns (of `columns`) that hold texts: strings only (or blanks), not all of them numbers (a CSV's scores
+    are strings too). One pass over the rows for all of them."""
+    seen = dict.fromkeys(columns, False)  # a string found
+    words = dict.fromkeys(columns, False)  # a string that is not a number found
+    texts = set(columns)  # not yet shown otherwise
+    for _, record in table.rows:
+        for column in list(texts):
+            value = record.get(column)
+            if value is None or _blank(value):
+                continue
+            if not isinstance(value, str):
+                texts.discard(column)
+                continue
+            seen[column] = True
+            if not words[column] and not _is_number(value):
+                words[column] = True
+        if not texts:
+            break
+    return [column for column in columns if column in texts and seen[column] and words[column]]
 
 
 def _blank(value: Any) -> bool:
