@@ -7,6 +7,7 @@ import io
 import json
 import random
 import re
+import zlib
 
 import pytest
 
@@ -164,4 +165,67 @@ def test_a_bad_json_line_is_refused_when_the_file_is_opened(tmp_path, line, matc
     path = tmp_path / "t.jsonl"
     path.write_text('{"id": "q0"}\n\n' + line + '\n{"id": "q9"}\n')
     with pytest.raises(PromptBankError, match=match):
+        read_table(path, "Test file")
+
+
+def test_overlapping_slices_in_file_order_read_the_file_once(tmp_path, monkeypatch):
+    """The repeated-row check reads the rows of each repeat (overlapping slices, moving on a row at a time): with
+    the last records kept, a corpus of many repeats is read once more, not once more per repeat."""
+    path = tmp_path / "t.csv"
+    path.write_text(_csv_text([("q1", "ab"[i % 2], f"story {i % 3}") for i in range(3000)]))
+    opened = []
+    monkeypatch.setattr(csvrows, "text_lines", lambda *args: opened.append(1) or text_lines(*args))
+    rows = read_table(path, "Test file").rows
+    whole = list(rows)
+    opened.clear()
+    for copy in range(6, 3000):
+        assert rows[copy : copy + 5] == whole[copy : copy + 5]
+    assert len(opened) == 1
+
+
+def test_a_broken_json_line_is_placed_at_its_column_as_in_the_whole_text(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"side": "a", "text": "x"}\n{"side": "a", "text": "abc\n{"side": "b", "text": "y"}\n')
+    with pytest.raises(PromptBankError, match=r"line 2 is not valid JSON \(Unterminated string .* at column 23\)"):
+        read_table(path, "Test file")
+
+
+def test_a_broken_gzip_stream_or_a_bad_byte_later_in_the_file_is_the_error_given(tmp_path, small_chunks):
+    text = _csv_text([(f"q{i}", "a", f"t{i}") for i in range(50)]).replace("q3,a,t3", "q3,a")  # line 5: 2 fields
+    packed = bytearray(gzip.compress(text.encode()))
+    packed[-8] ^= 0xFF  # the checksum, read at the end of the stream, after line 5
+    damaged = tmp_path / "t.csv.gz"
+    damaged.write_bytes(bytes(packed))
+    with pytest.raises(PromptBankError, match="is not a readable gzip file"):
+        read_table(damaged, "Test file")
+    later = tmp_path / "t.jsonl"
+    later.write_bytes(b'{"id": 1}\n{broken\n{"id": 2}\n{"id": 3}\n{"text": "caf\xe9"}\n')
+    with pytest.raises(PromptBankError, match=r"t.jsonl line 5 is not UTF-8 text"):
+        read_table(later, "Test file")
+
+
+def test_swallowed_row_lines_with_a_carriage_return_or_a_long_field_are_read_not_crashed_on(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('side,text\na,"one\nbad\rline"\nb,two\na,three\nb,four\n', newline="")
+    assert [row["text"] for _, row in read_table(path, "Test file").rows][0] == "one\nbad\rline"
+    long = tmp_path / "long.csv"
+    long.write_text(_csv_text([("q0", "a", "start\n" + "x" * 200_000), ("q1", "b", "y"), ("q2", "a", "z")]))
+    assert len(read_table(long, "Test file").rows) == 3
+
+
+def test_a_reference_header_gzip_with_a_broken_deflate_stream_is_named_not_crashed_on(tmp_path):
+    data = ("model,text,prompt\n" + "".join(f"base,answer {i},question {i}\n" for i in range(300))).encode()
+    packed = gzip.compress(data)
+    for at in range(20, len(packed) - 8):  # the first damage that breaks the deflate stream itself
+        broken = packed[:at] + bytes([packed[at] ^ 0xFF]) + packed[at + 1 :]
+        try:
+            gzip.decompress(broken)
+        except zlib.error:
+            break
+        except (OSError, EOFError):
+            continue
+    path = tmp_path / "ref.csv.gz"
+    path.write_bytes(broken)
+    assert not corpus.is_reference_layout(path)
+    with pytest.raises(PromptBankError, match="is not a readable gzip file"):
         read_table(path, "Test file")

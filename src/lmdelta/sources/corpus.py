@@ -15,6 +15,7 @@ import gzip
 import logging
 import re
 import textwrap
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -263,7 +264,7 @@ def is_reference_layout(path: Path) -> bool:
             if names not in (REFERENCE_HEADER, REFERENCE_HEADER - {"prompt"}):
                 return False
             escaped = _backslashes_paired(handle)
-    except (OSError, EOFError):  # a broken gzip file: reading it says so
+    except (OSError, EOFError, zlib.error):  # a broken gzip file: reading it says so
         return False
     if not escaped:
         log.warning(

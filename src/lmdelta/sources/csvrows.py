@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lmdelta.errors import PromptBankError
 from lmdelta.sources.filerows import FileRows, Row
-from lmdelta.sources.textfile import text_lines
+from lmdelta.sources.textfile import text_lines, unreadable_first
 
 LONG_FIELD = 1 << 26  # jailbreak prompts can pass the csv module's 128 KiB field limit
 FEW_VALUES = 10  # a column of at most this many values (and half the rows) profiles by its values …
@@ -38,10 +38,11 @@ class CsvRows(FileRows):
         self.header: list[str] = []
         self.header_line: int | None = None
         self.spans_lines = False  # whether some field holds a line break
-        for _, row in self._records():
-            self._length += 1
-            if not self.spans_lines and any("\n" in value for value in row.values()):
-                self.spans_lines = True
+        with unreadable_first(path, what):
+            for _, row in self._records():
+                self._length += 1
+                if not self.spans_lines and any("\n" in value for value in row.values()):
+                    self.spans_lines = True
 
     def _records(self) -> Iterator[tuple[int, Row]]:
         # Lines split at "\n" only, and reader.line_num counts them, so a record starts on the line after the
@@ -64,6 +65,14 @@ class CsvRows(FileRows):
                 header, self.header, self.header_line = fields, fields, start
                 continue
             yield start, _csv_row(self.path, start, fields, header, self.header_line or start)
+
+
+def _fields(line: str, escapechar: str | None, delimiter: str) -> list[str]:
+    """The fields of one line read as a record of its own ([] when it cannot be one: a line break in it)."""
+    try:
+        return _next(csv.reader([line], escapechar=escapechar, delimiter=delimiter))
+    except (csv.Error, StopIteration):
+        return []
 
 
 def _next(reader: Iterator[list[str]]) -> list[str]:
@@ -120,7 +129,7 @@ def _check_swallowed_rows(
             if "\n" not in value or not set(values) - {column}:
                 continue
             for offset, inner in enumerate(value.split("\n")[1:], start=1):
-                fields = next(csv.reader([inner.rstrip("\r")], escapechar=escapechar, delimiter=delimiter), [])
+                fields = _fields(inner.rstrip("\r"), escapechar, delimiter)
                 if _reads_as_row(fields, header, column, values, shapes):
                     raise PromptBankError(
                         f"{path} line {line} opens a quoted `{column}` field whose line {line + offset} reads as a "

@@ -13,7 +13,7 @@ from typing import Any
 from lmdelta.errors import PromptBankError
 from lmdelta.safetext import lone_surrogate
 from lmdelta.sources.filerows import FileRows, Row
-from lmdelta.sources.textfile import text_lines
+from lmdelta.sources.textfile import text_lines, unreadable_first
 
 
 class JsonlRows(FileRows):
@@ -24,9 +24,10 @@ class JsonlRows(FileRows):
         super().__init__()
         self.path, self.what = path, what
         columns: dict[str, None] = {}
-        for _, record in self._records():
-            self._length += 1
-            columns.update(dict.fromkeys(record))
+        with unreadable_first(path, what):
+            for _, record in self._records():
+                self._length += 1
+                columns.update(dict.fromkeys(record))
         self.columns = tuple(columns)
 
     def _records(self) -> Iterator[tuple[int, Row]]:
@@ -53,6 +54,7 @@ def json_records(path: Path | str, text: str) -> list[tuple[int, Any]]:
 def _values(path: Path | str, lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
     """(line number, parsed value) for every non-blank line."""
     for number, line in enumerate(lines, start=1):
+        line = line.removesuffix("\n")  # a file's lines come with their ending: errors count columns without it
         if not line.strip():
             continue
         try:

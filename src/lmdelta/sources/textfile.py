@@ -7,6 +7,7 @@ import codecs
 import gzip
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lmdelta.errors import LmdeltaError, PromptBankError
@@ -65,4 +66,18 @@ def text_lines(path: Path, what: str) -> Iterator[str]:
                 yield rest
     except (UnicodeDecodeError, OSError, EOFError, zlib.error):
         read_text(path, what)  # raises, naming the line of the bad byte (or the gzip problem)
+        raise
+
+
+@contextmanager
+def unreadable_first(path: Path, what: str) -> Iterator[None]:
+    """Around a first reading of a file's records: a record refused there gives way to a bad byte or a broken gzip
+    stream anywhere in the file (read through to find one), which is the file's problem to fix first, as reading
+    the whole text first found it. A gzip file's checksum is only checked at its end, after the damage it finds
+    was read as garbled records."""
+    try:
+        yield
+    except PromptBankError:
+        for _ in text_lines(path, what):
+            pass
         raise
