@@ -135,15 +135,6 @@ class CorpusTable(Sequence[CorpusRow]):
     def prompt_ids(self) -> list[str | None]:
         return self._c.prompt_id.many()
 
-    def prompts(self) -> list[str | None]:
-        return self._c.prompt.many()
-
-    def groups(self) -> list[str | None]:
-        return self._c.group.many()
-
-    def clusters(self) -> list[str | None]:
-        return self._c.cluster.many()
-
     def codes(self, column: str) -> Codes[str | None]:
         """A column of optional values as codes: prompt_id, prompt, group or cluster."""
         found: Codes[str | None] = getattr(self._c, column)
