@@ -1,8 +1,10 @@
 """Reading a corpus: seconds and peak RSS of `read_corpus` (what the checks before the first stage do) on the same
-corpus as Parquet (wide), CSV and JSON lines (long), a baseline revision's code and this checkout's side by side.
+corpus as Parquet (wide), CSV, JSON lines and a JSON array (long), a baseline revision's code and this checkout's
+side by side.
 
 The corpus is the scale benchmark's synthetic one (`scale.write_corpus`: N/2 prompts in 10 topics, one answer per
-side); the CSV and JSON-lines files hold the same answers a row per answer (prompt_id, prompt, group, side, text).
+side); the CSV, JSON-lines and .json files hold the same answers a row per answer (prompt_id, prompt, group, side,
+text), the .json file as one array of objects, an object per line.
 Each reading runs in a fresh subprocess, one after the other; its peak RSS is the process's high-water mark of
 resident memory (VmHWM, which, unlike getrusage's maximum, starts afresh at exec) when `read_corpus` returns, and a
 SHA-256 of every row read (side, text, prompt id, prompt, group, line) shows that both codes read the same rows.
@@ -27,6 +29,7 @@ from revisions import baseline_source
 from scale import write_corpus
 
 MIB = 2**20
+FORMATS = ("parquet", "csv", "jsonl", "json")
 READ = """
 import hashlib, json, sys, time
 from lmdelta.config import load_config
@@ -64,6 +67,18 @@ def long_files(parquet: Path) -> dict[str, Path]:
     return paths
 
 
+def json_array_file(jsonl: Path) -> Path:
+    """The JSON-lines corpus written again as one JSON array (once)."""
+    path = jsonl.with_suffix(".json")
+    if not path.exists():
+        with open(jsonl, encoding="utf-8") as lines, open(path, "w", encoding="utf-8") as out:
+            out.write("[\n")
+            for number, line in enumerate(lines):
+                out.write((",\n" if number else "") + line.rstrip("\n"))
+            out.write("\n]\n")
+    return path
+
+
 def read(path: Path, code: Path | None, wide: bool) -> dict[str, Any]:
     overrides = [f"corpus.path={path}"] + (["corpus.text_columns=[answer_a, answer_b]"] if wide else [])
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
@@ -85,6 +100,8 @@ def main() -> None:
     if not parquet.exists():
         write_corpus(parquet, args.texts, 10, 0.05, 0.20, 0)
     files = {"parquet": parquet, **long_files(parquet)}
+    if "json" in args.formats:
+        files["json"] = json_array_file(files["jsonl"])
     codes: list[tuple[str, Path | None]] = [("lmdelta", None)]
     if args.baseline:
         codes.insert(0, (args.baseline, baseline_source(args.baseline, scratch)))
@@ -125,9 +142,7 @@ def table(results: list[dict[str, Any]]) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=200_000, help="texts (a + b) in the corpus")
-    parser.add_argument(
-        "--formats", nargs="+", default=["parquet", "csv", "jsonl"], choices=["parquet", "csv", "jsonl"]
-    )
+    parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
     parser.add_argument("--baseline", metavar="REV", help="also read with this git revision's code, first")
     parser.add_argument("--scratch", default="/tmp/corpus_read", help="the corpora (written once)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "corpus_read.json"))

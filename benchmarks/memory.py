@@ -10,8 +10,10 @@ resamples, level 0.95, seed 0 -- what `validate` asks of `auc_ci_by_prompt` once
   prompt weights to weighted win counts, blocks of replicates of bounded size).
 
 Each measurement runs in a fresh subprocess: one untimed warm-up on two texts (imports), then
-one timed call (seconds; peak RSS growth = the process's maximum RSS after the call minus its
-RSS before it), then the same call under tracemalloc (peak of traced allocations, numpy's
+one timed call (seconds; peak RSS growth = the process's peak RSS after the call minus its
+RSS before it; the peak is VmHWM, which starts afresh at exec, where ru_maxrss would carry the
+parent's high-water mark, reset before the call by writing 5 to /proc/self/clear_refs so that the imports'
+transients do not count), then the same call under tracemalloc (peak of traced allocations, numpy's
 buffers included). Both variants draw the same bootstrap weights; the table says how far
 their (auc, low, high) differ.
 
@@ -24,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -105,16 +106,27 @@ def rss_mib() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def reset_peak_rss() -> None:
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def peak_rss_mib() -> float:
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("VmHWM")) / 1024
+
+
 def measure_one(variant: str, n_prompts: int, n_resamples: int, seed: int) -> dict:
     """One variant at one P, in this (fresh) process."""
     function = VARIANTS[variant]
     a, b = inputs(n_prompts, seed)
     function([[0.1]], [[0.2]], n_resamples=10)  # imports outside the measurement
     before = rss_mib()
+    reset_peak_rss()
     start = time.perf_counter()
     result = function(a, b, n_resamples=n_resamples, seed=seed)
     seconds = time.perf_counter() - start
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    max_rss = peak_rss_mib()
     tracemalloc.start()
     function(a, b, n_resamples=n_resamples, seed=seed)
     peak = tracemalloc.get_traced_memory()[1]

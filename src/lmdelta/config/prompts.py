@@ -126,7 +126,7 @@ class CorpusColumns(Section):
 class CorpusConfig(Section):
     path: str | None = None
     (
-        "One JSONL/CSV/TSV/Parquet file (.gz too) with both sides' outputs: long (columns text, side or model; "
+        "One JSONL/CSV/TSV/JSON/Parquet file (.gz too) with both sides' outputs: long (columns text, side or model; "
         "optional prompt_id, prompt, group) or wide (a prompt column and one answer column per side; see "
         "text_columns)."
     )

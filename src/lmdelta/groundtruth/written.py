@@ -35,7 +35,7 @@ from lmdelta.llm import prompts
 from lmdelta.llm.session import DEFAULT_TEMPERATURE, LLMSession, role_identity
 from lmdelta.llm.types import CallResult, ChatRequest
 from lmdelta.rundir import RunDir, atomic_write_text
-from lmdelta.sources.tabular import read_text
+from lmdelta.sources.textfile import read_text
 
 log = logging.getLogger(__name__)
 STAGE = "groundtruth"  # the name its LLM usage is recorded under in the manifest

@@ -20,7 +20,8 @@ from lmdelta.records import Prompt
 from lmdelta.sources.hub import hub_folder
 from lmdelta.sources.items import SourceItem
 from lmdelta.sources.jsonrows import json_records
-from lmdelta.sources.tabular import find_column, read_table, read_text
+from lmdelta.sources.tabular import find_column, read_table
+from lmdelta.sources.textfile import read_text
 
 BUILTIN_PREFIX = "builtin:"
 VERBATIM = "{prompt}"

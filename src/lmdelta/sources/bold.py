@@ -10,7 +10,8 @@ from typing import Any
 
 from lmdelta.errors import PromptBankError
 from lmdelta.sources.items import SourceItem
-from lmdelta.sources.tabular import no_files_error, read_table, read_text
+from lmdelta.sources.tabular import no_files_error, read_table
+from lmdelta.sources.textfile import read_text
 
 # The reference tool's template, kept exactly.
 TEMPLATES: dict[str, str] = {"bold": "Finish the following sentence: {prompt}"}

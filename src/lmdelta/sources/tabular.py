@@ -7,21 +7,20 @@ Shared by the public-dataset loaders and the corpus importer.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 from lmdelta.errors import PromptBankError
 from lmdelta.sources.csvrows import csv_rows
 from lmdelta.sources.filerows import Row
-from lmdelta.sources.jsonrows import SURROGATE_ESCAPE, JsonlRows, as_object, check_surrogates, json_records
+from lmdelta.sources.jsonarray import json_file_rows
+from lmdelta.sources.jsonrows import JsonlRows
 from lmdelta.sources.parquet import ParquetRows
-from lmdelta.sources.textfile import read_text
 
-SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".jsonl", ".jsonl.gz", ".json", ".parquet")
+SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 GZIPPED = tuple(suffix for suffix in SUFFIXES if suffix.endswith(".gz"))
 DELIMITERS = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
 
@@ -56,7 +55,7 @@ def read_records(path: Path, what: str, escapechar: str | None = None) -> list[t
 
 
 def read_table(path: Path, what: str, escapechar: str | None = None) -> Table:
-    """A .csv, .tsv, .jsonl (each perhaps gzipped: .csv.gz), .json (list of objects or JSON lines) or .parquet
+    """A .csv, .tsv, .jsonl, .json (list of objects or JSON lines; each perhaps gzipped: .csv.gz) or .parquet
     file as a Table.
 
     `what` names the file in messages ("TruthfulQA file"); `escapechar` is passed to the CSV/TSV reader.
@@ -75,8 +74,9 @@ def read_table(path: Path, what: str, escapechar: str | None = None) -> Table:
     if kind in DELIMITERS:
         found = csv_rows(path, what, escapechar, DELIMITERS[kind])
         return Table(path, tuple(found.header), found, found.header_line)
-    if kind == ".json":
-        return _json(path, read_text(path, what))
+    if kind in (".json", ".json.gz"):
+        columns, records = json_file_rows(path, what)
+        return Table(path, columns, records)
     rows = JsonlRows(path, what)
     return Table(path, rows.columns, rows)
 
@@ -85,61 +85,6 @@ def suffix_of(path: Path) -> str:
     """The file's (lower-case) extension, with a gzipped one (`.jsonl.gz`, `.csv.gz`) counted as one."""
     name = path.name.lower()
     return next((suffix for suffix in GZIPPED if name.endswith(suffix)), path.suffix.lower())
-
-
-def _objects(path: Path, records: list[tuple[int, Any]]) -> Table:
-    columns: dict[str, None] = {}
-    for line, record in records:
-        columns.update(dict.fromkeys(as_object(path, line, record)))
-    return Table(path, tuple(columns), records)
-
-
-def _json(path: Path, text: str) -> Table:
-    if text.lstrip().startswith("["):
-        return _objects(path, _json_array(path, text))
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":  # several values: JSON lines in a .json file
-            return _objects(path, json_records(path, text))
-        raise PromptBankError(
-            f"{path} line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno}).",
-            "Fix the file, or download it again.",
-        ) from None
-    raise PromptBankError(
-        f"{path} holds one JSON {type(value).__name__}, not a list of records.",
-        'Expected a list of objects ([{"question": "..."}, ...]) or one object per line.',
-    )
-
-
-def _json_array(path: Path, text: str) -> list[tuple[int, Any]]:
-    """The elements of a JSON array, each with the line it starts on."""
-    try:
-        json.loads(text)  # validate first, so the walk below can trust the structure
-    except json.JSONDecodeError as exc:
-        raise PromptBankError(
-            f"{path} line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno}).",
-            "Fix the file, or download it again.",
-        ) from None
-    decoder = json.JSONDecoder()
-    out: list[tuple[int, Any]] = []
-    position, line, counted = _skip_space(text, text.index("[") + 1), 1, 0
-    while text[position] != "]":
-        line, counted = line + text.count("\n", counted, position), position
-        value, end = decoder.raw_decode(text, position)
-        if SURROGATE_ESCAPE.search(text, position, end):
-            check_surrogates(path, line, value)
-        out.append((line, value))
-        position = _skip_space(text, end)
-        if text[position] == ",":
-            position = _skip_space(text, position + 1)
-    return out
-
-
-def _skip_space(text: str, position: int) -> int:
-    while text[position] in " \t\r\n":
-        position += 1
-    return position
 
 
 def _parquet(path: Path) -> Table:

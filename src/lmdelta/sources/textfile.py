@@ -53,17 +53,24 @@ def text_lines(path: Path, what: str) -> Iterator[str]:
     """The file's lines with their endings, split at "\\n" only (as read_text's text would be split), read from the
     file a chunk at a time: a reader that keeps what it needs of each line never holds the whole text. A problem
     (a bad byte, a broken gzip stream) is raised as read_text raises it, naming the line."""
+    rest = ""
+    for chunk in text_chunks(path, what):
+        lines = (rest + chunk).split("\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line + "\n"
+    if rest:
+        yield rest
+
+
+def text_chunks(path: Path, what: str) -> Iterator[str]:
+    """The file's text (gunzipped, without a BOM) a CHUNK of characters at a time. A problem (a bad byte, a broken
+    gzip stream) is raised as read_text raises it, naming the line."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-            rest = ""
             while chunk := handle.read(CHUNK):
-                lines = (rest + chunk).split("\n")
-                rest = lines.pop()
-                for line in lines:
-                    yield line + "\n"
-            if rest:
-                yield rest
+                yield chunk
     except (UnicodeDecodeError, OSError, EOFError, zlib.error):
         read_text(path, what)  # raises, naming the line of the bad byte (or the gzip problem)
         raise
