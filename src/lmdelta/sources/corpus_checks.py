@@ -115,14 +115,18 @@ def check_prompt_ids(keys: np.ndarray, prompts: np.ndarray, row: Callable[[int],
     order = held[np.argsort(keys[held], kind="stable")]  # rows by key, each key's rows in file order
     if not order.size:
         return
-    ordered = keys[order]
-    starts = np.ones(order.size, dtype=bool)
-    starts[1:] = ordered[1:] != ordered[:-1]
-    first = order[np.maximum.accumulate(np.where(starts, np.arange(order.size), 0))]  # each row's key's first row
+    first = order[run_firsts(keys[order])]  # each row's key's first row
     clashing = np.flatnonzero(prompts[order] != prompts[first])
     if clashing.size:
         at = clashing[np.argmin(order[clashing])]  # the first row in the file that clashes
         raise _prompt_id_error(row(int(order[at])), row(int(first[at])))
+
+
+def run_firsts(ordered: np.ndarray) -> np.ndarray:
+    """For each position of a sorted array, the position where its run of equal values starts."""
+    starts = np.ones(ordered.size, dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    return np.maximum.accumulate(np.where(starts, np.arange(ordered.size), 0))
 
 
 def _prompt_id_error(row: PromptedRow, first: PromptedRow) -> PromptBankError:

@@ -11,6 +11,7 @@ from lmdelta.errors import PromptBankError
 from lmdelta.hashing import hash_data, hash_text
 from lmdelta.records import Prompt, Sample, Unit
 from lmdelta.sampletable import Codes
+from lmdelta.sources.corpus_checks import run_firsts
 from lmdelta.sources.corpustable import CorpusTable
 
 
@@ -95,13 +96,8 @@ def corpus_samples(rows: CorpusTable, kept: set[str]) -> Iterator[Sample]:
 def _numbered(keys: np.ndarray) -> np.ndarray:
     """Each element's number among the elements with its key, counting from 0 in order."""
     order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    positions = np.arange(len(keys))
-    starts = np.ones(len(keys), dtype=bool)
-    starts[1:] = ordered[1:] != ordered[:-1]
-    first = np.maximum.accumulate(np.where(starts, positions, 0))
     numbers = np.empty(len(keys), dtype=np.int64)
-    numbers[order] = positions - first
+    numbers[order] = np.arange(len(keys)) - run_firsts(keys[order])
     return numbers
 
 
