@@ -158,3 +158,55 @@ def test_a_corpus_given_as_a_json_array_loads_as_the_same_json_lines(tmp_path):
         (r.side, r.text, r.prompt_id, r.line + 1)
         for r in from_lines  # the array's "[" is line 1
     ]
+
+
+def test_whitespace_json_does_not_allow_before_the_first_json_line_is_refused_as_before(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text('\xa0\n{"a": 1}\n{"b": 2}\n')
+    with pytest.raises(PromptBankError, match=r"line 1 is not valid JSON \(Expecting value at column 1\)"):
+        read_table(path, "Test file")
+
+
+NOT_READABLE = {
+    "digits": ('{"a": 1' + "0" * 5000 + "}", "holds a value that cannot be read"),
+    "nesting": ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nests values too deeply to be read"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_READABLE))
+@pytest.mark.parametrize("name", ["t.json", "lines.json", "t.jsonl"])
+def test_json_python_cannot_read_is_named_after_a_bad_byte_anywhere(tmp_path, monkeypatch, kind, name):
+    monkeypatch.setattr(textfile, "CHUNK", 1024)
+    value, message = NOT_READABLE[kind]
+    padding = [f'{{"text": "answer {i}"}}' for i in range(400)]  # the bad byte well past the first chunk
+    if name == "t.json":
+        text = "[" + ", ".join([value, *padding, '{"text": "BAD"}']) + "]"
+    else:
+        text = "\n".join([value, *padding, '{"text": "BAD"}']) + "\n"
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(PromptBankError, match=message):
+        read_table(path, "Test file")
+    path.write_bytes(text.replace("BAD", "caf\xe9").encode("latin-1"))
+    with pytest.raises(PromptBankError, match="is not UTF-8 text"):
+        read_table(path, "Test file")
+
+
+def test_a_long_value_is_read_in_a_few_large_reads_not_one_per_chunk(tmp_path, monkeypatch):
+    monkeypatch.setattr(textfile, "CHUNK", 1)
+    reads = []
+    more = jsonarray._Text.more
+    monkeypatch.setattr(jsonarray._Text, "more", lambda self, wanted=1: reads.append(wanted) or more(self, wanted))
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps([{"text": "x" * 4000}]))
+    assert list(JsonArrayRows(path, "Test file"))[0][1]["text"] == "x" * 4000
+    assert len(reads) < 2 * 30  # the buffer doubles: about log2(4,000) rebuilds a pass, not 4,000
+
+
+def test_a_file_changed_after_it_was_opened_is_named(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text('[{"a": 1}, {"a": 2}]')
+    rows = JsonArrayRows(path, "Test file")
+    path.write_text('{"a": 1}\n{"a": 2}\n')
+    with pytest.raises(PromptBankError, match="changed while it was being read"):
+        list(rows)

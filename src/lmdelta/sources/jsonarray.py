@@ -12,7 +12,14 @@ from typing import Any
 from lmdelta.errors import PromptBankError
 from lmdelta.sources import textfile
 from lmdelta.sources.filerows import FileRows, Row
-from lmdelta.sources.jsonrows import SURROGATE_ESCAPE, JsonlRows, as_object, check_surrogates, json_records
+from lmdelta.sources.jsonrows import (
+    SURROGATE_ESCAPE,
+    JsonlRows,
+    as_object,
+    check_surrogates,
+    json_records,
+    unreadable_value,
+)
 from lmdelta.sources.textfile import read_text, text_chunks, unreadable_first
 
 JSON_SPACE = " \t\r\n"
@@ -22,13 +29,16 @@ TAIL = 16  # a value cut within this many characters of the text read so far may
 def json_file_rows(path: Path, what: str) -> tuple[tuple[str, ...], Sequence[tuple[int, Row]]]:
     """(every key seen in first-seen order, the (line, record) rows) of a .json file holding a list of objects or
     one object per line."""
-    if _first_character(path, what) == "[":
+    first = _first_character(path, what)
+    if first == "[":
         array = JsonArrayRows(path, what)
         return array.columns, array
-    try:
-        lines = JsonlRows(path, what)
-    except PromptBankError:
-        lines = None
+    lines = None
+    if first and not first.isspace():  # whitespace JSON does not allow, before the first record: refused whole
+        try:
+            lines = JsonlRows(path, what)
+        except PromptBankError:
+            pass
     if lines is not None and len(lines) > 1:
         return lines.columns, lines
     return _whole(path, read_text(path, what))  # one value, or a problem: named as the whole text names it
@@ -90,7 +100,10 @@ def _elements(path: Path, what: str) -> Iterator[tuple[int, Any, bool]]:
             raise _Malformed
     except _Malformed:
         _whole(path, read_text(path, what))  # raises the error json.loads names
-        raise AssertionError(f"{path} was refused a chunk at a time but parses whole") from None
+        raise PromptBankError(
+            f"{what} {path} changed while it was being read: it no longer reads as it did when it was opened.",
+            "Leave the file as it is while lmdelta runs, and start again.",
+        ) from None
 
 
 def _values(text: _Text) -> Iterator[tuple[int, Any, bool]]:
@@ -117,14 +130,22 @@ class _Text:
         self.ended = False
         self.lines_before, self.counted = 1, 0  # the line at buffer[counted]
 
-    def more(self) -> bool:
-        """Read another chunk, dropping what lies before the position; False at the end of the text."""
-        chunk = next(self.chunks, None)
-        if chunk is None:
-            self.ended = True
+    def more(self, wanted: int = 1) -> bool:
+        """Read on by at least `wanted` characters (a chunk at least; fewer at the end of the text), dropping what
+        lies before the position; False when nothing was left to read."""
+        chunks: list[str] = []
+        read = 0
+        while read < wanted:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                self.ended = True
+                break
+            chunks.append(chunk)
+            read += len(chunk)
+        if not chunks:
             return False
         self.line()
-        self.buffer, self.counted = self.buffer[self.position :] + chunk, 0
+        self.buffer, self.counted = self.buffer[self.position :] + "".join(chunks), 0
         self.position = 0
         return True
 
@@ -152,23 +173,20 @@ class _Text:
                 if cut and not self.ended and self._grow():
                     continue
                 raise _Malformed from None
+            except (ValueError, RecursionError):  # a number past int's digit limit, nesting past the stack's
+                raise _Malformed from None
             if end < len(self.buffer) or self.ended or not self._grow():
                 return value, self.position, end
 
     def _grow(self) -> bool:
         """Read on by at least as much as the buffer holds past the position (so a long value is re-parsed a
         logarithmic number of times, not once per chunk)."""
-        wanted = max(len(self.buffer) - self.position, textfile.CHUNK)
-        before = len(self.buffer) - self.position
-        while len(self.buffer) - self.position < before + wanted:
-            if not self.more():
-                return len(self.buffer) - self.position > before
-        return True
+        return self.more(max(len(self.buffer) - self.position, textfile.CHUNK))
 
 
 def _first_character(path: Path, what: str) -> str:
     for chunk in text_chunks(path, what):
-        if stripped := chunk.lstrip():
+        if stripped := chunk.lstrip(JSON_SPACE):
             return stripped[0]
     return ""
 
@@ -182,6 +200,8 @@ def _whole(path: Path, text: str) -> tuple[tuple[str, ...], list[tuple[int, Row]
         if exc.msg == "Extra data":  # several values: JSON lines in a .json file
             return _objects(path, json_records(path, text))
         raise _syntax_error(path, exc) from None
+    except (ValueError, RecursionError) as exc:
+        raise unreadable_value(path, None, exc) from None
     raise PromptBankError(
         f"{path} holds one JSON {type(value).__name__}, not a list of records.",
         'Expected a list of objects ([{"question": "..."}, ...]) or one object per line.',
@@ -208,6 +228,8 @@ def _json_array(path: Path, text: str) -> list[tuple[int, Any]]:
         json.loads(text)  # validate first, so the walk below can trust the structure
     except json.JSONDecodeError as exc:
         raise _syntax_error(path, exc) from None
+    except (ValueError, RecursionError) as exc:
+        raise unreadable_value(path, None, exc) from None
     decoder = json.JSONDecoder()
     out: list[tuple[int, Any]] = []
     position, line, counted = _skip_space(text, text.index("[") + 1), 1, 0

@@ -64,9 +64,21 @@ def _values(path: Path | str, lines: Iterable[str]) -> Iterator[tuple[int, Any]]
                 f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}).",
                 "Fix or remove that line: each line must be one JSON object.",
             ) from None
+        except (ValueError, RecursionError) as exc:
+            raise unreadable_value(path, number, exc) from None
         if SURROGATE_ESCAPE.search(line):
             check_surrogates(path, number, value)
         yield number, value
+
+
+def unreadable_value(path: Path | str, line: int | None, exc: ValueError | RecursionError) -> PromptBankError:
+    """Valid JSON that Python cannot read: a number past int's digit limit, values nested past the stack."""
+    where = f"{path} line {line}" if line is not None else str(path)
+    if isinstance(exc, RecursionError):
+        problem, fix = "nests values too deeply to be read", "Flatten the record: a corpus row needs no deep nesting."
+    else:
+        problem, fix = f"holds a value that cannot be read ({exc})", "Write such a number as a string, or drop it."
+    return PromptBankError(f"{where} {problem}.", fix)
 
 
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
