@@ -186,7 +186,9 @@ def test_overlapping_slices_in_file_order_read_the_file_once(tmp_path, monkeypat
 def test_a_broken_json_line_is_placed_at_its_column_as_in_the_whole_text(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_text('{"side": "a", "text": "x"}\n{"side": "a", "text": "abc\n{"side": "b", "text": "y"}\n')
-    with pytest.raises(PromptBankError, match=r"line 2 is not valid JSON \(Unterminated string .* at column 23\)"):
+    with pytest.raises(
+        PromptBankError, match=r"line 2 is not valid JSON \(Unterminated string starting at column 23\)"
+    ):
         read_table(path, "Test file")
 
 

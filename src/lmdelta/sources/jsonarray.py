@@ -17,6 +17,7 @@ from lmdelta.sources.jsonrows import (
     JsonlRows,
     as_object,
     check_surrogates,
+    json_problem,
     json_records,
     unreadable_value,
 )
@@ -210,7 +211,7 @@ def _whole(path: Path, text: str) -> tuple[tuple[str, ...], list[tuple[int, Row]
 
 def _syntax_error(path: Path, exc: json.JSONDecodeError) -> PromptBankError:
     return PromptBankError(
-        f"{path} line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno}).",
+        f"{path} line {exc.lineno} is not valid JSON ({json_problem(exc)}).",
         "Fix the file, or download it again.",
     )
 

@@ -61,7 +61,7 @@ def _values(path: Path | str, lines: Iterable[str]) -> Iterator[tuple[int, Any]]
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise PromptBankError(
-                f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}).",
+                f"{path} line {number} is not valid JSON ({json_problem(exc)}).",
                 "Fix or remove that line: each line must be one JSON object.",
             ) from None
         except (ValueError, RecursionError) as exc:
@@ -69,6 +69,11 @@ def _values(path: Path | str, lines: Iterable[str]) -> Iterator[tuple[int, Any]]
         if SURROGATE_ESCAPE.search(line):
             check_surrogates(path, number, value)
         yield number, value
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """json's complaint and its column: "Expecting value at column 3", "Unterminated string starting at column 9"."""
+    return f"{exc.msg} column {exc.colno}" if exc.msg.endswith(" at") else f"{exc.msg} at column {exc.colno}"
 
 
 def unreadable_value(path: Path | str, line: int | None, exc: ValueError | RecursionError) -> PromptBankError:
