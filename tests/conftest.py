@@ -311,4 +311,6 @@ def local_ray():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     if started:
-        ray.shutdown()
+        from lmdelta import execution
+
+        execution.shutdown(ray)  # after Ray Data's threads stop: one touching Ray after shutdown ends the process
