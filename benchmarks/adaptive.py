@@ -13,9 +13,9 @@ answers to one prompt alike (ICC about 0.4 on the logit scale). Per answer, the 
 - sequential: lmdelta's own code (`validate.sequential.assess`, `round_order`, `Rounds`, `Depth`,
   `stats.sequential.e_bh`): one answer per prompt and side (up to K_FIXED for the next prompts of a
   hypothesis whose prompts run short, as validate.max_answers_per_prompt allows), rounds of 16, 24,
-  36, ... in-scope prompts per undecided hypothesis, a prompt answered only when some undecided hypothesis needs it, the
-  stage's stop thresholds (e >= H/(q (s + 1)) once s have settled), futility at validate.min_effect and
-  validate.futility_alpha, e-BH at q.
+  36, ... in-scope prompts per undecided hypothesis (at most validate.max_round), a prompt answered only
+  when some undecided hypothesis needs it, the stage's stop thresholds (e >= H/(q (s + 1)) once s have
+  settled), futility at validate.min_effect and validate.futility_alpha, e-BH at q.
 
 Counts (machine-independent): generated tokens (answers × TOKENS), judge calls ((hypothesis, text)
 pairs judged); power per effect size and false discoveries over the repetitions; time per repetition.
@@ -53,9 +53,10 @@ N_PROMPTS, N_GROUPS = 20_000, 10
 N_ALL, PER_GROUP = 20, 8  # hypotheses over all prompts; per group
 K_FIXED, K_SEQUENTIAL, TOKENS = 4, 1, 100
 Q, FIRST, GROWTH = 0.05, 16, 1.5
-# (validate.min_effect in standard deviations of d, validate.futility_alpha): the defaults first, then a
-# safer futility rule and two coarser effects worth reporting.
-VARIANTS = ((0.1, 0.2), (0.1, 0.05), (0.15, 0.2), (0.2, 0.2))
+# (validate.min_effect in standard deviations of d, validate.futility_alpha, validate.max_round): the defaults
+# first, then rounds that keep growing (the default before 2026-12-06), a safer futility rule and two coarser
+# effects worth reporting.
+VARIANTS = ((0.1, 0.2, 128), (0.1, 0.2, None), (0.1, 0.05, 128), (0.15, 0.2, 128), (0.2, 0.2, 128))
 # (hypothesis index, logit shift of b): five real pooled hypotheses, five real group ones.
 REAL = {0: 0.45, 1: 0.6, 2: 0.8, 3: 1.0, 4: 1.5, 20: 0.45, 36: 0.6, 52: 0.8, 68: 1.0, 84: 1.5}
 BASE_LOGIT, PROMPT_SD = -1.0, 1.5
@@ -150,7 +151,7 @@ def parameters(reps: int, seed: int) -> dict[str, Any]:
         "answers_per_prompt": {"fixed": K_FIXED, "sequential": K_SEQUENTIAL},
         "tokens_per_answer": TOKENS,
         "q": Q,
-        "variants (min_effect, futility_alpha)": [list(v) for v in VARIANTS],
+        "variants (min_effect, futility_alpha, max_round)": [list(v) for v in VARIANTS],
         "rounds": {"first": FIRST, "growth": GROWTH},
         "repetitions": reps,
         "seed": seed,
@@ -193,9 +194,9 @@ def one_rep(task: tuple[int, int]) -> dict[str, Any]:
     seed, rep = task
     a, b, groups = draw(seed, rep)
     found = {"fixed": fixed(a, b, groups)}
-    for min_effect, futility_alpha in VARIANTS:
-        key = f"sequential {min_effect} {futility_alpha}"
-        found[key] = sequential(a, b, groups, seed, min_effect, futility_alpha)
+    for min_effect, futility_alpha, most in VARIANTS:
+        key = f"sequential {min_effect} {futility_alpha} {most}"
+        found[key] = sequential(a, b, groups, seed, (min_effect, futility_alpha, most))
     return found
 
 
@@ -222,11 +223,12 @@ def fixed(a: np.ndarray, b: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
 
 
 def sequential(
-    a: np.ndarray, b: np.ndarray, groups: np.ndarray, seed: int, min_effect: float, futility_alpha: float
+    a: np.ndarray, b: np.ndarray, groups: np.ndarray, seed: int, variant: tuple[float, float, int | None]
 ) -> dict[str, Any]:
     """The sequential stage's allocation, stops and answer depths: K_SEQUENTIAL answers per prompt and side, up to
     K_FIXED where a hypothesis's prompts run short (`Depth`, as the stage reads it: its static bar H/q)."""
     start = time.perf_counter()
+    min_effect, futility_alpha, most = variant
     n_hyp = a.shape[1]
     order = np.array([int(pid) for pid in round_order([str(i) for i in range(N_PROMPTS)], seed)])
     scoped = [order[scope_mask(h, groups)[order]] for h in range(n_hyp)]
@@ -236,7 +238,7 @@ def sequential(
     read: list[list[int]] = [[] for _ in range(n_hyp)]  # the depth each seen prompt was read at
     pairs: list[list[np.ndarray]] = [[] for _ in range(n_hyp)]
     depth, held = [K_SEQUENTIAL] * n_hyp, np.zeros(N_PROMPTS, dtype=int)
-    ends = Rounds(FIRST, GROWTH).boundaries(N_PROMPTS)
+    ends = Rounds(FIRST, GROWTH, most=most).boundaries(N_PROMPTS)
     used, calls = np.zeros(n_hyp, dtype=int), 0
     for number, end in enumerate(ends, start=1):
         live = [h for h in range(n_hyp) if h not in outcomes or outcomes[h].reason == "live"]
@@ -306,7 +308,7 @@ def summarize(outcomes: list[dict[str, Any]], effects: dict[int, float]) -> dict
 def markdown(results: dict[str, Any]) -> str:
     s, effects = results["summary"], results["effects"]
     modes = list(s)
-    names = [f"sequential, min_effect {m.split()[1]}, futility {m.split()[2]}" for m in modes[1:]]
+    names = [_variant(m) for m in modes[1:]]
     header = " | ".join(["fixed", *names])
     lines = [
         f"{results['parameters']['repetitions']} repetitions, {N_PROMPTS:,} prompts, 100 hypotheses (10 real), "
@@ -320,12 +322,19 @@ def markdown(results: dict[str, Any]) -> str:
         _row("false discoveries / nulls", [f"{s[m]['false_discoveries']} / {s[m]['nulls_tested']}" for m in modes]),
         _row("nulls stopped as futile", ["–"] + [f"{s[m]['futile_share_of_nulls']:.2f}" for m in modes[1:]]),
         _row("prompts answered (deeper than 1)", ["20,000 (all 4)"] + [_answered(s[m]) for m in modes[1:]]),
+        _row("rounds", ["1"] + [f"{s[m]['rounds']:.1f}" for m in modes[1:]]),
         _row("time per repetition (s)", [f"{s[m]['seconds_per_rep']:.2f}" for m in modes]),
     ]
     for h in sorted(effects, key=lambda k: effects[k]):
         scope = "all prompts" if scope_of(int(h)) is None else "one group"
         lines.append(_row(f"power, effect {effects[h]:.3f} ({scope})", [f"{s[m]['power'][h]:.2f}" for m in modes]))
     return "\n".join(lines)
+
+
+def _variant(mode: str) -> str:
+    _, min_effect, futility, most = mode.split()
+    rounds = "rounds growing" if most == "None" else f"rounds ≤ {most}"
+    return f"sequential, min_effect {min_effect}, futility {futility}, {rounds}"
 
 
 def _answered(entry: dict[str, Any]) -> str:

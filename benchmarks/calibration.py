@@ -160,7 +160,7 @@ def main() -> None:
             "power_shifts": SHIFTS,
             "sequential": {
                 "prompts": SEQ_PROMPTS,
-                "rounds": {"first": SEQ_ROUNDS.first, "growth": SEQ_ROUNDS.growth},
+                "rounds": {"first": SEQ_ROUNDS.first, "growth": SEQ_ROUNDS.growth, "most": SEQ_ROUNDS.most},
                 "min_effect": SEQ_MIN_EFFECT,
                 "q": SEQ_Q,
                 "family": SEQ_FAMILY,
@@ -1224,7 +1224,7 @@ def timing(seed: int) -> list[dict]:
 # --- 11. sequential (anytime-valid) validation -------------------------------------------------
 
 SEQ_PROMPTS = 1000  # the validation split a hypothesis may use up: rounds end at 16, 40, 76, 130, ..., 1000
-SEQ_ROUNDS = Rounds(16, 1.5)  # validate.first_round and validate.growth defaults
+SEQ_ROUNDS = Rounds(16, 1.5, most=128)  # validate.first_round, validate.growth and validate.max_round defaults
 SEQ_MIN_EFFECT = 0.1  # validate.min_effect default (standard deviations of d, as the stage reads it)
 SEQ_FUTILITY = 0.2  # validate.futility_alpha default
 SEQ_CHUNK = 250  # data sets drawn at once: bounded memory at 1000 prompts x 8 answers

@@ -3,6 +3,7 @@ accounting, budget stops, resumption after kill -9 mid-round, corpus mode."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from lmdelta import pipeline
 from lmdelta.config import load_config
 from lmdelta.errors import StageError
 from lmdelta.rundir import RunDir, read_jsonl
+from lmdelta.validate.sequential import Rounds
 
 SEQUENTIAL = ("validate.mode=sequential",)
 
@@ -104,6 +106,27 @@ def test_switching_modes_reuses_every_answer(runs, tmp_path):
     back = run(config, seq.root, *SEQUENTIAL).load_manifest()
     assert back.stages["generate"].counts["a"]["generated"] == 0
     assert back.stages["validate"].counts["sequential"]["prompts_answered"] > 0
+
+
+def test_rounds_give_at_most_max_round_new_prompts_and_status_says_how_far(runs, tmp_path):
+    """Each round's line records how far into its scope an undecided hypothesis has read; validate.max_round
+    (default 128, past these scopes) bounds the new prompts a round, so a small one replays the same answers in
+    more, smaller rounds."""
+    config, seq, _ = runs
+    n_validation = sum(p["split"] == "validation" for p in rows(seq.stage_file("prompts", "prompts.jsonl")))
+    reach = [r["scope_prompts"] for r in rows(seq.stage_file("validate", "rounds.jsonl"))]
+    assert reach == Rounds(16, 1.5, most=128).boundaries(n_validation)[: len(reach)]
+    copy = tmp_path / "copy"
+    shutil.copytree(seq.root, copy)
+    small = run(config, copy, *SEQUENTIAL, "validate.max_round=8")
+    reach = [r["scope_prompts"] for r in rows(small.stage_file("validate", "rounds.jsonl"))]
+    assert reach == Rounds(16, 1.5, most=8).boundaries(n_validation)[: len(reach)] and len(reach) > 2
+    assert reach[:3] == [8, 16, 24]
+    output = subprocess.run(
+        [sys.executable, "-m", "lmdelta", "status", str(copy)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "validation round 2 (up to 16 prompts a hypothesis):" in output
+    assert '<th scope="col" class="n">prompts a hypothesis</th>' in small.report_path.read_text()
 
 
 def test_online_primary_decides_by_e_lond(tmp_path):
@@ -200,7 +223,7 @@ def test_status_and_report_show_the_rounds_and_the_spending(runs):
     output = subprocess.run(
         [sys.executable, "-m", "lmdelta", "status", str(seq.root)], capture_output=True, text=True, check=True
     ).stdout
-    assert "validation round 1:" in output and "judge calls" in output
+    assert "validation round 1 (up to 16 prompts a hypothesis):" in output and "judge calls" in output
     html = seq.report_path.read_text()
     assert "Validation rounds" in html and "(hypothesis, text) pairs judged" in html and "e-BH" in html
     fixed_html = fixed.report_path.read_text()

@@ -16,6 +16,15 @@ def test_rounds_grow_geometrically_up_to_the_cap():
         Rounds(0)
 
 
+def test_rounds_stop_growing_at_most_new_prompts_a_round():
+    assert Rounds(16, 1.5, most=30).boundaries(200) == [16, 40, 70, 100, 130, 160, 190, 200]
+    assert Rounds(16, 1.5, cap=50, most=30).boundaries(200) == [16, 40, 50]
+    assert Rounds(16, 2.0, most=8).boundaries(20) == [8, 16, 20]  # the first round too
+    assert Rounds(16, 1.5, most=10**6).boundaries(300) == Rounds(16, 1.5).boundaries(300)
+    with pytest.raises(ValueError):
+        Rounds(16, 1.5, most=0)
+
+
 def test_a_clear_difference_stops_early_and_a_null_one_does_not_reject():
     rng = np.random.default_rng(2)
     real = np.clip(rng.normal(0.5, 0.2, size=400), -1, 1)

@@ -477,8 +477,9 @@ def _print_status(run_dir: Path) -> None:
     if line:
         _say(f"  {line}")
     for row in validation_rounds(rd):
+        reach = f" (up to {row['reach']} prompts a hypothesis)" if row["reach"] is not None else ""
         _say(
-            f"  validation round {row['round']}: {row['prompts']} prompts answered, {row['tokens']} tokens, "
+            f"  validation round {row['round']}{reach}: {row['prompts']} prompts answered, {row['tokens']} tokens, "
             f"{row['judge_calls']} judge calls; {row['standing']}"
         )
     usage = manifest.llm_usage

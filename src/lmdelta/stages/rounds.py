@@ -1,22 +1,22 @@
 """The validate stage in sequential mode (validate.mode = sequential): validation in rounds.
 
 Each hypothesis reads the validation prompts of its scope in one seeded order fixed in advance
-(validate.sequential.round_order). Round r gives every hypothesis still undecided the first n_r
-prompts of its scope (n_1 = validate.first_round, then × validate.growth, at most
-validate.max_prompts); only the prompts some undecided hypothesis needs are answered (both sides,
-appended to this stage's own answer store, keyed like generate's) and embedded, and only their texts
-are judged for the hypotheses that need them. A hypothesis takes validate.answers_per_prompt answers
-a side from each of its prompts, and more (up to validate.max_answers_per_prompt) for its next
-prompts when its scope has too few left for the evidence it still needs (validate.sequential.Depth);
-it reads only the first answers it asked for, whatever depth other hypotheses asked of a prompt.
-After each round a hypothesis's betting e-process and confidence sequence decide whether it stops:
-rejected, futile, at its cap, or out of prompts (validate.sequential.assess). A decided hypothesis
-costs nothing more.
+(validate.sequential.round_order). Round r gives every hypothesis still undecided the first n_r prompts
+of its scope (n_1 = validate.first_round, then × validate.growth but at most validate.max_round new ones
+a round, at most validate.max_prompts in all); only the prompts some undecided hypothesis needs are
+answered (both sides, appended to this stage's own answer store, keyed like generate's) and embedded,
+and only their texts are judged for the hypotheses that need them. A hypothesis takes
+validate.answers_per_prompt answers a side from each of its prompts, and more (up to
+validate.max_answers_per_prompt) for its next prompts when its scope has too few left for the evidence
+it still needs (validate.sequential.Depth); it reads only the first answers it asked for, whatever depth
+other hypotheses asked of a prompt. After each round a hypothesis's betting e-process and confidence
+sequence decide whether it stops: rejected, futile, at its cap, or out of prompts
+(validate.sequential.assess). A decided hypothesis costs nothing more.
 
-Resumable: answers are appended batch by batch, vectors and LLM verdicts are cached, and a rerun
-replays the rounds from the stored answers (the same seeded order gives the same decisions), so
-nothing is generated or paid twice. A budget (budget.generated_tokens, budget.judge_calls) stops
-the stage before the round that would pass it; raising it resumes.
+Resumable: answers are appended batch by batch, vectors and LLM verdicts are cached, and a rerun replays
+the rounds from the stored answers (the same seeded order gives the same decisions), so nothing is
+generated or paid twice. A budget (budget.generated_tokens, budget.judge_calls) stops the stage before
+the round that would pass it; raising it resumes.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ class Loop:
             pairs = comparisons(self.answers.pair(self.bank, self.groups), self.config)
             for fam in families:
                 self.step(fam, pair=pairs[fam.name], number=number, end=end, last=number == len(boundaries))
-            self.record(number, families)
+            self.record(number, end, families)
             meter.update(number)
 
     def give(self, families: list[Family], end: int) -> int:
@@ -262,7 +262,7 @@ class Loop:
     def boundaries(self, families: list[Family]) -> list[int]:
         largest = max((len(self.scope(h)) for fam in families for h in fam.hypotheses), default=0)
         section = self.config.validate
-        return Rounds(section.first_round, section.growth, section.max_prompts).boundaries(largest)
+        return Rounds(section.first_round, section.growth, section.max_prompts, section.max_round).boundaries(largest)
 
     def step(self, fam: Family, pair: PairData, number: int, end: int, last: bool) -> None:
         """Judge the texts the family's undecided hypotheses need this round, then assess each."""
@@ -370,10 +370,12 @@ class Loop:
             counts[m] = counts.get(m, 0) + 1
         return {str(m): counts[m] for m in sorted(counts)}
 
-    def record(self, number: int, families: list[Family]) -> None:
-        """One line per round: what was answered and judged so far and where the hypotheses stand."""
+    def record(self, number: int, end: int, families: list[Family]) -> None:
+        """One line per round: how far into its scope an undecided hypothesis has read, what was answered and
+        judged so far, and where the hypotheses stand."""
         row: dict[str, Any] = {
             "round": number,
+            "scope_prompts": end,
             "prompts_answered": len(self.answers.answered),
             "answers_per_prompt": self.depths(),
             "tokens_generated": dict(self.answers.tokens),

@@ -36,23 +36,29 @@ Reason = Literal["rejected", "futile", "cap", "exhausted", "live"]
 
 @dataclass(frozen=True)
 class Rounds:
-    """Round sizes in prompts: `first`, then each round `growth` times the previous, up to `cap` prompts
-    in all (None: every prompt there is)."""
+    """Round sizes in prompts: `first`, then each round `growth` times the previous but at most `most` (None: no
+    limit), up to `cap` prompts in all (None: every prompt there is).
+
+    `most` bounds the overshoot: a hypothesis whose futility bound is crossed early in a round has been given the
+    rest of that round's prompts all the same, and a group is answered until its slowest hypothesis stops, so
+    rounds that grow without limit pay up to `growth` − 1 of a group's prompts past the last decision."""
 
     first: int = 16
     growth: float = 2.0
     cap: int | None = None
+    most: int | None = None
 
     def __post_init__(self) -> None:
-        if self.first < 1 or self.growth < 1.0 or (self.cap is not None and self.cap < 1):
-            raise ValueError("rounds need first >= 1, growth >= 1 and cap >= 1")
+        if self.first < 1 or self.growth < 1.0 or any(n is not None and n < 1 for n in (self.cap, self.most)):
+            raise ValueError("rounds need first >= 1, growth >= 1, cap >= 1 and most >= 1")
 
     def boundaries(self, available: int) -> list[int]:
         """Cumulative prompt counts at the end of each round."""
         limit = available if self.cap is None else min(available, self.cap)
         ends, size, total = [], float(self.first), 0
         while total < limit:
-            total = min(limit, total + max(1, int(round(size))))
+            step = max(1, int(round(size)))
+            total = min(limit, total + (step if self.most is None else min(step, self.most)))
             ends.append(total)
             size *= self.growth
         return ends
