@@ -21,6 +21,12 @@ def test_rounds_stop_growing_at_most_new_prompts_a_round():
     assert Rounds(16, 1.5, cap=50, most=30).boundaries(200) == [16, 40, 50]
     assert Rounds(16, 2.0, most=8).boundaries(20) == [8, 16, 20]  # the first round too
     assert Rounds(16, 1.5, most=10**6).boundaries(300) == Rounds(16, 1.5).boundaries(300)
+    # past 16 × most prompts a round may take a sixteenth of those given: rounds stay few on a huge scope
+    ends = Rounds(16, 1.5, most=128).boundaries(2_000_000)
+    steps = np.diff([0, *ends])
+    assert all(step <= max(128, before // 16) for step, before in zip(steps, [0, *ends]))
+    assert ends[:19] == Rounds(16, 1.5, most=128).boundaries(2_000)[:19] and ends[19:21] == [2_125, 2_257]
+    assert len(ends) < 150
     with pytest.raises(ValueError):
         Rounds(16, 1.5, most=0)
 

@@ -279,10 +279,11 @@ class ValidateConfig(Section, Seeded):
     """Sequential: each round gives every undecided hypothesis this many times the prompts of the last."""
     max_round: int | None = Field(default=128, ge=1)
     (
-        "Sequential: at most this many new in-scope prompts per hypothesis in one round (unset: rounds keep growing). "
-        "A group is answered until its slowest hypothesis stops, and a round's prompts are answered whole, so "
-        "smaller late rounds spend fewer tokens past the last decision (at 20,000 prompts: 7.4× fewer tokens than "
-        "the fixed protocol against 6.6× without it, the same power) for more rounds, i.e. smaller generation batches."
+        "Sequential: at most this many new in-scope prompts per hypothesis in one round, or a sixteenth of those it "
+        "has been given once that is more (unset: rounds keep growing). A group is answered until its slowest "
+        "hypothesis stops, and a round's prompts are answered whole, so smaller late rounds spend fewer tokens past "
+        "the last decision (at 20,000 prompts: 7.4× fewer tokens than the fixed protocol against 6.6× without it, "
+        "the same power) for more rounds, i.e. smaller generation batches."
     )
     max_prompts: int | None = Field(default=None, ge=2)
     """Sequential: at most this many in-scope prompts per hypothesis (unset: the whole validation split)."""

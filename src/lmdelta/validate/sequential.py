@@ -36,12 +36,15 @@ Reason = Literal["rejected", "futile", "cap", "exhausted", "live"]
 
 @dataclass(frozen=True)
 class Rounds:
-    """Round sizes in prompts: `first`, then each round `growth` times the previous but at most `most` (None: no
-    limit), up to `cap` prompts in all (None: every prompt there is).
+    """Round sizes in prompts: `first`, then each round `growth` times the previous but at most `most` new ones
+    (None: no limit) or a sixteenth of those already given, whichever is more, up to `cap` prompts in all (None:
+    every prompt there is).
 
     `most` bounds the overshoot: a hypothesis whose futility bound is crossed early in a round has been given the
     rest of that round's prompts all the same, and a group is answered until its slowest hypothesis stops, so
-    rounds that grow without limit pay up to `growth` − 1 of a group's prompts past the last decision."""
+    rounds that grow without limit pay up to `growth` − 1 of a group's prompts past the last decision. The
+    sixteenth keeps the rounds few on a very large scope (past 2,048 prompts at `most` 128): each round reads
+    every answer so far, so rounds of a fixed size would cost time quadratic in the scope."""
 
     first: int = 16
     growth: float = 2.0
@@ -57,8 +60,9 @@ class Rounds:
         limit = available if self.cap is None else min(available, self.cap)
         ends, size, total = [], float(self.first), 0
         while total < limit:
-            step = max(1, int(round(size)))
-            total = min(limit, total + (step if self.most is None else min(step, self.most)))
+            if self.most is not None:
+                size = min(size, max(self.most, total // 16))
+            total = min(limit, total + max(1, int(round(size))))
             ends.append(total)
             size *= self.growth
         return ends
